@@ -1,0 +1,4 @@
+//! The `damocles-worker` and `damocles-manager` command lines: clap definitions, dispatch,
+//! table and JSON renderers and exit codes, so the binaries stay thin.
+//!
+//! **Boundary:** no sealing or protocol logic. Arrives with the worker admin issue.

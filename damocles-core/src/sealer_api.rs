@@ -1,0 +1,529 @@
+//! The sealer API the sealer plan calls on the manager (reference §7.2), as types in the
+//! Go wire shape (PascalCase, `[32]byte` as arrays of numbers, byte slices as base64, CIDs
+//! as `{"/": …}`, enums as integers), and the [`SectorManager`] trait with one method per
+//! call.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::failure::{Failure, FailureLevel};
+use crate::sector::{ActorId, SealProof, SectorId};
+
+/// Serde helpers for byte slices as base64 strings (Go's `[]byte`).
+pub mod base64_bytes {
+    use base64::Engine as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Serialises bytes as standard base64.
+    pub fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&base64::engine::general_purpose::STANDARD.encode(bytes))
+    }
+
+    /// Deserialises standard base64 into bytes.
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        base64::engine::general_purpose::STANDARD
+            .decode(text.as_bytes())
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// Serde helpers for 32-byte values as base64 strings (Go's `abi.Randomness`).
+pub mod base64_32 {
+    use serde::{Deserializer, Serializer};
+
+    /// Serialises 32 bytes as standard base64.
+    pub fn serialize<S: Serializer>(bytes: &[u8; 32], serializer: S) -> Result<S::Ok, S::Error> {
+        super::base64_bytes::serialize(bytes, serializer)
+    }
+
+    /// Deserialises standard base64 of exactly 32 bytes.
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<[u8; 32], D::Error> {
+        let bytes = super::base64_bytes::deserialize(deserializer)?;
+        let len = bytes.len();
+        bytes
+            .try_into()
+            .map_err(|_| serde::de::Error::custom(format!("expected 32 bytes, got {len}")))
+    }
+}
+
+/// A content identifier in the Go JSON shape `{"/": "baga…"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Cid {
+    /// The CID's string form.
+    #[serde(rename = "/")]
+    pub text: String,
+}
+
+/// What sectors a worker may take: `None` or an empty list means any.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AllocateSectorSpec {
+    /// Miners the worker seals for.
+    pub allowed_miners: Option<Vec<ActorId>>,
+    /// Proof types the worker seals.
+    pub allowed_proof_types: Option<Vec<SealProof>>,
+}
+
+/// A sector the manager allocated to a thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AllocatedSector {
+    /// The sector.
+    #[serde(rename = "ID")]
+    pub id: SectorId,
+    /// The proof type it is sealed with.
+    #[serde(rename = "ProofType")]
+    pub proof_type: SealProof,
+}
+
+/// Limits on the deals a sector takes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AcquireDealsSpec {
+    /// At most this many deals.
+    pub max_deals: Option<u64>,
+    /// Only if the deals fill at least this many bytes.
+    pub min_used_space: Option<u64>,
+}
+
+/// A piece as the manager describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PieceRef {
+    /// Padded size in bytes.
+    #[serde(rename = "Size")]
+    pub size: u64,
+    /// The piece CID.
+    #[serde(rename = "PieceCID")]
+    pub cid: Cid,
+}
+
+/// The deal a piece belongs to. A pledge (CC filler) piece has deal id and allocation id 0.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DealInfo {
+    /// The builtin market deal id.
+    #[serde(rename = "DealID")]
+    pub deal_id: u64,
+    /// The direct data onboarding allocation id.
+    #[serde(rename = "AllocationID")]
+    pub allocation_id: u64,
+    /// Unpadded payload size.
+    pub payload_size: u64,
+    /// Whether the deal is in the builtin market (else DDO).
+    pub is_builtin_market: bool,
+}
+
+/// A deal piece for a sector.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SectorPiece {
+    /// The piece.
+    pub piece: PieceRef,
+    /// Its deal.
+    pub deal_info: DealInfo,
+}
+
+impl SectorPiece {
+    /// Whether this is a pledge piece rather than a deal's.
+    pub fn is_pledge(&self) -> bool {
+        if self.deal_info.is_builtin_market {
+            self.deal_info.deal_id == 0
+        } else {
+            self.deal_info.allocation_id == 0
+        }
+    }
+}
+
+/// The sealing ticket: chain randomness at an epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ticket {
+    /// The randomness.
+    #[serde(rename = "Ticket", with = "base64_32")]
+    pub ticket: [u8; 32],
+    /// The epoch it was drawn at.
+    #[serde(rename = "Epoch")]
+    pub epoch: i64,
+}
+
+/// The interactive seed: chain randomness after the pre-commit landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Seed {
+    /// The randomness.
+    #[serde(rename = "Seed", with = "base64_32")]
+    pub seed: [u8; 32],
+    /// The epoch it was drawn at.
+    #[serde(rename = "Epoch")]
+    pub epoch: i64,
+}
+
+/// The answer to `WaitSeed`: a seed, or how long to wait for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct WaitSeedResp {
+    /// Whether the seed is not yet available and the worker should wait.
+    pub should_wait: bool,
+    /// Seconds to wait.
+    pub delay: i64,
+    /// The seed, once available.
+    pub seed: Option<Seed>,
+}
+
+/// What a pre-commit puts on chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PreCommitOnChainInfo {
+    /// The replica commitment.
+    pub comm_r: [u8; 32],
+    /// The data commitment.
+    pub comm_d: [u8; 32],
+    /// The ticket the replica was sealed with.
+    pub ticket: Ticket,
+}
+
+/// What a prove-commit puts on chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProofOnChainInfo {
+    /// The SNARK proof bytes.
+    #[serde(rename = "Proof", with = "base64_bytes")]
+    pub proof: Vec<u8>,
+}
+
+macro_rules! int_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $num:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name { $($(#[$vmeta])* $variant = $num),+ }
+
+        impl $name {
+            /// The wire integer.
+            pub fn as_i64(self) -> i64 { self as i64 }
+
+            /// The value of a wire integer, if it is one.
+            pub fn from_i64(value: i64) -> Option<Self> {
+                match value { $($num => Some($name::$variant),)+ _ => None }
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_i64(self.as_i64())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let value = i64::deserialize(deserializer)?;
+                Self::from_i64(value).ok_or_else(|| {
+                    serde::de::Error::custom(format!(concat!("unknown ", stringify!($name), " {}"), value))
+                })
+            }
+        }
+    };
+}
+
+int_enum! {
+    /// The manager's answer to a submission.
+    SubmitResult {
+        /// Not known.
+        Unknown = 0,
+        /// Accepted.
+        Accepted = 1,
+        /// Already submitted with the same content.
+        DuplicateSubmit = 2,
+        /// Already submitted with other content.
+        MismatchedSubmission = 3,
+        /// Refused.
+        Rejected = 4,
+        /// The sector's files are missing.
+        FilesMissed = 5,
+    }
+}
+
+int_enum! {
+    /// Where a submitted message stands on chain.
+    OnChainState {
+        /// Not known.
+        Unknown = 0,
+        /// Waiting to be sent.
+        Pending = 1,
+        /// Sent, not yet landed.
+        Packed = 2,
+        /// On chain.
+        Landed = 3,
+        /// The manager has no record of it.
+        NotFound = 4,
+        /// Failed; may be resubmitted.
+        Failed = 5,
+        /// Failed for good.
+        PermFailed = 6,
+        /// The sector should be aborted.
+        ShouldAbort = 7,
+    }
+}
+
+/// The answer to `SubmitPreCommit` and `SubmitProof`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SubmitResp {
+    /// The result.
+    pub res: SubmitResult,
+    /// Why, when not accepted.
+    pub desc: Option<String>,
+}
+
+/// The answer to `PollPreCommitState` and `PollProofState`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PollStateResp {
+    /// The state.
+    pub state: OnChainState,
+    /// Details.
+    pub desc: Option<String>,
+}
+
+/// Which worker thread a report comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct WorkerIdentifier {
+    /// The worker's instance name.
+    pub instance: String,
+    /// The thread's location.
+    pub location: String,
+}
+
+/// A state change in a report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct StateChange {
+    /// The state before.
+    pub prev: String,
+    /// The state after.
+    pub next: String,
+    /// The event, or `None`.
+    pub event: String,
+}
+
+/// A failure in a report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ReportFailure {
+    /// `Temporary`, `Permanent`, `Critical` or `Abort`.
+    pub level: String,
+    /// The message.
+    pub desc: String,
+}
+
+impl From<&Failure> for ReportFailure {
+    fn from(failure: &Failure) -> Self {
+        Self {
+            level: failure.level.report_name().to_owned(),
+            desc: failure.message.clone(),
+        }
+    }
+}
+
+/// The body of `ReportState`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ReportStateReq {
+    /// Who reports.
+    pub worker: WorkerIdentifier,
+    /// What changed.
+    pub state_change: StateChange,
+    /// What failed, if anything.
+    pub failure: Option<ReportFailure>,
+}
+
+/// The answer to `ReportState`: whether the manager has already finalized the sector.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SectorStateResp {
+    /// The sector.
+    #[serde(rename = "Id")]
+    pub id: SectorId,
+    /// Whether the manager finalized or aborted it; the worker then drops it.
+    #[serde(rename = "Finalized")]
+    pub finalized: bool,
+    /// Why it was aborted, if it was.
+    #[serde(rename = "AbortReason")]
+    pub abort_reason: Option<String>,
+}
+
+/// A persistent store the manager knows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct StoreBasicInfo {
+    /// The store's instance name.
+    pub name: String,
+    /// Its path.
+    pub path: String,
+    /// Free-form metadata.
+    #[serde(default)]
+    pub meta: BTreeMap<String, String>,
+}
+
+/// What went wrong calling the manager.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ManagerErrorKind {
+    /// The manager does not know the sector (JSON-RPC code 11001): abort it.
+    SectorStateNotFound,
+    /// The manager could not be reached or answered garbage: retry.
+    Transport,
+    /// The manager answered with another error code: retry.
+    Remote {
+        /// The JSON-RPC error code.
+        code: i64,
+    },
+}
+
+/// An error from a [`SectorManager`] call.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ManagerError {
+    /// What kind of error.
+    pub kind: ManagerErrorKind,
+    /// What happened.
+    pub message: String,
+}
+
+/// The JSON-RPC error code the manager uses for an unknown sector.
+pub const SECTOR_STATE_NOT_FOUND_CODE: i64 = 11001;
+
+impl ManagerError {
+    /// A sector-state-not-found error.
+    pub fn sector_not_found(message: impl Into<String>) -> Self {
+        Self {
+            kind: ManagerErrorKind::SectorStateNotFound,
+            message: message.into(),
+        }
+    }
+
+    /// A transport error.
+    pub fn transport(message: impl Into<String>) -> Self {
+        Self {
+            kind: ManagerErrorKind::Transport,
+            message: message.into(),
+        }
+    }
+
+    /// A remote error with a code.
+    pub fn remote(code: i64, message: impl Into<String>) -> Self {
+        Self {
+            kind: ManagerErrorKind::Remote { code },
+            message: message.into(),
+        }
+    }
+
+    /// Whether the manager said it does not know the sector.
+    pub fn is_sector_not_found(&self) -> bool {
+        self.kind == ManagerErrorKind::SectorStateNotFound
+    }
+
+    /// The failure level of this error in a sealing step: abort for an unknown sector,
+    /// temporary for everything else (an outage is retried, not fatal).
+    pub fn level(&self) -> FailureLevel {
+        match self.kind {
+            ManagerErrorKind::SectorStateNotFound => FailureLevel::Abort,
+            ManagerErrorKind::Transport | ManagerErrorKind::Remote { .. } => {
+                FailureLevel::Temporary
+            }
+        }
+    }
+
+    /// This error as a classified failure, with the call's name as context.
+    pub fn into_failure(self, call: impl fmt::Display) -> Failure {
+        let context = match self.kind {
+            ManagerErrorKind::SectorStateNotFound => {
+                format!("{call}: from error code: sector state not found, with msg")
+            }
+            _ => format!("{call}: rpc error"),
+        };
+        Failure::new(self.level(), self.message).context(context)
+    }
+}
+
+/// The manager as the sealer plan sees it: one method per sealer API call.
+#[async_trait]
+pub trait SectorManager: Send + Sync {
+    /// `Venus.AllocateSector`: a new sector, or `None` when there is none to seal.
+    async fn allocate_sector(
+        &self,
+        spec: AllocateSectorSpec,
+    ) -> Result<Option<AllocatedSector>, ManagerError>;
+
+    /// `Venus.AcquireDeals`: the sector's deal pieces (`None`: CC).
+    async fn acquire_deals(
+        &self,
+        id: SectorId,
+        spec: AcquireDealsSpec,
+    ) -> Result<Option<Vec<SectorPiece>>, ManagerError>;
+
+    /// `Venus.AssignTicket`.
+    async fn assign_ticket(&self, id: SectorId) -> Result<Ticket, ManagerError>;
+
+    /// `Venus.SubmitPreCommit`; `reset` replaces an earlier submission.
+    async fn submit_pre_commit(
+        &self,
+        sector: AllocatedSector,
+        info: PreCommitOnChainInfo,
+        reset: bool,
+    ) -> Result<SubmitResp, ManagerError>;
+
+    /// `Venus.PollPreCommitState`.
+    async fn poll_pre_commit_state(&self, id: SectorId) -> Result<PollStateResp, ManagerError>;
+
+    /// `Venus.StoreReserveSpace`: a store among `candidates` with `size` bytes reserved.
+    async fn store_reserve_space(
+        &self,
+        id: SectorId,
+        size: u64,
+        candidates: Vec<String>,
+    ) -> Result<Option<StoreBasicInfo>, ManagerError>;
+
+    /// `Venus.StoreBasicInfo`: what the manager knows of a store.
+    async fn store_basic_info(
+        &self,
+        instance: String,
+    ) -> Result<Option<StoreBasicInfo>, ManagerError>;
+
+    /// `Venus.SubmitPersistedEx`: whether the files are provable in that store.
+    async fn submit_persisted(
+        &self,
+        id: SectorId,
+        instance: String,
+        is_upgrade: bool,
+    ) -> Result<bool, ManagerError>;
+
+    /// `Venus.WaitSeed`.
+    async fn wait_seed(
+        &self,
+        id: SectorId,
+        proof_type: SealProof,
+    ) -> Result<WaitSeedResp, ManagerError>;
+
+    /// `Venus.SubmitProof`; `reset` replaces an earlier submission.
+    async fn submit_proof(
+        &self,
+        id: SectorId,
+        info: ProofOnChainInfo,
+        reset: bool,
+    ) -> Result<SubmitResp, ManagerError>;
+
+    /// `Venus.PollProofState`.
+    async fn poll_proof_state(&self, id: SectorId) -> Result<PollStateResp, ManagerError>;
+
+    /// `Venus.ReportState`.
+    async fn report_state(
+        &self,
+        id: SectorId,
+        req: ReportStateReq,
+    ) -> Result<SectorStateResp, ManagerError>;
+
+    /// `Venus.ReportFinalized`.
+    async fn report_finalized(&self, id: SectorId) -> Result<(), ManagerError>;
+
+    /// `Venus.ReportAborted`.
+    async fn report_aborted(&self, id: SectorId, reason: String) -> Result<(), ManagerError>;
+}

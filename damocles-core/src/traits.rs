@@ -1,0 +1,167 @@
+//! The capabilities an embedder plugs together: [`SealingThread`], [`StateStore`],
+//! [`Reporter`] and [`AdminTransport`] (and [`crate::SectorManager`]). All are object-safe
+//! so they can be held as `Arc<dyn …>`.
+
+use async_trait::async_trait;
+
+use crate::record::SectorRecord;
+use crate::report::WorkerReport;
+use crate::state::{ParseStateError, PlanState};
+use crate::thread::ThreadInfo;
+
+/// What a pause did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PauseOutcome {
+    /// The thread is paused now.
+    Paused,
+    /// The thread is in a proof call; it pauses as soon as the call returns.
+    Requested,
+    /// The thread was already paused (or a pause was already pending); nothing changed.
+    AlreadyPaused,
+    /// A worker that only answers `true` (an original damocles worker) queued the pause.
+    Delivered,
+}
+
+/// What a resume did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case", tag = "outcome")]
+pub enum ResumeOutcome {
+    /// The thread runs again, at `state` when one was asked for, else re-running its
+    /// current state.
+    Resumed {
+        /// The state it resumed at, when one was asked for.
+        state: Option<PlanState>,
+    },
+    /// The thread was not paused; nothing changed.
+    NotPaused,
+}
+
+/// An admin call that did not happen. Nothing changed on the worker.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AdminError {
+    /// No thread has that index.
+    #[error("worker #{index} not found")]
+    ThreadNotFound {
+        /// The index asked for.
+        index: u64,
+    },
+    /// The state is not one the thread's plan accepts.
+    #[error(transparent)]
+    InvalidState(#[from] ParseStateError),
+    /// The worker could not be reached.
+    #[error("cannot reach worker at {address}: {reason}")]
+    Unreachable {
+        /// The address tried.
+        address: String,
+        /// Why, in words a person can act on.
+        reason: String,
+    },
+    /// The worker refused the credentials.
+    #[error("worker at {address} refused the call: {reason}")]
+    Unauthorized {
+        /// The address tried.
+        address: String,
+        /// What it said.
+        reason: String,
+    },
+    /// The worker answered with an error this client has no kind for.
+    #[error("worker answered error {code}: {message}")]
+    Remote {
+        /// The JSON-RPC error code.
+        code: i64,
+        /// Its message.
+        message: String,
+    },
+    /// The worker is shutting down or broke internally.
+    #[error("worker internal error: {0}")]
+    Internal(String),
+}
+
+impl AdminError {
+    /// Whether the index was out of range.
+    pub fn is_thread_not_found(&self) -> bool {
+        matches!(self, AdminError::ThreadNotFound { .. })
+    }
+
+    /// Whether the state was refused.
+    pub fn is_invalid_state(&self) -> bool {
+        matches!(self, AdminError::InvalidState(_))
+    }
+
+    /// Whether the worker could not be reached.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, AdminError::Unreachable { .. })
+    }
+
+    /// Whether credentials were refused.
+    pub fn is_unauthorized(&self) -> bool {
+        matches!(self, AdminError::Unauthorized { .. })
+    }
+}
+
+/// One sealing thread as its owner and the admin API see it.
+pub trait SealingThread: Send + Sync {
+    /// The index `list` shows and `pause`/`resume` take.
+    fn index(&self) -> usize;
+
+    /// A snapshot of what `worker list` shows for this thread.
+    fn info(&self) -> ThreadInfo;
+
+    /// Pauses the thread. Idempotent.
+    fn pause(&self) -> PauseOutcome;
+
+    /// Resumes a paused thread, optionally at `state` (validated for the thread's plan).
+    fn resume(&self, state: Option<&str>) -> Result<ResumeOutcome, AdminError>;
+}
+
+/// A store failure, naming where.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("state store {location}: {message}")]
+pub struct StoreError {
+    /// The store (a database file path for on-disk stores).
+    pub location: String,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// Where a thread keeps its sector record. A save is durable when it returns.
+#[async_trait]
+pub trait StateStore: Send + Sync {
+    /// The saved record, if any.
+    async fn load(&self) -> Result<Option<SectorRecord>, StoreError>;
+
+    /// Replaces the saved record.
+    async fn save(&self, record: &SectorRecord) -> Result<(), StoreError>;
+
+    /// Removes the saved record (the sector is finished or dropped).
+    async fn clear(&self) -> Result<(), StoreError>;
+}
+
+/// A report that could not be delivered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("report not delivered: {0}")]
+pub struct ReportError(pub String);
+
+/// Where a worker sends its periodic report (the manager, over `Venus.WorkerPing`).
+#[async_trait]
+pub trait Reporter: Send + Sync {
+    /// Sends one report.
+    async fn report(&self, report: &WorkerReport) -> Result<(), ReportError>;
+}
+
+/// The admin API of one worker, local or remote.
+#[async_trait]
+pub trait AdminTransport: Send + Sync {
+    /// Every thread, in index order.
+    async fn list(&self) -> Result<Vec<ThreadInfo>, AdminError>;
+
+    /// Pauses thread `index`.
+    async fn pause(&self, index: u64) -> Result<PauseOutcome, AdminError>;
+
+    /// Resumes thread `index`, optionally at the state named `state`.
+    async fn resume(&self, index: u64, state: Option<String>) -> Result<ResumeOutcome, AdminError>;
+
+    /// The worker's version string.
+    async fn version(&self) -> Result<String, AdminError>;
+}
