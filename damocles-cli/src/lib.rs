@@ -2,3 +2,5 @@
 //! table and JSON renderers and exit codes, so the binaries stay thin.
 //!
 //! **Boundary:** no sealing or protocol logic. Arrives with the worker admin issue.
+
+pub mod seal_bench;

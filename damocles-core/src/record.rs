@@ -26,7 +26,7 @@ pub struct Opaque(#[serde(with = "crate::sealer_api::base64_bytes")] pub Vec<u8>
 pub struct AddedPiece {
     /// The piece commitment (comm_p).
     pub commitment: [u8; 32],
-    /// The padded size in bytes.
+    /// The unpadded size in bytes.
     pub size: u64,
 }
 

@@ -1,1 +1,24 @@
-//! damocles-sealing
+//! The damocles-rs worker runtime and its proof backend.
+//!
+//! [`proofs`] runs each sealing step for real through `filecoin-proofs-api` (blocking
+//! calls, every error classified into a failure level where it is called); [`params`]
+//! finds and, for test sizes, generates the Groth parameters; [`paths`] lays out a
+//! sector's files under a thread's location.
+//!
+//! **Boundary:** knows nothing of HTTP or JSON-RPC. Build with the `cuda` or `opencl`
+//! feature to run C2 on a GPU; the default build is CPU-only.
+
+mod control;
+pub mod limits;
+pub mod mock_chain;
+pub mod options;
+pub mod params;
+pub mod paths;
+pub mod proofs;
+pub mod store;
+pub mod thread;
+pub mod worker;
+
+pub use options::SealingOptions;
+pub use thread::{AttachedStore, ThreadContext};
+pub use worker::{ThreadHandle, Worker};

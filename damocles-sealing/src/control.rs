@@ -1,0 +1,312 @@
+//! The control block shared by a sealing thread and those who manage it: what `list`
+//! shows, and the pause and resume requests.
+//!
+//! Pause takes effect at once in any wait (slot, retry sleep, polling, idle); during a
+//! proof call it is recorded as requested and applied when the call has returned and its
+//! result is persisted.
+
+use std::future::Future;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use damocles_core::{
+    AdminError, PauseOutcome, Plan, PlanState, ResumeOutcome, Stage, ThreadInfo, ThreadState,
+};
+use tokio::sync::Notify;
+
+/// What the thread is doing, with the instant it started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Activity {
+    Idle,
+    Running { proc: Option<String> },
+    Waiting,
+    Paused,
+}
+
+#[derive(Debug)]
+pub(crate) struct ControlState {
+    pub location: String,
+    pub plan: Plan,
+    pub job_id: Option<String>,
+    pub job_state: Option<PlanState>,
+    pub job_stage: Option<Stage>,
+    pub activity: Activity,
+    pub since: Instant,
+    pub last_error: Option<String>,
+    /// Paused, or pausing: the thread must stop at its next wait.
+    pub paused: bool,
+    /// A pause asked for during a proof call.
+    pub pause_requested: bool,
+    pub in_proof_call: bool,
+    /// A resume waiting to be picked up by the thread, with its state.
+    pub resume: Option<Option<PlanState>>,
+    pub stopping: bool,
+}
+
+/// The shared control block of one thread.
+#[derive(Debug)]
+pub struct Control {
+    index: usize,
+    state: Mutex<ControlState>,
+    notify: Notify,
+}
+
+/// A wait that was cut short.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Interrupt {
+    /// The thread was paused.
+    Paused,
+    /// The worker is shutting down.
+    Stopping,
+}
+
+impl Control {
+    pub(crate) fn new(index: usize, location: String, plan: Plan) -> Self {
+        Self {
+            index,
+            state: Mutex::new(ControlState {
+                location,
+                plan,
+                job_id: None,
+                job_state: None,
+                job_stage: None,
+                activity: Activity::Idle,
+                since: Instant::now(),
+                last_error: None,
+                paused: false,
+                pause_requested: false,
+                in_proof_call: false,
+                resume: None,
+                stopping: false,
+            }),
+            notify: Notify::new(),
+        }
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, ControlState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn changed(&self) {
+        self.notify.notify_waiters();
+    }
+
+    /// The thread's index.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// What `worker list` shows for the thread.
+    pub fn info(&self) -> ThreadInfo {
+        let s = self.lock();
+        let elapsed = s.since.elapsed().as_secs();
+        let thread_state = match &s.activity {
+            Activity::Idle => ThreadState::Idle,
+            Activity::Paused => ThreadState::Paused { elapsed },
+            Activity::Waiting => ThreadState::Waiting { elapsed },
+            Activity::Running { proc } => ThreadState::Running {
+                elapsed,
+                proc: proc.clone(),
+            },
+        };
+        ThreadInfo {
+            index: self.index,
+            location: s.location.clone(),
+            plan: s.plan,
+            job_id: s.job_id.clone(),
+            job_state: s.job_state,
+            job_stage: s.job_stage,
+            thread_state,
+            last_error: s.last_error.clone(),
+            pause_requested: s.pause_requested,
+        }
+    }
+
+    /// Pauses the thread (idempotent).
+    pub fn pause(&self) -> PauseOutcome {
+        let outcome = {
+            let mut s = self.lock();
+            if s.paused || s.pause_requested {
+                PauseOutcome::AlreadyPaused
+            } else if s.in_proof_call {
+                s.pause_requested = true;
+                PauseOutcome::Requested
+            } else {
+                s.paused = true;
+                s.activity = Activity::Paused;
+                s.since = Instant::now();
+                PauseOutcome::Paused
+            }
+        };
+        self.changed();
+        outcome
+    }
+
+    /// Resumes a paused thread, optionally at `state` (checked against its plan).
+    pub fn resume(&self, state: Option<&str>) -> Result<ResumeOutcome, AdminError> {
+        let outcome = {
+            let mut s = self.lock();
+            let target = state.map(|name| s.plan.parse_state(name)).transpose()?;
+            if !s.paused || s.resume.is_some() {
+                return Ok(ResumeOutcome::NotPaused);
+            }
+            // Shown as resumed at once; the thread picks the request up at its next check.
+            s.resume = Some(target);
+            s.paused = false;
+            s.last_error = None;
+            s.activity = Activity::Idle;
+            s.since = Instant::now();
+            ResumeOutcome::Resumed { state: target }
+        };
+        self.changed();
+        Ok(outcome)
+    }
+
+    pub(crate) fn set_activity(&self, activity: Activity) {
+        let mut s = self.lock();
+        if s.paused {
+            return;
+        }
+        if s.activity != activity {
+            s.activity = activity;
+            s.since = Instant::now();
+        }
+    }
+
+    /// Whether the thread must stop and wait for (or pick up) a resume.
+    pub(crate) fn must_wait(&self) -> bool {
+        let s = self.lock();
+        s.paused || s.resume.is_some()
+    }
+
+    pub(crate) fn stop(&self) {
+        self.lock().stopping = true;
+        self.changed();
+    }
+
+    pub(crate) fn interrupt(&self) -> Option<Interrupt> {
+        let s = self.lock();
+        if s.stopping {
+            Some(Interrupt::Stopping)
+        } else if s.paused {
+            Some(Interrupt::Paused)
+        } else {
+            None
+        }
+    }
+
+    /// Waits until the thread is paused or stopping.
+    pub(crate) async fn interrupted(&self) -> Interrupt {
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(interrupt) = self.interrupt() {
+                return interrupt;
+            }
+            notified.await;
+        }
+    }
+
+    /// Runs `future` unless the thread is paused or stopped first.
+    pub(crate) async fn interruptible<T>(
+        &self,
+        future: impl Future<Output = T>,
+    ) -> Result<T, Interrupt> {
+        tokio::select! {
+            biased;
+            interrupt = self.interrupted() => Err(interrupt),
+            value = future => Ok(value),
+        }
+    }
+
+    /// Sleeps unless interrupted.
+    pub(crate) async fn sleep(&self, duration: Duration) -> Result<(), Interrupt> {
+        if let Some(interrupt) = self.interrupt() {
+            return Err(interrupt);
+        }
+        if duration.is_zero() {
+            return Ok(());
+        }
+        self.interruptible(tokio::time::sleep(duration)).await
+    }
+
+    /// Marks the start of a proof call: a pause now is only requested.
+    pub(crate) fn enter_proof_call(&self, proc: &str) {
+        let mut s = self.lock();
+        s.in_proof_call = true;
+        s.activity = Activity::Running {
+            proc: Some(proc.to_owned()),
+        };
+        s.since = Instant::now();
+    }
+
+    /// Marks the end of a proof call. A pause requested meanwhile stays requested until
+    /// [`Control::apply_requested_pause`], which the thread calls once the call's result is
+    /// persisted.
+    pub(crate) fn leave_proof_call_deferred(&self) {
+        let mut s = self.lock();
+        s.in_proof_call = false;
+        s.activity = Activity::Running { proc: None };
+    }
+
+    /// Turns a pause requested during a proof call into a pause.
+    pub(crate) fn apply_requested_pause(&self) {
+        {
+            let mut s = self.lock();
+            if !s.pause_requested || s.in_proof_call {
+                return;
+            }
+            s.pause_requested = false;
+            s.paused = true;
+            s.activity = Activity::Paused;
+            s.since = Instant::now();
+        }
+        self.changed();
+    }
+
+    /// Pauses the thread because of a failure.
+    pub(crate) fn pause_with_error(&self, error: Option<String>) {
+        {
+            let mut s = self.lock();
+            if !s.paused {
+                s.paused = true;
+                s.since = Instant::now();
+            }
+            s.activity = Activity::Paused;
+            s.pause_requested = false;
+            if error.is_some() {
+                s.last_error = error;
+            }
+        }
+        self.changed();
+    }
+
+    /// Waits while paused; returns the resume's state (`None`: re-run the current one), or
+    /// `Err` when stopping.
+    pub(crate) async fn wait_resume(&self) -> Result<Option<PlanState>, Interrupt> {
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let mut s = self.lock();
+                if s.stopping {
+                    return Err(Interrupt::Stopping);
+                }
+                if let Some(target) = s.resume.take() {
+                    return Ok(target);
+                }
+            }
+            notified.await;
+        }
+    }
+
+    pub(crate) fn set_job(&self, plan: Plan, job_id: Option<String>, job_state: Option<PlanState>) {
+        let mut s = self.lock();
+        s.plan = plan;
+        s.job_id = job_id;
+        s.job_state = job_state;
+        s.job_stage = job_state.map(|state| state.stage(plan));
+    }
+}

@@ -1,0 +1,464 @@
+//! The mock chain: an in-process [`SectorManager`] that stands in for the manager and the
+//! chain. It allocates sector numbers per miner, gives CC deals, random tickets and seeds,
+//! records every submission, answers polls, and **verifies every submitted proof** with
+//! `verify_seal` (an invalid proof is rejected). Tests can make calls fail to drive every
+//! failure path.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use damocles_core::sealer_api::{
+    AcquireDealsSpec, AllocateSectorSpec, AllocatedSector, ManagerError, OnChainState,
+    PollStateResp, PreCommitOnChainInfo, ProofOnChainInfo, ReportStateReq, SectorPiece,
+    SectorStateResp, Seed, StoreBasicInfo, SubmitResp, SubmitResult, Ticket, WaitSeedResp,
+};
+use damocles_core::{ActorId, PreCommitOutput, SealProof, SectorId, SectorManager};
+
+use crate::proofs::{self, SealIdentity, SealedSector};
+
+/// Where a sector stands on the mock chain.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub enum ChainSectorState {
+    /// Allocated to a worker.
+    Allocated,
+    /// Pre-committed.
+    PreCommitted,
+    /// Proven: the proof verified.
+    Proven,
+    /// The worker reported it finalized.
+    Finished,
+    /// Aborted, with the reason.
+    Aborted(String),
+}
+
+/// Everything the mock chain knows of a sector: enough to verify its proof independently.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainSector {
+    /// The sector.
+    pub id: SectorId,
+    /// Its proof type.
+    pub proof_type: SealProof,
+    /// The ticket handed out.
+    pub ticket: Option<Ticket>,
+    /// The accepted pre-commit.
+    pub pre_commit: Option<PreCommitOnChainInfo>,
+    /// The seed handed out.
+    pub seed: Option<Seed>,
+    /// The accepted (verified) proof.
+    pub proof: Option<Vec<u8>>,
+    /// The store the files were persisted to.
+    pub persisted: Option<String>,
+    /// The last state the worker reported.
+    pub reported_state: Option<String>,
+    /// Where it stands.
+    pub state: ChainSectorState,
+}
+
+/// Counters of what the chain was sent, for tests that check nothing is done twice.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChainCounters {
+    /// Sectors allocated.
+    pub allocated: u64,
+    /// Pre-commits accepted as new.
+    pub pre_commits_accepted: u64,
+    /// Pre-commits answered as duplicates.
+    pub pre_commits_duplicate: u64,
+    /// Proofs accepted (verified) as new.
+    pub proofs_accepted: u64,
+    /// Proofs answered as duplicates.
+    pub proofs_duplicate: u64,
+    /// Proofs rejected as invalid.
+    pub proofs_rejected: u64,
+}
+
+/// A sector manager call a fault can be set on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[allow(missing_docs)] // one variant per SectorManager method
+pub enum ChainCall {
+    AllocateSector,
+    AcquireDeals,
+    AssignTicket,
+    SubmitPreCommit,
+    PollPreCommitState,
+    StoreReserveSpace,
+    StoreBasicInfo,
+    SubmitPersisted,
+    WaitSeed,
+    SubmitProof,
+    PollProofState,
+    ReportState,
+    ReportFinalized,
+    ReportAborted,
+}
+
+#[derive(Debug, Default)]
+struct ChainState {
+    next_number: BTreeMap<ActorId, u64>,
+    sectors: BTreeMap<SectorId, ChainSector>,
+    counters: ChainCounters,
+    faults: HashMap<ChainCall, (usize, ManagerError)>,
+}
+
+/// The mock chain. Clones share state.
+#[derive(Debug, Clone)]
+pub struct MockChain {
+    miner: ActorId,
+    proof_type: SealProof,
+    state: Arc<Mutex<ChainState>>,
+}
+
+impl MockChain {
+    /// A chain that allocates sectors of `proof_type` for `miner`, numbered from 1.
+    pub fn new(miner: ActorId, proof_type: SealProof) -> Self {
+        Self {
+            miner,
+            proof_type,
+            state: Arc::default(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ChainState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Makes the next `times` calls of `call` fail with `error`.
+    pub fn fail_next(&self, call: ChainCall, times: usize, error: ManagerError) {
+        self.lock().faults.insert(call, (times, error));
+    }
+
+    /// Every sector the chain knows, by id.
+    pub fn sectors(&self) -> Vec<ChainSector> {
+        self.lock().sectors.values().cloned().collect()
+    }
+
+    /// One sector.
+    pub fn sector(&self, id: SectorId) -> Option<ChainSector> {
+        self.lock().sectors.get(&id).cloned()
+    }
+
+    /// What the chain was sent so far.
+    pub fn counters(&self) -> ChainCounters {
+        self.lock().counters
+    }
+
+    fn check_fault(&self, call: ChainCall) -> Result<(), ManagerError> {
+        let mut state = self.lock();
+        if let Some((remaining, error)) = state.faults.get_mut(&call) {
+            if *remaining > 0 {
+                *remaining -= 1;
+                return Err(error.clone());
+            }
+        }
+        Ok(())
+    }
+
+    fn with_sector<T>(
+        &self,
+        id: SectorId,
+        f: impl FnOnce(&mut ChainSector, &mut ChainCounters) -> T,
+    ) -> Result<T, ManagerError> {
+        let mut state = self.lock();
+        let ChainState {
+            sectors, counters, ..
+        } = &mut *state;
+        let sector = sectors.get_mut(&id).ok_or_else(|| {
+            ManagerError::sector_not_found(format!(
+                "error code 11001: sector state not found: {id}"
+            ))
+        })?;
+        Ok(f(sector, counters))
+    }
+}
+
+fn randomness() -> [u8; 32] {
+    let mut bytes: [u8; 32] = rand::random();
+    bytes[31] &= 0x3f;
+    bytes
+}
+
+fn allowed<T: PartialEq>(list: &Option<Vec<T>>, value: &T) -> bool {
+    list.as_ref()
+        .is_none_or(|l| l.is_empty() || l.contains(value))
+}
+
+fn submit_answer(res: SubmitResult, desc: Option<String>) -> SubmitResp {
+    SubmitResp { res, desc }
+}
+
+#[async_trait]
+impl SectorManager for MockChain {
+    async fn allocate_sector(
+        &self,
+        spec: AllocateSectorSpec,
+    ) -> Result<Option<AllocatedSector>, ManagerError> {
+        self.check_fault(ChainCall::AllocateSector)?;
+        if !allowed(&spec.allowed_miners, &self.miner)
+            || !allowed(&spec.allowed_proof_types, &self.proof_type)
+        {
+            return Ok(None);
+        }
+        let mut state = self.lock();
+        let next = state.next_number.entry(self.miner).or_insert(1);
+        let id = SectorId::new(self.miner, *next);
+        *next += 1;
+        state.counters.allocated += 1;
+        state.sectors.insert(
+            id,
+            ChainSector {
+                id,
+                proof_type: self.proof_type,
+                ticket: None,
+                pre_commit: None,
+                seed: None,
+                proof: None,
+                persisted: None,
+                reported_state: None,
+                state: ChainSectorState::Allocated,
+            },
+        );
+        Ok(Some(AllocatedSector {
+            id,
+            proof_type: self.proof_type,
+        }))
+    }
+
+    async fn acquire_deals(
+        &self,
+        id: SectorId,
+        _spec: AcquireDealsSpec,
+    ) -> Result<Option<Vec<SectorPiece>>, ManagerError> {
+        self.check_fault(ChainCall::AcquireDeals)?;
+        self.with_sector(id, |_, _| None)
+    }
+
+    async fn assign_ticket(&self, id: SectorId) -> Result<Ticket, ManagerError> {
+        self.check_fault(ChainCall::AssignTicket)?;
+        self.with_sector(id, |sector, _| {
+            *sector.ticket.get_or_insert(Ticket {
+                ticket: randomness(),
+                epoch: 100,
+            })
+        })
+    }
+
+    async fn submit_pre_commit(
+        &self,
+        sector: AllocatedSector,
+        info: PreCommitOnChainInfo,
+        reset: bool,
+    ) -> Result<SubmitResp, ManagerError> {
+        self.check_fault(ChainCall::SubmitPreCommit)?;
+        self.with_sector(sector.id, |entry, counters| match &entry.pre_commit {
+            Some(existing) if !reset && *existing == info => {
+                counters.pre_commits_duplicate += 1;
+                submit_answer(SubmitResult::DuplicateSubmit, None)
+            }
+            Some(_) if !reset => submit_answer(
+                SubmitResult::MismatchedSubmission,
+                Some("a different pre-commit was already submitted".into()),
+            ),
+            _ if entry.ticket.is_some_and(|t| t != info.ticket) => submit_answer(
+                SubmitResult::Rejected,
+                Some("the ticket is not the one assigned".into()),
+            ),
+            _ => {
+                entry.pre_commit = Some(info);
+                entry.state = ChainSectorState::PreCommitted;
+                counters.pre_commits_accepted += 1;
+                submit_answer(SubmitResult::Accepted, None)
+            }
+        })
+    }
+
+    async fn poll_pre_commit_state(&self, id: SectorId) -> Result<PollStateResp, ManagerError> {
+        self.check_fault(ChainCall::PollPreCommitState)?;
+        self.with_sector(id, |sector, _| PollStateResp {
+            state: if sector.pre_commit.is_some() {
+                OnChainState::Landed
+            } else {
+                OnChainState::NotFound
+            },
+            desc: None,
+        })
+    }
+
+    async fn store_reserve_space(
+        &self,
+        id: SectorId,
+        _size: u64,
+        candidates: Vec<String>,
+    ) -> Result<Option<StoreBasicInfo>, ManagerError> {
+        self.check_fault(ChainCall::StoreReserveSpace)?;
+        self.with_sector(id, |_, _| {
+            candidates.into_iter().next().map(|name| StoreBasicInfo {
+                path: name.clone(),
+                name,
+                meta: BTreeMap::new(),
+            })
+        })
+    }
+
+    async fn store_basic_info(
+        &self,
+        instance: String,
+    ) -> Result<Option<StoreBasicInfo>, ManagerError> {
+        self.check_fault(ChainCall::StoreBasicInfo)?;
+        Ok(Some(StoreBasicInfo {
+            path: instance.clone(),
+            name: instance,
+            meta: BTreeMap::new(),
+        }))
+    }
+
+    async fn submit_persisted(
+        &self,
+        id: SectorId,
+        instance: String,
+        _is_upgrade: bool,
+    ) -> Result<bool, ManagerError> {
+        self.check_fault(ChainCall::SubmitPersisted)?;
+        self.with_sector(id, |sector, _| {
+            sector.persisted = Some(instance);
+            true
+        })
+    }
+
+    async fn wait_seed(
+        &self,
+        id: SectorId,
+        _proof_type: SealProof,
+    ) -> Result<WaitSeedResp, ManagerError> {
+        self.check_fault(ChainCall::WaitSeed)?;
+        self.with_sector(id, |sector, _| {
+            if sector.pre_commit.is_none() {
+                return WaitSeedResp {
+                    should_wait: false,
+                    delay: 0,
+                    seed: None,
+                };
+            }
+            let seed = *sector.seed.get_or_insert(Seed {
+                seed: randomness(),
+                epoch: 200,
+            });
+            WaitSeedResp {
+                should_wait: false,
+                delay: 0,
+                seed: Some(seed),
+            }
+        })
+    }
+
+    async fn submit_proof(
+        &self,
+        id: SectorId,
+        info: ProofOnChainInfo,
+        reset: bool,
+    ) -> Result<SubmitResp, ManagerError> {
+        self.check_fault(ChainCall::SubmitProof)?;
+        let entry = self.with_sector(id, |sector, _| sector.clone())?;
+        if let Some(existing) = &entry.proof {
+            if !reset {
+                return self.with_sector(id, |_, counters| {
+                    if *existing == info.proof {
+                        counters.proofs_duplicate += 1;
+                        submit_answer(SubmitResult::DuplicateSubmit, None)
+                    } else {
+                        submit_answer(
+                            SubmitResult::MismatchedSubmission,
+                            Some("a different proof was already accepted".into()),
+                        )
+                    }
+                });
+            }
+        }
+        let (Some(pre_commit), Some(seed)) = (entry.pre_commit.clone(), entry.seed) else {
+            return Ok(submit_answer(
+                SubmitResult::Rejected,
+                Some("no pre-commit or seed for this sector".into()),
+            ));
+        };
+        let sealed = SealedSector {
+            id: SealIdentity {
+                proof: entry.proof_type,
+                sector: id,
+            },
+            ticket: pre_commit.ticket.ticket,
+            seed: seed.seed,
+            commitments: PreCommitOutput {
+                comm_r: pre_commit.comm_r,
+                comm_d: pre_commit.comm_d,
+            },
+            proof: info.proof.clone(),
+        };
+        // Verification is proof work: keep it off the async executor.
+        let verdict = tokio::task::spawn_blocking(move || proofs::verify(&sealed))
+            .await
+            .map_err(|e| ManagerError::remote(1, format!("verifier panicked: {e}")))?;
+        self.with_sector(id, |sector, counters| match verdict {
+            Ok(true) => {
+                sector.proof = Some(info.proof);
+                sector.state = ChainSectorState::Proven;
+                counters.proofs_accepted += 1;
+                submit_answer(SubmitResult::Accepted, None)
+            }
+            Ok(false) => {
+                counters.proofs_rejected += 1;
+                submit_answer(SubmitResult::Rejected, Some("invalid proof".into()))
+            }
+            Err(failure) => {
+                counters.proofs_rejected += 1;
+                submit_answer(
+                    SubmitResult::Rejected,
+                    Some(format!("proof could not be verified: {failure}")),
+                )
+            }
+        })
+    }
+
+    async fn poll_proof_state(&self, id: SectorId) -> Result<PollStateResp, ManagerError> {
+        self.check_fault(ChainCall::PollProofState)?;
+        self.with_sector(id, |sector, _| PollStateResp {
+            state: if sector.proof.is_some() {
+                OnChainState::Landed
+            } else {
+                OnChainState::NotFound
+            },
+            desc: None,
+        })
+    }
+
+    async fn report_state(
+        &self,
+        id: SectorId,
+        req: ReportStateReq,
+    ) -> Result<SectorStateResp, ManagerError> {
+        self.check_fault(ChainCall::ReportState)?;
+        self.with_sector(id, |sector, _| {
+            sector.reported_state = Some(req.state_change.next);
+            let (finalized, abort_reason) = match &sector.state {
+                ChainSectorState::Finished => (true, String::new()),
+                ChainSectorState::Aborted(reason) => (true, reason.clone()),
+                _ => (false, String::new()),
+            };
+            SectorStateResp {
+                id,
+                finalized,
+                abort_reason: Some(abort_reason),
+            }
+        })
+    }
+
+    async fn report_finalized(&self, id: SectorId) -> Result<(), ManagerError> {
+        self.check_fault(ChainCall::ReportFinalized)?;
+        self.with_sector(id, |sector, _| sector.state = ChainSectorState::Finished)
+    }
+
+    async fn report_aborted(&self, id: SectorId, reason: String) -> Result<(), ManagerError> {
+        self.check_fault(ChainCall::ReportAborted)?;
+        self.with_sector(id, |sector, _| {
+            sector.state = ChainSectorState::Aborted(reason);
+        })
+    }
+}

@@ -1,0 +1,808 @@
+//! One sealing thread: an async task that drives one sector at a time through the sealer
+//! plan, persisting the record after every transition, with proof calls on blocking
+//! threads.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use damocles_core::sealer_api::{
+    AcquireDealsSpec, AllocateSectorSpec, OnChainState, PreCommitOnChainInfo, ProofOnChainInfo,
+    ReportFailure, ReportStateReq, StateChange, SubmitResult, WorkerIdentifier,
+};
+use damocles_core::{
+    Event, Failure, FailureLevel, Plan, PlanState, SealProof, SectorManager, SectorRecord, State,
+    StateStore,
+};
+
+use crate::control::{Activity, Control, Interrupt};
+use crate::limits::StageLimits;
+use crate::options::SealingOptions;
+use crate::paths::SectorPaths;
+use crate::proofs::{self, SealIdentity};
+use crate::store::Location;
+
+/// A persistent store sealed files are copied to (`[[attached]]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttachedStore {
+    /// The instance name the manager knows it by.
+    pub name: String,
+    /// Its directory.
+    pub location: PathBuf,
+    /// Read-only stores are never written to.
+    pub readonly: bool,
+}
+
+/// Everything a thread needs.
+#[derive(Clone)]
+pub struct ThreadContext {
+    /// The worker's instance name, for reports.
+    pub worker_name: String,
+    /// The thread's location.
+    pub location: Location,
+    /// The plan of new sectors.
+    pub plan: Plan,
+    /// Its options.
+    pub options: SealingOptions,
+    /// The manager.
+    pub manager: Arc<dyn SectorManager>,
+    /// Its state store.
+    pub store: Arc<dyn StateStore>,
+    /// Stage limits shared with the other threads.
+    pub limits: StageLimits,
+    /// Where sealed files are persisted.
+    pub attached: Vec<AttachedStore>,
+}
+
+/// What a step produced.
+enum Outcome {
+    Event(Event),
+    /// Nothing to do now: sleep `recover_interval` and try again.
+    Idle,
+    /// The sector is done.
+    Finished,
+}
+
+/// Why a step did not produce an outcome.
+enum Stop {
+    Failed(Failure),
+    Interrupted(Interrupt),
+}
+
+impl From<Failure> for Stop {
+    fn from(failure: Failure) -> Self {
+        Stop::Failed(failure)
+    }
+}
+
+impl From<Interrupt> for Stop {
+    fn from(interrupt: Interrupt) -> Self {
+        Stop::Interrupted(interrupt)
+    }
+}
+
+type StepResult = Result<Outcome, Stop>;
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn critical_store(e: impl std::fmt::Display) -> Failure {
+    Failure::critical(e.to_string())
+}
+
+/// Runs a thread until the control says stop.
+pub(crate) async fn run(ctx: ThreadContext, control: Arc<Control>) {
+    let mut runner = Runner { ctx, control };
+    runner.main_loop().await;
+}
+
+struct Runner {
+    ctx: ThreadContext,
+    control: Arc<Control>,
+}
+
+impl Runner {
+    async fn main_loop(&mut self) {
+        let mut record = match self.ctx.store.load().await {
+            Ok(Some(record)) => record,
+            Ok(None) => SectorRecord::new(self.ctx.plan),
+            Err(e) => {
+                // An unreadable state database: pause, naming the file, touch nothing.
+                self.control
+                    .pause_with_error(Some(critical_store(e).to_string()));
+                SectorRecord::new(self.ctx.plan)
+            }
+        };
+        self.show(&record);
+        if record.paused {
+            self.control.pause_with_error(record.last_error.clone());
+        }
+        loop {
+            if self.control.interrupt() == Some(Interrupt::Stopping) {
+                return;
+            }
+            self.control.apply_requested_pause();
+            if self.control.must_wait() {
+                if !self.persist_pause(&mut record).await {
+                    return;
+                }
+                match self.control.wait_resume().await {
+                    Err(_) => return,
+                    Ok(target) => {
+                        if let Err(failure) = self.resumed(&mut record, target).await {
+                            self.pause(&mut record, failure).await;
+                            continue;
+                        }
+                    }
+                }
+            }
+            match self.step(&mut record).await {
+                Ok(()) => {}
+                Err(Stop::Interrupted(Interrupt::Stopping)) => return,
+                Err(Stop::Interrupted(Interrupt::Paused)) => {}
+                Err(Stop::Failed(failure)) => self.handle_failure(&mut record, failure).await,
+            }
+        }
+    }
+
+    fn show(&self, record: &SectorRecord) {
+        self.control.set_job(
+            record.plan,
+            record.sector.map(|s| s.id.to_string()),
+            Some(PlanState::Sector(record.state)),
+        );
+    }
+
+    async fn save(&self, record: &SectorRecord) -> Result<(), Failure> {
+        self.ctx.store.save(record).await.map_err(critical_store)
+    }
+
+    /// Persists that the thread is paused (and why), so a restart keeps it paused.
+    async fn persist_pause(&self, record: &mut SectorRecord) -> bool {
+        let last_error = self.control.lock().last_error.clone();
+        if !record.paused || record.last_error != last_error {
+            record.paused = true;
+            record.last_error = last_error;
+            if let Err(e) = self.save(record).await {
+                tracing::error!(thread = self.control.index(), "cannot persist pause: {e}");
+            }
+        }
+        true
+    }
+
+    async fn resumed(
+        &self,
+        record: &mut SectorRecord,
+        target: Option<PlanState>,
+    ) -> Result<(), Failure> {
+        record.paused = false;
+        record.last_error = None;
+        if let Some(PlanState::Sector(state)) = target {
+            if state != record.state {
+                let prev = record.state;
+                record
+                    .apply(Event::SetState(state), now())
+                    .map_err(|e| Failure::critical(e.to_string()))?;
+                self.save(record).await?;
+                self.show(record);
+                self.report(record, prev, None).await?;
+                return Ok(());
+            }
+        }
+        self.save(record).await
+    }
+
+    async fn pause(&self, record: &mut SectorRecord, failure: Failure) {
+        tracing::warn!(thread = self.control.index(), "pausing: {failure}");
+        self.control.pause_with_error(Some(failure.to_string()));
+        self.persist_pause(record).await;
+    }
+
+    async fn handle_failure(&self, record: &mut SectorRecord, failure: Failure) {
+        match failure.level {
+            FailureLevel::Temporary => {
+                if record.retry >= self.ctx.options.max_retries {
+                    record.retry = 0;
+                    let failure = failure.with_level(FailureLevel::Permanent);
+                    self.pause(record, failure).await;
+                    return;
+                }
+                record.retry += 1;
+                tracing::warn!(
+                    thread = self.control.index(),
+                    retry = record.retry,
+                    "{failure}; retrying"
+                );
+                if let Err(e) = self.save(record).await {
+                    self.pause(record, e).await;
+                    return;
+                }
+                self.control.set_activity(Activity::Idle);
+                let _ = self.control.sleep(self.ctx.options.recover_interval).await;
+            }
+            FailureLevel::Permanent | FailureLevel::Critical => self.pause(record, failure).await,
+            FailureLevel::Abort => self.abort(record, failure.message).await,
+        }
+    }
+
+    async fn abort(&self, record: &mut SectorRecord, reason: String) {
+        tracing::warn!(thread = self.control.index(), "aborting sector: {reason}");
+        if let Some(sector) = record.sector {
+            if let Err(e) = self.ctx.manager.report_aborted(sector.id, reason).await {
+                tracing::warn!("report aborted: {e}");
+            }
+        }
+        if let Err(failure) = self.finish_sector(record).await {
+            self.pause(record, failure).await;
+        }
+    }
+
+    /// Drops the sector: wipes its files and the record, and starts an empty one.
+    async fn finish_sector(&self, record: &mut SectorRecord) -> Result<(), Failure> {
+        let location = self.ctx.location.clone();
+        tokio::task::spawn_blocking(move || location.clean_data())
+            .await
+            .map_err(|e| Failure::critical(e.to_string()))?
+            .map_err(|e| Failure::critical(e.to_string()))?;
+        self.ctx.store.clear().await.map_err(critical_store)?;
+        *record = SectorRecord::new(self.ctx.plan);
+        self.show(record);
+        Ok(())
+    }
+
+    async fn report(
+        &self,
+        record: &SectorRecord,
+        prev: State,
+        failure: Option<&Failure>,
+    ) -> Result<(), Failure> {
+        let Some(sector) = record.sector else {
+            return Ok(());
+        };
+        let req = ReportStateReq {
+            worker: WorkerIdentifier {
+                instance: self.ctx.worker_name.clone(),
+                location: self.ctx.location.root().display().to_string(),
+            },
+            state_change: StateChange {
+                prev: prev.to_string(),
+                next: record.state.to_string(),
+                event: "None".into(),
+            },
+            failure: failure.map(ReportFailure::from),
+        };
+        match self.ctx.manager.report_state(sector.id, req).await {
+            Ok(resp) if resp.finalized => Err(Failure::abort(
+                resp.abort_reason
+                    .filter(|r| !r.is_empty())
+                    .unwrap_or_else(|| "task aborted".into()),
+            )),
+            Ok(_) => Ok(()),
+            Err(e) => {
+                tracing::warn!("report state: {e}");
+                Ok(())
+            }
+        }
+    }
+
+    /// Runs the step of the current state and applies its outcome.
+    async fn step(&self, record: &mut SectorRecord) -> Result<(), Stop> {
+        if let Some(interrupt) = self.control.interrupt() {
+            return Err(interrupt.into());
+        }
+        self.control.set_activity(Activity::Running { proc: None });
+        let prev = record.state;
+        let outcome = self.exec(record).await;
+        let outcome = match outcome {
+            Ok(outcome) => outcome,
+            Err(Stop::Failed(failure)) => {
+                self.report(record, prev, Some(&failure)).await?;
+                return Err(failure.into());
+            }
+            Err(stop) => return Err(stop),
+        };
+        match outcome {
+            Outcome::Event(event) => {
+                record
+                    .apply(event, now())
+                    .map_err(|e| Failure::critical(e.to_string()))?;
+                self.save(record).await?;
+                self.show(record);
+                self.report(record, prev, None).await?;
+            }
+            Outcome::Idle => {
+                self.control.set_activity(Activity::Idle);
+                self.control
+                    .sleep(self.ctx.options.recover_interval)
+                    .await?;
+            }
+            Outcome::Finished => {
+                if let Some(sector) = record.sector {
+                    self.ctx
+                        .manager
+                        .report_finalized(sector.id)
+                        .await
+                        .map_err(|e| e.into_failure("ReportFinalized"))?;
+                }
+                self.finish_sector(record).await?;
+                self.control.set_activity(Activity::Idle);
+                self.control.sleep(self.ctx.options.seal_interval).await?;
+            }
+        }
+        Ok(())
+    }
+
+    fn identity(&self, record: &SectorRecord) -> Result<(SealIdentity, SectorPaths), Failure> {
+        let sector = record
+            .sector
+            .ok_or_else(|| Failure::abort("sector is required"))?;
+        let id = SealIdentity {
+            proof: sector.proof_type,
+            sector: sector.id,
+        };
+        Ok((
+            id,
+            SectorPaths::new(&self.ctx.location.data_dir(), sector.id),
+        ))
+    }
+
+    /// Runs blocking proof work on a blocking thread, holding a slot of `stage`.
+    async fn proof_call<T: Send + 'static>(
+        &self,
+        stage: &str,
+        proc: &str,
+        work: impl FnOnce() -> Result<T, Failure> + Send + 'static,
+    ) -> Result<T, Stop> {
+        let _slot = if self.ctx.limits.is_limited(stage) {
+            self.control.set_activity(Activity::Waiting);
+            let slot = self
+                .control
+                .interruptible(self.ctx.limits.acquire(stage))
+                .await?;
+            self.control.set_activity(Activity::Running { proc: None });
+            slot
+        } else {
+            None
+        };
+        if let Some(interrupt) = self.control.interrupt() {
+            return Err(interrupt.into());
+        }
+        self.control.enter_proof_call(proc);
+        let result = tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| Failure::critical(format!("{proc} panicked: {e}")));
+        // The result is applied and persisted by `step`; a pause asked for meanwhile
+        // takes effect at the next check, after that.
+        self.control.leave_proof_call_deferred();
+        Ok(result??)
+    }
+
+    async fn manager_call<T>(
+        &self,
+        name: &str,
+        call: impl std::future::Future<Output = Result<T, damocles_core::ManagerError>>,
+    ) -> Result<T, Stop> {
+        let result = self.control.interruptible(call).await?;
+        result.map_err(|e| Stop::Failed(e.into_failure(name)))
+    }
+
+    async fn exec(&self, record: &SectorRecord) -> StepResult {
+        let opts = &self.ctx.options;
+        let manager = &self.ctx.manager;
+        match record.state {
+            State::Empty => {
+                let spec = AllocateSectorSpec {
+                    allowed_miners: opts.allowed_miners.clone(),
+                    allowed_proof_types: opts.allowed_sizes.as_ref().map(|sizes| {
+                        sizes
+                            .iter()
+                            .flat_map(|size| SealProof::allowed_for_size(*size))
+                            .collect()
+                    }),
+                };
+                match self
+                    .control
+                    .interruptible(manager.allocate_sector(spec))
+                    .await?
+                {
+                    Ok(Some(sector)) => Ok(Outcome::Event(Event::Allocate(sector))),
+                    Ok(None) => Ok(Outcome::Idle),
+                    Err(e) => {
+                        tracing::warn!("sectors are not allocated yet: {e}");
+                        Ok(Outcome::Idle)
+                    }
+                }
+            }
+            State::Allocated => {
+                if !opts.enable_deals {
+                    return Ok(if opts.disable_cc {
+                        Outcome::Idle
+                    } else {
+                        Outcome::Event(Event::AcquireDeals(None))
+                    });
+                }
+                let (id, _) = self.identity(record)?;
+                let spec = AcquireDealsSpec {
+                    max_deals: opts.max_deals,
+                    min_used_space: opts.min_deal_space,
+                };
+                let deals = self
+                    .manager_call("AcquireDeals", manager.acquire_deals(id.sector, spec))
+                    .await?;
+                let count = deals.as_ref().map_or(0, Vec::len);
+                if opts.disable_cc && count == 0 {
+                    return Ok(Outcome::Idle);
+                }
+                Ok(Outcome::Event(Event::AcquireDeals(deals)))
+            }
+            State::DealsAcquired => {
+                let (id, paths) = self.identity(record)?;
+                if record
+                    .deals
+                    .as_ref()
+                    .is_some_and(|deals| deals.iter().any(|d| !d.is_pledge()))
+                {
+                    return Err(Failure::permanent(
+                        "deal pieces are not supported yet: only CC sectors can be sealed",
+                    )
+                    .into());
+                }
+                let pieces = self
+                    .proof_call("add_pieces", "builtin AddPieces", move || {
+                        proofs::add_cc_piece(id.proof, &paths)
+                    })
+                    .await?;
+                Ok(Outcome::Event(Event::AddPiece(pieces)))
+            }
+            State::PieceAdded => {
+                let (id, _) = self.identity(record)?;
+                let pieces = record.pieces.clone().unwrap_or_default();
+                self.proof_call("tree_d", "builtin TreeD", move || {
+                    proofs::tree_d(id.proof, &pieces)
+                })
+                .await?;
+                Ok(Outcome::Event(Event::BuildTreeD))
+            }
+            State::TreeDBuilt => Ok(Outcome::Event(Event::AssignTicket(None))),
+            State::TicketAssigned => {
+                let (id, paths) = self.identity(record)?;
+                let ticket = match record.ticket {
+                    Some(ticket) => ticket,
+                    None => {
+                        self.manager_call("AssignTicket", manager.assign_ticket(id.sector))
+                            .await?
+                    }
+                };
+                let pieces = record.pieces.clone().unwrap_or_default();
+                let out = self
+                    .proof_call("pc1", "builtin PC1", move || {
+                        proofs::pc1(id, &paths, ticket.ticket, &pieces)
+                    })
+                    .await?;
+                Ok(Outcome::Event(Event::PC1(ticket, out)))
+            }
+            State::PC1Done => {
+                let (id, paths) = self.identity(record)?;
+                if id.proof.needs_synthetic_porep() {
+                    return Err(Failure::permanent(format!(
+                        "{} needs synthetic PoRep, which this worker does not support yet",
+                        id.proof
+                    ))
+                    .into());
+                }
+                let pc1 = record
+                    .pc1_output
+                    .clone()
+                    .ok_or_else(|| Failure::abort("pc1out is required"))?;
+                let out = self
+                    .proof_call("pc2", "builtin PC2", move || proofs::pc2(&pc1, &paths))
+                    .await?;
+                Ok(Outcome::Event(Event::PC2(out)))
+            }
+            State::PC2Done => {
+                let sector = record
+                    .sector
+                    .ok_or_else(|| Failure::abort("sector is required"))?;
+                let pc2 = record
+                    .pc2_output
+                    .ok_or_else(|| Failure::abort("pc2out is required"))?;
+                let ticket = record
+                    .ticket
+                    .ok_or_else(|| Failure::abort("ticket is required"))?;
+                let info = PreCommitOnChainInfo {
+                    comm_r: pc2.comm_r,
+                    comm_d: pc2.comm_d,
+                    ticket,
+                };
+                let resp = self
+                    .manager_call(
+                        "SubmitPreCommit",
+                        manager.submit_pre_commit(sector, info, record.pc_resubmit),
+                    )
+                    .await?;
+                submit_outcome("pre-commit", resp.res, resp.desc, Event::SubmitPC)
+            }
+            State::PCSubmitted => {
+                let (id, _) = self.identity(record)?;
+                self.poll_landed(
+                    "PollPreCommitState",
+                    id,
+                    Event::CheckPC,
+                    Event::ReSubmitPC,
+                    true,
+                )
+                .await
+            }
+            State::PCLanded => self.persist(record).await,
+            State::Persisted => {
+                let (id, _) = self.identity(record)?;
+                let instance = record
+                    .persist_instance
+                    .clone()
+                    .ok_or_else(|| Failure::abort("persist_instance is required"))?;
+                let ok = self
+                    .manager_call(
+                        "SubmitPersistedEx",
+                        manager.submit_persisted(id.sector, instance, false),
+                    )
+                    .await?;
+                if !ok {
+                    return Err(Failure::permanent(
+                        "sector files are persisted but unavailable for sealer",
+                    )
+                    .into());
+                }
+                Ok(Outcome::Event(Event::SubmitPersistance))
+            }
+            State::PersistanceSubmitted => {
+                let (id, _) = self.identity(record)?;
+                loop {
+                    let resp = self
+                        .manager_call("WaitSeed", manager.wait_seed(id.sector, id.proof))
+                        .await?;
+                    if let Some(seed) = resp.seed {
+                        return Ok(Outcome::Event(Event::AssignSeed(seed)));
+                    }
+                    if !resp.should_wait || resp.delay <= 0 {
+                        return Err(Failure::temporary(
+                            "WaitSeed: no seed and nothing to wait for",
+                        )
+                        .into());
+                    }
+                    self.control.set_activity(Activity::Idle);
+                    self.control
+                        .sleep(Duration::from_secs(resp.delay.unsigned_abs()))
+                        .await?;
+                }
+            }
+            State::SeedAssigned => {
+                let (id, paths) = self.identity(record)?;
+                let ticket = record
+                    .ticket
+                    .ok_or_else(|| Failure::abort("ticket is required"))?;
+                let seed = record
+                    .seed
+                    .ok_or_else(|| Failure::abort("seed is required"))?;
+                let pc2 = record
+                    .pc2_output
+                    .ok_or_else(|| Failure::abort("pc2out is required"))?;
+                let pieces = record.pieces.clone().unwrap_or_default();
+                let out = self
+                    .proof_call("c1", "builtin C1", move || {
+                        proofs::c1(id, &paths, ticket.ticket, seed.seed, pc2, &pieces)
+                    })
+                    .await?;
+                Ok(Outcome::Event(Event::C1(out)))
+            }
+            State::C1Done => {
+                let (id, _) = self.identity(record)?;
+                let c1 = record
+                    .c1_output
+                    .clone()
+                    .ok_or_else(|| Failure::abort("c1out is required"))?;
+                let proof = self
+                    .proof_call("c2", "builtin C2", move || proofs::c2(id, &c1))
+                    .await?;
+                Ok(Outcome::Event(Event::C2(proof)))
+            }
+            State::C2Done => {
+                let (id, _) = self.identity(record)?;
+                let proof = record
+                    .proof
+                    .clone()
+                    .ok_or_else(|| Failure::abort("c2out is required"))?;
+                let resp = self
+                    .manager_call(
+                        "SubmitProof",
+                        manager.submit_proof(
+                            id.sector,
+                            ProofOnChainInfo { proof },
+                            record.proof_resubmit,
+                        ),
+                    )
+                    .await?;
+                submit_outcome("proof", resp.res, resp.desc, Event::SubmitProof)
+            }
+            State::ProofSubmitted => {
+                let (id, paths) = self.identity(record)?;
+                if !opts.ignore_proof_check {
+                    let outcome = self
+                        .poll_landed(
+                            "PollProofState",
+                            id,
+                            Event::Finish,
+                            Event::ReSubmitProof,
+                            false,
+                        )
+                        .await?;
+                    if !matches!(outcome, Outcome::Event(Event::Finish)) {
+                        return Ok(outcome);
+                    }
+                }
+                tokio::task::spawn_blocking(move || proofs::clear_cache(&paths))
+                    .await
+                    .map_err(|e| Failure::critical(e.to_string()))??;
+                Ok(Outcome::Event(Event::Finish))
+            }
+            State::Finished => Ok(Outcome::Finished),
+            State::Aborted => Err(Failure::abort("task aborted").into()),
+            other => {
+                Err(Failure::abort(format!("unexpected state {other} in sealer planner")).into())
+            }
+        }
+    }
+
+    async fn poll_landed(
+        &self,
+        call: &str,
+        id: SealIdentity,
+        landed: Event,
+        resubmit: Event,
+        pre_commit: bool,
+    ) -> StepResult {
+        let manager = &self.ctx.manager;
+        loop {
+            let resp = if pre_commit {
+                self.manager_call(call, manager.poll_pre_commit_state(id.sector))
+                    .await?
+            } else {
+                self.manager_call(call, manager.poll_proof_state(id.sector))
+                    .await?
+            };
+            let desc = resp.desc.unwrap_or_default();
+            match resp.state {
+                OnChainState::Landed => return Ok(Outcome::Event(landed)),
+                OnChainState::NotFound => {
+                    return Err(
+                        Failure::permanent(format!("{call}: not found on chain {desc}")).into(),
+                    )
+                }
+                OnChainState::Failed => {
+                    self.control.sleep(Duration::from_secs(30)).await?;
+                    return Ok(Outcome::Event(resubmit));
+                }
+                OnChainState::PermFailed => {
+                    return Err(
+                        Failure::permanent(format!("{call}: permanently failed {desc}")).into(),
+                    )
+                }
+                OnChainState::ShouldAbort => {
+                    return Err(Failure::abort(format!("{call}: should abort {desc}")).into())
+                }
+                OnChainState::Pending | OnChainState::Packed | OnChainState::Unknown => {
+                    self.control.set_activity(Activity::Idle);
+                    self.control
+                        .sleep(self.ctx.options.rpc_polling_interval)
+                        .await?;
+                }
+            }
+        }
+    }
+
+    async fn persist(&self, record: &SectorRecord) -> StepResult {
+        let (id, paths) = self.identity(record)?;
+        let candidates: Vec<String> = self
+            .ctx
+            .attached
+            .iter()
+            .filter(|s| !s.readonly)
+            .map(|s| s.name.clone())
+            .collect();
+        if candidates.is_empty() {
+            return Err(Failure::permanent("no available persist store candidate").into());
+        }
+        let size = id.proof.sector_size().bytes();
+        let required = if size < (32 << 30) {
+            size * 2
+        } else {
+            size + size / 50
+        };
+        let store = loop {
+            let reserved = self
+                .manager_call(
+                    "StoreReserveSpace",
+                    self.ctx
+                        .manager
+                        .store_reserve_space(id.sector, required, candidates.clone()),
+                )
+                .await?;
+            if let Some(store) = reserved {
+                break store;
+            }
+            self.control.set_activity(Activity::Idle);
+            self.control
+                .sleep(
+                    self.ctx
+                        .options
+                        .rpc_polling_interval
+                        .max(Duration::from_millis(100)),
+                )
+                .await?;
+        };
+        let target = self
+            .ctx
+            .attached
+            .iter()
+            .find(|s| s.name == store.name)
+            .cloned()
+            .ok_or_else(|| {
+                Failure::permanent(format!(
+                    "the manager chose store {}, which is not attached",
+                    store.name
+                ))
+            })?;
+        let name = id.sector.to_string();
+        self.proof_call("transfer", "builtin Transfer", move || {
+            copy_sector_files(&paths, &target.location, &name)
+        })
+        .await?;
+        Ok(Outcome::Event(Event::Persist(store.name)))
+    }
+}
+
+fn copy_sector_files(
+    paths: &SectorPaths,
+    store: &std::path::Path,
+    name: &str,
+) -> Result<(), Failure> {
+    let io = |what: &str, e: std::io::Error| Failure::critical(format!("persist {what}: {e}"));
+    let sealed_dir = store.join("sealed");
+    let cache_dir = store.join("cache").join(name);
+    std::fs::create_dir_all(&sealed_dir).map_err(|e| io("create sealed dir", e))?;
+    std::fs::create_dir_all(&cache_dir).map_err(|e| io("create cache dir", e))?;
+    std::fs::copy(&paths.sealed, sealed_dir.join(name)).map_err(|e| io("sealed file", e))?;
+    for entry in std::fs::read_dir(&paths.cache_dir).map_err(|e| io("read cache", e))? {
+        let entry = entry.map_err(|e| io("read cache", e))?;
+        let file = entry.file_name();
+        let file = file.to_string_lossy();
+        if file == "p_aux" || file == "t_aux" || file.contains("tree-r-last") {
+            std::fs::copy(entry.path(), cache_dir.join(&*file)).map_err(|e| io("cache file", e))?;
+        }
+    }
+    Ok(())
+}
+
+fn submit_outcome(
+    what: &str,
+    res: SubmitResult,
+    desc: Option<String>,
+    accepted: Event,
+) -> StepResult {
+    let desc = desc.unwrap_or_default();
+    match res {
+        SubmitResult::Accepted | SubmitResult::DuplicateSubmit => Ok(Outcome::Event(accepted)),
+        SubmitResult::MismatchedSubmission => {
+            Err(Failure::permanent(format!("{what} submission mismatched: {desc}")).into())
+        }
+        SubmitResult::Rejected => Err(Failure::abort(format!("{what} rejected: {desc}")).into()),
+        SubmitResult::FilesMissed => {
+            Err(Failure::permanent(format!("{what}: files missed: {desc}")).into())
+        }
+        SubmitResult::Unknown => {
+            Err(Failure::temporary(format!("{what}: unknown submit result: {desc}")).into())
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! The [`Worker`]: owns the sealing threads, answers list / pause / resume locally (it is
+//! an [`AdminTransport`]), and computes the report it sends to the manager.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use damocles_core::{
+    AdminError, AdminTransport, PauseOutcome, ResumeOutcome, SealingThread, ThreadInfo,
+    WorkerReport, WorkerSummary,
+};
+use tokio::task::JoinHandle;
+
+use crate::control::Control;
+use crate::thread::{self, ThreadContext};
+
+/// A handle on one running thread.
+#[derive(Debug, Clone)]
+pub struct ThreadHandle {
+    control: Arc<Control>,
+}
+
+impl SealingThread for ThreadHandle {
+    fn index(&self) -> usize {
+        self.control.index()
+    }
+
+    fn info(&self) -> ThreadInfo {
+        self.control.info()
+    }
+
+    fn pause(&self) -> PauseOutcome {
+        self.control.pause()
+    }
+
+    fn resume(&self, state: Option<&str>) -> Result<ResumeOutcome, AdminError> {
+        self.control.resume(state)
+    }
+}
+
+/// A worker: its sealing threads, each an async task on the current tokio runtime.
+pub struct Worker {
+    threads: Vec<ThreadHandle>,
+    tasks: Vec<JoinHandle<()>>,
+    version: String,
+}
+
+impl Worker {
+    /// Starts one thread per context, indexed in order.
+    pub fn start(contexts: Vec<ThreadContext>, version: impl Into<String>) -> Self {
+        let mut threads = Vec::new();
+        let mut tasks = Vec::new();
+        for (index, ctx) in contexts.into_iter().enumerate() {
+            let control = Arc::new(Control::new(
+                index,
+                ctx.location.root().display().to_string(),
+                ctx.plan,
+            ));
+            tasks.push(tokio::spawn(thread::run(ctx, control.clone())));
+            threads.push(ThreadHandle { control });
+        }
+        Self {
+            threads,
+            tasks,
+            version: version.into(),
+        }
+    }
+
+    /// The threads.
+    pub fn threads(&self) -> &[ThreadHandle] {
+        &self.threads
+    }
+
+    /// One thread.
+    pub fn thread(&self, index: u64) -> Result<&ThreadHandle, AdminError> {
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| self.threads.get(i))
+            .ok_or(AdminError::ThreadNotFound { index })
+    }
+
+    /// What `worker list` shows.
+    pub fn list(&self) -> Vec<ThreadInfo> {
+        self.threads.iter().map(SealingThread::info).collect()
+    }
+
+    /// The report to send to the manager.
+    pub fn report(&self, name: &str, dest: &str) -> WorkerReport {
+        WorkerReport {
+            name: name.to_owned(),
+            dest: dest.to_owned(),
+            version: self.version.clone(),
+            summary: WorkerSummary::from_threads(&self.list()),
+        }
+    }
+
+    /// Stops every thread at its next wait or after its current proof call, and waits for
+    /// them. Every record is persisted when this returns.
+    pub async fn shutdown(self) {
+        for thread in &self.threads {
+            thread.control.stop();
+        }
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+#[async_trait]
+impl AdminTransport for Worker {
+    async fn list(&self) -> Result<Vec<ThreadInfo>, AdminError> {
+        Ok(Worker::list(self))
+    }
+
+    async fn pause(&self, index: u64) -> Result<PauseOutcome, AdminError> {
+        Ok(self.thread(index)?.pause())
+    }
+
+    async fn resume(&self, index: u64, state: Option<String>) -> Result<ResumeOutcome, AdminError> {
+        self.thread(index)?.resume(state.as_deref())
+    }
+
+    async fn version(&self) -> Result<String, AdminError> {
+        Ok(self.version.clone())
+    }
+}

@@ -1,0 +1,268 @@
+//! Sealing threads with real proofs but no Groth parameters: every step up to C2 runs for
+//! real (milliseconds for 2KiB), and C2 fails the way the seed document shows. Covers
+//! pause, resume, restart, retries and abort without paying for a C2.
+//!
+//! This binary points `FIL_PROOFS_PARAMETER_CACHE` at an empty directory before any
+//! proof call (upstream reads it once per process).
+
+use std::sync::{Arc, Once};
+use std::time::{Duration, Instant};
+
+use damocles_core::sealer_api::ManagerError;
+use damocles_core::{
+    AdminTransport, PauseOutcome, Plan, PlanState, ResumeOutcome, SealProof, StateStore,
+    ThreadInfo, ThreadState,
+};
+use damocles_sealing::mock_chain::{ChainCall, ChainSectorState, MockChain};
+use damocles_sealing::store::{Location, RedbStateStore};
+use damocles_sealing::{AttachedStore, SealingOptions, ThreadContext, Worker};
+
+const MINER: u64 = 1000;
+
+fn empty_param_cache() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        let dir = std::env::temp_dir().join(format!("damocles-no-params-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("param dir");
+        std::env::set_var("FIL_PROOFS_PARAMETER_CACHE", &dir);
+    });
+}
+
+struct Harness {
+    dir: tempfile::TempDir,
+    chain: MockChain,
+    threads: usize,
+    options: SealingOptions,
+}
+
+impl Harness {
+    fn new(threads: usize) -> Self {
+        empty_param_cache();
+        Self {
+            dir: tempfile::tempdir().expect("tempdir"),
+            chain: MockChain::new(MINER, SealProof::StackedDrg2KiBV1_1),
+            threads,
+            options: SealingOptions::immediate(),
+        }
+    }
+
+    fn start(&self) -> Worker {
+        let remote = self.dir.path().join("remote");
+        let contexts = (0..self.threads)
+            .map(|i| {
+                let location =
+                    Location::init(&self.dir.path().join(format!("store{i}"))).expect("location");
+                let store = RedbStateStore::open(&location).expect("state store");
+                ThreadContext {
+                    worker_name: "test-worker".into(),
+                    location,
+                    plan: Plan::Sealer,
+                    options: self.options.clone(),
+                    manager: Arc::new(self.chain.clone()),
+                    store: Arc::new(store) as Arc<dyn StateStore>,
+                    limits: Default::default(),
+                    attached: vec![AttachedStore {
+                        name: "remote".into(),
+                        location: remote.clone(),
+                        readonly: false,
+                    }],
+                }
+            })
+            .collect();
+        Worker::start(contexts, "test")
+    }
+}
+
+/// Polls `list` until `done` holds (at most 60 s).
+async fn wait_for(
+    worker: &Worker,
+    what: &str,
+    done: impl Fn(&[ThreadInfo]) -> bool,
+) -> Vec<ThreadInfo> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let threads = AdminTransport::list(worker).await.expect("list");
+        if done(&threads) {
+            return threads;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {threads:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn paused(info: &ThreadInfo) -> bool {
+    matches!(info.thread_state, ThreadState::Paused { .. })
+}
+
+fn state_of(info: &ThreadInfo) -> Option<&str> {
+    info.job_state.map(PlanState::as_str)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_parameters_pause_at_c1done_with_the_upstream_text_and_survive_a_restart() {
+    let harness = Harness::new(3);
+    let worker = harness.start();
+    let threads = wait_for(&worker, "three paused threads", |t| t.iter().all(paused)).await;
+    for thread in &threads {
+        assert_eq!(state_of(thread), Some("C1Done"));
+        assert_eq!(thread.job_stage.map(|s| s.as_str()), Some("C2"));
+        let error = thread.last_error.as_deref().unwrap_or_default();
+        assert!(
+            error.starts_with("permanent: c2: No cached parameters found for"),
+            "{error}"
+        );
+    }
+    let mut ids: Vec<_> = threads.iter().filter_map(|t| t.job_id.clone()).collect();
+    ids.sort();
+    assert_eq!(ids, ["s-t01000-1", "s-t01000-2", "s-t01000-3"]);
+    worker.shutdown().await;
+
+    // A restart keeps the paused threads paused, with their errors.
+    let worker = harness.start();
+    let again = wait_for(&worker, "paused after restart", |t| t.iter().all(paused)).await;
+    for (before, after) in threads.iter().zip(&again) {
+        assert_eq!(before.job_id, after.job_id);
+        assert_eq!(before.last_error, after.last_error);
+    }
+    assert_eq!(
+        harness.chain.counters().allocated,
+        3,
+        "no sector allocated twice"
+    );
+    assert_eq!(harness.chain.counters().pre_commits_accepted, 3);
+    worker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_validates_states_and_aborted_aborts() {
+    let harness = Harness::new(1);
+    let worker = harness.start();
+    wait_for(&worker, "paused", |t| paused(&t[0])).await;
+    let before = AdminTransport::list(&worker).await.expect("list");
+
+    // Unknown state, another plan's state, bad index: refused, nothing changed.
+    let err = worker.resume(0, Some("Foo".into())).await.unwrap_err();
+    assert!(err.is_invalid_state());
+    assert!(err.to_string().contains("TreeDBuilt"), "{err}");
+    assert!(worker
+        .resume(0, Some("SnapEncoded".into()))
+        .await
+        .unwrap_err()
+        .is_invalid_state());
+    assert!(worker
+        .resume(7, None)
+        .await
+        .unwrap_err()
+        .is_thread_not_found());
+    assert!(worker.pause(7).await.unwrap_err().is_thread_not_found());
+    let after = AdminTransport::list(&worker).await.expect("list");
+    assert_eq!(before[0].job_id, after[0].job_id);
+    assert!(paused(&after[0]));
+
+    // Pausing a paused thread changes nothing.
+    assert_eq!(worker.pause(0).await, Ok(PauseOutcome::AlreadyPaused));
+
+    // Aborted: the sector is reported aborted and the thread takes the next one.
+    let first = before[0].job_id.clone();
+    let outcome = worker
+        .resume(0, Some("Aborted".into()))
+        .await
+        .expect("resume");
+    assert!(matches!(outcome, ResumeOutcome::Resumed { state: Some(_) }));
+    wait_for(&worker, "the next sector", |t| {
+        t[0].job_id.is_some() && t[0].job_id != first && paused(&t[0])
+    })
+    .await;
+    let aborted = harness
+        .chain
+        .sector(damocles_core::SectorId::new(MINER, 1))
+        .expect("sector 1");
+    assert_eq!(
+        aborted.state,
+        ChainSectorState::Aborted("task aborted".into())
+    );
+    // A thread that is running is not "resumed".
+    worker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_at_treedbuilt_reseals_from_there() {
+    let harness = Harness::new(1);
+    let worker = harness.start();
+    wait_for(&worker, "paused", |t| paused(&t[0])).await;
+    let outcome = worker
+        .resume(0, Some("TreeDBuilt".into()))
+        .await
+        .expect("resume");
+    assert!(matches!(outcome, ResumeOutcome::Resumed { .. }));
+    // It runs PC1, PC2 (pre-commit answered as a duplicate), C1 again and pauses at C2.
+    wait_for(&worker, "paused again", |t| {
+        paused(&t[0]) && state_of(&t[0]) == Some("C1Done")
+    })
+    .await;
+    let counters = harness.chain.counters();
+    assert_eq!(counters.allocated, 1);
+    assert_eq!(counters.pre_commits_accepted, 1);
+    assert_eq!(counters.pre_commits_duplicate, 1);
+    // Resuming a thread that runs again answers "not paused" and changes nothing.
+    worker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn temporary_failures_retry_then_pause_as_permanent() {
+    let mut harness = Harness::new(1);
+    harness.options.max_retries = 2;
+    harness.chain.fail_next(
+        ChainCall::AssignTicket,
+        10,
+        ManagerError::transport("connection refused"),
+    );
+    let worker = harness.start();
+    let threads = wait_for(&worker, "paused", |t| paused(&t[0])).await;
+    assert_eq!(state_of(&threads[0]), Some("TicketAssigned"));
+    assert_eq!(
+        threads[0].last_error.as_deref(),
+        Some("permanent: AssignTicket: rpc error: connection refused")
+    );
+    // Resume re-runs the state; the fault is still there (10 calls), so it pauses again.
+    assert!(matches!(
+        worker.resume(0, None).await,
+        Ok(ResumeOutcome::Resumed { state: None })
+    ));
+    let threads = wait_for(&worker, "paused again", |t| {
+        paused(&t[0]) && t[0].last_error.is_some()
+    })
+    .await;
+    assert_eq!(state_of(&threads[0]), Some("TicketAssigned"));
+    worker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_reaches_an_idle_thread_at_once() {
+    let harness = Harness::new(1);
+    // No sector to allocate: the thread idles, polling.
+    harness.chain.fail_next(
+        ChainCall::AllocateSector,
+        usize::MAX,
+        ManagerError::transport("manager down"),
+    );
+    let mut options = SealingOptions::immediate();
+    options.recover_interval = Duration::from_secs(3600);
+    let harness = Harness { options, ..harness };
+    let worker = harness.start();
+    wait_for(&worker, "idle", |t| state_of(&t[0]) == Some("Empty")).await;
+    assert_eq!(worker.resume(0, None).await, Ok(ResumeOutcome::NotPaused));
+    assert_eq!(worker.pause(0).await, Ok(PauseOutcome::Paused));
+    let threads = wait_for(&worker, "paused", |t| paused(&t[0])).await;
+    assert_eq!(threads[0].last_error, None, "a pause is not an error");
+    assert_eq!(worker.pause(0).await, Ok(PauseOutcome::AlreadyPaused));
+    assert!(matches!(
+        worker.resume(0, None).await,
+        Ok(ResumeOutcome::Resumed { .. })
+    ));
+    wait_for(&worker, "running again", |t| !paused(&t[0])).await;
+    worker.shutdown().await;
+}

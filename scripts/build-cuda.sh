@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Builds the `cuda` variant of damocles-rs's binaries (C2 on an NVIDIA GPU) into
+# target/cuda/. Installs the CUDA 11.8 toolkit and g++-11 first (scripts/install-cuda-toolkit.sh).
+# The binaries link only libcuda.so.1, which the GPU machine's driver provides; no GPU is
+# needed to build. Usage: scripts/build-cuda.sh [--check] [cargo args...]
+#   --check   type-check and compile the CUDA kernels without linking release binaries (CI)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-cuda-toolkit.sh
+export NVCC_CCBIN=g++-11
+# The GPU architecture to compile kernels for: 90 is Hopper (H100/H200), 80 A100,
+# 86/89 Ampere/Ada workstation cards. Each one adds minutes of nvcc time.
+arch=${CUDA_ARCH:-90}
+export EC_GPU_CUDA_NVCC_ARGS="--fatbin --gpu-architecture=sm_${arch} --generate-code=arch=compute_${arch},code=sm_${arch} -ccbin g++-11"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target/cuda}"
+if [ "${1:-}" = "--check" ]; then
+  shift
+  cargo check -p damocles-cli --features cuda --bins "$@"
+else
+  cargo build --release -p damocles-cli --features cuda --bins "$@"
+  ls -la "$CARGO_TARGET_DIR"/release/damocles-seal-bench
+fi
