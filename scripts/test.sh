@@ -3,9 +3,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
+step() { echo "== $* ($(date -u +%T))"; }
 command -v cargo-nextest >/dev/null 2>&1 || cargo install --locked cargo-nextest
-cargo fmt --all --check
-cargo clippy --workspace --all-targets -- -D warnings
-scripts/check-layering.sh
-cargo nextest run --workspace --no-fail-fast
-cargo test --workspace --doc
+step format; cargo fmt --all --check
+step clippy; cargo clippy --workspace --all-targets -- -D warnings
+step layering; scripts/check-layering.sh
+# The sealing tests seal real 2KiB sectors: generate the parameters once per machine, before
+# tests run in parallel (two processes generating the same file would break each other).
+step parameters; cargo build -q -p damocles-cli --bin damocles-worker
+target/debug/damocles-worker params generate --sector-size 2KiB
+step tests; cargo nextest run --workspace --no-fail-fast
+step doctests; cargo test --workspace --doc
+# The GPU build must keep compiling: install the CUDA toolkit and check the cuda variant.
+if [ "${SKIP_CUDA_CHECK:-0}" != 1 ]; then
+  step cuda-check; scripts/build-cuda.sh --check
+fi
+step done

@@ -4,3 +4,4 @@
 //! **Boundary:** no sealing or protocol logic. Arrives with the worker admin issue.
 
 pub mod seal_bench;
+pub mod worker_cli;
