@@ -6,13 +6,13 @@
 //! result is persisted.
 
 use std::future::Future;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use damocles_core::{
     AdminError, PauseOutcome, Plan, PlanState, ResumeOutcome, Stage, ThreadInfo, ThreadState,
 };
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 
 /// What the thread is doing, with the instant it started.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +49,8 @@ pub struct Control {
     index: usize,
     state: Mutex<ControlState>,
     notify: Notify,
+    /// Shared by all threads of a worker: bumped on every change `list` would show.
+    changes: Arc<watch::Sender<u64>>,
 }
 
 /// A wait that was cut short.
@@ -61,7 +63,12 @@ pub(crate) enum Interrupt {
 }
 
 impl Control {
-    pub(crate) fn new(index: usize, location: String, plan: Plan) -> Self {
+    pub(crate) fn new(
+        index: usize,
+        location: String,
+        plan: Plan,
+        changes: Arc<watch::Sender<u64>>,
+    ) -> Self {
         Self {
             index,
             state: Mutex::new(ControlState {
@@ -80,6 +87,7 @@ impl Control {
                 stopping: false,
             }),
             notify: Notify::new(),
+            changes,
         }
     }
 
@@ -87,8 +95,10 @@ impl Control {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Wakes the thread's own waits and tells observers that what `list` shows changed.
     fn changed(&self) {
         self.notify.notify_waiters();
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// The thread's index.
@@ -163,14 +173,15 @@ impl Control {
     }
 
     pub(crate) fn set_activity(&self, activity: Activity) {
-        let mut s = self.lock();
-        if s.paused {
-            return;
-        }
-        if s.activity != activity {
+        {
+            let mut s = self.lock();
+            if s.paused || s.activity == activity {
+                return;
+            }
             s.activity = activity;
             s.since = Instant::now();
         }
+        self.changed();
     }
 
     /// Whether the thread must stop and wait for (or pick up) a resume.
@@ -233,21 +244,27 @@ impl Control {
 
     /// Marks the start of a proof call: a pause now is only requested.
     pub(crate) fn enter_proof_call(&self, proc: &str) {
-        let mut s = self.lock();
-        s.in_proof_call = true;
-        s.activity = Activity::Running {
-            proc: Some(proc.to_owned()),
-        };
-        s.since = Instant::now();
+        {
+            let mut s = self.lock();
+            s.in_proof_call = true;
+            s.activity = Activity::Running {
+                proc: Some(proc.to_owned()),
+            };
+            s.since = Instant::now();
+        }
+        self.changed();
     }
 
     /// Marks the end of a proof call. A pause requested meanwhile stays requested until
     /// [`Control::apply_requested_pause`], which the thread calls once the call's result is
     /// persisted.
-    pub(crate) fn leave_proof_call_deferred(&self) {
-        let mut s = self.lock();
-        s.in_proof_call = false;
-        s.activity = Activity::Running { proc: None };
+    pub(crate) fn leave_proof_call(&self) {
+        {
+            let mut s = self.lock();
+            s.in_proof_call = false;
+            s.activity = Activity::Running { proc: None };
+        }
+        self.changed();
     }
 
     /// Turns a pause requested during a proof call into a pause.
@@ -303,10 +320,13 @@ impl Control {
     }
 
     pub(crate) fn set_job(&self, plan: Plan, job_id: Option<String>, job_state: Option<PlanState>) {
-        let mut s = self.lock();
-        s.plan = plan;
-        s.job_id = job_id;
-        s.job_state = job_state;
-        s.job_stage = job_state.map(|state| state.stage(plan));
+        {
+            let mut s = self.lock();
+            s.plan = plan;
+            s.job_id = job_id;
+            s.job_state = job_state;
+            s.job_stage = job_state.map(|state| state.stage(plan));
+        }
+        self.changed();
     }
 }

@@ -182,6 +182,18 @@ fn allowed<T: PartialEq>(list: &Option<Vec<T>>, value: &T) -> bool {
         .is_none_or(|l| l.is_empty() || l.contains(value))
 }
 
+/// `Landed` once the chain holds the submission, else `NotFound`.
+fn landed_if(submitted: bool) -> PollStateResp {
+    PollStateResp {
+        state: if submitted {
+            OnChainState::Landed
+        } else {
+            OnChainState::NotFound
+        },
+        desc: None,
+    }
+}
+
 fn submit_answer(res: SubmitResult, desc: Option<String>) -> SubmitResp {
     SubmitResp { res, desc }
 }
@@ -273,14 +285,7 @@ impl SectorManager for MockChain {
 
     async fn poll_pre_commit_state(&self, id: SectorId) -> Result<PollStateResp, ManagerError> {
         self.check_fault(ChainCall::PollPreCommitState)?;
-        self.with_sector(id, |sector, _| PollStateResp {
-            state: if sector.pre_commit.is_some() {
-                OnChainState::Landed
-            } else {
-                OnChainState::NotFound
-            },
-            desc: None,
-        })
+        self.with_sector(id, |sector, _| landed_if(sector.pre_commit.is_some()))
     }
 
     async fn store_reserve_space(
@@ -419,14 +424,7 @@ impl SectorManager for MockChain {
 
     async fn poll_proof_state(&self, id: SectorId) -> Result<PollStateResp, ManagerError> {
         self.check_fault(ChainCall::PollProofState)?;
-        self.with_sector(id, |sector, _| PollStateResp {
-            state: if sector.proof.is_some() {
-                OnChainState::Landed
-            } else {
-                OnChainState::NotFound
-            },
-            desc: None,
-        })
+        self.with_sector(id, |sector, _| landed_if(sector.proof.is_some()))
     }
 
     async fn report_state(

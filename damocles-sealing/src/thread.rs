@@ -89,14 +89,19 @@ fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// A record field a step needs; its absence aborts the sector (the original's
+/// `field_required!`).
+fn required<T>(value: Option<T>, name: &str) -> Result<T, Failure> {
+    value.ok_or_else(|| Failure::abort(format!("{name} is required")))
+}
+
 fn critical_store(e: impl std::fmt::Display) -> Failure {
     Failure::critical(e.to_string())
 }
 
 /// Runs a thread until the control says stop.
 pub(crate) async fn run(ctx: ThreadContext, control: Arc<Control>) {
-    let mut runner = Runner { ctx, control };
-    runner.main_loop().await;
+    Runner { ctx, control }.main_loop().await;
 }
 
 struct Runner {
@@ -105,7 +110,7 @@ struct Runner {
 }
 
 impl Runner {
-    async fn main_loop(&mut self) {
+    async fn main_loop(&self) {
         let mut record = match self.ctx.store.load().await {
             Ok(Some(record)) => record,
             Ok(None) => SectorRecord::new(self.ctx.plan),
@@ -126,9 +131,7 @@ impl Runner {
             }
             self.control.apply_requested_pause();
             if self.control.must_wait() {
-                if !self.persist_pause(&mut record).await {
-                    return;
-                }
+                self.persist_pause(&mut record).await;
                 match self.control.wait_resume().await {
                     Err(_) => return,
                     Ok(target) => {
@@ -161,7 +164,7 @@ impl Runner {
     }
 
     /// Persists that the thread is paused (and why), so a restart keeps it paused.
-    async fn persist_pause(&self, record: &mut SectorRecord) -> bool {
+    async fn persist_pause(&self, record: &mut SectorRecord) {
         let last_error = self.control.lock().last_error.clone();
         if !record.paused || record.last_error != last_error {
             record.paused = true;
@@ -170,7 +173,6 @@ impl Runner {
                 tracing::error!(thread = self.control.index(), "cannot persist pause: {e}");
             }
         }
-        true
     }
 
     async fn resumed(
@@ -336,9 +338,7 @@ impl Runner {
     }
 
     fn identity(&self, record: &SectorRecord) -> Result<(SealIdentity, SectorPaths), Failure> {
-        let sector = record
-            .sector
-            .ok_or_else(|| Failure::abort("sector is required"))?;
+        let sector = required(record.sector, "sector")?;
         let id = SealIdentity {
             proof: sector.proof_type,
             sector: sector.id,
@@ -375,8 +375,8 @@ impl Runner {
             .await
             .map_err(|e| Failure::critical(format!("{proc} panicked: {e}")));
         // The result is applied and persisted by `step`; a pause asked for meanwhile
-        // takes effect at the next check, after that.
-        self.control.leave_proof_call_deferred();
+        // takes effect at the top of the thread loop, after that.
+        self.control.leave_proof_call();
         Ok(result??)
     }
 
@@ -493,25 +493,16 @@ impl Runner {
                     ))
                     .into());
                 }
-                let pc1 = record
-                    .pc1_output
-                    .clone()
-                    .ok_or_else(|| Failure::abort("pc1out is required"))?;
+                let pc1 = required(record.pc1_output.clone(), "pc1out")?;
                 let out = self
                     .proof_call("pc2", "builtin PC2", move || proofs::pc2(&pc1, &paths))
                     .await?;
                 Ok(Outcome::Event(Event::PC2(out)))
             }
             State::PC2Done => {
-                let sector = record
-                    .sector
-                    .ok_or_else(|| Failure::abort("sector is required"))?;
-                let pc2 = record
-                    .pc2_output
-                    .ok_or_else(|| Failure::abort("pc2out is required"))?;
-                let ticket = record
-                    .ticket
-                    .ok_or_else(|| Failure::abort("ticket is required"))?;
+                let sector = required(record.sector, "sector")?;
+                let pc2 = required(record.pc2_output, "pc2out")?;
+                let ticket = required(record.ticket, "ticket")?;
                 let info = PreCommitOnChainInfo {
                     comm_r: pc2.comm_r,
                     comm_d: pc2.comm_d,
@@ -539,10 +530,7 @@ impl Runner {
             State::PCLanded => self.persist(record).await,
             State::Persisted => {
                 let (id, _) = self.identity(record)?;
-                let instance = record
-                    .persist_instance
-                    .clone()
-                    .ok_or_else(|| Failure::abort("persist_instance is required"))?;
+                let instance = required(record.persist_instance.clone(), "persist_instance")?;
                 let ok = self
                     .manager_call(
                         "SubmitPersistedEx",
@@ -580,15 +568,9 @@ impl Runner {
             }
             State::SeedAssigned => {
                 let (id, paths) = self.identity(record)?;
-                let ticket = record
-                    .ticket
-                    .ok_or_else(|| Failure::abort("ticket is required"))?;
-                let seed = record
-                    .seed
-                    .ok_or_else(|| Failure::abort("seed is required"))?;
-                let pc2 = record
-                    .pc2_output
-                    .ok_or_else(|| Failure::abort("pc2out is required"))?;
+                let ticket = required(record.ticket, "ticket")?;
+                let seed = required(record.seed, "seed")?;
+                let pc2 = required(record.pc2_output, "pc2out")?;
                 let pieces = record.pieces.clone().unwrap_or_default();
                 let out = self
                     .proof_call("c1", "builtin C1", move || {
@@ -599,10 +581,7 @@ impl Runner {
             }
             State::C1Done => {
                 let (id, _) = self.identity(record)?;
-                let c1 = record
-                    .c1_output
-                    .clone()
-                    .ok_or_else(|| Failure::abort("c1out is required"))?;
+                let c1 = required(record.c1_output.clone(), "c1out")?;
                 let proof = self
                     .proof_call("c2", "builtin C2", move || proofs::c2(id, &c1))
                     .await?;
@@ -610,10 +589,7 @@ impl Runner {
             }
             State::C2Done => {
                 let (id, _) = self.identity(record)?;
-                let proof = record
-                    .proof
-                    .clone()
-                    .ok_or_else(|| Failure::abort("c2out is required"))?;
+                let proof = required(record.proof.clone(), "c2out")?;
                 let resp = self
                     .manager_call(
                         "SubmitProof",

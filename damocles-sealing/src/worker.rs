@@ -8,6 +8,7 @@ use damocles_core::{
     AdminError, AdminTransport, PauseOutcome, ResumeOutcome, SealingThread, ThreadInfo,
     WorkerReport, WorkerSummary,
 };
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::control::Control;
@@ -42,11 +43,13 @@ pub struct Worker {
     threads: Vec<ThreadHandle>,
     tasks: Vec<JoinHandle<()>>,
     version: String,
+    changes: Arc<watch::Sender<u64>>,
 }
 
 impl Worker {
     /// Starts one thread per context, indexed in order.
     pub fn start(contexts: Vec<ThreadContext>, version: impl Into<String>) -> Self {
+        let changes = Arc::new(watch::Sender::new(0));
         let mut threads = Vec::new();
         let mut tasks = Vec::new();
         for (index, ctx) in contexts.into_iter().enumerate() {
@@ -54,6 +57,7 @@ impl Worker {
                 index,
                 ctx.location.root().display().to_string(),
                 ctx.plan,
+                changes.clone(),
             ));
             tasks.push(tokio::spawn(thread::run(ctx, control.clone())));
             threads.push(ThreadHandle { control });
@@ -62,7 +66,15 @@ impl Worker {
             threads,
             tasks,
             version: version.into(),
+            changes,
         }
+    }
+
+    /// A receiver that sees a new value whenever what [`Worker::list`] shows changes
+    /// (other than elapsed seconds): for observers that wait on thread states instead of
+    /// polling.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     /// The threads.

@@ -4,15 +4,16 @@
 //! once per machine (`damocles-worker params generate --sector-size 2KiB`) before the
 //! tests run, so parallel tests never generate the same file twice.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+mod common;
 
-use damocles_core::{AdminTransport, Plan, SealProof, SectorSize, StateStore, ThreadState};
+use std::time::Duration;
+
+use common::{wait_for, Harness};
+use damocles_core::{SectorSize, ThreadState};
 use damocles_sealing::limits::StageLimits;
-use damocles_sealing::mock_chain::{ChainSectorState, MockChain};
+use damocles_sealing::mock_chain::ChainSectorState;
+use damocles_sealing::params;
 use damocles_sealing::proofs::{self, SealIdentity, SealedSector};
-use damocles_sealing::store::{Location, RedbStateStore};
-use damocles_sealing::{params, AttachedStore, SealingOptions, ThreadContext, Worker};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_threads_seal_three_sectors_and_every_proof_verifies() {
@@ -22,45 +23,28 @@ async fn three_threads_seal_three_sectors_and_every_proof_verifies() {
         "2KiB parameters missing from {}: run `damocles-worker params generate --sector-size 2KiB`",
         params::cache_dir().display()
     );
-    let dir = tempfile::tempdir().expect("tempdir");
-    let chain = MockChain::new(1000, SealProof::StackedDrg2KiBV1_1);
+    let mut harness = Harness::new(3);
     // One C2 at a time: on 2 cores each C2 uses them all.
-    let limits = StageLimits::new([("c2", 1)]);
-    let contexts = (0..3)
-        .map(|i| {
-            let location = Location::init(&dir.path().join(format!("store{i}"))).expect("init");
-            let store = RedbStateStore::open(&location).expect("store");
-            ThreadContext {
-                worker_name: "sealing-test".into(),
-                location,
-                plan: Plan::Sealer,
-                options: SealingOptions::immediate(),
-                manager: Arc::new(chain.clone()),
-                store: Arc::new(store) as Arc<dyn StateStore>,
-                limits: limits.clone(),
-                attached: vec![AttachedStore {
-                    name: "remote".into(),
-                    location: dir.path().join("remote"),
-                    readonly: false,
-                }],
-            }
-        })
-        .collect();
-    let worker = Worker::start(contexts, "test");
-    let deadline = Instant::now() + Duration::from_secs(20 * 60);
+    harness.limits = StageLimits::new([("c2", 1)]);
+    let (chain, dir) = (&harness.chain, harness.dir.path());
+    let worker = harness.start();
     let mut saw_waiting = false;
-    while chain.counters().proofs_accepted < 3 {
-        let threads = AdminTransport::list(&worker).await.expect("list");
-        assert!(
-            threads.iter().all(|t| t.last_error.is_none()),
-            "a thread failed: {threads:#?}"
-        );
-        saw_waiting |= threads
-            .iter()
-            .any(|t| matches!(t.thread_state, ThreadState::Waiting { .. }));
-        assert!(Instant::now() < deadline, "sealing took over 20 minutes");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_for(
+        &worker,
+        Duration::from_secs(20 * 60),
+        "three proven sectors",
+        |threads| {
+            assert!(
+                threads.iter().all(|t| t.last_error.is_none()),
+                "a thread failed: {threads:#?}"
+            );
+            saw_waiting |= threads
+                .iter()
+                .any(|t| matches!(t.thread_state, ThreadState::Waiting { .. }));
+            chain.counters().proofs_accepted >= 3
+        },
+    )
+    .await;
     worker.shutdown().await;
     assert!(saw_waiting, "with one C2 slot, some thread waited for it");
     let counters = chain.counters();
@@ -103,7 +87,6 @@ async fn three_threads_seal_three_sectors_and_every_proof_verifies() {
             sector.state
         );
         assert!(dir
-            .path()
             .join("remote/sealed")
             .join(sector.id.to_string())
             .is_file());

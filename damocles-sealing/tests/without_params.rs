@@ -5,19 +5,18 @@
 //! This binary points `FIL_PROOFS_PARAMETER_CACHE` at an empty directory before any
 //! proof call (upstream reads it once per process).
 
-use std::sync::{Arc, Once};
-use std::time::{Duration, Instant};
+mod common;
 
+use std::sync::Once;
+use std::time::Duration;
+
+use common::{Harness, MINER};
 use damocles_core::sealer_api::ManagerError;
 use damocles_core::{
-    AdminTransport, PauseOutcome, Plan, PlanState, ResumeOutcome, SealProof, StateStore,
-    ThreadInfo, ThreadState,
+    AdminTransport, PauseOutcome, PlanState, ResumeOutcome, ThreadInfo, ThreadState,
 };
-use damocles_sealing::mock_chain::{ChainCall, ChainSectorState, MockChain};
-use damocles_sealing::store::{Location, RedbStateStore};
-use damocles_sealing::{AttachedStore, SealingOptions, ThreadContext, Worker};
-
-const MINER: u64 = 1000;
+use damocles_sealing::mock_chain::{ChainCall, ChainSectorState};
+use damocles_sealing::{SealingOptions, Worker};
 
 fn empty_param_cache() {
     static INIT: Once = Once::new();
@@ -28,69 +27,18 @@ fn empty_param_cache() {
     });
 }
 
-struct Harness {
-    dir: tempfile::TempDir,
-    chain: MockChain,
-    threads: usize,
-    options: SealingOptions,
+fn harness(threads: usize) -> Harness {
+    empty_param_cache();
+    Harness::new(threads)
 }
 
-impl Harness {
-    fn new(threads: usize) -> Self {
-        empty_param_cache();
-        Self {
-            dir: tempfile::tempdir().expect("tempdir"),
-            chain: MockChain::new(MINER, SealProof::StackedDrg2KiBV1_1),
-            threads,
-            options: SealingOptions::immediate(),
-        }
-    }
-
-    fn start(&self) -> Worker {
-        let remote = self.dir.path().join("remote");
-        let contexts = (0..self.threads)
-            .map(|i| {
-                let location =
-                    Location::init(&self.dir.path().join(format!("store{i}"))).expect("location");
-                let store = RedbStateStore::open(&location).expect("state store");
-                ThreadContext {
-                    worker_name: "test-worker".into(),
-                    location,
-                    plan: Plan::Sealer,
-                    options: self.options.clone(),
-                    manager: Arc::new(self.chain.clone()),
-                    store: Arc::new(store) as Arc<dyn StateStore>,
-                    limits: Default::default(),
-                    attached: vec![AttachedStore {
-                        name: "remote".into(),
-                        location: remote.clone(),
-                        readonly: false,
-                    }],
-                }
-            })
-            .collect();
-        Worker::start(contexts, "test")
-    }
-}
-
-/// Polls `list` until `done` holds (at most 60 s).
+/// Waits at most 60 s for `done`.
 async fn wait_for(
     worker: &Worker,
     what: &str,
-    done: impl Fn(&[ThreadInfo]) -> bool,
+    done: impl FnMut(&[ThreadInfo]) -> bool,
 ) -> Vec<ThreadInfo> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let threads = AdminTransport::list(worker).await.expect("list");
-        if done(&threads) {
-            return threads;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}: {threads:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    common::wait_for(worker, Duration::from_secs(60), what, done).await
 }
 
 fn paused(info: &ThreadInfo) -> bool {
@@ -103,7 +51,7 @@ fn state_of(info: &ThreadInfo) -> Option<&str> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_parameters_pause_at_c1done_with_the_upstream_text_and_survive_a_restart() {
-    let harness = Harness::new(3);
+    let harness = harness(3);
     let worker = harness.start();
     let threads = wait_for(&worker, "three paused threads", |t| t.iter().all(paused)).await;
     for thread in &threads {
@@ -138,7 +86,7 @@ async fn missing_parameters_pause_at_c1done_with_the_upstream_text_and_survive_a
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resume_validates_states_and_aborted_aborts() {
-    let harness = Harness::new(1);
+    let harness = harness(1);
     let worker = harness.start();
     wait_for(&worker, "paused", |t| paused(&t[0])).await;
     let before = AdminTransport::list(&worker).await.expect("list");
@@ -190,7 +138,7 @@ async fn resume_validates_states_and_aborted_aborts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resume_at_treedbuilt_reseals_from_there() {
-    let harness = Harness::new(1);
+    let harness = harness(1);
     let worker = harness.start();
     wait_for(&worker, "paused", |t| paused(&t[0])).await;
     let outcome = worker
@@ -213,7 +161,7 @@ async fn resume_at_treedbuilt_reseals_from_there() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn temporary_failures_retry_then_pause_as_permanent() {
-    let mut harness = Harness::new(1);
+    let mut harness = harness(1);
     harness.options.max_retries = 2;
     harness.chain.fail_next(
         ChainCall::AssignTicket,
@@ -242,16 +190,17 @@ async fn temporary_failures_retry_then_pause_as_permanent() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pause_reaches_an_idle_thread_at_once() {
-    let harness = Harness::new(1);
+    let mut harness = harness(1);
     // No sector to allocate: the thread idles, polling.
     harness.chain.fail_next(
         ChainCall::AllocateSector,
         usize::MAX,
         ManagerError::transport("manager down"),
     );
-    let mut options = SealingOptions::immediate();
-    options.recover_interval = Duration::from_secs(3600);
-    let harness = Harness { options, ..harness };
+    harness.options = SealingOptions {
+        recover_interval: Duration::from_secs(3600),
+        ..SealingOptions::immediate()
+    };
     let worker = harness.start();
     wait_for(&worker, "idle", |t| state_of(&t[0]) == Some("Empty")).await;
     assert_eq!(worker.resume(0, None).await, Ok(ResumeOutcome::NotPaused));

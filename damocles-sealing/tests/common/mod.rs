@@ -1,0 +1,84 @@
+//! The harness both sealing test binaries share: a mock chain and a worker whose threads
+//! live in one temporary directory, and a bounded wait on what `list` shows.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use damocles_core::{Plan, SealProof, StateStore, ThreadInfo};
+use damocles_sealing::limits::StageLimits;
+use damocles_sealing::mock_chain::MockChain;
+use damocles_sealing::store::{Location, RedbStateStore};
+use damocles_sealing::{AttachedStore, SealingOptions, ThreadContext, Worker};
+
+/// The miner every test seals for.
+pub const MINER: u64 = 1000;
+
+/// A worker's locations, its mock chain and its settings; `start` can be called again on
+/// the same locations to restart the worker.
+pub struct Harness {
+    pub dir: tempfile::TempDir,
+    pub chain: MockChain,
+    pub threads: usize,
+    pub options: SealingOptions,
+    pub limits: StageLimits,
+}
+
+impl Harness {
+    pub fn new(threads: usize) -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("tempdir"),
+            chain: MockChain::new(MINER, SealProof::StackedDrg2KiBV1_1),
+            threads,
+            options: SealingOptions::immediate(),
+            limits: StageLimits::default(),
+        }
+    }
+
+    pub fn start(&self) -> Worker {
+        let contexts = (0..self.threads)
+            .map(|i| {
+                let location =
+                    Location::init(&self.dir.path().join(format!("store{i}"))).expect("location");
+                let store = RedbStateStore::open(&location).expect("state store");
+                ThreadContext {
+                    worker_name: "test-worker".into(),
+                    location,
+                    plan: Plan::Sealer,
+                    options: self.options.clone(),
+                    manager: Arc::new(self.chain.clone()),
+                    store: Arc::new(store) as Arc<dyn StateStore>,
+                    limits: self.limits.clone(),
+                    attached: vec![AttachedStore {
+                        name: "remote".into(),
+                        location: self.dir.path().join("remote"),
+                        readonly: false,
+                    }],
+                }
+            })
+            .collect();
+        Worker::start(contexts, "test")
+    }
+}
+
+/// Waits, at most `limit`, until `done` holds for what `list` shows, waking on each change
+/// the worker announces. Panics with the last listing when the limit passes.
+pub async fn wait_for(
+    worker: &Worker,
+    limit: Duration,
+    what: &str,
+    mut done: impl FnMut(&[ThreadInfo]) -> bool,
+) -> Vec<ThreadInfo> {
+    let mut changes = worker.subscribe();
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let threads = worker.list();
+        if done(&threads) {
+            return threads;
+        }
+        match tokio::time::timeout_at(deadline, changes.changed()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => panic!("the worker stopped while waiting for {what}: {threads:#?}"),
+            Err(_) => panic!("timed out after {limit:?} waiting for {what}: {threads:#?}"),
+        }
+    }
+}
