@@ -1,0 +1,423 @@
+//! The worker's TOML configuration: the keys of the original's `damocles-worker.toml` that
+//! apply to what this worker does.
+//!
+//! Durations read like `30s` or `1m 30s`, sizes like `2KiB` or `8GiB`. A key this worker
+//! does not know is not an error: [`WorkerConfig::load`] returns it as a warning naming
+//! the key (the original's files carry keys for external processors and the like). A
+//! value of the wrong kind is an error naming the key and the file.
+//!
+//! Relative locations are taken relative to the working directory, as the original does.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use damocles_core::{ActorId, Plan, SectorSize};
+use serde::{Deserialize, Deserializer};
+
+use crate::limits::{StageLimits, STAGE_NAMES};
+use crate::options::SealingOptions;
+use crate::thread::AttachedStore;
+
+/// The admin API port the original listens on, and the CLI's default target.
+pub const DEFAULT_ADMIN_PORT: u16 = 17890;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct WorkerConfig {
+    /// `[worker]`.
+    pub worker: WorkerSection,
+    /// `[sector_manager]`.
+    pub sector_manager: SectorManagerSection,
+    /// `[sealing]`: options of every thread.
+    pub sealing: SealingSection,
+    /// `[[sealing_thread]]`.
+    pub sealing_thread: Vec<SealingThreadSection>,
+    /// `[[attached]]`: where sealed sectors are persisted.
+    pub attached: Vec<AttachedSection>,
+    /// `[processors]`.
+    pub processors: ProcessorsSection,
+}
+
+/// `[worker]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct WorkerSection {
+    /// The instance name the manager knows this worker by (default: the local address
+    /// used to reach the manager).
+    pub name: Option<String>,
+    /// Where the admin API listens.
+    pub rpc_server: RpcServerSection,
+    /// How often the worker reports to the manager.
+    #[serde(with = "humantime_serde")]
+    pub ping_interval: Duration,
+}
+
+impl Default for WorkerSection {
+    fn default() -> Self {
+        Self {
+            name: None,
+            rpc_server: RpcServerSection::default(),
+            ping_interval: Duration::from_secs(30),
+        }
+    }
+}
+
+/// `[worker] rpc_server`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct RpcServerSection {
+    /// Listen host. Loopback by default (the original listens on every interface).
+    pub host: String,
+    /// Listen port.
+    pub port: u16,
+}
+
+impl Default for RpcServerSection {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            port: DEFAULT_ADMIN_PORT,
+        }
+    }
+}
+
+/// `[sector_manager]`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(default)]
+pub struct SectorManagerSection {
+    /// `rpc_client`.
+    pub rpc_client: RpcClientSection,
+}
+
+/// `[sector_manager] rpc_client`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct RpcClientSection {
+    /// The manager: a multiaddr (`/ip4/127.0.0.1/tcp/1789`) or a URL.
+    pub addr: String,
+}
+
+impl Default for RpcClientSection {
+    fn default() -> Self {
+        Self {
+            addr: "/ip4/127.0.0.1/tcp/1789".into(),
+        }
+    }
+}
+
+/// `[sealing]` or a thread's `sealing.*`: every key optional; a thread's keys override
+/// the global ones, which override the defaults of [`SealingOptions`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct SealingSection {
+    /// Miners to seal for.
+    pub allowed_miners: Option<Vec<ActorId>>,
+    /// Sector sizes to seal, e.g. `["2KiB"]`.
+    #[serde(deserialize_with = "from_str_list")]
+    pub allowed_sizes: Option<Vec<SectorSize>>,
+    /// Ask the manager for deals.
+    pub enable_deals: Option<bool>,
+    /// Take no sector without deals.
+    pub disable_cc: Option<bool>,
+    /// At most this many deals a sector.
+    pub max_deals: Option<u64>,
+    /// Only take deals filling at least this much, e.g. `8GiB`.
+    #[serde(deserialize_with = "from_str_opt")]
+    pub min_deal_space: Option<SectorSize>,
+    /// Temporary failures of a sector before the thread pauses.
+    pub max_retries: Option<u32>,
+    /// Pause between sectors.
+    #[serde(with = "humantime_serde")]
+    pub seal_interval: Option<Duration>,
+    /// Pause before retrying.
+    #[serde(with = "humantime_serde")]
+    pub recover_interval: Option<Duration>,
+    /// Pause between polls of on-chain state.
+    #[serde(with = "humantime_serde")]
+    pub rpc_polling_interval: Option<Duration>,
+    /// Skip waiting for the proof to land.
+    pub ignore_proof_check: Option<bool>,
+    /// Idle rounds before a round ends.
+    pub request_task_max_retries: Option<u32>,
+    /// Check PC2's output with a C1 run.
+    pub verify_after_pc2: Option<bool>,
+}
+
+impl SealingSection {
+    /// These keys over `base`.
+    pub fn apply(&self, base: SealingOptions) -> SealingOptions {
+        SealingOptions {
+            allowed_miners: self.allowed_miners.clone().or(base.allowed_miners),
+            allowed_sizes: self.allowed_sizes.clone().or(base.allowed_sizes),
+            enable_deals: self.enable_deals.unwrap_or(base.enable_deals),
+            disable_cc: self.disable_cc.unwrap_or(base.disable_cc),
+            max_deals: self.max_deals.or(base.max_deals),
+            min_deal_space: self
+                .min_deal_space
+                .map(SectorSize::bytes)
+                .or(base.min_deal_space),
+            max_retries: self.max_retries.unwrap_or(base.max_retries),
+            seal_interval: self.seal_interval.unwrap_or(base.seal_interval),
+            recover_interval: self.recover_interval.unwrap_or(base.recover_interval),
+            rpc_polling_interval: self
+                .rpc_polling_interval
+                .unwrap_or(base.rpc_polling_interval),
+            ignore_proof_check: self.ignore_proof_check.unwrap_or(base.ignore_proof_check),
+            request_task_max_retries: self
+                .request_task_max_retries
+                .unwrap_or(base.request_task_max_retries),
+            verify_after_pc2: self.verify_after_pc2.unwrap_or(base.verify_after_pc2),
+        }
+    }
+}
+
+/// `[[sealing_thread]]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct SealingThreadSection {
+    /// The thread's location (see `store sealing-init`).
+    pub location: PathBuf,
+    /// Its plan (default `sealer`).
+    #[serde(default)]
+    pub plan: Plan,
+    /// Its overrides of `[sealing]`.
+    #[serde(default)]
+    pub sealing: SealingSection,
+}
+
+/// `[[attached]]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct AttachedSection {
+    /// The name the manager knows the store by (default: its location).
+    pub name: Option<String>,
+    /// Its directory.
+    pub location: PathBuf,
+    /// Never written to.
+    #[serde(default)]
+    pub readonly: bool,
+}
+
+impl AttachedSection {
+    /// As the runtime uses it.
+    pub fn store(&self) -> AttachedStore {
+        AttachedStore {
+            name: self
+                .name
+                .clone()
+                .unwrap_or_else(|| self.location.display().to_string()),
+            location: self.location.clone(),
+            readonly: self.readonly,
+        }
+    }
+}
+
+/// `[processors]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct ProcessorsSection {
+    /// The legacy name of `limitation.concurrent`.
+    pub limit: BTreeMap<String, usize>,
+    /// `limitation`.
+    pub limitation: LimitationSection,
+}
+
+/// `[processors.limitation]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct LimitationSection {
+    /// How many threads may run a stage at once, e.g. `c2 = 1`.
+    pub concurrent: BTreeMap<String, usize>,
+}
+
+/// Why a configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A value is not what its key needs (or the file is not TOML).
+    #[error("config {path}: {key}: {message}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// The key, dotted (`sealing.max_retries`, `sealing_thread[1].location`).
+        key: String,
+        /// What is wrong, with the line where the parser knows it.
+        message: String,
+    },
+}
+
+/// A loaded configuration and the keys it ignored.
+#[derive(Debug, Clone)]
+pub struct LoadedConfig {
+    /// The configuration.
+    pub config: WorkerConfig,
+    /// One line per unknown key, naming it.
+    pub warnings: Vec<String>,
+}
+
+impl WorkerConfig {
+    /// Reads and checks a configuration file.
+    pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses and checks configuration text; `origin` names it in messages.
+    pub fn parse(text: &str, origin: &str) -> Result<LoadedConfig, ConfigError> {
+        let invalid = |key: String, message: String| ConfigError::Invalid {
+            path: origin.to_owned(),
+            key,
+            message,
+        };
+        let mut unknown = Vec::new();
+        let deserializer = toml::Deserializer::new(text);
+        let mut note_unknown = |path: serde_ignored::Path<'_>| unknown.push(path.to_string());
+        let ignoring = serde_ignored::Deserializer::new(deserializer, &mut note_unknown);
+        let config: WorkerConfig = serde_path_to_error::deserialize(ignoring).map_err(|e| {
+            let key = e.path().to_string();
+            let inner = e.into_inner();
+            let message = match inner.span() {
+                Some(span) => format!("{} (line {})", inner.message(), line_of(text, span.start)),
+                None => inner.message().to_owned(),
+            };
+            invalid(
+                if key == "." {
+                    "TOML syntax".into()
+                } else {
+                    key
+                },
+                message,
+            )
+        })?;
+        let mut warnings: Vec<String> = unknown
+            .into_iter()
+            .map(|key| format!("config {origin}: unknown key {key} is ignored"))
+            .collect();
+        for (key, limits) in [
+            (
+                "processors.limitation.concurrent",
+                &config.processors.limitation.concurrent,
+            ),
+            ("processors.limit", &config.processors.limit),
+        ] {
+            for (stage, n) in limits {
+                if !STAGE_NAMES.contains(&stage.as_str()) {
+                    warnings.push(format!(
+                        "config {origin}: unknown stage {key}.{stage} is ignored (stages: {})",
+                        STAGE_NAMES.join(", ")
+                    ));
+                } else if *n == 0 {
+                    return Err(invalid(
+                        format!("{key}.{stage}"),
+                        "0 would stop the stage for good; use at least 1".into(),
+                    ));
+                }
+            }
+        }
+        if config.sealing_thread.is_empty() {
+            return Err(invalid(
+                "sealing_thread".into(),
+                "no [[sealing_thread]]: the worker needs at least one".into(),
+            ));
+        }
+        for (i, thread) in config.sealing_thread.iter().enumerate() {
+            if thread.plan != Plan::Sealer {
+                return Err(invalid(
+                    format!("sealing_thread[{i}].plan"),
+                    format!(
+                        "plan {:?} is not supported yet: only \"sealer\" is",
+                        thread.plan.as_str()
+                    ),
+                ));
+            }
+        }
+        Ok(LoadedConfig { config, warnings })
+    }
+
+    /// The options of thread `index`: its `sealing.*` over `[sealing]` over the defaults.
+    pub fn thread_options(&self, index: usize) -> SealingOptions {
+        let global = self.sealing.apply(SealingOptions::default());
+        match self.sealing_thread.get(index) {
+            Some(thread) => thread.sealing.apply(global),
+            None => global,
+        }
+    }
+
+    /// The stage limits (`limitation.concurrent` wins over the legacy `limit`), known
+    /// stages only.
+    pub fn stage_limits(&self) -> StageLimits {
+        let mut merged = self.processors.limit.clone();
+        merged.extend(self.processors.limitation.concurrent.clone());
+        StageLimits::new(
+            merged
+                .iter()
+                .filter(|(stage, _)| STAGE_NAMES.contains(&stage.as_str()))
+                .map(|(stage, n)| (stage.as_str(), *n)),
+        )
+    }
+
+    /// The attached stores.
+    pub fn attached_stores(&self) -> Vec<AttachedStore> {
+        self.attached.iter().map(AttachedSection::store).collect()
+    }
+
+    /// Where the admin API listens.
+    pub fn admin_addr(&self) -> String {
+        format!(
+            "{}:{}",
+            self.worker.rpc_server.host, self.worker.rpc_server.port
+        )
+    }
+
+    /// Where a command line on this machine reaches the admin API: the configured host
+    /// (loopback when it listens everywhere) and port.
+    pub fn admin_target(&self) -> String {
+        let host = match self.worker.rpc_server.host.as_str() {
+            "" | "0.0.0.0" | "::" => "127.0.0.1",
+            host => host,
+        };
+        format!("{host}:{}", self.worker.rpc_server.port)
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+fn from_str_opt<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: FromStr,
+    T::Err: std::fmt::Display,
+{
+    Option::<String>::deserialize(deserializer)?
+        .map(|s| s.parse().map_err(serde::de::Error::custom))
+        .transpose()
+}
+
+fn from_str_list<'de, D, T>(deserializer: D) -> Result<Option<Vec<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: FromStr,
+    T::Err: std::fmt::Display,
+{
+    Option::<Vec<String>>::deserialize(deserializer)?
+        .map(|list| {
+            list.iter()
+                .map(|s| s.parse().map_err(serde::de::Error::custom))
+                .collect()
+        })
+        .transpose()
+}

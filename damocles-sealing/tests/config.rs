@@ -1,0 +1,164 @@
+//! The worker configuration: the fixture the quickstart uses, merging, warnings for
+//! unknown keys and errors that name the key and the file.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use damocles_core::SectorSize;
+use damocles_sealing::config::{ConfigError, WorkerConfig};
+use damocles_sealing::SealingOptions;
+
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/damocles-worker.mock.toml")
+}
+
+fn parse(text: &str) -> Result<damocles_sealing::config::LoadedConfig, ConfigError> {
+    WorkerConfig::parse(text, "test.toml")
+}
+
+fn error(text: &str) -> String {
+    parse(text).expect_err("an invalid config").to_string()
+}
+
+const ONE_THREAD: &str = "[[sealing_thread]]\nlocation = \"/tmp/s1\"\n";
+
+#[test]
+fn the_quickstart_fixture_loads_without_warnings() {
+    let loaded = WorkerConfig::load(&fixture()).expect("fixture");
+    assert_eq!(loaded.warnings, Vec::<String>::new());
+    let config = loaded.config;
+    assert_eq!(config.sealing_thread.len(), 3);
+    assert_eq!(config.admin_addr(), "127.0.0.1:17890");
+    assert_eq!(config.worker.ping_interval, Duration::from_secs(5));
+    assert_eq!(
+        config.sector_manager.rpc_client.addr,
+        "/ip4/127.0.0.1/tcp/1789"
+    );
+    let stores = config.attached_stores();
+    assert_eq!(stores.len(), 1);
+    assert_eq!(stores[0].name, "persist-store1");
+    let options = config.thread_options(0);
+    assert_eq!(options.allowed_sizes, Some(vec![SectorSize::KIB_2]));
+    assert_eq!(options.allowed_miners, Some(vec![10000]));
+    assert_eq!(options.max_retries, 3);
+    assert_eq!(options.recover_interval, Duration::from_secs(5));
+    let limits = config.stage_limits();
+    assert!(limits.is_limited("c2"));
+    assert!(!limits.is_limited("c1"));
+}
+
+#[test]
+fn thread_keys_override_global_keys_which_override_defaults() {
+    let loaded = parse(
+        r#"
+[sealing]
+max_retries = 7
+seal_interval = "1m 30s"
+
+[[sealing_thread]]
+location = "/tmp/a"
+
+[[sealing_thread]]
+location = "/tmp/b"
+sealing.max_retries = 2
+sealing.min_deal_space = "8GiB"
+"#,
+    )
+    .expect("config");
+    let config = loaded.config;
+    let defaults = SealingOptions::default();
+    let first = config.thread_options(0);
+    assert_eq!(first.max_retries, 7);
+    assert_eq!(first.seal_interval, Duration::from_secs(90));
+    assert_eq!(first.recover_interval, defaults.recover_interval);
+    let second = config.thread_options(1);
+    assert_eq!(second.max_retries, 2);
+    assert_eq!(second.seal_interval, Duration::from_secs(90));
+    assert_eq!(second.min_deal_space, Some(8 << 30));
+    // The defaults where nothing is set: the admin API on loopback, port 17890.
+    assert_eq!(config.admin_addr(), "127.0.0.1:17890");
+    assert_eq!(config.worker.ping_interval, Duration::from_secs(30));
+}
+
+#[test]
+fn unknown_keys_are_warnings_that_name_them() {
+    let loaded = parse(&format!(
+        "[worker]\nscan_persist_stores = []\n[sealing]\nmax_retrys = 3\n{ONE_THREAD}\
+         [processors.limitation.concurrent]\npc9 = 1\n[[processors.pc1]]\nbin = \"x\"\n"
+    ))
+    .expect("config");
+    let warnings = loaded.warnings.join("\n");
+    for key in [
+        "worker.scan_persist_stores",
+        "sealing.max_retrys",
+        "processors.pc1",
+        "processors.limitation.concurrent.pc9",
+    ] {
+        assert!(warnings.contains(key), "{key} not in {warnings}");
+    }
+    assert!(warnings.contains("test.toml"), "{warnings}");
+    assert!(!loaded.config.stage_limits().is_limited("pc9"));
+}
+
+#[test]
+fn a_bad_value_is_an_error_naming_the_key_the_file_and_the_line() {
+    let err = error(&format!("[sealing]\nmax_retries = \"three\"\n{ONE_THREAD}"));
+    assert!(
+        err.starts_with("config test.toml: sealing.max_retries: "),
+        "{err}"
+    );
+    assert!(err.contains("line 2"), "{err}");
+
+    let err = error(&format!(
+        "[sealing]\nrecover_interval = \"soon\"\n{ONE_THREAD}"
+    ));
+    assert!(err.contains("sealing.recover_interval"), "{err}");
+
+    let err = error(&format!(
+        "[sealing]\nallowed_sizes = [\"2KB\"]\n{ONE_THREAD}"
+    ));
+    assert!(err.contains("sealing.allowed_sizes"), "{err}");
+    assert!(err.contains("2KiB"), "says what a size looks like: {err}");
+
+    let err = error(&format!(
+        "{ONE_THREAD}[[sealing_thread]]\nlocation = \"/tmp/b\"\nsealing.seal_interval = 5\n"
+    ));
+    assert!(
+        err.contains("sealing_thread[1].sealing.seal_interval"),
+        "{err}"
+    );
+
+    let err = error(&format!(
+        "{ONE_THREAD}[processors.limitation.concurrent]\nc2 = 0\n"
+    ));
+    assert!(err.contains("processors.limitation.concurrent.c2"), "{err}");
+
+    let err = error("[worker]\nrpc_server.port = 70000\n");
+    assert!(err.contains("worker.rpc_server.port"), "{err}");
+}
+
+#[test]
+fn threads_need_a_location_and_a_supported_plan() {
+    let err = error("[[sealing_thread]]\nplan = \"sealer\"\n");
+    assert!(err.contains("sealing_thread[0]"), "{err}");
+    assert!(err.contains("location"), "{err}");
+
+    let err = error("[sealing]\n");
+    assert!(err.contains("at least one"), "{err}");
+
+    let err = error("[[sealing_thread]]\nlocation = \"/x\"\nplan = \"snapup\"\n");
+    assert!(err.contains("sealing_thread[0].plan"), "{err}");
+    let err = error("[[sealing_thread]]\nlocation = \"/x\"\nplan = \"sealr\"\n");
+    assert!(err.contains("sealing_thread[0].plan"), "{err}");
+}
+
+#[test]
+fn broken_toml_and_a_missing_file_are_clear() {
+    let err = error("[sealing\nmax_retries = 1\n");
+    assert!(err.starts_with("config test.toml: "), "{err}");
+    assert!(err.contains("line 1"), "{err}");
+    let err = WorkerConfig::load(Path::new("/nonexistent/worker.toml"))
+        .expect_err("missing")
+        .to_string();
+    assert!(err.contains("/nonexistent/worker.toml"), "{err}");
+}
