@@ -8,26 +8,72 @@ mod common;
 
 use std::time::Duration;
 
-use common::{wait_for, Harness};
-use damocles_core::{SectorSize, ThreadState};
+use std::sync::Arc;
+
+use common::{wait_for, CrashAfter, Harness, MINER};
+use damocles_core::sealer_api::ManagerError;
+use damocles_core::{
+    PauseOutcome, PlanState, ResumeOutcome, SealingThread, SectorId, SectorSize, State, StateStore,
+    ThreadState,
+};
 use damocles_sealing::limits::StageLimits;
-use damocles_sealing::mock_chain::ChainSectorState;
+use damocles_sealing::mock_chain::{ChainCall, ChainSectorState};
 use damocles_sealing::params;
 use damocles_sealing::proofs::{self, SealIdentity, SealedSector};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_threads_seal_three_sectors_and_every_proof_verifies() {
+fn require_params() {
     let proof = params::proof_for(SectorSize::KIB_2).expect("2KiB proof type");
     assert!(
         params::present(proof),
         "2KiB parameters missing from {}: run `damocles-worker params generate --sector-size 2KiB`",
         params::cache_dir().display()
     );
+}
+
+fn in_c2(info: &damocles_core::ThreadInfo) -> bool {
+    matches!(&info.thread_state, ThreadState::Running { proc: Some(p), .. } if p == "builtin C2")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_threads_seal_three_sectors_and_every_proof_verifies() {
+    require_params();
     let mut harness = Harness::new(3);
     // One C2 at a time: on 2 cores each C2 uses them all.
     harness.limits = StageLimits::new([("c2", 1)]);
     let (chain, dir) = (&harness.chain, harness.dir.path());
     let worker = harness.start();
+
+    // A pause asked for during C2 is shown as requested, and takes effect once C2's
+    // result is persisted.
+    let threads = wait_for(&worker, Duration::from_secs(5 * 60), "a C2 call", |t| {
+        t.iter().any(in_c2)
+    })
+    .await;
+    let index = threads.iter().position(in_c2).expect("a thread in C2");
+    assert_eq!(
+        worker.thread(index as u64).map(|t| t.pause()),
+        Ok(PauseOutcome::Requested)
+    );
+    assert!(worker.list()[index].pause_requested);
+    let threads = wait_for(
+        &worker,
+        Duration::from_secs(10 * 60),
+        "paused after C2",
+        |t| matches!(t[index].thread_state, ThreadState::Paused { .. }),
+    )
+    .await;
+    assert_eq!(
+        threads[index].job_state,
+        Some(PlanState::Sector(State::C2Done)),
+        "the proof was kept"
+    );
+    assert_eq!(threads[index].last_error, None);
+    assert!(!threads[index].pause_requested);
+    assert!(matches!(
+        worker.thread(index as u64).expect("thread").resume(None),
+        Ok(ResumeOutcome::Resumed { state: None })
+    ));
+
     let mut saw_waiting = false;
     wait_for(
         &worker,
@@ -91,4 +137,101 @@ async fn three_threads_seal_three_sectors_and_every_proof_verifies() {
             .join(sector.id.to_string())
             .is_file());
     }
+}
+
+/// The sealer states one sector passes through, in order.
+const SEALER_PATH: [State; 16] = [
+    State::Allocated,
+    State::DealsAcquired,
+    State::PieceAdded,
+    State::TreeDBuilt,
+    State::TicketAssigned,
+    State::PC1Done,
+    State::PC2Done,
+    State::PCSubmitted,
+    State::PCLanded,
+    State::Persisted,
+    State::PersistanceSubmitted,
+    State::SeedAssigned,
+    State::C1Done,
+    State::C2Done,
+    State::ProofSubmitted,
+    State::Finished,
+];
+
+/// For every state of the sealer path: run a fresh runtime on the same location until
+/// that state is persisted, then drop the runtime at once (no shutdown of the thread, no
+/// report of the transition). The one sector still finishes, verified, and nothing is
+/// allocated or accepted twice. One C2 in all.
+#[test]
+fn a_sector_survives_a_crash_right_after_every_state() {
+    require_params();
+    let harness = Harness::new(1);
+    let sector = SectorId::new(MINER, 1);
+    for state in SEALER_PATH {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let crashed = Arc::new(tokio::sync::Notify::new());
+        runtime.block_on(async {
+            let _worker = harness.start_with(|inner| {
+                Arc::new(CrashAfter {
+                    inner,
+                    at: state,
+                    crashed: crashed.clone(),
+                }) as Arc<dyn StateStore>
+            });
+            tokio::time::timeout(Duration::from_secs(10 * 60), crashed.notified())
+                .await
+                .unwrap_or_else(|_| panic!("{state} was never persisted: {:#?}", _worker.list()));
+        });
+        // The crash: every task is dropped where it stands (no blocking work is in
+        // flight: the thread is frozen after its write).
+        runtime.shutdown_timeout(Duration::from_secs(30));
+        let chain = harness.chain.sector(sector).expect("sector 1 allocated");
+        assert!(
+            !matches!(chain.state, ChainSectorState::Aborted(_)),
+            "after {state}: {:?}",
+            chain.state
+        );
+    }
+    // The last crash came after Finished was persisted; a restart reports it finalized.
+    // No new sector is to be had, so the thread then idles.
+    harness.chain.fail_next(
+        ChainCall::AllocateSector,
+        usize::MAX,
+        ManagerError::transport("no more sectors for this test"),
+    );
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let worker = harness.start();
+        wait_for(
+            &worker,
+            Duration::from_secs(60),
+            "the sector finalized",
+            |_| {
+                harness
+                    .chain
+                    .sector(sector)
+                    .is_some_and(|s| s.state == ChainSectorState::Finished)
+            },
+        )
+        .await;
+        worker.shutdown().await;
+    });
+    let counters = harness.chain.counters();
+    assert_eq!(counters.allocated, 1, "no sector allocated twice");
+    assert_eq!(counters.pre_commits_accepted, 1);
+    assert_eq!(counters.proofs_accepted, 1, "{counters:?}");
+    assert_eq!(counters.proofs_rejected, 0);
+    let finished = harness.chain.sector(sector).expect("sector 1");
+    let sealed = harness
+        .dir
+        .path()
+        .join("remote/sealed")
+        .join(sector.to_string());
+    assert!(sealed.is_file(), "persisted to the attached store");
+    assert!(finished.proof.is_some());
 }

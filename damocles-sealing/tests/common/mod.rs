@@ -1,10 +1,15 @@
 //! The harness both sealing test binaries share: a mock chain and a worker whose threads
-//! live in one temporary directory, and a bounded wait on what `list` shows.
+//! live in one temporary directory, a state store that "crashes" right after a chosen
+//! state is persisted, and a bounded wait on what `list` shows.
+
+// Each test binary uses a part of the harness.
+#![allow(dead_code)]
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use damocles_core::{Plan, SealProof, StateStore, ThreadInfo};
+use async_trait::async_trait;
+use damocles_core::{Plan, SealProof, SectorRecord, State, StateStore, StoreError, ThreadInfo};
 use damocles_sealing::limits::StageLimits;
 use damocles_sealing::mock_chain::MockChain;
 use damocles_sealing::store::{Location, RedbStateStore};
@@ -35,18 +40,23 @@ impl Harness {
     }
 
     pub fn start(&self) -> Worker {
+        self.start_with(|store| Arc::new(store))
+    }
+
+    /// Starts the worker with each thread's redb store wrapped by `wrap`.
+    pub fn start_with(&self, wrap: impl Fn(RedbStateStore) -> Arc<dyn StateStore>) -> Worker {
         let contexts = (0..self.threads)
             .map(|i| {
                 let location =
                     Location::init(&self.dir.path().join(format!("store{i}"))).expect("location");
-                let store = RedbStateStore::open(&location).expect("state store");
+                let store = wrap(RedbStateStore::open(&location).expect("state store"));
                 ThreadContext {
                     worker_name: "test-worker".into(),
                     location,
                     plan: Plan::Sealer,
                     options: self.options.clone(),
                     manager: Arc::new(self.chain.clone()),
-                    store: Arc::new(store) as Arc<dyn StateStore>,
+                    store,
                     limits: self.limits.clone(),
                     attached: vec![AttachedStore {
                         name: "remote".into(),
@@ -80,5 +90,34 @@ pub async fn wait_for(
             Ok(Err(_)) => panic!("the worker stopped while waiting for {what}: {threads:#?}"),
             Err(_) => panic!("timed out after {limit:?} waiting for {what}: {threads:#?}"),
         }
+    }
+}
+
+/// A state store that, once it has durably saved a record in state `at`, never returns:
+/// the thread is frozen right after the write, as if the process died there. `crashed`
+/// is notified when that happens.
+pub struct CrashAfter {
+    pub inner: RedbStateStore,
+    pub at: State,
+    pub crashed: Arc<tokio::sync::Notify>,
+}
+
+#[async_trait]
+impl StateStore for CrashAfter {
+    async fn load(&self) -> Result<Option<SectorRecord>, StoreError> {
+        self.inner.load().await
+    }
+
+    async fn save(&self, record: &SectorRecord) -> Result<(), StoreError> {
+        self.inner.save(record).await?;
+        if record.state == self.at {
+            self.crashed.notify_one();
+            std::future::pending::<()>().await;
+        }
+        Ok(())
+    }
+
+    async fn clear(&self) -> Result<(), StoreError> {
+        self.inner.clear().await
     }
 }

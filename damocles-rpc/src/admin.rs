@@ -1,0 +1,248 @@
+//! The worker admin API, namespace `VenusWorker`, wire-compatible with the original:
+//! [`AdminService`] serves any [`AdminTransport`]; [`HttpAdminClient`] is an
+//! [`AdminTransport`] that calls a worker over HTTP (ours or an original one).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use damocles_core::{
+    AdminError, AdminTransport, PauseOutcome, ResumeOutcome, ThreadInfo, ThreadState,
+};
+use serde_json::{json, Value};
+
+use crate::client::{CallError, RpcClient, Timeouts};
+use crate::jsonrpc::{Params, RpcError, INVALID_PARAMS};
+use crate::method::{MethodSpec, Permission};
+use crate::server::RpcService;
+
+/// `VenusWorker.WorkerList`.
+pub const WORKER_LIST: &str = "VenusWorker.WorkerList";
+/// `VenusWorker.WorkerPause`.
+pub const WORKER_PAUSE: &str = "VenusWorker.WorkerPause";
+/// `VenusWorker.WorkerResume`.
+pub const WORKER_RESUME: &str = "VenusWorker.WorkerResume";
+/// `VenusWorker.WorkerVersion`.
+pub const WORKER_VERSION: &str = "VenusWorker.WorkerVersion";
+
+/// The worker admin API's methods.
+pub const WORKER_METHODS: &[MethodSpec] = &[
+    MethodSpec {
+        name: WORKER_LIST,
+        params: &[],
+        result: "[WorkerInfo]",
+        permission: Permission::Read,
+        summary: "every sealing thread, in index order",
+    },
+    MethodSpec {
+        name: WORKER_PAUSE,
+        params: &["index: u64"],
+        result: "bool",
+        permission: Permission::Admin,
+        summary: "pauses a thread (idempotent); true: the pause is queued",
+    },
+    MethodSpec {
+        name: WORKER_RESUME,
+        params: &["index: u64", "state?: string | null"],
+        result: "bool",
+        permission: Permission::Admin,
+        summary: "resumes a paused thread, at `state` when given; false: it was not paused",
+    },
+    MethodSpec {
+        name: WORKER_VERSION,
+        params: &[],
+        result: "string",
+        permission: Permission::Read,
+        summary: "the worker's version",
+    },
+];
+
+const INDEX: &str = "a thread index (a whole number from 0)";
+const STATE: &str = "a state name or null";
+
+/// Serves `VenusWorker.*` over an [`AdminTransport`] (a local `Worker`).
+pub struct AdminService {
+    worker: Arc<dyn AdminTransport>,
+}
+
+impl AdminService {
+    /// Serves `worker`.
+    pub fn new(worker: Arc<dyn AdminTransport>) -> Self {
+        Self { worker }
+    }
+}
+
+fn to_rpc(error: AdminError) -> RpcError {
+    match error {
+        AdminError::ThreadNotFound { .. } | AdminError::InvalidState(_) => {
+            RpcError::invalid_params(error.to_string())
+        }
+        other => RpcError::internal(other.to_string()),
+    }
+}
+
+fn to_json<T: serde::Serialize>(value: T) -> Result<Value, RpcError> {
+    serde_json::to_value(value).map_err(|e| RpcError::internal(e.to_string()))
+}
+
+#[async_trait]
+impl RpcService for AdminService {
+    fn methods(&self) -> &'static [MethodSpec] {
+        WORKER_METHODS
+    }
+
+    async fn call(&self, method: &'static MethodSpec, params: Params) -> Result<Value, RpcError> {
+        match method.name {
+            WORKER_LIST => to_json(self.worker.list().await.map_err(to_rpc)?),
+            WORKER_PAUSE => {
+                let index = params.required(0, "index", INDEX)?;
+                self.worker.pause(index).await.map_err(to_rpc)?;
+                Ok(Value::Bool(true))
+            }
+            WORKER_RESUME => {
+                let index = params.required(0, "index", INDEX)?;
+                let state = params.optional(1, "state", STATE)?;
+                let outcome = self.worker.resume(index, state).await.map_err(to_rpc)?;
+                Ok(Value::Bool(matches!(
+                    outcome,
+                    ResumeOutcome::Resumed { .. }
+                )))
+            }
+            WORKER_VERSION => to_json(self.worker.version().await.map_err(to_rpc)?),
+            other => Err(RpcError::method_not_found(other)),
+        }
+    }
+}
+
+/// An [`AdminTransport`] over HTTP: the admin API of a worker at `host:port`.
+///
+/// Pause and resume first list the threads, so that the answer can say what happened
+/// (paused at once, requested during a proof call, already paused) even from a worker
+/// whose API only answers `true`, and so that a state is checked against the thread's
+/// plan before anything is sent.
+#[derive(Debug)]
+pub struct HttpAdminClient {
+    rpc: RpcClient,
+}
+
+impl HttpAdminClient {
+    /// A client of the worker at `address` (`host:port`).
+    pub fn new(
+        address: &str,
+        token: Option<String>,
+        timeouts: Timeouts,
+    ) -> Result<Self, AdminError> {
+        let rpc = RpcClient::new(address, "/", token, timeouts).map_err(admin_error)?;
+        Ok(Self { rpc })
+    }
+
+    /// The worker's address.
+    pub fn address(&self) -> &str {
+        self.rpc.address()
+    }
+
+    async fn thread(&self, index: u64) -> Result<ThreadInfo, AdminError> {
+        AdminTransport::list(self)
+            .await?
+            .into_iter()
+            .find(|t| t.index as u64 == index)
+            .ok_or(AdminError::ThreadNotFound { index })
+    }
+}
+
+fn admin_error(error: CallError) -> AdminError {
+    match error {
+        CallError::Unreachable { address, reason } => {
+            let reason = if reason == "connection refused" {
+                "connection refused — is the daemon running?".to_owned()
+            } else {
+                reason
+            };
+            AdminError::Unreachable { address, reason }
+        }
+        CallError::Unauthorized { address, message } => AdminError::Unauthorized {
+            address,
+            reason: message,
+        },
+        CallError::Rpc(e) => {
+            let not_found = (e.code == INVALID_PARAMS)
+                .then(|| e.message.strip_prefix("worker #"))
+                .flatten()
+                .and_then(|rest| rest.strip_suffix(" not found"))
+                .and_then(|n| n.parse().ok());
+            match not_found {
+                Some(index) => AdminError::ThreadNotFound { index },
+                None => AdminError::Remote {
+                    code: e.code,
+                    message: e.message,
+                },
+            }
+        }
+        CallError::Protocol { address, reason } => {
+            AdminError::Internal(format!("{address}: {reason}"))
+        }
+    }
+}
+
+fn is_paused(info: &ThreadInfo) -> bool {
+    matches!(info.thread_state, ThreadState::Paused { .. })
+}
+
+#[async_trait]
+impl AdminTransport for HttpAdminClient {
+    async fn list(&self) -> Result<Vec<ThreadInfo>, AdminError> {
+        self.rpc
+            .call(WORKER_LIST, Value::Null)
+            .await
+            .map_err(admin_error)
+    }
+
+    async fn pause(&self, index: u64) -> Result<PauseOutcome, AdminError> {
+        let before = self.thread(index).await?;
+        let queued: bool = self
+            .rpc
+            .call(WORKER_PAUSE, json!([index]))
+            .await
+            .map_err(admin_error)?;
+        if !queued {
+            return Err(AdminError::Internal(format!(
+                "the worker did not queue the pause of thread #{index}"
+            )));
+        }
+        if is_paused(&before) || before.pause_requested {
+            return Ok(PauseOutcome::AlreadyPaused);
+        }
+        let after = self.thread(index).await?;
+        Ok(if is_paused(&after) {
+            PauseOutcome::Paused
+        } else if after.pause_requested {
+            PauseOutcome::Requested
+        } else {
+            PauseOutcome::Delivered
+        })
+    }
+
+    async fn resume(&self, index: u64, state: Option<String>) -> Result<ResumeOutcome, AdminError> {
+        let thread = self.thread(index).await?;
+        let target = match &state {
+            Some(name) => Some(thread.plan.parse_state(name)?),
+            None => None,
+        };
+        let resumed: bool = self
+            .rpc
+            .call(WORKER_RESUME, json!([index, state]))
+            .await
+            .map_err(admin_error)?;
+        Ok(if resumed {
+            ResumeOutcome::Resumed { state: target }
+        } else {
+            ResumeOutcome::NotPaused
+        })
+    }
+
+    async fn version(&self) -> Result<String, AdminError> {
+        self.rpc
+            .call(WORKER_VERSION, Value::Null)
+            .await
+            .map_err(admin_error)
+    }
+}

@@ -1,0 +1,203 @@
+//! A JSON-RPC 2.0 client over HTTP/1.1 with connect and request timeouts and an optional
+//! bearer token; its errors say what a person can do about them.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use hyper::StatusCode;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::jsonrpc::{Request, Response, RpcError};
+
+/// Timeouts of a client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Establishing the connection.
+    pub connect: Duration,
+    /// The whole call, connection included.
+    pub request: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_secs(5),
+            request: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// No connection could be made, or none answered in time.
+    #[error("cannot reach {address}: {reason}")]
+    Unreachable {
+        /// The address tried.
+        address: String,
+        /// Why.
+        reason: String,
+    },
+    /// The server refused the token (HTTP 401 or 403).
+    #[error("{address} refused the call: {message}")]
+    Unauthorized {
+        /// The address.
+        address: String,
+        /// What it said.
+        message: String,
+    },
+    /// The server answered with a JSON-RPC error.
+    #[error(transparent)]
+    Rpc(RpcError),
+    /// The answer was not a JSON-RPC answer, or not of the expected shape.
+    #[error("{address} answered something unexpected: {reason}")]
+    Protocol {
+        /// The address.
+        address: String,
+        /// What was wrong.
+        reason: String,
+    },
+}
+
+/// A client of one JSON-RPC endpoint.
+#[derive(Debug)]
+pub struct RpcClient {
+    address: String,
+    url: hyper::Uri,
+    token: Option<String>,
+    timeouts: Timeouts,
+    http: Client<HttpConnector, Full<Bytes>>,
+    next_id: AtomicU64,
+}
+
+impl RpcClient {
+    /// A client of `http://<address><path>` (`address` is `host:port`).
+    pub fn new(
+        address: &str,
+        path: &str,
+        token: Option<String>,
+        timeouts: Timeouts,
+    ) -> Result<Self, CallError> {
+        let url: hyper::Uri =
+            format!("http://{address}{path}")
+                .parse()
+                .map_err(|e| CallError::Unreachable {
+                    address: address.to_owned(),
+                    reason: format!("not a host:port address ({e})"),
+                })?;
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(timeouts.connect));
+        connector.set_nodelay(true);
+        Ok(Self {
+            address: address.to_owned(),
+            url,
+            token,
+            timeouts,
+            http: Client::builder(TokioExecutor::new()).build(connector),
+            next_id: AtomicU64::new(0),
+        })
+    }
+
+    /// The address it calls.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// Calls `method` with positional `params` and decodes the result.
+    pub async fn call<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        params: Value,
+    ) -> Result<T, CallError> {
+        let request = Request {
+            jsonrpc: "2.0",
+            method,
+            params,
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+        };
+        let body = serde_json::to_vec(&request).map_err(|e| self.protocol(e))?;
+        let mut http = hyper::Request::post(self.url.clone())
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            .header(ACCEPT, HeaderValue::from_static("application/json"));
+        if let Some(token) = &self.token {
+            http = http.header(AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let http = http
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| self.protocol(e))?;
+        let exchange = async {
+            let response = self
+                .http
+                .request(http)
+                .await
+                .map_err(|e| self.unreachable(&e))?;
+            let status = response.status();
+            let bytes = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| self.unreachable(&e))?
+                .to_bytes();
+            Ok::<_, CallError>((status, bytes))
+        };
+        let (status, bytes) = tokio::time::timeout(self.timeouts.request, exchange)
+            .await
+            .map_err(|_| CallError::Unreachable {
+                address: self.address.clone(),
+                reason: format!("no answer within {:?}", self.timeouts.request),
+            })??;
+        let response: Result<Response, _> = serde_json::from_slice(&bytes);
+        if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+            return Err(CallError::Unauthorized {
+                address: self.address.clone(),
+                message: response
+                    .ok()
+                    .and_then(|r| r.error)
+                    .map_or_else(|| status.to_string(), |e| e.message),
+            });
+        }
+        // As the original clients do, accept a JSON-RPC body whatever the HTTP status.
+        let response = response.map_err(|e| {
+            self.protocol(format!(
+                "HTTP {status}, body is not a JSON-RPC response ({e}): {}",
+                String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
+            ))
+        })?;
+        let result = response.into_result().map_err(CallError::Rpc)?;
+        serde_json::from_value(result)
+            .map_err(|e| self.protocol(format!("{method} answered an unexpected shape: {e}")))
+    }
+
+    fn protocol(&self, reason: impl std::fmt::Display) -> CallError {
+        CallError::Protocol {
+            address: self.address.clone(),
+            reason: reason.to_string(),
+        }
+    }
+
+    fn unreachable(&self, error: &(dyn std::error::Error + 'static)) -> CallError {
+        let mut reason = error.to_string();
+        let mut source = error.source();
+        while let Some(inner) = source {
+            reason = inner.to_string();
+            source = inner.source();
+        }
+        let reason = reason.to_lowercase();
+        let reason = if reason.contains("refused") {
+            "connection refused".to_owned()
+        } else {
+            reason
+        };
+        CallError::Unreachable {
+            address: self.address.clone(),
+            reason,
+        }
+    }
+}

@@ -1,0 +1,379 @@
+//! A JSON-RPC 2.0 server on hyper 1: POST with a JSON body (single requests, batches and
+//! notifications), a size limit on bodies, optional bearer tokens, graceful shutdown.
+//!
+//! [`handle_body`] is the whole protocol without HTTP, for tests and fuzzing.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::{Method, StatusCode};
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::jsonrpc::{Params, RawRequest, Response, RpcError, UNAUTHORIZED};
+use crate::method::{self, MethodSpec, Permission};
+
+/// Bodies above this many bytes are refused (HTTP 413).
+pub const DEFAULT_BODY_LIMIT: usize = 1 << 20;
+
+/// An API a server serves: a method table and the calls.
+#[async_trait]
+pub trait RpcService: Send + Sync + 'static {
+    /// Every method, with the permission it needs.
+    fn methods(&self) -> &'static [MethodSpec];
+
+    /// Runs `method` (one of [`RpcService::methods`]) with its params.
+    async fn call(&self, method: &'static MethodSpec, params: Params) -> Result<Value, RpcError>;
+}
+
+/// How a server behaves.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// Serve only this path (`/rpc/v0`); `None` serves every path, as the original
+    /// worker does.
+    pub path: Option<String>,
+    /// The token that allows every method.
+    pub admin_token: Option<String>,
+    /// The token that allows the read methods.
+    pub read_token: Option<String>,
+    /// The largest body accepted.
+    pub body_limit: usize,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self {
+            path: None,
+            admin_token: None,
+            read_token: None,
+            body_limit: DEFAULT_BODY_LIMIT,
+        }
+    }
+}
+
+impl ServerOptions {
+    /// Whether calls need a token.
+    pub fn requires_token(&self) -> bool {
+        self.admin_token.is_some() || self.read_token.is_some()
+    }
+
+    /// What the `Authorization` header allows; `None` when it allows nothing.
+    fn permission(&self, authorization: Option<&HeaderValue>) -> Option<Permission> {
+        if !self.requires_token() {
+            return Some(Permission::Admin);
+        }
+        let given = authorization
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))?;
+        if self.admin_token.as_deref().is_some_and(|t| same(t, given)) {
+            Some(Permission::Admin)
+        } else if self.read_token.as_deref().is_some_and(|t| same(t, given)) {
+            Some(Permission::Read)
+        } else {
+            None
+        }
+    }
+}
+
+/// Compares without stopping at the first difference.
+fn same(expected: &str, given: &str) -> bool {
+    expected.len() == given.len()
+        && expected
+            .bytes()
+            .zip(given.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
+/// What a body gets: the HTTP status and the JSON to send (`None`: an empty body, for
+/// notifications).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// The body, without its trailing newline.
+    pub body: Option<Value>,
+}
+
+/// Answers one request body as a caller with `permission`.
+pub async fn handle_body(service: &dyn RpcService, permission: Permission, body: &[u8]) -> Answer {
+    let json: Value = match serde_json::from_slice(body) {
+        Ok(json) => json,
+        Err(_) => return error_answer(StatusCode::OK, RpcError::parse_error()),
+    };
+    match json {
+        Value::Array(items) if items.is_empty() => error_answer(
+            StatusCode::OK,
+            RpcError::invalid_request("Invalid request: empty batch"),
+        ),
+        Value::Array(items) => {
+            let mut answers = Vec::new();
+            for item in items {
+                if let Some(response) = handle_one(service, permission, item).await {
+                    answers.push(to_value(&response));
+                }
+            }
+            Answer {
+                status: StatusCode::OK,
+                body: (!answers.is_empty()).then_some(Value::Array(answers)),
+            }
+        }
+        single => match handle_one(service, permission, single).await {
+            Some(response) => Answer {
+                status: match &response.error {
+                    Some(e) if e.code == UNAUTHORIZED => StatusCode::FORBIDDEN,
+                    _ => StatusCode::OK,
+                },
+                body: Some(to_value(&response)),
+            },
+            None => Answer {
+                status: StatusCode::OK,
+                body: None,
+            },
+        },
+    }
+}
+
+fn to_value(response: &Response) -> Value {
+    serde_json::to_value(response).unwrap_or(Value::Null)
+}
+
+fn error_answer(status: StatusCode, error: RpcError) -> Answer {
+    Answer {
+        status,
+        body: Some(to_value(&Response::new(Value::Null, Err(error)))),
+    }
+}
+
+async fn handle_one(
+    service: &dyn RpcService,
+    permission: Permission,
+    item: Value,
+) -> Option<Response> {
+    let request: RawRequest = match serde_json::from_value(item) {
+        Ok(request) => request,
+        Err(e) => {
+            return Some(Response::new(
+                Value::Null,
+                Err(RpcError::invalid_request(format!("Invalid request: {e}"))),
+            ))
+        }
+    };
+    let id = request.id.clone();
+    let outcome = dispatch(service, permission, request).await;
+    match id {
+        None => None,
+        Some(id @ (Value::Null | Value::Number(_) | Value::String(_))) => {
+            Some(Response::new(id, outcome))
+        }
+        Some(_) => Some(Response::new(
+            Value::Null,
+            Err(RpcError::invalid_request(
+                "Invalid request: id must be a number, a string or null",
+            )),
+        )),
+    }
+}
+
+async fn dispatch(
+    service: &dyn RpcService,
+    permission: Permission,
+    request: RawRequest,
+) -> Result<Value, RpcError> {
+    if request.jsonrpc.as_deref().is_some_and(|v| v != "2.0") {
+        return Err(RpcError::invalid_request(
+            "Invalid request: jsonrpc must be \"2.0\"",
+        ));
+    }
+    let Some(Value::String(name)) = request.method else {
+        return Err(RpcError::invalid_request(
+            "Invalid request: method must be a string",
+        ));
+    };
+    let spec =
+        method::find(service.methods(), &name).ok_or_else(|| RpcError::method_not_found(&name))?;
+    if permission < spec.permission {
+        return Err(RpcError::new(
+            UNAUTHORIZED,
+            format!("{name} needs the admin token"),
+        ));
+    }
+    let params = Params::from_request(request.params)?;
+    params.expect_at_most(&spec.param_names())?;
+    service.call(spec, params).await
+}
+
+/// A running server.
+pub struct RpcServer {
+    local_addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+impl RpcServer {
+    /// Binds `addr` (port 0 picks a free one) and serves `service` until
+    /// [`RpcServer::shutdown`].
+    pub async fn bind(
+        addr: &str,
+        service: Arc<dyn RpcService>,
+        options: ServerOptions,
+    ) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
+        let local_addr = listener.local_addr()?;
+        if !local_addr.ip().is_loopback() && !options.requires_token() {
+            tracing::warn!(
+                "serving {local_addr} without a token: anyone who can reach it can pause and resume threads"
+            );
+        }
+        let (stop, stopped) = oneshot::channel();
+        let task = tokio::spawn(accept_loop(listener, service, Arc::new(options), stopped));
+        Ok(Self {
+            local_addr,
+            stop: Some(stop),
+            task,
+        })
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stops accepting, lets calls in progress finish (at most 10 s), and returns.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    service: Arc<dyn RpcService>,
+    options: Arc<ServerOptions>,
+    mut stopped: oneshot::Receiver<()>,
+) {
+    let graceful = GracefulShutdown::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, _) = match accepted {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        tracing::warn!("accept: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let service = service.clone();
+                let options = options.clone();
+                let http = hyper::server::conn::http1::Builder::new().serve_connection(
+                    TokioIo::new(stream),
+                    hyper::service::service_fn(move |req| {
+                        let service = service.clone();
+                        let options = options.clone();
+                        async move { Ok::<_, Infallible>(serve_http(&*service, &options, req).await) }
+                    }),
+                );
+                let connection = graceful.watch(http);
+                tokio::spawn(async move {
+                    if let Err(e) = connection.await {
+                        tracing::debug!("connection: {e}");
+                    }
+                });
+            }
+            _ = &mut stopped => break,
+        }
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
+}
+
+type HttpResponse = hyper::Response<Full<Bytes>>;
+
+async fn serve_http(
+    service: &dyn RpcService,
+    options: &ServerOptions,
+    req: hyper::Request<Incoming>,
+) -> HttpResponse {
+    if options
+        .path
+        .as_deref()
+        .is_some_and(|p| p != req.uri().path())
+    {
+        let error = RpcError::invalid_request(format!(
+            "no API at {}; it is served at {}",
+            req.uri().path(),
+            options.path.as_deref().unwrap_or("/")
+        ));
+        return http_answer(error_answer(StatusCode::NOT_FOUND, error));
+    }
+    if req.method() != Method::POST {
+        let error = RpcError::invalid_request("JSON-RPC requests are POSTed");
+        return http_answer(error_answer(StatusCode::METHOD_NOT_ALLOWED, error));
+    }
+    let Some(permission) = options.permission(req.headers().get(AUTHORIZATION)) else {
+        let error = RpcError::new(
+            UNAUTHORIZED,
+            "unauthorized: send the worker's token as `Authorization: Bearer <token>`",
+        );
+        return http_answer(error_answer(StatusCode::UNAUTHORIZED, error));
+    };
+    let too_large = || {
+        let error = RpcError::invalid_request(format!(
+            "request body larger than {} bytes",
+            options.body_limit
+        ));
+        http_answer(error_answer(StatusCode::PAYLOAD_TOO_LARGE, error))
+    };
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > options.body_limit) {
+        return too_large();
+    }
+    let body = match Limited::new(req.into_body(), options.body_limit)
+        .collect()
+        .await
+    {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
+        Err(e) => {
+            let error = RpcError::invalid_request(format!("cannot read the body: {e}"));
+            return http_answer(error_answer(StatusCode::BAD_REQUEST, error));
+        }
+    };
+    http_answer(handle_body(service, permission, &body).await)
+}
+
+fn http_answer(answer: Answer) -> HttpResponse {
+    let body = match answer.body {
+        Some(json) => {
+            let mut bytes = serde_json::to_vec(&json).unwrap_or_default();
+            bytes.push(b'\n');
+            Bytes::from(bytes)
+        }
+        None => Bytes::new(),
+    };
+    let mut response = hyper::Response::new(Full::new(body));
+    *response.status_mut() = answer.status;
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    response
+}
