@@ -1,7 +1,11 @@
 //! The `damocles-worker` and `damocles-manager` command lines: clap definitions, dispatch,
 //! table and JSON renderers and exit codes, so the binaries stay thin.
 //!
-//! **Boundary:** no sealing or protocol logic. Arrives with the worker admin issue.
+//! **Boundary:** no sealing or protocol logic: that lives in damocles-sealing and
+//! damocles-rpc.
 
+pub mod exit;
+mod logging;
+pub mod render;
 pub mod seal_bench;
 pub mod worker_cli;

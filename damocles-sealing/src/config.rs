@@ -66,13 +66,30 @@ impl Default for WorkerSection {
 }
 
 /// `[worker] rpc_server`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(default)]
 pub struct RpcServerSection {
     /// Listen host. Loopback by default (the original listens on every interface).
     pub host: String,
     /// Listen port.
     pub port: u16,
+    /// With this token, callers may use every method (additive; the original has no
+    /// tokens).
+    pub admin_token: Option<String>,
+    /// With this token, callers may list threads and read the version.
+    pub read_token: Option<String>,
+}
+
+impl std::fmt::Debug for RpcServerSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = |t: &Option<String>| t.as_ref().map(|_| "<hidden>");
+        f.debug_struct("RpcServerSection")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("admin_token", &hidden(&self.admin_token))
+            .field("read_token", &hidden(&self.read_token))
+            .finish()
+    }
 }
 
 impl Default for RpcServerSection {
@@ -80,6 +97,8 @@ impl Default for RpcServerSection {
         Self {
             host: "127.0.0.1".into(),
             port: DEFAULT_ADMIN_PORT,
+            admin_token: None,
+            read_token: None,
         }
     }
 }

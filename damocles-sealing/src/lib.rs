@@ -8,6 +8,7 @@
 //! **Boundary:** knows nothing of HTTP or JSON-RPC. Build with the `cuda` or `opencl`
 //! feature to run C2 on a GPU; the default build is CPU-only.
 
+pub mod assemble;
 pub mod config;
 mod control;
 pub mod limits;

@@ -30,6 +30,12 @@ pub enum LocationError {
         /// The path.
         path: String,
     },
+    /// The directory does not exist.
+    #[error("{path} does not exist; prepare it with `damocles-worker store sealing-init -l {path}`")]
+    Missing {
+        /// The path.
+        path: String,
+    },
     /// A file-system error.
     #[error("{path}: {source}")]
     Io {
@@ -69,6 +75,11 @@ impl Location {
 
     /// Opens a prepared location.
     pub fn open(root: &Path) -> Result<Self, LocationError> {
+        if !root.exists() {
+            return Err(LocationError::Missing {
+                path: root.display().to_string(),
+            });
+        }
         let root = fs::canonicalize(root).map_err(io(root))?;
         if !root.join(HOLDER).is_file() {
             return Err(LocationError::NotInitialised {

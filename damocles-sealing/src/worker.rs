@@ -1,7 +1,7 @@
 //! The [`Worker`]: owns the sealing threads, answers list / pause / resume locally (it is
 //! an [`AdminTransport`]), and computes the report it sends to the manager.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use damocles_core::{
@@ -41,7 +41,7 @@ impl SealingThread for ThreadHandle {
 /// A worker: its sealing threads, each an async task on the current tokio runtime.
 pub struct Worker {
     threads: Vec<ThreadHandle>,
-    tasks: Vec<JoinHandle<()>>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
     version: String,
     changes: Arc<watch::Sender<u64>>,
 }
@@ -64,7 +64,7 @@ impl Worker {
         }
         Self {
             threads,
-            tasks,
+            tasks: Mutex::new(tasks),
             version: version.into(),
             changes,
         }
@@ -106,14 +106,28 @@ impl Worker {
     }
 
     /// Stops every thread at its next wait or after its current proof call, and waits for
-    /// them. Every record is persisted when this returns.
-    pub async fn shutdown(self) {
+    /// them. Every record is persisted when this returns. Later calls return at once.
+    pub async fn shutdown(&self) {
         for thread in &self.threads {
             thread.control.stop();
         }
-        for task in self.tasks {
+        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
+        for task in tasks {
             let _ = task.await;
         }
+    }
+
+    /// How many threads are in a proof call now (what a shutdown waits for).
+    pub fn proof_calls_in_flight(&self) -> usize {
+        self.list()
+            .iter()
+            .filter(|t| {
+                matches!(
+                    t.thread_state,
+                    damocles_core::ThreadState::Running { proc: Some(_), .. }
+                )
+            })
+            .count()
     }
 }
 

@@ -1,0 +1,271 @@
+//! The `damocles-worker` command line: `daemon`, `worker list|pause|resume`,
+//! `store sealing-init` and `params generate`.
+
+mod daemon;
+mod target;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use damocles_core::{AdminError, AdminTransport, SectorSize};
+use damocles_rpc::{HttpAdminClient, Timeouts};
+use damocles_sealing::params::{self, Generated};
+use damocles_sealing::store::Location;
+
+use crate::exit;
+use crate::render;
+
+/// A damocles sealing worker: runs sealing threads that seal sectors with real proofs, and
+/// manages the threads of a running worker.
+#[derive(Debug, Parser)]
+#[command(name = "damocles-worker", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the worker: its sealing threads and its admin API. Stops cleanly on Ctrl-C or
+    /// SIGTERM (after the proof calls in flight return; a second signal exits at once,
+    /// and the interrupted steps re-run at the next start).
+    Daemon(DaemonArgs),
+    /// Manage the sealing threads of a running worker through its admin API.
+    Worker(WorkerArgs),
+    /// Prepare sealing locations.
+    #[command(subcommand)]
+    Store(StoreCommand),
+    /// Groth parameters for sealing.
+    #[command(subcommand)]
+    Params(ParamsCommand),
+}
+
+#[derive(Debug, Args)]
+struct DaemonArgs {
+    /// The worker's configuration file (TOML).
+    #[arg(short = 'c', long, env = "DAMOCLES_WORKER_CONFIG")]
+    config: PathBuf,
+    /// Seal for an in-process mock chain of this miner instead of a manager: for trying
+    /// a worker on its own. Proofs are real and verified.
+    #[arg(long, value_name = "MINER")]
+    mock_chain: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+struct WorkerArgs {
+    /// The worker's admin API, host:port (default 127.0.0.1:17890; port 17890 when left
+    /// out).
+    #[arg(short = 'H', long, env = "DAMOCLES_WORKER_HOST")]
+    host: Option<String>,
+    /// Take the address (and the admin token) from this worker configuration; wins over
+    /// --host.
+    #[arg(short = 'c', long, env = "DAMOCLES_WORKER_CONFIG")]
+    config: Option<PathBuf>,
+    /// The bearer token, when the worker requires one.
+    #[arg(long, env = "DAMOCLES_WORKER_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// A file holding the bearer token.
+    #[arg(long, conflicts_with = "token")]
+    token_file: Option<PathBuf>,
+    /// Print JSON instead of text (schemas in the README).
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    action: WorkerAction,
+}
+
+#[derive(Debug, Subcommand)]
+enum WorkerAction {
+    /// List the sealing threads.
+    List,
+    /// Pause a thread. A thread in a proof call pauses as soon as the call returns.
+    Pause {
+        /// The thread's index, as `list` prints it.
+        #[arg(short = 'i', long)]
+        index: u64,
+    },
+    /// Resume a paused thread, re-running its current state or at the state given.
+    Resume {
+        /// The thread's index, as `list` prints it.
+        #[arg(short = 'i', long)]
+        index: u64,
+        /// The state to resume at (one of its plan's states; `Aborted` drops the sector).
+        #[arg(short = 's', long)]
+        state: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum StoreCommand {
+    /// Prepare directories as sealing locations (creating them); prepared ones are left
+    /// as they are.
+    SealingInit {
+        /// The locations.
+        #[arg(short = 'l', long = "loc", required = true, num_args = 1..)]
+        locations: Vec<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ParamsCommand {
+    /// Generate the parameters of a test sector size (2KiB, 8MiB or 512MiB) into the
+    /// parameter cache ($FIL_PROOFS_PARAMETER_CACHE, default
+    /// /var/tmp/filecoin-proof-parameters), unless they are there. 2KiB takes about 14
+    /// minutes on 2 cores and 1.1 GB of disk. Production sizes are refused: they need the
+    /// official files.
+    Generate {
+        /// The sector size.
+        #[arg(long, short = 's')]
+        sector_size: SectorSize,
+    },
+}
+
+/// The binary's entry point.
+pub fn main_impl() -> ExitCode {
+    let cli = Cli::parse();
+    let quiet = matches!(cli.command, Command::Worker(_));
+    crate::logging::init(if quiet { "warn" } else { "info" });
+    let code = match cli.command {
+        Command::Daemon(args) => run_async(daemon::run(args.config, args.mock_chain)),
+        Command::Worker(args) => run_async(worker(args)),
+        Command::Store(StoreCommand::SealingInit { locations }) => sealing_init(&locations),
+        Command::Params(ParamsCommand::Generate { sector_size }) => generate_params(sector_size),
+    };
+    ExitCode::from(code)
+}
+
+fn run_async(work: impl std::future::Future<Output = u8>) -> u8 {
+    match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime.block_on(work),
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            exit::FAILED
+        }
+    }
+}
+
+async fn worker(args: WorkerArgs) -> u8 {
+    let json = args.json;
+    let fail = |code: u8, kind: &str, message: String| {
+        if json {
+            print!(
+                "{}",
+                render::json(&render::ErrorJson {
+                    error: render::ErrorBody { kind, message }
+                })
+            );
+        } else {
+            eprintln!("error: {message}");
+        }
+        code
+    };
+    let target = match target::resolve(
+        args.host.as_deref(),
+        args.config.as_deref(),
+        args.token,
+        args.token_file.as_deref(),
+    ) {
+        Ok(target) => target,
+        Err(message) => return fail(exit::BAD_INPUT, "bad_input", message),
+    };
+    let client = match HttpAdminClient::new(&target.address, target.token, Timeouts::default()) {
+        Ok(client) => client,
+        Err(e) => return fail(exit::BAD_INPUT, "bad_input", e.to_string()),
+    };
+    let result: Result<String, AdminError> = match args.action {
+        WorkerAction::List => client.list().await.map(|threads| {
+            if json {
+                render::json(&threads)
+            } else {
+                render::thread_table(&threads)
+            }
+        }),
+        WorkerAction::Pause { index } => client.pause(index).await.map(|outcome| {
+            if json {
+                render::json(&render::PauseJson { index, outcome })
+            } else {
+                format!("{}\n", render::pause_message(index, outcome))
+            }
+        }),
+        WorkerAction::Resume { index, state } => client.resume(index, state).await.map(|outcome| {
+            if json {
+                render::json(&render::ResumeJson {
+                    index,
+                    outcome: &outcome,
+                })
+            } else {
+                format!("{}\n", render::resume_message(index, &outcome))
+            }
+        }),
+    };
+    match result {
+        Ok(text) => {
+            print!("{text}");
+            exit::OK
+        }
+        Err(e) => {
+            let (code, kind) = exit::classify(&e);
+            fail(code, kind, e.to_string())
+        }
+    }
+}
+
+fn sealing_init(locations: &[PathBuf]) -> u8 {
+    let mut code = exit::OK;
+    for path in locations {
+        match Location::init(path) {
+            Ok(location) => println!("{} ready", location.root().display()),
+            Err(e) => {
+                eprintln!("error: {e}");
+                code = exit::FAILED;
+            }
+        }
+    }
+    code
+}
+
+fn generate_params(sector_size: SectorSize) -> u8 {
+    eprintln!(
+        "generating {sector_size} parameters into {}",
+        params::cache_dir().display()
+    );
+    let result = params::ensure(sector_size, Duration::from_secs(30), |elapsed| {
+        eprintln!(
+            "  still generating: {} elapsed (2KiB takes about 14 min on 2 cores)",
+            humantime::format_duration(Duration::from_secs(elapsed.as_secs()))
+        );
+    });
+    match result {
+        Ok(Generated::AlreadyPresent) => {
+            println!("{sector_size} parameters already present");
+            exit::OK
+        }
+        Ok(Generated::Generated(took)) => {
+            println!(
+                "{sector_size} parameters generated in {:.0} s",
+                took.as_secs_f64()
+            );
+            exit::OK
+        }
+        Err(e @ params::ParamsError::ProductionSize { .. }) => {
+            eprintln!("error: {e}");
+            exit::BAD_INPUT
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            exit::FAILED
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}

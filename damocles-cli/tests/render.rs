@@ -1,0 +1,197 @@
+//! Every table, message and `--json` shape of `damocles-worker worker …`, as snapshots in
+//! the top-level `snapshots/` directory. Elapsed times are fixed in the inputs and
+//! redacted in JSON.
+
+use damocles_cli::exit;
+use damocles_cli::render::{self, PauseJson, ResumeJson};
+use damocles_core::{
+    AdminError, PauseOutcome, Plan, PlanState, ResumeOutcome, Stage, State, ThreadInfo, ThreadState,
+};
+
+macro_rules! snapshot {
+    ($name:expr, $value:expr) => {
+        insta::with_settings!({snapshot_path => concat!(env!("CARGO_MANIFEST_DIR"), "/../snapshots"), prepend_module_to_snapshot => false}, {
+            insta::assert_snapshot!($name, $value);
+        })
+    };
+}
+
+macro_rules! json_snapshot {
+    ($name:expr, $value:expr) => {
+        insta::with_settings!({snapshot_path => concat!(env!("CARGO_MANIFEST_DIR"), "/../snapshots"), prepend_module_to_snapshot => false}, {
+            insta::assert_json_snapshot!($name, $value, {
+                "[].thread_state.elapsed" => "[elapsed]",
+            });
+        })
+    };
+}
+
+const MISSING_PARAMS: &str = "permanent: c2: No cached parameters found for stacked-proof-of-replication-merkletree-poseidon_hasher-8-0-0-sha256_hasher-032d3138d22506ec0082ed72b2dcba18df18477904e35bafee82b3793b06832f [failure finding /var/tmp/filecoin-proof-parameters/v28-stacked-proof-of-replication-merkletree-poseidon_hasher-8-0-0-sha256_hasher-032d3138d22506ec0082ed72b2dcba18df18477904e35bafee82b3793b06832f.params]";
+
+fn thread(
+    index: usize,
+    job: Option<(u64, State, Stage)>,
+    thread_state: ThreadState,
+    last_error: Option<&str>,
+) -> ThreadInfo {
+    ThreadInfo {
+        index,
+        location: format!("/home/op/mock-tmp/store{}", index + 1),
+        plan: Plan::Sealer,
+        job_id: job.map(|(n, _, _)| format!("s-t010000-{n}")),
+        job_state: Some(PlanState::Sector(job.map_or(State::Empty, |(_, s, _)| s))),
+        job_stage: Some(job.map_or(Stage::Nothing, |(_, _, stage)| stage)),
+        thread_state,
+        last_error: last_error.map(str::to_owned),
+        pause_requested: false,
+    }
+}
+
+/// The seed document's case: three threads paused at C1Done without parameters.
+fn seed_case() -> Vec<ThreadInfo> {
+    [2, 3, 1]
+        .into_iter()
+        .enumerate()
+        .map(|(i, n)| {
+            thread(
+                i,
+                Some((n, State::C1Done, Stage::C2)),
+                ThreadState::Paused { elapsed: 17 },
+                Some(MISSING_PARAMS),
+            )
+        })
+        .collect()
+}
+
+/// Idle, running (in a proof call, and between calls), waiting, paused with an error
+/// that spans lines, and a pause requested during C2.
+fn mixed() -> Vec<ThreadInfo> {
+    let mut requested = thread(
+        5,
+        Some((9, State::C1Done, Stage::C2)),
+        ThreadState::Running {
+            elapsed: 42,
+            proc: Some("builtin C2".into()),
+        },
+        None,
+    );
+    requested.pause_requested = true;
+    vec![
+        thread(0, None, ThreadState::Idle, None),
+        thread(
+            1,
+            Some((4, State::TicketAssigned, Stage::PC1)),
+            ThreadState::Running {
+                elapsed: 100,
+                proc: Some("builtin PC1".into()),
+            },
+            None,
+        ),
+        thread(
+            2,
+            Some((5, State::PC2Done, Stage::SubmitPreCommit)),
+            ThreadState::Running {
+                elapsed: 3,
+                proc: None,
+            },
+            None,
+        ),
+        thread(
+            3,
+            Some((6, State::C1Done, Stage::C2)),
+            ThreadState::Waiting { elapsed: 5 },
+            None,
+        ),
+        thread(
+            4,
+            Some((7, State::TicketAssigned, Stage::PC1)),
+            ThreadState::Paused { elapsed: 7260 },
+            Some("permanent: AssignTicket: rpc error: connection refused\nretried 5 times"),
+        ),
+        requested,
+    ]
+}
+
+#[test]
+fn list_tables() {
+    snapshot!("worker_list_seed_case", render::thread_table(&seed_case()));
+    snapshot!("worker_list_mixed", render::thread_table(&mixed()));
+    snapshot!("worker_list_empty", render::thread_table(&[]));
+}
+
+#[test]
+fn list_json() {
+    json_snapshot!("worker_list_json", mixed());
+}
+
+#[test]
+fn pause_and_resume_messages_and_json() {
+    let mut text = String::new();
+    for outcome in [
+        PauseOutcome::Paused,
+        PauseOutcome::Requested,
+        PauseOutcome::AlreadyPaused,
+        PauseOutcome::Delivered,
+    ] {
+        text.push_str(&render::pause_message(0, outcome));
+        text.push('\n');
+        text.push_str(&render::json(&PauseJson { index: 0, outcome }));
+    }
+    snapshot!("worker_pause_messages", text);
+
+    let mut text = String::new();
+    for outcome in [
+        ResumeOutcome::Resumed {
+            state: Some(PlanState::Sector(State::TreeDBuilt)),
+        },
+        ResumeOutcome::Resumed { state: None },
+        ResumeOutcome::NotPaused,
+    ] {
+        text.push_str(&render::resume_message(1, &outcome));
+        text.push('\n');
+        text.push_str(&render::json(&ResumeJson {
+            index: 1,
+            outcome: &outcome,
+        }));
+    }
+    snapshot!("worker_resume_messages", text);
+}
+
+#[test]
+fn error_messages_kinds_and_exit_codes() {
+    let errors = [
+        AdminError::ThreadNotFound { index: 9 },
+        AdminError::InvalidState(Plan::Sealer.parse_state("Foo").expect_err("unknown")),
+        AdminError::InvalidState(
+            Plan::Sealer
+                .parse_state("SnapEncoded")
+                .expect_err("other plan"),
+        ),
+        AdminError::Unreachable {
+            address: "127.0.0.1:17890".into(),
+            reason: "connection refused — is the daemon running?".into(),
+        },
+        AdminError::Unauthorized {
+            address: "127.0.0.1:17890".into(),
+            reason: "unauthorized: send the worker's token as `Authorization: Bearer <token>`"
+                .into(),
+        },
+        AdminError::Remote {
+            code: -32602,
+            message: "invalid params: index must be a thread index".into(),
+        },
+        AdminError::Internal("rwlock poisoned".into()),
+    ];
+    let mut text = String::new();
+    for error in &errors {
+        let (code, kind) = exit::classify(error);
+        text.push_str(&format!("exit {code} ({kind}): error: {error}\n"));
+        text.push_str(&render::json(&render::ErrorJson {
+            error: render::ErrorBody {
+                kind,
+                message: error.to_string(),
+            },
+        }));
+    }
+    snapshot!("worker_errors", text);
+}

@@ -1,0 +1,325 @@
+//! The real `damocles-worker` binaries on loopback: a daemon sealing for its in-process
+//! mock chain (without Groth parameters, so every thread pauses at C1Done as in the seed
+//! document), driven by `damocles-worker worker …` commands.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_damocles-worker");
+
+/// A daemon process, killed when dropped.
+struct Daemon {
+    child: Child,
+    address: String,
+    _logs: std::thread::JoinHandle<()>,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn write_config(dir: &Path, threads: usize) -> PathBuf {
+    let mut text = String::from(
+        "[worker]\nrpc_server.host = \"127.0.0.1\"\nrpc_server.port = 0\n\
+         [sealing]\nallowed_sizes = [\"2KiB\"]\nseal_interval = \"1h\"\nrecover_interval = \"1s\"\nrpc_polling_interval = \"0s\"\n",
+    );
+    for i in 0..threads {
+        let location = dir.join(format!("store{i}"));
+        text.push_str(&format!(
+            "[[sealing_thread]]\nlocation = \"{}\"\n",
+            location.display()
+        ));
+    }
+    text.push_str(&format!(
+        "[[attached]]\nname = \"remote\"\nlocation = \"{}\"\n",
+        dir.join("remote").display()
+    ));
+    let path = dir.join("worker.toml");
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+fn start_daemon(dir: &Path, config: &Path) -> Daemon {
+    let params = dir.join("no-params");
+    std::fs::create_dir_all(&params).expect("param dir");
+    let mut child = Command::new(BIN)
+        .args(["daemon", "--mock-chain", "10000", "-c"])
+        .arg(config)
+        .env("FIL_PROOFS_PARAMETER_CACHE", &params)
+        .env_remove("DAMOCLES_WORKER_CONFIG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn daemon");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = mpsc::channel();
+    let logs = std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some((_, address)) = line.split_once("admin API listening on ") {
+                let _ = tx.send(address.trim().to_owned());
+            }
+        }
+    });
+    let address = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the daemon says where it listens");
+    Daemon {
+        child,
+        address,
+        _logs: logs,
+    }
+}
+
+fn cli(address: &str, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("worker")
+        .args(["-H", address])
+        .args(args)
+        .env_remove("DAMOCLES_WORKER_CONFIG")
+        .env_remove("DAMOCLES_WORKER_HOST")
+        .output()
+        .expect("run the cli")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn list(address: &str) -> Vec<Value> {
+    let output = cli(address, &["--json", "list"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    serde_json::from_slice::<Value>(&output.stdout)
+        .expect("list --json")
+        .as_array()
+        .expect("array")
+        .clone()
+}
+
+/// What may not change while nothing is done to a thread (elapsed does).
+fn without_elapsed(threads: &[Value]) -> Vec<Value> {
+    threads
+        .iter()
+        .map(|t| {
+            let mut t = t.clone();
+            if let Some(state) = t["thread_state"].as_object_mut() {
+                state.remove("elapsed");
+            }
+            t
+        })
+        .collect()
+}
+
+fn wait_until(address: &str, what: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let threads = list(address);
+        if done(&threads) {
+            return threads;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {threads:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn paused_at_c1done(t: &Value) -> bool {
+    t["thread_state"]["state"] == "Paused" && t["job_state"] == "C1Done"
+}
+
+#[test]
+fn list_pause_resume_through_the_real_binaries() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), 3);
+    let locations: Vec<String> = (0..3)
+        .map(|i| dir.path().join(format!("store{i}")).display().to_string())
+        .collect();
+    let init = Command::new(BIN)
+        .args(["store", "sealing-init", "-l"])
+        .args(&locations)
+        .output()
+        .expect("sealing-init");
+    assert!(init.status.success(), "{}", stderr(&init));
+    assert_eq!(stdout(&init).lines().count(), 3, "{}", stdout(&init));
+
+    let daemon = start_daemon(dir.path(), &config);
+    let address = daemon.address.clone();
+    let addr = address.as_str();
+    let threads = wait_until(addr, "three threads paused at C1Done", |t| {
+        t.len() == 3 && t.iter().all(paused_at_c1done)
+    });
+    for t in &threads {
+        let error = t["last_error"].as_str().unwrap_or_default();
+        assert!(error.contains("No cached parameters found"), "{error}");
+    }
+
+    // The table: header and one line per thread, errors on one line.
+    let output = cli(addr, &["list"]);
+    assert!(output.status.success());
+    let table = stdout(&output);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 4, "{table}");
+    assert!(lines[0].starts_with("#   location"), "{table}");
+    assert!(
+        lines[1].contains("C1Done") && lines[1].contains("Paused("),
+        "{table}"
+    );
+
+    // Bad input changes nothing and exits 2.
+    let before = without_elapsed(&list(addr));
+    for args in [
+        &["resume", "-i", "0", "-s", "Foo"][..],
+        &["resume", "-i", "0", "-s", "SnapEncoded"][..],
+        &["resume", "-i", "9"][..],
+        &["pause", "-i", "9"][..],
+        &["pause", "-i", "-1"][..],
+        &["pause", "-i", "zero"][..],
+    ] {
+        let output = cli(addr, args);
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        assert!(!stderr(&output).is_empty(), "{args:?} says why");
+    }
+    let output = cli(addr, &["resume", "-i", "0", "-s", "Foo"]);
+    assert!(
+        stderr(&output).contains("valid states: Allocated"),
+        "{}",
+        stderr(&output)
+    );
+    let output = cli(addr, &["resume", "-i", "9"]);
+    assert_eq!(stderr(&output).trim(), "error: worker #9 not found");
+    assert_eq!(without_elapsed(&list(addr)), before, "nothing changed");
+
+    // Pausing a paused thread is idempotent.
+    let output = cli(addr, &["pause", "-i", "0"]);
+    assert!(output.status.success());
+    assert_eq!(
+        stdout(&output),
+        "thread #0 was already paused; nothing changed\n"
+    );
+
+    // Resume at Finished: the sector is finalized, the thread idles (seal_interval 1h)
+    // with no sector.
+    let output = cli(addr, &["--json", "resume", "-i", "0", "-s", "Finished"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let answer: Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(
+        answer,
+        serde_json::json!({"index": 0, "outcome": "resumed", "state": "Finished"})
+    );
+    let threads = wait_until(addr, "thread 0 between sectors", |t| {
+        t[0]["job_id"].is_null() && t[0]["thread_state"]["state"] != "Paused"
+    });
+    assert_eq!(threads[0]["last_error"], Value::Null);
+    let output = cli(addr, &["resume", "-i", "0"]);
+    assert!(output.status.success());
+    assert_eq!(
+        stdout(&output),
+        "thread #0 is not paused; nothing to resume\n"
+    );
+
+    // Pause reaches the idle thread at once, and list shows it.
+    let output = cli(addr, &["pause", "-i", "0"]);
+    assert_eq!(stdout(&output), "thread #0 paused\n", "{}", stderr(&output));
+    let threads = list(addr);
+    assert_eq!(threads[0]["thread_state"]["state"], "Paused");
+    assert_eq!(threads[0]["last_error"], Value::Null);
+
+    // Resume thread 1 at TreeDBuilt: it re-seals from there and pauses at C2 again, on
+    // the same sector.
+    let job = threads[1]["job_id"].clone();
+    let output = cli(addr, &["resume", "-i", "1", "-s", "TreeDBuilt"]);
+    assert_eq!(stdout(&output), "thread #1 resumed at TreeDBuilt\n");
+    let threads = wait_until(addr, "thread 1 paused again", |t| paused_at_c1done(&t[1]));
+    assert_eq!(threads[1]["job_id"], job);
+
+    // Nobody at the address: exit 3 with an actionable message.
+    drop(daemon);
+    let output = cli(addr, &["list"]);
+    assert_eq!(output.status.code(), Some(3));
+    assert!(
+        stderr(&output).contains("connection refused — is the daemon running?"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn the_daemon_stops_on_sigterm_and_keeps_paused_threads_paused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), 1);
+    let init = Command::new(BIN)
+        .args(["store", "sealing-init", "-l"])
+        .arg(dir.path().join("store0"))
+        .output()
+        .expect("sealing-init");
+    assert!(init.status.success());
+    let mut daemon = start_daemon(dir.path(), &config);
+    let threads = wait_until(&daemon.address, "paused at C1Done", |t| {
+        paused_at_c1done(&t[0])
+    });
+    let kill = Command::new("kill")
+        .args(["-TERM", &daemon.child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(kill.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = daemon.child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the daemon did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+
+    let again = start_daemon(dir.path(), &config);
+    let after = wait_until(&again.address, "paused after restart", |t| {
+        paused_at_c1done(&t[0])
+    });
+    assert_eq!(after[0]["job_id"], threads[0]["job_id"]);
+    assert_eq!(after[0]["last_error"], threads[0]["last_error"]);
+}
+
+#[test]
+fn a_config_naming_an_unprepared_location_is_refused_with_the_fix() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), 1);
+    let output = Command::new(BIN)
+        .args(["daemon", "--mock-chain", "10000", "-c"])
+        .arg(&config)
+        .output()
+        .expect("daemon");
+    assert_eq!(output.status.code(), Some(2));
+    let message = stderr(&output);
+    assert!(message.contains("sealing_thread[0]"), "{message}");
+    assert!(message.contains("store sealing-init"), "{message}");
+
+    std::fs::write(&config, "[sealing]\nmax_retries = \"x\"\n").expect("write");
+    let output = Command::new(BIN)
+        .args(["daemon", "-c"])
+        .arg(&config)
+        .output()
+        .expect("daemon");
+    assert_eq!(output.status.code(), Some(2));
+    let message = stderr(&output);
+    assert!(message.contains("sealing.max_retries"), "{message}");
+    assert!(message.contains("worker.toml"), "{message}");
+}
