@@ -31,7 +31,9 @@ pub enum LocationError {
         path: String,
     },
     /// The directory does not exist.
-    #[error("{path} does not exist; prepare it with `damocles-worker store sealing-init -l {path}`")]
+    #[error(
+        "{path} does not exist; prepare it with `damocles-worker store sealing-init -l {path}`"
+    )]
     Missing {
         /// The path.
         path: String,
