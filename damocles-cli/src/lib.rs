@@ -6,6 +6,7 @@
 
 pub mod exit;
 mod logging;
+pub mod manager_cli;
 pub mod render;
 pub mod seal_bench;
 pub mod worker_cli;

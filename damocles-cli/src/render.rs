@@ -128,3 +128,113 @@ pub fn json<T: Serialize>(value: &T) -> String {
     text.push('\n');
     text
 }
+
+/// `damocles-manager util worker list`: one line per registered worker, the time since
+/// its last ping at `now`, ` (!)` when older than `expiration`.
+pub fn ping_table(
+    entries: &[damocles_rpc::registry::PingEntry],
+    now: i64,
+    expiration: std::time::Duration,
+) -> String {
+    let mut lines = vec![
+        "Name\tDest\tVersion\tThreads\tEmpty\tPaused\tRunning\tWaiting\tErrors\tLastPing(with ! if expired)"
+            .to_owned(),
+    ];
+    for entry in entries {
+        let info = &entry.info;
+        let s = &info.summary;
+        let age = u64::try_from(now.saturating_sub(entry.last_ping)).unwrap_or(0);
+        let expired = damocles_core::Liveness::at(entry.last_ping, now, expiration)
+            == damocles_core::Liveness::Expired;
+        lines.push(format!(
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}{}",
+            info.name,
+            info.dest,
+            info.version,
+            s.threads,
+            s.empty,
+            s.paused,
+            s.running,
+            s.waiting,
+            s.errors,
+            humantime::format_duration(std::time::Duration::from_secs(age)),
+            if expired { " (!)" } else { "" }
+        ));
+    }
+    tabulate(&lines)
+}
+
+/// `damocles-manager util worker info`: the threads of one worker, `NULL` for what is
+/// missing.
+pub fn info_table(threads: &[ThreadInfo]) -> String {
+    if threads.is_empty() {
+        return String::new();
+    }
+    let mut lines =
+        vec!["Index\tLoc\tPlan\tJobID\tJobState\tJobStage\tThreadState\tLastErr".to_owned()];
+    for t in threads {
+        let mut state = t.thread_state.to_string();
+        if t.pause_requested {
+            state = format!("{} (pause requested)", state.trim_end());
+        }
+        lines.push(format!(
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+            t.index,
+            t.location,
+            t.plan,
+            t.job_id.as_deref().unwrap_or("NULL"),
+            t.job_state.map_or("", |s| s.as_str()),
+            t.job_stage.map_or("NULL", |s| s.as_str()),
+            state,
+            t.last_error
+                .as_deref()
+                .map_or_else(|| "NULL".to_owned(), |e| e.escape_debug().to_string()),
+        ));
+    }
+    tabulate(&lines)
+}
+
+/// `damocles-manager util sealer sectors list`: one line per sector of the mock chain.
+pub fn sectors_table(sectors: &[serde_json::Value]) -> String {
+    let mut lines = vec!["Sector\tProofType\tState\tCommR\tProof".to_owned()];
+    for s in sectors {
+        let text = |key: &str| s[key].as_str().map(str::to_owned);
+        let short = |key: &str| {
+            text(key).map_or_else(
+                || "-".to_owned(),
+                |hex| {
+                    if hex.len() > 16 {
+                        format!("{}…", &hex[..16])
+                    } else {
+                        hex
+                    }
+                },
+            )
+        };
+        let mut state = text("state").unwrap_or_default();
+        if let Some(reason) = text("abort_reason") {
+            state = format!("{state} ({reason})");
+        }
+        lines.push(format!(
+            "s-t0{}-{}\t{}\t{}\t{}\t{}",
+            s["miner"],
+            s["number"],
+            s["proof_type"],
+            state,
+            short("comm_r"),
+            s["proof"]
+                .as_str()
+                .map_or_else(|| "-".to_owned(), |p| format!("{} bytes", p.len() / 2)),
+        ));
+    }
+    tabulate(&lines)
+}
+
+/// A message about worker `name` at `dest`, for `util worker pause|resume`.
+pub fn remote_message(name: &str, dest: &str, message: &str) -> String {
+    if name == dest {
+        format!("worker {dest}: {message}")
+    } else {
+        format!("worker '{name}' ({dest}): {message}")
+    }
+}

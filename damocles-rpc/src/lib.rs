@@ -2,17 +2,26 @@
 //!
 //! [`server`] serves any [`server::RpcService`] (a method table and its calls) with body
 //! limits, bearer tokens and graceful shutdown; [`client`] calls one with timeouts;
-//! [`admin`] is the worker admin API (`VenusWorker.*`) on both sides, wire-compatible with
-//! the original damocles.
+//! [`admin`] is the worker admin API (`VenusWorker.*`) on both sides; [`manager`] the
+//! manager's API (`Venus.*` at `/rpc/v0`: pings into the [`registry`], the [`sealer`] API
+//! over any `SectorManager`) and its clients. All wire-compatible with the original
+//! damocles.
 //!
 //! **Boundary:** knows nothing of proofs or of rendering tables.
 
 pub mod admin;
 pub mod client;
 pub mod jsonrpc;
+pub mod manager;
 pub mod method;
+pub mod net;
+pub mod registry;
+pub mod sealer;
 pub mod server;
 
 pub use admin::{AdminService, HttpAdminClient};
 pub use client::{CallError, RpcClient, Timeouts};
+pub use manager::{ManagerClient, ManagerService};
+pub use registry::WorkerRegistry;
+pub use sealer::HttpSectorManager;
 pub use server::{RpcServer, RpcService, ServerOptions};

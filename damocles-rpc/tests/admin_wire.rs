@@ -514,7 +514,7 @@ async fn the_http_client_says_what_happened() {
 
 #[test]
 fn the_method_table() {
-    insta::with_settings!({snapshot_path => concat!(env!("CARGO_MANIFEST_DIR"), "/../snapshots")}, {
+    insta::with_settings!({snapshot_path => concat!(env!("CARGO_MANIFEST_DIR"), "/../snapshots"), prepend_module_to_snapshot => false}, {
         insta::assert_json_snapshot!("worker_admin_methods", WORKER_METHODS);
     });
 }

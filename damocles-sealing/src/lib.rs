@@ -17,6 +17,7 @@ pub mod options;
 pub mod params;
 pub mod paths;
 pub mod proofs;
+pub mod reporting;
 pub mod store;
 pub mod thread;
 pub mod worker;

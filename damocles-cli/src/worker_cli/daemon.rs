@@ -1,14 +1,20 @@
-//! `damocles-worker daemon`: the sealing threads of a configuration and their admin API,
-//! until a signal stops them.
+//! `damocles-worker daemon`: the sealing threads of a configuration, their admin API and
+//! their reports to the manager, until a signal stops them. [`start`] is also what
+//! `damocles-manager mock --with-worker` runs in its own process.
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::Arc;
 
-use damocles_core::{SectorManager, SectorSize};
-use damocles_rpc::{AdminService, RpcServer, ServerOptions};
+use damocles_core::{Reporter, SectorManager, SectorSize};
+use damocles_rpc::sealer::{manager_host_port, SEALER_TIMEOUTS};
+use damocles_rpc::{
+    AdminService, HttpSectorManager, ManagerClient, RpcServer, ServerOptions, Timeouts,
+};
 use damocles_sealing::config::WorkerConfig;
 use damocles_sealing::mock_chain::MockChain;
+use damocles_sealing::reporting::{spawn_reporting, ReportIdentity};
 use damocles_sealing::{assemble, params, Worker};
+use tokio::task::JoinHandle;
 
 use crate::exit;
 
@@ -17,100 +23,216 @@ pub fn version() -> String {
     format!("v{}-damocles-rs", env!("CARGO_PKG_VERSION"))
 }
 
-/// Runs the daemon; returns the exit code.
-pub async fn run(config_path: PathBuf, mock_chain: Option<u64>) -> u8 {
-    let loaded = match WorkerConfig::load(&config_path) {
-        Ok(loaded) => loaded,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::BAD_INPUT;
+/// Whom the worker seals for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ManagerChoice {
+    /// The manager of the config's `[sector_manager] rpc_client.addr`.
+    FromConfig,
+    /// The manager at this address instead.
+    At(String),
+    /// An in-process mock chain of this miner (no manager, no reports).
+    MockChain(u64),
+}
+
+/// A failure to start, with the exit code it deserves.
+#[derive(Debug)]
+pub struct StartError {
+    /// The exit code.
+    pub code: u8,
+    /// What went wrong.
+    pub message: String,
+}
+
+fn bad_input(message: impl Into<String>) -> StartError {
+    StartError {
+        code: exit::BAD_INPUT,
+        message: message.into(),
+    }
+}
+
+/// A started worker.
+pub struct RunningWorker {
+    worker: Arc<Worker>,
+    server: RpcServer,
+    reporting: Option<JoinHandle<()>>,
+}
+
+impl RunningWorker {
+    /// Where its admin API listens.
+    pub fn admin_addr(&self) -> std::net::SocketAddr {
+        self.server.local_addr()
+    }
+
+    /// The worker.
+    pub fn worker(&self) -> &Arc<Worker> {
+        &self.worker
+    }
+
+    /// Stops reporting and serving, then stops the threads (after their proof calls).
+    pub async fn stop(self) {
+        if let Some(reporting) = &self.reporting {
+            reporting.abort();
         }
-    };
+        self.server.shutdown().await;
+        self.worker.shutdown().await;
+    }
+}
+
+/// Loads the configuration and starts the threads, the admin API and the reports.
+pub async fn start(config_path: &Path, choice: ManagerChoice) -> Result<RunningWorker, StartError> {
+    let loaded = WorkerConfig::load(config_path).map_err(|e| bad_input(e.to_string()))?;
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
     }
     let config = loaded.config;
-    let manager: Arc<dyn SectorManager> = match mock_chain {
-        Some(miner) => {
+    let manager_addr = match &choice {
+        ManagerChoice::At(addr) => addr.clone(),
+        _ => config.sector_manager.rpc_client.addr.clone(),
+    };
+    let (manager, reporter): (Arc<dyn SectorManager>, Option<Arc<dyn Reporter>>) = match choice {
+        ManagerChoice::MockChain(miner) => {
             let size = config
                 .sealing
                 .allowed_sizes
                 .as_ref()
                 .and_then(|sizes| sizes.first().copied())
                 .unwrap_or(SectorSize::KIB_2);
-            let proof = match params::proof_for(size) {
-                Ok(proof) => proof,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return exit::BAD_INPUT;
-                }
-            };
+            let proof = params::proof_for(size).map_err(|e| bad_input(e.to_string()))?;
             tracing::info!("sealing {size} sectors for an in-process mock chain, miner {miner}");
-            Arc::new(MockChain::new(miner, proof))
+            (Arc::new(MockChain::new(miner, proof)), None)
         }
-        None => {
-            eprintln!(
-                "error: this build talks to no manager over HTTP yet; run with --mock-chain <MINER> to seal for an in-process mock chain"
-            );
-            return exit::BAD_INPUT;
+        ManagerChoice::FromConfig | ManagerChoice::At(_) => {
+            let sealer = HttpSectorManager::new(&manager_addr, SEALER_TIMEOUTS)
+                .map_err(|e| bad_input(format!("[sector_manager] rpc_client.addr: {e}")))?;
+            let pinger = ManagerClient::new(&manager_addr, None, Timeouts::default())
+                .map_err(|e| bad_input(format!("[sector_manager] rpc_client.addr: {e}")))?;
+            check_stores(&sealer, &config).await?;
+            (Arc::new(sealer), Some(Arc::new(pinger)))
         }
     };
+    let manager_host = manager_host_port(&manager_addr).ok();
+    let local_ip = manager_host
+        .as_deref()
+        .and_then(damocles_rpc::net::local_ip_toward)
+        .map(|ip| ip.to_string());
     let name = config
         .worker
         .name
         .clone()
+        .or_else(|| local_ip.clone())
         .unwrap_or_else(|| "damocles-worker".to_owned());
-    let contexts = match assemble::thread_contexts(&config, &name, manager) {
-        Ok(contexts) => contexts,
-        Err(e) => {
-            eprintln!("error: config {}: {e}", config_path.display());
-            return exit::BAD_INPUT;
-        }
-    };
-    let threads = contexts.len();
+    let contexts = assemble::thread_contexts(&config, &name, manager)
+        .map_err(|e| bad_input(format!("config {}: {e}", config_path.display())))?;
     let worker = Arc::new(Worker::start(contexts, version()));
-    let server = &config.worker.rpc_server;
+    let rpc = &config.worker.rpc_server;
     let options = ServerOptions {
-        admin_token: server.admin_token.clone(),
-        read_token: server.read_token.clone(),
+        admin_token: rpc.admin_token.clone(),
+        read_token: rpc.read_token.clone(),
         ..ServerOptions::default()
     };
     let admin = Arc::new(AdminService::new(worker.clone()));
     let server = match RpcServer::bind(&config.admin_addr(), admin, options).await {
         Ok(server) => server,
         Err(e) => {
-            eprintln!(
-                "error: cannot listen on {}: {e} (is another worker running? set [worker] rpc_server.port)",
-                config.admin_addr()
-            );
             worker.shutdown().await;
-            return exit::FAILED;
+            return Err(StartError {
+                code: exit::FAILED,
+                message: format!(
+                    "cannot listen on {}: {e} (is another worker running? set [worker] rpc_server.port)",
+                    config.admin_addr()
+                ),
+            });
         }
     };
+    let bound = server.local_addr();
+    let dest_host = match rpc.host.as_str() {
+        "" | "0.0.0.0" | "::" => local_ip.unwrap_or_else(|| "127.0.0.1".to_owned()),
+        host => host.to_owned(),
+    };
+    let reporting = reporter.map(|reporter| {
+        spawn_reporting(
+            worker.clone(),
+            reporter,
+            ReportIdentity {
+                name: name.clone(),
+                dest: format!("{dest_host}:{}", bound.port()),
+            },
+            config.worker.ping_interval,
+        )
+    });
     eprintln!(
-        "damocles-worker {}: {threads} sealing threads; admin API listening on {}",
+        "damocles-worker {} '{name}': {} sealing threads; admin API listening on {bound}",
         version(),
-        server.local_addr()
+        worker.threads().len(),
     );
+    Ok(RunningWorker {
+        worker,
+        server,
+        reporting,
+    })
+}
+
+/// The original's start-up check: the manager knows every attached store.
+async fn check_stores(sealer: &HttpSectorManager, config: &WorkerConfig) -> Result<(), StartError> {
+    for store in config.attached_stores() {
+        match sealer.store_basic_info(store.name.clone()).await {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                return Err(StartError {
+                    code: exit::FAILED,
+                    message: format!(
+                        "the manager at {} does not know the attached store '{}'",
+                        sealer.rpc().address(),
+                        store.name
+                    ),
+                })
+            }
+            Err(e) => {
+                return Err(StartError {
+                    code: exit::UNREACHABLE,
+                    message: format!(
+                        "cannot reach the manager at {}: {e} (is it running? e.g. damocles-manager mock --miner 10000 --sector-size 2KiB)",
+                        sealer.rpc().address()
+                    ),
+                })
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs the daemon until a signal; returns the exit code.
+pub async fn run(config_path: &Path, choice: ManagerChoice) -> u8 {
+    let running = match start(config_path, choice).await {
+        Ok(running) => running,
+        Err(e) => {
+            eprintln!("error: {}", e.message);
+            return e.code;
+        }
+    };
     wait_for_signal().await;
-    let in_flight = worker.proof_calls_in_flight();
+    stop_on_signal(running).await
+}
+
+/// Stops a worker after a first signal, exiting at once on a second one.
+pub async fn stop_on_signal(running: RunningWorker) -> u8 {
+    let in_flight = running.worker().proof_calls_in_flight();
     eprintln!(
         "stopping: waiting for {in_flight} proof call(s) to return (signal again to exit now; interrupted steps re-run at the next start)"
     );
-    server.shutdown().await;
     tokio::select! {
-        () = worker.shutdown() => {
+        () = running.stop() => {
             eprintln!("stopped; every thread's record is saved");
-            exit::OK
         }
         () = wait_for_signal() => {
             eprintln!("exiting now; the steps in flight re-run at the next start");
-            exit::OK
         }
     }
+    exit::OK
 }
 
-async fn wait_for_signal() {
+/// Waits for Ctrl-C or SIGTERM.
+pub async fn wait_for_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};

@@ -1,7 +1,7 @@
 //! The `damocles-worker` command line: `daemon`, `worker list|pause|resume`,
 //! `store sealing-init` and `params generate`.
 
-mod daemon;
+pub mod daemon;
 mod target;
 
 use std::path::PathBuf;
@@ -47,8 +47,8 @@ struct DaemonArgs {
     /// The worker's configuration file (TOML).
     #[arg(short = 'c', long, env = "DAMOCLES_WORKER_CONFIG")]
     config: PathBuf,
-    /// Seal for an in-process mock chain of this miner instead of a manager: for trying
-    /// a worker on its own. Proofs are real and verified.
+    /// Seal for an in-process mock chain of this miner instead of the manager: for
+    /// trying a worker on its own. Proofs are real and verified; nothing is reported.
     #[arg(long, value_name = "MINER")]
     mock_chain: Option<u64>,
 }
@@ -128,7 +128,13 @@ pub fn main_impl() -> ExitCode {
     let quiet = matches!(cli.command, Command::Worker(_));
     crate::logging::init(if quiet { "warn" } else { "info" });
     let code = match cli.command {
-        Command::Daemon(args) => run_async(daemon::run(args.config, args.mock_chain)),
+        Command::Daemon(args) => {
+            let choice = match args.mock_chain {
+                Some(miner) => daemon::ManagerChoice::MockChain(miner),
+                None => daemon::ManagerChoice::FromConfig,
+            };
+            run_async(daemon::run(&args.config, choice))
+        }
         Command::Worker(args) => run_async(worker(args)),
         Command::Store(StoreCommand::SealingInit { locations }) => sealing_init(&locations),
         Command::Params(ParamsCommand::Generate { sector_size }) => generate_params(sector_size),
@@ -136,7 +142,8 @@ pub fn main_impl() -> ExitCode {
     ExitCode::from(code)
 }
 
-fn run_async(work: impl std::future::Future<Output = u8>) -> u8 {
+/// Runs `work` on a multi-threaded runtime.
+pub(crate) fn run_async(work: impl std::future::Future<Output = u8>) -> u8 {
     match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime.block_on(work),
         Err(e) => {

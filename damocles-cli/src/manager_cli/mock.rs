@@ -1,0 +1,202 @@
+//! `damocles-manager mock`: the mock chain and the worker registry at /rpc/v0, and
+//! optionally a worker in the same process (the one-command quickstart).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use damocles_core::SectorSize;
+use damocles_rpc::manager::ChainView;
+use damocles_rpc::sealer::MANAGER_PATH;
+use damocles_rpc::{ManagerService, RpcServer, ServerOptions, WorkerRegistry};
+use damocles_sealing::config::WorkerConfig;
+use damocles_sealing::mock_chain::{ChainSector, ChainSectorState, MockChain};
+use damocles_sealing::params::{self, Generated};
+use damocles_sealing::store::Location;
+use serde_json::{json, Value};
+
+use crate::exit;
+use crate::worker_cli::daemon::{self, ManagerChoice};
+
+/// What `mock` was asked for.
+pub struct MockOptions {
+    pub miner: u64,
+    pub sector_size: SectorSize,
+    pub listen: String,
+    pub home: Option<PathBuf>,
+    pub with_worker: Option<PathBuf>,
+    pub expiration: Duration,
+}
+
+/// The mock chain's records, in the JSON of `util sealer sectors list --json`.
+struct MockChainView(MockChain);
+
+impl ChainView for MockChainView {
+    fn sectors(&self) -> Vec<Value> {
+        self.0.sectors().iter().map(sector_json).collect()
+    }
+}
+
+fn sector_json(sector: &ChainSector) -> Value {
+    let (state, reason) = match &sector.state {
+        ChainSectorState::Allocated => ("Allocated", None),
+        ChainSectorState::PreCommitted => ("PreCommitted", None),
+        ChainSectorState::Proven => ("Proven", None),
+        ChainSectorState::Finished => ("Finished", None),
+        ChainSectorState::Aborted(reason) => ("Aborted", Some(reason.clone())),
+    };
+    let mut value = json!({
+        "miner": sector.id.miner,
+        "number": sector.id.number,
+        "proof_type": sector.proof_type.as_i64(),
+        "ticket": sector.pre_commit.as_ref().map(|p| hex::encode(p.ticket.ticket))
+            .or_else(|| sector.ticket.as_ref().map(|t| hex::encode(t.ticket))),
+        "seed": sector.seed.as_ref().map(|s| hex::encode(s.seed)),
+        "comm_r": sector.pre_commit.as_ref().map(|p| hex::encode(p.comm_r)),
+        "comm_d": sector.pre_commit.as_ref().map(|p| hex::encode(p.comm_d)),
+        "proof": sector.proof.as_ref().map(hex::encode),
+        "state": state,
+    });
+    if let (Some(reason), Some(object)) = (reason, value.as_object_mut()) {
+        object.insert("abort_reason".into(), Value::String(reason));
+    }
+    value
+}
+
+fn default_home() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir)
+        .join(".damocles-manager")
+}
+
+/// Runs the mock manager until a signal; returns the exit code.
+pub async fn run(options: MockOptions) -> u8 {
+    let proof = match params::proof_for(options.sector_size) {
+        Ok(proof) => proof,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::BAD_INPUT;
+        }
+    };
+    let home = options.home.clone().unwrap_or_else(default_home);
+    let registry = match WorkerRegistry::open(&home) {
+        Ok(registry) => Arc::new(registry),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::FAILED;
+        }
+    };
+    let chain = MockChain::new(options.miner, proof);
+    let service = ManagerService::new(
+        Arc::new(chain.clone()),
+        registry,
+        options.expiration,
+        format!("v{}-damocles-rs-mock", env!("CARGO_PKG_VERSION")),
+        Some(Arc::new(MockChainView(chain))),
+    );
+    let server_options = ServerOptions {
+        path: Some(MANAGER_PATH.to_owned()),
+        ..ServerOptions::default()
+    };
+    let server = match RpcServer::bind(&options.listen, Arc::new(service), server_options).await {
+        Ok(server) => server,
+        Err(e) => {
+            eprintln!(
+                "error: cannot listen on {}: {e} (is another manager running? use --listen)",
+                options.listen
+            );
+            return exit::FAILED;
+        }
+    };
+    let addr = server.local_addr();
+    eprintln!(
+        "damocles-manager mock: miner {}, {} sectors ({proof}); registry in {}; listening on http://{addr}{MANAGER_PATH}",
+        options.miner,
+        options.sector_size,
+        home.display()
+    );
+    let worker = match &options.with_worker {
+        None => None,
+        Some(config) => match start_worker(config, options.sector_size, &addr.to_string()).await {
+            Ok(worker) => worker,
+            Err(code) => {
+                server.shutdown().await;
+                return code;
+            }
+        },
+    };
+    let code = match worker {
+        Some(running) => {
+            daemon::wait_for_signal().await;
+            daemon::stop_on_signal(running).await
+        }
+        None => {
+            daemon::wait_for_signal().await;
+            exit::OK
+        }
+    };
+    server.shutdown().await;
+    eprintln!("manager stopped");
+    code
+}
+
+/// Prepares and starts the worker of `config`, sealing for this manager. `Ok(None)`: a
+/// signal came while the parameters were being generated.
+async fn start_worker(
+    config_path: &std::path::Path,
+    size: SectorSize,
+    manager: &str,
+) -> Result<Option<daemon::RunningWorker>, u8> {
+    let config = match WorkerConfig::load(config_path) {
+        Ok(loaded) => loaded.config,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Err(exit::BAD_INPUT);
+        }
+    };
+    for thread in &config.sealing_thread {
+        if let Err(e) = Location::init(&thread.location) {
+            eprintln!("error: {e}");
+            return Err(exit::FAILED);
+        }
+    }
+    if !params::present(params::proof_for(size).map_err(|_| exit::BAD_INPUT)?) {
+        eprintln!(
+            "generating the {size} parameters into {} (once per machine; about 14 minutes on 2 cores)",
+            params::cache_dir().display()
+        );
+        let generate = tokio::task::spawn_blocking(move || {
+            params::ensure(size, Duration::from_secs(30), |elapsed| {
+                eprintln!(
+                    "  still generating parameters: {} elapsed",
+                    humantime::format_duration(Duration::from_secs(elapsed.as_secs()))
+                );
+            })
+        });
+        tokio::select! {
+            result = generate => match result {
+                Ok(Ok(Generated::Generated(took))) => {
+                    eprintln!("parameters generated in {:.0} s", took.as_secs_f64());
+                }
+                Ok(Ok(Generated::AlreadyPresent)) => {}
+                Ok(Err(e)) => {
+                    eprintln!("error: {e}");
+                    return Err(exit::FAILED);
+                }
+                Err(e) => {
+                    eprintln!("error: parameter generation failed: {e}");
+                    return Err(exit::FAILED);
+                }
+            },
+            () = daemon::wait_for_signal() => return Ok(None),
+        }
+    }
+    match daemon::start(config_path, ManagerChoice::At(manager.to_owned())).await {
+        Ok(running) => Ok(Some(running)),
+        Err(e) => {
+            eprintln!("error: {}", e.message);
+            Err(e.code)
+        }
+    }
+}

@@ -1,0 +1,195 @@
+//! The `damocles-manager` command line: `mock` (the mock chain and the worker registry,
+//! optionally with a worker in the same process) and `util worker|sealer …`.
+
+mod mock;
+mod util;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use damocles_core::SectorSize;
+
+use crate::worker_cli::run_async;
+
+/// The damocles manager: stands in for the chain (mock mode), keeps the registry of the
+/// workers that report to it, and manages any worker's sealing threads.
+#[derive(Debug, Parser)]
+#[command(name = "damocles-manager", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the mock chain and the worker registry at /rpc/v0: sectors allocated,
+    /// tickets and seeds handed out, every proof verified.
+    Mock(MockArgs),
+    /// Query and manage the workers and sectors of a running manager.
+    Util(UtilArgs),
+}
+
+#[derive(Debug, Args)]
+struct MockArgs {
+    /// The miner actor id sectors are allocated for.
+    #[arg(long, default_value_t = 10000)]
+    miner: u64,
+    /// The sector size sealed.
+    #[arg(long, default_value = "2KiB")]
+    sector_size: SectorSize,
+    /// Where to listen.
+    #[arg(long, default_value = "127.0.0.1:1789")]
+    listen: String,
+    /// The manager's home: the worker registry lives there (default
+    /// ~/.damocles-manager).
+    #[arg(long, env = "DAMOCLES_MANAGER_HOME")]
+    home: Option<PathBuf>,
+    /// Also run, in this process, the worker of this configuration (its locations are
+    /// prepared and the sector size's parameters generated first when missing).
+    #[arg(long, value_name = "WORKER_CONFIG")]
+    with_worker: Option<PathBuf>,
+    /// Entries whose last ping is older than this are shown as expired.
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    expiration: Duration,
+}
+
+#[derive(Debug, Args)]
+struct UtilArgs {
+    /// The manager's address.
+    #[arg(long, default_value = "127.0.0.1:1789", global = true)]
+    listen: String,
+    /// The workers' admin token, when they require one.
+    #[arg(
+        long,
+        env = "DAMOCLES_WORKER_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
+    worker_token: Option<String>,
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: UtilCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum UtilCommand {
+    /// Workers.
+    #[command(subcommand)]
+    Worker(WorkerCommand),
+    /// Sectors of the mock chain.
+    #[command(subcommand)]
+    Sealer(SealerCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum WorkerCommand {
+    /// Every worker that reported, with its thread counts and the time since its last
+    /// ping (` (!)` once older than --expiration).
+    List {
+        /// When a worker counts as expired.
+        #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+        expiration: Duration,
+    },
+    /// The sealing threads of a worker, by its name or its address (host[:port]).
+    Info {
+        /// A registered worker name, or host[:port] (port 17890 by default).
+        worker: String,
+    },
+    /// Pause a thread of a worker.
+    Pause {
+        /// A registered worker name, or host[:port].
+        worker: String,
+        /// The thread's index.
+        index: u64,
+    },
+    /// Resume a paused thread of a worker, at its current state or the state given.
+    Resume {
+        /// A registered worker name, or host[:port].
+        worker: String,
+        /// The thread's index.
+        index: u64,
+        /// The state to resume at.
+        state: Option<String>,
+    },
+    /// Forget a worker (it is registered again at its next ping).
+    Remove {
+        /// The worker's name.
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SealerCommand {
+    /// Sectors.
+    #[command(subcommand)]
+    Sectors(SectorsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum SectorsCommand {
+    /// Every sector the mock chain knows, with what verifies its proof independently.
+    List,
+}
+
+/// The binary's entry point.
+pub fn main_impl() -> ExitCode {
+    let cli = Cli::parse();
+    let quiet = matches!(cli.command, Command::Util(_));
+    crate::logging::init(if quiet { "warn" } else { "info" });
+    let code = match cli.command {
+        Command::Mock(args) => run_async(mock::run(mock::MockOptions {
+            miner: args.miner,
+            sector_size: args.sector_size,
+            listen: args.listen,
+            home: args.home,
+            with_worker: args.with_worker,
+            expiration: args.expiration,
+        })),
+        Command::Util(args) => {
+            let ctx = util::Context {
+                manager: args.listen,
+                worker_token: args.worker_token,
+                json: args.json,
+            };
+            run_async(async move {
+                match args.command {
+                    UtilCommand::Worker(WorkerCommand::List { expiration }) => {
+                        util::worker_list(&ctx, expiration).await
+                    }
+                    UtilCommand::Worker(WorkerCommand::Info { worker }) => {
+                        util::worker_info(&ctx, &worker).await
+                    }
+                    UtilCommand::Worker(WorkerCommand::Pause { worker, index }) => {
+                        util::worker_pause(&ctx, &worker, index).await
+                    }
+                    UtilCommand::Worker(WorkerCommand::Resume {
+                        worker,
+                        index,
+                        state,
+                    }) => util::worker_resume(&ctx, &worker, index, state).await,
+                    UtilCommand::Worker(WorkerCommand::Remove { name }) => {
+                        util::worker_remove(&ctx, &name).await
+                    }
+                    UtilCommand::Sealer(SealerCommand::Sectors(SectorsCommand::List)) => {
+                        util::sectors_list(&ctx).await
+                    }
+                }
+            })
+        }
+    };
+    ExitCode::from(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,222 @@
+//! `damocles-manager util …`: the registry, the mock chain's sectors, and any worker's
+//! threads through its admin API.
+
+use std::time::Duration;
+
+use damocles_core::{AdminError, AdminTransport};
+use damocles_rpc::manager::unix_now;
+use damocles_rpc::{CallError, HttpAdminClient, ManagerClient, Timeouts};
+use serde::Serialize;
+
+use crate::exit;
+use crate::render;
+
+/// What every util command needs.
+pub struct Context {
+    /// The manager's address.
+    pub manager: String,
+    /// The workers' admin token.
+    pub worker_token: Option<String>,
+    /// Print JSON.
+    pub json: bool,
+}
+
+impl Context {
+    fn print<T: Serialize>(&self, json: &T, text: impl FnOnce() -> String) -> u8 {
+        if self.json {
+            print!("{}", render::json(json));
+        } else {
+            print!("{}", text());
+        }
+        exit::OK
+    }
+
+    fn fail(&self, code: u8, kind: &str, message: String) -> u8 {
+        if self.json {
+            print!(
+                "{}",
+                render::json(&render::ErrorJson {
+                    error: render::ErrorBody { kind, message }
+                })
+            );
+        } else {
+            eprintln!("error: {message}");
+        }
+        code
+    }
+
+    fn manager_failed(&self, what: &str, error: CallError) -> u8 {
+        let (code, kind) = match &error {
+            CallError::Unreachable { .. } => (exit::UNREACHABLE, "unreachable"),
+            CallError::Unauthorized { .. } => (exit::UNAUTHORIZED, "unauthorized"),
+            _ => (exit::FAILED, "failed"),
+        };
+        let hint = if matches!(error, CallError::Unreachable { .. }) {
+            " — is the manager running? (damocles-manager mock)"
+        } else {
+            ""
+        };
+        self.fail(code, kind, format!("{what}: manager {error}{hint}"))
+    }
+
+    fn manager(&self) -> Result<ManagerClient, u8> {
+        ManagerClient::new(&self.manager, None, Timeouts::default())
+            .map_err(|e| self.fail(exit::BAD_INPUT, "bad_input", format!("--listen: {e}")))
+    }
+
+    /// The worker named `target` in the registry, or at the address `target`.
+    async fn worker(&self, target: &str) -> Result<(String, HttpAdminClient), u8> {
+        let manager = self.manager()?;
+        let dest = match manager.worker(target).await {
+            Ok(Some(entry)) => entry.info.dest,
+            Ok(None) => with_default_port(target),
+            Err(e) => return Err(self.manager_failed("resolve worker dest", e)),
+        };
+        let client = HttpAdminClient::new(&dest, self.worker_token.clone(), Timeouts::default())
+            .map_err(|e| {
+                self.fail(
+                    exit::BAD_INPUT,
+                    "bad_input",
+                    format!("'{target}' is neither a registered worker nor an address: {e}"),
+                )
+            })?;
+        Ok((dest, client))
+    }
+
+    fn worker_failed(&self, target: &str, dest: &str, error: &AdminError) -> u8 {
+        let (code, kind) = exit::classify(error);
+        let mut message = render::remote_message(target, dest, &error.to_string());
+        if error.is_unreachable() && target != dest {
+            message.push_str(" (its last reported address)");
+        }
+        self.fail(code, kind, message)
+    }
+}
+
+/// `host` → `host:17890`; `host:port` as is.
+fn with_default_port(target: &str) -> String {
+    let has_port = target
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+    if has_port {
+        target.to_owned()
+    } else {
+        format!("{target}:{}", damocles_sealing::config::DEFAULT_ADMIN_PORT)
+    }
+}
+
+/// `util worker list`.
+pub async fn worker_list(ctx: &Context, expiration: Duration) -> u8 {
+    let manager = match ctx.manager() {
+        Ok(manager) => manager,
+        Err(code) => return code,
+    };
+    match manager.workers().await {
+        Ok(entries) => {
+            let now = unix_now();
+            let judged: Vec<_> = entries
+                .into_iter()
+                .map(|e| e.judged(now, expiration))
+                .collect();
+            ctx.print(&judged, || render::ping_table(&judged, now, expiration))
+        }
+        Err(e) => ctx.manager_failed("rpc WorkerPingInfoList", e),
+    }
+}
+
+/// `util worker info`.
+pub async fn worker_info(ctx: &Context, target: &str) -> u8 {
+    let (dest, client) = match ctx.worker(target).await {
+        Ok(found) => found,
+        Err(code) => return code,
+    };
+    match client.list().await {
+        Ok(threads) => ctx.print(&threads, || render::info_table(&threads)),
+        Err(e) => ctx.worker_failed(target, &dest, &e),
+    }
+}
+
+/// `util worker pause`.
+pub async fn worker_pause(ctx: &Context, target: &str, index: u64) -> u8 {
+    let (dest, client) = match ctx.worker(target).await {
+        Ok(found) => found,
+        Err(code) => return code,
+    };
+    match client.pause(index).await {
+        Ok(outcome) => ctx.print(&render::PauseJson { index, outcome }, || {
+            format!(
+                "{}\n",
+                render::remote_message(target, &dest, &render::pause_message(index, outcome))
+            )
+        }),
+        Err(e) => ctx.worker_failed(target, &dest, &e),
+    }
+}
+
+/// `util worker resume`.
+pub async fn worker_resume(ctx: &Context, target: &str, index: u64, state: Option<String>) -> u8 {
+    let (dest, client) = match ctx.worker(target).await {
+        Ok(found) => found,
+        Err(code) => return code,
+    };
+    let state = state.filter(|s| !s.is_empty());
+    match client.resume(index, state).await {
+        Ok(outcome) => ctx.print(
+            &render::ResumeJson {
+                index,
+                outcome: &outcome,
+            },
+            || {
+                format!(
+                    "{}\n",
+                    render::remote_message(target, &dest, &render::resume_message(index, &outcome))
+                )
+            },
+        ),
+        Err(e) => ctx.worker_failed(target, &dest, &e),
+    }
+}
+
+/// `util worker remove`.
+pub async fn worker_remove(ctx: &Context, name: &str) -> u8 {
+    let manager = match ctx.manager() {
+        Ok(manager) => manager,
+        Err(code) => return code,
+    };
+    match manager.worker(name).await {
+        Ok(None) => ctx.fail(
+            exit::BAD_INPUT,
+            "bad_input",
+            format!("worker info not found. please make sure the instance name is correct: {name}"),
+        ),
+        Ok(Some(_)) => match manager.remove(name).await {
+            Ok(()) => ctx.print(&serde_json::json!({"removed": name}), || {
+                format!("'{name}' removed\n")
+            }),
+            Err(e) => ctx.manager_failed("rpc WorkerPingInfoRemove", e),
+        },
+        Err(e) => ctx.manager_failed("rpc WorkerGetPingInfo", e),
+    }
+}
+
+/// `util sealer sectors list`.
+pub async fn sectors_list(ctx: &Context) -> u8 {
+    let manager = match ctx.manager() {
+        Ok(manager) => manager,
+        Err(code) => return code,
+    };
+    match manager.chain_sectors().await {
+        Ok(sectors) => ctx.print(&sectors, || render::sectors_table(&sectors)),
+        Err(e) => ctx.manager_failed("rpc Damocles.ChainSectors", e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_bare_host_gets_the_default_port() {
+        assert_eq!(super::with_default_port("10.0.0.2"), "10.0.0.2:17890");
+        assert_eq!(super::with_default_port("10.0.0.2:1"), "10.0.0.2:1");
+        assert_eq!(super::with_default_port("worker-a"), "worker-a:17890");
+    }
+}

@@ -1,0 +1,247 @@
+//! The manager's API at `/rpc/v0`, namespace `Venus`: worker pings into the
+//! [`WorkerRegistry`], registry queries, the sealer API over any `SectorManager`, and
+//! (additive, namespace `Damocles`) the chain's sector list when the manager has one to
+//! show. [`ManagerClient`] calls it.
+
+use std::sync::{Arc, LazyLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use damocles_core::{ReportError, Reporter, SectorManager, WorkerReport};
+use serde_json::{json, Value};
+
+use crate::client::{CallError, RpcClient, Timeouts};
+use crate::jsonrpc::{Params, RpcError};
+use crate::method::{MethodSpec, Permission};
+use crate::registry::{PingEntry, WorkerRegistry};
+use crate::sealer::{self, MANAGER_PATH, SEALER_METHODS};
+use crate::server::RpcService;
+
+/// The registry's and the manager's own methods.
+const OWN_METHODS: &[MethodSpec] = &[
+    MethodSpec {
+        name: "Venus.WorkerPing",
+        params: &["info: WorkerInfo {Name, Dest, Version, Summary}"],
+        result: "null",
+        permission: Permission::Admin,
+        summary: "a worker's periodic report",
+    },
+    MethodSpec {
+        name: "Venus.WorkerGetPingInfo",
+        params: &["name: string"],
+        result: "WorkerPingInfo | null",
+        permission: Permission::Read,
+        summary: "one worker's last report, with its liveness",
+    },
+    MethodSpec {
+        name: "Venus.WorkerPingInfoList",
+        params: &[],
+        result: "[WorkerPingInfo]",
+        permission: Permission::Read,
+        summary: "every worker's last report, by name, with its liveness",
+    },
+    MethodSpec {
+        name: "Venus.WorkerPingInfoRemove",
+        params: &["name: string"],
+        result: "null",
+        permission: Permission::Admin,
+        summary: "forgets a worker",
+    },
+    MethodSpec {
+        name: "Venus.Version",
+        params: &[],
+        result: "string",
+        permission: Permission::Read,
+        summary: "the manager's version",
+    },
+    MethodSpec {
+        name: "Damocles.ChainSectors",
+        params: &[],
+        result: "[ChainSector]",
+        permission: Permission::Read,
+        summary: "every sector the (mock) chain knows, with what verifies its proof",
+    },
+];
+
+/// Every method the manager serves.
+pub static MANAGER_METHODS: LazyLock<Vec<MethodSpec>> =
+    LazyLock::new(|| SEALER_METHODS.iter().chain(OWN_METHODS).copied().collect());
+
+/// What a manager can show of its chain (the mock chain's sector records).
+pub trait ChainView: Send + Sync {
+    /// Every sector, as JSON objects.
+    fn sectors(&self) -> Vec<Value>;
+}
+
+/// The manager's API.
+pub struct ManagerService {
+    sealer: Arc<dyn SectorManager>,
+    registry: Arc<WorkerRegistry>,
+    expiration: Duration,
+    version: String,
+    chain: Option<Arc<dyn ChainView>>,
+}
+
+impl ManagerService {
+    /// Serves `sealer` and `registry`; entries older than `expiration` are `expired`.
+    pub fn new(
+        sealer: Arc<dyn SectorManager>,
+        registry: Arc<WorkerRegistry>,
+        expiration: Duration,
+        version: impl Into<String>,
+        chain: Option<Arc<dyn ChainView>>,
+    ) -> Self {
+        Self {
+            sealer,
+            registry,
+            expiration,
+            version: version.into(),
+            chain,
+        }
+    }
+
+    fn judged(&self, entry: PingEntry) -> PingEntry {
+        entry.judged(unix_now(), self.expiration)
+    }
+}
+
+/// Seconds since the epoch.
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+fn to_json<T: serde::Serialize>(value: T) -> Result<Value, RpcError> {
+    serde_json::to_value(value).map_err(|e| RpcError::internal(e.to_string()))
+}
+
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, crate::registry::RegistryError> + Send + 'static,
+) -> Result<T, RpcError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| RpcError::internal(e.to_string()))?
+        .map_err(|e| RpcError::internal(e.to_string()))
+}
+
+#[async_trait]
+impl RpcService for ManagerService {
+    fn methods(&self) -> &'static [MethodSpec] {
+        &MANAGER_METHODS
+    }
+
+    async fn call(&self, method: &'static MethodSpec, params: Params) -> Result<Value, RpcError> {
+        if let Some(answer) = sealer::sealer_call(&*self.sealer, method.name, &params).await {
+            return answer;
+        }
+        match method.name {
+            "Venus.WorkerPing" => {
+                let info: WorkerReport =
+                    params.required(0, "info", "a WorkerInfo {Name, Dest, Version, Summary}")?;
+                if info.name.is_empty() {
+                    return Err(RpcError::new(1, "worker name is required"));
+                }
+                if info.dest.is_empty() {
+                    return Err(RpcError::new(1, "worker dest is required"));
+                }
+                let registry = self.registry.clone();
+                blocking(move || registry.upsert(info, unix_now())).await?;
+                Ok(Value::Null)
+            }
+            "Venus.WorkerGetPingInfo" => {
+                let name: String = params.required(0, "name", "a worker name")?;
+                to_json(self.registry.get(&name).map(|e| self.judged(e)))
+            }
+            "Venus.WorkerPingInfoList" => to_json(
+                self.registry
+                    .list()
+                    .into_iter()
+                    .map(|e| self.judged(e))
+                    .collect::<Vec<_>>(),
+            ),
+            "Venus.WorkerPingInfoRemove" => {
+                let name: String = params.required(0, "name", "a worker name")?;
+                let registry = self.registry.clone();
+                blocking(move || registry.remove(&name)).await?;
+                Ok(Value::Null)
+            }
+            "Venus.Version" => Ok(Value::String(self.version.clone())),
+            "Damocles.ChainSectors" => match &self.chain {
+                Some(chain) => Ok(Value::Array(chain.sectors())),
+                None => Err(RpcError::new(
+                    1,
+                    "this manager has no chain records to show",
+                )),
+            },
+            other => Err(RpcError::method_not_found(other)),
+        }
+    }
+}
+
+/// A client of the manager's own methods (the sealer methods are
+/// [`crate::sealer::HttpSectorManager`]).
+#[derive(Debug)]
+pub struct ManagerClient {
+    rpc: RpcClient,
+}
+
+impl ManagerClient {
+    /// A client of the manager at `addr` (multiaddr, URL or host:port).
+    pub fn new(addr: &str, token: Option<String>, timeouts: Timeouts) -> Result<Self, String> {
+        let host_port = sealer::manager_host_port(addr)?;
+        let rpc =
+            RpcClient::new(&host_port, MANAGER_PATH, token, timeouts).map_err(|e| e.to_string())?;
+        Ok(Self { rpc })
+    }
+
+    /// The manager's `host:port`.
+    pub fn address(&self) -> &str {
+        self.rpc.address()
+    }
+
+    /// `Venus.WorkerPing`.
+    pub async fn ping(&self, report: &WorkerReport) -> Result<(), CallError> {
+        self.rpc
+            .call::<Value>("Venus.WorkerPing", json!([report]))
+            .await
+            .map(drop)
+    }
+
+    /// `Venus.WorkerGetPingInfo`.
+    pub async fn worker(&self, name: &str) -> Result<Option<PingEntry>, CallError> {
+        self.rpc
+            .call("Venus.WorkerGetPingInfo", json!([name]))
+            .await
+    }
+
+    /// `Venus.WorkerPingInfoList` (an original manager answers `null` for none).
+    pub async fn workers(&self) -> Result<Vec<PingEntry>, CallError> {
+        self.rpc
+            .call::<Option<Vec<PingEntry>>>("Venus.WorkerPingInfoList", Value::Null)
+            .await
+            .map(Option::unwrap_or_default)
+    }
+
+    /// `Venus.WorkerPingInfoRemove`.
+    pub async fn remove(&self, name: &str) -> Result<(), CallError> {
+        self.rpc
+            .call::<Value>("Venus.WorkerPingInfoRemove", json!([name]))
+            .await
+            .map(drop)
+    }
+
+    /// `Damocles.ChainSectors`.
+    pub async fn chain_sectors(&self) -> Result<Vec<Value>, CallError> {
+        self.rpc.call("Damocles.ChainSectors", Value::Null).await
+    }
+}
+
+#[async_trait]
+impl Reporter for ManagerClient {
+    async fn report(&self, report: &WorkerReport) -> Result<(), ReportError> {
+        self.ping(report)
+            .await
+            .map_err(|e| ReportError(e.to_string()))
+    }
+}
