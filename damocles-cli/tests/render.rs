@@ -195,3 +195,95 @@ fn error_messages_kinds_and_exit_codes() {
     }
     snapshot!("worker_errors", text);
 }
+
+fn entry(
+    name: &str,
+    dest: &str,
+    last_ping: i64,
+    summary: [u64; 6],
+) -> damocles_rpc::registry::PingEntry {
+    let [threads, empty, paused, running, waiting, errors] = summary;
+    damocles_rpc::registry::PingEntry {
+        info: damocles_core::WorkerReport {
+            name: name.into(),
+            dest: dest.into(),
+            version: "v0.1.0-damocles-rs".into(),
+            summary: damocles_core::WorkerSummary {
+                threads,
+                empty,
+                paused,
+                running,
+                waiting,
+                errors,
+            },
+        },
+        last_ping,
+        liveness: None,
+    }
+}
+
+#[test]
+fn manager_worker_list_fresh_and_expired() {
+    let now = 1_800_000_000;
+    let expiration = std::time::Duration::from_secs(600);
+    let entries = vec![
+        entry("127.0.0.1", "127.0.0.1:17890", now - 3, [3, 0, 3, 0, 0, 3]),
+        entry(
+            "sealer-b",
+            "10.0.0.7:17890",
+            now - 600,
+            [64, 2, 1, 40, 21, 1],
+        ),
+        entry("sealer-c", "10.0.0.8:17890", now - 3725, [8, 8, 0, 0, 0, 0]),
+    ];
+    snapshot!(
+        "manager_worker_list",
+        render::ping_table(&entries, now, expiration)
+    );
+    let judged: Vec<_> = entries
+        .into_iter()
+        .map(|e| e.judged(now, expiration))
+        .collect();
+    insta::with_settings!({snapshot_path => concat!(env!("CARGO_MANIFEST_DIR"), "/../snapshots"), prepend_module_to_snapshot => false}, {
+        insta::assert_json_snapshot!("manager_worker_list_json", judged, {
+            "[].LastPing" => "[time]",
+        });
+    });
+}
+
+#[test]
+fn manager_worker_info_and_messages() {
+    snapshot!(
+        "manager_worker_info_seed_case",
+        render::info_table(&seed_case())
+    );
+    snapshot!("manager_worker_info_mixed", render::info_table(&mixed()));
+    let mut text = String::new();
+    for (name, dest) in [
+        ("sealer-b", "10.0.0.7:17890"),
+        ("10.0.0.7:17890", "10.0.0.7:17890"),
+    ] {
+        text.push_str(&render::remote_message(
+            name,
+            dest,
+            &render::pause_message(2, PauseOutcome::Requested),
+        ));
+        text.push('\n');
+        text.push_str(&render::remote_message(
+            name,
+            dest,
+            &render::resume_message(2, &ResumeOutcome::NotPaused),
+        ));
+        text.push('\n');
+    }
+    snapshot!("manager_worker_messages", text);
+}
+
+#[test]
+fn sealer_sectors_table() {
+    let sectors = vec![
+        serde_json::json!({"miner": 10000, "number": 1, "proof_type": 5, "ticket": "aa".repeat(32), "seed": "bb".repeat(32), "comm_r": "cc".repeat(32), "comm_d": "dd".repeat(32), "proof": "ee".repeat(192), "state": "Finished"}),
+        serde_json::json!({"miner": 10000, "number": 2, "proof_type": 5, "ticket": null, "seed": null, "comm_r": null, "comm_d": null, "proof": null, "state": "Aborted", "abort_reason": "task aborted"}),
+    ];
+    snapshot!("manager_sectors_list", render::sectors_table(&sectors));
+}
