@@ -98,6 +98,7 @@ struct ChainState {
     sectors: BTreeMap<SectorId, ChainSector>,
     counters: ChainCounters,
     faults: HashMap<ChainCall, (usize, ManagerError)>,
+    sector_limit: Option<u64>,
 }
 
 /// The mock chain. Clones share state.
@@ -120,6 +121,11 @@ impl MockChain {
 
     fn lock(&self) -> MutexGuard<'_, ChainState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Allocates at most `limit` sectors in all; later allocations answer "none".
+    pub fn limit_sectors(&self, limit: u64) {
+        self.lock().sector_limit = Some(limit);
     }
 
     /// Makes the next `times` calls of `call` fail with `error`.
@@ -211,6 +217,12 @@ impl SectorManager for MockChain {
             return Ok(None);
         }
         let mut state = self.lock();
+        if state
+            .sector_limit
+            .is_some_and(|limit| state.counters.allocated >= limit)
+        {
+            return Ok(None);
+        }
         let next = state.next_number.entry(self.miner).or_insert(1);
         let id = SectorId::new(self.miner, *next);
         *next += 1;

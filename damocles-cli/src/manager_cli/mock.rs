@@ -26,6 +26,7 @@ pub struct MockOptions {
     pub home: Option<PathBuf>,
     pub with_worker: Option<PathBuf>,
     pub expiration: Duration,
+    pub max_sectors: Option<u64>,
 }
 
 /// The mock chain's records, in the JSON of `util sealer sectors list --json`.
@@ -88,6 +89,9 @@ pub async fn run(options: MockOptions) -> u8 {
         }
     };
     let chain = MockChain::new(options.miner, proof);
+    if let Some(limit) = options.max_sectors {
+        chain.limit_sectors(limit);
+    }
     let service = ManagerService::new(
         Arc::new(chain.clone()),
         registry,

@@ -53,6 +53,10 @@ struct MockArgs {
     /// Entries whose last ping is older than this are shown as expired.
     #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
     expiration: Duration,
+    /// Allocate at most this many sectors, then answer that there is none (for tests and
+    /// benchmarks that seal a known number).
+    #[arg(long)]
+    max_sectors: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -148,6 +152,7 @@ pub fn main_impl() -> ExitCode {
             home: args.home,
             with_worker: args.with_worker,
             expiration: args.expiration,
+            max_sectors: args.max_sectors,
         })),
         Command::Util(args) => {
             let ctx = util::Context {
