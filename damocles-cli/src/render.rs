@@ -32,8 +32,28 @@ pub fn tabulate(lines: &[String]) -> String {
 /// `damocles-worker worker list`: `#  location  Plan  JobID  JobState  JobStage
 /// ThreadState  LastErr`, `-` for what is missing, errors kept on one line.
 pub fn thread_table(threads: &[ThreadInfo]) -> String {
-    let mut lines =
-        vec!["#\tlocation\tPlan\tJobID\tJobState\tJobStage\tThreadState\tLastErr".to_owned()];
+    threads_with(
+        "#\tlocation\tPlan\tJobID\tJobState\tJobStage\tThreadState\tLastErr",
+        "-",
+        threads,
+    )
+}
+
+/// `damocles-manager util worker info`: the threads of one worker, `NULL` for what is
+/// missing; nothing at all for a worker without threads.
+pub fn info_table(threads: &[ThreadInfo]) -> String {
+    if threads.is_empty() {
+        return String::new();
+    }
+    threads_with(
+        "Index\tLoc\tPlan\tJobID\tJobState\tJobStage\tThreadState\tLastErr",
+        "NULL",
+        threads,
+    )
+}
+
+fn threads_with(header: &str, missing: &str, threads: &[ThreadInfo]) -> String {
+    let mut lines = vec![header.to_owned()];
     for t in threads {
         let mut state = t.thread_state.to_string();
         if t.pause_requested {
@@ -44,13 +64,13 @@ pub fn thread_table(threads: &[ThreadInfo]) -> String {
             t.index,
             t.location,
             t.plan,
-            t.job_id.as_deref().unwrap_or("-"),
+            t.job_id.as_deref().unwrap_or(missing),
             t.job_state.map_or("", |s| s.as_str()),
-            t.job_stage.map_or("-", |s| s.as_str()),
+            t.job_stage.map_or(missing, |s| s.as_str()),
             state,
             t.last_error
                 .as_deref()
-                .map_or_else(|| "-".to_owned(), |e| e.escape_debug().to_string()),
+                .map_or_else(|| missing.to_owned(), |e| e.escape_debug().to_string()),
         ));
     }
     tabulate(&lines)
@@ -122,6 +142,22 @@ pub struct ErrorBody<'a> {
     pub message: String,
 }
 
+/// Prints a failure: JSON on stdout with `json`, else `error: …` on stderr. Returns
+/// `code`.
+pub fn failure(json_output: bool, code: u8, kind: &str, message: String) -> u8 {
+    if json_output {
+        print!(
+            "{}",
+            json(&ErrorJson {
+                error: ErrorBody { kind, message }
+            })
+        );
+    } else {
+        eprintln!("error: {message}");
+    }
+    code
+}
+
 /// Pretty JSON with a trailing newline.
 pub fn json<T: Serialize>(value: &T) -> String {
     let mut text = serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("{e}"));
@@ -159,36 +195,6 @@ pub fn ping_table(
             s.errors,
             humantime::format_duration(std::time::Duration::from_secs(age)),
             if expired { " (!)" } else { "" }
-        ));
-    }
-    tabulate(&lines)
-}
-
-/// `damocles-manager util worker info`: the threads of one worker, `NULL` for what is
-/// missing.
-pub fn info_table(threads: &[ThreadInfo]) -> String {
-    if threads.is_empty() {
-        return String::new();
-    }
-    let mut lines =
-        vec!["Index\tLoc\tPlan\tJobID\tJobState\tJobStage\tThreadState\tLastErr".to_owned()];
-    for t in threads {
-        let mut state = t.thread_state.to_string();
-        if t.pause_requested {
-            state = format!("{} (pause requested)", state.trim_end());
-        }
-        lines.push(format!(
-            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
-            t.index,
-            t.location,
-            t.plan,
-            t.job_id.as_deref().unwrap_or("NULL"),
-            t.job_state.map_or("", |s| s.as_str()),
-            t.job_stage.map_or("NULL", |s| s.as_str()),
-            state,
-            t.last_error
-                .as_deref()
-                .map_or_else(|| "NULL".to_owned(), |e| e.escape_debug().to_string()),
         ));
     }
     tabulate(&lines)

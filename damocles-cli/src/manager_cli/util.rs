@@ -32,17 +32,7 @@ impl Context {
     }
 
     fn fail(&self, code: u8, kind: &str, message: String) -> u8 {
-        if self.json {
-            print!(
-                "{}",
-                render::json(&render::ErrorJson {
-                    error: render::ErrorBody { kind, message }
-                })
-            );
-        } else {
-            eprintln!("error: {message}");
-        }
-        code
+        render::failure(self.json, code, kind, message)
     }
 
     fn manager_failed(&self, what: &str, error: CallError) -> u8 {

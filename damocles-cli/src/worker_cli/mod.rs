@@ -155,19 +155,7 @@ pub(crate) fn run_async(work: impl std::future::Future<Output = u8>) -> u8 {
 
 async fn worker(args: WorkerArgs) -> u8 {
     let json = args.json;
-    let fail = |code: u8, kind: &str, message: String| {
-        if json {
-            print!(
-                "{}",
-                render::json(&render::ErrorJson {
-                    error: render::ErrorBody { kind, message }
-                })
-            );
-        } else {
-            eprintln!("error: {message}");
-        }
-        code
-    };
+    let fail = |code: u8, kind: &str, message: String| render::failure(json, code, kind, message);
     let target = match target::resolve(
         args.host.as_deref(),
         args.config.as_deref(),
