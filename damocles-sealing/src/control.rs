@@ -14,13 +14,12 @@ use damocles_core::{
 };
 use tokio::sync::{watch, Notify};
 
-/// What the thread is doing, with the instant it started.
+/// What the thread is doing (shown unless it is paused), with the instant it started.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Activity {
     Idle,
     Running { proc: Option<String> },
     Waiting,
-    Paused,
 }
 
 #[derive(Debug)]
@@ -32,6 +31,7 @@ pub(crate) struct ControlState {
     pub job_stage: Option<Stage>,
     pub activity: Activity,
     pub since: Instant,
+    pub paused_since: Instant,
     pub last_error: Option<String>,
     /// Paused, or pausing: the thread must stop at its next wait.
     pub paused: bool,
@@ -79,6 +79,7 @@ impl Control {
                 job_stage: None,
                 activity: Activity::Idle,
                 since: Instant::now(),
+                paused_since: Instant::now(),
                 last_error: None,
                 paused: false,
                 pause_requested: false,
@@ -111,8 +112,10 @@ impl Control {
         let s = self.lock();
         let elapsed = s.since.elapsed().as_secs();
         let thread_state = match &s.activity {
+            _ if s.paused => ThreadState::Paused {
+                elapsed: s.paused_since.elapsed().as_secs(),
+            },
             Activity::Idle => ThreadState::Idle,
-            Activity::Paused => ThreadState::Paused { elapsed },
             Activity::Waiting => ThreadState::Waiting { elapsed },
             Activity::Running { proc } => ThreadState::Running {
                 elapsed,
@@ -143,8 +146,7 @@ impl Control {
                 PauseOutcome::Requested
             } else {
                 s.paused = true;
-                s.activity = Activity::Paused;
-                s.since = Instant::now();
+                s.paused_since = Instant::now();
                 PauseOutcome::Paused
             }
         };
@@ -160,12 +162,12 @@ impl Control {
             if !s.paused || s.resume.is_some() {
                 return Ok(ResumeOutcome::NotPaused);
             }
-            // Shown as resumed at once; the thread picks the request up at its next check.
+            // Shown as resumed at once (with what the thread is doing); a pending resume
+            // interrupts the thread's current wait, so it is picked up at once even by a
+            // thread that had not yet seen the pause.
             s.resume = Some(target);
             s.paused = false;
             s.last_error = None;
-            s.activity = Activity::Idle;
-            s.since = Instant::now();
             ResumeOutcome::Resumed { state: target }
         };
         self.changed();
@@ -175,7 +177,7 @@ impl Control {
     pub(crate) fn set_activity(&self, activity: Activity) {
         {
             let mut s = self.lock();
-            if s.paused || s.activity == activity {
+            if s.activity == activity {
                 return;
             }
             s.activity = activity;
@@ -199,7 +201,7 @@ impl Control {
         let s = self.lock();
         if s.stopping {
             Some(Interrupt::Stopping)
-        } else if s.paused {
+        } else if s.paused || s.resume.is_some() {
             Some(Interrupt::Paused)
         } else {
             None
@@ -276,8 +278,7 @@ impl Control {
             }
             s.pause_requested = false;
             s.paused = true;
-            s.activity = Activity::Paused;
-            s.since = Instant::now();
+            s.paused_since = Instant::now();
         }
         self.changed();
     }
@@ -288,9 +289,8 @@ impl Control {
             let mut s = self.lock();
             if !s.paused {
                 s.paused = true;
-                s.since = Instant::now();
+                s.paused_since = Instant::now();
             }
-            s.activity = Activity::Paused;
             s.pause_requested = false;
             if error.is_some() {
                 s.last_error = error;
@@ -313,6 +313,10 @@ impl Control {
                 }
                 if let Some(target) = s.resume.take() {
                     return Ok(target);
+                }
+                if s.activity != Activity::Idle {
+                    s.activity = Activity::Idle;
+                    s.since = Instant::now();
                 }
             }
             notified.await;

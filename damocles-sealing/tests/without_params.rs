@@ -215,3 +215,30 @@ async fn pause_reaches_an_idle_thread_at_once() {
     wait_for(&worker, "running again", |t| !paused(&t[0])).await;
     worker.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_reaches_a_thread_waiting_for_a_stage_slot() {
+    let mut harness = harness(1);
+    // No PC1 slot at all: the thread waits for one until paused.
+    harness.limits = damocles_sealing::limits::StageLimits::new([("pc1", 0)]);
+    let worker = harness.start();
+    let threads = wait_for(&worker, "waiting for a PC1 slot", |t| {
+        matches!(t[0].thread_state, ThreadState::Waiting { .. })
+    })
+    .await;
+    assert_eq!(state_of(&threads[0]), Some("TicketAssigned"));
+    assert_eq!(worker.pause(0).await, Ok(PauseOutcome::Paused));
+    let threads = wait_for(&worker, "paused", |t| paused(&t[0])).await;
+    assert_eq!(state_of(&threads[0]), Some("TicketAssigned"));
+    assert!(!threads[0].pause_requested, "a wait is not a proof call");
+    // Resumed, it waits for the slot again.
+    assert!(matches!(
+        worker.resume(0, None).await,
+        Ok(ResumeOutcome::Resumed { state: None })
+    ));
+    wait_for(&worker, "waiting again", |t| {
+        matches!(t[0].thread_state, ThreadState::Waiting { .. })
+    })
+    .await;
+    worker.shutdown().await;
+}
