@@ -81,7 +81,9 @@ pub struct ThreadInfo {
     pub index: usize,
     /// The thread's store location, `-` when it has none.
     pub location: String,
-    /// The plan of the current job (or of the next one).
+    /// The plan of the current job (or of the next one). An original worker sends `""`
+    /// before a thread's first round; that reads as the default plan (`sealer`).
+    #[serde(deserialize_with = "plan_wire::deserialize")]
     pub plan: Plan,
     /// The job: a sector id (`s-t010000-2`) or a wdpost job id.
     pub job_id: Option<String>,
@@ -98,6 +100,18 @@ pub struct ThreadInfo {
     /// A pause was asked for during a proof call and takes effect when it returns.
     #[serde(default)]
     pub pause_requested: bool,
+}
+
+mod plan_wire {
+    use super::*;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Plan, D::Error> {
+        let name = String::deserialize(d)?;
+        if name.is_empty() {
+            return Ok(Plan::default());
+        }
+        name.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 mod job_state_wire {

@@ -2,7 +2,8 @@
 //! [`AdminService`] serves any [`AdminTransport`]; [`HttpAdminClient`] is an
 //! [`AdminTransport`] that calls a worker over HTTP (ours or an original one).
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use damocles_core::{
@@ -23,6 +24,10 @@ pub const WORKER_PAUSE: &str = "VenusWorker.WorkerPause";
 pub const WORKER_RESUME: &str = "VenusWorker.WorkerResume";
 /// `VenusWorker.WorkerVersion`.
 pub const WORKER_VERSION: &str = "VenusWorker.WorkerVersion";
+/// `VenusWorker.WorkerSetEnv`.
+pub const WORKER_SET_ENV: &str = "VenusWorker.WorkerSetEnv";
+/// `VenusWorker.WorkerRemoveEnv`.
+pub const WORKER_REMOVE_ENV: &str = "VenusWorker.WorkerRemoveEnv";
 
 /// The worker admin API's methods.
 pub const WORKER_METHODS: &[MethodSpec] = &[
@@ -54,21 +59,53 @@ pub const WORKER_METHODS: &[MethodSpec] = &[
         permission: Permission::Read,
         summary: "the worker's version",
     },
+    MethodSpec {
+        name: WORKER_SET_ENV,
+        params: &["name: string", "value: string"],
+        result: "null",
+        permission: Permission::Admin,
+        summary: "records an environment variable for external processors (the original's enable-dump); this worker runs none, so it changes nothing",
+    },
+    MethodSpec {
+        name: WORKER_REMOVE_ENV,
+        params: &["name: string"],
+        result: "null",
+        permission: Permission::Admin,
+        summary: "forgets a variable recorded by WorkerSetEnv",
+    },
 ];
 
 const INDEX: &str = "a thread index (a whole number from 0)";
 const STATE: &str = "a state name or null";
 
 /// Serves `VenusWorker.*` over an [`AdminTransport`] (a local `Worker`).
+///
+/// `WorkerSetEnv` / `WorkerRemoveEnv` are accepted, validated as the original validates
+/// them, and recorded (see [`AdminService::recorded_env`]): the original CLI's
+/// `enable-dump` sends them for its external processors, which this worker does not run.
+/// The process environment is never changed.
 pub struct AdminService {
     worker: Arc<dyn AdminTransport>,
+    env: Mutex<BTreeMap<String, String>>,
 }
 
 impl AdminService {
     /// Serves `worker`.
     pub fn new(worker: Arc<dyn AdminTransport>) -> Self {
-        Self { worker }
+        Self {
+            worker,
+            env: Mutex::default(),
+        }
     }
+
+    /// The variables recorded by `WorkerSetEnv`.
+    pub fn recorded_env(&self) -> BTreeMap<String, String> {
+        self.env.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+fn valid_env_name(name: &str) -> bool {
+    !name.is_empty() && !name.contains(['=', '\0'])
 }
 
 fn to_rpc(error: AdminError) -> RpcError {
@@ -108,6 +145,33 @@ impl RpcService for AdminService {
                 )))
             }
             WORKER_VERSION => to_json(self.worker.version().await.map_err(to_rpc)?),
+            WORKER_SET_ENV => {
+                let name: String = params.required(0, "name", "a variable name")?;
+                let value: String = params.required(1, "value", "a string")?;
+                if !valid_env_name(&name) || value.contains('\0') {
+                    return Err(RpcError::invalid_params(
+                        "invalid environment variable name or value",
+                    ));
+                }
+                self.env
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(name, value);
+                Ok(Value::Null)
+            }
+            WORKER_REMOVE_ENV => {
+                let name: String = params.required(0, "name", "a variable name")?;
+                if !valid_env_name(&name) {
+                    return Err(RpcError::invalid_params(
+                        "invalid environment variable name",
+                    ));
+                }
+                self.env
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&name);
+                Ok(Value::Null)
+            }
             other => Err(RpcError::method_not_found(other)),
         }
     }

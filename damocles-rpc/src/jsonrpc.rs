@@ -50,9 +50,14 @@ impl RpcError {
         Self::new(INVALID_REQUEST, why)
     }
 
-    /// `-32601 Method not found`.
+    /// `-32601 Method not found`, the original's exact message; the method asked for is
+    /// in `data`.
     pub fn method_not_found(method: &str) -> Self {
-        Self::new(METHOD_NOT_FOUND, format!("Method not found: {method}"))
+        Self {
+            code: METHOD_NOT_FOUND,
+            message: "Method not found".into(),
+            data: Some(Value::String(method.to_owned())),
+        }
     }
 
     /// `-32602` with the reason.

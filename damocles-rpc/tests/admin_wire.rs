@@ -301,7 +301,7 @@ async fn bad_requests_get_precise_errors_and_reach_no_thread() {
             "positional array",
         ),
         (
-            r#"{"jsonrpc":"2.0","method":"VenusWorker.WorkerSetEnv","params":["A","B"],"id":0}"#,
+            r#"{"jsonrpc":"2.0","method":"VenusWorker.Nope","params":[],"id":0}"#,
             -32601,
             "Method not found",
         ),

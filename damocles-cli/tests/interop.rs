@@ -1,0 +1,258 @@
+//! Interoperability with the original damocles, both directions, from the exchanges
+//! recorded on a running original (`fixtures/reference/original-exchanges.json`):
+//!
+//! - the original admin requests, replayed in order against our worker, get the
+//!   original's answers (locations, versions and elapsed seconds aside), except where we
+//!   differ on purpose (each listed with its reason);
+//! - the original's answers decode in our clients, and our ping payload is the original's.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use damocles_core::{Plan, SealProof, StateStore, ThreadInfo, WorkerReport};
+use damocles_rpc::jsonrpc::Response;
+use damocles_rpc::{AdminService, RpcServer, ServerOptions};
+use damocles_sealing::limits::StageLimits;
+use damocles_sealing::mock_chain::MockChain;
+use damocles_sealing::store::{Location, RedbStateStore};
+use damocles_sealing::{AttachedStore, SealingOptions, ThreadContext, Worker};
+use serde_json::Value;
+
+fn exchanges() -> Value {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../fixtures/reference/original-exchanges.json"
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).expect("exchanges")).expect("json")
+}
+
+/// Three idle threads with no sector to seal: the state the original was recorded in.
+fn idle_worker(dir: &std::path::Path) -> Worker {
+    let chain = MockChain::new(10000, SealProof::StackedDrg2KiBV1_1);
+    chain.limit_sectors(0);
+    let contexts = (1..=3)
+        .map(|i| {
+            let location = Location::init(&dir.join(format!("store{i}"))).expect("location");
+            let store = Arc::new(RedbStateStore::open(&location).expect("store"));
+            ThreadContext {
+                worker_name: "interop".into(),
+                location,
+                plan: Plan::Sealer,
+                options: SealingOptions {
+                    recover_interval: Duration::from_secs(3600),
+                    ..SealingOptions::immediate()
+                },
+                manager: Arc::new(chain.clone()),
+                store: store as Arc<dyn StateStore>,
+                limits: StageLimits::default(),
+                attached: vec![AttachedStore {
+                    name: "remote".into(),
+                    location: dir.join("remote"),
+                    readonly: false,
+                }],
+            }
+        })
+        .collect();
+    Worker::start(contexts, "v0.1.0-damocles-rs")
+}
+
+/// Blanks what differs between any two machines: locations, versions, elapsed seconds,
+/// and our additive `pause_requested` and error `data`.
+fn normalize(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            map.remove("pause_requested");
+            map.remove("data");
+            for (key, v) in map.iter_mut() {
+                match key.as_str() {
+                    "location" | "elapsed" => *v = Value::String("*".into()),
+                    _ => normalize(v),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(normalize),
+        Value::String(s) if s.starts_with("v0.") => *s = "<version>".into(),
+        _ => {}
+    }
+}
+
+/// Where our answer differs from the original's on purpose, by the exchange's `what`.
+fn deliberate_difference(what: &str) -> Option<&'static str> {
+    Some(match what {
+        "WorkerResume [0,\"Foo\"]" | "WorkerResume [2,\"Foo\"]" => {
+            "we refuse an unknown state (-32602 listing the valid ones); the original answers true and ignores it"
+        }
+        "WorkerResume [2] (already running -> nobody waiting)" => {
+            "the original answers true when no one waits; we answer false: the thread is not paused"
+        }
+        "WorkerPause no params" | "WorkerPause string param" => {
+            "same code -32602; our message says which param and why in our words"
+        }
+        _ => return None,
+    })
+}
+
+async fn post(addr: &str, body: &str) -> (u16, String) {
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Full<bytes::Bytes>>();
+    let request = hyper::Request::post(format!("http://{addr}/"))
+        .header("content-type", "application/json")
+        .body(http_body_util::Full::new(bytes::Bytes::from(
+            body.to_owned(),
+        )))
+        .expect("request");
+    let response = client.request(request).await.expect("answer");
+    let status = response.status().as_u16();
+    let bytes = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .expect("body")
+        .to_bytes();
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_original_admin_requests_replayed_against_our_worker() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let worker = Arc::new(idle_worker(dir.path()));
+    let mut changes = worker.subscribe();
+    while !worker.list().iter().all(|t| {
+        t.thread_state == damocles_core::ThreadState::Idle
+            && t.job_state.map(|s| s.as_str()) == Some("Empty")
+    }) {
+        tokio::time::timeout(Duration::from_secs(30), changes.changed())
+            .await
+            .expect("threads idle")
+            .expect("worker alive");
+    }
+    let service = Arc::new(AdminService::new(worker.clone()));
+    let server = RpcServer::bind("127.0.0.1:0", service.clone(), ServerOptions::default())
+        .await
+        .expect("bind");
+    let addr = server.local_addr().to_string();
+
+    let all = exchanges();
+    let mut sessions = 0;
+    let mut compared = 0;
+    let mut differences = BTreeMap::new();
+    for exchange in all["worker_admin_server"].as_array().expect("exchanges") {
+        let what = exchange["what"].as_str().expect("what");
+        let Some(request) = exchange["request"].as_str() else {
+            continue; // HTTP-level cases without a body (GET, content types)
+        };
+        if what == "WorkerVersion" {
+            sessions += 1;
+            if sessions == 2 {
+                // The recording restarted the original here, with thread 1 paused by an
+                // earlier, unrecorded call: start ours the same way.
+                for i in [0, 2] {
+                    let _ = worker
+                        .thread(i)
+                        .map(|t| damocles_core::SealingThread::resume(t, None));
+                }
+                let _ = worker.thread(1).map(damocles_core::SealingThread::pause);
+            }
+        }
+        let (status, body) = post(&addr, request).await;
+        assert_eq!(status, 200, "{what}");
+        let original = exchange["response"].as_str().expect("response");
+        if original.is_empty() {
+            assert_eq!(body, "", "{what}: a notification gets an empty body");
+            continue;
+        }
+        assert!(body.ends_with('\n'), "{what}: bodies end with a newline");
+        let mut ours: Value = serde_json::from_str(&body).expect("our JSON");
+        let mut theirs: Value = serde_json::from_str(original).expect("recorded JSON");
+        normalize(&mut ours);
+        normalize(&mut theirs);
+        match deliberate_difference(what) {
+            Some(reason) => {
+                // Still the same envelope and id.
+                assert_eq!(ours["id"], theirs["id"], "{what}");
+                if ours == theirs {
+                    panic!("{what}: listed as different ({reason}) but equal");
+                }
+                differences.insert(what.to_owned(), reason);
+            }
+            None => {
+                assert_eq!(ours, theirs, "{what}");
+                compared += 1;
+            }
+        }
+        // Keep the threads as the original's were between calls: the original resumed
+        // the thread despite the unknown state, ours refused; resume ours the plain way.
+        if let Some(index) = what
+            .strip_prefix("WorkerResume [")
+            .and_then(|rest| rest.strip_suffix(",\"Foo\"]"))
+        {
+            let index: u64 = index.parse().expect("index");
+            let _ = worker
+                .thread(index)
+                .map(|t| damocles_core::SealingThread::resume(t, None));
+        }
+    }
+    assert!(compared >= 20, "only {compared} exchanges compared equal");
+    assert_eq!(differences.len(), 5, "{differences:#?}");
+    assert_eq!(
+        service.recorded_env(),
+        BTreeMap::new(),
+        "WorkerSetEnv then WorkerRemoveEnv leave nothing"
+    );
+    server.shutdown().await;
+    worker.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_originals_answers_decode_in_our_clients() {
+    let all = exchanges();
+    let mut lists = 0;
+    for exchange in all["worker_admin_server"].as_array().expect("exchanges") {
+        let what = exchange["what"].as_str().unwrap_or_default();
+        let Some(body) = exchange["response"].as_str() else {
+            continue;
+        };
+        if !what.starts_with("WorkerList") || !body.starts_with('{') {
+            continue;
+        }
+        let response: Response = serde_json::from_str(body).expect("a JSON-RPC response");
+        let threads: Vec<ThreadInfo> =
+            serde_json::from_value(response.into_result().expect("result")).expect(what);
+        assert_eq!(threads.len(), 3, "{what}");
+        assert!(threads.iter().all(|t| !t.pause_requested));
+        lists += 1;
+    }
+    assert!(lists >= 5);
+
+    // A thread before its first round: plan "" reads as the default plan.
+    let early: ThreadInfo = serde_json::from_str(
+        r#"{"index":0,"job_id":null,"job_stage":null,"job_state":"","last_error":null,"location":"-","plan":"","thread_state":{"state":"Idle"}}"#,
+    )
+    .expect("an original thread before its first round");
+    assert_eq!(early.plan, Plan::Sealer);
+    assert_eq!(early.job_state, None);
+
+    // Our ping is the original's payload, key for key.
+    let recorded: Value = serde_json::from_str(
+        all["worker_to_manager_requests"][2]
+            .as_str()
+            .expect("the ping"),
+    )
+    .expect("json");
+    let payload = &recorded["params"][0];
+    let report: WorkerReport = serde_json::from_value(payload.clone()).expect("decodes");
+    assert_eq!(&serde_json::to_value(&report).expect("encodes"), payload);
+
+    // The original's error answers come back as the kinds they are.
+    let server_answers = all["worker_admin_server"].as_array().expect("exchanges");
+    let not_found = server_answers
+        .iter()
+        .find(|e| e["what"] == "WorkerPause [5]")
+        .and_then(|e| e["response"].as_str())
+        .expect("recorded");
+    let response: Response = serde_json::from_str(not_found).expect("json");
+    let error = response.into_result().expect_err("an error");
+    assert_eq!(
+        (error.code, error.message.as_str()),
+        (-32602, "worker #5 not found")
+    );
+}
