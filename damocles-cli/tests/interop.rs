@@ -256,3 +256,190 @@ async fn the_originals_answers_decode_in_our_clients() {
         (-32602, "worker #5 not found")
     );
 }
+
+/// A worker admin API that answers exactly as the original does (§11): `true` for every
+/// pause, `false` for a resume of a thread that is not paused, unknown states accepted,
+/// no `pause_requested`, `job_stage` `"-"`.
+struct OriginalWorker {
+    threads: std::sync::Mutex<Vec<Value>>,
+}
+
+impl OriginalWorker {
+    fn new() -> Self {
+        let threads = (0..3)
+            .map(|i| {
+                serde_json::json!({"index": i, "job_id": null, "job_stage": "-", "job_state": "Empty",
+                    "last_error": null, "location": format!("/data/damocles/store{}", i + 1),
+                    "plan": "sealer", "thread_state": {"state": "Idle"}})
+            })
+            .collect();
+        Self {
+            threads: std::sync::Mutex::new(threads),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl damocles_rpc::RpcService for OriginalWorker {
+    fn methods(&self) -> &'static [damocles_rpc::method::MethodSpec] {
+        damocles_rpc::admin::WORKER_METHODS
+    }
+
+    async fn call(
+        &self,
+        method: &'static damocles_rpc::method::MethodSpec,
+        params: damocles_rpc::jsonrpc::Params,
+    ) -> Result<Value, damocles_rpc::jsonrpc::RpcError> {
+        let mut threads = self.threads.lock().expect("lock");
+        let thread = |threads: &mut Vec<Value>| {
+            let index: usize = params.required(0, "index", "usize")?;
+            if index >= threads.len() {
+                return Err(damocles_rpc::jsonrpc::RpcError::invalid_params(format!(
+                    "worker #{index} not found"
+                )));
+            }
+            Ok(index)
+        };
+        match method.name {
+            "VenusWorker.WorkerList" => Ok(Value::Array(threads.clone())),
+            "VenusWorker.WorkerPause" => {
+                let i = thread(&mut threads)?;
+                threads[i]["thread_state"] = serde_json::json!({"elapsed": 0, "state": "Paused"});
+                Ok(Value::Bool(true))
+            }
+            "VenusWorker.WorkerResume" => {
+                let i = thread(&mut threads)?;
+                let paused = threads[i]["thread_state"]["state"] == "Paused";
+                if paused {
+                    threads[i]["thread_state"] = serde_json::json!({"state": "Idle"});
+                }
+                Ok(Value::Bool(paused))
+            }
+            _ => Ok(Value::String("v0.13.1-git.4235a895".into())),
+        }
+    }
+}
+
+async fn mock_manager(home: &std::path::Path, chain: MockChain) -> RpcServer {
+    let registry = Arc::new(damocles_rpc::WorkerRegistry::open(home).expect("registry"));
+    let service = damocles_rpc::ManagerService::new(
+        Arc::new(chain),
+        registry,
+        Duration::from_secs(600),
+        "v-test",
+        None,
+    );
+    RpcServer::bind(
+        "127.0.0.1:0",
+        Arc::new(service),
+        ServerOptions {
+            path: Some(damocles_rpc::sealer::MANAGER_PATH.into()),
+            ..ServerOptions::default()
+        },
+    )
+    .await
+    .expect("bind manager")
+}
+
+fn run(bin: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(bin)
+        .args(args)
+        .env_remove("DAMOCLES_WORKER_CONFIG")
+        .env_remove("DAMOCLES_WORKER_HOST")
+        .output()
+        .expect("run")
+}
+
+fn out(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_command_lines_manage_an_original_worker() {
+    let original = Arc::new(OriginalWorker::new());
+    let worker_server = RpcServer::bind("127.0.0.1:0", original.clone(), ServerOptions::default())
+        .await
+        .expect("bind");
+    let w = worker_server.local_addr().to_string();
+    let home = tempfile::tempdir().expect("home");
+    let manager = mock_manager(
+        home.path(),
+        MockChain::new(10000, SealProof::StackedDrg2KiBV1_1),
+    )
+    .await;
+    let m = manager.local_addr().to_string();
+    let worker_bin = env!("CARGO_BIN_EXE_damocles-worker");
+    let manager_bin = env!("CARGO_BIN_EXE_damocles-manager");
+
+    let (w2, m2) = (w.clone(), m.clone());
+    let outputs = tokio::task::spawn_blocking(move || {
+        let w = w2.as_str();
+        let m = m2.as_str();
+        vec![
+            run(worker_bin, &["worker", "-H", w, "list"]),
+            run(worker_bin, &["worker", "-H", w, "pause", "-i", "0"]),
+            run(worker_bin, &["worker", "-H", w, "pause", "-i", "0"]),
+            run(worker_bin, &["worker", "-H", w, "resume", "-i", "1"]),
+            run(worker_bin, &["worker", "-H", w, "pause", "-i", "7"]),
+            run(manager_bin, &["util", "--listen", m, "worker", "info", w]),
+            run(
+                manager_bin,
+                &[
+                    "util",
+                    "--listen",
+                    m,
+                    "worker",
+                    "resume",
+                    w,
+                    "0",
+                    "TreeDBuilt",
+                ],
+            ),
+            run(
+                manager_bin,
+                &["util", "--listen", m, "worker", "resume", w, "0"],
+            ),
+            run(
+                manager_bin,
+                &["util", "--listen", m, "worker", "pause", w, "2"],
+            ),
+        ]
+    })
+    .await
+    .expect("commands");
+    let table = out(&outputs[0]);
+    assert!(table.starts_with("#   location"), "{table}");
+    assert!(
+        table.contains("/data/damocles/store3  sealer  -      Empty     -         Idle"),
+        "{table}"
+    );
+    assert_eq!(out(&outputs[1]), "thread #0 paused\n");
+    assert_eq!(
+        out(&outputs[2]),
+        "thread #0 was already paused; nothing changed\n"
+    );
+    assert_eq!(
+        out(&outputs[3]),
+        "thread #1 is not paused; nothing to resume\n"
+    );
+    assert_eq!(outputs[4].status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&outputs[4].stderr).trim(),
+        "error: worker #7 not found"
+    );
+    let info = out(&outputs[5]);
+    assert!(info.starts_with("Index  Loc"), "{info}");
+    assert!(info.contains("Paused(0s)"), "{info}");
+    assert!(info.contains("NULL"), "{info}");
+    assert_eq!(
+        out(&outputs[6]),
+        format!("worker {w}: thread #0 resumed at TreeDBuilt\n")
+    );
+    assert_eq!(
+        out(&outputs[7]),
+        format!("worker {w}: thread #0 is not paused; nothing to resume\n")
+    );
+    assert_eq!(out(&outputs[8]), format!("worker {w}: thread #2 paused\n"));
+    worker_server.shutdown().await;
+    manager.shutdown().await;
+}
