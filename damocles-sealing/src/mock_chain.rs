@@ -2,9 +2,11 @@
 //! chain. It allocates sector numbers per miner, gives CC deals, random tickets and seeds,
 //! records every submission, answers polls, and **verifies every submitted proof** with
 //! `verify_seal` (an invalid proof is rejected). Tests can make calls fail to drive every
-//! failure path.
+//! failure path. [`MockChain::open`] keeps the records in a file, so that a manager
+//! restart loses no sector.
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
@@ -18,7 +20,7 @@ use damocles_core::{ActorId, PreCommitOutput, SealProof, SectorId, SectorManager
 use crate::proofs::{self, SealIdentity, SealedSector};
 
 /// Where a sector stands on the mock chain.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ChainSectorState {
     /// Allocated to a worker.
     Allocated,
@@ -33,7 +35,7 @@ pub enum ChainSectorState {
 }
 
 /// Everything the mock chain knows of a sector: enough to verify its proof independently.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ChainSector {
     /// The sector.
     pub id: SectorId,
@@ -56,7 +58,7 @@ pub struct ChainSector {
 }
 
 /// Counters of what the chain was sent, for tests that check nothing is done twice.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ChainCounters {
     /// Sectors allocated.
     pub allocated: u64,
@@ -99,6 +101,38 @@ struct ChainState {
     counters: ChainCounters,
     faults: HashMap<ChainCall, (usize, ManagerError)>,
     sector_limit: Option<u64>,
+    /// Where the records are kept, when they are.
+    file: Option<PathBuf>,
+}
+
+/// What [`MockChain::open`] keeps on disk.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Snapshot {
+    next_number: BTreeMap<ActorId, u64>,
+    sectors: Vec<ChainSector>,
+    counters: ChainCounters,
+}
+
+impl ChainState {
+    /// Writes the records (to a temporary file, then renamed over the old one).
+    fn save(&self) {
+        let Some(file) = &self.file else {
+            return;
+        };
+        let snapshot = Snapshot {
+            next_number: self.next_number.clone(),
+            sectors: self.sectors.values().cloned().collect(),
+            counters: self.counters,
+        };
+        let write = || -> std::io::Result<()> {
+            let tmp = file.with_extension("tmp");
+            std::fs::write(&tmp, serde_json::to_vec(&snapshot)?)?;
+            std::fs::rename(&tmp, file)
+        };
+        if let Err(e) = write() {
+            tracing::error!("mock chain: cannot save {}: {e}", file.display());
+        }
+    }
 }
 
 /// The mock chain. Clones share state.
@@ -117,6 +151,29 @@ impl MockChain {
             proof_type,
             state: Arc::default(),
         }
+    }
+
+    /// A chain whose records live in `file` (read now if it exists, rewritten after every
+    /// change), so that they survive a restart.
+    pub fn open(file: &Path, miner: ActorId, proof_type: SealProof) -> std::io::Result<Self> {
+        let chain = Self::new(miner, proof_type);
+        {
+            let mut state = chain.lock();
+            if file.exists() {
+                let snapshot: Snapshot =
+                    serde_json::from_slice(&std::fs::read(file)?).map_err(|e| {
+                        std::io::Error::new(
+                            std::io::ErrorKind::InvalidData,
+                            format!("{}: {e}", file.display()),
+                        )
+                    })?;
+                state.next_number = snapshot.next_number;
+                state.counters = snapshot.counters;
+                state.sectors = snapshot.sectors.into_iter().map(|s| (s.id, s)).collect();
+            }
+            state.file = Some(file.to_path_buf());
+        }
+        Ok(chain)
     }
 
     fn lock(&self) -> MutexGuard<'_, ChainState> {
@@ -173,7 +230,12 @@ impl MockChain {
                 "error code 11001: sector state not found: {id}"
             ))
         })?;
-        Ok(f(sector, counters))
+        let (before, counted) = (sector.clone(), *counters);
+        let result = f(sector, counters);
+        if *sector != before || *counters != counted {
+            state.save();
+        }
+        Ok(result)
     }
 }
 
@@ -241,6 +303,7 @@ impl SectorManager for MockChain {
                 state: ChainSectorState::Allocated,
             },
         );
+        state.save();
         Ok(Some(AllocatedSector {
             id,
             proof_type: self.proof_type,
@@ -470,5 +533,42 @@ impl SectorManager for MockChain {
         self.with_sector(id, |sector, _| {
             sector.state = ChainSectorState::Aborted(reason);
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn records_kept_in_a_file_survive_a_restart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("chain.json");
+        let chain = MockChain::open(&file, 1000, SealProof::StackedDrg2KiBV1_1).expect("open");
+        let first = chain
+            .allocate_sector(AllocateSectorSpec::default())
+            .await
+            .expect("allocate")
+            .expect("a sector");
+        let ticket = chain.assign_ticket(first.id).await.expect("ticket");
+        drop(chain);
+
+        let chain = MockChain::open(&file, 1000, SealProof::StackedDrg2KiBV1_1).expect("reopen");
+        let kept = chain.sector(first.id).expect("the sector survived");
+        assert_eq!(kept.ticket, Some(ticket));
+        assert_eq!(chain.counters().allocated, 1);
+        let second = chain
+            .allocate_sector(AllocateSectorSpec::default())
+            .await
+            .expect("allocate")
+            .expect("a sector");
+        assert_eq!(
+            second.id.number, 2,
+            "numbers continue, none is allocated twice"
+        );
+
+        std::fs::write(&file, b"{not json").expect("corrupt");
+        let err = MockChain::open(&file, 1000, SealProof::StackedDrg2KiBV1_1).expect_err("corrupt");
+        assert!(err.to_string().contains("chain.json"), "{err}");
     }
 }

@@ -88,7 +88,14 @@ pub async fn run(options: MockOptions) -> u8 {
             return exit::FAILED;
         }
     };
-    let chain = MockChain::new(options.miner, proof);
+    let chain_file = home.join("mock-chain.json");
+    let chain = match MockChain::open(&chain_file, options.miner, proof) {
+        Ok(chain) => chain,
+        Err(e) => {
+            eprintln!("error: mock chain records {}: {e}", chain_file.display());
+            return exit::FAILED;
+        }
+    };
     if let Some(limit) = options.max_sectors {
         chain.limit_sectors(limit);
     }
@@ -115,7 +122,7 @@ pub async fn run(options: MockOptions) -> u8 {
     };
     let addr = server.local_addr();
     eprintln!(
-        "damocles-manager mock: miner {}, {} sectors ({proof}); registry in {}; listening on http://{addr}{MANAGER_PATH}",
+        "damocles-manager mock: miner {}, {} sectors ({proof}); registry and chain records in {}; listening on http://{addr}{MANAGER_PATH}",
         options.miner,
         options.sector_size,
         home.display()
