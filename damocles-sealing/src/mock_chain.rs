@@ -101,6 +101,7 @@ struct ChainState {
     counters: ChainCounters,
     faults: HashMap<ChainCall, (usize, ManagerError)>,
     sector_limit: Option<u64>,
+    report_delay: std::time::Duration,
     /// Where the records are kept, when they are.
     file: Option<PathBuf>,
 }
@@ -183,6 +184,13 @@ impl MockChain {
     /// Allocates at most `limit` sectors in all; later allocations answer "none".
     pub fn limit_sectors(&self, limit: u64) {
         self.lock().sector_limit = Some(limit);
+    }
+
+    /// Answers every `ReportState` only after `delay`: each state a worker reaches stays
+    /// visible that long (the worker reports right after persisting it), so that tests can
+    /// observe, and crash a worker in, every state.
+    pub fn delay_reports(&self, delay: std::time::Duration) {
+        self.lock().report_delay = delay;
     }
 
     /// Makes the next `times` calls of `call` fail with `error`.
@@ -508,6 +516,10 @@ impl SectorManager for MockChain {
         req: ReportStateReq,
     ) -> Result<SectorStateResp, ManagerError> {
         self.check_fault(ChainCall::ReportState)?;
+        let delay = self.lock().report_delay;
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         self.with_sector(id, |sector, _| {
             sector.reported_state = Some(req.state_change.next);
             let (finalized, abort_reason) = match &sector.state {

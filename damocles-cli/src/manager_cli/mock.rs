@@ -27,6 +27,7 @@ pub struct MockOptions {
     pub with_worker: Option<PathBuf>,
     pub expiration: Duration,
     pub max_sectors: Option<u64>,
+    pub report_delay: Duration,
 }
 
 /// The mock chain's records, in the JSON of `util sealer sectors list --json`.
@@ -99,6 +100,7 @@ pub async fn run(options: MockOptions) -> u8 {
     if let Some(limit) = options.max_sectors {
         chain.limit_sectors(limit);
     }
+    chain.delay_reports(options.report_delay);
     let service = ManagerService::new(
         Arc::new(chain.clone()),
         registry,

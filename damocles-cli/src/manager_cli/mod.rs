@@ -57,6 +57,10 @@ struct MockArgs {
     /// benchmarks that seal a known number).
     #[arg(long)]
     max_sectors: Option<u64>,
+    /// Answer each ReportState only after this long, so that every state a worker reaches
+    /// stays visible that long (for crash tests).
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    report_delay: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -153,6 +157,7 @@ pub fn main_impl() -> ExitCode {
             with_worker: args.with_worker,
             expiration: args.expiration,
             max_sectors: args.max_sectors,
+            report_delay: args.report_delay,
         })),
         Command::Util(args) => {
             let ctx = util::Context {

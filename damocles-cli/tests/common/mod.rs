@@ -1,0 +1,252 @@
+//! What the real-process tests share: starting `damocles-manager mock` and
+//! `damocles-worker daemon` as children that say where they listen, running the command
+//! lines, and bounded waits.
+
+// Each test binary uses a part of it.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const MANAGER: &str = env!("CARGO_BIN_EXE_damocles-manager");
+pub const WORKER: &str = env!("CARGO_BIN_EXE_damocles-worker");
+
+/// A child process, killed when dropped; `address` is what it said it listens on.
+pub struct Process {
+    pub child: Child,
+    pub address: String,
+    /// Every line it wrote to stderr so far.
+    pub logs: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Process {
+    /// Starts `command` and waits (at most 60 s) for the stderr line with `marker`,
+    /// followed by the address.
+    pub fn start(mut command: Command, marker: &'static str) -> Self {
+        let mut child = command
+            .env_remove("DAMOCLES_WORKER_CONFIG")
+            .env_remove("DAMOCLES_WORKER_HOST")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = mpsc::channel();
+        let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some((_, rest)) = line.split_once(marker) {
+                    let address = rest.trim().trim_start_matches("http://");
+                    let address = address.split('/').next().unwrap_or_default();
+                    let _ = tx.send(address.to_owned());
+                }
+                kept.lock().expect("logs").push(line);
+            }
+        });
+        let address = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the process says where it listens");
+        Self {
+            child,
+            address,
+            logs,
+        }
+    }
+
+    /// Sends SIGTERM and waits (at most 2 minutes) for the exit.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        self.signal("-TERM");
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// kill -9: no clean-up of any kind.
+    pub fn kill_9(mut self) {
+        self.signal("-KILL");
+        let _ = self.child.wait();
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+}
+
+/// `damocles-manager mock` on `listen` with its home in `home`, plus `extra` flags.
+pub fn manager(home: &Path, listen: &str, extra: &[&str]) -> Process {
+    let mut command = Command::new(MANAGER);
+    command
+        .args([
+            "mock",
+            "--miner",
+            "10000",
+            "--sector-size",
+            "2KiB",
+            "--listen",
+            listen,
+            "--home",
+        ])
+        .arg(home)
+        .args(extra);
+    Process::start(command, "listening on ")
+}
+
+/// Writes a worker config of `threads` threads under `dir`, sealing for `manager`, with
+/// `sealing` lines added to `[sealing]` (intervals among them); prepares its locations.
+/// Returns the file.
+pub fn worker_config(dir: &Path, manager: &str, threads: usize, sealing: &str) -> PathBuf {
+    let mut text = format!(
+        "[worker]\nname = \"it-worker\"\nrpc_server.host = \"127.0.0.1\"\nrpc_server.port = 0\nping_interval = \"1s\"\n\
+         [sector_manager]\nrpc_client.addr = \"http://{manager}\"\n\
+         [sealing]\nallowed_sizes = [\"2KiB\"]\nrpc_polling_interval = \"0s\"\n{sealing}\n\
+         [processors.limitation.concurrent]\nc2 = 1\n"
+    );
+    for i in 0..threads {
+        text.push_str(&format!(
+            "[[sealing_thread]]\nlocation = \"{}\"\n",
+            dir.join(format!("store{i}")).display()
+        ));
+    }
+    text.push_str(&format!(
+        "[[attached]]\nname = \"persist\"\nlocation = \"{}\"\n",
+        dir.join("persist").display()
+    ));
+    let config = dir.join("worker.toml");
+    std::fs::write(&config, text).expect("config");
+    let init = Command::new(WORKER)
+        .args(["store", "sealing-init", "-l"])
+        .args((0..threads).map(|i| dir.join(format!("store{i}"))))
+        .output()
+        .expect("sealing-init");
+    assert!(init.status.success());
+    config
+}
+
+/// `damocles-worker daemon -c config`.
+pub fn worker(config: &Path) -> Process {
+    let mut command = Command::new(WORKER);
+    command.args(["daemon", "-c"]).arg(config);
+    Process::start(command, "admin API listening on ")
+}
+
+/// `damocles-manager util --listen manager …`.
+pub fn util(manager: &str, args: &[&str]) -> Output {
+    Command::new(MANAGER)
+        .args(["util", "--listen", manager])
+        .args(args)
+        .output()
+        .expect("util")
+}
+
+/// `damocles-manager util --json …`, which must succeed.
+pub fn util_json(manager: &str, args: &[&str]) -> Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    let output = util(manager, &all);
+    assert!(
+        output.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("json")
+}
+
+/// `damocles-worker worker -H worker --json list`; `None` when it cannot be reached.
+pub fn worker_list(worker: &str) -> Option<Vec<Value>> {
+    let output = Command::new(WORKER)
+        .args(["worker", "-H", worker, "--json", "list"])
+        .env_remove("DAMOCLES_WORKER_CONFIG")
+        .output()
+        .expect("worker list");
+    if !output.status.success() {
+        return None;
+    }
+    serde_json::from_slice::<Value>(&output.stdout)
+        .ok()?
+        .as_array()
+        .cloned()
+}
+
+/// `damocles-worker worker -H worker …`.
+pub fn worker_cli(worker: &str, args: &[&str]) -> Output {
+    Command::new(WORKER)
+        .args(["worker", "-H", worker])
+        .args(args)
+        .env_remove("DAMOCLES_WORKER_CONFIG")
+        .output()
+        .expect("worker cli")
+}
+
+/// Standard output as text.
+pub fn text(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Polls `probe` every `every` until it answers, at most `limit`.
+pub fn wait_until<T>(
+    what: &str,
+    limit: Duration,
+    every: Duration,
+    mut probe: impl FnMut() -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(found) = probe() {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(every);
+    }
+}
+
+/// Fails with a hint when the 2KiB parameters are not in the cache.
+pub fn require_params() {
+    let cache = std::env::var_os("FIL_PROOFS_PARAMETER_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/tmp/filecoin-proof-parameters"));
+    let has_2kib = std::fs::read_dir(&cache)
+        .map(|entries| {
+            entries.filter_map(Result::ok).any(|e| {
+                e.file_name().to_string_lossy().contains(
+                    "032d3138d22506ec0082ed72b2dcba18df18477904e35bafee82b3793b06832f.params",
+                )
+            })
+        })
+        .unwrap_or(false);
+    assert!(
+        has_2kib,
+        "2KiB parameters missing from {}: run `damocles-worker params generate --sector-size 2KiB`",
+        cache.display()
+    );
+}
+
+/// A free loopback port (bound and released: a restarted process can take it again).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}

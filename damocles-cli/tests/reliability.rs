@@ -1,0 +1,252 @@
+//! Faults with real processes on loopback: the worker killed with SIGKILL in every sealer
+//! state and in the middle of C2, manager outages short and long, a corrupt state
+//! database. Every loop is bounded. Figures in RELIABILITY.md.
+//!
+//! Needs the 2KiB parameters in the parameter cache.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{
+    free_port, manager, require_params, util_json, wait_until, worker, worker_cli, worker_config,
+    worker_list, Process,
+};
+use serde_json::Value;
+
+/// The sealer states one sector passes through, in order.
+const SEALER_PATH: [&str; 16] = [
+    "Allocated",
+    "DealsAcquired",
+    "PieceAdded",
+    "TreeDBuilt",
+    "TicketAssigned",
+    "PC1Done",
+    "PC2Done",
+    "PCSubmitted",
+    "PCLanded",
+    "Persisted",
+    "PersistanceSubmitted",
+    "SeedAssigned",
+    "C1Done",
+    "C2Done",
+    "ProofSubmitted",
+    "Finished",
+];
+
+const FAST: Duration = Duration::from_millis(20);
+
+fn in_c2_for(thread: &Value, seconds: u64) -> bool {
+    thread["thread_state"]["proc"] == "builtin C2"
+        && thread["thread_state"]["elapsed"].as_u64() >= Some(seconds)
+}
+
+fn sectors(manager: &str) -> Vec<Value> {
+    util_json(manager, &["sealer", "sectors", "list"])
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Polls the worker's list until `done` holds for thread 0; panics if any thread ever
+/// shows an error.
+fn watch(worker: &Process, what: &str, limit: Duration, done: impl Fn(&Value) -> bool) {
+    wait_until(what, limit, FAST, || {
+        let threads = worker_list(&worker.address)?;
+        for t in &threads {
+            assert_eq!(
+                t["last_error"],
+                Value::Null,
+                "while waiting for {what}: {t}"
+            );
+        }
+        done(&threads[0]).then_some(())
+    });
+}
+
+#[test]
+fn killed_in_every_state_and_during_c2_the_sector_still_finishes_once() {
+    require_params();
+    let home = tempfile::tempdir().expect("home");
+    let dir = tempfile::tempdir().expect("worker");
+    // Each state stays visible for 400 ms after it is persisted (the report is slow).
+    let manager_process = manager(
+        home.path(),
+        "127.0.0.1:0",
+        &["--max-sectors", "1", "--report-delay", "400ms"],
+    );
+    let m = manager_process.address.clone();
+    let config = worker_config(
+        dir.path(),
+        &m,
+        1,
+        "seal_interval = \"1h\"\nrecover_interval = \"1s\"\nmax_retries = 50",
+    );
+    let mut kills = 0;
+    let mut process = worker(&config);
+    for state in SEALER_PATH {
+        watch(&process, state, Duration::from_secs(10 * 60), |t| {
+            t["job_state"] == state
+        });
+        process.kill_9();
+        kills += 1;
+        process = worker(&config);
+        if state == "C1Done" {
+            // Twice in the middle of C2.
+            for _ in 0..2 {
+                watch(
+                    &process,
+                    "C2 running for 3 s",
+                    Duration::from_secs(120),
+                    |t| in_c2_for(t, 3),
+                );
+                process.kill_9();
+                kills += 1;
+                process = worker(&config);
+            }
+        }
+    }
+    // After the last restart the thread reports the sector finalized and idles: the
+    // manager allocates no second sector.
+    watch(
+        &process,
+        "idle without a sector",
+        Duration::from_secs(60),
+        |t| t["job_id"].is_null(),
+    );
+    let all = sectors(&m);
+    assert_eq!(all.len(), 1, "one sector allocated, never twice: {all:#?}");
+    assert_eq!(all[0]["state"], "Finished");
+    assert_eq!(
+        all[0]["proof"].as_str().map(str::len),
+        Some(384),
+        "verified proof kept"
+    );
+    assert_eq!(kills, 18);
+    drop(process);
+    drop(manager_process);
+}
+
+#[test]
+fn manager_outages_short_are_ridden_out_long_ones_pause_until_resumed() {
+    require_params();
+    let home = tempfile::tempdir().expect("home");
+    let dir = tempfile::tempdir().expect("worker");
+    let listen = format!("127.0.0.1:{}", free_port());
+    let max = ["--max-sectors", "2"];
+    let mut manager_process = manager(home.path(), &listen, &max);
+    // Three tries one second apart: an outage under 3 s is ridden out.
+    let config = worker_config(
+        dir.path(),
+        &listen,
+        1,
+        "seal_interval = \"0s\"\nrecover_interval = \"1s\"\nmax_retries = 3",
+    );
+    let process = worker(&config);
+
+    // Short: the manager goes away during C2 of sector 1 and is back within a second of
+    // the thread needing it.
+    watch(
+        &process,
+        "C2 of sector 1",
+        Duration::from_secs(5 * 60),
+        |t| in_c2_for(t, 0),
+    );
+    assert!(manager_process.terminate().success());
+    watch(&process, "C2 done", Duration::from_secs(5 * 60), |t| {
+        t["job_state"] == "C2Done"
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    manager_process = manager(home.path(), &listen, &max);
+    wait_until("sector 1 finished", Duration::from_secs(60), FAST, || {
+        let threads = worker_list(&process.address)?;
+        assert_eq!(
+            threads[0]["last_error"],
+            Value::Null,
+            "no pause: {}",
+            threads[0]
+        );
+        sectors(&listen)
+            .iter()
+            .any(|s| s["number"] == 1 && s["state"] == "Finished")
+            .then_some(())
+    });
+
+    // Long: away for longer than the retries last; the thread pauses with a clear error.
+    watch(
+        &process,
+        "C2 of sector 2",
+        Duration::from_secs(5 * 60),
+        |t| in_c2_for(t, 0) && t["job_id"] == "s-t010000-2",
+    );
+    assert!(manager_process.terminate().success());
+    let paused = wait_until("paused", Duration::from_secs(5 * 60), FAST, || {
+        let threads = worker_list(&process.address)?;
+        (threads[0]["thread_state"]["state"] == "Paused").then(|| threads[0].clone())
+    });
+    let error = paused["last_error"].as_str().unwrap_or_default();
+    assert!(
+        error.starts_with("permanent: SubmitProof: rpc error: cannot reach"),
+        "{error}"
+    );
+    assert_eq!(paused["job_state"], "C2Done", "the proof is kept");
+
+    // The manager returns (its records intact); resume completes the sector.
+    let _manager_process = manager(home.path(), &listen, &max);
+    let output = worker_cli(&process.address, &["resume", "-i", "0"]);
+    assert!(output.status.success());
+    wait_until("sector 2 finished", Duration::from_secs(60), FAST, || {
+        let all = sectors(&listen);
+        all.iter()
+            .any(|s| s["number"] == 2 && s["state"] == "Finished")
+            .then_some(all)
+    });
+    let all = sectors(&listen);
+    assert_eq!(all.len(), 2, "{all:#?}");
+    assert!(all.iter().all(|s| s["state"] == "Finished"));
+}
+
+#[test]
+fn a_corrupt_state_database_pauses_its_thread_alone() {
+    require_params();
+    let dir = tempfile::tempdir().expect("worker");
+    let config = worker_config(
+        dir.path(),
+        "127.0.0.1:1",
+        2,
+        "seal_interval = \"1h\"\nrecover_interval = \"1s\"",
+    );
+    let db = dir.path().join("store0/meta/state.redb");
+    std::fs::write(&db, b"this is not a redb database, it was overwritten").expect("corrupt");
+    let mut command = std::process::Command::new(common::WORKER);
+    command
+        .args(["daemon", "--mock-chain", "10000", "-c"])
+        .arg(&config);
+    let process = Process::start(command, "admin API listening on ");
+    let threads = wait_until(
+        "thread 1 sealing past PC2",
+        Duration::from_secs(60),
+        FAST,
+        || {
+            let threads = worker_list(&process.address)?;
+            let past_pc2 = ["PC2Done", "PCSubmitted", "PCLanded", "Persisted", "C1Done"]
+                .iter()
+                .any(|s| threads[1]["job_state"] == *s);
+            past_pc2.then_some(threads)
+        },
+    );
+    assert_eq!(threads[0]["thread_state"]["state"], "Paused");
+    let error = threads[0]["last_error"].as_str().unwrap_or_default();
+    assert!(error.starts_with("critical: state store "), "{error}");
+    assert!(
+        error.contains(&db.display().to_string()),
+        "names the file: {error}"
+    );
+    assert_eq!(threads[0]["job_id"], Value::Null, "it took no sector");
+    assert_eq!(threads[1]["last_error"], Value::Null);
+    // The file is left as it was, for the operator to look at.
+    assert_eq!(
+        std::fs::read(&db).expect("db"),
+        b"this is not a redb database, it was overwritten"
+    );
+}
