@@ -87,6 +87,21 @@ impl WorkerRegistry {
         })
     }
 
+    /// A registry kept in memory only (for tests and benchmarks).
+    pub fn in_memory() -> Result<Self, RegistryError> {
+        let db = Database::builder()
+            .create_with_backend(redb::backends::InMemoryBackend::new())
+            .map_err(|e| RegistryError {
+                path: "(memory)".into(),
+                message: e.to_string(),
+            })?;
+        Ok(Self {
+            db,
+            path: PathBuf::from("(memory)"),
+            entries: RwLock::default(),
+        })
+    }
+
     fn error(&self, e: impl std::fmt::Display) -> RegistryError {
         RegistryError {
             path: self.path.display().to_string(),

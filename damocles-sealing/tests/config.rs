@@ -162,3 +162,46 @@ fn broken_toml_and_a_missing_file_are_clear() {
         .to_string();
     assert!(err.contains("/nonexistent/worker.toml"), "{err}");
 }
+
+mod fuzz {
+    //! The parser under generated input: random text, and the quickstart fixture with
+    //! random edits. It answers a config or an error, never panics. `FUZZ_CASES` sets the
+    //! count (default 2,000 per property).
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn cases() -> u32 {
+        std::env::var("FUZZ_CASES")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(2_000)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
+
+        #[test]
+        fn random_text(text in ".{0,400}") {
+            let _ = parse(&text);
+        }
+
+        #[test]
+        fn the_fixture_with_random_edits(
+            edits in prop::collection::vec((any::<prop::sample::Index>(), "[\\x00-\\x7f]{0,3}"), 1..6),
+        ) {
+            let mut text = std::fs::read_to_string(fixture()).expect("fixture");
+            for (at, insert) in edits {
+                let mut at = at.index(text.len().max(1));
+                while !text.is_char_boundary(at) {
+                    at -= 1;
+                }
+                let end = (at + 1).min(text.len());
+                text.replace_range(at..end, &insert);
+            }
+            if let Err(e) = parse(&text) {
+                prop_assert!(e.to_string().starts_with("config test.toml: "), "{}", e);
+            }
+        }
+    }
+}
