@@ -13,6 +13,7 @@ use common::{
     worker_list, Process,
 };
 use serde_json::Value;
+use std::collections::BTreeMap;
 
 /// The sealer states one sector passes through, in order.
 const SEALER_PATH: [&str; 16] = [
@@ -249,4 +250,137 @@ fn a_corrupt_state_database_pauses_its_thread_alone() {
         std::fs::read(&db).expect("db"),
         b"this is not a redb database, it was overwritten"
     );
+}
+
+/// 1,000 pause/resume calls from four clients at once over HTTP, across the threads of a
+/// worker whose threads each hold a sector (waiting for a PC1 slot that never comes):
+/// afterwards each thread is paused exactly when the last call it accepted was a pause,
+/// no pause is left pending, and every sector is where it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_concurrent_pause_and_resume_calls_leave_a_consistent_worker() {
+    use std::sync::Arc;
+
+    use damocles_core::{AdminTransport, Plan, SealProof, StateStore};
+    use damocles_rpc::{AdminService, HttpAdminClient, RpcServer, ServerOptions, Timeouts};
+    use damocles_sealing::limits::StageLimits;
+    use damocles_sealing::mock_chain::MockChain;
+    use damocles_sealing::store::{Location, RedbStateStore};
+    use damocles_sealing::{AttachedStore, SealingOptions, ThreadContext, Worker};
+    use rand::{Rng, SeedableRng};
+
+    const THREADS: usize = 4;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let chain = MockChain::new(10000, SealProof::StackedDrg2KiBV1_1);
+    let limits = StageLimits::new([("pc1", 0)]);
+    let contexts = (0..THREADS)
+        .map(|i| {
+            let location = Location::init(&dir.path().join(format!("s{i}"))).expect("location");
+            let store = Arc::new(RedbStateStore::open(&location).expect("store"));
+            ThreadContext {
+                worker_name: "concurrency".into(),
+                location,
+                plan: Plan::Sealer,
+                options: SealingOptions::immediate(),
+                manager: Arc::new(chain.clone()),
+                store: store as Arc<dyn StateStore>,
+                limits: limits.clone(),
+                attached: vec![AttachedStore {
+                    name: "remote".into(),
+                    location: dir.path().join("remote"),
+                    readonly: false,
+                }],
+            }
+        })
+        .collect();
+    let worker = Arc::new(Worker::start(contexts, "v-test"));
+    let mut changes = worker.subscribe();
+    let waiting = |t: &damocles_core::ThreadInfo| {
+        matches!(t.thread_state, damocles_core::ThreadState::Waiting { .. })
+    };
+    while !worker.list().iter().all(waiting) {
+        tokio::time::timeout(Duration::from_secs(30), changes.changed())
+            .await
+            .expect("all threads waiting for PC1")
+            .expect("alive");
+    }
+    let before: Vec<_> = worker.list().into_iter().map(|t| t.job_id).collect();
+    let server = RpcServer::bind(
+        "127.0.0.1:0",
+        Arc::new(AdminService::new(worker.clone())),
+        ServerOptions::default(),
+    )
+    .await
+    .expect("bind");
+    let addr = server.local_addr().to_string();
+
+    let seed: u64 = rand::random();
+    eprintln!("seed {seed}");
+    let clients: Vec<_> = (0..THREADS)
+        .map(|client| {
+            let addr = addr.clone();
+            tokio::spawn(async move {
+                let http = HttpAdminClient::new(&addr, None, Timeouts::default()).expect("client");
+                let mut rng = rand::rngs::StdRng::seed_from_u64(seed + client as u64);
+                let index = client as u64;
+                let mut last_pause = None;
+                for _ in 0..250 {
+                    if rng.gen_bool(0.5) {
+                        http.pause(index).await.expect("pause");
+                        last_pause = Some(true);
+                    } else {
+                        let outcome = http.resume(index, None).await.expect("resume");
+                        last_pause = Some(false);
+                        let _ = outcome;
+                    }
+                }
+                (index, last_pause)
+            })
+        })
+        .collect();
+    let mut expected = BTreeMap::new();
+    for client in clients {
+        let (index, last_pause) = client.await.expect("client");
+        expected.insert(index, last_pause.expect("some call"));
+    }
+    // Every call returned; give the threads the moment a resume takes to be picked up.
+    let settle = |threads: &[damocles_core::ThreadInfo]| {
+        threads.iter().all(|t| {
+            let paused = matches!(t.thread_state, damocles_core::ThreadState::Paused { .. });
+            paused == expected[&(t.index as u64)] && (paused || waiting(t))
+        })
+    };
+    while !settle(&worker.list()) {
+        tokio::time::timeout(Duration::from_secs(30), changes.changed())
+            .await
+            .unwrap_or_else(|_| panic!("inconsistent: {:#?} vs {expected:?}", worker.list()))
+            .expect("alive");
+    }
+    let threads = worker.list();
+    assert!(threads.iter().all(|t| !t.pause_requested), "no stale pause");
+    assert!(threads.iter().all(|t| t.last_error.is_none()));
+    let after: Vec<_> = threads.iter().map(|t| t.job_id.clone()).collect();
+    assert_eq!(before, after, "every thread still holds its sector");
+    assert!(threads
+        .iter()
+        .all(|t| t.job_state.map(|s| s.as_str()) == Some("TicketAssigned")));
+    assert_eq!(
+        chain.counters().allocated,
+        THREADS as u64,
+        "no sector dropped or added"
+    );
+
+    // Everyone resumed: all wait for their slot again, none paused.
+    for i in 0..THREADS as u64 {
+        let _ = AdminTransport::resume(&*worker, i, None)
+            .await
+            .expect("resume");
+    }
+    while !worker.list().iter().all(waiting) {
+        tokio::time::timeout(Duration::from_secs(30), changes.changed())
+            .await
+            .expect("all waiting again")
+            .expect("alive");
+    }
+    server.shutdown().await;
+    worker.shutdown().await;
 }
