@@ -403,6 +403,10 @@ async fn our_command_lines_manage_an_original_worker() {
                 manager_bin,
                 &["util", "--listen", m, "worker", "pause", w, "2"],
             ),
+            run(
+                manager_bin,
+                &["util", "--listen", m, "worker", "info", "no-such-worker"],
+            ),
         ]
     })
     .await
@@ -440,6 +444,10 @@ async fn our_command_lines_manage_an_original_worker() {
         format!("worker {w}: thread #0 is not paused; nothing to resume\n")
     );
     assert_eq!(out(&outputs[8]), format!("worker {w}: thread #2 paused\n"));
+    // A name the registry does not know is taken as an address, and the error says so.
+    assert_eq!(outputs[9].status.code(), Some(3));
+    let error = String::from_utf8_lossy(&outputs[9].stderr);
+    assert!(error.contains("no-such-worker:17890"), "{error}");
     worker_server.shutdown().await;
     manager.shutdown().await;
 }

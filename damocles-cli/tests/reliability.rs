@@ -384,3 +384,158 @@ async fn a_thousand_concurrent_pause_and_resume_calls_leave_a_consistent_worker(
     server.shutdown().await;
     worker.shutdown().await;
 }
+
+/// Tokens on both sides: without one, 401 (exit 4); the read token lists but cannot pause,
+/// resume or remove; the admin token can; no token ever appears in a log.
+#[test]
+fn tokens_guard_worker_and_manager_and_never_reach_the_logs() {
+    let home = tempfile::tempdir().expect("home");
+    let dir = tempfile::tempdir().expect("worker");
+    let (manager_admin, manager_read) = ("tok-madmin-6f1e9a", "tok-mread-2b7c4d");
+    let (worker_admin, worker_read) = ("tok-wadmin-91d3aa", "tok-wread-5e8f07");
+    let manager_process = manager(
+        home.path(),
+        "127.0.0.1:0",
+        &[
+            "--max-sectors",
+            "1",
+            "--admin-token",
+            manager_admin,
+            "--read-token",
+            manager_read,
+        ],
+    );
+    let m = manager_process.address.clone();
+    let config = worker_config(
+        dir.path(),
+        &m,
+        1,
+        "seal_interval = \"1h\"\nrecover_interval = \"1s\"",
+    );
+    // Tokens go in the sections the config already has.
+    let text = std::fs::read_to_string(&config)
+        .expect("config")
+        .replace(
+            "rpc_server.port = 0\n",
+            &format!(
+                "rpc_server.port = 0\nrpc_server.admin_token = \"{worker_admin}\"\nrpc_server.read_token = \"{worker_read}\"\n"
+            ),
+        )
+        .replace(
+            &format!("rpc_client.addr = \"http://{m}\"\n"),
+            &format!("rpc_client.addr = \"http://{m}\"\nrpc_client.token = \"{manager_admin}\"\n"),
+        );
+    std::fs::write(&config, text).expect("config");
+    // No parameters: the thread pauses at C1Done, which is all this test needs.
+    let no_params = dir.path().join("no-params");
+    std::fs::create_dir_all(&no_params).expect("dir");
+    let mut command = std::process::Command::new(common::WORKER);
+    command
+        .args(["daemon", "-c"])
+        .arg(&config)
+        .env("FIL_PROOFS_PARAMETER_CACHE", &no_params)
+        .env("RUST_LOG", "debug");
+    let worker_process = Process::start(command, "admin API listening on ");
+    let w = worker_process.address.clone();
+
+    // The worker authenticated to the manager: it registered and sealed up to C2.
+    let with = |token: &str| vec!["--token".to_owned(), token.to_owned()];
+    let worker_as = |token: Option<&str>, args: &[&str]| {
+        let mut all: Vec<String> = token.map(with).unwrap_or_default();
+        all.extend(args.iter().map(|a| a.to_string()));
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        worker_cli(&w, &all)
+    };
+    wait_until("paused at C1Done", Duration::from_secs(60), FAST, || {
+        let output = worker_as(Some(worker_read), &["--json", "list"]);
+        let threads: Value = serde_json::from_slice(&output.stdout).ok()?;
+        (threads[0]["job_state"] == "C1Done" && threads[0]["thread_state"]["state"] == "Paused")
+            .then_some(())
+    });
+
+    // Worker: no token → 4; read token lists, cannot pause or resume; admin token can.
+    assert_eq!(worker_as(None, &["list"]).status.code(), Some(4));
+    assert_eq!(worker_as(Some("wrong"), &["list"]).status.code(), Some(4));
+    let before = common::text(&worker_as(Some(worker_read), &["--json", "list"]));
+    assert_eq!(
+        worker_as(Some(worker_read), &["resume", "-i", "0"])
+            .status
+            .code(),
+        Some(4)
+    );
+    assert_eq!(
+        worker_as(Some(worker_read), &["pause", "-i", "0"])
+            .status
+            .code(),
+        Some(4)
+    );
+    let after = common::text(&worker_as(Some(worker_read), &["--json", "list"]));
+    let strip = |t: &str| {
+        let mut v: Value = serde_json::from_str(t).expect("json");
+        v[0]["thread_state"]["elapsed"] = Value::Null;
+        v
+    };
+    assert_eq!(strip(&before), strip(&after), "nothing changed");
+    assert!(worker_as(Some(worker_admin), &["pause", "-i", "0"])
+        .status
+        .success());
+
+    // Manager: no token → 4; read token lists; remove needs the admin token.
+    let util_as = |token: Option<&str>, args: &[&str]| {
+        let mut all: Vec<String> = token.map(with).unwrap_or_default();
+        all.extend(args.iter().map(|a| a.to_string()));
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        common::util(&m, &all)
+    };
+    assert_eq!(util_as(None, &["worker", "list"]).status.code(), Some(4));
+    let listed = util_as(Some(manager_read), &["--json", "worker", "list"]);
+    assert!(listed.status.success());
+    let workers: Value = serde_json::from_slice(&listed.stdout).expect("json");
+    assert_eq!(workers[0]["Info"]["Name"], "it-worker");
+    assert_eq!(
+        util_as(Some(manager_read), &["worker", "remove", "it-worker"])
+            .status
+            .code(),
+        Some(4)
+    );
+    // Managing the worker through the manager needs the worker's token too.
+    let output = util_as(Some(manager_read), &["worker", "info", "it-worker"]);
+    assert_eq!(output.status.code(), Some(4), "no worker token");
+    let mut args = vec!["--worker-token", worker_read, "worker", "info", "it-worker"];
+    let output = util_as(Some(manager_read), &args);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    args = vec![
+        "--worker-token",
+        worker_admin,
+        "worker",
+        "resume",
+        "it-worker",
+        "0",
+    ];
+    assert!(util_as(Some(manager_read), &args).status.success());
+    assert!(
+        util_as(Some(manager_admin), &["worker", "remove", "it-worker"])
+            .status
+            .success()
+    );
+
+    // No token in any log line, at debug level.
+    let log_sources = [worker_process.logs.clone(), manager_process.logs.clone()];
+    assert!(worker_process.terminate().success());
+    assert!(manager_process.terminate().success());
+    let logs: Vec<String> = log_sources
+        .iter()
+        .flat_map(|l| l.lock().expect("logs").clone())
+        .collect();
+    assert!(!logs.is_empty());
+    for token in [manager_admin, manager_read, worker_admin, worker_read] {
+        assert!(
+            logs.iter().all(|line| !line.contains(token)),
+            "{token} in the logs"
+        );
+    }
+}

@@ -66,8 +66,7 @@ pub enum CallError {
     },
 }
 
-/// A client of one JSON-RPC endpoint.
-#[derive(Debug)]
+/// A client of one JSON-RPC endpoint. Its `Debug` never shows the token.
 pub struct RpcClient {
     address: String,
     url: hyper::Uri,
@@ -75,6 +74,16 @@ pub struct RpcClient {
     timeouts: Timeouts,
     http: Client<HttpConnector, Full<Bytes>>,
     next_id: AtomicU64,
+}
+
+impl std::fmt::Debug for RpcClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RpcClient")
+            .field("url", &self.url)
+            .field("token", &self.token.as_ref().map(|_| "<hidden>"))
+            .field("timeouts", &self.timeouts)
+            .finish()
+    }
 }
 
 impl RpcClient {

@@ -221,11 +221,12 @@ pub struct HttpSectorManager {
 }
 
 impl HttpSectorManager {
-    /// A client of the manager at `addr` (multiaddr, URL or host:port).
-    pub fn new(addr: &str, timeouts: Timeouts) -> Result<Self, String> {
+    /// A client of the manager at `addr` (multiaddr, URL or host:port), with the
+    /// manager's token when it requires one.
+    pub fn new(addr: &str, token: Option<String>, timeouts: Timeouts) -> Result<Self, String> {
         let host_port = manager_host_port(addr)?;
         let rpc =
-            RpcClient::new(&host_port, MANAGER_PATH, None, timeouts).map_err(|e| e.to_string())?;
+            RpcClient::new(&host_port, MANAGER_PATH, token, timeouts).map_err(|e| e.to_string())?;
         Ok(Self { rpc })
     }
 

@@ -37,8 +37,8 @@ pub trait RpcService: Send + Sync + 'static {
     async fn call(&self, method: &'static MethodSpec, params: Params) -> Result<Value, RpcError>;
 }
 
-/// How a server behaves.
-#[derive(Debug, Clone)]
+/// How a server behaves. Its `Debug` never shows the tokens.
+#[derive(Clone)]
 pub struct ServerOptions {
     /// Serve only this path (`/rpc/v0`); `None` serves every path, as the original
     /// worker does.
@@ -49,6 +49,18 @@ pub struct ServerOptions {
     pub read_token: Option<String>,
     /// The largest body accepted.
     pub body_limit: usize,
+}
+
+impl std::fmt::Debug for ServerOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = |t: &Option<String>| t.as_ref().map(|_| "<hidden>");
+        f.debug_struct("ServerOptions")
+            .field("path", &self.path)
+            .field("admin_token", &hidden(&self.admin_token))
+            .field("read_token", &hidden(&self.read_token))
+            .field("body_limit", &self.body_limit)
+            .finish()
+    }
 }
 
 impl Default for ServerOptions {

@@ -180,8 +180,8 @@ async fn an_unknown_sector_is_code_11001_and_the_client_aborts_on_it() {
     .await;
     assert_eq!(answer["result"]["Name"], "persist-store1");
 
-    let sealer =
-        HttpSectorManager::new(&format!("http://{addr}"), Timeouts::default()).expect("client");
+    let sealer = HttpSectorManager::new(&format!("http://{addr}"), None, Timeouts::default())
+        .expect("client");
     let err = sealer
         .assign_ticket(SectorId::new(10000, 1))
         .await

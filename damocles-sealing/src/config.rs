@@ -111,18 +111,30 @@ pub struct SectorManagerSection {
     pub rpc_client: RpcClientSection,
 }
 
-/// `[sector_manager] rpc_client`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// `[sector_manager] rpc_client`. Its `Debug` never shows the token.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(default)]
 pub struct RpcClientSection {
     /// The manager: a multiaddr (`/ip4/127.0.0.1/tcp/1789`) or a URL.
     pub addr: String,
+    /// The manager's admin token, when it requires one (additive).
+    pub token: Option<String>,
+}
+
+impl std::fmt::Debug for RpcClientSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RpcClientSection")
+            .field("addr", &self.addr)
+            .field("token", &self.token.as_ref().map(|_| "<hidden>"))
+            .finish()
+    }
 }
 
 impl Default for RpcClientSection {
     fn default() -> Self {
         Self {
             addr: "/ip4/127.0.0.1/tcp/1789".into(),
+            token: None,
         }
     }
 }

@@ -28,6 +28,8 @@ pub struct MockOptions {
     pub expiration: Duration,
     pub max_sectors: Option<u64>,
     pub report_delay: Duration,
+    pub admin_token: Option<String>,
+    pub read_token: Option<String>,
 }
 
 /// The mock chain's records, in the JSON of `util sealer sectors list --json`.
@@ -110,6 +112,8 @@ pub async fn run(options: MockOptions) -> u8 {
     );
     let server_options = ServerOptions {
         path: Some(MANAGER_PATH.to_owned()),
+        admin_token: options.admin_token.clone(),
+        read_token: options.read_token.clone(),
         ..ServerOptions::default()
     };
     let server = match RpcServer::bind(&options.listen, Arc::new(service), server_options).await {

@@ -57,6 +57,13 @@ struct MockArgs {
     /// benchmarks that seal a known number).
     #[arg(long)]
     max_sectors: Option<u64>,
+    /// With this token callers may use every method (workers send it as `[sector_manager]
+    /// rpc_client.token`).
+    #[arg(long, env = "DAMOCLES_MANAGER_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// With this token callers may list workers and sectors.
+    #[arg(long, env = "DAMOCLES_MANAGER_READ_TOKEN", hide_env_values = true)]
+    read_token: Option<String>,
     /// Answer each ReportState only after this long, so that every state a worker reaches
     /// stays visible that long (for crash tests).
     #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
@@ -68,6 +75,14 @@ struct UtilArgs {
     /// The manager's address.
     #[arg(long, default_value = "127.0.0.1:1789", global = true)]
     listen: String,
+    /// The manager's token, when it requires one.
+    #[arg(
+        long,
+        env = "DAMOCLES_MANAGER_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
+    token: Option<String>,
     /// The workers' admin token, when they require one.
     #[arg(
         long,
@@ -158,10 +173,13 @@ pub fn main_impl() -> ExitCode {
             expiration: args.expiration,
             max_sectors: args.max_sectors,
             report_delay: args.report_delay,
+            admin_token: args.admin_token,
+            read_token: args.read_token,
         })),
         Command::Util(args) => {
             let ctx = util::Context {
                 manager: args.listen,
+                token: args.token,
                 worker_token: args.worker_token,
                 json: args.json,
             };

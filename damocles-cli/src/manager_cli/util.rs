@@ -15,6 +15,8 @@ use crate::render;
 pub struct Context {
     /// The manager's address.
     pub manager: String,
+    /// The manager's token.
+    pub token: Option<String>,
     /// The workers' admin token.
     pub worker_token: Option<String>,
     /// Print JSON.
@@ -50,7 +52,7 @@ impl Context {
     }
 
     fn manager(&self) -> Result<ManagerClient, u8> {
-        ManagerClient::new(&self.manager, None, Timeouts::default())
+        ManagerClient::new(&self.manager, self.token.clone(), Timeouts::default())
             .map_err(|e| self.fail(exit::BAD_INPUT, "bad_input", format!("--listen: {e}")))
     }
 

@@ -102,9 +102,10 @@ pub async fn start(config_path: &Path, choice: ManagerChoice) -> Result<RunningW
             (Arc::new(MockChain::new(miner, proof)), None)
         }
         ManagerChoice::FromConfig | ManagerChoice::At(_) => {
-            let sealer = HttpSectorManager::new(&manager_addr, SEALER_TIMEOUTS)
+            let token = config.sector_manager.rpc_client.token.clone();
+            let sealer = HttpSectorManager::new(&manager_addr, token.clone(), SEALER_TIMEOUTS)
                 .map_err(|e| bad_input(format!("[sector_manager] rpc_client.addr: {e}")))?;
-            let pinger = ManagerClient::new(&manager_addr, None, Timeouts::default())
+            let pinger = ManagerClient::new(&manager_addr, token, Timeouts::default())
                 .map_err(|e| bad_input(format!("[sector_manager] rpc_client.addr: {e}")))?;
             check_stores(&sealer, &config).await?;
             (Arc::new(sealer), Some(Arc::new(pinger)))
