@@ -4,6 +4,7 @@
 //! **Boundary:** no sealing or protocol logic: that lives in damocles-sealing and
 //! damocles-rpc.
 
+pub mod bench;
 pub mod exit;
 mod logging;
 pub mod manager_cli;

@@ -1,10 +1,16 @@
 //! The manager's worker registry: the last report of every worker, keyed by name, in a
 //! redb database under the manager's home (`<home>/worker.redb`), so that a restart loses
 //! no entry. Reads are served from memory.
+//!
+//! Writes are group-committed: one writer thread takes every change waiting and commits
+//! them in one durable transaction, and each caller returns once its change is durable.
+//! Under load many pings share one disk sync, so ingest scales with concurrency rather
+//! than with the disk's sync latency.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::RwLock;
+use std::sync::{mpsc, Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use damocles_core::{Liveness, WorkerReport};
@@ -46,12 +52,27 @@ pub struct RegistryError {
     pub message: String,
 }
 
+/// A change for the writer: upsert (`Some`) or remove (`None`) a name.
+struct Change {
+    name: String,
+    value: Option<Vec<u8>>,
+    done: mpsc::SyncSender<Result<bool, String>>,
+}
+
 /// The registry.
-#[derive(Debug)]
 pub struct WorkerRegistry {
-    db: Database,
     path: PathBuf,
     entries: RwLock<BTreeMap<String, PingEntry>>,
+    changes: Mutex<Option<mpsc::Sender<Change>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for WorkerRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerRegistry")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
 }
 
 impl WorkerRegistry {
@@ -64,6 +85,25 @@ impl WorkerRegistry {
         };
         std::fs::create_dir_all(home).map_err(|e| err(&e))?;
         let db = Database::create(&path).map_err(|e| err(&e))?;
+        Self::start(db, path)
+    }
+
+    /// A registry kept in memory only (for tests and benchmarks).
+    pub fn in_memory() -> Result<Self, RegistryError> {
+        let db = Database::builder()
+            .create_with_backend(redb::backends::InMemoryBackend::new())
+            .map_err(|e| RegistryError {
+                path: "(memory)".into(),
+                message: e.to_string(),
+            })?;
+        Self::start(db, PathBuf::from("(memory)"))
+    }
+
+    fn start(db: Database, path: PathBuf) -> Result<Self, RegistryError> {
+        let err = |e: &dyn std::fmt::Display| RegistryError {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        };
         let mut entries = BTreeMap::new();
         {
             let txn = db.begin_read().map_err(|e| err(&e))?;
@@ -80,25 +120,17 @@ impl WorkerRegistry {
                 Err(e) => return Err(err(&e)),
             }
         }
+        let (changes, queue) = mpsc::channel();
+        let db = Arc::new(db);
+        let writer = std::thread::Builder::new()
+            .name("registry-writer".into())
+            .spawn(move || write_loop(&db, &queue))
+            .map_err(|e| err(&e))?;
         Ok(Self {
-            db,
             path,
             entries: RwLock::new(entries),
-        })
-    }
-
-    /// A registry kept in memory only (for tests and benchmarks).
-    pub fn in_memory() -> Result<Self, RegistryError> {
-        let db = Database::builder()
-            .create_with_backend(redb::backends::InMemoryBackend::new())
-            .map_err(|e| RegistryError {
-                path: "(memory)".into(),
-                message: e.to_string(),
-            })?;
-        Ok(Self {
-            db,
-            path: PathBuf::from("(memory)"),
-            entries: RwLock::default(),
+            changes: Mutex::new(Some(changes)),
+            writer: Mutex::new(Some(writer)),
         })
     }
 
@@ -109,6 +141,27 @@ impl WorkerRegistry {
         }
     }
 
+    /// Hands a change to the writer and waits until it is durable. Blocking.
+    fn write(&self, name: &str, value: Option<Vec<u8>>) -> Result<bool, RegistryError> {
+        let (done, outcome) = mpsc::sync_channel(1);
+        let change = Change {
+            name: name.to_owned(),
+            value,
+            done,
+        };
+        self.changes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .ok_or_else(|| self.error("the registry is closed"))?
+            .send(change)
+            .map_err(|_| self.error("the registry writer stopped"))?;
+        outcome
+            .recv()
+            .map_err(|_| self.error("the registry writer stopped"))?
+            .map_err(|e| self.error(e))
+    }
+
     /// Stores a report received at `now` (unix seconds), durably. Blocking.
     pub fn upsert(&self, info: WorkerReport, now: i64) -> Result<(), RegistryError> {
         let entry = PingEntry {
@@ -117,14 +170,7 @@ impl WorkerRegistry {
             liveness: None,
         };
         let bytes = serde_json::to_vec(&entry).map_err(|e| self.error(e))?;
-        let txn = self.db.begin_write().map_err(|e| self.error(e))?;
-        {
-            let mut table = txn.open_table(WORKERS).map_err(|e| self.error(e))?;
-            table
-                .insert(entry.info.name.as_str(), bytes.as_slice())
-                .map_err(|e| self.error(e))?;
-        }
-        txn.commit().map_err(|e| self.error(e))?;
+        self.write(&entry.info.name, Some(bytes))?;
         self.entries
             .write()
             .unwrap_or_else(|e| e.into_inner())
@@ -151,20 +197,78 @@ impl WorkerRegistry {
             .collect()
     }
 
+    /// How many entries there are.
+    pub fn len(&self) -> usize {
+        self.entries.read().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Removes `name`; whether it was there. Blocking.
     pub fn remove(&self, name: &str) -> Result<bool, RegistryError> {
-        let txn = self.db.begin_write().map_err(|e| self.error(e))?;
-        let existed = {
-            let mut table = txn.open_table(WORKERS).map_err(|e| self.error(e))?;
-            let removed = table.remove(name).map_err(|e| self.error(e))?;
-            removed.is_some()
-        };
-        txn.commit().map_err(|e| self.error(e))?;
+        let existed = self.write(name, None)?;
         self.entries
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .remove(name);
         Ok(existed)
+    }
+}
+
+impl Drop for WorkerRegistry {
+    /// Lets the writer finish what it was given and close the database, so that the
+    /// registry can be opened again at once.
+    fn drop(&mut self) {
+        self.changes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(writer) = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+/// The writer: every change waiting goes into one durable transaction.
+fn write_loop(db: &Database, queue: &mpsc::Receiver<Change>) {
+    while let Ok(first) = queue.recv() {
+        let mut batch = vec![first];
+        batch.extend(queue.try_iter());
+        let outcome = commit(db, &batch);
+        for (change, result) in batch.into_iter().zip(outcome) {
+            let _ = change.done.send(result);
+        }
+    }
+}
+
+fn commit(db: &Database, batch: &[Change]) -> Vec<Result<bool, String>> {
+    let all = |e: &dyn std::fmt::Display| vec![Err(e.to_string()); batch.len()];
+    let txn = match db.begin_write() {
+        Ok(txn) => txn,
+        Err(e) => return all(&e),
+    };
+    let mut results = Vec::with_capacity(batch.len());
+    {
+        let mut table = match txn.open_table(WORKERS) {
+            Ok(table) => table,
+            Err(e) => return all(&e),
+        };
+        for change in batch {
+            let result = match &change.value {
+                Some(bytes) => table
+                    .insert(change.name.as_str(), bytes.as_slice())
+                    .map(|old| old.is_some()),
+                None => table.remove(change.name.as_str()).map(|old| old.is_some()),
+            };
+            results.push(result.map_err(|e| e.to_string()));
+        }
+    }
+    match txn.commit() {
+        Ok(()) => results,
+        Err(e) => all(&e),
     }
 }
 
@@ -199,5 +303,30 @@ mod tests {
         drop(registry);
         let registry = WorkerRegistry::open(dir.path()).expect("reopen");
         assert_eq!(registry.get("a"), None);
+    }
+
+    #[test]
+    fn concurrent_writers_share_commits_and_lose_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let registry = Arc::new(WorkerRegistry::open(dir.path()).expect("open"));
+        let writers: Vec<_> = (0..8)
+            .map(|w| {
+                let registry = registry.clone();
+                std::thread::spawn(move || {
+                    for i in 0..100 {
+                        registry
+                            .upsert(report(&format!("w{w}-{i}")), i)
+                            .expect("upsert");
+                    }
+                })
+            })
+            .collect();
+        for writer in writers {
+            writer.join().expect("writer");
+        }
+        assert_eq!(registry.len(), 800);
+        drop(registry);
+        let registry = WorkerRegistry::open(dir.path()).expect("reopen");
+        assert_eq!(registry.len(), 800, "every upsert was durable");
     }
 }

@@ -51,6 +51,8 @@ pub struct Control {
     notify: Notify,
     /// Shared by all threads of a worker: bumped on every change `list` would show.
     changes: Arc<watch::Sender<u64>>,
+    /// Shared by all threads of a worker.
+    metrics: Arc<crate::metrics::WorkerMetrics>,
 }
 
 /// A wait that was cut short.
@@ -68,6 +70,7 @@ impl Control {
         location: String,
         plan: Plan,
         changes: Arc<watch::Sender<u64>>,
+        metrics: Arc<crate::metrics::WorkerMetrics>,
     ) -> Self {
         Self {
             index,
@@ -89,6 +92,7 @@ impl Control {
             }),
             notify: Notify::new(),
             changes,
+            metrics,
         }
     }
 
@@ -100,6 +104,11 @@ impl Control {
     fn changed(&self) {
         self.notify.notify_waiters();
         self.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// The worker's metrics.
+    pub(crate) fn metrics(&self) -> &crate::metrics::WorkerMetrics {
+        &self.metrics
     }
 
     /// The thread's index.

@@ -12,6 +12,7 @@ pub mod assemble;
 pub mod config;
 mod control;
 pub mod limits;
+pub mod metrics;
 pub mod mock_chain;
 pub mod options;
 pub mod params;

@@ -204,6 +204,7 @@ impl Runner {
     }
 
     async fn handle_failure(&self, record: &mut SectorRecord, failure: Failure) {
+        self.control.metrics().record_failure(failure.level);
         match failure.level {
             FailureLevel::Temporary => {
                 if record.retry >= self.ctx.options.max_retries {
@@ -232,6 +233,7 @@ impl Runner {
 
     async fn abort(&self, record: &mut SectorRecord, reason: String) {
         tracing::warn!(thread = self.control.index(), "aborting sector: {reason}");
+        self.control.metrics().sector_aborted();
         if let Some(sector) = record.sector {
             if let Err(e) = self.ctx.manager.report_aborted(sector.id, reason).await {
                 tracing::warn!("report aborted: {e}");
@@ -330,6 +332,7 @@ impl Runner {
                         .map_err(|e| e.into_failure("ReportFinalized"))?;
                 }
                 self.finish_sector(record).await?;
+                self.control.metrics().sector_finished();
                 self.control.set_activity(Activity::Idle);
                 self.control.sleep(self.ctx.options.seal_interval).await?;
             }
@@ -358,10 +361,14 @@ impl Runner {
     ) -> Result<T, Stop> {
         let _slot = if self.ctx.limits.is_limited(stage) {
             self.control.set_activity(Activity::Waiting);
+            let waiting = std::time::Instant::now();
             let slot = self
                 .control
                 .interruptible(self.ctx.limits.acquire(stage))
                 .await?;
+            self.control
+                .metrics()
+                .record_slot_wait(stage, waiting.elapsed());
             self.control.set_activity(Activity::Running { proc: None });
             slot
         } else {
@@ -371,9 +378,13 @@ impl Runner {
             return Err(interrupt.into());
         }
         self.control.enter_proof_call(proc);
+        let started = std::time::Instant::now();
         let result = tokio::task::spawn_blocking(work)
             .await
             .map_err(|e| Failure::critical(format!("{proc} panicked: {e}")));
+        self.control
+            .metrics()
+            .record_stage(self.ctx.plan.as_str(), stage, started.elapsed());
         // The result is applied and persisted by `step`; a pause asked for meanwhile
         // takes effect at the top of the thread loop, after that.
         self.control.leave_proof_call();

@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::control::Control;
+use crate::metrics::{StageStat, WorkerMetrics};
 use crate::thread::{self, ThreadContext};
 
 /// A handle on one running thread.
@@ -44,12 +45,14 @@ pub struct Worker {
     tasks: Mutex<Vec<JoinHandle<()>>>,
     version: String,
     changes: Arc<watch::Sender<u64>>,
+    metrics: Arc<WorkerMetrics>,
 }
 
 impl Worker {
     /// Starts one thread per context, indexed in order.
     pub fn start(contexts: Vec<ThreadContext>, version: impl Into<String>) -> Self {
         let changes = Arc::new(watch::Sender::new(0));
+        let metrics = Arc::new(WorkerMetrics::default());
         let mut threads = Vec::new();
         let mut tasks = Vec::new();
         for (index, ctx) in contexts.into_iter().enumerate() {
@@ -58,6 +61,7 @@ impl Worker {
                 ctx.location.root().display().to_string(),
                 ctx.plan,
                 changes.clone(),
+                metrics.clone(),
             ));
             tasks.push(tokio::spawn(thread::run(ctx, control.clone())));
             threads.push(ThreadHandle { control });
@@ -67,6 +71,7 @@ impl Worker {
             tasks: Mutex::new(tasks),
             version: version.into(),
             changes,
+            metrics,
         }
     }
 
@@ -75,6 +80,21 @@ impl Worker {
     /// polling.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.changes.subscribe()
+    }
+
+    /// How long the proof calls of each stage took so far, summed over the threads.
+    pub fn stage_stats(&self) -> std::collections::BTreeMap<String, StageStat> {
+        self.metrics.stage_totals()
+    }
+
+    /// The worker's metrics (admin servers record their calls there).
+    pub fn metrics(&self) -> &Arc<WorkerMetrics> {
+        &self.metrics
+    }
+
+    /// The metrics in the Prometheus text format.
+    pub fn render_metrics(&self) -> String {
+        self.metrics.render(&self.list())
     }
 
     /// The threads.

@@ -1,0 +1,219 @@
+//! `damocles-bench`: the figures of BENCHMARKS.md, each against a baseline taken in the
+//! same run. `--smoke` runs everything small and without C2, in seconds (CI keeps it
+//! building and running that way).
+
+mod admin;
+mod ingest;
+mod listing;
+mod memory;
+mod pipeline;
+mod stats;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, ValueEnum};
+use serde::Serialize;
+
+/// Measure the system against its limits; print the figures.
+#[derive(Debug, Parser)]
+#[command(name = "damocles-bench", version)]
+pub struct Args {
+    /// Small sizes, no C2: checks that every figure still runs (seconds).
+    #[arg(long)]
+    pub smoke: bool,
+    /// Which figures (default: all).
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<Figure>,
+    /// Sizes for figures 2–4, as multiples of the base size (64 threads, 10,000 workers,
+    /// 10,000 entries).
+    #[arg(long, value_delimiter = ',', default_value = "1,10,100")]
+    pub scale: Vec<usize>,
+    /// Sectors for figure 1.
+    #[arg(long, default_value_t = 3)]
+    pub sectors: u64,
+    /// Also write the figures as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+/// A figure of BENCHMARKS.md.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Figure {
+    /// 1: pipeline throughput against back-to-back proof calls.
+    Pipeline,
+    /// 2: admin API latency against a bare hyper server.
+    Admin,
+    /// 3: manager ping ingest.
+    Ingest,
+    /// 4: `util worker list` end to end.
+    Listing,
+    /// 5: resident memory.
+    Memory,
+}
+
+/// Everything measured.
+#[derive(Debug, Default, Serialize)]
+pub struct Figures {
+    /// Machine: CPU cores.
+    pub cpus: usize,
+    /// Smoke mode.
+    pub smoke: bool,
+    /// Figure 1.
+    pub pipeline: Option<pipeline::PipelineFigures>,
+    /// Figure 2, per size.
+    pub admin: Vec<admin::AdminFigures>,
+    /// Figure 3, per size.
+    pub ingest: Vec<ingest::IngestFigures>,
+    /// Figure 4, per size.
+    pub listing: Vec<listing::ListingFigures>,
+    /// Figure 5.
+    pub memory: Option<memory::MemoryFigures>,
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met {
+        "met"
+    } else {
+        "MISSED"
+    }
+}
+
+async fn run(args: &Args) -> anyhow::Result<Figures> {
+    let wanted = |f: Figure| args.only.is_empty() || args.only.contains(&f);
+    let scales: Vec<usize> = if args.smoke {
+        vec![1]
+    } else {
+        args.scale.clone()
+    };
+    let mut figures = Figures {
+        cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        smoke: args.smoke,
+        ..Figures::default()
+    };
+    if wanted(Figure::Pipeline) {
+        let sectors = if args.smoke { 1 } else { args.sectors };
+        eprintln!("figure 1: {sectors} sectors back to back, then through the system …");
+        let f = pipeline::run(sectors, !args.smoke).await?;
+        if args.smoke {
+            println!(
+                "1 pipeline (smoke, no C2: not a figure): back to back {:.3} s, system {:.3} s",
+                f.limit_s, f.system_s
+            );
+        } else {
+            println!(
+            "1 pipeline: limit {:.1} s ({:.1} sectors/h), system {:.1} s ({:.1} sectors/h), ratio {:.3} (≥ 0.95: {}), non-proof overhead {:.2} % (< 1 %: {})",
+            f.limit_s,
+            f.limit_sectors_per_hour,
+            f.system_s,
+            f.system_sectors_per_hour,
+            f.ratio,
+            verdict(f.ratio >= 0.95),
+            f.non_proof_overhead * 100.0,
+            verdict(f.non_proof_overhead < 0.01),
+            );
+        }
+        figures.pipeline = Some(f);
+    }
+    for &scale in &scales {
+        if wanted(Figure::Admin) {
+            let threads = if args.smoke { 8 } else { 64 * scale };
+            let calls = if args.smoke {
+                200
+            } else {
+                (10_000 / scale).max(200)
+            };
+            let f = admin::run(threads, calls).await?;
+            println!(
+                "2 admin ×{scale}: {threads} threads, {} B, {calls} calls: ours p50 {:.0} µs p99 {:.0} µs; bare p50 {:.0} µs p99 {:.0} µs; p99 ratio {:.2} (≤ 1.5: {})",
+                f.answer_bytes,
+                f.ours.p50_us,
+                f.ours.p99_us,
+                f.bare.p50_us,
+                f.bare.p99_us,
+                f.p99_ratio,
+                verdict(f.p99_ratio <= 1.5),
+            );
+            figures.admin.push(f);
+        }
+        if wanted(Figure::Ingest) {
+            let workers = if args.smoke { 1_000 } else { 10_000 * scale };
+            let rounds = if args.smoke || scale > 1 { 1 } else { 3 };
+            let f = ingest::run(workers, rounds, 16).await?;
+            println!(
+                "3 ingest ×{scale}: {} pings from {workers} workers over {} connections: {:.0} pings/s (≥ 20,000: {}), p50 {:.0} µs p99 {:.0} µs; {} entries",
+                f.pings,
+                f.connections,
+                f.pings_per_s,
+                verdict(f.pings_per_s >= 20_000.0),
+                f.latency.p50_us,
+                f.latency.p99_us,
+                f.entries,
+            );
+            figures.ingest.push(f);
+        }
+        if wanted(Figure::Listing) {
+            let entries = if args.smoke { 1_000 } else { 10_000 * scale };
+            let runs = if args.smoke || scale > 10 { 1 } else { 5 };
+            let f = listing::run(entries, runs).await?;
+            println!(
+                "4 listing ×{scale}: {entries} entries: table {:.0} ms ({} B; < 200 ms: {}), --json {:.0} ms ({} B)",
+                f.table_ms,
+                f.table_bytes,
+                verdict(f.table_ms < 200.0),
+                f.json_ms,
+                f.json_bytes,
+            );
+            figures.listing.push(f);
+        }
+    }
+    if wanted(Figure::Memory) {
+        let (threads, entries) = if args.smoke { (8, 1_000) } else { (64, 10_000) };
+        let f = memory::run(threads, entries).await?;
+        println!(
+            "5 memory: worker with {threads} idle threads {:.1} MiB (< 50: {}), manager with {entries} entries {:.1} MiB (< 200: {})",
+            f.worker_rss_mib,
+            verdict(f.worker_rss_mib < 50.0),
+            f.manager_rss_mib,
+            verdict(f.manager_rss_mib < 200.0),
+        );
+        figures.memory = Some(f);
+    }
+    Ok(figures)
+}
+
+/// The binary's entry point.
+pub fn main_impl() -> ExitCode {
+    let args = Args::parse();
+    crate::logging::init("warn");
+    if args.smoke {
+        // Without parameters C2 fails at once; nothing here may wait for one.
+        let empty =
+            std::env::temp_dir().join(format!("damocles-bench-no-params-{}", std::process::id()));
+        if std::fs::create_dir_all(&empty).is_ok() {
+            std::env::set_var("FIL_PROOFS_PARAMETER_CACHE", &empty);
+        }
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(&args)) {
+        Ok(figures) => {
+            if let Some(path) = &args.json {
+                if let Err(e) = std::fs::write(path, crate::render::json(&figures)) {
+                    eprintln!("error: {}: {e}", path.display());
+                    return ExitCode::FAILURE;
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

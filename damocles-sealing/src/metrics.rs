@@ -1,0 +1,217 @@
+//! The worker's metrics, in the Prometheus text format: per-stage proof call durations
+//! (labels `plan`, `stage`), waits for a stage slot, threads by state, failures by level,
+//! sectors finished and aborted, and admin calls by method with their latency (recorded
+//! by whoever serves the admin API).
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use damocles_core::{FailureLevel, ThreadInfo, ThreadState};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StageLabels {
+    plan: String,
+    stage: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SlotLabels {
+    stage: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LevelLabels {
+    level: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    state: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MethodLabels {
+    method: String,
+}
+
+/// The proof calls of one stage, summed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StageStat {
+    /// How many calls returned.
+    pub calls: u64,
+    /// Their total duration.
+    pub total: Duration,
+}
+
+fn seconds_histogram() -> Histogram {
+    // 1 ms … about 70 minutes.
+    Histogram::new(exponential_buckets(0.001, 4.0, 12))
+}
+
+/// The metrics of one worker; shared by its threads.
+pub struct WorkerMetrics {
+    registry: Registry,
+    stage_duration: Family<StageLabels, Histogram, fn() -> Histogram>,
+    slot_wait: Family<SlotLabels, Histogram, fn() -> Histogram>,
+    threads: Family<StateLabels, Gauge>,
+    failures: Family<LevelLabels, Counter>,
+    finished: Counter,
+    aborted: Counter,
+    admin_calls: Family<MethodLabels, Counter>,
+    admin_latency: Family<MethodLabels, Histogram, fn() -> Histogram>,
+    totals: Mutex<BTreeMap<String, StageStat>>,
+}
+
+impl std::fmt::Debug for WorkerMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerMetrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for WorkerMetrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("damocles_worker");
+        let stage_duration = Family::new_with_constructor(seconds_histogram as fn() -> Histogram);
+        let slot_wait = Family::new_with_constructor(seconds_histogram as fn() -> Histogram);
+        let admin_latency = Family::new_with_constructor(seconds_histogram as fn() -> Histogram);
+        let threads = Family::default();
+        let failures = Family::default();
+        let finished = Counter::default();
+        let aborted = Counter::default();
+        let admin_calls = Family::default();
+        registry.register(
+            "stage_duration_seconds",
+            "Duration of each stage's proof call",
+            stage_duration.clone(),
+        );
+        registry.register(
+            "stage_slot_wait_seconds",
+            "Time waiting for a stage slot (concurrency limit)",
+            slot_wait.clone(),
+        );
+        registry.register("threads", "Sealing threads by state", threads.clone());
+        registry.register("failures", "Step failures by level", failures.clone());
+        registry.register("sectors_finished", "Sectors finished", finished.clone());
+        registry.register("sectors_aborted", "Sectors aborted", aborted.clone());
+        registry.register(
+            "admin_calls",
+            "Admin API calls by method",
+            admin_calls.clone(),
+        );
+        registry.register(
+            "admin_call_duration_seconds",
+            "Admin API call latency by method",
+            admin_latency.clone(),
+        );
+        Self {
+            registry,
+            stage_duration,
+            slot_wait,
+            threads,
+            failures,
+            finished,
+            aborted,
+            admin_calls,
+            admin_latency,
+            totals: Mutex::default(),
+        }
+    }
+}
+
+impl WorkerMetrics {
+    /// A proof call of `stage` (`pc1`, `c2`, …) in a thread of `plan` took `took`.
+    pub fn record_stage(&self, plan: &str, stage: &str, took: Duration) {
+        self.stage_duration
+            .get_or_create(&StageLabels {
+                plan: plan.to_owned(),
+                stage: stage.to_owned(),
+            })
+            .observe(took.as_secs_f64());
+        let mut totals = self.totals.lock().unwrap_or_else(|e| e.into_inner());
+        let stat = totals.entry(stage.to_owned()).or_default();
+        stat.calls += 1;
+        stat.total += took;
+    }
+
+    /// A thread waited `took` for a slot of `stage`.
+    pub fn record_slot_wait(&self, stage: &str, took: Duration) {
+        self.slot_wait
+            .get_or_create(&SlotLabels {
+                stage: stage.to_owned(),
+            })
+            .observe(took.as_secs_f64());
+    }
+
+    /// A step failed at `level`.
+    pub fn record_failure(&self, level: FailureLevel) {
+        self.failures
+            .get_or_create(&LevelLabels {
+                level: level.to_string(),
+            })
+            .inc();
+    }
+
+    /// A sector was finished.
+    pub fn sector_finished(&self) {
+        self.finished.inc();
+    }
+
+    /// A sector was aborted.
+    pub fn sector_aborted(&self) {
+        self.aborted.inc();
+    }
+
+    /// An admin call of `method` took `took`.
+    pub fn record_admin_call(&self, method: &str, took: Duration) {
+        let labels = MethodLabels {
+            method: method.to_owned(),
+        };
+        self.admin_calls.get_or_create(&labels).inc();
+        self.admin_latency
+            .get_or_create(&labels)
+            .observe(took.as_secs_f64());
+    }
+
+    /// Proof call totals per stage, summed over the threads.
+    pub fn stage_totals(&self) -> BTreeMap<String, StageStat> {
+        self.totals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The text exposition, with the thread gauges taken from `threads` now.
+    pub fn render(&self, threads: &[ThreadInfo]) -> String {
+        for state in ["idle", "running", "waiting", "paused"] {
+            let n = threads
+                .iter()
+                .filter(|t| {
+                    matches!(
+                        (&t.thread_state, state),
+                        (ThreadState::Idle, "idle")
+                            | (ThreadState::Running { .. }, "running")
+                            | (ThreadState::Waiting { .. }, "waiting")
+                            | (ThreadState::Paused { .. }, "paused")
+                    )
+                })
+                .count();
+            self.threads
+                .get_or_create(&StateLabels {
+                    state: state.to_owned(),
+                })
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+        let mut text = String::new();
+        if prometheus_client::encoding::text::encode(&mut text, &self.registry).is_err() {
+            text.clear();
+        }
+        text
+    }
+}
