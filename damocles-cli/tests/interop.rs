@@ -289,7 +289,8 @@ impl damocles_rpc::RpcService for OriginalWorker {
         &self,
         method: &'static damocles_rpc::method::MethodSpec,
         params: damocles_rpc::jsonrpc::Params,
-    ) -> Result<Value, damocles_rpc::jsonrpc::RpcError> {
+    ) -> damocles_rpc::jsonrpc::RpcResult {
+        use damocles_rpc::jsonrpc::result;
         let mut threads = self.threads.lock().expect("lock");
         let thread = |threads: &mut Vec<Value>| {
             let index: usize = params.required(0, "index", "usize")?;
@@ -301,11 +302,11 @@ impl damocles_rpc::RpcService for OriginalWorker {
             Ok(index)
         };
         match method.name {
-            "VenusWorker.WorkerList" => Ok(Value::Array(threads.clone())),
+            "VenusWorker.WorkerList" => result(&*threads),
             "VenusWorker.WorkerPause" => {
                 let i = thread(&mut threads)?;
                 threads[i]["thread_state"] = serde_json::json!({"elapsed": 0, "state": "Paused"});
-                Ok(Value::Bool(true))
+                result(&true)
             }
             "VenusWorker.WorkerResume" => {
                 let i = thread(&mut threads)?;
@@ -313,9 +314,9 @@ impl damocles_rpc::RpcService for OriginalWorker {
                 if paused {
                     threads[i]["thread_state"] = serde_json::json!({"state": "Idle"});
                 }
-                Ok(Value::Bool(paused))
+                result(&paused)
             }
-            _ => Ok(Value::String("v0.13.1-git.4235a895".into())),
+            _ => result("v0.13.1-git.4235a895"),
         }
     }
 }

@@ -12,7 +12,7 @@ use damocles_core::{
 use serde_json::{json, Value};
 
 use crate::client::{CallError, RpcClient, Timeouts};
-use crate::jsonrpc::{Params, RpcError, INVALID_PARAMS};
+use crate::jsonrpc::{result, Params, RpcError, RpcResult, INVALID_PARAMS};
 use crate::method::{MethodSpec, Permission};
 use crate::server::RpcService;
 
@@ -117,34 +117,27 @@ fn to_rpc(error: AdminError) -> RpcError {
     }
 }
 
-fn to_json<T: serde::Serialize>(value: T) -> Result<Value, RpcError> {
-    serde_json::to_value(value).map_err(|e| RpcError::internal(e.to_string()))
-}
-
 #[async_trait]
 impl RpcService for AdminService {
     fn methods(&self) -> &'static [MethodSpec] {
         WORKER_METHODS
     }
 
-    async fn call(&self, method: &'static MethodSpec, params: Params) -> Result<Value, RpcError> {
+    async fn call(&self, method: &'static MethodSpec, params: Params) -> RpcResult {
         match method.name {
-            WORKER_LIST => to_json(self.worker.list().await.map_err(to_rpc)?),
+            WORKER_LIST => result(&self.worker.list().await.map_err(to_rpc)?),
             WORKER_PAUSE => {
                 let index = params.required(0, "index", INDEX)?;
                 self.worker.pause(index).await.map_err(to_rpc)?;
-                Ok(Value::Bool(true))
+                result(&true)
             }
             WORKER_RESUME => {
                 let index = params.required(0, "index", INDEX)?;
                 let state = params.optional(1, "state", STATE)?;
                 let outcome = self.worker.resume(index, state).await.map_err(to_rpc)?;
-                Ok(Value::Bool(matches!(
-                    outcome,
-                    ResumeOutcome::Resumed { .. }
-                )))
+                result(&matches!(outcome, ResumeOutcome::Resumed { .. }))
             }
-            WORKER_VERSION => to_json(self.worker.version().await.map_err(to_rpc)?),
+            WORKER_VERSION => result(&self.worker.version().await.map_err(to_rpc)?),
             WORKER_SET_ENV => {
                 let name: String = params.required(0, "name", "a variable name")?;
                 let value: String = params.required(1, "value", "a string")?;
@@ -157,7 +150,7 @@ impl RpcService for AdminService {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .insert(name, value);
-                Ok(Value::Null)
+                result(&())
             }
             WORKER_REMOVE_ENV => {
                 let name: String = params.required(0, "name", "a variable name")?;
@@ -170,7 +163,7 @@ impl RpcService for AdminService {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .remove(&name);
-                Ok(Value::Null)
+                result(&())
             }
             other => Err(RpcError::method_not_found(other)),
         }

@@ -2,7 +2,16 @@
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::Value;
+
+/// A method's result, serialised once into JSON text (no intermediate tree).
+pub type RpcResult = Result<Box<RawValue>, RpcError>;
+
+/// `value` as a result.
+pub fn result<T: Serialize + ?Sized>(value: &T) -> RpcResult {
+    serde_json::value::to_raw_value(value).map_err(|e| RpcError::internal(e.to_string()))
+}
 
 /// `-32700`: the body is not JSON.
 pub const PARSE_ERROR: i64 = -32700;
@@ -106,7 +115,38 @@ pub struct Request<'a> {
     pub id: u64,
 }
 
-/// A response.
+/// A response as a server writes it: the result already JSON text.
+#[derive(Debug, Serialize)]
+pub struct ServerResponse {
+    /// `"2.0"`.
+    pub jsonrpc: &'static str,
+    /// The result, on success.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<Box<RawValue>>,
+    /// The error, on failure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<RpcError>,
+    /// The request's id (`null` when it could not be read).
+    pub id: Value,
+}
+
+impl ServerResponse {
+    /// A response to `id`.
+    pub fn new(id: Value, outcome: RpcResult) -> Self {
+        let (result, error) = match outcome {
+            Ok(value) => (Some(value), None),
+            Err(error) => (None, Some(error)),
+        };
+        Self {
+            jsonrpc: "2.0",
+            result,
+            error,
+            id,
+        }
+    }
+}
+
+/// A response as a client reads it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Response {
     /// `"2.0"`.

@@ -11,7 +11,7 @@ use damocles_core::{ReportError, Reporter, SectorManager, WorkerReport};
 use serde_json::{json, Value};
 
 use crate::client::{CallError, RpcClient, Timeouts};
-use crate::jsonrpc::{Params, RpcError};
+use crate::jsonrpc::{result, Params, RpcError, RpcResult};
 use crate::method::{MethodSpec, Permission};
 use crate::registry::{PingEntry, WorkerRegistry};
 use crate::sealer::{self, MANAGER_PATH, SEALER_METHODS};
@@ -112,10 +112,6 @@ pub fn unix_now() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
-fn to_json<T: serde::Serialize>(value: T) -> Result<Value, RpcError> {
-    serde_json::to_value(value).map_err(|e| RpcError::internal(e.to_string()))
-}
-
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, crate::registry::RegistryError> + Send + 'static,
 ) -> Result<T, RpcError> {
@@ -131,7 +127,7 @@ impl RpcService for ManagerService {
         &MANAGER_METHODS
     }
 
-    async fn call(&self, method: &'static MethodSpec, params: Params) -> Result<Value, RpcError> {
+    async fn call(&self, method: &'static MethodSpec, params: Params) -> RpcResult {
         if let Some(answer) = sealer::sealer_call(&*self.sealer, method.name, &params).await {
             return answer;
         }
@@ -145,16 +141,19 @@ impl RpcService for ManagerService {
                 if info.dest.is_empty() {
                     return Err(RpcError::new(1, "worker dest is required"));
                 }
-                let registry = self.registry.clone();
-                blocking(move || registry.upsert(info, unix_now())).await?;
-                Ok(Value::Null)
+                self.registry
+                    .upsert_async(info, unix_now())
+                    .await
+                    .map_err(|e| RpcError::internal(e.to_string()))?;
+                result(&())
             }
             "Venus.WorkerGetPingInfo" => {
                 let name: String = params.required(0, "name", "a worker name")?;
-                to_json(self.registry.get(&name).map(|e| self.judged(e)))
+                result(&self.registry.get(&name).map(|e| self.judged(e)))
             }
-            "Venus.WorkerPingInfoList" => to_json(
-                self.registry
+            "Venus.WorkerPingInfoList" => result(
+                &self
+                    .registry
                     .list()
                     .into_iter()
                     .map(|e| self.judged(e))
@@ -164,11 +163,11 @@ impl RpcService for ManagerService {
                 let name: String = params.required(0, "name", "a worker name")?;
                 let registry = self.registry.clone();
                 blocking(move || registry.remove(&name)).await?;
-                Ok(Value::Null)
+                result(&())
             }
-            "Venus.Version" => Ok(Value::String(self.version.clone())),
+            "Venus.Version" => result(&self.version),
             "Damocles.ChainSectors" => match &self.chain {
-                Some(chain) => Ok(Value::Array(chain.sectors())),
+                Some(chain) => result(&chain.sectors()),
                 None => Err(RpcError::new(
                     1,
                     "this manager has no chain records to show",

@@ -56,7 +56,7 @@ pub struct RegistryError {
 struct Change {
     name: String,
     value: Option<Vec<u8>>,
-    done: mpsc::SyncSender<Result<bool, String>>,
+    done: tokio::sync::oneshot::Sender<Result<bool, String>>,
 }
 
 /// The registry.
@@ -141,9 +141,13 @@ impl WorkerRegistry {
         }
     }
 
-    /// Hands a change to the writer and waits until it is durable. Blocking.
-    fn write(&self, name: &str, value: Option<Vec<u8>>) -> Result<bool, RegistryError> {
-        let (done, outcome) = mpsc::sync_channel(1);
+    /// Hands a change to the writer; the receiver answers once it is durable.
+    fn submit(
+        &self,
+        name: &str,
+        value: Option<Vec<u8>>,
+    ) -> Result<tokio::sync::oneshot::Receiver<Result<bool, String>>, RegistryError> {
+        let (done, outcome) = tokio::sync::oneshot::channel();
         let change = Change {
             name: name.to_owned(),
             value,
@@ -156,25 +160,51 @@ impl WorkerRegistry {
             .ok_or_else(|| self.error("the registry is closed"))?
             .send(change)
             .map_err(|_| self.error("the registry writer stopped"))?;
-        outcome
-            .recv()
+        Ok(outcome)
+    }
+
+    /// Hands a change to the writer and waits until it is durable. Blocking.
+    fn write(&self, name: &str, value: Option<Vec<u8>>) -> Result<bool, RegistryError> {
+        self.submit(name, value)?
+            .blocking_recv()
             .map_err(|_| self.error("the registry writer stopped"))?
             .map_err(|e| self.error(e))
     }
 
-    /// Stores a report received at `now` (unix seconds), durably. Blocking.
-    pub fn upsert(&self, info: WorkerReport, now: i64) -> Result<(), RegistryError> {
+    fn entry(&self, info: WorkerReport, now: i64) -> Result<(PingEntry, Vec<u8>), RegistryError> {
         let entry = PingEntry {
             info,
             last_ping: now,
             liveness: None,
         };
         let bytes = serde_json::to_vec(&entry).map_err(|e| self.error(e))?;
-        self.write(&entry.info.name, Some(bytes))?;
+        Ok((entry, bytes))
+    }
+
+    fn remember(&self, entry: PingEntry) {
         self.entries
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert(entry.info.name.clone(), entry);
+    }
+
+    /// Stores a report received at `now` (unix seconds), durably, without holding a
+    /// thread while the commit is on its way.
+    pub async fn upsert_async(&self, info: WorkerReport, now: i64) -> Result<(), RegistryError> {
+        let (entry, bytes) = self.entry(info, now)?;
+        self.submit(&entry.info.name, Some(bytes))?
+            .await
+            .map_err(|_| self.error("the registry writer stopped"))?
+            .map_err(|e| self.error(e))?;
+        self.remember(entry);
+        Ok(())
+    }
+
+    /// Stores a report received at `now` (unix seconds), durably. Blocking.
+    pub fn upsert(&self, info: WorkerReport, now: i64) -> Result<(), RegistryError> {
+        let (entry, bytes) = self.entry(info, now)?;
+        self.write(&entry.info.name, Some(bytes))?;
+        self.remember(entry);
         Ok(())
     }
 

@@ -16,7 +16,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::client::{CallError, RpcClient, Timeouts};
-use crate::jsonrpc::{Params, RpcError};
+use crate::jsonrpc::{result, Params, RpcError, RpcResult};
 use crate::method::{MethodSpec, Permission};
 
 /// The path the manager serves its API at.
@@ -66,19 +66,14 @@ fn to_rpc(error: ManagerError) -> RpcError {
     }
 }
 
-fn answer<T: Serialize>(result: Result<T, ManagerError>) -> Result<Value, RpcError> {
-    let value = result.map_err(to_rpc)?;
-    serde_json::to_value(value).map_err(|e| RpcError::internal(e.to_string()))
+fn answer<T: Serialize>(outcome: Result<T, ManagerError>) -> RpcResult {
+    result(&outcome.map_err(to_rpc)?)
 }
 
 const ID: &str = "a sector id {\"Miner\": n, \"Number\": n}";
 
 /// Runs sealer method `name` on `manager`; `None` when `name` is not a sealer method.
-pub async fn sealer_call(
-    manager: &dyn SectorManager,
-    name: &str,
-    p: &Params,
-) -> Option<Result<Value, RpcError>> {
+pub async fn sealer_call(manager: &dyn SectorManager, name: &str, p: &Params) -> Option<RpcResult> {
     let id = || p.required::<SectorId>(0, "id", ID);
     Some(match name {
         "Venus.AllocateSector" => {

@@ -16,12 +16,13 @@ use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::{Method, StatusCode};
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
+use serde_json::value::RawValue;
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::jsonrpc::{Params, RawRequest, Response, RpcError, UNAUTHORIZED};
+use crate::jsonrpc::{Params, RawRequest, RpcError, RpcResult, ServerResponse, UNAUTHORIZED};
 use crate::method::{self, MethodSpec, Permission};
 
 /// Bodies above this many bytes are refused (HTTP 413).
@@ -34,7 +35,7 @@ pub trait RpcService: Send + Sync + 'static {
     fn methods(&self) -> &'static [MethodSpec];
 
     /// Runs `method` (one of [`RpcService::methods`]) with its params.
-    async fn call(&self, method: &'static MethodSpec, params: Params) -> Result<Value, RpcError>;
+    async fn call(&self, method: &'static MethodSpec, params: Params) -> RpcResult;
 }
 
 /// How a server behaves. Its `Debug` never shows the tokens.
@@ -114,40 +115,51 @@ fn same(expected: &str, given: &str) -> bool {
 pub struct Answer {
     /// The HTTP status.
     pub status: StatusCode,
-    /// The body, without its trailing newline.
-    pub body: Option<Value>,
+    /// The JSON text, without its trailing newline.
+    pub body: Option<Vec<u8>>,
 }
 
 /// Answers one request body as a caller with `permission`.
 pub async fn handle_body(service: &dyn RpcService, permission: Permission, body: &[u8]) -> Answer {
-    let json: Value = match serde_json::from_slice(body) {
+    // Checked once as JSON without building a tree; each request is then read straight
+    // into its fields.
+    let json: &RawValue = match serde_json::from_slice(body) {
         Ok(json) => json,
         Err(_) => return error_answer(StatusCode::OK, RpcError::parse_error()),
     };
-    match json {
-        Value::Array(items) if items.is_empty() => error_answer(
+    let batch = json.get().trim_start().starts_with('[');
+    let parsed = if batch {
+        match serde_json::from_str::<Vec<&RawValue>>(json.get()) {
+            Ok(items) => Parsed::Batch(items),
+            Err(_) => return error_answer(StatusCode::OK, RpcError::parse_error()),
+        }
+    } else {
+        Parsed::Single(json)
+    };
+    match parsed {
+        Parsed::Batch(items) if items.is_empty() => error_answer(
             StatusCode::OK,
             RpcError::invalid_request("Invalid request: empty batch"),
         ),
-        Value::Array(items) => {
+        Parsed::Batch(items) => {
             let mut answers = Vec::new();
             for item in items {
                 if let Some(response) = handle_one(service, permission, item).await {
-                    answers.push(to_value(&response));
+                    answers.push(response);
                 }
             }
             Answer {
                 status: StatusCode::OK,
-                body: (!answers.is_empty()).then_some(Value::Array(answers)),
+                body: (!answers.is_empty()).then(|| to_bytes(&answers)),
             }
         }
-        single => match handle_one(service, permission, single).await {
+        Parsed::Single(single) => match handle_one(service, permission, single).await {
             Some(response) => Answer {
                 status: match &response.error {
                     Some(e) if e.code == UNAUTHORIZED => StatusCode::FORBIDDEN,
                     _ => StatusCode::OK,
                 },
-                body: Some(to_value(&response)),
+                body: Some(to_bytes(&response)),
             },
             None => Answer {
                 status: StatusCode::OK,
@@ -157,26 +169,31 @@ pub async fn handle_body(service: &dyn RpcService, permission: Permission, body:
     }
 }
 
-fn to_value(response: &Response) -> Value {
-    serde_json::to_value(response).unwrap_or(Value::Null)
+enum Parsed<'a> {
+    Single(&'a RawValue),
+    Batch(Vec<&'a RawValue>),
+}
+
+fn to_bytes<T: serde::Serialize + ?Sized>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).unwrap_or_default()
 }
 
 fn error_answer(status: StatusCode, error: RpcError) -> Answer {
     Answer {
         status,
-        body: Some(to_value(&Response::new(Value::Null, Err(error)))),
+        body: Some(to_bytes(&ServerResponse::new(Value::Null, Err(error)))),
     }
 }
 
 async fn handle_one(
     service: &dyn RpcService,
     permission: Permission,
-    item: Value,
-) -> Option<Response> {
-    let request: RawRequest = match serde_json::from_value(item) {
+    item: &RawValue,
+) -> Option<ServerResponse> {
+    let request: RawRequest = match serde_json::from_str(item.get()) {
         Ok(request) => request,
         Err(e) => {
-            return Some(Response::new(
+            return Some(ServerResponse::new(
                 Value::Null,
                 Err(RpcError::invalid_request(format!("Invalid request: {e}"))),
             ))
@@ -187,9 +204,9 @@ async fn handle_one(
     match id {
         None => None,
         Some(id @ (Value::Null | Value::Number(_) | Value::String(_))) => {
-            Some(Response::new(id, outcome))
+            Some(ServerResponse::new(id, outcome))
         }
-        Some(_) => Some(Response::new(
+        Some(_) => Some(ServerResponse::new(
             Value::Null,
             Err(RpcError::invalid_request(
                 "Invalid request: id must be a number, a string or null",
@@ -202,7 +219,7 @@ async fn dispatch(
     service: &dyn RpcService,
     permission: Permission,
     request: RawRequest,
-) -> Result<Value, RpcError> {
+) -> RpcResult {
     if request.jsonrpc.as_deref().is_some_and(|v| v != "2.0") {
         return Err(RpcError::invalid_request(
             "Invalid request: jsonrpc must be \"2.0\"",
@@ -374,8 +391,7 @@ async fn serve_http(
 
 fn http_answer(answer: Answer) -> HttpResponse {
     let body = match answer.body {
-        Some(json) => {
-            let mut bytes = serde_json::to_vec(&json).unwrap_or_default();
+        Some(mut bytes) => {
             bytes.push(b'\n');
             Bytes::from(bytes)
         }

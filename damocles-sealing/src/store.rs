@@ -20,6 +20,7 @@ pub const HOLDER: &str = ".holder";
 
 const RECORDS: TableDefinition<&str, &[u8]> = TableDefinition::new("sector");
 const CURRENT: &str = "info";
+const STATE_CACHE_BYTES: usize = 256 << 10;
 
 /// Why a location could not be prepared or opened.
 #[derive(Debug, thiserror::Error)]
@@ -127,7 +128,12 @@ impl RedbStateStore {
     /// Opens (or creates) the state database of a location.
     pub fn open(location: &Location) -> Result<Self, StoreError> {
         let path = location.state_db();
-        let db = Database::create(&path).map_err(|e| store_error(&path, e))?;
+        // One small record per location: a small page cache (redb's default grows to
+        // 1 GiB), so that a worker of many threads stays small.
+        let db = Database::builder()
+            .set_cache_size(STATE_CACHE_BYTES)
+            .create(&path)
+            .map_err(|e| store_error(&path, e))?;
         Ok(Self {
             db: Arc::new(db),
             path,
