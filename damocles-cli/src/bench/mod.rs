@@ -139,7 +139,7 @@ async fn run(args: &Args) -> anyhow::Result<Figures> {
         if wanted(Figure::Ingest) {
             let workers = if args.smoke { 1_000 } else { 10_000 * scale };
             let rounds = if args.smoke || scale > 1 { 1 } else { 3 };
-            let f = ingest::run(workers, rounds, 16).await?;
+            let f = ingest::run(workers, rounds, 64).await?;
             println!(
                 "3 ingest ×{scale}: {} pings from {workers} workers over {} connections: {:.0} pings/s (≥ 20,000: {}), p50 {:.0} µs p99 {:.0} µs; {} entries",
                 f.pings,
