@@ -83,6 +83,9 @@ impl From<Interrupt> for Stop {
 
 type StepResult = Result<Outcome, Stop>;
 
+/// The shortest wait between two idle rounds (no sector to take, or nothing to do yet).
+const IDLE_FLOOR: Duration = Duration::from_millis(100);
+
 fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -318,9 +321,11 @@ impl Runner {
                 self.report(record, prev, None).await?;
             }
             Outcome::Idle => {
+                // Nothing to do: wait before asking again, never less than IDLE_FLOOR, so
+                // that a zero recover_interval does not spin on the manager.
                 self.control.set_activity(Activity::Idle);
                 self.control
-                    .sleep(self.ctx.options.recover_interval)
+                    .sleep(self.ctx.options.recover_interval.max(IDLE_FLOOR))
                     .await?;
             }
             Outcome::Finished => {
