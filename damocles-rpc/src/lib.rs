@@ -14,6 +14,7 @@ pub mod client;
 pub mod jsonrpc;
 pub mod manager;
 pub mod method;
+pub mod metrics;
 pub mod net;
 pub mod registry;
 pub mod sealer;

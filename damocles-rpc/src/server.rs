@@ -38,6 +38,9 @@ pub trait RpcService: Send + Sync + 'static {
     async fn call(&self, method: &'static MethodSpec, params: Params) -> RpcResult;
 }
 
+/// Told of every call that reached a method: its name and how long it took.
+pub type CallObserver = Arc<dyn Fn(&str, Duration) + Send + Sync>;
+
 /// How a server behaves. Its `Debug` never shows the tokens.
 #[derive(Clone)]
 pub struct ServerOptions {
@@ -50,6 +53,8 @@ pub struct ServerOptions {
     pub read_token: Option<String>,
     /// The largest body accepted.
     pub body_limit: usize,
+    /// Told of every call (for metrics).
+    pub observer: Option<CallObserver>,
 }
 
 impl std::fmt::Debug for ServerOptions {
@@ -60,6 +65,7 @@ impl std::fmt::Debug for ServerOptions {
             .field("admin_token", &hidden(&self.admin_token))
             .field("read_token", &hidden(&self.read_token))
             .field("body_limit", &self.body_limit)
+            .field("observer", &self.observer.is_some())
             .finish()
     }
 }
@@ -71,6 +77,7 @@ impl Default for ServerOptions {
             admin_token: None,
             read_token: None,
             body_limit: DEFAULT_BODY_LIMIT,
+            observer: None,
         }
     }
 }
@@ -121,6 +128,16 @@ pub struct Answer {
 
 /// Answers one request body as a caller with `permission`.
 pub async fn handle_body(service: &dyn RpcService, permission: Permission, body: &[u8]) -> Answer {
+    handle_body_observed(service, permission, body, None).await
+}
+
+/// [`handle_body`], telling `observer` of every call that reaches a method.
+pub async fn handle_body_observed(
+    service: &dyn RpcService,
+    permission: Permission,
+    body: &[u8],
+    observer: Option<&CallObserver>,
+) -> Answer {
     // Checked once as JSON without building a tree; each request is then read straight
     // into its fields.
     let json: &RawValue = match serde_json::from_slice(body) {
@@ -144,7 +161,7 @@ pub async fn handle_body(service: &dyn RpcService, permission: Permission, body:
         Parsed::Batch(items) => {
             let mut answers = Vec::new();
             for item in items {
-                if let Some(response) = handle_one(service, permission, item).await {
+                if let Some(response) = handle_one(service, permission, item, observer).await {
                     answers.push(response);
                 }
             }
@@ -153,7 +170,7 @@ pub async fn handle_body(service: &dyn RpcService, permission: Permission, body:
                 body: (!answers.is_empty()).then(|| to_bytes(&answers)),
             }
         }
-        Parsed::Single(single) => match handle_one(service, permission, single).await {
+        Parsed::Single(single) => match handle_one(service, permission, single, observer).await {
             Some(response) => Answer {
                 status: match &response.error {
                     Some(e) if e.code == UNAUTHORIZED => StatusCode::FORBIDDEN,
@@ -189,6 +206,7 @@ async fn handle_one(
     service: &dyn RpcService,
     permission: Permission,
     item: &RawValue,
+    observer: Option<&CallObserver>,
 ) -> Option<ServerResponse> {
     let request: RawRequest = match serde_json::from_str(item.get()) {
         Ok(request) => request,
@@ -200,7 +218,7 @@ async fn handle_one(
         }
     };
     let id = request.id.clone();
-    let outcome = dispatch(service, permission, request).await;
+    let outcome = dispatch(service, permission, request, observer).await;
     match id {
         None => None,
         Some(id @ (Value::Null | Value::Number(_) | Value::String(_))) => {
@@ -219,6 +237,7 @@ async fn dispatch(
     service: &dyn RpcService,
     permission: Permission,
     request: RawRequest,
+    observer: Option<&CallObserver>,
 ) -> RpcResult {
     if request.jsonrpc.as_deref().is_some_and(|v| v != "2.0") {
         return Err(RpcError::invalid_request(
@@ -240,7 +259,12 @@ async fn dispatch(
     }
     let params = Params::from_request(request.params)?;
     params.expect_at_most(&spec.param_names())?;
-    service.call(spec, params).await
+    let started = std::time::Instant::now();
+    let outcome = service.call(spec, params).await;
+    if let Some(observe) = observer {
+        observe(spec.name, started.elapsed());
+    }
+    outcome
 }
 
 /// A running server.
@@ -386,7 +410,7 @@ async fn serve_http(
             return http_answer(error_answer(StatusCode::BAD_REQUEST, error));
         }
     };
-    http_answer(handle_body(service, permission, &body).await)
+    http_answer(handle_body_observed(service, permission, &body, options.observer.as_ref()).await)
 }
 
 fn http_answer(answer: Answer) -> HttpResponse {

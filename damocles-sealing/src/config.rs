@@ -39,6 +39,27 @@ pub struct WorkerConfig {
     pub attached: Vec<AttachedSection>,
     /// `[processors]`.
     pub processors: ProcessorsSection,
+    /// `[metrics]`.
+    pub metrics: MetricsSection,
+}
+
+/// `[metrics]`: the Prometheus endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct MetricsSection {
+    /// Serve `GET /metrics`.
+    pub enable: bool,
+    /// Where (loopback by default; the original listens on every interface).
+    pub http_listen: String,
+}
+
+impl Default for MetricsSection {
+    fn default() -> Self {
+        Self {
+            enable: false,
+            http_listen: "127.0.0.1:9000".into(),
+        }
+    }
 }
 
 /// `[worker]`.

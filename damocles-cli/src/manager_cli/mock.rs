@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use damocles_core::SectorSize;
 use damocles_rpc::manager::ChainView;
+use damocles_rpc::metrics::{ManagerMetrics, MetricsServer, Renderer};
 use damocles_rpc::sealer::MANAGER_PATH;
 use damocles_rpc::{ManagerService, RpcServer, ServerOptions, WorkerRegistry};
 use damocles_sealing::config::WorkerConfig;
@@ -30,6 +31,7 @@ pub struct MockOptions {
     pub report_delay: Duration,
     pub admin_token: Option<String>,
     pub read_token: Option<String>,
+    pub metrics_listen: Option<String>,
 }
 
 /// The mock chain's records, in the JSON of `util sealer sectors list --json`.
@@ -103,9 +105,10 @@ pub async fn run(options: MockOptions) -> u8 {
         chain.limit_sectors(limit);
     }
     chain.delay_reports(options.report_delay);
+    let metrics = Arc::new(ManagerMetrics::default());
     let service = ManagerService::new(
         Arc::new(chain.clone()),
-        registry,
+        registry.clone(),
         options.expiration,
         format!("v{}-damocles-rs-mock", env!("CARGO_PKG_VERSION")),
         Some(Arc::new(MockChainView(chain))),
@@ -114,6 +117,10 @@ pub async fn run(options: MockOptions) -> u8 {
         path: Some(MANAGER_PATH.to_owned()),
         admin_token: options.admin_token.clone(),
         read_token: options.read_token.clone(),
+        observer: Some({
+            let metrics = metrics.clone();
+            Arc::new(move |method: &str, took| metrics.record_call(method, took))
+        }),
         ..ServerOptions::default()
     };
     let server = match RpcServer::bind(&options.listen, Arc::new(service), server_options).await {
@@ -133,6 +140,26 @@ pub async fn run(options: MockOptions) -> u8 {
         options.sector_size,
         home.display()
     );
+    let metrics_server = match &options.metrics_listen {
+        None => None,
+        Some(listen) => {
+            let expiration = options.expiration;
+            let render: Renderer = Arc::new(move || {
+                metrics.render(&registry, expiration, damocles_rpc::manager::unix_now())
+            });
+            match MetricsServer::bind(listen, render).await {
+                Ok(m) => {
+                    eprintln!("metrics on http://{}/metrics", m.local_addr());
+                    Some(m)
+                }
+                Err(e) => {
+                    eprintln!("error: cannot serve metrics on {listen}: {e}");
+                    server.shutdown().await;
+                    return exit::FAILED;
+                }
+            }
+        }
+    };
     let worker = match &options.with_worker {
         None => None,
         Some(config) => match start_worker(config, options.sector_size, &addr.to_string()).await {
@@ -153,6 +180,9 @@ pub async fn run(options: MockOptions) -> u8 {
             exit::OK
         }
     };
+    if let Some(m) = metrics_server {
+        m.shutdown();
+    }
     server.shutdown().await;
     eprintln!("manager stopped");
     code

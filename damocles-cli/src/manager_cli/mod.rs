@@ -64,6 +64,9 @@ struct MockArgs {
     /// With this token callers may list workers and sectors.
     #[arg(long, env = "DAMOCLES_MANAGER_READ_TOKEN", hide_env_values = true)]
     read_token: Option<String>,
+    /// Serve Prometheus metrics at http://<addr>/metrics.
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<String>,
     /// Answer each ReportState only after this long, so that every state a worker reaches
     /// stays visible that long (for crash tests).
     #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
@@ -175,6 +178,7 @@ pub fn main_impl() -> ExitCode {
             report_delay: args.report_delay,
             admin_token: args.admin_token,
             read_token: args.read_token,
+            metrics_listen: args.metrics_listen,
         })),
         Command::Util(args) => {
             let ctx = util::Context {

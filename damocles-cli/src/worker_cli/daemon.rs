@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use damocles_core::{Reporter, SectorManager, SectorSize};
+use damocles_rpc::metrics::{MetricsServer, Renderer};
 use damocles_rpc::sealer::{manager_host_port, SEALER_TIMEOUTS};
 use damocles_rpc::{
     AdminService, HttpSectorManager, ManagerClient, RpcServer, ServerOptions, Timeouts,
@@ -54,6 +55,7 @@ fn bad_input(message: impl Into<String>) -> StartError {
 pub struct RunningWorker {
     worker: Arc<Worker>,
     server: RpcServer,
+    metrics: Option<MetricsServer>,
     reporting: Option<JoinHandle<()>>,
 }
 
@@ -72,6 +74,9 @@ impl RunningWorker {
     pub async fn stop(self) {
         if let Some(reporting) = &self.reporting {
             reporting.abort();
+        }
+        if let Some(metrics) = self.metrics {
+            metrics.shutdown();
         }
         self.server.shutdown().await;
         self.worker.shutdown().await;
@@ -126,9 +131,13 @@ pub async fn start(config_path: &Path, choice: ManagerChoice) -> Result<RunningW
         .map_err(|e| bad_input(format!("config {}: {e}", config_path.display())))?;
     let worker = Arc::new(Worker::start(contexts, version()));
     let rpc = &config.worker.rpc_server;
+    let recorder = worker.clone();
     let options = ServerOptions {
         admin_token: rpc.admin_token.clone(),
         read_token: rpc.read_token.clone(),
+        observer: Some(Arc::new(move |method: &str, took| {
+            recorder.metrics().record_admin_call(method, took);
+        })),
         ..ServerOptions::default()
     };
     let admin = Arc::new(AdminService::new(worker.clone()));
@@ -146,6 +155,29 @@ pub async fn start(config_path: &Path, choice: ManagerChoice) -> Result<RunningW
         }
     };
     let bound = server.local_addr();
+    let metrics = if config.metrics.enable {
+        let scraped = worker.clone();
+        let render: Renderer = Arc::new(move || scraped.render_metrics());
+        match MetricsServer::bind(&config.metrics.http_listen, render).await {
+            Ok(metrics) => {
+                eprintln!("metrics on http://{}/metrics", metrics.local_addr());
+                Some(metrics)
+            }
+            Err(e) => {
+                server.shutdown().await;
+                worker.shutdown().await;
+                return Err(StartError {
+                    code: exit::FAILED,
+                    message: format!(
+                        "cannot serve metrics on {}: {e} (set [metrics] http_listen)",
+                        config.metrics.http_listen
+                    ),
+                });
+            }
+        }
+    } else {
+        None
+    };
     let dest_host = match rpc.host.as_str() {
         "" | "0.0.0.0" | "::" => local_ip.unwrap_or_else(|| "127.0.0.1".to_owned()),
         host => host.to_owned(),
@@ -169,6 +201,7 @@ pub async fn start(config_path: &Path, choice: ManagerChoice) -> Result<RunningW
     Ok(RunningWorker {
         worker,
         server,
+        metrics,
         reporting,
     })
 }
