@@ -5,6 +5,7 @@
 //! damocles-rpc.
 
 pub mod bench;
+pub mod bulk;
 pub mod exit;
 mod logging;
 pub mod manager_cli;

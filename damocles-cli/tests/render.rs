@@ -287,3 +287,49 @@ fn sealer_sectors_table() {
     ];
     snapshot!("manager_sectors_list", render::sectors_table(&sectors));
 }
+
+#[tokio::test]
+async fn bulk_pause_and_resume_lines_and_json() {
+    use damocles_cli::bulk::{self, Action, Selector};
+    use damocles_core::testing::{admin_pair, AdminAnswer};
+
+    let threads = mixed();
+    let (admin, handle) = admin_pair();
+    let mut text = String::new();
+    for json in [false, true] {
+        handle.push(AdminAnswer::List(Ok(threads.clone())));
+        for (i, t) in threads.iter().enumerate() {
+            handle.push(AdminAnswer::Pause(match (i, &t.thread_state) {
+                (2, _) => Err(AdminError::ThreadNotFound { index: 2 }),
+                (_, ThreadState::Paused { .. }) => Ok(PauseOutcome::AlreadyPaused),
+                (_, ThreadState::Running { proc: Some(_), .. }) => Ok(PauseOutcome::Requested),
+                _ => Ok(PauseOutcome::Paused),
+            }));
+        }
+        let (out, code) = bulk::run(&admin, &Selector::All, &Action::Pause, json, &|m| {
+            render::remote_message("sealer-b", "10.0.0.7:17890", m)
+        })
+        .await;
+        text.push_str(&format!(
+            "pause --all{} → exit {code}\n{out}",
+            if json { " --json" } else { "" }
+        ));
+        handle.push(AdminAnswer::List(Ok(threads.clone())));
+        handle.push(AdminAnswer::Resume(Ok(ResumeOutcome::Resumed {
+            state: None,
+        })));
+        let (out, code) = bulk::run(
+            &admin,
+            &Selector::Errors,
+            &Action::Resume(None),
+            json,
+            &|m| m.to_owned(),
+        )
+        .await;
+        text.push_str(&format!(
+            "resume --errors{} → exit {code}\n{out}",
+            if json { " --json" } else { "" }
+        ));
+    }
+    snapshot!("bulk_pause_resume", text);
+}

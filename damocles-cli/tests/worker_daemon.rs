@@ -250,6 +250,33 @@ fn list_pause_resume_through_the_real_binaries() {
     let threads = wait_until(addr, "thread 1 paused again", |t| paused_at_c1done(&t[1]));
     assert_eq!(threads[1]["job_id"], job);
 
+    // Bulk: every thread, those with errors, those in a state; one line per thread.
+    let output = cli(addr, &["pause", "--all"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        stdout(&output),
+        "thread #0 was already paused; nothing changed\n\
+         thread #1 was already paused; nothing changed\n\
+         thread #2 was already paused; nothing changed\n"
+    );
+    let output = cli(addr, &["--json", "resume", "--in-state", "C1Done"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let answers: Value = serde_json::from_slice(&output.stdout).expect("json");
+    let resumed: Vec<u64> = answers
+        .as_array()
+        .expect("one element per thread")
+        .iter()
+        .map(|a| {
+            assert_eq!(a["outcome"], "resumed", "{a}");
+            a["index"].as_u64().expect("index")
+        })
+        .collect();
+    assert_eq!(resumed, [1, 2], "the two threads at C1Done");
+    let output = cli(addr, &["pause", "--in-state", "Foo"]);
+    assert_eq!(output.status.code(), Some(2));
+    let output = cli(addr, &["pause", "-i", "0", "--all"]);
+    assert_eq!(output.status.code(), Some(2), "one selector at a time");
+
     // Nobody at the address: exit 3 with an actionable message.
     drop(daemon);
     let output = cli(addr, &["list"]);

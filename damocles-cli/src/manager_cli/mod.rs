@@ -125,21 +125,26 @@ enum WorkerCommand {
         /// A registered worker name, or host[:port] (port 17890 by default).
         worker: String,
     },
-    /// Pause a thread of a worker.
+    /// Pause a thread of a worker, or every thread a selector picks.
     Pause {
         /// A registered worker name, or host[:port].
         worker: String,
         /// The thread's index.
-        index: u64,
+        index: Option<u64>,
+        #[command(flatten)]
+        select: crate::bulk::SelectorFlags,
     },
-    /// Resume a paused thread of a worker, at its current state or the state given.
+    /// Resume a paused thread of a worker (at its current state or the state given), or
+    /// every thread a selector picks (at their current states).
     Resume {
         /// A registered worker name, or host[:port].
         worker: String,
         /// The thread's index.
-        index: u64,
+        index: Option<u64>,
         /// The state to resume at.
         state: Option<String>,
+        #[command(flatten)]
+        select: crate::bulk::SelectorFlags,
     },
     /// Forget a worker (it is registered again at its next ping).
     Remove {
@@ -195,14 +200,30 @@ pub fn main_impl() -> ExitCode {
                     UtilCommand::Worker(WorkerCommand::Info { worker }) => {
                         util::worker_info(&ctx, &worker).await
                     }
-                    UtilCommand::Worker(WorkerCommand::Pause { worker, index }) => {
-                        util::worker_pause(&ctx, &worker, index).await
+                    UtilCommand::Worker(WorkerCommand::Pause {
+                        worker,
+                        index,
+                        select,
+                    }) => {
+                        util::worker_act(&ctx, &worker, index, &select, crate::bulk::Action::Pause)
+                            .await
                     }
                     UtilCommand::Worker(WorkerCommand::Resume {
                         worker,
                         index,
                         state,
-                    }) => util::worker_resume(&ctx, &worker, index, state).await,
+                        select,
+                    }) => {
+                        let state = state.filter(|s| !s.is_empty());
+                        util::worker_act(
+                            &ctx,
+                            &worker,
+                            index,
+                            &select,
+                            crate::bulk::Action::Resume(state),
+                        )
+                        .await
+                    }
                     UtilCommand::Worker(WorkerCommand::Remove { name }) => {
                         util::worker_remove(&ctx, &name).await
                     }

@@ -8,6 +8,7 @@ use damocles_rpc::manager::unix_now;
 use damocles_rpc::{CallError, HttpAdminClient, ManagerClient, Timeouts};
 use serde::Serialize;
 
+use crate::bulk::{self, Action, Selector, SelectorFlags};
 use crate::exit;
 use crate::render;
 
@@ -128,45 +129,26 @@ pub async fn worker_info(ctx: &Context, target: &str) -> u8 {
     }
 }
 
-/// `util worker pause`.
-pub async fn worker_pause(ctx: &Context, target: &str, index: u64) -> u8 {
+/// `util worker pause|resume`: one thread or every thread a selector picks.
+pub async fn worker_act(
+    ctx: &Context,
+    target: &str,
+    index: Option<u64>,
+    flags: &SelectorFlags,
+    action: Action,
+) -> u8 {
+    let selector = match Selector::from_parts(index, flags) {
+        Ok(selector) => selector,
+        Err(message) => return ctx.fail(exit::BAD_INPUT, "bad_input", message),
+    };
     let (dest, client) = match ctx.worker(target).await {
         Ok(found) => found,
         Err(code) => return code,
     };
-    match client.pause(index).await {
-        Ok(outcome) => ctx.print(&render::PauseJson { index, outcome }, || {
-            format!(
-                "{}\n",
-                render::remote_message(target, &dest, &render::pause_message(index, outcome))
-            )
-        }),
-        Err(e) => ctx.worker_failed(target, &dest, &e),
-    }
-}
-
-/// `util worker resume`.
-pub async fn worker_resume(ctx: &Context, target: &str, index: u64, state: Option<String>) -> u8 {
-    let (dest, client) = match ctx.worker(target).await {
-        Ok(found) => found,
-        Err(code) => return code,
-    };
-    let state = state.filter(|s| !s.is_empty());
-    match client.resume(index, state).await {
-        Ok(outcome) => ctx.print(
-            &render::ResumeJson {
-                index,
-                outcome: &outcome,
-            },
-            || {
-                format!(
-                    "{}\n",
-                    render::remote_message(target, &dest, &render::resume_message(index, &outcome))
-                )
-            },
-        ),
-        Err(e) => ctx.worker_failed(target, &dest, &e),
-    }
+    let prefix = |message: &str| render::remote_message(target, &dest, message);
+    let (text, code) = bulk::run(&client, &selector, &action, ctx.json, &prefix).await;
+    print!("{text}");
+    code
 }
 
 /// `util worker remove`.

@@ -9,11 +9,12 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use damocles_core::{AdminError, AdminTransport, SectorSize};
+use damocles_core::{AdminTransport, SectorSize};
 use damocles_rpc::{HttpAdminClient, Timeouts};
 use damocles_sealing::params::{self, Generated};
 use damocles_sealing::store::Location;
 
+use crate::bulk::{self, Action, Selector, SelectorFlags};
 use crate::exit;
 use crate::render;
 
@@ -80,17 +81,23 @@ struct WorkerArgs {
 enum WorkerAction {
     /// List the sealing threads.
     List,
-    /// Pause a thread. A thread in a proof call pauses as soon as the call returns.
+    /// Pause a thread, or every thread a selector picks (one line per thread). A thread
+    /// in a proof call pauses as soon as the call returns.
     Pause {
         /// The thread's index, as `list` prints it.
         #[arg(short = 'i', long)]
-        index: u64,
+        index: Option<u64>,
+        #[command(flatten)]
+        select: SelectorFlags,
     },
-    /// Resume a paused thread, re-running its current state or at the state given.
+    /// Resume a paused thread (or every thread a selector picks), re-running its current
+    /// state or at the state given.
     Resume {
         /// The thread's index, as `list` prints it.
         #[arg(short = 'i', long)]
-        index: u64,
+        index: Option<u64>,
+        #[command(flatten)]
+        select: SelectorFlags,
         /// The state to resume at (one of its plan's states; `Aborted` drops the sector).
         #[arg(short = 's', long)]
         state: Option<String>,
@@ -169,42 +176,42 @@ async fn worker(args: WorkerArgs) -> u8 {
         Ok(client) => client,
         Err(e) => return fail(exit::BAD_INPUT, "bad_input", e.to_string()),
     };
-    let result: Result<String, AdminError> = match args.action {
-        WorkerAction::List => client.list().await.map(|threads| {
-            if json {
-                render::json(&threads)
-            } else {
-                render::thread_table(&threads)
-            }
-        }),
-        WorkerAction::Pause { index } => client.pause(index).await.map(|outcome| {
-            if json {
-                render::json(&render::PauseJson { index, outcome })
-            } else {
-                format!("{}\n", render::pause_message(index, outcome))
-            }
-        }),
-        WorkerAction::Resume { index, state } => client.resume(index, state).await.map(|outcome| {
-            if json {
-                render::json(&render::ResumeJson {
-                    index,
-                    outcome: &outcome,
-                })
-            } else {
-                format!("{}\n", render::resume_message(index, &outcome))
-            }
-        }),
+    let (selector, action) = match args.action {
+        WorkerAction::List => {
+            let listed = client.list().await.map(|threads| {
+                if json {
+                    render::json(&threads)
+                } else {
+                    render::thread_table(&threads)
+                }
+            });
+            return match listed {
+                Ok(text) => {
+                    print!("{text}");
+                    exit::OK
+                }
+                Err(e) => {
+                    let (code, kind) = exit::classify(&e);
+                    fail(code, kind, e.to_string())
+                }
+            };
+        }
+        WorkerAction::Pause { index, select } => {
+            (Selector::from_parts(index, &select), Action::Pause)
+        }
+        WorkerAction::Resume {
+            index,
+            select,
+            state,
+        } => (Selector::from_parts(index, &select), Action::Resume(state)),
     };
-    match result {
-        Ok(text) => {
-            print!("{text}");
-            exit::OK
-        }
-        Err(e) => {
-            let (code, kind) = exit::classify(&e);
-            fail(code, kind, e.to_string())
-        }
-    }
+    let selector = match selector {
+        Ok(selector) => selector,
+        Err(message) => return fail(exit::BAD_INPUT, "bad_input", message),
+    };
+    let (text, code) = bulk::run(&client, &selector, &action, json, &|m| m.to_owned()).await;
+    print!("{text}");
+    code
 }
 
 fn sealing_init(locations: &[PathBuf]) -> u8 {

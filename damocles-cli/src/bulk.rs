@@ -1,0 +1,311 @@
+//! Pause and resume of one thread or of every thread a selector picks (`--all`,
+//! `--in-state S`, `--plan P`, `--errors`), for both command lines: one line (or JSON
+//! object) per thread touched, saying what happened to it.
+
+use clap::Args;
+use damocles_core::{AdminError, AdminTransport, Plan, ThreadInfo};
+use serde::Serialize;
+
+use crate::exit;
+use crate::render;
+
+/// The selectors besides an index; at most one, or an index.
+#[derive(Debug, Clone, Default, Args)]
+pub struct SelectorFlags {
+    /// Every thread.
+    #[arg(long)]
+    pub all: bool,
+    /// The threads whose job is in this state (e.g. `C1Done`).
+    #[arg(long = "in-state", value_name = "STATE")]
+    pub in_state: Option<String>,
+    /// The threads of this plan.
+    #[arg(long, value_name = "PLAN")]
+    pub plan: Option<Plan>,
+    /// The threads paused with an error.
+    #[arg(long)]
+    pub errors: bool,
+}
+
+/// Which threads to act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selector {
+    /// One thread.
+    Index(u64),
+    /// Every thread.
+    All,
+    /// Threads whose job is in this state.
+    InState(String),
+    /// Threads of this plan.
+    Plan(Plan),
+    /// Threads paused with an error.
+    Errors,
+}
+
+impl Selector {
+    /// Exactly one of an index and the flags.
+    pub fn from_parts(index: Option<u64>, flags: &SelectorFlags) -> Result<Self, String> {
+        let mut chosen = Vec::new();
+        if let Some(index) = index {
+            chosen.push(Selector::Index(index));
+        }
+        if flags.all {
+            chosen.push(Selector::All);
+        }
+        if let Some(state) = &flags.in_state {
+            chosen.push(Selector::InState(state.clone()));
+        }
+        if let Some(plan) = flags.plan {
+            chosen.push(Selector::Plan(plan));
+        }
+        if flags.errors {
+            chosen.push(Selector::Errors);
+        }
+        match chosen.len() {
+            1 => Ok(chosen.remove(0)),
+            0 => {
+                Err("say which threads: an index, --all, --in-state S, --plan P or --errors".into())
+            }
+            _ => Err("give one of: an index, --all, --in-state, --plan, --errors".into()),
+        }
+    }
+
+    /// The indices of `threads` this selector picks.
+    pub fn pick(&self, threads: &[ThreadInfo]) -> Result<Vec<u64>, String> {
+        let picked = |keep: &dyn Fn(&ThreadInfo) -> bool| {
+            threads
+                .iter()
+                .filter(|t| keep(t))
+                .map(|t| t.index as u64)
+                .collect()
+        };
+        Ok(match self {
+            Selector::Index(index) => vec![*index],
+            Selector::All => picked(&|_| true),
+            Selector::Plan(plan) => picked(&|t| t.plan == *plan),
+            Selector::Errors => picked(&|t| t.last_error.is_some()),
+            Selector::InState(name) => {
+                // The name must be a state of some thread's plan.
+                let known = threads.iter().any(|t| t.plan.parse_state(name).is_ok())
+                    || Plan::Sealer.parse_state(name).is_ok();
+                if !known {
+                    let error = Plan::Sealer
+                        .parse_state(name)
+                        .err()
+                        .map_or_else(String::new, |e| e.to_string());
+                    return Err(error);
+                }
+                picked(&|t| t.job_state.is_some_and(|s| s.as_str() == name))
+            }
+        })
+    }
+}
+
+/// What to do to each thread picked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Pause.
+    Pause,
+    /// Resume, at this state when given.
+    Resume(Option<String>),
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Line<'a> {
+    Paused(render::PauseJson),
+    Resumed(render::ResumeJson<'a>),
+    Failed {
+        index: u64,
+        error: render::ErrorBody<'a>,
+    },
+}
+
+/// Acts on the threads `selector` picks; returns the text to print and the exit code.
+/// With one index the output is the single-thread one; with a selector, one line (or one
+/// array element) per thread touched.
+pub async fn run(
+    client: &dyn AdminTransport,
+    selector: &Selector,
+    action: &Action,
+    json: bool,
+    prefix: &dyn Fn(&str) -> String,
+) -> (String, u8) {
+    let indices = match selector {
+        Selector::Index(index) => vec![*index],
+        other => match client.list().await {
+            Ok(threads) => match other.pick(&threads) {
+                Ok(indices) => indices,
+                Err(message) => {
+                    return failure(json, exit::BAD_INPUT, "bad_input", message);
+                }
+            },
+            Err(e) => {
+                let (code, kind) = exit::classify(&e);
+                return failure(json, code, kind, e.to_string());
+            }
+        },
+    };
+    let mut outcomes = Vec::new();
+    for index in indices {
+        let outcome: Result<
+            (
+                String,
+                Option<damocles_core::PauseOutcome>,
+                Option<damocles_core::ResumeOutcome>,
+            ),
+            AdminError,
+        > = match action {
+            Action::Pause => client
+                .pause(index)
+                .await
+                .map(|o| (render::pause_message(index, o), Some(o), None)),
+            Action::Resume(state) => client
+                .resume(index, state.clone())
+                .await
+                .map(|o| (render::resume_message(index, &o), None, Some(o))),
+        };
+        outcomes.push((index, outcome));
+    }
+    let single = matches!(selector, Selector::Index(_));
+    if single {
+        let (index, outcome) = outcomes.remove(0);
+        return match outcome {
+            Ok((message, pause, resume)) => {
+                let text = if json {
+                    match (pause, resume) {
+                        (Some(outcome), _) => render::json(&render::PauseJson { index, outcome }),
+                        (_, Some(outcome)) => render::json(&render::ResumeJson {
+                            index,
+                            outcome: &outcome,
+                        }),
+                        _ => String::new(),
+                    }
+                } else {
+                    format!("{}\n", prefix(&message))
+                };
+                (text, exit::OK)
+            }
+            Err(e) => {
+                let (code, kind) = exit::classify(&e);
+                failure(json, code, kind, prefix(&e.to_string()))
+            }
+        };
+    }
+    if outcomes.is_empty() {
+        let message = "no thread matched; nothing changed";
+        return if json {
+            ("[]\n".into(), exit::OK)
+        } else {
+            (format!("{}\n", prefix(message)), exit::OK)
+        };
+    }
+    let mut code = exit::OK;
+    let mut text = String::new();
+    let mut lines = Vec::new();
+    let messages: Vec<String> = outcomes
+        .iter()
+        .map(|(index, o)| match o {
+            Ok((message, _, _)) => message.clone(),
+            Err(e) => format!("thread #{index}: {e}"),
+        })
+        .collect();
+    for ((index, outcome), message) in outcomes.iter().zip(&messages) {
+        match outcome {
+            Ok((_, Some(pause), _)) => lines.push(Line::Paused(render::PauseJson {
+                index: *index,
+                outcome: *pause,
+            })),
+            Ok((_, _, Some(resume))) => lines.push(Line::Resumed(render::ResumeJson {
+                index: *index,
+                outcome: resume,
+            })),
+            Ok(_) => {}
+            Err(e) => {
+                let (c, kind) = exit::classify(e);
+                code = code.max(c);
+                lines.push(Line::Failed {
+                    index: *index,
+                    error: render::ErrorBody {
+                        kind,
+                        message: e.to_string(),
+                    },
+                });
+            }
+        }
+        if !json {
+            text.push_str(&prefix(message));
+            text.push('\n');
+        }
+    }
+    if json {
+        text = render::json(&lines);
+    }
+    (text, code)
+}
+
+fn failure(json: bool, code: u8, kind: &str, message: String) -> (String, u8) {
+    if json {
+        (
+            render::json(&render::ErrorJson {
+                error: render::ErrorBody { kind, message },
+            }),
+            code,
+        )
+    } else {
+        eprintln!("error: {message}");
+        (String::new(), code)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use damocles_core::{PlanState, Stage, State, ThreadState};
+
+    fn thread(index: usize, state: State, error: bool) -> ThreadInfo {
+        ThreadInfo {
+            index,
+            location: format!("/s{index}"),
+            plan: Plan::Sealer,
+            job_id: Some(format!("s-t01000-{index}")),
+            job_state: Some(PlanState::Sector(state)),
+            job_stage: Some(Stage::C2),
+            thread_state: ThreadState::Idle,
+            last_error: error.then(|| "permanent: x".to_owned()),
+            pause_requested: false,
+        }
+    }
+
+    #[test]
+    fn exactly_one_selector() {
+        let none = SelectorFlags::default();
+        assert_eq!(Selector::from_parts(Some(2), &none), Ok(Selector::Index(2)));
+        assert!(Selector::from_parts(None, &none).is_err());
+        let all = SelectorFlags {
+            all: true,
+            ..SelectorFlags::default()
+        };
+        assert_eq!(Selector::from_parts(None, &all), Ok(Selector::All));
+        assert!(Selector::from_parts(Some(1), &all).is_err());
+    }
+
+    #[test]
+    fn selectors_pick_the_right_threads() {
+        let threads = [
+            thread(0, State::C1Done, true),
+            thread(1, State::PC1Done, false),
+            thread(2, State::C1Done, false),
+        ];
+        assert_eq!(Selector::All.pick(&threads), Ok(vec![0, 1, 2]));
+        assert_eq!(Selector::Errors.pick(&threads), Ok(vec![0]));
+        assert_eq!(
+            Selector::InState("C1Done".into()).pick(&threads),
+            Ok(vec![0, 2])
+        );
+        assert_eq!(Selector::Plan(Plan::Snapup).pick(&threads), Ok(vec![]));
+        let err = Selector::InState("Foo".into())
+            .pick(&threads)
+            .expect_err("unknown state");
+        assert!(err.contains("valid states"), "{err}");
+    }
+}
