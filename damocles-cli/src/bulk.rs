@@ -1,4 +1,4 @@
-//! Pause and resume of one thread or of every thread a selector picks (`--all`,
+//! Pause, resume and drain of one thread or of every thread a selector picks (`--all`,
 //! `--in-state S`, `--plan P`, `--errors`), for both command lines: one line (or JSON
 //! object) per thread touched, saying what happened to it.
 
@@ -107,6 +107,8 @@ pub enum Action {
     Pause,
     /// Resume, at this state when given.
     Resume(Option<String>),
+    /// Drain (`true`) or undrain.
+    Drain(bool),
 }
 
 #[derive(Serialize)]
@@ -114,6 +116,7 @@ pub enum Action {
 enum Line<'a> {
     Paused(render::PauseJson),
     Resumed(render::ResumeJson<'a>),
+    Drained(render::DrainJson),
     Failed {
         index: u64,
         error: render::ErrorBody<'a>,
@@ -147,22 +150,19 @@ pub async fn run(
     };
     let mut outcomes = Vec::new();
     for index in indices {
-        let outcome: Result<
-            (
-                String,
-                Option<damocles_core::PauseOutcome>,
-                Option<damocles_core::ResumeOutcome>,
-            ),
-            AdminError,
-        > = match action {
+        let outcome: Result<(String, Done), AdminError> = match action {
             Action::Pause => client
                 .pause(index)
                 .await
-                .map(|o| (render::pause_message(index, o), Some(o), None)),
+                .map(|o| (render::pause_message(index, o), Done::Pause(o))),
             Action::Resume(state) => client
                 .resume(index, state.clone())
                 .await
-                .map(|o| (render::resume_message(index, &o), None, Some(o))),
+                .map(|o| (render::resume_message(index, &o), Done::Resume(o))),
+            Action::Drain(on) => client
+                .drain(index, *on)
+                .await
+                .map(|o| (render::drain_message(index, o), Done::Drain(o))),
         };
         outcomes.push((index, outcome));
     }
@@ -170,16 +170,9 @@ pub async fn run(
     if single {
         let (index, outcome) = outcomes.remove(0);
         return match outcome {
-            Ok((message, pause, resume)) => {
+            Ok((message, done)) => {
                 let text = if json {
-                    match (pause, resume) {
-                        (Some(outcome), _) => render::json(&render::PauseJson { index, outcome }),
-                        (_, Some(outcome)) => render::json(&render::ResumeJson {
-                            index,
-                            outcome: &outcome,
-                        }),
-                        _ => String::new(),
-                    }
+                    render::json(&done.line(index))
                 } else {
                     format!("{}\n", prefix(&message))
                 };
@@ -205,21 +198,13 @@ pub async fn run(
     let messages: Vec<String> = outcomes
         .iter()
         .map(|(index, o)| match o {
-            Ok((message, _, _)) => message.clone(),
+            Ok((message, _)) => message.clone(),
             Err(e) => format!("thread #{index}: {e}"),
         })
         .collect();
     for ((index, outcome), message) in outcomes.iter().zip(&messages) {
         match outcome {
-            Ok((_, Some(pause), _)) => lines.push(Line::Paused(render::PauseJson {
-                index: *index,
-                outcome: *pause,
-            })),
-            Ok((_, _, Some(resume))) => lines.push(Line::Resumed(render::ResumeJson {
-                index: *index,
-                outcome: resume,
-            })),
-            Ok(_) => {}
+            Ok((_, done)) => lines.push(done.line(*index)),
             Err(e) => {
                 let (c, kind) = exit::classify(e);
                 code = code.max(c);
@@ -241,6 +226,29 @@ pub async fn run(
         text = render::json(&lines);
     }
     (text, code)
+}
+
+/// What happened to one thread.
+enum Done {
+    Pause(damocles_core::PauseOutcome),
+    Resume(damocles_core::ResumeOutcome),
+    Drain(damocles_core::DrainOutcome),
+}
+
+impl Done {
+    fn line(&self, index: u64) -> Line<'_> {
+        match self {
+            Done::Pause(outcome) => Line::Paused(render::PauseJson {
+                index,
+                outcome: *outcome,
+            }),
+            Done::Resume(outcome) => Line::Resumed(render::ResumeJson { index, outcome }),
+            Done::Drain(outcome) => Line::Drained(render::DrainJson {
+                index,
+                outcome: *outcome,
+            }),
+        }
+    }
 }
 
 fn failure(json: bool, code: u8, kind: &str, message: String) -> (String, u8) {
@@ -273,6 +281,7 @@ mod tests {
             thread_state: ThreadState::Idle,
             last_error: error.then(|| "permanent: x".to_owned()),
             pause_requested: false,
+            draining: false,
         }
     }
 

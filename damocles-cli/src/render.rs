@@ -59,6 +59,15 @@ fn threads_with(header: &str, missing: &str, threads: &[ThreadInfo]) -> String {
         if t.pause_requested {
             state = format!("{} (pause requested)", state.trim_end());
         }
+        if t.draining {
+            state = if t.job_id.is_none()
+                && !matches!(t.thread_state, damocles_core::ThreadState::Paused { .. })
+            {
+                "idle-drained".to_owned()
+            } else {
+                format!("{} (draining)", state.trim_end())
+            };
+        }
         lines.push(format!(
             "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
             t.index,
@@ -105,6 +114,32 @@ pub fn resume_message(index: u64, outcome: &ResumeOutcome) -> String {
             format!("thread #{index} is not paused; nothing to resume")
         }
     }
+}
+
+/// What a drain or undrain did, in one sentence.
+pub fn drain_message(index: u64, outcome: damocles_core::DrainOutcome) -> String {
+    use damocles_core::DrainOutcome;
+    match outcome {
+        DrainOutcome::Draining => {
+            format!("thread #{index} draining: it finishes its current sector and takes no new one")
+        }
+        DrainOutcome::AlreadyDraining => {
+            format!("thread #{index} was already draining; nothing changed")
+        }
+        DrainOutcome::Undrained => format!("thread #{index} undrained: it takes new sectors again"),
+        DrainOutcome::NotDraining => {
+            format!("thread #{index} was not draining; nothing changed")
+        }
+    }
+}
+
+/// `worker drain --json`.
+#[derive(Debug, Serialize)]
+pub struct DrainJson {
+    /// The thread.
+    pub index: u64,
+    /// What happened.
+    pub outcome: damocles_core::DrainOutcome,
 }
 
 /// `worker pause --json`.

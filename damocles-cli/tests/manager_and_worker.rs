@@ -126,3 +126,71 @@ fn a_worker_seals_for_the_mock_manager_and_is_managed_through_it() {
     let output = util(&m, &["worker", "remove", "it-worker"]);
     assert_eq!(output.status.code(), Some(2));
 }
+
+#[test]
+fn a_thread_drained_mid_sector_finishes_it_and_takes_no_other_until_undrained() {
+    require_params();
+    let home = tempfile::tempdir().expect("home");
+    let dir = tempfile::tempdir().expect("worker dir");
+    let manager_process = manager(
+        home.path(),
+        "127.0.0.1:0",
+        &["--max-sectors", "2", "--report-delay", "300ms"],
+    );
+    let m = manager_process.address.clone();
+    let worker_process = worker(&worker_config(
+        dir.path(),
+        &m,
+        1,
+        "seal_interval = \"0s\"\nrecover_interval = \"1s\"",
+    ));
+    let w = worker_process.address.clone();
+    // Mid-sector: drain through the manager.
+    wait_until("sector 1 under way", Duration::from_secs(120), || {
+        let threads = common::worker_list(&w)?;
+        (threads[0]["job_id"] == "s-t010000-1").then_some(())
+    });
+    let output = util(&m, &["worker", "drain", "it-worker", "0"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        text(&output).contains("thread #0 draining"),
+        "{}",
+        text(&output)
+    );
+    // It finishes the sector (verified by the chain) and shows idle-drained.
+    wait_until("sector 1 finished", Duration::from_secs(15 * 60), || {
+        let sectors = util_json(&m, &["sealer", "sectors", "list"]);
+        sectors
+            .as_array()?
+            .iter()
+            .find(|s| s["number"] == 1 && s["state"] == "Finished" && s["proof"].is_string())
+            .cloned()
+    });
+    let threads = wait_until("idle and drained", Duration::from_secs(30), || {
+        let threads = common::worker_list(&w)?;
+        (threads[0]["job_id"].is_null() && threads[0]["draining"] == true).then_some(threads)
+    });
+    assert_eq!(threads[0]["last_error"], serde_json::Value::Null);
+    let table = text(&common::worker_cli(&w, &["list"]));
+    assert!(table.contains("idle-drained"), "{table}");
+    // It takes no other sector, though the manager has one more.
+    std::thread::sleep(Duration::from_secs(3));
+    let sectors = util_json(&m, &["sealer", "sectors", "list"]);
+    assert_eq!(sectors.as_array().map(Vec::len), Some(1), "{sectors}");
+    // Undrained, it takes sector 2.
+    let output = common::worker_cli(&w, &["undrain", "-i", "0"]);
+    assert_eq!(
+        text(&output),
+        "thread #0 undrained: it takes new sectors again\n"
+    );
+    wait_until("sector 2 taken", Duration::from_secs(60), || {
+        let threads = common::worker_list(&w)?;
+        (threads[0]["job_id"] == "s-t010000-2").then_some(())
+    });
+    drop(worker_process);
+    drop(manager_process);
+}

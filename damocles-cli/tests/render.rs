@@ -44,6 +44,7 @@ fn thread(
         thread_state,
         last_error: last_error.map(str::to_owned),
         pause_requested: false,
+        draining: false,
     }
 }
 
@@ -332,4 +333,25 @@ async fn bulk_pause_and_resume_lines_and_json() {
         ));
     }
     snapshot!("bulk_pause_resume", text);
+}
+
+#[test]
+fn drain_messages_and_draining_rows() {
+    use damocles_core::DrainOutcome;
+    let mut text = String::new();
+    for outcome in [
+        DrainOutcome::Draining,
+        DrainOutcome::AlreadyDraining,
+        DrainOutcome::Undrained,
+        DrainOutcome::NotDraining,
+    ] {
+        text.push_str(&render::drain_message(3, outcome));
+        text.push('\n');
+        text.push_str(&render::json(&render::DrainJson { index: 3, outcome }));
+    }
+    let mut threads = mixed();
+    threads[0].draining = true; // idle, no sector: idle-drained
+    threads[1].draining = true; // mid-sector: draining
+    text.push_str(&render::thread_table(&threads[..2]));
+    snapshot!("worker_drain", text);
 }

@@ -50,6 +50,6 @@ pub use sector::{ActorId, SealProof, SectorId, SectorNumber, SectorSize};
 pub use state::{EventKind, ParseStateError, PlanState, Stage, State, Transition, WdPostState};
 pub use thread::{ThreadInfo, ThreadState};
 pub use traits::{
-    AdminError, AdminTransport, PauseOutcome, ReportError, Reporter, ResumeOutcome, SealingThread,
-    StateStore, StoreError,
+    AdminError, AdminTransport, DrainOutcome, PauseOutcome, ReportError, Reporter, ResumeOutcome,
+    SealingThread, StateStore, StoreError,
 };

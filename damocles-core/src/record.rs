@@ -165,6 +165,9 @@ pub struct SectorRecord {
     pub last_error: Option<String>,
     /// The last transitions, oldest first, at most [`HISTORY_LIMIT`].
     pub history: Vec<HistoryEntry>,
+    /// The thread is draining: it takes no new sector (kept across sectors and restarts).
+    #[serde(default)]
+    pub draining: bool,
 }
 
 mod opt_base64 {
@@ -205,6 +208,7 @@ impl SectorRecord {
             paused: false,
             last_error: None,
             history: Vec::new(),
+            draining: false,
         }
     }
 

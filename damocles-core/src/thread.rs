@@ -1,7 +1,7 @@
 //! What an operator sees of a sealing thread: [`ThreadState`] and [`ThreadInfo`].
 //!
 //! Both serialise in the original `WorkerInfo` wire shape (snake_case, `thread_state`
-//! tagged by `state`), plus the additive `pause_requested` flag.
+//! tagged by `state`), plus the additive `pause_requested` and `draining` flags.
 
 use std::fmt;
 use std::time::Duration;
@@ -100,6 +100,9 @@ pub struct ThreadInfo {
     /// A pause was asked for during a proof call and takes effect when it returns.
     #[serde(default)]
     pub pause_requested: bool,
+    /// The thread finishes its current sector and takes no new one (additive).
+    #[serde(default)]
+    pub draining: bool,
 }
 
 mod plan_wire {

@@ -37,6 +37,20 @@ pub enum ResumeOutcome {
     NotPaused,
 }
 
+/// What a drain or undrain did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DrainOutcome {
+    /// The thread now finishes its current sector and takes no new one.
+    Draining,
+    /// It already was; nothing changed.
+    AlreadyDraining,
+    /// It takes new sectors again.
+    Undrained,
+    /// It was not draining; nothing changed.
+    NotDraining,
+}
+
 /// An admin call that did not happen. Nothing changed on the worker.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AdminError {
@@ -164,4 +178,13 @@ pub trait AdminTransport: Send + Sync {
 
     /// The worker's version string.
     async fn version(&self) -> Result<String, AdminError>;
+
+    /// Drains thread `index` (`on`) or lifts its drain. Workers that cannot drain (an
+    /// original damocles worker) answer an error.
+    async fn drain(&self, index: u64, on: bool) -> Result<DrainOutcome, AdminError> {
+        let _ = (index, on);
+        Err(AdminError::Internal(
+            "this worker cannot drain threads".into(),
+        ))
+    }
 }

@@ -423,6 +423,7 @@ mod summary {
             thread_state: state,
             last_error: error.then(|| "permanent: boom".to_owned()),
             pause_requested: false,
+            draining: false,
         }
     }
 
@@ -528,6 +529,7 @@ mod shapes {
                 thread_state: ThreadState::Idle,
                 last_error: None,
                 pause_requested: false,
+                draining: false,
             },
             ThreadInfo {
                 index: 1,
@@ -539,6 +541,7 @@ mod shapes {
                 thread_state: ThreadState::Paused { elapsed: 17 },
                 last_error: Some("permanent: No cached parameters found for x".into()),
                 pause_requested: false,
+                draining: false,
             },
             ThreadInfo {
                 index: 2,
@@ -553,6 +556,7 @@ mod shapes {
                 },
                 last_error: None,
                 pause_requested: true,
+                draining: false,
             },
             ThreadInfo {
                 index: 3,
@@ -564,6 +568,7 @@ mod shapes {
                 thread_state: ThreadState::Waiting { elapsed: 5 },
                 last_error: None,
                 pause_requested: false,
+                draining: false,
             },
         ]
     }

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use damocles_core::{
-    AdminError, AdminTransport, PauseOutcome, ResumeOutcome, ThreadInfo, ThreadState,
+    AdminError, AdminTransport, DrainOutcome, PauseOutcome, ResumeOutcome, ThreadInfo, ThreadState,
 };
 use serde_json::{json, Value};
 
@@ -24,6 +24,8 @@ pub const WORKER_PAUSE: &str = "VenusWorker.WorkerPause";
 pub const WORKER_RESUME: &str = "VenusWorker.WorkerResume";
 /// `VenusWorker.WorkerVersion`.
 pub const WORKER_VERSION: &str = "VenusWorker.WorkerVersion";
+/// `Damocles.WorkerDrain` (additive).
+pub const WORKER_DRAIN: &str = "Damocles.WorkerDrain";
 /// `VenusWorker.WorkerSetEnv`.
 pub const WORKER_SET_ENV: &str = "VenusWorker.WorkerSetEnv";
 /// `VenusWorker.WorkerRemoveEnv`.
@@ -58,6 +60,13 @@ pub const WORKER_METHODS: &[MethodSpec] = &[
         result: "string",
         permission: Permission::Read,
         summary: "the worker's version",
+    },
+    MethodSpec {
+        name: WORKER_DRAIN,
+        params: &["index: u64", "on?: bool (default true)"],
+        result: "\"draining\" | \"already_draining\" | \"undrained\" | \"not_draining\"",
+        permission: Permission::Admin,
+        summary: "drains a thread (it finishes its current sector and takes no new one) or, with false, lifts the drain; kept across restarts",
     },
     MethodSpec {
         name: WORKER_SET_ENV,
@@ -138,6 +147,11 @@ impl RpcService for AdminService {
                 result(&matches!(outcome, ResumeOutcome::Resumed { .. }))
             }
             WORKER_VERSION => result(&self.worker.version().await.map_err(to_rpc)?),
+            WORKER_DRAIN => {
+                let index = params.required(0, "index", INDEX)?;
+                let on = params.optional(1, "on", "a boolean")?.unwrap_or(true);
+                result(&self.worker.drain(index, on).await.map_err(to_rpc)?)
+            }
             WORKER_SET_ENV => {
                 let name: String = params.required(0, "name", "a variable name")?;
                 let value: String = params.required(1, "value", "a string")?;
@@ -301,5 +315,20 @@ impl AdminTransport for HttpAdminClient {
             .call(WORKER_VERSION, Value::Null)
             .await
             .map_err(admin_error)
+    }
+
+    async fn drain(&self, index: u64, on: bool) -> Result<DrainOutcome, AdminError> {
+        self.rpc
+            .call(WORKER_DRAIN, json!([index, on]))
+            .await
+            .map_err(|e| match admin_error(e) {
+                AdminError::Remote { code, .. } if code == crate::jsonrpc::METHOD_NOT_FOUND => {
+                    AdminError::Internal(format!(
+                        "the worker at {} cannot drain threads (an original damocles worker?)",
+                        self.address()
+                    ))
+                }
+                other => other,
+            })
     }
 }

@@ -105,6 +105,7 @@ fn thread(index: usize, state: ThreadState, job: Option<State>) -> ThreadInfo {
         thread_state: state,
         last_error: None,
         pause_requested: false,
+        draining: false,
     }
 }
 
@@ -143,6 +144,7 @@ async fn the_original_clients_requests_get_the_original_shapes() {
     assert_eq!(
         keys,
         [
+            "draining",
             "index",
             "job_id",
             "job_stage",
@@ -153,7 +155,7 @@ async fn the_original_clients_requests_get_the_original_shapes() {
             "plan",
             "thread_state"
         ],
-        "the original's keys, sorted, plus pause_requested"
+        "the original's keys, sorted, plus draining and pause_requested"
     );
     assert_eq!(idle["job_id"], Value::Null);
     assert_eq!(idle["job_stage"], "-");

@@ -40,6 +40,10 @@ pub(crate) struct ControlState {
     pub in_proof_call: bool,
     /// A resume waiting to be picked up by the thread, with its state.
     pub resume: Option<Option<PlanState>>,
+    /// Takes no new sector.
+    pub draining: bool,
+    /// A drain or undrain the thread has not persisted yet.
+    pub drain_changed: bool,
     pub stopping: bool,
 }
 
@@ -88,6 +92,8 @@ impl Control {
                 pause_requested: false,
                 in_proof_call: false,
                 resume: None,
+                draining: false,
+                drain_changed: false,
                 stopping: false,
             }),
             notify: Notify::new(),
@@ -141,6 +147,7 @@ impl Control {
             thread_state,
             last_error: s.last_error.clone(),
             pause_requested: s.pause_requested,
+            draining: s.draining,
         }
     }
 
@@ -183,6 +190,44 @@ impl Control {
         Ok(outcome)
     }
 
+    /// Drains the thread (`on`) or lifts the drain; the thread persists the change at once.
+    pub fn drain(&self, on: bool) -> damocles_core::DrainOutcome {
+        use damocles_core::DrainOutcome;
+        let outcome = {
+            let mut s = self.lock();
+            let outcome = match (s.draining, on) {
+                (false, true) => DrainOutcome::Draining,
+                (true, true) => DrainOutcome::AlreadyDraining,
+                (true, false) => DrainOutcome::Undrained,
+                (false, false) => DrainOutcome::NotDraining,
+            };
+            if s.draining != on {
+                s.draining = on;
+                s.drain_changed = true;
+            }
+            outcome
+        };
+        self.changed();
+        outcome
+    }
+
+    /// Whether the thread takes no new sector.
+    pub(crate) fn is_draining(&self) -> bool {
+        self.lock().draining
+    }
+
+    /// Sets the drain read from the record at start.
+    pub(crate) fn restore_drain(&self, on: bool) {
+        self.lock().draining = on;
+        self.changed();
+    }
+
+    /// A drain change to persist, once.
+    pub(crate) fn take_drain_change(&self) -> Option<bool> {
+        let mut s = self.lock();
+        std::mem::take(&mut s.drain_changed).then_some(s.draining)
+    }
+
     pub(crate) fn set_activity(&self, activity: Activity) {
         {
             let mut s = self.lock();
@@ -210,7 +255,7 @@ impl Control {
         let s = self.lock();
         if s.stopping {
             Some(Interrupt::Stopping)
-        } else if s.paused || s.resume.is_some() {
+        } else if s.paused || s.resume.is_some() || s.drain_changed {
             Some(Interrupt::Paused)
         } else {
             None

@@ -125,6 +125,9 @@ impl Runner {
             }
         };
         self.show(&record);
+        if record.draining {
+            self.control.restore_drain(true);
+        }
         if record.paused {
             self.control.pause_with_error(record.last_error.clone());
         }
@@ -133,6 +136,12 @@ impl Runner {
                 return;
             }
             self.control.apply_requested_pause();
+            if let Some(on) = self.control.take_drain_change() {
+                record.draining = on;
+                if let Err(e) = self.save(&record).await {
+                    tracing::error!(thread = self.control.index(), "cannot persist drain: {e}");
+                }
+            }
             if self.control.must_wait() {
                 self.persist_pause(&mut record).await;
                 match self.control.wait_resume().await {
@@ -254,8 +263,15 @@ impl Runner {
             .await
             .map_err(|e| Failure::critical(e.to_string()))?
             .map_err(|e| Failure::critical(e.to_string()))?;
-        self.ctx.store.clear().await.map_err(critical_store)?;
+        let draining = record.draining;
         *record = SectorRecord::new(self.ctx.plan);
+        if draining {
+            // Keep the drain: an empty record that says so.
+            record.draining = true;
+            self.save(record).await?;
+        } else {
+            self.ctx.store.clear().await.map_err(critical_store)?;
+        }
         self.show(record);
         Ok(())
     }
@@ -409,6 +425,7 @@ impl Runner {
         let opts = &self.ctx.options;
         let manager = &self.ctx.manager;
         match record.state {
+            State::Empty if self.control.is_draining() => Ok(Outcome::Idle),
             State::Empty => {
                 let spec = AllocateSectorSpec {
                     allowed_miners: opts.allowed_miners.clone(),

@@ -168,4 +168,8 @@ impl AdminTransport for Worker {
     async fn version(&self) -> Result<String, AdminError> {
         Ok(self.version.clone())
     }
+
+    async fn drain(&self, index: u64, on: bool) -> Result<damocles_core::DrainOutcome, AdminError> {
+        Ok(self.thread(index)?.control.drain(on))
+    }
 }

@@ -242,3 +242,46 @@ async fn pause_reaches_a_thread_waiting_for_a_stage_slot() {
     .await;
     worker.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draining_thread_finishes_its_sector_takes_no_other_and_stays_drained_across_a_restart() {
+    use damocles_core::DrainOutcome;
+    let harness = harness(1);
+    let worker = harness.start();
+    let threads = wait_for(&worker, "paused at C1Done", |t| paused(&t[0])).await;
+    let sector = threads[0].job_id.clone();
+    assert_eq!(worker.drain(0, true).await, Ok(DrainOutcome::Draining));
+    assert_eq!(
+        worker.drain(0, true).await,
+        Ok(DrainOutcome::AlreadyDraining)
+    );
+    assert!(worker.list()[0].draining);
+    // The current sector still goes on: resumed at Finished, it is finalized.
+    worker
+        .resume(0, Some("Finished".into()))
+        .await
+        .expect("resume");
+    wait_for(&worker, "idle, drained", |t| {
+        t[0].job_id.is_none() && t[0].draining && !paused(&t[0])
+    })
+    .await;
+    let finished = harness
+        .chain
+        .sector(damocles_core::SectorId::new(MINER, 1))
+        .expect("sector 1");
+    assert_eq!(finished.state, ChainSectorState::Finished, "{sector:?}");
+    assert_eq!(harness.chain.counters().allocated, 1, "no new sector taken");
+    worker.shutdown().await;
+
+    // The drain survives a restart.
+    let worker = harness.start();
+    let threads = wait_for(&worker, "drained after restart", |t| t[0].draining).await;
+    assert_eq!(threads[0].job_id, None);
+    assert_eq!(harness.chain.counters().allocated, 1);
+    // Undrained, it takes a sector again.
+    assert_eq!(worker.drain(0, false).await, Ok(DrainOutcome::Undrained));
+    assert_eq!(worker.drain(0, false).await, Ok(DrainOutcome::NotDraining));
+    wait_for(&worker, "a new sector", |t| t[0].job_id.is_some()).await;
+    assert_eq!(harness.chain.counters().allocated, 2);
+    worker.shutdown().await;
+}

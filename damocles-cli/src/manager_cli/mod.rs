@@ -146,6 +146,25 @@ enum WorkerCommand {
         #[command(flatten)]
         select: crate::bulk::SelectorFlags,
     },
+    /// Drain a thread of a worker (or every thread a selector picks, e.g. `--all` for the
+    /// whole worker): each finishes its current sector and takes no new one.
+    Drain {
+        /// A registered worker name, or host[:port].
+        worker: String,
+        /// The thread's index.
+        index: Option<u64>,
+        #[command(flatten)]
+        select: crate::bulk::SelectorFlags,
+    },
+    /// Lift a drain.
+    Undrain {
+        /// A registered worker name, or host[:port].
+        worker: String,
+        /// The thread's index.
+        index: Option<u64>,
+        #[command(flatten)]
+        select: crate::bulk::SelectorFlags,
+    },
     /// Forget a worker (it is registered again at its next ping).
     Remove {
         /// The worker's name.
@@ -221,6 +240,34 @@ pub fn main_impl() -> ExitCode {
                             index,
                             &select,
                             crate::bulk::Action::Resume(state),
+                        )
+                        .await
+                    }
+                    UtilCommand::Worker(WorkerCommand::Drain {
+                        worker,
+                        index,
+                        select,
+                    }) => {
+                        util::worker_act(
+                            &ctx,
+                            &worker,
+                            index,
+                            &select,
+                            crate::bulk::Action::Drain(true),
+                        )
+                        .await
+                    }
+                    UtilCommand::Worker(WorkerCommand::Undrain {
+                        worker,
+                        index,
+                        select,
+                    }) => {
+                        util::worker_act(
+                            &ctx,
+                            &worker,
+                            index,
+                            &select,
+                            crate::bulk::Action::Drain(false),
                         )
                         .await
                     }

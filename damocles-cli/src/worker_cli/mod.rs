@@ -90,6 +90,23 @@ enum WorkerAction {
         #[command(flatten)]
         select: SelectorFlags,
     },
+    /// Drain a thread (or every thread a selector picks): it finishes its current sector
+    /// and takes no new one. Kept across restarts.
+    Drain {
+        /// The thread's index, as `list` prints it.
+        #[arg(short = 'i', long)]
+        index: Option<u64>,
+        #[command(flatten)]
+        select: SelectorFlags,
+    },
+    /// Lift a drain: the thread takes new sectors again.
+    Undrain {
+        /// The thread's index, as `list` prints it.
+        #[arg(short = 'i', long)]
+        index: Option<u64>,
+        #[command(flatten)]
+        select: SelectorFlags,
+    },
     /// Resume a paused thread (or every thread a selector picks), re-running its current
     /// state or at the state given.
     Resume {
@@ -204,6 +221,12 @@ async fn worker(args: WorkerArgs) -> u8 {
             select,
             state,
         } => (Selector::from_parts(index, &select), Action::Resume(state)),
+        WorkerAction::Drain { index, select } => {
+            (Selector::from_parts(index, &select), Action::Drain(true))
+        }
+        WorkerAction::Undrain { index, select } => {
+            (Selector::from_parts(index, &select), Action::Drain(false))
+        }
     };
     let selector = match selector {
         Ok(selector) => selector,
