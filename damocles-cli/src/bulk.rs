@@ -282,6 +282,7 @@ mod tests {
             last_error: error.then(|| "permanent: x".to_owned()),
             pause_requested: false,
             draining: false,
+            stuck: false,
         }
     }
 

@@ -59,6 +59,9 @@ fn threads_with(header: &str, missing: &str, threads: &[ThreadInfo]) -> String {
         if t.pause_requested {
             state = format!("{} (pause requested)", state.trim_end());
         }
+        if t.stuck {
+            state = format!("{} (stuck)", state.trim_end());
+        }
         if t.draining {
             state = if t.job_id.is_none()
                 && !matches!(t.thread_state, damocles_core::ThreadState::Paused { .. })

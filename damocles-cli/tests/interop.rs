@@ -58,12 +58,13 @@ fn idle_worker(dir: &std::path::Path) -> Worker {
 }
 
 /// Blanks what differs between any two machines: locations, versions, elapsed seconds,
-/// and our additive `pause_requested`, `draining` and error `data`.
+/// and our additive `pause_requested`, `draining`, `stuck` and error `data`.
 fn normalize(value: &mut Value) {
     match value {
         Value::Object(map) => {
             map.remove("pause_requested");
             map.remove("draining");
+            map.remove("stuck");
             map.remove("data");
             for (key, v) in map.iter_mut() {
                 match key.as_str() {

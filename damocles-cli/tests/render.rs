@@ -45,6 +45,7 @@ fn thread(
         last_error: last_error.map(str::to_owned),
         pause_requested: false,
         draining: false,
+        stuck: false,
     }
 }
 

@@ -103,6 +103,9 @@ pub struct ThreadInfo {
     /// The thread finishes its current sector and takes no new one (additive).
     #[serde(default)]
     pub draining: bool,
+    /// The thread has been in its state far longer than usual for it (additive).
+    #[serde(default)]
+    pub stuck: bool,
 }
 
 mod plan_wire {

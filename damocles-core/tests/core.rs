@@ -424,6 +424,7 @@ mod summary {
             last_error: error.then(|| "permanent: boom".to_owned()),
             pause_requested: false,
             draining: false,
+            stuck: false,
         }
     }
 
@@ -530,6 +531,7 @@ mod shapes {
                 last_error: None,
                 pause_requested: false,
                 draining: false,
+                stuck: false,
             },
             ThreadInfo {
                 index: 1,
@@ -542,6 +544,7 @@ mod shapes {
                 last_error: Some("permanent: No cached parameters found for x".into()),
                 pause_requested: false,
                 draining: false,
+                stuck: false,
             },
             ThreadInfo {
                 index: 2,
@@ -557,6 +560,7 @@ mod shapes {
                 last_error: None,
                 pause_requested: true,
                 draining: false,
+                stuck: false,
             },
             ThreadInfo {
                 index: 3,
@@ -569,6 +573,7 @@ mod shapes {
                 last_error: None,
                 pause_requested: false,
                 draining: false,
+                stuck: false,
             },
         ]
     }

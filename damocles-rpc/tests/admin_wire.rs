@@ -106,6 +106,7 @@ fn thread(index: usize, state: ThreadState, job: Option<State>) -> ThreadInfo {
         last_error: None,
         pause_requested: false,
         draining: false,
+        stuck: false,
     }
 }
 
@@ -153,9 +154,10 @@ async fn the_original_clients_requests_get_the_original_shapes() {
             "location",
             "pause_requested",
             "plan",
+            "stuck",
             "thread_state"
         ],
-        "the original's keys, sorted, plus draining and pause_requested"
+        "the original's keys, sorted, plus draining, pause_requested and stuck"
     );
     assert_eq!(idle["job_id"], Value::Null);
     assert_eq!(idle["job_stage"], "-");

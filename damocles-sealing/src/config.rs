@@ -196,6 +196,9 @@ pub struct SealingSection {
     pub request_task_max_retries: Option<u32>,
     /// Check PC2's output with a C1 run.
     pub verify_after_pc2: Option<bool>,
+    /// Flag a thread as stuck after this long in one state (additive), e.g. `6h`.
+    #[serde(with = "humantime_serde")]
+    pub stuck_after: Option<Duration>,
 }
 
 impl SealingSection {
@@ -222,6 +225,7 @@ impl SealingSection {
                 .request_task_max_retries
                 .unwrap_or(base.request_task_max_retries),
             verify_after_pc2: self.verify_after_pc2.unwrap_or(base.verify_after_pc2),
+            stuck_after: self.stuck_after.or(base.stuck_after),
         }
     }
 }

@@ -32,6 +32,10 @@ pub(crate) struct ControlState {
     pub activity: Activity,
     pub since: Instant,
     pub paused_since: Instant,
+    /// When the job entered its current state.
+    pub state_since: Instant,
+    /// The configured stuck limit.
+    pub stuck_after: Option<Duration>,
     pub last_error: Option<String>,
     /// Paused, or pausing: the thread must stop at its next wait.
     pub paused: bool,
@@ -87,6 +91,8 @@ impl Control {
                 activity: Activity::Idle,
                 since: Instant::now(),
                 paused_since: Instant::now(),
+                state_since: Instant::now(),
+                stuck_after: None,
                 last_error: None,
                 paused: false,
                 pause_requested: false,
@@ -148,6 +154,7 @@ impl Control {
             last_error: s.last_error.clone(),
             pause_requested: s.pause_requested,
             draining: s.draining,
+            stuck: !s.paused && self.is_stuck(&s),
         }
     }
 
@@ -161,6 +168,8 @@ impl Control {
                 s.pause_requested = true;
                 PauseOutcome::Requested
             } else {
+                // A resume the thread has not picked up yet is superseded by this pause.
+                s.resume = None;
                 s.paused = true;
                 s.paused_since = Instant::now();
                 PauseOutcome::Paused
@@ -175,7 +184,14 @@ impl Control {
         let outcome = {
             let mut s = self.lock();
             let target = state.map(|name| s.plan.parse_state(name)).transpose()?;
-            if !s.paused || s.resume.is_some() {
+            if !s.paused {
+                if s.pause_requested && target.is_none() {
+                    // The pause asked for during a proof call is called off.
+                    s.pause_requested = false;
+                    drop(s);
+                    self.changed();
+                    return Ok(ResumeOutcome::Resumed { state: None });
+                }
                 return Ok(ResumeOutcome::NotPaused);
             }
             // Shown as resumed at once (with what the thread is doing); a pending resume
@@ -209,6 +225,35 @@ impl Control {
         };
         self.changed();
         outcome
+    }
+
+    /// Whether the job has been in its state longer than the configured limit, or than
+    /// ten times its stage's mean proof call (three calls measured at least, and never
+    /// under ten minutes).
+    fn is_stuck(&self, s: &ControlState) -> bool {
+        if s.job_id.is_none() {
+            return false;
+        }
+        let elapsed = s.state_since.elapsed();
+        if s.stuck_after.is_some_and(|limit| elapsed > limit) {
+            return true;
+        }
+        let Some(stage) = s.job_stage.and_then(|stage| limit_name(stage.as_str())) else {
+            return false;
+        };
+        self.metrics
+            .stage_totals()
+            .get(stage)
+            .filter(|stat| stat.calls >= 3)
+            .is_some_and(|stat| {
+                let mean = stat.total / u32::try_from(stat.calls).unwrap_or(u32::MAX);
+                elapsed > (mean * 10).max(Duration::from_secs(600))
+            })
+    }
+
+    /// Sets the configured stuck limit.
+    pub(crate) fn set_stuck_after(&self, limit: Option<Duration>) {
+        self.lock().stuck_after = limit;
     }
 
     /// Whether the thread takes no new sector.
@@ -380,11 +425,74 @@ impl Control {
     pub(crate) fn set_job(&self, plan: Plan, job_id: Option<String>, job_state: Option<PlanState>) {
         {
             let mut s = self.lock();
+            if s.job_state != job_state || s.job_id != job_id {
+                s.state_since = Instant::now();
+            }
             s.plan = plan;
             s.job_id = job_id;
             s.job_state = job_state;
             s.job_stage = job_state.map(|state| state.stage(plan));
         }
         self.changed();
+    }
+}
+
+/// The stage-limit name of a stage label (`PC1` → `pc1`), for the stages that make proof
+/// calls.
+fn limit_name(label: &str) -> Option<&'static str> {
+    Some(match label {
+        "AddPieces" => "add_pieces",
+        "TreeD" => "tree_d",
+        "PC1" => "pc1",
+        "PC2" => "pc2",
+        "C1" => "c1",
+        "C2" => "c2",
+        "PersistFiles" => "transfer",
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn control() -> Control {
+        Control::new(
+            0,
+            "/s0".into(),
+            Plan::Sealer,
+            Arc::new(watch::Sender::new(0)),
+            Arc::default(),
+        )
+    }
+
+    #[test]
+    fn the_last_call_wins_even_before_the_thread_looks() {
+        let c = control();
+        // pause, resume, pause, resume, with the thread never looking in between (the
+        // race the concurrency test found: the second resume answered "not paused").
+        assert_eq!(c.pause(), PauseOutcome::Paused);
+        assert!(matches!(c.resume(None), Ok(ResumeOutcome::Resumed { .. })));
+        assert_eq!(c.pause(), PauseOutcome::Paused);
+        assert!(matches!(c.resume(None), Ok(ResumeOutcome::Resumed { .. })));
+        assert!(!matches!(c.info().thread_state, ThreadState::Paused { .. }));
+        // And ending on a pause leaves it paused, with no resume pending.
+        assert_eq!(c.pause(), PauseOutcome::Paused);
+        assert!(c.lock().resume.is_none());
+        assert!(matches!(c.info().thread_state, ThreadState::Paused { .. }));
+    }
+
+    #[test]
+    fn a_resume_calls_off_a_pause_requested_during_a_proof_call() {
+        let c = control();
+        c.enter_proof_call("builtin C2");
+        assert_eq!(c.pause(), PauseOutcome::Requested);
+        assert!(c.info().pause_requested);
+        assert_eq!(c.resume(None), Ok(ResumeOutcome::Resumed { state: None }));
+        assert!(!c.info().pause_requested);
+        c.leave_proof_call();
+        c.apply_requested_pause();
+        assert!(!matches!(c.info().thread_state, ThreadState::Paused { .. }));
+        assert_eq!(c.resume(None), Ok(ResumeOutcome::NotPaused));
     }
 }

@@ -61,6 +61,7 @@ pub struct WorkerMetrics {
     stage_duration: Family<StageLabels, Histogram, fn() -> Histogram>,
     slot_wait: Family<SlotLabels, Histogram, fn() -> Histogram>,
     threads: Family<StateLabels, Gauge>,
+    stuck: Gauge,
     failures: Family<LevelLabels, Counter>,
     finished: Counter,
     aborted: Counter,
@@ -82,6 +83,7 @@ impl Default for WorkerMetrics {
         let slot_wait = Family::new_with_constructor(seconds_histogram as fn() -> Histogram);
         let admin_latency = Family::new_with_constructor(seconds_histogram as fn() -> Histogram);
         let threads = Family::default();
+        let stuck = Gauge::default();
         let failures = Family::default();
         let finished = Counter::default();
         let aborted = Counter::default();
@@ -97,6 +99,11 @@ impl Default for WorkerMetrics {
             slot_wait.clone(),
         );
         registry.register("threads", "Sealing threads by state", threads.clone());
+        registry.register(
+            "threads_stuck",
+            "Threads in one state far longer than usual",
+            stuck.clone(),
+        );
         registry.register("failures", "Step failures by level", failures.clone());
         registry.register("sectors_finished", "Sectors finished", finished.clone());
         registry.register("sectors_aborted", "Sectors aborted", aborted.clone());
@@ -115,6 +122,7 @@ impl Default for WorkerMetrics {
             stage_duration,
             slot_wait,
             threads,
+            stuck,
             failures,
             finished,
             aborted,
@@ -208,6 +216,8 @@ impl WorkerMetrics {
                 })
                 .set(i64::try_from(n).unwrap_or(i64::MAX));
         }
+        self.stuck
+            .set(i64::try_from(threads.iter().filter(|t| t.stuck).count()).unwrap_or(i64::MAX));
         let mut text = String::new();
         if prometheus_client::encoding::text::encode(&mut text, &self.registry).is_err() {
             text.clear();

@@ -34,6 +34,9 @@ pub struct SealingOptions {
     pub request_task_max_retries: u32,
     /// Run a C1 with a zero seed after PC2 as a check.
     pub verify_after_pc2: bool,
+    /// Flag a thread as stuck after this long in one state (besides the automatic rule:
+    /// ten times the stage's mean proof call, once three calls were measured).
+    pub stuck_after: Option<Duration>,
 }
 
 impl Default for SealingOptions {
@@ -52,6 +55,7 @@ impl Default for SealingOptions {
             ignore_proof_check: false,
             request_task_max_retries: 3,
             verify_after_pc2: false,
+            stuck_after: None,
         }
     }
 }

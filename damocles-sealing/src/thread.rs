@@ -124,6 +124,7 @@ impl Runner {
                 SectorRecord::new(self.ctx.plan)
             }
         };
+        self.control.set_stuck_after(self.ctx.options.stuck_after);
         self.show(&record);
         if record.draining {
             self.control.restore_drain(true);

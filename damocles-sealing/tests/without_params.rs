@@ -285,3 +285,32 @@ async fn a_draining_thread_finishes_its_sector_takes_no_other_and_stays_drained_
     assert_eq!(harness.chain.counters().allocated, 2);
     worker.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thread_long_in_one_state_is_flagged_stuck_until_paused() {
+    let mut harness = harness(1);
+    // Waits for a PC1 slot that never comes; stuck after a second in that state.
+    harness.limits = damocles_sealing::limits::StageLimits::new([("pc1", 0)]);
+    harness.options = SealingOptions {
+        stuck_after: Some(Duration::from_secs(1)),
+        ..SealingOptions::immediate()
+    };
+    let worker = harness.start();
+    wait_for(&worker, "waiting for PC1", |t| {
+        matches!(t[0].thread_state, ThreadState::Waiting { .. })
+    })
+    .await;
+    assert!(!worker.list()[0].stuck, "not yet");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let threads = worker.list();
+    assert!(threads[0].stuck, "{threads:#?}");
+    let metrics = worker.render_metrics();
+    assert!(
+        metrics.contains("damocles_worker_threads_stuck 1"),
+        "{metrics}"
+    );
+    // A paused thread is the operator's, not stuck.
+    assert_eq!(worker.pause(0).await, Ok(PauseOutcome::Paused));
+    assert!(!worker.list()[0].stuck);
+    worker.shutdown().await;
+}
