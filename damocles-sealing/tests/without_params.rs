@@ -301,9 +301,16 @@ async fn a_thread_long_in_one_state_is_flagged_stuck_until_paused() {
     })
     .await;
     assert!(!worker.list()[0].stuck, "not yet");
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    let threads = worker.list();
-    assert!(threads[0].stuck, "{threads:#?}");
+    // Stuck is a matter of time passing: poll for it, at most 10 s.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !worker.list()[0].stuck {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never flagged: {:#?}",
+            worker.list()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let metrics = worker.render_metrics();
     assert!(
         metrics.contains("damocles_worker_threads_stuck 1"),

@@ -11,6 +11,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use damocles_core::SectorSize;
 
+use crate::bulk::Action;
 use crate::worker_cli::run_async;
 
 /// The damocles manager: stands in for the chain (mock mode), keeps the registry of the
@@ -126,45 +127,20 @@ enum WorkerCommand {
         worker: String,
     },
     /// Pause a thread of a worker, or every thread a selector picks.
-    Pause {
-        /// A registered worker name, or host[:port].
-        worker: String,
-        /// The thread's index.
-        index: Option<u64>,
-        #[command(flatten)]
-        select: crate::bulk::SelectorFlags,
-    },
+    Pause(util::Threads),
     /// Resume a paused thread of a worker (at its current state or the state given), or
     /// every thread a selector picks (at their current states).
     Resume {
-        /// A registered worker name, or host[:port].
-        worker: String,
-        /// The thread's index.
-        index: Option<u64>,
+        #[command(flatten)]
+        threads: util::Threads,
         /// The state to resume at.
         state: Option<String>,
-        #[command(flatten)]
-        select: crate::bulk::SelectorFlags,
     },
     /// Drain a thread of a worker (or every thread a selector picks, e.g. `--all` for the
     /// whole worker): each finishes its current sector and takes no new one.
-    Drain {
-        /// A registered worker name, or host[:port].
-        worker: String,
-        /// The thread's index.
-        index: Option<u64>,
-        #[command(flatten)]
-        select: crate::bulk::SelectorFlags,
-    },
+    Drain(util::Threads),
     /// Lift a drain.
-    Undrain {
-        /// A registered worker name, or host[:port].
-        worker: String,
-        /// The thread's index.
-        index: Option<u64>,
-        #[command(flatten)]
-        select: crate::bulk::SelectorFlags,
-    },
+    Undrain(util::Threads),
     /// Forget a worker (it is registered again at its next ping).
     Remove {
         /// The worker's name.
@@ -219,57 +195,18 @@ pub fn main_impl() -> ExitCode {
                     UtilCommand::Worker(WorkerCommand::Info { worker }) => {
                         util::worker_info(&ctx, &worker).await
                     }
-                    UtilCommand::Worker(WorkerCommand::Pause {
-                        worker,
-                        index,
-                        select,
-                    }) => {
-                        util::worker_act(&ctx, &worker, index, &select, crate::bulk::Action::Pause)
-                            .await
+                    UtilCommand::Worker(WorkerCommand::Pause(threads)) => {
+                        util::worker_act(&ctx, &threads, Action::Pause).await
                     }
-                    UtilCommand::Worker(WorkerCommand::Resume {
-                        worker,
-                        index,
-                        state,
-                        select,
-                    }) => {
+                    UtilCommand::Worker(WorkerCommand::Resume { threads, state }) => {
                         let state = state.filter(|s| !s.is_empty());
-                        util::worker_act(
-                            &ctx,
-                            &worker,
-                            index,
-                            &select,
-                            crate::bulk::Action::Resume(state),
-                        )
-                        .await
+                        util::worker_act(&ctx, &threads, Action::Resume(state)).await
                     }
-                    UtilCommand::Worker(WorkerCommand::Drain {
-                        worker,
-                        index,
-                        select,
-                    }) => {
-                        util::worker_act(
-                            &ctx,
-                            &worker,
-                            index,
-                            &select,
-                            crate::bulk::Action::Drain(true),
-                        )
-                        .await
+                    UtilCommand::Worker(WorkerCommand::Drain(threads)) => {
+                        util::worker_act(&ctx, &threads, Action::Drain(true)).await
                     }
-                    UtilCommand::Worker(WorkerCommand::Undrain {
-                        worker,
-                        index,
-                        select,
-                    }) => {
-                        util::worker_act(
-                            &ctx,
-                            &worker,
-                            index,
-                            &select,
-                            crate::bulk::Action::Drain(false),
-                        )
-                        .await
+                    UtilCommand::Worker(WorkerCommand::Undrain(threads)) => {
+                        util::worker_act(&ctx, &threads, Action::Drain(false)).await
                     }
                     UtilCommand::Worker(WorkerCommand::Remove { name }) => {
                         util::worker_remove(&ctx, &name).await

@@ -129,15 +129,21 @@ pub async fn worker_info(ctx: &Context, target: &str) -> u8 {
     }
 }
 
-/// `util worker pause|resume`: one thread or every thread a selector picks.
-pub async fn worker_act(
-    ctx: &Context,
-    target: &str,
-    index: Option<u64>,
-    flags: &SelectorFlags,
-    action: Action,
-) -> u8 {
-    let selector = match Selector::from_parts(index, flags) {
+/// The threads a `util worker pause|resume|drain|undrain` acts on.
+#[derive(Debug, clap::Args)]
+pub struct Threads {
+    /// A registered worker name, or host[:port].
+    pub worker: String,
+    /// The thread's index.
+    pub index: Option<u64>,
+    #[command(flatten)]
+    pub select: SelectorFlags,
+}
+
+/// `util worker pause|resume|drain|undrain`: one thread or every thread a selector picks.
+pub async fn worker_act(ctx: &Context, threads: &Threads, action: Action) -> u8 {
+    let target = threads.worker.as_str();
+    let selector = match Selector::from_parts(threads.index, &threads.select) {
         Ok(selector) => selector,
         Err(message) => return ctx.fail(exit::BAD_INPUT, "bad_input", message),
     };
