@@ -6,6 +6,7 @@
 
 pub mod bench;
 pub mod bulk;
+pub mod events;
 pub mod exit;
 mod logging;
 pub mod manager_cli;

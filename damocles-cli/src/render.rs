@@ -9,6 +9,12 @@
 //!   "already_paused" | "delivered"}`.
 //! - `worker resume --json`: `{"index": N, "outcome": "resumed", "state": "S" | null}` or
 //!   `{"index": N, "outcome": "not_paused"}`.
+//! - `worker events --json`, `util worker events --json`: the array of history entries
+//!   as `Damocles.WorkerEvents` answers it, oldest first: `{"seq": N, "at_ms": unix ms,
+//!   "sector": id (absent when none), "kind": K, …}`, K one of `started`, `transition`,
+//!   `failed`, `paused`, `pause_requested`, `resumed`, `drain`, `aborted`, `finished`,
+//!   with that kind's fields (`from`/`to`/`event`, `level`/`message`/`retry`,
+//!   `by`/`reason`, `by`/`state`, `by`/`on`, `reason`).
 //! - any command with `--json` that fails: `{"error": {"kind": K, "message": M}}` on
 //!   stdout, K one of `bad_input`, `unreachable`, `unauthorized`, `failed`.
 
@@ -272,6 +278,62 @@ pub fn sectors_table(sectors: &[serde_json::Value]) -> String {
         ));
     }
     tabulate(&lines)
+}
+
+/// `worker events` / `util worker events`: one line per history entry, oldest first: its
+/// number, when it happened in `zone` (the operator's time zone, named in the header), how
+/// long before `now_ms`, the sector and what happened.
+pub fn events_table(
+    entries: &[damocles_core::JournalEntry],
+    now_ms: u64,
+    zone: &jiff::tz::TimeZone,
+) -> String {
+    let zone_name = zone.iana_name().unwrap_or("local");
+    let mut lines = vec![format!("#\tTime ({zone_name})\tAge\tSector\tEvent")];
+    for entry in entries {
+        let event = &entry.event;
+        let time = i64::try_from(event.at_ms)
+            .ok()
+            .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
+            .map_or_else(
+                || "-".to_owned(),
+                |at| {
+                    at.to_zoned_datetime(zone.clone())
+                        .strftime("%Y-%m-%d %H:%M:%S")
+                        .to_string()
+                },
+            );
+        lines.push(format!(
+            "{}\t{}\t{}\t{}\t{}",
+            entry.seq,
+            time,
+            short_age(now_ms.saturating_sub(event.at_ms) / 1000),
+            event.sector.as_deref().unwrap_or("-"),
+            event.what.describe().escape_debug(),
+        ));
+    }
+    tabulate(&lines)
+}
+
+/// An age in its two largest units: `42s`, `5m 3s`, `2h 5m`, `3d 4h`.
+pub fn short_age(seconds: u64) -> String {
+    const UNITS: [(u64, &str); 4] = [(86_400, "d"), (3_600, "h"), (60, "m"), (1, "s")];
+    let Some(first) = UNITS.iter().position(|(size, _)| seconds >= *size) else {
+        return "0s".into();
+    };
+    let mut text = String::new();
+    let mut left = seconds;
+    for (size, unit) in &UNITS[first..(first + 2).min(UNITS.len())] {
+        let count = left / size;
+        left %= size;
+        if count > 0 {
+            if !text.is_empty() {
+                text.push(' ');
+            }
+            text.push_str(&format!("{count}{unit}"));
+        }
+    }
+    text
 }
 
 /// A message about worker `name` at `dest`, for `util worker pause|resume`.

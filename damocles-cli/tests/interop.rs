@@ -291,6 +291,7 @@ impl damocles_rpc::RpcService for OriginalWorker {
         &self,
         method: &'static damocles_rpc::method::MethodSpec,
         params: damocles_rpc::jsonrpc::Params,
+        _: &damocles_rpc::Caller,
     ) -> damocles_rpc::jsonrpc::RpcResult {
         use damocles_rpc::jsonrpc::result;
         let mut threads = self.threads.lock().expect("lock");

@@ -191,6 +191,37 @@ fn a_thread_drained_mid_sector_finishes_it_and_takes_no_other_until_undrained() 
         let threads = common::worker_list(&w)?;
         (threads[0]["job_id"] == "s-t010000-2").then_some(())
     });
+
+    // The thread's history, through the manager: sector 1 from allocation to finish,
+    // the drain and the undrain with who asked (the CLIs ran here, on loopback).
+    let events = util_json(&m, &["worker", "events", "it-worker", "0", "-n", "1000"]);
+    let events = events.as_array().expect("an array of entries");
+    let sector_1: Vec<&str> = events
+        .iter()
+        .filter(|e| e["sector"] == "s-t010000-1")
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
+    assert_eq!(sector_1.first(), Some(&"transition"), "{events:#?}");
+    assert_eq!(
+        sector_1.iter().filter(|k| **k == "transition").count(),
+        16,
+        "Empty -> Allocated ... -> Finished: {events:#?}"
+    );
+    assert!(sector_1.contains(&"drain") && sector_1.ends_with(&["finished"]));
+    let undrain = events
+        .iter()
+        .find(|e| e["kind"] == "drain" && e["on"] == false)
+        .expect("the undrain");
+    assert!(
+        undrain["by"]
+            .as_str()
+            .is_some_and(|by| by.starts_with("127.0.0.1:")),
+        "{undrain}"
+    );
+    let table = text(&util(&m, &["worker", "events", "it-worker", "0"]));
+    assert!(table.starts_with("#  "), "{table}");
+    assert!(table.contains("sector finished"), "{table}");
+    assert!(table.contains("undrained by 127.0.0.1:"), "{table}");
     drop(worker_process);
     drop(manager_process);
 }

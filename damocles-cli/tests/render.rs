@@ -356,3 +356,133 @@ fn drain_messages_and_draining_rows() {
     text.push_str(&render::thread_table(&threads[..2]));
     snapshot!("worker_drain", text);
 }
+
+/// One entry of every kind, a minute apart, ending at 2026-11-27 10:00:00 UTC.
+fn history() -> Vec<damocles_core::JournalEntry> {
+    use damocles_core::{EventKind, FailureLevel, Happening, JournalEntry, ThreadEvent};
+    let end_ms: u64 = 1_795_773_600_000;
+    let sector = Some("s-t010000-2".to_owned());
+    let happenings = vec![
+        (
+            None,
+            Happening::Started {
+                state: State::Empty,
+                paused: false,
+                draining: false,
+            },
+        ),
+        (
+            sector.clone(),
+            Happening::Transition {
+                from: State::Empty,
+                to: State::Allocated,
+                event: EventKind::Allocate,
+            },
+        ),
+        (
+            sector.clone(),
+            Happening::Failed {
+                level: FailureLevel::Temporary,
+                message: "AssignTicket: rpc error: connection refused".into(),
+                retry: Some(1),
+            },
+        ),
+        (
+            sector.clone(),
+            Happening::Failed {
+                level: FailureLevel::Permanent,
+                message: MISSING_PARAMS["permanent: ".len()..].into(),
+                retry: None,
+            },
+        ),
+        (
+            sector.clone(),
+            Happening::Paused {
+                by: None,
+                reason: Some(MISSING_PARAMS.into()),
+            },
+        ),
+        (
+            sector.clone(),
+            Happening::PauseRequested {
+                by: "admin token from 10.0.0.9:51234".into(),
+            },
+        ),
+        (
+            sector.clone(),
+            Happening::Paused {
+                by: Some("admin token from 10.0.0.9:51234".into()),
+                reason: None,
+            },
+        ),
+        (
+            sector.clone(),
+            Happening::Resumed {
+                by: "127.0.0.1:40112".into(),
+                state: Some(PlanState::Sector(State::Aborted)),
+            },
+        ),
+        (
+            sector.clone(),
+            Happening::Aborted {
+                reason: "task aborted".into(),
+            },
+        ),
+        (
+            sector.clone(),
+            Happening::Drain {
+                by: "127.0.0.1:40113".into(),
+                on: true,
+            },
+        ),
+        (sector.clone(), Happening::Finished),
+        (
+            None,
+            Happening::Drain {
+                by: "127.0.0.1:40114".into(),
+                on: false,
+            },
+        ),
+    ];
+    let count = happenings.len() as u64;
+    happenings
+        .into_iter()
+        .enumerate()
+        .map(|(i, (sector, what))| JournalEntry {
+            seq: 990 + i as u64,
+            event: ThreadEvent {
+                at_ms: end_ms - (count - 1 - i as u64) * 3_700_000,
+                sector,
+                what,
+            },
+        })
+        .collect()
+}
+
+#[test]
+fn event_history_table_and_json() {
+    let entries = history();
+    let last = entries.last().map_or(0, |e| e.event.at_ms);
+    // Shown at 42 s after the last entry, in UTC (the operator's zone in real use).
+    let table = render::events_table(&entries, last + 42_000, &jiff::tz::TimeZone::UTC);
+    snapshot!("worker_events", table);
+    snapshot!(
+        "worker_events_empty",
+        render::events_table(&[], last, &jiff::tz::TimeZone::UTC)
+    );
+    json_snapshot!("worker_events_json", entries);
+}
+
+#[test]
+fn ages_keep_their_two_largest_units() {
+    let ages: Vec<String> = [
+        0, 1, 59, 60, 61, 3_599, 3_600, 3_661, 86_399, 86_400, 90_061,
+    ]
+    .into_iter()
+    .map(render::short_age)
+    .collect();
+    assert_eq!(
+        ages,
+        ["0s", "1s", "59s", "1m", "1m 1s", "59m 59s", "1h", "1h 1m", "23h 59m", "1d", "1d 1h"]
+    );
+}

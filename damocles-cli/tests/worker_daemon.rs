@@ -302,6 +302,9 @@ fn the_daemon_stops_on_sigterm_and_keeps_paused_threads_paused() {
     let threads = wait_until(&daemon.address, "paused at C1Done", |t| {
         paused_at_c1done(&t[0])
     });
+    // An operator's action, for the history to keep across the restart.
+    let output = cli(&daemon.address, &["drain", "-i", "0"]);
+    assert!(output.status.success(), "{}", stderr(&output));
     let kill = Command::new("kill")
         .args(["-TERM", &daemon.child.id().to_string()])
         .status()
@@ -323,6 +326,60 @@ fn the_daemon_stops_on_sigterm_and_keeps_paused_threads_paused() {
     });
     assert_eq!(after[0]["job_id"], threads[0]["job_id"]);
     assert_eq!(after[0]["last_error"], threads[0]["last_error"]);
+
+    // The history survived: the sector's way to C1Done, the C2 failure, the pause it
+    // caused, the drain with who asked, and the restart.
+    let output = cli(&again.address, &["--json", "events", "-i", "0"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let events: Vec<Value> = serde_json::from_slice(&output.stdout).expect("events --json");
+    let kinds: Vec<&str> = events.iter().filter_map(|e| e["kind"].as_str()).collect();
+    let tail = ["transition", "failed", "paused", "drain", "started"];
+    assert!(kinds.ends_with(&tail), "{kinds:?}");
+    assert_eq!(kinds[0], "started");
+    assert_eq!(events[kinds.len() - 5]["to"], "C1Done");
+    assert_eq!(events[kinds.len() - 4]["level"], "permanent");
+    let drain = &events[kinds.len() - 2];
+    assert!(
+        drain["by"]
+            .as_str()
+            .is_some_and(|by| by.starts_with("127.0.0.1:")),
+        "{drain}"
+    );
+    assert_eq!(drain["sector"], threads[0]["job_id"]);
+    let restarted = &events[kinds.len() - 1];
+    assert_eq!(
+        (
+            &restarted["state"],
+            &restarted["paused"],
+            &restarted["draining"]
+        ),
+        (
+            &Value::from("C1Done"),
+            &Value::from(true),
+            &Value::from(true)
+        )
+    );
+    let seqs: Vec<u64> = events.iter().filter_map(|e| e["seq"].as_u64()).collect();
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
+    // As a table: local times and ages, the newest last.
+    let output = cli(&again.address, &["events", "-i", "0", "-n", "2"]);
+    let table = stdout(&output);
+    assert_eq!(table.lines().count(), 3, "{table}");
+    assert!(table.contains("drained by 127.0.0.1:"), "{table}");
+    assert!(
+        table.contains("thread started at C1Done, paused, draining"),
+        "{table}"
+    );
+    // Bad input: a limit out of range, an unknown thread.
+    let output = cli(&again.address, &["events", "-i", "0", "-n", "0"]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let output = cli(&again.address, &["events", "-i", "9"]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("worker #9 not found"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[test]

@@ -3,6 +3,7 @@
 //!
 //! It owns sector identity ([`SectorId`], [`SealProof`], [`SectorSize`]), [`Plan`]s and
 //! [`State`]s with their stage labels and transition tables (as data), [`FailureLevel`]s,
+//! a thread's event history ([`ThreadEvent`], [`JournalEntry`]),
 //! what operators see of a thread ([`ThreadInfo`], [`ThreadState`]), the worker report and
 //! its summary, the persisted [`SectorRecord`], the sealer API types, and the traits
 //! [`SealingThread`], [`StateStore`], [`Reporter`], [`AdminTransport`] and
@@ -30,6 +31,7 @@
 //! ```
 
 pub mod failure;
+pub mod journal;
 pub mod plan;
 pub mod record;
 pub mod report;
@@ -42,6 +44,7 @@ pub mod thread;
 pub mod traits;
 
 pub use failure::{Failure, FailureLevel};
+pub use journal::{Happening, JournalEntry, ThreadEvent, JOURNAL_LIMIT};
 pub use plan::{ParsePlanError, Plan};
 pub use record::{AddedPiece, Event, HistoryEntry, Opaque, PreCommitOutput, SectorRecord};
 pub use report::{Liveness, WorkerReport, WorkerSummary};

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 
+use crate::journal::{JournalEntry, ThreadEvent, JOURNAL_LIMIT};
 use crate::record::SectorRecord;
 use crate::report::WorkerReport;
 use crate::thread::ThreadInfo;
@@ -21,8 +22,9 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// A [`StateStore`] in memory. Clones share the record, so a test can keep a handle and
-/// inspect what a thread saved; `fail_saves` makes saves fail as a broken disk would.
+/// A [`StateStore`] in memory. Clones share the record and the event history, so a test
+/// can keep a handle and inspect what a thread saved; `fail_saves` makes saves fail as a
+/// broken disk would.
 #[derive(Debug, Clone, Default)]
 pub struct MemoryStateStore {
     inner: Arc<Mutex<MemoryStore>>,
@@ -33,6 +35,8 @@ struct MemoryStore {
     record: Option<SectorRecord>,
     saves: usize,
     fail_saves: bool,
+    journal: VecDeque<JournalEntry>,
+    next_seq: u64,
 }
 
 impl MemoryStateStore {
@@ -87,6 +91,28 @@ impl StateStore for MemoryStateStore {
         lock(&self.inner).record = None;
         Ok(())
     }
+
+    async fn append_events(&self, events: &[ThreadEvent]) -> Result<(), StoreError> {
+        let mut inner = lock(&self.inner);
+        for event in events {
+            inner.next_seq += 1;
+            let seq = inner.next_seq;
+            inner.journal.push_back(JournalEntry {
+                seq,
+                event: event.clone(),
+            });
+            if inner.journal.len() > JOURNAL_LIMIT {
+                inner.journal.pop_front();
+            }
+        }
+        Ok(())
+    }
+
+    async fn events(&self, limit: usize) -> Result<Vec<JournalEntry>, StoreError> {
+        let inner = lock(&self.inner);
+        let skip = inner.journal.len().saturating_sub(limit);
+        Ok(inner.journal.iter().skip(skip).cloned().collect())
+    }
 }
 
 /// A [`Reporter`] that keeps every report it is sent. Clones share the list.
@@ -126,6 +152,8 @@ pub enum AdminCall {
     Resume(u64, Option<String>),
     /// `version`.
     Version,
+    /// `events(index, limit)`.
+    Events(u64, usize),
 }
 
 /// A scripted answer.
@@ -139,12 +167,15 @@ pub enum AdminAnswer {
     Resume(Result<ResumeOutcome, AdminError>),
     /// For `version`.
     Version(Result<String, AdminError>),
+    /// For `events`.
+    Events(Result<Vec<JournalEntry>, AdminError>),
 }
 
 #[derive(Debug, Default)]
 struct AdminShared {
     answers: VecDeque<AdminAnswer>,
     calls: Vec<AdminCall>,
+    callers: Vec<String>,
 }
 
 /// The transport side of [`admin_pair`]: an [`AdminTransport`] that answers from a script.
@@ -179,6 +210,11 @@ impl AdminHandle {
     /// The calls made so far, in order.
     pub fn calls(&self) -> Vec<AdminCall> {
         lock(&self.shared).calls.clone()
+    }
+
+    /// Who each `pause_by` / `resume_by` / `drain_by` call was made for, in order.
+    pub fn callers(&self) -> Vec<String> {
+        lock(&self.shared).callers.clone()
     }
 }
 
@@ -221,6 +257,38 @@ impl AdminTransport for ScriptedAdmin {
         match self.next(AdminCall::Version) {
             Some(AdminAnswer::Version(answer)) => answer,
             _ => Err(unscripted("version")),
+        }
+    }
+
+    async fn pause_by(&self, index: u64, by: &str) -> Result<PauseOutcome, AdminError> {
+        lock(&self.shared).callers.push(by.to_owned());
+        self.pause(index).await
+    }
+
+    async fn resume_by(
+        &self,
+        index: u64,
+        state: Option<String>,
+        by: &str,
+    ) -> Result<ResumeOutcome, AdminError> {
+        lock(&self.shared).callers.push(by.to_owned());
+        self.resume(index, state).await
+    }
+
+    async fn drain_by(
+        &self,
+        index: u64,
+        on: bool,
+        by: &str,
+    ) -> Result<crate::traits::DrainOutcome, AdminError> {
+        lock(&self.shared).callers.push(by.to_owned());
+        self.drain(index, on).await
+    }
+
+    async fn events(&self, index: u64, limit: usize) -> Result<Vec<JournalEntry>, AdminError> {
+        match self.next(AdminCall::Events(index, limit)) {
+            Some(AdminAnswer::Events(answer)) => answer,
+            _ => Err(unscripted("events")),
         }
     }
 }

@@ -4,6 +4,7 @@
 
 use async_trait::async_trait;
 
+use crate::journal::{JournalEntry, ThreadEvent};
 use crate::record::SectorRecord;
 use crate::report::WorkerReport;
 use crate::state::{ParseStateError, PlanState};
@@ -150,6 +151,20 @@ pub trait StateStore: Send + Sync {
 
     /// Removes the saved record (the sector is finished or dropped).
     async fn clear(&self) -> Result<(), StoreError>;
+
+    /// Appends to the thread's event history, durably, numbering the entries in order
+    /// and keeping the last [`crate::JOURNAL_LIMIT`]. Stores that keep no history (the
+    /// default) drop them.
+    async fn append_events(&self, events: &[ThreadEvent]) -> Result<(), StoreError> {
+        let _ = events;
+        Ok(())
+    }
+
+    /// The last `limit` entries of the history, oldest first.
+    async fn events(&self, limit: usize) -> Result<Vec<JournalEntry>, StoreError> {
+        let _ = limit;
+        Ok(Vec::new())
+    }
 }
 
 /// A report that could not be delivered.
@@ -185,6 +200,39 @@ pub trait AdminTransport: Send + Sync {
         let _ = (index, on);
         Err(AdminError::Internal(
             "this worker cannot drain threads".into(),
+        ))
+    }
+
+    /// [`AdminTransport::pause`] on behalf of `by` (who asked, as the event history shows
+    /// it). Transports where the other side decides who asked (HTTP clients) ignore `by`.
+    async fn pause_by(&self, index: u64, by: &str) -> Result<PauseOutcome, AdminError> {
+        let _ = by;
+        self.pause(index).await
+    }
+
+    /// [`AdminTransport::resume`] on behalf of `by`.
+    async fn resume_by(
+        &self,
+        index: u64,
+        state: Option<String>,
+        by: &str,
+    ) -> Result<ResumeOutcome, AdminError> {
+        let _ = by;
+        self.resume(index, state).await
+    }
+
+    /// [`AdminTransport::drain`] on behalf of `by`.
+    async fn drain_by(&self, index: u64, on: bool, by: &str) -> Result<DrainOutcome, AdminError> {
+        let _ = by;
+        self.drain(index, on).await
+    }
+
+    /// The last `limit` entries of thread `index`'s event history, oldest first. Workers
+    /// that keep none (an original damocles worker) answer an error.
+    async fn events(&self, index: u64, limit: usize) -> Result<Vec<JournalEntry>, AdminError> {
+        let _ = (index, limit);
+        Err(AdminError::Internal(
+            "this worker keeps no event history".into(),
         ))
     }
 }

@@ -7,14 +7,15 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use damocles_core::{
-    AdminError, AdminTransport, DrainOutcome, PauseOutcome, ResumeOutcome, ThreadInfo, ThreadState,
+    AdminError, AdminTransport, DrainOutcome, JournalEntry, PauseOutcome, ResumeOutcome,
+    ThreadInfo, ThreadState, JOURNAL_LIMIT,
 };
 use serde_json::{json, Value};
 
 use crate::client::{CallError, RpcClient, Timeouts};
 use crate::jsonrpc::{result, Params, RpcError, RpcResult, INVALID_PARAMS};
 use crate::method::{MethodSpec, Permission};
-use crate::server::RpcService;
+use crate::server::{Caller, RpcService};
 
 /// `VenusWorker.WorkerList`.
 pub const WORKER_LIST: &str = "VenusWorker.WorkerList";
@@ -26,6 +27,8 @@ pub const WORKER_RESUME: &str = "VenusWorker.WorkerResume";
 pub const WORKER_VERSION: &str = "VenusWorker.WorkerVersion";
 /// `Damocles.WorkerDrain` (additive).
 pub const WORKER_DRAIN: &str = "Damocles.WorkerDrain";
+/// `Damocles.WorkerEvents` (additive).
+pub const WORKER_EVENTS: &str = "Damocles.WorkerEvents";
 /// `VenusWorker.WorkerSetEnv`.
 pub const WORKER_SET_ENV: &str = "VenusWorker.WorkerSetEnv";
 /// `VenusWorker.WorkerRemoveEnv`.
@@ -69,6 +72,13 @@ pub const WORKER_METHODS: &[MethodSpec] = &[
         summary: "drains a thread (it finishes its current sector and takes no new one) or, with false, lifts the drain; kept across restarts",
     },
     MethodSpec {
+        name: WORKER_EVENTS,
+        params: &["index: u64", "limit?: u64 (default 100, at most 1000)"],
+        result: "[ThreadEvent]",
+        permission: Permission::Read,
+        summary: "a thread's event history, oldest first: transitions, pauses and resumes with who asked, drains, failures, aborts",
+    },
+    MethodSpec {
         name: WORKER_SET_ENV,
         params: &["name: string", "value: string"],
         result: "null",
@@ -86,6 +96,8 @@ pub const WORKER_METHODS: &[MethodSpec] = &[
 
 const INDEX: &str = "a thread index (a whole number from 0)";
 const STATE: &str = "a state name or null";
+/// How many events `Damocles.WorkerEvents` answers when no limit is given.
+pub const DEFAULT_EVENT_LIMIT: usize = 100;
 
 /// Serves `VenusWorker.*` over an [`AdminTransport`] (a local `Worker`).
 ///
@@ -132,25 +144,50 @@ impl RpcService for AdminService {
         WORKER_METHODS
     }
 
-    async fn call(&self, method: &'static MethodSpec, params: Params) -> RpcResult {
+    async fn call(
+        &self,
+        method: &'static MethodSpec,
+        params: Params,
+        caller: &Caller,
+    ) -> RpcResult {
+        let by = caller.to_string();
         match method.name {
             WORKER_LIST => result(&self.worker.list().await.map_err(to_rpc)?),
             WORKER_PAUSE => {
                 let index = params.required(0, "index", INDEX)?;
-                self.worker.pause(index).await.map_err(to_rpc)?;
+                self.worker.pause_by(index, &by).await.map_err(to_rpc)?;
                 result(&true)
             }
             WORKER_RESUME => {
                 let index = params.required(0, "index", INDEX)?;
                 let state = params.optional(1, "state", STATE)?;
-                let outcome = self.worker.resume(index, state).await.map_err(to_rpc)?;
+                let outcome = self
+                    .worker
+                    .resume_by(index, state, &by)
+                    .await
+                    .map_err(to_rpc)?;
                 result(&matches!(outcome, ResumeOutcome::Resumed { .. }))
             }
             WORKER_VERSION => result(&self.worker.version().await.map_err(to_rpc)?),
             WORKER_DRAIN => {
                 let index = params.required(0, "index", INDEX)?;
                 let on = params.optional(1, "on", "a boolean")?.unwrap_or(true);
-                result(&self.worker.drain(index, on).await.map_err(to_rpc)?)
+                result(&self.worker.drain_by(index, on, &by).await.map_err(to_rpc)?)
+            }
+            WORKER_EVENTS => {
+                let index = params.required(0, "index", INDEX)?;
+                let limit: Option<usize> =
+                    params.optional(1, "limit", "a whole number from 1 to 1000")?;
+                let limit = match limit {
+                    None => DEFAULT_EVENT_LIMIT,
+                    Some(n @ 1..=JOURNAL_LIMIT) => n,
+                    Some(n) => {
+                        return Err(RpcError::invalid_params(format!(
+                            "limit {n} is out of range: 1 to {JOURNAL_LIMIT}"
+                        )))
+                    }
+                };
+                result(&self.worker.events(index, limit).await.map_err(to_rpc)?)
             }
             WORKER_SET_ENV => {
                 let name: String = params.required(0, "name", "a variable name")?;
@@ -321,14 +358,29 @@ impl AdminTransport for HttpAdminClient {
         self.rpc
             .call(WORKER_DRAIN, json!([index, on]))
             .await
-            .map_err(|e| match admin_error(e) {
-                AdminError::Remote { code, .. } if code == crate::jsonrpc::METHOD_NOT_FOUND => {
-                    AdminError::Internal(format!(
-                        "the worker at {} cannot drain threads (an original damocles worker?)",
-                        self.address()
-                    ))
-                }
-                other => other,
-            })
+            .map_err(|e| self.additive_error(e, "cannot drain threads"))
+    }
+
+    async fn events(&self, index: u64, limit: usize) -> Result<Vec<JournalEntry>, AdminError> {
+        self.rpc
+            .call(WORKER_EVENTS, json!([index, limit]))
+            .await
+            .map_err(|e| self.additive_error(e, "keeps no event history"))
+    }
+}
+
+impl HttpAdminClient {
+    /// The error of a `Damocles.*` call: a worker without the method (an original one)
+    /// is told apart from other failures.
+    fn additive_error(&self, error: CallError, cannot: &str) -> AdminError {
+        match admin_error(error) {
+            AdminError::Remote { code, .. } if code == crate::jsonrpc::METHOD_NOT_FOUND => {
+                AdminError::Internal(format!(
+                    "the worker at {} {cannot} (an original damocles worker?)",
+                    self.address()
+                ))
+            }
+            other => other,
+        }
     }
 }

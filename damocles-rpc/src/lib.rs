@@ -25,4 +25,4 @@ pub use client::{CallError, RpcClient, Timeouts};
 pub use manager::{ManagerClient, ManagerService};
 pub use registry::WorkerRegistry;
 pub use sealer::HttpSectorManager;
-pub use server::{RpcServer, RpcService, ServerOptions};
+pub use server::{Caller, RpcServer, RpcService, ServerOptions};

@@ -15,7 +15,7 @@ use crate::jsonrpc::{result, Params, RpcError, RpcResult};
 use crate::method::{MethodSpec, Permission};
 use crate::registry::{PingEntry, WorkerRegistry};
 use crate::sealer::{self, MANAGER_PATH, SEALER_METHODS};
-use crate::server::RpcService;
+use crate::server::{Caller, RpcService};
 
 /// The registry's and the manager's own methods.
 const OWN_METHODS: &[MethodSpec] = &[
@@ -127,7 +127,7 @@ impl RpcService for ManagerService {
         &MANAGER_METHODS
     }
 
-    async fn call(&self, method: &'static MethodSpec, params: Params) -> RpcResult {
+    async fn call(&self, method: &'static MethodSpec, params: Params, _: &Caller) -> RpcResult {
         if let Some(answer) = sealer::sealer_call(&*self.sealer, method.name, &params).await {
             return answer;
         }

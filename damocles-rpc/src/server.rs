@@ -34,8 +34,34 @@ pub trait RpcService: Send + Sync + 'static {
     /// Every method, with the permission it needs.
     fn methods(&self) -> &'static [MethodSpec];
 
-    /// Runs `method` (one of [`RpcService::methods`]) with its params.
-    async fn call(&self, method: &'static MethodSpec, params: Params) -> RpcResult;
+    /// Runs `method` (one of [`RpcService::methods`]) with its params, for `caller`.
+    async fn call(&self, method: &'static MethodSpec, params: Params, caller: &Caller)
+        -> RpcResult;
+}
+
+/// Who made a call, as a worker's event history records it: the token used (when the
+/// server requires one) and the remote address.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Caller {
+    /// The token's permission, when the server requires tokens.
+    pub token: Option<Permission>,
+    /// The peer's address, when the call came over a connection.
+    pub remote: Option<SocketAddr>,
+}
+
+impl std::fmt::Display for Caller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let token = self.token.map(|p| match p {
+            Permission::Admin => "admin token",
+            Permission::Read => "read token",
+        });
+        match (token, self.remote) {
+            (Some(token), Some(remote)) => write!(f, "{token} from {remote}"),
+            (None, Some(remote)) => write!(f, "{remote}"),
+            (Some(token), None) => f.write_str(token),
+            (None, None) => f.write_str("unknown caller"),
+        }
+    }
 }
 
 /// Told of every call that reached a method: its name and how long it took.
@@ -128,13 +154,18 @@ pub struct Answer {
 
 /// Answers one request body as a caller with `permission`.
 pub async fn handle_body(service: &dyn RpcService, permission: Permission, body: &[u8]) -> Answer {
-    handle_body_observed(service, permission, body, None).await
+    let caller = Caller {
+        token: Some(permission),
+        remote: None,
+    };
+    handle_body_observed(service, permission, &caller, body, None).await
 }
 
-/// [`handle_body`], telling `observer` of every call that reaches a method.
+/// [`handle_body`] for `caller`, telling `observer` of every call that reaches a method.
 pub async fn handle_body_observed(
     service: &dyn RpcService,
     permission: Permission,
+    caller: &Caller,
     body: &[u8],
     observer: Option<&CallObserver>,
 ) -> Answer {
@@ -161,7 +192,9 @@ pub async fn handle_body_observed(
         Parsed::Batch(items) => {
             let mut answers = Vec::new();
             for item in items {
-                if let Some(response) = handle_one(service, permission, item, observer).await {
+                if let Some(response) =
+                    handle_one(service, permission, caller, item, observer).await
+                {
                     answers.push(response);
                 }
             }
@@ -170,19 +203,21 @@ pub async fn handle_body_observed(
                 body: (!answers.is_empty()).then(|| to_bytes(&answers)),
             }
         }
-        Parsed::Single(single) => match handle_one(service, permission, single, observer).await {
-            Some(response) => Answer {
-                status: match &response.error {
-                    Some(e) if e.code == UNAUTHORIZED => StatusCode::FORBIDDEN,
-                    _ => StatusCode::OK,
+        Parsed::Single(single) => {
+            match handle_one(service, permission, caller, single, observer).await {
+                Some(response) => Answer {
+                    status: match &response.error {
+                        Some(e) if e.code == UNAUTHORIZED => StatusCode::FORBIDDEN,
+                        _ => StatusCode::OK,
+                    },
+                    body: Some(to_bytes(&response)),
                 },
-                body: Some(to_bytes(&response)),
-            },
-            None => Answer {
-                status: StatusCode::OK,
-                body: None,
-            },
-        },
+                None => Answer {
+                    status: StatusCode::OK,
+                    body: None,
+                },
+            }
+        }
     }
 }
 
@@ -205,6 +240,7 @@ fn error_answer(status: StatusCode, error: RpcError) -> Answer {
 async fn handle_one(
     service: &dyn RpcService,
     permission: Permission,
+    caller: &Caller,
     item: &RawValue,
     observer: Option<&CallObserver>,
 ) -> Option<ServerResponse> {
@@ -218,7 +254,7 @@ async fn handle_one(
         }
     };
     let id = request.id.clone();
-    let outcome = dispatch(service, permission, request, observer).await;
+    let outcome = dispatch(service, permission, caller, request, observer).await;
     match id {
         None => None,
         Some(id @ (Value::Null | Value::Number(_) | Value::String(_))) => {
@@ -236,6 +272,7 @@ async fn handle_one(
 async fn dispatch(
     service: &dyn RpcService,
     permission: Permission,
+    caller: &Caller,
     request: RawRequest,
     observer: Option<&CallObserver>,
 ) -> RpcResult {
@@ -260,7 +297,7 @@ async fn dispatch(
     let params = Params::from_request(request.params)?;
     params.expect_at_most(&spec.param_names())?;
     let started = std::time::Instant::now();
-    let outcome = service.call(spec, params).await;
+    let outcome = service.call(spec, params, caller).await;
     if let Some(observe) = observer {
         observe(spec.name, started.elapsed());
     }
@@ -322,7 +359,7 @@ async fn accept_loop(
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let (stream, _) = match accepted {
+                let (stream, remote) = match accepted {
                     Ok(accepted) => accepted,
                     Err(e) => {
                         tracing::warn!("accept: {e}");
@@ -337,7 +374,9 @@ async fn accept_loop(
                     hyper::service::service_fn(move |req| {
                         let service = service.clone();
                         let options = options.clone();
-                        async move { Ok::<_, Infallible>(serve_http(&*service, &options, req).await) }
+                        async move {
+                            Ok::<_, Infallible>(serve_http(&*service, &options, remote, req).await)
+                        }
                     }),
                 );
                 let connection = graceful.watch(http);
@@ -359,6 +398,7 @@ type HttpResponse = hyper::Response<Full<Bytes>>;
 async fn serve_http(
     service: &dyn RpcService,
     options: &ServerOptions,
+    remote: SocketAddr,
     req: hyper::Request<Incoming>,
 ) -> HttpResponse {
     if options
@@ -410,7 +450,20 @@ async fn serve_http(
             return http_answer(error_answer(StatusCode::BAD_REQUEST, error));
         }
     };
-    http_answer(handle_body_observed(service, permission, &body, options.observer.as_ref()).await)
+    let caller = Caller {
+        token: options.requires_token().then_some(permission),
+        remote: Some(remote),
+    };
+    http_answer(
+        handle_body_observed(
+            service,
+            permission,
+            &caller,
+            &body,
+            options.observer.as_ref(),
+        )
+        .await,
+    )
 }
 
 fn http_answer(answer: Answer) -> HttpResponse {

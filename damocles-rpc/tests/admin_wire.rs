@@ -422,6 +422,13 @@ async fn tokens_separate_readers_from_admins() {
     )
     .await;
     assert_eq!(answer.status, 200, "{}", answer.body);
+    // The worker is told who asked: the token's role and the caller's address.
+    let callers = served.handle.callers();
+    assert_eq!(callers.len(), 1, "{callers:?}");
+    assert!(
+        callers[0].starts_with("admin token from 127.0.0.1:"),
+        "{callers:?}"
+    );
 
     // The client carries its token; without it the error says so.
     let client = HttpAdminClient::new(&addr, None, Timeouts::default()).expect("client");
@@ -514,6 +521,62 @@ async fn the_http_client_says_what_happened() {
         err.to_string(),
         format!("cannot reach worker at {addr}: connection refused — is the daemon running?")
     );
+}
+
+#[tokio::test]
+async fn event_histories_are_read_with_a_bounded_limit_and_say_who_asked() {
+    use damocles_core::{Happening, JournalEntry, ThreadEvent};
+    let served = Served::start(ServerOptions::default()).await;
+    let addr = served.addr();
+    let h = &served.handle;
+    let entry = JournalEntry {
+        seq: 41,
+        event: ThreadEvent {
+            at_ms: 1_700_000_000_000,
+            sector: Some("s-t01000-1".into()),
+            what: Happening::Resumed {
+                by: "127.0.0.1:1".into(),
+                state: None,
+            },
+        },
+    };
+    // The default limit is 100; an explicit one is passed on.
+    h.push(AdminAnswer::Events(Ok(vec![entry.clone()])));
+    let answer = post_json(
+        &addr,
+        r#"{"jsonrpc":"2.0","method":"Damocles.WorkerEvents","params":[0],"id":1}"#,
+    )
+    .await;
+    assert_eq!(answer["result"], json!([entry]));
+    assert_eq!(h.calls().last(), Some(&AdminCall::Events(0, 100)));
+    let client = HttpAdminClient::new(&addr, None, Timeouts::default()).expect("client");
+    h.push(AdminAnswer::Events(Ok(vec![entry.clone()])));
+    assert_eq!(client.events(0, 5).await, Ok(vec![entry]));
+    assert_eq!(h.calls().last(), Some(&AdminCall::Events(0, 5)));
+    // Out of range: refused before the worker sees it.
+    let calls = h.calls().len();
+    for limit in ["0", "1001", "-1", r#""x""#] {
+        let body = format!(
+            r#"{{"jsonrpc":"2.0","method":"Damocles.WorkerEvents","params":[0,{limit}],"id":1}}"#
+        );
+        let (code, message) = error_of(&post_json(&addr, &body).await);
+        assert_eq!(code, -32602, "{limit}: {message}");
+    }
+    assert_eq!(h.calls().len(), calls);
+
+    // A pause without tokens names the caller's address.
+    h.push(AdminAnswer::Pause(Ok(PauseOutcome::Paused)));
+    post_json(
+        &addr,
+        r#"{"jsonrpc":"2.0","method":"VenusWorker.WorkerPause","params":[0],"id":1}"#,
+    )
+    .await;
+    let callers = h.callers();
+    assert!(
+        callers.last().is_some_and(|c| c.starts_with("127.0.0.1:")),
+        "{callers:?}"
+    );
+    served.server.shutdown().await;
 }
 
 #[test]

@@ -100,4 +100,12 @@ impl StateStore for UnavailableStore {
     async fn clear(&self) -> Result<(), StoreError> {
         Err(self.0.clone())
     }
+
+    async fn append_events(&self, _: &[damocles_core::ThreadEvent]) -> Result<(), StoreError> {
+        Err(self.0.clone())
+    }
+
+    async fn events(&self, _: usize) -> Result<Vec<damocles_core::JournalEntry>, StoreError> {
+        Err(self.0.clone())
+    }
 }

@@ -41,6 +41,8 @@ pub(crate) struct ControlState {
     pub paused: bool,
     /// A pause asked for during a proof call.
     pub pause_requested: bool,
+    /// Who asked for it.
+    pub pause_requested_by: Option<String>,
     pub in_proof_call: bool,
     /// A resume waiting to be picked up by the thread, with its state.
     pub resume: Option<Option<PlanState>>,
@@ -96,6 +98,7 @@ impl Control {
                 last_error: None,
                 paused: false,
                 pause_requested: false,
+                pause_requested_by: None,
                 in_proof_call: false,
                 resume: None,
                 draining: false,
@@ -158,14 +161,15 @@ impl Control {
         }
     }
 
-    /// Pauses the thread (idempotent).
-    pub fn pause(&self) -> PauseOutcome {
+    /// Pauses the thread (idempotent) on behalf of `by`.
+    pub fn pause(&self, by: &str) -> PauseOutcome {
         let outcome = {
             let mut s = self.lock();
             if s.paused || s.pause_requested {
                 PauseOutcome::AlreadyPaused
             } else if s.in_proof_call {
                 s.pause_requested = true;
+                s.pause_requested_by = Some(by.to_owned());
                 PauseOutcome::Requested
             } else {
                 // A resume the thread has not picked up yet is superseded by this pause.
@@ -188,6 +192,7 @@ impl Control {
                 if s.pause_requested && target.is_none() {
                     // The pause asked for during a proof call is called off.
                     s.pause_requested = false;
+                    s.pause_requested_by = None;
                     drop(s);
                     self.changed();
                     return Ok(ResumeOutcome::Resumed { state: None });
@@ -249,6 +254,11 @@ impl Control {
                 let mean = stat.total / u32::try_from(stat.calls).unwrap_or(u32::MAX);
                 elapsed > (mean * 10).max(Duration::from_secs(600))
             })
+    }
+
+    /// The id of the thread's sector, if it has one.
+    pub(crate) fn sector(&self) -> Option<String> {
+        self.lock().job_id.clone()
     }
 
     /// Sets the configured stuck limit.
@@ -368,18 +378,21 @@ impl Control {
         self.changed();
     }
 
-    /// Turns a pause requested during a proof call into a pause.
-    pub(crate) fn apply_requested_pause(&self) {
-        {
+    /// Turns a pause requested during a proof call into a pause; returns who asked for
+    /// it when it did.
+    pub(crate) fn apply_requested_pause(&self) -> Option<String> {
+        let by = {
             let mut s = self.lock();
             if !s.pause_requested || s.in_proof_call {
-                return;
+                return None;
             }
             s.pause_requested = false;
             s.paused = true;
             s.paused_since = Instant::now();
-        }
+            s.pause_requested_by.take().unwrap_or_default()
+        };
         self.changed();
+        Some(by)
     }
 
     /// Pauses the thread because of a failure.
@@ -391,6 +404,7 @@ impl Control {
                 s.paused_since = Instant::now();
             }
             s.pause_requested = false;
+            s.pause_requested_by = None;
             if error.is_some() {
                 s.last_error = error;
             }
@@ -399,7 +413,7 @@ impl Control {
     }
 
     /// Waits while paused; returns the resume's state (`None`: re-run the current one), or
-    /// `Err` when stopping.
+    /// `Err` when stopping or when a drain changed (for the thread to persist it).
     pub(crate) async fn wait_resume(&self) -> Result<Option<PlanState>, Interrupt> {
         loop {
             let notified = self.notify.notified();
@@ -412,6 +426,9 @@ impl Control {
                 }
                 if let Some(target) = s.resume.take() {
                     return Ok(target);
+                }
+                if s.drain_changed {
+                    return Err(Interrupt::Paused);
                 }
                 if s.activity != Activity::Idle {
                     s.activity = Activity::Idle;
@@ -471,13 +488,13 @@ mod tests {
         let c = control();
         // pause, resume, pause, resume, with the thread never looking in between (the
         // race the concurrency test found: the second resume answered "not paused").
-        assert_eq!(c.pause(), PauseOutcome::Paused);
+        assert_eq!(c.pause("test"), PauseOutcome::Paused);
         assert!(matches!(c.resume(None), Ok(ResumeOutcome::Resumed { .. })));
-        assert_eq!(c.pause(), PauseOutcome::Paused);
+        assert_eq!(c.pause("test"), PauseOutcome::Paused);
         assert!(matches!(c.resume(None), Ok(ResumeOutcome::Resumed { .. })));
         assert!(!matches!(c.info().thread_state, ThreadState::Paused { .. }));
         // And ending on a pause leaves it paused, with no resume pending.
-        assert_eq!(c.pause(), PauseOutcome::Paused);
+        assert_eq!(c.pause("test"), PauseOutcome::Paused);
         assert!(c.lock().resume.is_none());
         assert!(matches!(c.info().thread_state, ThreadState::Paused { .. }));
     }
@@ -486,7 +503,7 @@ mod tests {
     fn a_resume_calls_off_a_pause_requested_during_a_proof_call() {
         let c = control();
         c.enter_proof_call("builtin C2");
-        assert_eq!(c.pause(), PauseOutcome::Requested);
+        assert_eq!(c.pause("test"), PauseOutcome::Requested);
         assert!(c.info().pause_requested);
         assert_eq!(c.resume(None), Ok(ResumeOutcome::Resumed { state: None }));
         assert!(!c.info().pause_requested);

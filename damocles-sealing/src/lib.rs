@@ -11,6 +11,7 @@
 pub mod assemble;
 pub mod config;
 mod control;
+mod journal;
 pub mod limits;
 pub mod metrics;
 pub mod mock_chain;

@@ -4,7 +4,8 @@
 //! <location>/
 //!   .holder          marker: this directory is a sealing location
 //!   data/            sector working data (cache/, sealed/, unsealed/ per sector)
-//!   meta/state.redb  the sector record, written durably after every transition
+//!   meta/state.redb  the sector record, written durably after every transition, and
+//!                    the thread's event history (the last 1,000 entries)
 //! ```
 
 use std::fs;
@@ -12,14 +13,18 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use damocles_core::{SectorRecord, StateStore, StoreError};
-use redb::{Database, TableDefinition};
+use damocles_core::{
+    JournalEntry, SectorRecord, StateStore, StoreError, ThreadEvent, JOURNAL_LIMIT,
+};
+use redb::{Database, ReadableTable, TableDefinition};
 
 /// The marker file of a location.
 pub const HOLDER: &str = ".holder";
 
 const RECORDS: TableDefinition<&str, &[u8]> = TableDefinition::new("sector");
 const CURRENT: &str = "info";
+/// The event history: entry number → the event as JSON.
+const JOURNAL: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
 const STATE_CACHE_BYTES: usize = 256 << 10;
 
 /// Why a location could not be prepared or opened.
@@ -180,6 +185,59 @@ impl RedbStateStore {
         }
         txn.commit().map_err(|e| err(&e))
     }
+
+    fn append_sync(&self, events: &[ThreadEvent]) -> Result<(), StoreError> {
+        let err = |e: &dyn std::fmt::Display| store_error(&self.path, e);
+        let txn = self.db.begin_write().map_err(|e| err(&e))?;
+        {
+            let mut table = txn.open_table(JOURNAL).map_err(|e| err(&e))?;
+            let mut seq = table
+                .last()
+                .map_err(|e| err(&e))?
+                .map_or(0, |(key, _)| key.value());
+            for event in events {
+                seq += 1;
+                let bytes = serde_json::to_vec(event).map_err(|e| err(&e))?;
+                table.insert(seq, bytes.as_slice()).map_err(|e| err(&e))?;
+            }
+            let keep_from = seq.saturating_sub(JOURNAL_LIMIT as u64);
+            loop {
+                let first = table
+                    .first()
+                    .map_err(|e| err(&e))?
+                    .map(|(key, _)| key.value());
+                match first {
+                    Some(key) if key <= keep_from => {
+                        table.remove(key).map_err(|e| err(&e))?;
+                    }
+                    _ => break,
+                }
+            }
+        }
+        txn.commit().map_err(|e| err(&e))
+    }
+
+    fn events_sync(&self, limit: usize) -> Result<Vec<JournalEntry>, StoreError> {
+        let err = |e: &dyn std::fmt::Display| store_error(&self.path, e);
+        let txn = self.db.begin_read().map_err(|e| err(&e))?;
+        let table = match txn.open_table(JOURNAL) {
+            Ok(table) => table,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(err(&e)),
+        };
+        let mut entries = Vec::new();
+        for item in table.iter().map_err(|e| err(&e))?.rev().take(limit) {
+            let (key, value) = item.map_err(|e| err(&e))?;
+            let event: ThreadEvent = serde_json::from_slice(value.value())
+                .map_err(|e| err(&format!("event {} is unreadable: {e}", key.value())))?;
+            entries.push(JournalEntry {
+                seq: key.value(),
+                event,
+            });
+        }
+        entries.reverse();
+        Ok(entries)
+    }
 }
 
 fn store_error(path: &Path, e: impl std::fmt::Display) -> StoreError {
@@ -213,6 +271,18 @@ impl StateStore for RedbStateStore {
     async fn clear(&self) -> Result<(), StoreError> {
         blocking(self, |s| s.write_sync(None)).await
     }
+
+    async fn append_events(&self, events: &[ThreadEvent]) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let events = events.to_vec();
+        blocking(self, move |s| s.append_sync(&events)).await
+    }
+
+    async fn events(&self, limit: usize) -> Result<Vec<JournalEntry>, StoreError> {
+        blocking(self, move |s| s.events_sync(limit)).await
+    }
 }
 
 #[cfg(test)]
@@ -245,6 +315,46 @@ mod tests {
         assert_eq!(reopened.load().await.expect("load"), Some(record));
         reopened.clear().await.expect("clear");
         assert_eq!(reopened.load().await.expect("load"), None);
+    }
+
+    #[tokio::test]
+    async fn the_history_keeps_the_last_thousand_entries_across_reopening() {
+        use damocles_core::Happening;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let location = Location::init(dir.path()).expect("init");
+        let store = RedbStateStore::open(&location).expect("open");
+        assert_eq!(store.events(10).await.expect("events"), Vec::new());
+        let event = |n: usize| ThreadEvent {
+            at_ms: n as u64,
+            sector: None,
+            what: Happening::Aborted {
+                reason: format!("#{n}"),
+            },
+        };
+        // 1,005 entries, written in batches of 1 to 3.
+        let mut n = 0;
+        while n < JOURNAL_LIMIT + 5 {
+            let batch: Vec<_> = (n..(n + 1 + n % 3).min(JOURNAL_LIMIT + 5))
+                .map(event)
+                .collect();
+            n += batch.len();
+            store.append_events(&batch).await.expect("append");
+        }
+        drop(store);
+        let store = RedbStateStore::open(&location).expect("reopen");
+        let all = store.events(usize::MAX).await.expect("events");
+        assert_eq!(all.len(), JOURNAL_LIMIT);
+        assert_eq!(all[0].seq, 6, "the five oldest were dropped");
+        assert_eq!(all[0].event, event(5));
+        assert_eq!(all.last().map(|e| e.seq), Some(1_005));
+        let last_two = store.events(2).await.expect("events");
+        assert_eq!(
+            last_two.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            [1_004, 1_005]
+        );
+        // Clearing the record leaves the history alone.
+        store.clear().await.expect("clear");
+        assert_eq!(store.events(1).await.expect("events")[0].seq, 1_005);
     }
 
     #[test]

@@ -11,11 +11,12 @@ use damocles_core::sealer_api::{
     ReportFailure, ReportStateReq, StateChange, SubmitResult, WorkerIdentifier,
 };
 use damocles_core::{
-    Event, Failure, FailureLevel, Plan, PlanState, SealProof, SectorManager, SectorRecord, State,
-    StateStore,
+    Event, Failure, FailureLevel, Happening, Plan, PlanState, SealProof, SectorManager,
+    SectorRecord, State, StateStore,
 };
 
 use crate::control::{Activity, Control, Interrupt};
+use crate::journal::Journal;
 use crate::limits::StageLimits;
 use crate::options::SealingOptions;
 use crate::paths::SectorPaths;
@@ -102,14 +103,26 @@ fn critical_store(e: impl std::fmt::Display) -> Failure {
     Failure::critical(e.to_string())
 }
 
+/// The id of the record's sector, as histories name it.
+fn sector_of(record: &SectorRecord) -> Option<String> {
+    record.sector.map(|s| s.id.to_string())
+}
+
 /// Runs a thread until the control says stop.
-pub(crate) async fn run(ctx: ThreadContext, control: Arc<Control>) {
-    Runner { ctx, control }.main_loop().await;
+pub(crate) async fn run(ctx: ThreadContext, control: Arc<Control>, journal: Journal) {
+    Runner {
+        ctx,
+        control,
+        journal,
+    }
+    .main_loop()
+    .await;
 }
 
 struct Runner {
     ctx: ThreadContext,
     control: Arc<Control>,
+    journal: Journal,
 }
 
 impl Runner {
@@ -126,6 +139,15 @@ impl Runner {
         };
         self.control.set_stuck_after(self.ctx.options.stuck_after);
         self.show(&record);
+        self.record(
+            &record,
+            Happening::Started {
+                state: record.state,
+                paused: record.paused,
+                draining: record.draining,
+            },
+        )
+        .await;
         if record.draining {
             self.control.restore_drain(true);
         }
@@ -133,20 +155,29 @@ impl Runner {
             self.control.pause_with_error(record.last_error.clone());
         }
         loop {
-            if self.control.interrupt() == Some(Interrupt::Stopping) {
-                return;
-            }
-            self.control.apply_requested_pause();
+            // First, so that a drain asked for while paused or just before a stop is kept.
             if let Some(on) = self.control.take_drain_change() {
                 record.draining = on;
                 if let Err(e) = self.save(&record).await {
                     tracing::error!(thread = self.control.index(), "cannot persist drain: {e}");
                 }
             }
+            if self.control.interrupt() == Some(Interrupt::Stopping) {
+                return;
+            }
+            {
+                let held = self.journal.hold().await;
+                if let Some(by) = self.control.apply_requested_pause() {
+                    let by = (!by.is_empty()).then_some(by);
+                    let paused = Happening::Paused { by, reason: None };
+                    held.record(sector_of(&record), Some(paused)).await;
+                }
+            }
             if self.control.must_wait() {
                 self.persist_pause(&mut record).await;
                 match self.control.wait_resume().await {
-                    Err(_) => return,
+                    // Stopping, or a drain to persist: the top of the loop sees to both.
+                    Err(_) => continue,
                     Ok(target) => {
                         if let Err(failure) = self.resumed(&mut record, target).await {
                             self.pause(&mut record, failure).await;
@@ -157,8 +188,7 @@ impl Runner {
             }
             match self.step(&mut record).await {
                 Ok(()) => {}
-                Err(Stop::Interrupted(Interrupt::Stopping)) => return,
-                Err(Stop::Interrupted(Interrupt::Paused)) => {}
+                Err(Stop::Interrupted(_)) => {}
                 Err(Stop::Failed(failure)) => self.handle_failure(&mut record, failure).await,
             }
         }
@@ -174,6 +204,32 @@ impl Runner {
 
     async fn save(&self, record: &SectorRecord) -> Result<(), Failure> {
         self.ctx.store.save(record).await.map_err(critical_store)
+    }
+
+    /// Adds `what` to the thread's history, for the record's sector.
+    async fn record(&self, record: &SectorRecord, what: Happening) {
+        self.journal.record(sector_of(record), what).await;
+    }
+
+    /// Applies `event` to the record, saves it and records the transition.
+    async fn transition(&self, record: &mut SectorRecord, event: Event) -> Result<(), Failure> {
+        let from = record.state;
+        let kind = event.kind();
+        record
+            .apply(event, now())
+            .map_err(|e| Failure::critical(e.to_string()))?;
+        self.save(record).await?;
+        self.record(
+            record,
+            Happening::Transition {
+                from,
+                to: record.state,
+                event: kind,
+            },
+        )
+        .await;
+        self.show(record);
+        Ok(())
     }
 
     /// Persists that the thread is paused (and why), so a restart keeps it paused.
@@ -198,11 +254,7 @@ impl Runner {
         if let Some(PlanState::Sector(state)) = target {
             if state != record.state {
                 let prev = record.state;
-                record
-                    .apply(Event::SetState(state), now())
-                    .map_err(|e| Failure::critical(e.to_string()))?;
-                self.save(record).await?;
-                self.show(record);
+                self.transition(record, Event::SetState(state)).await?;
                 self.report(record, prev, None).await?;
                 return Ok(());
             }
@@ -212,8 +264,28 @@ impl Runner {
 
     async fn pause(&self, record: &mut SectorRecord, failure: Failure) {
         tracing::warn!(thread = self.control.index(), "pausing: {failure}");
-        self.control.pause_with_error(Some(failure.to_string()));
+        let reason = failure.to_string();
+        {
+            // Held across the change, so that a resume it lets in is recorded after it.
+            let held = self.journal.hold().await;
+            self.control.pause_with_error(Some(reason.clone()));
+            let paused = Happening::Paused {
+                by: None,
+                reason: Some(reason),
+            };
+            held.record(sector_of(record), Some(paused)).await;
+        }
         self.persist_pause(record).await;
+    }
+
+    /// Records the failure as the thread acts on it.
+    async fn record_failure(&self, record: &SectorRecord, failure: &Failure, retry: Option<u32>) {
+        let failed = Happening::Failed {
+            level: failure.level,
+            message: failure.message.clone(),
+            retry,
+        };
+        self.record(record, failed).await;
     }
 
     async fn handle_failure(&self, record: &mut SectorRecord, failure: Failure) {
@@ -223,10 +295,13 @@ impl Runner {
                 if record.retry >= self.ctx.options.max_retries {
                     record.retry = 0;
                     let failure = failure.with_level(FailureLevel::Permanent);
+                    self.record_failure(record, &failure, None).await;
                     self.pause(record, failure).await;
                     return;
                 }
                 record.retry += 1;
+                self.record_failure(record, &failure, Some(record.retry))
+                    .await;
                 tracing::warn!(
                     thread = self.control.index(),
                     retry = record.retry,
@@ -239,7 +314,11 @@ impl Runner {
                 self.control.set_activity(Activity::Idle);
                 let _ = self.control.sleep(self.ctx.options.recover_interval).await;
             }
-            FailureLevel::Permanent | FailureLevel::Critical => self.pause(record, failure).await,
+            FailureLevel::Permanent | FailureLevel::Critical => {
+                self.record_failure(record, &failure, None).await;
+                self.pause(record, failure).await;
+            }
+            // The `aborted` entry carries the reason.
             FailureLevel::Abort => self.abort(record, failure.message).await,
         }
     }
@@ -247,6 +326,13 @@ impl Runner {
     async fn abort(&self, record: &mut SectorRecord, reason: String) {
         tracing::warn!(thread = self.control.index(), "aborting sector: {reason}");
         self.control.metrics().sector_aborted();
+        self.record(
+            record,
+            Happening::Aborted {
+                reason: reason.clone(),
+            },
+        )
+        .await;
         if let Some(sector) = record.sector {
             if let Err(e) = self.ctx.manager.report_aborted(sector.id, reason).await {
                 tracing::warn!("report aborted: {e}");
@@ -330,11 +416,7 @@ impl Runner {
         };
         match outcome {
             Outcome::Event(event) => {
-                record
-                    .apply(event, now())
-                    .map_err(|e| Failure::critical(e.to_string()))?;
-                self.save(record).await?;
-                self.show(record);
+                self.transition(record, event).await?;
                 self.report(record, prev, None).await?;
             }
             Outcome::Idle => {
@@ -353,6 +435,7 @@ impl Runner {
                         .await
                         .map_err(|e| e.into_failure("ReportFinalized"))?;
                 }
+                self.record(record, Happening::Finished).await;
                 self.finish_sector(record).await?;
                 self.control.metrics().sector_finished();
                 self.control.set_activity(Activity::Idle);

@@ -1,26 +1,122 @@
-//! The [`Worker`]: owns the sealing threads, answers list / pause / resume locally (it is
-//! an [`AdminTransport`]), and computes the report it sends to the manager.
+//! The [`Worker`]: owns the sealing threads, answers list / pause / resume / drain and
+//! their event histories locally (it is an [`AdminTransport`]), and computes the report it
+//! sends to the manager.
 
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use damocles_core::{
-    AdminError, AdminTransport, PauseOutcome, ResumeOutcome, SealingThread, ThreadInfo,
-    WorkerReport, WorkerSummary,
+    AdminError, AdminTransport, DrainOutcome, Happening, JournalEntry, PauseOutcome, ResumeOutcome,
+    SealingThread, ThreadInfo, WorkerReport, WorkerSummary,
 };
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::control::Control;
+use crate::journal::Journal;
 use crate::metrics::{StageStat, WorkerMetrics};
 use crate::thread::{self, ThreadContext};
 
+/// Who the event history names for calls made in the process (not over the admin API).
+pub const IN_PROCESS: &str = "in-process";
+
 /// A handle on one running thread.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ThreadHandle {
     control: Arc<Control>,
+    journal: Journal,
+    runtime: tokio::runtime::Handle,
 }
 
+impl std::fmt::Debug for ThreadHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ThreadHandle")
+            .field("control", &self.control)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ThreadHandle {
+    /// Pauses the thread on behalf of `by`, recording it in the thread's history.
+    pub async fn pause_by(&self, by: &str) -> PauseOutcome {
+        let held = self.journal.hold().await;
+        let outcome = self.control.pause(by);
+        held.record(self.control.sector(), paused(outcome, by))
+            .await;
+        outcome
+    }
+
+    /// Resumes the thread on behalf of `by`, recording it in the thread's history.
+    pub async fn resume_by(
+        &self,
+        state: Option<&str>,
+        by: &str,
+    ) -> Result<ResumeOutcome, AdminError> {
+        let held = self.journal.hold().await;
+        let outcome = self.control.resume(state)?;
+        held.record(self.control.sector(), resumed(&outcome, by))
+            .await;
+        Ok(outcome)
+    }
+
+    /// Drains the thread (`on`) or lifts its drain on behalf of `by`, recording it.
+    pub async fn drain_by(&self, on: bool, by: &str) -> DrainOutcome {
+        let held = self.journal.hold().await;
+        let outcome = self.control.drain(on);
+        let changed = matches!(outcome, DrainOutcome::Draining | DrainOutcome::Undrained);
+        let what = changed.then(|| Happening::Drain {
+            by: by.to_owned(),
+            on,
+        });
+        held.record(self.control.sector(), what).await;
+        outcome
+    }
+
+    /// The last `limit` entries of the thread's history, oldest first.
+    pub async fn events(&self, limit: usize) -> Result<Vec<JournalEntry>, AdminError> {
+        self.journal
+            .read(limit)
+            .await
+            .map_err(|e| AdminError::Internal(e.to_string()))
+    }
+
+    /// Records on the runtime, for the synchronous calls.
+    fn record_in_background(&self, what: Option<Happening>) {
+        if let Some(what) = what {
+            let journal = self.journal.clone();
+            let sector = self.control.sector();
+            self.runtime
+                .spawn(async move { journal.record(sector, what).await });
+        }
+    }
+}
+
+/// The history entry of a pause, when it changed something.
+fn paused(outcome: PauseOutcome, by: &str) -> Option<Happening> {
+    match outcome {
+        PauseOutcome::Paused => Some(Happening::Paused {
+            by: Some(by.to_owned()),
+            reason: None,
+        }),
+        PauseOutcome::Requested => Some(Happening::PauseRequested { by: by.to_owned() }),
+        PauseOutcome::AlreadyPaused | PauseOutcome::Delivered => None,
+    }
+}
+
+/// The history entry of a resume, when it changed something.
+fn resumed(outcome: &ResumeOutcome, by: &str) -> Option<Happening> {
+    match outcome {
+        ResumeOutcome::Resumed { state } => Some(Happening::Resumed {
+            by: by.to_owned(),
+            state: *state,
+        }),
+        ResumeOutcome::NotPaused => None,
+    }
+}
+
+/// The synchronous calls write their history entry in the background, naming
+/// [`IN_PROCESS`] as who asked; callers that can await use [`ThreadHandle::pause_by`] and
+/// its siblings, which return once the entry is written.
 impl SealingThread for ThreadHandle {
     fn index(&self) -> usize {
         self.control.index()
@@ -31,11 +127,15 @@ impl SealingThread for ThreadHandle {
     }
 
     fn pause(&self) -> PauseOutcome {
-        self.control.pause()
+        let outcome = self.control.pause(IN_PROCESS);
+        self.record_in_background(paused(outcome, IN_PROCESS));
+        outcome
     }
 
     fn resume(&self, state: Option<&str>) -> Result<ResumeOutcome, AdminError> {
-        self.control.resume(state)
+        let outcome = self.control.resume(state)?;
+        self.record_in_background(resumed(&outcome, IN_PROCESS));
+        Ok(outcome)
     }
 }
 
@@ -63,8 +163,17 @@ impl Worker {
                 changes.clone(),
                 metrics.clone(),
             ));
-            tasks.push(tokio::spawn(thread::run(ctx, control.clone())));
-            threads.push(ThreadHandle { control });
+            let journal = Journal::new(index, ctx.store.clone());
+            tasks.push(tokio::spawn(thread::run(
+                ctx,
+                control.clone(),
+                journal.clone(),
+            )));
+            threads.push(ThreadHandle {
+                control,
+                journal,
+                runtime: tokio::runtime::Handle::current(),
+            });
         }
         Self {
             threads,
@@ -126,7 +235,8 @@ impl Worker {
     }
 
     /// Stops every thread at its next wait or after its current proof call, and waits for
-    /// them. Every record is persisted when this returns. Later calls return at once.
+    /// them. Every record is persisted and every state database released when this
+    /// returns (so the same locations can be opened again). Later calls return at once.
     pub async fn shutdown(&self) {
         for thread in &self.threads {
             thread.control.stop();
@@ -134,6 +244,9 @@ impl Worker {
         let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
         for task in tasks {
             let _ = task.await;
+        }
+        for thread in &self.threads {
+            thread.journal.close().await;
         }
     }
 
@@ -158,18 +271,39 @@ impl AdminTransport for Worker {
     }
 
     async fn pause(&self, index: u64) -> Result<PauseOutcome, AdminError> {
-        Ok(self.thread(index)?.pause())
+        self.pause_by(index, IN_PROCESS).await
     }
 
     async fn resume(&self, index: u64, state: Option<String>) -> Result<ResumeOutcome, AdminError> {
-        self.thread(index)?.resume(state.as_deref())
+        self.resume_by(index, state, IN_PROCESS).await
     }
 
     async fn version(&self) -> Result<String, AdminError> {
         Ok(self.version.clone())
     }
 
-    async fn drain(&self, index: u64, on: bool) -> Result<damocles_core::DrainOutcome, AdminError> {
-        Ok(self.thread(index)?.control.drain(on))
+    async fn drain(&self, index: u64, on: bool) -> Result<DrainOutcome, AdminError> {
+        self.drain_by(index, on, IN_PROCESS).await
+    }
+
+    async fn pause_by(&self, index: u64, by: &str) -> Result<PauseOutcome, AdminError> {
+        Ok(self.thread(index)?.pause_by(by).await)
+    }
+
+    async fn resume_by(
+        &self,
+        index: u64,
+        state: Option<String>,
+        by: &str,
+    ) -> Result<ResumeOutcome, AdminError> {
+        self.thread(index)?.resume_by(state.as_deref(), by).await
+    }
+
+    async fn drain_by(&self, index: u64, on: bool, by: &str) -> Result<DrainOutcome, AdminError> {
+        Ok(self.thread(index)?.drain_by(on, by).await)
+    }
+
+    async fn events(&self, index: u64, limit: usize) -> Result<Vec<JournalEntry>, AdminError> {
+        self.thread(index)?.events(limit).await
     }
 }

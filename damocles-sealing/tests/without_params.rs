@@ -321,3 +321,135 @@ async fn a_thread_long_in_one_state_is_flagged_stuck_until_paused() {
     assert!(!worker.list()[0].stuck);
     worker.shutdown().await;
 }
+
+/// What a history entry says, in few words: its kind and its main field.
+fn gist(entry: &damocles_core::JournalEntry) -> String {
+    use damocles_core::Happening;
+    match &entry.event.what {
+        Happening::Started {
+            state,
+            paused,
+            draining,
+        } => format!("started {state} paused={paused} draining={draining}"),
+        Happening::Transition { to, .. } => format!("-> {to}"),
+        Happening::Failed { level, retry, .. } => format!("failed {level} retry={retry:?}"),
+        Happening::Paused { by, reason } => {
+            format!("paused by={by:?} on_error={}", reason.is_some())
+        }
+        Happening::PauseRequested { by } => format!("pause requested by {by}"),
+        Happening::Resumed { by, state } => format!("resumed by {by} at {state:?}"),
+        Happening::Drain { by, on } => format!("drain {on} by {by}"),
+        Happening::Aborted { reason } => format!("aborted: {reason}"),
+        Happening::Finished => "finished".into(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_history_records_transitions_failures_and_who_asked_across_a_restart() {
+    let mut harness = harness(1);
+    harness.options.max_retries = 3;
+    harness.chain.fail_next(
+        ChainCall::AssignTicket,
+        1,
+        ManagerError::transport("connection refused"),
+    );
+    let worker = harness.start();
+    wait_for(&worker, "paused at C1Done", |t| paused(&t[0])).await;
+    // Nothing changes: nothing is recorded.
+    assert_eq!(
+        worker.pause_by(0, "ops").await,
+        Ok(PauseOutcome::AlreadyPaused)
+    );
+    let resumed = worker
+        .resume_by(0, Some("Aborted".into()), "ops@10.0.0.9")
+        .await
+        .expect("resume");
+    assert!(matches!(resumed, ResumeOutcome::Resumed { state: Some(_) }));
+    wait_for(&worker, "sector 2 paused", |t| {
+        t[0].job_id.as_deref() == Some("s-t01000-2") && paused(&t[0])
+    })
+    .await;
+    assert_eq!(
+        worker.drain_by(0, true, "ops").await,
+        Ok(damocles_core::DrainOutcome::Draining)
+    );
+    worker.shutdown().await;
+
+    let worker = harness.start();
+    wait_for(&worker, "paused after restart", |t| paused(&t[0])).await;
+    // The restart's own entry is written as the thread starts: wait for it, bounded.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let entries = loop {
+        let entries = worker.events(0, 1_000).await.expect("events");
+        if entries
+            .last()
+            .is_some_and(|e| gist(e).starts_with("started"))
+        {
+            break entries;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{entries:#?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let gists: Vec<String> = entries.iter().map(gist).collect();
+    let sealed_to_c1done = [
+        "-> Allocated",
+        "-> DealsAcquired",
+        "-> PieceAdded",
+        "-> TreeDBuilt",
+        "-> TicketAssigned",
+        "-> PC1Done",
+        "-> PC2Done",
+        "-> PCSubmitted",
+        "-> PCLanded",
+        "-> Persisted",
+        "-> PersistanceSubmitted",
+        "-> SeedAssigned",
+        "-> C1Done",
+        "failed permanent retry=None",
+        "paused by=None on_error=true",
+    ];
+    let mut expected = vec!["started Empty paused=false draining=false"];
+    // AssignTicket is the step of TicketAssigned (PC1 fetches the ticket).
+    expected.extend(&sealed_to_c1done[..5]);
+    expected.push("failed temporary retry=Some(1)");
+    expected.extend(&sealed_to_c1done[5..]);
+    expected.extend([
+        "resumed by ops@10.0.0.9 at Some(Sector(Aborted))",
+        "-> Aborted",
+        "aborted: task aborted",
+    ]);
+    expected.extend(sealed_to_c1done);
+    expected.extend([
+        "drain true by ops",
+        "started C1Done paused=true draining=true",
+    ]);
+    assert_eq!(gists, expected);
+    // Numbered in order from 1; each entry names the sector the thread had.
+    let seqs: Vec<u64> = entries.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (1..=entries.len() as u64).collect::<Vec<_>>());
+    assert!(entries
+        .windows(2)
+        .all(|w| w[0].event.at_ms <= w[1].event.at_ms));
+    assert_eq!(entries[0].event.sector, None, "started without a sector");
+    assert_eq!(entries[1].event.sector.as_deref(), Some("s-t01000-1"));
+    assert_eq!(
+        entries.last().and_then(|e| e.event.sector.as_deref()),
+        Some("s-t01000-2")
+    );
+    let failed = entries
+        .iter()
+        .find(|e| gist(e) == "failed permanent retry=None")
+        .expect("the C2 failure");
+    assert!(
+        failed
+            .event
+            .what
+            .describe()
+            .contains("No cached parameters found"),
+        "{failed:?}"
+    );
+    // A limit answers the newest entries.
+    let last_two = worker.events(0, 2).await.expect("events");
+    assert_eq!(last_two, entries[entries.len() - 2..]);
+    worker.shutdown().await;
+}

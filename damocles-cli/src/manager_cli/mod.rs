@@ -141,6 +141,16 @@ enum WorkerCommand {
     Drain(util::Threads),
     /// Lift a drain.
     Undrain(util::Threads),
+    /// A thread's history, oldest first: transitions, failures, aborts, and pauses,
+    /// resumes and drains with who asked. Times are in the local time zone, with ages.
+    Events {
+        /// A registered worker name, or host[:port] (port 17890 by default).
+        worker: String,
+        /// The thread's index.
+        index: u64,
+        #[command(flatten)]
+        flags: crate::events::EventsFlags,
+    },
     /// Forget a worker (it is registered again at its next ping).
     Remove {
         /// The worker's name.
@@ -208,6 +218,11 @@ pub fn main_impl() -> ExitCode {
                     UtilCommand::Worker(WorkerCommand::Undrain(threads)) => {
                         util::worker_act(&ctx, &threads, Action::Drain(false)).await
                     }
+                    UtilCommand::Worker(WorkerCommand::Events {
+                        worker,
+                        index,
+                        flags,
+                    }) => util::worker_events(&ctx, &worker, index, &flags).await,
                     UtilCommand::Worker(WorkerCommand::Remove { name }) => {
                         util::worker_remove(&ctx, &name).await
                     }

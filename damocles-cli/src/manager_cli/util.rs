@@ -157,6 +157,21 @@ pub async fn worker_act(ctx: &Context, threads: &Threads, action: Action) -> u8 
     code
 }
 
+/// `util worker events`.
+pub async fn worker_events(
+    ctx: &Context,
+    target: &str,
+    index: u64,
+    flags: &crate::events::EventsFlags,
+) -> u8 {
+    let (dest, client) = match ctx.worker(target).await {
+        Ok(found) => found,
+        Err(code) => return code,
+    };
+    let prefix = |message: &str| render::remote_message(target, &dest, message);
+    crate::events::show(&client, index, flags, ctx.json, &prefix).await
+}
+
 /// `util worker remove`.
 pub async fn worker_remove(ctx: &Context, name: &str) -> u8 {
     let manager = match ctx.manager() {

@@ -1,5 +1,5 @@
-//! The `damocles-worker` command line: `daemon`, `worker list|pause|resume`,
-//! `store sealing-init` and `params generate`.
+//! The `damocles-worker` command line: `daemon`, `worker
+//! list|pause|resume|drain|undrain|events`, `store sealing-init` and `params generate`.
 
 pub mod daemon;
 mod target;
@@ -15,6 +15,7 @@ use damocles_sealing::params::{self, Generated};
 use damocles_sealing::store::Location;
 
 use crate::bulk::{self, Action, Selector, SelectorFlags};
+use crate::events::{self, EventsFlags};
 use crate::exit;
 use crate::render;
 
@@ -119,6 +120,16 @@ enum WorkerAction {
         #[arg(short = 's', long)]
         state: Option<String>,
     },
+    /// A thread's history, oldest first: transitions, failures, aborts, and pauses,
+    /// resumes and drains with who asked (the token used and the caller's address). Times
+    /// are in the local time zone (TZ), with ages.
+    Events {
+        /// The thread's index, as `list` prints it.
+        #[arg(short = 'i', long)]
+        index: u64,
+        #[command(flatten)]
+        flags: EventsFlags,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -212,6 +223,9 @@ async fn worker(args: WorkerArgs) -> u8 {
                     fail(code, kind, e.to_string())
                 }
             };
+        }
+        WorkerAction::Events { index, flags } => {
+            return events::show(&client, index, &flags, json, &|m| m.to_owned()).await;
         }
         WorkerAction::Pause { index, select } => {
             (Selector::from_parts(index, &select), Action::Pause)

@@ -1,0 +1,242 @@
+//! A thread's event history: every transition, pause, resume, drain, failure and abort,
+//! with when it happened and (for operators' actions) who asked.
+//!
+//! A [`crate::StateStore`] keeps the last [`JOURNAL_LIMIT`] entries of its thread, numbered
+//! in the order they were written, across restarts.
+
+use serde::{Deserialize, Serialize};
+
+use crate::failure::FailureLevel;
+use crate::state::{EventKind, PlanState, State};
+
+/// How many entries a thread's history keeps; older ones are dropped.
+pub const JOURNAL_LIMIT: usize = 1_000;
+
+/// Something that happened to a thread.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThreadEvent {
+    /// When, in Unix milliseconds.
+    pub at_ms: u64,
+    /// The sector the thread had then, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sector: Option<String>,
+    /// What happened.
+    #[serde(flatten)]
+    pub what: Happening,
+}
+
+impl ThreadEvent {
+    /// `what`, now, for `sector`.
+    pub fn now(sector: Option<String>, what: Happening) -> Self {
+        Self {
+            at_ms: unix_ms(),
+            sector,
+            what,
+        }
+    }
+}
+
+/// The current time in Unix milliseconds (0 before 1970).
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// What happened, tagged by `kind` in JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Happening {
+    /// The thread started (the worker started) with its saved record.
+    Started {
+        /// The record's state.
+        state: State,
+        /// Whether it was saved paused.
+        paused: bool,
+        /// Whether it was saved draining.
+        draining: bool,
+    },
+    /// The sector moved from one state to another.
+    Transition {
+        /// The state before.
+        from: State,
+        /// The state after.
+        to: State,
+        /// The event that moved it.
+        event: EventKind,
+    },
+    /// A step failed; `level` is what the thread did about it (a temporary failure whose
+    /// retries are spent is recorded as permanent).
+    Failed {
+        /// The level acted on.
+        level: FailureLevel,
+        /// The message, as `last_error` shows it after the level.
+        message: String,
+        /// For a temporary failure, the retry about to be made (1 for the first).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry: Option<u32>,
+    },
+    /// The thread paused: asked by an operator (`by`), or on its own after a failure
+    /// (`by` absent, `reason` the error).
+    Paused {
+        /// Who asked.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
+        /// Why, when the thread paused itself.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// An operator asked for a pause during a proof call; it takes effect when the call
+    /// returns (a `paused` entry follows).
+    PauseRequested {
+        /// Who asked.
+        by: String,
+    },
+    /// An operator resumed the thread, at `state` when one was asked for.
+    Resumed {
+        /// Who asked.
+        by: String,
+        /// The state asked for.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        state: Option<PlanState>,
+    },
+    /// An operator drained the thread (`on`) or lifted its drain.
+    Drain {
+        /// Who asked.
+        by: String,
+        /// Drained (true) or undrained.
+        on: bool,
+    },
+    /// The sector was dropped.
+    Aborted {
+        /// Why.
+        reason: String,
+    },
+    /// The sector was sealed, proven and finalized.
+    Finished,
+}
+
+impl Happening {
+    /// The `kind` tag (`transition`, `paused`, …).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Happening::Started { .. } => "started",
+            Happening::Transition { .. } => "transition",
+            Happening::Failed { .. } => "failed",
+            Happening::Paused { .. } => "paused",
+            Happening::PauseRequested { .. } => "pause_requested",
+            Happening::Resumed { .. } => "resumed",
+            Happening::Drain { .. } => "drain",
+            Happening::Aborted { .. } => "aborted",
+            Happening::Finished => "finished",
+        }
+    }
+
+    /// One line saying what happened, for tables.
+    pub fn describe(&self) -> String {
+        match self {
+            Happening::Started {
+                state,
+                paused,
+                draining,
+            } => {
+                let mut line = format!("thread started at {state}");
+                if *paused {
+                    line.push_str(", paused");
+                }
+                if *draining {
+                    line.push_str(", draining");
+                }
+                line
+            }
+            Happening::Transition { from, to, event } => format!("{from} -> {to} ({event:?})"),
+            Happening::Failed {
+                level,
+                message,
+                retry,
+            } => match retry {
+                Some(n) => format!("{level}: {message} (retry {n})"),
+                None => format!("{level}: {message}"),
+            },
+            Happening::Paused { by, reason } => match (by, reason) {
+                (Some(by), _) => format!("paused by {by}"),
+                (None, Some(reason)) => format!("paused on error: {reason}"),
+                (None, None) => "paused".into(),
+            },
+            Happening::PauseRequested { by } => {
+                format!("pause requested by {by} (after the proof call)")
+            }
+            Happening::Resumed { by, state } => match state {
+                Some(state) => format!("resumed at {state} by {by}"),
+                None => format!("resumed by {by}"),
+            },
+            Happening::Drain { by, on: true } => format!("drained by {by}"),
+            Happening::Drain { by, on: false } => format!("undrained by {by}"),
+            Happening::Aborted { reason } => format!("sector aborted: {reason}"),
+            Happening::Finished => "sector finished".into(),
+        }
+    }
+}
+
+/// A stored [`ThreadEvent`] with its number: entries are numbered from 1 in the order
+/// they were written and never renumbered, so a reader can tell what is new.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JournalEntry {
+    /// Its number.
+    pub seq: u64,
+    /// The event.
+    #[serde(flatten)]
+    pub event: ThreadEvent,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_are_flat_json_tagged_by_kind_and_read_back() {
+        let entry = JournalEntry {
+            seq: 7,
+            event: ThreadEvent {
+                at_ms: 1_700_000_000_123,
+                sector: Some("s-t01000-3".into()),
+                what: Happening::Resumed {
+                    by: "127.0.0.1:40000".into(),
+                    state: Some(PlanState::Sector(State::C1Done)),
+                },
+            },
+        };
+        let json = serde_json::to_value(&entry).expect("serialise");
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "seq": 7, "at_ms": 1_700_000_000_123_u64, "sector": "s-t01000-3",
+                "kind": "resumed", "by": "127.0.0.1:40000", "state": "C1Done"
+            })
+        );
+        let back: JournalEntry = serde_json::from_value(json).expect("deserialise");
+        assert_eq!(back, entry);
+        assert_eq!(back.event.what.kind(), "resumed");
+        assert_eq!(
+            back.event.what.describe(),
+            "resumed at C1Done by 127.0.0.1:40000"
+        );
+    }
+
+    #[test]
+    fn a_pause_says_who_asked_or_why_the_thread_paused_itself() {
+        let asked = Happening::Paused {
+            by: Some("admin token from 10.0.0.9:5000".into()),
+            reason: None,
+        };
+        assert_eq!(asked.describe(), "paused by admin token from 10.0.0.9:5000");
+        let failed = Happening::Paused {
+            by: None,
+            reason: Some("permanent: C2: no params".into()),
+        };
+        assert_eq!(
+            failed.describe(),
+            "paused on error: permanent: C2: no params"
+        );
+    }
+}
