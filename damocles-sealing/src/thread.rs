@@ -67,7 +67,8 @@ enum Outcome {
 /// Why a step did not produce an outcome.
 enum Stop {
     Failed(Failure),
-    Interrupted(Interrupt),
+    /// Paused or stopping: the main loop looks at the control again.
+    Interrupted,
 }
 
 impl From<Failure> for Stop {
@@ -77,8 +78,8 @@ impl From<Failure> for Stop {
 }
 
 impl From<Interrupt> for Stop {
-    fn from(interrupt: Interrupt) -> Self {
-        Stop::Interrupted(interrupt)
+    fn from(_: Interrupt) -> Self {
+        Stop::Interrupted
     }
 }
 
@@ -188,7 +189,7 @@ impl Runner {
             }
             match self.step(&mut record).await {
                 Ok(()) => {}
-                Err(Stop::Interrupted(_)) => {}
+                Err(Stop::Interrupted) => {}
                 Err(Stop::Failed(failure)) => self.handle_failure(&mut record, failure).await,
             }
         }
