@@ -29,6 +29,48 @@ fn a_worker_seals_for_the_mock_manager_and_is_managed_through_it() {
         "seal_interval = \"1h\"\nrecover_interval = \"1s\"",
     ));
 
+    // Bulk, through the manager, while the worker seals: every thread pauses (the one in
+    // a proof call once the call returns), then every thread resumes.
+    let w = worker_process.address.clone();
+    wait_until("sector 1 under way", Duration::from_secs(120), || {
+        let threads = common::worker_list(&w)?;
+        threads
+            .iter()
+            .any(|t| t["job_id"] == "s-t010000-1")
+            .then_some(())
+    });
+    let output = util(&m, &["worker", "pause", &w, "--all"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let lines = text(&output);
+    assert_eq!(lines.lines().count(), 3, "{lines}");
+    for (i, line) in lines.lines().enumerate() {
+        assert!(
+            line.ends_with(&format!("thread #{i} paused"))
+                || line.contains(&format!("pause of thread #{i} requested")),
+            "{lines}"
+        );
+    }
+    let threads = common::worker_list(&w).expect("list");
+    assert!(
+        threads
+            .iter()
+            .all(|t| t["thread_state"]["state"] == "Paused" || t["pause_requested"] == true),
+        "{threads:#?}"
+    );
+    let output = util(&m, &["--json", "worker", "resume", &w, "--all"]);
+    let answers = serde_json::from_slice::<serde_json::Value>(&output.stdout).expect("json");
+    let outcomes: Vec<_> = answers
+        .as_array()
+        .expect("one per thread")
+        .iter()
+        .map(|a| a["outcome"].clone())
+        .collect();
+    assert_eq!(outcomes, ["resumed", "resumed", "resumed"], "{answers}");
+
     // One sector, sealed over HTTP, its proof verified by the mock chain.
     let sector = wait_until("a finished sector", Duration::from_secs(15 * 60), || {
         let sectors = util_json(&m, &["sealer", "sectors", "list"]);
