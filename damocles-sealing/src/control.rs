@@ -233,8 +233,8 @@ impl Control {
     }
 
     /// Whether the job has been in its state longer than the configured limit, or than
-    /// ten times its stage's mean proof call (three calls measured at least, and never
-    /// under ten minutes).
+    /// ten times the median of its stage's recent proof calls (three calls measured at
+    /// least, and never under ten minutes).
     fn is_stuck(&self, s: &ControlState) -> bool {
         if s.job_id.is_none() {
             return false;
@@ -247,13 +247,8 @@ impl Control {
             return false;
         };
         self.metrics
-            .stage_totals()
-            .get(stage)
-            .filter(|stat| stat.calls >= 3)
-            .is_some_and(|stat| {
-                let mean = stat.total / u32::try_from(stat.calls).unwrap_or(u32::MAX);
-                elapsed > (mean * 10).max(Duration::from_secs(600))
-            })
+            .recent_median(stage, 3)
+            .is_some_and(|median| elapsed > (median * 10).max(Duration::from_secs(600)))
     }
 
     /// The id of the thread's sector, if it has one.

@@ -67,7 +67,18 @@ pub struct WorkerMetrics {
     aborted: Counter,
     admin_calls: Family<MethodLabels, Counter>,
     admin_latency: Family<MethodLabels, Histogram, fn() -> Histogram>,
-    totals: Mutex<BTreeMap<String, StageStat>>,
+    stages: Mutex<BTreeMap<String, StageCalls>>,
+}
+
+/// How many recent proof calls of a stage the median of [`WorkerMetrics::recent_median`]
+/// is taken over.
+pub const RECENT_CALLS: usize = 25;
+
+/// The proof calls of one stage: summed, and the most recent ones.
+#[derive(Debug, Default)]
+struct StageCalls {
+    stat: StageStat,
+    recent: std::collections::VecDeque<Duration>,
 }
 
 impl std::fmt::Debug for WorkerMetrics {
@@ -128,7 +139,7 @@ impl Default for WorkerMetrics {
             aborted,
             admin_calls,
             admin_latency,
-            totals: Mutex::default(),
+            stages: Mutex::default(),
         }
     }
 }
@@ -142,10 +153,32 @@ impl WorkerMetrics {
                 stage: stage.to_owned(),
             })
             .observe(took.as_secs_f64());
-        let mut totals = self.totals.lock().unwrap_or_else(|e| e.into_inner());
-        let stat = totals.entry(stage.to_owned()).or_default();
-        stat.calls += 1;
-        stat.total += took;
+        let mut stages = self.stages.lock().unwrap_or_else(|e| e.into_inner());
+        let calls = stages.entry(stage.to_owned()).or_default();
+        calls.stat.calls += 1;
+        calls.stat.total += took;
+        if calls.recent.len() == RECENT_CALLS {
+            calls.recent.pop_front();
+        }
+        calls.recent.push_back(took);
+    }
+
+    /// The median of the last [`RECENT_CALLS`] proof calls of `stage`, summed over the
+    /// threads, once at least `min_calls` have returned.
+    pub fn recent_median(&self, stage: &str, min_calls: usize) -> Option<Duration> {
+        let stages = self.stages.lock().unwrap_or_else(|e| e.into_inner());
+        let recent = &stages.get(stage)?.recent;
+        if recent.len() < min_calls.max(1) {
+            return None;
+        }
+        let mut sorted: Vec<Duration> = recent.iter().copied().collect();
+        sorted.sort_unstable();
+        let mid = sorted.len() / 2;
+        Some(if sorted.len().is_multiple_of(2) {
+            (sorted[mid - 1] + sorted[mid]) / 2
+        } else {
+            sorted[mid]
+        })
     }
 
     /// A thread waited `took` for a slot of `stage`.
@@ -189,10 +222,12 @@ impl WorkerMetrics {
 
     /// Proof call totals per stage, summed over the threads.
     pub fn stage_totals(&self) -> BTreeMap<String, StageStat> {
-        self.totals
+        self.stages
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .clone()
+            .iter()
+            .map(|(stage, calls)| (stage.clone(), calls.stat))
+            .collect()
     }
 
     /// The text exposition, with the thread gauges taken from `threads` now.
@@ -223,5 +258,35 @@ impl WorkerMetrics {
             text.clear();
         }
         text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_median_is_of_the_recent_calls_of_a_stage() {
+        let metrics = WorkerMetrics::default();
+        let secs = Duration::from_secs;
+        assert_eq!(metrics.recent_median("c2", 3), None);
+        for s in [60, 1, 62] {
+            metrics.record_stage("sealer", "c2", secs(s));
+        }
+        assert_eq!(metrics.recent_median("c2", 4), None, "too few calls");
+        assert_eq!(metrics.recent_median("c2", 3), Some(secs(60)), "1 outlier");
+        metrics.record_stage("sealer", "c2", secs(64));
+        assert_eq!(
+            metrics.recent_median("c2", 3),
+            Some(secs(61)),
+            "even: the middle two"
+        );
+        // A slower machine's last 25 calls take over; totals keep everything.
+        for _ in 0..RECENT_CALLS {
+            metrics.record_stage("sealer", "c2", secs(300));
+        }
+        assert_eq!(metrics.recent_median("c2", 3), Some(secs(300)));
+        assert_eq!(metrics.stage_totals()["c2"].calls, 29);
+        assert_eq!(metrics.recent_median("pc1", 1), None, "another stage");
     }
 }

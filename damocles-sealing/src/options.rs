@@ -35,7 +35,8 @@ pub struct SealingOptions {
     /// Run a C1 with a zero seed after PC2 as a check.
     pub verify_after_pc2: bool,
     /// Flag a thread as stuck after this long in one state (besides the automatic rule:
-    /// ten times the stage's mean proof call, once three calls were measured).
+    /// ten times the median of the stage's last 25 proof calls, once three were measured,
+    /// and never under ten minutes).
     pub stuck_after: Option<Duration>,
 }
 
