@@ -333,16 +333,7 @@ async fn mock_manager(home: &std::path::Path, chain: MockChain) -> RpcServer {
         "v-test",
         None,
     );
-    RpcServer::bind(
-        "127.0.0.1:0",
-        Arc::new(service),
-        ServerOptions {
-            path: Some(damocles_rpc::sealer::MANAGER_PATH.into()),
-            ..ServerOptions::default()
-        },
-    )
-    .await
-    .expect("bind manager")
+    service.serve("127.0.0.1:0").await.expect("bind manager")
 }
 
 fn run(bin: &str, args: &[&str]) -> std::process::Output {

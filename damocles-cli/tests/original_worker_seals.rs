@@ -13,7 +13,7 @@ use std::time::Duration;
 use base64::Engine;
 use damocles_core::{SealProof, SectorId, SectorSize};
 use damocles_rpc::sealer::MANAGER_PATH;
-use damocles_rpc::{ManagerService, RpcClient, RpcServer, ServerOptions, Timeouts, WorkerRegistry};
+use damocles_rpc::{ManagerService, RpcClient, Timeouts, WorkerRegistry};
 use damocles_sealing::mock_chain::{ChainSectorState, MockChain};
 use damocles_sealing::params;
 use damocles_sealing::paths::SectorPaths;
@@ -48,16 +48,7 @@ async fn an_original_worker_seals_a_sector_against_our_manager() {
         "v-test",
         None,
     );
-    let server = RpcServer::bind(
-        "127.0.0.1:0",
-        Arc::new(service),
-        ServerOptions {
-            path: Some(MANAGER_PATH.into()),
-            ..ServerOptions::default()
-        },
-    )
-    .await
-    .expect("bind");
+    let server = service.serve("127.0.0.1:0").await.expect("bind");
     let rpc = RpcClient::new(
         &server.local_addr().to_string(),
         MANAGER_PATH,

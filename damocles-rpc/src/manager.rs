@@ -100,6 +100,16 @@ impl ManagerService {
         }
     }
 
+    /// Serves this manager at [`MANAGER_PATH`] on `addr` (port 0 picks a free one),
+    /// without tokens: for tests, benchmarks and single-machine setups.
+    pub async fn serve(self, addr: &str) -> std::io::Result<crate::RpcServer> {
+        let options = crate::ServerOptions {
+            path: Some(MANAGER_PATH.into()),
+            ..crate::ServerOptions::default()
+        };
+        crate::RpcServer::bind(addr, Arc::new(self), options).await
+    }
+
     fn judged(&self, entry: PingEntry) -> PingEntry {
         entry.judged(unix_now(), self.expiration)
     }

@@ -10,8 +10,7 @@ use damocles_core::{Reporter, SectorId, SectorManager, WorkerReport, WorkerSumma
 use damocles_rpc::manager::MANAGER_METHODS;
 use damocles_rpc::sealer::MANAGER_PATH;
 use damocles_rpc::{
-    HttpSectorManager, ManagerClient, ManagerService, RpcServer, ServerOptions, Timeouts,
-    WorkerRegistry,
+    HttpSectorManager, ManagerClient, ManagerService, RpcServer, Timeouts, WorkerRegistry,
 };
 use serde_json::{json, Value};
 
@@ -29,16 +28,7 @@ async fn serve(home: &std::path::Path) -> RpcServer {
         "v-test",
         None,
     );
-    RpcServer::bind(
-        "127.0.0.1:0",
-        Arc::new(service),
-        ServerOptions {
-            path: Some(MANAGER_PATH.into()),
-            ..ServerOptions::default()
-        },
-    )
-    .await
-    .expect("bind")
+    service.serve("127.0.0.1:0").await.expect("bind")
 }
 
 async fn post(addr: &str, path: &str, body: &str) -> (u16, Value) {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use damocles_core::{SealProof, WorkerReport, WorkerSummary};
 use damocles_rpc::sealer::MANAGER_PATH;
-use damocles_rpc::{ManagerService, RpcServer, ServerOptions, WorkerRegistry};
+use damocles_rpc::{ManagerService, RpcServer, WorkerRegistry};
 use damocles_sealing::mock_chain::MockChain;
 use serde::Serialize;
 use serde_json::json;
@@ -68,15 +68,7 @@ pub async fn manager(registry: Arc<WorkerRegistry>) -> anyhow::Result<RpcServer>
         "v-bench",
         None,
     );
-    Ok(RpcServer::bind(
-        "127.0.0.1:0",
-        Arc::new(service),
-        ServerOptions {
-            path: Some(MANAGER_PATH.into()),
-            ..ServerOptions::default()
-        },
-    )
-    .await?)
+    Ok(service.serve("127.0.0.1:0").await?)
 }
 
 /// Sends `rounds` pings from each of `workers` workers over `connections` connections.

@@ -7,8 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use damocles_core::{SealProof, SectorId, SectorSize};
-use damocles_rpc::sealer::MANAGER_PATH;
-use damocles_rpc::{ManagerService, RpcServer, ServerOptions, WorkerRegistry};
+use damocles_rpc::{ManagerService, WorkerRegistry};
 use damocles_sealing::mock_chain::{ChainSectorState, MockChain};
 use damocles_sealing::params;
 use damocles_sealing::paths::SectorPaths;
@@ -104,15 +103,7 @@ pub async fn run(sectors: u64, with_c2: bool) -> anyhow::Result<PipelineFigures>
         "v-bench",
         None,
     );
-    let server = RpcServer::bind(
-        "127.0.0.1:0",
-        Arc::new(service),
-        ServerOptions {
-            path: Some(MANAGER_PATH.into()),
-            ..ServerOptions::default()
-        },
-    )
-    .await?;
+    let server = service.serve("127.0.0.1:0").await?;
     let config = worker_config(dir.path(), &server.local_addr().to_string())?;
     let start = Instant::now();
     let running = daemon::start(&config, ManagerChoice::FromConfig)
