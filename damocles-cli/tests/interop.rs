@@ -96,10 +96,25 @@ fn deliberate_difference(what: &str) -> Option<&'static str> {
 }
 
 async fn post(addr: &str, body: &str) -> (u16, String) {
+    send(addr, "POST", "/", Some("application/json"), body).await
+}
+
+async fn send(
+    addr: &str,
+    method: &str,
+    path: &str,
+    content_type: Option<&str>,
+    body: &str,
+) -> (u16, String) {
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<http_body_util::Full<bytes::Bytes>>();
-    let request = hyper::Request::post(format!("http://{addr}/"))
-        .header("content-type", "application/json")
+    let mut request = hyper::Request::builder()
+        .method(method)
+        .uri(format!("http://{addr}{path}"));
+    if let Some(content_type) = content_type {
+        request = request.header("content-type", content_type);
+    }
+    let request = request
         .body(http_body_util::Full::new(bytes::Bytes::from(
             body.to_owned(),
         )))
@@ -137,10 +152,31 @@ async fn the_original_admin_requests_replayed_against_our_worker() {
     let mut sessions = 0;
     let mut compared = 0;
     let mut differences = BTreeMap::new();
+    let mut http_level = 0;
     for exchange in all["worker_admin_server"].as_array().expect("exchanges") {
         let what = exchange["what"].as_str().expect("what");
         let Some(request) = exchange["request"].as_str() else {
-            continue; // HTTP-level cases without a body (GET, content types)
+            // HTTP-level cases: the same status, and for refusals the same words.
+            let version = r#"{"jsonrpc":"2.0","method":"VenusWorker.WorkerVersion","id":21}"#;
+            let (status, body) = match what {
+                "GET /" => send(&addr, "GET", "/", None, "").await,
+                "POST without content-type" => send(&addr, "POST", "/", None, version).await,
+                "POST /rpc/v0 path" => {
+                    send(&addr, "POST", "/rpc/v0", Some("application/json"), version).await
+                }
+                other => panic!("an HTTP-level case this test does not know: {other}"),
+            };
+            assert_eq!(
+                Some(u64::from(status)),
+                exchange["status"].as_u64(),
+                "{what}"
+            );
+            let original = exchange["response"].as_str().expect("response");
+            if status == 415 {
+                assert!(body.contains(original), "{what}: {body}");
+            }
+            http_level += 1;
+            continue;
         };
         if what == "WorkerVersion" {
             sessions += 1;
@@ -195,6 +231,7 @@ async fn the_original_admin_requests_replayed_against_our_worker() {
     }
     assert!(compared >= 20, "only {compared} exchanges compared equal");
     assert_eq!(differences.len(), 5, "{differences:#?}");
+    assert_eq!(http_level, 3, "GET, no content type, another path");
     assert_eq!(
         service.recorded_env(),
         BTreeMap::new(),

@@ -1,5 +1,6 @@
 //! A JSON-RPC 2.0 server on hyper 1: POST with a JSON body (single requests, batches and
-//! notifications), a size limit on bodies, optional bearer tokens, graceful shutdown.
+//! notifications; `Content-Type: application/json` required, as the original requires
+//! it), a size limit on bodies, optional bearer tokens, graceful shutdown.
 //!
 //! [`handle_body`] is the whole protocol without HTTP, for tests and fuzzing.
 
@@ -417,6 +418,12 @@ async fn serve_http(
         let error = RpcError::invalid_request("JSON-RPC requests are POSTed");
         return http_answer(error_answer(StatusCode::METHOD_NOT_ALLOWED, error));
     }
+    if !is_json(req.headers().get(CONTENT_TYPE)) {
+        let error = RpcError::invalid_request(
+            "Supplied content type is not allowed. Content-Type: application/json is required",
+        );
+        return http_answer(error_answer(StatusCode::UNSUPPORTED_MEDIA_TYPE, error));
+    }
     let Some(permission) = options.permission(req.headers().get(AUTHORIZATION)) else {
         let error = RpcError::new(
             UNAUTHORIZED,
@@ -464,6 +471,14 @@ async fn serve_http(
         )
         .await,
     )
+}
+
+/// Whether a `Content-Type` is `application/json` (parameters such as `charset` allowed).
+fn is_json(content_type: Option<&HeaderValue>) -> bool {
+    content_type
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
 }
 
 fn http_answer(answer: Answer) -> HttpResponse {

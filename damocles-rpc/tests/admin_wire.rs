@@ -374,6 +374,31 @@ async fn bad_requests_get_precise_errors_and_reach_no_thread() {
     );
     let answer = send(&addr, "GET", &[], b"").await;
     assert_eq!(answer.status, 405);
+    // As the original: a JSON content type is required (with or without parameters).
+    let list = br#"{"jsonrpc":"2.0","method":"VenusWorker.WorkerList","id":0}"#;
+    for content_type in [None, Some("text/plain"), Some("application/jsonx")] {
+        let headers: Vec<_> = content_type
+            .map(|c| ("content-type", c))
+            .into_iter()
+            .collect();
+        let answer = send(&addr, "POST", &headers, list).await;
+        assert_eq!(answer.status, 415, "{content_type:?}");
+        assert!(
+            answer
+                .body
+                .contains("Content-Type: application/json is required"),
+            "{}",
+            answer.body
+        );
+    }
+    assert!(
+        !served.handle.calls().contains(&AdminCall::List),
+        "none of them reached the worker"
+    );
+    served.handle.push(AdminAnswer::List(Ok(vec![])));
+    let charset = [("content-type", "Application/JSON; charset=utf-8")];
+    let answer = send(&addr, "POST", &charset, list).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
     served.server.shutdown().await;
 }
 
