@@ -7,12 +7,14 @@
 //!   `pause_requested`).
 //! - `worker pause --json`: `{"index": N, "outcome": "paused" | "requested" |
 //!   "already_paused" | "delivered"}`.
-//! - `worker resume --json`: `{"index": N, "outcome": "resumed", "state": "S" | null}` or
-//!   `{"index": N, "outcome": "not_paused"}`.
+//! - `worker resume --json`: `{"index": N, "outcome": "resumed", "state": "S" | null}`,
+//!   `{"index": N, "outcome": "pause_called_off"}` or `{"index": N, "outcome":
+//!   "not_paused"}`.
 //! - `worker events --json`, `util worker events --json`: the array of history entries
 //!   as `Damocles.WorkerEvents` answers it, oldest first: `{"seq": N, "at_ms": unix ms,
 //!   "sector": id (absent when none), "kind": K, …}`, K one of `started`, `transition`,
-//!   `failed`, `paused`, `pause_requested`, `resumed`, `drain`, `aborted`, `finished`,
+//!   `failed`, `paused`, `pause_requested`, `pause_called_off`, `resumed`, `drain`,
+//!   `aborted`, `finished`,
 //!   with that kind's fields (`from`/`to`/`event`, `level`/`message`/`retry`,
 //!   `by`/`reason`, `by`/`state`, `by`/`on`, `reason`).
 //! - any command with `--json` that fails: `{"error": {"kind": K, "message": M}}` on
@@ -119,6 +121,9 @@ pub fn resume_message(index: u64, outcome: &ResumeOutcome) -> String {
         ResumeOutcome::Resumed { state: None } => {
             format!("thread #{index} resumed: it re-runs its current state")
         }
+        ResumeOutcome::PauseCalledOff => format!(
+            "pause of thread #{index} called off: it had not paused yet (proof call) and goes on"
+        ),
         ResumeOutcome::NotPaused => {
             format!("thread #{index} is not paused; nothing to resume")
         }

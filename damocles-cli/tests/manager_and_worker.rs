@@ -63,13 +63,15 @@ fn a_worker_seals_for_the_mock_manager_and_is_managed_through_it() {
     );
     let output = util(&m, &["--json", "worker", "resume", &w, "--all"]);
     let answers = serde_json::from_slice::<serde_json::Value>(&output.stdout).expect("json");
-    let outcomes: Vec<_> = answers
-        .as_array()
-        .expect("one per thread")
-        .iter()
-        .map(|a| a["outcome"].clone())
-        .collect();
-    assert_eq!(outcomes, ["resumed", "resumed", "resumed"], "{answers}");
+    let answers = answers.as_array().expect("one per thread");
+    assert_eq!(answers.len(), 3);
+    for answer in answers {
+        // A thread still in its proof call had not paused: its pause is called off.
+        assert!(
+            answer["outcome"] == "resumed" || answer["outcome"] == "pause_called_off",
+            "{answer}"
+        );
+    }
 
     // One sector, sealed over HTTP, its proof verified by the mock chain.
     let sector = wait_until("a finished sector", Duration::from_secs(15 * 60), || {

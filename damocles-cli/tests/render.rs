@@ -147,6 +147,7 @@ fn pause_and_resume_messages_and_json() {
             state: Some(PlanState::Sector(State::TreeDBuilt)),
         },
         ResumeOutcome::Resumed { state: None },
+        ResumeOutcome::PauseCalledOff,
         ResumeOutcome::NotPaused,
     ] {
         text.push_str(&render::resume_message(1, &outcome));
@@ -400,6 +401,18 @@ fn history() -> Vec<damocles_core::JournalEntry> {
             Happening::Paused {
                 by: None,
                 reason: Some(MISSING_PARAMS.into()),
+            },
+        ),
+        (
+            sector.clone(),
+            Happening::PauseRequested {
+                by: "admin token from 10.0.0.9:51234".into(),
+            },
+        ),
+        (
+            sector.clone(),
+            Happening::PauseCalledOff {
+                by: "admin token from 10.0.0.9:51234".into(),
             },
         ),
         (

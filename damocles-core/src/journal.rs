@@ -92,6 +92,11 @@ pub enum Happening {
         /// Who asked.
         by: String,
     },
+    /// An operator called off a pause requested during a proof call.
+    PauseCalledOff {
+        /// Who asked.
+        by: String,
+    },
     /// An operator resumed the thread, at `state` when one was asked for.
     Resumed {
         /// Who asked.
@@ -125,6 +130,7 @@ impl Happening {
             Happening::Failed { .. } => "failed",
             Happening::Paused { .. } => "paused",
             Happening::PauseRequested { .. } => "pause_requested",
+            Happening::PauseCalledOff { .. } => "pause_called_off",
             Happening::Resumed { .. } => "resumed",
             Happening::Drain { .. } => "drain",
             Happening::Aborted { .. } => "aborted",
@@ -166,6 +172,7 @@ impl Happening {
             Happening::PauseRequested { by } => {
                 format!("pause requested by {by} (after the proof call)")
             }
+            Happening::PauseCalledOff { by } => format!("pause request called off by {by}"),
             Happening::Resumed { by, state } => match state {
                 Some(state) => format!("resumed at {state} by {by}"),
                 None => format!("resumed by {by}"),

@@ -34,6 +34,9 @@ pub enum ResumeOutcome {
         /// The state it resumed at, when one was asked for.
         state: Option<PlanState>,
     },
+    /// The thread was not paused yet: the pause asked for during its proof call is called
+    /// off, and the thread goes on.
+    PauseCalledOff,
     /// The thread was not paused; nothing changed.
     NotPaused,
 }

@@ -166,7 +166,7 @@ impl RpcService for AdminService {
                     .resume_by(index, state, &by)
                     .await
                     .map_err(to_rpc)?;
-                result(&matches!(outcome, ResumeOutcome::Resumed { .. }))
+                result(&!matches!(outcome, ResumeOutcome::NotPaused))
             }
             WORKER_VERSION => result(&self.worker.version().await.map_err(to_rpc)?),
             WORKER_DRAIN => {
@@ -340,10 +340,13 @@ impl AdminTransport for HttpAdminClient {
             .call(WORKER_RESUME, json!([index, state]))
             .await
             .map_err(admin_error)?;
-        Ok(if resumed {
-            ResumeOutcome::Resumed { state: target }
-        } else {
+        Ok(if !resumed {
             ResumeOutcome::NotPaused
+        } else if thread.pause_requested && !is_paused(&thread) && target.is_none() {
+            // Our worker calls off a pause it had not applied yet.
+            ResumeOutcome::PauseCalledOff
+        } else {
+            ResumeOutcome::Resumed { state: target }
         })
     }
 

@@ -486,8 +486,15 @@ async fn the_http_client_says_what_happened() {
         Some(State::C1Done),
     )])));
     h.push(AdminAnswer::Pause(Ok(PauseOutcome::Requested)));
-    h.push(AdminAnswer::List(Ok(vec![requested])));
+    h.push(AdminAnswer::List(Ok(vec![requested.clone()])));
     assert_eq!(client.pause(0).await, Ok(PauseOutcome::Requested));
+    // A resume before the call returned withdraws that pause.
+    h.push(AdminAnswer::List(Ok(vec![requested])));
+    h.push(AdminAnswer::Resume(Ok(ResumeOutcome::PauseCalledOff)));
+    assert_eq!(
+        client.resume(0, None).await,
+        Ok(ResumeOutcome::PauseCalledOff)
+    );
 
     // Already paused.
     let paused = thread(0, ThreadState::Paused { elapsed: 5 }, Some(State::C1Done));

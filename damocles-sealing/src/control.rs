@@ -195,7 +195,7 @@ impl Control {
                     s.pause_requested_by = None;
                     drop(s);
                     self.changed();
-                    return Ok(ResumeOutcome::Resumed { state: None });
+                    return Ok(ResumeOutcome::PauseCalledOff);
                 }
                 return Ok(ResumeOutcome::NotPaused);
             }
@@ -500,7 +500,7 @@ mod tests {
         c.enter_proof_call("builtin C2");
         assert_eq!(c.pause("test"), PauseOutcome::Requested);
         assert!(c.info().pause_requested);
-        assert_eq!(c.resume(None), Ok(ResumeOutcome::Resumed { state: None }));
+        assert_eq!(c.resume(None), Ok(ResumeOutcome::PauseCalledOff));
         assert!(!c.info().pause_requested);
         c.leave_proof_call();
         c.apply_requested_pause();

@@ -110,6 +110,7 @@ fn resumed(outcome: &ResumeOutcome, by: &str) -> Option<Happening> {
             by: by.to_owned(),
             state: *state,
         }),
+        ResumeOutcome::PauseCalledOff => Some(Happening::PauseCalledOff { by: by.to_owned() }),
         ResumeOutcome::NotPaused => None,
     }
 }

@@ -337,6 +337,7 @@ fn gist(entry: &damocles_core::JournalEntry) -> String {
             format!("paused by={by:?} on_error={}", reason.is_some())
         }
         Happening::PauseRequested { by } => format!("pause requested by {by}"),
+        Happening::PauseCalledOff { by } => format!("pause called off by {by}"),
         Happening::Resumed { by, state } => format!("resumed by {by} at {state:?}"),
         Happening::Drain { by, on } => format!("drain {on} by {by}"),
         Happening::Aborted { reason } => format!("aborted: {reason}"),
