@@ -39,10 +39,8 @@ pub(crate) struct ControlState {
     pub last_error: Option<String>,
     /// Paused, or pausing: the thread must stop at its next wait.
     pub paused: bool,
-    /// A pause asked for during a proof call.
-    pub pause_requested: bool,
-    /// Who asked for it.
-    pub pause_requested_by: Option<String>,
+    /// A pause asked for during a proof call, with who asked for it.
+    pub pause_requested: Option<String>,
     pub in_proof_call: bool,
     /// A resume waiting to be picked up by the thread, with its state.
     pub resume: Option<Option<PlanState>>,
@@ -97,8 +95,7 @@ impl Control {
                 stuck_after: None,
                 last_error: None,
                 paused: false,
-                pause_requested: false,
-                pause_requested_by: None,
+                pause_requested: None,
                 in_proof_call: false,
                 resume: None,
                 draining: false,
@@ -155,7 +152,7 @@ impl Control {
             job_stage: s.job_stage,
             thread_state,
             last_error: s.last_error.clone(),
-            pause_requested: s.pause_requested,
+            pause_requested: s.pause_requested.is_some(),
             draining: s.draining,
             stuck: !s.paused && self.is_stuck(&s),
         }
@@ -165,11 +162,10 @@ impl Control {
     pub fn pause(&self, by: &str) -> PauseOutcome {
         let outcome = {
             let mut s = self.lock();
-            if s.paused || s.pause_requested {
+            if s.paused || s.pause_requested.is_some() {
                 PauseOutcome::AlreadyPaused
             } else if s.in_proof_call {
-                s.pause_requested = true;
-                s.pause_requested_by = Some(by.to_owned());
+                s.pause_requested = Some(by.to_owned());
                 PauseOutcome::Requested
             } else {
                 // A resume the thread has not picked up yet is superseded by this pause.
@@ -189,10 +185,9 @@ impl Control {
             let mut s = self.lock();
             let target = state.map(|name| s.plan.parse_state(name)).transpose()?;
             if !s.paused {
-                if s.pause_requested && target.is_none() {
+                if s.pause_requested.is_some() && target.is_none() {
                     // The pause asked for during a proof call is called off.
-                    s.pause_requested = false;
-                    s.pause_requested_by = None;
+                    s.pause_requested = None;
                     drop(s);
                     self.changed();
                     return Ok(ResumeOutcome::PauseCalledOff);
@@ -378,13 +373,13 @@ impl Control {
     pub(crate) fn apply_requested_pause(&self) -> Option<String> {
         let by = {
             let mut s = self.lock();
-            if !s.pause_requested || s.in_proof_call {
+            if s.in_proof_call {
                 return None;
             }
-            s.pause_requested = false;
+            let by = s.pause_requested.take()?;
             s.paused = true;
             s.paused_since = Instant::now();
-            s.pause_requested_by.take().unwrap_or_default()
+            by
         };
         self.changed();
         Some(by)
@@ -398,8 +393,7 @@ impl Control {
                 s.paused = true;
                 s.paused_since = Instant::now();
             }
-            s.pause_requested = false;
-            s.pause_requested_by = None;
+            s.pause_requested = None;
             if error.is_some() {
                 s.last_error = error;
             }

@@ -169,8 +169,10 @@ impl Runner {
             {
                 let held = self.journal.hold().await;
                 if let Some(by) = self.control.apply_requested_pause() {
-                    let by = (!by.is_empty()).then_some(by);
-                    let paused = Happening::Paused { by, reason: None };
+                    let paused = Happening::Paused {
+                        by: Some(by),
+                        reason: None,
+                    };
                     held.record(sector_of(&record), Some(paused)).await;
                 }
             }
