@@ -10,13 +10,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use damocles_core::{Plan, SealProof, StateStore, ThreadInfo, WorkerReport};
+use damocles_core::{Plan, SealProof, ThreadInfo, WorkerReport};
 use damocles_rpc::jsonrpc::Response;
 use damocles_rpc::{AdminService, RpcServer, ServerOptions};
-use damocles_sealing::limits::StageLimits;
 use damocles_sealing::mock_chain::MockChain;
-use damocles_sealing::store::{Location, RedbStateStore};
-use damocles_sealing::{AttachedStore, SealingOptions, ThreadContext, Worker};
 use serde_json::Value;
 
 fn exchanges() -> Value {
@@ -25,36 +22,6 @@ fn exchanges() -> Value {
         "/../fixtures/reference/original-exchanges.json"
     );
     serde_json::from_str(&std::fs::read_to_string(path).expect("exchanges")).expect("json")
-}
-
-/// Three idle threads with no sector to seal: the state the original was recorded in.
-fn idle_worker(dir: &std::path::Path) -> Worker {
-    let chain = MockChain::new(10000, SealProof::StackedDrg2KiBV1_1);
-    chain.limit_sectors(0);
-    let contexts = (1..=3)
-        .map(|i| {
-            let location = Location::init(&dir.join(format!("store{i}"))).expect("location");
-            let store = Arc::new(RedbStateStore::open(&location).expect("store"));
-            ThreadContext {
-                worker_name: "interop".into(),
-                location,
-                plan: Plan::Sealer,
-                options: SealingOptions {
-                    recover_interval: Duration::from_secs(3600),
-                    ..SealingOptions::immediate()
-                },
-                manager: Arc::new(chain.clone()),
-                store: store as Arc<dyn StateStore>,
-                limits: StageLimits::default(),
-                attached: vec![AttachedStore {
-                    name: "remote".into(),
-                    location: dir.join("remote"),
-                    readonly: false,
-                }],
-            }
-        })
-        .collect();
-    Worker::start(contexts, "v0.1.0-damocles-rs")
 }
 
 /// Blanks what differs between any two machines: locations, versions, elapsed seconds,
@@ -131,17 +98,16 @@ async fn send(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_original_admin_requests_replayed_against_our_worker() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let worker = Arc::new(idle_worker(dir.path()));
-    let mut changes = worker.subscribe();
-    while !worker.list().iter().all(|t| {
-        t.thread_state == damocles_core::ThreadState::Idle
-            && t.job_state.map(|s| s.as_str()) == Some("Empty")
-    }) {
-        tokio::time::timeout(Duration::from_secs(30), changes.changed())
+    // Three idle threads with no sector to seal: the state the original was recorded in.
+    let worker = Arc::new(
+        damocles_cli::bench::idle_worker(dir.path(), 3)
             .await
-            .expect("threads idle")
-            .expect("worker alive");
-    }
+            .expect("idle worker"),
+    );
+    assert!(worker
+        .list()
+        .iter()
+        .all(|t| t.job_state.map(|s| s.as_str()) == Some("Empty")));
     let service = Arc::new(AdminService::new(worker.clone()));
     let server = RpcServer::bind("127.0.0.1:0", service.clone(), ServerOptions::default())
         .await

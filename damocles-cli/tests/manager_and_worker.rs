@@ -152,9 +152,11 @@ fn a_worker_seals_for_the_mock_manager_and_is_managed_through_it() {
 
     // The worker stops; with a short expiration it is marked.
     assert!(worker_process.terminate().success());
-    std::thread::sleep(Duration::from_millis(2100));
-    let table = text(&util(&m, &["worker", "list", "--expiration", "1s"]));
-    assert!(table.contains("(!)"), "{table}");
+    let table = wait_until("marked expired", Duration::from_secs(15), || {
+        let table = text(&util(&m, &["worker", "list", "--expiration", "1s"]));
+        table.contains("(!)").then_some(table)
+    });
+    assert!(table.contains("it-worker"), "{table}");
     let output = util(&m, &["worker", "info", "it-worker"]);
     assert_eq!(output.status.code(), Some(3), "unreachable");
 
@@ -221,7 +223,8 @@ fn a_thread_drained_mid_sector_finishes_it_and_takes_no_other_until_undrained() 
     assert_eq!(threads[0]["last_error"], serde_json::Value::Null);
     let table = text(&common::worker_cli(&w, &["list"]));
     assert!(table.contains("idle-drained"), "{table}");
-    // It takes no other sector, though the manager has one more.
+    // It takes no other sector, though the manager has one more: an absence, so time is
+    // the condition (three of its 1 s idle rounds).
     std::thread::sleep(Duration::from_secs(3));
     let sectors = util_json(&m, &["sealer", "sectors", "list"]);
     assert_eq!(sectors.as_array().map(Vec::len), Some(1), "{sectors}");

@@ -61,7 +61,7 @@ pub async fn idle_worker(dir: &Path, threads: usize) -> anyhow::Result<Worker> {
             }],
         });
     }
-    let worker = Worker::start(contexts, "v-bench");
+    let worker = Worker::start(contexts, crate::worker_cli::daemon::version());
     let mut changes = worker.subscribe();
     while !worker
         .list()

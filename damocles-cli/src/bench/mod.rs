@@ -9,6 +9,8 @@ mod memory;
 mod pipeline;
 mod stats;
 
+pub use admin::idle_worker;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
