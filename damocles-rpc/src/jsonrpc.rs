@@ -84,9 +84,10 @@ impl RpcError {
 /// precisely.
 #[derive(Debug, Clone, Deserialize)]
 pub struct RawRequest {
-    /// Must be `"2.0"` (absent is tolerated, as the original's server does).
+    /// Must be `"2.0"`, as the original worker's server requires (anything else, absent
+    /// included, is refused before the call runs).
     #[serde(default)]
-    pub jsonrpc: Option<String>,
+    pub jsonrpc: Option<Value>,
     /// The method.
     pub method: Option<Value>,
     /// Positional params (`null`, absent or an array).

@@ -16,6 +16,7 @@ pub mod manager;
 pub mod method;
 pub mod metrics;
 pub mod net;
+pub mod protocol;
 pub mod registry;
 pub mod sealer;
 pub mod server;

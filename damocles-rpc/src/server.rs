@@ -2,7 +2,8 @@
 //! notifications; `Content-Type: application/json` required, as the original requires
 //! it), a size limit on bodies, optional bearer tokens, graceful shutdown.
 //!
-//! [`handle_body`] is the whole protocol without HTTP, for tests and fuzzing.
+//! [`handle_body`] (in [`crate::protocol`]) is the whole protocol without HTTP, for tests
+//! and fuzzing.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -17,14 +18,14 @@ use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::{Method, StatusCode};
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
-use serde_json::value::RawValue;
-use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::jsonrpc::{Params, RawRequest, RpcError, RpcResult, ServerResponse, UNAUTHORIZED};
-use crate::method::{self, MethodSpec, Permission};
+use crate::jsonrpc::{Params, RpcError, RpcResult, UNAUTHORIZED};
+use crate::method::{MethodSpec, Permission};
+use crate::protocol::error_answer;
+pub use crate::protocol::{handle_body, handle_body_observed, Answer};
 
 /// Bodies above this many bytes are refused (HTTP 413).
 pub const DEFAULT_BODY_LIMIT: usize = 1 << 20;
@@ -141,168 +142,6 @@ fn same(expected: &str, given: &str) -> bool {
             .zip(given.bytes())
             .fold(0u8, |acc, (a, b)| acc | (a ^ b))
             == 0
-}
-
-/// What a body gets: the HTTP status and the JSON to send (`None`: an empty body, for
-/// notifications).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Answer {
-    /// The HTTP status.
-    pub status: StatusCode,
-    /// The JSON text, without its trailing newline.
-    pub body: Option<Vec<u8>>,
-}
-
-/// Answers one request body as a caller with `permission`.
-pub async fn handle_body(service: &dyn RpcService, permission: Permission, body: &[u8]) -> Answer {
-    let caller = Caller {
-        token: Some(permission),
-        remote: None,
-    };
-    handle_body_observed(service, permission, &caller, body, None).await
-}
-
-/// [`handle_body`] for `caller`, telling `observer` of every call that reaches a method.
-pub async fn handle_body_observed(
-    service: &dyn RpcService,
-    permission: Permission,
-    caller: &Caller,
-    body: &[u8],
-    observer: Option<&CallObserver>,
-) -> Answer {
-    // Checked once as JSON without building a tree; each request is then read straight
-    // into its fields.
-    let json: &RawValue = match serde_json::from_slice(body) {
-        Ok(json) => json,
-        Err(_) => return error_answer(StatusCode::OK, RpcError::parse_error()),
-    };
-    let batch = json.get().trim_start().starts_with('[');
-    let parsed = if batch {
-        match serde_json::from_str::<Vec<&RawValue>>(json.get()) {
-            Ok(items) => Parsed::Batch(items),
-            Err(_) => return error_answer(StatusCode::OK, RpcError::parse_error()),
-        }
-    } else {
-        Parsed::Single(json)
-    };
-    match parsed {
-        Parsed::Batch(items) if items.is_empty() => error_answer(
-            StatusCode::OK,
-            RpcError::invalid_request("Invalid request: empty batch"),
-        ),
-        Parsed::Batch(items) => {
-            let mut answers = Vec::new();
-            for item in items {
-                if let Some(response) =
-                    handle_one(service, permission, caller, item, observer).await
-                {
-                    answers.push(response);
-                }
-            }
-            Answer {
-                status: StatusCode::OK,
-                body: (!answers.is_empty()).then(|| to_bytes(&answers)),
-            }
-        }
-        Parsed::Single(single) => {
-            match handle_one(service, permission, caller, single, observer).await {
-                Some(response) => Answer {
-                    status: match &response.error {
-                        Some(e) if e.code == UNAUTHORIZED => StatusCode::FORBIDDEN,
-                        _ => StatusCode::OK,
-                    },
-                    body: Some(to_bytes(&response)),
-                },
-                None => Answer {
-                    status: StatusCode::OK,
-                    body: None,
-                },
-            }
-        }
-    }
-}
-
-enum Parsed<'a> {
-    Single(&'a RawValue),
-    Batch(Vec<&'a RawValue>),
-}
-
-fn to_bytes<T: serde::Serialize + ?Sized>(value: &T) -> Vec<u8> {
-    serde_json::to_vec(value).unwrap_or_default()
-}
-
-fn error_answer(status: StatusCode, error: RpcError) -> Answer {
-    Answer {
-        status,
-        body: Some(to_bytes(&ServerResponse::new(Value::Null, Err(error)))),
-    }
-}
-
-async fn handle_one(
-    service: &dyn RpcService,
-    permission: Permission,
-    caller: &Caller,
-    item: &RawValue,
-    observer: Option<&CallObserver>,
-) -> Option<ServerResponse> {
-    let request: RawRequest = match serde_json::from_str(item.get()) {
-        Ok(request) => request,
-        Err(e) => {
-            return Some(ServerResponse::new(
-                Value::Null,
-                Err(RpcError::invalid_request(format!("Invalid request: {e}"))),
-            ))
-        }
-    };
-    let id = request.id.clone();
-    let outcome = dispatch(service, permission, caller, request, observer).await;
-    match id {
-        None => None,
-        Some(id @ (Value::Null | Value::Number(_) | Value::String(_))) => {
-            Some(ServerResponse::new(id, outcome))
-        }
-        Some(_) => Some(ServerResponse::new(
-            Value::Null,
-            Err(RpcError::invalid_request(
-                "Invalid request: id must be a number, a string or null",
-            )),
-        )),
-    }
-}
-
-async fn dispatch(
-    service: &dyn RpcService,
-    permission: Permission,
-    caller: &Caller,
-    request: RawRequest,
-    observer: Option<&CallObserver>,
-) -> RpcResult {
-    if request.jsonrpc.as_deref().is_some_and(|v| v != "2.0") {
-        return Err(RpcError::invalid_request(
-            "Invalid request: jsonrpc must be \"2.0\"",
-        ));
-    }
-    let Some(Value::String(name)) = request.method else {
-        return Err(RpcError::invalid_request(
-            "Invalid request: method must be a string",
-        ));
-    };
-    let spec =
-        method::find(service.methods(), &name).ok_or_else(|| RpcError::method_not_found(&name))?;
-    if permission < spec.permission {
-        return Err(RpcError::new(
-            UNAUTHORIZED,
-            format!("{name} needs the admin token"),
-        ));
-    }
-    let params = Params::from_request(request.params)?;
-    params.expect_at_most(&spec.param_names())?;
-    let started = std::time::Instant::now();
-    let outcome = service.call(spec, params, caller).await;
-    if let Some(observe) = observer {
-        observe(spec.name, started.elapsed());
-    }
-    outcome
 }
 
 /// A running server.
