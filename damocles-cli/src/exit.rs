@@ -16,7 +16,9 @@ pub const UNAUTHORIZED: u8 = 4;
 /// The exit code and JSON kind of an admin failure.
 pub fn classify(error: &AdminError) -> (u8, &'static str) {
     match error {
-        AdminError::ThreadNotFound { .. } | AdminError::InvalidState(_) => (BAD_INPUT, "bad_input"),
+        AdminError::ThreadNotFound { .. }
+        | AdminError::InvalidState(_)
+        | AdminError::ResumeRefused { .. } => (BAD_INPUT, "bad_input"),
         AdminError::Remote { code, .. } if *code == damocles_rpc::jsonrpc::INVALID_PARAMS => {
             (BAD_INPUT, "bad_input")
         }

@@ -67,6 +67,20 @@ pub enum AdminError {
     /// The state is not one the thread's plan accepts.
     #[error(transparent)]
     InvalidState(#[from] ParseStateError),
+    /// The thread cannot resume at that state: a step would not give the same outputs
+    /// from what is persisted (or was never run). Nothing changed; the thread stays paused.
+    #[error(
+        "cannot resume thread #{index}{}: {reason}",
+        state.map(|s| format!(" at {s}")).unwrap_or_default()
+    )]
+    ResumeRefused {
+        /// The thread.
+        index: u64,
+        /// The state asked for, if one was.
+        state: Option<PlanState>,
+        /// Why, and what to do instead.
+        reason: String,
+    },
     /// The worker could not be reached.
     #[error("cannot reach worker at {address}: {reason}")]
     Unreachable {
@@ -102,9 +116,12 @@ impl AdminError {
         matches!(self, AdminError::ThreadNotFound { .. })
     }
 
-    /// Whether the state was refused.
+    /// Whether the state was refused (unknown to the plan, or not resumable now).
     pub fn is_invalid_state(&self) -> bool {
-        matches!(self, AdminError::InvalidState(_))
+        matches!(
+            self,
+            AdminError::InvalidState(_) | AdminError::ResumeRefused { .. }
+        )
     }
 
     /// Whether the worker could not be reached.
@@ -167,6 +184,13 @@ pub trait StateStore: Send + Sync {
     async fn events(&self, limit: usize) -> Result<Vec<JournalEntry>, StoreError> {
         let _ = limit;
         Ok(Vec::new())
+    }
+
+    /// Makes the store usable again after a failure (an on-disk store re-opens its
+    /// database); `Err` says why it still cannot be used. Called before a paused thread
+    /// is resumed. Stores that cannot fail this way (the default) answer `Ok`.
+    async fn recover(&self) -> Result<(), StoreError> {
+        Ok(())
     }
 }
 

@@ -131,9 +131,9 @@ fn valid_env_name(name: &str) -> bool {
 
 fn to_rpc(error: AdminError) -> RpcError {
     match error {
-        AdminError::ThreadNotFound { .. } | AdminError::InvalidState(_) => {
-            RpcError::invalid_params(error.to_string())
-        }
+        AdminError::ThreadNotFound { .. }
+        | AdminError::InvalidState(_)
+        | AdminError::ResumeRefused { .. } => RpcError::invalid_params(error.to_string()),
         other => RpcError::internal(other.to_string()),
     }
 }

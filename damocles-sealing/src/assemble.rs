@@ -2,13 +2,13 @@
 //! opened, options merged, stage limits and attached stores shared.
 
 use std::collections::HashSet;
+use std::path::Path;
 use std::sync::Arc;
 
-use async_trait::async_trait;
-use damocles_core::{SectorManager, SectorRecord, StateStore, StoreError};
+use damocles_core::SectorManager;
 
 use crate::config::WorkerConfig;
-use crate::store::{Location, LocationError, RedbStateStore};
+use crate::store::{Location, LocationError, LocationLock, RedbStateStore};
 use crate::thread::ThreadContext;
 
 /// Why the threads of a configuration cannot start.
@@ -36,16 +36,28 @@ pub enum AssembleError {
     NoAttachedStore,
 }
 
+/// The threads of a configuration, ready to start, and the locks on their locations
+/// (keep them until the worker has shut down).
+pub struct Assembled {
+    /// One context per thread, in index order.
+    pub contexts: Vec<ThreadContext>,
+    /// This process's locks on the threads' locations.
+    pub locks: Vec<LocationLock>,
+}
+
 /// The contexts of every configured thread, sealing for `manager`.
 ///
-/// A thread whose state database cannot be opened still gets a context: its store
-/// answers every call with the error, so that thread pauses with a critical error naming
-/// the file while the others seal.
+/// A location that does not exist is created and prepared when its parent directory
+/// exists (as `store sealing-init` would), and logged. Each location is locked for this
+/// process: a second worker on the same locations is refused, naming the holder. A thread
+/// whose state database cannot be opened still gets a context: its store answers every
+/// call with the error (naming the file), so that thread alone pauses while the others
+/// seal, and a resume tries the database again.
 pub fn thread_contexts(
     config: &WorkerConfig,
     worker_name: &str,
     manager: Arc<dyn SectorManager>,
-) -> Result<Vec<ThreadContext>, AssembleError> {
+) -> Result<Assembled, AssembleError> {
     let attached = config.attached_stores();
     if !attached.iter().any(|s| !s.readonly) {
         return Err(AssembleError::NoAttachedStore);
@@ -53,8 +65,9 @@ pub fn thread_contexts(
     let limits = config.stage_limits();
     let mut seen = HashSet::new();
     let mut contexts = Vec::new();
+    let mut locks = Vec::new();
     for (index, thread) in config.sealing_thread.iter().enumerate() {
-        let location = Location::open(&thread.location)
+        let location = open_or_create(&thread.location)
             .map_err(|source| AssembleError::Location { index, source })?;
         if !seen.insert(location.root().to_path_buf()) {
             return Err(AssembleError::DuplicateLocation {
@@ -62,50 +75,48 @@ pub fn thread_contexts(
                 path: location.root().display().to_string(),
             });
         }
-        let store: Arc<dyn StateStore> = match RedbStateStore::open(&location) {
-            Ok(store) => Arc::new(store),
-            Err(e) => {
-                tracing::error!(thread = index, "{e}");
-                Arc::new(UnavailableStore(e))
-            }
-        };
+        locks.push(
+            location
+                .lock()
+                .map_err(|source| AssembleError::Location { index, source })?,
+        );
+        let store = RedbStateStore::lazy(&location);
+        if let Err(e) = store.recover_now() {
+            tracing::error!(thread = index, "{e}");
+        }
         contexts.push(ThreadContext {
             worker_name: worker_name.to_owned(),
             location,
             plan: thread.plan,
             options: config.thread_options(index),
             manager: manager.clone(),
-            store,
+            store: Arc::new(store),
             limits: limits.clone(),
             attached: attached.clone(),
         });
     }
-    Ok(contexts)
+    Ok(Assembled { contexts, locks })
 }
 
-/// A state store that could not be opened: every call answers why.
-#[derive(Debug, Clone)]
-pub struct UnavailableStore(pub StoreError);
-
-#[async_trait]
-impl StateStore for UnavailableStore {
-    async fn load(&self) -> Result<Option<SectorRecord>, StoreError> {
-        Err(self.0.clone())
-    }
-
-    async fn save(&self, _: &SectorRecord) -> Result<(), StoreError> {
-        Err(self.0.clone())
-    }
-
-    async fn clear(&self) -> Result<(), StoreError> {
-        Err(self.0.clone())
-    }
-
-    async fn append_events(&self, _: &[damocles_core::ThreadEvent]) -> Result<(), StoreError> {
-        Err(self.0.clone())
-    }
-
-    async fn events(&self, _: usize) -> Result<Vec<damocles_core::JournalEntry>, StoreError> {
-        Err(self.0.clone())
+/// Opens a location; creates and prepares it first when it is missing (or an empty
+/// directory) and its parent exists.
+fn open_or_create(path: &Path) -> Result<Location, LocationError> {
+    match Location::open(path) {
+        Err(LocationError::Missing { .. })
+            if path.parent().is_some_and(|parent| parent.is_dir()) =>
+        {
+            tracing::info!("creating sealing location {}", path.display());
+            Location::init(path)
+        }
+        Err(LocationError::NotInitialised { .. })
+            if std::fs::read_dir(path).is_ok_and(|mut entries| entries.next().is_none()) =>
+        {
+            tracing::info!(
+                "preparing empty directory {} as a sealing location",
+                path.display()
+            );
+            Location::init(path)
+        }
+        other => other,
     }
 }

@@ -14,6 +14,8 @@ use damocles_core::{
 };
 use tokio::sync::{watch, Notify};
 
+use crate::resume::ResumeFacts;
+
 /// What the thread is doing (shown unless it is paused), with the instant it started.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Activity {
@@ -49,6 +51,12 @@ pub(crate) struct ControlState {
     /// A drain or undrain the thread has not persisted yet.
     pub drain_changed: bool,
     pub stopping: bool,
+    /// What a resume at a chosen state is checked against: the thread's record as of its
+    /// last transition.
+    pub resume_facts: Option<ResumeFacts>,
+    /// Why an idle thread has no sector (the manager cannot be reached), shown as its
+    /// last error while it idles.
+    pub idle_reason: Option<String>,
 }
 
 /// The shared control block of one thread.
@@ -101,6 +109,8 @@ impl Control {
                 draining: false,
                 drain_changed: false,
                 stopping: false,
+                resume_facts: None,
+                idle_reason: None,
             }),
             notify: Notify::new(),
             changes,
@@ -151,7 +161,11 @@ impl Control {
             job_state: s.job_state,
             job_stage: s.job_stage,
             thread_state,
-            last_error: s.last_error.clone(),
+            last_error: s.last_error.clone().or_else(|| {
+                (!s.paused && s.activity == Activity::Idle)
+                    .then(|| s.idle_reason.clone())
+                    .flatten()
+            }),
             pause_requested: s.pause_requested.is_some(),
             draining: s.draining,
             stuck: !s.paused && self.is_stuck(&s),
@@ -184,6 +198,17 @@ impl Control {
         let outcome = {
             let mut s = self.lock();
             let target = state.map(|name| s.plan.parse_state(name)).transpose()?;
+            if let (true, Some(PlanState::Sector(wanted)), Some(facts)) =
+                (s.paused, target, &s.resume_facts)
+            {
+                crate::resume::check(facts, wanted).map_err(|reason| {
+                    AdminError::ResumeRefused {
+                        index: self.index as u64,
+                        state: Some(PlanState::Sector(wanted)),
+                        reason,
+                    }
+                })?;
+            }
             if !s.paused {
                 if s.pause_requested.is_some() && target.is_none() {
                     // The pause asked for during a proof call is called off.
@@ -286,6 +311,11 @@ impl Control {
     }
 
     /// Whether the thread must stop and wait for (or pick up) a resume.
+    /// Whether the thread is paused (or pausing at its next wait).
+    pub(crate) fn is_paused(&self) -> bool {
+        self.lock().paused
+    }
+
     pub(crate) fn must_wait(&self) -> bool {
         let s = self.lock();
         s.paused || s.resume.is_some()
@@ -426,6 +456,26 @@ impl Control {
             }
             notified.await;
         }
+    }
+
+    /// Says why the idle thread has no sector (`None`: it has one, or the manager simply
+    /// had none to give); returns whether that changed.
+    pub(crate) fn set_idle_reason(&self, reason: Option<String>) -> bool {
+        let changed = {
+            let mut s = self.lock();
+            let changed = s.idle_reason != reason;
+            s.idle_reason = reason;
+            changed
+        };
+        if changed {
+            self.changed();
+        }
+        changed
+    }
+
+    /// Keeps what a resume at a chosen state is checked against.
+    pub(crate) fn set_resume_facts(&self, facts: ResumeFacts) {
+        self.lock().resume_facts = Some(facts);
     }
 
     pub(crate) fn set_job(&self, plan: Plan, job_id: Option<String>, job_state: Option<PlanState>) {

@@ -66,6 +66,15 @@ impl Journal {
 }
 
 impl Held<'_> {
+    /// Makes the thread's state store usable again after a failure (see
+    /// [`StateStore::recover`]).
+    pub(crate) async fn recover_store(&self) -> Result<(), StoreError> {
+        match self.store.as_ref() {
+            Some(store) => store.recover().await,
+            None => Ok(()),
+        }
+    }
+
     /// Records `what` (when there is something to record) happening now.
     pub(crate) async fn record(&self, sector: Option<String>, what: Option<Happening>) {
         let (Some(what), Some(store)) = (what, self.store.as_ref()) else {

@@ -20,6 +20,7 @@ pub mod params;
 pub mod paths;
 pub mod proofs;
 pub mod reporting;
+pub mod resume;
 pub mod store;
 pub mod thread;
 pub mod worker;

@@ -446,20 +446,12 @@ impl SectorManager for MockChain {
     ) -> Result<SubmitResp, ManagerError> {
         self.check_fault(ChainCall::SubmitProof)?;
         let entry = self.with_sector(id, |sector, _| sector.clone())?;
-        if let Some(existing) = &entry.proof {
-            if !reset {
-                return self.with_sector(id, |_, counters| {
-                    if *existing == info.proof {
-                        counters.proofs_duplicate += 1;
-                        submit_answer(SubmitResult::DuplicateSubmit, None)
-                    } else {
-                        submit_answer(
-                            SubmitResult::MismatchedSubmission,
-                            Some("a different proof was already accepted".into()),
-                        )
-                    }
-                });
-            }
+        let already_proven = entry.proof.is_some() && !reset;
+        if already_proven && entry.proof.as_ref() == Some(&info.proof) {
+            return self.with_sector(id, |_, counters| {
+                counters.proofs_duplicate += 1;
+                submit_answer(SubmitResult::DuplicateSubmit, None)
+            });
         }
         let (Some(pre_commit), Some(seed)) = (entry.pre_commit.clone(), entry.seed) else {
             return Ok(submit_answer(
@@ -485,6 +477,16 @@ impl SectorManager for MockChain {
             .await
             .map_err(|e| ManagerError::remote(1, format!("verifier panicked: {e}")))?;
         self.with_sector(id, |sector, counters| match verdict {
+            // C2 is randomised: a sector proven again (a resume at C1Done or before) sends
+            // another proof, as valid as the first, which stays on chain.
+            Ok(true) if already_proven => {
+                counters.proofs_duplicate += 1;
+                submit_answer(SubmitResult::DuplicateSubmit, None)
+            }
+            Ok(_) | Err(_) if already_proven => submit_answer(
+                SubmitResult::MismatchedSubmission,
+                Some("a different, invalid proof of a proven sector".into()),
+            ),
             Ok(true) => {
                 sector.proof = Some(info.proof);
                 sector.state = ChainSectorState::Proven;

@@ -15,9 +15,11 @@ pub struct SectorPaths {
     pub sealed: PathBuf,
 }
 
-/// The marker PC2 leaves in the cache directory while it runs; finding it on a restart
-/// means the sealed file may be half-encoded and must be restored from the staged copy.
-pub const PC2_RUNNING_MARKER: &str = ".pc2_running";
+/// The marker PC1 leaves in the cache directory once the sealed file holds a plain copy of
+/// the staged data. PC2 removes it before it encodes the file in place; a PC2 that does
+/// not find it (a crash mid-PC2, or a resume at `PC1Done` after PC2 ran) restores the
+/// sealed file from the staged copy first, so the replica is never encoded twice.
+pub const SEALED_UNENCODED_MARKER: &str = ".sealed_unencoded";
 
 impl SectorPaths {
     /// The paths of `sector` under `data_dir` (a location's `data/`).
@@ -30,8 +32,19 @@ impl SectorPaths {
         }
     }
 
-    /// The PC2 running marker.
-    pub fn pc2_marker(&self) -> PathBuf {
-        self.cache_dir.join(PC2_RUNNING_MARKER)
+    /// The marker that says the sealed file is still the unencoded copy PC1 made.
+    pub fn unencoded_marker(&self) -> PathBuf {
+        self.cache_dir.join(SEALED_UNENCODED_MARKER)
+    }
+
+    /// Whether the cache directory holds a file whose name contains `part`.
+    pub fn cache_has(&self, part: &str) -> bool {
+        std::fs::read_dir(&self.cache_dir).is_ok_and(|entries| {
+            entries.flatten().any(|e| {
+                e.file_name()
+                    .to_str()
+                    .is_some_and(|name| name.contains(part))
+            })
+        })
     }
 }

@@ -163,7 +163,8 @@ impl SealIdentity {
 }
 
 /// PC1: wipes and recreates the cache directory, creates an empty sealed file, then runs
-/// `seal_pre_commit_phase1` (labels). Safe to re-run.
+/// `seal_pre_commit_phase1` (labels and tree D in the cache; the sealed file becomes a
+/// copy of the staged one), and marks the sealed file as unencoded. Safe to re-run.
 pub fn pc1(
     id: SealIdentity,
     paths: &SectorPaths,
@@ -189,19 +190,25 @@ pub fn pc1(
         &piece_infos(pieces),
     )
     .map_err(|e| proof_failure(FailureLevel::Permanent, "pc1", e))?;
-    encode("pc1", &out)
+    let encoded = encode("pc1", &out)?;
+    let marker = paths.unencoded_marker();
+    File::create(&marker).map_err(|e| io_failure("create", &marker, e))?;
+    Ok(encoded)
 }
 
-/// PC2: encodes the replica and builds tree C and tree R. If a previous run left its
-/// marker, the sealed file is restored from the staged copy first. Safe to re-run.
+/// PC2: encodes the replica in place and builds tree C and tree R. Unless PC1's marker
+/// says the sealed file is still the unencoded copy, the file is restored from the staged
+/// copy first (after a crash mid-PC2, or a resume at `PC1Done` once PC2 had run), so the
+/// same inputs always give the same comm_r. Safe to re-run.
 pub fn pc2(pc1_output: &Opaque, paths: &SectorPaths) -> Result<PreCommitOutput, Failure> {
     let out: SealPreCommitPhase1Output = decode("pc2", pc1_output)?;
-    let marker = paths.pc2_marker();
+    let marker = paths.unencoded_marker();
     if marker.exists() {
+        // From here on the file is being encoded: a run that stops halfway restores it.
+        fs::remove_file(&marker).map_err(|e| io_failure("remove", &marker, e))?;
+    } else {
         fs::copy(&paths.staged, &paths.sealed)
             .map_err(|e| io_failure("restore sealed file from", &paths.staged, e))?;
-    } else {
-        File::create(&marker).map_err(|e| io_failure("create", &marker, e))?;
     }
     // Outputs of an interrupted run are rebuilt from scratch.
     remove_matching(&paths.cache_dir, |name| {
@@ -213,7 +220,6 @@ pub fn pc2(pc1_output: &Opaque, paths: &SectorPaths) -> Result<PreCommitOutput, 
     let SealPreCommitPhase2Output { comm_r, comm_d, .. } =
         seal::seal_pre_commit_phase2(out, &paths.cache_dir, &paths.sealed)
             .map_err(|e| proof_failure(FailureLevel::Permanent, "pc2", e))?;
-    fs::remove_file(&marker).map_err(|e| io_failure("remove", &marker, e))?;
     Ok(PreCommitOutput { comm_r, comm_d })
 }
 
@@ -346,11 +352,15 @@ mod tests {
         assert_eq!(fs::metadata(&paths.staged).expect("staged").len(), 2048);
         let comm_d = tree_d(id.proof, &pieces).expect("tree d");
         let pc1_out = pc1(id, &paths, [3; 32], &pieces).expect("pc1");
+        assert!(paths.unencoded_marker().exists(), "PC1 marks the copy");
         let commitments = pc2(&pc1_out, &paths).expect("pc2");
         assert_eq!(commitments.comm_d, comm_d);
-        assert!(!paths.pc2_marker().exists(), "the marker is removed");
-        // PC2 again, as after a crash mid-PC2: the same commitments.
-        File::create(paths.pc2_marker()).expect("marker");
+        assert!(
+            !paths.unencoded_marker().exists(),
+            "PC2 takes the mark away"
+        );
+        // PC2 again over the encoded file, as after a crash mid-PC2 or a resume at
+        // PC1Done: the file is restored first, so the same commitments.
         assert_eq!(pc2(&pc1_out, &paths).expect("pc2 again"), commitments);
         let c1_out = c1(id, &paths, [3; 32], [4; 32], commitments, &pieces).expect("c1");
         assert!(!c1_out.0.is_empty());

@@ -10,7 +10,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use damocles_core::{
@@ -43,6 +43,14 @@ pub enum LocationError {
     Missing {
         /// The path.
         path: String,
+    },
+    /// Another process (a second worker, or one still stopping) uses the location.
+    #[error("{path} is in use by another process ({holder}); stop it first, or wait until it has stopped")]
+    InUse {
+        /// The path.
+        path: String,
+        /// Who holds it, as it wrote in the lock file.
+        holder: String,
     },
     /// A file-system error.
     #[error("{path}: {source}")]
@@ -112,6 +120,47 @@ impl Location {
         self.root.join("meta").join("state.redb")
     }
 
+    /// Takes the location for this process: an exclusive lock on `meta/worker.lock`, held
+    /// until the returned value is dropped (or the process exits, however it exits).
+    /// Fails with [`LocationError::InUse`], naming the holder's pid, when another process
+    /// holds it.
+    pub fn lock(&self) -> Result<LocationLock, LocationError> {
+        use std::io::{Read, Seek, Write};
+        let path = self.root.join("meta").join(LOCK_FILE);
+        let mut file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io(&path))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                return Err(LocationError::InUse {
+                    path: self.root.display().to_string(),
+                    holder: match holder.trim() {
+                        "" => "unknown".to_owned(),
+                        holder => holder.to_owned(),
+                    },
+                });
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(io(&path)(e)),
+        }
+        let stamp = format!(
+            "damocles-worker pid {}, since {}",
+            std::process::id(),
+            humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+        );
+        file.set_len(0)
+            .and_then(|()| file.rewind())
+            .and_then(|()| file.write_all(stamp.as_bytes()))
+            .map_err(io(&path))?;
+        Ok(LocationLock { _file: file })
+    }
+
     /// Wipes `data/` (a finished or dropped sector's files).
     pub fn clean_data(&self) -> Result<(), LocationError> {
         let data = self.data_dir();
@@ -122,37 +171,99 @@ impl Location {
     }
 }
 
+/// The lock file of a location, in `meta/`.
+pub const LOCK_FILE: &str = "worker.lock";
+
+/// A location taken by this process ([`Location::lock`]); dropping it lets go.
+#[derive(Debug)]
+pub struct LocationLock {
+    _file: fs::File,
+}
+
 /// The redb [`StateStore`] of one location. Every save is a durable commit.
+///
+/// The database is opened on first use and opened again on the next call after any
+/// failure (an I/O error such as a full disk leaves redb unusable until re-opened), so a
+/// resume after the cause is fixed goes on without a restart. A panic inside redb (a
+/// damaged file) is contained and answered as an error naming the file. A database that
+/// is missing or empty while the location's `data/` holds sector files is not created
+/// anew: the sector's record would be silently lost and a new sector sealed over it.
 #[derive(Debug, Clone)]
 pub struct RedbStateStore {
-    db: Arc<Database>,
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
     path: PathBuf,
+    data_dir: PathBuf,
+    db: Mutex<Option<Database>>,
 }
 
 impl RedbStateStore {
     /// Opens (or creates) the state database of a location.
     pub fn open(location: &Location) -> Result<Self, StoreError> {
-        let path = location.state_db();
-        // One small record per location: a small page cache (redb's default grows to
-        // 1 GiB), so that a worker of many threads stays small.
-        let db = Database::builder()
-            .set_cache_size(STATE_CACHE_BYTES)
-            .create(&path)
-            .map_err(|e| store_error(&path, e))?;
-        Ok(Self {
-            db: Arc::new(db),
-            path,
+        let store = Self::lazy(location);
+        store.with_db(|_| Ok(()))?;
+        Ok(store)
+    }
+
+    /// Opens the database now if it is not open (again, after a failure) and proves it
+    /// can be written (the record is written back as it is); `Err` says why it cannot
+    /// be used, e.g. while the disk is still full.
+    pub fn recover_now(&self) -> Result<(), StoreError> {
+        self.with_db(|db| {
+            let record = self.load_from(db)?;
+            self.write_to(db, record.as_ref())
         })
+    }
+
+    /// The store of a location, opening its database on first use: a location whose
+    /// database cannot be opened now still gets a store, whose calls answer why.
+    pub fn lazy(location: &Location) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                path: location.state_db(),
+                data_dir: location.data_dir(),
+                db: Mutex::new(None),
+            }),
+        }
     }
 
     /// The database file.
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.inner.path
+    }
+
+    /// Runs `f` on the open database (opening it first if need be). After a failure or a
+    /// panic the handle is dropped, so the next call opens the file again.
+    fn with_db<T>(
+        &self,
+        f: impl FnOnce(&Database) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut db = self.inner.db.lock().unwrap_or_else(|e| e.into_inner());
+        if db.is_none() {
+            *db = Some(open_database(&self.inner.path, &self.inner.data_dir)?);
+        }
+        let Some(open) = db.as_ref() else {
+            unreachable!("opened above");
+        };
+        let result = contained(&self.inner.path, || f(open)).and_then(|r| r);
+        if result.is_err() {
+            let dropped = db.take();
+            // Dropping a damaged database may panic too.
+            let _ = contained(&self.inner.path, move || drop(dropped));
+        }
+        result
     }
 
     fn load_sync(&self) -> Result<Option<SectorRecord>, StoreError> {
-        let err = |e: &dyn std::fmt::Display| store_error(&self.path, e);
-        let txn = self.db.begin_read().map_err(|e| err(&e))?;
+        self.with_db(|db| self.load_from(db))
+    }
+
+    fn load_from(&self, db: &Database) -> Result<Option<SectorRecord>, StoreError> {
+        let err = |e: &dyn std::fmt::Display| store_error(self.path(), e);
+        let txn = db.begin_read().map_err(|e| err(&e))?;
         let table = match txn.open_table(RECORDS) {
             Ok(table) => table,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
@@ -167,8 +278,12 @@ impl RedbStateStore {
     }
 
     fn write_sync(&self, record: Option<&SectorRecord>) -> Result<(), StoreError> {
-        let err = |e: &dyn std::fmt::Display| store_error(&self.path, e);
-        let txn = self.db.begin_write().map_err(|e| err(&e))?;
+        self.with_db(|db| self.write_to(db, record))
+    }
+
+    fn write_to(&self, db: &Database, record: Option<&SectorRecord>) -> Result<(), StoreError> {
+        let err = |e: &dyn std::fmt::Display| store_error(self.path(), e);
+        let txn = db.begin_write().map_err(|e| err(&e))?;
         {
             let mut table = txn.open_table(RECORDS).map_err(|e| err(&e))?;
             match record {
@@ -187,8 +302,12 @@ impl RedbStateStore {
     }
 
     fn append_sync(&self, events: &[ThreadEvent]) -> Result<(), StoreError> {
-        let err = |e: &dyn std::fmt::Display| store_error(&self.path, e);
-        let txn = self.db.begin_write().map_err(|e| err(&e))?;
+        self.with_db(|db| self.append_to(db, events))
+    }
+
+    fn append_to(&self, db: &Database, events: &[ThreadEvent]) -> Result<(), StoreError> {
+        let err = |e: &dyn std::fmt::Display| store_error(self.path(), e);
+        let txn = db.begin_write().map_err(|e| err(&e))?;
         {
             let mut table = txn.open_table(JOURNAL).map_err(|e| err(&e))?;
             let mut seq = table
@@ -218,8 +337,12 @@ impl RedbStateStore {
     }
 
     fn events_sync(&self, limit: usize) -> Result<Vec<JournalEntry>, StoreError> {
-        let err = |e: &dyn std::fmt::Display| store_error(&self.path, e);
-        let txn = self.db.begin_read().map_err(|e| err(&e))?;
+        self.with_db(|db| self.events_from(db, limit))
+    }
+
+    fn events_from(&self, db: &Database, limit: usize) -> Result<Vec<JournalEntry>, StoreError> {
+        let err = |e: &dyn std::fmt::Display| store_error(self.path(), e);
+        let txn = db.begin_read().map_err(|e| err(&e))?;
         let table = match txn.open_table(JOURNAL) {
             Ok(table) => table,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
@@ -240,6 +363,68 @@ impl RedbStateStore {
     }
 }
 
+/// Opens the database file, refusing to create one where a sector's files show that a
+/// record existed.
+fn open_database(path: &Path, data_dir: &Path) -> Result<Database, StoreError> {
+    let size = fs::metadata(path).map(|m| m.len());
+    if !matches!(size, Ok(n) if n > 0) {
+        if let Some(file) = first_file(data_dir) {
+            let what = if size.is_ok() { "empty" } else { "missing" };
+            return Err(store_error(
+                path,
+                format!(
+                    "the database is {what}, but {} holds sector files ({}): the sector's \
+                     record is lost, and a new database would seal another sector over them. \
+                     Restore the database file, or move the sector's files away (the sector \
+                     may still be on chain), then resume the thread",
+                    data_dir.display(),
+                    file.display()
+                ),
+            ));
+        }
+    }
+    // One small record per location: a small page cache (redb's default grows to 1 GiB),
+    // so that a worker of many threads stays small.
+    contained(path, || {
+        Database::builder()
+            .set_cache_size(STATE_CACHE_BYTES)
+            .create(path)
+            .map_err(|e| store_error(path, e))
+    })?
+}
+
+/// The first file under `dir` (depth first), if any.
+fn first_file(dir: &Path) -> Option<PathBuf> {
+    for entry in fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        match entry.file_type() {
+            Ok(t) if t.is_dir() => {
+                if let Some(file) = first_file(&path) {
+                    return Some(file);
+                }
+            }
+            Ok(_) => return Some(path),
+            Err(_) => {}
+        }
+    }
+    None
+}
+
+/// Runs `f`, turning a panic into an error naming the database file.
+fn contained<T>(path: &Path, f: impl FnOnce() -> T) -> Result<T, StoreError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|panic| {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".to_owned());
+        store_error(
+            path,
+            format!("the database is damaged (redb panicked: {message})"),
+        )
+    })
+}
+
 fn store_error(path: &Path, e: impl std::fmt::Display) -> StoreError {
     StoreError {
         location: path.display().to_string(),
@@ -254,7 +439,7 @@ async fn blocking<T: Send + 'static>(
     let owned = store.clone();
     tokio::task::spawn_blocking(move || f(owned))
         .await
-        .map_err(|e| store_error(&store.path, format!("store task failed: {e}")))?
+        .map_err(|e| store_error(store.path(), format!("store task failed: {e}")))?
 }
 
 #[async_trait]
@@ -282,6 +467,10 @@ impl StateStore for RedbStateStore {
 
     async fn events(&self, limit: usize) -> Result<Vec<JournalEntry>, StoreError> {
         blocking(self, move |s| s.events_sync(limit)).await
+    }
+
+    async fn recover(&self) -> Result<(), StoreError> {
+        blocking(self, |s| s.recover_now()).await
     }
 }
 
@@ -363,6 +552,75 @@ mod tests {
         let err = Location::open(dir.path()).unwrap_err();
         assert!(matches!(err, LocationError::NotInitialised { .. }));
         assert!(err.to_string().contains("store sealing-init"));
+    }
+
+    fn sealed_record() -> SectorRecord {
+        let mut record = SectorRecord::new(Plan::Sealer);
+        record
+            .apply(
+                Event::Allocate(AllocatedSector {
+                    id: SectorId::new(1000, 7),
+                    proof_type: SealProof::StackedDrg2KiBV1_1,
+                }),
+                1,
+            )
+            .expect("apply");
+        record
+    }
+
+    #[tokio::test]
+    async fn a_truncated_database_is_an_error_naming_the_file_never_a_panic() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let location = Location::init(dir.path()).expect("init");
+        let store = RedbStateStore::open(&location).expect("open");
+        store.save(&sealed_record()).await.expect("save");
+        drop(store);
+        let whole = fs::read(location.state_db()).expect("read");
+        for size in [4096, 1, 512, 8192, whole.len() - 1] {
+            fs::write(location.state_db(), &whole[..size.min(whole.len())]).expect("truncate");
+            // Opening at start (as the worker assembles its threads), then using it.
+            let opened = RedbStateStore::open(&location).map(|_| ());
+            let loaded = RedbStateStore::lazy(&location).load().await;
+            for result in [opened.err(), loaded.err()].into_iter().flatten() {
+                assert!(result.location.ends_with("state.redb"), "{size}: {result}");
+            }
+        }
+        fs::write(location.state_db(), &whole).expect("restore");
+        let store = RedbStateStore::lazy(&location);
+        assert_eq!(store.load().await.expect("load"), Some(sealed_record()));
+    }
+
+    #[tokio::test]
+    async fn an_empty_or_missing_database_beside_sector_files_is_not_created_anew() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let location = Location::init(dir.path()).expect("init");
+        let store = RedbStateStore::open(&location).expect("open");
+        store.save(&sealed_record()).await.expect("save");
+        drop(store);
+        let staged = location.data_dir().join("unsealed/s-t01000-7");
+        fs::create_dir_all(staged.parent().expect("parent")).expect("dir");
+        fs::write(&staged, [0u8; 2048]).expect("staged");
+
+        fs::write(location.state_db(), b"").expect("truncate to 0");
+        let store = RedbStateStore::lazy(&location);
+        let err = store.load().await.unwrap_err();
+        assert!(err.message.contains("the database is empty"), "{err}");
+        assert!(err.message.contains("s-t01000-7"), "names the files: {err}");
+        assert_eq!(
+            fs::metadata(location.state_db()).expect("db").len(),
+            0,
+            "untouched"
+        );
+
+        fs::remove_file(location.state_db()).expect("remove");
+        let err = store.recover().await.unwrap_err();
+        assert!(err.message.contains("the database is missing"), "{err}");
+        assert!(!location.state_db().exists(), "not created");
+
+        // Once the operator has moved the files away, a resume starts afresh.
+        fs::remove_file(&staged).expect("move away");
+        store.recover().await.expect("recover");
+        assert_eq!(store.load().await.expect("load"), None);
     }
 
     #[tokio::test]

@@ -21,6 +21,7 @@ use crate::limits::StageLimits;
 use crate::options::SealingOptions;
 use crate::paths::SectorPaths;
 use crate::proofs::{self, SealIdentity};
+use crate::resume::{self, ResumeFacts};
 use crate::store::Location;
 
 /// A persistent store sealed files are copied to (`[[attached]]`).
@@ -128,17 +129,10 @@ struct Runner {
 
 impl Runner {
     async fn main_loop(&self) {
-        let mut record = match self.ctx.store.load().await {
-            Ok(Some(record)) => record,
-            Ok(None) => SectorRecord::new(self.ctx.plan),
-            Err(e) => {
-                // An unreadable state database: pause, naming the file, touch nothing.
-                self.control
-                    .pause_with_error(Some(critical_store(e).to_string()));
-                SectorRecord::new(self.ctx.plan)
-            }
-        };
         self.control.set_stuck_after(self.ctx.options.stuck_after);
+        let Some(mut record) = self.load().await else {
+            return;
+        };
         self.show(&record);
         self.record(
             &record,
@@ -197,7 +191,44 @@ impl Runner {
         }
     }
 
+    /// Loads the thread's record. An unreadable state database pauses the thread with an
+    /// error naming the file, touching nothing; each resume tries again. `None`: the
+    /// worker is stopping.
+    async fn load(&self) -> Option<SectorRecord> {
+        // A drain asked for meanwhile, applied once there is a record to keep it in.
+        let mut drain = None;
+        loop {
+            let mut record = match self.ctx.store.load().await {
+                Ok(Some(record)) => record,
+                Ok(None) => SectorRecord::new(self.ctx.plan),
+                Err(e) => {
+                    tracing::error!(thread = self.control.index(), "{e}");
+                    self.control
+                        .pause_with_error(Some(critical_store(e).to_string()));
+                    match self.control.wait_resume().await {
+                        Err(Interrupt::Stopping) => return None,
+                        Err(Interrupt::Paused) => {
+                            drain = self.control.take_drain_change().or(drain);
+                        }
+                        // Resumed: try the database again.
+                        Ok(_) => {}
+                    }
+                    continue;
+                }
+            };
+            if let Some(on) = drain {
+                record.draining = on;
+                if let Err(e) = self.save(&record).await {
+                    tracing::error!(thread = self.control.index(), "cannot persist drain: {e}");
+                }
+            }
+            return Some(record);
+        }
+    }
+
     fn show(&self, record: &SectorRecord) {
+        self.control
+            .set_resume_facts(ResumeFacts::of(record, self.ctx.location.data_dir()));
         self.control.set_job(
             record.plan,
             record.sector.map(|s| s.id.to_string()),
@@ -252,6 +283,14 @@ impl Runner {
         record: &mut SectorRecord,
         target: Option<PlanState>,
     ) -> Result<(), Failure> {
+        if let Some(PlanState::Sector(state)) = target {
+            // Checked when the resume was asked for; again here, against the record as it
+            // is now (it may have moved since, if the thread had not yet seen its pause).
+            let facts = ResumeFacts::of(record, self.ctx.location.data_dir());
+            resume::check(&facts, state).map_err(|reason| {
+                Failure::permanent(format!("cannot resume at {state}: {reason}"))
+            })?;
+        }
         record.paused = false;
         record.last_error = None;
         if let Some(PlanState::Sector(state)) = target {
@@ -523,20 +562,41 @@ impl Runner {
                             .collect()
                     }),
                 };
-                match self
+                let allocated = self
                     .control
                     .interruptible(manager.allocate_sector(spec))
-                    .await?
-                {
-                    Ok(Some(sector)) => Ok(Outcome::Event(Event::Allocate(sector))),
-                    Ok(None) => Ok(Outcome::Idle),
-                    Err(e) => {
-                        tracing::warn!("sectors are not allocated yet: {e}");
-                        Ok(Outcome::Idle)
+                    .await?;
+                // Why the thread idles, in `list` and (once per change) in the log.
+                let reason = allocated
+                    .as_ref()
+                    .err()
+                    .map(|e| format!("AllocateSector: {e}"));
+                if self.control.set_idle_reason(reason.clone()) {
+                    match reason {
+                        Some(reason) => tracing::warn!(
+                            thread = self.control.index(),
+                            "no sector: {reason}; asking again every {}",
+                            humantime::format_duration(
+                                self.ctx.options.recover_interval.max(IDLE_FLOOR)
+                            )
+                        ),
+                        None => tracing::info!(
+                            thread = self.control.index(),
+                            "the manager answers again"
+                        ),
                     }
+                }
+                match allocated {
+                    Ok(Some(sector)) => Ok(Outcome::Event(Event::Allocate(sector))),
+                    Ok(None) | Err(_) => Ok(Outcome::Idle),
                 }
             }
             State::Allocated => {
+                // Deals acquired before (a resume at Allocated) are kept: the pieces, and so
+                // comm_d, stay those of the sector's first run.
+                if let Some(deals) = &record.deals {
+                    return Ok(Outcome::Event(Event::AcquireDeals(Some(deals.clone()))));
+                }
                 if !opts.enable_deals {
                     return Ok(if opts.disable_cc {
                         Outcome::Idle
@@ -586,7 +646,9 @@ impl Runner {
                 .await?;
                 Ok(Outcome::Event(Event::BuildTreeD))
             }
-            State::TreeDBuilt => Ok(Outcome::Event(Event::AssignTicket(None))),
+            // A ticket assigned before (a resume at an earlier state) is kept, so that PC1
+            // gives the same labels and the pre-committed comm_r stays right.
+            State::TreeDBuilt => Ok(Outcome::Event(Event::AssignTicket(record.ticket))),
             State::TicketAssigned => {
                 let (id, paths) = self.identity(record)?;
                 let ticket = match record.ticket {
@@ -617,6 +679,16 @@ impl Runner {
                 let out = self
                     .proof_call("pc2", "builtin PC2", move || proofs::pc2(&pc1, &paths))
                     .await?;
+                if let Some(before) = record.pc2_output.filter(|before| *before != out) {
+                    // Never expected (PC2 restores its input), but a comm_r that changed
+                    // under a pre-commit must stop the sector, not reach the chain.
+                    return Err(Failure::permanent(format!(
+                        "PC2 run again gave comm_r {} where the first run gave {}",
+                        hex::encode(out.comm_r),
+                        hex::encode(before.comm_r)
+                    ))
+                    .into());
+                }
                 Ok(Outcome::Event(Event::PC2(out)))
             }
             State::PC2Done => {

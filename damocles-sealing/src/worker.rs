@@ -53,6 +53,17 @@ impl ThreadHandle {
         by: &str,
     ) -> Result<ResumeOutcome, AdminError> {
         let held = self.journal.hold().await;
+        if self.control.is_paused() {
+            // A thread paused on a store failure (a full disk) goes on only once its
+            // database can be used again: re-opened now, or refused saying why.
+            held.recover_store()
+                .await
+                .map_err(|e| AdminError::ResumeRefused {
+                    index: self.control.index() as u64,
+                    state: None,
+                    reason: e.to_string(),
+                })?;
+        }
         let outcome = self.control.resume(state)?;
         held.record(self.control.sector(), resumed(&outcome, by))
             .await;

@@ -159,6 +159,179 @@ async fn resume_at_treedbuilt_reseals_from_there() {
     worker.shutdown().await;
 }
 
+/// Resume at a state whose step would not give the same outputs (its inputs are gone, or
+/// it skips steps that never ran) is refused, saying why and what to do, and changes
+/// nothing; a resume at the state that makes the input again is accepted, and the sector
+/// comes out the same (the chain sees the same pre-commit again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_where_a_step_cannot_give_the_same_outputs_is_refused_and_changes_nothing() {
+    let harness = harness(1);
+    let worker = harness.start();
+    let before = wait_for(&worker, "paused at C1Done", |t| paused(&t[0])).await;
+    assert_eq!(state_of(&before[0]), Some("C1Done"));
+    let unchanged = |why: &str, threads: &[ThreadInfo]| {
+        assert!(paused(&threads[0]), "{why}");
+        assert_eq!(threads[0].job_state, before[0].job_state, "{why}");
+        assert_eq!(threads[0].last_error, before[0].last_error, "{why}");
+    };
+    let refused = |state: &'static str| {
+        let worker = &worker;
+        async move {
+            let err = worker
+                .resume(0, Some(state.into()))
+                .await
+                .expect_err("refused");
+            assert!(err.is_invalid_state(), "{err}");
+            err.to_string()
+        }
+    };
+
+    let err = refused("C2Done").await;
+    assert!(
+        err.starts_with("cannot resume thread #0 at C2Done: the sector is at C1Done"),
+        "{err}"
+    );
+    let err = refused("SyntheticPoRepNeeded").await;
+    assert!(err.contains("does not generate synthetic PoRep"), "{err}");
+    unchanged("after skipping ahead", &worker.list());
+
+    // The staged file is gone: PC2 could not restore the sealed file from it, nor PC1
+    // read it. Both are refused, naming the file and where to resume instead.
+    let sector = damocles_core::SectorId::new(MINER, 1).to_string();
+    let staged = harness
+        .dir
+        .path()
+        .join("store0/data/unsealed")
+        .join(&sector);
+    std::fs::remove_file(&staged).expect("remove the staged file");
+    for state in ["PC1Done", "TicketAssigned"] {
+        let err = refused(state).await;
+        assert!(err.contains("needs the staged file"), "{err}");
+        assert!(err.contains(&sector), "names the file: {err}");
+        assert!(
+            err.ends_with("resume at DealsAcquired to make it again"),
+            "{err}"
+        );
+    }
+    unchanged("after the refusals", &worker.list());
+    let journal = worker.events(0, 1000).await.expect("events");
+    assert!(
+        !journal
+            .iter()
+            .any(|e| matches!(e.event.what, damocles_core::Happening::Resumed { .. })),
+        "a refused resume is not in the history"
+    );
+
+    // DealsAcquired writes the staged file again: accepted, and the same sector results.
+    assert!(matches!(
+        worker.resume(0, Some("DealsAcquired".into())).await,
+        Ok(ResumeOutcome::Resumed { .. })
+    ));
+    let after = wait_for(&worker, "paused at C1Done again", |t| {
+        paused(&t[0]) && state_of(&t[0]) == Some("C1Done")
+    })
+    .await;
+    assert_eq!(
+        after[0].last_error, before[0].last_error,
+        "C2 again, not a mismatch"
+    );
+    assert!(staged.is_file());
+    let counters = harness.chain.counters();
+    assert_eq!(counters.pre_commits_accepted, 1);
+    assert_eq!(
+        counters.pre_commits_duplicate, 1,
+        "the same comm_r was sent again"
+    );
+    worker.shutdown().await;
+}
+
+/// Mounts a small tmpfs over a directory for the life of the value (needs root, as the
+/// project's machines and CI have).
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(dir: &std::path::Path, size: &str) -> Self {
+        std::fs::create_dir_all(dir).expect("mount point");
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .expect("run mount");
+        assert!(status.success(), "mounting a tmpfs needs root");
+        Self(dir.to_owned())
+    }
+
+    /// Fills the disk; returns the filler file.
+    fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let filler = self.0.join("filler");
+        let mut file = std::fs::File::create(&filler).expect("filler");
+        let chunk = [0u8; 4096];
+        while file.write_all(&chunk).is_ok() {}
+        filler
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// A thread whose state database hits a full disk pauses with the I/O error; resume
+/// while the disk is still full is refused saying so (nothing changes); once space is
+/// freed, resume re-opens the database and the thread goes on without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_under_meta_pauses_the_thread_and_resume_reopens_the_store() {
+    let harness = harness(1);
+    let disk = SmallDisk::mount(&harness.dir.path().join("store0/meta"), "2m");
+    let worker = harness.start();
+    let params_error = wait_for(&worker, "paused at C1Done", |t| paused(&t[0])).await[0]
+        .last_error
+        .clone();
+    let filler = disk.fill();
+    // An in-process resume (which does not check the store first) re-runs C2's state:
+    // the record cannot be written.
+    let outcome = damocles_core::SealingThread::resume(&worker.threads()[0], None);
+    assert!(
+        matches!(outcome, Ok(ResumeOutcome::Resumed { .. })),
+        "{outcome:?}"
+    );
+    let threads = wait_for(&worker, "paused on the full disk", |t| {
+        paused(&t[0]) && t[0].last_error != params_error
+    })
+    .await;
+    let error = threads[0].last_error.clone().unwrap_or_default();
+    assert!(error.starts_with("critical: state store "), "{error}");
+    assert!(error.contains("No space left on device"), "{error}");
+
+    let err = worker.resume(0, None).await.expect_err("still full");
+    assert!(
+        err.to_string()
+            .starts_with("cannot resume thread #0: state store "),
+        "{err}"
+    );
+    assert!(err.to_string().contains("No space left on device"), "{err}");
+    assert_eq!(worker.list()[0].last_error.as_deref(), Some(error.as_str()));
+
+    std::fs::remove_file(filler).expect("free the space");
+    assert!(matches!(
+        worker.resume(0, None).await,
+        Ok(ResumeOutcome::Resumed { .. })
+    ));
+    // It runs C2 again, which fails for want of parameters: the store works again.
+    let threads = wait_for(&worker, "paused on C2 again", |t| {
+        paused(&t[0]) && t[0].last_error == params_error
+    })
+    .await;
+    assert_eq!(state_of(&threads[0]), Some("C1Done"));
+    worker.shutdown().await;
+    drop(disk);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn temporary_failures_retry_then_pause_as_permanent() {
     let mut harness = harness(1);
@@ -256,9 +429,10 @@ async fn a_draining_thread_finishes_its_sector_takes_no_other_and_stays_drained_
         Ok(DrainOutcome::AlreadyDraining)
     );
     assert!(worker.list()[0].draining);
-    // The current sector still goes on: resumed at Finished, it is finalized.
+    // The current sector still goes on to its end: here (no parameters for C2) it is
+    // dropped by a resume at Aborted; skipping to Finished would be refused.
     worker
-        .resume(0, Some("Finished".into()))
+        .resume(0, Some("Aborted".into()))
         .await
         .expect("resume");
     wait_for(&worker, "idle, drained", |t| {
@@ -269,7 +443,11 @@ async fn a_draining_thread_finishes_its_sector_takes_no_other_and_stays_drained_
         .chain
         .sector(damocles_core::SectorId::new(MINER, 1))
         .expect("sector 1");
-    assert_eq!(finished.state, ChainSectorState::Finished, "{sector:?}");
+    assert_eq!(
+        finished.state,
+        ChainSectorState::Aborted("task aborted".into()),
+        "{sector:?}"
+    );
     assert_eq!(harness.chain.counters().allocated, 1, "no new sector taken");
     worker.shutdown().await;
 

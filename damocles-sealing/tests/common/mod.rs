@@ -121,3 +121,64 @@ impl StateStore for CrashAfter {
         self.inner.clear().await
     }
 }
+
+/// A state store that watches what the thread saves: it keeps the last record saved, can
+/// pause the thread right after it saves a chosen state (before that state's step runs),
+/// and can call `on_save` with each record (e.g. to snapshot the sector's files).
+pub struct Watching {
+    pub inner: RedbStateStore,
+    pub last: Arc<std::sync::Mutex<Option<SectorRecord>>>,
+    /// Pause the thread once a record in this state is saved.
+    pub pause_at: Option<State>,
+    /// The thread to pause; set once the worker has started.
+    pub thread: Arc<std::sync::OnceLock<damocles_sealing::ThreadHandle>>,
+    pub on_save: Box<dyn Fn(&SectorRecord) + Send + Sync>,
+}
+
+impl Watching {
+    pub fn new(inner: RedbStateStore, pause_at: Option<State>) -> Self {
+        Self {
+            inner,
+            last: Arc::default(),
+            pause_at,
+            thread: Arc::default(),
+            on_save: Box::new(|_| {}),
+        }
+    }
+}
+
+#[async_trait]
+impl StateStore for Watching {
+    async fn load(&self) -> Result<Option<SectorRecord>, StoreError> {
+        self.inner.load().await
+    }
+
+    async fn save(&self, record: &SectorRecord) -> Result<(), StoreError> {
+        self.inner.save(record).await?;
+        (self.on_save)(record);
+        *self.last.lock().expect("last") = Some(record.clone());
+        if Some(record.state) == self.pause_at && !record.paused {
+            let thread = self.thread.get().expect("the thread is set before it runs");
+            damocles_core::SealingThread::pause(thread);
+        }
+        Ok(())
+    }
+
+    async fn clear(&self) -> Result<(), StoreError> {
+        self.inner.clear().await
+    }
+}
+
+/// Copies a directory tree (a sector's files, for snapshots).
+pub fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("create dir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}

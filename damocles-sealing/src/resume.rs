@@ -1,0 +1,244 @@
+//! Which state a paused thread may resume at, and why not (DESIGN "Resume anywhere").
+//!
+//! Resuming at a state re-runs that state's step. A step re-run from what the sector
+//! record and its files still hold gives the same outputs (PC2 restores the sealed file
+//! from the staged copy, the ticket and deals are kept), so a target is accepted when
+//! every input of its step is still there, and refused otherwise with what is missing and
+//! the state to resume at instead. Skipping ahead is refused too, except across the steps
+//! that only wait for the chain (`PCSubmitted`, `ProofSubmitted`): any other skipped step
+//! would leave its outputs missing or stale. `Aborted` is always accepted (it drops the
+//! sector). A refusal changes nothing: the thread stays paused as it was.
+
+use std::path::PathBuf;
+
+use damocles_core::{Plan, SealProof, SectorRecord, State};
+
+use crate::paths::SectorPaths;
+
+/// What a step consumes: a field of the sector record, or files of the sector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Input {
+    Sector,
+    Pieces,
+    Ticket,
+    PC1Output,
+    PC2Output,
+    PersistInstance,
+    Seed,
+    C1Output,
+    Proof,
+    /// The staged (unsealed) file the pieces were written into.
+    StagedFile,
+    /// PC1's labels and tree D in the cache directory.
+    Labels,
+    /// The encoded replica, with `p_aux`, `t_aux`, tree C and tree R in the cache.
+    Replica,
+}
+
+impl Input {
+    /// How the input is named in a refusal.
+    fn describe(self) -> &'static str {
+        match self {
+            Input::Sector => "the allocated sector",
+            Input::Pieces => "the added pieces",
+            Input::Ticket => "the ticket",
+            Input::PC1Output => "PC1's output",
+            Input::PC2Output => "PC2's commitments",
+            Input::PersistInstance => "the store the files were persisted to",
+            Input::Seed => "the seed",
+            Input::C1Output => "C1's output",
+            Input::Proof => "C2's proof",
+            Input::StagedFile => "the staged file",
+            Input::Labels => "PC1's labels and tree D",
+            Input::Replica => "the encoded replica and its trees",
+        }
+    }
+
+    /// The state whose step produces the input.
+    fn producer(self) -> State {
+        match self {
+            Input::Sector => State::Empty,
+            Input::Pieces | Input::StagedFile => State::DealsAcquired,
+            Input::Ticket | Input::PC1Output | Input::Labels => State::TicketAssigned,
+            Input::PC2Output | Input::Replica => State::PC1Done,
+            Input::PersistInstance => State::PCLanded,
+            Input::Seed => State::PersistanceSubmitted,
+            Input::C1Output => State::SeedAssigned,
+            Input::Proof => State::C1Done,
+        }
+    }
+}
+
+/// What each sealer state's step consumes.
+fn sealer_inputs(state: State) -> &'static [Input] {
+    use Input::*;
+    match state {
+        State::Allocated | State::DealsAcquired => &[Sector],
+        State::PieceAdded | State::TreeDBuilt => &[Sector, Pieces],
+        State::TicketAssigned => &[Sector, Pieces, StagedFile],
+        State::PC1Done => &[Sector, Pieces, PC1Output, StagedFile, Labels],
+        State::PC2Done => &[Sector, PC2Output, Ticket],
+        State::PCLanded => &[Sector, Replica],
+        State::Persisted => &[Sector, PersistInstance],
+        State::SeedAssigned => &[Sector, Ticket, Seed, PC2Output, Pieces, Labels, Replica],
+        State::C1Done => &[Sector, C1Output],
+        State::C2Done => &[Sector, Proof],
+        State::PCSubmitted | State::PersistanceSubmitted | State::ProofSubmitted => &[Sector],
+        State::Finished => &[Sector],
+        _ => &[],
+    }
+}
+
+/// Sealer states whose step only waits for the chain: an operator who knows the message
+/// landed may skip them.
+const SKIPPABLE: [State; 2] = [State::PCSubmitted, State::ProofSubmitted];
+
+/// What a resume check needs to know of a paused thread's record: cheap to keep beside
+/// the thread's control block (no proof outputs, only whether they are there).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResumeFacts {
+    plan: Plan,
+    state: State,
+    proof: Option<SealProof>,
+    present: Vec<Input>,
+    paths: Option<SectorPaths>,
+}
+
+impl ResumeFacts {
+    /// The facts of `record`, whose sector's files live under `data_dir`.
+    pub fn of(record: &SectorRecord, data_dir: PathBuf) -> Self {
+        let mut present = Vec::new();
+        let mut has = |input, yes: bool| {
+            if yes {
+                present.push(input);
+            }
+        };
+        has(Input::Sector, record.sector.is_some());
+        has(Input::Pieces, record.pieces.is_some());
+        has(Input::Ticket, record.ticket.is_some());
+        has(Input::PC1Output, record.pc1_output.is_some());
+        has(Input::PC2Output, record.pc2_output.is_some());
+        has(Input::PersistInstance, record.persist_instance.is_some());
+        has(Input::Seed, record.seed.is_some());
+        has(Input::C1Output, record.c1_output.is_some());
+        has(Input::Proof, record.proof.is_some());
+        Self {
+            plan: record.plan,
+            state: record.state,
+            proof: record.sector.map(|s| s.proof_type),
+            present,
+            paths: record.sector.map(|s| SectorPaths::new(&data_dir, s.id)),
+        }
+    }
+
+    /// The record's state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// Whether `input` is there now (files are looked at on disk).
+    fn holds(&self, input: Input) -> Result<(), String> {
+        let missing =
+            |what: String| Err(format!("its step needs {}, which {what}", input.describe()));
+        let on_disk = |path: &std::path::Path| {
+            if path.exists() {
+                Ok(())
+            } else {
+                missing(format!("is gone ({} does not exist)", path.display()))
+            }
+        };
+        match input {
+            Input::StagedFile | Input::Labels | Input::Replica => {
+                let Some(paths) = &self.paths else {
+                    return missing("the record does not have".into());
+                };
+                match input {
+                    Input::StagedFile => on_disk(&paths.staged),
+                    Input::Labels => {
+                        let gone = ["layer-", "tree-d"]
+                            .into_iter()
+                            .find(|part| !paths.cache_has(part));
+                        match gone {
+                            Some(part) => missing(format!(
+                                "is gone (no {part}* file in {})",
+                                paths.cache_dir.display()
+                            )),
+                            None => Ok(()),
+                        }
+                    }
+                    _ => {
+                        on_disk(&paths.sealed)?;
+                        if paths.unencoded_marker().exists() {
+                            return missing("PC2 has not made yet".into());
+                        }
+                        let gone = ["p_aux", "t_aux", "tree-c", "tree-r-last"]
+                            .into_iter()
+                            .find(|part| !paths.cache_has(part));
+                        match gone {
+                            Some(part) => missing(format!(
+                                "is gone (no {part}* file in {})",
+                                paths.cache_dir.display()
+                            )),
+                            None => Ok(()),
+                        }
+                    }
+                }
+            }
+            _ if self.present.contains(&input) => Ok(()),
+            _ => missing("the record does not have: the step that makes it has not run".into()),
+        }
+    }
+}
+
+/// Whether a thread whose record is described by `facts` may resume at `target`; `Err`
+/// says why not and what to do instead.
+pub fn check(facts: &ResumeFacts, target: State) -> Result<(), String> {
+    if target == State::Aborted {
+        return Ok(());
+    }
+    if facts.plan != Plan::Sealer {
+        return if target == facts.state {
+            Ok(())
+        } else {
+            Err(format!(
+                "the {} plan can only re-run its current state ({}) or drop the job (Aborted)",
+                facts.plan, facts.state
+            ))
+        };
+    }
+    check_sealer(facts, target)
+}
+
+fn check_sealer(facts: &ResumeFacts, target: State) -> Result<(), String> {
+    if target == State::SyntheticPoRepNeeded {
+        return Err(format!(
+            "this worker does not generate synthetic PoRep{}",
+            facts
+                .proof
+                .map(|p| format!(" (the sector's proof type is {p})"))
+                .unwrap_or_default()
+        ));
+    }
+    if target > facts.state {
+        if let Some(skipped) = (facts.state.number()..target.number())
+            .filter_map(State::from_number)
+            .find(|s| !SKIPPABLE.contains(s) && *s != State::SyntheticPoRepNeeded)
+        {
+            return Err(format!(
+                "the sector is at {}: skipping ahead would leave the step of {skipped} \
+                 unrun; only waits for the chain (PCSubmitted, ProofSubmitted) can be skipped",
+                facts.state
+            ));
+        }
+    }
+    for input in sealer_inputs(target) {
+        if let Err(why) = facts.holds(*input) {
+            let instead = match input.producer() {
+                State::Empty => "resume at Aborted to drop the sector".to_owned(),
+                state => format!("resume at {state} to make it again"),
+            };
+            return Err(format!("{why}; {instead}"));
+        }
+    }
+    Ok(())
+}
