@@ -57,6 +57,10 @@ pub struct RunningWorker {
     server: RpcServer,
     metrics: Option<MetricsServer>,
     reporting: Option<JoinHandle<()>>,
+    /// The start-up check of the attached stores, retried until the manager answers.
+    checking: Option<JoinHandle<()>>,
+    /// The locations stay this process's until it has stopped.
+    _locks: Vec<damocles_sealing::store::LocationLock>,
 }
 
 impl RunningWorker {
@@ -72,8 +76,8 @@ impl RunningWorker {
 
     /// Stops reporting and serving, then stops the threads (after their proof calls).
     pub async fn stop(self) {
-        if let Some(reporting) = &self.reporting {
-            reporting.abort();
+        for task in [&self.reporting, &self.checking].into_iter().flatten() {
+            task.abort();
         }
         if let Some(metrics) = self.metrics {
             metrics.shutdown();
@@ -94,6 +98,7 @@ pub async fn start(config_path: &Path, choice: ManagerChoice) -> Result<RunningW
         ManagerChoice::At(addr) => addr.clone(),
         _ => config.sector_manager.rpc_client.addr.clone(),
     };
+    let mut checking = None;
     let (manager, reporter): (Arc<dyn SectorManager>, Option<Arc<dyn Reporter>>) = match choice {
         ManagerChoice::MockChain(miner) => {
             let size = config
@@ -112,8 +117,24 @@ pub async fn start(config_path: &Path, choice: ManagerChoice) -> Result<RunningW
                 .map_err(|e| bad_input(format!("[sector_manager] rpc_client.addr: {e}")))?;
             let pinger = ManagerClient::new(&manager_addr, token, Timeouts::default())
                 .map_err(|e| bad_input(format!("[sector_manager] rpc_client.addr: {e}")))?;
-            check_stores(&sealer, &config).await?;
-            (Arc::new(sealer), Some(Arc::new(pinger)))
+            let sealer = Arc::new(sealer);
+            match check_stores(&sealer, &config).await {
+                Ok(()) => {}
+                // The manager is down: start anyway (the admin API serves, the threads
+                // idle saying why) and check once it answers.
+                Err(e) if e.code == exit::UNREACHABLE => {
+                    tracing::warn!(
+                        "{}; starting anyway: the threads idle until it answers",
+                        e.message
+                    );
+                    let (sealer, config) = (sealer.clone(), config.clone());
+                    checking = Some(tokio::spawn(async move {
+                        check_stores_until_reachable(&sealer, &config).await;
+                    }));
+                }
+                Err(e) => return Err(e),
+            }
+            (sealer, Some(Arc::new(pinger)))
         }
     };
     let manager_host = manager_host_port(&manager_addr).ok();
@@ -127,9 +148,9 @@ pub async fn start(config_path: &Path, choice: ManagerChoice) -> Result<RunningW
         .clone()
         .or_else(|| local_ip.clone())
         .unwrap_or_else(|| "damocles-worker".to_owned());
-    let contexts = assemble::thread_contexts(&config, &name, manager)
+    let assembled = assemble::thread_contexts(&config, &name, manager)
         .map_err(|e| bad_input(format!("config {}: {e}", config_path.display())))?;
-    let worker = Arc::new(Worker::start(contexts, version()));
+    let worker = Arc::new(Worker::start(assembled.contexts, version()));
     let rpc = &config.worker.rpc_server;
     let recorder = worker.clone();
     let options = ServerOptions {
@@ -203,6 +224,8 @@ pub async fn start(config_path: &Path, choice: ManagerChoice) -> Result<RunningW
         server,
         metrics,
         reporting,
+        checking,
+        _locks: assembled.locks,
     })
 }
 
@@ -233,6 +256,30 @@ async fn check_stores(sealer: &HttpSectorManager, config: &WorkerConfig) -> Resu
         }
     }
     Ok(())
+}
+
+/// The start-up check of the attached stores, tried again with backoff (1 s doubling to
+/// 1 min) until the manager answers; an unknown store is then logged as an error (its
+/// sectors fail when they persist, naming it).
+async fn check_stores_until_reachable(sealer: &HttpSectorManager, config: &WorkerConfig) {
+    let mut wait = std::time::Duration::from_secs(1);
+    loop {
+        tokio::time::sleep(wait).await;
+        match check_stores(sealer, config).await {
+            Ok(()) => {
+                tracing::info!("the manager at {} answers", sealer.rpc().address());
+                return;
+            }
+            Err(e) if e.code == exit::UNREACHABLE => {
+                wait = (wait * 2).min(std::time::Duration::from_secs(60));
+                tracing::warn!("{}; trying again in {}s", e.message, wait.as_secs());
+            }
+            Err(e) => {
+                tracing::error!("{}", e.message);
+                return;
+            }
+        }
+    }
 }
 
 /// Runs the daemon until a signal; returns the exit code.
