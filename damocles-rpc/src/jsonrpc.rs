@@ -25,6 +25,8 @@ pub const INVALID_PARAMS: i64 = -32602;
 pub const INTERNAL_ERROR: i64 = -32603;
 /// `-32001`: no or a wrong token (HTTP 401), or a token without the permission (403).
 pub const UNAUTHORIZED: i64 = -32001;
+/// `-32002`: the call's answer would exceed the server's answer limit; ask for less.
+pub const ANSWER_TOO_LARGE: i64 = -32002;
 
 /// A JSON-RPC error object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]

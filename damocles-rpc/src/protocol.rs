@@ -4,14 +4,52 @@
 //! `jsonrpc` must be `"2.0"`, `id` (when present) a number, a string or `null`, `method`
 //! a string and `params` absent, `null`, an array or an object. A request that fails one
 //! check is answered `-32600` and never reaches a method.
+//!
+//! One body cannot make the server build an answer of any size: a batch holds at most
+//! [`DEFAULT_BATCH_LIMIT`] calls (a longer one is refused whole, nothing runs), and an
+//! answer is at most [`DEFAULT_ANSWER_LIMIT`] bytes: a call's result that would take it
+//! past that is replaced by an [`ANSWER_TOO_LARGE`] error with the call's id. Both limits
+//! are [`ProtocolLimits`], set per server in [`crate::ServerOptions`].
 
 use hyper::StatusCode;
+use serde::de::{DeserializeSeed, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use crate::jsonrpc::{Params, RawRequest, RpcError, RpcResult, ServerResponse, UNAUTHORIZED};
+use crate::jsonrpc::{
+    Params, RawRequest, RpcError, RpcResult, ServerResponse, ANSWER_TOO_LARGE, UNAUTHORIZED,
+};
 use crate::method::{self, Permission};
 use crate::server::{CallObserver, Caller, RpcService};
+
+/// The most calls one batch may hold: 100. The original clients never batch; a script
+/// that needs more sends several bodies.
+pub const DEFAULT_BATCH_LIMIT: usize = 100;
+
+/// The most bytes one answer may take: 4 MiB (a thread's whole event history, 1,000
+/// entries, is about 80 KB; the list of a thousand workers about 300 KB).
+pub const DEFAULT_ANSWER_LIMIT: usize = 4 << 20;
+
+/// How much one body may ask of a server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProtocolLimits {
+    /// The most calls in one batch; a longer batch is answered `-32600` and nothing in it
+    /// runs.
+    pub batch_calls: usize,
+    /// The most bytes of one answer. The result that would take it past this is replaced
+    /// by an [`ANSWER_TOO_LARGE`] error with its call's id, so a batch answer may exceed it
+    /// by the size of those errors (about 200 bytes each).
+    pub answer_bytes: usize,
+}
+
+impl Default for ProtocolLimits {
+    fn default() -> Self {
+        Self {
+            batch_calls: DEFAULT_BATCH_LIMIT,
+            answer_bytes: DEFAULT_ANSWER_LIMIT,
+        }
+    }
+}
 
 /// What a body gets: the HTTP status and the JSON to send (`None`: an empty body, for
 /// notifications).
@@ -29,16 +67,19 @@ pub async fn handle_body(service: &dyn RpcService, permission: Permission, body:
         token: Some(permission),
         remote: None,
     };
-    handle_body_observed(service, permission, &caller, body, None).await
+    let limits = ProtocolLimits::default();
+    handle_body_observed(service, permission, &caller, body, None, limits).await
 }
 
-/// [`handle_body`] for `caller`, telling `observer` of every call that reaches a method.
+/// [`handle_body`] for `caller` within `limits`, telling `observer` of every call that
+/// reaches a method.
 pub async fn handle_body_observed(
     service: &dyn RpcService,
     permission: Permission,
     caller: &Caller,
     body: &[u8],
     observer: Option<&CallObserver>,
+    limits: ProtocolLimits,
 ) -> Answer {
     // Checked once as JSON without building a tree; each request is then read straight
     // into its fields.
@@ -47,6 +88,10 @@ pub async fn handle_body_observed(
         Err(_) => return error_answer(StatusCode::OK, RpcError::parse_error()),
     };
     let run = |item| run_one(service, permission, caller, item, observer);
+    let mut budget = Budget {
+        limit: limits.answer_bytes,
+        used: 2,
+    };
     if !json.get().trim_start().starts_with('[') {
         return match run(json).await {
             Some(response) => Answer {
@@ -54,7 +99,7 @@ pub async fn handle_body_observed(
                     Some(e) if e.code == UNAUTHORIZED => StatusCode::FORBIDDEN,
                     _ => StatusCode::OK,
                 },
-                body: Some(to_bytes(&response)),
+                body: Some(budget.fit(response)),
             },
             None => Answer {
                 status: StatusCode::OK,
@@ -62,26 +107,119 @@ pub async fn handle_body_observed(
             },
         };
     }
-    let items: Vec<&RawValue> = match serde_json::from_str(json.get()) {
-        Ok(items) => items,
+    let batch = match read_batch(json.get(), limits.batch_calls) {
+        Ok(batch) => batch,
         Err(_) => return error_answer(StatusCode::OK, RpcError::parse_error()),
     };
-    if items.is_empty() {
+    if batch.len == 0 {
         return error_answer(
             StatusCode::OK,
             RpcError::invalid_request("Invalid request: empty batch"),
         );
     }
-    let mut answers = Vec::new();
-    for item in items {
+    if batch.len > limits.batch_calls {
+        return error_answer(
+            StatusCode::OK,
+            RpcError::invalid_request(format!(
+                "Invalid request: a batch may hold at most {} calls; this one holds {}, and none of them ran: send them in several batches",
+                limits.batch_calls, batch.len
+            )),
+        );
+    }
+    let mut answers: Vec<Vec<u8>> = Vec::new();
+    for item in batch.items {
         if let Some(response) = run(item).await {
-            answers.push(response);
+            answers.push(budget.fit(response));
         }
     }
+    if answers.is_empty() {
+        return Answer {
+            status: StatusCode::OK,
+            body: None,
+        };
+    }
+    let mut body = Vec::with_capacity(budget.used);
+    body.push(b'[');
+    for (n, answer) in answers.iter().enumerate() {
+        if n > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(answer);
+    }
+    body.push(b']');
     Answer {
         status: StatusCode::OK,
-        body: (!answers.is_empty()).then(|| to_bytes(&answers)),
+        body: Some(body),
     }
+}
+
+/// The bytes an answer has used of its limit.
+struct Budget {
+    limit: usize,
+    used: usize,
+}
+
+impl Budget {
+    /// The JSON of `response`, or of an [`ANSWER_TOO_LARGE`] error with its id when it
+    /// would take the answer past the limit.
+    fn fit(&mut self, response: ServerResponse) -> Vec<u8> {
+        let mut bytes = to_bytes(&response);
+        if self.used.saturating_add(bytes.len()) > self.limit {
+            let error = RpcError::new(
+                ANSWER_TOO_LARGE,
+                format!(
+                    "the answer exceeded {} bytes, the most this server sends; ask for less (a smaller limit, fewer calls per batch)",
+                    self.limit
+                ),
+            );
+            bytes = to_bytes(&ServerResponse::new(response.id, Err(error)));
+        }
+        self.used = self.used.saturating_add(bytes.len() + 1);
+        bytes
+    }
+}
+
+/// A batch's first `limit` requests, and how many it holds.
+struct Batch<'a> {
+    items: Vec<&'a RawValue>,
+    len: usize,
+}
+
+/// Reads a batch without keeping more than `limit` of its requests.
+fn read_batch(json: &str, limit: usize) -> Result<Batch<'_>, serde_json::Error> {
+    struct Bounded(usize);
+    impl<'de> Visitor<'de> for Bounded {
+        type Value = Batch<'de>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an array of requests")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Batch<'de>, A::Error> {
+            let mut batch = Batch {
+                items: Vec::new(),
+                len: 0,
+            };
+            while let Some(item) = seq.next_element::<&'de RawValue>()? {
+                batch.len += 1;
+                if batch.items.len() < self.0 {
+                    batch.items.push(item);
+                }
+            }
+            Ok(batch)
+        }
+    }
+    impl<'de> DeserializeSeed<'de> for Bounded {
+        type Value = Batch<'de>;
+
+        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Batch<'de>, D::Error> {
+            d.deserialize_seq(self)
+        }
+    }
+    let mut reader = serde_json::Deserializer::from_str(json);
+    let batch = Bounded(limit).deserialize(&mut reader)?;
+    reader.end()?;
+    Ok(batch)
 }
 
 /// The answer of an error that belongs to no request.

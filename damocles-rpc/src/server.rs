@@ -24,7 +24,7 @@ use tokio::task::JoinHandle;
 
 use crate::jsonrpc::{Params, RpcError, RpcResult, UNAUTHORIZED};
 use crate::method::{MethodSpec, Permission};
-use crate::protocol::error_answer;
+use crate::protocol::{error_answer, ProtocolLimits};
 pub use crate::protocol::{handle_body, handle_body_observed, Answer};
 
 /// Bodies above this many bytes are refused (HTTP 413).
@@ -81,6 +81,10 @@ pub struct ServerOptions {
     pub read_token: Option<String>,
     /// The largest body accepted.
     pub body_limit: usize,
+    /// The most calls in one batch ([`crate::protocol::DEFAULT_BATCH_LIMIT`]).
+    pub batch_limit: usize,
+    /// The most bytes of one answer ([`crate::protocol::DEFAULT_ANSWER_LIMIT`]).
+    pub answer_limit: usize,
     /// Told of every call (for metrics).
     pub observer: Option<CallObserver>,
 }
@@ -93,6 +97,8 @@ impl std::fmt::Debug for ServerOptions {
             .field("admin_token", &hidden(&self.admin_token))
             .field("read_token", &hidden(&self.read_token))
             .field("body_limit", &self.body_limit)
+            .field("batch_limit", &self.batch_limit)
+            .field("answer_limit", &self.answer_limit)
             .field("observer", &self.observer.is_some())
             .finish()
     }
@@ -105,6 +111,8 @@ impl Default for ServerOptions {
             admin_token: None,
             read_token: None,
             body_limit: DEFAULT_BODY_LIMIT,
+            batch_limit: crate::protocol::DEFAULT_BATCH_LIMIT,
+            answer_limit: crate::protocol::DEFAULT_ANSWER_LIMIT,
             observer: None,
         }
     }
@@ -307,6 +315,10 @@ async fn serve_http(
             &caller,
             &body,
             options.observer.as_ref(),
+            ProtocolLimits {
+                batch_calls: options.batch_limit,
+                answer_bytes: options.answer_limit,
+            },
         )
         .await,
     )

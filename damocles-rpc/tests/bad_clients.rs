@@ -159,3 +159,123 @@ async fn invalid_requests_run_nothing_on_the_manager() {
     assert!(registry.get("w").is_some(), "no invalid remove removed it");
     server.shutdown().await;
 }
+
+/// The start of `answer`, for assertion messages.
+fn short(answer: &Value) -> String {
+    answer.to_string().chars().take(300).collect()
+}
+
+fn history(n: u64) -> Vec<damocles_core::JournalEntry> {
+    use damocles_core::{Happening, JournalEntry, ThreadEvent};
+    (0..n)
+        .map(|seq| JournalEntry {
+            seq,
+            event: ThreadEvent {
+                at_ms: 1_700_000_000_000 + seq,
+                sector: Some("s-t01000-1".into()),
+                what: Happening::Resumed {
+                    by: "admin token from 127.0.0.1:40000".into(),
+                    state: None,
+                },
+            },
+        })
+        .collect()
+}
+
+fn events_batch(calls: usize) -> String {
+    let calls: Vec<Value> = (0..calls)
+        .map(|id| json!({"jsonrpc": "2.0", "id": id, "method": "Damocles.WorkerEvents", "params": [1, 1000]}))
+        .collect();
+    Value::Array(calls).to_string()
+}
+
+#[tokio::test]
+async fn a_batch_longer_than_the_limit_is_refused_whole() {
+    let (server, handle) = worker(ServerOptions::default()).await;
+    let addr = server.local_addr().to_string();
+    // The issue's body: 10,000 calls for a thousand events each (789 KB).
+    let body = events_batch(10_000);
+    assert!(body.len() < 1 << 20, "{} bytes", body.len());
+    let answer = rpc(&addr, "/", &body).await;
+    assert_eq!(answer["error"]["code"], -32600, "{}", short(&answer));
+    let message = answer["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("at most 100 calls; this one holds 10000"),
+        "{message}"
+    );
+    assert_eq!(handle.calls(), [], "none of them ran");
+
+    // 100 calls is the limit, and runs.
+    let body: Vec<Value> = (0..100)
+        .map(|id| json!({"jsonrpc": "2.0", "id": id, "method": "VenusWorker.WorkerVersion"}))
+        .collect();
+    for _ in 0..100 {
+        handle.push(AdminAnswer::Version(Ok("v".into())));
+    }
+    let answer = rpc(&addr, "/", &Value::Array(body).to_string()).await;
+    assert_eq!(answer.as_array().map(Vec::len), Some(100));
+    assert_eq!(handle.calls().len(), 100);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_answer_over_the_limit_is_replaced_by_an_error_that_says_so() {
+    let (server, handle) = worker(ServerOptions::default()).await;
+    let addr = server.local_addr().to_string();
+    let events = history(1000);
+    let one = serde_json::to_string(&events).expect("JSON").len();
+    for _ in 0..100 {
+        handle.push(AdminAnswer::Events(Ok(events.clone())));
+    }
+    let (status, text) = post(&addr, "/", &events_batch(100)).await;
+    assert_eq!(status, 200);
+    eprintln!(
+        "one answer of 1,000 events: {one} bytes; the batch of 100: {} bytes",
+        text.len()
+    );
+    assert!(text.len() <= (4 << 20) + 100 * 300, "{} bytes", text.len());
+    let answers: Vec<Value> = serde_json::from_str(&text).expect("JSON");
+    assert_eq!(answers.len(), 100, "every call is answered");
+    let fitted = answers
+        .iter()
+        .take_while(|a| a["result"].is_array())
+        .count();
+    assert!(
+        fitted * one <= 4 << 20 && (fitted + 1) * (one + 40) > 4 << 20,
+        "as many as fit in 4 MiB: {fitted}"
+    );
+    for (id, answer) in answers.iter().enumerate().skip(fitted) {
+        assert_eq!(answer["id"], id, "{answer}");
+        assert_eq!(answer["error"]["code"], -32002, "{answer}");
+        let message = answer["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("exceeded 4194304 bytes"), "{message}");
+        assert!(message.contains("ask for less"), "{message}");
+    }
+    server.shutdown().await;
+
+    // A single answer over a server's limit.
+    let (server, handle) = worker(ServerOptions {
+        answer_limit: 64 << 10,
+        ..ServerOptions::default()
+    })
+    .await;
+    let addr = server.local_addr().to_string();
+    handle.push(AdminAnswer::Events(Ok(events)));
+    let answer = rpc(
+        &addr,
+        "/",
+        r#"{"jsonrpc":"2.0","id":"big","method":"Damocles.WorkerEvents","params":[1,1000]}"#,
+    )
+    .await;
+    assert_eq!(answer["id"], "big");
+    assert_eq!(answer["error"]["code"], -32002, "{answer}");
+    handle.push(AdminAnswer::Events(Ok(history(10))));
+    let answer = rpc(
+        &addr,
+        "/",
+        r#"{"jsonrpc":"2.0","id":1,"method":"Damocles.WorkerEvents","params":[1,10]}"#,
+    )
+    .await;
+    assert_eq!(answer["result"].as_array().map(Vec::len), Some(10));
+    server.shutdown().await;
+}
