@@ -109,7 +109,11 @@ impl RpcClient {
             url,
             token,
             timeouts,
-            http: Client::builder(TokioExecutor::new()).build(connector),
+            // Below the servers' idle timeout (ConnectionLimits::header_timeout, 10 s), so
+            // that a kept-alive connection is not reused just as the server closes it.
+            http: Client::builder(TokioExecutor::new())
+                .pool_idle_timeout(Duration::from_secs(5))
+                .build(connector),
             next_id: AtomicU64::new(0),
         })
     }

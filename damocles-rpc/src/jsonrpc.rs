@@ -27,6 +27,8 @@ pub const INTERNAL_ERROR: i64 = -32603;
 pub const UNAUTHORIZED: i64 = -32001;
 /// `-32002`: the call's answer would exceed the server's answer limit; ask for less.
 pub const ANSWER_TOO_LARGE: i64 = -32002;
+/// `-32003`: the server serves as many connections as it may (HTTP 503); try again.
+pub const SERVER_BUSY: i64 = -32003;
 
 /// A JSON-RPC error object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]

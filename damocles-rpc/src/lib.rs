@@ -11,6 +11,7 @@
 
 pub mod admin;
 pub mod client;
+pub mod conn;
 pub mod jsonrpc;
 pub mod manager;
 pub mod method;
@@ -23,6 +24,7 @@ pub mod server;
 
 pub use admin::{AdminService, HttpAdminClient};
 pub use client::{CallError, RpcClient, Timeouts};
+pub use conn::ConnectionLimits;
 pub use manager::{ManagerClient, ManagerService};
 pub use registry::WorkerRegistry;
 pub use sealer::HttpSectorManager;

@@ -2,7 +2,6 @@
 //! renderer gives; [`ManagerMetrics`] is what the manager exposes (workers by liveness,
 //! their threads summed, ping ages, API calls by method with latency).
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,67 +10,66 @@ use bytes::Bytes;
 use damocles_core::Liveness;
 use http_body_util::Full;
 use hyper::{Method, StatusCode};
-use hyper_util::rt::TokioIo;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::conn::{self, ConnectionLimits, HttpResponse, Refusal};
 use crate::registry::WorkerRegistry;
 
 /// Produces the text exposition on each scrape.
 pub type Renderer = Arc<dyn Fn() -> String + Send + Sync>;
 
-/// An HTTP server of `GET /metrics`.
+/// An HTTP server of `GET /metrics`, its connections bounded as the RPC servers' are
+/// ([`ConnectionLimits`]).
 pub struct MetricsServer {
     local_addr: SocketAddr,
     task: JoinHandle<()>,
+    _stop: oneshot::Sender<()>,
 }
 
 impl MetricsServer {
     /// Binds `addr` and serves `render`'s text at `/metrics`.
     pub async fn bind(addr: &str, render: Renderer) -> std::io::Result<Self> {
+        Self::bind_with(addr, render, ConnectionLimits::default()).await
+    }
+
+    /// [`MetricsServer::bind`] with connection `limits`.
+    pub async fn bind_with(
+        addr: &str,
+        render: Renderer,
+        limits: ConnectionLimits,
+    ) -> std::io::Result<Self> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;
-        let task = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
+        let refusal = Refusal {
+            content_type: "text/plain; charset=utf-8",
+            body: format!(
+                "too many connections: this server serves at most {} at once; try again shortly\n",
+                limits.max_connections
+            ),
+        };
+        let (stop, stopped) = oneshot::channel();
+        let task = tokio::spawn(conn::serve(
+            listener,
+            limits,
+            refusal,
+            stopped,
+            move |_, req| {
                 let render = render.clone();
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(
-                        move |req: hyper::Request<hyper::body::Incoming>| {
-                            let render = render.clone();
-                            async move {
-                                let mut response = if req.method() == Method::GET
-                                    && req.uri().path() == "/metrics"
-                                {
-                                    hyper::Response::new(Full::new(Bytes::from(render())))
-                                } else {
-                                    let mut r = hyper::Response::new(Full::new(Bytes::from(
-                                        "metrics are at GET /metrics\n",
-                                    )));
-                                    *r.status_mut() = StatusCode::NOT_FOUND;
-                                    r
-                                };
-                                response.headers_mut().insert(
-                                    hyper::header::CONTENT_TYPE,
-                                    hyper::header::HeaderValue::from_static(
-                                        "text/plain; version=0.0.4; charset=utf-8",
-                                    ),
-                                );
-                                Ok::<_, Infallible>(response)
-                            }
-                        },
-                    );
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        Ok(Self { local_addr, task })
+                async move { answer(&render, &req) }
+            },
+        ));
+        Ok(Self {
+            local_addr,
+            task,
+            _stop: stop,
+        })
     }
 
     /// Where it listens.
@@ -83,6 +81,21 @@ impl MetricsServer {
     pub fn shutdown(self) {
         self.task.abort();
     }
+}
+
+fn answer(render: &Renderer, req: &hyper::Request<hyper::body::Incoming>) -> HttpResponse {
+    let mut response = if req.method() == Method::GET && req.uri().path() == "/metrics" {
+        hyper::Response::new(Full::new(Bytes::from(render())))
+    } else {
+        let mut r = hyper::Response::new(Full::new(Bytes::from("metrics are at GET /metrics\n")));
+        *r.status_mut() = StatusCode::NOT_FOUND;
+        r
+    };
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]

@@ -1,11 +1,12 @@
 //! A JSON-RPC 2.0 server on hyper 1: POST with a JSON body (single requests, batches and
 //! notifications; `Content-Type: application/json` required, as the original requires
-//! it), a size limit on bodies, optional bearer tokens, graceful shutdown.
+//! it), a size limit on bodies, optional bearer tokens, graceful shutdown; connections
+//! bounded in number and time ([`ConnectionLimits`]), batches in length and answers in
+//! size ([`crate::protocol::ProtocolLimits`]).
 //!
 //! [`handle_body`] (in [`crate::protocol`]) is the whole protocol without HTTP, for tests
 //! and fuzzing.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,13 +17,12 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::{Method, StatusCode};
-use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::jsonrpc::{Params, RpcError, RpcResult, UNAUTHORIZED};
+use crate::conn::{self, ConnectionLimits, HttpResponse, Refusal};
+use crate::jsonrpc::{Params, RpcError, RpcResult, SERVER_BUSY, UNAUTHORIZED};
 use crate::method::{MethodSpec, Permission};
 use crate::protocol::{error_answer, ProtocolLimits};
 pub use crate::protocol::{handle_body, handle_body_observed, Answer};
@@ -87,6 +87,8 @@ pub struct ServerOptions {
     pub answer_limit: usize,
     /// Told of every call (for metrics).
     pub observer: Option<CallObserver>,
+    /// Timeouts and the most connections at once.
+    pub connections: ConnectionLimits,
 }
 
 impl std::fmt::Debug for ServerOptions {
@@ -100,6 +102,7 @@ impl std::fmt::Debug for ServerOptions {
             .field("batch_limit", &self.batch_limit)
             .field("answer_limit", &self.answer_limit)
             .field("observer", &self.observer.is_some())
+            .field("connections", &self.connections)
             .finish()
     }
 }
@@ -114,6 +117,7 @@ impl Default for ServerOptions {
             batch_limit: crate::protocol::DEFAULT_BATCH_LIMIT,
             answer_limit: crate::protocol::DEFAULT_ANSWER_LIMIT,
             observer: None,
+            connections: ConnectionLimits::default(),
         }
     }
 }
@@ -175,7 +179,37 @@ impl RpcServer {
             );
         }
         let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(accept_loop(listener, service, Arc::new(options), stopped));
+        let limits = options.connections;
+        let refusal = Refusal {
+            content_type: "application/json; charset=utf-8",
+            body: String::from_utf8(
+                error_answer(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    RpcError::new(
+                        SERVER_BUSY,
+                        format!(
+                            "too many connections: this server serves at most {} at once; try again shortly",
+                            limits.max_connections
+                        ),
+                    ),
+                )
+                .body
+                .unwrap_or_default(),
+            )
+            .unwrap_or_default(),
+        };
+        let options = Arc::new(options);
+        let task = tokio::spawn(conn::serve(
+            listener,
+            limits,
+            refusal,
+            stopped,
+            move |remote, req| {
+                let service = service.clone();
+                let options = options.clone();
+                async move { serve_http(&*service, &options, remote, req).await }
+            },
+        ));
         Ok(Self {
             local_addr,
             stop: Some(stop),
@@ -196,52 +230,6 @@ impl RpcServer {
         let _ = (&mut self.task).await;
     }
 }
-
-async fn accept_loop(
-    listener: TcpListener,
-    service: Arc<dyn RpcService>,
-    options: Arc<ServerOptions>,
-    mut stopped: oneshot::Receiver<()>,
-) {
-    let graceful = GracefulShutdown::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, remote) = match accepted {
-                    Ok(accepted) => accepted,
-                    Err(e) => {
-                        tracing::warn!("accept: {e}");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let service = service.clone();
-                let options = options.clone();
-                let http = hyper::server::conn::http1::Builder::new().serve_connection(
-                    TokioIo::new(stream),
-                    hyper::service::service_fn(move |req| {
-                        let service = service.clone();
-                        let options = options.clone();
-                        async move {
-                            Ok::<_, Infallible>(serve_http(&*service, &options, remote, req).await)
-                        }
-                    }),
-                );
-                let connection = graceful.watch(http);
-                tokio::spawn(async move {
-                    if let Err(e) = connection.await {
-                        tracing::debug!("connection: {e}");
-                    }
-                });
-            }
-            _ = &mut stopped => break,
-        }
-    }
-    drop(listener);
-    let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
-}
-
-type HttpResponse = hyper::Response<Full<Bytes>>;
 
 async fn serve_http(
     service: &dyn RpcService,
@@ -293,13 +281,22 @@ async fn serve_http(
     if declared.is_some_and(|n| n > options.body_limit) {
         return too_large();
     }
-    let body = match Limited::new(req.into_body(), options.body_limit)
-        .collect()
-        .await
-    {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
-        Err(e) => {
+    let timeout = options.connections.body_timeout;
+    let body = tokio::time::timeout(
+        timeout,
+        Limited::new(req.into_body(), options.body_limit).collect(),
+    )
+    .await;
+    let body = match body {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
+        Err(_) => {
+            let error = RpcError::invalid_request(format!(
+                "the request body did not arrive within {timeout:?}"
+            ));
+            return http_answer(error_answer(StatusCode::REQUEST_TIMEOUT, error));
+        }
+        Ok(Err(e)) => {
             let error = RpcError::invalid_request(format!("cannot read the body: {e}"));
             return http_answer(error_answer(StatusCode::BAD_REQUEST, error));
         }

@@ -279,3 +279,302 @@ async fn an_answer_over_the_limit_is_replaced_by_an_error_that_says_so() {
     assert_eq!(answer["result"].as_array().map(Vec::len), Some(10));
     server.shutdown().await;
 }
+
+mod connections {
+    use super::*;
+    use damocles_rpc::metrics::MetricsServer;
+    use damocles_rpc::ConnectionLimits;
+    use std::time::Instant;
+
+    fn limits(header: u64, max_connections: usize, queue_wait: u64) -> ConnectionLimits {
+        ConnectionLimits {
+            header_timeout: Duration::from_millis(header),
+            body_timeout: Duration::from_millis(header),
+            write_timeout: Duration::from_millis(header),
+            max_connections,
+            queue_wait: Duration::from_millis(queue_wait),
+        }
+    }
+
+    /// Reads until the server closes the connection; how long that took. Fails past 5 s.
+    async fn closed(stream: &mut TcpStream, since: Instant) -> (Duration, Vec<u8>) {
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await {
+                Ok(Ok(0) | Err(_)) => return (since.elapsed(), seen),
+                Ok(Ok(n)) => seen.extend_from_slice(&buf[..n]),
+                Err(_) => panic!("still open after 5 s"),
+            }
+        }
+    }
+
+    /// The kinds of server, each with `limits`: the worker admin API, the manager, and
+    /// `/metrics`; their addresses and what a valid request to each looks like.
+    struct Servers {
+        worker: (RpcServer, AdminHandle),
+        manager: RpcServer,
+        metrics: MetricsServer,
+    }
+
+    impl Servers {
+        async fn start(limits: ConnectionLimits) -> Self {
+            let options = ServerOptions {
+                connections: limits,
+                ..ServerOptions::default()
+            };
+            let registry = Arc::new(WorkerRegistry::in_memory().expect("registry"));
+            let render: damocles_rpc::metrics::Renderer = Arc::new(|| "up 1\n".to_owned());
+            Self {
+                worker: worker(options.clone()).await,
+                manager: manager(registry, options).await,
+                metrics: MetricsServer::bind_with("127.0.0.1:0", render, limits)
+                    .await
+                    .expect("bind"),
+            }
+        }
+
+        /// `(address, a complete keep-alive request, whether it is an RPC server)`.
+        fn each(&self) -> Vec<(String, String, bool)> {
+            let rpc = |addr: String, path: &str, method: &str| {
+                let body = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"{method}"}}"#);
+                let request = format!(
+                    "POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                (addr, request, true)
+            };
+            vec![
+                rpc(
+                    self.worker.0.local_addr().to_string(),
+                    "/",
+                    "VenusWorker.WorkerList",
+                ),
+                rpc(
+                    self.manager.local_addr().to_string(),
+                    MANAGER_PATH,
+                    "Venus.WorkerPingInfoList",
+                ),
+                (
+                    self.metrics.local_addr().to_string(),
+                    "GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n".to_owned(),
+                    false,
+                ),
+            ]
+        }
+
+        async fn stop(self) {
+            self.worker.0.shutdown().await;
+            self.manager.shutdown().await;
+            self.metrics.shutdown();
+        }
+    }
+
+    #[tokio::test]
+    async fn silent_slow_and_idle_connections_are_closed_on_every_server() {
+        let servers = Servers::start(limits(400, 256, 2000)).await;
+        for (addr, request, rpc_server) in servers.each() {
+            // Connects and sends nothing.
+            let started = Instant::now();
+            let mut silent = TcpStream::connect(&addr).await.expect("connect");
+            let (took, _) = closed(&mut silent, started).await;
+            eprintln!("{addr}: a silent connection closed after {took:?}");
+            assert!(took >= Duration::from_millis(300), "{took:?}");
+
+            // Sends its head a byte every 50 ms: closed though bytes keep coming.
+            let started = Instant::now();
+            let slow = TcpStream::connect(&addr).await.expect("connect");
+            let (mut reader, mut writer) = slow.into_split();
+            let head = request.clone().into_bytes();
+            let dripping = tokio::spawn(async move {
+                for byte in head.iter().cycle().take(400) {
+                    if writer.write_all(&[*byte]).await.is_err() {
+                        return true;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                false
+            });
+            let mut seen = Vec::new();
+            let outcome =
+                tokio::time::timeout(Duration::from_secs(5), reader.read_to_end(&mut seen)).await;
+            let took = started.elapsed();
+            assert!(outcome.is_ok(), "{addr}: a slow head kept its connection");
+            eprintln!("{addr}: a head sent a byte every 50 ms: closed after {took:?}");
+            assert!(took < Duration::from_secs(3), "{took:?}");
+            assert!(
+                seen.is_empty() || seen.starts_with(b"HTTP/1.1 408"),
+                "{seen:?}"
+            );
+            dripping.abort();
+
+            // Kept alive after an answer, then idle.
+            if rpc_server {
+                servers.worker.1.push(AdminAnswer::List(Ok(vec![])));
+            }
+            let mut idle = TcpStream::connect(&addr).await.expect("connect");
+            idle.write_all(request.as_bytes()).await.expect("request");
+            let mut buf = [0u8; 4096];
+            let n = idle.read(&mut buf).await.expect("answer");
+            assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{:?}", &buf[..n]);
+            let (took, rest) = closed(&mut idle, Instant::now()).await;
+            eprintln!("{addr}: idle after an answer: closed after {took:?}");
+            assert!(rest.len() < 4096, "nothing but the rest of the answer");
+
+            // A body a byte every 50 ms: 408 once the body timeout has passed.
+            if rpc_server {
+                let mut slow = TcpStream::connect(&addr).await.expect("connect");
+                let started = Instant::now();
+                let head = request.split_once("\r\n\r\n").map_or("", |(h, _)| h);
+                slow.write_all(format!("{head}\r\n\r\n{{").as_bytes())
+                    .await
+                    .expect("head");
+                let (mut reader, mut writer) = slow.into_split();
+                let dripping = tokio::spawn(async move {
+                    for _ in 0..100 {
+                        if writer.write_all(b" ").await.is_err() {
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                });
+                let mut seen = Vec::new();
+                let outcome =
+                    tokio::time::timeout(Duration::from_secs(5), reader.read_to_end(&mut seen))
+                        .await;
+                assert!(outcome.is_ok(), "{addr}: a slow body kept its connection");
+                let text = String::from_utf8_lossy(&seen);
+                assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+                assert!(text.contains("did not arrive within 400ms"), "{text}");
+                eprintln!(
+                    "{addr}: a body sent a byte every 50 ms: 408 after {:?}",
+                    started.elapsed()
+                );
+                dripping.abort();
+            }
+        }
+        servers.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_client_that_does_not_read_its_answer_loses_its_connection() {
+        let options = ServerOptions {
+            connections: limits(400, 1, 10_000),
+            answer_limit: 64 << 20,
+            ..ServerOptions::default()
+        };
+        let (server, handle) = worker(options).await;
+        let addr = server.local_addr().to_string();
+        // A 16 MB answer, far more than the sockets' buffers hold.
+        let mut events = history(1000);
+        for entry in &mut events {
+            entry.event.what = damocles_core::Happening::Resumed {
+                by: "x".repeat(16 << 10),
+                state: None,
+            };
+        }
+        handle.push(AdminAnswer::Events(Ok(events)));
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.set_recv_buffer_size(4096).expect("small buffer");
+        let mut stalled = socket
+            .connect(addr.parse().expect("address"))
+            .await
+            .expect("connect");
+        let body = r#"{"jsonrpc":"2.0","id":1,"method":"Damocles.WorkerEvents","params":[0,1000]}"#;
+        stalled
+            .write_all(
+                format!(
+                    "POST / HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                    body.len()
+                )
+                .as_bytes(),
+            )
+            .await
+            .expect("request");
+        // The only connection slot is taken by a client that reads nothing: the next
+        // client is served once the server gives up on it.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let started = Instant::now();
+        handle.push(AdminAnswer::Version(Ok("v".into())));
+        let answer = rpc(
+            &addr,
+            "/",
+            r#"{"jsonrpc":"2.0","id":2,"method":"VenusWorker.WorkerVersion"}"#,
+        )
+        .await;
+        assert_eq!(answer["result"], "v");
+        let took = started.elapsed();
+        eprintln!("served after the stalled reader was dropped: {took:?}");
+        assert!(took < Duration::from_secs(4), "{took:?}");
+        let (_, received) = closed(&mut stalled, Instant::now()).await;
+        assert!(
+            received.len() < 16 << 20,
+            "the answer was cut: {}",
+            received.len()
+        );
+        server.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_client_over_the_cap_waits_for_a_slot_or_is_refused_and_never_starves() {
+        // Two slots, both taken by silent clients: a third waits until they are closed.
+        let servers = Servers::start(limits(500, 2, 10_000)).await;
+        for (addr, request, rpc_server) in servers.each() {
+            let mut silent = Vec::new();
+            for _ in 0..2 {
+                silent.push(TcpStream::connect(&addr).await.expect("connect"));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            if rpc_server {
+                servers.worker.1.push(AdminAnswer::List(Ok(vec![])));
+            }
+            let started = Instant::now();
+            let mut client = TcpStream::connect(&addr).await.expect("connect");
+            client.write_all(request.as_bytes()).await.expect("request");
+            let mut buf = [0u8; 1024];
+            let n = tokio::time::timeout(Duration::from_secs(5), client.read(&mut buf))
+                .await
+                .expect("answered within 5 s")
+                .expect("read");
+            let took = started.elapsed();
+            assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{:?}", &buf[..n]);
+            eprintln!("{addr}: over the cap, served after {took:?}");
+            assert!(took >= Duration::from_millis(300), "{took:?}");
+        }
+        servers.stop().await;
+
+        // One slot held; past a 200 ms wait the next client is told why, at once.
+        let servers = Servers::start(limits(10_000, 1, 200)).await;
+        for (addr, request, rpc_server) in servers.each() {
+            let holder = TcpStream::connect(&addr).await.expect("connect");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let started = Instant::now();
+            let mut client = TcpStream::connect(&addr).await.expect("connect");
+            client.write_all(request.as_bytes()).await.expect("request");
+            let (took, answer) = closed(&mut client, started).await;
+            let text = String::from_utf8_lossy(&answer);
+            eprintln!("{addr}: refused after {took:?}");
+            assert!(text.starts_with("HTTP/1.1 503"), "{text}");
+            assert!(text.contains("at most 1 at once"), "{text}");
+            if rpc_server {
+                assert!(text.contains(r#""code":-32003"#), "{text}");
+            }
+            assert!(took < Duration::from_secs(2), "{took:?}");
+            // Once the holder leaves, the next client is served.
+            drop(holder);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if rpc_server {
+                servers.worker.1.push(AdminAnswer::List(Ok(vec![])));
+            }
+            let mut client = TcpStream::connect(&addr).await.expect("connect");
+            client.write_all(request.as_bytes()).await.expect("request");
+            let mut buf = [0u8; 1024];
+            let n = tokio::time::timeout(Duration::from_secs(5), client.read(&mut buf))
+                .await
+                .expect("answered within 5 s")
+                .expect("read");
+            assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{:?}", &buf[..n]);
+        }
+        servers.stop().await;
+    }
+}
