@@ -195,15 +195,17 @@ impl ManagerMetrics {
         let mut ages = [0i64; 4];
         for entry in &entries {
             match Liveness::at(entry.last_ping, now, expiration) {
-                Liveness::Ok => by_liveness[0] += 1,
-                Liveness::Expired => by_liveness[1] += 1,
+                Liveness::Ok => by_liveness[0] = by_liveness[0].saturating_add(1),
+                Liveness::Expired => by_liveness[1] = by_liveness[1].saturating_add(1),
             }
             let s = &entry.info.summary;
             for (sum, n) in sums
                 .iter_mut()
                 .zip([s.empty, s.paused, s.running, s.waiting, s.errors])
             {
-                *sum += n;
+                // Reported counts are the workers' word: one claiming u64::MAX must not
+                // break every later scrape.
+                *sum = sum.saturating_add(n);
             }
             let age = now.saturating_sub(entry.last_ping);
             let bucket = match age {
@@ -212,7 +214,7 @@ impl ManagerMetrics {
                 121..=300 => 2,
                 _ => 3,
             };
-            ages[bucket] += 1;
+            ages[bucket] = ages[bucket].saturating_add(1);
         }
         for (liveness, n) in ["ok", "expired"].into_iter().zip(by_liveness) {
             self.workers

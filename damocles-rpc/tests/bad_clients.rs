@@ -578,3 +578,37 @@ mod connections {
         servers.stop().await;
     }
 }
+
+#[tokio::test]
+async fn counts_at_u64_max_do_not_break_the_managers_metrics() {
+    use damocles_rpc::metrics::ManagerMetrics;
+    let registry = Arc::new(WorkerRegistry::in_memory().expect("registry"));
+    let server = manager(registry.clone(), ServerOptions::default()).await;
+    let addr = server.local_addr().to_string();
+    let max = u64::MAX;
+    for name in ["a", "b"] {
+        let ping = json!({"jsonrpc": "2.0", "id": 1, "method": "Venus.WorkerPing", "params": [{
+            "Name": name, "Dest": "127.0.0.1:17890", "Version": "v", "Summary": {
+                "Threads": max, "Empty": max, "Paused": max, "Running": max, "Waiting": max,
+                "Errors": max}}]});
+        let answer = rpc(&addr, MANAGER_PATH, &ping.to_string()).await;
+        assert_eq!(answer["result"], Value::Null, "{answer}");
+    }
+    let metrics = ManagerMetrics::default();
+    let now = damocles_rpc::manager::unix_now();
+    for _ in 0..2 {
+        let text = metrics.render(&registry, Duration::from_secs(600), now);
+        for state in ["empty", "paused", "running", "waiting", "errors"] {
+            let line = format!(
+                "damocles_manager_worker_threads{{state=\"{state}\"}} {}",
+                i64::MAX
+            );
+            assert!(text.contains(&line), "{line} in\n{text}");
+        }
+        assert!(
+            text.contains("damocles_manager_workers{liveness=\"ok\"} 2"),
+            "{text}"
+        );
+    }
+    server.shutdown().await;
+}
