@@ -215,14 +215,45 @@ fn list_pause_resume_through_the_real_binaries() {
         "thread #0 was already paused; nothing changed\n"
     );
 
-    // Resume at Finished: the sector is finalized, the thread idles (seal_interval 1h)
-    // with no sector.
-    let output = cli(addr, &["--json", "resume", "-i", "0", "-s", "Finished"]);
+    // Skipping ahead to Finished would leave C2 unrun: refused, exit 2, nothing changed.
+    let output = cli(addr, &["resume", "-i", "0", "-s", "Finished"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(
+        stderr(&output).trim(),
+        "error: cannot resume thread #0 at Finished: the sector is at C1Done: skipping \
+         ahead would leave the step of C1Done unrun; only waits for the chain (PCSubmitted, \
+         ProofSubmitted) can be skipped"
+    );
+    assert_eq!(without_elapsed(&list(addr)), before, "nothing changed");
+
+    // Resume at PC1Done (the issue's case): PC2 runs again from the staged copy, so the
+    // same comm_r is pre-committed again and C1 (which checks the replica) passes.
+    let job = before[0]["job_id"].clone();
+    let output = cli(addr, &["resume", "-i", "0", "-s", "PC1Done"]);
+    assert_eq!(
+        stdout(&output),
+        "thread #0 resumed at PC1Done\n",
+        "{}",
+        stderr(&output)
+    );
+    let threads = wait_until(addr, "thread 0 at C1Done again", |t| {
+        paused_at_c1done(&t[0])
+    });
+    assert_eq!(threads[0]["job_id"], job);
+    assert_eq!(
+        threads[0]["last_error"], before[0]["last_error"],
+        "C2 again, no mismatch"
+    );
+
+    // Drained, then resumed at Aborted: the sector is dropped and the thread idles with
+    // no sector.
+    assert!(cli(addr, &["drain", "-i", "0"]).status.success());
+    let output = cli(addr, &["--json", "resume", "-i", "0", "-s", "Aborted"]);
     assert!(output.status.success(), "{}", stderr(&output));
     let answer: Value = serde_json::from_slice(&output.stdout).expect("json");
     assert_eq!(
         answer,
-        serde_json::json!({"index": 0, "outcome": "resumed", "state": "Finished"})
+        serde_json::json!({"index": 0, "outcome": "resumed", "state": "Aborted"})
     );
     let threads = wait_until(addr, "thread 0 between sectors", |t| {
         t[0]["job_id"].is_null() && t[0]["thread_state"]["state"] != "Paused"
@@ -382,20 +413,11 @@ fn the_daemon_stops_on_sigterm_and_keeps_paused_threads_paused() {
     );
 }
 
+/// (A missing location is created when its parent exists: `worker_startup.rs`.)
 #[test]
-fn a_config_naming_an_unprepared_location_is_refused_with_the_fix() {
+fn a_config_with_a_bad_value_is_refused_naming_key_and_file() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = write_config(dir.path(), 1);
-    let output = Command::new(BIN)
-        .args(["daemon", "--mock-chain", "10000", "-c"])
-        .arg(&config)
-        .output()
-        .expect("daemon");
-    assert_eq!(output.status.code(), Some(2));
-    let message = stderr(&output);
-    assert!(message.contains("sealing_thread[0]"), "{message}");
-    assert!(message.contains("store sealing-init"), "{message}");
-
     std::fs::write(&config, "[sealing]\nmax_retries = \"x\"\n").expect("write");
     let output = Command::new(BIN)
         .args(["daemon", "-c"])

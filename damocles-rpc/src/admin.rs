@@ -279,16 +279,42 @@ fn admin_error(error: CallError) -> AdminError {
                 .and_then(|n| n.parse().ok());
             match not_found {
                 Some(index) => AdminError::ThreadNotFound { index },
-                None => AdminError::Remote {
-                    code: e.code,
-                    message: e.message,
-                },
+                None => (e.code == INVALID_PARAMS)
+                    .then(|| resume_refused(&e.message))
+                    .flatten()
+                    .unwrap_or(AdminError::Remote {
+                        code: e.code,
+                        message: e.message,
+                    }),
             }
         }
         CallError::Protocol { address, reason } => {
             AdminError::Internal(format!("{address}: {reason}"))
         }
     }
+}
+
+/// A refused resume, from its message (`cannot resume thread #N[ at S]: reason`).
+fn resume_refused(message: &str) -> Option<AdminError> {
+    let rest = message.strip_prefix("cannot resume thread #")?;
+    let (head, reason) = rest.split_once(": ")?;
+    let (index, state) = match head.split_once(" at ") {
+        Some((index, state)) => {
+            let state = damocles_core::State::from_name(state)
+                .map(damocles_core::PlanState::Sector)
+                .or_else(|| {
+                    damocles_core::WdPostState::from_name(state)
+                        .map(damocles_core::PlanState::WdPost)
+                })?;
+            (index, Some(state))
+        }
+        None => (head, None),
+    };
+    Some(AdminError::ResumeRefused {
+        index: index.parse().ok()?,
+        state,
+        reason: reason.to_owned(),
+    })
 }
 
 fn is_paused(info: &ThreadInfo) -> bool {
