@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use crate::client::{CallError, RpcClient, Timeouts};
 use crate::jsonrpc::{result, Params, RpcError, RpcResult};
 use crate::method::{MethodSpec, Permission};
-use crate::registry::{PingEntry, WorkerRegistry};
+use crate::registry::{PingEntry, PingError, WorkerRegistry};
 use crate::sealer::{self, MANAGER_PATH, SEALER_METHODS};
 use crate::server::{Caller, RpcService};
 
@@ -73,6 +73,10 @@ pub trait ChainView: Send + Sync {
     fn sectors(&self) -> Vec<Value>;
 }
 
+/// What anyone can do to a manager that requires no token (see
+/// [`crate::ServerOptions::exposure`]).
+pub const MANAGER_EXPOSURE: &str = "remove workers and register any name at any address, where `util worker` commands then send the worker token";
+
 /// The manager's API.
 pub struct ManagerService {
     sealer: Arc<dyn SectorManager>,
@@ -105,6 +109,7 @@ impl ManagerService {
     pub async fn serve(self, addr: &str) -> std::io::Result<crate::RpcServer> {
         let options = crate::ServerOptions {
             path: Some(MANAGER_PATH.into()),
+            exposure: MANAGER_EXPOSURE,
             ..crate::ServerOptions::default()
         };
         crate::RpcServer::bind(addr, Arc::new(self), options).await
@@ -137,7 +142,12 @@ impl RpcService for ManagerService {
         &MANAGER_METHODS
     }
 
-    async fn call(&self, method: &'static MethodSpec, params: Params, _: &Caller) -> RpcResult {
+    async fn call(
+        &self,
+        method: &'static MethodSpec,
+        params: Params,
+        caller: &Caller,
+    ) -> RpcResult {
         if let Some(answer) = sealer::sealer_call(&*self.sealer, method.name, &params).await {
             return answer;
         }
@@ -151,11 +161,16 @@ impl RpcService for ManagerService {
                 if info.dest.is_empty() {
                     return Err(RpcError::new(1, "worker dest is required"));
                 }
-                self.registry
-                    .upsert_async(info, unix_now())
-                    .await
-                    .map_err(|e| RpcError::internal(e.to_string()))?;
-                result(&())
+                // Only the admin token may move a name to another dest: the dest is where
+                // `util worker` sends its commands and the worker token.
+                let may_move = caller.token == Some(Permission::Admin);
+                match self.registry.ping_async(info, unix_now(), may_move).await {
+                    Ok(()) => result(&()),
+                    Err(moved @ PingError::Moved { .. }) => {
+                        Err(RpcError::new(1, moved.to_string()))
+                    }
+                    Err(PingError::Registry(e)) => Err(RpcError::internal(e.to_string())),
+                }
             }
             "Venus.WorkerGetPingInfo" => {
                 let name: String = params.required(0, "name", "a worker name")?;

@@ -6,8 +6,13 @@
 //! them in one durable transaction, and each caller returns once its change is durable.
 //! Under load many pings share one disk sync, so ingest scales with concurrency rather
 //! than with the disk's sync latency.
+//!
+//! A name stays at the dest it was registered with: a ping that gives another dest is
+//! refused ([`PingError::Moved`]) unless its caller may move it (the manager's admin
+//! token) or the entry is removed first. The check and the queueing of the change are one
+//! step, so that of two pings racing for a new name one wins and the other is refused.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
@@ -52,6 +57,34 @@ pub struct RegistryError {
     pub message: String,
 }
 
+/// Why a ping was not stored.
+#[derive(Debug, thiserror::Error)]
+pub enum PingError {
+    /// The name is registered at another dest, and the caller may not move it.
+    #[error(
+        "worker {name:?} is registered at {registered:?}; a ping giving {given:?} cannot move it without the manager's admin token (so that nobody can redirect the commands, and the worker token, sent to that name): if the worker did move, remove its entry first with `damocles-manager util worker remove {name}`"
+    )]
+    Moved {
+        /// The worker's name.
+        name: String,
+        /// The dest it is registered at.
+        registered: String,
+        /// The dest the ping gave.
+        given: String,
+    },
+    /// The registry failed.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+}
+
+/// The writer's queue, and the dest of every name as the queued changes leave it (ahead
+/// of the entries in memory by the changes not yet durable): what a ping is checked
+/// against.
+struct Queue {
+    sender: Option<mpsc::Sender<Change>>,
+    dests: HashMap<String, String>,
+}
+
 /// A change for the writer: upsert (`Some`) or remove (`None`) a name.
 struct Change {
     name: String,
@@ -63,7 +96,7 @@ struct Change {
 pub struct WorkerRegistry {
     path: PathBuf,
     entries: RwLock<BTreeMap<String, PingEntry>>,
-    changes: Mutex<Option<mpsc::Sender<Change>>>,
+    queue: Mutex<Queue>,
     writer: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -120,16 +153,23 @@ impl WorkerRegistry {
                 Err(e) => return Err(err(&e)),
             }
         }
-        let (changes, queue) = mpsc::channel();
+        let (sender, changes) = mpsc::channel();
         let db = Arc::new(db);
         let writer = std::thread::Builder::new()
             .name("registry-writer".into())
-            .spawn(move || write_loop(&db, &queue))
+            .spawn(move || write_loop(&db, &changes))
             .map_err(|e| err(&e))?;
+        let dests = entries
+            .iter()
+            .map(|(name, entry)| (name.clone(), entry.info.dest.clone()))
+            .collect();
         Ok(Self {
             path,
             entries: RwLock::new(entries),
-            changes: Mutex::new(Some(changes)),
+            queue: Mutex::new(Queue {
+                sender: Some(sender),
+                dests,
+            }),
             writer: Mutex::new(Some(writer)),
         })
     }
@@ -141,34 +181,57 @@ impl WorkerRegistry {
         }
     }
 
-    /// Hands a change to the writer; the receiver answers once it is durable.
+    /// Hands a change to the writer (an upsert of `name` at `dest`, or its removal) once
+    /// it is allowed: an upsert that moves `name` to another dest only when `may_move`.
+    /// The receiver answers once the change is durable.
     fn submit(
         &self,
         name: &str,
-        value: Option<Vec<u8>>,
-    ) -> Result<tokio::sync::oneshot::Receiver<Result<bool, String>>, RegistryError> {
+        value: Option<(Vec<u8>, &str)>,
+        may_move: bool,
+    ) -> Result<tokio::sync::oneshot::Receiver<Result<bool, String>>, PingError> {
+        let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        if let (Some((_, dest)), Some(registered)) = (&value, queue.dests.get(name)) {
+            if registered != dest && !may_move {
+                return Err(PingError::Moved {
+                    name: name.to_owned(),
+                    registered: registered.clone(),
+                    given: (*dest).to_owned(),
+                });
+            }
+        }
         let (done, outcome) = tokio::sync::oneshot::channel();
+        let dest = value.as_ref().map(|(_, dest)| (*dest).to_owned());
         let change = Change {
             name: name.to_owned(),
-            value,
+            value: value.map(|(bytes, _)| bytes),
             done,
         };
-        self.changes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        queue
+            .sender
             .as_ref()
             .ok_or_else(|| self.error("the registry is closed"))?
             .send(change)
             .map_err(|_| self.error("the registry writer stopped"))?;
+        match dest {
+            Some(dest) => queue.dests.insert(name.to_owned(), dest),
+            None => queue.dests.remove(name),
+        };
         Ok(outcome)
     }
 
     /// Hands a change to the writer and waits until it is durable. Blocking.
-    fn write(&self, name: &str, value: Option<Vec<u8>>) -> Result<bool, RegistryError> {
-        self.submit(name, value)?
+    fn write(
+        &self,
+        name: &str,
+        value: Option<(Vec<u8>, &str)>,
+        may_move: bool,
+    ) -> Result<bool, PingError> {
+        Ok(self
+            .submit(name, value, may_move)?
             .blocking_recv()
             .map_err(|_| self.error("the registry writer stopped"))?
-            .map_err(|e| self.error(e))
+            .map_err(|e| self.error(e))?)
     }
 
     fn entry(&self, info: WorkerReport, now: i64) -> Result<(PingEntry, Vec<u8>), RegistryError> {
@@ -189,10 +252,17 @@ impl WorkerRegistry {
     }
 
     /// Stores a report received at `now` (unix seconds), durably, without holding a
-    /// thread while the commit is on its way.
-    pub async fn upsert_async(&self, info: WorkerReport, now: i64) -> Result<(), RegistryError> {
+    /// thread while the commit is on its way; a report that gives a registered name
+    /// another dest is refused unless `may_move`.
+    pub async fn ping_async(
+        &self,
+        info: WorkerReport,
+        now: i64,
+        may_move: bool,
+    ) -> Result<(), PingError> {
         let (entry, bytes) = self.entry(info, now)?;
-        self.submit(&entry.info.name, Some(bytes))?
+        let pending = self.submit(&entry.info.name, Some((bytes, &entry.info.dest)), may_move)?;
+        pending
             .await
             .map_err(|_| self.error("the registry writer stopped"))?
             .map_err(|e| self.error(e))?;
@@ -200,12 +270,29 @@ impl WorkerRegistry {
         Ok(())
     }
 
-    /// Stores a report received at `now` (unix seconds), durably. Blocking.
+    /// Stores a report received at `now` (unix seconds), durably, at whatever dest it
+    /// gives, without holding a thread while the commit is on its way.
+    pub async fn upsert_async(&self, info: WorkerReport, now: i64) -> Result<(), RegistryError> {
+        self.ping_async(info, now, true)
+            .await
+            .map_err(|e| self.registry_error(e))
+    }
+
+    /// Stores a report received at `now` (unix seconds), durably, at whatever dest it
+    /// gives. Blocking.
     pub fn upsert(&self, info: WorkerReport, now: i64) -> Result<(), RegistryError> {
         let (entry, bytes) = self.entry(info, now)?;
-        self.write(&entry.info.name, Some(bytes))?;
+        self.write(&entry.info.name, Some((bytes, &entry.info.dest)), true)
+            .map_err(|e| self.registry_error(e))?;
         self.remember(entry);
         Ok(())
+    }
+
+    fn registry_error(&self, error: PingError) -> RegistryError {
+        match error {
+            PingError::Registry(e) => e,
+            moved @ PingError::Moved { .. } => self.error(moved),
+        }
     }
 
     /// The entry of `name`.
@@ -239,7 +326,9 @@ impl WorkerRegistry {
 
     /// Removes `name`; whether it was there. Blocking.
     pub fn remove(&self, name: &str) -> Result<bool, RegistryError> {
-        let existed = self.write(name, None)?;
+        let existed = self
+            .write(name, None, true)
+            .map_err(|e| self.registry_error(e))?;
         self.entries
             .write()
             .unwrap_or_else(|e| e.into_inner())
@@ -252,9 +341,10 @@ impl Drop for WorkerRegistry {
     /// Lets the writer finish what it was given and close the database, so that the
     /// registry can be opened again at once.
     fn drop(&mut self) {
-        self.changes
+        self.queue
             .lock()
             .unwrap_or_else(|e| e.into_inner())
+            .sender
             .take();
         if let Some(writer) = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take() {
             let _ = writer.join();

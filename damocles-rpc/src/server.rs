@@ -89,6 +89,10 @@ pub struct ServerOptions {
     pub observer: Option<CallObserver>,
     /// Timeouts and the most connections at once.
     pub connections: ConnectionLimits,
+    /// What anyone who reaches the server can do when it requires no token, for the
+    /// warning logged when it listens beyond loopback without one (default: the worker's
+    /// "pause and resume threads").
+    pub exposure: &'static str,
 }
 
 impl std::fmt::Debug for ServerOptions {
@@ -103,6 +107,7 @@ impl std::fmt::Debug for ServerOptions {
             .field("answer_limit", &self.answer_limit)
             .field("observer", &self.observer.is_some())
             .field("connections", &self.connections)
+            .field("exposure", &self.exposure)
             .finish()
     }
 }
@@ -118,6 +123,7 @@ impl Default for ServerOptions {
             answer_limit: crate::protocol::DEFAULT_ANSWER_LIMIT,
             observer: None,
             connections: ConnectionLimits::default(),
+            exposure: "pause and resume threads",
         }
     }
 }
@@ -126,6 +132,17 @@ impl ServerOptions {
     /// Whether calls need a token.
     pub fn requires_token(&self) -> bool {
         self.admin_token.is_some() || self.read_token.is_some()
+    }
+
+    /// The warning a server listening on `addr` with these options deserves: one that
+    /// listens beyond loopback without a token.
+    pub fn exposure_warning(&self, addr: SocketAddr) -> Option<String> {
+        (!addr.ip().is_loopback() && !self.requires_token()).then(|| {
+            format!(
+                "serving {addr} without a token: anyone who can reach it can {}; set an admin token, or listen on 127.0.0.1",
+                self.exposure
+            )
+        })
     }
 
     /// What the `Authorization` header allows; `None` when it allows nothing.
@@ -173,10 +190,8 @@ impl RpcServer {
     ) -> std::io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;
-        if !local_addr.ip().is_loopback() && !options.requires_token() {
-            tracing::warn!(
-                "serving {local_addr} without a token: anyone who can reach it can pause and resume threads"
-            );
+        if let Some(warning) = options.exposure_warning(local_addr) {
+            tracing::warn!("{warning}");
         }
         let (stop, stopped) = oneshot::channel();
         let limits = options.connections;

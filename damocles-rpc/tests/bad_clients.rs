@@ -612,3 +612,156 @@ async fn counts_at_u64_max_do_not_break_the_managers_metrics() {
     }
     server.shutdown().await;
 }
+
+mod redirection {
+    use super::*;
+    use damocles_rpc::manager::MANAGER_EXPOSURE;
+
+    fn ping(name: &str, dest: &str) -> String {
+        json!({"jsonrpc": "2.0", "id": 1, "method": "Venus.WorkerPing", "params": [{
+            "Name": name, "Dest": dest, "Version": "v", "Summary": {"Threads": 1, "Empty": 1,
+            "Paused": 0, "Running": 0, "Waiting": 0, "Errors": 0}}]})
+        .to_string()
+    }
+
+    fn dest_of(registry: &WorkerRegistry, name: &str) -> Option<String> {
+        registry.get(name).map(|e| e.info.dest)
+    }
+
+    #[tokio::test]
+    async fn a_ping_cannot_move_a_registered_name_without_the_admin_token() {
+        let registry = Arc::new(WorkerRegistry::in_memory().expect("registry"));
+        let server = manager(registry.clone(), ServerOptions::default()).await;
+        let addr = server.local_addr().to_string();
+        let answer = rpc(&addr, MANAGER_PATH, &ping("w", "10.0.0.1:17890")).await;
+        assert_eq!(answer["result"], Value::Null, "{answer}");
+
+        // Anyone's ping that gives another dest is refused, and says why.
+        let answer = rpc(&addr, MANAGER_PATH, &ping("w", "6.6.6.6:17890")).await;
+        let message = answer["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(r#"registered at "10.0.0.1:17890""#),
+            "{message}"
+        );
+        assert!(message.contains("admin token"), "{message}");
+        assert!(message.contains("util worker remove w"), "{message}");
+        assert_eq!(dest_of(&registry, "w").as_deref(), Some("10.0.0.1:17890"));
+        // The worker itself keeps reporting.
+        let answer = rpc(&addr, MANAGER_PATH, &ping("w", "10.0.0.1:17890")).await;
+        assert_eq!(answer["result"], Value::Null, "{answer}");
+        // Once an operator removed the entry, the name registers anew.
+        let remove =
+            r#"{"jsonrpc":"2.0","id":2,"method":"Venus.WorkerPingInfoRemove","params":["w"]}"#;
+        assert_eq!(
+            rpc(&addr, MANAGER_PATH, remove).await["result"],
+            Value::Null
+        );
+        let answer = rpc(&addr, MANAGER_PATH, &ping("w", "10.0.0.2:17890")).await;
+        assert_eq!(answer["result"], Value::Null, "{answer}");
+        assert_eq!(dest_of(&registry, "w").as_deref(), Some("10.0.0.2:17890"));
+
+        // Of pings racing for a new name from 20 dests, one registers it.
+        let pings = (0..20).map(|i| {
+            let addr = addr.clone();
+            async move {
+                let dest = format!("10.0.1.{i}:17890");
+                let answer = rpc(&addr, MANAGER_PATH, &ping("race", &dest)).await;
+                answer.get("error").is_none().then_some(dest)
+            }
+        });
+        let winners: Vec<String> = futures_join(pings).await.into_iter().flatten().collect();
+        assert_eq!(winners.len(), 1, "{winners:?}");
+        assert_eq!(dest_of(&registry, "race"), winners.first().cloned());
+        server.shutdown().await;
+
+        // The same after a restart: the registered dest is kept with the entry.
+        let home = tempfile::tempdir().expect("home");
+        let registry = Arc::new(WorkerRegistry::open(home.path()).expect("registry"));
+        registry
+            .upsert_async(
+                serde_json::from_value(json!({"Name": "w", "Dest": "10.0.0.1:17890",
+                    "Version": "v", "Summary": {"Threads": 0, "Empty": 0, "Paused": 0,
+                    "Running": 0, "Waiting": 0, "Errors": 0}}))
+                .expect("report"),
+                1,
+            )
+            .await
+            .expect("upsert");
+        drop(registry);
+        let registry = Arc::new(WorkerRegistry::open(home.path()).expect("reopen"));
+        let server = manager(registry.clone(), ServerOptions::default()).await;
+        let addr = server.local_addr().to_string();
+        let answer = rpc(&addr, MANAGER_PATH, &ping("w", "6.6.6.6:17890")).await;
+        assert!(answer["error"]["message"].is_string(), "{answer}");
+        assert_eq!(dest_of(&registry, "w").as_deref(), Some("10.0.0.1:17890"));
+        server.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn with_the_admin_token_a_worker_may_move() {
+        let registry = Arc::new(WorkerRegistry::in_memory().expect("registry"));
+        let options = ServerOptions {
+            admin_token: Some("secret".into()),
+            ..ServerOptions::default()
+        };
+        let server = manager(registry.clone(), options).await;
+        let addr = server.local_addr().to_string();
+        let client = damocles_rpc::ManagerClient::new(
+            &addr,
+            Some("secret".into()),
+            damocles_rpc::Timeouts::default(),
+        )
+        .expect("client");
+        for dest in ["10.0.0.1:17890", "10.0.0.2:17890"] {
+            let report = serde_json::from_value(json!({"Name": "w", "Dest": dest,
+                "Version": "v", "Summary": {"Threads": 0, "Empty": 0, "Paused": 0,
+                "Running": 0, "Waiting": 0, "Errors": 0}}))
+            .expect("report");
+            client
+                .ping(&report)
+                .await
+                .expect("ping with the admin token");
+            assert_eq!(dest_of(&registry, "w").as_deref(), Some(dest));
+        }
+        server.shutdown().await;
+    }
+
+    #[test]
+    fn a_manager_without_tokens_beyond_loopback_is_warned_about() {
+        let manager = ServerOptions {
+            exposure: MANAGER_EXPOSURE,
+            ..ServerOptions::default()
+        };
+        let outside = "0.0.0.0:1789".parse().expect("address");
+        let warning = manager.exposure_warning(outside).expect("a warning");
+        assert!(warning.contains("without a token"), "{warning}");
+        assert!(
+            warning.contains("register any name at any address"),
+            "{warning}"
+        );
+        assert_eq!(
+            manager.exposure_warning("127.0.0.1:1789".parse().expect("address")),
+            None
+        );
+        let with_token = ServerOptions {
+            admin_token: Some("t".into()),
+            ..manager
+        };
+        assert_eq!(with_token.exposure_warning(outside), None);
+    }
+
+    /// Runs every future at once on this runtime and collects their outputs in order.
+    async fn futures_join<F: std::future::Future + Send + 'static>(
+        futures: impl Iterator<Item = F>,
+    ) -> Vec<F::Output>
+    where
+        F::Output: Send + 'static,
+    {
+        let handles: Vec<_> = futures.map(tokio::spawn).collect();
+        let mut outputs = Vec::new();
+        for handle in handles {
+            outputs.push(handle.await.expect("task"));
+        }
+        outputs
+    }
+}

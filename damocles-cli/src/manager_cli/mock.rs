@@ -115,6 +115,7 @@ pub async fn run(options: MockOptions) -> u8 {
     );
     let server_options = ServerOptions {
         path: Some(MANAGER_PATH.to_owned()),
+        exposure: damocles_rpc::manager::MANAGER_EXPOSURE,
         admin_token: options.admin_token.clone(),
         read_token: options.read_token.clone(),
         observer: Some({

@@ -40,7 +40,9 @@ struct MockArgs {
     /// The sector size sealed.
     #[arg(long, default_value = "2KiB")]
     sector_size: SectorSize,
-    /// Where to listen.
+    /// Where to listen. Loopback by default: without --admin-token, anyone who reaches
+    /// the manager can remove workers and register names at other addresses (a warning is
+    /// logged when it listens elsewhere without one).
     #[arg(long, default_value = "127.0.0.1:1789")]
     listen: String,
     /// The manager's home: the worker registry lives there (default
