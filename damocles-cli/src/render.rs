@@ -19,12 +19,58 @@
 //!   `by`/`reason`, `by`/`state`, `by`/`on`, `reason`).
 //! - any command with `--json` that fails: `{"error": {"kind": K, "message": M}}` on
 //!   stdout, K one of `bad_input`, `unreachable`, `unauthorized`, `failed`.
+//!
+//! Text comes from workers and managers that may be anyone's: every table cell and
+//! every message printed as text goes through [`cell`], so that no control character
+//! reaches the terminal (`ESC` shows as `\x1b`, a newline as `\n`). JSON is printed as
+//! received.
 
+use std::borrow::Cow;
+use std::fmt::Write as _;
 use std::io::Write;
 
 use damocles_core::{PauseOutcome, ResumeOutcome, ThreadInfo};
 use serde::Serialize;
 use tabwriter::TabWriter;
+
+/// `text` safe to print in a table cell or a message: control characters (C0, DEL, C1:
+/// `\n`, `\r`, `\t`, `\x1b`, `\u{85}`, …) and the invisible marks that reorder or hide
+/// text (bidirectional overrides and isolates, zero-width characters, line and paragraph
+/// separators) are written as escapes; everything else, backslashes included, as is.
+pub fn cell(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(hidden) {
+        return Cow::Borrowed(text);
+    }
+    let mut escaped = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => escaped.push_str("\\n"),
+            '\r' => escaped.push_str("\\r"),
+            '\t' => escaped.push_str("\\t"),
+            c if hidden(c) && u32::from(c) < 0x80 => {
+                let _ = write!(escaped, "\\x{:02x}", u32::from(c));
+            }
+            c if hidden(c) => {
+                let _ = write!(escaped, "\\u{{{:x}}}", u32::from(c));
+            }
+            c => escaped.push(c),
+        }
+    }
+    Cow::Owned(escaped)
+}
+
+/// Whether `c` must not reach a terminal as is.
+fn hidden(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061c}'
+                | '\u{200b}'..='\u{200f}'
+                | '\u{2028}'..='\u{202e}'
+                | '\u{2060}'..='\u{2069}'
+                | '\u{feff}'
+        )
+}
 
 /// Aligns tab-separated lines as the original does (minimum width 2, padding 2).
 pub fn tabulate(lines: &[String]) -> String {
@@ -82,15 +128,13 @@ fn threads_with(header: &str, missing: &str, threads: &[ThreadInfo]) -> String {
         lines.push(format!(
             "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
             t.index,
-            t.location,
+            cell(&t.location),
             t.plan,
-            t.job_id.as_deref().unwrap_or(missing),
+            cell(t.job_id.as_deref().unwrap_or(missing)),
             t.job_state.map_or("", |s| s.as_str()),
             t.job_stage.map_or(missing, |s| s.as_str()),
-            state,
-            t.last_error
-                .as_deref()
-                .map_or_else(|| missing.to_owned(), |e| e.escape_debug().to_string()),
+            cell(&state),
+            cell(t.last_error.as_deref().unwrap_or(missing)),
         ));
     }
     tabulate(&lines)
@@ -202,7 +246,7 @@ pub fn failure(json_output: bool, code: u8, kind: &str, message: String) -> u8 {
             })
         );
     } else {
-        eprintln!("error: {message}");
+        eprintln!("error: {}", cell(&message));
     }
     code
 }
@@ -233,9 +277,9 @@ pub fn ping_table(
             == damocles_core::Liveness::Expired;
         lines.push(format!(
             "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}{}",
-            info.name,
-            info.dest,
-            info.version,
+            cell(&info.name),
+            cell(&info.dest),
+            cell(&info.version),
             s.threads,
             s.empty,
             s.paused,
@@ -258,8 +302,8 @@ pub fn sectors_table(sectors: &[serde_json::Value]) -> String {
             text(key).map_or_else(
                 || "-".to_owned(),
                 |hex| {
-                    if hex.len() > 16 {
-                        format!("{}…", &hex[..16])
+                    if hex.chars().count() > 16 {
+                        format!("{}…", hex.chars().take(16).collect::<String>())
                     } else {
                         hex
                     }
@@ -271,12 +315,11 @@ pub fn sectors_table(sectors: &[serde_json::Value]) -> String {
             state = format!("{state} ({reason})");
         }
         lines.push(format!(
-            "s-t0{}-{}\t{}\t{}\t{}\t{}",
-            s["miner"],
-            s["number"],
-            s["proof_type"],
-            state,
-            short("comm_r"),
+            "{}\t{}\t{}\t{}\t{}",
+            cell(&format!("s-t0{}-{}", s["miner"], s["number"])),
+            cell(&s["proof_type"].to_string()),
+            cell(&state),
+            cell(&short("comm_r")),
             s["proof"]
                 .as_str()
                 .map_or_else(|| "-".to_owned(), |p| format!("{} bytes", p.len() / 2)),
@@ -313,8 +356,8 @@ pub fn events_table(
             entry.seq,
             time,
             short_age(now_ms.saturating_sub(event.at_ms) / 1000),
-            event.sector.as_deref().unwrap_or("-"),
-            event.what.describe().escape_debug(),
+            cell(event.sector.as_deref().unwrap_or("-")),
+            cell(&event.what.describe()),
         ));
     }
     tabulate(&lines)
@@ -343,6 +386,7 @@ pub fn short_age(seconds: u64) -> String {
 
 /// A message about worker `name` at `dest`, for `util worker pause|resume`.
 pub fn remote_message(name: &str, dest: &str, message: &str) -> String {
+    let (name, dest, message) = (cell(name), cell(dest), cell(message));
     if name == dest {
         format!("worker {dest}: {message}")
     } else {

@@ -499,3 +499,88 @@ fn ages_keep_their_two_largest_units() {
         ["0s", "1s", "59s", "1m", "1m 1s", "59m 59s", "1h", "1h 1m", "23h 59m", "1d", "1d 1h"]
     );
 }
+
+/// Names, addresses, errors and history fields as a hostile worker or manager could send
+/// them: an escape sequence that colours the terminal, a newline and a tab that forge a
+/// table line, a C1 control, a bidirectional override. Every cell shows them escaped; the
+/// JSON keeps them as they came.
+#[test]
+fn control_characters_are_escaped_in_every_cell() {
+    use damocles_core::{Happening, JournalEntry, ThreadEvent};
+    const RED: &str = "\u{1b}[31m";
+    let forged = format!("{RED}evil\u{1b}[0m\nsealer-a\t10.0.0.1:17890\tv1");
+    let now = 1_800_000_000;
+    let expiration = std::time::Duration::from_secs(600);
+    let entries = vec![
+        entry("sealer-b", "10.0.0.7:17890", now - 3, [1, 1, 0, 0, 0, 0]),
+        entry(
+            &forged,
+            "10.0.0.9:1\u{7}7890\u{85}",
+            now - 3,
+            [1, 1, 0, 0, 0, 0],
+        ),
+    ];
+    let mut text = render::ping_table(&entries, now, expiration);
+
+    let mut hostile = thread(
+        0,
+        Some((1, State::C1Done, Stage::C2)),
+        ThreadState::Running {
+            elapsed: 3,
+            proc: Some(format!("{RED}C2\u{1b}[0m")),
+        },
+        Some(&format!("{RED}boom\r\nfake line\u{202e}txt.exe")),
+    );
+    hostile.location = format!("/mnt/{RED}store\n1");
+    hostile.job_id = Some("s-t01-1\u{1b}]0;title\u{7}".into());
+    let threads = vec![hostile, thread(1, None, ThreadState::Idle, None)];
+    text.push_str(&render::thread_table(&threads));
+    text.push_str(&render::info_table(&threads));
+
+    let history = vec![JournalEntry {
+        seq: 1,
+        event: ThreadEvent {
+            at_ms: 1_795_773_600_000,
+            sector: Some(format!("s-{RED}1")),
+            what: Happening::Resumed {
+                by: format!("admin token from {RED}\n127.0.0.1:1"),
+                state: None,
+            },
+        },
+    }];
+    text.push_str(&render::events_table(
+        &history,
+        1_795_773_642_000,
+        &jiff::tz::TimeZone::UTC,
+    ));
+    let sectors = vec![serde_json::json!({
+        "miner": 10000, "number": 1, "proof_type": "5\u{1b}[2J", "comm_r": format!("{RED}é{}", "c".repeat(20)),
+        "proof": null, "state": "Aborted", "abort_reason": format!("{RED}gone\nfake")
+    })];
+    text.push_str(&render::sectors_table(&sectors));
+    text.push_str(&render::remote_message(
+        &forged,
+        "10.0.0.9:17890",
+        "thread #0 paused\u{1b}[0m",
+    ));
+    text.push('\n');
+    assert!(
+        !text.chars().any(|c| c.is_control() && c != '\n'),
+        "no control character but the lines' ends:\n{text:?}"
+    );
+    assert_eq!(
+        text.lines().count(),
+        3 + 3 + 3 + 2 + 2 + 1,
+        "no forged line:\n{text}"
+    );
+    snapshot!("hostile_names", text);
+
+    // JSON keeps what came, escaped the JSON way.
+    let json = render::json(&entries);
+    let back: Vec<damocles_rpc::registry::PingEntry> = serde_json::from_str(&json).expect("JSON");
+    assert_eq!(back, entries);
+    assert!(
+        json.contains(r"\u001b[31mevil\u001b[0m\nsealer-a\t10.0.0.1"),
+        "{json}"
+    );
+}
