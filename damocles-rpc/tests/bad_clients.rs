@@ -244,7 +244,10 @@ async fn an_answer_over_the_limit_is_replaced_by_an_error_that_says_so() {
         fitted * one <= 4 << 20 && (fitted + 1) * (one + 40) > 4 << 20,
         "as many as fit in 4 MiB: {fitted}"
     );
-    eprintln!("{fitted} results fit, {} replaced by an error", 100 - fitted);
+    eprintln!(
+        "{fitted} results fit, {} replaced by an error",
+        100 - fitted
+    );
     for (id, answer) in answers.iter().enumerate().skip(fitted) {
         assert_eq!(answer["id"], id, "{answer}");
         assert_eq!(answer["error"]["code"], -32002, "{answer}");
