@@ -256,6 +256,42 @@ fn a_corrupt_state_database_pauses_its_thread_alone() {
         std::fs::read(&db).expect("db"),
         b"this is not a redb database, it was overwritten"
     );
+
+    // Thread 1's valid database cut to 4 KiB (redb panics reading it): the daemon still
+    // starts and answers; thread 1 alone pauses, naming its file.
+    process.kill_9();
+    let db1 = dir.path().join("store1/meta/state.redb");
+    let whole = std::fs::read(&db1).expect("db1");
+    std::fs::write(&db1, &whole[..whole.len().min(4096)]).expect("truncate");
+    let restart = |what: &'static str, expect: &'static str| {
+        let mut command = std::process::Command::new(common::WORKER);
+        command
+            .args(["daemon", "--mock-chain", "10000", "-c"])
+            .arg(&config);
+        let process = Process::start(command, "admin API listening on ");
+        let threads = wait_until(what, Duration::from_secs(60), FAST, || {
+            let threads = worker_list(&process.address)?;
+            (threads[1]["thread_state"]["state"] == "Paused").then_some(threads)
+        });
+        let error = threads[1]["last_error"].as_str().unwrap_or_default();
+        assert!(error.starts_with("critical: state store "), "{error}");
+        assert!(error.contains(&db1.display().to_string()), "{error}");
+        assert!(error.contains(expect), "{error}");
+        assert_eq!(threads[1]["job_id"], Value::Null, "it took no new sector");
+        process
+    };
+    let process = restart("thread 1 paused on its damaged database", "state.redb");
+    process.kill_9();
+
+    // Emptied to 0 bytes beside the sector's files in data/: reported, not replaced by a
+    // new database (which would start another sector over those files).
+    std::fs::write(&db1, b"").expect("empty");
+    let process = restart(
+        "thread 1 paused on its empty database",
+        "the database is empty, but",
+    );
+    assert_eq!(std::fs::metadata(&db1).expect("db1").len(), 0, "untouched");
+    process.kill_9();
 }
 
 /// 1,000 pause/resume calls from four clients at once over HTTP, across the threads of a

@@ -53,10 +53,6 @@ struct Snapshot {
     files: PathBuf,
 }
 
-fn location(harness: &Harness) -> Location {
-    Location::open(&harness.dir.path().join("store0")).expect("location")
-}
-
 /// Puts the thread's location back as it was at `snapshot`, paused there.
 async fn restore(location: &Location, snapshot: &Snapshot) {
     let data = location.data_dir();
@@ -79,7 +75,7 @@ async fn every_resume_at_an_earlier_state_gives_the_same_sector() {
     assert!(params::present(proof), "2KiB parameters missing");
     let harness = Harness::new(1);
     harness.chain.limit_sectors(1);
-    let location = location(&harness);
+    let location = Location::init(&harness.dir.path().join("store0")).expect("location");
     let shots_dir = harness.dir.path().join("snapshots");
 
     // The first run, snapshotted at every state.
@@ -181,7 +177,7 @@ async fn every_resume_at_an_earlier_state_gives_the_same_sector() {
     let sector = reference.sector.expect("sector").id;
     assert_eq!(
         harness.chain.sector(sector).map(|s| s.state),
-        Some(ChainSectorState::Finished)
+        Some(ChainSectorState::Proven)
     );
 }
 
@@ -190,16 +186,18 @@ enum Until {
     /// The thread paused in this state (or on an error).
     PausedAt(State),
     /// The chain has answered this many proof submissions as duplicates and the thread
-    /// has finished its sector.
+    /// has reached Finished (paused there, before finalizing).
     ProofsDuplicate(u64),
 }
 
 /// Starts the worker on the restored location, resumes its paused thread at `target` and
 /// waits until the run is over. Returns the last record the thread saved.
 async fn run(harness: &Harness, target: State, until: Until) -> Option<SectorRecord> {
+    // A finished sector is paused at Finished before it is finalized (a finalized sector
+    // is closed on the chain: further rework of it is aborted).
     let pause_at = match until {
         Until::PausedAt(state) => Some(state),
-        Until::ProofsDuplicate(_) => None,
+        Until::ProofsDuplicate(_) => Some(State::Finished),
     };
     let last = Arc::new(Mutex::new(None));
     let thread = Arc::new(std::sync::OnceLock::new());
@@ -236,7 +234,9 @@ async fn run(harness: &Harness, target: State, until: Until) -> Option<SectorRec
         Until::ProofsDuplicate(n) => {
             wait_for(&worker, Duration::from_secs(10 * 60), "finished", |t| {
                 assert_eq!(t[0].last_error, None, "resumed at {target}");
-                harness.chain.counters().proofs_duplicate >= n && t[0].job_id.is_none()
+                harness.chain.counters().proofs_duplicate >= n
+                    && paused(&t[0])
+                    && t[0].job_state == Some(PlanState::Sector(State::Finished))
             })
             .await;
         }
