@@ -218,7 +218,7 @@ pub async fn run(
             }
         }
         if !json {
-            text.push_str(&prefix(message));
+            text.push_str(&render::cell(&prefix(message)));
             text.push('\n');
         }
     }
@@ -260,7 +260,7 @@ fn failure(json: bool, code: u8, kind: &str, message: String) -> (String, u8) {
             code,
         )
     } else {
-        eprintln!("error: {message}");
+        eprintln!("error: {}", render::cell(&message));
         (String::new(), code)
     }
 }
