@@ -313,7 +313,7 @@ async fn a_thousand_concurrent_pause_and_resume_calls_leave_a_consistent_worker(
     const THREADS: usize = 4;
     let dir = tempfile::tempdir().expect("tempdir");
     let chain = MockChain::new(10000, SealProof::StackedDrg2KiBV1_1);
-    let limits = StageLimits::new([("pc1", 0)]);
+    let limits = StageLimits::new([(damocles_core::ProofStage::PC1, 0)]);
     let contexts = (0..THREADS)
         .map(|i| {
             let location = Location::init(&dir.path().join(format!("s{i}"))).expect("location");

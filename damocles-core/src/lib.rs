@@ -33,6 +33,7 @@
 pub mod failure;
 pub mod journal;
 pub mod plan;
+pub mod proof_stage;
 pub mod record;
 pub mod report;
 pub mod sealer_api;
@@ -46,6 +47,7 @@ pub mod traits;
 pub use failure::{Failure, FailureLevel};
 pub use journal::{Happening, JournalEntry, ThreadEvent, JOURNAL_LIMIT};
 pub use plan::{ParsePlanError, Plan};
+pub use proof_stage::{ParseProofStageError, ProofStage};
 pub use record::{AddedPiece, Event, HistoryEntry, Opaque, PreCommitOutput, SectorRecord};
 pub use report::{Liveness, WorkerReport, WorkerSummary};
 pub use sealer_api::{ManagerError, SectorManager};

@@ -24,7 +24,7 @@ use damocles_sealing::{AttachedStore, SealingOptions, ThreadContext, Worker};
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let chain = MockChain::new(1000, SealProof::StackedDrg2KiBV1_1);
-    let limits = StageLimits::new([("c2", 1)]);
+    let limits = StageLimits::new([(damocles_core::ProofStage::C2, 1)]);
     let contexts = (0..2)
         .map(|i| {
             Ok(ThreadContext {

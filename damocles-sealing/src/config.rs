@@ -13,10 +13,10 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use damocles_core::{ActorId, Plan, SectorSize};
+use damocles_core::{ActorId, Plan, ProofStage, SectorSize};
 use serde::{Deserialize, Deserializer};
 
-use crate::limits::{StageLimits, STAGE_NAMES};
+use crate::limits::StageLimits;
 use crate::options::SealingOptions;
 use crate::thread::AttachedStore;
 
@@ -274,7 +274,7 @@ impl AttachedSection {
 #[serde(default)]
 pub struct ProcessorsSection {
     /// The legacy name of `limitation.concurrent`.
-    pub limit: BTreeMap<String, usize>,
+    pub limit: BTreeMap<ProofStage, usize>,
     /// `limitation`.
     pub limitation: LimitationSection,
 }
@@ -284,7 +284,7 @@ pub struct ProcessorsSection {
 #[serde(default)]
 pub struct LimitationSection {
     /// How many threads may run a stage at once, e.g. `c2 = 1`.
-    pub concurrent: BTreeMap<String, usize>,
+    pub concurrent: BTreeMap<ProofStage, usize>,
 }
 
 /// Why a configuration could not be used.
@@ -357,7 +357,7 @@ impl WorkerConfig {
                 message,
             )
         })?;
-        let mut warnings: Vec<String> = unknown
+        let warnings: Vec<String> = unknown
             .into_iter()
             .map(|key| format!("config {origin}: unknown key {key} is ignored"))
             .collect();
@@ -368,13 +368,9 @@ impl WorkerConfig {
             ),
             ("processors.limit", &config.processors.limit),
         ] {
+            // An unknown stage name fails to parse, listing the valid ones.
             for (stage, n) in limits {
-                if !STAGE_NAMES.contains(&stage.as_str()) {
-                    warnings.push(format!(
-                        "config {origin}: unknown stage {key}.{stage} is ignored (stages: {})",
-                        STAGE_NAMES.join(", ")
-                    ));
-                } else if *n == 0 {
+                if *n == 0 {
                     return Err(invalid(
                         format!("{key}.{stage}"),
                         "0 would stop the stage for good; use at least 1".into(),
@@ -411,17 +407,11 @@ impl WorkerConfig {
         }
     }
 
-    /// The stage limits (`limitation.concurrent` wins over the legacy `limit`), known
-    /// stages only.
+    /// The stage limits (`limitation.concurrent` wins over the legacy `limit`).
     pub fn stage_limits(&self) -> StageLimits {
         let mut merged = self.processors.limit.clone();
         merged.extend(self.processors.limitation.concurrent.clone());
-        StageLimits::new(
-            merged
-                .iter()
-                .filter(|(stage, _)| STAGE_NAMES.contains(&stage.as_str()))
-                .map(|(stage, n)| (stage.as_str(), *n)),
-        )
+        StageLimits::new(merged)
     }
 
     /// The attached stores.

@@ -263,7 +263,7 @@ impl Control {
         if s.stuck_after.is_some_and(|limit| elapsed > limit) {
             return true;
         }
-        let Some(stage) = s.job_stage.and_then(|stage| limit_name(stage.as_str())) else {
+        let Some(stage) = s.job_stage.and_then(|stage| stage.proof_stage()) else {
             return false;
         };
         self.metrics
@@ -473,6 +473,11 @@ impl Control {
         changed
     }
 
+    /// The plan of the thread's current job.
+    pub(crate) fn plan(&self) -> Plan {
+        self.lock().plan
+    }
+
     /// Keeps what a resume at a chosen state is checked against.
     pub(crate) fn set_resume_facts(&self, facts: ResumeFacts) {
         self.lock().resume_facts = Some(facts);
@@ -491,21 +496,6 @@ impl Control {
         }
         self.changed();
     }
-}
-
-/// The stage-limit name of a stage label (`PC1` → `pc1`), for the stages that make proof
-/// calls.
-fn limit_name(label: &str) -> Option<&'static str> {
-    Some(match label {
-        "AddPieces" => "add_pieces",
-        "TreeD" => "tree_d",
-        "PC1" => "pc1",
-        "PC2" => "pc2",
-        "C1" => "c1",
-        "C2" => "c2",
-        "PersistFiles" => "transfer",
-        _ => return None,
-    })
 }
 
 #[cfg(test)]

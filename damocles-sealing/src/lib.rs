@@ -18,6 +18,7 @@ pub mod mock_chain;
 pub mod options;
 pub mod params;
 pub mod paths;
+mod plans;
 pub mod proofs;
 pub mod reporting;
 pub mod resume;

@@ -5,50 +5,34 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use damocles_core::ProofStage;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-
-/// The stage-limit names of the original (`add_pieces`, `tree_d`, `pc1`, `pc2`, `c1`,
-/// `c2`, …).
-pub const STAGE_NAMES: [&str; 12] = [
-    "add_pieces",
-    "tree_d",
-    "pc1",
-    "pc2",
-    "synth_proof",
-    "c1",
-    "c2",
-    "snap_encode",
-    "snap_prove",
-    "unseal",
-    "transfer",
-    "window_post",
-];
 
 /// The shared limits of one worker. Stages without a limit are not limited.
 #[derive(Debug, Clone, Default)]
 pub struct StageLimits {
-    slots: HashMap<String, Arc<Semaphore>>,
+    slots: HashMap<ProofStage, Arc<Semaphore>>,
 }
 
 impl StageLimits {
     /// Limits from `(stage, concurrent)` pairs.
-    pub fn new<'a>(limits: impl IntoIterator<Item = (&'a str, usize)>) -> Self {
+    pub fn new(limits: impl IntoIterator<Item = (ProofStage, usize)>) -> Self {
         Self {
             slots: limits
                 .into_iter()
-                .map(|(stage, n)| (stage.to_owned(), Arc::new(Semaphore::new(n))))
+                .map(|(stage, n)| (stage, Arc::new(Semaphore::new(n))))
                 .collect(),
         }
     }
 
     /// Whether `stage` is limited.
-    pub fn is_limited(&self, stage: &str) -> bool {
-        self.slots.contains_key(stage)
+    pub fn is_limited(&self, stage: ProofStage) -> bool {
+        self.slots.contains_key(&stage)
     }
 
     /// Takes a slot of `stage` (at once when it is not limited).
-    pub async fn acquire(&self, stage: &str) -> Option<OwnedSemaphorePermit> {
-        let semaphore = self.slots.get(stage)?.clone();
+    pub async fn acquire(&self, stage: ProofStage) -> Option<OwnedSemaphorePermit> {
+        let semaphore = self.slots.get(&stage)?.clone();
         semaphore.acquire_owned().await.ok()
     }
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use damocles_core::{FailureLevel, ThreadInfo, ThreadState};
+use damocles_core::{FailureLevel, Plan, ProofStage, ThreadInfo, ThreadState};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -67,7 +67,7 @@ pub struct WorkerMetrics {
     aborted: Counter,
     admin_calls: Family<MethodLabels, Counter>,
     admin_latency: Family<MethodLabels, Histogram, fn() -> Histogram>,
-    stages: Mutex<BTreeMap<String, StageCalls>>,
+    stages: Mutex<BTreeMap<ProofStage, StageCalls>>,
 }
 
 /// How many recent proof calls of a stage the median of [`WorkerMetrics::recent_median`]
@@ -146,15 +146,15 @@ impl Default for WorkerMetrics {
 
 impl WorkerMetrics {
     /// A proof call of `stage` (`pc1`, `c2`, …) in a thread of `plan` took `took`.
-    pub fn record_stage(&self, plan: &str, stage: &str, took: Duration) {
+    pub fn record_stage(&self, plan: Plan, stage: ProofStage, took: Duration) {
         self.stage_duration
             .get_or_create(&StageLabels {
-                plan: plan.to_owned(),
-                stage: stage.to_owned(),
+                plan: plan.as_str().to_owned(),
+                stage: stage.as_str().to_owned(),
             })
             .observe(took.as_secs_f64());
         let mut stages = self.stages.lock().unwrap_or_else(|e| e.into_inner());
-        let calls = stages.entry(stage.to_owned()).or_default();
+        let calls = stages.entry(stage).or_default();
         calls.stat.calls += 1;
         calls.stat.total += took;
         if calls.recent.len() == RECENT_CALLS {
@@ -165,9 +165,9 @@ impl WorkerMetrics {
 
     /// The median of the last [`RECENT_CALLS`] proof calls of `stage`, summed over the
     /// threads, once at least `min_calls` have returned.
-    pub fn recent_median(&self, stage: &str, min_calls: usize) -> Option<Duration> {
+    pub fn recent_median(&self, stage: ProofStage, min_calls: usize) -> Option<Duration> {
         let stages = self.stages.lock().unwrap_or_else(|e| e.into_inner());
-        let recent = &stages.get(stage)?.recent;
+        let recent = &stages.get(&stage)?.recent;
         if recent.len() < min_calls.max(1) {
             return None;
         }
@@ -182,10 +182,10 @@ impl WorkerMetrics {
     }
 
     /// A thread waited `took` for a slot of `stage`.
-    pub fn record_slot_wait(&self, stage: &str, took: Duration) {
+    pub fn record_slot_wait(&self, stage: ProofStage, took: Duration) {
         self.slot_wait
             .get_or_create(&SlotLabels {
-                stage: stage.to_owned(),
+                stage: stage.as_str().to_owned(),
             })
             .observe(took.as_secs_f64());
     }
@@ -226,7 +226,7 @@ impl WorkerMetrics {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
-            .map(|(stage, calls)| (stage.clone(), calls.stat))
+            .map(|(stage, calls)| (stage.as_str().to_owned(), calls.stat))
             .collect()
     }
 
@@ -269,24 +269,36 @@ mod tests {
     fn the_median_is_of_the_recent_calls_of_a_stage() {
         let metrics = WorkerMetrics::default();
         let secs = Duration::from_secs;
-        assert_eq!(metrics.recent_median("c2", 3), None);
+        assert_eq!(metrics.recent_median(ProofStage::C2, 3), None);
         for s in [60, 1, 62] {
-            metrics.record_stage("sealer", "c2", secs(s));
+            metrics.record_stage(Plan::Sealer, ProofStage::C2, secs(s));
         }
-        assert_eq!(metrics.recent_median("c2", 4), None, "too few calls");
-        assert_eq!(metrics.recent_median("c2", 3), Some(secs(60)), "1 outlier");
-        metrics.record_stage("sealer", "c2", secs(64));
         assert_eq!(
-            metrics.recent_median("c2", 3),
+            metrics.recent_median(ProofStage::C2, 4),
+            None,
+            "too few calls"
+        );
+        assert_eq!(
+            metrics.recent_median(ProofStage::C2, 3),
+            Some(secs(60)),
+            "1 outlier"
+        );
+        metrics.record_stage(Plan::Sealer, ProofStage::C2, secs(64));
+        assert_eq!(
+            metrics.recent_median(ProofStage::C2, 3),
             Some(secs(61)),
             "even: the middle two"
         );
         // A slower machine's last 25 calls take over; totals keep everything.
         for _ in 0..RECENT_CALLS {
-            metrics.record_stage("sealer", "c2", secs(300));
+            metrics.record_stage(Plan::Sealer, ProofStage::C2, secs(300));
         }
-        assert_eq!(metrics.recent_median("c2", 3), Some(secs(300)));
+        assert_eq!(metrics.recent_median(ProofStage::C2, 3), Some(secs(300)));
         assert_eq!(metrics.stage_totals()["c2"].calls, 29);
-        assert_eq!(metrics.recent_median("pc1", 1), None, "another stage");
+        assert_eq!(
+            metrics.recent_median(ProofStage::PC1, 1),
+            None,
+            "another stage"
+        );
     }
 }

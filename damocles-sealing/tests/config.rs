@@ -43,8 +43,8 @@ fn the_quickstart_fixture_loads_without_warnings() {
     assert_eq!(options.max_retries, 3);
     assert_eq!(options.recover_interval, Duration::from_secs(5));
     let limits = config.stage_limits();
-    assert!(limits.is_limited("c2"));
-    assert!(!limits.is_limited("c1"));
+    assert!(limits.is_limited(damocles_core::ProofStage::C2));
+    assert!(!limits.is_limited(damocles_core::ProofStage::C1));
 }
 
 #[test]
@@ -84,7 +84,7 @@ sealing.min_deal_space = "8GiB"
 fn unknown_keys_are_warnings_that_name_them() {
     let loaded = parse(&format!(
         "[worker]\nscan_persist_stores = []\n[sealing]\nmax_retrys = 3\n{ONE_THREAD}\
-         [processors.limitation.concurrent]\npc9 = 1\n[[processors.pc1]]\nbin = \"x\"\n"
+         [[processors.pc1]]\nbin = \"x\"\n"
     ))
     .expect("config");
     let warnings = loaded.warnings.join("\n");
@@ -92,12 +92,22 @@ fn unknown_keys_are_warnings_that_name_them() {
         "worker.scan_persist_stores",
         "sealing.max_retrys",
         "processors.pc1",
-        "processors.limitation.concurrent.pc9",
     ] {
         assert!(warnings.contains(key), "{key} not in {warnings}");
     }
     assert!(warnings.contains("test.toml"), "{warnings}");
-    assert!(!loaded.config.stage_limits().is_limited("pc9"));
+}
+
+#[test]
+fn an_unknown_stage_is_an_error_listing_the_valid_ones() {
+    for section in ["processors.limitation.concurrent", "processors.limit"] {
+        let err = error(&format!("{ONE_THREAD}[{section}]\npc9 = 1\n"));
+        assert!(err.contains(&format!("{section}.pc9")), "{err}");
+        assert!(
+            err.contains("unknown stage \"pc9\"; valid stages: add_pieces, tree_d, pc1, pc2"),
+            "{err}"
+        );
+    }
 }
 
 #[test]

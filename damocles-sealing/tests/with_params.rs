@@ -39,7 +39,7 @@ async fn three_threads_seal_three_sectors_and_every_proof_verifies() {
     require_params();
     let mut harness = Harness::new(3);
     // One C2 at a time: on 2 cores each C2 uses them all.
-    harness.limits = StageLimits::new([("c2", 1)]);
+    harness.limits = StageLimits::new([(damocles_core::ProofStage::C2, 1)]);
     let (chain, dir) = (&harness.chain, harness.dir.path());
     let worker = harness.start();
 

@@ -26,6 +26,8 @@ pub struct Harness {
     pub threads: usize,
     pub options: SealingOptions,
     pub limits: StageLimits,
+    /// The plan the threads are configured with.
+    pub plan: Plan,
 }
 
 impl Harness {
@@ -36,6 +38,7 @@ impl Harness {
             threads,
             options: SealingOptions::immediate(),
             limits: StageLimits::default(),
+            plan: Plan::Sealer,
         }
     }
 
@@ -53,7 +56,7 @@ impl Harness {
                 ThreadContext {
                     worker_name: "test-worker".into(),
                     location,
-                    plan: Plan::Sealer,
+                    plan: self.plan,
                     options: self.options.clone(),
                     manager: Arc::new(self.chain.clone()),
                     store,

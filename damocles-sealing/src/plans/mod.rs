@@ -1,0 +1,61 @@
+//! Plans as modules. The thread runner ([`crate::thread`]) knows no plan: it loads the
+//! record, asks the record's plan for the step of its state ([`PlanSteps::exec`]), and
+//! applies what the step returns (a transition, persisted durably; an idle round; the end
+//! of the job; a failure by its level). Each plan is one module here: the steps of the
+//! states of its transition table (the table itself is data in `damocles_core::state`).
+
+mod sealer;
+
+use async_trait::async_trait;
+use damocles_core::{Event, Failure, Plan, SectorRecord};
+
+use crate::control::Interrupt;
+use crate::thread::Runner;
+
+/// What a step produced.
+pub(crate) enum Outcome {
+    /// Apply this event (a transition of the plan's table) and persist the record.
+    Event(Event),
+    /// Nothing to do now: wait `recover_interval` and try again.
+    Idle,
+    /// The job is done.
+    Finished,
+}
+
+/// Why a step did not produce an outcome.
+pub(crate) enum Stop {
+    /// It failed; the runner acts on the failure's level.
+    Failed(Failure),
+    /// Paused or stopping: the runner looks at the control again.
+    Interrupted,
+}
+
+impl From<Failure> for Stop {
+    fn from(failure: Failure) -> Self {
+        Stop::Failed(failure)
+    }
+}
+
+impl From<Interrupt> for Stop {
+    fn from(_: Interrupt) -> Self {
+        Stop::Interrupted
+    }
+}
+
+/// What a step returns.
+pub(crate) type StepResult = Result<Outcome, Stop>;
+
+/// The steps of one plan.
+#[async_trait]
+pub(crate) trait PlanSteps: Send + Sync {
+    /// Runs the step of the record's state (the record is the plan's).
+    async fn exec(&self, runner: &Runner, record: &SectorRecord) -> StepResult;
+}
+
+/// The steps of `plan`, if this worker runs it.
+pub(crate) fn steps_of(plan: Plan) -> Option<&'static dyn PlanSteps> {
+    match plan {
+        Plan::Sealer => Some(&sealer::Sealer),
+        Plan::Snapup | Plan::Rebuild | Plan::Unseal | Plan::Wdpost => None,
+    }
+}

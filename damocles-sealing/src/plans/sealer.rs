@@ -1,0 +1,547 @@
+//! The sealer plan: CC (and, later, deal) sectors from allocation to a landed proof. Each
+//! state of [`SEALER_TRANSITIONS`] has a step ([`step_of`]); the runner calls
+//! [`Sealer::exec`] for the record's state and applies what it returns.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use damocles_core::sealer_api::{
+    AcquireDealsSpec, AllocateSectorSpec, OnChainState, PreCommitOnChainInfo, ProofOnChainInfo,
+    SubmitResult,
+};
+use damocles_core::{Event, Failure, ProofStage, SealProof, SectorRecord, State};
+
+use super::{Outcome, PlanSteps, StepResult};
+use crate::control::Activity;
+use crate::paths::SectorPaths;
+use crate::proofs::{self, SealIdentity};
+use crate::thread::{required, Runner, IDLE_FLOOR};
+
+/// The sealer plan's steps.
+pub(crate) struct Sealer;
+
+/// What the thread does in a state of the sealer plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Allocate,
+    AcquireDeals,
+    AddPieces,
+    TreeD,
+    AssignTicket,
+    PC1,
+    PC2,
+    SyntheticPoRep,
+    SubmitPreCommit,
+    WaitPreCommit,
+    Persist,
+    SubmitPersisted,
+    WaitSeed,
+    C1,
+    C2,
+    SubmitProof,
+    WaitProof,
+    Finish,
+    Abort,
+}
+
+/// The step of each state of the sealer plan; `None` for states of other plans.
+fn step_of(state: State) -> Option<Step> {
+    Some(match state {
+        State::Empty => Step::Allocate,
+        State::Allocated => Step::AcquireDeals,
+        State::DealsAcquired => Step::AddPieces,
+        State::PieceAdded => Step::TreeD,
+        State::TreeDBuilt => Step::AssignTicket,
+        State::TicketAssigned => Step::PC1,
+        State::PC1Done => Step::PC2,
+        State::SyntheticPoRepNeeded => Step::SyntheticPoRep,
+        State::PC2Done => Step::SubmitPreCommit,
+        State::PCSubmitted => Step::WaitPreCommit,
+        State::PCLanded => Step::Persist,
+        State::Persisted => Step::SubmitPersisted,
+        State::PersistanceSubmitted => Step::WaitSeed,
+        State::SeedAssigned => Step::C1,
+        State::C1Done => Step::C2,
+        State::C2Done => Step::SubmitProof,
+        State::ProofSubmitted => Step::WaitProof,
+        State::Finished => Step::Finish,
+        State::Aborted => Step::Abort,
+        _ => return None,
+    })
+}
+
+/// The sector a step works on, and its files.
+fn identity(
+    runner: &Runner,
+    record: &SectorRecord,
+) -> Result<(SealIdentity, SectorPaths), Failure> {
+    let sector = required(record.sector, "sector")?;
+    let id = SealIdentity {
+        proof: sector.proof_type,
+        sector: sector.id,
+    };
+    Ok((
+        id,
+        SectorPaths::new(&runner.ctx.location.data_dir(), sector.id),
+    ))
+}
+
+#[async_trait]
+impl PlanSteps for Sealer {
+    async fn exec(&self, runner: &Runner, record: &SectorRecord) -> StepResult {
+        let Some(step) = step_of(record.state) else {
+            return Err(Failure::abort(format!(
+                "unexpected state {} in the sealer plan",
+                record.state
+            ))
+            .into());
+        };
+        let opts = &runner.ctx.options;
+        let manager = &runner.ctx.manager;
+        match step {
+            Step::Allocate => {
+                let spec = AllocateSectorSpec {
+                    allowed_miners: opts.allowed_miners.clone(),
+                    allowed_proof_types: opts.allowed_sizes.as_ref().map(|sizes| {
+                        sizes
+                            .iter()
+                            .flat_map(|size| SealProof::allowed_for_size(*size))
+                            .collect()
+                    }),
+                };
+                let allocated = runner
+                    .control
+                    .interruptible(manager.allocate_sector(spec))
+                    .await?;
+                // Why the thread idles, in `list` and (once per change) in the log.
+                let reason = allocated
+                    .as_ref()
+                    .err()
+                    .map(|e| format!("AllocateSector: {e}"));
+                if runner.control.set_idle_reason(reason.clone()) {
+                    match reason {
+                        Some(reason) => tracing::warn!(
+                            thread = runner.control.index(),
+                            "no sector: {reason}; asking again every {}",
+                            humantime::format_duration(
+                                runner.ctx.options.recover_interval.max(IDLE_FLOOR)
+                            )
+                        ),
+                        None => tracing::info!(
+                            thread = runner.control.index(),
+                            "the manager answers again"
+                        ),
+                    }
+                }
+                match allocated {
+                    Ok(Some(sector)) => Ok(Outcome::Event(Event::Allocate(sector))),
+                    Ok(None) | Err(_) => Ok(Outcome::Idle),
+                }
+            }
+            Step::AcquireDeals => {
+                // Deals acquired before (a resume at Allocated) are kept: the pieces, and so
+                // comm_d, stay those of the sector's first run.
+                if let Some(deals) = &record.deals {
+                    return Ok(Outcome::Event(Event::AcquireDeals(Some(deals.clone()))));
+                }
+                if !opts.enable_deals {
+                    return Ok(if opts.disable_cc {
+                        Outcome::Idle
+                    } else {
+                        Outcome::Event(Event::AcquireDeals(None))
+                    });
+                }
+                let (id, _) = identity(runner, record)?;
+                let spec = AcquireDealsSpec {
+                    max_deals: opts.max_deals,
+                    min_used_space: opts.min_deal_space,
+                };
+                let deals = runner
+                    .manager_call("AcquireDeals", manager.acquire_deals(id.sector, spec))
+                    .await?;
+                let count = deals.as_ref().map_or(0, Vec::len);
+                if opts.disable_cc && count == 0 {
+                    return Ok(Outcome::Idle);
+                }
+                Ok(Outcome::Event(Event::AcquireDeals(deals)))
+            }
+            Step::AddPieces => {
+                let (id, paths) = identity(runner, record)?;
+                if record
+                    .deals
+                    .as_ref()
+                    .is_some_and(|deals| deals.iter().any(|d| !d.is_pledge()))
+                {
+                    return Err(Failure::permanent(
+                        "deal pieces are not supported yet: only CC sectors can be sealed",
+                    )
+                    .into());
+                }
+                let pieces = runner
+                    .proof_call(ProofStage::AddPieces, move || {
+                        proofs::add_cc_piece(id.proof, &paths)
+                    })
+                    .await?;
+                Ok(Outcome::Event(Event::AddPiece(pieces)))
+            }
+            Step::TreeD => {
+                let (id, _) = identity(runner, record)?;
+                let pieces = record.pieces.clone().unwrap_or_default();
+                runner
+                    .proof_call(ProofStage::TreeD, move || proofs::tree_d(id.proof, &pieces))
+                    .await?;
+                Ok(Outcome::Event(Event::BuildTreeD))
+            }
+            // A ticket assigned before (a resume at an earlier state) is kept, so that PC1
+            // gives the same labels and the pre-committed comm_r stays right.
+            Step::AssignTicket => Ok(Outcome::Event(Event::AssignTicket(record.ticket))),
+            Step::PC1 => {
+                let (id, paths) = identity(runner, record)?;
+                let ticket = match record.ticket {
+                    Some(ticket) => ticket,
+                    None => {
+                        runner
+                            .manager_call("AssignTicket", manager.assign_ticket(id.sector))
+                            .await?
+                    }
+                };
+                let pieces = record.pieces.clone().unwrap_or_default();
+                let out = runner
+                    .proof_call(ProofStage::PC1, move || {
+                        proofs::pc1(id, &paths, ticket.ticket, &pieces)
+                    })
+                    .await?;
+                Ok(Outcome::Event(Event::PC1(ticket, out)))
+            }
+            Step::PC2 => {
+                let (id, paths) = identity(runner, record)?;
+                if id.proof.needs_synthetic_porep() {
+                    return Err(Failure::permanent(format!(
+                        "{} needs synthetic PoRep, which this worker does not support yet",
+                        id.proof
+                    ))
+                    .into());
+                }
+                let pc1 = required(record.pc1_output.clone(), "pc1out")?;
+                let out = runner
+                    .proof_call(ProofStage::PC2, move || proofs::pc2(&pc1, &paths))
+                    .await?;
+                if let Some(before) = record.pc2_output.filter(|before| *before != out) {
+                    // Never expected (PC2 restores its input), but a comm_r that changed
+                    // under a pre-commit must stop the sector, not reach the chain.
+                    return Err(Failure::permanent(format!(
+                        "PC2 run again gave comm_r {} where the first run gave {}",
+                        hex::encode(out.comm_r),
+                        hex::encode(before.comm_r)
+                    ))
+                    .into());
+                }
+                Ok(Outcome::Event(Event::PC2(out)))
+            }
+            Step::SubmitPreCommit => {
+                let sector = required(record.sector, "sector")?;
+                let pc2 = required(record.pc2_output, "pc2out")?;
+                let ticket = required(record.ticket, "ticket")?;
+                let info = PreCommitOnChainInfo {
+                    comm_r: pc2.comm_r,
+                    comm_d: pc2.comm_d,
+                    ticket,
+                };
+                let resp = runner
+                    .manager_call(
+                        "SubmitPreCommit",
+                        manager.submit_pre_commit(sector, info, record.pc_resubmit),
+                    )
+                    .await?;
+                submit_outcome("pre-commit", resp.res, resp.desc, Event::SubmitPC)
+            }
+            Step::WaitPreCommit => {
+                let (id, _) = identity(runner, record)?;
+                poll_landed(
+                    runner,
+                    "PollPreCommitState",
+                    id,
+                    Event::CheckPC,
+                    Event::ReSubmitPC,
+                    true,
+                )
+                .await
+            }
+            Step::Persist => persist(runner, record).await,
+            Step::SubmitPersisted => {
+                let (id, _) = identity(runner, record)?;
+                let instance = required(record.persist_instance.clone(), "persist_instance")?;
+                let ok = runner
+                    .manager_call(
+                        "SubmitPersistedEx",
+                        manager.submit_persisted(id.sector, instance, false),
+                    )
+                    .await?;
+                if !ok {
+                    return Err(Failure::permanent(
+                        "sector files are persisted but unavailable for sealer",
+                    )
+                    .into());
+                }
+                Ok(Outcome::Event(Event::SubmitPersistance))
+            }
+            Step::WaitSeed => {
+                let (id, _) = identity(runner, record)?;
+                loop {
+                    let resp = runner
+                        .manager_call("WaitSeed", manager.wait_seed(id.sector, id.proof))
+                        .await?;
+                    if let Some(seed) = resp.seed {
+                        return Ok(Outcome::Event(Event::AssignSeed(seed)));
+                    }
+                    if !resp.should_wait || resp.delay <= 0 {
+                        return Err(Failure::temporary(
+                            "WaitSeed: no seed and nothing to wait for",
+                        )
+                        .into());
+                    }
+                    runner.control.set_activity(Activity::Idle);
+                    runner
+                        .control
+                        .sleep(Duration::from_secs(resp.delay.unsigned_abs()))
+                        .await?;
+                }
+            }
+            Step::C1 => {
+                let (id, paths) = identity(runner, record)?;
+                let ticket = required(record.ticket, "ticket")?;
+                let seed = required(record.seed, "seed")?;
+                let pc2 = required(record.pc2_output, "pc2out")?;
+                let pieces = record.pieces.clone().unwrap_or_default();
+                let out = runner
+                    .proof_call(ProofStage::C1, move || {
+                        proofs::c1(id, &paths, ticket.ticket, seed.seed, pc2, &pieces)
+                    })
+                    .await?;
+                Ok(Outcome::Event(Event::C1(out)))
+            }
+            Step::C2 => {
+                let (id, _) = identity(runner, record)?;
+                let c1 = required(record.c1_output.clone(), "c1out")?;
+                let proof = runner
+                    .proof_call(ProofStage::C2, move || proofs::c2(id, &c1))
+                    .await?;
+                Ok(Outcome::Event(Event::C2(proof)))
+            }
+            Step::SubmitProof => {
+                let (id, _) = identity(runner, record)?;
+                let proof = required(record.proof.clone(), "c2out")?;
+                let resp = runner
+                    .manager_call(
+                        "SubmitProof",
+                        manager.submit_proof(
+                            id.sector,
+                            ProofOnChainInfo { proof },
+                            record.proof_resubmit,
+                        ),
+                    )
+                    .await?;
+                submit_outcome("proof", resp.res, resp.desc, Event::SubmitProof)
+            }
+            Step::WaitProof => {
+                let (id, paths) = identity(runner, record)?;
+                if !opts.ignore_proof_check {
+                    let outcome = poll_landed(
+                        runner,
+                        "PollProofState",
+                        id,
+                        Event::Finish,
+                        Event::ReSubmitProof,
+                        false,
+                    )
+                    .await?;
+                    if !matches!(outcome, Outcome::Event(Event::Finish)) {
+                        return Ok(outcome);
+                    }
+                }
+                tokio::task::spawn_blocking(move || proofs::clear_cache(&paths))
+                    .await
+                    .map_err(|e| Failure::critical(e.to_string()))??;
+                Ok(Outcome::Event(Event::Finish))
+            }
+            Step::Finish => Ok(Outcome::Finished),
+            Step::Abort => Err(Failure::abort("task aborted").into()),
+            Step::SyntheticPoRep => Err(Failure::permanent(
+                "synthetic PoRep is not supported by this worker: resume at Aborted",
+            )
+            .into()),
+        }
+    }
+}
+
+async fn poll_landed(
+    runner: &Runner,
+    call: &str,
+    id: SealIdentity,
+    landed: Event,
+    resubmit: Event,
+    pre_commit: bool,
+) -> StepResult {
+    let manager = &runner.ctx.manager;
+    loop {
+        let resp = if pre_commit {
+            runner
+                .manager_call(call, manager.poll_pre_commit_state(id.sector))
+                .await?
+        } else {
+            runner
+                .manager_call(call, manager.poll_proof_state(id.sector))
+                .await?
+        };
+        let desc = resp.desc.unwrap_or_default();
+        match resp.state {
+            OnChainState::Landed => return Ok(Outcome::Event(landed)),
+            OnChainState::NotFound => {
+                return Err(Failure::permanent(format!("{call}: not found on chain {desc}")).into())
+            }
+            OnChainState::Failed => {
+                runner.control.sleep(Duration::from_secs(30)).await?;
+                return Ok(Outcome::Event(resubmit));
+            }
+            OnChainState::PermFailed => {
+                return Err(Failure::permanent(format!("{call}: permanently failed {desc}")).into())
+            }
+            OnChainState::ShouldAbort => {
+                return Err(Failure::abort(format!("{call}: should abort {desc}")).into())
+            }
+            OnChainState::Pending | OnChainState::Packed | OnChainState::Unknown => {
+                runner.control.set_activity(Activity::Idle);
+                runner
+                    .control
+                    .sleep(runner.ctx.options.rpc_polling_interval)
+                    .await?;
+            }
+        }
+    }
+}
+
+async fn persist(runner: &Runner, record: &SectorRecord) -> StepResult {
+    let (id, paths) = identity(runner, record)?;
+    let candidates: Vec<String> = runner
+        .ctx
+        .attached
+        .iter()
+        .filter(|s| !s.readonly)
+        .map(|s| s.name.clone())
+        .collect();
+    if candidates.is_empty() {
+        return Err(Failure::permanent("no available persist store candidate").into());
+    }
+    let size = id.proof.sector_size().bytes();
+    let required = if size < (32 << 30) {
+        size * 2
+    } else {
+        size + size / 50
+    };
+    let store = loop {
+        let reserved = runner
+            .manager_call(
+                "StoreReserveSpace",
+                runner
+                    .ctx
+                    .manager
+                    .store_reserve_space(id.sector, required, candidates.clone()),
+            )
+            .await?;
+        if let Some(store) = reserved {
+            break store;
+        }
+        runner.control.set_activity(Activity::Idle);
+        runner
+            .control
+            .sleep(
+                runner
+                    .ctx
+                    .options
+                    .rpc_polling_interval
+                    .max(Duration::from_millis(100)),
+            )
+            .await?;
+    };
+    let target = runner
+        .ctx
+        .attached
+        .iter()
+        .find(|s| s.name == store.name)
+        .cloned()
+        .ok_or_else(|| {
+            Failure::permanent(format!(
+                "the manager chose store {}, which is not attached",
+                store.name
+            ))
+        })?;
+    let name = id.sector.to_string();
+    runner
+        .proof_call(ProofStage::Transfer, move || {
+            copy_sector_files(&paths, &target.location, &name)
+        })
+        .await?;
+    Ok(Outcome::Event(Event::Persist(store.name)))
+}
+
+fn copy_sector_files(
+    paths: &SectorPaths,
+    store: &std::path::Path,
+    name: &str,
+) -> Result<(), Failure> {
+    let io = |what: &str, e: std::io::Error| Failure::critical(format!("persist {what}: {e}"));
+    let sealed_dir = store.join("sealed");
+    let cache_dir = store.join("cache").join(name);
+    std::fs::create_dir_all(&sealed_dir).map_err(|e| io("create sealed dir", e))?;
+    std::fs::create_dir_all(&cache_dir).map_err(|e| io("create cache dir", e))?;
+    std::fs::copy(&paths.sealed, sealed_dir.join(name)).map_err(|e| io("sealed file", e))?;
+    for entry in std::fs::read_dir(&paths.cache_dir).map_err(|e| io("read cache", e))? {
+        let entry = entry.map_err(|e| io("read cache", e))?;
+        let file = entry.file_name();
+        let file = file.to_string_lossy();
+        if file == "p_aux" || file == "t_aux" || file.contains("tree-r-last") {
+            std::fs::copy(entry.path(), cache_dir.join(&*file)).map_err(|e| io("cache file", e))?;
+        }
+    }
+    Ok(())
+}
+
+fn submit_outcome(
+    what: &str,
+    res: SubmitResult,
+    desc: Option<String>,
+    accepted: Event,
+) -> StepResult {
+    let desc = desc.unwrap_or_default();
+    match res {
+        SubmitResult::Accepted | SubmitResult::DuplicateSubmit => Ok(Outcome::Event(accepted)),
+        SubmitResult::MismatchedSubmission => {
+            Err(Failure::permanent(format!("{what} submission mismatched: {desc}")).into())
+        }
+        SubmitResult::Rejected => Err(Failure::abort(format!("{what} rejected: {desc}")).into()),
+        SubmitResult::FilesMissed => {
+            Err(Failure::permanent(format!("{what}: files missed: {desc}")).into())
+        }
+        SubmitResult::Unknown => {
+            Err(Failure::temporary(format!("{what}: unknown submit result: {desc}")).into())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use damocles_core::state::SEALER_TRANSITIONS;
+
+    use super::*;
+
+    #[test]
+    fn every_state_of_the_sealer_table_has_a_step() {
+        for row in SEALER_TRANSITIONS {
+            assert!(step_of(row.from).is_some(), "{}", row.from);
+            assert!(step_of(row.to).is_some(), "{}", row.to);
+        }
+        assert_eq!(step_of(State::Aborted), Some(Step::Abort));
+        // States of the other plans are not the sealer's.
+        assert_eq!(step_of(State::SnapEncoded), None);
+    }
+}
