@@ -144,6 +144,18 @@ fn missing_locations_are_created_when_their_parent_exists() {
         .expect("daemon");
     assert_eq!(output.status.code(), Some(2));
     assert!(!busy.join(".holder").exists(), "not taken over");
+
+    // A bare relative location is relative to the daemon's directory, which exists.
+    std::fs::write(
+        &config,
+        text.replace(&location.display().to_string(), "relative-loc"),
+    )
+    .expect("config");
+    let mut command = daemon(dir.path(), &["--mock-chain", "10000"], &config, &[]);
+    command.current_dir(dir.path());
+    let worker = Process::start(command, "admin API listening on ");
+    assert!(dir.path().join("relative-loc/.holder").is_file());
+    drop(worker);
 }
 
 /// A second daemon on the same locations is refused, naming the process that holds

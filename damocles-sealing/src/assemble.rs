@@ -103,7 +103,16 @@ pub fn thread_contexts(
 fn open_or_create(path: &Path) -> Result<Location, LocationError> {
     match Location::open(path) {
         Err(LocationError::Missing { .. })
-            if path.parent().is_some_and(|parent| parent.is_dir()) =>
+            if path
+                .parent()
+                .map(|p| {
+                    if p.as_os_str().is_empty() {
+                        Path::new(".")
+                    } else {
+                        p
+                    }
+                })
+                .is_some_and(Path::is_dir) =>
         {
             tracing::info!("creating sealing location {}", path.display());
             Location::init(path)

@@ -210,6 +210,18 @@ impl Control {
                 })?;
             }
             if !s.paused {
+                if s.pause_requested.is_some() && target.is_some() {
+                    // Its proof call's result is not saved yet: a state now would be
+                    // checked against a record about to change.
+                    return Err(AdminError::ResumeRefused {
+                        index: self.index as u64,
+                        state: target,
+                        reason: "its pause is still pending (it is in a proof call); resume \
+                                 at a state once it shows Paused, or resume without a state \
+                                 to call the pause off"
+                            .into(),
+                    });
+                }
                 if s.pause_requested.is_some() && target.is_none() {
                     // The pause asked for during a proof call is called off.
                     s.pause_requested = None;
@@ -534,6 +546,14 @@ mod tests {
         c.enter_proof_call("builtin C2");
         assert_eq!(c.pause("test"), PauseOutcome::Requested);
         assert!(c.info().pause_requested);
+        let at_a_state = c.resume(Some("PC1Done")).unwrap_err();
+        assert!(
+            at_a_state
+                .to_string()
+                .contains("its pause is still pending"),
+            "{at_a_state}"
+        );
+        assert!(c.info().pause_requested, "the refusal changed nothing");
         assert_eq!(c.resume(None), Ok(ResumeOutcome::PauseCalledOff));
         assert!(!c.info().pause_requested);
         c.leave_proof_call();

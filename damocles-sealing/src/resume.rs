@@ -138,19 +138,18 @@ impl ResumeFacts {
 
     /// Whether `input` is there now (files are looked at on disk).
     fn holds(&self, input: Input) -> Result<(), String> {
-        let missing =
-            |what: String| Err(format!("its step needs {}, which {what}", input.describe()));
+        let missing = |what: String| Err(format!("needs {}: {what}", input.describe()));
         let on_disk = |path: &std::path::Path| {
             if path.exists() {
                 Ok(())
             } else {
-                missing(format!("is gone ({} does not exist)", path.display()))
+                missing(format!("{} does not exist", path.display()))
             }
         };
         match input {
             Input::StagedFile | Input::Labels | Input::Replica => {
                 let Some(paths) = &self.paths else {
-                    return missing("the record does not have".into());
+                    return missing("the record has no sector".into());
                 };
                 match input {
                     Input::StagedFile => on_disk(&paths.staged),
@@ -159,33 +158,31 @@ impl ResumeFacts {
                             .into_iter()
                             .find(|part| !paths.cache_has(part));
                         match gone {
-                            Some(part) => missing(format!(
-                                "is gone (no {part}* file in {})",
-                                paths.cache_dir.display()
-                            )),
+                            Some(part) => {
+                                missing(format!("no {part}* file in {}", paths.cache_dir.display()))
+                            }
                             None => Ok(()),
                         }
                     }
                     _ => {
                         on_disk(&paths.sealed)?;
                         if paths.unencoded_marker().exists() {
-                            return missing("PC2 has not made yet".into());
+                            return missing("PC2 has not encoded the sealed file yet".into());
                         }
                         let gone = ["p_aux", "t_aux", "tree-c", "tree-r-last"]
                             .into_iter()
                             .find(|part| !paths.cache_has(part));
                         match gone {
-                            Some(part) => missing(format!(
-                                "is gone (no {part}* file in {})",
-                                paths.cache_dir.display()
-                            )),
+                            Some(part) => {
+                                missing(format!("no {part}* file in {}", paths.cache_dir.display()))
+                            }
                             None => Ok(()),
                         }
                     }
                 }
             }
             _ if self.present.contains(&input) => Ok(()),
-            _ => missing("the record does not have: the step that makes it has not run".into()),
+            _ => missing("the record does not have it: the step that makes it has not run".into()),
         }
     }
 }
@@ -231,14 +228,47 @@ fn check_sealer(facts: &ResumeFacts, target: State) -> Result<(), String> {
             ));
         }
     }
-    for input in sealer_inputs(target) {
-        if let Err(why) = facts.holds(*input) {
-            let instead = match input.producer() {
-                State::Empty => "resume at Aborted to drop the sector".to_owned(),
-                state => format!("resume at {state} to make it again"),
-            };
-            return Err(format!("{why}; {instead}"));
+    // Every step from the target on runs again, in order: each input must be there now,
+    // unless a step before it in this run makes it again.
+    let mut made: Vec<Input> = Vec::new();
+    for state in (target.number()..=State::Finished.number()).filter_map(State::from_number) {
+        if state == State::SyntheticPoRepNeeded {
+            continue;
         }
+        for input in sealer_inputs(state) {
+            if made.contains(input) {
+                continue;
+            }
+            if let Err(why) = facts.holds(*input) {
+                let instead = match input.producer() {
+                    State::Empty => "resume at Aborted to drop the sector".to_owned(),
+                    producer => format!("resume at {producer} to make it again"),
+                };
+                let whose = if state == target {
+                    "its step".to_owned()
+                } else {
+                    format!("the step of {state}, which runs after it,")
+                };
+                return Err(format!("{whose} {why}; {instead}"));
+            }
+            made.push(*input);
+        }
+        made.extend(ALL_INPUTS.iter().filter(|input| input.producer() == state));
     }
     Ok(())
 }
+
+const ALL_INPUTS: [Input; 12] = [
+    Input::Sector,
+    Input::Pieces,
+    Input::Ticket,
+    Input::PC1Output,
+    Input::PC2Output,
+    Input::PersistInstance,
+    Input::Seed,
+    Input::C1Output,
+    Input::Proof,
+    Input::StagedFile,
+    Input::Labels,
+    Input::Replica,
+];

@@ -204,7 +204,7 @@ async fn resume_where_a_step_cannot_give_the_same_outputs_is_refused_and_changes
         .join("store0/data/unsealed")
         .join(&sector);
     std::fs::remove_file(&staged).expect("remove the staged file");
-    for state in ["PC1Done", "TicketAssigned"] {
+    for state in ["PC1Done", "TicketAssigned", "TreeDBuilt", "PieceAdded"] {
         let err = refused(state).await;
         assert!(err.contains("needs the staged file"), "{err}");
         assert!(err.contains(&sector), "names the file: {err}");
@@ -213,6 +213,12 @@ async fn resume_where_a_step_cannot_give_the_same_outputs_is_refused_and_changes
             "{err}"
         );
     }
+    // TreeDBuilt's own step needs no file, but PC1's, which runs after it, does.
+    let err = refused("TreeDBuilt").await;
+    assert!(
+        err.contains("the step of TicketAssigned, which runs after it, needs the staged file"),
+        "{err}"
+    );
     unchanged("after the refusals", &worker.list());
     let journal = worker.events(0, 1000).await.expect("events");
     assert!(

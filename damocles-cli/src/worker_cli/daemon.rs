@@ -215,7 +215,7 @@ pub async fn start(config_path: &Path, choice: ManagerChoice) -> Result<RunningW
         )
     });
     eprintln!(
-        "damocles-worker {} '{name}': {} sealing threads; admin API listening on {bound}",
+        "damocles-worker {} '{name}': {} sealing thread(s); admin API listening on {bound}",
         version(),
         worker.threads().len(),
     );
