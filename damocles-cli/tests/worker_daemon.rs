@@ -429,3 +429,30 @@ fn a_config_with_a_bad_value_is_refused_naming_key_and_file() {
     assert!(message.contains("sealing.max_retries"), "{message}");
     assert!(message.contains("worker.toml"), "{message}");
 }
+
+/// `--mock-chain` keeps its records beside the config: after a restart, a new sector gets
+/// a new number, never one a thread still holds (whose files it would overwrite).
+#[test]
+fn the_in_process_mock_chain_never_hands_out_a_held_sector_number_after_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), 2);
+    let daemon = start_daemon(dir.path(), &config);
+    let threads = wait_until(&daemon.address, "both at C1Done", |t| {
+        t.iter().all(paused_at_c1done)
+    });
+    let mut held: Vec<_> = threads.iter().map(|t| t["job_id"].clone()).collect();
+    drop(daemon);
+
+    let daemon = start_daemon(dir.path(), &config);
+    wait_until(&daemon.address, "both paused again", |t| {
+        t.iter().all(paused_at_c1done)
+    });
+    let output = cli(&daemon.address, &["resume", "-i", "0", "-s", "Aborted"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let threads = wait_until(&daemon.address, "thread 0 on a new sector", |t| {
+        paused_at_c1done(&t[0]) && t[0]["job_id"] != held[0]
+    });
+    held.sort_by_key(|id| id.to_string());
+    assert!(!held.contains(&threads[0]["job_id"]), "{threads:#?}");
+    assert_eq!(threads[0]["job_id"], "s-t010000-3");
+}

@@ -108,8 +108,22 @@ pub async fn start(config_path: &Path, choice: ManagerChoice) -> Result<RunningW
                 .and_then(|sizes| sizes.first().copied())
                 .unwrap_or(SectorSize::KIB_2);
             let proof = params::proof_for(size).map_err(|e| bad_input(e.to_string()))?;
-            tracing::info!("sealing {size} sectors for an in-process mock chain, miner {miner}");
-            (Arc::new(MockChain::new(miner, proof)), None)
+            // Kept beside the config, so that a restart does not hand out sector numbers
+            // that threads still hold (a second s-t0…-1 would overwrite the first's files in
+            // the attached store).
+            let records = config_path
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join(format!("mock-chain-t0{miner}.json"));
+            let chain = MockChain::open(&records, miner, proof).map_err(|e| StartError {
+                code: exit::FAILED,
+                message: format!("mock chain records {}: {e}", records.display()),
+            })?;
+            tracing::info!(
+                "sealing {size} sectors for an in-process mock chain, miner {miner}, records in {}",
+                records.display()
+            );
+            (Arc::new(chain), None)
         }
         ManagerChoice::FromConfig | ManagerChoice::At(_) => {
             let token = config.sector_manager.rpc_client.token.clone();
