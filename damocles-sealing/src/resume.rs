@@ -151,33 +151,22 @@ impl ResumeFacts {
                 let Some(paths) = &self.paths else {
                     return missing("the record has no sector".into());
                 };
+                // Every file of the cache whose name contains one of `parts`.
+                let in_cache = |parts: &[&str]| match parts.iter().find(|p| !paths.cache_has(p)) {
+                    Some(part) => {
+                        missing(format!("no {part}* file in {}", paths.cache_dir.display()))
+                    }
+                    None => Ok(()),
+                };
                 match input {
                     Input::StagedFile => on_disk(&paths.staged),
-                    Input::Labels => {
-                        let gone = ["layer-", "tree-d"]
-                            .into_iter()
-                            .find(|part| !paths.cache_has(part));
-                        match gone {
-                            Some(part) => {
-                                missing(format!("no {part}* file in {}", paths.cache_dir.display()))
-                            }
-                            None => Ok(()),
-                        }
-                    }
+                    Input::Labels => in_cache(&["layer-", "tree-d"]),
                     _ => {
                         on_disk(&paths.sealed)?;
                         if paths.unencoded_marker().exists() {
                             return missing("PC2 has not encoded the sealed file yet".into());
                         }
-                        let gone = ["p_aux", "t_aux", "tree-c", "tree-r-last"]
-                            .into_iter()
-                            .find(|part| !paths.cache_has(part));
-                        match gone {
-                            Some(part) => {
-                                missing(format!("no {part}* file in {}", paths.cache_dir.display()))
-                            }
-                            None => Ok(()),
-                        }
+                        in_cache(&["p_aux", "t_aux", "tree-c", "tree-r-last"])
                     }
                 }
             }

@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{copy_tree, wait_for, Harness, Watching};
+use common::{copy_tree, wait_for, Harness, Watching, SEALER_PATH};
 use damocles_core::{
     PlanState, ResumeOutcome, SealingThread, SectorRecord, SectorSize, State, StateStore,
     ThreadState,
@@ -29,23 +29,7 @@ use damocles_sealing::params;
 use damocles_sealing::store::{Location, RedbStateStore};
 
 /// The states of one sector's run that a thread can be paused at, in order.
-const PATH: [State; 15] = [
-    State::Allocated,
-    State::DealsAcquired,
-    State::PieceAdded,
-    State::TreeDBuilt,
-    State::TicketAssigned,
-    State::PC1Done,
-    State::PC2Done,
-    State::PCSubmitted,
-    State::PCLanded,
-    State::Persisted,
-    State::PersistanceSubmitted,
-    State::SeedAssigned,
-    State::C1Done,
-    State::C2Done,
-    State::ProofSubmitted,
-];
+const PATH: &[State] = SEALER_PATH.split_last().expect("a path").1;
 
 /// The record and a copy of the files of a sector at one state.
 struct Snapshot {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
-use common::{wait_for, CrashAfter, Harness, MINER};
+use common::{wait_for, CrashAfter, Harness, MINER, SEALER_PATH};
 use damocles_core::sealer_api::ManagerError;
 use damocles_core::{
     PauseOutcome, PlanState, ResumeOutcome, SealingThread, SectorId, SectorSize, State, StateStore,
@@ -138,26 +138,6 @@ async fn three_threads_seal_three_sectors_and_every_proof_verifies() {
             .is_file());
     }
 }
-
-/// The sealer states one sector passes through, in order.
-const SEALER_PATH: [State; 16] = [
-    State::Allocated,
-    State::DealsAcquired,
-    State::PieceAdded,
-    State::TreeDBuilt,
-    State::TicketAssigned,
-    State::PC1Done,
-    State::PC2Done,
-    State::PCSubmitted,
-    State::PCLanded,
-    State::Persisted,
-    State::PersistanceSubmitted,
-    State::SeedAssigned,
-    State::C1Done,
-    State::C2Done,
-    State::ProofSubmitted,
-    State::Finished,
-];
 
 /// For every state of the sealer path: run a fresh runtime on the same location until
 /// that state is persisted, then drop the runtime at once (no shutdown of the thread, no

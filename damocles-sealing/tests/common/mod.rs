@@ -185,3 +185,23 @@ pub fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+/// The sealer states one sector passes through, in order.
+pub const SEALER_PATH: [State; 16] = [
+    State::Allocated,
+    State::DealsAcquired,
+    State::PieceAdded,
+    State::TreeDBuilt,
+    State::TicketAssigned,
+    State::PC1Done,
+    State::PC2Done,
+    State::PCSubmitted,
+    State::PCLanded,
+    State::Persisted,
+    State::PersistanceSubmitted,
+    State::SeedAssigned,
+    State::C1Done,
+    State::C2Done,
+    State::ProofSubmitted,
+    State::Finished,
+];
