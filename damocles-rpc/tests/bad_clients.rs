@@ -495,9 +495,16 @@ mod connections {
             )
             .await
             .expect("request");
-        // The only connection slot is taken by a client that reads nothing: the next
-        // client is served once the server gives up on it.
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // The only connection slot is taken by a client that reads nothing (the server
+        // has made its call): the next client is served once the server gives up on it.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while handle.calls().is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "the stalled request never arrived"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         let started = Instant::now();
         handle.push(AdminAnswer::Version(Ok("v".into())));
         let answer = rpc(
