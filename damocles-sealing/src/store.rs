@@ -487,16 +487,7 @@ mod tests {
         assert!(location.root().join(HOLDER).is_file());
         let store = RedbStateStore::open(&location).expect("open");
         assert_eq!(store.load().await.expect("load"), None);
-        let mut record = SectorRecord::new(Plan::Sealer);
-        record
-            .apply(
-                Event::Allocate(AllocatedSector {
-                    id: SectorId::new(1000, 7),
-                    proof_type: SealProof::StackedDrg2KiBV1_1,
-                }),
-                1,
-            )
-            .expect("apply");
+        let record = sealed_record();
         store.save(&record).await.expect("save");
         drop(store);
         let reopened = RedbStateStore::open(&Location::open(location.root()).expect("reopen"))
