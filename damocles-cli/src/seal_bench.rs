@@ -142,7 +142,7 @@ fn prepare(args: &Args, dir: &std::path::Path, number: u64) -> Result<Prepared> 
     seed[31] &= 0x3f;
     let mut ticket = ticket;
     ticket[31] &= 0x3f;
-    let (pieces, add_piece) = timed(|| proofs::add_cc_piece(proof, &paths));
+    let (pieces, add_piece) = timed(|| proofs::add_pieces(proof, &paths, &[]));
     let pieces = pieces?;
     let (comm_d, tree_d) = timed(|| proofs::tree_d(proof, &pieces));
     let comm_d = comm_d?;

@@ -99,7 +99,7 @@ async fn an_original_worker_seals_a_sector_against_our_manager() {
     let (pieces, pc2) = {
         let paths = paths.clone();
         tokio::task::spawn_blocking(move || {
-            let pieces = proofs::add_cc_piece(proof, &paths).expect("add piece");
+            let pieces = proofs::add_pieces(proof, &paths, &[]).expect("add piece");
             proofs::tree_d(proof, &pieces).expect("tree d");
             let pc1 = proofs::pc1(id, &paths, ticket_bytes, &pieces).expect("pc1");
             let pc2 = proofs::pc2(&pc1, &paths).expect("pc2");

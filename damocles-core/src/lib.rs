@@ -32,6 +32,7 @@
 
 pub mod failure;
 pub mod journal;
+pub mod piece;
 pub mod plan;
 pub mod proof_stage;
 pub mod record;
@@ -46,6 +47,7 @@ pub mod traits;
 
 pub use failure::{Failure, FailureLevel};
 pub use journal::{Happening, JournalEntry, ThreadEvent, JOURNAL_LIMIT};
+pub use piece::{PieceFetchError, PieceStore};
 pub use plan::{ParsePlanError, Plan};
 pub use proof_stage::{ParseProofStageError, ProofStage};
 pub use record::{AddedPiece, Event, HistoryEntry, Opaque, PreCommitOutput, SectorRecord};

@@ -7,8 +7,10 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use damocles_core::piece;
+use damocles_core::sealer_api::Cid;
 use damocles_core::{
     ActorId, AddedPiece, Failure, FailureLevel, Opaque, PreCommitOutput, SealProof, SectorId,
 };
@@ -110,31 +112,214 @@ fn create_parent(path: &Path) -> Result<(), Failure> {
     Ok(())
 }
 
-/// AddPieces for a CC sector: writes one zero piece filling the whole sector into the
-/// staged file (truncated first, so the step is safe to re-run).
-pub fn add_cc_piece(proof: SealProof, paths: &SectorPaths) -> Result<Vec<AddedPiece>, Failure> {
+/// A deal piece whose bytes are in a local file: the deal's payload (at most the piece's
+/// unpadded size; zeros fill the rest of the piece, as the market pads a payload).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DealPieceFile {
+    /// The piece CID the deal names; the bytes must have this commitment.
+    pub cid: Cid,
+    /// The piece's padded size in bytes (a power of two, at least 128).
+    pub padded_size: u64,
+    /// The file holding the payload.
+    pub path: PathBuf,
+}
+
+/// A deal piece checked against its CID: its commitment and unpadded size.
+struct CheckedPiece<'a> {
+    file: &'a DealPieceFile,
+    comm_p: [u8; 32],
+    unpadded: u64,
+}
+
+/// The payload of a piece followed by zeros, `unpadded` bytes in all.
+fn piece_reader(piece: &CheckedPiece<'_>) -> Result<impl Read, Failure> {
+    let file = File::open(&piece.file.path).map_err(|e| {
+        Failure::permanent(format!(
+            "piece {}: cannot read {}: {e}",
+            piece.file.cid.text,
+            piece.file.path.display()
+        ))
+    })?;
+    Ok(file.chain(io::repeat(0)).take(piece.unpadded))
+}
+
+/// Checks a deal piece before anything is written: a piece CID, a valid size, a payload
+/// no larger than the piece, and bytes whose commitment is the one the CID names.
+fn check_deal_piece(proof: SealProof, file: &DealPieceFile) -> Result<CheckedPiece<'_>, Failure> {
+    let cid = &file.cid.text;
+    let comm_p = piece::comm_p(&file.cid).map_err(|e| Failure::permanent(e.to_string()))?;
+    let unpadded = piece::unpadded_size(file.padded_size).ok_or_else(|| {
+        Failure::permanent(format!(
+            "piece {cid}: size {} is not a padded piece size (a power of two, at least 128 bytes)",
+            file.padded_size
+        ))
+    })?;
+    let payload = fs::metadata(&file.path)
+        .map_err(|e| {
+            Failure::permanent(format!(
+                "piece {cid}: not found at {}: {e}",
+                file.path.display()
+            ))
+        })?
+        .len();
+    if payload > unpadded {
+        return Err(Failure::permanent(format!(
+            "piece {cid}: {} holds {payload} bytes, more than the piece's {unpadded}",
+            file.path.display()
+        )));
+    }
+    let checked = CheckedPiece {
+        file,
+        comm_p,
+        unpadded,
+    };
+    let info = seal::generate_piece_commitment(
+        registered(proof),
+        piece_reader(&checked)?,
+        UnpaddedBytesAmount(unpadded),
+    )
+    .map_err(|e| proof_failure(FailureLevel::Permanent, "piece commitment", e))?;
+    if info.commitment != comm_p {
+        return Err(Failure::permanent(format!(
+            "piece {cid}: the bytes of {} have commitment {}, not the one the CID names",
+            file.path.display(),
+            piece::piece_cid(&info.commitment).text
+        )));
+    }
+    Ok(checked)
+}
+
+/// The piece CID of a deal's payload in a piece of `padded_size` bytes (zeros fill the
+/// rest): what a client computes before it makes a deal.
+pub fn piece_cid_of(proof: SealProof, payload: &[u8], padded_size: u64) -> Result<Cid, Failure> {
+    let unpadded = piece::unpadded_size(padded_size)
+        .filter(|unpadded| payload.len() as u64 <= *unpadded)
+        .ok_or_else(|| {
+            Failure::permanent(format!(
+                "{} bytes do not make a piece of {padded_size} bytes",
+                payload.len()
+            ))
+        })?;
+    let source = payload.chain(io::repeat(0)).take(unpadded);
+    let info =
+        seal::generate_piece_commitment(registered(proof), source, UnpaddedBytesAmount(unpadded))
+            .map_err(|e| proof_failure(FailureLevel::Permanent, "piece commitment", e))?;
+    Ok(piece::piece_cid(&info.commitment))
+}
+
+/// The padded sizes of the pledge (zero) pieces that fill a sector from `end` (a padded
+/// offset) to `sector` bytes: the powers of two of the remainder, smallest first, so that
+/// each starts aligned to its size.
+fn pledge_sizes(end: u64, sector: u64) -> Vec<u64> {
+    let mut remaining = sector.saturating_sub(end);
+    let mut sizes = Vec::new();
+    while remaining > 0 {
+        let size = 1 << remaining.trailing_zeros();
+        sizes.push(size);
+        remaining -= size;
+    }
+    sizes
+}
+
+/// AddPieces: writes the deal pieces, in order, into the staged file, then pledge (zero)
+/// pieces up to the sector's size; with no deal, one zero piece fills the sector (a CC
+/// sector). Every deal piece is checked against its CID first (see [`DealPieceFile`]): a
+/// missing piece, a payload larger than the piece, pieces that do not fit the sector, or
+/// bytes whose commitment is not the CID's are permanent failures naming the CID, and
+/// leave the staged file untouched. The staged file is truncated before writing, so the
+/// step is safe to re-run.
+pub fn add_pieces(
+    proof: SealProof,
+    paths: &SectorPaths,
+    deals: &[DealPieceFile],
+) -> Result<Vec<AddedPiece>, Failure> {
+    let checked = deals
+        .iter()
+        .map(|file| check_deal_piece(proof, file))
+        .collect::<Result<Vec<_>, _>>()?;
+    let sector = proof.sector_size().bytes();
+    let offsets = piece::piece_offsets(deals.iter().map(|d| d.padded_size));
+    let end = offsets
+        .last()
+        .zip(deals.last())
+        .map_or(0, |(offset, last)| offset + last.padded_size);
+    if end > sector {
+        return Err(Failure::permanent(format!(
+            "deal pieces {} take {end} bytes, more than the sector's {sector}",
+            deals
+                .iter()
+                .map(|d| d.cid.text.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
     create_parent(&paths.staged)?;
-    let staged = OpenOptions::new()
+    let mut staged = OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(true)
         .open(&paths.staged)
         .map_err(|e| io_failure("open staged file", &paths.staged, e))?;
-    let padded = proof.sector_size().bytes();
-    let unpadded = padded - padded / 128;
-    let zeros = io::repeat(0).take(unpadded);
-    let (info, _written) = seal::write_and_preprocess(
-        registered(proof),
-        zeros,
-        staged,
-        UnpaddedBytesAmount(unpadded),
-    )
-    .map_err(|e| proof_failure(FailureLevel::Permanent, "add piece", e))?;
-    Ok(vec![AddedPiece {
-        commitment: info.commitment,
-        size: info.size.0,
-    }])
+    let mut written: Vec<UnpaddedBytesAmount> = Vec::new();
+    let mut pieces = Vec::new();
+    let mut add = |source: &mut dyn Read, unpadded: u64| -> Result<AddedPiece, Failure> {
+        let (info, _) = seal::add_piece(
+            registered(proof),
+            source,
+            &mut staged,
+            UnpaddedBytesAmount(unpadded),
+            &written,
+        )
+        .map_err(|e| proof_failure(FailureLevel::Permanent, "add piece", e))?;
+        written.push(info.size);
+        Ok(AddedPiece {
+            commitment: info.commitment,
+            size: info.size.0,
+        })
+    };
+    for piece in &checked {
+        let added = add(&mut piece_reader(piece)?, piece.unpadded)?;
+        if added.commitment != piece.comm_p {
+            // The file changed between the check and the copy.
+            return Err(Failure::permanent(format!(
+                "piece {}: its bytes changed while they were written",
+                piece.file.cid.text
+            )));
+        }
+        pieces.push(added);
+    }
+    for size in pledge_sizes(end, sector) {
+        let unpadded = size - size / 128;
+        pieces.push(add(&mut io::repeat(0).take(unpadded), unpadded)?);
+    }
+    Ok(pieces)
+}
+
+/// Reads the first `len` data bytes of the piece at `padded_offset` (a multiple of 128,
+/// as every piece offset is; see [`piece::piece_offsets`]) out of an unsealed, Fr32-padded
+/// sector file such as the staged copy. Reads only that range.
+pub fn read_unsealed(path: &Path, padded_offset: u64, len: u64) -> Result<Vec<u8>, Failure> {
+    use std::io::{Seek, SeekFrom};
+    if padded_offset % 128 != 0 {
+        return Err(Failure::permanent(format!(
+            "read {}: offset {padded_offset} is not a piece offset (a multiple of 128)",
+            path.display()
+        )));
+    }
+    // 127 data bytes in every 128, rounded up to whole 128-byte blocks.
+    let padded_len = len.div_ceil(127) * 128;
+    let mut file = File::open(path).map_err(|e| io_failure("read", path, e))?;
+    file.seek(SeekFrom::Start(padded_offset))
+        .map_err(|e| io_failure("seek", path, e))?;
+    let mut padded = Vec::new();
+    file.take(padded_len)
+        .read_to_end(&mut padded)
+        .map_err(|e| io_failure("read", path, e))?;
+    let mut out = Vec::with_capacity(len as usize);
+    fr32::write_unpadded(&padded, &mut out, 0, len as usize)
+        .map_err(|e| io_failure("unpad", path, e))?;
+    Ok(out)
 }
 
 /// TreeD: the data commitment of the pieces (the tree itself is built by PC1).
@@ -339,6 +524,101 @@ mod tests {
         }
     }
 
+    fn deal_piece(dir: &Path, payload: &[u8], padded_size: u64) -> DealPieceFile {
+        let cid = piece_cid_of(SealProof::StackedDrg2KiBV1_1, payload, padded_size).expect("cid");
+        let path = dir.join(&cid.text);
+        fs::write(&path, payload).expect("write piece");
+        DealPieceFile {
+            cid,
+            padded_size,
+            path,
+        }
+    }
+
+    #[test]
+    fn deal_pieces_are_written_checked_and_padded_with_pledge_pieces() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let id = SealIdentity {
+            proof: SealProof::StackedDrg2KiBV1_1,
+            sector: SectorId::new(1000, 2),
+        };
+        let paths = SectorPaths::new(dir.path(), id.sector);
+        let first: Vec<u8> = (0..1000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let second: Vec<u8> = (0..300u32).map(|i| (i * 13 % 253) as u8).collect();
+        let deals = [
+            deal_piece(dir.path(), &first, 1024),
+            deal_piece(dir.path(), &second, 512),
+        ];
+        let pieces = add_pieces(id.proof, &paths, &deals).expect("add pieces");
+        assert_eq!(
+            pieces.iter().map(|p| p.size).collect::<Vec<_>>(),
+            vec![1016, 508, 508],
+            "two deals and one pledge piece filling the sector"
+        );
+        assert_eq!(piece::piece_cid(&pieces[0].commitment), deals[0].cid);
+        assert_eq!(piece::piece_cid(&pieces[1].commitment), deals[1].cid);
+        assert_eq!(fs::metadata(&paths.staged).expect("staged").len(), 2048);
+        assert_eq!(read_unsealed(&paths.staged, 0, 1000).expect("read"), first);
+        assert_eq!(
+            read_unsealed(&paths.staged, 1024, 300).expect("read"),
+            second
+        );
+        // The sealed sector's comm_d is that of the deal pieces.
+        let comm_d = tree_d(id.proof, &pieces).expect("tree d");
+        let pc1_out = pc1(id, &paths, [3; 32], &pieces).expect("pc1");
+        assert_eq!(pc2(&pc1_out, &paths).expect("pc2").comm_d, comm_d);
+        let cc = tree_d(
+            id.proof,
+            &add_pieces(
+                id.proof,
+                &SectorPaths::new(dir.path(), SectorId::new(1000, 3)),
+                &[],
+            )
+            .expect("cc"),
+        )
+        .expect("cc comm_d");
+        assert_ne!(comm_d, cc);
+    }
+
+    #[test]
+    fn a_bad_or_missing_deal_piece_fails_for_good_naming_it_and_writes_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let proof = SealProof::StackedDrg2KiBV1_1;
+        let paths = SectorPaths::new(dir.path(), SectorId::new(1000, 4));
+        fs::create_dir_all(paths.staged.parent().expect("parent")).expect("mkdir");
+        fs::write(&paths.staged, b"earlier").expect("staged");
+        let good = deal_piece(dir.path(), &[1; 500], 512);
+
+        let mut tampered = deal_piece(dir.path(), &[2; 500], 512);
+        fs::write(&tampered.path, [3; 500]).expect("tamper");
+        let err =
+            add_pieces(proof, &paths, &[good.clone(), tampered.clone()]).expect_err("tampered");
+        assert_eq!(err.level, FailureLevel::Permanent);
+        assert!(err.message.contains(&tampered.cid.text), "{err}");
+        assert!(err.message.contains("not the one the CID names"), "{err}");
+
+        tampered.path = dir.path().join("nowhere");
+        let err = add_pieces(proof, &paths, &[tampered.clone()]).expect_err("missing");
+        assert_eq!(err.level, FailureLevel::Permanent);
+        assert!(err.message.contains(&tampered.cid.text), "{err}");
+
+        let too_big = DealPieceFile {
+            padded_size: 4096,
+            ..deal_piece(dir.path(), &[4; 3000], 4096)
+        };
+        let err = add_pieces(proof, &paths, &[too_big]).expect_err("larger than the sector");
+        assert!(err.message.contains("more than the sector's 2048"), "{err}");
+        assert_eq!(fs::read(&paths.staged).expect("staged"), b"earlier");
+    }
+
+    #[test]
+    fn pledge_pieces_fill_the_rest_smallest_first() {
+        assert_eq!(pledge_sizes(0, 2048), vec![2048]);
+        assert_eq!(pledge_sizes(1536, 2048), vec![512]);
+        assert_eq!(pledge_sizes(128, 2048), vec![128, 256, 512, 1024]);
+        assert_eq!(pledge_sizes(2048, 2048), Vec::<u64>::new());
+    }
+
     #[test]
     fn cc_sector_steps_run_for_real() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -347,7 +627,7 @@ mod tests {
             sector: SectorId::new(1000, 1),
         };
         let paths = SectorPaths::new(dir.path(), id.sector);
-        let pieces = add_cc_piece(id.proof, &paths).expect("add piece");
+        let pieces = add_pieces(id.proof, &paths, &[]).expect("add piece");
         assert_eq!(pieces.len(), 1);
         assert_eq!(fs::metadata(&paths.staged).expect("staged").len(), 2048);
         let comm_d = tree_d(id.proof, &pieces).expect("tree d");

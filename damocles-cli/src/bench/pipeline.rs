@@ -49,7 +49,7 @@ fn back_to_back(dir: &Path, sectors: u64, with_c2: bool) -> anyhow::Result<Durat
         let id = SealIdentity { proof, sector };
         let paths = SectorPaths::new(dir, sector);
         let fail = |e: damocles_core::Failure| anyhow::anyhow!("{e}");
-        let pieces = proofs::add_cc_piece(proof, &paths).map_err(fail)?;
+        let pieces = proofs::add_pieces(proof, &paths, &[]).map_err(fail)?;
         proofs::tree_d(proof, &pieces).map_err(fail)?;
         let ticket = [7u8; 32];
         let pc1 = proofs::pc1(id, &paths, ticket, &pieces).map_err(fail)?;

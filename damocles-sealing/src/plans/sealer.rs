@@ -179,7 +179,7 @@ impl PlanSteps for Sealer {
                 }
                 let pieces = runner
                     .proof_call(ProofStage::AddPieces, move || {
-                        proofs::add_cc_piece(id.proof, &paths)
+                        proofs::add_pieces(id.proof, &paths, &[])
                     })
                     .await?;
                 Ok(Outcome::Event(Event::AddPiece(pieces)))

@@ -1,0 +1,197 @@
+//! Deal pieces: piece CIDs and the commitments (commP) they name, piece sizes, and the
+//! [`PieceStore`] a worker reads deal bytes from.
+//!
+//! A piece CID is a CIDv1 with codec `fil-commitment-unsealed` (0xf101) and multihash
+//! `sha2-256-trunc254-padded` (0x1012) over the 32-byte commP, written in base32
+//! (`baga6ea4sea…`), as Filecoin's `commcid` defines it.
+
+use std::path::Path;
+
+use async_trait::async_trait;
+
+use crate::failure::Failure;
+use crate::sealer_api::Cid;
+
+/// The multicodec of an unsealed (piece or data) commitment.
+pub const FIL_COMMITMENT_UNSEALED: u64 = 0xf101;
+
+/// The multihash of a piece commitment.
+pub const SHA2_256_TRUNC254_PADDED: u64 = 0x1012;
+
+/// The smallest padded piece, in bytes.
+pub const MIN_PIECE_SIZE: u64 = 128;
+
+/// Why a string is not a piece CID.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{text:?} is not a piece CID: {reason}")]
+pub struct PieceCidError {
+    /// The text given.
+    pub text: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+/// The piece CID of a piece commitment (commP).
+pub fn piece_cid(comm_p: &[u8; 32]) -> Cid {
+    let hash = cid::multihash::Multihash::<64>::wrap(SHA2_256_TRUNC254_PADDED, comm_p)
+        .expect("32 bytes fit a 64-byte multihash");
+    Cid {
+        text: cid::Cid::new_v1(FIL_COMMITMENT_UNSEALED, hash).to_string(),
+    }
+}
+
+/// The piece commitment (commP) a piece CID names.
+///
+/// # Errors
+///
+/// [`PieceCidError`] when the text is not a CID, or a CID of another codec or hash.
+pub fn comm_p(cid: &Cid) -> Result<[u8; 32], PieceCidError> {
+    let error = |reason: String| PieceCidError {
+        text: cid.text.clone(),
+        reason,
+    };
+    let parsed = cid::Cid::try_from(cid.text.as_str()).map_err(|e| error(e.to_string()))?;
+    if parsed.codec() != FIL_COMMITMENT_UNSEALED {
+        return Err(error(format!(
+            "codec {:#x}, not fil-commitment-unsealed ({FIL_COMMITMENT_UNSEALED:#x})",
+            parsed.codec()
+        )));
+    }
+    let hash = parsed.hash();
+    if hash.code() != SHA2_256_TRUNC254_PADDED {
+        return Err(error(format!(
+            "multihash {:#x}, not sha2-256-trunc254-padded ({SHA2_256_TRUNC254_PADDED:#x})",
+            hash.code()
+        )));
+    }
+    hash.digest()
+        .try_into()
+        .map_err(|_| error(format!("a {}-byte digest, not 32", hash.digest().len())))
+}
+
+/// The unpadded size of a padded piece size: a power of two of at least 128 bytes, of
+/// which 127 bytes in every 128 carry data (Fr32 padding). `None` for any other size.
+pub fn unpadded_size(padded: u64) -> Option<u64> {
+    (padded >= MIN_PIECE_SIZE && padded.is_power_of_two()).then(|| padded - padded / 128)
+}
+
+/// The padded offset of each piece in a sector when pieces of these padded sizes are
+/// written in order, each aligned to a multiple of its own size (zeros fill the gaps), as
+/// filecoin-proofs' `add_piece` places them.
+pub fn piece_offsets(padded_sizes: impl IntoIterator<Item = u64>) -> Vec<u64> {
+    let mut end = 0u64;
+    padded_sizes
+        .into_iter()
+        .map(|size| {
+            let offset = end.next_multiple_of(size.max(1));
+            end = offset + size;
+            offset
+        })
+        .collect()
+}
+
+/// Why a piece's bytes could not be had.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PieceFetchError {
+    /// No store has the piece.
+    #[error("piece {cid}: not found ({detail})")]
+    NotFound {
+        /// The piece.
+        cid: String,
+        /// Where it was looked for.
+        detail: String,
+    },
+    /// The piece store sent more bytes than the piece holds.
+    #[error("piece {cid}: the piece store sent more than the piece's {limit} bytes")]
+    TooLarge {
+        /// The piece.
+        cid: String,
+        /// The piece's unpadded size.
+        limit: u64,
+    },
+    /// The piece store could not be reached, or the copy failed on the way: worth
+    /// another try.
+    #[error("piece {cid}: {reason}")]
+    Unavailable {
+        /// The piece.
+        cid: String,
+        /// What happened.
+        reason: String,
+    },
+}
+
+impl PieceFetchError {
+    /// The failure of a sealing step that needed the piece: a missing or oversized piece
+    /// is permanent (no retry brings it back), an unreachable store temporary.
+    pub fn into_failure(self) -> Failure {
+        match self {
+            PieceFetchError::Unavailable { .. } => Failure::temporary(self.to_string()),
+            PieceFetchError::NotFound { .. } | PieceFetchError::TooLarge { .. } => {
+                Failure::permanent(self.to_string())
+            }
+        }
+    }
+}
+
+/// Where a worker fetches the bytes of deal pieces it has no local copy of: the manager's
+/// piece store (`GET {manager origin}/piecestore/{cid}`), or an in-process stand-in.
+#[async_trait]
+pub trait PieceStore: Send + Sync {
+    /// Writes the bytes of piece `cid` into the file `dest` (created or truncated) and
+    /// returns how many were written: the deal's payload, at most `limit` bytes (the
+    /// piece's unpadded size).
+    ///
+    /// # Errors
+    ///
+    /// [`PieceFetchError::NotFound`] when the store has no such piece,
+    /// [`PieceFetchError::TooLarge`] past `limit`, [`PieceFetchError::Unavailable`] when
+    /// the store cannot be reached or the file cannot be written.
+    async fn fetch(&self, cid: &Cid, dest: &Path, limit: u64) -> Result<u64, PieceFetchError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn piece_cids_round_trip_and_look_like_filecoins() {
+        let commitment = [7u8; 32];
+        let cid = piece_cid(&commitment);
+        assert!(cid.text.starts_with("baga6ea4sea"), "{}", cid.text);
+        assert_eq!(comm_p(&cid), Ok(commitment));
+        // A piece CID as lotus prints it.
+        let zero_2k = Cid {
+            text: "baga6ea4seaqpy7usqklokfx2vxuynmupslkeutzexe2uqurdg5vhtebhxqmpqmy".into(),
+        };
+        let bytes = comm_p(&zero_2k).expect("a piece cid");
+        assert_eq!(piece_cid(&bytes), zero_2k);
+    }
+
+    #[test]
+    fn other_cids_are_refused_with_the_reason() {
+        let dag = Cid {
+            text: "bafyreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy".into(),
+        };
+        let err = comm_p(&dag).expect_err("a dag-cbor cid");
+        assert!(err.reason.contains("not fil-commitment-unsealed"), "{err}");
+        let junk = Cid {
+            text: "../etc/passwd".into(),
+        };
+        assert!(comm_p(&junk).is_err());
+    }
+
+    #[test]
+    fn pieces_are_aligned_to_their_own_size() {
+        assert_eq!(piece_offsets([1024, 512]), vec![0, 1024]);
+        assert_eq!(piece_offsets([512, 1024, 128]), vec![0, 1024, 2048]);
+        assert_eq!(piece_offsets([128, 128, 256]), vec![0, 128, 256]);
+    }
+
+    #[test]
+    fn unpadded_sizes_of_valid_pieces_only() {
+        assert_eq!(unpadded_size(128), Some(127));
+        assert_eq!(unpadded_size(2048), Some(2032));
+        assert_eq!(unpadded_size(64), None);
+        assert_eq!(unpadded_size(1000), None);
+    }
+}
