@@ -30,7 +30,9 @@ use std::fmt::Write as _;
 use std::io::Write;
 
 use damocles_core::{PauseOutcome, ResumeOutcome, ThreadInfo};
+use damocles_sealing::mock_chain::{ChainSector, ChainSectorState};
 use serde::Serialize;
+use serde_json::{json, Value};
 use tabwriter::TabWriter;
 
 /// `text` safe to print in a table cell or a message: control characters (C0, DEL, C1:
@@ -295,7 +297,7 @@ pub fn ping_table(
 
 /// `damocles-manager util sealer sectors list`: one line per sector of the mock chain.
 pub fn sectors_table(sectors: &[serde_json::Value]) -> String {
-    let mut lines = vec!["Sector\tProofType\tState\tCommR\tProof".to_owned()];
+    let mut lines = vec!["Sector\tProofType\tState\tDeals\tCommR\tProof".to_owned()];
     for s in sectors {
         let text = |key: &str| s[key].as_str().map(str::to_owned);
         let short = |key: &str| {
@@ -315,10 +317,11 @@ pub fn sectors_table(sectors: &[serde_json::Value]) -> String {
             state = format!("{state} ({reason})");
         }
         lines.push(format!(
-            "{}\t{}\t{}\t{}\t{}",
+            "{}\t{}\t{}\t{}\t{}\t{}",
             cell(&format!("s-t0{}-{}", s["miner"], s["number"])),
             cell(&s["proof_type"].to_string()),
             cell(&state),
+            s["pieces"].as_array().map_or(0, Vec::len),
             cell(&short("comm_r")),
             s["proof"]
                 .as_str()
@@ -392,4 +395,39 @@ pub fn remote_message(name: &str, dest: &str, message: &str) -> String {
     } else {
         format!("worker '{name}' ({dest}): {message}")
     }
+}
+
+/// A mock-chain sector in the JSON of `util sealer sectors list --json`: what anyone needs
+/// to verify its proof independently (hex commitments, ticket, seed and proof; the proof
+/// type as its `RegisteredSealProof` integer) and its deal pieces (`cid`, padded `size`,
+/// `deal_id`; empty for a CC sector).
+pub fn chain_sector_json(sector: &ChainSector) -> Value {
+    let (state, reason) = match &sector.state {
+        ChainSectorState::Allocated => ("Allocated", None),
+        ChainSectorState::PreCommitted => ("PreCommitted", None),
+        ChainSectorState::Proven => ("Proven", None),
+        ChainSectorState::Finished => ("Finished", None),
+        ChainSectorState::Aborted(reason) => ("Aborted", Some(reason.clone())),
+    };
+    let mut value = json!({
+        "miner": sector.id.miner,
+        "number": sector.id.number,
+        "proof_type": sector.proof_type.as_i64(),
+        "ticket": sector.pre_commit.as_ref().map(|p| hex::encode(p.ticket.ticket))
+            .or_else(|| sector.ticket.as_ref().map(|t| hex::encode(t.ticket))),
+        "seed": sector.seed.as_ref().map(|s| hex::encode(s.seed)),
+        "comm_r": sector.pre_commit.as_ref().map(|p| hex::encode(p.comm_r)),
+        "comm_d": sector.pre_commit.as_ref().map(|p| hex::encode(p.comm_d)),
+        "proof": sector.proof.as_ref().map(hex::encode),
+        "state": state,
+        "pieces": sector.deals.iter().filter(|d| !d.is_pledge()).map(|d| json!({
+            "cid": d.piece.cid.text,
+            "size": d.piece.size,
+            "deal_id": d.deal_info.deal_id,
+        })).collect::<Vec<_>>(),
+    });
+    if let (Some(reason), Some(object)) = (reason, value.as_object_mut()) {
+        object.insert("abort_reason".into(), Value::String(reason));
+    }
+    value
 }

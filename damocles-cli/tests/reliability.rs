@@ -331,6 +331,7 @@ async fn a_thousand_concurrent_pause_and_resume_calls_leave_a_consistent_worker(
                     location: dir.path().join("remote"),
                     readonly: false,
                 }],
+                pieces: Default::default(),
             }
         })
         .collect();

@@ -284,11 +284,76 @@ fn manager_worker_info_and_messages() {
 
 #[test]
 fn sealer_sectors_table() {
-    let sectors = vec![
-        serde_json::json!({"miner": 10000, "number": 1, "proof_type": 5, "ticket": "aa".repeat(32), "seed": "bb".repeat(32), "comm_r": "cc".repeat(32), "comm_d": "dd".repeat(32), "proof": "ee".repeat(192), "state": "Finished"}),
-        serde_json::json!({"miner": 10000, "number": 2, "proof_type": 5, "ticket": null, "seed": null, "comm_r": null, "comm_d": null, "proof": null, "state": "Aborted", "abort_reason": "task aborted"}),
-    ];
+    use damocles_core::sealer_api::{
+        Cid, DealInfo, PieceRef, PreCommitOnChainInfo, SectorPiece, Seed, Ticket,
+    };
+    use damocles_core::{SealProof, SectorId};
+    use damocles_sealing::mock_chain::{ChainSector, ChainSectorState};
+
+    let ticket = Ticket {
+        ticket: [0xaa; 32],
+        epoch: 100,
+    };
+    let deal = |id: u64, size: u64, cid: &str| SectorPiece {
+        piece: PieceRef {
+            size,
+            cid: Cid { text: cid.into() },
+        },
+        deal_info: DealInfo {
+            deal_id: id,
+            allocation_id: 0,
+            payload_size: size / 2,
+            is_builtin_market: true,
+        },
+    };
+    let deal_sector = ChainSector {
+        id: SectorId::new(10000, 1),
+        proof_type: SealProof::StackedDrg2KiBV1_1,
+        ticket: Some(ticket),
+        pre_commit: Some(PreCommitOnChainInfo {
+            comm_r: [0xcc; 32],
+            comm_d: [0xdd; 32],
+            ticket,
+        }),
+        seed: Some(Seed {
+            seed: [0xbb; 32],
+            epoch: 200,
+        }),
+        proof: Some(vec![0xee; 192]),
+        persisted: Some("remote".into()),
+        reported_state: Some("Finished".into()),
+        state: ChainSectorState::Finished,
+        deals: vec![
+            deal(
+                1,
+                1024,
+                "baga6ea4seaqpy7usqklokfx2vxuynmupslkeutzexe2uqurdg5vhtebhxqmpqmy",
+            ),
+            deal(
+                2,
+                512,
+                "baga6ea4seaqao7s73y24kcutaosvacpdjgfe5pw76ooefnyqw4ynr3d2y6x2mpq",
+            ),
+        ],
+    };
+    let aborted = ChainSector {
+        id: SectorId::new(10000, 2),
+        ticket: None,
+        pre_commit: None,
+        seed: None,
+        proof: None,
+        persisted: None,
+        reported_state: None,
+        state: ChainSectorState::Aborted("task aborted".into()),
+        deals: Vec::new(),
+        ..deal_sector.clone()
+    };
+    let sectors: Vec<_> = [deal_sector, aborted]
+        .iter()
+        .map(render::chain_sector_json)
+        .collect();
     snapshot!("manager_sectors_list", render::sectors_table(&sectors));
+    json_snapshot!("manager_sectors_list_json", sectors);
 }
 
 #[tokio::test]

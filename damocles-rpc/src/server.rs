@@ -8,6 +8,7 @@
 //! and fuzzing.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,6 +25,7 @@ use tokio::task::JoinHandle;
 use crate::conn::{self, ConnectionLimits, HttpResponse, Refusal};
 use crate::jsonrpc::{Params, RpcError, RpcResult, SERVER_BUSY, UNAUTHORIZED};
 use crate::method::{MethodSpec, Permission};
+use crate::piecestore::{serve_piece, PIECE_STORE_PATH};
 use crate::protocol::{error_answer, ProtocolLimits};
 pub use crate::protocol::{handle_body, handle_body_observed, Answer};
 
@@ -93,6 +95,9 @@ pub struct ServerOptions {
     /// warning logged when it listens beyond loopback without one (default: the worker's
     /// "pause and resume threads").
     pub exposure: &'static str,
+    /// Serve `GET /piecestore/{piece cid}` from this directory (the manager's piece
+    /// store), to callers with any valid token when tokens are required.
+    pub piece_dir: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for ServerOptions {
@@ -108,6 +113,7 @@ impl std::fmt::Debug for ServerOptions {
             .field("observer", &self.observer.is_some())
             .field("connections", &self.connections)
             .field("exposure", &self.exposure)
+            .field("piece_dir", &self.piece_dir)
             .finish()
     }
 }
@@ -124,6 +130,7 @@ impl Default for ServerOptions {
             observer: None,
             connections: ConnectionLimits::default(),
             exposure: "pause and resume threads",
+            piece_dir: None,
         }
     }
 }
@@ -252,6 +259,27 @@ async fn serve_http(
     remote: SocketAddr,
     req: hyper::Request<Incoming>,
 ) -> HttpResponse {
+    if let Some(dir) = options
+        .piece_dir
+        .as_deref()
+        .filter(|_| req.uri().path().starts_with(PIECE_STORE_PATH))
+    {
+        if req.method() != Method::GET {
+            let error = RpcError::invalid_request("pieces are read with GET");
+            return http_answer(error_answer(StatusCode::METHOD_NOT_ALLOWED, error));
+        }
+        if options
+            .permission(req.headers().get(AUTHORIZATION))
+            .is_none()
+        {
+            let error = RpcError::new(
+                UNAUTHORIZED,
+                "unauthorized: send a token as `Authorization: Bearer <token>`",
+            );
+            return http_answer(error_answer(StatusCode::UNAUTHORIZED, error));
+        }
+        return serve_piece(dir, req.uri().path()).await;
+    }
     if options
         .path
         .as_deref()

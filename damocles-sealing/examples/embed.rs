@@ -40,6 +40,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     location: dir.path().join("persist"),
                     readonly: false,
                 }],
+                pieces: Default::default(),
             })
         })
         .collect::<Result<Vec<_>, damocles_sealing::store::LocationError>>()?;

@@ -5,9 +5,10 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 
-use damocles_core::SectorManager;
+use damocles_core::{PieceStore, SectorManager};
 
 use crate::config::WorkerConfig;
+use crate::pieces::PieceSource;
 use crate::store::{Location, LocationError, LocationLock, RedbStateStore};
 use crate::thread::ThreadContext;
 
@@ -45,7 +46,8 @@ pub struct Assembled {
     pub locks: Vec<LocationLock>,
 }
 
-/// The contexts of every configured thread, sealing for `manager`.
+/// The contexts of every configured thread, sealing for `manager`, reading deal pieces
+/// from the configured local piece directories and then from `piece_store`.
 ///
 /// A location that does not exist is created and prepared when its parent directory
 /// exists (as `store sealing-init` would), and logged. Each location is locked for this
@@ -57,7 +59,12 @@ pub fn thread_contexts(
     config: &WorkerConfig,
     worker_name: &str,
     manager: Arc<dyn SectorManager>,
+    piece_store: Option<Arc<dyn PieceStore>>,
 ) -> Result<Assembled, AssembleError> {
+    let pieces = PieceSource {
+        local_dirs: config.worker.piece_dirs(),
+        remote: piece_store,
+    };
     let attached = config.attached_stores();
     if !attached.iter().any(|s| !s.readonly) {
         return Err(AssembleError::NoAttachedStore);
@@ -93,6 +100,7 @@ pub fn thread_contexts(
             store: Arc::new(store),
             limits: limits.clone(),
             attached: attached.clone(),
+            pieces: pieces.clone(),
         });
     }
     Ok(Assembled { contexts, locks })

@@ -74,6 +74,11 @@ pub struct WorkerSection {
     /// How often the worker reports to the manager.
     #[serde(with = "humantime_serde")]
     pub ping_interval: Duration,
+    /// A directory of deal pieces by CID (legacy; `local_pieces_dirs` wins).
+    pub local_pieces_dir: Option<PathBuf>,
+    /// Directories of deal pieces by CID (`<dir>/<piece cid>`), searched in order before
+    /// the manager's piece store is asked.
+    pub local_pieces_dirs: Option<Vec<PathBuf>>,
 }
 
 impl Default for WorkerSection {
@@ -82,6 +87,20 @@ impl Default for WorkerSection {
             name: None,
             rpc_server: RpcServerSection::default(),
             ping_interval: Duration::from_secs(30),
+            local_pieces_dir: None,
+            local_pieces_dirs: None,
+        }
+    }
+}
+
+impl WorkerSection {
+    /// The local piece directories: `local_pieces_dirs`, else `local_pieces_dir`, as the
+    /// original reads them.
+    pub fn piece_dirs(&self) -> Vec<PathBuf> {
+        match (&self.local_pieces_dirs, &self.local_pieces_dir) {
+            (Some(dirs), _) => dirs.clone(),
+            (None, Some(dir)) => vec![dir.clone()],
+            (None, None) => Vec::new(),
         }
     }
 }
@@ -124,12 +143,26 @@ impl Default for RpcServerSection {
     }
 }
 
-/// `[sector_manager]`.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+/// `[sector_manager]`. Its `Debug` never shows the piece token.
+#[derive(Clone, PartialEq, Eq, Default, Deserialize)]
 #[serde(default)]
 pub struct SectorManagerSection {
     /// `rpc_client`.
     pub rpc_client: RpcClientSection,
+    /// The token sent to the manager's piece store (default: `rpc_client.token`).
+    pub piece_token: Option<String>,
+}
+
+impl std::fmt::Debug for SectorManagerSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SectorManagerSection")
+            .field("rpc_client", &self.rpc_client)
+            .field(
+                "piece_token",
+                &self.piece_token.as_ref().map(|_| "<hidden>"),
+            )
+            .finish()
+    }
 }
 
 /// `[sector_manager] rpc_client`. Its `Debug` never shows the token.

@@ -18,6 +18,7 @@ pub mod mock_chain;
 pub mod options;
 pub mod params;
 pub mod paths;
+pub mod pieces;
 mod plans;
 pub mod proofs;
 pub mod reporting;

@@ -10,12 +10,15 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
+use damocles_core::piece::{self, PieceFetchError, PieceStore};
 use damocles_core::sealer_api::{
-    AcquireDealsSpec, AllocateSectorSpec, AllocatedSector, ManagerError, OnChainState,
-    PollStateResp, PreCommitOnChainInfo, ProofOnChainInfo, ReportStateReq, SectorPiece,
-    SectorStateResp, Seed, StoreBasicInfo, SubmitResp, SubmitResult, Ticket, WaitSeedResp,
+    AcquireDealsSpec, AllocateSectorSpec, AllocatedSector, Cid, DealInfo, ManagerError,
+    OnChainState, PieceRef, PollStateResp, PreCommitOnChainInfo, ProofOnChainInfo, ReportStateReq,
+    SectorPiece, SectorStateResp, Seed, StoreBasicInfo, SubmitResp, SubmitResult, Ticket,
+    WaitSeedResp,
 };
-use damocles_core::{ActorId, PreCommitOutput, SealProof, SectorId, SectorManager};
+use damocles_core::{ActorId, Failure, PreCommitOutput, SealProof, SectorId, SectorManager};
+use rand::Rng;
 
 use crate::proofs::{self, SealIdentity, SealedSector};
 
@@ -55,6 +58,9 @@ pub struct ChainSector {
     pub reported_state: Option<String>,
     /// Where it stands.
     pub state: ChainSectorState,
+    /// The deal pieces the sector was given (empty: CC).
+    #[serde(default)]
+    pub deals: Vec<SectorPiece>,
 }
 
 /// Counters of what the chain was sent, for tests that check nothing is done twice.
@@ -104,6 +110,18 @@ struct ChainState {
     report_delay: std::time::Duration,
     /// Where the records are kept, when they are.
     file: Option<PathBuf>,
+    offer: Option<DealOffer>,
+    /// Deal-offer rounds so far (sectors that asked for deals).
+    deal_rounds: u64,
+    /// The last deal id handed out.
+    last_deal_id: u64,
+}
+
+/// What share of sectors get deals, and where their pieces are kept.
+#[derive(Debug, Clone)]
+struct DealOffer {
+    share: f64,
+    dir: PathBuf,
 }
 
 /// What [`MockChain::open`] keeps on disk.
@@ -112,6 +130,10 @@ struct Snapshot {
     next_number: BTreeMap<ActorId, u64>,
     sectors: Vec<ChainSector>,
     counters: ChainCounters,
+    #[serde(default)]
+    deal_rounds: u64,
+    #[serde(default)]
+    last_deal_id: u64,
 }
 
 impl ChainState {
@@ -124,6 +146,8 @@ impl ChainState {
             next_number: self.next_number.clone(),
             sectors: self.sectors.values().cloned().collect(),
             counters: self.counters,
+            deal_rounds: self.deal_rounds,
+            last_deal_id: self.last_deal_id,
         };
         let write = || -> std::io::Result<()> {
             let tmp = file.with_extension("tmp");
@@ -171,6 +195,8 @@ impl MockChain {
                 state.next_number = snapshot.next_number;
                 state.counters = snapshot.counters;
                 state.sectors = snapshot.sectors.into_iter().map(|s| (s.id, s)).collect();
+                state.deal_rounds = snapshot.deal_rounds;
+                state.last_deal_id = snapshot.last_deal_id;
             }
             state.file = Some(file.to_path_buf());
         }
@@ -191,6 +217,25 @@ impl MockChain {
     /// observe, and crash a worker in, every state.
     pub fn delay_reports(&self, delay: std::time::Duration) {
         self.lock().report_delay = delay;
+    }
+
+    /// Offers deals: `share` of the sectors that ask (0.5: every second one) get one or
+    /// two deal pieces of random bytes, half and a quarter of the sector, whose payloads
+    /// are kept in `dir` as `<dir>/<piece cid>` (what [`PieceStore::fetch`] and the
+    /// manager's `/piecestore/{cid}` serve). The pre-commit of a deal sector must then
+    /// carry the comm_d of those pieces.
+    pub fn offer_deals(&self, share: f64, dir: &Path) -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        self.lock().offer = Some(DealOffer {
+            share: share.clamp(0.0, 1.0),
+            dir: dir.to_path_buf(),
+        });
+        Ok(())
+    }
+
+    /// Where the offered pieces are kept, when deals are offered.
+    pub fn piece_dir(&self) -> Option<PathBuf> {
+        self.lock().offer.as_ref().map(|o| o.dir.clone())
     }
 
     /// Makes the next `times` calls of `call` fail with `error`.
@@ -245,6 +290,47 @@ impl MockChain {
         }
         Ok(result)
     }
+}
+
+/// The comm_d a sector with these deals must have.
+fn deals_comm_d(proof: SealProof, deals: &[SectorPiece]) -> Result<[u8; 32], Failure> {
+    let pieces = deals
+        .iter()
+        .filter(|d| !d.is_pledge())
+        .map(|d| {
+            piece::comm_p(&d.piece.cid)
+                .map(|comm_p| (comm_p, d.piece.size))
+                .map_err(|e| Failure::permanent(e.to_string()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    proofs::sector_comm_d(proof, &pieces)
+}
+
+/// Random deal payloads for pieces of these padded sizes, kept in `dir` by piece CID:
+/// (CID, padded size, payload size) each.
+fn make_pieces(
+    proof: SealProof,
+    sizes: &[u64],
+    dir: &Path,
+) -> Result<Vec<(Cid, u64, u64)>, Failure> {
+    sizes
+        .iter()
+        .map(|&padded| {
+            let unpadded = piece::unpadded_size(padded)
+                .ok_or_else(|| Failure::permanent(format!("no piece of {padded} bytes")))?;
+            // Payloads shorter than the piece, as real deals are: zeros fill the rest.
+            let len = rand::thread_rng().gen_range(unpadded / 2..=unpadded) as usize;
+            let mut payload = vec![0u8; len];
+            rand::thread_rng().fill(payload.as_mut_slice());
+            let cid = proofs::piece_cid_of(proof, &payload, padded)?;
+            let path = dir.join(&cid.text);
+            let tmp = path.with_extension("part");
+            std::fs::write(&tmp, &payload)
+                .and_then(|()| std::fs::rename(&tmp, &path))
+                .map_err(|e| Failure::critical(format!("write {}: {e}", path.display())))?;
+            Ok((cid, padded, len as u64))
+        })
+        .collect()
 }
 
 fn randomness() -> [u8; 32] {
@@ -309,6 +395,7 @@ impl SectorManager for MockChain {
                 persisted: None,
                 reported_state: None,
                 state: ChainSectorState::Allocated,
+                deals: Vec::new(),
             },
         );
         state.save();
@@ -321,10 +408,67 @@ impl SectorManager for MockChain {
     async fn acquire_deals(
         &self,
         id: SectorId,
-        _spec: AcquireDealsSpec,
+        spec: AcquireDealsSpec,
     ) -> Result<Option<Vec<SectorPiece>>, ManagerError> {
         self.check_fault(ChainCall::AcquireDeals)?;
-        self.with_sector(id, |_, _| None)
+        // As the manager does: pieces assigned before are the sector's.
+        let assigned = self.with_sector(id, |sector, _| sector.deals.clone())?;
+        if !assigned.is_empty() {
+            return Ok(Some(assigned));
+        }
+        let offer = {
+            let mut state = self.lock();
+            let Some(offer) = state.offer.clone() else {
+                return Ok(None);
+            };
+            // Deterministic shares: round n gets deals when n·share crosses an integer.
+            let round = state.deal_rounds as f64;
+            state.deal_rounds += 1;
+            state.save();
+            if ((round + 1.0) * offer.share).floor() <= (round * offer.share).floor() {
+                return Ok(None);
+            }
+            offer
+        };
+        let proof = self.proof_type;
+        let count = if rand::random::<bool>() { 2 } else { 1 };
+        let count = spec.max_deals.map_or(count, |max| count.min(max));
+        let sizes: Vec<u64> = (1..=count)
+            .map(|i| proof.sector_size().bytes() >> i)
+            .collect();
+        if count == 0
+            || spec
+                .min_used_space
+                .is_some_and(|min| sizes.iter().sum::<u64>() < min)
+        {
+            return Ok(None);
+        }
+        let dir = offer.dir.clone();
+        let pieces = tokio::task::spawn_blocking(move || make_pieces(proof, &sizes, &dir))
+            .await
+            .map_err(|e| ManagerError::remote(1, format!("piece maker panicked: {e}")))?
+            .map_err(|e| ManagerError::remote(1, format!("make deal pieces: {e}")))?;
+        let mut state = self.lock();
+        let mut deals = Vec::new();
+        for (cid, padded, payload) in pieces {
+            state.last_deal_id += 1;
+            deals.push(SectorPiece {
+                piece: PieceRef { size: padded, cid },
+                deal_info: DealInfo {
+                    deal_id: state.last_deal_id,
+                    allocation_id: 0,
+                    payload_size: payload,
+                    is_builtin_market: true,
+                },
+            });
+        }
+        drop(state);
+        self.with_sector(id, |sector, _| {
+            if sector.deals.is_empty() {
+                sector.deals = deals;
+            }
+            Some(sector.deals.clone())
+        })
     }
 
     async fn assign_ticket(&self, id: SectorId) -> Result<Ticket, ManagerError> {
@@ -344,6 +488,11 @@ impl SectorManager for MockChain {
         reset: bool,
     ) -> Result<SubmitResp, ManagerError> {
         self.check_fault(ChainCall::SubmitPreCommit)?;
+        let deals = self.with_sector(sector.id, |entry, _| entry.deals.clone())?;
+        let proof = sector.proof_type;
+        let expected_comm_d = tokio::task::spawn_blocking(move || deals_comm_d(proof, &deals))
+            .await
+            .map_err(|e| ManagerError::remote(1, format!("comm_d check panicked: {e}")))?;
         self.with_sector(sector.id, |entry, counters| match &entry.pre_commit {
             Some(existing) if !reset && *existing == info => {
                 counters.pre_commits_duplicate += 1;
@@ -356,6 +505,23 @@ impl SectorManager for MockChain {
             _ if entry.ticket.is_some_and(|t| t != info.ticket) => submit_answer(
                 SubmitResult::Rejected,
                 Some("the ticket is not the one assigned".into()),
+            ),
+            _ if expected_comm_d.as_ref().is_ok_and(|d| *d != info.comm_d) => submit_answer(
+                SubmitResult::Rejected,
+                Some(format!(
+                    "comm_d {} is not that of the sector's pieces",
+                    hex::encode(info.comm_d)
+                )),
+            ),
+            _ if expected_comm_d.is_err() => submit_answer(
+                SubmitResult::Rejected,
+                Some(format!(
+                    "the comm_d of the sector's pieces cannot be computed: {}",
+                    expected_comm_d
+                        .as_ref()
+                        .err()
+                        .map_or("", |e| e.message.as_str())
+                )),
             ),
             _ => {
                 entry.pre_commit = Some(info);
@@ -546,6 +712,36 @@ impl SectorManager for MockChain {
         self.check_fault(ChainCall::ReportAborted)?;
         self.with_sector(id, |sector, _| {
             sector.state = ChainSectorState::Aborted(reason);
+        })
+    }
+}
+
+/// The mock's piece store in process: copies a piece it offered out of its piece
+/// directory.
+#[async_trait]
+impl PieceStore for MockChain {
+    async fn fetch(&self, cid: &Cid, dest: &Path, limit: u64) -> Result<u64, PieceFetchError> {
+        let not_found = |detail: String| PieceFetchError::NotFound {
+            cid: cid.text.clone(),
+            detail,
+        };
+        piece::comm_p(cid).map_err(|e| not_found(e.reason))?;
+        let dir = self
+            .piece_dir()
+            .ok_or_else(|| not_found("the mock chain offers no deals".into()))?;
+        let source = dir.join(&cid.text);
+        let len = std::fs::metadata(&source)
+            .map_err(|e| not_found(format!("{}: {e}", source.display())))?
+            .len();
+        if len > limit {
+            return Err(PieceFetchError::TooLarge {
+                cid: cid.text.clone(),
+                limit,
+            });
+        }
+        std::fs::copy(&source, dest).map_err(|e| PieceFetchError::Unavailable {
+            cid: cid.text.clone(),
+            reason: format!("copy to {}: {e}", dest.display()),
         })
     }
 }

@@ -296,12 +296,39 @@ pub fn add_pieces(
     Ok(pieces)
 }
 
+/// The data commitment (comm_d) of a sector whose deal pieces are these (commitment,
+/// padded size), in order, and whose rest is pledge pieces as [`add_pieces`] writes them:
+/// what a chain checks a deal sector's pre-commit against.
+pub fn sector_comm_d(proof: SealProof, deals: &[([u8; 32], u64)]) -> Result<[u8; 32], Failure> {
+    let offsets = piece::piece_offsets(deals.iter().map(|(_, size)| *size));
+    let end = offsets
+        .last()
+        .zip(deals.last())
+        .map_or(0, |(offset, (_, size))| offset + size);
+    let unpadded = |size: u64| UnpaddedBytesAmount(size - size / 128);
+    let mut infos = deals
+        .iter()
+        .map(|(commitment, size)| PieceInfo {
+            commitment: *commitment,
+            size: unpadded(*size),
+        })
+        .collect::<Vec<_>>();
+    for size in pledge_sizes(end, proof.sector_size().bytes()) {
+        infos.push(
+            filecoin_proofs::pieces::zero_padding(unpadded(size))
+                .map_err(|e| proof_failure(FailureLevel::Permanent, "pledge piece", e))?,
+        );
+    }
+    seal::compute_comm_d(registered(proof), &infos)
+        .map_err(|e| proof_failure(FailureLevel::Permanent, "comm_d", e))
+}
+
 /// Reads the first `len` data bytes of the piece at `padded_offset` (a multiple of 128,
 /// as every piece offset is; see [`piece::piece_offsets`]) out of an unsealed, Fr32-padded
 /// sector file such as the staged copy. Reads only that range.
 pub fn read_unsealed(path: &Path, padded_offset: u64, len: u64) -> Result<Vec<u8>, Failure> {
     use std::io::{Seek, SeekFrom};
-    if padded_offset % 128 != 0 {
+    if !padded_offset.is_multiple_of(128) {
         return Err(Failure::permanent(format!(
             "read {}: offset {padded_offset} is not a piece offset (a multiple of 128)",
             path.display()
@@ -565,6 +592,20 @@ mod tests {
         );
         // The sealed sector's comm_d is that of the deal pieces.
         let comm_d = tree_d(id.proof, &pieces).expect("tree d");
+        let deal_commitments: Vec<_> = deals
+            .iter()
+            .map(|d| (piece::comm_p(&d.cid).expect("cid"), d.padded_size))
+            .collect();
+        assert_eq!(sector_comm_d(id.proof, &deal_commitments), Ok(comm_d));
+        assert_eq!(sector_comm_d(id.proof, &deal_commitments[..1]).ok(), {
+            let one = add_pieces(
+                id.proof,
+                &SectorPaths::new(dir.path(), SectorId::new(1000, 5)),
+                &deals[..1],
+            )
+            .expect("one deal");
+            tree_d(id.proof, &one).ok()
+        });
         let pc1_out = pc1(id, &paths, [3; 32], &pieces).expect("pc1");
         assert_eq!(pc2(&pc1_out, &paths).expect("pc2").comm_d, comm_d);
         let cc = tree_d(

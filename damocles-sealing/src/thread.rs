@@ -17,6 +17,7 @@ use crate::control::{Activity, Control, Interrupt};
 use crate::journal::Journal;
 use crate::limits::StageLimits;
 use crate::options::SealingOptions;
+use crate::pieces::PieceSource;
 use crate::plans::{self, Outcome, StepResult, Stop};
 use crate::resume::{self, ResumeFacts};
 use crate::store::Location;
@@ -51,6 +52,8 @@ pub struct ThreadContext {
     pub limits: StageLimits,
     /// Where sealed files are persisted.
     pub attached: Vec<AttachedStore>,
+    /// Where deal pieces are read from.
+    pub pieces: PieceSource,
 }
 
 /// The shortest wait between two idle rounds (no sector to take, or nothing to do yet).

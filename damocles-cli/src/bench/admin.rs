@@ -59,6 +59,7 @@ pub async fn idle_worker(dir: &Path, threads: usize) -> anyhow::Result<Worker> {
                 location: dir.join("remote"),
                 readonly: false,
             }],
+            pieces: Default::default(),
         });
     }
     let worker = Worker::start(contexts, crate::worker_cli::daemon::version());

@@ -11,13 +11,13 @@ use damocles_rpc::metrics::{ManagerMetrics, MetricsServer, Renderer};
 use damocles_rpc::sealer::MANAGER_PATH;
 use damocles_rpc::{ManagerService, RpcServer, ServerOptions, WorkerRegistry};
 use damocles_sealing::config::WorkerConfig;
-use damocles_sealing::mock_chain::{ChainSector, ChainSectorState, MockChain};
+use damocles_sealing::mock_chain::MockChain;
 use damocles_sealing::params::{self, Generated};
 use damocles_sealing::store::Location;
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use crate::exit;
 use crate::worker_cli::daemon::{self, ManagerChoice};
+use crate::{exit, render};
 
 /// What `mock` was asked for.
 pub struct MockOptions {
@@ -32,6 +32,7 @@ pub struct MockOptions {
     pub admin_token: Option<String>,
     pub read_token: Option<String>,
     pub metrics_listen: Option<String>,
+    pub deals: Option<f64>,
 }
 
 /// The mock chain's records, in the JSON of `util sealer sectors list --json`.
@@ -39,34 +40,12 @@ struct MockChainView(MockChain);
 
 impl ChainView for MockChainView {
     fn sectors(&self) -> Vec<Value> {
-        self.0.sectors().iter().map(sector_json).collect()
+        self.0
+            .sectors()
+            .iter()
+            .map(render::chain_sector_json)
+            .collect()
     }
-}
-
-fn sector_json(sector: &ChainSector) -> Value {
-    let (state, reason) = match &sector.state {
-        ChainSectorState::Allocated => ("Allocated", None),
-        ChainSectorState::PreCommitted => ("PreCommitted", None),
-        ChainSectorState::Proven => ("Proven", None),
-        ChainSectorState::Finished => ("Finished", None),
-        ChainSectorState::Aborted(reason) => ("Aborted", Some(reason.clone())),
-    };
-    let mut value = json!({
-        "miner": sector.id.miner,
-        "number": sector.id.number,
-        "proof_type": sector.proof_type.as_i64(),
-        "ticket": sector.pre_commit.as_ref().map(|p| hex::encode(p.ticket.ticket))
-            .or_else(|| sector.ticket.as_ref().map(|t| hex::encode(t.ticket))),
-        "seed": sector.seed.as_ref().map(|s| hex::encode(s.seed)),
-        "comm_r": sector.pre_commit.as_ref().map(|p| hex::encode(p.comm_r)),
-        "comm_d": sector.pre_commit.as_ref().map(|p| hex::encode(p.comm_d)),
-        "proof": sector.proof.as_ref().map(hex::encode),
-        "state": state,
-    });
-    if let (Some(reason), Some(object)) = (reason, value.as_object_mut()) {
-        object.insert("abort_reason".into(), Value::String(reason));
-    }
-    value
 }
 
 fn default_home() -> PathBuf {
@@ -104,6 +83,13 @@ pub async fn run(options: MockOptions) -> u8 {
     if let Some(limit) = options.max_sectors {
         chain.limit_sectors(limit);
     }
+    if let Some(share) = options.deals {
+        let dir = home.join("pieces");
+        if let Err(e) = chain.offer_deals(share, &dir) {
+            eprintln!("error: piece directory {}: {e}", dir.display());
+            return exit::FAILED;
+        }
+    }
     chain.delay_reports(options.report_delay);
     let metrics = Arc::new(ManagerMetrics::default());
     let service = ManagerService::new(
@@ -111,7 +97,7 @@ pub async fn run(options: MockOptions) -> u8 {
         registry.clone(),
         options.expiration,
         format!("v{}-damocles-rs-mock", env!("CARGO_PKG_VERSION")),
-        Some(Arc::new(MockChainView(chain))),
+        Some(Arc::new(MockChainView(chain.clone()))),
     );
     let server_options = ServerOptions {
         path: Some(MANAGER_PATH.to_owned()),
@@ -122,6 +108,7 @@ pub async fn run(options: MockOptions) -> u8 {
             let metrics = metrics.clone();
             Arc::new(move |method: &str, took| metrics.record_call(method, took))
         }),
+        piece_dir: chain.piece_dir(),
         ..ServerOptions::default()
     };
     let server = match RpcServer::bind(&options.listen, Arc::new(service), server_options).await {
@@ -135,8 +122,12 @@ pub async fn run(options: MockOptions) -> u8 {
         }
     };
     let addr = server.local_addr();
+    let deals = options.deals.map_or_else(
+        || "CC only".to_owned(),
+        |share| format!("deals for {:.0}% of the sectors", share * 100.0),
+    );
     eprintln!(
-        "damocles-manager mock: miner {}, {} sectors ({proof}); registry and chain records in {}; listening on http://{addr}{MANAGER_PATH}",
+        "damocles-manager mock: miner {}, {} sectors ({proof}), {deals}; registry and chain records in {}; listening on http://{addr}{MANAGER_PATH}",
         options.miner,
         options.sector_size,
         home.display()

@@ -74,6 +74,22 @@ struct MockArgs {
     /// stays visible that long (for crash tests).
     #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
     report_delay: Duration,
+    /// Offer deals to this share of the sectors (0 to 1; 0.5: every second sector gets
+    /// one or two pieces of random bytes, half and a quarter of the sector). The pieces are
+    /// kept in <home>/pieces and served at /piecestore/<piece cid>; each deal sector's
+    /// pre-commit must carry the comm_d of its pieces. Workers take deals with
+    /// `[sealing] enable_deals = true`.
+    #[arg(long, value_name = "SHARE", value_parser = parse_share)]
+    deals: Option<f64>,
+}
+
+fn parse_share(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(share) if (0.0..=1.0).contains(&share) => Ok(share),
+        _ => Err(format!(
+            "{text:?} is not a share between 0 and 1 (e.g. 0.5)"
+        )),
+    }
 }
 
 #[derive(Debug, Args)]
@@ -187,6 +203,7 @@ pub fn main_impl() -> ExitCode {
             with_worker: args.with_worker,
             expiration: args.expiration,
             max_sectors: args.max_sectors,
+            deals: args.deals,
             report_delay: args.report_delay,
             admin_token: args.admin_token,
             read_token: args.read_token,

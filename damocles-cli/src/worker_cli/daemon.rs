@@ -5,11 +5,12 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use damocles_core::{Reporter, SectorManager, SectorSize};
+use damocles_core::{PieceStore, Reporter, SectorManager, SectorSize};
 use damocles_rpc::metrics::{MetricsServer, Renderer};
 use damocles_rpc::sealer::{manager_host_port, SEALER_TIMEOUTS};
 use damocles_rpc::{
-    AdminService, HttpSectorManager, ManagerClient, RpcServer, ServerOptions, Timeouts,
+    AdminService, HttpPieceStore, HttpSectorManager, ManagerClient, RpcServer, ServerOptions,
+    Timeouts,
 };
 use damocles_sealing::config::WorkerConfig;
 use damocles_sealing::mock_chain::MockChain;
@@ -99,7 +100,12 @@ pub async fn start(config_path: &Path, choice: ManagerChoice) -> Result<RunningW
         _ => config.sector_manager.rpc_client.addr.clone(),
     };
     let mut checking = None;
-    let (manager, reporter): (Arc<dyn SectorManager>, Option<Arc<dyn Reporter>>) = match choice {
+    type Sides = (
+        Arc<dyn SectorManager>,
+        Option<Arc<dyn Reporter>>,
+        Arc<dyn PieceStore>,
+    );
+    let (manager, reporter, pieces): Sides = match choice {
         ManagerChoice::MockChain(miner) => {
             let size = config
                 .sealing
@@ -123,11 +129,18 @@ pub async fn start(config_path: &Path, choice: ManagerChoice) -> Result<RunningW
                 "sealing {size} sectors for an in-process mock chain, miner {miner}, records in {}",
                 records.display()
             );
-            (Arc::new(chain), None)
+            (Arc::new(chain.clone()), None, Arc::new(chain))
         }
         ManagerChoice::FromConfig | ManagerChoice::At(_) => {
             let token = config.sector_manager.rpc_client.token.clone();
             let sealer = HttpSectorManager::new(&manager_addr, token.clone(), SEALER_TIMEOUTS)
+                .map_err(|e| bad_input(format!("[sector_manager] rpc_client.addr: {e}")))?;
+            let piece_token = config
+                .sector_manager
+                .piece_token
+                .clone()
+                .or_else(|| token.clone());
+            let pieces = HttpPieceStore::new(&manager_addr, piece_token, Timeouts::default())
                 .map_err(|e| bad_input(format!("[sector_manager] rpc_client.addr: {e}")))?;
             let pinger = ManagerClient::new(&manager_addr, token, Timeouts::default())
                 .map_err(|e| bad_input(format!("[sector_manager] rpc_client.addr: {e}")))?;
@@ -148,7 +161,7 @@ pub async fn start(config_path: &Path, choice: ManagerChoice) -> Result<RunningW
                 }
                 Err(e) => return Err(e),
             }
-            (sealer, Some(Arc::new(pinger)))
+            (sealer, Some(Arc::new(pinger)), Arc::new(pieces))
         }
     };
     let manager_host = manager_host_port(&manager_addr).ok();
@@ -162,7 +175,7 @@ pub async fn start(config_path: &Path, choice: ManagerChoice) -> Result<RunningW
         .clone()
         .or_else(|| local_ip.clone())
         .unwrap_or_else(|| "damocles-worker".to_owned());
-    let assembled = assemble::thread_contexts(&config, &name, manager)
+    let assembled = assemble::thread_contexts(&config, &name, manager, Some(pieces))
         .map_err(|e| bad_input(format!("config {}: {e}", config_path.display())))?;
     let worker = Arc::new(Worker::start(assembled.contexts, version()));
     let rpc = &config.worker.rpc_server;

@@ -1,4 +1,4 @@
-//! The sealer plan: CC (and, later, deal) sectors from allocation to a landed proof. Each
+//! The sealer plan: CC and deal sectors from allocation to a landed proof. Each
 //! state of [`SEALER_TRANSITIONS`] has a step ([`step_of`]); the runner calls
 //! [`Sealer::exec`] for the record's state and applies what it returns.
 
@@ -14,6 +14,7 @@ use damocles_core::{Event, Failure, ProofStage, SealProof, SectorRecord, State};
 use super::{Outcome, PlanSteps, StepResult};
 use crate::control::Activity;
 use crate::paths::SectorPaths;
+use crate::pieces;
 use crate::proofs::{self, SealIdentity};
 use crate::thread::{required, Runner, IDLE_FLOOR};
 
@@ -167,22 +168,20 @@ impl PlanSteps for Sealer {
             }
             Step::AddPieces => {
                 let (id, paths) = identity(runner, record)?;
-                if record
-                    .deals
-                    .as_ref()
-                    .is_some_and(|deals| deals.iter().any(|d| !d.is_pledge()))
-                {
-                    return Err(Failure::permanent(
-                        "deal pieces are not supported yet: only CC sectors can be sealed",
-                    )
-                    .into());
-                }
+                let deals = record.deals.clone().unwrap_or_default();
+                let located = runner
+                    .ctx
+                    .pieces
+                    .locate(&deals, &runner.ctx.location.data_dir().join("pieces"))
+                    .await?;
+                let files: Vec<_> = located.iter().map(|p| p.file.clone()).collect();
                 let pieces = runner
                     .proof_call(ProofStage::AddPieces, move || {
-                        proofs::add_pieces(id.proof, &paths, &[])
+                        proofs::add_pieces(id.proof, &paths, &files)
                     })
-                    .await?;
-                Ok(Outcome::Event(Event::AddPiece(pieces)))
+                    .await;
+                pieces::remove_downloads(&located);
+                Ok(Outcome::Event(Event::AddPiece(pieces?)))
             }
             Step::TreeD => {
                 let (id, _) = identity(runner, record)?;
@@ -476,18 +475,26 @@ async fn persist(runner: &Runner, record: &SectorRecord) -> StepResult {
             ))
         })?;
     let name = id.sector.to_string();
+    let has_deals = record
+        .deals
+        .as_ref()
+        .is_some_and(|deals| deals.iter().any(|d| !d.is_pledge()));
     runner
         .proof_call(ProofStage::Transfer, move || {
-            copy_sector_files(&paths, &target.location, &name)
+            copy_sector_files(&paths, &target.location, &name, has_deals)
         })
         .await?;
     Ok(Outcome::Event(Event::Persist(store.name)))
 }
 
+/// Copies the replica and the cache files a proof needs into `store` (`sealed/<sector>`,
+/// `cache/<sector>/`), and for a deal sector the unsealed copy too (`unsealed/<sector>`),
+/// which a retrieval reads the deals' bytes from.
 fn copy_sector_files(
     paths: &SectorPaths,
     store: &std::path::Path,
     name: &str,
+    unsealed: bool,
 ) -> Result<(), Failure> {
     let io = |what: &str, e: std::io::Error| Failure::critical(format!("persist {what}: {e}"));
     let sealed_dir = store.join("sealed");
@@ -495,6 +502,12 @@ fn copy_sector_files(
     std::fs::create_dir_all(&sealed_dir).map_err(|e| io("create sealed dir", e))?;
     std::fs::create_dir_all(&cache_dir).map_err(|e| io("create cache dir", e))?;
     std::fs::copy(&paths.sealed, sealed_dir.join(name)).map_err(|e| io("sealed file", e))?;
+    if unsealed {
+        let unsealed_dir = store.join("unsealed");
+        std::fs::create_dir_all(&unsealed_dir).map_err(|e| io("create unsealed dir", e))?;
+        std::fs::copy(&paths.staged, unsealed_dir.join(name))
+            .map_err(|e| io("unsealed file", e))?;
+    }
     for entry in std::fs::read_dir(&paths.cache_dir).map_err(|e| io("read cache", e))? {
         let entry = entry.map_err(|e| io("read cache", e))?;
         let file = entry.file_name();

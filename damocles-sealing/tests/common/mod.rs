@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use damocles_core::{Plan, SealProof, SectorRecord, State, StateStore, StoreError, ThreadInfo};
 use damocles_sealing::limits::StageLimits;
 use damocles_sealing::mock_chain::MockChain;
+use damocles_sealing::pieces::PieceSource;
 use damocles_sealing::store::{Location, RedbStateStore};
 use damocles_sealing::{AttachedStore, SealingOptions, ThreadContext, Worker};
 
@@ -66,6 +67,10 @@ impl Harness {
                         location: self.dir.path().join("remote"),
                         readonly: false,
                     }],
+                    pieces: PieceSource {
+                        local_dirs: Vec::new(),
+                        remote: Some(Arc::new(self.chain.clone())),
+                    },
                 }
             })
             .collect();
