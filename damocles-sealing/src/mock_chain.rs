@@ -781,4 +781,88 @@ mod tests {
         let err = MockChain::open(&file, 1000, SealProof::StackedDrg2KiBV1_1).expect_err("corrupt");
         assert!(err.to_string().contains("chain.json"), "{err}");
     }
+
+    #[tokio::test]
+    async fn deals_go_to_the_share_asked_for_keep_to_the_spec_and_are_served() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let chain = MockChain::new(1000, SealProof::StackedDrg2KiBV1_1);
+        chain.offer_deals(0.5, dir.path()).expect("offer");
+        let mut with_deals = Vec::new();
+        for _ in 0..4 {
+            let sector = chain
+                .allocate_sector(AllocateSectorSpec::default())
+                .await
+                .expect("allocate")
+                .expect("a sector");
+            let deals = chain
+                .acquire_deals(sector.id, AcquireDealsSpec::default())
+                .await
+                .expect("acquire");
+            with_deals.push(deals.is_some());
+            if let Some(deals) = deals {
+                assert!((1..=2).contains(&deals.len()));
+                for (i, deal) in deals.iter().enumerate() {
+                    assert_eq!(deal.piece.size, 2048 >> (i + 1));
+                    assert!(!deal.is_pledge());
+                    // Served as kept, and it is the piece its CID names.
+                    let copy = dir.path().join("copy");
+                    let len = chain
+                        .fetch(&deal.piece.cid, &copy, 2032)
+                        .await
+                        .expect("fetch");
+                    assert_eq!(len, deal.deal_info.payload_size);
+                    let bytes = std::fs::read(&copy).expect("copy");
+                    assert_eq!(
+                        proofs::piece_cid_of(
+                            SealProof::StackedDrg2KiBV1_1,
+                            &bytes,
+                            deal.piece.size
+                        ),
+                        Ok(deal.piece.cid.clone())
+                    );
+                    assert!(matches!(
+                        chain.fetch(&deal.piece.cid, &copy, 10).await,
+                        Err(PieceFetchError::TooLarge { .. })
+                    ));
+                }
+                // Asked again, the same pieces.
+                let again = chain
+                    .acquire_deals(sector.id, AcquireDealsSpec::default())
+                    .await
+                    .expect("again");
+                assert_eq!(again, Some(deals));
+            }
+        }
+        assert_eq!(
+            with_deals,
+            [false, true, false, true],
+            "every second sector"
+        );
+
+        chain.offer_deals(1.0, dir.path()).expect("offer");
+        let spec = |max_deals, min_used_space| AcquireDealsSpec {
+            max_deals,
+            min_used_space,
+        };
+        for (asked, most) in [
+            (spec(Some(1), None), Some(1)),
+            (spec(None, Some(4096)), None),
+        ] {
+            let sector = chain
+                .allocate_sector(AllocateSectorSpec::default())
+                .await
+                .expect("allocate")
+                .expect("a sector");
+            let deals = chain
+                .acquire_deals(sector.id, asked)
+                .await
+                .expect("acquire");
+            assert_eq!(deals.map(|d| d.len()), most);
+        }
+        let unknown = piece::piece_cid(&[9; 32]);
+        assert!(matches!(
+            chain.fetch(&unknown, &dir.path().join("x"), 2032).await,
+            Err(PieceFetchError::NotFound { .. })
+        ));
+    }
 }

@@ -102,6 +102,8 @@ pub struct ResumeFacts {
     proof: Option<SealProof>,
     present: Vec<Input>,
     paths: Option<SectorPaths>,
+    /// Whether the sector holds deal pieces (its persist copies the staged file too).
+    deals: bool,
 }
 
 impl ResumeFacts {
@@ -128,6 +130,10 @@ impl ResumeFacts {
             proof: record.sector.map(|s| s.proof_type),
             present,
             paths: record.sector.map(|s| SectorPaths::new(&data_dir, s.id)),
+            deals: record
+                .deals
+                .as_ref()
+                .is_some_and(|deals| deals.iter().any(|d| !d.is_pledge())),
         }
     }
 
@@ -224,11 +230,13 @@ fn check_sealer(facts: &ResumeFacts, target: State) -> Result<(), String> {
         if state == State::SyntheticPoRepNeeded {
             continue;
         }
-        for input in sealer_inputs(state) {
-            if made.contains(input) {
+        // A deal sector's persist copies the unsealed (staged) file as well.
+        let unsealed_copy = (facts.deals && state == State::PCLanded).then_some(Input::StagedFile);
+        for input in sealer_inputs(state).iter().copied().chain(unsealed_copy) {
+            if made.contains(&input) {
                 continue;
             }
-            if let Err(why) = facts.holds(*input) {
+            if let Err(why) = facts.holds(input) {
                 let instead = match input.producer() {
                     State::Empty => "resume at Aborted to drop the sector".to_owned(),
                     producer => format!("resume at {producer} to make it again"),
@@ -240,7 +248,7 @@ fn check_sealer(facts: &ResumeFacts, target: State) -> Result<(), String> {
                 };
                 return Err(format!("{whose} {why}; {instead}"));
             }
-            made.push(*input);
+            made.push(input);
         }
         made.extend(ALL_INPUTS.iter().filter(|input| input.producer() == state));
     }

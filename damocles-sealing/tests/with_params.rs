@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
-use common::{wait_for, CrashAfter, Harness, MINER, SEALER_PATH};
+use common::{check_unsealed_copies, wait_for, CrashAfter, Harness, MINER, SEALER_PATH};
 use damocles_core::sealer_api::ManagerError;
 use damocles_core::{
     PauseOutcome, PlanState, ResumeOutcome, SealingThread, SectorId, SectorSize, State, StateStore,
@@ -38,6 +38,8 @@ fn in_c2(info: &damocles_core::ThreadInfo) -> bool {
 async fn three_threads_seal_three_sectors_and_every_proof_verifies() {
     require_params();
     let mut harness = Harness::new(3);
+    // Every second sector is a deal sector.
+    harness.offer_deals(0.5);
     // One C2 at a time: on 2 cores each C2 uses them all.
     harness.limits = StageLimits::new([(damocles_core::ProofStage::C2, 1)]);
     let (chain, dir) = (&harness.chain, harness.dir.path());
@@ -104,6 +106,13 @@ async fn three_threads_seal_three_sectors_and_every_proof_verifies() {
         .filter(|s| s.proof.is_some())
         .collect();
     assert!(proven.len() >= 3);
+    let deal_sectors = proven.iter().filter(|s| !s.deals.is_empty()).count();
+    assert!(
+        deal_sectors >= 1 && deal_sectors < proven.len(),
+        "a mix of CC and deal sectors: {deal_sectors} of {}",
+        proven.len()
+    );
+    assert_eq!(check_unsealed_copies(&harness), deal_sectors);
     for sector in proven {
         let pre_commit = sector.pre_commit.clone().expect("pre-commit");
         let sealed = SealedSector {
@@ -146,7 +155,9 @@ async fn three_threads_seal_three_sectors_and_every_proof_verifies() {
 #[test]
 fn a_sector_survives_a_crash_right_after_every_state() {
     require_params();
-    let harness = Harness::new(1);
+    let mut harness = Harness::new(1);
+    // A deal sector: its pieces are fetched again after a crash before AddPieces ends.
+    harness.offer_deals(1.0);
     let sector = SectorId::new(MINER, 1);
     for state in SEALER_PATH {
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -214,4 +225,6 @@ fn a_sector_survives_a_crash_right_after_every_state() {
         .join(sector.to_string());
     assert!(sealed.is_file(), "persisted to the attached store");
     assert!(finished.proof.is_some());
+    assert!(!finished.deals.is_empty());
+    assert_eq!(check_unsealed_copies(&harness), 1);
 }

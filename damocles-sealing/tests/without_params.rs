@@ -691,3 +691,170 @@ async fn the_history_records_transitions_failures_and_who_asked_across_a_restart
     assert_eq!(last_two, entries[entries.len() - 2..]);
     worker.shutdown().await;
 }
+
+/// Starts `harness`'s worker with its thread pausing itself right after it first saves
+/// `state`.
+fn start_pausing_at(harness: &Harness, state: damocles_core::State) -> Worker {
+    let thread = std::sync::Arc::new(std::sync::OnceLock::new());
+    let worker = {
+        let thread = thread.clone();
+        harness.start_with(move |inner| {
+            let mut store = common::Watching::new(inner, Some(state));
+            store.thread = thread.clone();
+            store.once = true;
+            std::sync::Arc::new(store) as std::sync::Arc<dyn damocles_core::StateStore>
+        })
+    };
+    let _ = thread.set(worker.threads()[0].clone());
+    worker
+}
+
+fn deal_harness() -> Harness {
+    let mut harness = harness(1);
+    harness.offer_deals(1.0);
+    harness.chain.limit_sectors(1);
+    harness
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deal_sector_is_pre_committed_with_its_pieces_comm_d_and_persisted_with_their_bytes() {
+    let harness = deal_harness();
+    let worker = harness.start();
+    let threads = wait_for(&worker, "paused at C1Done", |t| paused(&t[0])).await;
+    assert_eq!(state_of(&threads[0]), Some("C1Done"), "{threads:#?}");
+    let sector = harness.chain.sectors().remove(0);
+    assert!(!sector.deals.is_empty());
+    let pieces: Vec<_> = sector
+        .deals
+        .iter()
+        .map(|d| {
+            let comm_p = damocles_core::piece::comm_p(&d.piece.cid).expect("a piece cid");
+            (comm_p, d.piece.size)
+        })
+        .collect();
+    let comm_d = damocles_sealing::proofs::sector_comm_d(sector.proof_type, &pieces);
+    assert_eq!(
+        Ok(sector.pre_commit.expect("pre-committed").comm_d),
+        comm_d,
+        "the chain took the comm_d of the deal pieces"
+    );
+    assert_eq!(harness.chain.counters().pre_commits_accepted, 1);
+    assert_eq!(common::check_unsealed_copies(&harness), 1);
+    let downloads = harness.dir.path().join("store0/data/pieces");
+    assert_eq!(
+        std::fs::read_dir(&downloads).map_or(0, |d| d.count()),
+        0,
+        "downloaded pieces are removed once written"
+    );
+    worker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tampered_or_missing_piece_pauses_the_thread_naming_it_and_writes_nothing() {
+    let harness = deal_harness();
+    let worker = start_pausing_at(&harness, damocles_core::State::DealsAcquired);
+    wait_for(&worker, "paused at DealsAcquired", |t| {
+        paused(&t[0]) && state_of(&t[0]) == Some("DealsAcquired")
+    })
+    .await;
+    let sector = harness.chain.sectors().remove(0);
+    let cid = sector.deals[0].piece.cid.text.clone();
+    let piece = harness.piece_dir().join(&cid);
+    let payload = std::fs::read(&piece).expect("the mock's piece");
+    let staged = harness
+        .dir
+        .path()
+        .join("store0/data/unsealed")
+        .join(sector.id.to_string());
+    let thread = &worker.threads()[0];
+
+    let mut tampered = payload.clone();
+    tampered[0] ^= 0xff;
+    for (bytes, says) in [
+        (Some(tampered), "not the one the CID names"),
+        (None, "not found"),
+    ] {
+        match bytes {
+            Some(bytes) => std::fs::write(&piece, bytes).expect("tamper"),
+            None => std::fs::remove_file(&piece).expect("remove"),
+        }
+        assert!(matches!(
+            damocles_core::SealingThread::resume(thread, None),
+            Ok(ResumeOutcome::Resumed { .. })
+        ));
+        let threads = wait_for(&worker, "paused with an error", |t| {
+            paused(&t[0]) && t[0].last_error.is_some()
+        })
+        .await;
+        let error = threads[0].last_error.clone().unwrap_or_default();
+        assert!(error.starts_with("permanent: "), "{error}");
+        assert!(error.contains(&cid) && error.contains(says), "{error}");
+        assert_eq!(state_of(&threads[0]), Some("DealsAcquired"));
+        assert!(!staged.exists(), "nothing written: {error}");
+    }
+
+    // The right bytes back: the sector goes on.
+    std::fs::write(&piece, &payload).expect("restore");
+    assert!(matches!(
+        damocles_core::SealingThread::resume(thread, None),
+        Ok(ResumeOutcome::Resumed { .. })
+    ));
+    let threads = wait_for(&worker, "paused at C1Done", |t| {
+        paused(&t[0]) && state_of(&t[0]) == Some("C1Done")
+    })
+    .await;
+    assert!(threads[0]
+        .last_error
+        .as_deref()
+        .is_some_and(|e| e.contains("No cached parameters found")));
+    assert_eq!(harness.chain.counters().pre_commits_accepted, 1);
+    worker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_disable_cc_a_sector_waits_at_allocated_until_deals_come() {
+    let mut harness = deal_harness();
+    harness
+        .chain
+        .offer_deals(0.0, &harness.piece_dir())
+        .expect("no deals");
+    harness.options.disable_cc = true;
+    let worker = harness.start();
+    let threads = wait_for(&worker, "a sector at Allocated", |t| {
+        state_of(&t[0]) == Some("Allocated")
+    })
+    .await;
+    assert_eq!(threads[0].last_error, None);
+    // It keeps asking: deals offered now reach it.
+    harness
+        .chain
+        .offer_deals(1.0, &harness.piece_dir())
+        .expect("deals");
+    let threads = wait_for(&worker, "paused at C1Done", |t| paused(&t[0])).await;
+    assert_eq!(state_of(&threads[0]), Some("C1Done"));
+    let sector = harness.chain.sectors().remove(0);
+    assert!(!sector.deals.is_empty(), "sealed with deals");
+    assert_eq!(harness.chain.counters().allocated, 1);
+    worker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deal_sector_without_its_unsealed_copy_cannot_resume_at_persist() {
+    let harness = deal_harness();
+    let worker = harness.start();
+    wait_for(&worker, "paused at C1Done", |t| paused(&t[0])).await;
+    let sector = harness.chain.sectors().remove(0);
+    let staged = harness
+        .dir
+        .path()
+        .join("store0/data/unsealed")
+        .join(sector.id.to_string());
+    std::fs::remove_file(&staged).expect("remove the staged file");
+    let refused = damocles_core::SealingThread::resume(&worker.threads()[0], Some("PCLanded"));
+    let message = format!("{refused:?}");
+    assert!(
+        message.contains("the staged file") && message.contains("DealsAcquired"),
+        "{message}"
+    );
+    worker.shutdown().await;
+}

@@ -43,6 +43,20 @@ impl Harness {
         }
     }
 
+    /// Deals for `share` of the sectors (pieces kept in `<dir>/pieces`), taken by the
+    /// threads.
+    pub fn offer_deals(&mut self, share: f64) {
+        self.chain
+            .offer_deals(share, &self.piece_dir())
+            .expect("piece dir");
+        self.options.enable_deals = true;
+    }
+
+    /// Where the mock keeps the pieces it offers.
+    pub fn piece_dir(&self) -> std::path::PathBuf {
+        self.dir.path().join("pieces")
+    }
+
     pub fn start(&self) -> Worker {
         self.start_with(|store| Arc::new(store))
     }
@@ -141,6 +155,9 @@ pub struct Watching {
     /// The thread to pause; set once the worker has started.
     pub thread: Arc<std::sync::OnceLock<damocles_sealing::ThreadHandle>>,
     pub on_save: Box<dyn Fn(&SectorRecord) + Send + Sync>,
+    /// Pause at `pause_at` only the first time it is saved.
+    pub once: bool,
+    fired: std::sync::atomic::AtomicBool,
 }
 
 impl Watching {
@@ -151,6 +168,8 @@ impl Watching {
             pause_at,
             thread: Arc::default(),
             on_save: Box::new(|_| {}),
+            once: false,
+            fired: Default::default(),
         }
     }
 }
@@ -165,7 +184,10 @@ impl StateStore for Watching {
         self.inner.save(record).await?;
         (self.on_save)(record);
         *self.last.lock().expect("last") = Some(record.clone());
-        if Some(record.state) == self.pause_at && !record.paused {
+        if Some(record.state) == self.pause_at
+            && !record.paused
+            && !(self.once && self.fired.swap(true, std::sync::atomic::Ordering::SeqCst))
+        {
             let thread = self.thread.get().expect("the thread is set before it runs");
             damocles_core::SealingThread::pause(thread);
         }
@@ -175,6 +197,44 @@ impl StateStore for Watching {
     async fn clear(&self) -> Result<(), StoreError> {
         self.inner.clear().await
     }
+}
+
+/// Checks that the unsealed copy of every deal sector the chain knows (in the attached
+/// store `remote`, once persisted) holds each deal's payload at the deal's offset; returns how many deal
+/// sectors it checked.
+pub fn check_unsealed_copies(harness: &Harness) -> usize {
+    let mut checked = 0;
+    for sector in harness.chain.sectors() {
+        if sector.deals.is_empty() || sector.persisted.is_none() {
+            continue;
+        }
+        let unsealed = harness
+            .dir
+            .path()
+            .join("remote/unsealed")
+            .join(sector.id.to_string());
+        let offsets =
+            damocles_core::piece::piece_offsets(sector.deals.iter().map(|d| d.piece.size));
+        for (deal, offset) in sector.deals.iter().zip(offsets) {
+            let payload =
+                std::fs::read(harness.piece_dir().join(&deal.piece.cid.text)).expect("payload");
+            assert_eq!(payload.len() as u64, deal.deal_info.payload_size);
+            let read = damocles_sealing::proofs::read_unsealed(
+                &unsealed,
+                offset,
+                deal.deal_info.payload_size,
+            )
+            .expect("read the unsealed copy");
+            assert!(
+                read == payload,
+                "{}: deal {} differs at offset {offset}",
+                sector.id,
+                deal.deal_info.deal_id
+            );
+        }
+        checked += 1;
+    }
+    checked
 }
 
 /// Copies a directory tree (a sector's files, for snapshots).

@@ -1,0 +1,142 @@
+//! The manager's piece store on the wire: `GET /piecestore/{cid}` served from a directory
+//! by a real server on 127.0.0.1, read by the worker's `HttpPieceStore`.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use damocles_core::piece::{piece_cid, PieceFetchError, PieceStore};
+use damocles_core::sealer_api::Cid;
+use damocles_rpc::sealer::MANAGER_PATH;
+use damocles_rpc::{
+    HttpPieceStore, ManagerService, RpcServer, ServerOptions, Timeouts, WorkerRegistry,
+};
+
+mod no_sectors {
+    include!("support/no_sectors.rs");
+}
+use no_sectors::NoSectors;
+
+async fn serve(home: &Path, pieces: &Path, admin_token: Option<&str>) -> RpcServer {
+    let registry = Arc::new(WorkerRegistry::open(home).expect("registry"));
+    let service = ManagerService::new(
+        Arc::new(NoSectors),
+        registry,
+        Duration::from_secs(600),
+        "v-test",
+        None,
+    );
+    let options = ServerOptions {
+        path: Some(MANAGER_PATH.to_owned()),
+        admin_token: admin_token.map(str::to_owned),
+        piece_dir: Some(pieces.to_path_buf()),
+        ..ServerOptions::default()
+    };
+    RpcServer::bind("127.0.0.1:0", Arc::new(service), options)
+        .await
+        .expect("bind")
+}
+
+fn store(server: &RpcServer, token: Option<&str>) -> HttpPieceStore {
+    let addr = format!("http://{}", server.local_addr());
+    HttpPieceStore::new(&addr, token.map(str::to_owned), Timeouts::default()).expect("store")
+}
+
+async fn get(addr: &str, path: &str, method: &str) -> u16 {
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Empty<bytes::Bytes>>();
+    let request = hyper::Request::builder()
+        .method(method)
+        .uri(format!("http://{addr}{path}"))
+        .body(http_body_util::Empty::new())
+        .expect("request");
+    client
+        .request(request)
+        .await
+        .expect("answer")
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn pieces_are_fetched_whole_and_only_pieces_by_cid() {
+    let dir = tempfile::tempdir().expect("dir");
+    let pieces = dir.path().join("pieces");
+    std::fs::create_dir_all(&pieces).expect("pieces");
+    let cid = piece_cid(&[7; 32]);
+    let payload: Vec<u8> = (0..1500u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(pieces.join(&cid.text), &payload).expect("piece");
+    std::fs::write(dir.path().join("secret"), b"not a piece").expect("secret");
+    let server = serve(dir.path(), &pieces, None).await;
+    let remote = store(&server, None);
+
+    let dest = dir.path().join("copy");
+    assert_eq!(remote.fetch(&cid, &dest, 2032).await, Ok(1500));
+    assert_eq!(std::fs::read(&dest).expect("copy"), payload);
+
+    // More bytes than the piece holds: refused, and nothing left behind.
+    let small = dir.path().join("small");
+    assert!(matches!(
+        remote.fetch(&cid, &small, 1000).await,
+        Err(PieceFetchError::TooLarge { limit: 1000, .. })
+    ));
+    assert!(!small.exists() && !small.with_extension("part").exists());
+
+    let unknown = piece_cid(&[8; 32]);
+    let missing = remote.fetch(&unknown, &small, 2032).await;
+    assert!(
+        matches!(&missing, Err(PieceFetchError::NotFound { detail, .. }) if detail.contains("/piecestore/")),
+        "{missing:?}"
+    );
+    assert_eq!(
+        missing
+            .map_err(PieceFetchError::into_failure)
+            .err()
+            .map(|f| f.level),
+        Some(damocles_core::FailureLevel::Permanent)
+    );
+
+    let addr = server.local_addr().to_string();
+    assert_eq!(get(&addr, "/piecestore/..%2Fsecret", "GET").await, 400);
+    assert_eq!(get(&addr, "/piecestore/secret", "GET").await, 400);
+    let path = format!("/piecestore/{}", cid.text);
+    assert_eq!(get(&addr, &path, "DELETE").await, 405);
+    assert_eq!(get(&addr, &path, "GET").await, 200);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_manager_with_tokens_serves_pieces_only_to_token_holders() {
+    let dir = tempfile::tempdir().expect("dir");
+    let cid = piece_cid(&[1; 32]);
+    std::fs::write(dir.path().join(&cid.text), b"deal bytes").expect("piece");
+    let server = serve(dir.path(), dir.path(), Some("s3cret")).await;
+    let dest = dir.path().join("copy");
+
+    let refused = store(&server, None).fetch(&cid, &dest, 100).await;
+    match &refused {
+        Err(PieceFetchError::Unavailable { reason, .. }) => {
+            assert!(reason.contains("piece_token"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        store(&server, Some("s3cret")).fetch(&cid, &dest, 100).await,
+        Ok(10)
+    );
+    let unreachable = HttpPieceStore::new("127.0.0.1:1", None, Timeouts::default())
+        .expect("store")
+        .fetch(
+            &Cid {
+                text: cid.text.clone(),
+            },
+            &dest,
+            100,
+        )
+        .await;
+    assert!(
+        matches!(unreachable, Err(PieceFetchError::Unavailable { .. })),
+        "{unreachable:?}"
+    );
+    server.shutdown().await;
+}
