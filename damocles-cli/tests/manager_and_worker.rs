@@ -20,13 +20,18 @@ fn a_worker_seals_for_the_mock_manager_and_is_managed_through_it() {
     require_params();
     let home = tempfile::tempdir().expect("home");
     let dir = tempfile::tempdir().expect("worker dir");
-    let manager_process = manager(home.path(), "127.0.0.1:0", &["--max-sectors", "1"]);
+    // A deal sector: its pieces come from the manager's /piecestore over HTTP.
+    let manager_process = manager(
+        home.path(),
+        "127.0.0.1:0",
+        &["--max-sectors", "1", "--deals", "1"],
+    );
     let m = manager_process.address.clone();
     let worker_process = worker(&worker_config(
         dir.path(),
         &m,
         3,
-        "seal_interval = \"1h\"\nrecover_interval = \"1s\"",
+        "seal_interval = \"1h\"\nrecover_interval = \"1s\"\nenable_deals = true",
     ));
 
     // Bulk, through the manager, while the worker seals: every thread pauses (the one in
@@ -92,6 +97,12 @@ fn a_worker_seals_for_the_mock_manager_and_is_managed_through_it() {
         sector["proof"].as_str().map(str::len),
         Some(384),
         "a 192-byte proof"
+    );
+    common::check_unsealed_copy(home.path(), &dir.path().join("persist"), &sector);
+    let table = text(&util(&m, &["sealer", "sectors", "list"]));
+    assert!(
+        table.lines().next().is_some_and(|h| h.contains("Deals")),
+        "{table}"
     );
 
     // The worker reported itself.

@@ -72,17 +72,18 @@ fn killed_in_every_state_and_during_c2_the_sector_still_finishes_once() {
     let dir = tempfile::tempdir().expect("worker");
     // Each state stays visible for a second after it is persisted (the report is slow),
     // long enough to be seen on a busy 2-core machine.
+    // A deal sector, so that kills before and after AddPieces cover its piece fetch.
     let manager_process = manager(
         home.path(),
         "127.0.0.1:0",
-        &["--max-sectors", "1", "--report-delay", "1s"],
+        &["--max-sectors", "1", "--report-delay", "1s", "--deals", "1"],
     );
     let m = manager_process.address.clone();
     let config = worker_config(
         dir.path(),
         &m,
         1,
-        "seal_interval = \"1h\"\nrecover_interval = \"1s\"\nmax_retries = 50",
+        "seal_interval = \"1h\"\nrecover_interval = \"1s\"\nmax_retries = 50\nenable_deals = true",
     );
     let mut kills = 0;
     let mut process = worker(&config);
@@ -128,6 +129,7 @@ fn killed_in_every_state_and_during_c2_the_sector_still_finishes_once() {
         Some(384),
         "verified proof kept"
     );
+    common::check_unsealed_copy(home.path(), &dir.path().join("persist"), &all[0]);
     assert_eq!(kills, 18);
     drop(process);
     drop(manager_process);

@@ -144,6 +144,28 @@ pub fn worker_config(dir: &Path, manager: &str, threads: usize, sealing: &str) -
     config
 }
 
+/// Checks that the unsealed copy of a finished deal sector (`sector`, as `util sealer
+/// sectors list --json` shows it) in the attached store `persist` holds each deal's
+/// payload, as the mock manager under `home` keeps it, at the deal's offset.
+pub fn check_unsealed_copy(home: &Path, persist: &Path, sector: &serde_json::Value) {
+    let pieces = sector["pieces"].as_array().expect("pieces");
+    assert!(!pieces.is_empty(), "a deal sector: {sector}");
+    let unsealed = persist
+        .join("unsealed")
+        .join(format!("s-t0{}-{}", sector["miner"], sector["number"]));
+    let sizes = pieces.iter().map(|p| p["size"].as_u64().expect("size"));
+    for (piece, offset) in pieces
+        .iter()
+        .zip(damocles_core::piece::piece_offsets(sizes))
+    {
+        let cid = piece["cid"].as_str().expect("cid");
+        let payload = std::fs::read(home.join("pieces").join(cid)).expect("the mock's piece");
+        let read = damocles_sealing::proofs::read_unsealed(&unsealed, offset, payload.len() as u64)
+            .expect("read the unsealed copy");
+        assert!(read == payload, "piece {cid} differs at offset {offset}");
+    }
+}
+
 /// `damocles-worker daemon -c config`.
 pub fn worker(config: &Path) -> Process {
     let mut command = Command::new(WORKER);
