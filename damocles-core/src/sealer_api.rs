@@ -101,8 +101,9 @@ pub struct PieceRef {
 }
 
 /// The deal a piece belongs to. A pledge (CC filler) piece has deal id and allocation id 0.
+/// Fields a manager leaves out read as 0 / false; fields it adds are ignored.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase", default)]
 pub struct DealInfo {
     /// The builtin market deal id.
     #[serde(rename = "DealID")]
@@ -116,14 +117,68 @@ pub struct DealInfo {
     pub is_builtin_market: bool,
 }
 
-/// A deal piece for a sector.
+/// A deal piece for a sector, in the V2 shape (`{"Piece": {"Size", "PieceCID"},
+/// "DealInfo": {…}}`). It also reads the legacy shape older managers answer
+/// `Venus.AcquireDeals` with (`{"ID", "PayloadSize", "Piece": {"Size", "Offset",
+/// "Cid"}}`), as a builtin-market deal.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase", from = "WirePiece")]
 pub struct SectorPiece {
     /// The piece.
     pub piece: PieceRef,
     /// Its deal.
     pub deal_info: DealInfo,
+}
+
+/// A legacy deal (`Venus.AcquireDeals` of older managers).
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct LegacyDeal {
+    #[serde(rename = "ID")]
+    id: u64,
+    #[serde(default)]
+    payload_size: u64,
+    piece: LegacyPiece,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct LegacyPiece {
+    size: u64,
+    cid: Cid,
+}
+
+/// Either shape of a deal piece on the wire.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum WirePiece {
+    V2 {
+        #[serde(rename = "Piece")]
+        piece: PieceRef,
+        #[serde(rename = "DealInfo")]
+        deal_info: DealInfo,
+    },
+    Legacy(LegacyDeal),
+}
+
+impl From<WirePiece> for SectorPiece {
+    fn from(wire: WirePiece) -> Self {
+        match wire {
+            WirePiece::V2 { piece, deal_info } => Self { piece, deal_info },
+            WirePiece::Legacy(deal) => Self {
+                piece: PieceRef {
+                    size: deal.piece.size,
+                    cid: deal.piece.cid,
+                },
+                deal_info: DealInfo {
+                    deal_id: deal.id,
+                    allocation_id: 0,
+                    payload_size: deal.payload_size,
+                    is_builtin_market: true,
+                },
+            },
+        }
+    }
 }
 
 impl SectorPiece {

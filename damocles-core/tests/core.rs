@@ -711,6 +711,27 @@ mod shapes {
         assert!(piece(false, 9, 0).is_pledge());
         assert!(!piece(false, 0, 1).is_pledge());
     }
+
+    #[test]
+    fn deals_are_read_in_the_v2_and_the_legacy_shape() {
+        let cid = "baga6ea4seaqpy7usqklokfx2vxuynmupslkeutzexe2uqurdg5vhtebhxqmpqmy";
+        let v2 = format!(
+            r#"[{{"Piece":{{"Size":1024,"PieceCID":{{"/":"{cid}"}}}},"DealInfo":{{"DealID":7,"AllocationID":0,"PayloadSize":900,"IsBuiltinMarket":true,"TotalStorageFee":"0"}}}}]"#
+        );
+        let legacy = format!(
+            r#"[{{"ID":7,"PayloadSize":900,"Piece":{{"Size":1024,"Offset":0,"Cid":{{"/":"{cid}"}}}}}}]"#
+        );
+        let from_v2: Vec<SectorPiece> = serde_json::from_str(&v2).expect("v2");
+        let from_legacy: Vec<SectorPiece> = serde_json::from_str(&legacy).expect("legacy");
+        assert_eq!(from_v2, from_legacy);
+        assert_eq!(from_v2[0].deal_info.deal_id, 7);
+        assert_eq!(from_v2[0].piece.cid.text, cid);
+        assert!(!from_v2[0].is_pledge());
+        // Written back in the V2 shape.
+        let written = serde_json::to_value(&from_legacy).expect("json");
+        assert_eq!(written[0]["Piece"]["PieceCID"]["/"], cid);
+        assert!(serde_json::from_str::<Vec<SectorPiece>>(r#"[{"Size":1}]"#).is_err());
+    }
 }
 
 #[cfg(feature = "testing")]
