@@ -44,7 +44,8 @@ pub fn piece_cid(comm_p: &[u8; 32]) -> Cid {
 ///
 /// # Errors
 ///
-/// [`PieceCidError`] when the text is not a CID, or a CID of another codec or hash.
+/// [`PieceCidError`] when the text is not a CID, a CID of another codec or hash, or not
+/// written in the canonical base32 form [`piece_cid`] gives.
 pub fn comm_p(cid: &Cid) -> Result<[u8; 32], PieceCidError> {
     let error = |reason: String| PieceCidError {
         text: cid.text.clone(),
@@ -64,9 +65,20 @@ pub fn comm_p(cid: &Cid) -> Result<[u8; 32], PieceCidError> {
             hash.code()
         )));
     }
-    hash.digest()
+    let comm_p: [u8; 32] = hash
+        .digest()
         .try_into()
-        .map_err(|_| error(format!("a {}-byte digest, not 32", hash.digest().len())))
+        .map_err(|_| error(format!("a {}-byte digest, not 32", hash.digest().len())))?;
+    // One spelling per piece (base32 CIDv1): the text names files, so no other encoding of
+    // the same CID may reach a path.
+    let canonical = piece_cid(&comm_p);
+    if canonical != *cid {
+        return Err(error(format!(
+            "not in its canonical form {}",
+            canonical.text
+        )));
+    }
+    Ok(comm_p)
 }
 
 /// The unpadded size of a padded piece size: a power of two of at least 128 bytes, of
@@ -90,6 +102,16 @@ pub fn piece_offsets(padded_sizes: impl IntoIterator<Item = u64>) -> Vec<u64> {
         .collect()
 }
 
+/// Where pieces of these padded sizes, written in order as [`piece_offsets`] places them,
+/// end: the padded bytes they take in the sector.
+pub fn pieces_end(padded_sizes: impl IntoIterator<Item = u64>) -> u64 {
+    let sizes: Vec<u64> = padded_sizes.into_iter().collect();
+    piece_offsets(sizes.iter().copied())
+        .last()
+        .zip(sizes.last())
+        .map_or(0, |(offset, size)| offset + size)
+}
+
 /// Why a piece's bytes could not be had.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PieceFetchError {
@@ -109,10 +131,18 @@ pub enum PieceFetchError {
         /// The piece's unpadded size.
         limit: u64,
     },
-    /// The piece store could not be reached, or the copy failed on the way: worth
-    /// another try.
+    /// The piece store could not be reached, or the transfer broke off: worth another
+    /// try.
     #[error("piece {cid}: {reason}")]
     Unavailable {
+        /// The piece.
+        cid: String,
+        /// What happened.
+        reason: String,
+    },
+    /// The copy could not be written on this machine.
+    #[error("piece {cid}: {reason}")]
+    Local {
         /// The piece.
         cid: String,
         /// What happened.
@@ -122,10 +152,12 @@ pub enum PieceFetchError {
 
 impl PieceFetchError {
     /// The failure of a sealing step that needed the piece: a missing or oversized piece
-    /// is permanent (no retry brings it back), an unreachable store temporary.
+    /// is permanent (no retry brings it back), an unreachable store temporary, a local
+    /// write critical (the machine is at fault).
     pub fn into_failure(self) -> Failure {
         match self {
             PieceFetchError::Unavailable { .. } => Failure::temporary(self.to_string()),
+            PieceFetchError::Local { .. } => Failure::critical(self.to_string()),
             PieceFetchError::NotFound { .. } | PieceFetchError::TooLarge { .. } => {
                 Failure::permanent(self.to_string())
             }
@@ -145,7 +177,8 @@ pub trait PieceStore: Send + Sync {
     ///
     /// [`PieceFetchError::NotFound`] when the store has no such piece,
     /// [`PieceFetchError::TooLarge`] past `limit`, [`PieceFetchError::Unavailable`] when
-    /// the store cannot be reached or the file cannot be written.
+    /// the store cannot be reached, [`PieceFetchError::Local`] when the file cannot be
+    /// written.
     async fn fetch(&self, cid: &Cid, dest: &Path, limit: u64) -> Result<u64, PieceFetchError>;
 }
 
@@ -178,6 +211,13 @@ mod tests {
             text: "../etc/passwd".into(),
         };
         assert!(comm_p(&junk).is_err());
+        // The same CID in base32 upper case: refused, naming the one spelling accepted.
+        let lower = piece_cid(&[5; 32]);
+        let upper = Cid {
+            text: format!("B{}", lower.text[1..].to_uppercase()),
+        };
+        let err = comm_p(&upper).expect_err("not canonical");
+        assert!(err.reason.contains(&lower.text), "{err}");
     }
 
     #[test]
@@ -185,6 +225,8 @@ mod tests {
         assert_eq!(piece_offsets([1024, 512]), vec![0, 1024]);
         assert_eq!(piece_offsets([512, 1024, 128]), vec![0, 1024, 2048]);
         assert_eq!(piece_offsets([128, 128, 256]), vec![0, 128, 256]);
+        assert_eq!(pieces_end([512, 1024, 128]), 2176);
+        assert_eq!(pieces_end([]), 0);
     }
 
     #[test]

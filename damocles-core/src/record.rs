@@ -212,6 +212,13 @@ impl SectorRecord {
         }
     }
 
+    /// Whether the sector holds deal pieces (not only pledge pieces).
+    pub fn has_deals(&self) -> bool {
+        self.deals
+            .as_ref()
+            .is_some_and(|deals| deals.iter().any(|d| !d.is_pledge()))
+    }
+
     /// Applies an event at `at` (Unix seconds): looks the next state up in the plan's table
     /// (`SetState` sets it directly), stores what the event carries, and records the
     /// transition in the history. An event the table has no row for changes nothing.

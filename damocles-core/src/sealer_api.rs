@@ -113,7 +113,9 @@ pub struct DealInfo {
     pub allocation_id: u64,
     /// Unpadded payload size.
     pub payload_size: u64,
-    /// Whether the deal is in the builtin market (else DDO).
+    /// Whether the deal is in the builtin market (else DDO). Absent means builtin (older
+    /// managers know no other), so that a deal id alone never reads as a pledge.
+    #[serde(default = "builtin_market")]
     pub is_builtin_market: bool,
 }
 
@@ -128,6 +130,10 @@ pub struct SectorPiece {
     pub piece: PieceRef,
     /// Its deal.
     pub deal_info: DealInfo,
+}
+
+fn builtin_market() -> bool {
+    true
 }
 
 /// A legacy deal (`Venus.AcquireDeals` of older managers).

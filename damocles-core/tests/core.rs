@@ -731,6 +731,12 @@ mod shapes {
         let written = serde_json::to_value(&from_legacy).expect("json");
         assert_eq!(written[0]["Piece"]["PieceCID"]["/"], cid);
         assert!(serde_json::from_str::<Vec<SectorPiece>>(r#"[{"Size":1}]"#).is_err());
+        // A manager that leaves IsBuiltinMarket out sends builtin deals: a deal id is a deal.
+        let terse = format!(
+            r#"[{{"Piece":{{"Size":1024,"PieceCID":{{"/":"{cid}"}}}},"DealInfo":{{"DealID":7}}}}]"#
+        );
+        let terse: Vec<SectorPiece> = serde_json::from_str(&terse).expect("terse");
+        assert!(!terse[0].is_pledge());
     }
 }
 

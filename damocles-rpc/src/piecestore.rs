@@ -148,10 +148,14 @@ impl HttpPieceStore {
             }
             status => return Err(unavailable(format!("GET {url}: HTTP {status}"))),
         }
+        let local = |what: &str, e: std::io::Error| PieceFetchError::Local {
+            cid: cid.text.clone(),
+            reason: format!("{what} {}: {e}", tmp.display()),
+        };
         let mut body = response.into_body();
         let mut file = tokio::fs::File::create(tmp)
             .await
-            .map_err(|e| unavailable(format!("create {}: {e}", tmp.display())))?;
+            .map_err(|e| local("create", e))?;
         let mut written = 0u64;
         loop {
             let frame = tokio::time::timeout(self.timeouts.request, body.frame())
@@ -174,13 +178,9 @@ impl HttpPieceStore {
                     limit,
                 });
             }
-            file.write_all(&data)
-                .await
-                .map_err(|e| unavailable(format!("write {}: {e}", tmp.display())))?;
+            file.write_all(&data).await.map_err(|e| local("write", e))?;
         }
-        file.sync_all()
-            .await
-            .map_err(|e| unavailable(format!("write {}: {e}", tmp.display())))?;
+        file.sync_all().await.map_err(|e| local("sync", e))?;
         Ok(written)
     }
 }

@@ -111,8 +111,6 @@ struct ChainState {
     /// Where the records are kept, when they are.
     file: Option<PathBuf>,
     offer: Option<DealOffer>,
-    /// Deal-offer rounds so far (sectors that asked for deals).
-    deal_rounds: u64,
     /// The last deal id handed out.
     last_deal_id: u64,
 }
@@ -131,8 +129,6 @@ struct Snapshot {
     sectors: Vec<ChainSector>,
     counters: ChainCounters,
     #[serde(default)]
-    deal_rounds: u64,
-    #[serde(default)]
     last_deal_id: u64,
 }
 
@@ -146,7 +142,6 @@ impl ChainState {
             next_number: self.next_number.clone(),
             sectors: self.sectors.values().cloned().collect(),
             counters: self.counters,
-            deal_rounds: self.deal_rounds,
             last_deal_id: self.last_deal_id,
         };
         let write = || -> std::io::Result<()> {
@@ -195,7 +190,6 @@ impl MockChain {
                 state.next_number = snapshot.next_number;
                 state.counters = snapshot.counters;
                 state.sectors = snapshot.sectors.into_iter().map(|s| (s.id, s)).collect();
-                state.deal_rounds = snapshot.deal_rounds;
                 state.last_deal_id = snapshot.last_deal_id;
             }
             state.file = Some(file.to_path_buf());
@@ -219,7 +213,7 @@ impl MockChain {
         self.lock().report_delay = delay;
     }
 
-    /// Offers deals: `share` of the sectors that ask (0.5: every second one) get one or
+    /// Offers deals: `share` of the sectors, by number (0.5: the even-numbered ones), get one or
     /// two deal pieces of random bytes, half and a quarter of the sector, whose payloads
     /// are kept in `dir` as `<dir>/<piece cid>` (what [`PieceStore::fetch`] and the
     /// manager's `/piecestore/{cid}` serve). The pre-commit of a deal sector must then
@@ -416,20 +410,15 @@ impl SectorManager for MockChain {
         if !assigned.is_empty() {
             return Ok(Some(assigned));
         }
-        let offer = {
-            let mut state = self.lock();
-            let Some(offer) = state.offer.clone() else {
-                return Ok(None);
-            };
-            // Deterministic shares: round n gets deals when n·share crosses an integer.
-            let round = state.deal_rounds as f64;
-            state.deal_rounds += 1;
-            state.save();
-            if ((round + 1.0) * offer.share).floor() <= (round * offer.share).floor() {
-                return Ok(None);
-            }
-            offer
+        let Some(offer) = self.lock().offer.clone() else {
+            return Ok(None);
         };
+        // Deterministic shares, by sector number: sector n gets deals when n·share crosses
+        // an integer (0.5: every even-numbered sector), however often it asks.
+        let n = id.number as f64;
+        if (n * offer.share).floor() <= ((n - 1.0) * offer.share).floor() {
+            return Ok(None);
+        }
         let proof = self.proof_type;
         let count = if rand::random::<bool>() { 2 } else { 1 };
         let count = spec.max_deals.map_or(count, |max| count.min(max));
@@ -730,7 +719,8 @@ impl PieceStore for MockChain {
             .piece_dir()
             .ok_or_else(|| not_found("the mock chain offers no deals".into()))?;
         let source = dir.join(&cid.text);
-        let len = std::fs::metadata(&source)
+        let len = tokio::fs::metadata(&source)
+            .await
             .map_err(|e| not_found(format!("{}: {e}", source.display())))?
             .len();
         if len > limit {
@@ -739,10 +729,19 @@ impl PieceStore for MockChain {
                 limit,
             });
         }
-        std::fs::copy(&source, dest).map_err(|e| PieceFetchError::Unavailable {
-            cid: cid.text.clone(),
-            reason: format!("copy to {}: {e}", dest.display()),
-        })
+        // Through a temporary file, as a download: `dest` is whole or absent.
+        let tmp = dest.with_extension("part");
+        let copied = async {
+            tokio::fs::copy(&source, &tmp).await?;
+            tokio::fs::rename(&tmp, dest).await
+        };
+        copied
+            .await
+            .map(|()| len)
+            .map_err(|e| PieceFetchError::Local {
+                cid: cid.text.clone(),
+                reason: format!("copy to {}: {e}", dest.display()),
+            })
     }
 }
 

@@ -1,14 +1,15 @@
 //! Where a thread finds the bytes of its sector's deal pieces: the worker's local piece
 //! directories first (`<dir>/<piece cid>`, `[worker] local_pieces_dirs`), then the
 //! manager's piece store, whose copy is downloaded into the location
-//! (`data/pieces/<piece cid>`) and removed once AddPieces has written it.
+//! (`data/pieces/<piece cid>`, through `<piece cid>.part`) and removed once AddPieces has
+//! written it or has failed. A whole download a crash left behind is used again.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use damocles_core::piece;
 use damocles_core::sealer_api::SectorPiece;
-use damocles_core::{Failure, PieceStore};
+use damocles_core::{Failure, PieceStore, SealProof};
 
 use crate::proofs::DealPieceFile;
 
@@ -41,67 +42,108 @@ pub struct LocatedPiece {
 }
 
 impl PieceSource {
-    /// The files of the deal pieces among `pieces` (pledge pieces are skipped), in order.
-    /// Pieces no local directory holds are fetched from the manager's piece store into
-    /// `download_dir`.
+    /// The files of the deal pieces among `pieces` (pledge pieces are skipped), in order,
+    /// for a sector of `proof`. Pieces no local directory holds are taken from
+    /// `download_dir` when an earlier run downloaded them whole, else fetched from the
+    /// manager's piece store into it (partial downloads of an interrupted run are removed
+    /// first). Nothing is fetched unless every piece is a piece CID of a valid size and
+    /// together they fit the sector.
     ///
     /// # Errors
     ///
     /// A permanent failure naming the CID for a piece that is not a piece CID, has no valid
-    /// size, or is nowhere to be found; a temporary one when the piece store cannot be
-    /// reached.
+    /// size, does not fit, or is nowhere to be found; a temporary one when the piece store
+    /// cannot be reached; a critical one when the download cannot be written. Pieces this
+    /// call downloaded are removed when it fails.
     pub async fn locate(
         &self,
+        proof: SealProof,
         pieces: &[SectorPiece],
         download_dir: &Path,
     ) -> Result<Vec<LocatedPiece>, Failure> {
+        let deals: Vec<&SectorPiece> = pieces.iter().filter(|p| !p.is_pledge()).collect();
+        for deal in &deals {
+            let cid = &deal.piece.cid.text;
+            piece::comm_p(&deal.piece.cid).map_err(|e| Failure::permanent(e.to_string()))?;
+            if piece::unpadded_size(deal.piece.size).is_none() {
+                return Err(Failure::permanent(format!(
+                    "piece {cid}: size {} is not a padded piece size",
+                    deal.piece.size
+                )));
+            }
+        }
+        let (end, sector) = (
+            piece::pieces_end(deals.iter().map(|d| d.piece.size)),
+            proof.sector_size().bytes(),
+        );
+        if end > sector {
+            return Err(Failure::permanent(format!(
+                "deal pieces {} take {end} bytes, more than the sector's {sector}",
+                deals
+                    .iter()
+                    .map(|d| d.piece.cid.text.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        remove_partial_downloads(download_dir);
         let mut located = Vec::new();
-        for deal in pieces.iter().filter(|p| !p.is_pledge()) {
-            let cid = &deal.piece.cid;
-            piece::comm_p(cid).map_err(|e| Failure::permanent(e.to_string()))?;
-            let padded_size = deal.piece.size;
-            let limit = piece::unpadded_size(padded_size).ok_or_else(|| {
-                Failure::permanent(format!(
-                    "piece {}: size {padded_size} is not a padded piece size",
-                    cid.text
-                ))
-            })?;
-            let local = self
-                .local_dirs
-                .iter()
-                .map(|dir| dir.join(&cid.text))
-                .find(|path| path.is_file());
-            let (path, downloaded) = match (local, &self.remote) {
-                (Some(path), _) => (path, false),
-                (None, Some(remote)) => {
-                    let path = download_dir.join(&cid.text);
-                    std::fs::create_dir_all(download_dir).map_err(|e| {
-                        Failure::critical(format!("create {}: {e}", download_dir.display()))
-                    })?;
-                    remote
-                        .fetch(cid, &path, limit)
-                        .await
-                        .map_err(|e| e.into_failure().context("get piece"))?;
-                    (path, true)
+        for deal in deals {
+            match self.locate_one(deal, download_dir).await {
+                Ok(piece) => located.push(piece),
+                Err(failure) => {
+                    remove_downloads(&located);
+                    return Err(failure);
                 }
-                (None, None) => {
-                    return Err(Failure::permanent(format!(
-                        "get piece: piece {}: not found in {} and no piece store to ask",
-                        cid.text,
-                        self.searched()
-                    )))
-                }
-            };
-            located.push(LocatedPiece {
-                file: DealPieceFile {
-                    cid: cid.clone(),
-                    padded_size,
-                    path,
-                },
-                downloaded,
-            });
+            }
         }
         Ok(located)
+    }
+
+    async fn locate_one(
+        &self,
+        deal: &SectorPiece,
+        download_dir: &Path,
+    ) -> Result<LocatedPiece, Failure> {
+        let cid = &deal.piece.cid;
+        let padded_size = deal.piece.size;
+        let located = |path: PathBuf, downloaded: bool| LocatedPiece {
+            file: DealPieceFile {
+                cid: cid.clone(),
+                padded_size,
+                path,
+            },
+            downloaded,
+        };
+        if let Some(path) = self
+            .local_dirs
+            .iter()
+            .map(|dir| dir.join(&cid.text))
+            .find(|path| path.is_file())
+        {
+            return Ok(located(path, false));
+        }
+        let path = download_dir.join(&cid.text);
+        if path.is_file() {
+            // Downloaded whole (renamed into place) by a run that stopped before AddPieces
+            // ended; AddPieces checks its commitment all the same.
+            return Ok(located(path, true));
+        }
+        let Some(remote) = &self.remote else {
+            return Err(Failure::permanent(format!(
+                "get piece: piece {}: not found in {} and no piece store to ask",
+                cid.text,
+                self.searched()
+            )));
+        };
+        std::fs::create_dir_all(download_dir)
+            .map_err(|e| Failure::critical(format!("create {}: {e}", download_dir.display())))?;
+        let limit = piece::unpadded_size(padded_size).unwrap_or_default();
+        remote
+            .fetch(cid, &path, limit)
+            .await
+            .map_err(|e| e.into_failure().context("get piece"))?;
+        Ok(located(path, true))
     }
 
     fn searched(&self) -> String {
@@ -117,7 +159,23 @@ impl PieceSource {
     }
 }
 
-/// Removes the downloaded copies among `pieces` (their bytes are in the staged file now).
+/// Removes what interrupted downloads left in `dir` (`*.part`).
+fn remove_partial_downloads(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|ext| ext == "part") {
+            if let Err(e) = std::fs::remove_file(&path) {
+                tracing::warn!("cannot remove {}: {e}", path.display());
+            }
+        }
+    }
+}
+
+/// Removes the downloaded copies among `pieces` (once their bytes are in the staged file,
+/// or when the step fails).
 pub fn remove_downloads(pieces: &[LocatedPiece]) {
     for piece in pieces.iter().filter(|p| p.downloaded) {
         if let Err(e) = std::fs::remove_file(&piece.file.path) {
@@ -126,5 +184,108 @@ pub fn remove_downloads(pieces: &[LocatedPiece]) {
                 piece.file.path.display()
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use async_trait::async_trait;
+    use damocles_core::piece::{piece_cid, PieceFetchError};
+    use damocles_core::sealer_api::{Cid, DealInfo, PieceRef};
+    use damocles_core::FailureLevel;
+
+    use super::*;
+
+    /// A piece store that serves some pieces and counts what it is asked.
+    struct Served {
+        pieces: HashMap<String, Vec<u8>>,
+        calls: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl PieceStore for Served {
+        async fn fetch(&self, cid: &Cid, dest: &Path, _limit: u64) -> Result<u64, PieceFetchError> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            let bytes = self
+                .pieces
+                .get(&cid.text)
+                .ok_or(PieceFetchError::NotFound {
+                    cid: cid.text.clone(),
+                    detail: "not served".into(),
+                })?;
+            std::fs::write(dest, bytes).expect("write");
+            Ok(bytes.len() as u64)
+        }
+    }
+
+    fn deal(seed: u8, size: u64) -> SectorPiece {
+        SectorPiece {
+            piece: PieceRef {
+                size,
+                cid: piece_cid(&[seed; 32]),
+            },
+            deal_info: DealInfo {
+                deal_id: u64::from(seed),
+                allocation_id: 0,
+                payload_size: 10,
+                is_builtin_market: true,
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn downloads_are_checked_first_reused_and_cleaned_up() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let downloads = dir.path().join("pieces");
+        std::fs::create_dir_all(&downloads).expect("mkdir");
+        let (served, kept, missing) = (deal(1, 512), deal(2, 512), deal(3, 256));
+        // What an interrupted run left: a partial download and a whole one.
+        let partial = downloads.join("leftover.part");
+        std::fs::write(&partial, b"half").expect("partial");
+        std::fs::write(downloads.join(&kept.piece.cid.text), b"kept").expect("whole");
+        let store = Arc::new(Served {
+            pieces: HashMap::from([(served.piece.cid.text.clone(), b"served".to_vec())]),
+            calls: AtomicUsize::new(0),
+        });
+        let source = PieceSource {
+            local_dirs: vec![dir.path().join("nowhere")],
+            remote: Some(store.clone()),
+        };
+        let proof = SealProof::StackedDrg2KiBV1_1;
+
+        let located = source
+            .locate(proof, &[served.clone(), kept.clone()], &downloads)
+            .await
+            .expect("located");
+        assert_eq!(
+            store.calls.load(Ordering::SeqCst),
+            1,
+            "the whole download is used again"
+        );
+        assert!(!partial.exists());
+        assert!(located.iter().all(|p| p.downloaded));
+        remove_downloads(&located);
+        assert_eq!(std::fs::read_dir(&downloads).expect("dir").count(), 0);
+
+        // A piece nowhere to be had: permanent, named, and the others' downloads removed.
+        let err = source
+            .locate(proof, &[served.clone(), missing.clone()], &downloads)
+            .await
+            .expect_err("missing");
+        assert_eq!(err.level, FailureLevel::Permanent);
+        assert!(err.message.contains(&missing.piece.cid.text), "{err}");
+        assert_eq!(std::fs::read_dir(&downloads).expect("dir").count(), 0);
+
+        // Pieces that cannot fit the sector: refused before anything is fetched.
+        let calls = store.calls.load(Ordering::SeqCst);
+        let err = source
+            .locate(proof, &[deal(4, 2048), served], &downloads)
+            .await
+            .expect_err("too big");
+        assert!(err.message.contains("more than the sector's 2048"), "{err}");
+        assert_eq!(store.calls.load(Ordering::SeqCst), calls);
     }
 }

@@ -124,7 +124,8 @@ pub struct DealPieceFile {
     pub path: PathBuf,
 }
 
-/// A deal piece checked against its CID: its commitment and unpadded size.
+/// A deal piece whose CID, size and file passed the cheap checks: its commitment and
+/// unpadded size.
 struct CheckedPiece<'a> {
     file: &'a DealPieceFile,
     comm_p: [u8; 32],
@@ -143,9 +144,9 @@ fn piece_reader(piece: &CheckedPiece<'_>) -> Result<impl Read, Failure> {
     Ok(file.chain(io::repeat(0)).take(piece.unpadded))
 }
 
-/// Checks a deal piece before anything is written: a piece CID, a valid size, a payload
-/// no larger than the piece, and bytes whose commitment is the one the CID names.
-fn check_deal_piece(proof: SealProof, file: &DealPieceFile) -> Result<CheckedPiece<'_>, Failure> {
+/// Checks what can be checked without reading a deal piece: a piece CID, a valid size, a
+/// payload that exists and is no larger than the piece.
+fn check_deal_piece(file: &DealPieceFile) -> Result<CheckedPiece<'_>, Failure> {
     let cid = &file.cid.text;
     let comm_p = piece::comm_p(&file.cid).map_err(|e| Failure::permanent(e.to_string()))?;
     let unpadded = piece::unpadded_size(file.padded_size).ok_or_else(|| {
@@ -168,25 +169,11 @@ fn check_deal_piece(proof: SealProof, file: &DealPieceFile) -> Result<CheckedPie
             file.path.display()
         )));
     }
-    let checked = CheckedPiece {
+    Ok(CheckedPiece {
         file,
         comm_p,
         unpadded,
-    };
-    let info = seal::generate_piece_commitment(
-        registered(proof),
-        piece_reader(&checked)?,
-        UnpaddedBytesAmount(unpadded),
-    )
-    .map_err(|e| proof_failure(FailureLevel::Permanent, "piece commitment", e))?;
-    if info.commitment != comm_p {
-        return Err(Failure::permanent(format!(
-            "piece {cid}: the bytes of {} have commitment {}, not the one the CID names",
-            file.path.display(),
-            piece::piece_cid(&info.commitment).text
-        )));
-    }
-    Ok(checked)
+    })
 }
 
 /// The piece CID of a deal's payload in a piece of `padded_size` bytes (zeros fill the
@@ -221,13 +208,16 @@ fn pledge_sizes(end: u64, sector: u64) -> Vec<u64> {
     sizes
 }
 
-/// AddPieces: writes the deal pieces, in order, into the staged file, then pledge (zero)
-/// pieces up to the sector's size; with no deal, one zero piece fills the sector (a CC
-/// sector). Every deal piece is checked against its CID first (see [`DealPieceFile`]): a
-/// missing piece, a payload larger than the piece, pieces that do not fit the sector, or
-/// bytes whose commitment is not the CID's are permanent failures naming the CID, and
-/// leave the staged file untouched. The staged file is truncated before writing, so the
-/// step is safe to re-run.
+/// AddPieces: writes the deal pieces, in order (each aligned to its size), into the staged
+/// file, then pledge (zero) pieces up to the sector's size; with no deal, one zero piece
+/// fills the sector (a CC sector).
+///
+/// The pieces are written into `<staged>.part`, which replaces the staged file only once
+/// every deal piece's bytes have proven to have the commitment its CID names (computed
+/// while writing, so each piece is read once) and the file is synced at the sector's size.
+/// A missing piece, a payload larger than the piece, pieces that do not fit the sector, or
+/// bytes of another commitment are permanent failures naming the CID, and leave the
+/// staged file as it was. Safe to re-run.
 pub fn add_pieces(
     proof: SealProof,
     paths: &SectorPaths,
@@ -235,14 +225,10 @@ pub fn add_pieces(
 ) -> Result<Vec<AddedPiece>, Failure> {
     let checked = deals
         .iter()
-        .map(|file| check_deal_piece(proof, file))
+        .map(check_deal_piece)
         .collect::<Result<Vec<_>, _>>()?;
     let sector = proof.sector_size().bytes();
-    let offsets = piece::piece_offsets(deals.iter().map(|d| d.padded_size));
-    let end = offsets
-        .last()
-        .zip(deals.last())
-        .map_or(0, |(offset, last)| offset + last.padded_size);
+    let end = piece::pieces_end(deals.iter().map(|d| d.padded_size));
     if end > sector {
         return Err(Failure::permanent(format!(
             "deal pieces {} take {end} bytes, more than the sector's {sector}",
@@ -254,45 +240,85 @@ pub fn add_pieces(
         )));
     }
     create_parent(&paths.staged)?;
-    let mut staged = OpenOptions::new()
+    let part = paths.staged.with_extension("part");
+    let written = write_pieces(proof, &part, &checked, end);
+    let pieces = written.and_then(|pieces| {
+        let len = fs::metadata(&part)
+            .map_err(|e| io_failure("stat", &part, e))?
+            .len();
+        if len != sector {
+            return Err(Failure::critical(format!(
+                "{}: {len} bytes written, not the sector's {sector}",
+                part.display()
+            )));
+        }
+        fs::rename(&part, &paths.staged).map_err(|e| io_failure("rename", &part, e))?;
+        Ok(pieces)
+    });
+    if pieces.is_err() {
+        let _ = fs::remove_file(&part);
+    }
+    pieces
+}
+
+/// Writes the checked deal pieces and the pledge pieces after them into `target`, and
+/// syncs it.
+fn write_pieces(
+    proof: SealProof,
+    target: &Path,
+    deals: &[CheckedPiece<'_>],
+    end: u64,
+) -> Result<Vec<AddedPiece>, Failure> {
+    let mut file = OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(true)
-        .open(&paths.staged)
-        .map_err(|e| io_failure("open staged file", &paths.staged, e))?;
+        .open(target)
+        .map_err(|e| io_failure("open staged file", target, e))?;
     let mut written: Vec<UnpaddedBytesAmount> = Vec::new();
-    let mut pieces = Vec::new();
-    let mut add = |source: &mut dyn Read, unpadded: u64| -> Result<AddedPiece, Failure> {
+    let mut add = |source: &mut dyn Read, unpadded: u64, step: &str| {
         let (info, _) = seal::add_piece(
             registered(proof),
             source,
-            &mut staged,
+            &mut file,
             UnpaddedBytesAmount(unpadded),
             &written,
         )
-        .map_err(|e| proof_failure(FailureLevel::Permanent, "add piece", e))?;
+        .map_err(|e| proof_failure(FailureLevel::Permanent, step, e))?;
         written.push(info.size);
-        Ok(AddedPiece {
+        Ok::<_, Failure>(AddedPiece {
             commitment: info.commitment,
             size: info.size.0,
         })
     };
-    for piece in &checked {
-        let added = add(&mut piece_reader(piece)?, piece.unpadded)?;
+    let mut pieces = Vec::new();
+    for piece in deals {
+        let cid = &piece.file.cid.text;
+        let added = add(
+            &mut piece_reader(piece)?,
+            piece.unpadded,
+            &format!("add piece {cid}"),
+        )?;
         if added.commitment != piece.comm_p {
-            // The file changed between the check and the copy.
             return Err(Failure::permanent(format!(
-                "piece {}: its bytes changed while they were written",
-                piece.file.cid.text
+                "piece {cid}: the bytes of {} have commitment {}, not the one the CID names",
+                piece.file.path.display(),
+                piece::piece_cid(&added.commitment).text
             )));
         }
         pieces.push(added);
     }
-    for size in pledge_sizes(end, sector) {
-        let unpadded = size - size / 128;
-        pieces.push(add(&mut io::repeat(0).take(unpadded), unpadded)?);
+    for size in pledge_sizes(end, proof.sector_size().bytes()) {
+        let unpadded = piece::unpadded_size(size).unwrap_or_default();
+        pieces.push(add(
+            &mut io::repeat(0).take(unpadded),
+            unpadded,
+            "add pledge piece",
+        )?);
     }
+    file.sync_all()
+        .map_err(|e| io_failure("sync staged file", target, e))?;
     Ok(pieces)
 }
 
@@ -300,12 +326,8 @@ pub fn add_pieces(
 /// padded size), in order, and whose rest is pledge pieces as [`add_pieces`] writes them:
 /// what a chain checks a deal sector's pre-commit against.
 pub fn sector_comm_d(proof: SealProof, deals: &[([u8; 32], u64)]) -> Result<[u8; 32], Failure> {
-    let offsets = piece::piece_offsets(deals.iter().map(|(_, size)| *size));
-    let end = offsets
-        .last()
-        .zip(deals.last())
-        .map_or(0, |(offset, (_, size))| offset + size);
-    let unpadded = |size: u64| UnpaddedBytesAmount(size - size / 128);
+    let end = piece::pieces_end(deals.iter().map(|(_, size)| *size));
+    let unpadded = |size: u64| UnpaddedBytesAmount(piece::unpadded_size(size).unwrap_or_default());
     let mut infos = deals
         .iter()
         .map(|(commitment, size)| PieceInfo {
@@ -650,6 +672,7 @@ mod tests {
         let err = add_pieces(proof, &paths, &[too_big]).expect_err("larger than the sector");
         assert!(err.message.contains("more than the sector's 2048"), "{err}");
         assert_eq!(fs::read(&paths.staged).expect("staged"), b"earlier");
+        assert!(!paths.staged.with_extension("part").exists());
     }
 
     #[test]

@@ -130,10 +130,7 @@ impl ResumeFacts {
             proof: record.sector.map(|s| s.proof_type),
             present,
             paths: record.sector.map(|s| SectorPaths::new(&data_dir, s.id)),
-            deals: record
-                .deals
-                .as_ref()
-                .is_some_and(|deals| deals.iter().any(|d| !d.is_pledge())),
+            deals: record.has_deals(),
         }
     }
 

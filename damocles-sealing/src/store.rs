@@ -3,7 +3,8 @@
 //! ```text
 //! <location>/
 //!   .holder          marker: this directory is a sealing location
-//!   data/            sector working data (cache/, sealed/, unsealed/ per sector)
+//!   data/            sector working data (cache/, sealed/, unsealed/ per sector;
+//!                    pieces/: deal pieces downloaded for AddPieces, removed after it)
 //!   meta/state.redb  the sector record, written durably after every transition, and
 //!                    the thread's event history (the last 1,000 entries)
 //! ```

@@ -74,7 +74,7 @@ struct MockArgs {
     /// stays visible that long (for crash tests).
     #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
     report_delay: Duration,
-    /// Offer deals to this share of the sectors (0 to 1; 0.5: every second sector gets
+    /// Offer deals to this share of the sectors (0 to 1; 0.5: every even-numbered sector gets
     /// one or two pieces of random bytes, half and a quarter of the sector). The pieces are
     /// kept in <home>/pieces and served at /piecestore/<piece cid>; each deal sector's
     /// pre-commit must carry the comm_d of its pieces. Workers take deals with

@@ -169,11 +169,13 @@ impl PlanSteps for Sealer {
             Step::AddPieces => {
                 let (id, paths) = identity(runner, record)?;
                 let deals = record.deals.clone().unwrap_or_default();
+                // A pause or shutdown need not wait for a download (its `.part` file is
+                // removed by the next run).
+                let downloads = runner.ctx.location.data_dir().join("pieces");
                 let located = runner
-                    .ctx
-                    .pieces
-                    .locate(&deals, &runner.ctx.location.data_dir().join("pieces"))
-                    .await?;
+                    .control
+                    .interruptible(runner.ctx.pieces.locate(id.proof, &deals, &downloads))
+                    .await??;
                 let files: Vec<_> = located.iter().map(|p| p.file.clone()).collect();
                 let pieces = runner
                     .proof_call(ProofStage::AddPieces, move || {
@@ -475,10 +477,7 @@ async fn persist(runner: &Runner, record: &SectorRecord) -> StepResult {
             ))
         })?;
     let name = id.sector.to_string();
-    let has_deals = record
-        .deals
-        .as_ref()
-        .is_some_and(|deals| deals.iter().any(|d| !d.is_pledge()));
+    let has_deals = record.has_deals();
     runner
         .proof_call(ProofStage::Transfer, move || {
             copy_sector_files(&paths, &target.location, &name, has_deals)
