@@ -74,11 +74,12 @@ struct MockArgs {
     /// stays visible that long (for crash tests).
     #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
     report_delay: Duration,
-    /// Offer deals to this share of the sectors (0 to 1; 0.5: every even-numbered sector gets
-    /// one or two pieces of random bytes, half and a quarter of the sector). The pieces are
-    /// kept in <home>/pieces and served at /piecestore/<piece cid>; each deal sector's
-    /// pre-commit must carry the comm_d of its pieces. Workers take deals with
-    /// `[sealing] enable_deals = true`.
+    /// Offer deals to this share of the sectors, 0 to 1: sector n gets deals when n × SHARE
+    /// passes a whole number (0.5: the even-numbered sectors; 1: every sector). A deal
+    /// sector gets one or two pieces, chosen at random: the first half the sector, the
+    /// second a quarter, each of random bytes. The pieces are kept in <home>/pieces and
+    /// served at /piecestore/<piece cid>; each deal sector's pre-commit must carry the
+    /// comm_d of its pieces. Workers take deals with `[sealing] enable_deals = true`.
     #[arg(long, value_name = "SHARE", value_parser = parse_share)]
     deals: Option<f64>,
 }
