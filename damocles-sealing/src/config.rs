@@ -390,10 +390,26 @@ impl WorkerConfig {
                 message,
             )
         })?;
-        let warnings: Vec<String> = unknown
+        let mut warnings: Vec<String> = unknown
             .into_iter()
             .map(|key| format!("config {origin}: unknown key {key} is ignored"))
             .collect();
+        // Accepted for the original's configs, but this worker has no use for it: a thread
+        // asks for its next job until it gets one, re-reading nothing in between.
+        let retries_set = std::iter::once(("sealing".to_owned(), &config.sealing)).chain(
+            config
+                .sealing_thread
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (format!("sealing_thread[{i}].sealing"), &t.sealing)),
+        );
+        for (section, sealing) in retries_set {
+            if sealing.request_task_max_retries.is_some() {
+                warnings.push(format!(
+                    "config {origin}: {section}.request_task_max_retries has no effect in this worker and is ignored"
+                ));
+            }
+        }
         for (key, limits) in [
             (
                 "processors.limitation.concurrent",

@@ -30,7 +30,8 @@ pub struct SealingOptions {
     pub rpc_polling_interval: Duration,
     /// Skip waiting for the proof to land.
     pub ignore_proof_check: bool,
-    /// Idle rounds before the thread ends a round and re-reads its plan.
+    /// The original's idle rounds before a thread ends a round. Read from the config for
+    /// compatibility; it has no effect here (loading a config that sets it warns).
     pub request_task_max_retries: u32,
     /// Run a C1 with a zero seed after PC2 as a check.
     pub verify_after_pc2: bool,

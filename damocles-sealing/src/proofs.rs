@@ -497,6 +497,22 @@ pub fn c1(
     encode("c1", &out)
 }
 
+/// The check `[sealing] verify_after_pc2` asks for, as the original makes it: C1 with a
+/// zero seed over the replica PC2 just made. Its vanilla proofs are verified against
+/// `commitments`, so a replica or trees that do not give this comm_r fail here, before the
+/// pre-commit, as a permanent failure.
+pub fn verify_after_pc2(
+    id: SealIdentity,
+    paths: &SectorPaths,
+    ticket: [u8; 32],
+    commitments: PreCommitOutput,
+    pieces: &[AddedPiece],
+) -> Result<(), Failure> {
+    c1(id, paths, ticket, [0; 32], commitments, pieces)
+        .map(drop)
+        .map_err(|e| e.context("verify after pc2"))
+}
+
 /// C2: the SNARK. On the GPU when built with `cuda`/`opencl` and one is present. A
 /// missing parameter file fails with the upstream text ("No cached parameters found
 /// for …").
@@ -708,5 +724,15 @@ mod tests {
         assert_eq!(pc2(&pc1_out, &paths).expect("pc2 again"), commitments);
         let c1_out = c1(id, &paths, [3; 32], [4; 32], commitments, &pieces).expect("c1");
         assert!(!c1_out.0.is_empty());
+        // The check after PC2 passes on the replica, and fails on a comm_r it does not give.
+        assert_eq!(
+            verify_after_pc2(id, &paths, [3; 32], commitments, &pieces),
+            Ok(())
+        );
+        let mut wrong = commitments;
+        wrong.comm_r[0] ^= 1;
+        let err = verify_after_pc2(id, &paths, [3; 32], wrong, &pieces).expect_err("wrong comm_r");
+        assert_eq!(err.level, FailureLevel::Permanent);
+        assert!(err.message.starts_with("verify after pc2: "), "{err}");
     }
 }

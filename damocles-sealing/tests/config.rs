@@ -99,6 +99,23 @@ fn unknown_keys_are_warnings_that_name_them() {
 }
 
 #[test]
+fn request_task_max_retries_is_read_but_warned_about_where_it_is_set() {
+    let loaded = parse(&format!(
+        "[sealing]\nrequest_task_max_retries = 5\n{ONE_THREAD}sealing.request_task_max_retries = 2\n"
+    ))
+    .expect("config");
+    let warnings = loaded.warnings.join("\n");
+    for key in [
+        "sealing.request_task_max_retries has no effect",
+        "sealing_thread[0].sealing.request_task_max_retries has no effect",
+    ] {
+        assert!(warnings.contains(key), "{key} not in {warnings}");
+    }
+    let quiet = parse(ONE_THREAD).expect("config");
+    assert!(quiet.warnings.is_empty(), "{:?}", quiet.warnings);
+}
+
+#[test]
 fn an_unknown_stage_is_an_error_listing_the_valid_ones() {
     for section in ["processors.limitation.concurrent", "processors.limit"] {
         let err = error(&format!("{ONE_THREAD}[{section}]\npc9 = 1\n"));

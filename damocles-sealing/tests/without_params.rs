@@ -889,3 +889,30 @@ async fn a_deal_sector_without_its_unsealed_copy_cannot_resume_at_persist() {
     );
     worker.shutdown().await;
 }
+
+/// How many C1 calls the worker's metrics count.
+fn c1_calls(worker: &Worker) -> u64 {
+    worker
+        .render_metrics()
+        .lines()
+        .find(|l| l.contains("stage_duration_seconds_count") && l.contains("stage=\"c1\""))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// `verify_after_pc2` runs C1 with a zero seed inside PC2's step (a C1 call more per
+/// sector), and a sealed sector passes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_after_pc2_runs_a_c1_before_the_pre_commit() {
+    for (verify, calls) in [(false, 1), (true, 2)] {
+        let mut harness = harness(1);
+        harness.chain.limit_sectors(1);
+        harness.options.verify_after_pc2 = verify;
+        let worker = harness.start();
+        let threads = wait_for(&worker, "paused at C1Done", |t| paused(&t[0])).await;
+        assert_eq!(state_of(&threads[0]), Some("C1Done"), "{threads:#?}");
+        assert_eq!(c1_calls(&worker), calls, "verify_after_pc2 = {verify}");
+        assert_eq!(harness.chain.counters().pre_commits_accepted, 1);
+        worker.shutdown().await;
+    }
+}

@@ -237,6 +237,16 @@ impl PlanSteps for Sealer {
                     ))
                     .into());
                 }
+                if opts.verify_after_pc2 {
+                    let (id, paths) = identity(runner, record)?;
+                    let ticket = required(record.ticket, "ticket")?;
+                    let pieces = record.pieces.clone().unwrap_or_default();
+                    runner
+                        .proof_call(ProofStage::C1, move || {
+                            proofs::verify_after_pc2(id, &paths, ticket.ticket, out, &pieces)
+                        })
+                        .await?;
+                }
                 Ok(Outcome::Event(Event::PC2(out)))
             }
             Step::SubmitPreCommit => {
