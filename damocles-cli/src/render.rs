@@ -399,16 +399,36 @@ pub fn remote_message(name: &str, dest: &str, message: &str) -> String {
 
 /// A mock-chain sector in the JSON of `util sealer sectors list --json`: what anyone needs
 /// to verify its proof independently (hex commitments, ticket, seed and proof; the proof
-/// type as its `RegisteredSealProof` integer) and its deal pieces (`cid`, padded `size`,
-/// `deal_id`; empty for a CC sector).
+/// type as its `RegisteredSealProof` integer), its deal pieces (`cid`, padded `size`,
+/// `deal_id`; empty for a CC sector; a snap-up's once it took one) and `update`: `null`,
+/// or for an upgraded sector `{"proof_type": <RegisteredUpdateProof integer>,
+/// "comm_r_new", "comm_d_new", "proof"}` (hex), which with `comm_r` verifies the upgrade.
 pub fn chain_sector_json(sector: &ChainSector) -> Value {
     let (state, reason) = match &sector.state {
         ChainSectorState::Allocated => ("Allocated", None),
         ChainSectorState::PreCommitted => ("PreCommitted", None),
         ChainSectorState::Proven => ("Proven", None),
         ChainSectorState::Finished => ("Finished", None),
+        ChainSectorState::Upgrading => ("Upgrading", None),
+        ChainSectorState::Upgraded => ("Upgraded", None),
         ChainSectorState::Aborted(reason) => ("Aborted", Some(reason.clone())),
     };
+    let deals = match &sector.upgrade {
+        Some(upgrade) if sector.deals.is_empty() => &upgrade.deals,
+        _ => &sector.deals,
+    };
+    let update = sector
+        .upgrade
+        .as_ref()
+        .and_then(|u| u.accepted.as_ref())
+        .map(|accepted| {
+            json!({
+                "proof_type": accepted.proof_type.as_i64(),
+                "comm_r_new": hex::encode(accepted.comm_r_new),
+                "comm_d_new": hex::encode(accepted.comm_d_new),
+                "proof": hex::encode(&accepted.proof),
+            })
+        });
     let mut value = json!({
         "miner": sector.id.miner,
         "number": sector.id.number,
@@ -420,11 +440,12 @@ pub fn chain_sector_json(sector: &ChainSector) -> Value {
         "comm_d": sector.pre_commit.as_ref().map(|p| hex::encode(p.comm_d)),
         "proof": sector.proof.as_ref().map(hex::encode),
         "state": state,
-        "pieces": sector.deals.iter().filter(|d| !d.is_pledge()).map(|d| json!({
+        "pieces": deals.iter().filter(|d| !d.is_pledge()).map(|d| json!({
             "cid": d.piece.cid.text,
             "size": d.piece.size,
             "deal_id": d.deal_info.deal_id,
         })).collect::<Vec<_>>(),
+        "update": update,
     });
     if let (Some(reason), Some(object)) = (reason, value.as_object_mut()) {
         object.insert("abort_reason".into(), Value::String(reason));

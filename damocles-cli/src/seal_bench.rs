@@ -202,13 +202,16 @@ pub fn run(args: &Args) -> Result<Report> {
         std::thread::available_parallelism().map_or(1, |n| n.get()),
         params::cache_dir().display()
     );
-    let generated = params::ensure(args.sector_size, Duration::from_secs(30), |elapsed| {
-        eprintln!(
-            "  generating {} parameters: {} elapsed (2KiB takes about 14 min on 2 cores)",
-            args.sector_size,
+    let generated = params::ensure(
+        args.sector_size,
+        Duration::from_secs(30),
+        |circuit, elapsed| {
+            eprintln!(
+            "  generating the {circuit} parameters: {} elapsed (2KiB takes about 18 min on 2 cores)",
             humantime::format_duration(Duration::from_secs(elapsed.as_secs()))
         );
-    })?;
+        },
+    )?;
     let params_generation_s = match generated {
         Generated::AlreadyPresent => {
             eprintln!("  parameters present");

@@ -287,8 +287,11 @@ fn sealer_sectors_table() {
     use damocles_core::sealer_api::{
         Cid, DealInfo, PieceRef, PreCommitOnChainInfo, SectorPiece, Seed, Ticket,
     };
+    use damocles_core::UpdateProof;
     use damocles_core::{SealProof, SectorId};
-    use damocles_sealing::mock_chain::{ChainSector, ChainSectorState};
+    use damocles_sealing::mock_chain::{
+        AcceptedUpdate, ChainSector, ChainSectorState, ChainUpgrade,
+    };
 
     let ticket = Ticket {
         ticket: [0xaa; 32],
@@ -323,6 +326,7 @@ fn sealer_sectors_table() {
         persisted: Some("remote".into()),
         reported_state: Some("Finished".into()),
         state: ChainSectorState::Finished,
+        upgrade: None,
         deals: vec![
             deal(
                 1,
@@ -348,7 +352,23 @@ fn sealer_sectors_table() {
         deals: Vec::new(),
         ..deal_sector.clone()
     };
-    let sectors: Vec<_> = [deal_sector, aborted]
+    let upgraded = ChainSector {
+        id: SectorId::new(10000, 3),
+        state: ChainSectorState::Upgraded,
+        deals: Vec::new(),
+        upgrade: Some(ChainUpgrade {
+            deals: deal_sector.deals[..1].to_vec(),
+            accepted: Some(AcceptedUpdate {
+                proof_type: UpdateProof::StackedDrg2KiBV1,
+                comm_r_new: [0xc1; 32],
+                comm_d_new: [0xd1; 32],
+                proof: vec![0xab; 192],
+                store: "remote".into(),
+            }),
+        }),
+        ..deal_sector.clone()
+    };
+    let sectors: Vec<_> = [deal_sector, aborted, upgraded]
         .iter()
         .map(render::chain_sector_json)
         .collect();

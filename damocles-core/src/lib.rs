@@ -50,10 +50,13 @@ pub use journal::{Happening, JournalEntry, ThreadEvent, JOURNAL_LIMIT};
 pub use piece::{PieceFetchError, PieceStore};
 pub use plan::{ParsePlanError, Plan};
 pub use proof_stage::{ParseProofStageError, ProofStage};
-pub use record::{AddedPiece, Event, HistoryEntry, Opaque, PreCommitOutput, SectorRecord};
+pub use record::{
+    AddedPiece, Event, HistoryEntry, Opaque, PreCommitOutput, SectorKey, SectorRecord,
+    SnapEncodeOutput,
+};
 pub use report::{Liveness, WorkerReport, WorkerSummary};
 pub use sealer_api::{ManagerError, SectorManager};
-pub use sector::{ActorId, SealProof, SectorId, SectorNumber, SectorSize};
+pub use sector::{ActorId, SealProof, SectorId, SectorNumber, SectorSize, UpdateProof};
 pub use state::{EventKind, ParseStateError, PlanState, Stage, State, Transition, WdPostState};
 pub use thread::{ThreadInfo, ThreadState};
 pub use traits::{

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::plan::Plan;
-use crate::sealer_api::{AllocatedSector, SectorPiece, Seed, Ticket};
+use crate::sealer_api::{AllocatedSector, AllocatedSnapUpSector, SectorPiece, Seed, Ticket};
 use crate::state::{EventKind, State};
 
 /// How many transitions a record keeps in its history.
@@ -39,6 +39,27 @@ pub struct PreCommitOutput {
     pub comm_d: [u8; 32],
 }
 
+/// The sealed CC sector a snap-up job upgrades: the "sector key" replica's commitment on
+/// chain and the store that holds its files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SectorKey {
+    /// The replica commitment on chain (`comm_r_old` of the update proof).
+    pub comm_r: [u8; 32],
+    /// The attached store holding `sealed/<sector>` and `cache/<sector>/`.
+    pub store: String,
+}
+
+/// The commitments of a snap encode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapEncodeOutput {
+    /// The updated replica's commitment.
+    pub comm_r_new: [u8; 32],
+    /// The root of its last tree (`comm_r_last`).
+    pub comm_r_last_new: [u8; 32],
+    /// The data commitment of the deal pieces.
+    pub comm_d_new: [u8; 32],
+}
+
 /// An event: the result of a step, carrying what the step produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[allow(missing_docs)] // each variant is the event of the same name in EventKind
@@ -65,6 +86,10 @@ pub enum Event {
     SubmitProof,
     ReSubmitProof,
     Finish,
+    AllocatedSnapUpSector(AllocatedSnapUpSector),
+    SnapEncode(SnapEncodeOutput),
+    SnapProve(Vec<u8>),
+    RePersist,
 }
 
 impl Event {
@@ -92,6 +117,10 @@ impl Event {
             Event::SubmitProof => EventKind::SubmitProof,
             Event::ReSubmitProof => EventKind::ReSubmitProof,
             Event::Finish => EventKind::Finish,
+            Event::AllocatedSnapUpSector(_) => EventKind::AllocatedSnapUpSector,
+            Event::SnapEncode(_) => EventKind::SnapEncode,
+            Event::SnapProve(_) => EventKind::SnapProve,
+            Event::RePersist => EventKind::RePersist,
         }
     }
 }
@@ -168,6 +197,15 @@ pub struct SectorRecord {
     /// The thread is draining: it takes no new sector (kept across sectors and restarts).
     #[serde(default)]
     pub draining: bool,
+    /// Snap-up: the sealed sector being upgraded.
+    #[serde(default)]
+    pub sector_key: Option<SectorKey>,
+    /// Snap-up: the encode's commitments.
+    #[serde(default)]
+    pub snap_encode_output: Option<SnapEncodeOutput>,
+    /// Snap-up: the update proof.
+    #[serde(with = "opt_base64", default)]
+    pub update_proof: Option<Vec<u8>>,
 }
 
 mod opt_base64 {
@@ -209,6 +247,9 @@ impl SectorRecord {
             last_error: None,
             history: Vec::new(),
             draining: false,
+            sector_key: None,
+            snap_encode_output: None,
+            update_proof: None,
         }
     }
 
@@ -253,7 +294,18 @@ impl SectorRecord {
             Event::C2(proof) => self.proof = Some(proof),
             Event::SubmitProof => self.proof_resubmit = false,
             Event::ReSubmitProof => self.proof_resubmit = true,
+            Event::AllocatedSnapUpSector(allocated) => {
+                self.sector = Some(allocated.sector);
+                self.deals = Some(allocated.pieces);
+                self.sector_key = Some(SectorKey {
+                    comm_r: allocated.public.comm_r,
+                    store: allocated.private.access_instance,
+                });
+            }
+            Event::SnapEncode(out) => self.snap_encode_output = Some(out),
+            Event::SnapProve(proof) => self.update_proof = Some(proof),
             Event::SetState(_)
+            | Event::RePersist
             | Event::BuildTreeD
             | Event::SyntheticPoRep
             | Event::CheckPC

@@ -252,6 +252,75 @@ pub struct ProofOnChainInfo {
     pub proof: Vec<u8>,
 }
 
+/// `Venus.AllocateSanpUpSector`'s spec (the original's spelling of the method): which
+/// sectors the thread upgrades and which deals it takes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AllocateSnapUpSpec {
+    /// Which sectors.
+    pub sector: AllocateSectorSpec,
+    /// Which deals.
+    pub deals: AcquireDealsSpec,
+}
+
+/// What the chain knows of a sealed sector: its replica commitment (as 32 numbers) and
+/// the rest of its on-chain info, which a worker does not need.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SectorPublicInfo {
+    /// The replica commitment on chain (the update's `comm_r_old`).
+    pub comm_r: [u8; 32],
+    /// The same commitment as a CID, when the manager sends it.
+    #[serde(rename = "SealedCID", default, skip_serializing_if = "Option::is_none")]
+    pub sealed_cid: Option<Cid>,
+    /// The activation epoch.
+    #[serde(default)]
+    pub activation: i64,
+    /// The expiration epoch.
+    #[serde(default)]
+    pub expiration: i64,
+}
+
+/// Where a sealed sector's files are.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SectorPrivateInfo {
+    /// The attached store (instance name) holding `sealed/<sector>` and `cache/<sector>/`.
+    pub access_instance: String,
+}
+
+/// A sealed CC sector the manager hands a snap-up thread, with the deals to put into it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AllocatedSnapUpSector {
+    /// The sector.
+    pub sector: AllocatedSector,
+    /// The deal pieces (none: the job is aborted, "deals required").
+    pub pieces: Vec<SectorPiece>,
+    /// Its on-chain info.
+    pub public: SectorPublicInfo,
+    /// Where its files are.
+    pub private: SectorPrivateInfo,
+}
+
+/// What `Venus.SubmitSnapUpProof` puts on chain: the new commitments, where the updated
+/// files are, the deal pieces and the update proof (base64).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SnapUpOnChainInfo {
+    /// The new replica commitment (`comm_r_new`).
+    pub comm_r: [u8; 32],
+    /// The new data commitment (`comm_d_new`).
+    pub comm_d: [u8; 32],
+    /// The store the updated files were persisted to.
+    pub access_instance: String,
+    /// The deal pieces' CIDs, in sector order.
+    pub pieces: Vec<Cid>,
+    /// The update proof.
+    #[serde(with = "base64_bytes")]
+    pub proof: Vec<u8>,
+}
+
 macro_rules! int_enum {
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $num:literal),+ $(,)? }) => {
         $(#[$meta])*
@@ -574,6 +643,28 @@ pub trait SectorManager: Send + Sync {
 
     /// `Venus.PollProofState`.
     async fn poll_proof_state(&self, id: SectorId) -> Result<PollStateResp, ManagerError>;
+
+    /// `Venus.AllocateSanpUpSector` (sic): a sealed CC sector to upgrade with deals, or
+    /// `None` when there is none. A manager without snap-up jobs answers `None`, as the
+    /// original's mock does.
+    async fn allocate_snapup_sector(
+        &self,
+        _spec: AllocateSnapUpSpec,
+    ) -> Result<Option<AllocatedSnapUpSector>, ManagerError> {
+        Ok(None)
+    }
+
+    /// `Venus.SubmitSnapUpProof`.
+    async fn submit_snapup_proof(
+        &self,
+        _id: SectorId,
+        _info: SnapUpOnChainInfo,
+    ) -> Result<SubmitResp, ManagerError> {
+        Err(ManagerError::remote(
+            1,
+            "this manager takes no snap-up proofs (Venus.SubmitSnapUpProof)",
+        ))
+    }
 
     /// `Venus.ReportState`.
     async fn report_state(

@@ -281,6 +281,85 @@ impl fmt::Display for SealProof {
     }
 }
 
+/// A Filecoin `RegisteredUpdateProof` (SnapDeals), serialised as its integer (0–4) as in
+/// go-state-types' `abi`. Every seal proof type of a size upgrades with the one update
+/// proof of that size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[allow(missing_docs)] // the variant names are the upstream names
+pub enum UpdateProof {
+    StackedDrg2KiBV1 = 0,
+    StackedDrg8MiBV1 = 1,
+    StackedDrg512MiBV1 = 2,
+    StackedDrg32GiBV1 = 3,
+    StackedDrg64GiBV1 = 4,
+}
+
+impl UpdateProof {
+    /// Every update proof type, in integer order (one per sector size).
+    pub const ALL: [UpdateProof; 5] = [
+        UpdateProof::StackedDrg2KiBV1,
+        UpdateProof::StackedDrg8MiBV1,
+        UpdateProof::StackedDrg512MiBV1,
+        UpdateProof::StackedDrg32GiBV1,
+        UpdateProof::StackedDrg64GiBV1,
+    ];
+
+    /// The wire integer.
+    pub fn as_i64(self) -> i64 {
+        self as i64
+    }
+
+    /// The update proof type of a wire integer, if it is one.
+    pub fn from_i64(value: i64) -> Option<Self> {
+        usize::try_from(value)
+            .ok()
+            .and_then(|i| Self::ALL.get(i).copied())
+    }
+
+    /// The size of the sectors it upgrades.
+    pub fn sector_size(self) -> SectorSize {
+        SIZES[self as usize]
+    }
+
+    /// The update proof type of a size, if the size is one Filecoin seals.
+    pub fn of(size: SectorSize) -> Option<Self> {
+        SIZES
+            .iter()
+            .position(|s| *s == size)
+            .and_then(|i| Self::ALL.get(i).copied())
+    }
+}
+
+impl SealProof {
+    /// The update proof type that upgrades sectors sealed with this type (by size).
+    pub fn update_proof(self) -> UpdateProof {
+        UpdateProof::ALL[(self as usize) % 5]
+    }
+}
+
+impl fmt::Display for UpdateProof {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+impl Serialize for UpdateProof {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_i64(self.as_i64())
+    }
+}
+
+impl<'de> Deserialize<'de> for UpdateProof {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = i64::deserialize(deserializer)?;
+        Self::from_i64(value).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "unknown RegisteredUpdateProof {value}: expected 0 to 4"
+            ))
+        })
+    }
+}
+
 impl Serialize for SealProof {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_i64(self.as_i64())
@@ -302,6 +381,28 @@ impl<'de> Deserialize<'de> for SealProof {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn update_proof_matches_the_seal_proof_size_and_the_abi_integers() {
+        for proof in SealProof::ALL {
+            assert_eq!(proof.update_proof().sector_size(), proof.sector_size());
+        }
+        assert_eq!(
+            SealProof::StackedDrg2KiBV1_1.update_proof(),
+            UpdateProof::StackedDrg2KiBV1
+        );
+        assert_eq!(UpdateProof::StackedDrg32GiBV1.as_i64(), 3);
+        assert_eq!(
+            UpdateProof::of(SectorSize::MIB_8),
+            Some(UpdateProof::StackedDrg8MiBV1)
+        );
+        assert_eq!(UpdateProof::of(SectorSize(4096)), None);
+        assert_eq!(
+            serde_json::to_string(&UpdateProof::StackedDrg64GiBV1).unwrap(),
+            "4"
+        );
+        assert!(serde_json::from_str::<UpdateProof>("5").is_err());
+    }
 
     #[test]
     fn sector_id_displays_as_the_original_path_name() {

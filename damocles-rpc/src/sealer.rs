@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use damocles_core::sealer_api::{
-    AcquireDealsSpec, AllocateSectorSpec, AllocatedSector, PollStateResp, PreCommitOnChainInfo,
-    ProofOnChainInfo, ReportStateReq, SectorPiece, SectorStateResp, StoreBasicInfo, SubmitResp,
-    Ticket, WaitSeedResp, SECTOR_STATE_NOT_FOUND_CODE,
+    AcquireDealsSpec, AllocateSectorSpec, AllocateSnapUpSpec, AllocatedSector,
+    AllocatedSnapUpSector, PollStateResp, PreCommitOnChainInfo, ProofOnChainInfo, ReportStateReq,
+    SectorPiece, SectorStateResp, SnapUpOnChainInfo, StoreBasicInfo, SubmitResp, Ticket,
+    WaitSeedResp, SECTOR_STATE_NOT_FOUND_CODE,
 };
 use damocles_core::{ManagerError, SealProof, SectorId, SectorManager};
 use serde::de::DeserializeOwned;
@@ -53,6 +54,8 @@ sealer_methods! {
     "Venus.ReportState" ["id: SectorID", "req: ReportStateReq"] -> "SectorStateResp": "a state change of the sector",
     "Venus.ReportFinalized" ["id: SectorID"] -> "null": "the sector is done",
     "Venus.ReportAborted" ["id: SectorID", "reason: string"] -> "null": "the sector is dropped",
+    "Venus.AllocateSanpUpSector" ["spec: AllocateSnapUpSpec"] -> "AllocatedSnapUpSector | null": "a sealed CC sector to upgrade with deals (the original's spelling)",
+    "Venus.SubmitSnapUpProof" ["id: SectorID", "info: SnapUpOnChainInfo"] -> "SubmitResp": "submits the update proof (verified by the mock)",
 }
 
 fn to_rpc(error: ManagerError) -> RpcError {
@@ -163,6 +166,14 @@ pub async fn sealer_call(manager: &dyn SectorManager, name: &str, p: &Params) ->
         },
         "Venus.ReportAborted" => match (id(), p.required(1, "reason", "a string")) {
             (Ok(id), Ok(reason)) => answer(manager.report_aborted(id, reason).await),
+            (Err(e), _) | (_, Err(e)) => Err(e),
+        },
+        "Venus.AllocateSanpUpSector" => match p.required(0, "spec", "an AllocateSnapUpSpec") {
+            Ok(spec) => answer(manager.allocate_snapup_sector(spec).await),
+            Err(e) => Err(e),
+        },
+        "Venus.SubmitSnapUpProof" => match (id(), p.required(1, "info", "a SnapUpOnChainInfo")) {
+            (Ok(id), Ok(info)) => answer(manager.submit_snapup_proof(id, info).await),
             (Err(e), _) | (_, Err(e)) => Err(e),
         },
         _ => return None,
@@ -358,6 +369,22 @@ impl SectorManager for HttpSectorManager {
         self.call::<Value>("Venus.ReportAborted", json!([id, reason]))
             .await
             .map(drop)
+    }
+
+    async fn allocate_snapup_sector(
+        &self,
+        spec: AllocateSnapUpSpec,
+    ) -> Result<Option<AllocatedSnapUpSector>, ManagerError> {
+        self.call("Venus.AllocateSanpUpSector", json!([spec])).await
+    }
+
+    async fn submit_snapup_proof(
+        &self,
+        id: SectorId,
+        info: SnapUpOnChainInfo,
+    ) -> Result<SubmitResp, ManagerError> {
+        self.call("Venus.SubmitSnapUpProof", json!([id, info]))
+            .await
     }
 }
 

@@ -434,11 +434,11 @@ impl WorkerConfig {
             ));
         }
         for (i, thread) in config.sealing_thread.iter().enumerate() {
-            if thread.plan != Plan::Sealer {
+            if !matches!(thread.plan, Plan::Sealer | Plan::Snapup) {
                 return Err(invalid(
                     format!("sealing_thread[{i}].plan"),
                     format!(
-                        "plan {:?} is not supported yet: only \"sealer\" is",
+                        "plan {:?} is not supported yet: only \"sealer\" and \"snapup\" are",
                         thread.plan.as_str()
                     ),
                 ));

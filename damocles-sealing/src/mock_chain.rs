@@ -12,15 +12,19 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use async_trait::async_trait;
 use damocles_core::piece::{self, PieceFetchError, PieceStore};
 use damocles_core::sealer_api::{
-    AcquireDealsSpec, AllocateSectorSpec, AllocatedSector, Cid, DealInfo, ManagerError,
-    OnChainState, PieceRef, PollStateResp, PreCommitOnChainInfo, ProofOnChainInfo, ReportStateReq,
-    SectorPiece, SectorStateResp, Seed, StoreBasicInfo, SubmitResp, SubmitResult, Ticket,
-    WaitSeedResp,
+    AcquireDealsSpec, AllocateSectorSpec, AllocateSnapUpSpec, AllocatedSector,
+    AllocatedSnapUpSector, Cid, DealInfo, ManagerError, OnChainState, PieceRef, PollStateResp,
+    PreCommitOnChainInfo, ProofOnChainInfo, ReportStateReq, SectorPiece, SectorPrivateInfo,
+    SectorPublicInfo, SectorStateResp, Seed, SnapUpOnChainInfo, StoreBasicInfo, SubmitResp,
+    SubmitResult, Ticket, WaitSeedResp,
 };
-use damocles_core::{ActorId, Failure, PreCommitOutput, SealProof, SectorId, SectorManager};
+use damocles_core::{
+    ActorId, Failure, PreCommitOutput, SealProof, SectorId, SectorManager, UpdateProof,
+};
 use rand::Rng;
 
 use crate::proofs::{self, SealIdentity, SealedSector};
+use crate::update::{self, UpgradedSector};
 
 /// Where a sector stands on the mock chain.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -33,8 +37,38 @@ pub enum ChainSectorState {
     Proven,
     /// The worker reported it finalized.
     Finished,
+    /// A finished CC sector handed to a snap-up thread, being upgraded with deals.
+    Upgrading,
+    /// Upgraded: its update proof verified and the snap-up thread finished.
+    Upgraded,
     /// Aborted, with the reason.
     Aborted(String),
+}
+
+/// A snap-up of a finished CC sector: the deals it was given and, once verified, the
+/// update the chain accepted.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ChainUpgrade {
+    /// The deal pieces put into the sector.
+    pub deals: Vec<SectorPiece>,
+    /// The accepted update.
+    pub accepted: Option<AcceptedUpdate>,
+}
+
+/// An update proof the chain verified: with the sector's original comm_r, what an
+/// independent verifier needs.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AcceptedUpdate {
+    /// The update proof type.
+    pub proof_type: UpdateProof,
+    /// The updated replica's commitment.
+    pub comm_r_new: [u8; 32],
+    /// The deal data's commitment.
+    pub comm_d_new: [u8; 32],
+    /// The proof.
+    pub proof: Vec<u8>,
+    /// The store holding `update/<sector>` and `update-cache/<sector>/`.
+    pub store: String,
 }
 
 /// Everything the mock chain knows of a sector: enough to verify its proof independently.
@@ -61,10 +95,14 @@ pub struct ChainSector {
     /// The deal pieces the sector was given (empty: CC).
     #[serde(default)]
     pub deals: Vec<SectorPiece>,
+    /// Its snap-up, once a snap-up thread took it.
+    #[serde(default)]
+    pub upgrade: Option<ChainUpgrade>,
 }
 
 /// Counters of what the chain was sent, for tests that check nothing is done twice.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct ChainCounters {
     /// Sectors allocated.
     pub allocated: u64,
@@ -78,6 +116,12 @@ pub struct ChainCounters {
     pub proofs_duplicate: u64,
     /// Proofs rejected as invalid.
     pub proofs_rejected: u64,
+    /// Update (snap-up) proofs accepted (verified) as new.
+    pub upgrades_accepted: u64,
+    /// Update proofs answered as duplicates.
+    pub upgrades_duplicate: u64,
+    /// Update proofs rejected.
+    pub upgrades_rejected: u64,
 }
 
 /// A sector manager call a fault can be set on.
@@ -98,6 +142,8 @@ pub enum ChainCall {
     ReportState,
     ReportFinalized,
     ReportAborted,
+    AllocateSnapUpSector,
+    SubmitSnapUpProof,
 }
 
 #[derive(Debug, Default)]
@@ -252,6 +298,50 @@ impl MockChain {
         self.lock().counters
     }
 
+    /// One or two deal pieces of random bytes (half and a quarter of the sector) kept in
+    /// `dir`, within `spec`; `None` when `spec` allows none.
+    async fn make_deals(
+        &self,
+        dir: &Path,
+        spec: &AcquireDealsSpec,
+    ) -> Result<Option<Vec<SectorPiece>>, ManagerError> {
+        let proof = self.proof_type;
+        let count = if rand::random::<bool>() { 2 } else { 1 };
+        let count = spec.max_deals.map_or(count, |max| count.min(max));
+        let sizes: Vec<u64> = (1..=count)
+            .map(|i| proof.sector_size().bytes() >> i)
+            .collect();
+        if count == 0
+            || spec
+                .min_used_space
+                .is_some_and(|min| sizes.iter().sum::<u64>() < min)
+        {
+            return Ok(None);
+        }
+        let dir = dir.to_path_buf();
+        let pieces = tokio::task::spawn_blocking(move || make_pieces(proof, &sizes, &dir))
+            .await
+            .map_err(|e| ManagerError::remote(1, format!("piece maker panicked: {e}")))?
+            .map_err(|e| ManagerError::remote(1, format!("make deal pieces: {e}")))?;
+        let mut state = self.lock();
+        let deals = pieces
+            .into_iter()
+            .map(|(cid, padded, payload)| {
+                state.last_deal_id += 1;
+                SectorPiece {
+                    piece: PieceRef { size: padded, cid },
+                    deal_info: DealInfo {
+                        deal_id: state.last_deal_id,
+                        allocation_id: 0,
+                        payload_size: payload,
+                        is_builtin_market: true,
+                    },
+                }
+            })
+            .collect();
+        Ok(Some(deals))
+    }
+
     fn check_fault(&self, call: ChainCall) -> Result<(), ManagerError> {
         let mut state = self.lock();
         if let Some((remaining, error)) = state.faults.get_mut(&call) {
@@ -390,6 +480,7 @@ impl SectorManager for MockChain {
                 reported_state: None,
                 state: ChainSectorState::Allocated,
                 deals: Vec::new(),
+                upgrade: None,
             },
         );
         state.save();
@@ -419,39 +510,9 @@ impl SectorManager for MockChain {
         if (n * offer.share).floor() <= ((n - 1.0) * offer.share).floor() {
             return Ok(None);
         }
-        let proof = self.proof_type;
-        let count = if rand::random::<bool>() { 2 } else { 1 };
-        let count = spec.max_deals.map_or(count, |max| count.min(max));
-        let sizes: Vec<u64> = (1..=count)
-            .map(|i| proof.sector_size().bytes() >> i)
-            .collect();
-        if count == 0
-            || spec
-                .min_used_space
-                .is_some_and(|min| sizes.iter().sum::<u64>() < min)
-        {
+        let Some(deals) = self.make_deals(&offer.dir, &spec).await? else {
             return Ok(None);
-        }
-        let dir = offer.dir.clone();
-        let pieces = tokio::task::spawn_blocking(move || make_pieces(proof, &sizes, &dir))
-            .await
-            .map_err(|e| ManagerError::remote(1, format!("piece maker panicked: {e}")))?
-            .map_err(|e| ManagerError::remote(1, format!("make deal pieces: {e}")))?;
-        let mut state = self.lock();
-        let mut deals = Vec::new();
-        for (cid, padded, payload) in pieces {
-            state.last_deal_id += 1;
-            deals.push(SectorPiece {
-                piece: PieceRef { size: padded, cid },
-                deal_info: DealInfo {
-                    deal_id: state.last_deal_id,
-                    allocation_id: 0,
-                    payload_size: payload,
-                    is_builtin_market: true,
-                },
-            });
-        }
-        drop(state);
+        };
         self.with_sector(id, |sector, _| {
             if sector.deals.is_empty() {
                 sector.deals = deals;
@@ -680,7 +741,7 @@ impl SectorManager for MockChain {
         self.with_sector(id, |sector, _| {
             sector.reported_state = Some(req.state_change.next);
             let (finalized, abort_reason) = match &sector.state {
-                ChainSectorState::Finished => (true, String::new()),
+                ChainSectorState::Finished | ChainSectorState::Upgraded => (true, String::new()),
                 ChainSectorState::Aborted(reason) => (true, reason.clone()),
                 _ => (false, String::new()),
             };
@@ -694,13 +755,191 @@ impl SectorManager for MockChain {
 
     async fn report_finalized(&self, id: SectorId) -> Result<(), ManagerError> {
         self.check_fault(ChainCall::ReportFinalized)?;
-        self.with_sector(id, |sector, _| sector.state = ChainSectorState::Finished)
+        self.with_sector(id, |sector, _| {
+            sector.state = match (&sector.state, &sector.upgrade) {
+                (ChainSectorState::Upgrading, Some(upgrade)) if upgrade.accepted.is_some() => {
+                    ChainSectorState::Upgraded
+                }
+                (ChainSectorState::Upgraded, _) => ChainSectorState::Upgraded,
+                _ => ChainSectorState::Finished,
+            };
+            if sector.state == ChainSectorState::Finished {
+                sector.upgrade = None;
+            }
+        })
     }
 
     async fn report_aborted(&self, id: SectorId, reason: String) -> Result<(), ManagerError> {
         self.check_fault(ChainCall::ReportAborted)?;
         self.with_sector(id, |sector, _| {
-            sector.state = ChainSectorState::Aborted(reason);
+            if sector.state == ChainSectorState::Upgrading {
+                // A dropped snap-up leaves the CC sector as it was, free to upgrade again.
+                tracing::info!("mock chain: snap-up of {id} aborted: {reason}");
+                sector.state = ChainSectorState::Finished;
+                sector.upgrade = None;
+            } else {
+                sector.state = ChainSectorState::Aborted(reason);
+            }
+        })
+    }
+
+    async fn allocate_snapup_sector(
+        &self,
+        spec: AllocateSnapUpSpec,
+    ) -> Result<Option<AllocatedSnapUpSector>, ManagerError> {
+        self.check_fault(ChainCall::AllocateSnapUpSector)?;
+        if !allowed(&spec.sector.allowed_miners, &self.miner)
+            || !allowed(&spec.sector.allowed_proof_types, &self.proof_type)
+        {
+            return Ok(None);
+        }
+        let Some(dir) = self.piece_dir() else {
+            return Ok(None);
+        };
+        // Reserved first (Upgrading), so that two threads never take one sector.
+        let taken = {
+            let mut state = self.lock();
+            let candidate = state.sectors.values_mut().find(|s| {
+                s.state == ChainSectorState::Finished
+                    && s.deals.is_empty()
+                    && s.upgrade.is_none()
+                    && s.persisted.is_some()
+                    && s.pre_commit.is_some()
+            });
+            let taken = candidate.map(|sector| {
+                sector.state = ChainSectorState::Upgrading;
+                sector.clone()
+            });
+            if taken.is_some() {
+                state.save();
+            }
+            taken
+        };
+        let Some(sector) = taken else {
+            return Ok(None);
+        };
+        let release = |chain: &Self| {
+            let _ = chain.with_sector(sector.id, |s, _| s.state = ChainSectorState::Finished);
+        };
+        let deals = match self.make_deals(&dir, &spec.deals).await {
+            Ok(Some(deals)) => deals,
+            Ok(None) => {
+                release(self);
+                return Ok(None);
+            }
+            Err(e) => {
+                release(self);
+                return Err(e);
+            }
+        };
+        let (Some(pre_commit), Some(store)) = (sector.pre_commit, sector.persisted) else {
+            return Ok(None);
+        };
+        self.with_sector(sector.id, |s, _| {
+            s.upgrade = Some(ChainUpgrade {
+                deals: deals.clone(),
+                accepted: None,
+            });
+        })?;
+        Ok(Some(AllocatedSnapUpSector {
+            sector: AllocatedSector {
+                id: sector.id,
+                proof_type: sector.proof_type,
+            },
+            pieces: deals,
+            public: SectorPublicInfo {
+                comm_r: pre_commit.comm_r,
+                sealed_cid: None,
+                activation: 0,
+                expiration: 0,
+            },
+            private: SectorPrivateInfo {
+                access_instance: store,
+            },
+        }))
+    }
+
+    async fn submit_snapup_proof(
+        &self,
+        id: SectorId,
+        info: SnapUpOnChainInfo,
+    ) -> Result<SubmitResp, ManagerError> {
+        self.check_fault(ChainCall::SubmitSnapUpProof)?;
+        let entry = self.with_sector(id, |sector, _| sector.clone())?;
+        let (Some(upgrade), Some(pre_commit)) = (entry.upgrade, entry.pre_commit) else {
+            return Ok(submit_answer(
+                SubmitResult::Rejected,
+                Some("the sector is not being upgraded".into()),
+            ));
+        };
+        let cids: Vec<&Cid> = upgrade
+            .deals
+            .iter()
+            .filter(|d| !d.is_pledge())
+            .map(|d| &d.piece.cid)
+            .collect();
+        if info.pieces.iter().collect::<Vec<_>>() != cids {
+            return Ok(submit_answer(
+                SubmitResult::Rejected,
+                Some("the pieces are not the ones the sector was given".into()),
+            ));
+        }
+        let proof = entry.proof_type;
+        let deals = upgrade.deals.clone();
+        let candidate = UpgradedSector {
+            proof_type: proof.update_proof(),
+            comm_r_old: pre_commit.comm_r,
+            comm_r_new: info.comm_r,
+            comm_d_new: info.comm_d,
+            proof: info.proof.clone(),
+        };
+        // Verification is proof work: keep it off the async executor.
+        let (expected_comm_d, verdict) = tokio::task::spawn_blocking(move || {
+            let comm_d = deals_comm_d(proof, &deals);
+            let verdict = update::verify_update(&candidate);
+            (comm_d, verdict)
+        })
+        .await
+        .map_err(|e| ManagerError::remote(1, format!("verifier panicked: {e}")))?;
+        let already = upgrade.accepted.is_some();
+        self.with_sector(id, |sector, counters| {
+            let verdict = match expected_comm_d {
+                Ok(comm_d) if comm_d != info.comm_d => Err(format!(
+                    "comm_d {} is not that of the sector's new pieces",
+                    hex::encode(info.comm_d)
+                )),
+                Ok(_) => verdict.map_err(|e| format!("the proof could not be verified: {e}")),
+                Err(e) => Err(format!("the new pieces' comm_d cannot be computed: {e}")),
+            };
+            match verdict {
+                // SNARKs are randomised: a second valid proof of an upgraded sector is a
+                // duplicate; the first stays.
+                Ok(true) if already => {
+                    counters.upgrades_duplicate += 1;
+                    submit_answer(SubmitResult::DuplicateSubmit, None)
+                }
+                Ok(true) => {
+                    if let Some(upgrade) = &mut sector.upgrade {
+                        upgrade.accepted = Some(AcceptedUpdate {
+                            proof_type: proof.update_proof(),
+                            comm_r_new: info.comm_r,
+                            comm_d_new: info.comm_d,
+                            proof: info.proof,
+                            store: info.access_instance,
+                        });
+                    }
+                    counters.upgrades_accepted += 1;
+                    submit_answer(SubmitResult::Accepted, None)
+                }
+                Ok(false) => {
+                    counters.upgrades_rejected += 1;
+                    submit_answer(SubmitResult::Rejected, Some("invalid update proof".into()))
+                }
+                Err(why) => {
+                    counters.upgrades_rejected += 1;
+                    submit_answer(SubmitResult::Rejected, Some(why))
+                }
+            }
         })
     }
 }

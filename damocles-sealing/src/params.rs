@@ -10,13 +10,22 @@ use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use damocles_core::{SealProof, SectorSize};
-use filecoin_proofs::constants::{SectorShape2KiB, SectorShape512MiB, SectorShape8MiB};
+use damocles_core::{SealProof, SectorSize, UpdateProof};
+use filecoin_proofs::constants::{
+    SectorShape2KiB, SectorShape32GiB, SectorShape512MiB, SectorShape64GiB, SectorShape8MiB,
+};
 use filecoin_proofs::parameters::public_params;
 use filecoin_proofs::{DefaultPieceHasher, PoRepConfig};
 use storage_proofs_core::compound_proof::CompoundProof;
 use storage_proofs_core::merkle::MerkleTreeTrait;
+use storage_proofs_core::parameter_cache::{
+    parameter_cache_params_path, parameter_cache_verifying_key_path, CacheableParameters,
+};
 use storage_proofs_porep::stacked::{StackedCompound, StackedDrg};
+use storage_proofs_update::circuit::EmptySectorUpdateCircuit;
+use storage_proofs_update::compound::EmptySectorUpdateCompound;
+use storage_proofs_update::constants::TreeRHasher;
+use storage_proofs_update::EmptySectorUpdate;
 
 use crate::proofs::registered;
 
@@ -77,21 +86,88 @@ pub fn proof_for(size: SectorSize) -> Result<SealProof, ParamsError> {
         .ok_or(ParamsError::UnknownSize(size))
 }
 
-/// The `.params` and `.vk` files a proof type needs.
-pub fn files(proof: SealProof) -> Result<(PathBuf, PathBuf), ParamsError> {
-    let api = registered(proof);
-    let to_err = |e: &dyn std::fmt::Display| ParamsError::Generation {
-        size: proof.sector_size(),
-        message: format!("{e:#}"),
-    };
-    let params = api.cache_params_path().map_err(|e| to_err(&e))?;
-    let vk = api.cache_verifying_key_path().map_err(|e| to_err(&e))?;
-    Ok((params, vk))
+/// A circuit whose Groth parameters (a `.params` and a `.vk` file) a plan needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Circuit {
+    /// PoRep C2 (the sealer plan).
+    Seal(SealProof),
+    /// The SnapDeals update proof (the snapup plan).
+    SectorUpdate(UpdateProof),
 }
 
-/// Whether both parameter files of a proof type are present.
+impl Circuit {
+    /// Every circuit the plans need for sectors of `size`, in the order they are generated.
+    pub fn all_for(size: SectorSize) -> Result<Vec<Circuit>, ParamsError> {
+        let seal = proof_for(size)?;
+        Ok(vec![
+            Circuit::Seal(seal),
+            Circuit::SectorUpdate(seal.update_proof()),
+        ])
+    }
+
+    /// The size of the sectors it proves.
+    pub fn sector_size(self) -> SectorSize {
+        match self {
+            Circuit::Seal(proof) => proof.sector_size(),
+            Circuit::SectorUpdate(proof) => proof.sector_size(),
+        }
+    }
+
+    /// The `.params` and `.vk` files.
+    pub fn files(self) -> Result<(PathBuf, PathBuf), ParamsError> {
+        let to_err = |e: &dyn std::fmt::Display| ParamsError::Generation {
+            size: self.sector_size(),
+            message: format!("{e:#}"),
+        };
+        let (params, vk) = match self {
+            Circuit::Seal(proof) => {
+                let api = registered(proof);
+                (api.cache_params_path(), api.cache_verifying_key_path())
+            }
+            // Not `RegisteredUpdateProof::cache_params_path`: filecoin-proofs-api 19.1 answers
+            // it with the PoRep file's path.
+            Circuit::SectorUpdate(proof) => {
+                let id = update_identifier(proof.sector_size())
+                    .ok_or(ParamsError::UnknownSize(proof.sector_size()))?;
+                (
+                    Ok(parameter_cache_params_path(&id)),
+                    Ok(parameter_cache_verifying_key_path(&id)),
+                )
+            }
+        };
+        Ok((params.map_err(|e| to_err(&e))?, vk.map_err(|e| to_err(&e))?))
+    }
+
+    /// Whether both files are present.
+    pub fn present(self) -> bool {
+        self.files()
+            .is_ok_and(|(params, vk)| params.is_file() && vk.is_file())
+    }
+}
+
+impl std::fmt::Display for Circuit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Circuit::Seal(proof) => write!(f, "PoRep ({proof})"),
+            Circuit::SectorUpdate(proof) => write!(f, "empty-sector-update ({proof})"),
+        }
+    }
+}
+
+/// The `.params` and `.vk` files a seal proof type needs.
+pub fn files(proof: SealProof) -> Result<(PathBuf, PathBuf), ParamsError> {
+    Circuit::Seal(proof).files()
+}
+
+/// Whether both parameter files of a seal proof type are present.
 pub fn present(proof: SealProof) -> bool {
-    files(proof).is_ok_and(|(params, vk)| params.is_file() && vk.is_file())
+    Circuit::Seal(proof).present()
+}
+
+/// Whether every circuit of sectors of `size` has its files (see [`Circuit::all_for`]).
+pub fn all_present(size: SectorSize) -> bool {
+    Circuit::all_for(size).is_ok_and(|all| all.into_iter().all(Circuit::present))
 }
 
 /// What a generation run did.
@@ -103,14 +179,15 @@ pub enum Generated {
     Generated(Duration),
 }
 
-/// Generates the parameters of sector `size` into the cache unless they are there,
-/// calling `progress` with the elapsed time about every `tick` while it works (2KiB takes
-/// about 14 minutes on 2 cores). Processes that call this at once wait for each other on
-/// a lock file instead of writing the same file twice. Refuses production sizes.
+/// Generates the parameters of every circuit of sector `size` ([`Circuit::all_for`]) into
+/// the cache unless they are there, calling `progress` with the circuit and the elapsed
+/// time about every `tick` while it works (2KiB on 2 cores: PoRep about 14 minutes, the
+/// update circuit about 4 more). Processes that call this at once wait for each other on a
+/// lock file instead of writing the same file twice. Refuses production sizes.
 pub fn ensure(
     size: SectorSize,
     tick: Duration,
-    mut progress: impl FnMut(Duration),
+    mut progress: impl FnMut(Circuit, Duration),
 ) -> Result<Generated, ParamsError> {
     if size > SectorSize::MIB_512 {
         return Err(ParamsError::ProductionSize {
@@ -118,7 +195,7 @@ pub fn ensure(
             dir: cache_dir().display().to_string(),
         });
     }
-    let proof = proof_for(size)?;
+    let circuits = Circuit::all_for(size)?;
     let dir = cache_dir();
     let io_err = |path: &PathBuf| {
         let path = path.display().to_string();
@@ -128,42 +205,95 @@ pub fn ensure(
     let lock_path = dir.join(format!(".damocles-generate-{size}.lock"));
     let lock = File::create(&lock_path).map_err(io_err(&lock_path))?;
     lock.lock().map_err(io_err(&lock_path))?;
-    if present(proof) {
+    let missing: Vec<Circuit> = circuits.into_iter().filter(|c| !c.present()).collect();
+    if missing.is_empty() {
         return Ok(Generated::AlreadyPresent);
     }
     let started = Instant::now();
-    let (done_tx, done_rx) = mpsc::channel();
-    let worker = std::thread::spawn(move || {
-        let result = generate(proof);
-        let _ = done_tx.send(());
-        result
-    });
-    while done_rx.recv_timeout(tick).is_err() {
-        progress(started.elapsed());
+    for circuit in missing {
+        let (done_tx, done_rx) = mpsc::channel();
+        let worker = std::thread::spawn(move || {
+            let result = generate(circuit);
+            let _ = done_tx.send(());
+            result
+        });
+        while done_rx.recv_timeout(tick).is_err() {
+            progress(circuit, started.elapsed());
+        }
+        worker.join().unwrap_or_else(|_| {
+            Err(ParamsError::Generation {
+                size,
+                message: format!("the generator thread of the {circuit} parameters panicked"),
+            })
+        })?;
     }
-    let result = worker.join().unwrap_or_else(|_| {
-        Err(ParamsError::Generation {
-            size,
-            message: "the generator thread panicked".into(),
-        })
-    });
     drop(lock);
-    result.map(|()| Generated::Generated(started.elapsed()))
+    Ok(Generated::Generated(started.elapsed()))
 }
 
-fn generate(proof: SealProof) -> Result<(), ParamsError> {
-    let config = registered(proof).as_v1_config();
-    let size = proof.sector_size();
-    let result = match size {
-        SectorSize::KIB_2 => generate_shape::<SectorShape2KiB>(&config),
-        SectorSize::MIB_8 => generate_shape::<SectorShape8MiB>(&config),
-        SectorSize::MIB_512 => generate_shape::<SectorShape512MiB>(&config),
-        _ => return Err(ParamsError::UnknownSize(size)),
+fn generate(circuit: Circuit) -> Result<(), ParamsError> {
+    let size = circuit.sector_size();
+    let result = match circuit {
+        Circuit::Seal(proof) => {
+            let config = registered(proof).as_v1_config();
+            match size {
+                SectorSize::KIB_2 => generate_seal::<SectorShape2KiB>(&config),
+                SectorSize::MIB_8 => generate_seal::<SectorShape8MiB>(&config),
+                SectorSize::MIB_512 => generate_seal::<SectorShape512MiB>(&config),
+                _ => return Err(ParamsError::UnknownSize(size)),
+            }
+        }
+        Circuit::SectorUpdate(_) => match size {
+            SectorSize::KIB_2 => generate_update::<SectorShape2KiB>(size),
+            SectorSize::MIB_8 => generate_update::<SectorShape8MiB>(size),
+            SectorSize::MIB_512 => generate_update::<SectorShape512MiB>(size),
+            _ => return Err(ParamsError::UnknownSize(size)),
+        },
     };
     result.map_err(|message| ParamsError::Generation { size, message })
 }
 
-fn generate_shape<Tree: 'static + MerkleTreeTrait>(config: &PoRepConfig) -> Result<(), String> {
+/// The parameter-cache identifier of the update circuit of a size, as upstream's loader
+/// names its files (`empty-sector-update-<tree>-<hash of the public parameters>`).
+fn update_identifier(size: SectorSize) -> Option<String> {
+    fn of<Tree: 'static + MerkleTreeTrait<Hasher = TreeRHasher>>(size: SectorSize) -> String {
+        let public = storage_proofs_update::PublicParams::from_sector_size(size.bytes());
+        <EmptySectorUpdateCompound<Tree> as CacheableParameters<
+            EmptySectorUpdateCircuit<Tree>,
+            _,
+        >>::cache_identifier(&public)
+    }
+    Some(match size {
+        SectorSize::KIB_2 => of::<SectorShape2KiB>(size),
+        SectorSize::MIB_8 => of::<SectorShape8MiB>(size),
+        SectorSize::MIB_512 => of::<SectorShape512MiB>(size),
+        SectorSize::GIB_32 => of::<SectorShape32GiB>(size),
+        SectorSize::GIB_64 => of::<SectorShape64GiB>(size),
+        _ => return None,
+    })
+}
+
+fn generate_update<Tree>(size: SectorSize) -> Result<(), String>
+where
+    Tree: 'static + MerkleTreeTrait<Hasher = TreeRHasher>,
+{
+    let public = storage_proofs_update::PublicParams::from_sector_size(size.bytes());
+    let mut rng = rand::rngs::OsRng;
+    // As for PoRep: writes the `.params` file, then derives and writes the `.vk` file.
+    <EmptySectorUpdateCompound<Tree> as CompoundProof<
+        EmptySectorUpdate<Tree>,
+        EmptySectorUpdateCircuit<Tree>,
+    >>::groth_params(Some(&mut rng), &public)
+    .map_err(|e| format!("{e:#}"))?;
+    <EmptySectorUpdateCompound<Tree> as CompoundProof<
+        EmptySectorUpdate<Tree>,
+        EmptySectorUpdateCircuit<Tree>,
+    >>::verifying_key(Some(&mut rng), &public)
+    .map_err(|e| format!("{e:#}"))?;
+    Ok(())
+}
+
+fn generate_seal<Tree: 'static + MerkleTreeTrait>(config: &PoRepConfig) -> Result<(), String> {
     let public = public_params::<Tree>(config).map_err(|e| format!("{e:#}"))?;
     let mut rng = rand::rngs::OsRng;
     // Generates and writes the `.params` file, then derives and writes the `.vk` file.
@@ -178,4 +308,23 @@ fn generate_shape<Tree: 'static + MerkleTreeTrait>(config: &PoRepConfig) -> Resu
     >>::verifying_key(Some(&mut rng), &public)
     .map_err(|e| format!("{e:#}"))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_circuit_of_a_size_names_its_own_files() {
+        let circuits = Circuit::all_for(SectorSize::KIB_2).expect("2KiB");
+        let files: Vec<_> = circuits.iter().map(|c| c.files().expect("files")).collect();
+        assert_eq!(circuits.len(), 2);
+        assert_ne!(files[0], files[1]);
+        let update = files[1].0.display().to_string();
+        assert!(
+            update.contains("empty-sector-update-merkletree-poseidon_hasher-8-0-0"),
+            "{update}"
+        );
+        assert!(Circuit::all_for(SectorSize(4096)).is_err());
+    }
 }

@@ -11,8 +11,13 @@ pub struct SectorPaths {
     pub staged: PathBuf,
     /// `data/cache/<sector>/`: trees, labels, `p_aux`, `t_aux`.
     pub cache_dir: PathBuf,
-    /// `data/sealed/<sector>`: the replica.
+    /// `data/sealed/<sector>`: the replica (for a snap-up, the sector key: the replica of
+    /// the CC sector being upgraded).
     pub sealed: PathBuf,
+    /// `data/update/<sector>`: a snap-up's updated replica.
+    pub update: PathBuf,
+    /// `data/update-cache/<sector>/`: its trees, `p_aux` and `t_aux`.
+    pub update_cache: PathBuf,
 }
 
 /// The marker PC1 leaves in the cache directory once the sealed file holds a plain copy of
@@ -29,6 +34,8 @@ impl SectorPaths {
             staged: data_dir.join("unsealed").join(&name),
             cache_dir: data_dir.join("cache").join(&name),
             sealed: data_dir.join("sealed").join(&name),
+            update: data_dir.join("update").join(&name),
+            update_cache: data_dir.join("update-cache").join(&name),
         }
     }
 

@@ -13,12 +13,14 @@ use damocles_core::piece;
 use damocles_core::sealer_api::Cid;
 use damocles_core::{
     ActorId, AddedPiece, Failure, FailureLevel, Opaque, PreCommitOutput, SealProof, SectorId,
+    UpdateProof,
 };
 use filecoin_proofs_api::seal::{
     self, SealCommitPhase1Output, SealPreCommitPhase1Output, SealPreCommitPhase2Output,
 };
 use filecoin_proofs_api::{
-    PieceInfo, RegisteredSealProof, SectorId as ApiSectorId, UnpaddedBytesAmount,
+    PieceInfo, RegisteredSealProof, RegisteredUpdateProof, SectorId as ApiSectorId,
+    UnpaddedBytesAmount,
 };
 
 use crate::paths::SectorPaths;
@@ -40,6 +42,19 @@ pub fn prover_id(miner: ActorId) -> [u8; 32] {
         i += 1;
     }
     id
+}
+
+/// The upstream update proof type of ours (same order as go-state-types' abi).
+pub fn registered_update(proof: UpdateProof) -> RegisteredUpdateProof {
+    use RegisteredUpdateProof as R;
+    const ALL: [RegisteredUpdateProof; 5] = [
+        R::StackedDrg2KiBV1,
+        R::StackedDrg8MiBV1,
+        R::StackedDrg512MiBV1,
+        R::StackedDrg32GiBV1,
+        R::StackedDrg64GiBV1,
+    ];
+    ALL[proof as usize]
 }
 
 /// The upstream proof type of ours (both follow the `RegisteredSealProof` numbering).
@@ -71,13 +86,17 @@ pub fn registered(proof: SealProof) -> RegisteredSealProof {
 }
 
 /// A proof-library error (anyhow, with its causes) as a failure of `level`.
-fn proof_failure(level: FailureLevel, step: &str, error: impl std::fmt::Display) -> Failure {
+pub(crate) fn proof_failure(
+    level: FailureLevel,
+    step: &str,
+    error: impl std::fmt::Display,
+) -> Failure {
     // `{:#}` prints anyhow's whole cause chain on one line.
     Failure::new(level, format!("{error:#}")).context(step)
 }
 
 /// A local file-system error: the machine, not the proof, is at fault.
-fn io_failure(what: &str, path: &Path, error: io::Error) -> Failure {
+pub(crate) fn io_failure(what: &str, path: &Path, error: io::Error) -> Failure {
     Failure::critical(format!("{what} {}: {error}", path.display()))
 }
 
@@ -95,7 +114,7 @@ fn decode<T: serde::de::DeserializeOwned>(step: &str, bytes: &Opaque) -> Result<
     })
 }
 
-fn piece_infos(pieces: &[AddedPiece]) -> Vec<PieceInfo> {
+pub(crate) fn piece_infos(pieces: &[AddedPiece]) -> Vec<PieceInfo> {
     pieces
         .iter()
         .map(|p| PieceInfo {
@@ -105,7 +124,7 @@ fn piece_infos(pieces: &[AddedPiece]) -> Vec<PieceInfo> {
         .collect()
 }
 
-fn create_parent(path: &Path) -> Result<(), Failure> {
+pub(crate) fn create_parent(path: &Path) -> Result<(), Failure> {
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent).map_err(|e| io_failure("create", parent, e))?;
     }

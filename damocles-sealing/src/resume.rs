@@ -33,6 +33,14 @@ enum Input {
     Labels,
     /// The encoded replica, with `p_aux`, `t_aux`, tree C and tree R in the cache.
     Replica,
+    /// Snap-up: the sealed sector being upgraded (its comm_r and store).
+    SectorKey,
+    /// Snap-up: the encode's commitments.
+    SnapEncodeOutput,
+    /// Snap-up: the update proof.
+    UpdateProof,
+    /// Snap-up: the updated replica, with `p_aux`, `t_aux` and tree R in `update-cache/`.
+    UpdatedReplica,
 }
 
 impl Input {
@@ -51,20 +59,30 @@ impl Input {
             Input::StagedFile => "the staged file",
             Input::Labels => "PC1's labels and tree D",
             Input::Replica => "the encoded replica and its trees",
+            Input::SectorKey => "the sector being upgraded",
+            Input::SnapEncodeOutput => "the snap encode's commitments",
+            Input::UpdateProof => "the update proof",
+            Input::UpdatedReplica => "the updated replica and its trees",
         }
     }
 
-    /// The state whose step produces the input.
-    fn producer(self) -> State {
-        match self {
-            Input::Sector => State::Empty,
-            Input::Pieces | Input::StagedFile => State::DealsAcquired,
-            Input::Ticket | Input::PC1Output | Input::Labels => State::TicketAssigned,
-            Input::PC2Output | Input::Replica => State::PC1Done,
-            Input::PersistInstance => State::PCLanded,
-            Input::Seed => State::PersistanceSubmitted,
-            Input::C1Output => State::SeedAssigned,
-            Input::Proof => State::C1Done,
+    /// The state whose step produces the input in `plan`.
+    fn producer(self, plan: Plan) -> State {
+        match (plan, self) {
+            (_, Input::Sector | Input::SectorKey) => State::Empty,
+            (Plan::Snapup, Input::Pieces | Input::StagedFile) => State::Allocated,
+            (Plan::Snapup, Input::SnapEncodeOutput | Input::UpdatedReplica) => State::TreeDBuilt,
+            (Plan::Snapup, Input::UpdateProof) => State::SnapEncoded,
+            (Plan::Snapup, Input::PersistInstance) => State::SnapProved,
+            (_, Input::Pieces | Input::StagedFile) => State::DealsAcquired,
+            (_, Input::Ticket | Input::PC1Output | Input::Labels) => State::TicketAssigned,
+            (_, Input::PC2Output | Input::Replica) => State::PC1Done,
+            (_, Input::PersistInstance) => State::PCLanded,
+            (_, Input::Seed) => State::PersistanceSubmitted,
+            (_, Input::C1Output) => State::SeedAssigned,
+            (_, Input::Proof) => State::C1Done,
+            (_, Input::SnapEncodeOutput | Input::UpdatedReplica) => State::SnapTreeDBuilt,
+            (_, Input::UpdateProof) => State::SnapEncoded,
         }
     }
 }
@@ -89,9 +107,78 @@ fn sealer_inputs(state: State) -> &'static [Input] {
     }
 }
 
-/// Sealer states whose step only waits for the chain: an operator who knows the message
-/// landed may skip them.
-const SKIPPABLE: [State; 2] = [State::PCSubmitted, State::ProofSubmitted];
+/// What each snap-up state's step consumes. The sector key's files are fetched from its
+/// store by the steps that read them, so only the record's note of it is an input.
+fn snapup_inputs(state: State) -> &'static [Input] {
+    use Input::*;
+    match state {
+        State::Allocated => &[Sector, SectorKey],
+        State::PieceAdded => &[Sector, Pieces],
+        State::TreeDBuilt => &[Sector, SectorKey, Pieces, StagedFile],
+        State::SnapEncoded => &[Sector, SectorKey, SnapEncodeOutput, UpdatedReplica],
+        // The persist copies the staged file too: a snapped sector holds deals.
+        State::SnapProved => &[Sector, UpdatedReplica, StagedFile],
+        State::Persisted => &[Sector, PersistInstance, SnapEncodeOutput, UpdateProof],
+        State::Finished => &[Sector],
+        _ => &[],
+    }
+}
+
+/// The rules of a plan's resumes: its states in the order a job passes them, what each
+/// state's step consumes, and the states that only wait for the chain (an operator who
+/// knows the message landed may skip them).
+struct PlanRules {
+    order: &'static [State],
+    inputs: fn(State) -> &'static [Input],
+    skippable: &'static [State],
+}
+
+const SEALER_ORDER: &[State] = &[
+    State::Empty,
+    State::Allocated,
+    State::DealsAcquired,
+    State::PieceAdded,
+    State::TreeDBuilt,
+    State::TicketAssigned,
+    State::PC1Done,
+    State::PC2Done,
+    State::PCSubmitted,
+    State::PCLanded,
+    State::Persisted,
+    State::PersistanceSubmitted,
+    State::SeedAssigned,
+    State::C1Done,
+    State::C2Done,
+    State::ProofSubmitted,
+    State::Finished,
+];
+
+const SNAPUP_ORDER: &[State] = &[
+    State::Empty,
+    State::Allocated,
+    State::PieceAdded,
+    State::TreeDBuilt,
+    State::SnapEncoded,
+    State::SnapProved,
+    State::Persisted,
+    State::Finished,
+];
+
+fn rules_of(plan: Plan) -> Option<PlanRules> {
+    match plan {
+        Plan::Sealer => Some(PlanRules {
+            order: SEALER_ORDER,
+            inputs: sealer_inputs,
+            skippable: &[State::PCSubmitted, State::ProofSubmitted],
+        }),
+        Plan::Snapup => Some(PlanRules {
+            order: SNAPUP_ORDER,
+            inputs: snapup_inputs,
+            skippable: &[],
+        }),
+        Plan::Rebuild | Plan::Unseal | Plan::Wdpost => None,
+    }
+}
 
 /// What a resume check needs to know of a paused thread's record: cheap to keep beside
 /// the thread's control block (no proof outputs, only whether they are there).
@@ -124,6 +211,9 @@ impl ResumeFacts {
         has(Input::Seed, record.seed.is_some());
         has(Input::C1Output, record.c1_output.is_some());
         has(Input::Proof, record.proof.is_some());
+        has(Input::SectorKey, record.sector_key.is_some());
+        has(Input::SnapEncodeOutput, record.snap_encode_output.is_some());
+        has(Input::UpdateProof, record.update_proof.is_some());
         Self {
             plan: record.plan,
             state: record.state,
@@ -150,7 +240,7 @@ impl ResumeFacts {
             }
         };
         match input {
-            Input::StagedFile | Input::Labels | Input::Replica => {
+            Input::StagedFile | Input::Labels | Input::Replica | Input::UpdatedReplica => {
                 let Some(paths) = &self.paths else {
                     return missing("the record has no sector".into());
                 };
@@ -164,6 +254,13 @@ impl ResumeFacts {
                 match input {
                     Input::StagedFile => on_disk(&paths.staged),
                     Input::Labels => in_cache(&["layer-", "tree-d"]),
+                    Input::UpdatedReplica => {
+                        on_disk(&paths.update)?;
+                        for file in ["p_aux", "t_aux"] {
+                            on_disk(&paths.update_cache.join(file))?;
+                        }
+                        Ok(())
+                    }
                     _ => {
                         on_disk(&paths.sealed)?;
                         if paths.unencoded_marker().exists() {
@@ -185,7 +282,7 @@ pub fn check(facts: &ResumeFacts, target: State) -> Result<(), String> {
     if target == State::Aborted {
         return Ok(());
     }
-    if facts.plan != Plan::Sealer {
+    let Some(rules) = rules_of(facts.plan) else {
         return if target == facts.state {
             Ok(())
         } else {
@@ -194,12 +291,8 @@ pub fn check(facts: &ResumeFacts, target: State) -> Result<(), String> {
                 facts.plan, facts.state
             ))
         };
-    }
-    check_sealer(facts, target)
-}
-
-fn check_sealer(facts: &ResumeFacts, target: State) -> Result<(), String> {
-    if target == State::SyntheticPoRepNeeded {
+    };
+    if facts.plan == Plan::Sealer && target == State::SyntheticPoRepNeeded {
         return Err(format!(
             "this worker does not generate synthetic PoRep{}",
             facts
@@ -208,33 +301,50 @@ fn check_sealer(facts: &ResumeFacts, target: State) -> Result<(), String> {
                 .unwrap_or_default()
         ));
     }
-    if target > facts.state {
-        if let Some(skipped) = (facts.state.number()..target.number())
-            .filter_map(State::from_number)
-            .find(|s| !SKIPPABLE.contains(s) && *s != State::SyntheticPoRepNeeded)
-        {
-            return Err(format!(
-                "the sector is at {}: skipping ahead would leave the step of {skipped} \
-                 unrun; only waits for the chain (PCSubmitted, ProofSubmitted) can be skipped",
-                facts.state
-            ));
-        }
+    let position = |state: State| rules.order.iter().position(|s| *s == state);
+    let Some(to) = position(target) else {
+        let names: Vec<&str> = rules.order.iter().map(|s| s.as_str()).collect();
+        return Err(format!(
+            "{target} is not a state of the {} plan; its states are {}, and Aborted",
+            facts.plan,
+            names.join(", ")
+        ));
+    };
+    let from = position(facts.state).unwrap_or(0);
+    if let Some(skipped) = rules
+        .order
+        .get(from..to)
+        .unwrap_or_default()
+        .iter()
+        .find(|s| !rules.skippable.contains(s))
+    {
+        let can_skip = if rules.skippable.is_empty() {
+            "this plan has no step that can be skipped".to_owned()
+        } else {
+            let names: Vec<&str> = rules.skippable.iter().map(|s| s.as_str()).collect();
+            format!(
+                "only waits for the chain ({}) can be skipped",
+                names.join(", ")
+            )
+        };
+        return Err(format!(
+            "the sector is at {}: skipping ahead would leave the step of {skipped} unrun; {can_skip}",
+            facts.state
+        ));
     }
     // Every step from the target on runs again, in order: each input must be there now,
     // unless a step before it in this run makes it again.
     let mut made: Vec<Input> = Vec::new();
-    for state in (target.number()..=State::Finished.number()).filter_map(State::from_number) {
-        if state == State::SyntheticPoRepNeeded {
-            continue;
-        }
+    for &state in &rules.order[to..] {
         // A deal sector's persist copies the unsealed (staged) file as well.
-        let unsealed_copy = (facts.deals && state == State::PCLanded).then_some(Input::StagedFile);
-        for input in sealer_inputs(state).iter().copied().chain(unsealed_copy) {
+        let unsealed_copy = (facts.plan == Plan::Sealer && facts.deals && state == State::PCLanded)
+            .then_some(Input::StagedFile);
+        for input in (rules.inputs)(state).iter().copied().chain(unsealed_copy) {
             if made.contains(&input) {
                 continue;
             }
             if let Err(why) = facts.holds(input) {
-                let instead = match input.producer() {
+                let instead = match input.producer(facts.plan) {
                     State::Empty => "resume at Aborted to drop the sector".to_owned(),
                     producer => format!("resume at {producer} to make it again"),
                 };
@@ -247,12 +357,16 @@ fn check_sealer(facts: &ResumeFacts, target: State) -> Result<(), String> {
             }
             made.push(input);
         }
-        made.extend(ALL_INPUTS.iter().filter(|input| input.producer() == state));
+        made.extend(
+            ALL_INPUTS
+                .iter()
+                .filter(|input| input.producer(facts.plan) == state),
+        );
     }
     Ok(())
 }
 
-const ALL_INPUTS: [Input; 12] = [
+const ALL_INPUTS: [Input; 16] = [
     Input::Sector,
     Input::Pieces,
     Input::Ticket,
@@ -265,4 +379,8 @@ const ALL_INPUTS: [Input; 12] = [
     Input::StagedFile,
     Input::Labels,
     Input::Replica,
+    Input::SectorKey,
+    Input::SnapEncodeOutput,
+    Input::UpdateProof,
+    Input::UpdatedReplica,
 ];

@@ -173,7 +173,7 @@ fn threads_need_a_location_and_a_supported_plan() {
     let err = error("[sealing]\n");
     assert!(err.contains("at least one"), "{err}");
 
-    let err = error("[[sealing_thread]]\nlocation = \"/x\"\nplan = \"snapup\"\n");
+    let err = error("[[sealing_thread]]\nlocation = \"/x\"\nplan = \"rebuild\"\n");
     assert!(err.contains("sealing_thread[0].plan"), "{err}");
     let err = error("[[sealing_thread]]\nlocation = \"/x\"\nplan = \"sealr\"\n");
     assert!(err.contains("sealing_thread[0].plan"), "{err}");

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
-use common::{check_unsealed_copies, wait_for, CrashAfter, Harness, MINER, SEALER_PATH};
+use common::{
+    check_unsealed_copies, wait_for, CrashAfter, Harness, MINER, SEALER_PATH, SNAPUP_PATH,
+};
 use damocles_core::sealer_api::ManagerError;
 use damocles_core::{
     PauseOutcome, PlanState, ResumeOutcome, SealingThread, SectorId, SectorSize, State, StateStore,
@@ -20,6 +22,7 @@ use damocles_sealing::limits::StageLimits;
 use damocles_sealing::mock_chain::{ChainCall, ChainSectorState};
 use damocles_sealing::params;
 use damocles_sealing::proofs::{self, SealIdentity, SealedSector};
+use damocles_sealing::update::{self, UpgradedSector};
 
 fn require_params() {
     let proof = params::proof_for(SectorSize::KIB_2).expect("2KiB proof type");
@@ -228,4 +231,222 @@ fn a_sector_survives_a_crash_right_after_every_state() {
     assert!(finished.proof.is_some());
     assert!(!finished.deals.is_empty());
     assert_eq!(check_unsealed_copies(&harness), 1);
+}
+
+/// Runs a fresh runtime with `harness`'s worker until its thread persists `state`, then
+/// drops the runtime at once, as a crash right after that write. `during` runs on the
+/// worker first.
+fn crash_after(
+    harness: &Harness,
+    state: State,
+    during: impl AsyncFnOnce(&damocles_sealing::Worker),
+) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let crashed = Arc::new(tokio::sync::Notify::new());
+    runtime.block_on(async {
+        let worker = harness.start_with(|inner| {
+            Arc::new(CrashAfter {
+                inner,
+                at: state,
+                crashed: crashed.clone(),
+            }) as Arc<dyn StateStore>
+        });
+        during(&worker).await;
+        tokio::time::timeout(Duration::from_secs(10 * 60), crashed.notified())
+            .await
+            .unwrap_or_else(|_| panic!("{state} was never persisted: {:#?}", worker.list()));
+    });
+    runtime.shutdown_timeout(Duration::from_secs(30));
+}
+
+fn in_snap_prove(info: &damocles_core::ThreadInfo) -> bool {
+    matches!(&info.thread_state, ThreadState::Running { proc: Some(p), .. } if p == "builtin SnapProve")
+}
+
+/// The snap-up story: a CC sector sealed by a sealer thread is upgraded with deals by a
+/// snap-up thread that crashes right after every state it persists. Without the update
+/// parameters its SnapProve pauses with the upstream text; once they arrive, a resume
+/// finishes it. The update proof verifies (on the chain and here again), a forged one does
+/// not, and the updated replica decodes back to the deals' bytes. One C2 and one snap prove
+/// in all.
+#[test]
+fn a_cc_sector_is_upgraded_with_deals_through_a_crash_in_every_snapup_state() {
+    require_params();
+    // This process's parameter cache: the PoRep files only, until the update files
+    // "arrive" (nextest runs each test in its own process, so the variable is this test's).
+    let cache = tempfile::tempdir().expect("param dir");
+    let link = |circuit: params::Circuit| {
+        let (params_file, vk) = circuit.files().expect("files");
+        for file in [params_file, vk] {
+            let name = file.file_name().expect("name");
+            std::os::unix::fs::symlink(&file, cache.path().join(name)).expect("link");
+        }
+    };
+    let [seal, snap] = params::Circuit::all_for(SectorSize::KIB_2).expect("2KiB")[..] else {
+        panic!("two circuits")
+    };
+    link(seal);
+    std::env::set_var(params::CACHE_ENV, cache.path());
+    assert!(!snap.present(), "the update parameters are hidden");
+
+    let mut harness = Harness::new(1);
+    harness.offer_deals(0.0); // no deal sectors; the piece directory serves snap-up deals
+    harness.chain.limit_sectors(1);
+    let sector = SectorId::new(MINER, 1);
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let worker = harness.start();
+        wait_for(
+            &worker,
+            Duration::from_secs(10 * 60),
+            "a finished CC sector",
+            |_| {
+                harness
+                    .chain
+                    .sector(sector)
+                    .is_some_and(|s| s.state == ChainSectorState::Finished)
+            },
+        )
+        .await;
+        worker.shutdown().await;
+    });
+    drop(runtime);
+
+    harness.plan = damocles_core::Plan::Snapup;
+    // Allocated … SnapEncoded: each step runs, its result is persisted, and the process dies.
+    for state in &SNAPUP_PATH[..4] {
+        crash_after(&harness, *state, async |_| {});
+        assert_eq!(
+            harness.chain.sector(sector).map(|s| s.state),
+            Some(ChainSectorState::Upgrading),
+            "after {state}"
+        );
+    }
+    // SnapProve without the update parameters: paused with the upstream text; a restart
+    // keeps it paused.
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let worker = harness.start();
+        let threads = wait_for(
+            &worker,
+            Duration::from_secs(5 * 60),
+            "paused in SnapProve",
+            |t| matches!(t[0].thread_state, ThreadState::Paused { .. }),
+        )
+        .await;
+        assert_eq!(
+            threads[0].job_state,
+            Some(PlanState::Sector(State::SnapEncoded))
+        );
+        let error = threads[0].last_error.clone().unwrap_or_default();
+        assert!(
+            error.starts_with("permanent: snap prove")
+                && error.contains("No cached parameters found"),
+            "{error}"
+        );
+        worker.shutdown().await;
+    });
+    drop(runtime);
+    // The parameters arrive; the resume proves, asked to pause meanwhile (taken as a
+    // request, as during C2), and the process dies right after SnapProved is persisted.
+    link(snap);
+    crash_after(&harness, State::SnapProved, async |worker| {
+        let thread = worker.thread(0).expect("thread");
+        assert!(matches!(
+            thread.resume(None),
+            Ok(ResumeOutcome::Resumed { state: None })
+        ));
+        wait_for(
+            worker,
+            Duration::from_secs(10 * 60),
+            "SnapProve running",
+            |t| in_snap_prove(&t[0]),
+        )
+        .await;
+        assert_eq!(thread.pause(), PauseOutcome::Requested);
+        assert!(worker.list()[0].pause_requested);
+    });
+    for state in &SNAPUP_PATH[5..] {
+        crash_after(&harness, *state, async |_| {});
+    }
+    // The restart after Finished reports the sector finalized; no other sector to upgrade.
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let worker = harness.start();
+        wait_for(
+            &worker,
+            Duration::from_secs(60),
+            "the sector upgraded",
+            |_| {
+                harness
+                    .chain
+                    .sector(sector)
+                    .is_some_and(|s| s.state == ChainSectorState::Upgraded)
+            },
+        )
+        .await;
+        worker.shutdown().await;
+    });
+    let counters = harness.chain.counters();
+    assert_eq!(counters.allocated, 1, "{counters:?}");
+    assert_eq!(counters.proofs_accepted, 1, "{counters:?}");
+    assert_eq!(counters.upgrades_accepted, 1, "{counters:?}");
+    assert_eq!(counters.upgrades_rejected, 0, "{counters:?}");
+
+    // Verified again, independently of the chain's own check.
+    let chain = harness.chain.sector(sector).expect("sector");
+    let upgrade = chain.upgrade.clone().expect("upgrade");
+    let accepted = upgrade.accepted.clone().expect("accepted update");
+    let upgraded = UpgradedSector {
+        proof_type: accepted.proof_type,
+        comm_r_old: chain.pre_commit.clone().expect("pre-commit").comm_r,
+        comm_r_new: accepted.comm_r_new,
+        comm_d_new: accepted.comm_d_new,
+        proof: accepted.proof.clone(),
+    };
+    assert_eq!(update::verify_update(&upgraded), Ok(true));
+    let mut forged = upgraded.clone();
+    forged.proof[0] ^= 1;
+    assert_ne!(update::verify_update(&forged), Ok(true), "forged");
+    let mut other_old = upgraded.clone();
+    other_old.comm_r_old[0] ^= 1;
+    assert_ne!(
+        update::verify_update(&other_old),
+        Ok(true),
+        "another sector key"
+    );
+
+    // The updated replica in the store decodes back to the deals' bytes.
+    let store = harness.dir.path().join("remote");
+    let name = sector.to_string();
+    let decoded = harness.dir.path().join("decoded");
+    update::decode_update(
+        accepted.proof_type,
+        &decoded,
+        &store.join("update").join(&name),
+        &store.join("sealed").join(&name),
+        &store.join("cache").join(&name),
+        accepted.comm_d_new,
+    )
+    .expect("decode");
+    let offsets = damocles_core::piece::piece_offsets(upgrade.deals.iter().map(|d| d.piece.size));
+    assert!(!upgrade.deals.is_empty());
+    for (deal, offset) in upgrade.deals.iter().zip(offsets) {
+        let payload =
+            std::fs::read(harness.piece_dir().join(&deal.piece.cid.text)).expect("payload");
+        let read = proofs::read_unsealed(&decoded, offset, payload.len() as u64).expect("read");
+        assert!(
+            read == payload,
+            "deal {} differs at offset {offset}",
+            deal.deal_info.deal_id
+        );
+    }
+    assert!(
+        store.join("unsealed").join(&name).is_file(),
+        "the unsealed copy persisted"
+    );
 }

@@ -200,15 +200,15 @@ async fn start_worker(
             return Err(exit::FAILED);
         }
     }
-    if !params::present(params::proof_for(size).map_err(|_| exit::BAD_INPUT)?) {
+    if !params::all_present(size) {
         eprintln!(
-            "generating the {size} parameters into {} (once per machine; about 14 minutes on 2 cores)",
+            "generating the {size} parameters into {} (once per machine; about 18 minutes on 2 cores)",
             params::cache_dir().display()
         );
         let generate = tokio::task::spawn_blocking(move || {
-            params::ensure(size, Duration::from_secs(30), |elapsed| {
+            params::ensure(size, Duration::from_secs(30), |circuit, elapsed| {
                 eprintln!(
-                    "  still generating parameters: {} elapsed",
+                    "  still generating the {circuit} parameters: {} elapsed",
                     humantime::format_duration(Duration::from_secs(elapsed.as_secs()))
                 );
             })

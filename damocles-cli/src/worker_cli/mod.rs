@@ -270,9 +270,9 @@ fn generate_params(sector_size: SectorSize) -> u8 {
         "generating {sector_size} parameters into {}",
         params::cache_dir().display()
     );
-    let result = params::ensure(sector_size, Duration::from_secs(30), |elapsed| {
+    let result = params::ensure(sector_size, Duration::from_secs(30), |circuit, elapsed| {
         eprintln!(
-            "  still generating: {} elapsed (2KiB takes about 14 min on 2 cores)",
+            "  still generating the {circuit} parameters: {} elapsed (2KiB takes about 18 min on 2 cores)",
             humantime::format_duration(Duration::from_secs(elapsed.as_secs()))
         );
     });

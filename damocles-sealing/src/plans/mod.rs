@@ -5,6 +5,8 @@
 //! states of its transition table (the table itself is data in `damocles_core::state`).
 
 mod sealer;
+mod shared;
+mod snapup;
 
 use async_trait::async_trait;
 use damocles_core::{Event, Failure, Plan, SectorRecord};
@@ -56,6 +58,7 @@ pub(crate) trait PlanSteps: Send + Sync {
 pub(crate) fn steps_of(plan: Plan) -> Option<&'static dyn PlanSteps> {
     match plan {
         Plan::Sealer => Some(&sealer::Sealer),
-        Plan::Snapup | Plan::Rebuild | Plan::Unseal | Plan::Wdpost => None,
+        Plan::Snapup => Some(&snapup::Snapup),
+        Plan::Rebuild | Plan::Unseal | Plan::Wdpost => None,
     }
 }

@@ -6,17 +6,17 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use damocles_core::sealer_api::{
-    AcquireDealsSpec, AllocateSectorSpec, OnChainState, PreCommitOnChainInfo, ProofOnChainInfo,
-    SubmitResult,
+    AcquireDealsSpec, OnChainState, PreCommitOnChainInfo, ProofOnChainInfo, SubmitResult,
 };
-use damocles_core::{Event, Failure, ProofStage, SealProof, SectorRecord, State};
+use damocles_core::{Event, Failure, ProofStage, SectorRecord, State};
 
+use super::shared::{
+    add_pieces, allocate_spec, identity, note_idle_reason, persist, tree_d, Replica,
+};
 use super::{Outcome, PlanSteps, StepResult};
 use crate::control::Activity;
-use crate::paths::SectorPaths;
-use crate::pieces;
 use crate::proofs::{self, SealIdentity};
-use crate::thread::{required, Runner, IDLE_FLOOR};
+use crate::thread::{required, Runner};
 
 /// The sealer plan's steps.
 pub(crate) struct Sealer;
@@ -71,22 +71,6 @@ fn step_of(state: State) -> Option<Step> {
     })
 }
 
-/// The sector a step works on, and its files.
-fn identity(
-    runner: &Runner,
-    record: &SectorRecord,
-) -> Result<(SealIdentity, SectorPaths), Failure> {
-    let sector = required(record.sector, "sector")?;
-    let id = SealIdentity {
-        proof: sector.proof_type,
-        sector: sector.id,
-    };
-    Ok((
-        id,
-        SectorPaths::new(&runner.ctx.location.data_dir(), sector.id),
-    ))
-}
-
 #[async_trait]
 impl PlanSteps for Sealer {
     async fn exec(&self, runner: &Runner, record: &SectorRecord) -> StepResult {
@@ -101,39 +85,11 @@ impl PlanSteps for Sealer {
         let manager = &runner.ctx.manager;
         match step {
             Step::Allocate => {
-                let spec = AllocateSectorSpec {
-                    allowed_miners: opts.allowed_miners.clone(),
-                    allowed_proof_types: opts.allowed_sizes.as_ref().map(|sizes| {
-                        sizes
-                            .iter()
-                            .flat_map(|size| SealProof::allowed_for_size(*size))
-                            .collect()
-                    }),
-                };
                 let allocated = runner
                     .control
-                    .interruptible(manager.allocate_sector(spec))
+                    .interruptible(manager.allocate_sector(allocate_spec(opts)))
                     .await?;
-                // Why the thread idles, in `list` and (once per change) in the log.
-                let reason = allocated
-                    .as_ref()
-                    .err()
-                    .map(|e| format!("AllocateSector: {e}"));
-                if runner.control.set_idle_reason(reason.clone()) {
-                    match reason {
-                        Some(reason) => tracing::warn!(
-                            thread = runner.control.index(),
-                            "no sector: {reason}; asking again every {}",
-                            humantime::format_duration(
-                                runner.ctx.options.recover_interval.max(IDLE_FLOOR)
-                            )
-                        ),
-                        None => tracing::info!(
-                            thread = runner.control.index(),
-                            "the manager answers again"
-                        ),
-                    }
-                }
+                note_idle_reason(runner, "AllocateSector", allocated.as_ref().err());
                 match allocated {
                     Ok(Some(sector)) => Ok(Outcome::Event(Event::Allocate(sector))),
                     Ok(None) | Err(_) => Ok(Outcome::Idle),
@@ -166,33 +122,8 @@ impl PlanSteps for Sealer {
                 }
                 Ok(Outcome::Event(Event::AcquireDeals(deals)))
             }
-            Step::AddPieces => {
-                let (id, paths) = identity(runner, record)?;
-                let deals = record.deals.clone().unwrap_or_default();
-                // A pause or shutdown need not wait for a download (its `.part` file is
-                // removed by the next run).
-                let downloads = runner.ctx.location.data_dir().join("pieces");
-                let located = runner
-                    .control
-                    .interruptible(runner.ctx.pieces.locate(id.proof, &deals, &downloads))
-                    .await??;
-                let files: Vec<_> = located.iter().map(|p| p.file.clone()).collect();
-                let pieces = runner
-                    .proof_call(ProofStage::AddPieces, move || {
-                        proofs::add_pieces(id.proof, &paths, &files)
-                    })
-                    .await;
-                pieces::remove_downloads(&located);
-                Ok(Outcome::Event(Event::AddPiece(pieces?)))
-            }
-            Step::TreeD => {
-                let (id, _) = identity(runner, record)?;
-                let pieces = record.pieces.clone().unwrap_or_default();
-                runner
-                    .proof_call(ProofStage::TreeD, move || proofs::tree_d(id.proof, &pieces))
-                    .await?;
-                Ok(Outcome::Event(Event::BuildTreeD))
-            }
+            Step::AddPieces => add_pieces(runner, record).await,
+            Step::TreeD => tree_d(runner, record).await,
             // A ticket assigned before (a resume at an earlier state) is kept, so that PC1
             // gives the same labels and the pre-committed comm_r stays right.
             Step::AssignTicket => Ok(Outcome::Event(Event::AssignTicket(record.ticket))),
@@ -278,7 +209,7 @@ impl PlanSteps for Sealer {
                 )
                 .await
             }
-            Step::Persist => persist(runner, record).await,
+            Step::Persist => persist(runner, record, Replica::Sealed).await,
             Step::SubmitPersisted => {
                 let (id, _) = identity(runner, record)?;
                 let instance = required(record.persist_instance.clone(), "persist_instance")?;
@@ -429,103 +360,6 @@ async fn poll_landed(
             }
         }
     }
-}
-
-async fn persist(runner: &Runner, record: &SectorRecord) -> StepResult {
-    let (id, paths) = identity(runner, record)?;
-    let candidates: Vec<String> = runner
-        .ctx
-        .attached
-        .iter()
-        .filter(|s| !s.readonly)
-        .map(|s| s.name.clone())
-        .collect();
-    if candidates.is_empty() {
-        return Err(Failure::permanent("no available persist store candidate").into());
-    }
-    let size = id.proof.sector_size().bytes();
-    let required = if size < (32 << 30) {
-        size * 2
-    } else {
-        size + size / 50
-    };
-    let store = loop {
-        let reserved = runner
-            .manager_call(
-                "StoreReserveSpace",
-                runner
-                    .ctx
-                    .manager
-                    .store_reserve_space(id.sector, required, candidates.clone()),
-            )
-            .await?;
-        if let Some(store) = reserved {
-            break store;
-        }
-        runner.control.set_activity(Activity::Idle);
-        runner
-            .control
-            .sleep(
-                runner
-                    .ctx
-                    .options
-                    .rpc_polling_interval
-                    .max(Duration::from_millis(100)),
-            )
-            .await?;
-    };
-    let target = runner
-        .ctx
-        .attached
-        .iter()
-        .find(|s| s.name == store.name)
-        .cloned()
-        .ok_or_else(|| {
-            Failure::permanent(format!(
-                "the manager chose store {}, which is not attached",
-                store.name
-            ))
-        })?;
-    let name = id.sector.to_string();
-    let has_deals = record.has_deals();
-    runner
-        .proof_call(ProofStage::Transfer, move || {
-            copy_sector_files(&paths, &target.location, &name, has_deals)
-        })
-        .await?;
-    Ok(Outcome::Event(Event::Persist(store.name)))
-}
-
-/// Copies the replica and the cache files a proof needs into `store` (`sealed/<sector>`,
-/// `cache/<sector>/`), and for a deal sector the unsealed copy too (`unsealed/<sector>`),
-/// which a retrieval reads the deals' bytes from.
-fn copy_sector_files(
-    paths: &SectorPaths,
-    store: &std::path::Path,
-    name: &str,
-    unsealed: bool,
-) -> Result<(), Failure> {
-    let io = |what: &str, e: std::io::Error| Failure::critical(format!("persist {what}: {e}"));
-    let sealed_dir = store.join("sealed");
-    let cache_dir = store.join("cache").join(name);
-    std::fs::create_dir_all(&sealed_dir).map_err(|e| io("create sealed dir", e))?;
-    std::fs::create_dir_all(&cache_dir).map_err(|e| io("create cache dir", e))?;
-    std::fs::copy(&paths.sealed, sealed_dir.join(name)).map_err(|e| io("sealed file", e))?;
-    if unsealed {
-        let unsealed_dir = store.join("unsealed");
-        std::fs::create_dir_all(&unsealed_dir).map_err(|e| io("create unsealed dir", e))?;
-        std::fs::copy(&paths.staged, unsealed_dir.join(name))
-            .map_err(|e| io("unsealed file", e))?;
-    }
-    for entry in std::fs::read_dir(&paths.cache_dir).map_err(|e| io("read cache", e))? {
-        let entry = entry.map_err(|e| io("read cache", e))?;
-        let file = entry.file_name();
-        let file = file.to_string_lossy();
-        if file == "p_aux" || file == "t_aux" || file.contains("tree-r-last") {
-            std::fs::copy(entry.path(), cache_dir.join(&*file)).map_err(|e| io("cache file", e))?;
-        }
-    }
-    Ok(())
 }
 
 fn submit_outcome(

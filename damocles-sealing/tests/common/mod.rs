@@ -270,3 +270,14 @@ pub const SEALER_PATH: [State; 16] = [
     State::ProofSubmitted,
     State::Finished,
 ];
+
+/// The snap-up states one upgrade passes through, in order.
+pub const SNAPUP_PATH: [State; 7] = [
+    State::Allocated,
+    State::PieceAdded,
+    State::TreeDBuilt,
+    State::SnapEncoded,
+    State::SnapProved,
+    State::Persisted,
+    State::Finished,
+];

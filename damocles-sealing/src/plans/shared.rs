@@ -1,0 +1,218 @@
+//! Steps more than one plan runs: taking a job (the idle reason), writing the deal pieces
+//! (AddPieces), their data commitment (TreeD) and persisting a replica into an attached
+//! store.
+
+use std::path::Path;
+use std::time::Duration;
+
+use damocles_core::sealer_api::AllocateSectorSpec;
+use damocles_core::{Event, Failure, ProofStage, SealProof, SectorRecord};
+
+use super::{Outcome, StepResult};
+use crate::control::Activity;
+use crate::options::SealingOptions;
+use crate::paths::SectorPaths;
+use crate::pieces;
+use crate::proofs::{self, SealIdentity};
+use crate::thread::{required, Runner, IDLE_FLOOR};
+use crate::update::is_persisted_cache_file;
+
+/// The sector a step works on, and its files.
+pub(super) fn identity(
+    runner: &Runner,
+    record: &SectorRecord,
+) -> Result<(SealIdentity, SectorPaths), Failure> {
+    let sector = required(record.sector, "sector")?;
+    let id = SealIdentity {
+        proof: sector.proof_type,
+        sector: sector.id,
+    };
+    Ok((
+        id,
+        SectorPaths::new(&runner.ctx.location.data_dir(), sector.id),
+    ))
+}
+
+/// Which sectors the thread takes: its allowed miners and the proof types of its allowed
+/// sizes (any, when not configured).
+pub(super) fn allocate_spec(opts: &SealingOptions) -> AllocateSectorSpec {
+    AllocateSectorSpec {
+        allowed_miners: opts.allowed_miners.clone(),
+        allowed_proof_types: opts.allowed_sizes.as_ref().map(|sizes| {
+            sizes
+                .iter()
+                .flat_map(|size| SealProof::allowed_for_size(*size))
+                .collect()
+        }),
+    }
+}
+
+/// Shows why the thread idles after an allocation call (`error`: the call failed), in
+/// `list` and, once per change, in the log.
+pub(super) fn note_idle_reason(
+    runner: &Runner,
+    call: &str,
+    error: Option<&damocles_core::ManagerError>,
+) {
+    let reason = error.map(|e| format!("{call}: {e}"));
+    if runner.control.set_idle_reason(reason.clone()) {
+        match reason {
+            Some(reason) => tracing::warn!(
+                thread = runner.control.index(),
+                "no job: {reason}; asking again every {}",
+                humantime::format_duration(runner.ctx.options.recover_interval.max(IDLE_FLOOR))
+            ),
+            None => tracing::info!(thread = runner.control.index(), "the manager answers again"),
+        }
+    }
+}
+
+/// AddPieces: finds the record's deal pieces (local directories, then the manager's piece
+/// store) and writes them, with pledge pieces for the rest, into the staged file.
+pub(super) async fn add_pieces(runner: &Runner, record: &SectorRecord) -> StepResult {
+    let (id, paths) = identity(runner, record)?;
+    let deals = record.deals.clone().unwrap_or_default();
+    // A pause or shutdown need not wait for a download (its `.part` file is removed by
+    // the next run).
+    let downloads = runner.ctx.location.data_dir().join("pieces");
+    let located = runner
+        .control
+        .interruptible(runner.ctx.pieces.locate(id.proof, &deals, &downloads))
+        .await??;
+    let files: Vec<_> = located.iter().map(|p| p.file.clone()).collect();
+    let pieces = runner
+        .proof_call(ProofStage::AddPieces, move || {
+            proofs::add_pieces(id.proof, &paths, &files)
+        })
+        .await;
+    pieces::remove_downloads(&located);
+    Ok(Outcome::Event(Event::AddPiece(pieces?)))
+}
+
+/// TreeD: the data commitment of the added pieces (which checks them).
+pub(super) async fn tree_d(runner: &Runner, record: &SectorRecord) -> StepResult {
+    let (id, _) = identity(runner, record)?;
+    let pieces = record.pieces.clone().unwrap_or_default();
+    runner
+        .proof_call(ProofStage::TreeD, move || proofs::tree_d(id.proof, &pieces))
+        .await?;
+    Ok(Outcome::Event(Event::BuildTreeD))
+}
+
+/// Which replica of a sector a persist copies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Replica {
+    /// The sealed replica: `sealed/<sector>` and `cache/<sector>/`.
+    Sealed,
+    /// A snap-up's updated replica: `update/<sector>` and `update-cache/<sector>/`.
+    Updated,
+}
+
+/// Persist: reserves room in an attached store through the manager, then copies the
+/// replica and the cache files a proof needs into it (and, for a deal sector, the
+/// unsealed copy, which a retrieval reads the deals' bytes from).
+pub(super) async fn persist(
+    runner: &Runner,
+    record: &SectorRecord,
+    replica: Replica,
+) -> StepResult {
+    let (id, paths) = identity(runner, record)?;
+    let candidates: Vec<String> = runner
+        .ctx
+        .attached
+        .iter()
+        .filter(|s| !s.readonly)
+        .map(|s| s.name.clone())
+        .collect();
+    if candidates.is_empty() {
+        return Err(Failure::permanent("no available persist store candidate").into());
+    }
+    let size = id.proof.sector_size().bytes();
+    let required = if size < (32 << 30) {
+        size * 2
+    } else {
+        size + size / 50
+    };
+    let store = loop {
+        let reserved = runner
+            .manager_call(
+                "StoreReserveSpace",
+                runner
+                    .ctx
+                    .manager
+                    .store_reserve_space(id.sector, required, candidates.clone()),
+            )
+            .await?;
+        if let Some(store) = reserved {
+            break store;
+        }
+        runner.control.set_activity(Activity::Idle);
+        runner
+            .control
+            .sleep(
+                runner
+                    .ctx
+                    .options
+                    .rpc_polling_interval
+                    .max(Duration::from_millis(100)),
+            )
+            .await?;
+    };
+    let target = runner
+        .ctx
+        .attached
+        .iter()
+        .find(|s| s.name == store.name)
+        .cloned()
+        .ok_or_else(|| {
+            Failure::permanent(format!(
+                "the manager chose store {}, which is not attached",
+                store.name
+            ))
+        })?;
+    let name = id.sector.to_string();
+    let has_deals = record.has_deals();
+    runner
+        .proof_call(ProofStage::Transfer, move || {
+            copy_sector_files(&paths, &target.location, &name, replica, has_deals)
+        })
+        .await?;
+    Ok(Outcome::Event(Event::Persist(store.name)))
+}
+
+/// Copies a replica and its persisted cache files into `store` (`sealed/<sector>` and
+/// `cache/<sector>/`, or `update/<sector>` and `update-cache/<sector>/`), and with
+/// `unsealed` the staged file too (`unsealed/<sector>`).
+fn copy_sector_files(
+    paths: &SectorPaths,
+    store: &Path,
+    name: &str,
+    replica: Replica,
+    unsealed: bool,
+) -> Result<(), Failure> {
+    let io = |what: &str, e: std::io::Error| Failure::critical(format!("persist {what}: {e}"));
+    let (file, cache, file_dir, cache_dir) = match replica {
+        Replica::Sealed => (&paths.sealed, &paths.cache_dir, "sealed", "cache"),
+        Replica::Updated => (&paths.update, &paths.update_cache, "update", "update-cache"),
+    };
+    let file_dir = store.join(file_dir);
+    let cache_dir = store.join(cache_dir).join(name);
+    std::fs::create_dir_all(&file_dir).map_err(|e| io("create replica dir", e))?;
+    std::fs::create_dir_all(&cache_dir).map_err(|e| io("create cache dir", e))?;
+    std::fs::copy(file, file_dir.join(name)).map_err(|e| io("replica", e))?;
+    if unsealed {
+        let unsealed_dir = store.join("unsealed");
+        std::fs::create_dir_all(&unsealed_dir).map_err(|e| io("create unsealed dir", e))?;
+        std::fs::copy(&paths.staged, unsealed_dir.join(name))
+            .map_err(|e| io("unsealed file", e))?;
+    }
+    for entry in std::fs::read_dir(cache).map_err(|e| io("read cache", e))? {
+        let entry = entry.map_err(|e| io("read cache", e))?;
+        let file = entry.file_name();
+        let file = file.to_string_lossy();
+        if is_persisted_cache_file(&file) {
+            std::fs::copy(entry.path(), cache_dir.join(&*file)).map_err(|e| io("cache file", e))?;
+        }
+    }
+    Ok(())
+}

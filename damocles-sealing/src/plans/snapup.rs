@@ -1,0 +1,220 @@
+//! The snapup plan (SnapDeals): a sealed CC sector the manager hands out gets deal data
+//! encoded into a new replica, proven, persisted and submitted, without sealing again.
+//! Each state of [`SNAPUP_TRANSITIONS`] has a step ([`step_of`]).
+//!
+//! [`SNAPUP_TRANSITIONS`]: damocles_core::state::SNAPUP_TRANSITIONS
+
+use async_trait::async_trait;
+use damocles_core::sealer_api::{
+    AcquireDealsSpec, AllocateSnapUpSpec, SnapUpOnChainInfo, SubmitResult,
+};
+use damocles_core::{Event, Failure, ProofStage, SectorRecord, State};
+
+use super::shared::{
+    add_pieces, allocate_spec, identity, note_idle_reason, persist, tree_d, Replica,
+};
+use super::{Outcome, PlanSteps, StepResult, Stop};
+use crate::thread::{required, Runner};
+use crate::update;
+
+/// The snapup plan's steps.
+pub(crate) struct Snapup;
+
+/// What the thread does in a state of the snapup plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Allocate,
+    AddPieces,
+    TreeD,
+    SnapEncode,
+    SnapProve,
+    Persist,
+    SubmitProof,
+    Finish,
+    Abort,
+}
+
+/// The step of each state of the snapup plan; `None` for states of other plans.
+fn step_of(state: State) -> Option<Step> {
+    Some(match state {
+        State::Empty => Step::Allocate,
+        State::Allocated => Step::AddPieces,
+        State::PieceAdded => Step::TreeD,
+        State::TreeDBuilt => Step::SnapEncode,
+        State::SnapEncoded => Step::SnapProve,
+        State::SnapProved => Step::Persist,
+        State::Persisted => Step::SubmitProof,
+        State::Finished => Step::Finish,
+        State::Aborted => Step::Abort,
+        _ => return None,
+    })
+}
+
+/// Brings the sector key's files from its store into the thread's `data/` (linked where
+/// the file system allows), as the steps that read them need.
+async fn fetch_sector_key(runner: &Runner, record: &SectorRecord) -> Result<(), Stop> {
+    let (id, paths) = identity(runner, record)?;
+    let key = required(record.sector_key.clone(), "sector key")?;
+    let store = runner
+        .ctx
+        .attached
+        .iter()
+        .find(|s| s.name == key.store)
+        .map(|s| s.location.clone())
+        .ok_or_else(|| {
+            Failure::permanent(format!(
+                "the sector key is in store {}, which is not attached to this worker",
+                key.store
+            ))
+        })?;
+    let name = id.sector.to_string();
+    runner
+        .proof_call(ProofStage::Transfer, move || {
+            update::fetch_sector_key(&store, &name, &paths)
+        })
+        .await
+}
+
+#[async_trait]
+impl PlanSteps for Snapup {
+    async fn exec(&self, runner: &Runner, record: &SectorRecord) -> StepResult {
+        let Some(step) = step_of(record.state) else {
+            return Err(Failure::abort(format!(
+                "unexpected state {} in the snapup plan",
+                record.state
+            ))
+            .into());
+        };
+        let opts = &runner.ctx.options;
+        let manager = &runner.ctx.manager;
+        match step {
+            Step::Allocate => {
+                let spec = AllocateSnapUpSpec {
+                    sector: allocate_spec(opts),
+                    deals: AcquireDealsSpec {
+                        max_deals: opts.max_deals,
+                        min_used_space: opts.min_deal_space,
+                    },
+                };
+                let allocated = runner
+                    .control
+                    .interruptible(manager.allocate_snapup_sector(spec))
+                    .await?;
+                note_idle_reason(runner, "AllocateSanpUpSector", allocated.as_ref().err());
+                let Ok(Some(allocated)) = allocated else {
+                    return Ok(Outcome::Idle);
+                };
+                let refusal = if !allocated.pieces.iter().any(|p| !p.is_pledge()) {
+                    Some("deals required, got empty")
+                } else if allocated.private.access_instance.is_empty() {
+                    Some("the allocation names no store holding the sector")
+                } else {
+                    None
+                };
+                if let Some(reason) = refusal {
+                    // Told now: the record has no sector yet, so the abort cannot tell it.
+                    if let Err(e) = manager
+                        .report_aborted(allocated.sector.id, reason.to_owned())
+                        .await
+                    {
+                        tracing::warn!("report aborted: {e}");
+                    }
+                    return Err(Failure::abort(reason).into());
+                }
+                Ok(Outcome::Event(Event::AllocatedSnapUpSector(allocated)))
+            }
+            Step::AddPieces => add_pieces(runner, record).await,
+            Step::TreeD => tree_d(runner, record).await,
+            Step::SnapEncode => {
+                let (id, paths) = identity(runner, record)?;
+                fetch_sector_key(runner, record).await?;
+                let pieces = required(record.pieces.clone(), "pieces")?;
+                let out = runner
+                    .proof_call(ProofStage::SnapEncode, move || {
+                        update::snap_encode(id.proof, &paths, &pieces)
+                    })
+                    .await?;
+                Ok(Outcome::Event(Event::SnapEncode(out)))
+            }
+            Step::SnapProve => {
+                let (id, paths) = identity(runner, record)?;
+                let key = required(record.sector_key.clone(), "sector key")?;
+                let encoded = required(record.snap_encode_output, "snap encode output")?;
+                if !paths.sealed.exists() {
+                    fetch_sector_key(runner, record).await?;
+                }
+                let proof = runner
+                    .proof_call(ProofStage::SnapProve, move || {
+                        update::snap_prove(id.proof, &paths, key.comm_r, encoded)
+                    })
+                    .await?;
+                Ok(Outcome::Event(Event::SnapProve(proof)))
+            }
+            Step::Persist => persist(runner, record, Replica::Updated).await,
+            Step::SubmitProof => {
+                let (id, _) = identity(runner, record)?;
+                let encoded = required(record.snap_encode_output, "snap encode output")?;
+                let info = SnapUpOnChainInfo {
+                    comm_r: encoded.comm_r_new,
+                    comm_d: encoded.comm_d_new,
+                    access_instance: required(record.persist_instance.clone(), "persist_instance")?,
+                    pieces: record
+                        .deals
+                        .iter()
+                        .flatten()
+                        .filter(|d| !d.is_pledge())
+                        .map(|d| d.piece.cid.clone())
+                        .collect(),
+                    proof: required(record.update_proof.clone(), "update proof")?,
+                };
+                let resp = runner
+                    .manager_call(
+                        "SubmitSnapUpProof",
+                        manager.submit_snapup_proof(id.sector, info),
+                    )
+                    .await?;
+                let desc = resp.desc.unwrap_or_default();
+                match resp.res {
+                    SubmitResult::Accepted | SubmitResult::DuplicateSubmit => {
+                        Ok(Outcome::Event(Event::Finish))
+                    }
+                    SubmitResult::MismatchedSubmission => Err(Failure::abort(format!(
+                        "snap-up proof submission mismatched: {desc}"
+                    ))
+                    .into()),
+                    SubmitResult::Rejected => {
+                        Err(Failure::abort(format!("snap-up proof rejected: {desc}")).into())
+                    }
+                    // The manager could not find the updated files: persist them again.
+                    SubmitResult::FilesMissed => {
+                        tracing::warn!(sector = %id.sector, "snap-up files missed: {desc}; persisting again");
+                        Ok(Outcome::Event(Event::RePersist))
+                    }
+                    SubmitResult::Unknown => Err(Failure::temporary(format!(
+                        "snap-up proof: unknown submit result: {desc}"
+                    ))
+                    .into()),
+                }
+            }
+            Step::Finish => Ok(Outcome::Finished),
+            Step::Abort => Err(Failure::abort("task aborted").into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use damocles_core::state::SNAPUP_TRANSITIONS;
+
+    use super::*;
+
+    #[test]
+    fn every_state_of_the_snapup_table_has_a_step() {
+        for row in SNAPUP_TRANSITIONS {
+            assert!(step_of(row.from).is_some(), "{}", row.from);
+            assert!(step_of(row.to).is_some(), "{}", row.to);
+        }
+        assert_eq!(step_of(State::Aborted), Some(Step::Abort));
+        assert_eq!(step_of(State::PC1Done), None);
+    }
+}
