@@ -384,3 +384,99 @@ const ALL_INPUTS: [Input; 16] = [
     Input::UpdateProof,
     Input::UpdatedReplica,
 ];
+
+#[cfg(test)]
+mod tests {
+    use damocles_core::sealer_api::AllocatedSector;
+    use damocles_core::{Event, SectorId, SectorKey, SnapEncodeOutput};
+
+    use super::*;
+
+    /// A snap-up record at `state` that holds every record field its steps make up to
+    /// there, and its files under `data` as `files` says.
+    fn snapup_at(state: State) -> SectorRecord {
+        let mut record = SectorRecord::new(Plan::Snapup);
+        record.sector = Some(AllocatedSector {
+            id: SectorId::new(1000, 1),
+            proof_type: SealProof::StackedDrg2KiBV1_1,
+        });
+        record.sector_key = Some(SectorKey {
+            comm_r: [1; 32],
+            store: "remote".into(),
+        });
+        record.pieces = Some(Vec::new());
+        record.snap_encode_output = Some(SnapEncodeOutput {
+            comm_r_new: [2; 32],
+            comm_r_last_new: [3; 32],
+            comm_d_new: [4; 32],
+        });
+        record.update_proof = Some(vec![5; 192]);
+        record.persist_instance = Some("remote".into());
+        record.apply(Event::SetState(state), 0).expect("set state");
+        record
+    }
+
+    fn write_updated_replica(paths: &SectorPaths) {
+        std::fs::create_dir_all(&paths.update_cache).expect("update cache");
+        std::fs::write(&paths.update, b"replica").expect("update");
+        for file in ["p_aux", "t_aux"] {
+            std::fs::write(paths.update_cache.join(file), b"aux").expect("aux");
+        }
+    }
+
+    #[test]
+    fn snapup_resumes_follow_its_own_order_and_inputs() {
+        let data = tempfile::tempdir().expect("tempdir");
+        let facts = |state| ResumeFacts::of(&snapup_at(state), data.path().to_path_buf());
+        let paths = SectorPaths::new(data.path(), SectorId::new(1000, 1));
+
+        // The updated replica is missing: SnapEncoded needs it, TreeDBuilt needs the staged
+        // file, and the refusals say where to resume instead.
+        let err = check(&facts(State::SnapEncoded), State::SnapEncoded).expect_err("no replica");
+        assert!(err.contains("the updated replica"), "{err}");
+        assert!(err.contains("resume at TreeDBuilt"), "{err}");
+        let err = check(&facts(State::SnapEncoded), State::TreeDBuilt).expect_err("no staged");
+        assert!(err.contains("the staged file"), "{err}");
+        assert!(err.contains("resume at Allocated"), "{err}");
+        assert_eq!(check(&facts(State::SnapEncoded), State::Allocated), Ok(()));
+        assert_eq!(check(&facts(State::SnapEncoded), State::Aborted), Ok(()));
+
+        write_updated_replica(&paths);
+        assert_eq!(
+            check(&facts(State::SnapEncoded), State::SnapEncoded),
+            Ok(())
+        );
+        // SnapProved's persist copies the staged file as well.
+        let err = check(&facts(State::SnapProved), State::SnapProved).expect_err("no staged");
+        assert!(err.contains("the staged file"), "{err}");
+        std::fs::create_dir_all(paths.staged.parent().expect("dir")).expect("dir");
+        std::fs::write(&paths.staged, b"staged").expect("staged");
+        assert_eq!(check(&facts(State::SnapProved), State::SnapProved), Ok(()));
+        assert_eq!(check(&facts(State::Persisted), State::SnapEncoded), Ok(()));
+
+        // No skipping ahead: every snap-up step makes something a later one needs.
+        let err = check(&facts(State::SnapEncoded), State::SnapProved).expect_err("skip");
+        assert!(
+            err.contains("skipping ahead would leave the step of SnapEncoded unrun"),
+            "{err}"
+        );
+        // States of other plans are refused by name, with the plan's own.
+        let err = check(&facts(State::SnapEncoded), State::PC1Done).expect_err("sealer state");
+        assert!(
+            err.starts_with(
+                "PC1Done is not a state of the snapup plan; its states are Empty, Allocated"
+            ),
+            "{err}"
+        );
+        // Without its update proof, Persisted cannot submit.
+        let mut record = snapup_at(State::Persisted);
+        record.update_proof = None;
+        let err = check(
+            &ResumeFacts::of(&record, data.path().to_path_buf()),
+            State::Persisted,
+        )
+        .expect_err("no proof");
+        assert!(err.contains("the update proof"), "{err}");
+        assert!(err.contains("resume at SnapEncoded"), "{err}");
+    }
+}

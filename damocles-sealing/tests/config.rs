@@ -27,7 +27,9 @@ fn the_quickstart_fixture_loads_without_warnings() {
     let loaded = WorkerConfig::load(&fixture()).expect("fixture");
     assert_eq!(loaded.warnings, Vec::<String>::new());
     let config = loaded.config;
-    assert_eq!(config.sealing_thread.len(), 3);
+    let plans: Vec<_> = config.sealing_thread.iter().map(|t| t.plan).collect();
+    use damocles_core::Plan;
+    assert_eq!(plans, [Plan::Sealer, Plan::Sealer, Plan::Sealer, Plan::Snapup]);
     assert_eq!(config.admin_addr(), "127.0.0.1:17890");
     assert_eq!(config.worker.ping_interval, Duration::from_secs(5));
     assert_eq!(

@@ -275,22 +275,25 @@ fn in_snap_prove(info: &damocles_core::ThreadInfo) -> bool {
 /// in all.
 #[test]
 fn a_cc_sector_is_upgraded_with_deals_through_a_crash_in_every_snapup_state() {
-    require_params();
     // This process's parameter cache: the PoRep files only, until the update files
     // "arrive" (nextest runs each test in its own process, so the variable is this test's).
+    // Upstream reads the variable once, at its first parameter lookup: set it before any,
+    // and pick the files by name.
+    let real_cache = params::cache_dir();
     let cache = tempfile::tempdir().expect("param dir");
-    let link = |circuit: params::Circuit| {
-        let (params_file, vk) = circuit.files().expect("files");
-        for file in [params_file, vk] {
-            let name = file.file_name().expect("name");
-            std::os::unix::fs::symlink(&file, cache.path().join(name)).expect("link");
+    let link = |prefix: &str| {
+        for entry in std::fs::read_dir(&real_cache).expect("parameter cache") {
+            let name = entry.expect("entry").file_name();
+            if name.to_string_lossy().starts_with(prefix) {
+                std::os::unix::fs::symlink(real_cache.join(&name), cache.path().join(&name))
+                    .expect("link");
+            }
         }
     };
-    let [seal, snap] = params::Circuit::all_for(SectorSize::KIB_2).expect("2KiB")[..] else {
-        panic!("two circuits")
-    };
-    link(seal);
+    link("v28-stacked-proof-of-replication-");
     std::env::set_var(params::CACHE_ENV, cache.path());
+    require_params();
+    let snap = params::Circuit::all_for(SectorSize::KIB_2).expect("2KiB")[1];
     assert!(!snap.present(), "the update parameters are hidden");
 
     let mut harness = Harness::new(1);
@@ -353,8 +356,13 @@ fn a_cc_sector_is_upgraded_with_deals_through_a_crash_in_every_snapup_state() {
     drop(runtime);
     // The parameters arrive; the resume proves, asked to pause meanwhile (taken as a
     // request, as during C2), and the process dies right after SnapProved is persisted.
-    link(snap);
+    link("v28-empty-sector-update-");
+    assert!(snap.present());
     crash_after(&harness, State::SnapProved, async |worker| {
+        wait_for(worker, Duration::from_secs(60), "paused again", |t| {
+            matches!(t[0].thread_state, ThreadState::Paused { .. })
+        })
+        .await;
         let thread = worker.thread(0).expect("thread");
         assert!(matches!(
             thread.resume(None),

@@ -83,12 +83,11 @@ pub async fn run(options: MockOptions) -> u8 {
     if let Some(limit) = options.max_sectors {
         chain.limit_sectors(limit);
     }
-    if let Some(share) = options.deals {
-        let dir = home.join("pieces");
-        if let Err(e) = chain.offer_deals(share, &dir) {
-            eprintln!("error: piece directory {}: {e}", dir.display());
-            return exit::FAILED;
-        }
+    // Snap-up jobs always come with deals, whatever share of new sectors gets them.
+    let pieces = home.join("pieces");
+    if let Err(e) = chain.offer_deals(options.deals.unwrap_or(0.0), &pieces) {
+        eprintln!("error: piece directory {}: {e}", pieces.display());
+        return exit::FAILED;
     }
     chain.delay_reports(options.report_delay);
     let metrics = Arc::new(ManagerMetrics::default());
@@ -122,12 +121,12 @@ pub async fn run(options: MockOptions) -> u8 {
         }
     };
     let addr = server.local_addr();
-    let deals = options.deals.map_or_else(
-        || "CC only".to_owned(),
-        |share| format!("deals for {:.0}% of the sectors", share * 100.0),
-    );
+    let deals = match options.deals {
+        Some(share) if share > 0.0 => format!("deals for {:.0}% of the sectors", share * 100.0),
+        _ => "CC sectors".to_owned(),
+    };
     eprintln!(
-        "damocles-manager mock: miner {}, {} sectors ({proof}), {deals}; registry and chain records in {}; listening on http://{addr}{MANAGER_PATH}",
+        "damocles-manager mock: miner {}, {} sectors ({proof}), {deals}, snap-up jobs with deals; registry and chain records in {}; listening on http://{addr}{MANAGER_PATH}",
         options.miner,
         options.sector_size,
         home.display()

@@ -80,6 +80,8 @@ struct MockArgs {
     /// second a quarter, each of random bytes. The pieces are kept in <home>/pieces and
     /// served at /piecestore/<piece cid>; each deal sector's pre-commit must carry the
     /// comm_d of its pieces. Workers take deals with `[sealing] enable_deals = true`.
+    /// Whatever SHARE is, finished CC sectors are handed to snap-up threads
+    /// (`plan = "snapup"`) with deals made the same way.
     #[arg(long, value_name = "SHARE", value_parser = parse_share)]
     deals: Option<f64>,
 }
