@@ -1020,6 +1020,94 @@ mod tests {
         assert!(err.to_string().contains("chain.json"), "{err}");
     }
 
+    /// A CC sector pre-committed, persisted to `remote` and reported finished (no proof:
+    /// the mock does not ask for one before ReportFinalized).
+    async fn finished_cc_sector(chain: &MockChain) -> AllocatedSector {
+        let sector = chain
+            .allocate_sector(AllocateSectorSpec::default())
+            .await
+            .expect("allocate")
+            .expect("a sector");
+        let ticket = chain.assign_ticket(sector.id).await.expect("ticket");
+        let comm_d = proofs::sector_comm_d(sector.proof_type, &[]).expect("CC comm_d");
+        let info = PreCommitOnChainInfo {
+            comm_r: [7; 32],
+            comm_d,
+            ticket,
+        };
+        let resp = chain
+            .submit_pre_commit(sector, info, false)
+            .await
+            .expect("pre-commit");
+        assert_eq!(resp.res, SubmitResult::Accepted, "{:?}", resp.desc);
+        assert!(chain
+            .submit_persisted(sector.id, "remote".into(), false)
+            .await
+            .expect("persisted"));
+        chain.report_finalized(sector.id).await.expect("finalized");
+        sector
+    }
+
+    #[tokio::test]
+    async fn snap_up_jobs_take_each_finished_cc_sector_once_and_check_what_comes_back() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let chain = MockChain::new(1000, SealProof::StackedDrg2KiBV1_1);
+        let spec = AllocateSnapUpSpec::default();
+        let sector = finished_cc_sector(&chain).await;
+        // Without a piece directory there are no deals to put in: no job.
+        assert_eq!(chain.allocate_snapup_sector(spec.clone()).await, Ok(None));
+
+        chain.offer_deals(0.0, dir.path()).expect("offer");
+        let job = chain
+            .allocate_snapup_sector(spec.clone())
+            .await
+            .expect("allocate")
+            .expect("a snap-up job");
+        assert_eq!(job.sector, sector);
+        assert_eq!(job.public.comm_r, [7; 32]);
+        assert_eq!(job.private.access_instance, "remote");
+        assert!(!job.pieces.is_empty() && job.pieces.iter().all(|p| !p.is_pledge()));
+        for piece in &job.pieces {
+            assert!(dir.path().join(&piece.piece.cid.text).is_file(), "served");
+        }
+        let state = |chain: &MockChain| chain.sector(sector.id).map(|s| s.state);
+        assert_eq!(state(&chain), Some(ChainSectorState::Upgrading));
+        // Taken once; the worker's state reports do not end the job.
+        assert_eq!(chain.allocate_snapup_sector(spec.clone()).await, Ok(None));
+
+        // Pieces other than the sector's, or a proof that does not verify: rejected.
+        let mut info = SnapUpOnChainInfo {
+            comm_r: [8; 32],
+            comm_d: [9; 32],
+            access_instance: "remote".into(),
+            pieces: Vec::new(),
+            proof: vec![1; 192],
+        };
+        let resp = chain
+            .submit_snapup_proof(sector.id, info.clone())
+            .await
+            .expect("submit");
+        assert_eq!(resp.res, SubmitResult::Rejected);
+        info.pieces = job.pieces.iter().map(|p| p.piece.cid.clone()).collect();
+        let resp = chain
+            .submit_snapup_proof(sector.id, info)
+            .await
+            .expect("submit");
+        assert_eq!(resp.res, SubmitResult::Rejected, "{:?}", resp.desc);
+        assert_eq!(chain.counters().upgrades_rejected, 1);
+        assert_eq!(chain.counters().upgrades_accepted, 0);
+
+        // A dropped snap-up leaves the CC sector free to upgrade again.
+        chain
+            .report_aborted(sector.id, "test".into())
+            .await
+            .expect("aborted");
+        assert_eq!(state(&chain), Some(ChainSectorState::Finished));
+        assert!(chain.sector(sector.id).is_some_and(|s| s.upgrade.is_none()));
+        let again = chain.allocate_snapup_sector(spec).await.expect("allocate");
+        assert_eq!(again.map(|j| j.sector), Some(sector));
+    }
+
     #[tokio::test]
     async fn deals_go_to_the_share_asked_for_keep_to_the_spec_and_are_served() {
         let dir = tempfile::tempdir().expect("tempdir");

@@ -392,8 +392,7 @@ mod tests {
 
     use super::*;
 
-    /// A snap-up record at `state` that holds every record field its steps make up to
-    /// there, and its files under `data` as `files` says.
+    /// A snap-up record at `state` that holds every record field a snap-up makes.
     fn snapup_at(state: State) -> SectorRecord {
         let mut record = SectorRecord::new(Plan::Snapup);
         record.sector = Some(AllocatedSector {
@@ -418,6 +417,7 @@ mod tests {
 
     fn write_updated_replica(paths: &SectorPaths) {
         std::fs::create_dir_all(&paths.update_cache).expect("update cache");
+        std::fs::create_dir_all(paths.update.parent().expect("dir")).expect("update dir");
         std::fs::write(&paths.update, b"replica").expect("update");
         for file in ["p_aux", "t_aux"] {
             std::fs::write(paths.update_cache.join(file), b"aux").expect("aux");
@@ -442,15 +442,19 @@ mod tests {
         assert_eq!(check(&facts(State::SnapEncoded), State::Aborted), Ok(()));
 
         write_updated_replica(&paths);
+        // SnapProved's persist copies the staged file as well, so a resume before it needs
+        // that file too.
+        let err = check(&facts(State::SnapEncoded), State::SnapEncoded).expect_err("no staged");
+        assert!(
+            err.starts_with("the step of SnapProved, which runs after it, needs the staged file"),
+            "{err}"
+        );
+        std::fs::create_dir_all(paths.staged.parent().expect("dir")).expect("dir");
+        std::fs::write(&paths.staged, b"staged").expect("staged");
         assert_eq!(
             check(&facts(State::SnapEncoded), State::SnapEncoded),
             Ok(())
         );
-        // SnapProved's persist copies the staged file as well.
-        let err = check(&facts(State::SnapProved), State::SnapProved).expect_err("no staged");
-        assert!(err.contains("the staged file"), "{err}");
-        std::fs::create_dir_all(paths.staged.parent().expect("dir")).expect("dir");
-        std::fs::write(&paths.staged, b"staged").expect("staged");
         assert_eq!(check(&facts(State::SnapProved), State::SnapProved), Ok(()));
         assert_eq!(check(&facts(State::Persisted), State::SnapEncoded), Ok(()));
 

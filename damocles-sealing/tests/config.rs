@@ -29,7 +29,10 @@ fn the_quickstart_fixture_loads_without_warnings() {
     let config = loaded.config;
     let plans: Vec<_> = config.sealing_thread.iter().map(|t| t.plan).collect();
     use damocles_core::Plan;
-    assert_eq!(plans, [Plan::Sealer, Plan::Sealer, Plan::Sealer, Plan::Snapup]);
+    assert_eq!(
+        plans,
+        [Plan::Sealer, Plan::Sealer, Plan::Sealer, Plan::Snapup]
+    );
     assert_eq!(config.admin_addr(), "127.0.0.1:17890");
     assert_eq!(config.worker.ping_interval, Duration::from_secs(5));
     assert_eq!(

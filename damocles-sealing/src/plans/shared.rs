@@ -59,7 +59,7 @@ pub(super) fn note_idle_reason(
         match reason {
             Some(reason) => tracing::warn!(
                 thread = runner.control.index(),
-                "no job: {reason}; asking again every {}",
+                "no sector: {reason}; asking again every {}",
                 humantime::format_duration(runner.ctx.options.recover_interval.max(IDLE_FLOOR))
             ),
             None => tracing::info!(thread = runner.control.index(), "the manager answers again"),
