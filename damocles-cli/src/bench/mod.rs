@@ -7,6 +7,7 @@ mod ingest;
 mod listing;
 mod memory;
 mod pipeline;
+mod snapup;
 mod stats;
 
 pub use admin::idle_worker;
@@ -31,7 +32,7 @@ pub struct Args {
     /// 10,000 entries).
     #[arg(long, value_delimiter = ',', default_value = "1,10,100")]
     pub scale: Vec<usize>,
-    /// Sectors for figure 1.
+    /// Sectors for figures 1 and 7.
     #[arg(long, default_value_t = 3)]
     pub sectors: u64,
     /// Also write the figures as JSON to this file.
@@ -52,6 +53,9 @@ pub enum Figure {
     Listing,
     /// 5: resident memory.
     Memory,
+    /// 7: snap-up throughput against back-to-back update proof calls (6 is the growth of
+    /// 2–4 with `--scale`).
+    Snapup,
 }
 
 /// Everything measured.
@@ -71,6 +75,8 @@ pub struct Figures {
     pub listing: Vec<listing::ListingFigures>,
     /// Figure 5.
     pub memory: Option<memory::MemoryFigures>,
+    /// Figure 7.
+    pub snapup: Option<snapup::SnapupFigures>,
 }
 
 fn verdict(met: bool) -> &'static str {
@@ -116,6 +122,28 @@ async fn run(args: &Args) -> anyhow::Result<Figures> {
             );
         }
         figures.pipeline = Some(f);
+    }
+    if wanted(Figure::Snapup) {
+        let sectors = if args.smoke { 1 } else { args.sectors };
+        eprintln!("figure 7: {sectors} snap-ups back to back, then through the system …");
+        let f = snapup::run(sectors, !args.smoke).await?;
+        if args.smoke {
+            println!(
+                "7 snap-up (smoke, no snap prove: not a figure): back to back {:.3} s, system {:.3} s",
+                f.limit_s, f.system_s
+            );
+        } else {
+            println!(
+                "7 snap-up: limit {:.1} s ({:.1} sectors/h), system {:.1} s ({:.1} sectors/h), ratio {:.3} (≥ 0.95: {})",
+                f.limit_s,
+                f.limit_sectors_per_hour,
+                f.system_s,
+                f.system_sectors_per_hour,
+                f.ratio,
+                verdict(f.ratio >= 0.95),
+            );
+        }
+        figures.snapup = Some(f);
     }
     for &scale in &scales {
         if wanted(Figure::Admin) {
