@@ -1,5 +1,5 @@
 //! Faults with real processes on loopback: the worker killed with SIGKILL in every sealer
-//! state and in the middle of C2, manager outages short and long, a corrupt state
+//! state and in the middle of C2, in every snap-up state and in the middle of SnapProve, manager outages short and long, a corrupt state
 //! database. Every loop is bounded. Figures in RELIABILITY.md.
 //!
 //! Needs the 2KiB parameters in the parameter cache.
@@ -583,4 +583,107 @@ fn tokens_guard_worker_and_manager_and_never_reach_the_logs() {
             "{token} in the logs"
         );
     }
+}
+
+/// The snap-up states one upgrade passes through, in order.
+const SNAPUP_PATH: [&str; 7] = [
+    "Allocated",
+    "PieceAdded",
+    "TreeDBuilt",
+    "SnapEncoded",
+    "SnapProved",
+    "Persisted",
+    "Finished",
+];
+
+/// A CC sector sealed by a sealer thread, then upgraded by a snap-up thread (the same
+/// location, its config switched to `plan = "snapup"`) that is killed with SIGKILL right
+/// after every snap-up state and twice in the middle of SnapProve: the upgrade finishes
+/// once, verified by the manager, and nothing is allocated twice.
+#[test]
+fn killed_in_every_snapup_state_and_during_snap_prove_the_upgrade_still_finishes_once() {
+    require_params();
+    let home = tempfile::tempdir().expect("home");
+    let dir = tempfile::tempdir().expect("worker");
+    let manager_process = manager(
+        home.path(),
+        "127.0.0.1:0",
+        &["--max-sectors", "1", "--report-delay", "1s"],
+    );
+    let m = manager_process.address.clone();
+    let sealing = "seal_interval = \"1h\"\nrecover_interval = \"1s\"\nmax_retries = 50";
+    let config = worker_config(dir.path(), &m, 1, sealing);
+    let process = worker(&config);
+    wait_until(
+        "a finished CC sector",
+        Duration::from_secs(10 * 60),
+        FAST,
+        || (sectors(&m).first()?["state"] == "Finished").then_some(()),
+    );
+    drop(process);
+
+    let text = std::fs::read_to_string(&config).expect("config");
+    let store = format!("location = \"{}\"\n", dir.path().join("store0").display());
+    assert!(text.contains(&store), "{text}");
+    std::fs::write(
+        &config,
+        text.replace(&store, &format!("{store}plan = \"snapup\"\n")),
+    )
+    .expect("snap-up config");
+    let mut kills = 0;
+    let mut process = worker(&config);
+    let position = |t: &Value| SNAPUP_PATH.iter().position(|s| t["job_state"] == *s);
+    for (at, state) in SNAPUP_PATH.into_iter().enumerate() {
+        watch(&process, state, Duration::from_secs(5 * 60), |t| {
+            assert_eq!(t["plan"], "snapup", "{t}");
+            if let Some(now) = position(t) {
+                assert!(now <= at, "missed {state}: the thread is already at {t}");
+            }
+            t["job_state"] == state
+        });
+        process.kill_9();
+        kills += 1;
+        process = worker(&config);
+        if state == "SnapEncoded" {
+            for _ in 0..2 {
+                watch(
+                    &process,
+                    "SnapProve running for 3 s",
+                    Duration::from_secs(120),
+                    |t| {
+                        t["thread_state"]["proc"] == "builtin SnapProve"
+                            && t["thread_state"]["elapsed"].as_u64() >= Some(3)
+                    },
+                );
+                process.kill_9();
+                kills += 1;
+                process = worker(&config);
+            }
+        }
+    }
+    watch(
+        &process,
+        "idle without a sector",
+        Duration::from_secs(60),
+        |t| t["job_id"].is_null(),
+    );
+    let all = sectors(&m);
+    assert_eq!(all.len(), 1, "one sector, allocated once: {all:#?}");
+    assert_eq!(all[0]["state"], "Upgraded", "{:#}", all[0]);
+    let update = &all[0]["update"];
+    assert_eq!(update["proof_type"], 0, "StackedDrg2KiBV1");
+    assert!(update["proof"].as_str().is_some_and(|p| !p.is_empty()));
+    assert_ne!(update["comm_r_new"], all[0]["comm_r"]);
+    let persist = dir.path().join("persist");
+    let name = format!("s-t0{}-{}", all[0]["miner"], all[0]["number"]);
+    assert!(persist.join("update").join(&name).is_file());
+    assert!(persist
+        .join("update-cache")
+        .join(&name)
+        .join("p_aux")
+        .is_file());
+    common::check_unsealed_copy(home.path(), &persist, &all[0]);
+    assert_eq!(kills, 9);
+    drop(process);
+    drop(manager_process);
 }

@@ -237,6 +237,11 @@ impl MockChain {
                 state.counters = snapshot.counters;
                 state.sectors = snapshot.sectors.into_iter().map(|s| (s.id, s)).collect();
                 state.last_deal_id = snapshot.last_deal_id;
+                for sector in state.sectors.values_mut() {
+                    if sector.state == ChainSectorState::Upgrading && sector.upgrade.is_none() {
+                        sector.state = ChainSectorState::Finished;
+                    }
+                }
             }
             state.file = Some(file.to_path_buf());
         }
@@ -415,6 +420,13 @@ fn make_pieces(
             Ok((cid, padded, len as u64))
         })
         .collect()
+}
+
+fn has_accepted_update(sector: &ChainSector) -> bool {
+    sector
+        .upgrade
+        .as_ref()
+        .is_some_and(|u| u.accepted.is_some())
 }
 
 fn randomness() -> [u8; 32] {
@@ -756,30 +768,35 @@ impl SectorManager for MockChain {
     async fn report_finalized(&self, id: SectorId) -> Result<(), ManagerError> {
         self.check_fault(ChainCall::ReportFinalized)?;
         self.with_sector(id, |sector, _| {
-            sector.state = match (&sector.state, &sector.upgrade) {
-                (ChainSectorState::Upgrading, Some(upgrade)) if upgrade.accepted.is_some() => {
+            sector.state = match &sector.state {
+                // Its snap-up thread is done once the chain holds the update; a late report
+                // of the sealer thread that sealed it changes nothing.
+                ChainSectorState::Upgrading if has_accepted_update(sector) => {
                     ChainSectorState::Upgraded
                 }
-                (ChainSectorState::Upgraded, _) => ChainSectorState::Upgraded,
+                state @ (ChainSectorState::Upgrading | ChainSectorState::Upgraded) => state.clone(),
                 _ => ChainSectorState::Finished,
             };
-            if sector.state == ChainSectorState::Finished {
-                sector.upgrade = None;
-            }
         })
     }
 
     async fn report_aborted(&self, id: SectorId, reason: String) -> Result<(), ManagerError> {
         self.check_fault(ChainCall::ReportAborted)?;
-        self.with_sector(id, |sector, _| {
-            if sector.state == ChainSectorState::Upgrading {
+        self.with_sector(id, |sector, _| match &sector.state {
+            // What the chain holds stays: a finished or upgraded sector, an accepted update.
+            ChainSectorState::Finished | ChainSectorState::Upgraded => {
+                tracing::info!("mock chain: {id} is on chain; its abort ({reason}) is ignored");
+            }
+            ChainSectorState::Upgrading if has_accepted_update(sector) => {
+                sector.state = ChainSectorState::Upgraded;
+            }
+            ChainSectorState::Upgrading => {
                 // A dropped snap-up leaves the CC sector as it was, free to upgrade again.
                 tracing::info!("mock chain: snap-up of {id} aborted: {reason}");
                 sector.state = ChainSectorState::Finished;
                 sector.upgrade = None;
-            } else {
-                sector.state = ChainSectorState::Aborted(reason);
             }
+            _ => sector.state = ChainSectorState::Aborted(reason),
         })
     }
 
@@ -796,59 +813,49 @@ impl SectorManager for MockChain {
         let Some(dir) = self.piece_dir() else {
             return Ok(None);
         };
-        // Reserved first (Upgrading), so that two threads never take one sector.
+        // Reserved first (Upgrading), so that two threads never take one sector; a
+        // reservation without its deals (the mock stopped meanwhile) is released when the
+        // records are read again.
         let taken = {
             let mut state = self.lock();
-            let candidate = state.sectors.values_mut().find(|s| {
-                s.state == ChainSectorState::Finished
-                    && s.deals.is_empty()
-                    && s.upgrade.is_none()
-                    && s.persisted.is_some()
-                    && s.pre_commit.is_some()
+            let candidate = state.sectors.values_mut().find_map(|s| {
+                match (&s.state, &s.pre_commit, &s.persisted, &s.upgrade) {
+                    (ChainSectorState::Finished, Some(pre_commit), Some(store), None)
+                        if s.deals.is_empty() =>
+                    {
+                        let taken = (s.id, s.proof_type, pre_commit.comm_r, store.clone());
+                        s.state = ChainSectorState::Upgrading;
+                        Some(taken)
+                    }
+                    _ => None,
+                }
             });
-            let taken = candidate.map(|sector| {
-                sector.state = ChainSectorState::Upgrading;
-                sector.clone()
-            });
-            if taken.is_some() {
+            if candidate.is_some() {
                 state.save();
             }
-            taken
+            candidate
         };
-        let Some(sector) = taken else {
+        let Some((id, proof_type, comm_r, store)) = taken else {
             return Ok(None);
-        };
-        let release = |chain: &Self| {
-            let _ = chain.with_sector(sector.id, |s, _| s.state = ChainSectorState::Finished);
         };
         let deals = match self.make_deals(&dir, &spec.deals).await {
             Ok(Some(deals)) => deals,
-            Ok(None) => {
-                release(self);
-                return Ok(None);
-            }
-            Err(e) => {
-                release(self);
-                return Err(e);
+            outcome => {
+                self.with_sector(id, |s, _| s.state = ChainSectorState::Finished)?;
+                return outcome.map(|_| None);
             }
         };
-        let (Some(pre_commit), Some(store)) = (sector.pre_commit, sector.persisted) else {
-            return Ok(None);
-        };
-        self.with_sector(sector.id, |s, _| {
+        self.with_sector(id, |s, _| {
             s.upgrade = Some(ChainUpgrade {
                 deals: deals.clone(),
                 accepted: None,
             });
         })?;
         Ok(Some(AllocatedSnapUpSector {
-            sector: AllocatedSector {
-                id: sector.id,
-                proof_type: sector.proof_type,
-            },
+            sector: AllocatedSector { id, proof_type },
             pieces: deals,
             public: SectorPublicInfo {
-                comm_r: pre_commit.comm_r,
+                comm_r,
                 sealed_cid: None,
                 activation: 0,
                 expiration: 0,
@@ -901,8 +908,16 @@ impl SectorManager for MockChain {
         })
         .await
         .map_err(|e| ManagerError::remote(1, format!("verifier panicked: {e}")))?;
-        let already = upgrade.accepted.is_some();
         self.with_sector(id, |sector, counters| {
+            // Looked at again: the snap-up may have been dropped, or another submission
+            // accepted, while this one was verified.
+            if sector.upgrade.as_ref().map(|u| &u.deals) != Some(&upgrade.deals) {
+                return submit_answer(
+                    SubmitResult::Rejected,
+                    Some("the sector is no longer being upgraded with these pieces".into()),
+                );
+            }
+            let already = has_accepted_update(sector);
             let verdict = match expected_comm_d {
                 Ok(comm_d) if comm_d != info.comm_d => Err(format!(
                     "comm_d {} is not that of the sector's new pieces",
@@ -1072,8 +1087,10 @@ mod tests {
         }
         let state = |chain: &MockChain| chain.sector(sector.id).map(|s| s.state);
         assert_eq!(state(&chain), Some(ChainSectorState::Upgrading));
-        // Taken once; the worker's state reports do not end the job.
+        // Taken once; a late finalize from the sealer thread that sealed it changes nothing.
         assert_eq!(chain.allocate_snapup_sector(spec.clone()).await, Ok(None));
+        chain.report_finalized(sector.id).await.expect("finalized");
+        assert_eq!(state(&chain), Some(ChainSectorState::Upgrading));
 
         // Pieces other than the sector's, or a proof that does not verify: rejected.
         let mut info = SnapUpOnChainInfo {
@@ -1106,6 +1123,16 @@ mod tests {
         assert!(chain.sector(sector.id).is_some_and(|s| s.upgrade.is_none()));
         let again = chain.allocate_snapup_sector(spec).await.expect("allocate");
         assert_eq!(again.map(|j| j.sector), Some(sector));
+        // What is on chain stays there: an abort of a finished sector is ignored.
+        chain
+            .report_aborted(sector.id, "late".into())
+            .await
+            .expect("aborted");
+        chain
+            .report_aborted(sector.id, "late".into())
+            .await
+            .expect("aborted");
+        assert_eq!(state(&chain), Some(ChainSectorState::Finished));
     }
 
     #[tokio::test]

@@ -301,6 +301,13 @@ pub fn check(facts: &ResumeFacts, target: State) -> Result<(), String> {
                 .unwrap_or_default()
         ));
     }
+    if target == State::Empty && facts.present.contains(&Input::Sector) {
+        return Err(
+            "the thread holds a sector: resume at Aborted to drop it (the manager is told), \
+             not at Empty"
+                .to_owned(),
+        );
+    }
     let position = |state: State| rules.order.iter().position(|s| *s == state);
     let Some(to) = position(target) else {
         let names: Vec<&str> = rules.order.iter().map(|s| s.as_str()).collect();
@@ -440,6 +447,9 @@ mod tests {
         assert!(err.contains("resume at Allocated"), "{err}");
         assert_eq!(check(&facts(State::SnapEncoded), State::Allocated), Ok(()));
         assert_eq!(check(&facts(State::SnapEncoded), State::Aborted), Ok(()));
+        // Empty would take a new sector and leave this one held: Aborted hands it back.
+        let err = check(&facts(State::SnapEncoded), State::Empty).expect_err("holds a sector");
+        assert!(err.contains("resume at Aborted"), "{err}");
 
         write_updated_replica(&paths);
         // SnapProved's persist copies the staged file as well, so a resume before it needs

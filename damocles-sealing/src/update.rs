@@ -46,7 +46,7 @@ pub fn fetch_sector_key(store: &Path, name: &str, paths: &SectorPaths) -> Result
     let cache = store.join("cache").join(name);
     let missing = |path: &Path, e: std::io::Error| {
         Failure::permanent(format!(
-            "the sector key is not in its store: {}: {e}",
+            "cannot read the sector key in its store: {}: {e}",
             path.display()
         ))
     };

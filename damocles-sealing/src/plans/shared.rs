@@ -128,11 +128,16 @@ pub(super) async fn persist(
         return Err(Failure::permanent("no available persist store candidate").into());
     }
     let size = id.proof.sector_size().bytes();
-    let required = if size < (32 << 30) {
+    let mut required = if size < (32 << 30) {
         size * 2
     } else {
         size + size / 50
     };
+    let has_deals = record.has_deals();
+    if has_deals {
+        // The unsealed copy goes along.
+        required += size;
+    }
     let store = loop {
         let reserved = runner
             .manager_call(
@@ -171,7 +176,6 @@ pub(super) async fn persist(
             ))
         })?;
     let name = id.sector.to_string();
-    let has_deals = record.has_deals();
     runner
         .proof_call(ProofStage::Transfer, move || {
             copy_sector_files(&paths, &target.location, &name, replica, has_deals)
@@ -199,20 +203,30 @@ fn copy_sector_files(
     let cache_dir = store.join(cache_dir).join(name);
     std::fs::create_dir_all(&file_dir).map_err(|e| io("create replica dir", e))?;
     std::fs::create_dir_all(&cache_dir).map_err(|e| io("create cache dir", e))?;
-    std::fs::copy(file, file_dir.join(name)).map_err(|e| io("replica", e))?;
+    copy_whole(file, &file_dir.join(name)).map_err(|e| io("replica", e))?;
     if unsealed {
         let unsealed_dir = store.join("unsealed");
         std::fs::create_dir_all(&unsealed_dir).map_err(|e| io("create unsealed dir", e))?;
-        std::fs::copy(&paths.staged, unsealed_dir.join(name))
-            .map_err(|e| io("unsealed file", e))?;
+        copy_whole(&paths.staged, &unsealed_dir.join(name)).map_err(|e| io("unsealed file", e))?;
     }
     for entry in std::fs::read_dir(cache).map_err(|e| io("read cache", e))? {
         let entry = entry.map_err(|e| io("read cache", e))?;
         let file = entry.file_name();
         let file = file.to_string_lossy();
         if is_persisted_cache_file(&file) {
-            std::fs::copy(entry.path(), cache_dir.join(&*file)).map_err(|e| io("cache file", e))?;
+            copy_whole(&entry.path(), &cache_dir.join(&*file)).map_err(|e| io("cache file", e))?;
         }
     }
     Ok(())
+}
+
+/// Copies `from` to `to` through a temporary file renamed over `to`: a crash leaves the
+/// old file or the new one, and a file hard-linked to the old `to` (a snap-up's link to
+/// its sector key) is never written to.
+fn copy_whole(from: &Path, to: &Path) -> std::io::Result<()> {
+    let mut tmp = to.as_os_str().to_owned();
+    tmp.push(".part");
+    let tmp = std::path::PathBuf::from(tmp);
+    std::fs::copy(from, &tmp)?;
+    std::fs::rename(&tmp, to)
 }

@@ -104,17 +104,22 @@ impl PlanSteps for Snapup {
                 let Ok(Some(allocated)) = allocated else {
                     return Ok(Outcome::Idle);
                 };
+                let store = &allocated.private.access_instance;
                 let refusal = if !allocated.pieces.iter().any(|p| !p.is_pledge()) {
-                    Some("deals required, got empty")
-                } else if allocated.private.access_instance.is_empty() {
-                    Some("the allocation names no store holding the sector")
+                    Some("deals required, got empty".to_owned())
+                } else if store.is_empty() {
+                    Some("the allocation names no store holding the sector".to_owned())
+                } else if !runner.ctx.attached.iter().any(|s| &s.name == store) {
+                    Some(format!(
+                        "the sector is in store {store}, which is not attached to this worker"
+                    ))
                 } else {
                     None
                 };
                 if let Some(reason) = refusal {
-                    // Told now: the record has no sector yet, so the abort cannot tell it.
+                    // Handed back now (the record has no sector yet, so the abort cannot).
                     if let Err(e) = manager
-                        .report_aborted(allocated.sector.id, reason.to_owned())
+                        .report_aborted(allocated.sector.id, reason.clone())
                         .await
                     {
                         tracing::warn!("report aborted: {e}");
