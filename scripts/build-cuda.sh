@@ -15,8 +15,8 @@ export EC_GPU_CUDA_NVCC_ARGS="--fatbin --gpu-architecture=sm_${arch} --generate-
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target/cuda}"
 if [ "${1:-}" = "--check" ]; then
   shift
-  cargo check -p damocles-cli --features cuda --bins "$@"
+  cargo check -p damocles-cli -p damocles-bench --features damocles-cli/cuda,damocles-bench/cuda --bins "$@"
 else
-  cargo build --release -p damocles-cli --features cuda --bins "$@"
+  cargo build --release -p damocles-cli -p damocles-bench --features damocles-cli/cuda,damocles-bench/cuda --bins "$@"
   ls -la "$CARGO_TARGET_DIR"/release/damocles-seal-bench
 fi

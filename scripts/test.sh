@@ -15,7 +15,7 @@ target/debug/damocles-worker params generate --sector-size 2KiB
 step tests; cargo nextest run --workspace --no-fail-fast
 step doctests; cargo test --workspace --doc
 # The benchmarks keep building and running, small and without C2 (full run: BENCHMARKS.md).
-step bench-smoke; cargo build -q -p damocles-cli --bins
+step bench-smoke; cargo build -q -p damocles-bench --bins
 target/debug/damocles-bench --smoke
 # The GPU build must keep compiling: install the CUDA toolkit and check the cuda variant.
 if [ "${SKIP_CUDA_CHECK:-0}" != 1 ]; then

@@ -4,12 +4,10 @@
 //! **Boundary:** no sealing or protocol logic: that lives in damocles-sealing and
 //! damocles-rpc.
 
-pub mod bench;
 pub mod bulk;
 pub mod events;
 pub mod exit;
-mod logging;
+pub mod logging;
 pub mod manager_cli;
 pub mod render;
-pub mod seal_bench;
 pub mod worker_cli;

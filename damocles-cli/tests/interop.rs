@@ -100,9 +100,13 @@ async fn the_original_admin_requests_replayed_against_our_worker() {
     let dir = tempfile::tempdir().expect("tempdir");
     // Three idle threads with no sector to seal: the state the original was recorded in.
     let worker = Arc::new(
-        damocles_cli::bench::idle_worker(dir.path(), 3)
-            .await
-            .expect("idle worker"),
+        damocles_sealing::mock_chain::idle_worker(
+            dir.path(),
+            3,
+            &damocles_cli::worker_cli::daemon::version(),
+        )
+        .await
+        .expect("idle worker"),
     );
     assert!(worker
         .list()

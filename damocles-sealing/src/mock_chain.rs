@@ -999,6 +999,58 @@ impl PieceStore for MockChain {
     }
 }
 
+/// Why [`idle_worker`] could not start.
+pub type IdleWorkerError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A worker of `threads` sealing threads (locations `<dir>/store<i>`, attached store
+/// `<dir>/remote`) over a mock chain that allocates nothing: every thread holds an empty
+/// record and idles (asking again hourly). Returns once every thread shows so. The fixture
+/// of the admin-latency benchmark and of the interop tests, which need a worker to talk to
+/// but nothing sealed.
+pub async fn idle_worker(
+    dir: &Path,
+    threads: usize,
+    version: &str,
+) -> Result<crate::Worker, IdleWorkerError> {
+    use damocles_core::{Plan, StateStore, ThreadState};
+
+    let chain = MockChain::new(10000, SealProof::StackedDrg2KiBV1_1);
+    chain.limit_sectors(0);
+    let mut contexts = Vec::with_capacity(threads);
+    for i in 0..threads {
+        let location = crate::store::Location::init(&dir.join(format!("store{i}")))?;
+        let store = Arc::new(crate::store::RedbStateStore::open(&location)?);
+        contexts.push(crate::ThreadContext {
+            worker_name: "idle".into(),
+            location,
+            plan: Plan::Sealer,
+            options: crate::SealingOptions {
+                recover_interval: std::time::Duration::from_secs(3600),
+                ..crate::SealingOptions::immediate()
+            },
+            manager: Arc::new(chain.clone()),
+            store: store as Arc<dyn StateStore>,
+            limits: crate::limits::StageLimits::default(),
+            attached: vec![crate::AttachedStore {
+                name: "remote".into(),
+                location: dir.join("remote"),
+                readonly: false,
+            }],
+            pieces: Default::default(),
+        });
+    }
+    let worker = crate::Worker::start(contexts, version);
+    let mut changes = worker.subscribe();
+    while !worker
+        .list()
+        .iter()
+        .all(|t| t.thread_state == ThreadState::Idle && t.job_state.is_some())
+    {
+        tokio::time::timeout(std::time::Duration::from_secs(60), changes.changed()).await??;
+    }
+    Ok(worker)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

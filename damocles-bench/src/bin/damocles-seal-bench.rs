@@ -1,5 +1,5 @@
 //! Seals 2KiB sectors through the proof backend and times each step, C2 on GPU and CPU.
 
 fn main() -> std::process::ExitCode {
-    damocles_cli::seal_bench::main_impl()
+    damocles_bench::seal::main_impl()
 }

@@ -1,5 +1,5 @@
 //! The benchmarks of BENCHMARKS.md.
 
 fn main() -> std::process::ExitCode {
-    damocles_cli::bench::main_impl()
+    damocles_bench::main_impl()
 }

@@ -7,10 +7,9 @@ mod ingest;
 mod listing;
 mod memory;
 mod pipeline;
+pub mod seal;
 mod snapup;
 mod stats;
-
-pub use admin::idle_worker;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -215,7 +214,7 @@ async fn run(args: &Args) -> anyhow::Result<Figures> {
 /// The binary's entry point.
 pub fn main_impl() -> ExitCode {
     let args = Args::parse();
-    crate::logging::init("warn");
+    damocles_cli::logging::init("warn");
     if args.smoke {
         // Without parameters C2 fails at once; nothing here may wait for one.
         let empty =
@@ -234,7 +233,7 @@ pub fn main_impl() -> ExitCode {
     match runtime.block_on(run(&args)) {
         Ok(figures) => {
             if let Some(path) = &args.json {
-                if let Err(e) = std::fs::write(path, crate::render::json(&figures)) {
+                if let Err(e) = std::fs::write(path, damocles_cli::render::json(&figures)) {
                     eprintln!("error: {}: {e}", path.display());
                     return ExitCode::FAILURE;
                 }

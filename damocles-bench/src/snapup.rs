@@ -18,7 +18,7 @@ use damocles_sealing::proofs::{self, DealPieceFile, SealIdentity};
 use damocles_sealing::update;
 use serde::Serialize;
 
-use crate::worker_cli::daemon::{self, ManagerChoice};
+use damocles_cli::worker_cli::daemon::{self, ManagerChoice};
 
 /// The figures.
 #[derive(Debug, Clone, Serialize)]

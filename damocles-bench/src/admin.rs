@@ -3,17 +3,11 @@
 //! blocks on the same connection kind.
 
 use std::convert::Infallible;
-use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
-use damocles_core::{Plan, SealProof, StateStore, ThreadState};
 use damocles_rpc::{AdminService, RpcServer, ServerOptions};
-use damocles_sealing::limits::StageLimits;
-use damocles_sealing::mock_chain::MockChain;
-use damocles_sealing::store::{Location, RedbStateStore};
-use damocles_sealing::{AttachedStore, SealingOptions, ThreadContext, Worker};
+use damocles_sealing::mock_chain::idle_worker;
 use http_body_util::Full;
 use hyper_util::rt::TokioIo;
 use serde::Serialize;
@@ -33,45 +27,6 @@ pub struct AdminFigures {
     pub bare: Latency,
     /// ours.p99 / bare.p99 (target ≤ 1.5).
     pub p99_ratio: f64,
-}
-
-/// A worker of `threads` threads that have nothing to seal (the chain allocates none).
-pub async fn idle_worker(dir: &Path, threads: usize) -> anyhow::Result<Worker> {
-    let chain = MockChain::new(10000, SealProof::StackedDrg2KiBV1_1);
-    chain.limit_sectors(0);
-    let mut contexts = Vec::with_capacity(threads);
-    for i in 0..threads {
-        let location = Location::init(&dir.join(format!("store{i}")))?;
-        let store = Arc::new(RedbStateStore::open(&location)?);
-        contexts.push(ThreadContext {
-            worker_name: "bench".into(),
-            location,
-            plan: Plan::Sealer,
-            options: SealingOptions {
-                recover_interval: Duration::from_secs(3600),
-                ..SealingOptions::immediate()
-            },
-            manager: Arc::new(chain.clone()),
-            store: store as Arc<dyn StateStore>,
-            limits: StageLimits::default(),
-            attached: vec![AttachedStore {
-                name: "remote".into(),
-                location: dir.join("remote"),
-                readonly: false,
-            }],
-            pieces: Default::default(),
-        });
-    }
-    let worker = Worker::start(contexts, crate::worker_cli::daemon::version());
-    let mut changes = worker.subscribe();
-    while !worker
-        .list()
-        .iter()
-        .all(|t| t.thread_state == ThreadState::Idle && t.job_state.is_some())
-    {
-        tokio::time::timeout(Duration::from_secs(60), changes.changed()).await??;
-    }
-    Ok(worker)
 }
 
 /// A hyper server that answers every request with `body`.
@@ -114,7 +69,15 @@ const LIST: &[u8] = br#"{"jsonrpc":"2.0","method":"VenusWorker.WorkerList","para
 /// Runs figure 2 with `threads` threads and `calls` calls to each server.
 pub async fn run(threads: usize, calls: usize) -> anyhow::Result<AdminFigures> {
     let dir = tempfile::tempdir()?;
-    let worker = Arc::new(idle_worker(dir.path(), threads).await?);
+    let worker = Arc::new(
+        idle_worker(
+            dir.path(),
+            threads,
+            &damocles_cli::worker_cli::daemon::version(),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("idle worker: {e}"))?,
+    );
     let server = RpcServer::bind(
         "127.0.0.1:0",
         Arc::new(AdminService::new(worker.clone())),

@@ -14,7 +14,7 @@ use damocles_sealing::paths::SectorPaths;
 use damocles_sealing::proofs::{self, SealIdentity};
 use serde::Serialize;
 
-use crate::worker_cli::daemon::{self, ManagerChoice};
+use damocles_cli::worker_cli::daemon::{self, ManagerChoice};
 
 /// The figures.
 #[derive(Debug, Clone, Serialize)]
