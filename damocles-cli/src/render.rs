@@ -412,6 +412,7 @@ pub fn chain_sector_json(sector: &ChainSector) -> Value {
         ChainSectorState::Upgrading => ("Upgrading", None),
         ChainSectorState::Upgraded => ("Upgraded", None),
         ChainSectorState::Aborted(reason) => ("Aborted", Some(reason.clone())),
+        _ => ("Unknown", None),
     };
     let deals = match &sector.upgrade {
         Some(upgrade) if sector.deals.is_empty() => &upgrade.deals,

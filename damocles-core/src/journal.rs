@@ -46,6 +46,7 @@ pub fn unix_ms() -> u64 {
 /// What happened, tagged by `kind` in JSON.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Happening {
     /// The thread started (the worker started) with its saved record.
     Started {

@@ -114,6 +114,7 @@ pub fn pieces_end(padded_sizes: impl IntoIterator<Item = u64>) -> u64 {
 
 /// Why a piece's bytes could not be had.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum PieceFetchError {
     /// No store has the piece.
     #[error("piece {cid}: not found ({detail})")]

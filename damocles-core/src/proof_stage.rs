@@ -12,6 +12,7 @@ use crate::state::Stage;
 
 /// A stage whose work is a proof or processor call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
 pub enum ProofStage {
     /// Writing the pieces into the staged file (`add_pieces`).
     AddPieces,

@@ -63,6 +63,7 @@ pub struct SnapEncodeOutput {
 /// An event: the result of a step, carrying what the step produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[allow(missing_docs)] // each variant is the event of the same name in EventKind
+#[non_exhaustive]
 pub enum Event {
     /// Set the state directly (`resume --state`), without a table lookup.
     SetState(State),

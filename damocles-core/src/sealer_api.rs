@@ -496,6 +496,7 @@ pub struct StoreBasicInfo {
 
 /// What went wrong calling the manager.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ManagerErrorKind {
     /// The manager does not know the sector (JSON-RPC code 11001): abort it.
     SectorStateNotFound,

@@ -110,6 +110,7 @@ named_enum! {
 /// The label `worker list` shows as `JobStage`: what the thread does in its current state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[allow(missing_docs)] // the variant names are the labels
+#[non_exhaustive]
 pub enum Stage {
     /// Shown as `-`: no work in this state.
     Nothing,

@@ -57,6 +57,7 @@ pub enum DrainOutcome {
 
 /// An admin call that did not happen. Nothing changed on the worker.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum AdminError {
     /// No thread has that index.
     #[error("worker #{index} not found")]

@@ -36,6 +36,7 @@ impl Default for Timeouts {
 
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CallError {
     /// No connection could be made, or none answered in time.
     #[error("cannot reach {address}: {reason}")]

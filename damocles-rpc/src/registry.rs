@@ -59,6 +59,7 @@ pub struct RegistryError {
 
 /// Why a ping was not stored.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum PingError {
     /// The name is registered at another dest, and the caller may not move it.
     #[error(

@@ -14,6 +14,7 @@ use crate::thread::ThreadContext;
 
 /// Why the threads of a configuration cannot start.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum AssembleError {
     /// A location is missing or not prepared.
     #[error("sealing_thread[{index}]: {source}")]

@@ -28,6 +28,7 @@ use crate::update::{self, UpgradedSector};
 
 /// Where a sector stands on the mock chain.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
 pub enum ChainSectorState {
     /// Allocated to a worker.
     Allocated,
@@ -127,6 +128,7 @@ pub struct ChainCounters {
 /// A sector manager call a fault can be set on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[allow(missing_docs)] // one variant per SectorManager method
+#[non_exhaustive]
 pub enum ChainCall {
     AllocateSector,
     AcquireDeals,

@@ -37,6 +37,7 @@ pub const DEFAULT_CACHE_DIR: &str = "/var/tmp/filecoin-proof-parameters";
 
 /// Why parameters could not be generated.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ParamsError {
     /// Production sizes need the official, ceremony-made parameters.
     #[error(

@@ -30,6 +30,7 @@ const STATE_CACHE_BYTES: usize = 256 << 10;
 
 /// Why a location could not be prepared or opened.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum LocationError {
     /// The directory is not a sealing location.
     #[error("{path} is not a sealing location (no {HOLDER}); run `damocles-worker store sealing-init -l {path}`")]

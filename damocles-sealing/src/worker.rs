@@ -151,7 +151,8 @@ impl SealingThread for ThreadHandle {
     }
 }
 
-/// A worker: its sealing threads, each an async task on the current tokio runtime.
+/// A worker: its sealing threads, each an async task on the current tokio runtime. The
+/// threads run until [`Worker::shutdown`] or until the worker is dropped.
 pub struct Worker {
     threads: Vec<ThreadHandle>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
@@ -273,6 +274,18 @@ impl Worker {
                 )
             })
             .count()
+    }
+}
+
+/// Dropping a worker stops its threads, each at its next wait or after its current proof
+/// call (whose result is persisted first), without waiting for them: a worker cannot be
+/// forgotten running. [`Worker::shutdown`] also waits, and releases the state databases
+/// before it returns.
+impl Drop for Worker {
+    fn drop(&mut self) {
+        for thread in &self.threads {
+            thread.control.stop();
+        }
     }
 }
 

@@ -621,6 +621,7 @@ fn gist(entry: &damocles_core::JournalEntry) -> String {
         Happening::Drain { by, on } => format!("drain {on} by {by}"),
         Happening::Aborted { reason } => format!("aborted: {reason}"),
         Happening::Finished => "finished".into(),
+        other => format!("{other:?}"),
     }
 }
 
@@ -915,4 +916,33 @@ async fn verify_after_pc2_runs_a_c1_before_the_pre_commit() {
         assert_eq!(harness.chain.counters().pre_commits_accepted, 1);
         worker.shutdown().await;
     }
+}
+
+/// Dropping a worker stops its threads: they let go of their state databases, which a new
+/// store on the same location can then read (each redb file opens once per process).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_worker_stops_its_threads() {
+    let harness = harness(1);
+    let worker = harness.start();
+    let before = wait_for(&worker, "paused at C1Done", |t| paused(&t[0])).await;
+    let location = damocles_sealing::store::Location::init(&harness.dir.path().join("store0"))
+        .expect("location");
+    let open = || damocles_sealing::store::RedbStateStore::open(&location);
+    assert!(open().is_err(), "held by the running thread");
+    drop(worker);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let store = loop {
+        match open() {
+            Ok(store) => break store,
+            Err(_) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("the dropped worker's thread still holds its database: {e}"),
+        }
+    };
+    use damocles_core::StateStore;
+    let record = store.load().await.expect("load");
+    let record = record.expect("the record");
+    assert_eq!(record.state.as_str(), "C1Done");
+    assert!(record.paused, "saved as it was: {:?}", before[0].last_error);
 }
