@@ -207,7 +207,7 @@ pub fn run(args: &Args) -> Result<Report> {
         Duration::from_secs(30),
         |circuit, elapsed| {
             eprintln!(
-            "  generating the {circuit} parameters: {} elapsed (2KiB takes about 18 min on 2 cores)",
+            "  generating the {circuit} parameters: {} elapsed (2KiB takes about 21 min on 2 cores)",
             humantime::format_duration(Duration::from_secs(elapsed.as_secs()))
         );
         },

@@ -12,6 +12,8 @@ pub const BAD_INPUT: u8 = 2;
 pub const UNREACHABLE: u8 = 3;
 /// The credentials were refused.
 pub const UNAUTHORIZED: u8 = 4;
+/// A second signal stopped the process without waiting for its proof calls (128 + SIGINT).
+pub const INTERRUPTED: u8 = 130;
 
 /// The exit code and JSON kind of an admin failure.
 pub fn classify(error: &AdminError) -> (u8, &'static str) {

@@ -321,7 +321,8 @@ pub fn sectors_table(sectors: &[serde_json::Value]) -> String {
             cell(&format!("s-t0{}-{}", s["miner"], s["number"])),
             cell(&s["proof_type"].to_string()),
             cell(&state),
-            s["pieces"].as_array().map_or(0, Vec::len),
+            s["pieces"].as_array().map_or(0, Vec::len)
+                + s["update"]["pieces"].as_array().map_or(0, Vec::len),
             cell(&short("comm_r")),
             s["proof"]
                 .as_str()
@@ -399,10 +400,11 @@ pub fn remote_message(name: &str, dest: &str, message: &str) -> String {
 
 /// A mock-chain sector in the JSON of `util sealer sectors list --json`: what anyone needs
 /// to verify its proof independently (hex commitments, ticket, seed and proof; the proof
-/// type as its `RegisteredSealProof` integer), its deal pieces (`cid`, padded `size`,
-/// `deal_id`; empty for a CC sector; a snap-up's once it took one) and `update`: `null`,
-/// or for an upgraded sector `{"proof_type": <RegisteredUpdateProof integer>,
-/// "comm_r_new", "comm_d_new", "proof"}` (hex), which with `comm_r` verifies the upgrade.
+/// type as its `RegisteredSealProof` integer), the deal pieces it was sealed with (`cid`,
+/// padded `size`, `deal_id`; empty for a CC sector), and `update`: `null`, or for an
+/// upgraded sector `{"proof_type": <RegisteredUpdateProof integer>, "comm_r_new",
+/// "comm_d_new", "proof"}` (hex), which with `comm_r` verifies the upgrade, and the
+/// `pieces` the upgrade put in (whose comm_d is `comm_d_new`).
 pub fn chain_sector_json(sector: &ChainSector) -> Value {
     let (state, reason) = match &sector.state {
         ChainSectorState::Allocated => ("Allocated", None),
@@ -414,22 +416,30 @@ pub fn chain_sector_json(sector: &ChainSector) -> Value {
         ChainSectorState::Aborted(reason) => ("Aborted", Some(reason.clone())),
         _ => ("Unknown", None),
     };
-    let deals = match &sector.upgrade {
-        Some(upgrade) if sector.deals.is_empty() => &upgrade.deals,
-        _ => &sector.deals,
+    let pieces = |deals: &[damocles_core::sealer_api::SectorPiece]| {
+        deals
+            .iter()
+            .filter(|d| !d.is_pledge())
+            .map(|d| {
+                json!({
+                    "cid": d.piece.cid.text,
+                    "size": d.piece.size,
+                    "deal_id": d.deal_info.deal_id,
+                })
+            })
+            .collect::<Vec<_>>()
     };
-    let update = sector
-        .upgrade
-        .as_ref()
-        .and_then(|u| u.accepted.as_ref())
-        .map(|accepted| {
+    let update = sector.upgrade.as_ref().and_then(|upgrade| {
+        upgrade.accepted.as_ref().map(|accepted| {
             json!({
                 "proof_type": accepted.proof_type.as_i64(),
                 "comm_r_new": hex::encode(accepted.comm_r_new),
                 "comm_d_new": hex::encode(accepted.comm_d_new),
                 "proof": hex::encode(&accepted.proof),
+                "pieces": pieces(&upgrade.deals),
             })
-        });
+        })
+    });
     let mut value = json!({
         "miner": sector.id.miner,
         "number": sector.id.number,
@@ -441,11 +451,7 @@ pub fn chain_sector_json(sector: &ChainSector) -> Value {
         "comm_d": sector.pre_commit.as_ref().map(|p| hex::encode(p.comm_d)),
         "proof": sector.proof.as_ref().map(hex::encode),
         "state": state,
-        "pieces": deals.iter().filter(|d| !d.is_pledge()).map(|d| json!({
-            "cid": d.piece.cid.text,
-            "size": d.piece.size,
-            "deal_id": d.deal_info.deal_id,
-        })).collect::<Vec<_>>(),
+        "pieces": pieces(&sector.deals),
         "update": update,
     });
     if let (Some(reason), Some(object)) = (reason, value.as_object_mut()) {

@@ -682,7 +682,11 @@ fn killed_in_every_snapup_state_and_during_snap_prove_the_upgrade_still_finishes
         .join(&name)
         .join("p_aux")
         .is_file());
-    common::check_unsealed_copy(home.path(), &persist, &all[0]);
+    assert_eq!(all[0]["pieces"], serde_json::json!([]), "sealed as CC");
+    // The unsealed copy holds the pieces the upgrade put in.
+    let mut upgraded = all[0].clone();
+    upgraded["pieces"] = update["pieces"].clone();
+    common::check_unsealed_copy(home.path(), &persist, &upgraded);
     assert_eq!(kills, 9);
     drop(process);
     drop(manager_process);

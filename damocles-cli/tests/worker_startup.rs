@@ -227,3 +227,34 @@ fn log_lines_are_stamped_in_the_local_time_zone() {
         "{line}"
     );
 }
+
+/// `params generate`: a size Filecoin does not seal and a production size are bad input
+/// (exit 2) with a message saying why; an empty cache of a test size is not touched when
+/// the answer is a refusal.
+#[test]
+fn params_generate_refuses_unknown_and_production_sizes_as_bad_input() {
+    let cache = tempfile::tempdir().expect("cache");
+    let run = |size: &str| {
+        std::process::Command::new(common::WORKER)
+            .args(["params", "generate", "--sector-size", size])
+            .env("FIL_PROOFS_PARAMETER_CACHE", cache.path())
+            .output()
+            .expect("params generate")
+    };
+    let unknown = run("3KiB");
+    assert_eq!(unknown.status.code(), Some(2), "{unknown:?}");
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr)
+            .contains("no seal proof type for sector size 3KiB"),
+        "{unknown:?}"
+    );
+    let production = run("32GiB");
+    assert_eq!(production.status.code(), Some(2), "{production:?}");
+    let text = String::from_utf8_lossy(&production.stderr);
+    assert!(
+        text.contains("refusing to generate parameters for 32GiB"),
+        "{text}"
+    );
+    assert!(text.contains("fetch-params"), "{text}");
+    assert_eq!(std::fs::read_dir(cache.path()).expect("cache").count(), 0);
+}

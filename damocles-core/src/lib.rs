@@ -11,7 +11,8 @@
 //!
 //! **Boundary:** no I/O, no async runtime, no transport or proof types. Anything that
 //! touches a disk, a socket or a prover lives in `damocles-sealing` or `damocles-rpc`.
-//! With the `testing` feature, [`testing`] has in-memory implementations of the traits.
+//! With the `testing` feature, the `testing` module has in-memory implementations of the
+//! traits.
 //!
 //! ```
 //! use damocles_core::{Plan, SectorId, State, Stage, EventKind};

@@ -176,8 +176,12 @@ impl Control {
     pub fn pause(&self, by: &str) -> PauseOutcome {
         let outcome = {
             let mut s = self.lock();
-            if s.paused || s.pause_requested.is_some() {
+            if s.paused {
                 PauseOutcome::AlreadyPaused
+            } else if s.pause_requested.is_some() {
+                // Still requested (not paused yet): said again, so that nobody reads it
+                // as paused.
+                PauseOutcome::Requested
             } else if s.in_proof_call {
                 s.pause_requested = Some(by.to_owned());
                 PauseOutcome::Requested

@@ -784,6 +784,7 @@ impl SectorManager for MockChain {
 
     async fn report_aborted(&self, id: SectorId, reason: String) -> Result<(), ManagerError> {
         self.check_fault(ChainCall::ReportAborted)?;
+        let dir = self.piece_dir();
         self.with_sector(id, |sector, _| match &sector.state {
             // What the chain holds stays: a finished or upgraded sector, an accepted update.
             ChainSectorState::Finished | ChainSectorState::Upgraded => {
@@ -793,10 +794,15 @@ impl SectorManager for MockChain {
                 sector.state = ChainSectorState::Upgraded;
             }
             ChainSectorState::Upgrading => {
-                // A dropped snap-up leaves the CC sector as it was, free to upgrade again.
+                // A dropped snap-up leaves the CC sector as it was, free to upgrade again;
+                // the pieces made for it go.
                 tracing::info!("mock chain: snap-up of {id} aborted: {reason}");
                 sector.state = ChainSectorState::Finished;
-                sector.upgrade = None;
+                if let (Some(upgrade), Some(dir)) = (sector.upgrade.take(), &dir) {
+                    for deal in upgrade.deals {
+                        let _ = std::fs::remove_file(dir.join(&deal.piece.cid.text));
+                    }
+                }
             }
             _ => sector.state = ChainSectorState::Aborted(reason),
         })
@@ -1175,6 +1181,9 @@ mod tests {
             .expect("aborted");
         assert_eq!(state(&chain), Some(ChainSectorState::Finished));
         assert!(chain.sector(sector.id).is_some_and(|s| s.upgrade.is_none()));
+        for piece in &job.pieces {
+            assert!(!dir.path().join(&piece.piece.cid.text).exists(), "removed");
+        }
         let again = chain.allocate_snapup_sector(spec).await.expect("allocate");
         assert_eq!(again.map(|j| j.sector), Some(sector));
         // What is on chain stays there: an abort of a finished sector is ignored.

@@ -1,5 +1,5 @@
 //! One sealing thread: an async task that drives one job at a time through the plan its
-//! record names (the steps are the plan's module in [`crate::plans`]), persisting the
+//! record names (the steps are the plan's module in `plans`), persisting the
 //! record after every transition, acting on failures by level, with proof calls on
 //! blocking threads.
 

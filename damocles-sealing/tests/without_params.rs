@@ -946,3 +946,74 @@ async fn a_dropped_worker_stops_its_threads() {
     assert_eq!(record.state.as_str(), "C1Done");
     assert!(record.paused, "saved as it was: {:?}", before[0].last_error);
 }
+
+/// A snap-up job whose sector lives in a store this worker has not attached is handed
+/// back at once, and the thread idles saying why (asking again only after its
+/// recover_interval), instead of taking and dropping it in a loop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapup_sector_in_a_store_not_attached_is_handed_back_and_the_thread_idles() {
+    use damocles_core::sealer_api::{AllocateSectorSpec, PreCommitOnChainInfo};
+    use damocles_core::SectorManager;
+
+    let mut harness = harness(1);
+    harness.offer_deals(0.0);
+    harness.plan = damocles_core::Plan::Snapup;
+    harness.options.recover_interval = Duration::from_millis(500);
+    let chain = &harness.chain;
+    // A CC sector finished and persisted to a store named "elsewhere".
+    let sector = chain
+        .allocate_sector(AllocateSectorSpec::default())
+        .await
+        .expect("allocate")
+        .expect("a sector");
+    let ticket = chain.assign_ticket(sector.id).await.expect("ticket");
+    let comm_d = damocles_sealing::proofs::sector_comm_d(sector.proof_type, &[]).expect("comm_d");
+    let info = PreCommitOnChainInfo {
+        comm_r: [7; 32],
+        comm_d,
+        ticket,
+    };
+    chain
+        .submit_pre_commit(sector, info, false)
+        .await
+        .expect("pre-commit");
+    chain
+        .submit_persisted(sector.id, "elsewhere".into(), false)
+        .await
+        .expect("persisted");
+    chain.report_finalized(sector.id).await.expect("finalized");
+
+    let worker = harness.start();
+    let threads = wait_for(&worker, "idle, saying why", |t| t[0].last_error.is_some()).await;
+    assert_eq!(threads[0].thread_state, ThreadState::Idle);
+    assert_eq!(threads[0].job_id, None);
+    let error = threads[0].last_error.clone().unwrap_or_default();
+    assert!(
+        error.starts_with(
+            "AllocateSanpUpSector: s-t01000-1 is in store elsewhere, which is not attached"
+        ),
+        "{error}"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let history = worker.events(0, 100).await.expect("events");
+    worker.shutdown().await;
+    assert!(
+        history.iter().all(|e| e.event.sector.is_none()),
+        "no job was taken: {history:#?}"
+    );
+    assert_eq!(
+        chain.sector(sector.id).map(|s| s.state),
+        Some(ChainSectorState::Finished),
+        "handed back"
+    );
+    // Each dropped offer's pieces are removed.
+    let deals = chain
+        .sector(sector.id)
+        .and_then(|s| s.upgrade)
+        .map(|u| u.deals);
+    assert_eq!(deals, None);
+    let left = std::fs::read_dir(harness.piece_dir())
+        .expect("piece dir")
+        .count();
+    assert_eq!(left, 0, "pieces of dropped offers are removed");
+}

@@ -201,7 +201,7 @@ async fn start_worker(
     }
     if !params::all_present(size) {
         eprintln!(
-            "generating the {size} parameters into {} (once per machine; about 18 minutes on 2 cores)",
+            "generating the {size} parameters into {} (once per machine; about 21 minutes on 2 cores)",
             params::cache_dir().display()
         );
         let generate = tokio::task::spawn_blocking(move || {

@@ -80,8 +80,11 @@ struct MockArgs {
     /// second a quarter, each of random bytes. The pieces are kept in <home>/pieces and
     /// served at /piecestore/<piece cid>; each deal sector's pre-commit must carry the
     /// comm_d of its pieces. Workers take deals with `[sealing] enable_deals = true`.
-    /// Whatever SHARE is, finished CC sectors are handed to snap-up threads
-    /// (`plan = "snapup"`) with deals made the same way.
+    /// Whatever SHARE is, each finished CC sector is handed once to a snap-up thread
+    /// (`plan = "snapup"`) with one or two new pieces made the same way (so with SHARE 1
+    /// there is nothing to upgrade); the thread needs the sector's store attached under
+    /// the name it was persisted to, else it hands the sector back. The update proof is
+    /// verified; the sector is then listed as Upgraded.
     #[arg(long, value_name = "SHARE", value_parser = parse_share)]
     deals: Option<f64>,
 }

@@ -322,7 +322,8 @@ pub async fn run(config_path: &Path, choice: ManagerChoice) -> u8 {
     stop_on_signal(running).await
 }
 
-/// Stops a worker after a first signal, exiting at once on a second one.
+/// Stops a worker after a first signal, exiting the process at once on a second one (exit
+/// code [`exit::INTERRUPTED`]).
 pub async fn stop_on_signal(running: RunningWorker) -> u8 {
     let in_flight = running.worker().proof_calls_in_flight();
     eprintln!(
@@ -334,6 +335,9 @@ pub async fn stop_on_signal(running: RunningWorker) -> u8 {
         }
         () = wait_for_signal() => {
             eprintln!("exiting now; the steps in flight re-run at the next start");
+            // At once: returning would drop the runtime, which waits for the blocking
+            // proof calls in flight (a C2: a minute or more).
+            std::process::exit(i32::from(exit::INTERRUPTED));
         }
     }
     exit::OK

@@ -147,9 +147,10 @@ enum StoreCommand {
 enum ParamsCommand {
     /// Generate the parameters of a test sector size (2KiB, 8MiB or 512MiB) into the
     /// parameter cache ($FIL_PROOFS_PARAMETER_CACHE, default
-    /// /var/tmp/filecoin-proof-parameters), unless they are there. 2KiB takes about 14
-    /// minutes on 2 cores and 1.1 GB of disk. Production sizes are refused: they need the
-    /// official files.
+    /// /var/tmp/filecoin-proof-parameters), unless they are there: PoRep (the sealer plan)
+    /// and the empty-sector-update circuit (the snapup plan). 2KiB takes about 21 minutes
+    /// on 2 cores and 1.8 GB of disk. Production sizes are refused: they need the official
+    /// files.
     Generate {
         /// The sector size.
         #[arg(long, short = 's')]
@@ -266,13 +267,20 @@ fn sealing_init(locations: &[PathBuf]) -> u8 {
 }
 
 fn generate_params(sector_size: SectorSize) -> u8 {
+    if params::all_present(sector_size) {
+        println!(
+            "{sector_size} parameters already present in {}",
+            params::cache_dir().display()
+        );
+        return exit::OK;
+    }
     eprintln!(
         "generating {sector_size} parameters into {}",
         params::cache_dir().display()
     );
     let result = params::ensure(sector_size, Duration::from_secs(30), |circuit, elapsed| {
         eprintln!(
-            "  still generating the {circuit} parameters: {} elapsed (2KiB takes about 18 min on 2 cores)",
+            "  still generating the {circuit} parameters: {} elapsed (2KiB takes about 21 min on 2 cores)",
             humantime::format_duration(Duration::from_secs(elapsed.as_secs()))
         );
     });
@@ -288,7 +296,9 @@ fn generate_params(sector_size: SectorSize) -> u8 {
             );
             exit::OK
         }
-        Err(e @ params::ParamsError::ProductionSize { .. }) => {
+        Err(
+            e @ (params::ParamsError::ProductionSize { .. } | params::ParamsError::UnknownSize(_)),
+        ) => {
             eprintln!("error: {e}");
             exit::BAD_INPUT
         }

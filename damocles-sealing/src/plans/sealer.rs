@@ -89,7 +89,11 @@ impl PlanSteps for Sealer {
                     .control
                     .interruptible(manager.allocate_sector(allocate_spec(opts)))
                     .await?;
-                note_idle_reason(runner, "AllocateSector", allocated.as_ref().err());
+                note_idle_reason(
+                    runner,
+                    "AllocateSector",
+                    allocated.as_ref().err().map(|e| e as _),
+                );
                 match allocated {
                     Ok(Some(sector)) => Ok(Outcome::Event(Event::Allocate(sector))),
                     Ok(None) | Err(_) => Ok(Outcome::Idle),

@@ -47,13 +47,9 @@ pub(super) fn allocate_spec(opts: &SealingOptions) -> AllocateSectorSpec {
     }
 }
 
-/// Shows why the thread idles after an allocation call (`error`: the call failed), in
-/// `list` and, once per change, in the log.
-pub(super) fn note_idle_reason(
-    runner: &Runner,
-    call: &str,
-    error: Option<&damocles_core::ManagerError>,
-) {
+/// Shows why the thread idles after an allocation call (`error`: the call failed, or what
+/// it gave could not be taken), in `list` and, once per change, in the log.
+pub(super) fn note_idle_reason(runner: &Runner, call: &str, error: Option<&dyn std::fmt::Display>) {
     let reason = error.map(|e| format!("{call}: {e}"));
     if runner.control.set_idle_reason(reason.clone()) {
         match reason {

@@ -100,7 +100,8 @@ impl PlanSteps for Snapup {
                     .control
                     .interruptible(manager.allocate_snapup_sector(spec))
                     .await?;
-                note_idle_reason(runner, "AllocateSanpUpSector", allocated.as_ref().err());
+                let call = "AllocateSanpUpSector";
+                note_idle_reason(runner, call, allocated.as_ref().err().map(|e| e as _));
                 let Ok(Some(allocated)) = allocated else {
                     return Ok(Outcome::Idle);
                 };
@@ -111,20 +112,23 @@ impl PlanSteps for Snapup {
                     Some("the allocation names no store holding the sector".to_owned())
                 } else if !runner.ctx.attached.iter().any(|s| &s.name == store) {
                     Some(format!(
-                        "the sector is in store {store}, which is not attached to this worker"
+                        "{} is in store {store}, which is not attached to this worker",
+                        allocated.sector.id
                     ))
                 } else {
                     None
                 };
                 if let Some(reason) = refusal {
-                    // Handed back now (the record has no sector yet, so the abort cannot).
+                    // Handed back, and not asked for again before recover_interval: the
+                    // manager may well offer the same sector next.
                     if let Err(e) = manager
                         .report_aborted(allocated.sector.id, reason.clone())
                         .await
                     {
                         tracing::warn!("report aborted: {e}");
                     }
-                    return Err(Failure::abort(reason).into());
+                    note_idle_reason(runner, call, Some(&reason));
+                    return Ok(Outcome::Idle);
                 }
                 Ok(Outcome::Event(Event::AllocatedSnapUpSector(allocated)))
             }
