@@ -62,18 +62,27 @@ fn back_to_back(dir: &Path, sectors: u64, with_c2: bool) -> anyhow::Result<Durat
     Ok(start.elapsed())
 }
 
-fn worker_config(dir: &Path, manager: &str) -> anyhow::Result<std::path::PathBuf> {
+/// A worker config under `dir` of 3 threads of `plan` (locations prepared, attached store
+/// `persist`) talking to `manager`, with zero intervals and one slot of stage
+/// `one_at_a_time`; `worker_extra` lines go into `[worker]`.
+pub(crate) fn worker_config(
+    dir: &Path,
+    manager: &str,
+    plan: &str,
+    one_at_a_time: &str,
+    worker_extra: &str,
+) -> anyhow::Result<std::path::PathBuf> {
     let mut text = format!(
-        "[worker]\nname = \"bench\"\nrpc_server.host = \"127.0.0.1\"\nrpc_server.port = 0\nping_interval = \"1s\"\n\
+        "[worker]\nname = \"bench-{plan}\"\nrpc_server.host = \"127.0.0.1\"\nrpc_server.port = 0\nping_interval = \"1s\"\n{worker_extra}\
          [sector_manager]\nrpc_client.addr = \"http://{manager}\"\n\
          [sealing]\nallowed_sizes = [\"2KiB\"]\nseal_interval = \"0s\"\nrecover_interval = \"0s\"\nrpc_polling_interval = \"0s\"\n\
-         [processors.limitation.concurrent]\nc2 = 1\n"
+         [processors.limitation.concurrent]\n{one_at_a_time} = 1\n"
     );
     for i in 0..3 {
         let location = dir.join(format!("store{i}"));
         damocles_sealing::store::Location::init(&location)?;
         text.push_str(&format!(
-            "[[sealing_thread]]\nlocation = \"{}\"\n",
+            "[[sealing_thread]]\nlocation = \"{}\"\nplan = \"{plan}\"\n",
             location.display()
         ));
     }
@@ -104,7 +113,13 @@ pub async fn run(sectors: u64, with_c2: bool) -> anyhow::Result<PipelineFigures>
         None,
     );
     let server = service.serve("127.0.0.1:0").await?;
-    let config = worker_config(dir.path(), &server.local_addr().to_string())?;
+    let config = worker_config(
+        dir.path(),
+        &server.local_addr().to_string(),
+        "sealer",
+        "c2",
+        "",
+    )?;
     let start = Instant::now();
     let running = daemon::start(&config, ManagerChoice::FromConfig)
         .await

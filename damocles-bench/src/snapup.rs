@@ -131,32 +131,6 @@ fn back_to_back(dir: &Path, chain: &MockChain, with_prove: bool) -> anyhow::Resu
     Ok(start.elapsed())
 }
 
-fn worker_config(dir: &Path, manager: &str) -> anyhow::Result<std::path::PathBuf> {
-    let mut text = format!(
-        "[worker]\nname = \"bench-snapup\"\nrpc_server.host = \"127.0.0.1\"\nrpc_server.port = 0\nping_interval = \"1s\"\n\
-         local_pieces_dir = \"{}\"\n\
-         [sector_manager]\nrpc_client.addr = \"http://{manager}\"\n\
-         [sealing]\nallowed_sizes = [\"2KiB\"]\nseal_interval = \"0s\"\nrecover_interval = \"0s\"\nrpc_polling_interval = \"0s\"\n\
-         [processors.limitation.concurrent]\nsnap_prove = 1\n",
-        dir.join("pieces").display()
-    );
-    for i in 0..3 {
-        let location = dir.join(format!("store{i}"));
-        damocles_sealing::store::Location::init(&location)?;
-        text.push_str(&format!(
-            "[[sealing_thread]]\nlocation = \"{}\"\nplan = \"snapup\"\n",
-            location.display()
-        ));
-    }
-    text.push_str(&format!(
-        "[[attached]]\nname = \"persist\"\nlocation = \"{}\"\n",
-        dir.join("persist").display()
-    ));
-    let path = dir.join("worker.toml");
-    std::fs::write(&path, text)?;
-    Ok(path)
-}
-
 /// Runs figure 7 with `sectors` sector keys; without the snap prove in smoke mode.
 pub async fn run(sectors: u64, with_prove: bool) -> anyhow::Result<SnapupFigures> {
     anyhow::ensure!(
@@ -180,7 +154,17 @@ pub async fn run(sectors: u64, with_prove: bool) -> anyhow::Result<SnapupFigures
         None,
     );
     let server = service.serve("127.0.0.1:0").await?;
-    let config = worker_config(dir.path(), &server.local_addr().to_string())?;
+    let pieces = format!(
+        "local_pieces_dir = \"{}\"\n",
+        dir.path().join("pieces").display()
+    );
+    let config = super::pipeline::worker_config(
+        dir.path(),
+        &server.local_addr().to_string(),
+        "snapup",
+        "snap_prove",
+        &pieces,
+    )?;
     let start = Instant::now();
     let running = daemon::start(&config, ManagerChoice::FromConfig)
         .await
