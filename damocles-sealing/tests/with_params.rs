@@ -164,27 +164,7 @@ fn a_sector_survives_a_crash_right_after_every_state() {
     harness.offer_deals(1.0);
     let sector = SectorId::new(MINER, 1);
     for state in SEALER_PATH {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let crashed = Arc::new(tokio::sync::Notify::new());
-        runtime.block_on(async {
-            let _worker = harness.start_with(|inner| {
-                Arc::new(CrashAfter {
-                    inner,
-                    at: state,
-                    crashed: crashed.clone(),
-                }) as Arc<dyn StateStore>
-            });
-            tokio::time::timeout(Duration::from_secs(10 * 60), crashed.notified())
-                .await
-                .unwrap_or_else(|_| panic!("{state} was never persisted: {:#?}", _worker.list()));
-        });
-        // The crash: every task is dropped where it stands (no blocking work is in
-        // flight: the thread is frozen after its write).
-        runtime.shutdown_timeout(Duration::from_secs(30));
+        crash_after(&harness, state, async |_| {});
         let chain = harness.chain.sector(sector).expect("sector 1 allocated");
         assert!(
             !matches!(chain.state, ChainSectorState::Aborted(_)),
@@ -199,23 +179,12 @@ fn a_sector_survives_a_crash_right_after_every_state() {
         usize::MAX,
         ManagerError::transport("no more sectors for this test"),
     );
-    let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    runtime.block_on(async {
-        let worker = harness.start();
-        wait_for(
-            &worker,
-            Duration::from_secs(60),
-            "the sector finalized",
-            |_| {
-                harness
-                    .chain
-                    .sector(sector)
-                    .is_some_and(|s| s.state == ChainSectorState::Finished)
-            },
-        )
-        .await;
-        worker.shutdown().await;
-    });
+    run_until_chain_state(
+        &harness,
+        sector,
+        ChainSectorState::Finished,
+        Duration::from_secs(60),
+    );
     let counters = harness.chain.counters();
     assert_eq!(counters.allocated, 1, "no sector allocated twice");
     assert_eq!(counters.pre_commits_accepted, 1);
@@ -263,6 +232,28 @@ fn crash_after(
     runtime.shutdown_timeout(Duration::from_secs(30));
 }
 
+/// Runs `harness`'s worker on a fresh runtime until the mock chain shows `sector` in
+/// `state` (at most `limit`), then shuts it down.
+fn run_until_chain_state(
+    harness: &Harness,
+    sector: SectorId,
+    state: ChainSectorState,
+    limit: Duration,
+) {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let worker = harness.start();
+        wait_for(&worker, limit, &format!("{sector} {state:?}"), |_| {
+            harness
+                .chain
+                .sector(sector)
+                .is_some_and(|s| s.state == state)
+        })
+        .await;
+        worker.shutdown().await;
+    });
+}
+
 fn in_snap_prove(info: &damocles_core::ThreadInfo) -> bool {
     matches!(&info.thread_state, ThreadState::Running { proc: Some(p), .. } if p == "builtin SnapProve")
 }
@@ -300,24 +291,12 @@ fn a_cc_sector_is_upgraded_with_deals_through_a_crash_in_every_snapup_state() {
     harness.offer_deals(0.0); // no deal sectors; the piece directory serves snap-up deals
     harness.chain.limit_sectors(1);
     let sector = SectorId::new(MINER, 1);
-    let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    runtime.block_on(async {
-        let worker = harness.start();
-        wait_for(
-            &worker,
-            Duration::from_secs(10 * 60),
-            "a finished CC sector",
-            |_| {
-                harness
-                    .chain
-                    .sector(sector)
-                    .is_some_and(|s| s.state == ChainSectorState::Finished)
-            },
-        )
-        .await;
-        worker.shutdown().await;
-    });
-    drop(runtime);
+    run_until_chain_state(
+        &harness,
+        sector,
+        ChainSectorState::Finished,
+        Duration::from_secs(10 * 60),
+    );
 
     harness.plan = damocles_core::Plan::Snapup;
     // Allocated … SnapEncoded: each step runs, its result is persisted, and the process dies.
@@ -382,23 +361,12 @@ fn a_cc_sector_is_upgraded_with_deals_through_a_crash_in_every_snapup_state() {
         crash_after(&harness, *state, async |_| {});
     }
     // The restart after Finished reports the sector finalized; no other sector to upgrade.
-    let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    runtime.block_on(async {
-        let worker = harness.start();
-        wait_for(
-            &worker,
-            Duration::from_secs(60),
-            "the sector upgraded",
-            |_| {
-                harness
-                    .chain
-                    .sector(sector)
-                    .is_some_and(|s| s.state == ChainSectorState::Upgraded)
-            },
-        )
-        .await;
-        worker.shutdown().await;
-    });
+    run_until_chain_state(
+        &harness,
+        sector,
+        ChainSectorState::Upgraded,
+        Duration::from_secs(60),
+    );
     let counters = harness.chain.counters();
     assert_eq!(counters.allocated, 1, "{counters:?}");
     assert_eq!(counters.proofs_accepted, 1, "{counters:?}");

@@ -994,7 +994,6 @@ async fn a_snapup_sector_in_a_store_not_attached_is_handed_back_and_the_thread_i
         ),
         "{error}"
     );
-    tokio::time::sleep(Duration::from_secs(2)).await;
     let history = worker.events(0, 100).await.expect("events");
     worker.shutdown().await;
     assert!(
