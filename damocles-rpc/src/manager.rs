@@ -212,11 +212,12 @@ pub struct ManagerClient {
 
 impl ManagerClient {
     /// A client of the manager at `addr` (multiaddr, URL or host:port).
-    pub fn new(addr: &str, token: Option<String>, timeouts: Timeouts) -> Result<Self, String> {
-        let host_port = sealer::manager_host_port(addr)?;
-        let rpc =
-            RpcClient::new(&host_port, MANAGER_PATH, token, timeouts).map_err(|e| e.to_string())?;
-        Ok(Self { rpc })
+    pub fn new(
+        addr: &str,
+        token: Option<String>,
+        timeouts: Timeouts,
+    ) -> Result<Self, sealer::InvalidManagerAddress> {
+        sealer::manager_client(addr, token, timeouts).map(|rpc| Self { rpc })
     }
 
     /// The manager's `host:port`.

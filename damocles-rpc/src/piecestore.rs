@@ -96,7 +96,11 @@ impl HttpPieceStore {
     /// # Errors
     ///
     /// The address's problem, when it is neither a multiaddr nor a URL.
-    pub fn new(manager: &str, token: Option<String>, timeouts: Timeouts) -> Result<Self, String> {
+    pub fn new(
+        manager: &str,
+        token: Option<String>,
+        timeouts: Timeouts,
+    ) -> Result<Self, crate::sealer::InvalidManagerAddress> {
         let address = crate::sealer::manager_host_port(manager)?;
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(timeouts.connect));

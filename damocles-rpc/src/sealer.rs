@@ -180,14 +180,17 @@ pub async fn sealer_call(manager: &dyn SectorManager, name: &str, p: &Params) ->
     })
 }
 
+/// A manager address that is neither a multiaddr, a URL nor `host:port`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "invalid manager address {0:?}: expected a multiaddr like /ip4/127.0.0.1/tcp/1789 or a URL like http://127.0.0.1:1789"
+)]
+pub struct InvalidManagerAddress(pub String);
+
 /// Turns a manager address into `host:port`: a multiaddr (`/ip4/127.0.0.1/tcp/1789`,
 /// `/dns/host/tcp/1789`), a URL (`http://host:1789[/rpc/v0]`) or `host:port`.
-pub fn manager_host_port(addr: &str) -> Result<String, String> {
-    let bad = || {
-        format!(
-            "invalid manager address {addr:?}: expected a multiaddr like /ip4/127.0.0.1/tcp/1789 or a URL like http://127.0.0.1:1789"
-        )
-    };
+pub fn manager_host_port(addr: &str) -> Result<String, InvalidManagerAddress> {
+    let bad = || InvalidManagerAddress(addr.to_owned());
     if let Some(rest) = addr.strip_prefix('/') {
         let parts: Vec<&str> = rest.split('/').collect();
         return match parts.as_slice() {
@@ -217,6 +220,17 @@ pub fn manager_host_port(addr: &str) -> Result<String, String> {
     }
 }
 
+/// An [`RpcClient`] of the manager API at `addr` (multiaddr, URL or host:port).
+pub(crate) fn manager_client(
+    addr: &str,
+    token: Option<String>,
+    timeouts: Timeouts,
+) -> Result<RpcClient, InvalidManagerAddress> {
+    let host_port = manager_host_port(addr)?;
+    RpcClient::new(&host_port, MANAGER_PATH, token, timeouts)
+        .map_err(|_| InvalidManagerAddress(addr.to_owned()))
+}
+
 /// A [`SectorManager`] over HTTP: the sealer API of a manager at `/rpc/v0`.
 ///
 /// JSON-RPC error 11001 becomes a sector-not-found error (the sector is aborted);
@@ -229,11 +243,12 @@ pub struct HttpSectorManager {
 impl HttpSectorManager {
     /// A client of the manager at `addr` (multiaddr, URL or host:port), with the
     /// manager's token when it requires one.
-    pub fn new(addr: &str, token: Option<String>, timeouts: Timeouts) -> Result<Self, String> {
-        let host_port = manager_host_port(addr)?;
-        let rpc =
-            RpcClient::new(&host_port, MANAGER_PATH, token, timeouts).map_err(|e| e.to_string())?;
-        Ok(Self { rpc })
+    pub fn new(
+        addr: &str,
+        token: Option<String>,
+        timeouts: Timeouts,
+    ) -> Result<Self, InvalidManagerAddress> {
+        manager_client(addr, token, timeouts).map(|rpc| Self { rpc })
     }
 
     /// The client, for the other `Venus.*` calls.
@@ -390,7 +405,7 @@ impl SectorManager for HttpSectorManager {
 
 #[cfg(test)]
 mod tests {
-    use super::manager_host_port;
+    use super::{manager_host_port, InvalidManagerAddress};
 
     #[test]
     fn manager_addresses_in_every_form() {
@@ -425,7 +440,19 @@ mod tests {
             "",
             "host:x",
         ] {
-            assert!(manager_host_port(bad).is_err(), "{bad}");
+            assert_eq!(
+                manager_host_port(bad),
+                Err(InvalidManagerAddress(bad.to_owned())),
+                "{bad}"
+            );
         }
+        let error = super::HttpSectorManager::new("host:x", None, Default::default())
+            .expect_err("a bad address");
+        assert!(
+            error
+                .to_string()
+                .starts_with("invalid manager address \"host:x\": expected a multiaddr"),
+            "{error}"
+        );
     }
 }
