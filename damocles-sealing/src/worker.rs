@@ -153,6 +153,31 @@ impl SealingThread for ThreadHandle {
 
 /// A worker: its sealing threads, each an async task on the current tokio runtime. The
 /// threads run until [`Worker::shutdown`] or until the worker is dropped.
+///
+/// [`Worker::start`] takes one [`ThreadContext`] per thread (location, plan, options,
+/// manager, state store, stage limits, attached stores, piece source). Here two threads
+/// over a mock chain with nothing to seal, paused and resumed in process:
+///
+/// ```
+/// use damocles_core::{PauseOutcome, ResumeOutcome, SealingThread, ThreadState};
+/// use damocles_sealing::mock_chain::idle_worker;
+///
+/// # #[tokio::main]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+/// let dir = tempfile::tempdir()?;
+/// let worker = idle_worker(dir.path(), 2, "v-doc").await?;
+/// assert!(worker.list().iter().all(|t| t.thread_state == ThreadState::Idle));
+///
+/// let thread = worker.thread(1)?;
+/// assert_eq!(thread.pause(), PauseOutcome::Paused);
+/// assert!(matches!(worker.list()[1].thread_state, ThreadState::Paused { .. }));
+/// assert!(matches!(thread.resume(None), Ok(ResumeOutcome::Resumed { state: None })));
+///
+/// // Every record saved and every state database let go when this returns.
+/// worker.shutdown().await;
+/// # Ok(())
+/// # }
+/// ```
 pub struct Worker {
     threads: Vec<ThreadHandle>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
