@@ -11,7 +11,8 @@ use damocles_core::sealer_api::{
 use damocles_core::{Event, Failure, ProofStage, SectorRecord, State};
 
 use super::shared::{
-    add_pieces, allocate_spec, identity, note_idle_reason, persist, tree_d, Replica,
+    add_pieces, allocate_spec, identity, note_idle_reason, persist, tree_d, unexpected_state,
+    Replica,
 };
 use super::{Outcome, PlanSteps, StepResult};
 use crate::control::Activity;
@@ -75,11 +76,7 @@ fn step_of(state: State) -> Option<Step> {
 impl PlanSteps for Sealer {
     async fn exec(&self, runner: &Runner, record: &SectorRecord) -> StepResult {
         let Some(step) = step_of(record.state) else {
-            return Err(Failure::abort(format!(
-                "unexpected state {} in the sealer plan",
-                record.state
-            ))
-            .into());
+            return Err(unexpected_state(record).into());
         };
         let opts = &runner.ctx.options;
         let manager = &runner.ctx.manager;

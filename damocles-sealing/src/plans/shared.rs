@@ -33,6 +33,15 @@ pub(super) fn identity(
     ))
 }
 
+/// A record in a state its plan has no step for (a resume at another plan's state): the
+/// job is dropped, as the original does.
+pub(super) fn unexpected_state(record: &SectorRecord) -> Failure {
+    Failure::abort(format!(
+        "unexpected state {} in the {} plan",
+        record.state, record.plan
+    ))
+}
+
 /// Which sectors the thread takes: its allowed miners and the proof types of its allowed
 /// sizes (any, when not configured).
 pub(super) fn allocate_spec(opts: &SealingOptions) -> AllocateSectorSpec {

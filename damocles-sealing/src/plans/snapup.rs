@@ -11,7 +11,8 @@ use damocles_core::sealer_api::{
 use damocles_core::{Event, Failure, ProofStage, SectorRecord, State};
 
 use super::shared::{
-    add_pieces, allocate_spec, identity, note_idle_reason, persist, tree_d, Replica,
+    add_pieces, allocate_spec, identity, note_idle_reason, persist, tree_d, unexpected_state,
+    Replica,
 };
 use super::{Outcome, PlanSteps, StepResult, Stop};
 use crate::thread::{required, Runner};
@@ -79,11 +80,7 @@ async fn fetch_sector_key(runner: &Runner, record: &SectorRecord) -> Result<(), 
 impl PlanSteps for Snapup {
     async fn exec(&self, runner: &Runner, record: &SectorRecord) -> StepResult {
         let Some(step) = step_of(record.state) else {
-            return Err(Failure::abort(format!(
-                "unexpected state {} in the snapup plan",
-                record.state
-            ))
-            .into());
+            return Err(unexpected_state(record).into());
         };
         let opts = &runner.ctx.options;
         let manager = &runner.ctx.manager;
