@@ -30,7 +30,7 @@ use std::fmt::Write as _;
 use std::io::Write;
 
 use damocles_core::{PauseOutcome, ResumeOutcome, ThreadInfo};
-use damocles_sealing::mock_chain::{ChainSector, ChainSectorState};
+use damocles_sealing::mock_chain::{ChainJob, ChainSector, ChainSectorState, JobKind, JobState};
 use serde::Serialize;
 use serde_json::{json, Value};
 use tabwriter::TabWriter;
@@ -297,7 +297,7 @@ pub fn ping_table(
 
 /// `damocles-manager util sealer sectors list`: one line per sector of the mock chain.
 pub fn sectors_table(sectors: &[serde_json::Value]) -> String {
-    let mut lines = vec!["Sector\tProofType\tState\tDeals\tCommR\tProof".to_owned()];
+    let mut lines = vec!["Sector\tProofType\tState\tDeals\tCommR\tProof\tRebuilt".to_owned()];
     for s in sectors {
         let text = |key: &str| s[key].as_str().map(str::to_owned);
         let short = |key: &str| {
@@ -317,7 +317,7 @@ pub fn sectors_table(sectors: &[serde_json::Value]) -> String {
             state = format!("{state} ({reason})");
         }
         lines.push(format!(
-            "{}\t{}\t{}\t{}\t{}\t{}",
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}",
             cell(&format!("s-t0{}-{}", s["miner"], s["number"])),
             cell(&s["proof_type"].to_string()),
             cell(&state),
@@ -327,9 +327,73 @@ pub fn sectors_table(sectors: &[serde_json::Value]) -> String {
             s["proof"]
                 .as_str()
                 .map_or_else(|| "-".to_owned(), |p| format!("{} bytes", p.len() / 2)),
+            match s["rebuilt"].as_u64() {
+                Some(0) | None => "-".to_owned(),
+                Some(times) => format!("{times}×"),
+            },
         ));
     }
     tabulate(&lines)
+}
+
+/// `util sealer jobs list`: one line per job, oldest first, with its age at `now` (Unix
+/// seconds) and, for a failed or refused one, why.
+pub fn jobs_table(jobs: &[Value], now: i64) -> String {
+    let mut lines = vec!["ID\tKind\tSector\tState\tAge\tWhy".to_owned()];
+    for job in jobs {
+        let text = |key: &str| job[key].as_str().unwrap_or("-").to_owned();
+        let age = job["created_at"]
+            .as_i64()
+            .map_or_else(|| "-".to_owned(), |at| short_age(now.saturating_sub(at).max(0) as u64));
+        lines.push(format!(
+            "{}\t{}\t{}\t{}\t{}\t{}",
+            job["id"],
+            cell(&text("kind")),
+            cell(&text("sector")),
+            cell(&text("state")),
+            age,
+            cell(job["reason"].as_str().unwrap_or("-")),
+        ));
+    }
+    tabulate(&lines)
+}
+
+/// What `util sealer sectors rebuild` says once the job is created.
+pub fn rebuild_requested(job: &Value) -> String {
+    format!(
+        "rebuild job {} created for {}: a worker thread with plan = \"rebuild\" takes it; \
+         follow it with `util sealer jobs list`\n",
+        job["id"],
+        cell(job["sector"].as_str().unwrap_or("-"))
+    )
+}
+
+/// A mock-manager job in the JSON of `util sealer jobs list --json`: `{"id", "kind":
+/// "rebuild", "sector": "s-t0<miner>-<number>", "miner", "number", "state": "pending" |
+/// "taken" | "done" | "failed", "created_at", "finished_at" (Unix seconds or null),
+/// "reason"}` (`reason`: why it failed, or why the files last sent back were refused).
+pub fn chain_job_json(job: &ChainJob) -> Value {
+    let kind = match job.kind {
+        JobKind::Rebuild => "rebuild",
+        _ => "unknown",
+    };
+    let (state, failed) = match &job.state {
+        JobState::Pending => ("pending", None),
+        JobState::Taken => ("taken", None),
+        JobState::Done => ("done", None),
+        JobState::Failed(reason) => ("failed", Some(reason.clone())),
+    };
+    json!({
+        "id": job.id,
+        "kind": kind,
+        "sector": job.sector.to_string(),
+        "miner": job.sector.miner,
+        "number": job.sector.number,
+        "state": state,
+        "created_at": job.created_at,
+        "finished_at": job.finished_at,
+        "reason": failed.or_else(|| job.refused.clone()),
+    })
 }
 
 /// `worker events` / `util worker events`: one line per history entry, oldest first: its
@@ -453,6 +517,7 @@ pub fn chain_sector_json(sector: &ChainSector) -> Value {
         "state": state,
         "pieces": pieces(&sector.deals),
         "update": update,
+        "rebuilt": sector.rebuilt,
     });
     if let (Some(reason), Some(object)) = (reason, value.as_object_mut()) {
         object.insert("abort_reason".into(), Value::String(reason));

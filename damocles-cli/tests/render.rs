@@ -327,6 +327,7 @@ fn sealer_sectors_table() {
         reported_state: Some("Finished".into()),
         state: ChainSectorState::Finished,
         upgrade: None,
+        rebuilt: 0,
         deals: vec![
             deal(
                 1,
@@ -355,6 +356,7 @@ fn sealer_sectors_table() {
     let upgraded = ChainSector {
         id: SectorId::new(10000, 3),
         state: ChainSectorState::Upgraded,
+        rebuilt: 1,
         deals: Vec::new(),
         upgrade: Some(ChainUpgrade {
             deals: deal_sector.deals[..1].to_vec(),
@@ -374,6 +376,50 @@ fn sealer_sectors_table() {
         .collect();
     snapshot!("manager_sectors_list", render::sectors_table(&sectors));
     json_snapshot!("manager_sectors_list_json", sectors);
+}
+
+#[test]
+fn manager_jobs_list_and_rebuild_message() {
+    use damocles_core::SectorId;
+    use damocles_sealing::mock_chain::{ChainJob, JobKind, JobState};
+
+    let now = 1_700_000_000;
+    let job = |id: u64, number: u64, state: JobState, age: u64| ChainJob {
+        id,
+        sector: SectorId::new(10000, number),
+        kind: JobKind::Rebuild,
+        state,
+        created_at: now - age,
+        finished_at: None,
+        refused: None,
+    };
+    let jobs: Vec<_> = [
+        ChainJob {
+            finished_at: Some(now - 3000),
+            ..job(1, 1, JobState::Done, 3725)
+        },
+        ChainJob {
+            finished_at: Some(now - 60),
+            ..job(2, 2, JobState::Failed("task aborted".into()), 600)
+        },
+        ChainJob {
+            refused: Some("/mnt/remote/cache/s-t010000-3 gives comm_r 00…, but the chain holds cc…".into()),
+            ..job(3, 3, JobState::Taken, 95)
+        },
+        job(4, 4, JobState::Pending, 5),
+    ]
+    .iter()
+    .map(render::chain_job_json)
+    .collect();
+    let mut text = render::jobs_table(&jobs, now as i64);
+    text.push_str(&render::rebuild_requested(&jobs[3]));
+    snapshot!("manager_jobs_list", text);
+    insta::with_settings!({snapshot_path => concat!(env!("CARGO_MANIFEST_DIR"), "/../snapshots"), prepend_module_to_snapshot => false}, {
+        insta::assert_json_snapshot!("manager_jobs_list_json", jobs, {
+            "[].created_at" => "[time]",
+            "[].finished_at" => "[time]",
+        });
+    });
 }
 
 #[tokio::test]

@@ -6,7 +6,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::plan::Plan;
-use crate::sealer_api::{AllocatedSector, AllocatedSnapUpSector, SectorPiece, Seed, Ticket};
+use crate::sealer_api::{
+    AllocatedSector, AllocatedSnapUpSector, SectorPiece, SectorRebuildInfo, Seed, Ticket,
+};
 use crate::state::{EventKind, State};
 
 /// How many transitions a record keeps in its history.
@@ -91,6 +93,9 @@ pub enum Event {
     SnapEncode(SnapEncodeOutput),
     SnapProve(Vec<u8>),
     RePersist,
+    AllocatedRebuildSector(SectorRebuildInfo),
+    CheckSealed,
+    SkipSnap,
 }
 
 impl Event {
@@ -122,6 +127,9 @@ impl Event {
             Event::SnapEncode(_) => EventKind::SnapEncode,
             Event::SnapProve(_) => EventKind::SnapProve,
             Event::RePersist => EventKind::RePersist,
+            Event::AllocatedRebuildSector(_) => EventKind::AllocatedRebuildSector,
+            Event::CheckSealed => EventKind::CheckSealed,
+            Event::SkipSnap => EventKind::SkipSnap,
         }
     }
 }
@@ -207,6 +215,10 @@ pub struct SectorRecord {
     /// Snap-up: the update proof.
     #[serde(with = "opt_base64", default)]
     pub update_proof: Option<Vec<u8>>,
+    /// Rebuild: the sector was upgraded (snap-up), so its sealed replica is rebuilt as CC
+    /// and `deals` are encoded into it again.
+    #[serde(default)]
+    pub upgraded: bool,
 }
 
 mod opt_base64 {
@@ -251,6 +263,7 @@ impl SectorRecord {
             sector_key: None,
             snap_encode_output: None,
             update_proof: None,
+            upgraded: false,
         }
     }
 
@@ -305,8 +318,16 @@ impl SectorRecord {
             }
             Event::SnapEncode(out) => self.snap_encode_output = Some(out),
             Event::SnapProve(proof) => self.update_proof = Some(proof),
+            Event::AllocatedRebuildSector(info) => {
+                self.sector = Some(info.sector);
+                self.deals = info.pieces;
+                self.ticket = Some(info.ticket);
+                self.upgraded = info.is_snap_up;
+            }
             Event::SetState(_)
             | Event::RePersist
+            | Event::CheckSealed
+            | Event::SkipSnap
             | Event::BuildTreeD
             | Event::SyntheticPoRep
             | Event::CheckPC

@@ -321,6 +321,29 @@ pub struct SnapUpOnChainInfo {
     pub proof: Vec<u8>,
 }
 
+/// What `Venus.AllocateRebuildSector` hands a rebuild thread: a sealed sector whose files
+/// were lost, with what re-creates them bit for bit (the ticket it was sealed with and its
+/// deal pieces) and, for an upgraded sector, its on-chain info after the upgrade.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SectorRebuildInfo {
+    /// The sector.
+    pub sector: AllocatedSector,
+    /// The ticket the sector was sealed with.
+    pub ticket: Ticket,
+    /// The deal pieces: those of the seal, or of the snap-up for an upgraded sector (the
+    /// original also sends a legacy `Pieces` list, which this worker ignores).
+    #[serde(rename = "PiecesV2", default)]
+    pub pieces: Option<Vec<SectorPiece>>,
+    /// Whether the sector was upgraded (snap-up): the sealed replica is rebuilt as CC and
+    /// the deal pieces encoded into it again.
+    #[serde(rename = "IsSnapUp", default)]
+    pub is_snap_up: bool,
+    /// The upgraded sector's on-chain info (`None` for a sector never upgraded).
+    #[serde(default)]
+    pub upgrade_public: Option<SectorPublicInfo>,
+}
+
 macro_rules! int_enum {
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $num:literal),+ $(,)? }) => {
         $(#[$meta])*
@@ -665,6 +688,15 @@ pub trait SectorManager: Send + Sync {
             1,
             "this manager takes no snap-up proofs (Venus.SubmitSnapUpProof)",
         ))
+    }
+
+    /// `Venus.AllocateRebuildSector`: a sealed sector whose files must be re-created, or
+    /// `None` when there is none (as a manager without rebuild jobs answers).
+    async fn allocate_rebuild_sector(
+        &self,
+        _spec: AllocateSectorSpec,
+    ) -> Result<Option<SectorRebuildInfo>, ManagerError> {
+        Ok(None)
     }
 
     /// `Venus.ReportState`.

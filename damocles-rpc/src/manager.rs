@@ -7,7 +7,7 @@ use std::sync::{Arc, LazyLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use damocles_core::{ReportError, Reporter, SectorManager, WorkerReport};
+use damocles_core::{ReportError, Reporter, SectorId, SectorManager, WorkerReport};
 use serde_json::{json, Value};
 
 use crate::client::{CallError, RpcClient, Timeouts};
@@ -61,16 +61,37 @@ const OWN_METHODS: &[MethodSpec] = &[
         permission: Permission::Read,
         summary: "every sector the (mock) chain knows, with what verifies its proof",
     },
+    MethodSpec {
+        name: "Damocles.ChainJobs",
+        params: &[],
+        result: "[ChainJob]",
+        permission: Permission::Read,
+        summary: "the (mock) manager's rebuild jobs, oldest first",
+    },
+    MethodSpec {
+        name: "Damocles.SectorRebuild",
+        params: &["id: SectorID"],
+        result: "ChainJob",
+        permission: Permission::Admin,
+        summary: "asks for a sector's files to be rebuilt: a job a rebuild thread takes",
+    },
 ];
 
 /// Every method the manager serves.
 pub static MANAGER_METHODS: LazyLock<Vec<MethodSpec>> =
     LazyLock::new(|| SEALER_METHODS.iter().chain(OWN_METHODS).copied().collect());
 
-/// What a manager can show of its chain (the mock chain's sector records).
+/// What a manager can show of its chain (the mock chain's sector records and jobs), and
+/// the jobs an operator can ask it for.
 pub trait ChainView: Send + Sync {
     /// Every sector, as JSON objects.
     fn sectors(&self) -> Vec<Value>;
+
+    /// Every job, oldest first, as JSON objects.
+    fn jobs(&self) -> Vec<Value>;
+
+    /// Asks for `id`'s files to be rebuilt: the new job, or why not.
+    fn request_rebuild(&self, id: SectorId) -> Result<Value, String>;
 }
 
 /// What anyone can do to a manager that requires no token (see
@@ -113,6 +134,12 @@ impl ManagerService {
             ..crate::ServerOptions::default()
         };
         crate::RpcServer::bind(addr, Arc::new(self), options).await
+    }
+
+    fn chain(&self) -> Result<&dyn ChainView, RpcError> {
+        self.chain
+            .as_deref()
+            .ok_or_else(|| RpcError::new(1, "this manager has no chain records to show"))
     }
 
     fn judged(&self, entry: PingEntry) -> PingEntry {
@@ -191,13 +218,16 @@ impl RpcService for ManagerService {
                 result(&())
             }
             "Venus.Version" => result(&self.version),
-            "Damocles.ChainSectors" => match &self.chain {
-                Some(chain) => result(&chain.sectors()),
-                None => Err(RpcError::new(
-                    1,
-                    "this manager has no chain records to show",
-                )),
-            },
+            "Damocles.ChainSectors" => result(&self.chain()?.sectors()),
+            "Damocles.ChainJobs" => result(&self.chain()?.jobs()),
+            "Damocles.SectorRebuild" => {
+                let id: SectorId = params.required(0, "id", "a SectorID {Miner, Number}")?;
+                let chain = self.chain()?;
+                match chain.request_rebuild(id) {
+                    Ok(job) => result(&job),
+                    Err(why) => Err(RpcError::new(1, why)),
+                }
+            }
             other => Err(RpcError::method_not_found(other)),
         }
     }
@@ -259,6 +289,16 @@ impl ManagerClient {
     /// `Damocles.ChainSectors`.
     pub async fn chain_sectors(&self) -> Result<Vec<Value>, CallError> {
         self.rpc.call("Damocles.ChainSectors", Value::Null).await
+    }
+
+    /// `Damocles.ChainJobs`.
+    pub async fn chain_jobs(&self) -> Result<Vec<Value>, CallError> {
+        self.rpc.call("Damocles.ChainJobs", Value::Null).await
+    }
+
+    /// `Damocles.SectorRebuild`: the new job.
+    pub async fn request_rebuild(&self, id: SectorId) -> Result<Value, CallError> {
+        self.rpc.call("Damocles.SectorRebuild", json!([id])).await
     }
 }
 

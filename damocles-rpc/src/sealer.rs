@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use damocles_core::sealer_api::{
     AcquireDealsSpec, AllocateSectorSpec, AllocateSnapUpSpec, AllocatedSector,
     AllocatedSnapUpSector, PollStateResp, PreCommitOnChainInfo, ProofOnChainInfo, ReportStateReq,
-    SectorPiece, SectorStateResp, SnapUpOnChainInfo, StoreBasicInfo, SubmitResp, Ticket,
+    SectorPiece, SectorRebuildInfo, SectorStateResp, SnapUpOnChainInfo, StoreBasicInfo, SubmitResp, Ticket,
     WaitSeedResp, SECTOR_STATE_NOT_FOUND_CODE,
 };
 use damocles_core::{ManagerError, SealProof, SectorId, SectorManager};
@@ -56,6 +56,7 @@ sealer_methods! {
     "Venus.ReportAborted" ["id: SectorID", "reason: string"] -> "null": "the sector is dropped",
     "Venus.AllocateSanpUpSector" ["spec: AllocateSnapUpSpec"] -> "AllocatedSnapUpSector | null": "a sealed CC sector to upgrade with deals (the original's spelling)",
     "Venus.SubmitSnapUpProof" ["id: SectorID", "info: SnapUpOnChainInfo"] -> "SubmitResp": "submits the update proof (verified by the mock)",
+    "Venus.AllocateRebuildSector" ["spec: AllocateSectorSpec"] -> "SectorRebuildInfo | null": "a sealed sector whose files must be re-created",
 }
 
 fn to_rpc(error: ManagerError) -> RpcError {
@@ -175,6 +176,10 @@ pub async fn sealer_call(manager: &dyn SectorManager, name: &str, p: &Params) ->
         "Venus.SubmitSnapUpProof" => match (id(), p.required(1, "info", "a SnapUpOnChainInfo")) {
             (Ok(id), Ok(info)) => answer(manager.submit_snapup_proof(id, info).await),
             (Err(e), _) | (_, Err(e)) => Err(e),
+        },
+        "Venus.AllocateRebuildSector" => match p.required(0, "spec", "an AllocateSectorSpec") {
+            Ok(spec) => answer(manager.allocate_rebuild_sector(spec).await),
+            Err(e) => Err(e),
         },
         _ => return None,
     })
@@ -399,6 +404,14 @@ impl SectorManager for HttpSectorManager {
         info: SnapUpOnChainInfo,
     ) -> Result<SubmitResp, ManagerError> {
         self.call("Venus.SubmitSnapUpProof", json!([id, info]))
+            .await
+    }
+
+    async fn allocate_rebuild_sector(
+        &self,
+        spec: AllocateSectorSpec,
+    ) -> Result<Option<SectorRebuildInfo>, ManagerError> {
+        self.call("Venus.AllocateRebuildSector", json!([spec]))
             .await
     }
 }

@@ -579,6 +579,23 @@ pub fn clear_cache(paths: &SectorPaths) -> Result<(), Failure> {
         .map_err(|e| proof_failure(FailureLevel::Temporary, "clear cache", e))
 }
 
+/// The replica commitment a cache directory's `p_aux` gives: `comm_r = H(comm_c,
+/// comm_r_last)` (Poseidon), as PC2 and snap encode compute it. A verifier that can read a
+/// store checks persisted files against the chain's comm_r with it (the rebuild check of
+/// the mock chain). `Err` names what could not be read.
+pub fn comm_r_of_cache(cache_dir: &Path) -> Result<[u8; 32], String> {
+    use filecoin_hashers::poseidon::{PoseidonDomain, PoseidonFunction};
+    use filecoin_hashers::HashFunction;
+    use storage_proofs_porep::stacked::PersistentAux;
+
+    let path = cache_dir.join("p_aux");
+    let bytes = fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let p_aux: PersistentAux<PoseidonDomain> =
+        bincode::deserialize(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    let comm_r = PoseidonFunction::hash2(&p_aux.comm_c, &p_aux.comm_r_last);
+    Ok(comm_r.into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

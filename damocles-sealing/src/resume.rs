@@ -74,6 +74,10 @@ impl Input {
             (Plan::Snapup, Input::SnapEncodeOutput | Input::UpdatedReplica) => State::TreeDBuilt,
             (Plan::Snapup, Input::UpdateProof) => State::SnapEncoded,
             (Plan::Snapup, Input::PersistInstance) => State::SnapProved,
+            (Plan::Rebuild, Input::Ticket) => State::Empty,
+            (Plan::Rebuild, Input::Pieces | Input::StagedFile) => State::Allocated,
+            (Plan::Rebuild, Input::PC1Output | Input::Labels) => State::TreeDBuilt,
+            (Plan::Rebuild, Input::PersistInstance) => State::SnapDone,
             (_, Input::Pieces | Input::StagedFile) => State::DealsAcquired,
             (_, Input::Ticket | Input::PC1Output | Input::Labels) => State::TicketAssigned,
             (_, Input::PC2Output | Input::Replica) => State::PC1Done,
@@ -124,6 +128,36 @@ fn snapup_inputs(state: State) -> &'static [Input] {
     }
 }
 
+/// What each rebuild state's step consumes (an upgraded sector's in
+/// [`rebuild_upgraded_inputs`]).
+fn rebuild_inputs(state: State) -> &'static [Input] {
+    use Input::*;
+    match state {
+        State::Allocated => &[Sector, Ticket],
+        State::PieceAdded => &[Sector, Pieces],
+        State::TreeDBuilt => &[Sector, Ticket, Pieces, StagedFile],
+        State::PC1Done => &[Sector, Pieces, PC1Output, StagedFile, Labels],
+        State::PC2Done => &[Sector, Ticket, PC2Output, Pieces, Labels, Replica],
+        State::SealedChecked | State::Finished => &[Sector],
+        State::SnapDone => &[Sector, Replica],
+        State::Persisted => &[Sector, PersistInstance],
+        _ => &[],
+    }
+}
+
+/// What each state's step of an upgraded sector's rebuild consumes: the sealed replica
+/// is the sector key of the snap-up steps.
+fn rebuild_upgraded_inputs(state: State) -> &'static [Input] {
+    use Input::*;
+    match state {
+        State::SnapPieceAdded => &[Sector, Pieces],
+        State::SnapTreeDBuilt => &[Sector, Pieces, StagedFile, Replica],
+        State::SnapEncoded => &[Sector, PC2Output, SnapEncodeOutput, Replica, UpdatedReplica],
+        State::SnapDone => &[Sector, Replica, UpdatedReplica],
+        other => rebuild_inputs(other),
+    }
+}
+
 /// The rules of a plan's resumes: its states in the order a job passes them, what each
 /// state's step consumes, and the states that only wait for the chain (an operator who
 /// knows the message landed may skip them).
@@ -164,8 +198,58 @@ const SNAPUP_ORDER: &[State] = &[
     State::Finished,
 ];
 
-fn rules_of(plan: Plan) -> Option<PlanRules> {
+const REBUILD_ORDER: &[State] = &[
+    State::Empty,
+    State::Allocated,
+    State::PieceAdded,
+    State::TreeDBuilt,
+    State::PC1Done,
+    State::PC2Done,
+    State::SealedChecked,
+    State::SnapDone,
+    State::Persisted,
+    State::Finished,
+];
+
+const REBUILD_UPGRADED_ORDER: &[State] = &[
+    State::Empty,
+    State::Allocated,
+    State::PieceAdded,
+    State::TreeDBuilt,
+    State::PC1Done,
+    State::PC2Done,
+    State::SealedChecked,
+    State::SnapPieceAdded,
+    State::SnapTreeDBuilt,
+    State::SnapEncoded,
+    State::SnapDone,
+    State::Persisted,
+    State::Finished,
+];
+
+/// The state whose step persists the sector's files (a deal sector's persist copies the
+/// staged file too).
+fn persist_state(plan: Plan) -> Option<State> {
     match plan {
+        Plan::Sealer => Some(State::PCLanded),
+        Plan::Snapup => Some(State::SnapProved),
+        Plan::Rebuild => Some(State::SnapDone),
+        Plan::Unseal | Plan::Wdpost => None,
+    }
+}
+
+fn rules_of(facts: &ResumeFacts) -> Option<PlanRules> {
+    match facts.plan {
+        Plan::Rebuild if facts.upgraded => Some(PlanRules {
+            order: REBUILD_UPGRADED_ORDER,
+            inputs: rebuild_upgraded_inputs,
+            skippable: &[],
+        }),
+        Plan::Rebuild => Some(PlanRules {
+            order: REBUILD_ORDER,
+            inputs: rebuild_inputs,
+            skippable: &[],
+        }),
         Plan::Sealer => Some(PlanRules {
             order: SEALER_ORDER,
             inputs: sealer_inputs,
@@ -176,7 +260,7 @@ fn rules_of(plan: Plan) -> Option<PlanRules> {
             inputs: snapup_inputs,
             skippable: &[],
         }),
-        Plan::Rebuild | Plan::Unseal | Plan::Wdpost => None,
+        Plan::Unseal | Plan::Wdpost => None,
     }
 }
 
@@ -191,6 +275,8 @@ pub struct ResumeFacts {
     paths: Option<SectorPaths>,
     /// Whether the sector holds deal pieces (its persist copies the staged file too).
     deals: bool,
+    /// Rebuild: the sector was upgraded (its rebuild runs the snap-up states too).
+    upgraded: bool,
 }
 
 impl ResumeFacts {
@@ -221,6 +307,7 @@ impl ResumeFacts {
             present,
             paths: record.sector.map(|s| SectorPaths::new(&data_dir, s.id)),
             deals: record.has_deals(),
+            upgraded: record.upgraded,
         }
     }
 
@@ -282,7 +369,7 @@ pub fn check(facts: &ResumeFacts, target: State) -> Result<(), String> {
     if target == State::Aborted {
         return Ok(());
     }
-    let Some(rules) = rules_of(facts.plan) else {
+    let Some(rules) = rules_of(facts) else {
         return if target == facts.state {
             Ok(())
         } else {
@@ -318,6 +405,18 @@ pub fn check(facts: &ResumeFacts, target: State) -> Result<(), String> {
         ));
     };
     let from = position(facts.state).unwrap_or(0);
+    let snap_data_added = position(State::SnapPieceAdded).is_some_and(|at| from >= at);
+    if facts.plan == Plan::Rebuild
+        && snap_data_added
+        && (position(State::PieceAdded)..=position(State::PC2Done)).contains(&Some(to))
+    {
+        return Err(format!(
+            "the staged file and the pieces now hold the deal data of the upgrade, not the \
+             sealed sector's: resume at Allocated to rebuild the replica from the start, or \
+             at {} or later",
+            State::SealedChecked
+        ));
+    }
     if let Some(skipped) = rules
         .order
         .get(from..to)
@@ -344,7 +443,7 @@ pub fn check(facts: &ResumeFacts, target: State) -> Result<(), String> {
     let mut made: Vec<Input> = Vec::new();
     for &state in &rules.order[to..] {
         // A deal sector's persist copies the unsealed (staged) file as well.
-        let unsealed_copy = (facts.plan == Plan::Sealer && facts.deals && state == State::PCLanded)
+        let unsealed_copy = (facts.deals && persist_state(facts.plan) == Some(state))
             .then_some(Input::StagedFile);
         for input in (rules.inputs)(state).iter().copied().chain(unsealed_copy) {
             if made.contains(&input) {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use damocles_core::SectorSize;
+use damocles_core::{SectorId, SectorSize};
 use damocles_rpc::manager::ChainView;
 use damocles_rpc::metrics::{ManagerMetrics, MetricsServer, Renderer};
 use damocles_rpc::sealer::MANAGER_PATH;
@@ -33,6 +33,8 @@ pub struct MockOptions {
     pub read_token: Option<String>,
     pub metrics_listen: Option<String>,
     pub deals: Option<f64>,
+    /// Stores the worker persists to (name, path), which the rebuild check reads.
+    pub persist_stores: Vec<(String, PathBuf)>,
 }
 
 /// The mock chain's records, in the JSON of `util sealer sectors list --json`.
@@ -45,6 +47,16 @@ impl ChainView for MockChainView {
             .iter()
             .map(render::chain_sector_json)
             .collect()
+    }
+
+    fn jobs(&self) -> Vec<Value> {
+        self.0.jobs().iter().map(render::chain_job_json).collect()
+    }
+
+    fn request_rebuild(&self, id: SectorId) -> Result<Value, String> {
+        self.0
+            .request_rebuild(id)
+            .map(|job| render::chain_job_json(&job))
     }
 }
 
@@ -90,6 +102,17 @@ pub async fn run(options: MockOptions) -> u8 {
         return exit::FAILED;
     }
     chain.delay_reports(options.report_delay);
+    for (name, path) in &options.persist_stores {
+        chain.attach_store(name, path);
+    }
+    if let Some(config) = &options.with_worker {
+        // The worker of this process persists into its attached stores.
+        if let Ok(loaded) = WorkerConfig::load(config) {
+            for store in loaded.config.attached_stores() {
+                chain.attach_store(&store.name, &store.location);
+            }
+        }
+    }
     let metrics = Arc::new(ManagerMetrics::default());
     let service = ManagerService::new(
         Arc::new(chain.clone()),
@@ -126,7 +149,7 @@ pub async fn run(options: MockOptions) -> u8 {
         _ => "CC sectors".to_owned(),
     };
     eprintln!(
-        "damocles-manager mock: miner {}, {} sectors ({proof}), {deals}, snap-up jobs with deals; registry and chain records in {}; listening on http://{addr}{MANAGER_PATH}",
+        "damocles-manager mock: miner {}, {} sectors ({proof}), {deals}, snap-up jobs with deals, rebuild jobs on request; registry and chain records in {}; listening on http://{addr}{MANAGER_PATH}",
         options.miner,
         options.sector_size,
         home.display()

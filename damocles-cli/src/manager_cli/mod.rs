@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use damocles_core::SectorSize;
+use damocles_core::{SectorId, SectorSize};
 
 use crate::bulk::Action;
 use crate::worker_cli::run_async;
@@ -87,6 +87,21 @@ struct MockArgs {
     /// verified; the sector is then listed as Upgraded.
     #[arg(long, value_name = "SHARE", value_parser = parse_share)]
     deals: Option<f64>,
+    /// A store workers persist sectors to, as NAME=PATH (the name of its `[[attached]]`
+    /// entry, and where this machine sees it); repeat for several. A rebuilt sector is
+    /// accepted only once the files in its store give the comm_r on chain, which the mock
+    /// reads from here. --with-worker adds that worker's attached stores.
+    #[arg(long, value_name = "NAME=PATH", value_parser = parse_store)]
+    persist_store: Vec<(String, PathBuf)>,
+}
+
+fn parse_store(text: &str) -> Result<(String, PathBuf), String> {
+    match text.split_once('=') {
+        Some((name, path)) if !name.is_empty() && !path.is_empty() => {
+            Ok((name.to_owned(), PathBuf::from(path)))
+        }
+        _ => Err(format!("{text:?} is not NAME=PATH (e.g. remote=/mnt/store1)")),
+    }
 }
 
 fn parse_share(text: &str) -> Result<f64, String> {
@@ -187,11 +202,28 @@ enum SealerCommand {
     /// Sectors.
     #[command(subcommand)]
     Sectors(SectorsCommand),
+    /// Jobs the manager hands to rebuild threads.
+    #[command(subcommand)]
+    Jobs(JobsCommand),
 }
 
 #[derive(Debug, Subcommand)]
 enum SectorsCommand {
     /// Every sector the mock chain knows, with what verifies its proof independently.
+    List,
+    /// Re-create a finished (or upgraded) sector's lost sealed files: a job that a worker
+    /// thread with `plan = "rebuild"` takes. It re-seals the sector with its ticket and
+    /// deals, checks the replica, persists it into an attached store, and the manager
+    /// accepts it only if the files give the comm_r on chain (`util sealer jobs list`).
+    Rebuild {
+        /// The sector, as s-t0<miner>-<number> (e.g. s-t010000-2).
+        sector: SectorId,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum JobsCommand {
+    /// Every job, oldest first: pending, taken by a thread, done, or failed with why.
     List,
 }
 
@@ -210,6 +242,7 @@ pub fn main_impl() -> ExitCode {
             expiration: args.expiration,
             max_sectors: args.max_sectors,
             deals: args.deals,
+            persist_stores: args.persist_store,
             report_delay: args.report_delay,
             admin_token: args.admin_token,
             read_token: args.read_token,
@@ -253,6 +286,12 @@ pub fn main_impl() -> ExitCode {
                     }
                     UtilCommand::Sealer(SealerCommand::Sectors(SectorsCommand::List)) => {
                         util::sectors_list(&ctx).await
+                    }
+                    UtilCommand::Sealer(SealerCommand::Sectors(SectorsCommand::Rebuild {
+                        sector,
+                    })) => util::sector_rebuild(&ctx, sector).await,
+                    UtilCommand::Sealer(SealerCommand::Jobs(JobsCommand::List)) => {
+                        util::jobs_list(&ctx).await
                     }
                 }
             })

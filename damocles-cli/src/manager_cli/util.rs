@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use damocles_core::{AdminError, AdminTransport};
+use damocles_core::{AdminError, AdminTransport, SectorId};
 use damocles_rpc::manager::unix_now;
 use damocles_rpc::{CallError, HttpAdminClient, ManagerClient, Timeouts};
 use serde::Serialize;
@@ -203,6 +203,36 @@ pub async fn sectors_list(ctx: &Context) -> u8 {
     match manager.chain_sectors().await {
         Ok(sectors) => ctx.print(&sectors, || render::sectors_table(&sectors)),
         Err(e) => ctx.manager_failed("rpc Damocles.ChainSectors", e),
+    }
+}
+
+/// `util sealer sectors rebuild`.
+pub async fn sector_rebuild(ctx: &Context, sector: SectorId) -> u8 {
+    let manager = match ctx.manager() {
+        Ok(manager) => manager,
+        Err(code) => return code,
+    };
+    match manager.request_rebuild(sector).await {
+        Ok(job) => ctx.print(&job, || render::rebuild_requested(&job)),
+        // The manager said why not (not a sector, not finished, a job already open).
+        Err(CallError::Rpc(e)) => ctx.fail(
+            exit::BAD_INPUT,
+            "refused",
+            format!("{sector} cannot be rebuilt: {}", e.message),
+        ),
+        Err(e) => ctx.manager_failed("rpc Damocles.SectorRebuild", e),
+    }
+}
+
+/// `util sealer jobs list`.
+pub async fn jobs_list(ctx: &Context) -> u8 {
+    let manager = match ctx.manager() {
+        Ok(manager) => manager,
+        Err(code) => return code,
+    };
+    match manager.chain_jobs().await {
+        Ok(jobs) => ctx.print(&jobs, || render::jobs_table(&jobs, unix_now())),
+        Err(e) => ctx.manager_failed("rpc Damocles.ChainJobs", e),
     }
 }
 

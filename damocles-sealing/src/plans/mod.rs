@@ -4,6 +4,7 @@
 //! of the job; a failure by its level). Each plan is one module here: the steps of the
 //! states of its transition table (the table itself is data in `damocles_core::state`).
 
+mod rebuild;
 mod sealer;
 mod shared;
 mod snapup;
@@ -59,6 +60,7 @@ pub(crate) fn steps_of(plan: Plan) -> Option<&'static dyn PlanSteps> {
     match plan {
         Plan::Sealer => Some(&sealer::Sealer),
         Plan::Snapup => Some(&snapup::Snapup),
-        Plan::Rebuild | Plan::Unseal | Plan::Wdpost => None,
+        Plan::Rebuild => Some(&rebuild::Rebuild),
+        Plan::Unseal | Plan::Wdpost => None,
     }
 }

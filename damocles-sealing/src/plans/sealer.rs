@@ -11,8 +11,8 @@ use damocles_core::sealer_api::{
 use damocles_core::{Event, Failure, ProofStage, SectorRecord, State};
 
 use super::shared::{
-    add_pieces, allocate_spec, identity, note_idle_reason, persist, tree_d, unexpected_state,
-    Replica,
+    add_pieces, allocate_spec, identity, note_idle_reason, pc1, pc2, persist, tree_d,
+    unexpected_state, Replica,
 };
 use super::{Outcome, PlanSteps, StepResult};
 use crate::control::Activity;
@@ -129,46 +129,20 @@ impl PlanSteps for Sealer {
             // gives the same labels and the pre-committed comm_r stays right.
             Step::AssignTicket => Ok(Outcome::Event(Event::AssignTicket(record.ticket))),
             Step::PC1 => {
-                let (id, paths) = identity(runner, record)?;
                 let ticket = match record.ticket {
                     Some(ticket) => ticket,
                     None => {
+                        let (id, _) = identity(runner, record)?;
                         runner
                             .manager_call("AssignTicket", manager.assign_ticket(id.sector))
                             .await?
                     }
                 };
-                let pieces = record.pieces.clone().unwrap_or_default();
-                let out = runner
-                    .proof_call(ProofStage::PC1, move || {
-                        proofs::pc1(id, &paths, ticket.ticket, &pieces)
-                    })
-                    .await?;
+                let out = pc1(runner, record, ticket).await?;
                 Ok(Outcome::Event(Event::PC1(ticket, out)))
             }
             Step::PC2 => {
-                let (id, paths) = identity(runner, record)?;
-                if id.proof.needs_synthetic_porep() {
-                    return Err(Failure::permanent(format!(
-                        "{} needs synthetic PoRep, which this worker does not support yet",
-                        id.proof
-                    ))
-                    .into());
-                }
-                let pc1 = required(record.pc1_output.clone(), "pc1out")?;
-                let out = runner
-                    .proof_call(ProofStage::PC2, move || proofs::pc2(&pc1, &paths))
-                    .await?;
-                if let Some(before) = record.pc2_output.filter(|before| *before != out) {
-                    // Never expected (PC2 restores its input), but a comm_r that changed
-                    // under a pre-commit must stop the sector, not reach the chain.
-                    return Err(Failure::permanent(format!(
-                        "PC2 run again gave comm_r {} where the first run gave {}",
-                        hex::encode(out.comm_r),
-                        hex::encode(before.comm_r)
-                    ))
-                    .into());
-                }
+                let out = pc2(runner, record).await?;
                 if opts.verify_after_pc2 {
                     let (id, paths) = identity(runner, record)?;
                     let ticket = required(record.ticket, "ticket")?;
@@ -210,7 +184,7 @@ impl PlanSteps for Sealer {
                 )
                 .await
             }
-            Step::Persist => persist(runner, record, Replica::Sealed).await,
+            Step::Persist => persist(runner, record, &[Replica::Sealed]).await,
             Step::SubmitPersisted => {
                 let (id, _) = identity(runner, record)?;
                 let instance = required(record.persist_instance.clone(), "persist_instance")?;

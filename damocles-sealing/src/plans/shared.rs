@@ -5,10 +5,13 @@
 use std::path::Path;
 use std::time::Duration;
 
-use damocles_core::sealer_api::AllocateSectorSpec;
-use damocles_core::{Event, Failure, ProofStage, SealProof, SectorRecord};
+use damocles_core::sealer_api::{AllocateSectorSpec, SectorPiece};
+use damocles_core::sealer_api::Ticket;
+use damocles_core::{
+    Event, Failure, Opaque, PreCommitOutput, ProofStage, SealProof, SectorRecord,
+};
 
-use super::{Outcome, StepResult};
+use super::{Outcome, StepResult, Stop};
 use crate::control::Activity;
 use crate::options::SealingOptions;
 use crate::paths::SectorPaths;
@@ -75,8 +78,16 @@ pub(super) fn note_idle_reason(runner: &Runner, call: &str, error: Option<&dyn s
 /// AddPieces: finds the record's deal pieces (local directories, then the manager's piece
 /// store) and writes them, with pledge pieces for the rest, into the staged file.
 pub(super) async fn add_pieces(runner: &Runner, record: &SectorRecord) -> StepResult {
+    add_these_pieces(runner, record, record.deals.clone().unwrap_or_default()).await
+}
+
+/// AddPieces of `deals` (none: one CC piece), whatever the record holds.
+pub(super) async fn add_these_pieces(
+    runner: &Runner,
+    record: &SectorRecord,
+    deals: Vec<SectorPiece>,
+) -> StepResult {
     let (id, paths) = identity(runner, record)?;
-    let deals = record.deals.clone().unwrap_or_default();
     // A pause or shutdown need not wait for a download (its `.part` file is removed by
     // the next run).
     let downloads = runner.ctx.location.data_dir().join("pieces");
@@ -104,6 +115,49 @@ pub(super) async fn tree_d(runner: &Runner, record: &SectorRecord) -> StepResult
     Ok(Outcome::Event(Event::BuildTreeD))
 }
 
+/// PC1 with `ticket`: PC1's output.
+pub(super) async fn pc1(
+    runner: &Runner,
+    record: &SectorRecord,
+    ticket: Ticket,
+) -> Result<Opaque, Stop> {
+    let (id, paths) = identity(runner, record)?;
+    let pieces = record.pieces.clone().unwrap_or_default();
+    runner
+        .proof_call(ProofStage::PC1, move || {
+            proofs::pc1(id, &paths, ticket.ticket, &pieces)
+        })
+        .await
+}
+
+/// PC2: the replica's commitments. A proof type that needs synthetic PoRep is refused
+/// (permanent), and so is a comm_r that differs from the record's earlier PC2 run.
+pub(super) async fn pc2(runner: &Runner, record: &SectorRecord) -> Result<PreCommitOutput, Stop> {
+    let (id, paths) = identity(runner, record)?;
+    if id.proof.needs_synthetic_porep() {
+        return Err(Failure::permanent(format!(
+            "{} needs synthetic PoRep, which this worker does not support yet",
+            id.proof
+        ))
+        .into());
+    }
+    let pc1 = required(record.pc1_output.clone(), "pc1out")?;
+    let out = runner
+        .proof_call(ProofStage::PC2, move || proofs::pc2(&pc1, &paths))
+        .await?;
+    if let Some(before) = record.pc2_output.filter(|before| *before != out) {
+        // Never expected (PC2 restores its input), but a comm_r that changed under a
+        // pre-commit (or a rebuild) must stop the sector, not reach the chain.
+        return Err(Failure::permanent(format!(
+            "PC2 run again gave comm_r {} where the first run gave {}",
+            hex::encode(out.comm_r),
+            hex::encode(before.comm_r)
+        ))
+        .into());
+    }
+    Ok(out)
+}
+
 /// Which replica of a sector a persist copies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Replica {
@@ -114,12 +168,12 @@ pub(super) enum Replica {
 }
 
 /// Persist: reserves room in an attached store through the manager, then copies the
-/// replica and the cache files a proof needs into it (and, for a deal sector, the
+/// replicas and the cache files a proof needs into it (and, for a deal sector, the
 /// unsealed copy, which a retrieval reads the deals' bytes from).
 pub(super) async fn persist(
     runner: &Runner,
     record: &SectorRecord,
-    replica: Replica,
+    replicas: &'static [Replica],
 ) -> StepResult {
     let (id, paths) = identity(runner, record)?;
     let candidates: Vec<String> = runner
@@ -133,11 +187,12 @@ pub(super) async fn persist(
         return Err(Failure::permanent("no available persist store candidate").into());
     }
     let size = id.proof.sector_size().bytes();
-    let mut required = if size < (32 << 30) {
+    let per_replica = if size < (32 << 30) {
         size * 2
     } else {
         size + size / 50
     };
+    let mut required = per_replica * replicas.len() as u64;
     let has_deals = record.has_deals();
     if has_deals {
         // The unsealed copy goes along.
@@ -183,23 +238,40 @@ pub(super) async fn persist(
     let name = id.sector.to_string();
     runner
         .proof_call(ProofStage::Transfer, move || {
-            copy_sector_files(&paths, &target.location, &name, replica, has_deals)
+            for replica in replicas {
+                copy_sector_files(&paths, &target.location, &name, *replica)?;
+            }
+            if has_deals {
+                copy_unsealed(&paths, &target.location, &name)?;
+            }
+            Ok(())
         })
         .await?;
     Ok(Outcome::Event(Event::Persist(store.name)))
 }
 
+fn persist_io(what: &str, e: std::io::Error) -> Failure {
+    Failure::critical(format!("persist {what}: {e}"))
+}
+
+/// Copies the staged file, which holds the deals' bytes, into `store` as
+/// `unsealed/<sector>`.
+fn copy_unsealed(paths: &SectorPaths, store: &Path, name: &str) -> Result<(), Failure> {
+    let io = persist_io;
+    let unsealed_dir = store.join("unsealed");
+    std::fs::create_dir_all(&unsealed_dir).map_err(|e| io("create unsealed dir", e))?;
+    copy_whole(&paths.staged, &unsealed_dir.join(name)).map_err(|e| io("unsealed file", e))
+}
+
 /// Copies a replica and its persisted cache files into `store` (`sealed/<sector>` and
-/// `cache/<sector>/`, or `update/<sector>` and `update-cache/<sector>/`), and with
-/// `unsealed` the staged file too (`unsealed/<sector>`).
+/// `cache/<sector>/`, or `update/<sector>` and `update-cache/<sector>/`).
 fn copy_sector_files(
     paths: &SectorPaths,
     store: &Path,
     name: &str,
     replica: Replica,
-    unsealed: bool,
 ) -> Result<(), Failure> {
-    let io = |what: &str, e: std::io::Error| Failure::critical(format!("persist {what}: {e}"));
+    let io = persist_io;
     let (file, cache, file_dir, cache_dir) = match replica {
         Replica::Sealed => (&paths.sealed, &paths.cache_dir, "sealed", "cache"),
         Replica::Updated => (&paths.update, &paths.update_cache, "update", "update-cache"),
@@ -209,11 +281,6 @@ fn copy_sector_files(
     std::fs::create_dir_all(&file_dir).map_err(|e| io("create replica dir", e))?;
     std::fs::create_dir_all(&cache_dir).map_err(|e| io("create cache dir", e))?;
     copy_whole(file, &file_dir.join(name)).map_err(|e| io("replica", e))?;
-    if unsealed {
-        let unsealed_dir = store.join("unsealed");
-        std::fs::create_dir_all(&unsealed_dir).map_err(|e| io("create unsealed dir", e))?;
-        copy_whole(&paths.staged, &unsealed_dir.join(name)).map_err(|e| io("unsealed file", e))?;
-    }
     for entry in std::fs::read_dir(cache).map_err(|e| io("read cache", e))? {
         let entry = entry.map_err(|e| io("read cache", e))?;
         let file = entry.file_name();

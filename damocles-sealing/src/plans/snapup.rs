@@ -156,7 +156,7 @@ impl PlanSteps for Snapup {
                     .await?;
                 Ok(Outcome::Event(Event::SnapProve(proof)))
             }
-            Step::Persist => persist(runner, record, Replica::Updated).await,
+            Step::Persist => persist(runner, record, &[Replica::Updated]).await,
             Step::SubmitProof => {
                 let (id, _) = identity(runner, record)?;
                 let encoded = required(record.snap_encode_output, "snap encode output")?;

@@ -15,7 +15,7 @@ use damocles_core::sealer_api::{
     AcquireDealsSpec, AllocateSectorSpec, AllocateSnapUpSpec, AllocatedSector,
     AllocatedSnapUpSector, Cid, DealInfo, ManagerError, OnChainState, PieceRef, PollStateResp,
     PreCommitOnChainInfo, ProofOnChainInfo, ReportStateReq, SectorPiece, SectorPrivateInfo,
-    SectorPublicInfo, SectorStateResp, Seed, SnapUpOnChainInfo, StoreBasicInfo, SubmitResp,
+    SectorPublicInfo, SectorRebuildInfo, SectorStateResp, Seed, SnapUpOnChainInfo, StoreBasicInfo, SubmitResp,
     SubmitResult, Ticket, WaitSeedResp,
 };
 use damocles_core::{
@@ -25,6 +25,10 @@ use rand::Rng;
 
 use crate::proofs::{self, SealIdentity, SealedSector};
 use crate::update::{self, UpgradedSector};
+
+mod jobs;
+
+pub use jobs::{ChainJob, JobKind, JobState};
 
 /// Where a sector stands on the mock chain.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -99,6 +103,9 @@ pub struct ChainSector {
     /// Its snap-up, once a snap-up thread took it.
     #[serde(default)]
     pub upgrade: Option<ChainUpgrade>,
+    /// How many times its files were rebuilt (and the rebuilt files accepted).
+    #[serde(default)]
+    pub rebuilt: u32,
 }
 
 /// Counters of what the chain was sent, for tests that check nothing is done twice.
@@ -123,6 +130,10 @@ pub struct ChainCounters {
     pub upgrades_duplicate: u64,
     /// Update proofs rejected.
     pub upgrades_rejected: u64,
+    /// Rebuilt sectors whose files were accepted.
+    pub rebuilds_accepted: u64,
+    /// Rebuilt sectors whose files were refused.
+    pub rebuilds_rejected: u64,
 }
 
 /// A sector manager call a fault can be set on.
@@ -146,6 +157,7 @@ pub enum ChainCall {
     ReportAborted,
     AllocateSnapUpSector,
     SubmitSnapUpProof,
+    AllocateRebuildSector,
 }
 
 #[derive(Debug, Default)]
@@ -161,6 +173,11 @@ struct ChainState {
     offer: Option<DealOffer>,
     /// The last deal id handed out.
     last_deal_id: u64,
+    /// Rebuild jobs, oldest first.
+    jobs: Vec<ChainJob>,
+    /// Where the stores the worker persists to are, by name (what the manager of a real
+    /// cluster mounts): the rebuild check reads the files there.
+    stores: BTreeMap<String, PathBuf>,
 }
 
 /// What share of sectors get deals, and where their pieces are kept.
@@ -178,6 +195,8 @@ struct Snapshot {
     counters: ChainCounters,
     #[serde(default)]
     last_deal_id: u64,
+    #[serde(default)]
+    jobs: Vec<ChainJob>,
 }
 
 impl ChainState {
@@ -191,6 +210,7 @@ impl ChainState {
             sectors: self.sectors.values().cloned().collect(),
             counters: self.counters,
             last_deal_id: self.last_deal_id,
+            jobs: self.jobs.clone(),
         };
         let write = || -> std::io::Result<()> {
             let tmp = file.with_extension("tmp");
@@ -239,6 +259,7 @@ impl MockChain {
                 state.counters = snapshot.counters;
                 state.sectors = snapshot.sectors.into_iter().map(|s| (s.id, s)).collect();
                 state.last_deal_id = snapshot.last_deal_id;
+                state.jobs = snapshot.jobs;
                 for sector in state.sectors.values_mut() {
                     if sector.state == ChainSectorState::Upgrading && sector.upgrade.is_none() {
                         sector.state = ChainSectorState::Finished;
@@ -495,6 +516,7 @@ impl SectorManager for MockChain {
                 state: ChainSectorState::Allocated,
                 deals: Vec::new(),
                 upgrade: None,
+                rebuilt: 0,
             },
         );
         state.save();
@@ -633,9 +655,12 @@ impl SectorManager for MockChain {
         &self,
         id: SectorId,
         instance: String,
-        _is_upgrade: bool,
+        is_upgrade: bool,
     ) -> Result<bool, ManagerError> {
         self.check_fault(ChainCall::SubmitPersisted)?;
+        if self.rebuild_job_of(id).is_some() {
+            return self.check_rebuilt(id, instance, is_upgrade).await;
+        }
         self.with_sector(id, |sector, _| {
             sector.persisted = Some(instance);
             true
@@ -784,6 +809,10 @@ impl SectorManager for MockChain {
 
     async fn report_aborted(&self, id: SectorId, reason: String) -> Result<(), ManagerError> {
         self.check_fault(ChainCall::ReportAborted)?;
+        if self.rebuild_job_of(id).is_some() {
+            self.fail_rebuild_job(id, reason);
+            return Ok(());
+        }
         let dir = self.piece_dir();
         self.with_sector(id, |sector, _| match &sector.state {
             // What the chain holds stays: a finished or upgraded sector, an accepted update.
@@ -964,6 +993,19 @@ impl SectorManager for MockChain {
                 }
             }
         })
+    }
+
+    async fn allocate_rebuild_sector(
+        &self,
+        spec: AllocateSectorSpec,
+    ) -> Result<Option<SectorRebuildInfo>, ManagerError> {
+        self.check_fault(ChainCall::AllocateRebuildSector)?;
+        if !allowed(&spec.allowed_miners, &self.miner)
+            || !allowed(&spec.allowed_proof_types, &self.proof_type)
+        {
+            return Ok(None);
+        }
+        Ok(self.take_rebuild_job())
     }
 }
 

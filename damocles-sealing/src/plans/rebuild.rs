@@ -1,0 +1,202 @@
+//! The rebuild plan: a sealed sector whose files were lost (a failed disk) is sealed
+//! again from what the chain keeps (its ticket and deal pieces), so that the re-created
+//! replica is the lost one bit for bit, checked with C1 (seed := ticket), persisted into
+//! an attached store and handed back with `SubmitPersistedEx`. An upgraded (snap-up)
+//! sector is rebuilt as CC and its deals encoded into it again. No new proof goes on
+//! chain. Each state of [`REBUILD_TRANSITIONS`] has a step ([`step_of`]).
+//!
+//! [`REBUILD_TRANSITIONS`]: damocles_core::state::REBUILD_TRANSITIONS
+
+use async_trait::async_trait;
+use damocles_core::{Event, Failure, ProofStage, SectorRecord, State};
+
+use super::shared::{
+    add_pieces, add_these_pieces, allocate_spec, identity, note_idle_reason, pc1, pc2, persist,
+    tree_d, unexpected_state, Replica,
+};
+use super::{Outcome, PlanSteps, StepResult};
+use crate::proofs;
+use crate::thread::{required, Runner};
+use crate::update;
+
+/// The rebuild plan's steps.
+pub(crate) struct Rebuild;
+
+/// What the thread does in a state of the rebuild plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Allocate,
+    AddPieces,
+    TreeD,
+    PC1,
+    PC2,
+    SyntheticPoRep,
+    CheckSealed,
+    PrepareForSnapup,
+    SnapTreeD,
+    SnapEncode,
+    SnapProve,
+    Persist,
+    SubmitPersisted,
+    Finish,
+    Abort,
+}
+
+/// The step of each state of the rebuild plan; `None` for states of other plans.
+fn step_of(state: State) -> Option<Step> {
+    Some(match state {
+        State::Empty => Step::Allocate,
+        State::Allocated => Step::AddPieces,
+        State::PieceAdded => Step::TreeD,
+        State::TreeDBuilt => Step::PC1,
+        State::PC1Done => Step::PC2,
+        State::SyntheticPoRepNeeded => Step::SyntheticPoRep,
+        State::PC2Done => Step::CheckSealed,
+        State::SealedChecked => Step::PrepareForSnapup,
+        State::SnapPieceAdded => Step::SnapTreeD,
+        State::SnapTreeDBuilt => Step::SnapEncode,
+        State::SnapEncoded => Step::SnapProve,
+        State::SnapDone => Step::Persist,
+        State::Persisted => Step::SubmitPersisted,
+        State::Finished => Step::Finish,
+        State::Aborted => Step::Abort,
+        _ => return None,
+    })
+}
+
+/// The replicas a rebuilt sector persists: the sealed one, and the updated one for an
+/// upgraded sector (its sealed replica, the sector key, is kept too, as the snap-up did).
+fn replicas(record: &SectorRecord) -> &'static [Replica] {
+    if record.upgraded {
+        &[Replica::Sealed, Replica::Updated]
+    } else {
+        &[Replica::Sealed]
+    }
+}
+
+#[async_trait]
+impl PlanSteps for Rebuild {
+    async fn exec(&self, runner: &Runner, record: &SectorRecord) -> StepResult {
+        let Some(step) = step_of(record.state) else {
+            return Err(unexpected_state(record).into());
+        };
+        let manager = &runner.ctx.manager;
+        match step {
+            Step::Allocate => {
+                let allocated = runner
+                    .control
+                    .interruptible(manager.allocate_rebuild_sector(allocate_spec(&runner.ctx.options)))
+                    .await?;
+                let call = "AllocateRebuildSector";
+                note_idle_reason(runner, call, allocated.as_ref().err().map(|e| e as _));
+                let Ok(Some(info)) = allocated else {
+                    return Ok(Outcome::Idle);
+                };
+                let deals = info.pieces.iter().flatten().any(|p| !p.is_pledge());
+                if info.is_snap_up && !deals {
+                    let reason = format!(
+                        "{} is upgraded, but its rebuild job names no deal pieces",
+                        info.sector.id
+                    );
+                    if let Err(e) = manager.report_aborted(info.sector.id, reason.clone()).await {
+                        tracing::warn!("report aborted: {e}");
+                    }
+                    note_idle_reason(runner, call, Some(&reason));
+                    return Ok(Outcome::Idle);
+                }
+                Ok(Outcome::Event(Event::AllocatedRebuildSector(info)))
+            }
+            // An upgraded sector was sealed as CC: its deals come in after the check.
+            Step::AddPieces if record.upgraded => add_these_pieces(runner, record, vec![]).await,
+            Step::AddPieces => add_pieces(runner, record).await,
+            Step::TreeD | Step::SnapTreeD => tree_d(runner, record).await,
+            Step::PC1 => {
+                let ticket = required(record.ticket, "ticket")?;
+                let out = pc1(runner, record, ticket).await?;
+                Ok(Outcome::Event(Event::PC1(ticket, out)))
+            }
+            Step::PC2 => Ok(Outcome::Event(Event::PC2(pc2(runner, record).await?))),
+            Step::SyntheticPoRep => Err(Failure::permanent(
+                "synthetic PoRep is not supported by this worker: resume at Aborted",
+            )
+            .into()),
+            Step::CheckSealed => {
+                // C1 verifies its vanilla proofs against the commitments: the seed is the
+                // ticket, as the original's check; no SNARK is made.
+                let (id, paths) = identity(runner, record)?;
+                let ticket = required(record.ticket, "ticket")?;
+                let pc2 = required(record.pc2_output, "pc2out")?;
+                let pieces = record.pieces.clone().unwrap_or_default();
+                runner
+                    .proof_call(ProofStage::C1, move || {
+                        proofs::c1(id, &paths, ticket.ticket, ticket.ticket, pc2, &pieces)
+                            .map_err(|e| e.context("rebuilt replica check"))
+                    })
+                    .await?;
+                Ok(Outcome::Event(Event::CheckSealed))
+            }
+            Step::PrepareForSnapup if record.upgraded => add_pieces(runner, record).await,
+            Step::PrepareForSnapup => Ok(Outcome::Event(Event::SkipSnap)),
+            Step::SnapEncode => {
+                // The sector key is the replica just rebuilt in data/sealed, data/cache.
+                let (id, paths) = identity(runner, record)?;
+                let pieces = required(record.pieces.clone(), "pieces")?;
+                let out = runner
+                    .proof_call(ProofStage::SnapEncode, move || {
+                        update::snap_encode(id.proof, &paths, &pieces)
+                    })
+                    .await?;
+                Ok(Outcome::Event(Event::SnapEncode(out)))
+            }
+            Step::SnapProve => {
+                let (id, paths) = identity(runner, record)?;
+                let comm_r_old = required(record.pc2_output, "pc2out")?.comm_r;
+                let encoded = required(record.snap_encode_output, "snap encode output")?;
+                let proof = runner
+                    .proof_call(ProofStage::SnapProve, move || {
+                        update::snap_prove(id.proof, &paths, comm_r_old, encoded)
+                    })
+                    .await?;
+                Ok(Outcome::Event(Event::SnapProve(proof)))
+            }
+            Step::Persist => persist(runner, record, replicas(record)).await,
+            Step::SubmitPersisted => {
+                let (id, _) = identity(runner, record)?;
+                let instance = required(record.persist_instance.clone(), "persist_instance")?;
+                let ok = runner
+                    .manager_call(
+                        "SubmitPersistedEx",
+                        manager.submit_persisted(id.sector, instance.clone(), record.upgraded),
+                    )
+                    .await?;
+                if !ok {
+                    return Err(Failure::permanent(format!(
+                        "the manager does not take the rebuilt files in store {instance} \
+                         (its rebuild job says why)"
+                    ))
+                    .into());
+                }
+                Ok(Outcome::Event(Event::SubmitPersistance))
+            }
+            Step::Finish => Ok(Outcome::Finished),
+            Step::Abort => Err(Failure::abort("task aborted").into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use damocles_core::state::REBUILD_TRANSITIONS;
+
+    use super::*;
+
+    #[test]
+    fn every_state_of_the_rebuild_table_has_a_step() {
+        for row in REBUILD_TRANSITIONS {
+            assert!(step_of(row.from).is_some(), "{}", row.from);
+            assert!(step_of(row.to).is_some(), "{}", row.to);
+        }
+        assert_eq!(step_of(State::Aborted), Some(Step::Abort));
+        assert_eq!(step_of(State::TicketAssigned), None);
+    }
+}
