@@ -342,9 +342,10 @@ pub fn jobs_table(jobs: &[Value], now: i64) -> String {
     let mut lines = vec!["ID\tKind\tSector\tState\tAge\tWhy".to_owned()];
     for job in jobs {
         let text = |key: &str| job[key].as_str().unwrap_or("-").to_owned();
-        let age = job["created_at"]
-            .as_i64()
-            .map_or_else(|| "-".to_owned(), |at| short_age(now.saturating_sub(at).max(0) as u64));
+        let age = job["created_at"].as_i64().map_or_else(
+            || "-".to_owned(),
+            |at| short_age(now.saturating_sub(at).max(0) as u64),
+        );
         lines.push(format!(
             "{}\t{}\t{}\t{}\t{}\t{}",
             job["id"],

@@ -1,5 +1,6 @@
 //! Faults with real processes on loopback: the worker killed with SIGKILL in every sealer
-//! state and in the middle of C2, in every snap-up state and in the middle of SnapProve, manager outages short and long, a corrupt state
+//! state and in the middle of C2, in every snap-up state and in the middle of SnapProve, in
+//! every state of the rebuild of an upgraded sector, manager outages short and long, a corrupt state
 //! database. Every loop is bounded. Figures in RELIABILITY.md.
 //!
 //! Needs the 2KiB parameters in the parameter cache.
@@ -9,8 +10,8 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    free_port, manager, require_params, util_json, wait_until, worker, worker_cli, worker_config,
-    worker_list, Process,
+    free_port, manager, require_params, text, util, util_json, wait_until, worker, worker_cli,
+    worker_config, worker_list, Process,
 };
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -606,14 +607,21 @@ const SNAPUP_PATH: [&str; 7] = [
 /// after every snap-up state and twice in the middle of SnapProve: the upgrade finishes
 /// once, verified by the manager, and nothing is allocated twice.
 #[test]
-fn killed_in_every_snapup_state_and_during_snap_prove_the_upgrade_still_finishes_once() {
+fn killed_in_every_snapup_and_rebuild_state_the_upgrade_and_its_rebuild_finish_once() {
     require_params();
     let home = tempfile::tempdir().expect("home");
     let dir = tempfile::tempdir().expect("worker");
     let manager_process = manager(
         home.path(),
         "127.0.0.1:0",
-        &["--max-sectors", "1", "--report-delay", "1s"],
+        &[
+            "--max-sectors",
+            "1",
+            "--report-delay",
+            "1s",
+            "--persist-store",
+            &format!("persist={}", dir.path().join("persist").display()),
+        ],
     );
     let m = manager_process.address.clone();
     let sealing = "seal_interval = \"1h\"\nrecover_interval = \"1s\"\nmax_retries = 50";
@@ -627,12 +635,12 @@ fn killed_in_every_snapup_state_and_during_snap_prove_the_upgrade_still_finishes
     );
     drop(process);
 
-    let text = std::fs::read_to_string(&config).expect("config");
+    let sealer_config = std::fs::read_to_string(&config).expect("config");
     let store = format!("location = \"{}\"\n", dir.path().join("store0").display());
-    assert!(text.contains(&store), "{text}");
+    assert!(sealer_config.contains(&store), "{sealer_config}");
     std::fs::write(
         &config,
-        text.replace(&store, &format!("{store}plan = \"snapup\"\n")),
+        sealer_config.replace(&store, &format!("{store}plan = \"snapup\"\n")),
     )
     .expect("snap-up config");
     let mut kills = 0;
@@ -694,5 +702,102 @@ fn killed_in_every_snapup_state_and_during_snap_prove_the_upgrade_still_finishes
     common::check_unsealed_copy(home.path(), &persist, &upgraded);
     assert_eq!(kills, 9);
     drop(process);
+
+    // The disk is lost. The operator asks for a rebuild; a rebuild thread killed right
+    // after every state re-creates the sector key and the updated replica byte for byte.
+    let lost: Vec<(std::path::PathBuf, Vec<u8>)> =
+        ["sealed", "cache", "update", "update-cache", "unsealed"]
+            .iter()
+            .flat_map(|dir| {
+                let path = persist.join(dir).join(&name);
+                if path.is_dir() {
+                    std::fs::read_dir(&path)
+                        .expect("dir")
+                        .map(|e| e.expect("entry").path())
+                        .collect()
+                } else {
+                    vec![path]
+                }
+            })
+            .map(|file| {
+                let bytes = std::fs::read(&file).expect("persisted file");
+                std::fs::remove_file(&file).expect("lose it");
+                (file, bytes)
+            })
+            .collect();
+    let asked = util(&m, &["sealer", "sectors", "rebuild", &name]);
+    assert!(asked.status.success(), "{}", text(&asked));
+    assert!(
+        text(&asked).contains("rebuild job 1 created"),
+        "{}",
+        text(&asked)
+    );
+    let again = util(&m, &["sealer", "sectors", "rebuild", &name]);
+    assert_eq!(again.status.code(), Some(2), "{}", text(&again));
+    assert!(
+        text(&again).contains("already has rebuild job 1"),
+        "{}",
+        text(&again)
+    );
+    let text_now = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(
+        &config,
+        text_now.replace("plan = \"snapup\"", "plan = \"rebuild\""),
+    )
+    .expect("rebuild config");
+    let mut process = worker(&config);
+    let position = |t: &Value| {
+        REBUILD_UPGRADED_PATH
+            .iter()
+            .position(|s| t["job_state"] == *s)
+    };
+    for (at, state) in REBUILD_UPGRADED_PATH.into_iter().enumerate() {
+        watch(&process, state, Duration::from_secs(5 * 60), |t| {
+            assert_eq!(t["plan"], "rebuild", "{t}");
+            if let Some(now) = position(t) {
+                assert!(now <= at, "missed {state}: the thread is already at {t}");
+            }
+            t["job_state"] == state
+        });
+        process.kill_9();
+        process = worker(&config);
+    }
+    watch(
+        &process,
+        "idle without a job",
+        Duration::from_secs(60),
+        |t| t["job_id"].is_null(),
+    );
+    let jobs = util_json(&m, &["sealer", "jobs", "list"]);
+    assert_eq!(jobs[0]["state"], "done", "{jobs:#}");
+    assert_eq!(jobs[0]["reason"], Value::Null, "{jobs:#}");
+    for (file, bytes) in &lost {
+        let rebuilt = std::fs::read(file).unwrap_or_default();
+        assert!(
+            rebuilt == *bytes,
+            "{} differs after the rebuild",
+            file.display()
+        );
+    }
+    let all = sectors(&m);
+    assert_eq!(all[0]["rebuilt"], 1, "{:#}", all[0]);
+    assert_eq!(all[0]["state"], "Upgraded");
+    drop(process);
     drop(manager_process);
 }
+
+/// The rebuild states of an upgraded sector, in order.
+const REBUILD_UPGRADED_PATH: [&str; 12] = [
+    "Allocated",
+    "PieceAdded",
+    "TreeDBuilt",
+    "PC1Done",
+    "PC2Done",
+    "SealedChecked",
+    "SnapPieceAdded",
+    "SnapTreeDBuilt",
+    "SnapEncoded",
+    "SnapDone",
+    "Persisted",
+    "Finished",
+];

@@ -403,7 +403,9 @@ fn manager_jobs_list_and_rebuild_message() {
             ..job(2, 2, JobState::Failed("task aborted".into()), 600)
         },
         ChainJob {
-            refused: Some("/mnt/remote/cache/s-t010000-3 gives comm_r 00…, but the chain holds cc…".into()),
+            refused: Some(
+                "/mnt/remote/cache/s-t010000-3 gives comm_r 00…, but the chain holds cc…".into(),
+            ),
             ..job(3, 3, JobState::Taken, 95)
         },
         job(4, 4, JobState::Pending, 5),

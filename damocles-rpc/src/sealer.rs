@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use damocles_core::sealer_api::{
     AcquireDealsSpec, AllocateSectorSpec, AllocateSnapUpSpec, AllocatedSector,
     AllocatedSnapUpSector, PollStateResp, PreCommitOnChainInfo, ProofOnChainInfo, ReportStateReq,
-    SectorPiece, SectorRebuildInfo, SectorStateResp, SnapUpOnChainInfo, StoreBasicInfo, SubmitResp, Ticket,
-    WaitSeedResp, SECTOR_STATE_NOT_FOUND_CODE,
+    SectorPiece, SectorRebuildInfo, SectorStateResp, SnapUpOnChainInfo, StoreBasicInfo, SubmitResp,
+    Ticket, WaitSeedResp, SECTOR_STATE_NOT_FOUND_CODE,
 };
 use damocles_core::{ManagerError, SealProof, SectorId, SectorManager};
 use serde::de::DeserializeOwned;

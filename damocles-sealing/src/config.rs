@@ -435,12 +435,18 @@ impl WorkerConfig {
             ));
         }
         for (i, thread) in config.sealing_thread.iter().enumerate() {
-            if !matches!(thread.plan, Plan::Sealer | Plan::Snapup) {
+            if crate::plans::steps_of(thread.plan).is_none() {
+                let supported: Vec<String> = Plan::ALL
+                    .iter()
+                    .filter(|p| crate::plans::steps_of(**p).is_some())
+                    .map(|p| format!("{:?}", p.as_str()))
+                    .collect();
                 return Err(invalid(
                     format!("sealing_thread[{i}].plan"),
                     format!(
-                        "plan {:?} is not supported yet: only \"sealer\" and \"snapup\" are",
-                        thread.plan.as_str()
+                        "plan {:?} is not supported yet: only {} are",
+                        thread.plan.as_str(),
+                        supported.join(", ")
                     ),
                 ));
             }

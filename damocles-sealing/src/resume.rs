@@ -443,8 +443,8 @@ pub fn check(facts: &ResumeFacts, target: State) -> Result<(), String> {
     let mut made: Vec<Input> = Vec::new();
     for &state in &rules.order[to..] {
         // A deal sector's persist copies the unsealed (staged) file as well.
-        let unsealed_copy = (facts.deals && persist_state(facts.plan) == Some(state))
-            .then_some(Input::StagedFile);
+        let unsealed_copy =
+            (facts.deals && persist_state(facts.plan) == Some(state)).then_some(Input::StagedFile);
         for input in (rules.inputs)(state).iter().copied().chain(unsealed_copy) {
             if made.contains(&input) {
                 continue;
@@ -591,5 +591,105 @@ mod tests {
         .expect_err("no proof");
         assert!(err.contains("the update proof"), "{err}");
         assert!(err.contains("resume at SnapEncoded"), "{err}");
+    }
+
+    /// A rebuild record at `state` holding every record field a rebuild makes up to it.
+    fn rebuild_at(state: State, upgraded: bool) -> SectorRecord {
+        let mut record = snapup_at(State::Empty);
+        record.plan = Plan::Rebuild;
+        record.sector_key = None;
+        record.upgraded = upgraded;
+        record.ticket = Some(damocles_core::sealer_api::Ticket {
+            ticket: [6; 32],
+            epoch: 1,
+        });
+        record.pc1_output = Some(damocles_core::Opaque(vec![7]));
+        record.pc2_output = Some(damocles_core::PreCommitOutput {
+            comm_r: [8; 32],
+            comm_d: [9; 32],
+        });
+        record.apply(Event::SetState(state), 0).expect("set state");
+        record
+    }
+
+    fn write_replica(paths: &SectorPaths) {
+        std::fs::create_dir_all(&paths.cache_dir).expect("cache");
+        std::fs::create_dir_all(paths.sealed.parent().expect("dir")).expect("sealed dir");
+        std::fs::write(&paths.sealed, b"replica").expect("sealed");
+        for file in [
+            "p_aux",
+            "t_aux",
+            "sc-02-data-tree-c.dat",
+            "sc-02-data-tree-r-last.dat",
+        ] {
+            std::fs::write(paths.cache_dir.join(file), b"tree").expect("cache file");
+        }
+    }
+
+    #[test]
+    fn rebuild_resumes_follow_the_sectors_own_path() {
+        let data = tempfile::tempdir().expect("tempdir");
+        let facts = |state, upgraded| {
+            ResumeFacts::of(&rebuild_at(state, upgraded), data.path().to_path_buf())
+        };
+        let paths = SectorPaths::new(data.path(), SectorId::new(1000, 1));
+
+        // A sector never upgraded has no snap-up states.
+        let err = check(&facts(State::Persisted, false), State::SnapEncoded).expect_err("snap");
+        assert!(
+            err.contains("SnapEncoded is not a state of the rebuild plan"),
+            "{err}"
+        );
+        assert!(!err.contains("SnapPieceAdded"), "{err}");
+        // Persisting again needs the rebuilt replica, which PC2 makes.
+        let err = check(&facts(State::Persisted, false), State::SnapDone).expect_err("replica");
+        assert!(err.contains("the encoded replica"), "{err}");
+        assert!(err.contains("resume at PC1Done"), "{err}");
+        write_replica(&paths);
+        assert_eq!(
+            check(&facts(State::Persisted, false), State::SnapDone),
+            Ok(())
+        );
+        // The check after PC2 reads PC1's labels too.
+        let err = check(&facts(State::SealedChecked, false), State::PC2Done).expect_err("labels");
+        assert!(err.contains("PC1's labels"), "{err}");
+        assert!(err.contains("resume at TreeDBuilt"), "{err}");
+        // The ticket comes with the job: without it, only dropping the job is left.
+        let mut record = rebuild_at(State::PieceAdded, false);
+        record.ticket = None;
+        let err = check(
+            &ResumeFacts::of(&record, data.path().to_path_buf()),
+            State::Allocated,
+        )
+        .expect_err("no ticket");
+        assert!(err.contains("needs the ticket"), "{err}");
+        assert!(err.contains("resume at Aborted"), "{err}");
+        let err = check(&facts(State::PC1Done, false), State::PC2Done).expect_err("skip");
+        assert!(err.contains("skipping ahead"), "{err}");
+
+        // Upgraded: once the deals are added, the staged file is no longer the sealed
+        // sector's, so the seal steps can only start over from Allocated.
+        let err = check(&facts(State::SnapEncoded, true), State::PC1Done).expect_err("staged");
+        assert!(err.contains("resume at Allocated"), "{err}");
+        assert_eq!(
+            check(&facts(State::SnapEncoded, true), State::Allocated),
+            Ok(())
+        );
+        std::fs::create_dir_all(paths.staged.parent().expect("dir")).expect("dir");
+        std::fs::write(&paths.staged, b"staged").expect("staged");
+        // From SealedChecked on, the snap-up steps run again over the rebuilt replica; the
+        // persist needs the updated one as well.
+        let err = check(&facts(State::Persisted, true), State::SnapDone).expect_err("updated");
+        assert!(err.contains("the updated replica"), "{err}");
+        assert!(err.contains("resume at SnapTreeDBuilt"), "{err}");
+        assert_eq!(
+            check(&facts(State::SnapEncoded, true), State::SealedChecked),
+            Ok(())
+        );
+        write_updated_replica(&paths);
+        assert_eq!(
+            check(&facts(State::Persisted, true), State::SnapDone),
+            Ok(())
+        );
     }
 }

@@ -31,7 +31,13 @@ fn the_quickstart_fixture_loads_without_warnings() {
     use damocles_core::Plan;
     assert_eq!(
         plans,
-        [Plan::Sealer, Plan::Sealer, Plan::Sealer, Plan::Snapup]
+        [
+            Plan::Sealer,
+            Plan::Sealer,
+            Plan::Sealer,
+            Plan::Snapup,
+            Plan::Rebuild
+        ]
     );
     assert_eq!(config.admin_addr(), "127.0.0.1:17890");
     assert_eq!(config.worker.ping_interval, Duration::from_secs(5));
@@ -178,8 +184,12 @@ fn threads_need_a_location_and_a_supported_plan() {
     let err = error("[sealing]\n");
     assert!(err.contains("at least one"), "{err}");
 
-    let err = error("[[sealing_thread]]\nlocation = \"/x\"\nplan = \"rebuild\"\n");
+    let err = error("[[sealing_thread]]\nlocation = \"/x\"\nplan = \"unseal\"\n");
     assert!(err.contains("sealing_thread[0].plan"), "{err}");
+    assert!(
+        err.contains(r#"only "sealer", "snapup", "rebuild" are"#),
+        "{err}"
+    );
     let err = error("[[sealing_thread]]\nlocation = \"/x\"\nplan = \"sealr\"\n");
     assert!(err.contains("sealing_thread[0].plan"), "{err}");
 }

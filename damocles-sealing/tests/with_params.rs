@@ -10,8 +10,12 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
 use common::{
-    check_unsealed_copies, wait_for, CrashAfter, Harness, MINER, SEALER_PATH, SNAPUP_PATH,
+    check_unsealed_copies, wait_for, CrashAfter, Harness, MINER, REBUILD_PATH,
+    REBUILD_UPGRADED_PATH, SEALER_PATH, SNAPUP_PATH,
 };
 use damocles_core::sealer_api::ManagerError;
 use damocles_core::{
@@ -19,7 +23,7 @@ use damocles_core::{
     ThreadState,
 };
 use damocles_sealing::limits::StageLimits;
-use damocles_sealing::mock_chain::{ChainCall, ChainSectorState};
+use damocles_sealing::mock_chain::{ChainCall, ChainSectorState, JobState};
 use damocles_sealing::params;
 use damocles_sealing::proofs::{self, SealIdentity, SealedSector};
 use damocles_sealing::update::{self, UpgradedSector};
@@ -200,6 +204,88 @@ fn a_sector_survives_a_crash_right_after_every_state() {
     assert!(finished.proof.is_some());
     assert!(!finished.deals.is_empty());
     assert_eq!(check_unsealed_copies(&harness), 1);
+
+    // The disk is lost; the rebuild re-creates the same files through a crash in each of
+    // its states.
+    rebuild_through_crashes(&mut harness, sector, &REBUILD_PATH);
+    assert_eq!(check_unsealed_copies(&harness), 1);
+}
+
+/// Every file a sector has in the attached store `remote` (replicas, their caches and the
+/// unsealed copy), by path, with its bytes.
+fn store_files(harness: &Harness, sector: SectorId) -> BTreeMap<PathBuf, Vec<u8>> {
+    let store = harness.dir.path().join("remote");
+    let name = sector.to_string();
+    let mut files = BTreeMap::new();
+    for dir in ["sealed", "cache", "unsealed", "update", "update-cache"] {
+        let path = store.join(dir).join(&name);
+        if path.is_file() {
+            files.insert(path.clone(), std::fs::read(&path).expect("read"));
+        } else if path.is_dir() {
+            for entry in std::fs::read_dir(&path).expect("read dir") {
+                let file = entry.expect("entry").path();
+                files.insert(file.clone(), std::fs::read(&file).expect("read"));
+            }
+        }
+    }
+    files
+}
+
+/// The operator's story of a lost disk: `sector`'s files are deleted from the attached
+/// store, a rebuild is asked for, and a rebuild thread that crashes right after every
+/// state of `path` it persists re-creates them. Every file must come back byte for byte,
+/// and the mock accept them (their p_aux gives the comm_r on chain) exactly once.
+fn rebuild_through_crashes(harness: &mut Harness, sector: SectorId, path: &[State]) {
+    let before = store_files(harness, sector);
+    assert!(
+        before
+            .keys()
+            .any(|p| p.starts_with(harness.dir.path().join("remote/sealed"))),
+        "{before:?}"
+    );
+    for file in before.keys() {
+        std::fs::remove_file(file).expect("lose the file");
+    }
+    let chain = harness.chain.clone();
+    chain.attach_store("remote", &harness.dir.path().join("remote"));
+    let job = chain.request_rebuild(sector).expect("a rebuild job");
+    assert!(
+        chain.request_rebuild(sector).is_err(),
+        "one open job per sector"
+    );
+    harness.plan = damocles_core::Plan::Rebuild;
+    for state in path {
+        crash_after(harness, *state, async |_| {});
+    }
+    let jobs = chain.jobs();
+    let done = jobs.iter().find(|j| j.id == job.id).expect("the job");
+    assert_eq!(done.state, JobState::Done, "{done:?}");
+    assert_eq!(done.refused, None);
+    let counters = chain.counters();
+    assert_eq!(counters.rebuilds_accepted, 1, "{counters:?}");
+    assert_eq!(counters.rebuilds_rejected, 0, "{counters:?}");
+    assert_eq!(chain.sector(sector).map(|s| s.rebuilt), Some(1));
+    let after = store_files(harness, sector);
+    assert_eq!(
+        after.keys().collect::<Vec<_>>(),
+        before.keys().collect::<Vec<_>>(),
+        "the same files"
+    );
+    for (file, bytes) in &before {
+        assert!(after[file] == *bytes, "{} differs", file.display());
+    }
+    // Restarted after Finished, the thread ends the job and finds no other.
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let worker = harness.start();
+        wait_for(&worker, Duration::from_secs(60), "idle", |t| {
+            t[0].thread_state == ThreadState::Idle
+                && t[0].job_state == Some(PlanState::Sector(State::Empty))
+        })
+        .await;
+        worker.shutdown().await;
+    });
+    assert!(chain.request_rebuild(sector).is_ok(), "a new job once done");
 }
 
 /// Runs a fresh runtime with `harness`'s worker until its thread persists `state`, then
@@ -425,4 +511,7 @@ fn a_cc_sector_is_upgraded_with_deals_through_a_crash_in_every_snapup_state() {
         store.join("unsealed").join(&name).is_file(),
         "the unsealed copy persisted"
     );
+
+    // The disk is lost: the sector key and the updated replica are rebuilt, byte for byte.
+    rebuild_through_crashes(&mut harness, sector, &REBUILD_UPGRADED_PATH);
 }

@@ -100,7 +100,9 @@ fn parse_store(text: &str) -> Result<(String, PathBuf), String> {
         Some((name, path)) if !name.is_empty() && !path.is_empty() => {
             Ok((name.to_owned(), PathBuf::from(path)))
         }
-        _ => Err(format!("{text:?} is not NAME=PATH (e.g. remote=/mnt/store1)")),
+        _ => Err(format!(
+            "{text:?} is not NAME=PATH (e.g. remote=/mnt/store1)"
+        )),
     }
 }
 

@@ -98,7 +98,11 @@ impl MockChain {
         if sector.pre_commit.is_none() || sector.persisted.is_none() {
             return Err(format!("{id} was never pre-committed and persisted"));
         }
-        if let Some(open) = state.jobs.iter().find(|j| j.sector == id && j.state.is_open()) {
+        if let Some(open) = state
+            .jobs
+            .iter()
+            .find(|j| j.sector == id && j.state.is_open())
+        {
             return Err(format!(
                 "{id} already has rebuild job {} ({:?})",
                 open.id, open.state
@@ -134,7 +138,12 @@ impl MockChain {
         let (job, info) = jobs
             .iter_mut()
             .filter(|j| j.kind == JobKind::Rebuild && j.state == JobState::Pending)
-            .find_map(|j| sectors.get(&j.sector).and_then(rebuild_info).map(|i| (j, i)))?;
+            .find_map(|j| {
+                sectors
+                    .get(&j.sector)
+                    .and_then(rebuild_info)
+                    .map(|i| (j, i))
+            })?;
         job.state = JobState::Taken;
         state.save();
         Some(info)
@@ -148,7 +157,10 @@ impl MockChain {
             .iter_mut()
             .find(|j| j.sector == id && j.state == JobState::Taken)
         {
-            tracing::info!("mock chain: rebuild job {} of {id} dropped: {reason}", job.id);
+            tracing::info!(
+                "mock chain: rebuild job {} of {id} dropped: {reason}",
+                job.id
+            );
             job.state = JobState::Failed(reason);
             job.finished_at = Some(unix_now());
             state.save();
@@ -172,11 +184,11 @@ impl MockChain {
                 "the mock does not know where store {instance} is: start it with \
                  --persist-store {instance}=PATH (or --with-worker)"
             )),
-            Some(store) => tokio::task::spawn_blocking(move || {
-                check_files(&sector, &store, is_upgrade)
-            })
-            .await
-            .map_err(|e| ManagerError::remote(1, format!("rebuild check panicked: {e}")))?,
+            Some(store) => {
+                tokio::task::spawn_blocking(move || check_files(&sector, &store, is_upgrade))
+                    .await
+                    .map_err(|e| ManagerError::remote(1, format!("rebuild check panicked: {e}")))?
+            }
         };
         let mut state = self.lock();
         let super::ChainState {
@@ -200,7 +212,8 @@ impl MockChain {
                 if let Some(sector) = sectors.get_mut(&id) {
                     sector.rebuilt += 1;
                     sector.persisted = Some(instance.clone());
-                    if let Some(accepted) = sector.upgrade.as_mut().and_then(|u| u.accepted.as_mut())
+                    if let Some(accepted) =
+                        sector.upgrade.as_mut().and_then(|u| u.accepted.as_mut())
                     {
                         accepted.store = instance;
                     }

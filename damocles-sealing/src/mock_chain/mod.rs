@@ -15,8 +15,8 @@ use damocles_core::sealer_api::{
     AcquireDealsSpec, AllocateSectorSpec, AllocateSnapUpSpec, AllocatedSector,
     AllocatedSnapUpSector, Cid, DealInfo, ManagerError, OnChainState, PieceRef, PollStateResp,
     PreCommitOnChainInfo, ProofOnChainInfo, ReportStateReq, SectorPiece, SectorPrivateInfo,
-    SectorPublicInfo, SectorRebuildInfo, SectorStateResp, Seed, SnapUpOnChainInfo, StoreBasicInfo, SubmitResp,
-    SubmitResult, Ticket, WaitSeedResp,
+    SectorPublicInfo, SectorRebuildInfo, SectorStateResp, Seed, SnapUpOnChainInfo, StoreBasicInfo,
+    SubmitResp, SubmitResult, Ticket, WaitSeedResp,
 };
 use damocles_core::{
     ActorId, Failure, PreCommitOutput, SealProof, SectorId, SectorManager, UpdateProof,
@@ -1322,5 +1322,112 @@ mod tests {
             chain.fetch(&unknown, &dir.path().join("x"), 2032).await,
             Err(PieceFetchError::NotFound { .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn rebuild_jobs_are_asked_for_taken_and_checked_against_the_chain() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let chain = MockChain::new(1000, SealProof::StackedDrg2KiBV1_1);
+        let spec = AllocateSectorSpec::default();
+        let unknown = SectorId::new(1000, 9);
+        let err = chain.request_rebuild(unknown).expect_err("unknown");
+        assert!(err.contains("not a sector of this chain"), "{err}");
+        let sealing = chain
+            .allocate_sector(spec.clone())
+            .await
+            .expect("allocate")
+            .expect("a sector");
+        let err = chain.request_rebuild(sealing.id).expect_err("not finished");
+        assert!(err.contains("only a finished or upgraded sector"), "{err}");
+        assert_eq!(chain.allocate_rebuild_sector(spec.clone()).await, Ok(None));
+
+        let sector = finished_cc_sector(&chain).await;
+        let job = chain.request_rebuild(sector.id).expect("job");
+        assert_eq!((job.id, &job.state), (1, &JobState::Pending));
+        let err = chain.request_rebuild(sector.id).expect_err("open job");
+        assert!(err.contains("already has rebuild job 1"), "{err}");
+        let other_miner = AllocateSectorSpec {
+            allowed_miners: Some(vec![2000]),
+            ..spec.clone()
+        };
+        assert_eq!(chain.allocate_rebuild_sector(other_miner).await, Ok(None));
+        let info = chain
+            .allocate_rebuild_sector(spec.clone())
+            .await
+            .expect("allocate")
+            .expect("the job");
+        assert_eq!(info.sector, sector);
+        let on_chain = chain.sector(sector.id).expect("sector");
+        assert_eq!(Some(info.ticket), on_chain.pre_commit.map(|p| p.ticket));
+        assert_eq!((info.is_snap_up, info.pieces), (false, None));
+        assert_eq!(chain.jobs()[0].state, JobState::Taken);
+        assert_eq!(
+            chain.allocate_rebuild_sector(spec.clone()).await,
+            Ok(None),
+            "taken once"
+        );
+
+        // Files the chain cannot see, or that do not give its comm_r, are refused.
+        assert_eq!(
+            chain
+                .submit_persisted(sector.id, "remote".into(), false)
+                .await,
+            Ok(false)
+        );
+        let refused = chain.jobs()[0].refused.clone().unwrap_or_default();
+        assert!(refused.contains("--persist-store remote=PATH"), "{refused}");
+        let store = dir.path().join("remote");
+        chain.attach_store("remote", &store);
+        assert_eq!(
+            chain
+                .submit_persisted(sector.id, "remote".into(), false)
+                .await,
+            Ok(false)
+        );
+        let refused = chain.jobs()[0].refused.clone().unwrap_or_default();
+        assert!(refused.contains("sealed/s-t01000-"), "{refused}");
+        let name = sector.id.to_string();
+        std::fs::create_dir_all(store.join("sealed")).expect("dir");
+        std::fs::write(store.join("sealed").join(&name), vec![0; 2048]).expect("replica");
+        std::fs::create_dir_all(store.join("cache").join(&name)).expect("dir");
+        let p_aux = storage_proofs_porep::stacked::PersistentAux {
+            comm_c: filecoin_hashers::poseidon::PoseidonDomain::default(),
+            comm_r_last: filecoin_hashers::poseidon::PoseidonDomain::default(),
+        };
+        std::fs::write(
+            store.join("cache").join(&name).join("p_aux"),
+            bincode::serialize(&p_aux).expect("p_aux"),
+        )
+        .expect("p_aux");
+        assert_eq!(
+            chain
+                .submit_persisted(sector.id, "remote".into(), false)
+                .await,
+            Ok(false)
+        );
+        let refused = chain.jobs()[0].refused.clone().unwrap_or_default();
+        assert!(refused.contains("but the chain holds 0707"), "{refused}");
+        let counters = chain.counters();
+        assert_eq!(
+            (counters.rebuilds_accepted, counters.rebuilds_rejected),
+            (0, 3)
+        );
+        assert_eq!(chain.sector(sector.id).map(|s| s.rebuilt), Some(0));
+
+        // Dropped by the worker: the job fails with its reason, the sector stays finished
+        // and can be asked for again.
+        chain
+            .report_aborted(sector.id, "task aborted".into())
+            .await
+            .expect("aborted");
+        assert_eq!(
+            chain.jobs()[0].state,
+            JobState::Failed("task aborted".into())
+        );
+        assert_eq!(
+            chain.sector(sector.id).map(|s| s.state),
+            Some(ChainSectorState::Finished)
+        );
+        assert_eq!(chain.request_rebuild(sector.id).expect("again").id, 2);
     }
 }

@@ -85,7 +85,9 @@ impl PlanSteps for Rebuild {
             Step::Allocate => {
                 let allocated = runner
                     .control
-                    .interruptible(manager.allocate_rebuild_sector(allocate_spec(&runner.ctx.options)))
+                    .interruptible(
+                        manager.allocate_rebuild_sector(allocate_spec(&runner.ctx.options)),
+                    )
                     .await?;
                 let call = "AllocateRebuildSector";
                 note_idle_reason(runner, call, allocated.as_ref().err().map(|e| e as _));

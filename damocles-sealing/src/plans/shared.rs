@@ -5,11 +5,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use damocles_core::sealer_api::{AllocateSectorSpec, SectorPiece};
 use damocles_core::sealer_api::Ticket;
-use damocles_core::{
-    Event, Failure, Opaque, PreCommitOutput, ProofStage, SealProof, SectorRecord,
-};
+use damocles_core::sealer_api::{AllocateSectorSpec, SectorPiece};
+use damocles_core::{Event, Failure, Opaque, PreCommitOutput, ProofStage, SealProof, SectorRecord};
 
 use super::{Outcome, StepResult, Stop};
 use crate::control::Activity;

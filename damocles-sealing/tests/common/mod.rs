@@ -281,3 +281,32 @@ pub const SNAPUP_PATH: [State; 7] = [
     State::Persisted,
     State::Finished,
 ];
+
+/// The rebuild states of a sector never upgraded, in order.
+pub const REBUILD_PATH: [State; 9] = [
+    State::Allocated,
+    State::PieceAdded,
+    State::TreeDBuilt,
+    State::PC1Done,
+    State::PC2Done,
+    State::SealedChecked,
+    State::SnapDone,
+    State::Persisted,
+    State::Finished,
+];
+
+/// The rebuild states of an upgraded sector, in order.
+pub const REBUILD_UPGRADED_PATH: [State; 12] = [
+    State::Allocated,
+    State::PieceAdded,
+    State::TreeDBuilt,
+    State::PC1Done,
+    State::PC2Done,
+    State::SealedChecked,
+    State::SnapPieceAdded,
+    State::SnapTreeDBuilt,
+    State::SnapEncoded,
+    State::SnapDone,
+    State::Persisted,
+    State::Finished,
+];
