@@ -733,11 +733,13 @@ fn killed_in_every_snapup_and_rebuild_state_the_upgrade_and_its_rebuild_finish_o
         text(&asked)
     );
     let again = util(&m, &["sealer", "sectors", "rebuild", &name]);
-    assert_eq!(again.status.code(), Some(2), "{}", text(&again));
+    let refusal = String::from_utf8_lossy(&again.stderr);
+    assert_eq!(again.status.code(), Some(2), "{refusal}");
     assert!(
-        text(&again).contains("already has rebuild job 1"),
-        "{}",
-        text(&again)
+        refusal.contains(&format!(
+            "{name} cannot be rebuilt: {name} already has rebuild job 1"
+        )),
+        "{refusal}"
     );
     let text_now = std::fs::read_to_string(&config).expect("config");
     std::fs::write(

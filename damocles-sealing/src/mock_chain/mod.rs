@@ -855,10 +855,17 @@ impl SectorManager for MockChain {
         // records are read again.
         let taken = {
             let mut state = self.lock();
-            let candidate = state.sectors.values_mut().find_map(|s| {
+            let ChainState { sectors, jobs, .. } = &mut *state;
+            // A sector whose files are being rebuilt has no sector key to give.
+            let rebuilding: Vec<SectorId> = jobs
+                .iter()
+                .filter(|j| j.state.is_open())
+                .map(|j| j.sector)
+                .collect();
+            let candidate = sectors.values_mut().find_map(|s| {
                 match (&s.state, &s.pre_commit, &s.persisted, &s.upgrade) {
                     (ChainSectorState::Finished, Some(pre_commit), Some(store), None)
-                        if s.deals.is_empty() =>
+                        if s.deals.is_empty() && !rebuilding.contains(&s.id) =>
                     {
                         let taken = (s.id, s.proof_type, pre_commit.comm_r, store.clone());
                         s.state = ChainSectorState::Upgrading;
@@ -1344,6 +1351,16 @@ mod tests {
         let sector = finished_cc_sector(&chain).await;
         let job = chain.request_rebuild(sector.id).expect("job");
         assert_eq!((job.id, &job.state), (1, &JobState::Pending));
+        chain
+            .offer_deals(0.0, &dir.path().join("pieces"))
+            .expect("pieces");
+        assert_eq!(
+            chain
+                .allocate_snapup_sector(AllocateSnapUpSpec::default())
+                .await,
+            Ok(None),
+            "no snap-up of a sector whose files are being rebuilt"
+        );
         let err = chain.request_rebuild(sector.id).expect_err("open job");
         assert!(err.contains("already has rebuild job 1"), "{err}");
         let other_miner = AllocateSectorSpec {
