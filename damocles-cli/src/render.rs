@@ -371,7 +371,8 @@ pub fn rebuild_requested(job: &Value) -> String {
 
 /// A mock-manager job in the JSON of `util sealer jobs list --json`: `{"id", "kind":
 /// "rebuild", "sector": "s-t0<miner>-<number>", "miner", "number", "state": "pending" |
-/// "taken" | "done" | "failed", "created_at", "finished_at" (Unix seconds or null),
+/// "taken" | "accepted" (the files were, the thread has yet to finish) | "done" |
+/// "failed", "created_at", "finished_at" (Unix seconds or null),
 /// "reason"}` (`reason`: why it failed, or why the files last sent back were refused).
 pub fn chain_job_json(job: &ChainJob) -> Value {
     let kind = match job.kind {
@@ -380,6 +381,7 @@ pub fn chain_job_json(job: &ChainJob) -> Value {
     };
     let (state, failed) = match &job.state {
         JobState::Pending => ("pending", None),
+        JobState::Taken if job.accepted => ("accepted", None),
         JobState::Taken => ("taken", None),
         JobState::Done => ("done", None),
         JobState::Failed(reason) => ("failed", Some(reason.clone())),

@@ -392,6 +392,7 @@ fn manager_jobs_list_and_rebuild_message() {
         created_at: now - age,
         finished_at: None,
         refused: None,
+        accepted: false,
     };
     let jobs: Vec<_> = [
         ChainJob {
@@ -409,6 +410,10 @@ fn manager_jobs_list_and_rebuild_message() {
             ..job(3, 3, JobState::Taken, 95)
         },
         job(4, 4, JobState::Pending, 5),
+        ChainJob {
+            accepted: true,
+            ..job(5, 5, JobState::Taken, 40)
+        },
     ]
     .iter()
     .map(render::chain_job_json)

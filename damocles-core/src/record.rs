@@ -215,10 +215,11 @@ pub struct SectorRecord {
     /// Snap-up: the update proof.
     #[serde(with = "opt_base64", default)]
     pub update_proof: Option<Vec<u8>>,
-    /// Rebuild: the sector was upgraded (snap-up), so its sealed replica is rebuilt as CC
-    /// and `deals` are encoded into it again.
+    /// Rebuild of an upgraded (snap-up) sector: its replica commitment on chain after the
+    /// upgrade (`None`: never upgraded). Its sealed replica is rebuilt as CC, `deals` are
+    /// encoded into it again, and the new replica must give this comm_r.
     #[serde(default)]
-    pub upgraded: bool,
+    pub upgraded_comm_r: Option<[u8; 32]>,
 }
 
 mod opt_base64 {
@@ -263,8 +264,13 @@ impl SectorRecord {
             sector_key: None,
             snap_encode_output: None,
             update_proof: None,
-            upgraded: false,
+            upgraded_comm_r: None,
         }
+    }
+
+    /// Whether this is the rebuild of an upgraded sector.
+    pub fn rebuilds_upgrade(&self) -> bool {
+        self.upgraded_comm_r.is_some()
     }
 
     /// Whether the sector holds deal pieces (not only pledge pieces).
@@ -322,7 +328,10 @@ impl SectorRecord {
                 self.sector = Some(info.sector);
                 self.deals = info.pieces;
                 self.ticket = Some(info.ticket);
-                self.upgraded = info.is_snap_up;
+                self.upgraded_comm_r = info
+                    .upgrade_public
+                    .filter(|_| info.is_snap_up)
+                    .map(|p| p.comm_r);
             }
             Event::SetState(_)
             | Event::RePersist

@@ -307,7 +307,7 @@ impl ResumeFacts {
             present,
             paths: record.sector.map(|s| SectorPaths::new(&data_dir, s.id)),
             deals: record.has_deals(),
-            upgraded: record.upgraded,
+            upgraded: record.rebuilds_upgrade(),
         }
     }
 
@@ -405,15 +405,19 @@ pub fn check(facts: &ResumeFacts, target: State) -> Result<(), String> {
         ));
     };
     let from = position(facts.state).unwrap_or(0);
-    let snap_data_added = position(State::SnapPieceAdded).is_some_and(|at| from >= at);
-    if facts.plan == Plan::Rebuild
-        && snap_data_added
-        && (position(State::PieceAdded)..=position(State::PC2Done)).contains(&Some(to))
-    {
+    // An upgraded sector's deals are written over the staged file from SealedChecked on
+    // (a crash may leave the record there with the deals written).
+    let deals_staged = facts.plan == Plan::Rebuild
+        && facts.upgraded
+        && position(State::SealedChecked).is_some_and(|at| from >= at);
+    let seal_steps =
+        position(State::PieceAdded).unwrap_or(0)..=position(State::PC2Done).unwrap_or(0);
+    if deals_staged && seal_steps.contains(&to) {
         return Err(format!(
-            "the staged file and the pieces now hold the deal data of the upgrade, not the \
-             sealed sector's: resume at Allocated to rebuild the replica from the start, or \
-             at {} or later",
+            "from {} on the staged file and the pieces may hold the deal data of the \
+             upgrade, not the sealed sector's: resume at Allocated to rebuild the replica \
+             from the start, or at {} or later",
+            State::SealedChecked,
             State::SealedChecked
         ));
     }
@@ -598,7 +602,7 @@ mod tests {
         let mut record = snapup_at(State::Empty);
         record.plan = Plan::Rebuild;
         record.sector_key = None;
-        record.upgraded = upgraded;
+        record.upgraded_comm_r = upgraded.then_some([10; 32]);
         record.ticket = Some(damocles_core::sealer_api::Ticket {
             ticket: [6; 32],
             epoch: 1,
@@ -671,6 +675,14 @@ mod tests {
         // sector's, so the seal steps can only start over from Allocated.
         let err = check(&facts(State::SnapEncoded, true), State::PC1Done).expect_err("staged");
         assert!(err.contains("resume at Allocated"), "{err}");
+        let err = check(&facts(State::SealedChecked, true), State::TreeDBuilt).expect_err("");
+        assert!(err.contains("may hold the deal data"), "{err}");
+        assert_eq!(
+            check(&facts(State::SealedChecked, false), State::PC1Done)
+                .map_err(|e| e.contains("deal data")),
+            Err(false),
+            "not upgraded: only the missing labels"
+        );
         assert_eq!(
             check(&facts(State::SnapEncoded, true), State::Allocated),
             Ok(())

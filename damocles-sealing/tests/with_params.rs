@@ -275,17 +275,40 @@ fn rebuild_through_crashes(harness: &mut Harness, sector: SectorId, path: &[Stat
         assert!(after[file] == *bytes, "{} differs", file.display());
     }
     // Restarted after Finished, the thread ends the job and finds no other.
+    let idle = |t: &[damocles_core::ThreadInfo]| {
+        t[0].thread_state == ThreadState::Idle
+            && t[0].job_state == Some(PlanState::Sector(State::Empty))
+    };
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(async {
         let worker = harness.start();
-        wait_for(&worker, Duration::from_secs(60), "idle", |t| {
-            t[0].thread_state == ThreadState::Idle
-                && t[0].job_state == Some(PlanState::Sector(State::Empty))
+        wait_for(&worker, Duration::from_secs(60), "idle", idle).await;
+        worker.shutdown().await;
+    });
+    assert_eq!(chain.jobs()[0].state, JobState::Done);
+
+    // Lost again, rebuilt again, this time without a crash: every report of the rebuild
+    // reaches the manager, which must not take the sector's finished state for the job's.
+    for file in before.keys() {
+        std::fs::remove_file(file).expect("lose the file");
+    }
+    let second = chain.request_rebuild(sector).expect("a new job once done");
+    runtime.block_on(async {
+        let worker = harness.start();
+        wait_for(&worker, Duration::from_secs(5 * 60), "rebuilt again", |t| {
+            idle(t)
+                && chain
+                    .jobs()
+                    .iter()
+                    .any(|j| j.id == second.id && !j.state.is_open())
         })
         .await;
         worker.shutdown().await;
     });
-    assert!(chain.request_rebuild(sector).is_ok(), "a new job once done");
+    let jobs = chain.jobs();
+    assert_eq!(jobs[1].state, JobState::Done, "{jobs:?}");
+    assert_eq!(chain.sector(sector).map(|s| s.rebuilt), Some(2));
+    assert_eq!(store_files(harness, sector), before);
 }
 
 /// Runs a fresh runtime with `harness`'s worker until its thread persists `state`, then

@@ -24,9 +24,9 @@ pub enum JobKind {
 pub enum JobState {
     /// Waiting for a worker thread.
     Pending,
-    /// A worker thread took it.
+    /// A worker thread took it (and, once `accepted`, sent back files the chain took).
     Taken,
-    /// Done: what the worker sent back was checked and accepted.
+    /// Done: the files were accepted and the worker finished the job.
     Done,
     /// Dropped by the worker, with its reason.
     Failed(String),
@@ -56,6 +56,15 @@ pub struct ChainJob {
     pub finished_at: Option<u64>,
     /// Why the last files sent back were refused, if they were.
     pub refused: Option<String>,
+    /// The files sent back were accepted; the job is done once the worker finishes it.
+    #[serde(default)]
+    pub accepted: bool,
+}
+
+/// The job a worker thread holds for `id` (taken, not yet done or dropped).
+fn taken_job(jobs: &mut [ChainJob], id: SectorId) -> Option<&mut ChainJob> {
+    jobs.iter_mut()
+        .find(|j| j.sector == id && j.kind == JobKind::Rebuild && j.state == JobState::Taken)
 }
 
 fn unix_now() -> u64 {
@@ -116,19 +125,32 @@ impl MockChain {
             created_at: unix_now(),
             finished_at: None,
             refused: None,
+            accepted: false,
         };
         state.jobs.push(job.clone());
         state.save();
         Ok(job)
     }
 
-    /// The open rebuild job taken for `id`, if any.
-    pub(super) fn rebuild_job_of(&self, id: SectorId) -> Option<ChainJob> {
-        self.lock()
-            .jobs
-            .iter()
-            .find(|j| j.sector == id && j.kind == JobKind::Rebuild && j.state == JobState::Taken)
-            .cloned()
+    /// Whether a worker thread holds a rebuild job of `id`: its reports are then the
+    /// rebuild's, not the sector's (which stays finished on chain).
+    pub(super) fn rebuilding(&self, id: SectorId) -> bool {
+        taken_job(&mut self.lock().jobs, id).is_some()
+    }
+
+    /// The rebuild thread finished its job: done if its files were accepted, failed
+    /// otherwise.
+    pub(super) fn finish_rebuild_job(&self, id: SectorId) {
+        let mut state = self.lock();
+        if let Some(job) = taken_job(&mut state.jobs, id) {
+            job.finished_at = Some(unix_now());
+            job.state = if job.accepted {
+                JobState::Done
+            } else {
+                JobState::Failed("finished without its files accepted".into())
+            };
+            state.save();
+        }
     }
 
     /// Takes the oldest pending rebuild job: what a rebuild thread needs.
@@ -152,11 +174,7 @@ impl MockChain {
     /// A rebuild thread dropped its job.
     pub(super) fn fail_rebuild_job(&self, id: SectorId, reason: String) {
         let mut state = self.lock();
-        if let Some(job) = state
-            .jobs
-            .iter_mut()
-            .find(|j| j.sector == id && j.state == JobState::Taken)
-        {
+        if let Some(job) = taken_job(&mut state.jobs, id) {
             tracing::info!(
                 "mock chain: rebuild job {} of {id} dropped: {reason}",
                 job.id
@@ -170,7 +188,7 @@ impl MockChain {
     /// `SubmitPersistedEx` of a rebuilt sector: accepted only if the files persisted in
     /// `instance` give the comm_r on chain (and, for an upgraded sector, the updated
     /// replica's files the comm_r of its upgrade); refused (`false`, the reason kept in
-    /// the job) otherwise.
+    /// the job) otherwise. The job is done once the thread reports it finished.
     pub(super) async fn check_rebuilt(
         &self,
         id: SectorId,
@@ -197,16 +215,14 @@ impl MockChain {
             counters,
             ..
         } = &mut *state;
-        let Some(job) = jobs
-            .iter_mut()
-            .find(|j| j.sector == id && j.state == JobState::Taken)
-        else {
+        let Some(job) = taken_job(jobs, id) else {
             return Ok(false);
         };
         let accepted = match verdict {
+            // Sent again (a restart after the answer was lost): the same answer.
+            Ok(()) if job.accepted => true,
             Ok(()) => {
-                job.state = JobState::Done;
-                job.finished_at = Some(unix_now());
+                job.accepted = true;
                 job.refused = None;
                 counters.rebuilds_accepted += 1;
                 if let Some(sector) = sectors.get_mut(&id) {

@@ -658,7 +658,7 @@ impl SectorManager for MockChain {
         is_upgrade: bool,
     ) -> Result<bool, ManagerError> {
         self.check_fault(ChainCall::SubmitPersisted)?;
-        if self.rebuild_job_of(id).is_some() {
+        if self.rebuilding(id) {
             return self.check_rebuilt(id, instance, is_upgrade).await;
         }
         self.with_sector(id, |sector, _| {
@@ -777,9 +777,12 @@ impl SectorManager for MockChain {
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
+        let rebuilding = self.rebuilding(id);
         self.with_sector(id, |sector, _| {
             sector.reported_state = Some(req.state_change.next);
             let (finalized, abort_reason) = match &sector.state {
+                // The sector is on chain; the rebuild of its files goes on.
+                _ if rebuilding => (false, String::new()),
                 ChainSectorState::Finished | ChainSectorState::Upgraded => (true, String::new()),
                 ChainSectorState::Aborted(reason) => (true, reason.clone()),
                 _ => (false, String::new()),
@@ -794,6 +797,7 @@ impl SectorManager for MockChain {
 
     async fn report_finalized(&self, id: SectorId) -> Result<(), ManagerError> {
         self.check_fault(ChainCall::ReportFinalized)?;
+        self.finish_rebuild_job(id);
         self.with_sector(id, |sector, _| {
             sector.state = match &sector.state {
                 // Its snap-up thread is done once the chain holds the update; a late report
@@ -809,7 +813,7 @@ impl SectorManager for MockChain {
 
     async fn report_aborted(&self, id: SectorId, reason: String) -> Result<(), ManagerError> {
         self.check_fault(ChainCall::ReportAborted)?;
-        if self.rebuild_job_of(id).is_some() {
+        if self.rebuilding(id) {
             self.fail_rebuild_job(id, reason);
             return Ok(());
         }

@@ -12,7 +12,7 @@ use damocles_core::{Event, Failure, ProofStage, SectorRecord, State};
 
 use super::shared::{
     add_pieces, add_these_pieces, allocate_spec, identity, note_idle_reason, pc1, pc2, persist,
-    tree_d, unexpected_state, Replica,
+    submit_persisted, tree_d, unexpected_state, Replica,
 };
 use super::{Outcome, PlanSteps, StepResult};
 use crate::proofs;
@@ -67,7 +67,7 @@ fn step_of(state: State) -> Option<Step> {
 /// The replicas a rebuilt sector persists: the sealed one, and the updated one for an
 /// upgraded sector (its sealed replica, the sector key, is kept too, as the snap-up did).
 fn replicas(record: &SectorRecord) -> &'static [Replica] {
-    if record.upgraded {
+    if record.rebuilds_upgrade() {
         &[Replica::Sealed, Replica::Updated]
     } else {
         &[Replica::Sealed]
@@ -95,11 +95,24 @@ impl PlanSteps for Rebuild {
                     return Ok(Outcome::Idle);
                 };
                 let deals = info.pieces.iter().flatten().any(|p| !p.is_pledge());
-                if info.is_snap_up && !deals {
-                    let reason = format!(
-                        "{} is upgraded, but its rebuild job names no deal pieces",
-                        info.sector.id
-                    );
+                let id = info.sector.id;
+                let refusal = if info.is_snap_up && !deals {
+                    Some(format!(
+                        "{id} is upgraded, but its rebuild job names no deal pieces"
+                    ))
+                } else if info.is_snap_up && info.upgrade_public.is_none() {
+                    Some(format!(
+                        "{id} is upgraded, but its rebuild job does not say its comm_r on chain"
+                    ))
+                } else if info.sector.proof_type.needs_synthetic_porep() {
+                    Some(format!(
+                        "{id} is {}, which needs synthetic PoRep: this worker cannot rebuild it",
+                        info.sector.proof_type
+                    ))
+                } else {
+                    None
+                };
+                if let Some(reason) = refusal {
                     if let Err(e) = manager.report_aborted(info.sector.id, reason.clone()).await {
                         tracing::warn!("report aborted: {e}");
                     }
@@ -109,7 +122,9 @@ impl PlanSteps for Rebuild {
                 Ok(Outcome::Event(Event::AllocatedRebuildSector(info)))
             }
             // An upgraded sector was sealed as CC: its deals come in after the check.
-            Step::AddPieces if record.upgraded => add_these_pieces(runner, record, vec![]).await,
+            Step::AddPieces if record.rebuilds_upgrade() => {
+                add_these_pieces(runner, record, vec![]).await
+            }
             Step::AddPieces => add_pieces(runner, record).await,
             Step::TreeD | Step::SnapTreeD => tree_d(runner, record).await,
             Step::PC1 => {
@@ -137,7 +152,7 @@ impl PlanSteps for Rebuild {
                     .await?;
                 Ok(Outcome::Event(Event::CheckSealed))
             }
-            Step::PrepareForSnapup if record.upgraded => add_pieces(runner, record).await,
+            Step::PrepareForSnapup if record.rebuilds_upgrade() => add_pieces(runner, record).await,
             Step::PrepareForSnapup => Ok(Outcome::Event(Event::SkipSnap)),
             Step::SnapEncode => {
                 // The sector key is the replica just rebuilt in data/sealed, data/cache.
@@ -148,6 +163,17 @@ impl PlanSteps for Rebuild {
                         update::snap_encode(id.proof, &paths, &pieces)
                     })
                     .await?;
+                let on_chain = required(record.upgraded_comm_r, "the upgrade's comm_r")?;
+                if out.comm_r_new != on_chain {
+                    // Before anything is persisted: the store keeps what it has.
+                    return Err(Failure::permanent(format!(
+                        "the rebuilt updated replica gives comm_r {}, but the chain holds {}: \
+                         the job's ticket or deals are not the sector's; resume at Aborted",
+                        hex::encode(out.comm_r_new),
+                        hex::encode(on_chain)
+                    ))
+                    .into());
+                }
                 Ok(Outcome::Event(Event::SnapEncode(out)))
             }
             Step::SnapProve => {
@@ -163,22 +189,15 @@ impl PlanSteps for Rebuild {
             }
             Step::Persist => persist(runner, record, replicas(record)).await,
             Step::SubmitPersisted => {
-                let (id, _) = identity(runner, record)?;
-                let instance = required(record.persist_instance.clone(), "persist_instance")?;
-                let ok = runner
-                    .manager_call(
-                        "SubmitPersistedEx",
-                        manager.submit_persisted(id.sector, instance.clone(), record.upgraded),
-                    )
-                    .await?;
-                if !ok {
-                    return Err(Failure::permanent(format!(
-                        "the manager does not take the rebuilt files in store {instance} \
-                         (its rebuild job says why)"
-                    ))
-                    .into());
-                }
-                Ok(Outcome::Event(Event::SubmitPersistance))
+                submit_persisted(
+                    runner,
+                    record,
+                    record.rebuilds_upgrade(),
+                    "the manager does not take the rebuilt files (`damocles-manager util sealer \
+                     jobs list` says why): resume at SnapDone to persist them again, or at \
+                     Aborted to drop the job",
+                )
+                .await
             }
             Step::Finish => Ok(Outcome::Finished),
             Step::Abort => Err(Failure::abort("task aborted").into()),

@@ -11,8 +11,8 @@ use damocles_core::sealer_api::{
 use damocles_core::{Event, Failure, ProofStage, SectorRecord, State};
 
 use super::shared::{
-    add_pieces, allocate_spec, identity, note_idle_reason, pc1, pc2, persist, tree_d,
-    unexpected_state, Replica,
+    add_pieces, allocate_spec, identity, note_idle_reason, pc1, pc2, persist, submit_persisted,
+    tree_d, unexpected_state, Replica,
 };
 use super::{Outcome, PlanSteps, StepResult};
 use crate::control::Activity;
@@ -186,21 +186,13 @@ impl PlanSteps for Sealer {
             }
             Step::Persist => persist(runner, record, &[Replica::Sealed]).await,
             Step::SubmitPersisted => {
-                let (id, _) = identity(runner, record)?;
-                let instance = required(record.persist_instance.clone(), "persist_instance")?;
-                let ok = runner
-                    .manager_call(
-                        "SubmitPersistedEx",
-                        manager.submit_persisted(id.sector, instance, false),
-                    )
-                    .await?;
-                if !ok {
-                    return Err(Failure::permanent(
-                        "sector files are persisted but unavailable for sealer",
-                    )
-                    .into());
-                }
-                Ok(Outcome::Event(Event::SubmitPersistance))
+                submit_persisted(
+                    runner,
+                    record,
+                    false,
+                    "sector files are persisted but unavailable for sealer",
+                )
+                .await
             }
             Step::WaitSeed => {
                 let (id, _) = identity(runner, record)?;

@@ -156,6 +156,31 @@ pub(super) async fn pc2(runner: &Runner, record: &SectorRecord) -> Result<PreCom
     Ok(out)
 }
 
+/// SubmitPersistedEx: tells the manager where the persisted files are; `refused` is the
+/// permanent failure when it does not take them.
+pub(super) async fn submit_persisted(
+    runner: &Runner,
+    record: &SectorRecord,
+    is_upgrade: bool,
+    refused: &str,
+) -> StepResult {
+    let (id, _) = identity(runner, record)?;
+    let instance = required(record.persist_instance.clone(), "persist_instance")?;
+    let ok = runner
+        .manager_call(
+            "SubmitPersistedEx",
+            runner
+                .ctx
+                .manager
+                .submit_persisted(id.sector, instance, is_upgrade),
+        )
+        .await?;
+    if !ok {
+        return Err(Failure::permanent(refused).into());
+    }
+    Ok(Outcome::Event(Event::SubmitPersistance))
+}
+
 /// Which replica of a sector a persist copies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Replica {
