@@ -393,6 +393,8 @@ fn manager_jobs_list_and_rebuild_message() {
         finished_at: None,
         refused: None,
         accepted: false,
+        taken_at: None,
+        reported: false,
     };
     let jobs: Vec<_> = [
         ChainJob {

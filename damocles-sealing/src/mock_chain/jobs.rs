@@ -59,7 +59,18 @@ pub struct ChainJob {
     /// The files sent back were accepted; the job is done once the worker finishes it.
     #[serde(default)]
     pub accepted: bool,
+    /// When a worker thread took it, in Unix seconds.
+    #[serde(default)]
+    pub taken_at: Option<u64>,
+    /// A thread reported a state of the job since it was taken: a thread holds it.
+    #[serde(default)]
+    pub reported: bool,
 }
+
+/// How long a taken job may go without a report before it is offered again: the taking
+/// thread reports as soon as it has saved the job, so silence this long means the answer
+/// never reached a thread that kept it (a crash right after the call, a lost reply).
+pub const UNREPORTED_LEASE_SECS: u64 = 60;
 
 /// The job a worker thread holds for `id` (taken, not yet done or dropped).
 fn taken_job(jobs: &mut [ChainJob], id: SectorId) -> Option<&mut ChainJob> {
@@ -126,6 +137,8 @@ impl MockChain {
             finished_at: None,
             refused: None,
             accepted: false,
+            taken_at: None,
+            reported: false,
         };
         state.jobs.push(job.clone());
         state.save();
@@ -136,6 +149,15 @@ impl MockChain {
     /// rebuild's, not the sector's (which stays finished on chain).
     pub(super) fn rebuilding(&self, id: SectorId) -> bool {
         taken_job(&mut self.lock().jobs, id).is_some()
+    }
+
+    /// A report of `id`'s state while a thread rebuilds it: the thread holds the job.
+    pub(super) fn note_rebuild_report(&self, id: SectorId) {
+        let mut state = self.lock();
+        if let Some(job) = taken_job(&mut state.jobs, id).filter(|j| !j.reported) {
+            job.reported = true;
+            state.save();
+        }
     }
 
     /// The rebuild thread finished its job: done if its files were accepted, failed
@@ -153,20 +175,40 @@ impl MockChain {
         }
     }
 
-    /// Takes the oldest pending rebuild job: what a rebuild thread needs.
+    /// Takes the oldest pending rebuild job, or one taken [`UNREPORTED_LEASE_SECS`] ago and
+    /// never reported: what a rebuild thread needs.
     pub(super) fn take_rebuild_job(&self) -> Option<SectorRebuildInfo> {
+        let now = unix_now();
         let mut state = self.lock();
         let super::ChainState { jobs, sectors, .. } = &mut *state;
+        let offered = |j: &ChainJob| match j.state {
+            JobState::Pending => true,
+            JobState::Taken => {
+                !j.reported
+                    && !j.accepted
+                    && j.taken_at
+                        .is_some_and(|at| now.saturating_sub(at) >= UNREPORTED_LEASE_SECS)
+            }
+            _ => false,
+        };
         let (job, info) = jobs
             .iter_mut()
-            .filter(|j| j.kind == JobKind::Rebuild && j.state == JobState::Pending)
+            .filter(|j| j.kind == JobKind::Rebuild && offered(j))
             .find_map(|j| {
                 sectors
                     .get(&j.sector)
                     .and_then(rebuild_info)
                     .map(|i| (j, i))
             })?;
+        if job.state == JobState::Taken {
+            tracing::warn!(
+                "mock chain: rebuild job {} of {} was taken and never reported; offered again",
+                job.id,
+                job.sector
+            );
+        }
         job.state = JobState::Taken;
+        job.taken_at = Some(now);
         state.save();
         Some(info)
     }

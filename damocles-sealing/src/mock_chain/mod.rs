@@ -778,6 +778,9 @@ impl SectorManager for MockChain {
             tokio::time::sleep(delay).await;
         }
         let rebuilding = self.rebuilding(id);
+        if rebuilding {
+            self.note_rebuild_report(id);
+        }
         self.with_sector(id, |sector, _| {
             sector.reported_state = Some(req.state_change.next);
             let (finalized, abort_reason) = match &sector.state {
@@ -1115,6 +1118,7 @@ pub async fn idle_worker(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use damocles_core::sealer_api::{StateChange, WorkerIdentifier};
 
     #[tokio::test]
     async fn records_kept_in_a_file_survive_a_restart() {
@@ -1386,6 +1390,31 @@ mod tests {
             chain.allocate_rebuild_sector(spec.clone()).await,
             Ok(None),
             "taken once"
+        );
+        // A job taken and never reported (the answer lost, the thread gone) is offered
+        // again once its lease is over; one reported is not.
+        chain.lock().jobs[0].taken_at = Some(1);
+        let again = chain.allocate_rebuild_sector(spec.clone()).await;
+        assert_eq!(again.ok().flatten().map(|i| i.sector), Some(sector));
+        let report = ReportStateReq {
+            worker: WorkerIdentifier {
+                instance: "w".into(),
+                location: "/l".into(),
+            },
+            state_change: StateChange {
+                prev: "Empty".into(),
+                next: "Allocated".into(),
+                event: "None".into(),
+            },
+            failure: None,
+        };
+        let resp = chain.report_state(sector.id, report).await.expect("report");
+        assert!(!resp.finalized, "the sector is finished, the job is not");
+        chain.lock().jobs[0].taken_at = Some(1);
+        assert_eq!(
+            chain.allocate_rebuild_sector(spec.clone()).await,
+            Ok(None),
+            "held"
         );
 
         // Files the chain cannot see, or that do not give its comm_r, are refused.
