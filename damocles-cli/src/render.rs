@@ -30,7 +30,9 @@ use std::fmt::Write as _;
 use std::io::Write;
 
 use damocles_core::{PauseOutcome, ResumeOutcome, ThreadInfo};
-use damocles_sealing::mock_chain::{ChainJob, ChainSector, ChainSectorState, JobKind, JobState};
+use damocles_sealing::mock_chain::{
+    kind_name, ChainJob, ChainSector, ChainSectorState, JobKind, JobState,
+};
 use serde::Serialize;
 use serde_json::{json, Value};
 use tabwriter::TabWriter;
@@ -339,7 +341,7 @@ pub fn sectors_table(sectors: &[serde_json::Value]) -> String {
 /// `util sealer jobs list`: one line per job, oldest first, with its age at `now` (Unix
 /// seconds) and, for a failed or refused one, why.
 pub fn jobs_table(jobs: &[Value], now: i64) -> String {
-    let mut lines = vec!["ID\tKind\tSector\tState\tAge\tWhy".to_owned()];
+    let mut lines = vec!["ID\tKind\tSector\tPiece\tState\tAge\tWhy".to_owned()];
     for job in jobs {
         let text = |key: &str| job[key].as_str().unwrap_or("-").to_owned();
         let age = job["created_at"].as_i64().map_or_else(
@@ -347,10 +349,11 @@ pub fn jobs_table(jobs: &[Value], now: i64) -> String {
             |at| short_age(now.saturating_sub(at).max(0) as u64),
         );
         lines.push(format!(
-            "{}\t{}\t{}\t{}\t{}\t{}",
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}",
             job["id"],
             cell(&text("kind")),
             cell(&text("sector")),
+            cell(&text("piece")),
             cell(&text("state")),
             age,
             cell(job["reason"].as_str().unwrap_or("-")),
@@ -359,25 +362,34 @@ pub fn jobs_table(jobs: &[Value], now: i64) -> String {
     tabulate(&lines)
 }
 
-/// What `util sealer sectors rebuild` says once the job is created.
-pub fn rebuild_requested(job: &Value) -> String {
+/// What `util sealer sectors rebuild|unseal` says once the job is created.
+pub fn job_requested(job: &Value) -> String {
+    let kind = job["kind"].as_str().unwrap_or("-");
+    let what = match job["piece"].as_str() {
+        Some(piece) => format!(
+            "{} of {}",
+            cell(piece),
+            cell(job["sector"].as_str().unwrap_or("-"))
+        ),
+        None => cell(job["sector"].as_str().unwrap_or("-")).into_owned(),
+    };
     format!(
-        "rebuild job {} created for {}: a worker thread with plan = \"rebuild\" takes it; \
+        "{kind} job {} created for {what}: a worker thread with plan = \"{kind}\" takes it; \
          follow it with `util sealer jobs list`\n",
         job["id"],
-        cell(job["sector"].as_str().unwrap_or("-"))
     )
 }
 
 /// A mock-manager job in the JSON of `util sealer jobs list --json`: `{"id", "kind":
-/// "rebuild", "sector": "s-t0<miner>-<number>", "miner", "number", "state": "pending" |
+/// "rebuild" | "unseal", "piece" (an unseal's piece CID, else null), "dest" (an unseal's
+/// destination URLs, else empty), "sector": "s-t0<miner>-<number>", "miner", "number", "state": "pending" |
 /// "taken" | "accepted" (the files were, the thread has yet to finish) | "done" |
 /// "failed", "created_at", "finished_at" (Unix seconds or null),
 /// "reason"}` (`reason`: why it failed, or why the files last sent back were refused).
 pub fn chain_job_json(job: &ChainJob) -> Value {
-    let kind = match job.kind {
-        JobKind::Rebuild => "rebuild",
-        _ => "unknown",
+    let (piece, dest) = match &job.kind {
+        JobKind::Unseal { piece, dest } => (Some(piece.text.clone()), dest.clone()),
+        _ => (None, Vec::new()),
     };
     let (state, failed) = match &job.state {
         JobState::Pending => ("pending", None),
@@ -388,7 +400,9 @@ pub fn chain_job_json(job: &ChainJob) -> Value {
     };
     json!({
         "id": job.id,
-        "kind": kind,
+        "kind": kind_name(&job.kind),
+        "piece": piece,
+        "dest": dest,
         "sector": job.sector.to_string(),
         "miner": job.sector.miner,
         "number": job.sector.number,

@@ -416,12 +416,22 @@ fn manager_jobs_list_and_rebuild_message() {
             accepted: true,
             ..job(5, 5, JobState::Taken, 40)
         },
+        ChainJob {
+            kind: JobKind::Unseal {
+                piece: damocles_core::sealer_api::Cid {
+                    text: "baga6ea4seaqpy7usqklokfx2vxuynmupslkeutzexe2uqurdg5vhtebhxqmpqmy".into(),
+                },
+                dest: vec!["file:///retrieved/piece".into(), "store://remote/p".into()],
+            },
+            ..job(6, 1, JobState::Pending, 2)
+        },
     ]
     .iter()
     .map(render::chain_job_json)
     .collect();
     let mut text = render::jobs_table(&jobs, now as i64);
-    text.push_str(&render::rebuild_requested(&jobs[3]));
+    text.push_str(&render::job_requested(&jobs[3]));
+    text.push_str(&render::job_requested(&jobs[5]));
     snapshot!("manager_jobs_list", text);
     insta::with_settings!({snapshot_path => concat!(env!("CARGO_MANIFEST_DIR"), "/../snapshots"), prepend_module_to_snapshot => false}, {
         insta::assert_json_snapshot!("manager_jobs_list_json", jobs, {

@@ -53,7 +53,7 @@ pub use plan::{ParsePlanError, Plan};
 pub use proof_stage::{ParseProofStageError, ProofStage};
 pub use record::{
     AddedPiece, Event, HistoryEntry, Opaque, PreCommitOutput, SectorKey, SectorRecord,
-    SnapEncodeOutput,
+    SnapEncodeOutput, UnsealTarget,
 };
 pub use report::{Liveness, WorkerReport, WorkerSummary};
 pub use sealer_api::{ManagerError, SectorManager};

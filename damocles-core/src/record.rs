@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::plan::Plan;
 use crate::sealer_api::{
-    AllocatedSector, AllocatedSnapUpSector, SectorPiece, SectorRebuildInfo, Seed, Ticket,
+    AllocatedSector, AllocatedSnapUpSector, Cid, SectorPiece, SectorRebuildInfo, SectorUnsealInfo,
+    Seed, Ticket,
 };
 use crate::state::{EventKind, State};
 
@@ -62,6 +63,21 @@ pub struct SnapEncodeOutput {
     pub comm_d_new: [u8; 32],
 }
 
+/// The piece an unseal job recovers, and where the sector's files are.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnsealTarget {
+    /// The piece.
+    pub piece_cid: Cid,
+    /// Where it starts in the sector, in unpadded bytes.
+    pub offset: u64,
+    /// Its unpadded size in bytes.
+    pub size: u64,
+    /// The sector's data commitment.
+    pub comm_d: [u8; 32],
+    /// The attached store holding `sealed/<sector>` and `cache/<sector>/`.
+    pub store: String,
+}
+
 /// An event: the result of a step, carrying what the step produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[allow(missing_docs)] // each variant is the event of the same name in EventKind
@@ -96,6 +112,10 @@ pub enum Event {
     AllocatedRebuildSector(SectorRebuildInfo),
     CheckSealed,
     SkipSnap,
+    AllocatedUnsealSector(SectorUnsealInfo),
+    /// The piece was unsealed: how many bytes.
+    UnsealDone(u64),
+    UploadPieceDone,
 }
 
 impl Event {
@@ -130,6 +150,9 @@ impl Event {
             Event::AllocatedRebuildSector(_) => EventKind::AllocatedRebuildSector,
             Event::CheckSealed => EventKind::CheckSealed,
             Event::SkipSnap => EventKind::SkipSnap,
+            Event::AllocatedUnsealSector(_) => EventKind::AllocatedUnsealSector,
+            Event::UnsealDone(_) => EventKind::UnsealDone,
+            Event::UploadPieceDone => EventKind::UploadPieceDone,
         }
     }
 }
@@ -220,6 +243,9 @@ pub struct SectorRecord {
     /// encoded into it again, and the new replica must give this comm_r.
     #[serde(default)]
     pub upgraded_comm_r: Option<[u8; 32]>,
+    /// Unseal: the piece to recover.
+    #[serde(default)]
+    pub unseal: Option<UnsealTarget>,
 }
 
 mod opt_base64 {
@@ -265,6 +291,7 @@ impl SectorRecord {
             snap_encode_output: None,
             update_proof: None,
             upgraded_comm_r: None,
+            unseal: None,
         }
     }
 
@@ -324,6 +351,17 @@ impl SectorRecord {
             }
             Event::SnapEncode(out) => self.snap_encode_output = Some(out),
             Event::SnapProve(proof) => self.update_proof = Some(proof),
+            Event::AllocatedUnsealSector(info) => {
+                self.sector = Some(info.sector);
+                self.ticket = Some(info.ticket);
+                self.unseal = Some(UnsealTarget {
+                    piece_cid: info.piece_cid,
+                    offset: info.offset,
+                    size: info.size,
+                    comm_d: info.comm_d,
+                    store: info.private_info.access_instance,
+                });
+            }
             Event::AllocatedRebuildSector(info) => {
                 self.sector = Some(info.sector);
                 self.deals = info.pieces;
@@ -337,6 +375,8 @@ impl SectorRecord {
             | Event::RePersist
             | Event::CheckSealed
             | Event::SkipSnap
+            | Event::UnsealDone(_)
+            | Event::UploadPieceDone
             | Event::BuildTreeD
             | Event::SyntheticPoRep
             | Event::CheckPC

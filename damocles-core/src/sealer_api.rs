@@ -344,6 +344,36 @@ pub struct SectorRebuildInfo {
     pub upgrade_public: Option<SectorPublicInfo>,
 }
 
+/// What `Venus.AllocateUnsealSector` hands an unseal thread: one deal piece to read back
+/// out of a sealed sector, where the sector's files are, and what unsealing needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SectorUnsealInfo {
+    /// The sector.
+    pub sector: AllocatedSector,
+    /// The piece to recover.
+    pub piece_cid: Cid,
+    /// Where the piece starts in the sector, in unpadded bytes.
+    pub offset: u64,
+    /// The piece's unpadded size in bytes.
+    pub size: u64,
+    /// Where the sector's files are.
+    pub private_info: SectorPrivateInfo,
+    /// The ticket the sector was sealed with.
+    pub ticket: Ticket,
+    /// The sector's data commitment.
+    pub comm_d: [u8; 32],
+    /// Where the piece goes (the manager is asked again with `AcquireUnsealDest`).
+    #[serde(default)]
+    pub dest: Vec<String>,
+    /// The job's state on the manager (informational).
+    #[serde(default)]
+    pub state: i64,
+    /// The job's last error on the manager (informational).
+    #[serde(default)]
+    pub error_info: String,
+}
+
 macro_rules! int_enum {
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $num:literal),+ $(,)? }) => {
         $(#[$meta])*
@@ -697,6 +727,38 @@ pub trait SectorManager: Send + Sync {
         _spec: AllocateSectorSpec,
     ) -> Result<Option<SectorRebuildInfo>, ManagerError> {
         Ok(None)
+    }
+
+    /// `Venus.AllocateUnsealSector`: a piece to read back out of a sealed sector, or `None`
+    /// when there is none (as a manager without unseal jobs answers).
+    async fn allocate_unseal_sector(
+        &self,
+        _spec: AllocateSectorSpec,
+    ) -> Result<Option<SectorUnsealInfo>, ManagerError> {
+        Ok(None)
+    }
+
+    /// `Venus.AcquireUnsealDest`: the URLs the unsealed piece goes to (`file:///…`,
+    /// `http(s)://…`, `store://<instance>/<path>`, `store:///<piece cid>`).
+    async fn acquire_unseal_dest(
+        &self,
+        _id: SectorId,
+        _piece_cid: Cid,
+    ) -> Result<Vec<String>, ManagerError> {
+        Ok(Vec::new())
+    }
+
+    /// `Venus.AchieveUnsealSector`: the piece was delivered (`error` empty) or could not be.
+    async fn achieve_unseal_sector(
+        &self,
+        _id: SectorId,
+        _piece_cid: Cid,
+        _error: String,
+    ) -> Result<(), ManagerError> {
+        Err(ManagerError::remote(
+            1,
+            "this manager has no unseal jobs (Venus.AchieveUnsealSector)",
+        ))
     }
 
     /// `Venus.ReportState`.

@@ -7,6 +7,7 @@ use std::sync::{Arc, LazyLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
+use damocles_core::sealer_api::Cid;
 use damocles_core::{ReportError, Reporter, SectorId, SectorManager, WorkerReport};
 use serde_json::{json, Value};
 
@@ -66,7 +67,7 @@ const OWN_METHODS: &[MethodSpec] = &[
         params: &[],
         result: "[ChainJob]",
         permission: Permission::Read,
-        summary: "the (mock) manager's rebuild jobs, oldest first",
+        summary: "the (mock) manager's rebuild and unseal jobs, oldest first",
     },
     MethodSpec {
         name: "Damocles.SectorRebuild",
@@ -74,6 +75,13 @@ const OWN_METHODS: &[MethodSpec] = &[
         result: "ChainJob",
         permission: Permission::Admin,
         summary: "asks for a sector's files to be rebuilt: a job a rebuild thread takes",
+    },
+    MethodSpec {
+        name: "Damocles.SectorUnseal",
+        params: &["id: SectorID", "piece_cid: Cid", "dest: [string] | null"],
+        result: "ChainJob",
+        permission: Permission::Admin,
+        summary: "asks for a deal piece to be unsealed and delivered: a job an unseal thread takes",
     },
 ];
 
@@ -92,6 +100,10 @@ pub trait ChainView: Send + Sync {
 
     /// Asks for `id`'s files to be rebuilt: the new job, or why not.
     fn request_rebuild(&self, id: SectorId) -> Result<Value, String>;
+
+    /// Asks for deal piece `piece` of `id` to be unsealed and delivered to `dest` (none:
+    /// the manager's piece store): the new job, or why not.
+    fn request_unseal(&self, id: SectorId, piece: Cid, dest: Vec<String>) -> Result<Value, String>;
 }
 
 /// What anyone can do to a manager that requires no token (see
@@ -220,6 +232,17 @@ impl RpcService for ManagerService {
             "Venus.Version" => result(&self.version),
             "Damocles.ChainSectors" => result(&self.chain()?.sectors()),
             "Damocles.ChainJobs" => result(&self.chain()?.jobs()),
+            "Damocles.SectorUnseal" => {
+                let id: SectorId = params.required(0, "id", "a SectorID {Miner, Number}")?;
+                let piece: Cid = params.required(1, "piece_cid", "a Cid {\"/\": …}")?;
+                let dest: Option<Vec<String>> =
+                    params.optional(2, "dest", "a list of destination URLs")?;
+                let chain = self.chain()?;
+                match chain.request_unseal(id, piece, dest.unwrap_or_default()) {
+                    Ok(job) => result(&job),
+                    Err(why) => Err(RpcError::new(1, why)),
+                }
+            }
             "Damocles.SectorRebuild" => {
                 let id: SectorId = params.required(0, "id", "a SectorID {Miner, Number}")?;
                 let chain = self.chain()?;
@@ -294,6 +317,18 @@ impl ManagerClient {
     /// `Damocles.ChainJobs`.
     pub async fn chain_jobs(&self) -> Result<Vec<Value>, CallError> {
         self.rpc.call("Damocles.ChainJobs", Value::Null).await
+    }
+
+    /// `Damocles.SectorUnseal`: the new job.
+    pub async fn request_unseal(
+        &self,
+        id: SectorId,
+        piece: &Cid,
+        dest: &[String],
+    ) -> Result<Value, CallError> {
+        self.rpc
+            .call("Damocles.SectorUnseal", json!([id, piece, dest]))
+            .await
     }
 
     /// `Damocles.SectorRebuild`: the new job.

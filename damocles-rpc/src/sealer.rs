@@ -7,9 +7,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use damocles_core::sealer_api::{
     AcquireDealsSpec, AllocateSectorSpec, AllocateSnapUpSpec, AllocatedSector,
-    AllocatedSnapUpSector, PollStateResp, PreCommitOnChainInfo, ProofOnChainInfo, ReportStateReq,
-    SectorPiece, SectorRebuildInfo, SectorStateResp, SnapUpOnChainInfo, StoreBasicInfo, SubmitResp,
-    Ticket, WaitSeedResp, SECTOR_STATE_NOT_FOUND_CODE,
+    AllocatedSnapUpSector, Cid, PollStateResp, PreCommitOnChainInfo, ProofOnChainInfo,
+    ReportStateReq, SectorPiece, SectorRebuildInfo, SectorStateResp, SectorUnsealInfo,
+    SnapUpOnChainInfo, StoreBasicInfo, SubmitResp, Ticket, WaitSeedResp,
+    SECTOR_STATE_NOT_FOUND_CODE,
 };
 use damocles_core::{ManagerError, SealProof, SectorId, SectorManager};
 use serde::de::DeserializeOwned;
@@ -57,6 +58,9 @@ sealer_methods! {
     "Venus.AllocateSanpUpSector" ["spec: AllocateSnapUpSpec"] -> "AllocatedSnapUpSector | null": "a sealed CC sector to upgrade with deals (the original's spelling)",
     "Venus.SubmitSnapUpProof" ["id: SectorID", "info: SnapUpOnChainInfo"] -> "SubmitResp": "submits the update proof (verified by the mock)",
     "Venus.AllocateRebuildSector" ["spec: AllocateSectorSpec"] -> "SectorRebuildInfo | null": "a sealed sector whose files must be re-created",
+    "Venus.AllocateUnsealSector" ["spec: AllocateSectorSpec"] -> "SectorUnsealInfo | null": "a deal piece to read back out of a sealed sector",
+    "Venus.AcquireUnsealDest" ["id: SectorID", "piece_cid: Cid"] -> "[string] | null": "where the unsealed piece goes",
+    "Venus.AchieveUnsealSector" ["id: SectorID", "piece_cid: Cid", "error: string"] -> "null": "the unsealed piece was delivered (or why not)",
 }
 
 fn to_rpc(error: ManagerError) -> RpcError {
@@ -180,6 +184,27 @@ pub async fn sealer_call(manager: &dyn SectorManager, name: &str, p: &Params) ->
         "Venus.AllocateRebuildSector" => match p.required(0, "spec", "an AllocateSectorSpec") {
             Ok(spec) => answer(manager.allocate_rebuild_sector(spec).await),
             Err(e) => Err(e),
+        },
+        "Venus.AllocateUnsealSector" => match p.required(0, "spec", "an AllocateSectorSpec") {
+            Ok(spec) => answer(manager.allocate_unseal_sector(spec).await),
+            Err(e) => Err(e),
+        },
+        "Venus.AcquireUnsealDest" => match (id(), p.required(1, "piece_cid", "a Cid {\"/\": …}"))
+        {
+            (Ok(id), Ok(cid)) => answer(manager.acquire_unseal_dest(id, cid).await),
+            (Err(e), _) | (_, Err(e)) => Err(e),
+        },
+        "Venus.AchieveUnsealSector" => match (
+            id(),
+            p.required(1, "piece_cid", "a Cid {\"/\": …}"),
+            p.optional::<String>(2, "error", "a string"),
+        ) {
+            (Ok(id), Ok(cid), Ok(error)) => answer(
+                manager
+                    .achieve_unseal_sector(id, cid, error.unwrap_or_default())
+                    .await,
+            ),
+            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => Err(e),
         },
         _ => return None,
     })
@@ -413,6 +438,35 @@ impl SectorManager for HttpSectorManager {
     ) -> Result<Option<SectorRebuildInfo>, ManagerError> {
         self.call("Venus.AllocateRebuildSector", json!([spec]))
             .await
+    }
+
+    async fn allocate_unseal_sector(
+        &self,
+        spec: AllocateSectorSpec,
+    ) -> Result<Option<SectorUnsealInfo>, ManagerError> {
+        self.call("Venus.AllocateUnsealSector", json!([spec])).await
+    }
+
+    async fn acquire_unseal_dest(
+        &self,
+        id: SectorId,
+        piece_cid: Cid,
+    ) -> Result<Vec<String>, ManagerError> {
+        // The original answers null for none.
+        self.call::<Option<Vec<String>>>("Venus.AcquireUnsealDest", json!([id, piece_cid]))
+            .await
+            .map(Option::unwrap_or_default)
+    }
+
+    async fn achieve_unseal_sector(
+        &self,
+        id: SectorId,
+        piece_cid: Cid,
+        error: String,
+    ) -> Result<(), ManagerError> {
+        self.call::<Value>("Venus.AchieveUnsealSector", json!([id, piece_cid, error]))
+            .await
+            .map(drop)
     }
 }
 

@@ -25,6 +25,7 @@ pub mod reporting;
 pub mod resume;
 pub mod store;
 pub mod thread;
+pub mod unseal;
 pub mod update;
 pub mod worker;
 

@@ -184,10 +184,10 @@ fn threads_need_a_location_and_a_supported_plan() {
     let err = error("[sealing]\n");
     assert!(err.contains("at least one"), "{err}");
 
-    let err = error("[[sealing_thread]]\nlocation = \"/x\"\nplan = \"unseal\"\n");
+    let err = error("[[sealing_thread]]\nlocation = \"/x\"\nplan = \"wdpost\"\n");
     assert!(err.contains("sealing_thread[0].plan"), "{err}");
     assert!(
-        err.contains(r#"only "sealer", "snapup", "rebuild" are"#),
+        err.contains(r#"only "sealer", "snapup", "rebuild", "unseal" are"#),
         "{err}"
     );
     let err = error("[[sealing_thread]]\nlocation = \"/x\"\nplan = \"sealr\"\n");

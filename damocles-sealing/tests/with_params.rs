@@ -209,6 +209,89 @@ fn a_sector_survives_a_crash_right_after_every_state() {
     // its states.
     rebuild_through_crashes(&mut harness, sector, &REBUILD_PATH);
     assert_eq!(check_unsealed_copies(&harness), 1);
+
+    // A retrieval: each deal piece is unsealed out of the rebuilt replica and delivered to
+    // a local file and into the attached store, the first through a crash after every
+    // unseal state.
+    unseal_every_piece(&mut harness, sector);
+}
+
+/// Unseals every deal piece of `sector` (the first through a crash right after every
+/// unseal state) to `file://` and `store://` destinations: each copy must hold the deal's
+/// payload then zeros, and the mock accept it once.
+fn unseal_every_piece(harness: &mut Harness, sector: SectorId) {
+    let chain = harness.chain.clone();
+    let deals = chain.sector(sector).expect("sector").deals;
+    assert!(!deals.is_empty());
+    harness.plan = damocles_core::Plan::Unseal;
+    let out = harness.dir.path().join("retrieved");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let err = chain
+        .request_unseal(
+            sector,
+            deals[0].piece.cid.clone(),
+            vec!["market://s/x".into()],
+        )
+        .expect_err("market");
+    assert!(err.contains("unsupported url scheme \"market\""), "{err}");
+    let other = damocles_core::piece::piece_cid(&[3; 32]);
+    let err = chain
+        .request_unseal(sector, other, vec![])
+        .expect_err("not its piece");
+    assert!(err.contains("is not a piece of"), "{err}");
+    for (i, deal) in deals.iter().enumerate() {
+        let cid = &deal.piece.cid;
+        let file = out.join(&cid.text);
+        let in_store = format!("unsealed-pieces/{}", cid.text);
+        let dest = vec![
+            format!("file://{}", file.display()),
+            format!("store://remote/{in_store}"),
+        ];
+        let job = chain
+            .request_unseal(sector, cid.clone(), dest)
+            .expect("unseal job");
+        if i == 0 {
+            for state in [State::Allocated, State::Unsealed, State::Finished] {
+                crash_after(harness, state, async |_| {});
+            }
+        }
+        runtime.block_on(async {
+            let worker = harness.start();
+            wait_for(&worker, Duration::from_secs(5 * 60), "unsealed", |t| {
+                t[0].thread_state == ThreadState::Idle
+                    && chain
+                        .jobs()
+                        .iter()
+                        .any(|j| j.id == job.id && !j.state.is_open())
+            })
+            .await;
+            worker.shutdown().await;
+        });
+        let done = chain
+            .jobs()
+            .into_iter()
+            .find(|j| j.id == job.id)
+            .expect("job");
+        assert_eq!(done.state, JobState::Done, "{done:?}");
+        let payload = std::fs::read(harness.piece_dir().join(&cid.text)).expect("payload");
+        let unpadded = damocles_core::piece::unpadded_size(deal.piece.size).expect("size");
+        for copy in [
+            file.clone(),
+            harness.dir.path().join("remote").join(&in_store),
+        ] {
+            let bytes = std::fs::read(&copy).expect("delivered");
+            assert_eq!(bytes.len() as u64, unpadded, "{}", copy.display());
+            assert!(bytes[..payload.len()] == payload[..], "{}", copy.display());
+            assert!(bytes[payload.len()..].iter().all(|b| *b == 0));
+        }
+    }
+    let counters = chain.counters();
+    assert_eq!(
+        counters.unseals_accepted,
+        deals.len() as u64,
+        "{counters:?}"
+    );
+    assert_eq!(counters.unseals_rejected, 0, "{counters:?}");
 }
 
 /// Every file a sector has in the attached store `remote` (replicas, their caches and the

@@ -387,7 +387,7 @@ async fn a_thread_finishes_its_job_under_the_plan_its_record_names() {
     let before = wait_for(&worker, "paused at C1Done", |t| paused(&t[0])).await;
     worker.shutdown().await;
 
-    harness.plan = damocles_core::Plan::Unseal;
+    harness.plan = damocles_core::Plan::Wdpost;
     let worker = harness.start();
     let threads = wait_for(&worker, "paused after restart", |t| paused(&t[0])).await;
     assert_eq!(
@@ -415,18 +415,18 @@ async fn a_thread_finishes_its_job_under_the_plan_its_record_names() {
         .resume(0, Some("Aborted".into()))
         .await
         .expect("resume");
-    let threads = wait_for(&worker, "paused under unseal", |t| {
-        paused(&t[0]) && t[0].plan == damocles_core::Plan::Unseal
+    let threads = wait_for(&worker, "paused under wdpost", |t| {
+        paused(&t[0]) && t[0].plan == damocles_core::Plan::Wdpost
     })
     .await;
     assert_eq!(
         threads[0].last_error.as_deref(),
-        Some("permanent: this worker does not run the unseal plan yet")
+        Some("permanent: this worker does not run the wdpost plan yet")
     );
     assert_eq!(
         harness.chain.counters().allocated,
         1,
-        "no sector for an unseal job"
+        "no sector for a wdpost job"
     );
     worker.shutdown().await;
 }

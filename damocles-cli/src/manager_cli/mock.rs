@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use damocles_core::sealer_api::Cid;
 use damocles_core::{SectorId, SectorSize};
 use damocles_rpc::manager::ChainView;
 use damocles_rpc::metrics::{ManagerMetrics, MetricsServer, Renderer};
@@ -56,6 +57,12 @@ impl ChainView for MockChainView {
     fn request_rebuild(&self, id: SectorId) -> Result<Value, String> {
         self.0
             .request_rebuild(id)
+            .map(|job| render::chain_job_json(&job))
+    }
+
+    fn request_unseal(&self, id: SectorId, piece: Cid, dest: Vec<String>) -> Result<Value, String> {
+        self.0
+            .request_unseal(id, piece, dest)
             .map(|job| render::chain_job_json(&job))
     }
 }

@@ -221,6 +221,22 @@ enum SectorsCommand {
         /// The sector, as s-t0<miner>-<number> (e.g. s-t010000-2).
         sector: SectorId,
     },
+    /// Read a deal piece back out of a finished sector: a job that a worker thread with
+    /// `plan = "unseal"` takes. It unseals the piece from the sector's replica in its
+    /// store, checks its piece CID, and delivers it to every --dest; the manager accepts
+    /// it only if what it can read there gives the piece CID.
+    Unseal {
+        /// The sector, as s-t0<miner>-<number> (e.g. s-t010000-2).
+        sector: SectorId,
+        /// The piece CID (baga6ea4sea…), one the sector was sealed with.
+        piece: String,
+        /// Where the piece goes; repeat for several: file:///<path> (a copy on the
+        /// worker's machine), store://<store name>/<path> (into an attached store),
+        /// http(s)://… (a PUT; not supported by this worker yet), store:///<piece cid>
+        /// (the manager's piece store; the default; not supported by this worker yet).
+        #[arg(long, value_name = "URL")]
+        dest: Vec<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -292,6 +308,11 @@ pub fn main_impl() -> ExitCode {
                     UtilCommand::Sealer(SealerCommand::Sectors(SectorsCommand::Rebuild {
                         sector,
                     })) => util::sector_rebuild(&ctx, sector).await,
+                    UtilCommand::Sealer(SealerCommand::Sectors(SectorsCommand::Unseal {
+                        sector,
+                        piece,
+                        dest,
+                    })) => util::sector_unseal(&ctx, sector, &piece, &dest).await,
                     UtilCommand::Sealer(SealerCommand::Jobs(JobsCommand::List)) => {
                         util::jobs_list(&ctx).await
                     }

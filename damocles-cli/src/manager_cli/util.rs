@@ -3,10 +3,12 @@
 
 use std::time::Duration;
 
+use damocles_core::sealer_api::Cid;
 use damocles_core::{AdminError, AdminTransport, SectorId};
 use damocles_rpc::manager::unix_now;
 use damocles_rpc::{CallError, HttpAdminClient, ManagerClient, Timeouts};
 use serde::Serialize;
+use serde_json::Value;
 
 use crate::bulk::{self, Action, Selector, SelectorFlags};
 use crate::exit;
@@ -212,15 +214,43 @@ pub async fn sector_rebuild(ctx: &Context, sector: SectorId) -> u8 {
         Ok(manager) => manager,
         Err(code) => return code,
     };
-    match manager.request_rebuild(sector).await {
-        Ok(job) => ctx.print(&job, || render::rebuild_requested(&job)),
-        // The manager said why not (not a sector, not finished, a job already open).
+    let asked = manager.request_rebuild(sector).await;
+    job_created(
+        ctx,
+        asked,
+        &format!("{sector} cannot be rebuilt"),
+        "rpc Damocles.SectorRebuild",
+    )
+}
+
+/// `util sealer sectors unseal`.
+pub async fn sector_unseal(ctx: &Context, sector: SectorId, piece: &str, dest: &[String]) -> u8 {
+    let piece = Cid {
+        text: piece.to_owned(),
+    };
+    if let Err(e) = damocles_core::piece::comm_p(&piece) {
+        return ctx.fail(exit::BAD_INPUT, "bad_input", format!("piece: {e}"));
+    }
+    let manager = match ctx.manager() {
+        Ok(manager) => manager,
+        Err(code) => return code,
+    };
+    let asked = manager.request_unseal(sector, &piece, dest).await;
+    let refused = format!("{} of {sector} cannot be unsealed", piece.text);
+    job_created(ctx, asked, &refused, "rpc Damocles.SectorUnseal")
+}
+
+/// Prints a job the manager created, or why it did not (a refusal is bad input: not a
+/// sector, not finished, a job already open).
+fn job_created(ctx: &Context, asked: Result<Value, CallError>, refused: &str, call: &str) -> u8 {
+    match asked {
+        Ok(job) => ctx.print(&job, || render::job_requested(&job)),
         Err(CallError::Rpc(e)) => ctx.fail(
             exit::BAD_INPUT,
             "refused",
-            format!("{sector} cannot be rebuilt: {}", e.message),
+            format!("{refused}: {}", e.message),
         ),
-        Err(e) => ctx.manager_failed("rpc Damocles.SectorRebuild", e),
+        Err(e) => ctx.manager_failed(call, e),
     }
 }
 

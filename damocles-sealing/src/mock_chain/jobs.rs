@@ -1,15 +1,20 @@
-//! The mock chain's jobs for the rebuild plan, as the real manager keeps them: an
-//! operator asks for one (`util sealer sectors rebuild`), a rebuild thread takes it
-//! (`AllocateRebuildSector`), and the files it persists are checked against the chain
-//! before the job is done (`SubmitPersistedEx`).
+//! The mock chain's jobs for the rebuild and unseal plans, as the real manager keeps them:
+//! an operator asks for one (`util sealer sectors rebuild|unseal`), a thread takes it
+//! (`AllocateRebuildSector`, `AllocateUnsealSector`), what it sends back is checked
+//! against the chain (the rebuilt files at `SubmitPersistedEx`, the unsealed piece's CID
+//! at `AchieveUnsealSector`), and the job is done once the thread finishes it.
 
 use std::path::{Path, PathBuf};
 
-use damocles_core::sealer_api::{AllocatedSector, SectorPublicInfo, SectorRebuildInfo};
+use damocles_core::sealer_api::{
+    AllocatedSector, Cid, SectorPiece, SectorPrivateInfo, SectorPublicInfo, SectorRebuildInfo,
+    SectorUnsealInfo,
+};
 use damocles_core::{ManagerError, SectorId};
 
 use super::{ChainSector, ChainSectorState, MockChain};
 use crate::proofs;
+use crate::unseal::Destination;
 
 /// What a job asks a worker to do.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -17,6 +22,13 @@ use crate::proofs;
 pub enum JobKind {
     /// Re-create a sealed sector's files (the rebuild plan).
     Rebuild,
+    /// Read a deal piece back out of the sector (the unseal plan) and deliver it.
+    Unseal {
+        /// The piece.
+        piece: Cid,
+        /// Where it goes (`AcquireUnsealDest`).
+        dest: Vec<String>,
+    },
 }
 
 /// Where a job stands.
@@ -75,7 +87,7 @@ pub const UNREPORTED_LEASE_SECS: u64 = 60;
 /// The job a worker thread holds for `id` (taken, not yet done or dropped).
 fn taken_job(jobs: &mut [ChainJob], id: SectorId) -> Option<&mut ChainJob> {
     jobs.iter_mut()
-        .find(|j| j.sector == id && j.kind == JobKind::Rebuild && j.state == JobState::Taken)
+        .find(|j| j.sector == id && j.state == JobState::Taken)
 }
 
 fn unix_now() -> u64 {
@@ -100,8 +112,62 @@ impl MockChain {
 
     /// Asks for `id`'s files to be rebuilt: a pending job a rebuild thread takes. Refused
     /// (with why) unless the sector is finished or upgraded, its files were persisted and
-    /// it has no rebuild job open.
+    /// it has no job open.
     pub fn request_rebuild(&self, id: SectorId) -> Result<ChainJob, String> {
+        self.open_job(id, JobKind::Rebuild)
+    }
+
+    /// Asks for deal piece `piece` of `id` to be unsealed and delivered to `dest` (none:
+    /// the manager's piece store, `store:///<piece cid>`): a pending job an unseal thread
+    /// takes. Refused as a rebuild is, and unless the piece is one the sector was sealed
+    /// with (the pieces of an upgrade cannot be unsealed yet, nor by the original).
+    pub fn request_unseal(
+        &self,
+        id: SectorId,
+        piece: Cid,
+        dest: Vec<String>,
+    ) -> Result<ChainJob, String> {
+        let sector = self
+            .sector(id)
+            .ok_or_else(|| format!("{id} is not a sector of this chain"))?;
+        let sealed_with = |deals: &[SectorPiece]| deals.iter().any(|d| d.piece.cid == piece);
+        if !sealed_with(&sector.deals) {
+            let upgrade = sector.upgrade.as_ref().map(|u| u.deals.as_slice());
+            if upgrade.is_some_and(sealed_with) {
+                return Err(format!(
+                    "{} was put into {id} by its upgrade: unsealing an upgraded sector's \
+                     pieces is not supported",
+                    piece.text
+                ));
+            }
+            let cids: Vec<&str> = sector
+                .deals
+                .iter()
+                .map(|d| d.piece.cid.text.as_str())
+                .collect();
+            return Err(format!(
+                "{} is not a piece of {id} (its pieces: {})",
+                piece.text,
+                if cids.is_empty() {
+                    "none, a CC sector".to_owned()
+                } else {
+                    cids.join(", ")
+                }
+            ));
+        }
+        for url in &dest {
+            crate::unseal::parse_destination(url).map_err(|e| e.to_string())?;
+        }
+        let dest = if dest.is_empty() {
+            vec![format!("store:///{}", piece.text)]
+        } else {
+            dest
+        };
+        self.open_job(id, JobKind::Unseal { piece, dest })
+    }
+
+    /// A pending job of `kind` for `id`, if the sector can have one.
+    fn open_job(&self, id: SectorId, kind: JobKind) -> Result<ChainJob, String> {
         let mut state = self.lock();
         let sector = state
             .sectors
@@ -111,7 +177,8 @@ impl MockChain {
             ChainSectorState::Finished | ChainSectorState::Upgraded => {}
             other => {
                 return Err(format!(
-                    "{id} is {other:?}: only a finished or upgraded sector can be rebuilt"
+                    "{id} is {other:?}: only a finished or upgraded sector has files to rebuild \
+                     or unseal"
                 ))
             }
         }
@@ -124,14 +191,16 @@ impl MockChain {
             .find(|j| j.sector == id && j.state.is_open())
         {
             return Err(format!(
-                "{id} already has rebuild job {} ({:?})",
-                open.id, open.state
+                "{id} already has {} job {} ({:?}): one job per sector at a time",
+                kind_name(&open.kind),
+                open.id,
+                open.state
             ));
         }
         let job = ChainJob {
             id: state.jobs.last().map_or(1, |j| j.id + 1),
             sector: id,
-            kind: JobKind::Rebuild,
+            kind,
             state: JobState::Pending,
             created_at: unix_now(),
             finished_at: None,
@@ -145,14 +214,19 @@ impl MockChain {
         Ok(job)
     }
 
-    /// Whether a worker thread holds a rebuild job of `id`: its reports are then the
-    /// rebuild's, not the sector's (which stays finished on chain).
-    pub(super) fn rebuilding(&self, id: SectorId) -> bool {
+    /// Whether a worker thread holds a job of `id`: its reports are then the job's, not
+    /// the sector's (which stays finished on chain).
+    pub(super) fn job_held(&self, id: SectorId) -> bool {
         taken_job(&mut self.lock().jobs, id).is_some()
     }
 
-    /// A report of `id`'s state while a thread rebuilds it: the thread holds the job.
-    pub(super) fn note_rebuild_report(&self, id: SectorId) {
+    /// Whether a worker thread holds a rebuild job of `id`.
+    pub(super) fn rebuilding(&self, id: SectorId) -> bool {
+        taken_job(&mut self.lock().jobs, id).is_some_and(|j| j.kind == JobKind::Rebuild)
+    }
+
+    /// A report of `id`'s state while a thread works on its job: the thread holds it.
+    pub(super) fn note_job_report(&self, id: SectorId) {
         let mut state = self.lock();
         if let Some(job) = taken_job(&mut state.jobs, id).filter(|j| !j.reported) {
             job.reported = true;
@@ -160,16 +234,16 @@ impl MockChain {
         }
     }
 
-    /// The rebuild thread finished its job: done if its files were accepted, failed
+    /// The thread finished its job: done if what it sent back was accepted, failed
     /// otherwise.
-    pub(super) fn finish_rebuild_job(&self, id: SectorId) {
+    pub(super) fn finish_job(&self, id: SectorId) {
         let mut state = self.lock();
         if let Some(job) = taken_job(&mut state.jobs, id) {
             job.finished_at = Some(unix_now());
             job.state = if job.accepted {
                 JobState::Done
             } else {
-                JobState::Failed("finished without its files accepted".into())
+                JobState::Failed("finished without what it sent back accepted".into())
             };
             state.save();
         }
@@ -178,6 +252,24 @@ impl MockChain {
     /// Takes the oldest pending rebuild job, or one taken [`UNREPORTED_LEASE_SECS`] ago and
     /// never reported: what a rebuild thread needs.
     pub(super) fn take_rebuild_job(&self) -> Option<SectorRebuildInfo> {
+        self.take_job(|job, sector| match job.kind {
+            JobKind::Rebuild => rebuild_info(sector),
+            _ => None,
+        })
+    }
+
+    /// Takes the oldest pending unseal job (or one whose lease is over): what an unseal
+    /// thread needs.
+    pub(super) fn take_unseal_job(&self) -> Option<SectorUnsealInfo> {
+        self.take_job(|job, sector| match &job.kind {
+            JobKind::Unseal { piece, dest } => unseal_info(sector, piece, dest),
+            _ => None,
+        })
+    }
+
+    /// Takes the oldest job `info` makes something of: pending, or taken
+    /// [`UNREPORTED_LEASE_SECS`] ago and never reported.
+    fn take_job<T>(&self, info: impl Fn(&ChainJob, &ChainSector) -> Option<T>) -> Option<T> {
         let now = unix_now();
         let mut state = self.lock();
         let super::ChainState { jobs, sectors, .. } = &mut *state;
@@ -191,18 +283,13 @@ impl MockChain {
             }
             _ => false,
         };
-        let (job, info) = jobs
-            .iter_mut()
-            .filter(|j| j.kind == JobKind::Rebuild && offered(j))
-            .find_map(|j| {
-                sectors
-                    .get(&j.sector)
-                    .and_then(rebuild_info)
-                    .map(|i| (j, i))
-            })?;
+        let (job, info) = jobs.iter_mut().filter(|j| offered(j)).find_map(|j| {
+            let info = sectors.get(&j.sector).and_then(|s| info(j, s))?;
+            Some((j, info))
+        })?;
         if job.state == JobState::Taken {
             tracing::warn!(
-                "mock chain: rebuild job {} of {} was taken and never reported; offered again",
+                "mock chain: job {} of {} was taken and never reported; offered again",
                 job.id,
                 job.sector
             );
@@ -213,8 +300,118 @@ impl MockChain {
         Some(info)
     }
 
-    /// A rebuild thread dropped its job.
-    pub(super) fn fail_rebuild_job(&self, id: SectorId, reason: String) {
+    /// `AcquireUnsealDest`: where the taken unseal job of `piece` in `id` goes.
+    pub(super) fn unseal_dest(
+        &self,
+        id: SectorId,
+        piece: &Cid,
+    ) -> Result<Vec<String>, ManagerError> {
+        let mut state = self.lock();
+        match taken_job(&mut state.jobs, id).map(|j| &j.kind) {
+            Some(JobKind::Unseal { piece: p, dest }) if p == piece => Ok(dest.clone()),
+            _ => Err(ManagerError::remote(
+                1,
+                format!("no unseal job of {} in {id} is taken", piece.text),
+            )),
+        }
+    }
+
+    /// `AchieveUnsealSector`: the thread delivered the piece (`error` empty) or gives up.
+    /// Delivered, every destination the mock can read (`file://`, a store it knows, its
+    /// piece store's uploads) must hold bytes whose piece CID is the piece's; an `http`
+    /// destination is taken on the worker's word. A refusal is an error naming why (the
+    /// worker retries); the job keeps it.
+    pub(super) async fn achieve_unseal(
+        &self,
+        id: SectorId,
+        piece: Cid,
+        error: String,
+    ) -> Result<(), ManagerError> {
+        let dest = self.unseal_dest(id, &piece)?;
+        if !error.is_empty() {
+            self.fail_job(id, error);
+            return Ok(());
+        }
+        let (proof, stores, uploads) = {
+            let state = self.lock();
+            let uploads = state.offer.as_ref().map(|o| o.dir.join("unsealed"));
+            (self.proof_type, state.stores.clone(), uploads)
+        };
+        let size = self
+            .sector(id)
+            .and_then(|s| {
+                s.deals
+                    .iter()
+                    .find(|d| d.piece.cid == piece)
+                    .map(|d| d.piece.size)
+            })
+            .unwrap_or(0);
+        let wanted = piece.clone();
+        let verdict = tokio::task::spawn_blocking(move || {
+            for url in &dest {
+                let path = match crate::unseal::parse_destination(url) {
+                    Ok(Destination::File(path)) => path,
+                    Ok(Destination::Store { instance, path }) => match stores.get(&instance) {
+                        Some(store) => store.join(path),
+                        None => continue,
+                    },
+                    Ok(Destination::PieceStore) => match &uploads {
+                        Some(dir) => dir.join(&wanted.text),
+                        None => continue,
+                    },
+                    Ok(Destination::Http(_)) => continue,
+                    Err(e) => return Err(e.to_string()),
+                };
+                let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+                let found = proofs::piece_cid_of(proof, &bytes, size).map_err(|e| e.to_string())?;
+                if found != wanted {
+                    return Err(format!(
+                        "{} gives piece CID {}, not {}",
+                        path.display(),
+                        found.text,
+                        wanted.text
+                    ));
+                }
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| ManagerError::remote(1, format!("unseal check panicked: {e}")))?;
+        let mut state = self.lock();
+        let super::ChainState { jobs, counters, .. } = &mut *state;
+        let Some(job) = taken_job(jobs, id) else {
+            return Err(ManagerError::remote(
+                1,
+                "the unseal job was dropped meanwhile",
+            ));
+        };
+        let answer = match verdict {
+            Ok(()) if job.accepted => Ok(()),
+            Ok(()) => {
+                job.accepted = true;
+                job.refused = None;
+                counters.unseals_accepted += 1;
+                Ok(())
+            }
+            Err(why) => {
+                tracing::warn!(
+                    "mock chain: unsealed piece {} of {id} refused: {why}",
+                    piece.text
+                );
+                job.refused = Some(why.clone());
+                counters.unseals_rejected += 1;
+                Err(ManagerError::remote(
+                    1,
+                    format!("unsealed piece refused: {why}"),
+                ))
+            }
+        };
+        state.save();
+        answer
+    }
+
+    /// A thread dropped its job.
+    pub(super) fn fail_job(&self, id: SectorId, reason: String) {
         let mut state = self.lock();
         if let Some(job) = taken_job(&mut state.jobs, id) {
             tracing::info!(
@@ -288,6 +485,43 @@ impl MockChain {
         state.save();
         Ok(accepted)
     }
+}
+
+/// The name of a job's kind, as lists show it.
+pub fn kind_name(kind: &JobKind) -> &'static str {
+    match kind {
+        JobKind::Rebuild => "rebuild",
+        JobKind::Unseal { .. } => "unseal",
+    }
+}
+
+/// What an unseal thread is given for `piece` of `sector`: `None` if the chain lacks what
+/// finds it.
+fn unseal_info(sector: &ChainSector, piece: &Cid, dest: &[String]) -> Option<SectorUnsealInfo> {
+    let pre_commit = sector.pre_commit.as_ref()?;
+    let offsets = damocles_core::piece::piece_offsets(sector.deals.iter().map(|d| d.piece.size));
+    let (deal, padded_offset) = sector
+        .deals
+        .iter()
+        .zip(offsets)
+        .find(|(d, _)| d.piece.cid == *piece)?;
+    Some(SectorUnsealInfo {
+        sector: AllocatedSector {
+            id: sector.id,
+            proof_type: sector.proof_type,
+        },
+        piece_cid: piece.clone(),
+        offset: padded_offset / 128 * 127,
+        size: damocles_core::piece::unpadded_size(deal.piece.size)?,
+        private_info: SectorPrivateInfo {
+            access_instance: sector.persisted.clone()?,
+        },
+        ticket: pre_commit.ticket,
+        comm_d: pre_commit.comm_d,
+        dest: dest.to_vec(),
+        state: 0,
+        error_info: String::new(),
+    })
 }
 
 /// What a rebuild thread is given for `sector`: `None` if the chain lacks what re-creates

@@ -15,8 +15,8 @@ use damocles_core::sealer_api::{
     AcquireDealsSpec, AllocateSectorSpec, AllocateSnapUpSpec, AllocatedSector,
     AllocatedSnapUpSector, Cid, DealInfo, ManagerError, OnChainState, PieceRef, PollStateResp,
     PreCommitOnChainInfo, ProofOnChainInfo, ReportStateReq, SectorPiece, SectorPrivateInfo,
-    SectorPublicInfo, SectorRebuildInfo, SectorStateResp, Seed, SnapUpOnChainInfo, StoreBasicInfo,
-    SubmitResp, SubmitResult, Ticket, WaitSeedResp,
+    SectorPublicInfo, SectorRebuildInfo, SectorStateResp, SectorUnsealInfo, Seed,
+    SnapUpOnChainInfo, StoreBasicInfo, SubmitResp, SubmitResult, Ticket, WaitSeedResp,
 };
 use damocles_core::{
     ActorId, Failure, PreCommitOutput, SealProof, SectorId, SectorManager, UpdateProof,
@@ -28,7 +28,7 @@ use crate::update::{self, UpgradedSector};
 
 mod jobs;
 
-pub use jobs::{ChainJob, JobKind, JobState};
+pub use jobs::{kind_name, ChainJob, JobKind, JobState, UNREPORTED_LEASE_SECS};
 
 /// Where a sector stands on the mock chain.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -134,6 +134,10 @@ pub struct ChainCounters {
     pub rebuilds_accepted: u64,
     /// Rebuilt sectors whose files were refused.
     pub rebuilds_rejected: u64,
+    /// Unsealed pieces accepted.
+    pub unseals_accepted: u64,
+    /// Unsealed pieces refused.
+    pub unseals_rejected: u64,
 }
 
 /// A sector manager call a fault can be set on.
@@ -158,6 +162,9 @@ pub enum ChainCall {
     AllocateSnapUpSector,
     SubmitSnapUpProof,
     AllocateRebuildSector,
+    AllocateUnsealSector,
+    AcquireUnsealDest,
+    AchieveUnsealSector,
 }
 
 #[derive(Debug, Default)]
@@ -777,15 +784,15 @@ impl SectorManager for MockChain {
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
-        let rebuilding = self.rebuilding(id);
-        if rebuilding {
-            self.note_rebuild_report(id);
+        let job_held = self.job_held(id);
+        if job_held {
+            self.note_job_report(id);
         }
         self.with_sector(id, |sector, _| {
             sector.reported_state = Some(req.state_change.next);
             let (finalized, abort_reason) = match &sector.state {
-                // The sector is on chain; the rebuild of its files goes on.
-                _ if rebuilding => (false, String::new()),
+                // The sector is on chain; the job on its files goes on.
+                _ if job_held => (false, String::new()),
                 ChainSectorState::Finished | ChainSectorState::Upgraded => (true, String::new()),
                 ChainSectorState::Aborted(reason) => (true, reason.clone()),
                 _ => (false, String::new()),
@@ -800,7 +807,7 @@ impl SectorManager for MockChain {
 
     async fn report_finalized(&self, id: SectorId) -> Result<(), ManagerError> {
         self.check_fault(ChainCall::ReportFinalized)?;
-        self.finish_rebuild_job(id);
+        self.finish_job(id);
         self.with_sector(id, |sector, _| {
             sector.state = match &sector.state {
                 // Its snap-up thread is done once the chain holds the update; a late report
@@ -816,8 +823,8 @@ impl SectorManager for MockChain {
 
     async fn report_aborted(&self, id: SectorId, reason: String) -> Result<(), ManagerError> {
         self.check_fault(ChainCall::ReportAborted)?;
-        if self.rebuilding(id) {
-            self.fail_rebuild_job(id, reason);
+        if self.job_held(id) {
+            self.fail_job(id, reason);
             return Ok(());
         }
         let dir = self.piece_dir();
@@ -1020,6 +1027,38 @@ impl SectorManager for MockChain {
             return Ok(None);
         }
         Ok(self.take_rebuild_job())
+    }
+
+    async fn allocate_unseal_sector(
+        &self,
+        spec: AllocateSectorSpec,
+    ) -> Result<Option<SectorUnsealInfo>, ManagerError> {
+        self.check_fault(ChainCall::AllocateUnsealSector)?;
+        if !allowed(&spec.allowed_miners, &self.miner)
+            || !allowed(&spec.allowed_proof_types, &self.proof_type)
+        {
+            return Ok(None);
+        }
+        Ok(self.take_unseal_job())
+    }
+
+    async fn acquire_unseal_dest(
+        &self,
+        id: SectorId,
+        piece_cid: Cid,
+    ) -> Result<Vec<String>, ManagerError> {
+        self.check_fault(ChainCall::AcquireUnsealDest)?;
+        self.unseal_dest(id, &piece_cid)
+    }
+
+    async fn achieve_unseal_sector(
+        &self,
+        id: SectorId,
+        piece_cid: Cid,
+        error: String,
+    ) -> Result<(), ManagerError> {
+        self.check_fault(ChainCall::AchieveUnsealSector)?;
+        self.achieve_unseal(id, piece_cid, error).await
     }
 }
 

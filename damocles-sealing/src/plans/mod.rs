@@ -8,6 +8,7 @@ mod rebuild;
 mod sealer;
 mod shared;
 mod snapup;
+mod unseal;
 
 use async_trait::async_trait;
 use damocles_core::{Event, Failure, Plan, SectorRecord};
@@ -61,6 +62,7 @@ pub(crate) fn steps_of(plan: Plan) -> Option<&'static dyn PlanSteps> {
         Plan::Sealer => Some(&sealer::Sealer),
         Plan::Snapup => Some(&snapup::Snapup),
         Plan::Rebuild => Some(&rebuild::Rebuild),
-        Plan::Unseal | Plan::Wdpost => None,
+        Plan::Unseal => Some(&unseal::Unseal),
+        Plan::Wdpost => None,
     }
 }
