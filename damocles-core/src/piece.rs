@@ -181,6 +181,88 @@ pub trait PieceStore: Send + Sync {
     /// the store cannot be reached, [`PieceFetchError::Local`] when the file cannot be
     /// written.
     async fn fetch(&self, cid: &Cid, dest: &Path, limit: u64) -> Result<u64, PieceFetchError>;
+
+    /// Stores the bytes of the file `src` as piece `cid` in this store (an unseal job's
+    /// `store:///<piece cid>` destination).
+    ///
+    /// # Errors
+    ///
+    /// [`PieceUploadError`] by cause; a store that takes no pieces answers
+    /// [`PieceUploadError::Unsupported`] (the default).
+    async fn upload(&self, cid: &Cid, src: &Path) -> Result<(), PieceUploadError> {
+        let _ = src;
+        Err(PieceUploadError::Unsupported {
+            target: format!("store:///{}", cid.text),
+            detail: "this piece store takes no uploads".into(),
+        })
+    }
+
+    /// Sends the bytes of the file `src` to `url` with an HTTP PUT (an unseal job's
+    /// `http(s)://` destination), through the same HTTP client as the store.
+    ///
+    /// # Errors
+    ///
+    /// As [`PieceStore::upload`]; the default answers [`PieceUploadError::Unsupported`].
+    async fn put(&self, url: &str, src: &Path) -> Result<(), PieceUploadError> {
+        let _ = src;
+        Err(PieceUploadError::Unsupported {
+            target: url.to_owned(),
+            detail: "this worker has no HTTP client for pieces".into(),
+        })
+    }
+}
+
+/// Why an unsealed piece could not be delivered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PieceUploadError {
+    /// The receiver answered that it does not take it (HTTP 4xx): no retry helps.
+    #[error("{target} refused the piece: {detail}")]
+    Refused {
+        /// Where it was sent.
+        target: String,
+        /// What the receiver said.
+        detail: String,
+    },
+    /// The receiver could not be reached, or failed (HTTP 5xx): worth another try.
+    #[error("{target}: {reason}")]
+    Unavailable {
+        /// Where it was sent.
+        target: String,
+        /// What happened.
+        reason: String,
+    },
+    /// The file could not be read on this machine.
+    #[error("{target}: {reason}")]
+    Local {
+        /// Where it was to go.
+        target: String,
+        /// What happened.
+        reason: String,
+    },
+    /// This worker cannot send there (an `https` URL, a store that takes no uploads).
+    #[error("{target}: {detail}")]
+    Unsupported {
+        /// Where it was to go.
+        target: String,
+        /// Why not.
+        detail: String,
+    },
+}
+
+impl PieceUploadError {
+    /// The failure of the unseal step that delivered the piece: refused and unsupported
+    /// are permanent, unavailable temporary, a local read critical.
+    pub fn into_failure(self) -> Failure {
+        let message = format!("deliver the unsealed piece: {self}");
+        match self {
+            PieceUploadError::Refused { .. } | PieceUploadError::Unsupported { .. } => {
+                Failure::permanent(message)
+            }
+            PieceUploadError::Unavailable { .. } => Failure::temporary(message),
+            PieceUploadError::Local { .. } => Failure::critical(message),
+        }
+    }
 }
 
 #[cfg(test)]

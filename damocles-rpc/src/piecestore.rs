@@ -1,15 +1,16 @@
 //! The manager's piece store over HTTP: `GET {manager origin}/piecestore/{piece cid}`
-//! answers a deal's payload (reference §8: the worker's remote piece store).
-//! [`serve_piece`] is the server side (from a directory of pieces by CID);
-//! [`HttpPieceStore`] is the worker side, a [`PieceStore`] that streams the bytes into a
-//! file.
+//! answers a deal's payload (reference §8: the worker's remote piece store), and `PUT` at
+//! the same path stores an unsealed piece an unseal job sends back. [`serve_piece`] and
+//! [`receive_piece`] are the server side (a directory of pieces by CID; unsealed ones in
+//! its `unsealed/`); [`HttpPieceStore`] is the worker side, a [`PieceStore`] that streams
+//! a piece into a file, and PUTs unsealed pieces to the manager or to any `http://` URL.
 
 use std::path::Path;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use damocles_core::piece::{self, PieceFetchError, PieceStore};
+use damocles_core::piece::{self, PieceFetchError, PieceStore, PieceUploadError};
 use damocles_core::sealer_api::Cid;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
@@ -68,12 +69,74 @@ pub async fn serve_piece(dir: &Path, request_path: &str) -> HttpResponse {
     }
 }
 
+/// Answers `PUT /piecestore/{cid}`: the body is stored as `<dir>/unsealed/<cid>` (through
+/// a `.part` file renamed once whole), 201 once stored, 400 for a name that is not a piece
+/// CID, 413 past [`MAX_PIECE_BYTES`]. The bytes are not checked here: whoever asked for
+/// the unseal checks their piece CID.
+pub async fn receive_piece(
+    dir: &Path,
+    request_path: &str,
+    body: hyper::body::Incoming,
+) -> HttpResponse {
+    let name = request_path
+        .strip_prefix(PIECE_STORE_PATH)
+        .unwrap_or_default();
+    if let Err(e) = piece::comm_p(&Cid {
+        text: name.to_owned(),
+    }) {
+        return plain(StatusCode::BAD_REQUEST, e.to_string());
+    }
+    let dir = dir.join("unsealed");
+    let tmp = dir.join(format!("{name}.part"));
+    let stored = async {
+        tokio::fs::create_dir_all(&dir).await?;
+        let mut file = tokio::fs::File::create(&tmp).await?;
+        let mut body = body;
+        let mut received = 0u64;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(std::io::Error::other)?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            received += data.len() as u64;
+            if received > MAX_PIECE_BYTES {
+                return Ok(false);
+            }
+            file.write_all(&data).await?;
+        }
+        file.sync_all().await?;
+        tokio::fs::rename(&tmp, dir.join(name)).await?;
+        Ok::<_, std::io::Error>(true)
+    };
+    match stored.await {
+        Ok(true) => plain(StatusCode::CREATED, format!("piece {name} stored")),
+        Ok(false) => {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            plain(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("a piece holds at most {MAX_PIECE_BYTES} bytes"),
+            )
+        }
+        Err(e) => {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            plain(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("cannot store piece {name}: {e}"),
+            )
+        }
+    }
+}
+
+/// The largest piece a `PUT` may send: a 64GiB sector's unpadded bytes.
+pub const MAX_PIECE_BYTES: u64 = (64 << 30) / 128 * 127;
+
 /// A manager's piece store, read over HTTP. Its `Debug` never shows the token.
 pub struct HttpPieceStore {
     address: String,
     token: Option<String>,
     timeouts: Timeouts,
     http: Client<HttpConnector, Empty<Bytes>>,
+    uploads: Client<HttpConnector, Full<Bytes>>,
 }
 
 impl std::fmt::Debug for HttpPieceStore {
@@ -104,14 +167,80 @@ impl HttpPieceStore {
         let address = crate::sealer::manager_host_port(manager)?;
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(timeouts.connect));
+        let client = || {
+            Client::builder(TokioExecutor::new())
+                .pool_idle_timeout(Duration::from_secs(5))
+                .to_owned()
+        };
         Ok(Self {
             address,
             token,
             timeouts,
-            http: Client::builder(TokioExecutor::new())
-                .pool_idle_timeout(Duration::from_secs(5))
-                .build(connector),
+            http: client().build(connector.clone()),
+            uploads: client().build(connector),
         })
+    }
+
+    /// PUTs the file `src` at `url` (`http://` only), with `token` as a bearer token.
+    async fn send(
+        &self,
+        url: &str,
+        src: &Path,
+        token: Option<&str>,
+    ) -> Result<(), PieceUploadError> {
+        let target = || url.to_owned();
+        if url.starts_with("https://") {
+            return Err(PieceUploadError::Unsupported {
+                target: target(),
+                detail: "https needs TLS, which this worker's HTTP client lacks; use http".into(),
+            });
+        }
+        // Read whole: unsealed pieces are sent rarely, and a body of known length is what
+        // any receiver takes.
+        let bytes = tokio::fs::read(src)
+            .await
+            .map_err(|e| PieceUploadError::Local {
+                target: target(),
+                reason: format!("read {}: {e}", src.display()),
+            })?;
+        let unavailable = |reason: String| PieceUploadError::Unavailable {
+            target: target(),
+            reason,
+        };
+        let mut request = hyper::Request::put(url);
+        if let Some(token) = token {
+            request = request.header(AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let request = request
+            .header(CONTENT_TYPE, "application/octet-stream")
+            .body(Full::new(Bytes::from(bytes)))
+            .map_err(|e| PieceUploadError::Refused {
+                target: target(),
+                detail: format!("not a URL this worker can send to: {e}"),
+            })?;
+        let response = tokio::time::timeout(self.timeouts.request, self.uploads.request(request))
+            .await
+            .map_err(|_| unavailable(format!("no answer within {:?}", self.timeouts.request)))?
+            .map_err(|e| unavailable(e.to_string()))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let said = tokio::time::timeout(self.timeouts.request, response.into_body().collect())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .map(|body| String::from_utf8_lossy(&body.to_bytes()).trim().to_owned())
+            .unwrap_or_default();
+        let detail = format!("HTTP {status}: {said}");
+        if status.is_client_error() {
+            Err(PieceUploadError::Refused {
+                target: target(),
+                detail,
+            })
+        } else {
+            Err(unavailable(detail))
+        }
     }
 
     async fn download(&self, cid: &Cid, tmp: &Path, limit: u64) -> Result<u64, PieceFetchError> {
@@ -191,6 +320,16 @@ impl HttpPieceStore {
 
 #[async_trait]
 impl PieceStore for HttpPieceStore {
+    async fn upload(&self, cid: &Cid, src: &Path) -> Result<(), PieceUploadError> {
+        let url = format!("http://{}{PIECE_STORE_PATH}{}", self.address, cid.text);
+        self.send(&url, src, self.token.as_deref()).await
+    }
+
+    async fn put(&self, url: &str, src: &Path) -> Result<(), PieceUploadError> {
+        // The manager's token stays with the manager.
+        self.send(url, src, None).await
+    }
+
     async fn fetch(&self, cid: &Cid, dest: &Path, limit: u64) -> Result<u64, PieceFetchError> {
         // Into a temporary file renamed at the end: `dest` is whole or absent.
         let tmp = dest.with_extension("part");

@@ -25,7 +25,7 @@ use tokio::task::JoinHandle;
 use crate::conn::{self, ConnectionLimits, HttpResponse, Refusal};
 use crate::jsonrpc::{Params, RpcError, RpcResult, SERVER_BUSY, UNAUTHORIZED};
 use crate::method::{MethodSpec, Permission};
-use crate::piecestore::{serve_piece, PIECE_STORE_PATH};
+use crate::piecestore::{receive_piece, serve_piece, PIECE_STORE_PATH};
 use crate::protocol::{error_answer, ProtocolLimits};
 pub use crate::protocol::{handle_body, handle_body_observed, Answer};
 
@@ -264,19 +264,35 @@ async fn serve_http(
         .as_deref()
         .filter(|_| req.uri().path().starts_with(PIECE_STORE_PATH))
     {
-        if req.method() != Method::GET {
-            let error = RpcError::invalid_request("pieces are read with GET");
-            return http_answer(error_answer(StatusCode::METHOD_NOT_ALLOWED, error));
+        let permission = options.permission(req.headers().get(AUTHORIZATION));
+        let needed = match *req.method() {
+            Method::GET => Permission::Read,
+            // Unsealed pieces come back with PUT: a write.
+            Method::PUT => Permission::Admin,
+            _ => {
+                let error = RpcError::invalid_request(
+                    "pieces are read with GET and unsealed ones stored with PUT",
+                );
+                return http_answer(error_answer(StatusCode::METHOD_NOT_ALLOWED, error));
+            }
+        };
+        match (permission, needed) {
+            (None, _) => {
+                let error = RpcError::new(
+                    UNAUTHORIZED,
+                    "unauthorized: send a token as `Authorization: Bearer <token>`",
+                );
+                return http_answer(error_answer(StatusCode::UNAUTHORIZED, error));
+            }
+            (Some(Permission::Read), Permission::Admin) => {
+                let error = RpcError::new(UNAUTHORIZED, "storing a piece needs the admin token");
+                return http_answer(error_answer(StatusCode::FORBIDDEN, error));
+            }
+            _ => {}
         }
-        if options
-            .permission(req.headers().get(AUTHORIZATION))
-            .is_none()
-        {
-            let error = RpcError::new(
-                UNAUTHORIZED,
-                "unauthorized: send a token as `Authorization: Bearer <token>`",
-            );
-            return http_answer(error_answer(StatusCode::UNAUTHORIZED, error));
+        if req.method() == Method::PUT {
+            let path = req.uri().path().to_owned();
+            return receive_piece(dir, &path, req.into_body()).await;
         }
         return serve_piece(dir, req.uri().path()).await;
     }

@@ -1,5 +1,6 @@
 //! The manager's piece store on the wire: `GET /piecestore/{cid}` served from a directory
-//! by a real server on 127.0.0.1, read by the worker's `HttpPieceStore`.
+//! by a real server on 127.0.0.1, read by the worker's `HttpPieceStore`; unsealed pieces
+//! `PUT` back.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -138,5 +139,100 @@ async fn a_manager_with_tokens_serves_pieces_only_to_token_holders() {
         matches!(unreachable, Err(PieceFetchError::Unavailable { .. })),
         "{unreachable:?}"
     );
+    server.shutdown().await;
+}
+
+/// Unsealed pieces come back with `PUT /piecestore/{cid}` into `<dir>/unsealed/`: only
+/// with the admin token where tokens are set, only under a piece CID; the worker's side
+/// says refused, unreachable and unsupported apart.
+#[tokio::test]
+async fn unsealed_pieces_are_put_back_with_the_admin_token() {
+    use damocles_core::piece::PieceUploadError;
+
+    let dir = tempfile::tempdir().expect("dir");
+    let pieces = dir.path().join("pieces");
+    std::fs::create_dir_all(&pieces).expect("pieces");
+    let server = serve(dir.path(), &pieces, Some("s3cret")).await;
+    let cid = piece_cid(&[9; 32]);
+    let src = dir.path().join("unsealed-piece");
+    let bytes: Vec<u8> = (0..2032u32).map(|i| (i % 253) as u8).collect();
+    std::fs::write(&src, &bytes).expect("src");
+
+    store(&server, Some("s3cret"))
+        .upload(&cid, &src)
+        .await
+        .expect("stored");
+    assert_eq!(
+        std::fs::read(pieces.join("unsealed").join(&cid.text)).expect("stored piece"),
+        bytes
+    );
+    assert!(
+        !pieces.join(&cid.text).exists(),
+        "the offered pieces are untouched"
+    );
+
+    // Without the token, or at a URL of its own choosing (no manager token sent there):
+    // refused, permanent.
+    let refused = store(&server, None).upload(&cid, &src).await;
+    assert!(
+        matches!(&refused, Err(PieceUploadError::Refused { detail, .. }) if detail.contains("401")),
+        "{refused:?}"
+    );
+    let url = format!("http://{}/piecestore/{}", server.local_addr(), cid.text);
+    let refused = store(&server, Some("s3cret")).put(&url, &src).await;
+    assert!(
+        matches!(refused, Err(PieceUploadError::Refused { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(
+        refused
+            .map_err(PieceUploadError::into_failure)
+            .err()
+            .map(|f| f.level),
+        Some(damocles_core::FailureLevel::Permanent)
+    );
+    let bad_name = format!("http://{}/piecestore/not-a-cid", server.local_addr());
+    let open = serve(dir.path().join("open").as_path(), &pieces, None).await;
+    let open_url = format!("http://{}/piecestore/{}", open.local_addr(), cid.text);
+    store(&open, None)
+        .put(&open_url, &src)
+        .await
+        .expect("an open store takes it");
+    let bad = store(&open, None)
+        .put(
+            &bad_name.replace(
+                &server.local_addr().to_string(),
+                &open.local_addr().to_string(),
+            ),
+            &src,
+        )
+        .await;
+    assert!(
+        matches!(&bad, Err(PieceUploadError::Refused { detail, .. }) if detail.contains("400")),
+        "{bad:?}"
+    );
+    let https = store(&open, None)
+        .put("https://example.invalid/p", &src)
+        .await;
+    assert!(
+        matches!(https, Err(PieceUploadError::Unsupported { .. })),
+        "{https:?}"
+    );
+    let gone = store(&open, None)
+        .put("http://127.0.0.1:1/p", &src)
+        .await
+        .map_err(PieceUploadError::into_failure);
+    assert_eq!(
+        gone.err().map(|f| f.level),
+        Some(damocles_core::FailureLevel::Temporary)
+    );
+    let missing = store(&open, None)
+        .upload(&cid, &dir.path().join("no-such-file"))
+        .await;
+    assert!(
+        matches!(missing, Err(PieceUploadError::Local { .. })),
+        "{missing:?}"
+    );
+    open.shutdown().await;
     server.shutdown().await;
 }

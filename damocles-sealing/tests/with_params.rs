@@ -211,14 +211,15 @@ fn a_sector_survives_a_crash_right_after_every_state() {
     assert_eq!(check_unsealed_copies(&harness), 1);
 
     // A retrieval: each deal piece is unsealed out of the rebuilt replica and delivered to
-    // a local file and into the attached store, the first through a crash after every
-    // unseal state.
+    // a local file, the attached store and the manager's piece store, the first through a
+    // crash after every unseal state.
     unseal_every_piece(&mut harness, sector);
 }
 
 /// Unseals every deal piece of `sector` (the first through a crash right after every
-/// unseal state) to `file://` and `store://` destinations: each copy must hold the deal's
-/// payload then zeros, and the mock accept it once.
+/// unseal state) to a `file://`, a `store://<instance>/<path>` and the manager's piece
+/// store (`store:///<cid>`): each copy must hold the deal's payload then zeros, and the
+/// mock accept it once.
 fn unseal_every_piece(harness: &mut Harness, sector: SectorId) {
     let chain = harness.chain.clone();
     let deals = chain.sector(sector).expect("sector").deals;
@@ -246,6 +247,7 @@ fn unseal_every_piece(harness: &mut Harness, sector: SectorId) {
         let dest = vec![
             format!("file://{}", file.display()),
             format!("store://remote/{in_store}"),
+            format!("store:///{}", cid.text),
         ];
         let job = chain
             .request_unseal(sector, cid.clone(), dest)
@@ -275,10 +277,12 @@ fn unseal_every_piece(harness: &mut Harness, sector: SectorId) {
         assert_eq!(done.state, JobState::Done, "{done:?}");
         let payload = std::fs::read(harness.piece_dir().join(&cid.text)).expect("payload");
         let unpadded = damocles_core::piece::unpadded_size(deal.piece.size).expect("size");
-        for copy in [
+        let copies = [
             file.clone(),
             harness.dir.path().join("remote").join(&in_store),
-        ] {
+            harness.piece_dir().join("unsealed").join(&cid.text),
+        ];
+        for copy in copies {
             let bytes = std::fs::read(&copy).expect("delivered");
             assert_eq!(bytes.len() as u64, unpadded, "{}", copy.display());
             assert!(bytes[..payload.len()] == payload[..], "{}", copy.display());

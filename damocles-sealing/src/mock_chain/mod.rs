@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
-use damocles_core::piece::{self, PieceFetchError, PieceStore};
+use damocles_core::piece::{self, PieceFetchError, PieceStore, PieceUploadError};
 use damocles_core::sealer_api::{
     AcquireDealsSpec, AllocateSectorSpec, AllocateSnapUpSpec, AllocatedSector,
     AllocatedSnapUpSector, Cid, DealInfo, ManagerError, OnChainState, PieceRef, PollStateResp,
@@ -1063,9 +1063,31 @@ impl SectorManager for MockChain {
 }
 
 /// The mock's piece store in process: copies a piece it offered out of its piece
-/// directory.
+/// directory, and takes unsealed pieces into `<piece dir>/unsealed/` (what the manager's
+/// `PUT /piecestore/{cid}` does).
 #[async_trait]
 impl PieceStore for MockChain {
+    async fn upload(&self, cid: &Cid, src: &Path) -> Result<(), PieceUploadError> {
+        let target = format!("store:///{}", cid.text);
+        let dir = self
+            .piece_dir()
+            .ok_or_else(|| PieceUploadError::Unsupported {
+                target: target.clone(),
+                detail: "the mock chain offers no deals, so it keeps no pieces".into(),
+            })?
+            .join("unsealed");
+        let local = |e: std::io::Error| PieceUploadError::Local {
+            target: target.clone(),
+            reason: e.to_string(),
+        };
+        tokio::fs::create_dir_all(&dir).await.map_err(local)?;
+        let tmp = dir.join(format!("{}.part", cid.text));
+        tokio::fs::copy(src, &tmp).await.map_err(local)?;
+        tokio::fs::rename(&tmp, dir.join(&cid.text))
+            .await
+            .map_err(local)
+    }
+
     async fn fetch(&self, cid: &Cid, dest: &Path, limit: u64) -> Result<u64, PieceFetchError> {
         let not_found = |detail: String| PieceFetchError::NotFound {
             cid: cid.text.clone(),

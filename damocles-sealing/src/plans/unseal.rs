@@ -7,10 +7,11 @@
 //! [`UNSEAL_TRANSITIONS`]: damocles_core::state::UNSEAL_TRANSITIONS
 
 use async_trait::async_trait;
-use damocles_core::{Event, Failure, ProofStage, SectorRecord, State};
+use damocles_core::{Event, Failure, ProofStage, SectorRecord, State, UnsealTarget};
 
 use super::shared::{allocate_spec, identity, note_idle_reason, unexpected_state};
 use super::{Outcome, PlanSteps, StepResult, Stop};
+use crate::control::Activity;
 use crate::thread::{required, Runner};
 use crate::unseal::{self, Destination};
 use crate::update;
@@ -117,7 +118,7 @@ impl PlanSteps for Unseal {
                     .await?;
                 let piece = unseal::unsealed_piece_path(&runner.ctx.location.data_dir(), &target);
                 for url in dests {
-                    deliver(runner, &piece, &url).await?;
+                    deliver(runner, &target, &piece, &url).await?;
                 }
                 runner
                     .manager_call(
@@ -133,17 +134,31 @@ impl PlanSteps for Unseal {
     }
 }
 
-/// Delivers the unsealed piece at `piece` to `url`.
-async fn deliver(runner: &Runner, piece: &std::path::Path, url: &str) -> Result<(), Stop> {
+/// Delivers the unsealed piece of `target` (at `piece`) to `url`.
+async fn deliver(
+    runner: &Runner,
+    target: &UnsealTarget,
+    piece: &std::path::Path,
+    url: &str,
+) -> Result<(), Stop> {
     let to = match unseal::parse_destination(url)? {
         Destination::File(path) => path,
         Destination::Store { instance, path } => attached(runner, &instance)?.join(path),
-        Destination::Http(_) | Destination::PieceStore => {
-            return Err(Failure::permanent(format!(
-                "unseal destination {url:?}: uploads over HTTP are not supported by this \
-                 worker yet (file:// and store://<instance>/<path> are)"
-            ))
-            .into())
+        remote @ (Destination::Http(_) | Destination::PieceStore) => {
+            let store = runner.ctx.pieces.remote.as_ref().ok_or_else(|| {
+                Failure::permanent(format!(
+                    "unseal destination {url:?}: this worker has no manager piece store to \
+                     send through"
+                ))
+            })?;
+            runner.control.set_activity(Activity::Running {
+                proc: Some(ProofStage::Transfer.builtin_proc().into()),
+            });
+            let sent = match remote {
+                Destination::Http(url) => store.put(&url, piece).await,
+                _ => store.upload(&target.piece_cid, piece).await,
+            };
+            return sent.map_err(|e| e.into_failure().into());
         }
     };
     let from = piece.to_path_buf();
