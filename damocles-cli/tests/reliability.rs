@@ -1,5 +1,5 @@
 //! Faults with real processes on loopback: the worker killed with SIGKILL in every sealer
-//! state and in the middle of C2, in every snap-up state and in the middle of SnapProve, in
+//! state and in the middle of C2 (then in every state of an unseal of its deal piece), in every snap-up state and in the middle of SnapProve, in
 //! every state of the rebuild of an upgraded sector, manager outages short and long, a corrupt state
 //! database. Every loop is bounded. Figures in RELIABILITY.md.
 //!
@@ -67,7 +67,7 @@ fn watch(worker: &Process, what: &str, limit: Duration, done: impl Fn(&Value) ->
 }
 
 #[test]
-fn killed_in_every_state_and_during_c2_the_sector_still_finishes_once() {
+fn killed_in_every_state_and_during_c2_the_sector_still_finishes_once_then_unseals() {
     require_params();
     let home = tempfile::tempdir().expect("home");
     let dir = tempfile::tempdir().expect("worker");
@@ -132,6 +132,73 @@ fn killed_in_every_state_and_during_c2_the_sector_still_finishes_once() {
     );
     common::check_unsealed_copy(home.path(), &dir.path().join("persist"), &all[0]);
     assert_eq!(kills, 18);
+    drop(process);
+
+    // A retrieval of the first deal piece, asked for on the command line, by an unseal
+    // thread killed right after every unseal state: the piece reaches a local file, the
+    // manager's piece store over HTTP and an attached store, byte for byte.
+    let name = format!("s-t0{}-{}", all[0]["miner"], all[0]["number"]);
+    let piece = all[0]["pieces"][0]["cid"]
+        .as_str()
+        .expect("a deal piece")
+        .to_owned();
+    let retrieved = dir.path().join("retrieved").join(&piece);
+    let dests = [
+        format!("file://{}", retrieved.display()),
+        format!("http://{m}/piecestore/{piece}"),
+        format!("store://persist/retrieved/{piece}"),
+    ];
+    let mut args = vec!["sealer", "sectors", "unseal", &name, &piece];
+    for dest in &dests {
+        args.extend(["--dest", dest]);
+    }
+    let asked = util(&m, &args);
+    assert!(
+        asked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&asked.stderr)
+    );
+    assert!(
+        text(&asked).contains("unseal job 1 created"),
+        "{}",
+        text(&asked)
+    );
+    let bad = util(&m, &["sealer", "sectors", "unseal", &name, "not-a-cid"]);
+    assert_eq!(bad.status.code(), Some(2));
+    let sealer_config = std::fs::read_to_string(&config).expect("config");
+    let store = format!("location = \"{}\"\n", dir.path().join("store0").display());
+    std::fs::write(
+        &config,
+        sealer_config.replace(&store, &format!("{store}plan = \"unseal\"\n")),
+    )
+    .expect("unseal config");
+    let mut process = worker(&config);
+    for state in ["Allocated", "Unsealed", "Finished"] {
+        watch(&process, state, Duration::from_secs(5 * 60), |t| {
+            assert_eq!(t["plan"], "unseal", "{t}");
+            t["job_state"] == state
+        });
+        process.kill_9();
+        process = worker(&config);
+    }
+    watch(
+        &process,
+        "idle without a job",
+        Duration::from_secs(60),
+        |t| t["job_id"].is_null(),
+    );
+    let jobs = util_json(&m, &["sealer", "jobs", "list"]);
+    assert_eq!(jobs[0]["state"], "done", "{jobs:#}");
+    let payload = std::fs::read(home.path().join("pieces").join(&piece)).expect("payload");
+    for copy in [
+        retrieved,
+        home.path().join("pieces/unsealed").join(&piece),
+        dir.path().join("persist/retrieved").join(&piece),
+    ] {
+        let bytes = std::fs::read(&copy).expect("delivered");
+        assert!(bytes.starts_with(&payload), "{} differs", copy.display());
+        assert!(bytes[payload.len()..].iter().all(|b| *b == 0));
+    }
     drop(process);
     drop(manager_process);
 }

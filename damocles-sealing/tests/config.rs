@@ -36,7 +36,8 @@ fn the_quickstart_fixture_loads_without_warnings() {
             Plan::Sealer,
             Plan::Sealer,
             Plan::Snapup,
-            Plan::Rebuild
+            Plan::Rebuild,
+            Plan::Unseal
         ]
     );
     assert_eq!(config.admin_addr(), "127.0.0.1:17890");

@@ -283,7 +283,7 @@ fn copy_unsealed(paths: &SectorPaths, store: &Path, name: &str) -> Result<(), Fa
     let io = persist_io;
     let unsealed_dir = store.join("unsealed");
     std::fs::create_dir_all(&unsealed_dir).map_err(|e| io("create unsealed dir", e))?;
-    copy_whole(&paths.staged, &unsealed_dir.join(name)).map_err(|e| io("unsealed file", e))
+    copy_named(&paths.staged, &unsealed_dir.join(name))
 }
 
 /// Copies a replica and its persisted cache files into `store` (`sealed/<sector>` and
@@ -302,17 +302,30 @@ fn copy_sector_files(
     let file_dir = store.join(file_dir);
     let cache_dir = store.join(cache_dir).join(name);
     std::fs::create_dir_all(&file_dir).map_err(|e| io("create replica dir", e))?;
+    copy_named(file, &file_dir.join(name))?;
+    let entries =
+        std::fs::read_dir(cache).map_err(|e| io(&format!("read cache {}", cache.display()), e))?;
     std::fs::create_dir_all(&cache_dir).map_err(|e| io("create cache dir", e))?;
-    copy_whole(file, &file_dir.join(name)).map_err(|e| io("replica", e))?;
-    for entry in std::fs::read_dir(cache).map_err(|e| io("read cache", e))? {
-        let entry = entry.map_err(|e| io("read cache", e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| io(&format!("read cache {}", cache.display()), e))?;
         let file = entry.file_name();
         let file = file.to_string_lossy();
         if is_persisted_cache_file(&file) {
-            copy_whole(&entry.path(), &cache_dir.join(&*file)).map_err(|e| io("cache file", e))?;
+            copy_named(&entry.path(), &cache_dir.join(&*file))?;
         }
     }
     Ok(())
+}
+
+/// [`copy_whole`], a failure naming both files (critical: local I/O).
+fn copy_named(from: &Path, to: &Path) -> Result<(), Failure> {
+    copy_whole(from, to).map_err(|e| {
+        Failure::critical(format!(
+            "persist {} to {}: {e}",
+            from.display(),
+            to.display()
+        ))
+    })
 }
 
 /// Copies `from` to `to` through a temporary file renamed over `to`: a crash leaves the
