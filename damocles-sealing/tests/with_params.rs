@@ -382,12 +382,32 @@ fn rebuild_through_crashes(harness: &mut Harness, sector: SectorId, path: &[Stat
 
     // Lost again, rebuilt again, this time without a crash: every report of the rebuild
     // reaches the manager, which must not take the sector's finished state for the job's.
+    // Paused once it holds the job, and resumed, it goes on where it was.
     for file in before.keys() {
         std::fs::remove_file(file).expect("lose the file");
     }
     let second = chain.request_rebuild(sector).expect("a new job once done");
     runtime.block_on(async {
         let worker = harness.start();
+        wait_for(&worker, Duration::from_secs(60), "the job taken", |t| {
+            t[0].job_state
+                .is_some_and(|s| s != PlanState::Sector(State::Empty))
+        })
+        .await;
+        let thread = worker.thread(0).expect("thread");
+        assert!(matches!(
+            thread.pause(),
+            PauseOutcome::Paused | PauseOutcome::Requested
+        ));
+        let paused = wait_for(&worker, Duration::from_secs(5 * 60), "paused", |t| {
+            matches!(t[0].thread_state, ThreadState::Paused { .. })
+        })
+        .await;
+        assert_eq!(paused[0].last_error, None);
+        assert!(matches!(
+            thread.resume(None),
+            Ok(ResumeOutcome::Resumed { state: None })
+        ));
         wait_for(&worker, Duration::from_secs(5 * 60), "rebuilt again", |t| {
             idle(t)
                 && chain

@@ -156,7 +156,7 @@ pub async fn run(options: MockOptions) -> u8 {
         _ => "CC sectors".to_owned(),
     };
     eprintln!(
-        "damocles-manager mock: miner {}, {} sectors ({proof}), {deals}, snap-up jobs with deals, rebuild jobs on request; registry and chain records in {}; listening on http://{addr}{MANAGER_PATH}",
+        "damocles-manager mock: miner {}, {} sectors ({proof}), {deals}, snap-up jobs with deals, rebuild and unseal jobs on request; registry and chain records in {}; listening on http://{addr}{MANAGER_PATH}",
         options.miner,
         options.sector_size,
         home.display()
