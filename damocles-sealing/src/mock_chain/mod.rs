@@ -377,6 +377,13 @@ impl MockChain {
         Ok(Some(deals))
     }
 
+    /// Whether a thread asking with `spec` takes this chain's sectors (its miner and
+    /// proof type allowed, or any).
+    fn serves(&self, spec: &AllocateSectorSpec) -> bool {
+        allowed(&spec.allowed_miners, &self.miner)
+            && allowed(&spec.allowed_proof_types, &self.proof_type)
+    }
+
     fn check_fault(&self, call: ChainCall) -> Result<(), ManagerError> {
         let mut state = self.lock();
         if let Some((remaining, error)) = state.faults.get_mut(&call) {
@@ -493,9 +500,7 @@ impl SectorManager for MockChain {
         spec: AllocateSectorSpec,
     ) -> Result<Option<AllocatedSector>, ManagerError> {
         self.check_fault(ChainCall::AllocateSector)?;
-        if !allowed(&spec.allowed_miners, &self.miner)
-            || !allowed(&spec.allowed_proof_types, &self.proof_type)
-        {
+        if !self.serves(&spec) {
             return Ok(None);
         }
         let mut state = self.lock();
@@ -856,9 +861,7 @@ impl SectorManager for MockChain {
         spec: AllocateSnapUpSpec,
     ) -> Result<Option<AllocatedSnapUpSector>, ManagerError> {
         self.check_fault(ChainCall::AllocateSnapUpSector)?;
-        if !allowed(&spec.sector.allowed_miners, &self.miner)
-            || !allowed(&spec.sector.allowed_proof_types, &self.proof_type)
-        {
+        if !self.serves(&spec.sector) {
             return Ok(None);
         }
         let Some(dir) = self.piece_dir() else {
@@ -1021,9 +1024,7 @@ impl SectorManager for MockChain {
         spec: AllocateSectorSpec,
     ) -> Result<Option<SectorRebuildInfo>, ManagerError> {
         self.check_fault(ChainCall::AllocateRebuildSector)?;
-        if !allowed(&spec.allowed_miners, &self.miner)
-            || !allowed(&spec.allowed_proof_types, &self.proof_type)
-        {
+        if !self.serves(&spec) {
             return Ok(None);
         }
         Ok(self.take_rebuild_job())
@@ -1034,9 +1035,7 @@ impl SectorManager for MockChain {
         spec: AllocateSectorSpec,
     ) -> Result<Option<SectorUnsealInfo>, ManagerError> {
         self.check_fault(ChainCall::AllocateUnsealSector)?;
-        if !allowed(&spec.allowed_miners, &self.miner)
-            || !allowed(&spec.allowed_proof_types, &self.proof_type)
-        {
+        if !self.serves(&spec) {
             return Ok(None);
         }
         Ok(self.take_unseal_job())

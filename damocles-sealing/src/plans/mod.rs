@@ -17,6 +17,9 @@ use crate::control::Interrupt;
 use crate::thread::Runner;
 
 /// What a step produced.
+// A step's return value, moved once into the runner: the size of its largest event (a
+// job's allocation) costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Outcome {
     /// Apply this event (a transition of the plan's table) and persist the record.
     Event(Event),

@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use damocles_core::{Event, Failure, ProofStage, SectorRecord, State};
 
 use super::shared::{
-    add_pieces, add_these_pieces, allocate_spec, identity, note_idle_reason, pc1, pc2, persist,
-    submit_persisted, tree_d, unexpected_state, Replica,
+    add_pieces, add_these_pieces, allocate_spec, hand_back, identity, pc1, pc2, persist,
+    submit_persisted, take_job, tree_d, unexpected_state, Replica,
 };
 use super::{Outcome, PlanSteps, StepResult};
 use crate::proofs;
@@ -83,15 +83,9 @@ impl PlanSteps for Rebuild {
         let manager = &runner.ctx.manager;
         match step {
             Step::Allocate => {
-                let allocated = runner
-                    .control
-                    .interruptible(
-                        manager.allocate_rebuild_sector(allocate_spec(&runner.ctx.options)),
-                    )
-                    .await?;
                 let call = "AllocateRebuildSector";
-                note_idle_reason(runner, call, allocated.as_ref().err().map(|e| e as _));
-                let Ok(Some(info)) = allocated else {
+                let ask = manager.allocate_rebuild_sector(allocate_spec(&runner.ctx.options));
+                let Some(info) = take_job(runner, call, ask).await? else {
                     return Ok(Outcome::Idle);
                 };
                 let deals = info.pieces.iter().flatten().any(|p| !p.is_pledge());
@@ -113,11 +107,8 @@ impl PlanSteps for Rebuild {
                     None
                 };
                 if let Some(reason) = refusal {
-                    if let Err(e) = manager.report_aborted(info.sector.id, reason.clone()).await {
-                        tracing::warn!("report aborted: {e}");
-                    }
-                    note_idle_reason(runner, call, Some(&reason));
-                    return Ok(Outcome::Idle);
+                    let report = manager.report_aborted(id, reason.clone());
+                    return hand_back(runner, call, reason, report).await;
                 }
                 Ok(Outcome::Event(Event::AllocatedRebuildSector(info)))
             }

@@ -11,8 +11,8 @@ use damocles_core::sealer_api::{
 use damocles_core::{Event, Failure, ProofStage, SectorRecord, State};
 
 use super::shared::{
-    add_pieces, allocate_spec, identity, note_idle_reason, pc1, pc2, persist, submit_persisted,
-    tree_d, unexpected_state, Replica,
+    add_pieces, allocate_spec, identity, pc1, pc2, persist, submit_persisted, take_job, tree_d,
+    unexpected_state, Replica,
 };
 use super::{Outcome, PlanSteps, StepResult};
 use crate::control::Activity;
@@ -82,19 +82,11 @@ impl PlanSteps for Sealer {
         let manager = &runner.ctx.manager;
         match step {
             Step::Allocate => {
-                let allocated = runner
-                    .control
-                    .interruptible(manager.allocate_sector(allocate_spec(opts)))
-                    .await?;
-                note_idle_reason(
-                    runner,
-                    "AllocateSector",
-                    allocated.as_ref().err().map(|e| e as _),
-                );
-                match allocated {
-                    Ok(Some(sector)) => Ok(Outcome::Event(Event::Allocate(sector))),
-                    Ok(None) | Err(_) => Ok(Outcome::Idle),
-                }
+                let ask = manager.allocate_sector(allocate_spec(opts));
+                Ok(match take_job(runner, "AllocateSector", ask).await? {
+                    Some(sector) => Outcome::Event(Event::Allocate(sector)),
+                    None => Outcome::Idle,
+                })
             }
             Step::AcquireDeals => {
                 // Deals acquired before (a resume at Allocated) are kept: the pieces, and so

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use damocles_core::sealer_api::Ticket;
-use damocles_core::sealer_api::{AllocateSectorSpec, SectorPiece};
+use damocles_core::sealer_api::{AllocateSectorSpec, ManagerError, SectorPiece};
 use damocles_core::{Event, Failure, Opaque, PreCommitOutput, ProofStage, SealProof, SectorRecord};
 
 use super::{Outcome, StepResult, Stop};
@@ -71,6 +71,34 @@ pub(super) fn note_idle_reason(runner: &Runner, call: &str, error: Option<&dyn s
             None => tracing::info!(thread = runner.control.index(), "the manager answers again"),
         }
     }
+}
+
+/// Asks the manager for a job with `call` (a pause interrupts the wait): the job, or
+/// `None` when there is none or the call failed (then shown as the idle reason).
+pub(super) async fn take_job<T>(
+    runner: &Runner,
+    call: &str,
+    ask: impl std::future::Future<Output = Result<Option<T>, ManagerError>>,
+) -> Result<Option<T>, Stop> {
+    let answer = runner.control.interruptible(ask).await?;
+    note_idle_reason(runner, call, answer.as_ref().err().map(|e| e as _));
+    Ok(answer.ok().flatten())
+}
+
+/// Hands back a job this thread cannot do: tells the manager with `report` and idles,
+/// showing `reason` (asked again after `recover_interval`: the manager may offer the same
+/// job next).
+pub(super) async fn hand_back(
+    runner: &Runner,
+    call: &str,
+    reason: String,
+    report: impl std::future::Future<Output = Result<(), ManagerError>>,
+) -> StepResult {
+    if let Err(e) = report.await {
+        tracing::warn!("{call}: handing the job back: {e}");
+    }
+    note_idle_reason(runner, call, Some(&reason));
+    Ok(Outcome::Idle)
 }
 
 /// AddPieces: finds the record's deal pieces (local directories, then the manager's piece

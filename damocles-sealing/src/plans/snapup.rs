@@ -11,7 +11,7 @@ use damocles_core::sealer_api::{
 use damocles_core::{Event, Failure, ProofStage, SectorRecord, State};
 
 use super::shared::{
-    add_pieces, allocate_spec, identity, note_idle_reason, persist, tree_d, unexpected_state,
+    add_pieces, allocate_spec, hand_back, identity, persist, take_job, tree_d, unexpected_state,
     Replica,
 };
 use super::{Outcome, PlanSteps, StepResult, Stop};
@@ -93,13 +93,9 @@ impl PlanSteps for Snapup {
                         min_used_space: opts.min_deal_space,
                     },
                 };
-                let allocated = runner
-                    .control
-                    .interruptible(manager.allocate_snapup_sector(spec))
-                    .await?;
                 let call = "AllocateSanpUpSector";
-                note_idle_reason(runner, call, allocated.as_ref().err().map(|e| e as _));
-                let Ok(Some(allocated)) = allocated else {
+                let ask = manager.allocate_snapup_sector(spec);
+                let Some(allocated) = take_job(runner, call, ask).await? else {
                     return Ok(Outcome::Idle);
                 };
                 let store = &allocated.private.access_instance;
@@ -116,16 +112,9 @@ impl PlanSteps for Snapup {
                     None
                 };
                 if let Some(reason) = refusal {
-                    // Handed back, and not asked for again before recover_interval: the
-                    // manager may well offer the same sector next.
-                    if let Err(e) = manager
-                        .report_aborted(allocated.sector.id, reason.clone())
-                        .await
-                    {
-                        tracing::warn!("report aborted: {e}");
-                    }
-                    note_idle_reason(runner, call, Some(&reason));
-                    return Ok(Outcome::Idle);
+                    let id = allocated.sector.id;
+                    let report = manager.report_aborted(id, reason.clone());
+                    return hand_back(runner, call, reason, report).await;
                 }
                 Ok(Outcome::Event(Event::AllocatedSnapUpSector(allocated)))
             }

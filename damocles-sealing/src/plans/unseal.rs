@@ -9,7 +9,7 @@
 use async_trait::async_trait;
 use damocles_core::{Event, Failure, ProofStage, SectorRecord, State, UnsealTarget};
 
-use super::shared::{allocate_spec, identity, note_idle_reason, unexpected_state};
+use super::shared::{allocate_spec, hand_back, identity, take_job, unexpected_state};
 use super::{Outcome, PlanSteps, StepResult, Stop};
 use crate::control::Activity;
 use crate::thread::{required, Runner};
@@ -61,32 +61,19 @@ impl PlanSteps for Unseal {
         let manager = &runner.ctx.manager;
         match step {
             Step::Allocate => {
-                let allocated = runner
-                    .control
-                    .interruptible(
-                        manager.allocate_unseal_sector(allocate_spec(&runner.ctx.options)),
-                    )
-                    .await?;
                 let call = "AllocateUnsealSector";
-                note_idle_reason(runner, call, allocated.as_ref().err().map(|e| e as _));
-                let Ok(Some(info)) = allocated else {
+                let ask = manager.allocate_unseal_sector(allocate_spec(&runner.ctx.options));
+                let Some(info) = take_job(runner, call, ask).await? else {
                     return Ok(Outcome::Idle);
                 };
-                let store = &info.private_info.access_instance;
-                if let Err(refusal) = attached(runner, store) {
+                if let Err(refusal) = attached(runner, &info.private_info.access_instance) {
                     let reason = format!("{}: {refusal}", info.sector.id);
-                    if let Err(e) = manager
-                        .achieve_unseal_sector(
-                            info.sector.id,
-                            info.piece_cid.clone(),
-                            reason.clone(),
-                        )
-                        .await
-                    {
-                        tracing::warn!("achieve unseal: {e}");
-                    }
-                    note_idle_reason(runner, call, Some(&reason));
-                    return Ok(Outcome::Idle);
+                    let report = manager.achieve_unseal_sector(
+                        info.sector.id,
+                        info.piece_cid,
+                        reason.clone(),
+                    );
+                    return hand_back(runner, call, reason, report).await;
                 }
                 Ok(Outcome::Event(Event::AllocatedUnsealSector(info)))
             }
