@@ -75,15 +75,18 @@ fn worker_and_manager_metrics_move_as_sectors_seal() {
     let worker_metrics = metrics_addr(&worker_process);
     let w = worker_process.address.clone();
 
-    // One thread takes the one sector and pauses at C2; the other idles.
+    // One thread takes the one sector and pauses at C2; the other idles. The failure is
+    // counted a moment before the thread shows paused: wait for both.
     let worker_text = wait_until(
-        "a failure counted",
+        "a failure counted and its thread paused",
         Duration::from_secs(60),
         Duration::from_millis(100),
         || {
             let text = scrape(&worker_metrics);
-            (sample(&text, "damocles_worker_failures_total{level=\"permanent\"}") == Some(1.0))
-                .then_some(text)
+            let failed =
+                sample(&text, "damocles_worker_failures_total{level=\"permanent\"}") == Some(1.0);
+            let paused = sample(&text, "damocles_worker_threads{state=\"paused\"}") == Some(1.0);
+            (failed && paused).then_some(text)
         },
     );
     for stage in ["add_pieces", "tree_d", "pc1", "pc2", "c1", "c2"] {

@@ -36,9 +36,9 @@ pub enum JobKind {
 pub enum JobState {
     /// Waiting for a worker thread.
     Pending,
-    /// A worker thread took it (and, once `accepted`, sent back files the chain took).
+    /// A worker thread took it (and, once `accepted`, sent back what the chain took).
     Taken,
-    /// Done: the files were accepted and the worker finished the job.
+    /// Done: what the thread sent back was accepted and it finished the job.
     Done,
     /// Dropped by the worker, with its reason.
     Failed(String),
@@ -66,9 +66,9 @@ pub struct ChainJob {
     pub created_at: u64,
     /// When it was done or dropped, in Unix seconds.
     pub finished_at: Option<u64>,
-    /// Why the last files sent back were refused, if they were.
+    /// Why what the thread last sent back (rebuilt files, an unsealed piece) was refused.
     pub refused: Option<String>,
-    /// The files sent back were accepted; the job is done once the worker finishes it.
+    /// What the thread sent back was accepted; the job is done once it finishes it.
     #[serde(default)]
     pub accepted: bool,
     /// When a worker thread took it, in Unix seconds.
@@ -98,7 +98,7 @@ fn unix_now() -> u64 {
 
 impl MockChain {
     /// Tells the chain where the store `name` is mounted, so that it can check the files
-    /// a rebuild persists there.
+    /// a rebuild persists or an unseal delivers there.
     pub fn attach_store(&self, name: &str, path: &Path) {
         self.lock()
             .stores
