@@ -391,12 +391,13 @@ pub fn chain_job_json(job: &ChainJob) -> Value {
         JobKind::Unseal { piece, dest } => (Some(piece.text.clone()), dest.clone()),
         _ => (None, Vec::new()),
     };
-    let (state, failed) = match &job.state {
-        JobState::Pending => ("pending", None),
-        JobState::Taken if job.accepted => ("accepted", None),
-        JobState::Taken => ("taken", None),
-        JobState::Done => ("done", None),
-        JobState::Failed(reason) => ("failed", Some(reason.clone())),
+    let state = match &job.state {
+        JobState::Taken if job.accepted => "accepted",
+        other => other.name(),
+    };
+    let failed = match &job.state {
+        JobState::Failed(reason) => Some(reason.clone()),
+        _ => None,
     };
     json!({
         "id": job.id,

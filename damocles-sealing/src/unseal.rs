@@ -7,6 +7,7 @@ use std::fs::{self, File};
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
+use damocles_core::sealer_api::Cid;
 use damocles_core::{piece, Failure, FailureLevel, UnsealTarget};
 use filecoin_proofs_api::seal;
 use filecoin_proofs_api::{UnpaddedByteIndex, UnpaddedBytesAmount};
@@ -92,8 +93,26 @@ pub enum Destination {
         /// The path inside it (relative, no `..`).
         path: PathBuf,
     },
-    /// `store:///<piece cid>`: the manager's piece store (`PUT /piecestore/<cid>`).
-    PieceStore,
+    /// `store:///<piece cid>`: the manager's piece store (`PUT /piecestore/<cid>`); the
+    /// CID as written (it must be the piece's).
+    PieceStore(String),
+}
+
+/// Reads a destination URL of an unseal of `piece`. An unknown scheme, a path that could
+/// leave its store, or a piece store URL naming another piece is a permanent failure
+/// naming the URL.
+pub fn destination_of(url: &str, piece: &Cid) -> Result<Destination, Failure> {
+    let destination = parse_destination(url)?;
+    if let Destination::PieceStore(named) = &destination {
+        if *named != piece.text {
+            return Err(Failure::permanent(format!(
+                "unseal destination {url:?}: the piece store takes the piece under its own \
+                 CID: store:///{}",
+                piece.text
+            )));
+        }
+    }
+    Ok(destination)
 }
 
 /// Reads a destination URL. An unknown scheme, or a path that could leave its store, is
@@ -112,7 +131,7 @@ pub fn parse_destination(url: &str) -> Result<Destination, Failure> {
     if let Some(rest) = url.strip_prefix("store://") {
         let (instance, path) = rest.split_once('/').unwrap_or((rest, ""));
         if instance.is_empty() {
-            return Ok(Destination::PieceStore);
+            return Ok(Destination::PieceStore(path.to_owned()));
         }
         let path = Path::new(path);
         if path.as_os_str().is_empty()
@@ -156,7 +175,7 @@ mod tests {
         );
         assert_eq!(
             parse_destination("store:///baga6ea4sea"),
-            Ok(Destination::PieceStore)
+            Ok(Destination::PieceStore("baga6ea4sea".into()))
         );
         for (url, why) in [
             ("market://s/p", "unsupported url scheme \"market\""),

@@ -235,6 +235,12 @@ fn unseal_every_piece(harness: &mut Harness, sector: SectorId) {
         )
         .expect_err("market");
     assert!(err.contains("unsupported url scheme \"market\""), "{err}");
+    let elsewhere = vec![format!("store:///{}", deals[0].piece.cid.text).replace("baga", "bagb")];
+    let err = chain
+        .request_unseal(sector, deals[0].piece.cid.clone(), elsewhere)
+        .expect_err("another piece's name");
+    assert!(err.contains("under its own CID"), "{err}");
+    assert!(!err.starts_with("permanent"), "{err}");
     let other = damocles_core::piece::piece_cid(&[3; 32]);
     let err = chain
         .request_unseal(sector, other, vec![])

@@ -231,9 +231,10 @@ enum SectorsCommand {
         /// The piece CID (baga6ea4sea…), one the sector was sealed with.
         piece: String,
         /// Where the piece goes; repeat for several: file:///<path> (a copy on the
-        /// worker's machine), store://<store name>/<path> (into an attached store),
-        /// http(s)://… (a PUT; not supported by this worker yet), store:///<piece cid>
-        /// (the manager's piece store; the default; not supported by this worker yet).
+        /// worker's machine), store://<store name>/<path> (into the worker's attached
+        /// store of that name), http://… (a PUT; https is refused by the worker: its
+        /// client has no TLS), store:///<piece cid> (a PUT to this manager's piece store,
+        /// kept in <home>/pieces/unsealed/; the default).
         #[arg(long, value_name = "URL")]
         dest: Vec<String>,
     },

@@ -45,6 +45,16 @@ pub enum JobState {
 }
 
 impl JobState {
+    /// Its name, as lists show it: `pending`, `taken`, `done`, `failed`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            JobState::Pending => "pending",
+            JobState::Taken => "taken",
+            JobState::Done => "done",
+            JobState::Failed(_) => "failed",
+        }
+    }
+
     /// Whether the job is still to be done (pending or taken).
     pub fn is_open(&self) -> bool {
         matches!(self, JobState::Pending | JobState::Taken)
@@ -156,7 +166,7 @@ impl MockChain {
             ));
         }
         for url in &dest {
-            crate::unseal::parse_destination(url).map_err(|e| e.to_string())?;
+            crate::unseal::destination_of(url, &piece).map_err(|e| e.message)?;
         }
         let dest = if dest.is_empty() {
             vec![format!("store:///{}", piece.text)]
@@ -191,10 +201,10 @@ impl MockChain {
             .find(|j| j.sector == id && j.state.is_open())
         {
             return Err(format!(
-                "{id} already has {} job {} ({:?}): one job per sector at a time",
+                "{id} already has {} job {} ({}): one job per sector at a time",
                 kind_name(&open.kind),
                 open.id,
-                open.state
+                open.state.name()
             ));
         }
         let job = ChainJob {
@@ -355,7 +365,7 @@ impl MockChain {
                         Some(store) => store.join(path),
                         None => continue,
                     },
-                    Ok(Destination::PieceStore) => match &uploads {
+                    Ok(Destination::PieceStore(_)) => match &uploads {
                         Some(dir) => dir.join(&wanted.text),
                         None => continue,
                     },

@@ -128,10 +128,10 @@ async fn deliver(
     piece: &std::path::Path,
     url: &str,
 ) -> Result<(), Stop> {
-    let to = match unseal::parse_destination(url)? {
+    let to = match unseal::destination_of(url, &target.piece_cid)? {
         Destination::File(path) => path,
         Destination::Store { instance, path } => attached(runner, &instance)?.join(path),
-        remote @ (Destination::Http(_) | Destination::PieceStore) => {
+        remote @ (Destination::Http(_) | Destination::PieceStore(_)) => {
             let store = runner.ctx.pieces.remote.as_ref().ok_or_else(|| {
                 Failure::permanent(format!(
                     "unseal destination {url:?}: this worker has no manager piece store to \
