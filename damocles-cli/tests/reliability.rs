@@ -165,22 +165,13 @@ fn killed_in_every_state_and_during_c2_the_sector_still_finishes_once_then_unsea
     );
     let bad = util(&m, &["sealer", "sectors", "unseal", &name, "not-a-cid"]);
     assert_eq!(bad.status.code(), Some(2));
-    let sealer_config = std::fs::read_to_string(&config).expect("config");
-    let store = format!("location = \"{}\"\n", dir.path().join("store0").display());
-    std::fs::write(
+    set_plan(&config, "unseal");
+    let process = kill_after_each_state(
+        worker(&config),
         &config,
-        sealer_config.replace(&store, &format!("{store}plan = \"unseal\"\n")),
-    )
-    .expect("unseal config");
-    let mut process = worker(&config);
-    for state in ["Allocated", "Unsealed", "Finished"] {
-        watch(&process, state, Duration::from_secs(5 * 60), |t| {
-            assert_eq!(t["plan"], "unseal", "{t}");
-            t["job_state"] == state
-        });
-        process.kill_9();
-        process = worker(&config);
-    }
+        "unseal",
+        &["Allocated", "Unsealed", "Finished"],
+    );
     watch(
         &process,
         "idle without a job",
@@ -702,14 +693,7 @@ fn killed_in_every_snapup_and_rebuild_state_the_upgrade_and_its_rebuild_finish_o
     );
     drop(process);
 
-    let sealer_config = std::fs::read_to_string(&config).expect("config");
-    let store = format!("location = \"{}\"\n", dir.path().join("store0").display());
-    assert!(sealer_config.contains(&store), "{sealer_config}");
-    std::fs::write(
-        &config,
-        sealer_config.replace(&store, &format!("{store}plan = \"snapup\"\n")),
-    )
-    .expect("snap-up config");
+    set_plan(&config, "snapup");
     let mut kills = 0;
     let mut process = worker(&config);
     let position = |t: &Value| SNAPUP_PATH.iter().position(|s| t["job_state"] == *s);
@@ -808,29 +792,9 @@ fn killed_in_every_snapup_and_rebuild_state_the_upgrade_and_its_rebuild_finish_o
         )),
         "{refusal}"
     );
-    let text_now = std::fs::read_to_string(&config).expect("config");
-    std::fs::write(
-        &config,
-        text_now.replace("plan = \"snapup\"", "plan = \"rebuild\""),
-    )
-    .expect("rebuild config");
-    let mut process = worker(&config);
-    let position = |t: &Value| {
-        REBUILD_UPGRADED_PATH
-            .iter()
-            .position(|s| t["job_state"] == *s)
-    };
-    for (at, state) in REBUILD_UPGRADED_PATH.into_iter().enumerate() {
-        watch(&process, state, Duration::from_secs(5 * 60), |t| {
-            assert_eq!(t["plan"], "rebuild", "{t}");
-            if let Some(now) = position(t) {
-                assert!(now <= at, "missed {state}: the thread is already at {t}");
-            }
-            t["job_state"] == state
-        });
-        process.kill_9();
-        process = worker(&config);
-    }
+    set_plan(&config, "rebuild");
+    let process =
+        kill_after_each_state(worker(&config), &config, "rebuild", &REBUILD_UPGRADED_PATH);
     watch(
         &process,
         "idle without a job",
@@ -853,6 +817,48 @@ fn killed_in_every_snapup_and_rebuild_state_the_upgrade_and_its_rebuild_finish_o
     assert_eq!(all[0]["state"], "Upgraded");
     drop(process);
     drop(manager_process);
+}
+
+/// Gives the config's one sealing thread `plan` (replacing the plan it had).
+fn set_plan(config: &std::path::Path, plan: &str) {
+    let text = std::fs::read_to_string(config).expect("config");
+    let mut out = String::new();
+    let mut section = "";
+    for line in text.lines().filter(|l| !l.starts_with("plan = ")) {
+        out.push_str(line);
+        out.push('\n');
+        if line.starts_with('[') {
+            section = line;
+        } else if section == "[[sealing_thread]]" && line.starts_with("location = ") {
+            out.push_str(&format!("plan = \"{plan}\"\n"));
+        }
+    }
+    assert_eq!(out.matches("plan = ").count(), 1, "one thread: {out}");
+    std::fs::write(config, out).expect("config");
+}
+
+/// Kills `process` with SIGKILL right after its thread, under `plan`, shows each state
+/// of `path` (never one past a state it did not show), restarting it each time; returns
+/// the last worker.
+fn kill_after_each_state(
+    mut process: Process,
+    config: &std::path::Path,
+    plan: &str,
+    path: &[&str],
+) -> Process {
+    let position = |t: &Value| path.iter().position(|s| t["job_state"] == *s);
+    for (at, state) in path.iter().enumerate() {
+        watch(&process, state, Duration::from_secs(5 * 60), |t| {
+            assert_eq!(t["plan"], plan, "{t}");
+            if let Some(now) = position(t) {
+                assert!(now <= at, "missed {state}: the thread is already at {t}");
+            }
+            t["job_state"] == *state
+        });
+        process.kill_9();
+        process = worker(config);
+    }
+    process
 }
 
 /// The rebuild states of an upgraded sector, in order.

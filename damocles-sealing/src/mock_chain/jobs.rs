@@ -235,13 +235,18 @@ impl MockChain {
         taken_job(&mut self.lock().jobs, id).is_some_and(|j| j.kind == JobKind::Rebuild)
     }
 
-    /// A report of `id`'s state while a thread works on its job: the thread holds it.
-    pub(super) fn note_job_report(&self, id: SectorId) {
+    /// A report of `id`'s state: if a thread holds a job of it, the job is marked
+    /// reported (the thread keeps it) and `true` says so.
+    pub(super) fn note_job_report(&self, id: SectorId) -> bool {
         let mut state = self.lock();
-        if let Some(job) = taken_job(&mut state.jobs, id).filter(|j| !j.reported) {
+        let Some(job) = taken_job(&mut state.jobs, id) else {
+            return false;
+        };
+        if !job.reported {
             job.reported = true;
             state.save();
         }
+        true
     }
 
     /// The thread finished its job: done if what it sent back was accepted, failed

@@ -789,10 +789,7 @@ impl SectorManager for MockChain {
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
-        let job_held = self.job_held(id);
-        if job_held {
-            self.note_job_report(id);
-        }
+        let job_held = self.note_job_report(id);
         self.with_sector(id, |sector, _| {
             sector.reported_state = Some(req.state_change.next);
             let (finalized, abort_reason) = match &sector.state {
