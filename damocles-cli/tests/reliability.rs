@@ -691,6 +691,14 @@ fn killed_in_every_snapup_and_rebuild_state_the_upgrade_and_its_rebuild_finish_o
         FAST,
         || (sectors(&m).first()?["state"] == "Finished").then_some(()),
     );
+    // The manager marks the sector finished a moment before the thread drops the job: a
+    // kill in between leaves a sealer job that the restarted thread finishes first.
+    watch(
+        &process,
+        "the sealer thread idle",
+        Duration::from_secs(60),
+        |t| t["job_id"].is_null(),
+    );
     drop(process);
 
     set_plan(&config, "snapup");
