@@ -1,6 +1,6 @@
-//! Embedding the worker runtime: two sealing threads with in-memory state, sealing real
-//! 2KiB sectors for the in-process mock chain, driven through the `AdminTransport` API
-//! an embedder's scheduler would use.
+//! Embedding the worker runtime: a [`WorkerBuilder`] starts two sealing threads from a
+//! configuration, sealing real 2KiB sectors for the in-process mock chain, watched
+//! through the `AdminTransport` API an embedder's scheduler would use.
 //!
 //! ```text
 //! cargo run -p damocles-sealing --example embed
@@ -13,43 +13,41 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use damocles_core::testing::MemoryStateStore;
-use damocles_core::{AdminTransport, Plan, SealProof, ThreadState};
-use damocles_sealing::limits::StageLimits;
+use damocles_core::{AdminTransport, SealProof, ThreadState};
+use damocles_sealing::config::WorkerConfig;
 use damocles_sealing::mock_chain::MockChain;
-use damocles_sealing::store::Location;
-use damocles_sealing::{AttachedStore, SealingOptions, ThreadContext, Worker};
+use damocles_sealing::WorkerBuilder;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let chain = MockChain::new(1000, SealProof::StackedDrg2KiBV1_1);
-    let limits = StageLimits::new([(damocles_core::ProofStage::C2, 1)]);
-    let contexts = (0..2)
-        .map(|i| {
-            Ok(ThreadContext {
-                worker_name: "embedded".into(),
-                location: Location::init(&dir.path().join(format!("thread{i}")))?,
-                plan: Plan::Sealer,
-                options: SealingOptions::immediate(),
-                manager: Arc::new(chain.clone()),
-                store: Arc::new(MemoryStateStore::new()),
-                limits: limits.clone(),
-                attached: vec![AttachedStore {
-                    name: "persist".into(),
-                    location: dir.path().join("persist"),
-                    readonly: false,
-                }],
-                pieces: Default::default(),
-            })
-        })
-        .collect::<Result<Vec<_>, damocles_sealing::store::LocationError>>()?;
-    let worker = Worker::start(contexts, "embed-example");
+    // The configuration a daemon would read from worker.toml; the locations are created.
+    let config = WorkerConfig::parse(
+        &format!(
+            "[sealing]\nseal_interval = \"0s\"\nrecover_interval = \"1s\"\nrpc_polling_interval = \"0s\"\n\
+             [processors.limitation.concurrent]\nc2 = 1\n\
+             [[sealing_thread]]\nlocation = \"{0}/thread0\"\n\
+             [[sealing_thread]]\nlocation = \"{0}/thread1\"\n\
+             [[attached]]\nname = \"persist\"\nlocation = \"{0}/persist\"\n",
+            dir.path().display()
+        ),
+        "embed example",
+    )?
+    .config;
+    std::fs::create_dir_all(dir.path().join("persist"))?;
+    let running = WorkerBuilder::from_config(config)
+        .name("embedded")
+        .manager(Arc::new(chain.clone()))
+        .piece_store(Arc::new(chain.clone()))
+        .start()
+        .await?;
+    let worker = running.worker().clone();
     let mut changes = worker.subscribe();
 
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15 * 60);
     loop {
-        let threads = AdminTransport::list(&worker).await?;
+        let threads = AdminTransport::list(&*worker).await?;
         for t in &threads {
             println!(
                 "#{} {:<14} {:<16} {}",
@@ -82,6 +80,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             break;
         }
     }
-    worker.shutdown().await;
+    drop(worker);
+    running.shutdown().await;
     Ok(())
 }

@@ -9,6 +9,7 @@
 //! feature to run C2 on a GPU; the default build is CPU-only.
 
 pub mod assemble;
+mod builder;
 pub mod config;
 mod control;
 mod journal;
@@ -29,6 +30,7 @@ pub mod unseal;
 pub mod update;
 pub mod worker;
 
+pub use builder::{BuildError, RunningWorker, WorkerBuilder};
 pub use options::SealingOptions;
 pub use thread::{AttachedStore, ThreadContext};
 pub use worker::{ThreadHandle, Worker};

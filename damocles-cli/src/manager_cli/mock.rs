@@ -215,7 +215,7 @@ async fn start_worker(
     config_path: &std::path::Path,
     size: SectorSize,
     manager: &str,
-) -> Result<Option<daemon::RunningWorker>, u8> {
+) -> Result<Option<daemon::Daemon>, u8> {
     let config = match WorkerConfig::load(config_path) {
         Ok(loaded) => loaded.config,
         Err(e) => {

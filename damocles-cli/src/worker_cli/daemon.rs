@@ -1,5 +1,6 @@
 //! `damocles-worker daemon`: the sealing threads of a configuration, their admin API and
-//! their reports to the manager, until a signal stops them. [`start`] is also what
+//! their reports to the manager, until a signal stops them: the manager's clients and
+//! the servers around a [`WorkerBuilder`]. [`start`] is also what
 //! `damocles-manager mock --with-worker` runs in its own process.
 
 use std::path::Path;
@@ -14,9 +15,7 @@ use damocles_rpc::{
 };
 use damocles_sealing::config::WorkerConfig;
 use damocles_sealing::mock_chain::MockChain;
-use damocles_sealing::reporting::{spawn_reporting, ReportIdentity};
-use damocles_sealing::{assemble, params, Worker};
-use tokio::task::JoinHandle;
+use damocles_sealing::{params, BuildError, RunningWorker, Worker, WorkerBuilder};
 
 use crate::exit;
 
@@ -52,19 +51,14 @@ fn bad_input(message: impl Into<String>) -> StartError {
     }
 }
 
-/// A started worker.
-pub struct RunningWorker {
-    worker: Arc<Worker>,
+/// A started daemon: the worker, its admin API and its metrics server.
+pub struct Daemon {
+    running: RunningWorker,
     server: RpcServer,
     metrics: Option<MetricsServer>,
-    reporting: Option<JoinHandle<()>>,
-    /// The start-up check of the attached stores, retried until the manager answers.
-    checking: Option<JoinHandle<()>>,
-    /// The locations stay this process's until it has stopped.
-    _locks: Vec<damocles_sealing::store::LocationLock>,
 }
 
-impl RunningWorker {
+impl Daemon {
     /// Where its admin API listens.
     pub fn admin_addr(&self) -> std::net::SocketAddr {
         self.server.local_addr()
@@ -72,24 +66,30 @@ impl RunningWorker {
 
     /// The worker.
     pub fn worker(&self) -> &Arc<Worker> {
-        &self.worker
+        self.running.worker()
     }
 
-    /// Stops reporting and serving, then stops the threads (after their proof calls).
+    /// Stops serving, then stops the threads (after their proof calls).
     pub async fn stop(self) {
-        for task in [&self.reporting, &self.checking].into_iter().flatten() {
-            task.abort();
-        }
         if let Some(metrics) = self.metrics {
             metrics.shutdown();
         }
         self.server.shutdown().await;
-        self.worker.shutdown().await;
+        self.running.shutdown().await;
     }
 }
 
-/// Loads the configuration and starts the threads, the admin API and the reports.
-pub async fn start(config_path: &Path, choice: ManagerChoice) -> Result<RunningWorker, StartError> {
+/// The manager's sides: whom the threads seal for, whom the worker reports to, where deal
+/// pieces come from.
+struct Sides {
+    manager: Arc<dyn SectorManager>,
+    reporter: Option<Arc<dyn Reporter>>,
+    pieces: Arc<dyn PieceStore>,
+}
+
+/// Loads the configuration and starts the threads (through [`WorkerBuilder`]), the admin
+/// API, the metrics server and the reports.
+pub async fn start(config_path: &Path, choice: ManagerChoice) -> Result<Daemon, StartError> {
     let loaded = WorkerConfig::load(config_path).map_err(|e| bad_input(e.to_string()))?;
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
@@ -99,85 +99,30 @@ pub async fn start(config_path: &Path, choice: ManagerChoice) -> Result<RunningW
         ManagerChoice::At(addr) => addr.clone(),
         _ => config.sector_manager.rpc_client.addr.clone(),
     };
-    let mut checking = None;
-    type Sides = (
-        Arc<dyn SectorManager>,
-        Option<Arc<dyn Reporter>>,
-        Arc<dyn PieceStore>,
-    );
-    let (manager, reporter, pieces): Sides = match choice {
-        ManagerChoice::MockChain(miner) => {
-            let size = config
-                .sealing
-                .allowed_sizes
-                .as_ref()
-                .and_then(|sizes| sizes.first().copied())
-                .unwrap_or(SectorSize::KIB_2);
-            let proof = params::proof_for(size).map_err(|e| bad_input(e.to_string()))?;
-            // Kept beside the config, so that a restart does not hand out sector numbers
-            // that threads still hold (a second s-t0…-1 would overwrite the first's files in
-            // the attached store).
-            let records = config_path
-                .parent()
-                .unwrap_or(Path::new("."))
-                .join(format!("mock-chain-t0{miner}.json"));
-            let chain = MockChain::open(&records, miner, proof).map_err(|e| StartError {
-                code: exit::FAILED,
-                message: format!("mock chain records {}: {e}", records.display()),
-            })?;
-            tracing::info!(
-                "sealing {size} sectors for an in-process mock chain, miner {miner}, records in {}",
-                records.display()
-            );
-            (Arc::new(chain.clone()), None, Arc::new(chain))
-        }
-        ManagerChoice::FromConfig | ManagerChoice::At(_) => {
-            let token = config.sector_manager.rpc_client.token.clone();
-            let sealer = HttpSectorManager::new(&manager_addr, token.clone(), SEALER_TIMEOUTS)
-                .map_err(|e| bad_input(format!("[sector_manager] rpc_client.addr: {e}")))?;
-            let piece_token = config
-                .sector_manager
-                .piece_token
-                .clone()
-                .or_else(|| token.clone());
-            let pieces = HttpPieceStore::new(&manager_addr, piece_token, Timeouts::default())
-                .map_err(|e| bad_input(format!("[sector_manager] rpc_client.addr: {e}")))?;
-            let pinger = ManagerClient::new(&manager_addr, token, Timeouts::default())
-                .map_err(|e| bad_input(format!("[sector_manager] rpc_client.addr: {e}")))?;
-            let sealer = Arc::new(sealer);
-            match check_stores(&sealer, &config).await {
-                Ok(()) => {}
-                // The manager is down: start anyway (the admin API serves, the threads
-                // idle saying why) and check once it answers.
-                Err(e) if e.code == exit::UNREACHABLE => {
-                    tracing::warn!(
-                        "{}; starting anyway: the threads idle until it answers",
-                        e.message
-                    );
-                    let (sealer, config) = (sealer.clone(), config.clone());
-                    checking = Some(tokio::spawn(async move {
-                        check_stores_until_reachable(&sealer, &config).await;
-                    }));
-                }
-                Err(e) => return Err(e),
-            }
-            (sealer, Some(Arc::new(pinger)), Arc::new(pieces))
-        }
+    let sides = match choice {
+        ManagerChoice::MockChain(miner) => mock_chain_sides(config_path, &config, miner)?,
+        ManagerChoice::FromConfig | ManagerChoice::At(_) => remote_sides(&manager_addr, &config)?,
     };
-    let manager_host = manager_host_port(&manager_addr).ok();
-    let local_ip = manager_host
+    let local_ip = manager_host_port(&manager_addr)
+        .ok()
         .as_deref()
         .and_then(damocles_rpc::net::local_ip_toward)
         .map(|ip| ip.to_string());
-    let name = config
-        .worker
-        .name
-        .clone()
-        .or_else(|| local_ip.clone())
-        .unwrap_or_else(|| "damocles-worker".to_owned());
-    let assembled = assemble::thread_contexts(&config, &name, manager, Some(pieces))
-        .map_err(|e| bad_input(format!("config {}: {e}", config_path.display())))?;
-    let worker = Arc::new(Worker::start(assembled.contexts, version()));
+    let mut builder = WorkerBuilder::from_config(config.clone())
+        .version(version())
+        .manager(sides.manager)
+        .piece_store(sides.pieces);
+    if let (None, Some(ip)) = (&config.worker.name, &local_ip) {
+        builder = builder.name(ip);
+    }
+    let mut running = builder.start().await.map_err(|e| match e {
+        BuildError::UnknownStore { .. } => StartError {
+            code: exit::FAILED,
+            message: format!("the manager at {manager_addr}: {e}"),
+        },
+        e => bad_input(format!("config {}: {e}", config_path.display())),
+    })?;
+    let worker = running.worker().clone();
     let rpc = &config.worker.rpc_server;
     let recorder = worker.clone();
     let options = ServerOptions {
@@ -192,7 +137,7 @@ pub async fn start(config_path: &Path, choice: ManagerChoice) -> Result<RunningW
     let server = match RpcServer::bind(&config.admin_addr(), admin, options).await {
         Ok(server) => server,
         Err(e) => {
-            worker.shutdown().await;
+            running.shutdown().await;
             return Err(StartError {
                 code: exit::FAILED,
                 message: format!(
@@ -213,7 +158,7 @@ pub async fn start(config_path: &Path, choice: ManagerChoice) -> Result<RunningW
             }
             Err(e) => {
                 server.shutdown().await;
-                worker.shutdown().await;
+                running.shutdown().await;
                 return Err(StartError {
                     code: exit::FAILED,
                     message: format!(
@@ -230,83 +175,79 @@ pub async fn start(config_path: &Path, choice: ManagerChoice) -> Result<RunningW
         "" | "0.0.0.0" | "::" => local_ip.unwrap_or_else(|| "127.0.0.1".to_owned()),
         host => host.to_owned(),
     };
-    let reporting = reporter.map(|reporter| {
-        spawn_reporting(
-            worker.clone(),
-            reporter,
-            ReportIdentity {
-                name: name.clone(),
-                dest: format!("{dest_host}:{}", bound.port()),
-            },
-            config.worker.ping_interval,
-        )
-    });
+    if let Some(reporter) = sides.reporter {
+        running.report_to(reporter, format!("{dest_host}:{}", bound.port()));
+    }
     eprintln!(
-        "damocles-worker {} '{name}': {} sealing thread(s); admin API listening on {bound}",
+        "damocles-worker {} '{}': {} sealing thread(s); admin API listening on {bound}",
         version(),
+        running.name(),
         worker.threads().len(),
     );
-    Ok(RunningWorker {
-        worker,
+    Ok(Daemon {
+        running,
         server,
         metrics,
-        reporting,
-        checking,
-        _locks: assembled.locks,
     })
 }
 
-/// The original's start-up check: the manager knows every attached store.
-async fn check_stores(sealer: &HttpSectorManager, config: &WorkerConfig) -> Result<(), StartError> {
-    for store in config.attached_stores() {
-        match sealer.store_basic_info(store.name.clone()).await {
-            Ok(Some(_)) => {}
-            Ok(None) => {
-                return Err(StartError {
-                    code: exit::FAILED,
-                    message: format!(
-                        "the manager at {} does not know the attached store '{}'",
-                        sealer.rpc().address(),
-                        store.name
-                    ),
-                })
-            }
-            Err(e) => {
-                return Err(StartError {
-                    code: exit::UNREACHABLE,
-                    message: format!(
-                        "cannot reach the manager at {}: {e} (is it running? e.g. damocles-manager mock --miner 10000 --sector-size 2KiB)",
-                        sealer.rpc().address()
-                    ),
-                })
-            }
-        }
-    }
-    Ok(())
+/// An in-process mock chain: no manager, no reports.
+fn mock_chain_sides(
+    config_path: &Path,
+    config: &WorkerConfig,
+    miner: u64,
+) -> Result<Sides, StartError> {
+    let size = config
+        .sealing
+        .allowed_sizes
+        .as_ref()
+        .and_then(|sizes| sizes.first().copied())
+        .unwrap_or(SectorSize::KIB_2);
+    let proof = params::proof_for(size).map_err(|e| bad_input(e.to_string()))?;
+    // Kept beside the config, so that a restart does not hand out sector numbers that
+    // threads still hold (a second s-t0…-1 would overwrite the first's files in the
+    // attached store).
+    let records = config_path
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join(format!("mock-chain-t0{miner}.json"));
+    let chain = MockChain::open(&records, miner, proof).map_err(|e| StartError {
+        code: exit::FAILED,
+        message: format!("mock chain records {}: {e}", records.display()),
+    })?;
+    tracing::info!(
+        "sealing {size} sectors for an in-process mock chain, miner {miner}, records in {}",
+        records.display()
+    );
+    Ok(Sides {
+        manager: Arc::new(chain.clone()),
+        reporter: None,
+        pieces: Arc::new(chain),
+    })
 }
 
-/// The start-up check of the attached stores, tried again with backoff (1 s doubling to
-/// 1 min) until the manager answers; an unknown store is then logged as an error (its
-/// sectors fail when they persist, naming it).
-async fn check_stores_until_reachable(sealer: &HttpSectorManager, config: &WorkerConfig) {
-    let mut wait = std::time::Duration::from_secs(1);
-    loop {
-        tokio::time::sleep(wait).await;
-        match check_stores(sealer, config).await {
-            Ok(()) => {
-                tracing::info!("the manager at {} answers", sealer.rpc().address());
-                return;
-            }
-            Err(e) if e.code == exit::UNREACHABLE => {
-                wait = (wait * 2).min(std::time::Duration::from_secs(60));
-                tracing::warn!("{}; trying again in {}s", e.message, wait.as_secs());
-            }
-            Err(e) => {
-                tracing::error!("{}", e.message);
-                return;
-            }
-        }
-    }
+/// The manager at `addr` over HTTP, with the config's tokens.
+fn remote_sides(addr: &str, config: &WorkerConfig) -> Result<Sides, StartError> {
+    let bad_addr = |e: damocles_rpc::sealer::InvalidManagerAddress| {
+        bad_input(format!("[sector_manager] rpc_client.addr: {e}"))
+    };
+    let token = config.sector_manager.rpc_client.token.clone();
+    let piece_token = config
+        .sector_manager
+        .piece_token
+        .clone()
+        .or_else(|| token.clone());
+    Ok(Sides {
+        manager: Arc::new(
+            HttpSectorManager::new(addr, token.clone(), SEALER_TIMEOUTS).map_err(bad_addr)?,
+        ),
+        reporter: Some(Arc::new(
+            ManagerClient::new(addr, token, Timeouts::default()).map_err(bad_addr)?,
+        )),
+        pieces: Arc::new(
+            HttpPieceStore::new(addr, piece_token, Timeouts::default()).map_err(bad_addr)?,
+        ),
+    })
 }
 
 /// Runs the daemon until a signal; returns the exit code.
@@ -324,7 +265,7 @@ pub async fn run(config_path: &Path, choice: ManagerChoice) -> u8 {
 
 /// Stops a worker after a first signal, exiting the process at once on a second one (exit
 /// code [`exit::INTERRUPTED`]).
-pub async fn stop_on_signal(running: RunningWorker) -> u8 {
+pub async fn stop_on_signal(running: Daemon) -> u8 {
     let in_flight = running.worker().proof_calls_in_flight();
     eprintln!(
         "stopping: waiting for {in_flight} proof call(s) to return (signal again to exit now; interrupted steps re-run at the next start)"
