@@ -5,97 +5,55 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
+use crate::client::{CallError, RpcClient, Timeouts};
+use crate::jsonrpc::{Params, RpcError, RpcResult};
+use crate::method::{rpc_methods, serve, MethodSpec};
+use crate::server::{Caller, RpcService};
 use async_trait::async_trait;
 use damocles_core::{
-    AdminError, AdminTransport, DrainOutcome, JournalEntry, PauseOutcome, ResumeOutcome,
+    AdminError, AdminTransport, DrainOutcome, JournalEntry, PauseOutcome, PlanState, ResumeOutcome,
     ThreadInfo, ThreadState, JOURNAL_LIMIT,
 };
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 
-use crate::client::{CallError, RpcClient, Timeouts};
-use crate::jsonrpc::{result, Params, RpcError, RpcResult, INVALID_PARAMS};
-use crate::method::{MethodSpec, Permission};
-use crate::server::{Caller, RpcService};
+rpc_methods! {
+    /// The worker admin API's methods.
+    pub const WORKER_METHODS;
+    /// Every sealing thread.
+    WorkerList = "VenusWorker.WorkerList", Read, ()
+        -> Vec<ThreadInfo> = "[WorkerInfo]", "every sealing thread, in index order";
+    /// Pauses a thread.
+    WorkerPause = "VenusWorker.WorkerPause", Admin, (index: u64 = "a thread index (a whole number from 0)")
+        -> bool = "bool", "pauses a thread (idempotent); true: the pause is queued";
+    /// Resumes a paused thread.
+    WorkerResume = "VenusWorker.WorkerResume", Admin, (
+        index: u64 = "a thread index (a whole number from 0)",
+        state: Option<String> = "a state name or null",
+    ) -> bool = "bool", "resumes a paused thread, at `state` when given; false: it was not paused";
+    /// The worker's version.
+    WorkerVersion = "VenusWorker.WorkerVersion", Read, ()
+        -> String = "string", "the worker's version";
+    /// Drains a thread, or lifts the drain (additive).
+    WorkerDrain = "Damocles.WorkerDrain", Admin, (
+        index: u64 = "a thread index (a whole number from 0)",
+        on: Option<bool> = "a boolean, default true",
+    ) -> DrainOutcome = "\"draining\" | \"already_draining\" | \"undrained\" | \"not_draining\"",
+        "drains a thread (it finishes its current sector and takes no new one) or, with false, lifts the drain; kept across restarts";
+    /// A thread's event history (additive).
+    WorkerEvents = "Damocles.WorkerEvents", Read, (
+        index: u64 = "a thread index (a whole number from 0)",
+        limit: Option<usize> = "a whole number from 1 to 1000, default 100",
+    ) -> Vec<JournalEntry> = "[ThreadEvent]",
+        "a thread's event history, oldest first: transitions, pauses and resumes with who asked, drains, failures, aborts";
+    /// Records an environment variable for external processors.
+    WorkerSetEnv = "VenusWorker.WorkerSetEnv", Admin, (name: String = "a variable name", value: String = "a string")
+        -> () = "null",
+        "records an environment variable for external processors (the original's enable-dump); this worker runs none, so it changes nothing";
+    /// Forgets a recorded variable.
+    WorkerRemoveEnv = "VenusWorker.WorkerRemoveEnv", Admin, (name: String = "a variable name")
+        -> () = "null", "forgets a variable recorded by WorkerSetEnv";
+}
 
-/// `VenusWorker.WorkerList`.
-pub const WORKER_LIST: &str = "VenusWorker.WorkerList";
-/// `VenusWorker.WorkerPause`.
-pub const WORKER_PAUSE: &str = "VenusWorker.WorkerPause";
-/// `VenusWorker.WorkerResume`.
-pub const WORKER_RESUME: &str = "VenusWorker.WorkerResume";
-/// `VenusWorker.WorkerVersion`.
-pub const WORKER_VERSION: &str = "VenusWorker.WorkerVersion";
-/// `Damocles.WorkerDrain` (additive).
-pub const WORKER_DRAIN: &str = "Damocles.WorkerDrain";
-/// `Damocles.WorkerEvents` (additive).
-pub const WORKER_EVENTS: &str = "Damocles.WorkerEvents";
-/// `VenusWorker.WorkerSetEnv`.
-pub const WORKER_SET_ENV: &str = "VenusWorker.WorkerSetEnv";
-/// `VenusWorker.WorkerRemoveEnv`.
-pub const WORKER_REMOVE_ENV: &str = "VenusWorker.WorkerRemoveEnv";
-
-/// The worker admin API's methods.
-pub const WORKER_METHODS: &[MethodSpec] = &[
-    MethodSpec {
-        name: WORKER_LIST,
-        params: &[],
-        result: "[WorkerInfo]",
-        permission: Permission::Read,
-        summary: "every sealing thread, in index order",
-    },
-    MethodSpec {
-        name: WORKER_PAUSE,
-        params: &["index: u64"],
-        result: "bool",
-        permission: Permission::Admin,
-        summary: "pauses a thread (idempotent); true: the pause is queued",
-    },
-    MethodSpec {
-        name: WORKER_RESUME,
-        params: &["index: u64", "state?: string | null"],
-        result: "bool",
-        permission: Permission::Admin,
-        summary: "resumes a paused thread, at `state` when given; false: it was not paused",
-    },
-    MethodSpec {
-        name: WORKER_VERSION,
-        params: &[],
-        result: "string",
-        permission: Permission::Read,
-        summary: "the worker's version",
-    },
-    MethodSpec {
-        name: WORKER_DRAIN,
-        params: &["index: u64", "on?: bool (default true)"],
-        result: "\"draining\" | \"already_draining\" | \"undrained\" | \"not_draining\"",
-        permission: Permission::Admin,
-        summary: "drains a thread (it finishes its current sector and takes no new one) or, with false, lifts the drain; kept across restarts",
-    },
-    MethodSpec {
-        name: WORKER_EVENTS,
-        params: &["index: u64", "limit?: u64 (default 100, at most 1000)"],
-        result: "[ThreadEvent]",
-        permission: Permission::Read,
-        summary: "a thread's event history, oldest first: transitions, pauses and resumes with who asked, drains, failures, aborts",
-    },
-    MethodSpec {
-        name: WORKER_SET_ENV,
-        params: &["name: string", "value: string"],
-        result: "null",
-        permission: Permission::Admin,
-        summary: "records an environment variable for external processors (the original's enable-dump); this worker runs none, so it changes nothing",
-    },
-    MethodSpec {
-        name: WORKER_REMOVE_ENV,
-        params: &["name: string"],
-        result: "null",
-        permission: Permission::Admin,
-        summary: "forgets a variable recorded by WorkerSetEnv",
-    },
-];
-
-const INDEX: &str = "a thread index (a whole number from 0)";
-const STATE: &str = "a state name or null";
 /// How many events `Damocles.WorkerEvents` answers when no limit is given.
 pub const DEFAULT_EVENT_LIMIT: usize = 100;
 
@@ -129,13 +87,45 @@ fn valid_env_name(name: &str) -> bool {
     !name.is_empty() && !name.contains(['=', '\0'])
 }
 
+/// The `data` of an admin error from this worker: its kind and fields, so that a client
+/// tells the kinds apart without reading messages (an original worker sends none).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum AdminErrorData {
+    ThreadNotFound {
+        index: u64,
+    },
+    ResumeRefused {
+        index: u64,
+        state: Option<PlanState>,
+        reason: String,
+    },
+}
+
 fn to_rpc(error: AdminError) -> RpcError {
-    match error {
+    let data = match &error {
+        AdminError::ThreadNotFound { index } => {
+            Some(AdminErrorData::ThreadNotFound { index: *index })
+        }
+        AdminError::ResumeRefused {
+            index,
+            state,
+            reason,
+        } => Some(AdminErrorData::ResumeRefused {
+            index: *index,
+            state: *state,
+            reason: reason.clone(),
+        }),
+        _ => None,
+    };
+    let mut rpc = match error {
         AdminError::ThreadNotFound { .. }
         | AdminError::InvalidState(_)
         | AdminError::ResumeRefused { .. } => RpcError::invalid_params(error.to_string()),
         other => RpcError::internal(other.to_string()),
-    }
+    };
+    rpc.data = data.and_then(|d| serde_json::to_value(d).ok());
+    rpc
 }
 
 #[async_trait]
@@ -151,70 +141,81 @@ impl RpcService for AdminService {
         caller: &Caller,
     ) -> RpcResult {
         let by = caller.to_string();
+        let w = &*self.worker;
+        let by = by.as_str();
+        let p = &params;
         match method.name {
-            WORKER_LIST => result(&self.worker.list().await.map_err(to_rpc)?),
-            WORKER_PAUSE => {
-                let index = params.required(0, "index", INDEX)?;
-                self.worker.pause_by(index, &by).await.map_err(to_rpc)?;
-                result(&true)
+            WorkerList::NAME => {
+                serve::<WorkerList, _>(p, |()| async { w.list().await.map_err(to_rpc) }).await
             }
-            WORKER_RESUME => {
-                let index = params.required(0, "index", INDEX)?;
-                let state = params.optional(1, "state", STATE)?;
-                let outcome = self
-                    .worker
-                    .resume_by(index, state, &by)
-                    .await
-                    .map_err(to_rpc)?;
-                result(&!matches!(outcome, ResumeOutcome::NotPaused))
+            WorkerPause::NAME => {
+                serve::<WorkerPause, _>(p, |(index,)| async move {
+                    w.pause_by(index, by).await.map_err(to_rpc).map(|_| true)
+                })
+                .await
             }
-            WORKER_VERSION => result(&self.worker.version().await.map_err(to_rpc)?),
-            WORKER_DRAIN => {
-                let index = params.required(0, "index", INDEX)?;
-                let on = params.optional(1, "on", "a boolean")?.unwrap_or(true);
-                result(&self.worker.drain_by(index, on, &by).await.map_err(to_rpc)?)
+            WorkerResume::NAME => {
+                serve::<WorkerResume, _>(p, |(index, state)| async move {
+                    let outcome = w.resume_by(index, state, by).await.map_err(to_rpc)?;
+                    Ok(!matches!(outcome, ResumeOutcome::NotPaused))
+                })
+                .await
             }
-            WORKER_EVENTS => {
-                let index = params.required(0, "index", INDEX)?;
-                let limit: Option<usize> =
-                    params.optional(1, "limit", "a whole number from 1 to 1000")?;
-                let limit = match limit {
-                    None => DEFAULT_EVENT_LIMIT,
-                    Some(n @ 1..=JOURNAL_LIMIT) => n,
-                    Some(n) => {
-                        return Err(RpcError::invalid_params(format!(
-                            "limit {n} is out of range: 1 to {JOURNAL_LIMIT}"
-                        )))
+            WorkerVersion::NAME => {
+                serve::<WorkerVersion, _>(p, |()| async { w.version().await.map_err(to_rpc) }).await
+            }
+            WorkerDrain::NAME => {
+                serve::<WorkerDrain, _>(p, |(index, on)| async move {
+                    w.drain_by(index, on.unwrap_or(true), by)
+                        .await
+                        .map_err(to_rpc)
+                })
+                .await
+            }
+            WorkerEvents::NAME => {
+                serve::<WorkerEvents, _>(p, |(index, limit)| async move {
+                    let limit = match limit {
+                        None => DEFAULT_EVENT_LIMIT,
+                        Some(n @ 1..=JOURNAL_LIMIT) => n,
+                        Some(n) => {
+                            return Err(RpcError::invalid_params(format!(
+                                "limit {n} is out of range: 1 to {JOURNAL_LIMIT}"
+                            )))
+                        }
+                    };
+                    w.events(index, limit).await.map_err(to_rpc)
+                })
+                .await
+            }
+            WorkerSetEnv::NAME => {
+                serve::<WorkerSetEnv, _>(p, |(name, value)| async move {
+                    if !valid_env_name(&name) || value.contains('\0') {
+                        return Err(RpcError::invalid_params(
+                            "invalid environment variable name or value",
+                        ));
                     }
-                };
-                result(&self.worker.events(index, limit).await.map_err(to_rpc)?)
+                    self.env
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(name, value);
+                    Ok(())
+                })
+                .await
             }
-            WORKER_SET_ENV => {
-                let name: String = params.required(0, "name", "a variable name")?;
-                let value: String = params.required(1, "value", "a string")?;
-                if !valid_env_name(&name) || value.contains('\0') {
-                    return Err(RpcError::invalid_params(
-                        "invalid environment variable name or value",
-                    ));
-                }
-                self.env
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(name, value);
-                result(&())
-            }
-            WORKER_REMOVE_ENV => {
-                let name: String = params.required(0, "name", "a variable name")?;
-                if !valid_env_name(&name) {
-                    return Err(RpcError::invalid_params(
-                        "invalid environment variable name",
-                    ));
-                }
-                self.env
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(&name);
-                result(&())
+            WorkerRemoveEnv::NAME => {
+                serve::<WorkerRemoveEnv, _>(p, |(name,)| async move {
+                    if !valid_env_name(&name) {
+                        return Err(RpcError::invalid_params(
+                            "invalid environment variable name",
+                        ));
+                    }
+                    self.env
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(&name);
+                    Ok(())
+                })
+                .await
             }
             other => Err(RpcError::method_not_found(other)),
         }
@@ -272,49 +273,30 @@ fn admin_error(error: CallError) -> AdminError {
             reason: message,
         },
         CallError::Rpc(e) => {
-            let not_found = (e.code == INVALID_PARAMS)
-                .then(|| e.message.strip_prefix("worker #"))
-                .flatten()
-                .and_then(|rest| rest.strip_suffix(" not found"))
-                .and_then(|n| n.parse().ok());
-            match not_found {
-                Some(index) => AdminError::ThreadNotFound { index },
-                None => (e.code == INVALID_PARAMS)
-                    .then(|| resume_refused(&e.message))
-                    .flatten()
-                    .unwrap_or(AdminError::Remote {
-                        code: e.code,
-                        message: e.message,
-                    }),
+            let data = e.data.clone().and_then(|d| serde_json::from_value(d).ok());
+            match data {
+                Some(AdminErrorData::ThreadNotFound { index }) => {
+                    AdminError::ThreadNotFound { index }
+                }
+                Some(AdminErrorData::ResumeRefused {
+                    index,
+                    state,
+                    reason,
+                }) => AdminError::ResumeRefused {
+                    index,
+                    state,
+                    reason,
+                },
+                None => AdminError::Remote {
+                    code: e.code,
+                    message: e.message,
+                },
             }
         }
         CallError::Protocol { address, reason } => {
             AdminError::Internal(format!("{address}: {reason}"))
         }
     }
-}
-
-/// A refused resume, from its message (`cannot resume thread #N[ at S]: reason`).
-fn resume_refused(message: &str) -> Option<AdminError> {
-    let rest = message.strip_prefix("cannot resume thread #")?;
-    let (head, reason) = rest.split_once(": ")?;
-    let (index, state) = match head.split_once(" at ") {
-        Some((index, state)) => {
-            let state = damocles_core::State::from_name(state)
-                .map(damocles_core::PlanState::Sector)
-                .or_else(|| {
-                    damocles_core::WdPostState::from_name(state)
-                        .map(damocles_core::PlanState::WdPost)
-                })?;
-            (index, Some(state))
-        }
-        None => (head, None),
-    };
-    Some(AdminError::ResumeRefused {
-        index: index.parse().ok()?,
-        state,
-        reason: reason.to_owned(),
-    })
 }
 
 fn is_paused(info: &ThreadInfo) -> bool {
@@ -325,16 +307,16 @@ fn is_paused(info: &ThreadInfo) -> bool {
 impl AdminTransport for HttpAdminClient {
     async fn list(&self) -> Result<Vec<ThreadInfo>, AdminError> {
         self.rpc
-            .call(WORKER_LIST, Value::Null)
+            .request::<WorkerList>(())
             .await
             .map_err(admin_error)
     }
 
     async fn pause(&self, index: u64) -> Result<PauseOutcome, AdminError> {
         let before = self.thread(index).await?;
-        let queued: bool = self
+        let queued = self
             .rpc
-            .call(WORKER_PAUSE, json!([index]))
+            .request::<WorkerPause>((index,))
             .await
             .map_err(admin_error)?;
         if !queued {
@@ -361,9 +343,9 @@ impl AdminTransport for HttpAdminClient {
             Some(name) => Some(thread.plan.parse_state(name)?),
             None => None,
         };
-        let resumed: bool = self
+        let resumed = self
             .rpc
-            .call(WORKER_RESUME, json!([index, state]))
+            .request::<WorkerResume>((index, state))
             .await
             .map_err(admin_error)?;
         Ok(if !resumed {
@@ -378,21 +360,21 @@ impl AdminTransport for HttpAdminClient {
 
     async fn version(&self) -> Result<String, AdminError> {
         self.rpc
-            .call(WORKER_VERSION, Value::Null)
+            .request::<WorkerVersion>(())
             .await
             .map_err(admin_error)
     }
 
     async fn drain(&self, index: u64, on: bool) -> Result<DrainOutcome, AdminError> {
         self.rpc
-            .call(WORKER_DRAIN, json!([index, on]))
+            .request::<WorkerDrain>((index, Some(on)))
             .await
             .map_err(|e| self.additive_error(e, "cannot drain threads"))
     }
 
     async fn events(&self, index: u64, limit: usize) -> Result<Vec<JournalEntry>, AdminError> {
         self.rpc
-            .call(WORKER_EVENTS, json!([index, limit]))
+            .request::<WorkerEvents>((index, Some(limit)))
             .await
             .map_err(|e| self.additive_error(e, "keeps no event history"))
     }

@@ -124,7 +124,17 @@ impl RpcClient {
         &self.address
     }
 
-    /// Calls `method` with positional `params` and decodes the result.
+    /// Calls method `M` with its params and decodes its result.
+    pub async fn request<M: crate::method::RpcMethod>(
+        &self,
+        params: M::Params,
+    ) -> Result<M::Result, CallError> {
+        let params = serde_json::to_value(params).map_err(|e| self.protocol(e))?;
+        self.call(M::SPEC.name, params).await
+    }
+
+    /// Calls `method` with `params` (a positional array, or null for none) and reads
+    /// its result as `T`.
     pub async fn call<T: DeserializeOwned>(
         &self,
         method: &str,

@@ -236,12 +236,10 @@ impl Params {
         name: &str,
         expected: &str,
     ) -> Result<T, RpcError> {
-        let value = self.values.get(position).ok_or_else(|| {
-            RpcError::invalid_params(format!(
-                "invalid params: missing {name} (param {}, {expected})",
-                position + 1
-            ))
-        })?;
+        let value = self
+            .values
+            .get(position)
+            .ok_or_else(|| missing(position, name, expected))?;
         decode(value, name, expected)
     }
 
@@ -257,6 +255,29 @@ impl Params {
             Some(value) => decode(value, name, expected).map(Some),
         }
     }
+}
+
+impl Params {
+    /// The param at `position`, called `name`: an absent one reads as `null`, so that an
+    /// `Option` param may be left out and any other is missing.
+    pub fn take<T: DeserializeOwned>(
+        &self,
+        position: usize,
+        name: &str,
+        expected: &str,
+    ) -> Result<T, RpcError> {
+        match self.values.get(position) {
+            Some(value) => decode(value, name, expected),
+            None => T::deserialize(&Value::Null).map_err(|_| missing(position, name, expected)),
+        }
+    }
+}
+
+fn missing(position: usize, name: &str, expected: &str) -> RpcError {
+    RpcError::invalid_params(format!(
+        "invalid params: missing {name} (param {}, {expected})",
+        position + 1
+    ))
 }
 
 fn decode<T: DeserializeOwned>(value: &Value, name: &str, expected: &str) -> Result<T, RpcError> {

@@ -9,81 +9,49 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use damocles_core::sealer_api::Cid;
 use damocles_core::{ReportError, Reporter, SectorId, SectorManager, WorkerReport};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::client::{CallError, RpcClient, Timeouts};
-use crate::jsonrpc::{result, Params, RpcError, RpcResult};
-use crate::method::{MethodSpec, Permission};
+use crate::jsonrpc::{Params, RpcError, RpcResult};
+use crate::method::{rpc_methods, serve, MethodSpec, Permission};
 use crate::registry::{PingEntry, PingError, WorkerRegistry};
 use crate::sealer::{self, MANAGER_PATH, SEALER_METHODS};
 use crate::server::{Caller, RpcService};
 
-/// The registry's and the manager's own methods.
-const OWN_METHODS: &[MethodSpec] = &[
-    MethodSpec {
-        name: "Venus.WorkerPing",
-        params: &["info: WorkerInfo {Name, Dest, Version, Summary}"],
-        result: "null",
-        permission: Permission::Admin,
-        summary: "a worker's periodic report",
-    },
-    MethodSpec {
-        name: "Venus.WorkerGetPingInfo",
-        params: &["name: string"],
-        result: "WorkerPingInfo | null",
-        permission: Permission::Read,
-        summary: "one worker's last report, with its liveness",
-    },
-    MethodSpec {
-        name: "Venus.WorkerPingInfoList",
-        params: &[],
-        result: "[WorkerPingInfo]",
-        permission: Permission::Read,
-        summary: "every worker's last report, by name, with its liveness",
-    },
-    MethodSpec {
-        name: "Venus.WorkerPingInfoRemove",
-        params: &["name: string"],
-        result: "null",
-        permission: Permission::Admin,
-        summary: "forgets a worker",
-    },
-    MethodSpec {
-        name: "Venus.Version",
-        params: &[],
-        result: "string",
-        permission: Permission::Read,
-        summary: "the manager's version",
-    },
-    MethodSpec {
-        name: "Damocles.ChainSectors",
-        params: &[],
-        result: "[ChainSector]",
-        permission: Permission::Read,
-        summary: "every sector the (mock) chain knows, with what verifies its proof",
-    },
-    MethodSpec {
-        name: "Damocles.ChainJobs",
-        params: &[],
-        result: "[ChainJob]",
-        permission: Permission::Read,
-        summary: "the (mock) manager's rebuild and unseal jobs, oldest first",
-    },
-    MethodSpec {
-        name: "Damocles.SectorRebuild",
-        params: &["id: SectorID"],
-        result: "ChainJob",
-        permission: Permission::Admin,
-        summary: "asks for a sector's files to be rebuilt: a job a rebuild thread takes",
-    },
-    MethodSpec {
-        name: "Damocles.SectorUnseal",
-        params: &["id: SectorID", "piece_cid: Cid", "dest: [string] | null"],
-        result: "ChainJob",
-        permission: Permission::Admin,
-        summary: "asks for a deal piece to be unsealed and delivered: a job an unseal thread takes",
-    },
-];
+rpc_methods! {
+    /// The registry's and the manager's own methods.
+    pub const OWN_METHODS;
+    /// A worker's periodic report.
+    WorkerPing = "Venus.WorkerPing", Admin, (info: WorkerReport = "a WorkerInfo {Name, Dest, Version, Summary}")
+        -> () = "null", "a worker's periodic report";
+    /// One worker's last report.
+    WorkerGetPingInfo = "Venus.WorkerGetPingInfo", Read, (name: String = "a worker name")
+        -> Option<PingEntry> = "WorkerPingInfo | null", "one worker's last report, with its liveness";
+    /// Every worker's last report.
+    WorkerPingInfoList = "Venus.WorkerPingInfoList", Read, ()
+        -> Option<Vec<PingEntry>> = "[WorkerPingInfo]", "every worker's last report, by name, with its liveness";
+    /// Forgets a worker.
+    WorkerPingInfoRemove = "Venus.WorkerPingInfoRemove", Admin, (name: String = "a worker name")
+        -> () = "null", "forgets a worker";
+    /// The manager's version.
+    Version = "Venus.Version", Read, () -> String = "string", "the manager's version";
+    /// Every sector the chain knows (additive).
+    ChainSectors = "Damocles.ChainSectors", Read, ()
+        -> Vec<Value> = "[ChainSector]", "every sector the (mock) chain knows, with what verifies its proof";
+    /// The manager's rebuild and unseal jobs (additive).
+    ChainJobs = "Damocles.ChainJobs", Read, ()
+        -> Vec<Value> = "[ChainJob]", "the (mock) manager's rebuild and unseal jobs, oldest first";
+    /// Asks for a sector's files to be rebuilt (additive).
+    SectorRebuild = "Damocles.SectorRebuild", Admin, (id: SectorId = "a SectorID {Miner, Number}")
+        -> Value = "ChainJob", "asks for a sector's files to be rebuilt: a job a rebuild thread takes";
+    /// Asks for a deal piece to be unsealed (additive).
+    SectorUnseal = "Damocles.SectorUnseal", Admin, (
+        id: SectorId = "a SectorID {Miner, Number}",
+        piece_cid: Cid = "a Cid {\"/\": …}",
+        dest: Option<Vec<String>> = "a list of destination URLs, or null for the piece store",
+    ) -> Value = "ChainJob",
+        "asks for a deal piece to be unsealed and delivered: a job an unseal thread takes";
+}
 
 /// Every method the manager serves.
 pub static MANAGER_METHODS: LazyLock<Vec<MethodSpec>> =
@@ -99,12 +67,20 @@ pub trait ChainView: Send + Sync {
     fn jobs(&self) -> Vec<Value>;
 
     /// Asks for `id`'s files to be rebuilt: the new job, or why not.
-    fn request_rebuild(&self, id: SectorId) -> Result<Value, String>;
+    fn request_rebuild(&self, id: SectorId) -> Result<Value, JobRequestError>;
 
     /// Asks for deal piece `piece` of `id` to be unsealed and delivered to `dest` (none:
     /// the manager's piece store): the new job, or why not.
-    fn request_unseal(&self, id: SectorId, piece: Cid, dest: Vec<String>) -> Result<Value, String>;
+    fn request_unseal(
+        &self,
+        id: SectorId,
+        piece: Cid,
+        dest: Vec<String>,
+    ) -> Result<Value, JobRequestError>;
 }
+
+/// Why a [`ChainView`] refuses a job: its own error (the mock chain's `JobRefused`).
+pub type JobRequestError = Box<dyn std::error::Error + Send + Sync>;
 
 /// What anyone can do to a manager that requires no token (see
 /// [`crate::ServerOptions::exposure`]).
@@ -190,66 +166,70 @@ impl RpcService for ManagerService {
         if let Some(answer) = sealer::sealer_call(&*self.sealer, method.name, &params).await {
             return answer;
         }
+        let p = &params;
+        let refused = |why: JobRequestError| RpcError::new(1, why.to_string());
         match method.name {
-            "Venus.WorkerPing" => {
-                let info: WorkerReport =
-                    params.required(0, "info", "a WorkerInfo {Name, Dest, Version, Summary}")?;
-                if info.name.is_empty() {
-                    return Err(RpcError::new(1, "worker name is required"));
-                }
-                if info.dest.is_empty() {
-                    return Err(RpcError::new(1, "worker dest is required"));
-                }
-                // Only the admin token may move a name to another dest: the dest is where
-                // `util worker` sends its commands and the worker token.
-                let may_move = caller.token == Some(Permission::Admin);
-                match self.registry.ping_async(info, unix_now(), may_move).await {
-                    Ok(()) => result(&()),
-                    Err(moved @ PingError::Moved { .. }) => {
-                        Err(RpcError::new(1, moved.to_string()))
+            WorkerPing::NAME => {
+                serve::<WorkerPing, _>(p, |(info,)| async move {
+                    if info.name.is_empty() {
+                        return Err(RpcError::new(1, "worker name is required"));
                     }
-                    Err(PingError::Registry(e)) => Err(RpcError::internal(e.to_string())),
-                }
+                    if info.dest.is_empty() {
+                        return Err(RpcError::new(1, "worker dest is required"));
+                    }
+                    // Only the admin token may move a name to another dest: the dest is
+                    // where `util worker` sends its commands and the worker token.
+                    let may_move = caller.token == Some(Permission::Admin);
+                    match self.registry.ping_async(info, unix_now(), may_move).await {
+                        Ok(()) => Ok(()),
+                        Err(moved @ PingError::Moved { .. }) => {
+                            Err(RpcError::new(1, moved.to_string()))
+                        }
+                        Err(PingError::Registry(e)) => Err(RpcError::internal(e.to_string())),
+                    }
+                })
+                .await
             }
-            "Venus.WorkerGetPingInfo" => {
-                let name: String = params.required(0, "name", "a worker name")?;
-                result(&self.registry.get(&name).map(|e| self.judged(e)))
+            WorkerGetPingInfo::NAME => {
+                serve::<WorkerGetPingInfo, _>(p, |(name,)| async move {
+                    Ok(self.registry.get(&name).map(|e| self.judged(e)))
+                })
+                .await
             }
-            "Venus.WorkerPingInfoList" => result(
-                &self
-                    .registry
-                    .list()
-                    .into_iter()
-                    .map(|e| self.judged(e))
-                    .collect::<Vec<_>>(),
-            ),
-            "Venus.WorkerPingInfoRemove" => {
-                let name: String = params.required(0, "name", "a worker name")?;
-                let registry = self.registry.clone();
-                blocking(move || registry.remove(&name)).await?;
-                result(&())
+            WorkerPingInfoList::NAME => {
+                serve::<WorkerPingInfoList, _>(p, |()| async {
+                    let judged = self.registry.list().into_iter().map(|e| self.judged(e));
+                    Ok(Some(judged.collect()))
+                })
+                .await
             }
-            "Venus.Version" => result(&self.version),
-            "Damocles.ChainSectors" => result(&self.chain()?.sectors()),
-            "Damocles.ChainJobs" => result(&self.chain()?.jobs()),
-            "Damocles.SectorUnseal" => {
-                let id: SectorId = params.required(0, "id", "a SectorID {Miner, Number}")?;
-                let piece: Cid = params.required(1, "piece_cid", "a Cid {\"/\": …}")?;
-                let dest: Option<Vec<String>> =
-                    params.optional(2, "dest", "a list of destination URLs")?;
-                let chain = self.chain()?;
-                match chain.request_unseal(id, piece, dest.unwrap_or_default()) {
-                    Ok(job) => result(&job),
-                    Err(why) => Err(RpcError::new(1, why)),
-                }
+            WorkerPingInfoRemove::NAME => {
+                serve::<WorkerPingInfoRemove, _>(p, |(name,)| async move {
+                    let registry = self.registry.clone();
+                    blocking(move || registry.remove(&name)).await.map(drop)
+                })
+                .await
             }
-            "Damocles.SectorRebuild" => {
-                let id: SectorId = params.required(0, "id", "a SectorID {Miner, Number}")?;
-                let chain = self.chain()?;
-                match chain.request_rebuild(id) {
-                    Ok(job) => result(&job),
-                    Err(why) => Err(RpcError::new(1, why)),
-                }
+            Version::NAME => serve::<Version, _>(p, |()| async { Ok(self.version.clone()) }).await,
+            ChainSectors::NAME => {
+                serve::<ChainSectors, _>(p, |()| async { Ok(self.chain()?.sectors()) }).await
+            }
+            ChainJobs::NAME => {
+                serve::<ChainJobs, _>(p, |()| async { Ok(self.chain()?.jobs()) }).await
+            }
+            SectorRebuild::NAME => {
+                serve::<SectorRebuild, _>(p, |(id,)| async move {
+                    self.chain()?.request_rebuild(id).map_err(refused)
+                })
+                .await
+            }
+            SectorUnseal::NAME => {
+                serve::<SectorUnseal, _>(p, |(id, piece, dest)| async move {
+                    self.chain()?
+                        .request_unseal(id, piece, dest.unwrap_or_default())
+                        .map_err(refused)
+                })
+                .await
             }
             other => Err(RpcError::method_not_found(other)),
         }
@@ -280,23 +260,20 @@ impl ManagerClient {
 
     /// `Venus.WorkerPing`.
     pub async fn ping(&self, report: &WorkerReport) -> Result<(), CallError> {
-        self.rpc
-            .call::<Value>("Venus.WorkerPing", json!([report]))
-            .await
-            .map(drop)
+        self.rpc.request::<WorkerPing>((report.clone(),)).await
     }
 
     /// `Venus.WorkerGetPingInfo`.
     pub async fn worker(&self, name: &str) -> Result<Option<PingEntry>, CallError> {
         self.rpc
-            .call("Venus.WorkerGetPingInfo", json!([name]))
+            .request::<WorkerGetPingInfo>((name.to_owned(),))
             .await
     }
 
     /// `Venus.WorkerPingInfoList` (an original manager answers `null` for none).
     pub async fn workers(&self) -> Result<Vec<PingEntry>, CallError> {
         self.rpc
-            .call::<Option<Vec<PingEntry>>>("Venus.WorkerPingInfoList", Value::Null)
+            .request::<WorkerPingInfoList>(())
             .await
             .map(Option::unwrap_or_default)
     }
@@ -304,19 +281,18 @@ impl ManagerClient {
     /// `Venus.WorkerPingInfoRemove`.
     pub async fn remove(&self, name: &str) -> Result<(), CallError> {
         self.rpc
-            .call::<Value>("Venus.WorkerPingInfoRemove", json!([name]))
+            .request::<WorkerPingInfoRemove>((name.to_owned(),))
             .await
-            .map(drop)
     }
 
     /// `Damocles.ChainSectors`.
     pub async fn chain_sectors(&self) -> Result<Vec<Value>, CallError> {
-        self.rpc.call("Damocles.ChainSectors", Value::Null).await
+        self.rpc.request::<ChainSectors>(()).await
     }
 
     /// `Damocles.ChainJobs`.
     pub async fn chain_jobs(&self) -> Result<Vec<Value>, CallError> {
-        self.rpc.call("Damocles.ChainJobs", Value::Null).await
+        self.rpc.request::<ChainJobs>(()).await
     }
 
     /// `Damocles.SectorUnseal`: the new job.
@@ -327,13 +303,13 @@ impl ManagerClient {
         dest: &[String],
     ) -> Result<Value, CallError> {
         self.rpc
-            .call("Damocles.SectorUnseal", json!([id, piece, dest]))
+            .request::<SectorUnseal>((id, piece.clone(), Some(dest.to_vec())))
             .await
     }
 
     /// `Damocles.SectorRebuild`: the new job.
     pub async fn request_rebuild(&self, id: SectorId) -> Result<Value, CallError> {
-        self.rpc.call("Damocles.SectorRebuild", json!([id])).await
+        self.rpc.request::<SectorRebuild>((id,)).await
     }
 }
 

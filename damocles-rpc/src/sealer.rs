@@ -9,58 +9,103 @@ use damocles_core::sealer_api::{
     AcquireDealsSpec, AllocateSectorSpec, AllocateSnapUpSpec, AllocatedSector,
     AllocatedSnapUpSector, Cid, PollStateResp, PreCommitOnChainInfo, ProofOnChainInfo,
     ReportStateReq, SectorPiece, SectorRebuildInfo, SectorStateResp, SectorUnsealInfo,
-    SnapUpOnChainInfo, StoreBasicInfo, SubmitResp, Ticket, WaitSeedResp,
-    SECTOR_STATE_NOT_FOUND_CODE,
+    SnapUpOnChainInfo, SubmitResp, Ticket, WaitSeedResp, SECTOR_STATE_NOT_FOUND_CODE,
 };
 use damocles_core::{ManagerError, SealProof, SectorId, SectorManager};
-use serde::de::DeserializeOwned;
-use serde::Serialize;
-use serde_json::{json, Value};
 
 use crate::client::{CallError, RpcClient, Timeouts};
-use crate::jsonrpc::{result, Params, RpcError, RpcResult};
-use crate::method::{MethodSpec, Permission};
+use crate::jsonrpc::{Params, RpcError, RpcResult};
+use crate::method::{rpc_methods, serve, RpcMethod};
 
 /// The path the manager serves its API at.
 pub const MANAGER_PATH: &str = "/rpc/v0";
 
-macro_rules! sealer_methods {
-    ($( $name:literal [$($param:literal),*] -> $result:literal : $summary:literal ),+ $(,)?) => {
-        /// The sealer API's methods.
-        pub const SEALER_METHODS: &[MethodSpec] = &[
-            $(MethodSpec {
-                name: $name,
-                params: &[$($param),*],
-                result: $result,
-                permission: Permission::Admin,
-                summary: $summary,
-            }),+
-        ];
-    };
-}
+/// What the manager knows of a store (the method of that name is [`StoreBasicInfo`]).
+type StoreInfo = damocles_core::sealer_api::StoreBasicInfo;
 
-sealer_methods! {
-    "Venus.AllocateSector" ["spec: AllocateSectorSpec"] -> "AllocatedSector | null": "a new sector to seal",
-    "Venus.AcquireDeals" ["id: SectorID", "spec: AcquireDealsSpec"] -> "[SectorPiece] | null": "the sector's deal pieces (null: CC)",
-    "Venus.AssignTicket" ["id: SectorID"] -> "Ticket": "the sector's ticket",
-    "Venus.SubmitPreCommit" ["sector: AllocatedSector", "info: PreCommitOnChainInfo", "reset: bool"] -> "SubmitResp": "submits the pre-commit",
-    "Venus.PollPreCommitState" ["id: SectorID"] -> "PollStateResp": "where the pre-commit stands",
-    "Venus.StoreReserveSpace" ["id: SectorID", "size: u64", "candidates: [string]"] -> "StoreBasicInfo | null": "reserves room in one of the stores",
-    "Venus.StoreBasicInfo" ["instance: string"] -> "StoreBasicInfo | null": "what the manager knows of a store",
-    "Venus.SubmitPersisted" ["id: SectorID", "instance: string"] -> "bool": "the files are persisted (legacy)",
-    "Venus.SubmitPersistedEx" ["id: SectorID", "instance: string", "is_upgrade: bool"] -> "bool": "the files are persisted",
-    "Venus.WaitSeed" ["id: SectorID", "proof_type: SealProof"] -> "WaitSeedResp": "the seed, or how long to wait",
-    "Venus.SubmitProof" ["id: SectorID", "info: ProofOnChainInfo", "reset: bool"] -> "SubmitResp": "submits the proof (verified)",
-    "Venus.PollProofState" ["id: SectorID"] -> "PollStateResp": "where the proof stands",
-    "Venus.ReportState" ["id: SectorID", "req: ReportStateReq"] -> "SectorStateResp": "a state change of the sector",
-    "Venus.ReportFinalized" ["id: SectorID"] -> "null": "the sector is done",
-    "Venus.ReportAborted" ["id: SectorID", "reason: string"] -> "null": "the sector is dropped",
-    "Venus.AllocateSanpUpSector" ["spec: AllocateSnapUpSpec"] -> "AllocatedSnapUpSector | null": "a sealed CC sector to upgrade with deals (the original's spelling)",
-    "Venus.SubmitSnapUpProof" ["id: SectorID", "info: SnapUpOnChainInfo"] -> "SubmitResp": "submits the update proof (verified by the mock)",
-    "Venus.AllocateRebuildSector" ["spec: AllocateSectorSpec"] -> "SectorRebuildInfo | null": "a sealed sector whose files must be re-created",
-    "Venus.AllocateUnsealSector" ["spec: AllocateSectorSpec"] -> "SectorUnsealInfo | null": "a deal piece to read back out of a sealed sector",
-    "Venus.AcquireUnsealDest" ["id: SectorID", "piece_cid: Cid"] -> "[string] | null": "where the unsealed piece goes",
-    "Venus.AchieveUnsealSector" ["id: SectorID", "piece_cid: Cid", "error: string"] -> "null": "the unsealed piece was delivered (or why not)",
+rpc_methods! {
+    /// The sealer API's methods.
+    pub const SEALER_METHODS;
+    /// A new sector to seal.
+    AllocateSector = "Venus.AllocateSector", Admin, (spec: AllocateSectorSpec = "an AllocateSectorSpec")
+        -> Option<AllocatedSector> = "AllocatedSector | null", "a new sector to seal";
+    /// The sector's deal pieces.
+    AcquireDeals = "Venus.AcquireDeals", Admin, (id: SectorId = "a SectorID {Miner, Number}", spec: AcquireDealsSpec = "an AcquireDealsSpec")
+        -> Option<Vec<SectorPiece>> = "[SectorPiece] | null", "the sector's deal pieces (null: CC)";
+    /// The sector's ticket.
+    AssignTicket = "Venus.AssignTicket", Admin, (id: SectorId = "a SectorID {Miner, Number}")
+        -> Ticket = "Ticket", "the sector's ticket";
+    /// Submits the pre-commit.
+    SubmitPreCommit = "Venus.SubmitPreCommit", Admin, (
+        sector: AllocatedSector = "an AllocatedSector",
+        info: PreCommitOnChainInfo = "a PreCommitOnChainInfo",
+        reset: Option<bool> = "a boolean, default false",
+    ) -> SubmitResp = "SubmitResp", "submits the pre-commit";
+    /// Where the pre-commit stands.
+    PollPreCommitState = "Venus.PollPreCommitState", Admin, (id: SectorId = "a SectorID {Miner, Number}")
+        -> PollStateResp = "PollStateResp", "where the pre-commit stands";
+    /// Reserves room in one of the stores.
+    StoreReserveSpace = "Venus.StoreReserveSpace", Admin, (
+        id: SectorId = "a SectorID {Miner, Number}",
+        size: u64 = "a size in bytes",
+        candidates: Vec<String> = "a list of store names",
+    ) -> Option<StoreInfo> = "StoreBasicInfo | null", "reserves room in one of the stores";
+    /// What the manager knows of a store.
+    StoreBasicInfo = "Venus.StoreBasicInfo", Admin, (instance: String = "a store name")
+        -> Option<StoreInfo> = "StoreBasicInfo | null",
+        "what the manager knows of a store";
+    /// The files are persisted (legacy).
+    SubmitPersisted = "Venus.SubmitPersisted", Admin, (id: SectorId = "a SectorID {Miner, Number}", instance: String = "a store name")
+        -> bool = "bool", "the files are persisted (legacy)";
+    /// The files are persisted.
+    SubmitPersistedEx = "Venus.SubmitPersistedEx", Admin, (
+        id: SectorId = "a SectorID {Miner, Number}",
+        instance: String = "a store name",
+        is_upgrade: Option<bool> = "a boolean, default false",
+    ) -> bool = "bool", "the files are persisted";
+    /// The seed, or how long to wait.
+    WaitSeed = "Venus.WaitSeed", Admin, (id: SectorId = "a SectorID {Miner, Number}", proof_type: SealProof = "a seal proof type")
+        -> WaitSeedResp = "WaitSeedResp", "the seed, or how long to wait";
+    /// Submits the proof.
+    SubmitProof = "Venus.SubmitProof", Admin, (
+        id: SectorId = "a SectorID {Miner, Number}",
+        info: ProofOnChainInfo = "a ProofOnChainInfo",
+        reset: Option<bool> = "a boolean, default false",
+    ) -> SubmitResp = "SubmitResp", "submits the proof (verified)";
+    /// Where the proof stands.
+    PollProofState = "Venus.PollProofState", Admin, (id: SectorId = "a SectorID {Miner, Number}")
+        -> PollStateResp = "PollStateResp", "where the proof stands";
+    /// A state change of the sector.
+    ReportState = "Venus.ReportState", Admin, (id: SectorId = "a SectorID {Miner, Number}", req: ReportStateReq = "a ReportStateReq")
+        -> SectorStateResp = "SectorStateResp", "a state change of the sector";
+    /// The sector is done.
+    ReportFinalized = "Venus.ReportFinalized", Admin, (id: SectorId = "a SectorID {Miner, Number}")
+        -> () = "null", "the sector is done";
+    /// The sector is dropped.
+    ReportAborted = "Venus.ReportAborted", Admin, (id: SectorId = "a SectorID {Miner, Number}", reason: String = "a string")
+        -> () = "null", "the sector is dropped";
+    /// A sealed CC sector to upgrade.
+    AllocateSnapUpSector = "Venus.AllocateSanpUpSector", Admin, (spec: AllocateSnapUpSpec = "an AllocateSnapUpSpec")
+        -> Option<AllocatedSnapUpSector> = "AllocatedSnapUpSector | null",
+        "a sealed CC sector to upgrade with deals (the original's spelling)";
+    /// Submits the update proof.
+    SubmitSnapUpProof = "Venus.SubmitSnapUpProof", Admin, (id: SectorId = "a SectorID {Miner, Number}", info: SnapUpOnChainInfo = "a SnapUpOnChainInfo")
+        -> SubmitResp = "SubmitResp", "submits the update proof (verified by the mock)";
+    /// A sealed sector whose files must be re-created.
+    AllocateRebuildSector = "Venus.AllocateRebuildSector", Admin, (spec: AllocateSectorSpec = "an AllocateSectorSpec")
+        -> Option<SectorRebuildInfo> = "SectorRebuildInfo | null", "a sealed sector whose files must be re-created";
+    /// A deal piece to read back out of a sealed sector.
+    AllocateUnsealSector = "Venus.AllocateUnsealSector", Admin, (spec: AllocateSectorSpec = "an AllocateSectorSpec")
+        -> Option<SectorUnsealInfo> = "SectorUnsealInfo | null", "a deal piece to read back out of a sealed sector";
+    /// Where the unsealed piece goes.
+    AcquireUnsealDest = "Venus.AcquireUnsealDest", Admin, (id: SectorId = "a SectorID {Miner, Number}", piece_cid: Cid = "a Cid {\"/\": …}")
+        -> Option<Vec<String>> = "[string] | null", "where the unsealed piece goes";
+    /// The unsealed piece was delivered (or why not).
+    AchieveUnsealSector = "Venus.AchieveUnsealSector", Admin, (
+        id: SectorId = "a SectorID {Miner, Number}",
+        piece_cid: Cid = "a Cid {\"/\": …}",
+        error: Option<String> = "a string, empty for none",
+    ) -> () = "null", "the unsealed piece was delivered (or why not)";
 }
 
 fn to_rpc(error: ManagerError) -> RpcError {
@@ -74,138 +119,59 @@ fn to_rpc(error: ManagerError) -> RpcError {
     }
 }
 
-fn answer<T: Serialize>(outcome: Result<T, ManagerError>) -> RpcResult {
-    result(&outcome.map_err(to_rpc)?)
-}
-
-const ID: &str = "a sector id {\"Miner\": n, \"Number\": n}";
-
 /// Runs sealer method `name` on `manager`; `None` when `name` is not a sealer method.
 pub async fn sealer_call(manager: &dyn SectorManager, name: &str, p: &Params) -> Option<RpcResult> {
-    let id = || p.required::<SectorId>(0, "id", ID);
+    macro_rules! arm {
+        ($method:ty, |$args:pat_param| $call:expr) => {
+            serve::<$method, _>(p, |$args| async move { $call.await.map_err(to_rpc) }).await
+        };
+    }
+    let m = manager;
     Some(match name {
-        "Venus.AllocateSector" => {
-            match p.required::<AllocateSectorSpec>(0, "spec", "an AllocateSectorSpec") {
-                Ok(spec) => answer(manager.allocate_sector(spec).await),
-                Err(e) => Err(e),
-            }
+        AllocateSector::NAME => arm!(AllocateSector, |(spec,)| m.allocate_sector(spec)),
+        AcquireDeals::NAME => arm!(AcquireDeals, |(id, spec)| m.acquire_deals(id, spec)),
+        AssignTicket::NAME => arm!(AssignTicket, |(id,)| m.assign_ticket(id)),
+        SubmitPreCommit::NAME => arm!(SubmitPreCommit, |(sector, info, reset)| m
+            .submit_pre_commit(sector, info, reset.unwrap_or(false))),
+        PollPreCommitState::NAME => arm!(PollPreCommitState, |(id,)| m.poll_pre_commit_state(id)),
+        StoreReserveSpace::NAME => arm!(StoreReserveSpace, |(id, size, candidates)| m
+            .store_reserve_space(id, size, candidates)),
+        StoreBasicInfo::NAME => arm!(StoreBasicInfo, |(instance,)| m.store_basic_info(instance)),
+        SubmitPersisted::NAME => arm!(SubmitPersisted, |(id, instance)| m
+            .submit_persisted(id, instance, false)),
+        SubmitPersistedEx::NAME => arm!(SubmitPersistedEx, |(id, instance, upgrade)| m
+            .submit_persisted(id, instance, upgrade.unwrap_or(false))),
+        WaitSeed::NAME => arm!(WaitSeed, |(id, proof)| m.wait_seed(id, proof)),
+        SubmitProof::NAME => arm!(SubmitProof, |(id, info, reset)| m.submit_proof(
+            id,
+            info,
+            reset.unwrap_or(false)
+        )),
+        PollProofState::NAME => arm!(PollProofState, |(id,)| m.poll_proof_state(id)),
+        ReportState::NAME => arm!(ReportState, |(id, req)| m.report_state(id, req)),
+        ReportFinalized::NAME => arm!(ReportFinalized, |(id,)| m.report_finalized(id)),
+        ReportAborted::NAME => arm!(ReportAborted, |(id, reason)| m.report_aborted(id, reason)),
+        AllocateSnapUpSector::NAME => {
+            arm!(AllocateSnapUpSector, |(spec,)| m
+                .allocate_snapup_sector(spec))
         }
-        "Venus.AcquireDeals" => match (id(), p.required(1, "spec", "an AcquireDealsSpec")) {
-            (Ok(id), Ok(spec)) => answer(manager.acquire_deals(id, spec).await),
-            (Err(e), _) | (_, Err(e)) => Err(e),
-        },
-        "Venus.AssignTicket" => match id() {
-            Ok(id) => answer(manager.assign_ticket(id).await),
-            Err(e) => Err(e),
-        },
-        "Venus.SubmitPreCommit" => match (
-            p.required::<AllocatedSector>(0, "sector", "an AllocatedSector"),
-            p.required(1, "info", "a PreCommitOnChainInfo"),
-            p.optional::<bool>(2, "reset", "a boolean"),
-        ) {
-            (Ok(sector), Ok(info), Ok(reset)) => answer(
-                manager
-                    .submit_pre_commit(sector, info, reset.unwrap_or(false))
-                    .await,
-            ),
-            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => Err(e),
-        },
-        "Venus.PollPreCommitState" => match id() {
-            Ok(id) => answer(manager.poll_pre_commit_state(id).await),
-            Err(e) => Err(e),
-        },
-        "Venus.StoreReserveSpace" => match (
-            id(),
-            p.required(1, "size", "a size in bytes"),
-            p.required(2, "candidates", "a list of store names"),
-        ) {
-            (Ok(id), Ok(size), Ok(candidates)) => {
-                answer(manager.store_reserve_space(id, size, candidates).await)
-            }
-            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => Err(e),
-        },
-        "Venus.StoreBasicInfo" => match p.required(0, "instance", "a store name") {
-            Ok(instance) => answer(manager.store_basic_info(instance).await),
-            Err(e) => Err(e),
-        },
-        "Venus.SubmitPersisted" | "Venus.SubmitPersistedEx" => match (
-            id(),
-            p.required(1, "instance", "a store name"),
-            p.optional::<bool>(2, "is_upgrade", "a boolean"),
-        ) {
-            (Ok(id), Ok(instance), Ok(upgrade)) => answer(
-                manager
-                    .submit_persisted(id, instance, upgrade.unwrap_or(false))
-                    .await,
-            ),
-            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => Err(e),
-        },
-        "Venus.WaitSeed" => match (
-            id(),
-            p.required::<SealProof>(1, "proof_type", "a seal proof type"),
-        ) {
-            (Ok(id), Ok(proof)) => answer(manager.wait_seed(id, proof).await),
-            (Err(e), _) | (_, Err(e)) => Err(e),
-        },
-        "Venus.SubmitProof" => match (
-            id(),
-            p.required(1, "info", "a ProofOnChainInfo"),
-            p.optional::<bool>(2, "reset", "a boolean"),
-        ) {
-            (Ok(id), Ok(info), Ok(reset)) => {
-                answer(manager.submit_proof(id, info, reset.unwrap_or(false)).await)
-            }
-            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => Err(e),
-        },
-        "Venus.PollProofState" => match id() {
-            Ok(id) => answer(manager.poll_proof_state(id).await),
-            Err(e) => Err(e),
-        },
-        "Venus.ReportState" => match (id(), p.required(1, "req", "a ReportStateReq")) {
-            (Ok(id), Ok(req)) => answer(manager.report_state(id, req).await),
-            (Err(e), _) | (_, Err(e)) => Err(e),
-        },
-        "Venus.ReportFinalized" => match id() {
-            Ok(id) => answer(manager.report_finalized(id).await),
-            Err(e) => Err(e),
-        },
-        "Venus.ReportAborted" => match (id(), p.required(1, "reason", "a string")) {
-            (Ok(id), Ok(reason)) => answer(manager.report_aborted(id, reason).await),
-            (Err(e), _) | (_, Err(e)) => Err(e),
-        },
-        "Venus.AllocateSanpUpSector" => match p.required(0, "spec", "an AllocateSnapUpSpec") {
-            Ok(spec) => answer(manager.allocate_snapup_sector(spec).await),
-            Err(e) => Err(e),
-        },
-        "Venus.SubmitSnapUpProof" => match (id(), p.required(1, "info", "a SnapUpOnChainInfo")) {
-            (Ok(id), Ok(info)) => answer(manager.submit_snapup_proof(id, info).await),
-            (Err(e), _) | (_, Err(e)) => Err(e),
-        },
-        "Venus.AllocateRebuildSector" => match p.required(0, "spec", "an AllocateSectorSpec") {
-            Ok(spec) => answer(manager.allocate_rebuild_sector(spec).await),
-            Err(e) => Err(e),
-        },
-        "Venus.AllocateUnsealSector" => match p.required(0, "spec", "an AllocateSectorSpec") {
-            Ok(spec) => answer(manager.allocate_unseal_sector(spec).await),
-            Err(e) => Err(e),
-        },
-        "Venus.AcquireUnsealDest" => match (id(), p.required(1, "piece_cid", "a Cid {\"/\": …}"))
-        {
-            (Ok(id), Ok(cid)) => answer(manager.acquire_unseal_dest(id, cid).await),
-            (Err(e), _) | (_, Err(e)) => Err(e),
-        },
-        "Venus.AchieveUnsealSector" => match (
-            id(),
-            p.required(1, "piece_cid", "a Cid {\"/\": …}"),
-            p.optional::<String>(2, "error", "a string"),
-        ) {
-            (Ok(id), Ok(cid), Ok(error)) => answer(
-                manager
-                    .achieve_unseal_sector(id, cid, error.unwrap_or_default())
-                    .await,
-            ),
-            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => Err(e),
-        },
+        SubmitSnapUpProof::NAME => {
+            arm!(SubmitSnapUpProof, |(id, info)| m
+                .submit_snapup_proof(id, info))
+        }
+        AllocateRebuildSector::NAME => {
+            arm!(AllocateRebuildSector, |(spec,)| m
+                .allocate_rebuild_sector(spec))
+        }
+        AllocateUnsealSector::NAME => {
+            arm!(AllocateUnsealSector, |(spec,)| m
+                .allocate_unseal_sector(spec))
+        }
+        AcquireUnsealDest::NAME => arm!(AcquireUnsealDest, |(id, cid)| async move {
+            m.acquire_unseal_dest(id, cid).await.map(Some)
+        }),
+        AchieveUnsealSector::NAME => arm!(AchieveUnsealSector, |(id, cid, error)| m
+            .achieve_unseal_sector(id, cid, error.unwrap_or_default())),
         _ => return None,
     })
 }
@@ -286,12 +252,8 @@ impl HttpSectorManager {
         &self.rpc
     }
 
-    async fn call<T: DeserializeOwned>(
-        &self,
-        method: &str,
-        params: Value,
-    ) -> Result<T, ManagerError> {
-        self.rpc.call(method, params).await.map_err(manager_error)
+    async fn request<M: RpcMethod>(&self, params: M::Params) -> Result<M::Result, ManagerError> {
+        self.rpc.request::<M>(params).await.map_err(manager_error)
     }
 }
 
@@ -318,7 +280,7 @@ impl SectorManager for HttpSectorManager {
         &self,
         spec: AllocateSectorSpec,
     ) -> Result<Option<AllocatedSector>, ManagerError> {
-        self.call("Venus.AllocateSector", json!([spec])).await
+        self.request::<AllocateSector>((spec,)).await
     }
 
     async fn acquire_deals(
@@ -326,11 +288,11 @@ impl SectorManager for HttpSectorManager {
         id: SectorId,
         spec: AcquireDealsSpec,
     ) -> Result<Option<Vec<SectorPiece>>, ManagerError> {
-        self.call("Venus.AcquireDeals", json!([id, spec])).await
+        self.request::<AcquireDeals>((id, spec)).await
     }
 
     async fn assign_ticket(&self, id: SectorId) -> Result<Ticket, ManagerError> {
-        self.call("Venus.AssignTicket", json!([id])).await
+        self.request::<AssignTicket>((id,)).await
     }
 
     async fn submit_pre_commit(
@@ -339,12 +301,12 @@ impl SectorManager for HttpSectorManager {
         info: PreCommitOnChainInfo,
         reset: bool,
     ) -> Result<SubmitResp, ManagerError> {
-        self.call("Venus.SubmitPreCommit", json!([sector, info, reset]))
+        self.request::<SubmitPreCommit>((sector, info, Some(reset)))
             .await
     }
 
     async fn poll_pre_commit_state(&self, id: SectorId) -> Result<PollStateResp, ManagerError> {
-        self.call("Venus.PollPreCommitState", json!([id])).await
+        self.request::<PollPreCommitState>((id,)).await
     }
 
     async fn store_reserve_space(
@@ -352,16 +314,13 @@ impl SectorManager for HttpSectorManager {
         id: SectorId,
         size: u64,
         candidates: Vec<String>,
-    ) -> Result<Option<StoreBasicInfo>, ManagerError> {
-        self.call("Venus.StoreReserveSpace", json!([id, size, candidates]))
+    ) -> Result<Option<StoreInfo>, ManagerError> {
+        self.request::<StoreReserveSpace>((id, size, candidates))
             .await
     }
 
-    async fn store_basic_info(
-        &self,
-        instance: String,
-    ) -> Result<Option<StoreBasicInfo>, ManagerError> {
-        self.call("Venus.StoreBasicInfo", json!([instance])).await
+    async fn store_basic_info(&self, instance: String) -> Result<Option<StoreInfo>, ManagerError> {
+        self.request::<StoreBasicInfo>((instance,)).await
     }
 
     async fn submit_persisted(
@@ -370,7 +329,7 @@ impl SectorManager for HttpSectorManager {
         instance: String,
         is_upgrade: bool,
     ) -> Result<bool, ManagerError> {
-        self.call("Venus.SubmitPersistedEx", json!([id, instance, is_upgrade]))
+        self.request::<SubmitPersistedEx>((id, instance, Some(is_upgrade)))
             .await
     }
 
@@ -379,7 +338,7 @@ impl SectorManager for HttpSectorManager {
         id: SectorId,
         proof_type: SealProof,
     ) -> Result<WaitSeedResp, ManagerError> {
-        self.call("Venus.WaitSeed", json!([id, proof_type])).await
+        self.request::<WaitSeed>((id, proof_type)).await
     }
 
     async fn submit_proof(
@@ -388,12 +347,11 @@ impl SectorManager for HttpSectorManager {
         info: ProofOnChainInfo,
         reset: bool,
     ) -> Result<SubmitResp, ManagerError> {
-        self.call("Venus.SubmitProof", json!([id, info, reset]))
-            .await
+        self.request::<SubmitProof>((id, info, Some(reset))).await
     }
 
     async fn poll_proof_state(&self, id: SectorId) -> Result<PollStateResp, ManagerError> {
-        self.call("Venus.PollProofState", json!([id])).await
+        self.request::<PollProofState>((id,)).await
     }
 
     async fn report_state(
@@ -401,26 +359,22 @@ impl SectorManager for HttpSectorManager {
         id: SectorId,
         req: ReportStateReq,
     ) -> Result<SectorStateResp, ManagerError> {
-        self.call("Venus.ReportState", json!([id, req])).await
+        self.request::<ReportState>((id, req)).await
     }
 
     async fn report_finalized(&self, id: SectorId) -> Result<(), ManagerError> {
-        self.call::<Value>("Venus.ReportFinalized", json!([id]))
-            .await
-            .map(drop)
+        self.request::<ReportFinalized>((id,)).await
     }
 
     async fn report_aborted(&self, id: SectorId, reason: String) -> Result<(), ManagerError> {
-        self.call::<Value>("Venus.ReportAborted", json!([id, reason]))
-            .await
-            .map(drop)
+        self.request::<ReportAborted>((id, reason)).await
     }
 
     async fn allocate_snapup_sector(
         &self,
         spec: AllocateSnapUpSpec,
     ) -> Result<Option<AllocatedSnapUpSector>, ManagerError> {
-        self.call("Venus.AllocateSanpUpSector", json!([spec])).await
+        self.request::<AllocateSnapUpSector>((spec,)).await
     }
 
     async fn submit_snapup_proof(
@@ -428,23 +382,21 @@ impl SectorManager for HttpSectorManager {
         id: SectorId,
         info: SnapUpOnChainInfo,
     ) -> Result<SubmitResp, ManagerError> {
-        self.call("Venus.SubmitSnapUpProof", json!([id, info]))
-            .await
+        self.request::<SubmitSnapUpProof>((id, info)).await
     }
 
     async fn allocate_rebuild_sector(
         &self,
         spec: AllocateSectorSpec,
     ) -> Result<Option<SectorRebuildInfo>, ManagerError> {
-        self.call("Venus.AllocateRebuildSector", json!([spec]))
-            .await
+        self.request::<AllocateRebuildSector>((spec,)).await
     }
 
     async fn allocate_unseal_sector(
         &self,
         spec: AllocateSectorSpec,
     ) -> Result<Option<SectorUnsealInfo>, ManagerError> {
-        self.call("Venus.AllocateUnsealSector", json!([spec])).await
+        self.request::<AllocateUnsealSector>((spec,)).await
     }
 
     async fn acquire_unseal_dest(
@@ -453,7 +405,7 @@ impl SectorManager for HttpSectorManager {
         piece_cid: Cid,
     ) -> Result<Vec<String>, ManagerError> {
         // The original answers null for none.
-        self.call::<Option<Vec<String>>>("Venus.AcquireUnsealDest", json!([id, piece_cid]))
+        self.request::<AcquireUnsealDest>((id, piece_cid))
             .await
             .map(Option::unwrap_or_default)
     }
@@ -464,9 +416,8 @@ impl SectorManager for HttpSectorManager {
         piece_cid: Cid,
         error: String,
     ) -> Result<(), ManagerError> {
-        self.call::<Value>("Venus.AchieveUnsealSector", json!([id, piece_cid, error]))
+        self.request::<AchieveUnsealSector>((id, piece_cid, Some(error)))
             .await
-            .map(drop)
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use damocles_core::sealer_api::Cid;
 use damocles_core::{SectorId, SectorSize};
-use damocles_rpc::manager::ChainView;
+use damocles_rpc::manager::{ChainView, JobRequestError};
 use damocles_rpc::metrics::{ManagerMetrics, MetricsServer, Renderer};
 use damocles_rpc::sealer::MANAGER_PATH;
 use damocles_rpc::{ManagerService, RpcServer, ServerOptions, WorkerRegistry};
@@ -54,16 +54,19 @@ impl ChainView for MockChainView {
         self.0.jobs().iter().map(render::chain_job_json).collect()
     }
 
-    fn request_rebuild(&self, id: SectorId) -> Result<Value, String> {
-        self.0
-            .request_rebuild(id)
-            .map(|job| render::chain_job_json(&job))
+    fn request_rebuild(&self, id: SectorId) -> Result<Value, JobRequestError> {
+        let job = self.0.request_rebuild(id)?;
+        Ok(render::chain_job_json(&job))
     }
 
-    fn request_unseal(&self, id: SectorId, piece: Cid, dest: Vec<String>) -> Result<Value, String> {
-        self.0
-            .request_unseal(id, piece, dest)
-            .map(|job| render::chain_job_json(&job))
+    fn request_unseal(
+        &self,
+        id: SectorId,
+        piece: Cid,
+        dest: Vec<String>,
+    ) -> Result<Value, JobRequestError> {
+        let job = self.0.request_unseal(id, piece, dest)?;
+        Ok(render::chain_job_json(&job))
     }
 }
 

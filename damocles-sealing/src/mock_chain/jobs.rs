@@ -123,7 +123,7 @@ impl MockChain {
     /// Asks for `id`'s files to be rebuilt: a pending job a rebuild thread takes. Refused
     /// (with why) unless the sector is finished or upgraded, its files were persisted and
     /// it has no job open.
-    pub fn request_rebuild(&self, id: SectorId) -> Result<ChainJob, String> {
+    pub fn request_rebuild(&self, id: SectorId) -> Result<ChainJob, JobRefused> {
         self.open_job(id, JobKind::Rebuild)
     }
 
@@ -136,37 +136,37 @@ impl MockChain {
         id: SectorId,
         piece: Cid,
         dest: Vec<String>,
-    ) -> Result<ChainJob, String> {
-        let sector = self
-            .sector(id)
-            .ok_or_else(|| format!("{id} is not a sector of this chain"))?;
+    ) -> Result<ChainJob, JobRefused> {
+        let sector = self.sector(id).ok_or(JobRefused::UnknownSector(id))?;
         let sealed_with = |deals: &[SectorPiece]| deals.iter().any(|d| d.piece.cid == piece);
         if !sealed_with(&sector.deals) {
             let upgrade = sector.upgrade.as_ref().map(|u| u.deals.as_slice());
             if upgrade.is_some_and(sealed_with) {
-                return Err(format!(
-                    "{} was put into {id} by its upgrade: unsealing an upgraded sector's \
-                     pieces is not supported",
-                    piece.text
-                ));
+                return Err(JobRefused::UpgradePiece {
+                    id,
+                    piece: piece.text,
+                });
             }
             let cids: Vec<&str> = sector
                 .deals
                 .iter()
                 .map(|d| d.piece.cid.text.as_str())
                 .collect();
-            return Err(format!(
-                "{} is not a piece of {id} (its pieces: {})",
-                piece.text,
-                if cids.is_empty() {
+            return Err(JobRefused::NotAPiece {
+                id,
+                piece: piece.text,
+                pieces: if cids.is_empty() {
                     "none, a CC sector".to_owned()
                 } else {
                     cids.join(", ")
-                }
-            ));
+                },
+            });
         }
         for url in &dest {
-            crate::unseal::destination_of(url, &piece).map_err(|e| e.message)?;
+            crate::unseal::destination_of(url, &piece).map_err(|e| JobRefused::BadDestination {
+                url: url.clone(),
+                reason: e.message,
+            })?;
         }
         let dest = if dest.is_empty() {
             vec![format!("store:///{}", piece.text)]
@@ -177,35 +177,35 @@ impl MockChain {
     }
 
     /// A pending job of `kind` for `id`, if the sector can have one.
-    fn open_job(&self, id: SectorId, kind: JobKind) -> Result<ChainJob, String> {
+    fn open_job(&self, id: SectorId, kind: JobKind) -> Result<ChainJob, JobRefused> {
         let mut state = self.lock();
         let sector = state
             .sectors
             .get(&id)
-            .ok_or_else(|| format!("{id} is not a sector of this chain"))?;
+            .ok_or(JobRefused::UnknownSector(id))?;
         match &sector.state {
             ChainSectorState::Finished | ChainSectorState::Upgraded => {}
             other => {
-                return Err(format!(
-                    "{id} is {other:?}: only a finished or upgraded sector has files to rebuild \
-                     or unseal"
-                ))
+                return Err(JobRefused::NotSealed {
+                    id,
+                    state: format!("{other:?}"),
+                })
             }
         }
         if sector.pre_commit.is_none() || sector.persisted.is_none() {
-            return Err(format!("{id} was never pre-committed and persisted"));
+            return Err(JobRefused::NotPersisted(id));
         }
         if let Some(open) = state
             .jobs
             .iter()
             .find(|j| j.sector == id && j.state.is_open())
         {
-            return Err(format!(
-                "{id} already has {} job {} ({}): one job per sector at a time",
-                kind_name(&open.kind),
-                open.id,
-                open.state.name()
-            ));
+            return Err(JobRefused::JobOpen {
+                id,
+                kind: kind_name(&open.kind),
+                job: open.id,
+                state: open.state.name(),
+            });
         }
         let job = ChainJob {
             id: state.jobs.last().map_or(1, |j| j.id + 1),
@@ -500,6 +500,64 @@ impl MockChain {
         state.save();
         Ok(accepted)
     }
+}
+
+/// Why the mock refuses to open a rebuild or unseal job.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum JobRefused {
+    /// The chain has no such sector.
+    #[error("{0} is not a sector of this chain")]
+    UnknownSector(SectorId),
+    /// The sector is not finished or upgraded.
+    #[error("{id} is {state}: only a finished or upgraded sector has files to rebuild or unseal")]
+    NotSealed {
+        /// The sector.
+        id: SectorId,
+        /// Its state on the chain.
+        state: String,
+    },
+    /// The sector's files were never persisted.
+    #[error("{0} was never pre-committed and persisted")]
+    NotPersisted(SectorId),
+    /// A job for the sector is still open.
+    #[error("{id} already has {kind} job {job} ({state}): one job per sector at a time")]
+    JobOpen {
+        /// The sector.
+        id: SectorId,
+        /// `rebuild` or `unseal`.
+        kind: &'static str,
+        /// The open job's id.
+        job: u64,
+        /// Its state.
+        state: &'static str,
+    },
+    /// The piece came with the sector's upgrade.
+    #[error("{piece} was put into {id} by its upgrade: unsealing an upgraded sector's pieces is not supported")]
+    UpgradePiece {
+        /// The sector.
+        id: SectorId,
+        /// The piece CID.
+        piece: String,
+    },
+    /// The sector was not sealed with the piece.
+    #[error("{piece} is not a piece of {id} (its pieces: {pieces})")]
+    NotAPiece {
+        /// The sector.
+        id: SectorId,
+        /// The piece CID asked for.
+        piece: String,
+        /// The sector's pieces, comma-separated.
+        pieces: String,
+    },
+    /// A destination the worker could not deliver to.
+    #[error("{reason}")]
+    BadDestination {
+        /// The destination.
+        url: String,
+        /// Why (names the URL).
+        reason: String,
+    },
 }
 
 /// The name of a job's kind, as lists show it.

@@ -28,7 +28,7 @@ use crate::update::{self, UpgradedSector};
 
 mod jobs;
 
-pub use jobs::{kind_name, ChainJob, JobKind, JobState, UNREPORTED_LEASE_SECS};
+pub use jobs::{kind_name, ChainJob, JobKind, JobRefused, JobState, UNREPORTED_LEASE_SECS};
 
 /// Where a sector stands on the mock chain.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -1403,14 +1403,21 @@ mod tests {
         let spec = AllocateSectorSpec::default();
         let unknown = SectorId::new(1000, 9);
         let err = chain.request_rebuild(unknown).expect_err("unknown");
-        assert!(err.contains("not a sector of this chain"), "{err}");
+        assert!(
+            err.to_string().contains("not a sector of this chain"),
+            "{err}"
+        );
         let sealing = chain
             .allocate_sector(spec.clone())
             .await
             .expect("allocate")
             .expect("a sector");
         let err = chain.request_rebuild(sealing.id).expect_err("not finished");
-        assert!(err.contains("only a finished or upgraded sector"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("only a finished or upgraded sector"),
+            "{err}"
+        );
         assert_eq!(chain.allocate_rebuild_sector(spec.clone()).await, Ok(None));
 
         let sector = finished_cc_sector(&chain).await;
@@ -1427,7 +1434,10 @@ mod tests {
             "no snap-up of a sector whose files are being rebuilt"
         );
         let err = chain.request_rebuild(sector.id).expect_err("open job");
-        assert!(err.contains("already has rebuild job 1"), "{err}");
+        assert!(
+            err.to_string().contains("already has rebuild job 1"),
+            "{err}"
+        );
         let other_miner = AllocateSectorSpec {
             allowed_miners: Some(vec![2000]),
             ..spec.clone()
