@@ -260,14 +260,18 @@ impl HttpAdminClient {
 
 fn admin_error(error: CallError) -> AdminError {
     match error {
-        CallError::Unreachable { address, reason } => {
-            let reason = if reason == "connection refused" {
-                "connection refused — is the daemon running?".to_owned()
+        CallError::Unreachable {
+            address,
+            reason,
+            refused,
+        } => AdminError::Unreachable {
+            address,
+            reason: if refused {
+                format!("{reason} — is the daemon running?")
             } else {
                 reason
-            };
-            AdminError::Unreachable { address, reason }
-        }
+            },
+        },
         CallError::Unauthorized { address, message } => AdminError::Unauthorized {
             address,
             reason: message,

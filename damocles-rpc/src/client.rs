@@ -45,6 +45,8 @@ pub enum CallError {
         address: String,
         /// Why.
         reason: String,
+        /// Nothing listens at the address (the connection was refused).
+        refused: bool,
     },
     /// The server refused the token (HTTP 401 or 403).
     #[error("{address} refused the call: {message}")]
@@ -101,6 +103,7 @@ impl RpcClient {
                 .map_err(|e| CallError::Unreachable {
                     address: address.to_owned(),
                     reason: format!("not a host:port address ({e})"),
+                    refused: false,
                 })?;
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(timeouts.connect));
@@ -176,6 +179,7 @@ impl RpcClient {
             .map_err(|_| CallError::Unreachable {
                 address: self.address.clone(),
                 reason: format!("no answer within {:?}", self.timeouts.request),
+                refused: false,
             })??;
         let response: Result<Response, _> = serde_json::from_slice(&bytes);
         if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
@@ -207,21 +211,23 @@ impl RpcClient {
     }
 
     fn unreachable(&self, error: &(dyn std::error::Error + 'static)) -> CallError {
-        let mut reason = error.to_string();
-        let mut source = error.source();
-        while let Some(inner) = source {
-            reason = inner.to_string();
-            source = inner.source();
+        // The innermost cause says why; an I/O error's kind says whether it was refused.
+        let mut innermost = error;
+        let mut refused = false;
+        while let Some(inner) = innermost.source() {
+            innermost = inner;
+            refused |= inner
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused);
         }
-        let reason = reason.to_lowercase();
-        let reason = if reason.contains("refused") {
-            "connection refused".to_owned()
-        } else {
-            reason
-        };
         CallError::Unreachable {
             address: self.address.clone(),
-            reason,
+            reason: if refused {
+                "connection refused".to_owned()
+            } else {
+                innermost.to_string().to_lowercase()
+            },
+            refused,
         }
     }
 }
