@@ -121,9 +121,7 @@ pub async fn run(sectors: u64, with_c2: bool) -> anyhow::Result<PipelineFigures>
         "",
     )?;
     let start = Instant::now();
-    let running = daemon::start(&config, ManagerChoice::FromConfig)
-        .await
-        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    let running = daemon::start(&config, ManagerChoice::FromConfig).await?;
     let mut changes = running.worker().subscribe();
     let done = |chain: &MockChain| {
         let all = chain.sectors();

@@ -166,9 +166,7 @@ pub async fn run(sectors: u64, with_prove: bool) -> anyhow::Result<SnapupFigures
         &pieces,
     )?;
     let start = Instant::now();
-    let running = daemon::start(&config, ManagerChoice::FromConfig)
-        .await
-        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    let running = daemon::start(&config, ManagerChoice::FromConfig).await?;
     let mut changes = running.worker().subscribe();
     let mut encoded = std::collections::HashSet::new();
     let deadline = Instant::now() + Duration::from_secs(3600);

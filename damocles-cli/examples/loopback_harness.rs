@@ -70,9 +70,7 @@ async fn main() -> Result<(), Error> {
             dir.path().join("persist").display()
         ),
     )?;
-    let running = daemon::start(&config, ManagerChoice::FromConfig)
-        .await
-        .map_err(|e| e.message)?;
+    let running = daemon::start(&config, ManagerChoice::FromConfig).await?;
     let admin = HttpAdminClient::new(&running.admin_addr().to_string(), None, Timeouts::default())?;
 
     let outcome = admin.pause(0).await?;

@@ -6,7 +6,7 @@ use clap::Args;
 use damocles_core::{AdminError, AdminTransport, Plan, ThreadInfo};
 use serde::Serialize;
 
-use crate::exit;
+use crate::exit::{self, CliError, ErrorKind};
 use crate::render;
 
 /// The selectors besides an index; at most one, or an index.
@@ -138,14 +138,9 @@ pub async fn run(
         other => match client.list().await {
             Ok(threads) => match other.pick(&threads) {
                 Ok(indices) => indices,
-                Err(message) => {
-                    return failure(json, exit::BAD_INPUT, "bad_input", message);
-                }
+                Err(message) => return failure(json, CliError::bad_input(message)),
             },
-            Err(e) => {
-                let (code, kind) = exit::classify(&e);
-                return failure(json, code, kind, e.to_string());
-            }
+            Err(e) => return failure(json, e.into()),
         },
     };
     let mut outcomes = Vec::new();
@@ -178,10 +173,7 @@ pub async fn run(
                 };
                 (text, exit::OK)
             }
-            Err(e) => {
-                let (code, kind) = exit::classify(&e);
-                failure(json, code, kind, prefix(&e.to_string()))
-            }
+            Err(e) => failure(json, CliError::admin(&e, prefix)),
         };
     }
     if outcomes.is_empty() {
@@ -206,12 +198,12 @@ pub async fn run(
         match outcome {
             Ok((_, done)) => lines.push(done.line(*index)),
             Err(e) => {
-                let (c, kind) = exit::classify(e);
-                code = code.max(c);
+                let kind = ErrorKind::from(e);
+                code = code.max(kind.code());
                 lines.push(Line::Failed {
                     index: *index,
                     error: render::ErrorBody {
-                        kind,
+                        kind: kind.name(),
                         message: e.to_string(),
                     },
                 });
@@ -251,17 +243,12 @@ impl Done {
     }
 }
 
-fn failure(json: bool, code: u8, kind: &str, message: String) -> (String, u8) {
+fn failure(json: bool, error: CliError) -> (String, u8) {
     if json {
-        (
-            render::json(&render::ErrorJson {
-                error: render::ErrorBody { kind, message },
-            }),
-            code,
-        )
+        (render::error_json(&error), error.code())
     } else {
-        eprintln!("error: {}", render::cell(&message));
-        (String::new(), code)
+        eprintln!("error: {}", render::cell(&error.message));
+        (String::new(), error.code())
     }
 }
 

@@ -4,7 +4,7 @@
 use clap::Args;
 use damocles_core::AdminTransport;
 
-use crate::exit;
+use crate::exit::{self, CliError};
 use crate::render;
 
 /// Which history, and how much of it.
@@ -35,9 +35,6 @@ pub async fn show(
             print!("{}", render::events_table(&entries, now, &zone));
             exit::OK
         }
-        Err(e) => {
-            let (code, kind) = exit::classify(&e);
-            render::failure(json, code, kind, prefix(&e.to_string()))
-        }
+        Err(e) => render::failure(json, &CliError::admin(&e, prefix)),
     }
 }

@@ -1,6 +1,8 @@
-//! Exit codes, the same for both command lines.
+//! Exit codes, the same for both command lines, and [`CliError`]: every failure a command
+//! reports has one [`ErrorKind`], which alone decides its exit code and its JSON `kind`.
 
 use damocles_core::AdminError;
+use damocles_rpc::client::CallError;
 
 /// Success.
 pub const OK: u8 = 0;
@@ -15,18 +17,114 @@ pub const UNAUTHORIZED: u8 = 4;
 /// A second signal stopped the process without waiting for its proof calls (128 + SIGINT).
 pub const INTERRUPTED: u8 = 130;
 
-/// The exit code and JSON kind of an admin failure.
-pub fn classify(error: &AdminError) -> (u8, &'static str) {
-    match error {
-        AdminError::ThreadNotFound { .. }
-        | AdminError::InvalidState(_)
-        | AdminError::ResumeRefused { .. } => (BAD_INPUT, "bad_input"),
-        AdminError::Remote { code, .. } if *code == damocles_rpc::jsonrpc::INVALID_PARAMS => {
-            (BAD_INPUT, "bad_input")
+/// What kind of failure a command reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// A bad argument, an unknown thread or state, a bad config file.
+    BadInput,
+    /// The manager refused a request it understood (a job it will not create).
+    Refused,
+    /// The worker or manager could not be reached.
+    Unreachable,
+    /// The credentials were refused.
+    Unauthorized,
+    /// Anything else.
+    Failed,
+}
+
+impl ErrorKind {
+    /// The process exit code.
+    pub const fn code(self) -> u8 {
+        match self {
+            ErrorKind::BadInput | ErrorKind::Refused => BAD_INPUT,
+            ErrorKind::Unreachable => UNREACHABLE,
+            ErrorKind::Unauthorized => UNAUTHORIZED,
+            ErrorKind::Failed => FAILED,
         }
-        AdminError::Unreachable { .. } => (UNREACHABLE, "unreachable"),
-        AdminError::Unauthorized { .. } => (UNAUTHORIZED, "unauthorized"),
-        // Internal and remote failures, and kinds added after this was written.
-        _ => (FAILED, "failed"),
+    }
+
+    /// The `kind` of the `--json` error object.
+    pub const fn name(self) -> &'static str {
+        match self {
+            ErrorKind::BadInput => "bad_input",
+            ErrorKind::Refused => "refused",
+            ErrorKind::Unreachable => "unreachable",
+            ErrorKind::Unauthorized => "unauthorized",
+            ErrorKind::Failed => "failed",
+        }
+    }
+}
+
+impl From<&AdminError> for ErrorKind {
+    fn from(error: &AdminError) -> Self {
+        match error {
+            AdminError::ThreadNotFound { .. }
+            | AdminError::InvalidState(_)
+            | AdminError::ResumeRefused { .. } => ErrorKind::BadInput,
+            AdminError::Remote { code, .. } if *code == damocles_rpc::jsonrpc::INVALID_PARAMS => {
+                ErrorKind::BadInput
+            }
+            AdminError::Unreachable { .. } => ErrorKind::Unreachable,
+            AdminError::Unauthorized { .. } => ErrorKind::Unauthorized,
+            // Internal and remote failures, and kinds added after this was written.
+            _ => ErrorKind::Failed,
+        }
+    }
+}
+
+impl From<&CallError> for ErrorKind {
+    fn from(error: &CallError) -> Self {
+        match error {
+            CallError::Unreachable { .. } => ErrorKind::Unreachable,
+            CallError::Unauthorized { .. } => ErrorKind::Unauthorized,
+            _ => ErrorKind::Failed,
+        }
+    }
+}
+
+/// A failure as a command reports it: `error: <message>` on stderr (or the `--json` error
+/// object on stdout) and the exit code of its kind.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct CliError {
+    /// What kind.
+    pub kind: ErrorKind,
+    /// What went wrong, for a person.
+    pub message: String,
+}
+
+impl CliError {
+    /// A failure of `kind`.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// Bad input.
+    pub fn bad_input(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::BadInput, message)
+    }
+
+    /// Any other failure.
+    pub fn failed(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Failed, message)
+    }
+
+    /// An admin failure, its message passed through `prefix`.
+    pub fn admin(error: &AdminError, prefix: impl FnOnce(&str) -> String) -> Self {
+        Self::new(error.into(), prefix(&error.to_string()))
+    }
+
+    /// The exit code.
+    pub fn code(&self) -> u8 {
+        self.kind.code()
+    }
+}
+
+impl From<AdminError> for CliError {
+    fn from(error: AdminError) -> Self {
+        Self::admin(&error, str::to_owned)
     }
 }

@@ -241,18 +241,23 @@ pub struct ErrorBody<'a> {
 
 /// Prints a failure: JSON on stdout with `json`, else `error: …` on stderr. Returns
 /// `code`.
-pub fn failure(json_output: bool, code: u8, kind: &str, message: String) -> u8 {
+pub fn failure(json_output: bool, error: &crate::exit::CliError) -> u8 {
     if json_output {
-        print!(
-            "{}",
-            json(&ErrorJson {
-                error: ErrorBody { kind, message }
-            })
-        );
+        print!("{}", error_json(error));
     } else {
-        eprintln!("error: {}", cell(&message));
+        eprintln!("error: {}", cell(&error.message));
     }
-    code
+    error.code()
+}
+
+/// The `--json` error object of `error`.
+pub fn error_json(error: &crate::exit::CliError) -> String {
+    json(&ErrorJson {
+        error: ErrorBody {
+            kind: error.kind.name(),
+            message: error.message.clone(),
+        },
+    })
 }
 
 /// Pretty JSON with a trailing newline.

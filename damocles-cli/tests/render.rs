@@ -187,14 +187,10 @@ fn error_messages_kinds_and_exit_codes() {
     ];
     let mut text = String::new();
     for error in &errors {
-        let (code, kind) = exit::classify(error);
+        let failure = exit::CliError::from(error.clone());
+        let (code, kind) = (failure.code(), failure.kind.name());
         text.push_str(&format!("exit {code} ({kind}): error: {error}\n"));
-        text.push_str(&render::json(&render::ErrorJson {
-            error: render::ErrorBody {
-                kind,
-                message: error.to_string(),
-            },
-        }));
+        text.push_str(&render::error_json(&failure));
     }
     snapshot!("worker_errors", text);
 }

@@ -209,7 +209,7 @@ impl Control {
                     AdminError::ResumeRefused {
                         index: self.index as u64,
                         state: Some(PlanState::Sector(wanted)),
-                        reason,
+                        reason: reason.to_string(),
                     }
                 })?;
             }

@@ -579,19 +579,38 @@ pub fn clear_cache(paths: &SectorPaths) -> Result<(), Failure> {
         .map_err(|e| proof_failure(FailureLevel::Temporary, "clear cache", e))
 }
 
+/// A cache's `p_aux` that cannot be read or decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {reason}", path.display())]
+pub struct PAuxError {
+    /// The file.
+    pub path: std::path::PathBuf,
+    /// The I/O or decoding error.
+    pub reason: String,
+}
+
 /// The replica commitment a cache directory's `p_aux` gives: `comm_r = H(comm_c,
 /// comm_r_last)` (Poseidon), as PC2 and snap encode compute it. A verifier that can read a
 /// store checks persisted files against the chain's comm_r with it (the rebuild check of
-/// the mock chain). `Err` names what could not be read.
-pub fn comm_r_of_cache(cache_dir: &Path) -> Result<[u8; 32], String> {
+/// the mock chain).
+///
+/// # Errors
+/// [`PAuxError`], naming the file, when `p_aux` cannot be read or decoded.
+pub fn comm_r_of_cache(cache_dir: &Path) -> Result<[u8; 32], PAuxError> {
     use filecoin_hashers::poseidon::{PoseidonDomain, PoseidonFunction};
     use filecoin_hashers::HashFunction;
     use storage_proofs_porep::stacked::PersistentAux;
 
     let path = cache_dir.join("p_aux");
-    let bytes = fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let bytes = fs::read(&path).map_err(|e| PAuxError {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
     let p_aux: PersistentAux<PoseidonDomain> =
-        bincode::deserialize(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        bincode::deserialize(&bytes).map_err(|e| PAuxError {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
     let comm_r = PoseidonFunction::hash2(&p_aux.comm_c, &p_aux.comm_r_last);
     Ok(comm_r.into())
 }

@@ -317,8 +317,13 @@ impl ResumeFacts {
     }
 
     /// Whether `input` is there now (files are looked at on disk).
-    fn holds(&self, input: Input) -> Result<(), String> {
-        let missing = |what: String| Err(format!("needs {}: {what}", input.describe()));
+    fn holds(&self, input: Input) -> Result<(), Missing> {
+        let missing = |what: String| {
+            Err(Missing {
+                input: input.describe(),
+                what,
+            })
+        };
         let on_disk = |path: &std::path::Path| {
             if path.exists() {
                 Ok(())
@@ -363,9 +368,78 @@ impl ResumeFacts {
     }
 }
 
+/// An input a step needs that is not there.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("needs {input}: {what}")]
+pub struct Missing {
+    /// The input, in words.
+    pub input: &'static str,
+    /// Why it is not there (a path that does not exist, a step not run).
+    pub what: String,
+}
+
+/// Why a thread cannot resume at a state; each says what to do instead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ResumeRefusal {
+    /// A plan without resume rules re-runs only its current state.
+    #[error(
+        "the {plan} plan can only re-run its current state ({current}) or drop the job (Aborted)"
+    )]
+    OnlyCurrent {
+        /// The plan.
+        plan: Plan,
+        /// The record's state.
+        current: State,
+    },
+    /// The sealer plan's SyntheticPoRepNeeded.
+    #[error("this worker does not generate synthetic PoRep{proof}")]
+    NoSyntheticPoRep {
+        /// ` (the sector's proof type is …)`, or empty.
+        proof: String,
+    },
+    /// Empty would take a new sector while the thread holds one.
+    #[error("the thread holds a sector: resume at Aborted to drop it (the manager is told), not at Empty")]
+    HoldsSector,
+    /// The state is not on the plan's path.
+    #[error("{target} is not a state of the {plan} plan; its states are {states}, and Aborted")]
+    NotAState {
+        /// The state asked for.
+        target: State,
+        /// The plan.
+        plan: Plan,
+        /// Its states, comma-separated.
+        states: String,
+    },
+    /// A rebuild of an upgraded sector has written the upgrade's deals over its staged
+    /// file.
+    #[error("from SealedChecked on the staged file and the pieces may hold the deal data of the upgrade, not the sealed sector's: resume at Allocated to rebuild the replica from the start, or at SealedChecked or later")]
+    DealsStaged,
+    /// Resuming ahead would skip a step that makes something.
+    #[error("the sector is at {current}: skipping ahead would leave the step of {skipped} unrun; {can_skip}")]
+    WouldSkip {
+        /// The record's state.
+        current: State,
+        /// The first step that would not run.
+        skipped: State,
+        /// Which steps can be skipped, in words.
+        can_skip: String,
+    },
+    /// A step from the target on needs an input that is not there.
+    #[error("{whose} {missing}; {instead}")]
+    MissingInput {
+        /// `its step`, or the later step that needs it.
+        whose: String,
+        /// What is missing.
+        missing: Missing,
+        /// Where to resume instead.
+        instead: String,
+    },
+}
+
 /// Whether a thread whose record is described by `facts` may resume at `target`; `Err`
 /// says why not and what to do instead.
-pub fn check(facts: &ResumeFacts, target: State) -> Result<(), String> {
+pub fn check(facts: &ResumeFacts, target: State) -> Result<(), ResumeRefusal> {
     if target == State::Aborted {
         return Ok(());
     }
@@ -373,36 +447,31 @@ pub fn check(facts: &ResumeFacts, target: State) -> Result<(), String> {
         return if target == facts.state {
             Ok(())
         } else {
-            Err(format!(
-                "the {} plan can only re-run its current state ({}) or drop the job (Aborted)",
-                facts.plan, facts.state
-            ))
+            Err(ResumeRefusal::OnlyCurrent {
+                plan: facts.plan,
+                current: facts.state,
+            })
         };
     };
     if facts.plan == Plan::Sealer && target == State::SyntheticPoRepNeeded {
-        return Err(format!(
-            "this worker does not generate synthetic PoRep{}",
-            facts
+        return Err(ResumeRefusal::NoSyntheticPoRep {
+            proof: facts
                 .proof
                 .map(|p| format!(" (the sector's proof type is {p})"))
-                .unwrap_or_default()
-        ));
+                .unwrap_or_default(),
+        });
     }
     if target == State::Empty && facts.present.contains(&Input::Sector) {
-        return Err(
-            "the thread holds a sector: resume at Aborted to drop it (the manager is told), \
-             not at Empty"
-                .to_owned(),
-        );
+        return Err(ResumeRefusal::HoldsSector);
     }
     let position = |state: State| rules.order.iter().position(|s| *s == state);
     let Some(to) = position(target) else {
         let names: Vec<&str> = rules.order.iter().map(|s| s.as_str()).collect();
-        return Err(format!(
-            "{target} is not a state of the {} plan; its states are {}, and Aborted",
-            facts.plan,
-            names.join(", ")
-        ));
+        return Err(ResumeRefusal::NotAState {
+            target,
+            plan: facts.plan,
+            states: names.join(", "),
+        });
     };
     let from = position(facts.state).unwrap_or(0);
     // An upgraded sector's deals are written over the staged file from SealedChecked on
@@ -413,13 +482,7 @@ pub fn check(facts: &ResumeFacts, target: State) -> Result<(), String> {
     let seal_steps =
         position(State::PieceAdded).unwrap_or(0)..=position(State::PC2Done).unwrap_or(0);
     if deals_staged && seal_steps.contains(&to) {
-        return Err(format!(
-            "from {} on the staged file and the pieces may hold the deal data of the \
-             upgrade, not the sealed sector's: resume at Allocated to rebuild the replica \
-             from the start, or at {} or later",
-            State::SealedChecked,
-            State::SealedChecked
-        ));
+        return Err(ResumeRefusal::DealsStaged);
     }
     if let Some(skipped) = rules
         .order
@@ -437,10 +500,11 @@ pub fn check(facts: &ResumeFacts, target: State) -> Result<(), String> {
                 names.join(", ")
             )
         };
-        return Err(format!(
-            "the sector is at {}: skipping ahead would leave the step of {skipped} unrun; {can_skip}",
-            facts.state
-        ));
+        return Err(ResumeRefusal::WouldSkip {
+            current: facts.state,
+            skipped: *skipped,
+            can_skip,
+        });
     }
     // Every step from the target on runs again, in order: each input must be there now,
     // unless a step before it in this run makes it again.
@@ -453,7 +517,7 @@ pub fn check(facts: &ResumeFacts, target: State) -> Result<(), String> {
             if made.contains(&input) {
                 continue;
             }
-            if let Err(why) = facts.holds(input) {
+            if let Err(missing) = facts.holds(input) {
                 let instead = match input.producer(facts.plan) {
                     State::Empty => "resume at Aborted to drop the sector".to_owned(),
                     producer => format!("resume at {producer} to make it again"),
@@ -463,7 +527,11 @@ pub fn check(facts: &ResumeFacts, target: State) -> Result<(), String> {
                 } else {
                     format!("the step of {state}, which runs after it,")
                 };
-                return Err(format!("{whose} {why}; {instead}"));
+                return Err(ResumeRefusal::MissingInput {
+                    whose,
+                    missing,
+                    instead,
+                });
             }
             made.push(input);
         }
@@ -543,23 +611,24 @@ mod tests {
         // The updated replica is missing: SnapEncoded needs it, TreeDBuilt needs the staged
         // file, and the refusals say where to resume instead.
         let err = check(&facts(State::SnapEncoded), State::SnapEncoded).expect_err("no replica");
-        assert!(err.contains("the updated replica"), "{err}");
-        assert!(err.contains("resume at TreeDBuilt"), "{err}");
+        assert!(err.to_string().contains("the updated replica"), "{err}");
+        assert!(err.to_string().contains("resume at TreeDBuilt"), "{err}");
         let err = check(&facts(State::SnapEncoded), State::TreeDBuilt).expect_err("no staged");
-        assert!(err.contains("the staged file"), "{err}");
-        assert!(err.contains("resume at Allocated"), "{err}");
+        assert!(err.to_string().contains("the staged file"), "{err}");
+        assert!(err.to_string().contains("resume at Allocated"), "{err}");
         assert_eq!(check(&facts(State::SnapEncoded), State::Allocated), Ok(()));
         assert_eq!(check(&facts(State::SnapEncoded), State::Aborted), Ok(()));
         // Empty would take a new sector and leave this one held: Aborted hands it back.
         let err = check(&facts(State::SnapEncoded), State::Empty).expect_err("holds a sector");
-        assert!(err.contains("resume at Aborted"), "{err}");
+        assert!(err.to_string().contains("resume at Aborted"), "{err}");
 
         write_updated_replica(&paths);
         // SnapProved's persist copies the staged file as well, so a resume before it needs
         // that file too.
         let err = check(&facts(State::SnapEncoded), State::SnapEncoded).expect_err("no staged");
         assert!(
-            err.starts_with("the step of SnapProved, which runs after it, needs the staged file"),
+            err.to_string()
+                .starts_with("the step of SnapProved, which runs after it, needs the staged file"),
             "{err}"
         );
         std::fs::create_dir_all(paths.staged.parent().expect("dir")).expect("dir");
@@ -574,13 +643,14 @@ mod tests {
         // No skipping ahead: every snap-up step makes something a later one needs.
         let err = check(&facts(State::SnapEncoded), State::SnapProved).expect_err("skip");
         assert!(
-            err.contains("skipping ahead would leave the step of SnapEncoded unrun"),
+            err.to_string()
+                .contains("skipping ahead would leave the step of SnapEncoded unrun"),
             "{err}"
         );
         // States of other plans are refused by name, with the plan's own.
         let err = check(&facts(State::SnapEncoded), State::PC1Done).expect_err("sealer state");
         assert!(
-            err.starts_with(
+            err.to_string().starts_with(
                 "PC1Done is not a state of the snapup plan; its states are Empty, Allocated"
             ),
             "{err}"
@@ -593,8 +663,8 @@ mod tests {
             State::Persisted,
         )
         .expect_err("no proof");
-        assert!(err.contains("the update proof"), "{err}");
-        assert!(err.contains("resume at SnapEncoded"), "{err}");
+        assert!(err.to_string().contains("the update proof"), "{err}");
+        assert!(err.to_string().contains("resume at SnapEncoded"), "{err}");
     }
 
     /// A rebuild record at `state` holding every record field a rebuild makes up to it.
@@ -641,14 +711,15 @@ mod tests {
         // A sector never upgraded has no snap-up states.
         let err = check(&facts(State::Persisted, false), State::SnapEncoded).expect_err("snap");
         assert!(
-            err.contains("SnapEncoded is not a state of the rebuild plan"),
+            err.to_string()
+                .contains("SnapEncoded is not a state of the rebuild plan"),
             "{err}"
         );
-        assert!(!err.contains("SnapPieceAdded"), "{err}");
+        assert!(!err.to_string().contains("SnapPieceAdded"), "{err}");
         // Persisting again needs the rebuilt replica, which PC2 makes.
         let err = check(&facts(State::Persisted, false), State::SnapDone).expect_err("replica");
-        assert!(err.contains("the encoded replica"), "{err}");
-        assert!(err.contains("resume at PC1Done"), "{err}");
+        assert!(err.to_string().contains("the encoded replica"), "{err}");
+        assert!(err.to_string().contains("resume at PC1Done"), "{err}");
         write_replica(&paths);
         assert_eq!(
             check(&facts(State::Persisted, false), State::SnapDone),
@@ -656,8 +727,8 @@ mod tests {
         );
         // The check after PC2 reads PC1's labels too.
         let err = check(&facts(State::SealedChecked, false), State::PC2Done).expect_err("labels");
-        assert!(err.contains("PC1's labels"), "{err}");
-        assert!(err.contains("resume at TreeDBuilt"), "{err}");
+        assert!(err.to_string().contains("PC1's labels"), "{err}");
+        assert!(err.to_string().contains("resume at TreeDBuilt"), "{err}");
         // The ticket comes with the job: without it, only dropping the job is left.
         let mut record = rebuild_at(State::PieceAdded, false);
         record.ticket = None;
@@ -666,21 +737,23 @@ mod tests {
             State::Allocated,
         )
         .expect_err("no ticket");
-        assert!(err.contains("needs the ticket"), "{err}");
-        assert!(err.contains("resume at Aborted"), "{err}");
+        assert!(err.to_string().contains("needs the ticket"), "{err}");
+        assert!(err.to_string().contains("resume at Aborted"), "{err}");
         let err = check(&facts(State::PC1Done, false), State::PC2Done).expect_err("skip");
-        assert!(err.contains("skipping ahead"), "{err}");
+        assert!(err.to_string().contains("skipping ahead"), "{err}");
 
         // Upgraded: once the deals are added, the staged file is no longer the sealed
         // sector's, so the seal steps can only start over from Allocated.
         let err = check(&facts(State::SnapEncoded, true), State::PC1Done).expect_err("staged");
-        assert!(err.contains("resume at Allocated"), "{err}");
+        assert!(err.to_string().contains("resume at Allocated"), "{err}");
         let err = check(&facts(State::SealedChecked, true), State::TreeDBuilt).expect_err("");
-        assert!(err.contains("may hold the deal data"), "{err}");
-        assert_eq!(
-            check(&facts(State::SealedChecked, false), State::PC1Done)
-                .map_err(|e| e.contains("deal data")),
-            Err(false),
+        assert_eq!(err, ResumeRefusal::DealsStaged);
+        assert!(err.to_string().contains("may hold the deal data"), "{err}");
+        assert!(
+            matches!(
+                check(&facts(State::SealedChecked, false), State::PC1Done),
+                Err(ResumeRefusal::MissingInput { .. })
+            ),
             "not upgraded: only the missing labels"
         );
         assert_eq!(
@@ -692,8 +765,11 @@ mod tests {
         // From SealedChecked on, the snap-up steps run again over the rebuilt replica; the
         // persist needs the updated one as well.
         let err = check(&facts(State::Persisted, true), State::SnapDone).expect_err("updated");
-        assert!(err.contains("the updated replica"), "{err}");
-        assert!(err.contains("resume at SnapTreeDBuilt"), "{err}");
+        assert!(err.to_string().contains("the updated replica"), "{err}");
+        assert!(
+            err.to_string().contains("resume at SnapTreeDBuilt"),
+            "{err}"
+        );
         assert_eq!(
             check(&facts(State::SnapEncoded, true), State::SealedChecked),
             Ok(())

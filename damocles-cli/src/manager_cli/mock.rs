@@ -17,8 +17,9 @@ use damocles_sealing::params::{self, Generated};
 use damocles_sealing::store::Location;
 use serde_json::Value;
 
+use crate::exit::{self, CliError};
+use crate::render;
 use crate::worker_cli::daemon::{self, ManagerChoice};
-use crate::{exit, render};
 
 /// What `mock` was asked for.
 pub struct MockOptions {
@@ -79,38 +80,29 @@ fn default_home() -> PathBuf {
 
 /// Runs the mock manager until a signal; returns the exit code.
 pub async fn run(options: MockOptions) -> u8 {
-    let proof = match params::proof_for(options.sector_size) {
-        Ok(proof) => proof,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::BAD_INPUT;
-        }
-    };
+    serve(options)
+        .await
+        .unwrap_or_else(|e| render::failure(false, &e))
+}
+
+async fn serve(options: MockOptions) -> Result<u8, CliError> {
+    let proof =
+        params::proof_for(options.sector_size).map_err(|e| CliError::bad_input(e.to_string()))?;
     let home = options.home.clone().unwrap_or_else(default_home);
-    let registry = match WorkerRegistry::open(&home) {
-        Ok(registry) => Arc::new(registry),
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::FAILED;
-        }
-    };
+    let registry =
+        Arc::new(WorkerRegistry::open(&home).map_err(|e| CliError::failed(e.to_string()))?);
     let chain_file = home.join("mock-chain.json");
-    let chain = match MockChain::open(&chain_file, options.miner, proof) {
-        Ok(chain) => chain,
-        Err(e) => {
-            eprintln!("error: mock chain records {}: {e}", chain_file.display());
-            return exit::FAILED;
-        }
-    };
+    let chain = MockChain::open(&chain_file, options.miner, proof).map_err(|e| {
+        CliError::failed(format!("mock chain records {}: {e}", chain_file.display()))
+    })?;
     if let Some(limit) = options.max_sectors {
         chain.limit_sectors(limit);
     }
     // Snap-up jobs always come with deals, whatever share of new sectors gets them.
     let pieces = home.join("pieces");
-    if let Err(e) = chain.offer_deals(options.deals.unwrap_or(0.0), &pieces) {
-        eprintln!("error: piece directory {}: {e}", pieces.display());
-        return exit::FAILED;
-    }
+    chain
+        .offer_deals(options.deals.unwrap_or(0.0), &pieces)
+        .map_err(|e| CliError::failed(format!("piece directory {}: {e}", pieces.display())))?;
     chain.delay_reports(options.report_delay);
     for (name, path) in &options.persist_stores {
         chain.attach_store(name, path);
@@ -143,16 +135,14 @@ pub async fn run(options: MockOptions) -> u8 {
         piece_dir: chain.piece_dir(),
         ..ServerOptions::default()
     };
-    let server = match RpcServer::bind(&options.listen, Arc::new(service), server_options).await {
-        Ok(server) => server,
-        Err(e) => {
-            eprintln!(
-                "error: cannot listen on {}: {e} (is another manager running? use --listen)",
+    let server = RpcServer::bind(&options.listen, Arc::new(service), server_options)
+        .await
+        .map_err(|e| {
+            CliError::failed(format!(
+                "cannot listen on {}: {e} (is another manager running? use --listen)",
                 options.listen
-            );
-            return exit::FAILED;
-        }
-    };
+            ))
+        })?;
     let addr = server.local_addr();
     let deals = match options.deals {
         Some(share) if share > 0.0 => format!("deals for {:.0}% of the sectors", share * 100.0),
@@ -177,9 +167,10 @@ pub async fn run(options: MockOptions) -> u8 {
                     Some(m)
                 }
                 Err(e) => {
-                    eprintln!("error: cannot serve metrics on {listen}: {e}");
                     server.shutdown().await;
-                    return exit::FAILED;
+                    return Err(CliError::failed(format!(
+                        "cannot serve metrics on {listen}: {e}"
+                    )));
                 }
             }
         }
@@ -188,9 +179,9 @@ pub async fn run(options: MockOptions) -> u8 {
         None => None,
         Some(config) => match start_worker(config, options.sector_size, &addr.to_string()).await {
             Ok(worker) => worker,
-            Err(code) => {
+            Err(e) => {
                 server.shutdown().await;
-                return code;
+                return Err(e);
             }
         },
     };
@@ -209,7 +200,7 @@ pub async fn run(options: MockOptions) -> u8 {
     }
     server.shutdown().await;
     eprintln!("manager stopped");
-    code
+    Ok(code)
 }
 
 /// Prepares and starts the worker of `config`, sealing for this manager. `Ok(None)`: a
@@ -218,19 +209,12 @@ async fn start_worker(
     config_path: &std::path::Path,
     size: SectorSize,
     manager: &str,
-) -> Result<Option<daemon::Daemon>, u8> {
-    let config = match WorkerConfig::load(config_path) {
-        Ok(loaded) => loaded.config,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Err(exit::BAD_INPUT);
-        }
-    };
+) -> Result<Option<daemon::Daemon>, CliError> {
+    let config = WorkerConfig::load(config_path)
+        .map_err(|e| CliError::bad_input(e.to_string()))?
+        .config;
     for thread in &config.sealing_thread {
-        if let Err(e) = Location::init(&thread.location) {
-            eprintln!("error: {e}");
-            return Err(exit::FAILED);
-        }
+        Location::init(&thread.location).map_err(|e| CliError::failed(e.to_string()))?;
     }
     if !params::all_present(size) {
         eprintln!(
@@ -251,23 +235,15 @@ async fn start_worker(
                     eprintln!("parameters generated in {:.0} s", took.as_secs_f64());
                 }
                 Ok(Ok(Generated::AlreadyPresent)) => {}
-                Ok(Err(e)) => {
-                    eprintln!("error: {e}");
-                    return Err(exit::FAILED);
-                }
+                Ok(Err(e)) => return Err(CliError::failed(e.to_string())),
                 Err(e) => {
-                    eprintln!("error: parameter generation failed: {e}");
-                    return Err(exit::FAILED);
+                    return Err(CliError::failed(format!("parameter generation failed: {e}")))
                 }
             },
             () = daemon::wait_for_signal() => return Ok(None),
         }
     }
-    match daemon::start(config_path, ManagerChoice::At(manager.to_owned())).await {
-        Ok(running) => Ok(Some(running)),
-        Err(e) => {
-            eprintln!("error: {}", e.message);
-            Err(e.code)
-        }
-    }
+    daemon::start(config_path, ManagerChoice::At(manager.to_owned()))
+        .await
+        .map(Some)
 }

@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::bulk::{self, Action, Selector, SelectorFlags};
-use crate::exit;
+use crate::exit::{self, CliError, ErrorKind};
 use crate::render;
 
 /// What every util command needs.
@@ -36,27 +36,26 @@ impl Context {
         exit::OK
     }
 
-    fn fail(&self, code: u8, kind: &str, message: String) -> u8 {
-        render::failure(self.json, code, kind, message)
+    fn fail(&self, error: CliError) -> u8 {
+        render::failure(self.json, &error)
     }
 
     fn manager_failed(&self, what: &str, error: CallError) -> u8 {
-        let (code, kind) = match &error {
-            CallError::Unreachable { .. } => (exit::UNREACHABLE, "unreachable"),
-            CallError::Unauthorized { .. } => (exit::UNAUTHORIZED, "unauthorized"),
-            _ => (exit::FAILED, "failed"),
-        };
+        let kind = ErrorKind::from(&error);
         let hint = if matches!(error, CallError::Unreachable { .. }) {
             " — is the manager running? (damocles-manager mock)"
         } else {
             ""
         };
-        self.fail(code, kind, format!("{what}: manager {error}{hint}"))
+        self.fail(CliError::new(
+            kind,
+            format!("{what}: manager {error}{hint}"),
+        ))
     }
 
     fn manager(&self) -> Result<ManagerClient, u8> {
         ManagerClient::new(&self.manager, self.token.clone(), Timeouts::default())
-            .map_err(|e| self.fail(exit::BAD_INPUT, "bad_input", format!("--listen: {e}")))
+            .map_err(|e| self.fail(CliError::bad_input(format!("--listen: {e}"))))
     }
 
     /// The worker named `target` in the registry, or at the address `target`.
@@ -69,22 +68,19 @@ impl Context {
         };
         let client = HttpAdminClient::new(&dest, self.worker_token.clone(), Timeouts::default())
             .map_err(|e| {
-                self.fail(
-                    exit::BAD_INPUT,
-                    "bad_input",
-                    format!("'{target}' is neither a registered worker nor an address: {e}"),
-                )
+                self.fail(CliError::bad_input(format!(
+                    "'{target}' is neither a registered worker nor an address: {e}"
+                )))
             })?;
         Ok((dest, client))
     }
 
     fn worker_failed(&self, target: &str, dest: &str, error: &AdminError) -> u8 {
-        let (code, kind) = exit::classify(error);
         let mut message = render::remote_message(target, dest, &error.to_string());
         if error.is_unreachable() && target != dest {
             message.push_str(" (its last reported address)");
         }
-        self.fail(code, kind, message)
+        self.fail(CliError::new(error.into(), message))
     }
 }
 
@@ -147,7 +143,7 @@ pub async fn worker_act(ctx: &Context, threads: &Threads, action: Action) -> u8 
     let target = threads.worker.as_str();
     let selector = match Selector::from_parts(threads.index, &threads.select) {
         Ok(selector) => selector,
-        Err(message) => return ctx.fail(exit::BAD_INPUT, "bad_input", message),
+        Err(message) => return ctx.fail(CliError::bad_input(message)),
     };
     let (dest, client) = match ctx.worker(target).await {
         Ok(found) => found,
@@ -181,11 +177,9 @@ pub async fn worker_remove(ctx: &Context, name: &str) -> u8 {
         Err(code) => return code,
     };
     match manager.worker(name).await {
-        Ok(None) => ctx.fail(
-            exit::BAD_INPUT,
-            "bad_input",
-            format!("worker info not found. please make sure the instance name is correct: {name}"),
-        ),
+        Ok(None) => ctx.fail(CliError::bad_input(format!(
+            "worker info not found. please make sure the instance name is correct: {name}"
+        ))),
         Ok(Some(_)) => match manager.remove(name).await {
             Ok(()) => ctx.print(&serde_json::json!({"removed": name}), || {
                 format!("'{name}' removed\n")
@@ -229,7 +223,7 @@ pub async fn sector_unseal(ctx: &Context, sector: SectorId, piece: &str, dest: &
         text: piece.to_owned(),
     };
     if let Err(e) = damocles_core::piece::comm_p(&piece) {
-        return ctx.fail(exit::BAD_INPUT, "bad_input", format!("piece: {e}"));
+        return ctx.fail(CliError::bad_input(format!("piece: {e}")));
     }
     let manager = match ctx.manager() {
         Ok(manager) => manager,
@@ -245,11 +239,10 @@ pub async fn sector_unseal(ctx: &Context, sector: SectorId, piece: &str, dest: &
 fn job_created(ctx: &Context, asked: Result<Value, CallError>, refused: &str, call: &str) -> u8 {
     match asked {
         Ok(job) => ctx.print(&job, || render::job_requested(&job)),
-        Err(CallError::Rpc(e)) => ctx.fail(
-            exit::BAD_INPUT,
-            "refused",
+        Err(CallError::Rpc(e)) => ctx.fail(CliError::new(
+            ErrorKind::Refused,
             format!("{refused}: {}", e.message),
-        ),
+        )),
         Err(e) => ctx.manager_failed(call, e),
     }
 }

@@ -17,7 +17,7 @@ use damocles_sealing::config::WorkerConfig;
 use damocles_sealing::mock_chain::MockChain;
 use damocles_sealing::{params, BuildError, RunningWorker, Worker, WorkerBuilder};
 
-use crate::exit;
+use crate::exit::{self, CliError};
 
 /// The version the worker reports, in the original's `v<semver>-<build>` form.
 pub fn version() -> String {
@@ -33,22 +33,6 @@ pub enum ManagerChoice {
     At(String),
     /// An in-process mock chain of this miner (no manager, no reports).
     MockChain(u64),
-}
-
-/// A failure to start, with the exit code it deserves.
-#[derive(Debug)]
-pub struct StartError {
-    /// The exit code.
-    pub code: u8,
-    /// What went wrong.
-    pub message: String,
-}
-
-fn bad_input(message: impl Into<String>) -> StartError {
-    StartError {
-        code: exit::BAD_INPUT,
-        message: message.into(),
-    }
 }
 
 /// A started daemon: the worker, its admin API and its metrics server.
@@ -89,8 +73,8 @@ struct Sides {
 
 /// Loads the configuration and starts the threads (through [`WorkerBuilder`]), the admin
 /// API, the metrics server and the reports.
-pub async fn start(config_path: &Path, choice: ManagerChoice) -> Result<Daemon, StartError> {
-    let loaded = WorkerConfig::load(config_path).map_err(|e| bad_input(e.to_string()))?;
+pub async fn start(config_path: &Path, choice: ManagerChoice) -> Result<Daemon, CliError> {
+    let loaded = WorkerConfig::load(config_path).map_err(|e| CliError::bad_input(e.to_string()))?;
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
     }
@@ -116,11 +100,10 @@ pub async fn start(config_path: &Path, choice: ManagerChoice) -> Result<Daemon, 
         builder = builder.name(ip);
     }
     let mut running = builder.start().await.map_err(|e| match e {
-        BuildError::UnknownStore { .. } => StartError {
-            code: exit::FAILED,
-            message: format!("the manager at {manager_addr}: {e}"),
-        },
-        e => bad_input(format!("config {}: {e}", config_path.display())),
+        BuildError::UnknownStore { .. } => {
+            CliError::failed(format!("the manager at {manager_addr}: {e}"))
+        }
+        e => CliError::bad_input(format!("config {}: {e}", config_path.display())),
     })?;
     let worker = running.worker().clone();
     let rpc = &config.worker.rpc_server;
@@ -138,13 +121,10 @@ pub async fn start(config_path: &Path, choice: ManagerChoice) -> Result<Daemon, 
         Ok(server) => server,
         Err(e) => {
             running.shutdown().await;
-            return Err(StartError {
-                code: exit::FAILED,
-                message: format!(
+            return Err(CliError::failed(format!(
                     "cannot listen on {}: {e} (is another worker running? set [worker] rpc_server.port)",
                     config.admin_addr()
-                ),
-            });
+            )));
         }
     };
     let bound = server.local_addr();
@@ -159,13 +139,10 @@ pub async fn start(config_path: &Path, choice: ManagerChoice) -> Result<Daemon, 
             Err(e) => {
                 server.shutdown().await;
                 running.shutdown().await;
-                return Err(StartError {
-                    code: exit::FAILED,
-                    message: format!(
-                        "cannot serve metrics on {}: {e} (set [metrics] http_listen)",
-                        config.metrics.http_listen
-                    ),
-                });
+                return Err(CliError::failed(format!(
+                    "cannot serve metrics on {}: {e} (set [metrics] http_listen)",
+                    config.metrics.http_listen
+                )));
             }
         }
     } else {
@@ -196,14 +173,14 @@ fn mock_chain_sides(
     config_path: &Path,
     config: &WorkerConfig,
     miner: u64,
-) -> Result<Sides, StartError> {
+) -> Result<Sides, CliError> {
     let size = config
         .sealing
         .allowed_sizes
         .as_ref()
         .and_then(|sizes| sizes.first().copied())
         .unwrap_or(SectorSize::KIB_2);
-    let proof = params::proof_for(size).map_err(|e| bad_input(e.to_string()))?;
+    let proof = params::proof_for(size).map_err(|e| CliError::bad_input(e.to_string()))?;
     // Kept beside the config, so that a restart does not hand out sector numbers that
     // threads still hold (a second s-t0…-1 would overwrite the first's files in the
     // attached store).
@@ -211,10 +188,8 @@ fn mock_chain_sides(
         .parent()
         .unwrap_or(Path::new("."))
         .join(format!("mock-chain-t0{miner}.json"));
-    let chain = MockChain::open(&records, miner, proof).map_err(|e| StartError {
-        code: exit::FAILED,
-        message: format!("mock chain records {}: {e}", records.display()),
-    })?;
+    let chain = MockChain::open(&records, miner, proof)
+        .map_err(|e| CliError::failed(format!("mock chain records {}: {e}", records.display())))?;
     tracing::info!(
         "sealing {size} sectors for an in-process mock chain, miner {miner}, records in {}",
         records.display()
@@ -227,9 +202,9 @@ fn mock_chain_sides(
 }
 
 /// The manager at `addr` over HTTP, with the config's tokens.
-fn remote_sides(addr: &str, config: &WorkerConfig) -> Result<Sides, StartError> {
+fn remote_sides(addr: &str, config: &WorkerConfig) -> Result<Sides, CliError> {
     let bad_addr = |e: damocles_rpc::sealer::InvalidManagerAddress| {
-        bad_input(format!("[sector_manager] rpc_client.addr: {e}"))
+        CliError::bad_input(format!("[sector_manager] rpc_client.addr: {e}"))
     };
     let token = config.sector_manager.rpc_client.token.clone();
     let piece_token = config
@@ -254,10 +229,7 @@ fn remote_sides(addr: &str, config: &WorkerConfig) -> Result<Sides, StartError> 
 pub async fn run(config_path: &Path, choice: ManagerChoice) -> u8 {
     let running = match start(config_path, choice).await {
         Ok(running) => running,
-        Err(e) => {
-            eprintln!("error: {}", e.message);
-            return e.code;
-        }
+        Err(e) => return crate::render::failure(false, &e),
     };
     wait_for_signal().await;
     stop_on_signal(running).await

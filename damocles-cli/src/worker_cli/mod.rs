@@ -16,7 +16,7 @@ use damocles_sealing::store::Location;
 
 use crate::bulk::{self, Action, Selector, SelectorFlags};
 use crate::events::{self, EventsFlags};
-use crate::exit;
+use crate::exit::{self, CliError, ErrorKind};
 use crate::render;
 
 /// A damocles sealing worker: runs sealing threads that seal sectors with real proofs, and
@@ -182,16 +182,16 @@ pub fn main_impl() -> ExitCode {
 pub(crate) fn run_async(work: impl std::future::Future<Output = u8>) -> u8 {
     match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime.block_on(work),
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            exit::FAILED
-        }
+        Err(e) => render::failure(
+            false,
+            &CliError::failed(format!("cannot start the async runtime: {e}")),
+        ),
     }
 }
 
 async fn worker(args: WorkerArgs) -> u8 {
     let json = args.json;
-    let fail = |code: u8, kind: &str, message: String| render::failure(json, code, kind, message);
+    let fail = |error: CliError| render::failure(json, &error);
     let target = match target::resolve(
         args.host.as_deref(),
         args.config.as_deref(),
@@ -199,11 +199,11 @@ async fn worker(args: WorkerArgs) -> u8 {
         args.token_file.as_deref(),
     ) {
         Ok(target) => target,
-        Err(message) => return fail(exit::BAD_INPUT, "bad_input", message),
+        Err(message) => return fail(CliError::bad_input(message)),
     };
     let client = match HttpAdminClient::new(&target.address, target.token, Timeouts::default()) {
         Ok(client) => client,
-        Err(e) => return fail(exit::BAD_INPUT, "bad_input", e.to_string()),
+        Err(e) => return fail(CliError::bad_input(e.to_string())),
     };
     let (selector, action) = match args.action {
         WorkerAction::List => {
@@ -219,10 +219,7 @@ async fn worker(args: WorkerArgs) -> u8 {
                     print!("{text}");
                     exit::OK
                 }
-                Err(e) => {
-                    let (code, kind) = exit::classify(&e);
-                    fail(code, kind, e.to_string())
-                }
+                Err(e) => fail(e.into()),
             };
         }
         WorkerAction::Events { index, flags } => {
@@ -245,7 +242,7 @@ async fn worker(args: WorkerArgs) -> u8 {
     };
     let selector = match selector {
         Ok(selector) => selector,
-        Err(message) => return fail(exit::BAD_INPUT, "bad_input", message),
+        Err(message) => return fail(CliError::bad_input(message)),
     };
     let (text, code) = bulk::run(&client, &selector, &action, json, &|m| m.to_owned()).await;
     print!("{text}");
@@ -257,10 +254,7 @@ fn sealing_init(locations: &[PathBuf]) -> u8 {
     for path in locations {
         match Location::init(path) {
             Ok(location) => println!("{} ready", location.root().display()),
-            Err(e) => {
-                eprintln!("error: {e}");
-                code = exit::FAILED;
-            }
+            Err(e) => code = render::failure(false, &CliError::failed(e.to_string())),
         }
     }
     code
@@ -296,15 +290,13 @@ fn generate_params(sector_size: SectorSize) -> u8 {
             );
             exit::OK
         }
-        Err(
-            e @ (params::ParamsError::ProductionSize { .. } | params::ParamsError::UnknownSize(_)),
-        ) => {
-            eprintln!("error: {e}");
-            exit::BAD_INPUT
-        }
         Err(e) => {
-            eprintln!("error: {e}");
-            exit::FAILED
+            let kind = match e {
+                params::ParamsError::ProductionSize { .. }
+                | params::ParamsError::UnknownSize(_) => ErrorKind::BadInput,
+                _ => ErrorKind::Failed,
+            };
+            render::failure(false, &CliError::new(kind, e.to_string()))
         }
     }
 }

@@ -660,7 +660,7 @@ fn check_files(sector: &ChainSector, store: &Path, is_upgrade: bool) -> Result<(
             return Err(format!("{} holds {len} bytes, not {size}", file.display()));
         }
         let cache = store.join(cache_dir).join(&name);
-        let found = proofs::comm_r_of_cache(&cache)?;
+        let found = proofs::comm_r_of_cache(&cache).map_err(|e| e.to_string())?;
         if found != expected {
             return Err(format!(
                 "{} gives comm_r {}, but the chain holds {}",
