@@ -14,10 +14,11 @@ step parameters; cargo build -q -p damocles-cli --bin damocles-worker
 target/debug/damocles-worker params generate --sector-size 2KiB
 step tests; cargo nextest run --workspace --no-fail-fast
 step doctests; cargo test --workspace --doc
-# The API docs build without a warning, and the embedding examples run (each seals one
-# sector: one C2 each).
+# The API docs build without a warning, and the embedding examples run (embed and
+# loopback_harness seal real sectors; scheduler drives the core traits over the fakes).
 step docs; RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace -q
 step examples
+cargo run -q -p damocles-core --features testing --example scheduler
 cargo run -q -p damocles-sealing --example embed
 cargo run -q -p damocles-cli --example loopback_harness
 # The benchmarks keep building and running, small and without C2 (full run: BENCHMARKS.md).

@@ -145,6 +145,7 @@ impl FromStr for SectorSize {
 /// A Filecoin `RegisteredSealProof`, serialised as its integer (0–19) as on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[allow(missing_docs, non_camel_case_types)] // the variant names are the upstream names
+#[non_exhaustive]
 pub enum SealProof {
     StackedDrg2KiBV1 = 0,
     StackedDrg8MiBV1 = 1,
@@ -170,6 +171,7 @@ pub enum SealProof {
 
 /// The family of a seal proof type: which protocol version and feature it carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum SealProofFamily {
     /// API version 1.0.
     V1,
@@ -286,6 +288,7 @@ impl fmt::Display for SealProof {
 /// proof of that size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[allow(missing_docs)] // the variant names are the upstream names
+#[non_exhaustive]
 pub enum UpdateProof {
     StackedDrg2KiBV1 = 0,
     StackedDrg8MiBV1 = 1,

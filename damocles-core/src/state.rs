@@ -269,6 +269,7 @@ impl WdPostState {
 /// ones the original logs and reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[allow(missing_docs)] // the variant names are the original's event names
+#[non_exhaustive]
 pub enum EventKind {
     /// An operator set the state (`resume --state`); no table lookup.
     SetState,

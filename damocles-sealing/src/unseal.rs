@@ -81,6 +81,7 @@ pub fn deliver_copy(from: &Path, to: &Path) -> Result<(), Failure> {
 
 /// Where an unsealed piece goes, from a URL of `AcquireUnsealDest`.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Destination {
     /// `file:///<path>`: a local copy.
     File(PathBuf),

@@ -33,6 +33,7 @@ pub enum JobKind {
 
 /// Where a job stands.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
 pub enum JobState {
     /// Waiting for a worker thread.
     Pending,
