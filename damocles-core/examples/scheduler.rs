@@ -16,9 +16,9 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use damocles_core::testing::{MemoryStateStore, RecordingReporter};
 use damocles_core::{
-    AdminError, AdminTransport, EventKind, PauseOutcome, Plan, PlanState, Reporter,
-    ResumeOutcome, SealingThread, SectorRecord, State, StateStore, StoreError, ThreadInfo,
-    ThreadState, WorkerReport, WorkerSummary,
+    AdminError, AdminTransport, EventKind, PauseOutcome, Plan, PlanState, Reporter, ResumeOutcome,
+    SealingThread, SectorRecord, State, StateStore, StoreError, ThreadInfo, ThreadState,
+    WorkerReport, WorkerSummary,
 };
 
 /// Branches of the sealer table a dry run never takes.
@@ -106,7 +106,9 @@ impl SealingThread for DryRunThread {
 
     fn resume(&self, state: Option<&str>) -> Result<ResumeOutcome, AdminError> {
         // Names are checked against the plan's own states.
-        let target = state.map(|name| Plan::Sealer.parse_state(name)).transpose()?;
+        let target = state
+            .map(|name| Plan::Sealer.parse_state(name))
+            .transpose()?;
         let mut paused = self.paused.lock().expect("lock");
         if !*paused {
             return Ok(ResumeOutcome::NotPaused);

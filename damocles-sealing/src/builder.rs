@@ -52,15 +52,24 @@ pub enum BuildError {
 /// saying why, and the store check runs again (1 s doubling to 1 min) until it answers.
 ///
 /// ```no_run
-/// # async fn run(manager: std::sync::Arc<dyn damocles_core::SectorManager>) -> Result<(), Box<dyn std::error::Error>> {
-/// use damocles_sealing::{config::WorkerConfig, WorkerBuilder};
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::sync::Arc;
+/// use damocles_core::{AdminTransport, SealProof};
+/// use damocles_sealing::{config::WorkerConfig, mock_chain::MockChain, WorkerBuilder};
 ///
+/// let chain = MockChain::new(1000, SealProof::StackedDrg2KiBV1_1); // or an HttpSectorManager
 /// let config = WorkerConfig::load("worker.toml".as_ref())?.config;
-/// let running = WorkerBuilder::from_config(config).manager(manager).start().await?;
-/// println!("{} threads", running.worker().threads().len());
-/// running.shutdown().await; // every record saved, every location released
+/// let running = WorkerBuilder::from_config(config)
+///     .manager(Arc::new(chain.clone()))
+///     .piece_store(Arc::new(chain))
+///     .start()
+///     .await?;
+/// running.worker().pause(0).await?;  // the same AdminTransport the admin API serves
+/// println!("{:?}", running.worker().list());
+/// running.shutdown().await;          // every record saved, every location released
 /// # Ok(()) }
 /// ```
+/// (The README's "Embedding" section shows this example.)
 pub struct WorkerBuilder {
     threads: Threads,
     name: Option<String>,
