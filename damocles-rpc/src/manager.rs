@@ -29,7 +29,7 @@ rpc_methods! {
         -> Option<PingEntry> = "WorkerPingInfo | null", "one worker's last report, with its liveness";
     /// Every worker's last report.
     WorkerPingInfoList = "Venus.WorkerPingInfoList", Read, ()
-        -> Option<Vec<PingEntry>> = "[WorkerPingInfo]", "every worker's last report, by name, with its liveness";
+        -> Option<Vec<PingEntry>> = "[WorkerPingInfo] | null (an original manager's none)", "every worker's last report, by name, with its liveness";
     /// Forgets a worker.
     WorkerPingInfoRemove = "Venus.WorkerPingInfoRemove", Admin, (name: String = "a worker name")
         -> () = "null", "forgets a worker";

@@ -25,7 +25,8 @@ pub enum Permission {
 pub struct MethodSpec {
     /// The full name, `Namespace.Method`.
     pub name: &'static str,
-    /// The positional params, in order, `name: type` (`?` marks an optional one).
+    /// The positional params, in order, `name: what it must be` (an optional one says its
+    /// default).
     pub params: &'static [&'static str],
     /// The result type.
     pub result: &'static str,

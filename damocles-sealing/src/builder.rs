@@ -12,7 +12,6 @@ use tokio::task::JoinHandle;
 use crate::assemble::{self, AssembleError};
 use crate::config::WorkerConfig;
 use crate::reporting::{spawn_reporting, ReportIdentity};
-use crate::store::LocationLock;
 use crate::thread::ThreadContext;
 use crate::worker::Worker;
 
@@ -173,12 +172,13 @@ impl WorkerBuilder {
                 )
             }
         };
+        let worker = Worker::start(contexts, self.version);
+        worker.hold_until_stopped(locks);
         Ok(RunningWorker {
-            worker: Arc::new(Worker::start(contexts, self.version)),
+            worker: Arc::new(worker),
             name,
             ping_interval: interval,
             tasks,
-            _locks: locks,
         })
     }
 }
@@ -233,17 +233,16 @@ async fn check_until_reachable(manager: Arc<dyn SectorManager>, stores: Vec<Stri
     }
 }
 
-/// A started worker, its background tasks and the locks on its locations.
+/// A started worker and its background tasks (the store check, the reports).
 ///
 /// Dropping it stops the background tasks and (once no other handle to the [`Worker`]
-/// remains) the threads, each after its current proof call; [`RunningWorker::shutdown`]
-/// also waits for them and releases the locations.
+/// remains) the threads, each after its current proof call; the locations stay locked
+/// until they have stopped. [`RunningWorker::shutdown`] also waits for them.
 pub struct RunningWorker {
     worker: Arc<Worker>,
     name: String,
     ping_interval: Duration,
     tasks: Vec<JoinHandle<()>>,
-    _locks: Vec<LocationLock>,
 }
 
 impl RunningWorker {

@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 use crate::control::Control;
 use crate::journal::Journal;
 use crate::metrics::{StageStat, WorkerMetrics};
+use crate::store::LocationLock;
 use crate::thread::{self, ThreadContext};
 
 /// Who the event history names for calls made in the process (not over the admin API).
@@ -184,6 +185,8 @@ pub struct Worker {
     version: String,
     changes: Arc<watch::Sender<u64>>,
     metrics: Arc<WorkerMetrics>,
+    /// Locks on the threads' locations, let go once the threads have stopped.
+    locks: Mutex<Vec<LocationLock>>,
 }
 
 impl Worker {
@@ -219,7 +222,14 @@ impl Worker {
             version: version.into(),
             changes,
             metrics,
+            locks: Mutex::default(),
         }
+    }
+
+    /// Keeps `locks` (on the threads' locations) until the threads have stopped: at the
+    /// end of [`Worker::shutdown`], or once they stop after the worker is dropped.
+    pub fn hold_until_stopped(&self, locks: Vec<LocationLock>) {
+        lock(&self.locks).extend(locks);
     }
 
     /// A receiver that sees a new value whenever what [`Worker::list`] shows changes
@@ -279,13 +289,14 @@ impl Worker {
         for thread in &self.threads {
             thread.control.stop();
         }
-        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
+        let tasks = std::mem::take(&mut *lock(&self.tasks));
         for task in tasks {
             let _ = task.await;
         }
         for thread in &self.threads {
             thread.journal.close().await;
         }
+        lock(&self.locks).clear();
     }
 
     /// How many threads are in a proof call now (what a shutdown waits for).
@@ -304,14 +315,28 @@ impl Worker {
 
 /// Dropping a worker stops its threads, each at its next wait or after its current proof
 /// call (whose result is persisted first), without waiting for them: a worker cannot be
-/// forgotten running. [`Worker::shutdown`] also waits, and releases the state databases
-/// before it returns.
+/// forgotten running. Its locations stay locked until the threads have stopped.
+/// [`Worker::shutdown`] also waits, and releases the state databases before it returns.
 impl Drop for Worker {
     fn drop(&mut self) {
         for thread in &self.threads {
             thread.control.stop();
         }
+        let tasks = std::mem::take(&mut *lock(&self.tasks));
+        let locks = std::mem::take(&mut *lock(&self.locks));
+        if let (false, Ok(runtime)) = (locks.is_empty(), tokio::runtime::Handle::try_current()) {
+            runtime.spawn(async move {
+                for task in tasks {
+                    let _ = task.await;
+                }
+                drop(locks);
+            });
+        }
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[async_trait]

@@ -97,3 +97,33 @@ async fn an_unreachable_manager_at_start_does_not_stop_the_worker() {
     assert_eq!(running.worker().list().len(), 2);
     running.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_worker_keeps_its_locations_locked_until_its_threads_stop() {
+    let dir = tempfile::tempdir().expect("dir");
+    let start = || {
+        WorkerBuilder::from_config(config(dir.path()))
+            .manager(chain())
+            .start()
+    };
+    let running = start().await.expect("starts");
+    let handle = running.worker().clone();
+    drop(running);
+    assert!(
+        matches!(start().await, Err(BuildError::Assemble(_))),
+        "another handle keeps the threads, and so the locks"
+    );
+    drop(handle);
+    // The threads stop after their current step; then the locations are free.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let again = loop {
+        match start().await {
+            Ok(again) => break again,
+            Err(BuildError::Assemble(_)) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("the locations were never released: {e}"),
+        }
+    };
+    again.shutdown().await;
+}

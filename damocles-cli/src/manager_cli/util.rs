@@ -239,10 +239,14 @@ pub async fn sector_unseal(ctx: &Context, sector: SectorId, piece: &str, dest: &
 fn job_created(ctx: &Context, asked: Result<Value, CallError>, refused: &str, call: &str) -> u8 {
     match asked {
         Ok(job) => ctx.print(&job, || render::job_requested(&job)),
-        Err(CallError::Rpc(e)) => ctx.fail(CliError::new(
-            ErrorKind::Refused,
-            format!("{refused}: {}", e.message),
-        )),
+        Err(CallError::Rpc(e)) => {
+            let kind = match e.code {
+                damocles_rpc::jsonrpc::INTERNAL_ERROR => ErrorKind::Failed,
+                damocles_rpc::jsonrpc::INVALID_PARAMS => ErrorKind::BadInput,
+                _ => ErrorKind::Refused,
+            };
+            ctx.fail(CliError::new(kind, format!("{refused}: {}", e.message)))
+        }
         Err(e) => ctx.manager_failed(call, e),
     }
 }
