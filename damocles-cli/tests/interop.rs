@@ -446,10 +446,16 @@ async fn our_command_lines_manage_an_original_worker() {
         format!("worker {w}: thread #0 is not paused; nothing to resume\n")
     );
     assert_eq!(out(&outputs[8]), format!("worker {w}: thread #2 paused\n"));
-    // A name the registry does not know is taken as an address, and the error says so.
-    assert_eq!(outputs[9].status.code(), Some(3));
+    // A name the registry does not know is tried as a host; when that fails too, it is
+    // bad input that says both.
+    assert_eq!(outputs[9].status.code(), Some(2));
     let error = String::from_utf8_lossy(&outputs[9].stderr);
+    assert!(
+        error.contains("no worker named 'no-such-worker' has reported to this manager"),
+        "{error}"
+    );
     assert!(error.contains("no-such-worker:17890"), "{error}");
+    assert!(!error.contains("last reported address"), "{error}");
     worker_server.shutdown().await;
     manager.shutdown().await;
 }

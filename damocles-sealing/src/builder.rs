@@ -63,9 +63,9 @@ pub enum BuildError {
 ///     .piece_store(Arc::new(chain))
 ///     .start()
 ///     .await?;
-/// running.worker().pause(0).await?;  // the same AdminTransport the admin API serves
-/// println!("{:?}", running.worker().list());
-/// running.shutdown().await;          // every record saved, every location released
+/// running.worker().pause(0).await?; // AdminTransport, as the admin API serves it
+/// println!("{:?}", running.worker().list()); // a snapshot, no await
+/// running.shutdown().await; // waits for proof calls in flight (a C2: a minute); saves all
 /// # Ok(()) }
 /// ```
 /// (The README's "Embedding" section shows this example.)

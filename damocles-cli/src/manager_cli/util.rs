@@ -58,12 +58,13 @@ impl Context {
             .map_err(|e| self.fail(CliError::bad_input(format!("--listen: {e}"))))
     }
 
-    /// The worker named `target` in the registry, or at the address `target`.
-    async fn worker(&self, target: &str) -> Result<(String, HttpAdminClient), u8> {
+    /// The worker named `target` in the registry (`registered`), or at the address
+    /// `target`.
+    async fn worker(&self, target: &str) -> Result<(String, HttpAdminClient, bool), u8> {
         let manager = self.manager()?;
-        let dest = match manager.worker(target).await {
-            Ok(Some(entry)) => entry.info.dest,
-            Ok(None) => with_default_port(target),
+        let (dest, registered) = match manager.worker(target).await {
+            Ok(Some(entry)) => (entry.info.dest, true),
+            Ok(None) => (with_default_port(target), false),
             Err(e) => return Err(self.manager_failed("resolve worker dest", e)),
         };
         let client = HttpAdminClient::new(&dest, self.worker_token.clone(), Timeouts::default())
@@ -72,15 +73,24 @@ impl Context {
                     "'{target}' is neither a registered worker nor an address: {e}"
                 )))
             })?;
-        Ok((dest, client))
+        Ok((dest, client, registered))
     }
 
-    fn worker_failed(&self, target: &str, dest: &str, error: &AdminError) -> u8 {
+    fn worker_failed(&self, target: &str, dest: &str, registered: bool, error: &AdminError) -> u8 {
         let mut message = render::remote_message(target, dest, &error.to_string());
+        let mut kind = ErrorKind::from(error);
         if error.is_unreachable() && target != dest {
-            message.push_str(" (its last reported address)");
+            if !registered {
+                // Not in the registry: most likely a mistyped name.
+                kind = ErrorKind::BadInput;
+                message = format!(
+                    "no worker named '{target}' has reported to this manager (see util worker list), and as a host: {message}"
+                );
+            } else {
+                message.push_str(" (its last reported address)");
+            }
         }
-        self.fail(CliError::new(error.into(), message))
+        self.fail(CliError::new(kind, message))
     }
 }
 
@@ -117,13 +127,13 @@ pub async fn worker_list(ctx: &Context, expiration: Duration) -> u8 {
 
 /// `util worker info`.
 pub async fn worker_info(ctx: &Context, target: &str) -> u8 {
-    let (dest, client) = match ctx.worker(target).await {
+    let (dest, client, registered) = match ctx.worker(target).await {
         Ok(found) => found,
         Err(code) => return code,
     };
     match client.list().await {
         Ok(threads) => ctx.print(&threads, || render::info_table(&threads)),
-        Err(e) => ctx.worker_failed(target, &dest, &e),
+        Err(e) => ctx.worker_failed(target, &dest, registered, &e),
     }
 }
 
@@ -145,7 +155,7 @@ pub async fn worker_act(ctx: &Context, threads: &Threads, action: Action) -> u8 
         Ok(selector) => selector,
         Err(message) => return ctx.fail(CliError::bad_input(message)),
     };
-    let (dest, client) = match ctx.worker(target).await {
+    let (dest, client, _) = match ctx.worker(target).await {
         Ok(found) => found,
         Err(code) => return code,
     };
@@ -162,7 +172,7 @@ pub async fn worker_events(
     index: u64,
     flags: &crate::events::EventsFlags,
 ) -> u8 {
-    let (dest, client) = match ctx.worker(target).await {
+    let (dest, client, _) = match ctx.worker(target).await {
         Ok(found) => found,
         Err(code) => return code,
     };
