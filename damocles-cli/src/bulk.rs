@@ -150,10 +150,10 @@ pub async fn run(
                 .pause(index)
                 .await
                 .map(|o| (render::pause_message(index, o), Done::Pause(o))),
-            Action::Resume(state) => client
-                .resume(index, state.clone())
-                .await
-                .map(|o| (render::resume_message(index, &o), Done::Resume(o))),
+            Action::Resume(state) => client.resume(index, state.clone()).await.map(|o| {
+                let message = render::resume_message(index, &o, state.as_deref());
+                (message, Done::Resume(o))
+            }),
             Action::Drain(on) => client
                 .drain(index, *on)
                 .await

@@ -160,8 +160,8 @@ pub fn pause_message(index: u64, outcome: PauseOutcome) -> String {
     }
 }
 
-/// What a resume did, in one sentence.
-pub fn resume_message(index: u64, outcome: &ResumeOutcome) -> String {
+/// What a resume did, in one sentence; `asked` is the state the resume asked for.
+pub fn resume_message(index: u64, outcome: &ResumeOutcome, asked: Option<&str>) -> String {
     match outcome {
         ResumeOutcome::Resumed { state: Some(state) } => {
             format!("thread #{index} resumed at {state}")
@@ -172,9 +172,12 @@ pub fn resume_message(index: u64, outcome: &ResumeOutcome) -> String {
         ResumeOutcome::PauseCalledOff => format!(
             "pause of thread #{index} called off: it had not paused yet (proof call) and goes on"
         ),
-        ResumeOutcome::NotPaused => {
-            format!("thread #{index} is not paused; nothing to resume")
-        }
+        ResumeOutcome::NotPaused => match asked {
+            None => format!("thread #{index} is not paused; nothing to resume"),
+            Some(state) => format!(
+                "thread #{index} is not paused; nothing to resume (pause it first to resume it at {state})"
+            ),
+        },
     }
 }
 

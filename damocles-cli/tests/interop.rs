@@ -394,6 +394,7 @@ async fn our_command_lines_manage_an_original_worker() {
                     "resume",
                     w,
                     "0",
+                    "--state",
                     "TreeDBuilt",
                 ],
             ),

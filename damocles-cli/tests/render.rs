@@ -150,13 +150,19 @@ fn pause_and_resume_messages_and_json() {
         ResumeOutcome::PauseCalledOff,
         ResumeOutcome::NotPaused,
     ] {
-        text.push_str(&render::resume_message(1, &outcome));
+        text.push_str(&render::resume_message(1, &outcome, None));
         text.push('\n');
         text.push_str(&render::json(&ResumeJson {
             index: 1,
             outcome: &outcome,
         }));
     }
+    text.push_str(&render::resume_message(
+        1,
+        &ResumeOutcome::NotPaused,
+        Some("TreeDBuilt"),
+    ));
+    text.push('\n');
     snapshot!("worker_resume_messages", text);
 }
 
@@ -271,7 +277,7 @@ fn manager_worker_info_and_messages() {
         text.push_str(&render::remote_message(
             name,
             dest,
-            &render::resume_message(2, &ResumeOutcome::NotPaused),
+            &render::resume_message(2, &ResumeOutcome::NotPaused, None),
         ));
         text.push('\n');
     }

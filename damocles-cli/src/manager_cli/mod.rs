@@ -174,8 +174,17 @@ enum WorkerCommand {
     Resume {
         #[command(flatten)]
         threads: util::Threads,
-        /// The state to resume at.
+        /// The state to resume at (one of its plan's states; `Aborted` drops the sector).
         state: Option<String>,
+        /// The same as the positional STATE, spelled as `damocles-worker worker resume`
+        /// spells it.
+        #[arg(
+            short = 's',
+            long = "state",
+            value_name = "STATE",
+            conflicts_with = "state"
+        )]
+        state_flag: Option<String>,
     },
     /// Drain a thread of a worker (or every thread a selector picks, e.g. `--all` for the
     /// whole worker): each finishes its current sector and takes no new one.
@@ -285,8 +294,12 @@ pub fn main_impl() -> ExitCode {
                     UtilCommand::Worker(WorkerCommand::Pause(threads)) => {
                         util::worker_act(&ctx, &threads, Action::Pause).await
                     }
-                    UtilCommand::Worker(WorkerCommand::Resume { threads, state }) => {
-                        let state = state.filter(|s| !s.is_empty());
+                    UtilCommand::Worker(WorkerCommand::Resume {
+                        threads,
+                        state,
+                        state_flag,
+                    }) => {
+                        let state = state.or(state_flag).filter(|s| !s.is_empty());
                         util::worker_act(&ctx, &threads, Action::Resume(state)).await
                     }
                     UtilCommand::Worker(WorkerCommand::Drain(threads)) => {
