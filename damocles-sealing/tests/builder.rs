@@ -114,7 +114,9 @@ async fn a_dropped_worker_keeps_its_locations_locked_until_its_threads_stop() {
         "another handle keeps the threads, and so the locks"
     );
     drop(handle);
-    // The threads stop after their current step; then the locations are free.
+    // The threads stop after their current step; then the locations are free. Nothing
+    // outside the worker is told when its last lock goes, so this retries the start (the
+    // condition) every 50 ms, for at most 60 s.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let again = loop {
         match start().await {
