@@ -519,7 +519,7 @@ fn history() -> Vec<damocles_core::JournalEntry> {
         (
             None,
             Happening::Started {
-                state: State::Empty,
+                state: PlanState::Sector(State::Empty),
                 paused: false,
                 draining: false,
             },
@@ -527,8 +527,8 @@ fn history() -> Vec<damocles_core::JournalEntry> {
         (
             sector.clone(),
             Happening::Transition {
-                from: State::Empty,
-                to: State::Allocated,
+                from: PlanState::Sector(State::Empty),
+                to: PlanState::Sector(State::Allocated),
                 event: EventKind::Allocate,
             },
         ),

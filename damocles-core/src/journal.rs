@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::failure::FailureLevel;
-use crate::state::{EventKind, PlanState, State};
+use crate::state::{EventKind, PlanState};
 
 /// How many entries a thread's history keeps; older ones are dropped.
 pub const JOURNAL_LIMIT: usize = 1_000;
@@ -17,7 +17,7 @@ pub const JOURNAL_LIMIT: usize = 1_000;
 pub struct ThreadEvent {
     /// When, in Unix milliseconds.
     pub at_ms: u64,
-    /// The sector the thread had then, if any.
+    /// The sector (or, on a wdpost thread, the job) the thread had then, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sector: Option<String>,
     /// What happened.
@@ -50,19 +50,19 @@ pub fn unix_ms() -> u64 {
 pub enum Happening {
     /// The thread started (the worker started) with its saved record.
     Started {
-        /// The record's state.
-        state: State,
+        /// The record's state (a wdpost thread starts `Empty`).
+        state: PlanState,
         /// Whether it was saved paused.
         paused: bool,
         /// Whether it was saved draining.
         draining: bool,
     },
-    /// The sector moved from one state to another.
+    /// The sector (or the wdpost job) moved from one state to another.
     Transition {
         /// The state before.
-        from: State,
+        from: PlanState,
         /// The state after.
-        to: State,
+        to: PlanState,
         /// The event that moved it.
         event: EventKind,
     },
@@ -200,6 +200,7 @@ pub struct JournalEntry {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::state::State;
 
     #[test]
     fn entries_are_flat_json_tagged_by_kind_and_read_back() {

@@ -57,7 +57,7 @@ pub use record::{
 };
 pub use report::{Liveness, WorkerReport, WorkerSummary};
 pub use sealer_api::{ManagerError, SectorManager};
-pub use sector::{ActorId, SealProof, SectorId, SectorNumber, SectorSize, UpdateProof};
+pub use sector::{ActorId, PoStProof, SealProof, SectorId, SectorNumber, SectorSize, UpdateProof};
 pub use state::{EventKind, ParseStateError, PlanState, Stage, State, Transition, WdPostState};
 pub use thread::{ThreadInfo, ThreadState};
 pub use traits::{

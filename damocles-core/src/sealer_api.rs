@@ -10,7 +10,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::failure::{Failure, FailureLevel};
-use crate::sector::{ActorId, SealProof, SectorId};
+use crate::record::Opaque;
+use crate::sector::{ActorId, PoStProof, SealProof, SectorId, SectorNumber};
 
 /// Serde helpers for byte slices as base64 strings (Go's `[]byte`).
 pub mod base64_bytes {
@@ -372,6 +373,74 @@ pub struct SectorUnsealInfo {
     /// The job's last error on the manager (informational).
     #[serde(default)]
     pub error_info: String,
+}
+
+/// What a wdpost thread may prove (`Venus.WdPoStAllocateJobs`' first parameter).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AllocatePoStSpec {
+    /// The miners it proves for (`None`: any).
+    pub allowed_miners: Option<Vec<ActorId>>,
+    /// The PoSt proof types it proves, by name (`None`: any).
+    pub allowed_proof_types: Option<Vec<PoStProof>>,
+}
+
+/// The store instances holding a sector's replica and cache.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SectorAccessStores {
+    /// The store holding the replica (`sealed/<sector>`, or `update/<sector>` when upgraded).
+    pub sealed_file: String,
+    /// The store holding its cache (`cache/<sector>/`, or `update-cache/<sector>/`).
+    pub cache_dir: String,
+}
+
+/// One sector of a WindowPoSt job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct WdPoStSector {
+    /// The sector number (the job names the miner).
+    pub sector_id: SectorNumber,
+    /// The replica commitment on chain (`comm_r_new` for an upgraded sector).
+    pub comm_r: [u8; 32],
+    /// Whether the sector was upgraded (snap-up): its replica is `update/<sector>`.
+    pub upgrade: bool,
+    /// Where its files are.
+    pub accesses: SectorAccessStores,
+}
+
+/// What a WindowPoSt job proves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct WdPoStInput {
+    /// The sectors, in the order the proof covers them.
+    pub sectors: Vec<WdPoStSector>,
+    /// The miner.
+    pub miner_id: ActorId,
+    /// The PoSt proof type, by name.
+    pub proof_type: PoStProof,
+    /// The challenge randomness (its top two bits cleared: `seed[31] & 0x3f`).
+    pub seed: [u8; 32],
+}
+
+/// A WindowPoSt job (`Venus.WdPoStAllocateJobs` answers a list of them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct WdPoStJob {
+    /// The manager's job id.
+    pub id: String,
+    /// What to prove.
+    pub input: WdPoStInput,
+}
+
+/// What a wdpost thread sends back (`Venus.WdPoStFinishJob`): the proof over the sectors
+/// not listed as faults (none when every sector is faulty), and the faulty sectors.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WindowPoStOutput {
+    /// The SNARK proofs (one for all partitions with filecoin-proofs-api 19), base64.
+    pub proofs: Vec<Opaque>,
+    /// The sector numbers whose replica or cache could not be read or proven.
+    pub faults: Vec<SectorNumber>,
 }
 
 macro_rules! int_enum {
@@ -758,6 +827,48 @@ pub trait SectorManager: Send + Sync {
         Err(ManagerError::remote(
             1,
             "this manager has no unseal jobs (Venus.AchieveUnsealSector)",
+        ))
+    }
+
+    /// `Venus.WdPoStAllocateJobs`: at most `num` WindowPoSt jobs for worker `worker`. A
+    /// manager without WindowPoSt jobs fails (the original's answers "method not found"
+    /// unless started with `--worker-prover`).
+    async fn wdpost_allocate_jobs(
+        &self,
+        _spec: AllocatePoStSpec,
+        _num: u32,
+        _worker: String,
+    ) -> Result<Vec<WdPoStJob>, ManagerError> {
+        Err(ManagerError::remote(
+            -32601,
+            "this manager has no WindowPoSt jobs (Venus.WdPoStAllocateJobs)",
+        ))
+    }
+
+    /// `Venus.WdPoStHeartbeatJobs`: `worker` is still proving `ids`. A job whose heartbeat
+    /// stops is given to another worker.
+    async fn wdpost_heartbeat_jobs(
+        &self,
+        _ids: Vec<String>,
+        _worker: String,
+    ) -> Result<(), ManagerError> {
+        Err(ManagerError::remote(
+            -32601,
+            "this manager has no WindowPoSt jobs (Venus.WdPoStHeartbeatJobs)",
+        ))
+    }
+
+    /// `Venus.WdPoStFinishJob`: the job's proof and faults, or (`output` `None`) why it
+    /// could not be proven.
+    async fn wdpost_finish_job(
+        &self,
+        _id: String,
+        _output: Option<WindowPoStOutput>,
+        _error: String,
+    ) -> Result<(), ManagerError> {
+        Err(ManagerError::remote(
+            -32601,
+            "this manager has no WindowPoSt jobs (Venus.WdPoStFinishJob)",
         ))
     }
 

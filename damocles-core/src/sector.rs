@@ -363,6 +363,112 @@ impl<'de> Deserialize<'de> for UpdateProof {
     }
 }
 
+/// A Filecoin `RegisteredPoStProof`, named as `filecoin-proofs-api` names it: the name is
+/// what the manager's WindowPoSt calls carry (`"StackedDrgWindow2KiBV1_2"`), the integer
+/// ([`PoStProof::as_i64`]) what go-state-types' `abi` stores. go-state-types calls 10–14
+/// `StackedDrgWindow…V1_1`; filecoin-proofs-api calls the same proofs `…V1_2` (the
+/// grindability fix) and has no `V1_1`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[allow(missing_docs)] // the variant names are the upstream names
+#[non_exhaustive]
+pub enum PoStProof {
+    StackedDrgWinning2KiBV1 = 0,
+    StackedDrgWinning8MiBV1 = 1,
+    StackedDrgWinning512MiBV1 = 2,
+    StackedDrgWinning32GiBV1 = 3,
+    StackedDrgWinning64GiBV1 = 4,
+    StackedDrgWindow2KiBV1 = 5,
+    StackedDrgWindow8MiBV1 = 6,
+    StackedDrgWindow512MiBV1 = 7,
+    StackedDrgWindow32GiBV1 = 8,
+    StackedDrgWindow64GiBV1 = 9,
+    StackedDrgWindow2KiBV1_2 = 10,
+    StackedDrgWindow8MiBV1_2 = 11,
+    StackedDrgWindow512MiBV1_2 = 12,
+    StackedDrgWindow32GiBV1_2 = 13,
+    StackedDrgWindow64GiBV1_2 = 14,
+}
+
+impl PoStProof {
+    /// Every PoSt proof type, in integer order.
+    pub const ALL: [PoStProof; 15] = [
+        PoStProof::StackedDrgWinning2KiBV1,
+        PoStProof::StackedDrgWinning8MiBV1,
+        PoStProof::StackedDrgWinning512MiBV1,
+        PoStProof::StackedDrgWinning32GiBV1,
+        PoStProof::StackedDrgWinning64GiBV1,
+        PoStProof::StackedDrgWindow2KiBV1,
+        PoStProof::StackedDrgWindow8MiBV1,
+        PoStProof::StackedDrgWindow512MiBV1,
+        PoStProof::StackedDrgWindow32GiBV1,
+        PoStProof::StackedDrgWindow64GiBV1,
+        PoStProof::StackedDrgWindow2KiBV1_2,
+        PoStProof::StackedDrgWindow8MiBV1_2,
+        PoStProof::StackedDrgWindow512MiBV1_2,
+        PoStProof::StackedDrgWindow32GiBV1_2,
+        PoStProof::StackedDrgWindow64GiBV1_2,
+    ];
+
+    /// The `abi.RegisteredPoStProof` integer.
+    pub fn as_i64(self) -> i64 {
+        self as i64
+    }
+
+    /// The proof type of an integer, if it is one.
+    pub fn from_i64(value: i64) -> Option<Self> {
+        usize::try_from(value)
+            .ok()
+            .and_then(|i| Self::ALL.get(i).copied())
+    }
+
+    /// The proof type of an upstream name, if it is one.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.to_string() == name)
+    }
+
+    /// The size of the sectors it proves.
+    pub fn sector_size(self) -> SectorSize {
+        SIZES[(self as usize) % 5]
+    }
+
+    /// Whether it is a WindowPoSt type (not a WinningPoSt one).
+    pub fn is_window(self) -> bool {
+        self as usize >= 5
+    }
+
+    /// The WindowPoSt type sectors of `size` are proven with today (`…V1_2`).
+    pub fn window_for(size: SectorSize) -> Option<Self> {
+        SIZES
+            .iter()
+            .position(|s| *s == size)
+            .and_then(|i| Self::ALL.get(10 + i).copied())
+    }
+}
+
+impl fmt::Display for PoStProof {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// On the wire as its name, as the original's manager sends it.
+impl Serialize for PoStProof {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for PoStProof {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        Self::from_name(&name).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "unknown RegisteredPoStProof {name:?}: expected a name like StackedDrgWindow2KiBV1_2"
+            ))
+        })
+    }
+}
+
 impl Serialize for SealProof {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_i64(self.as_i64())
@@ -384,6 +490,28 @@ impl<'de> Deserialize<'de> for SealProof {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn post_proof_names_integers_and_sizes_match_upstream() {
+        let window = PoStProof::window_for(SectorSize::KIB_2).expect("2KiB");
+        assert_eq!(window, PoStProof::StackedDrgWindow2KiBV1_2);
+        assert_eq!(window.as_i64(), 10);
+        assert!(window.is_window());
+        assert!(!PoStProof::StackedDrgWinning2KiBV1.is_window());
+        assert_eq!(
+            PoStProof::window_for(SectorSize::GIB_64).map(PoStProof::as_i64),
+            Some(14)
+        );
+        for proof in PoStProof::ALL {
+            assert_eq!(PoStProof::from_i64(proof.as_i64()), Some(proof));
+            let json = serde_json::to_string(&proof).expect("json");
+            assert_eq!(json, format!("\"{proof}\""));
+            assert_eq!(serde_json::from_str::<PoStProof>(&json).ok(), Some(proof));
+        }
+        assert_eq!(PoStProof::StackedDrgWindow8MiBV1.sector_size(), SectorSize::MIB_8);
+        assert!(serde_json::from_str::<PoStProof>("\"StackedDrgWindow2KiBV1_1\"").is_err());
+        assert_eq!(PoStProof::from_i64(15), None);
+    }
 
     #[test]
     fn update_proof_matches_the_seal_proof_size_and_the_abi_integers() {

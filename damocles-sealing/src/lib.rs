@@ -28,6 +28,7 @@ pub mod store;
 pub mod thread;
 pub mod unseal;
 pub mod update;
+pub mod window_post;
 pub mod worker;
 
 pub use builder::{BuildError, RunningWorker, WorkerBuilder};

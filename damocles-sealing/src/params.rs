@@ -10,24 +10,25 @@ use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use damocles_core::{SealProof, SectorSize, UpdateProof};
+use damocles_core::{PoStProof, SealProof, SectorSize, UpdateProof};
 use filecoin_proofs::constants::{
     SectorShape2KiB, SectorShape32GiB, SectorShape512MiB, SectorShape64GiB, SectorShape8MiB,
 };
-use filecoin_proofs::parameters::public_params;
-use filecoin_proofs::{DefaultPieceHasher, PoRepConfig};
+use filecoin_proofs::parameters::{public_params, window_post_public_params};
+use filecoin_proofs::{DefaultPieceHasher, PoRepConfig, PoStConfig};
 use storage_proofs_core::compound_proof::CompoundProof;
 use storage_proofs_core::merkle::MerkleTreeTrait;
 use storage_proofs_core::parameter_cache::{
     parameter_cache_params_path, parameter_cache_verifying_key_path, CacheableParameters,
 };
 use storage_proofs_porep::stacked::{StackedCompound, StackedDrg};
+use storage_proofs_post::fallback::{FallbackPoSt, FallbackPoStCircuit, FallbackPoStCompound};
 use storage_proofs_update::circuit::EmptySectorUpdateCircuit;
 use storage_proofs_update::compound::EmptySectorUpdateCompound;
 use storage_proofs_update::constants::TreeRHasher;
 use storage_proofs_update::EmptySectorUpdate;
 
-use crate::proofs::registered;
+use crate::proofs::{registered, registered_post};
 
 /// The environment variable upstream reads the parameter directory from.
 pub const CACHE_ENV: &str = "FIL_PROOFS_PARAMETER_CACHE";
@@ -95,15 +96,19 @@ pub enum Circuit {
     Seal(SealProof),
     /// The SnapDeals update proof (the snapup plan).
     SectorUpdate(UpdateProof),
+    /// The WindowPoSt SNARK (the wdpost plan).
+    WindowPoSt(PoStProof),
 }
 
 impl Circuit {
     /// Every circuit the plans need for sectors of `size`, in the order they are generated.
     pub fn all_for(size: SectorSize) -> Result<Vec<Circuit>, ParamsError> {
         let seal = proof_for(size)?;
+        let post = PoStProof::window_for(size).ok_or(ParamsError::UnknownSize(size))?;
         Ok(vec![
             Circuit::Seal(seal),
             Circuit::SectorUpdate(seal.update_proof()),
+            Circuit::WindowPoSt(post),
         ])
     }
 
@@ -112,6 +117,7 @@ impl Circuit {
         match self {
             Circuit::Seal(proof) => proof.sector_size(),
             Circuit::SectorUpdate(proof) => proof.sector_size(),
+            Circuit::WindowPoSt(proof) => proof.sector_size(),
         }
     }
 
@@ -124,6 +130,10 @@ impl Circuit {
         let (params, vk) = match self {
             Circuit::Seal(proof) => {
                 let api = registered(proof);
+                (api.cache_params_path(), api.cache_verifying_key_path())
+            }
+            Circuit::WindowPoSt(proof) => {
+                let api = registered_post(proof);
                 (api.cache_params_path(), api.cache_verifying_key_path())
             }
             // Not `RegisteredUpdateProof::cache_params_path`: filecoin-proofs-api 19.1 answers
@@ -152,6 +162,7 @@ impl std::fmt::Display for Circuit {
         match self {
             Circuit::Seal(proof) => write!(f, "PoRep ({proof})"),
             Circuit::SectorUpdate(proof) => write!(f, "empty-sector-update ({proof})"),
+            Circuit::WindowPoSt(proof) => write!(f, "window-PoSt ({proof})"),
         }
     }
 }
@@ -183,7 +194,7 @@ pub enum Generated {
 /// Generates the parameters of every circuit of sector `size` ([`Circuit::all_for`]) into
 /// the cache unless they are there, calling `progress` with the circuit and the elapsed
 /// time about every `tick` while it works (2KiB on 2 cores: PoRep about 14 minutes, the
-/// update circuit about 4 more). Processes that call this at once wait for each other on a
+/// update circuit about 4 more, window PoSt 7 seconds). Processes that call this at once wait for each other on a
 /// lock file instead of writing the same file twice. Refuses production sizes.
 pub fn ensure(
     size: SectorSize,
@@ -250,6 +261,15 @@ fn generate(circuit: Circuit) -> Result<(), ParamsError> {
             SectorSize::MIB_512 => generate_update::<SectorShape512MiB>(size),
             _ => return Err(ParamsError::UnknownSize(size)),
         },
+        Circuit::WindowPoSt(proof) => {
+            let config = registered_post(proof).as_v1_config();
+            match size {
+                SectorSize::KIB_2 => generate_window_post::<SectorShape2KiB>(&config),
+                SectorSize::MIB_8 => generate_window_post::<SectorShape8MiB>(&config),
+                SectorSize::MIB_512 => generate_window_post::<SectorShape512MiB>(&config),
+                _ => return Err(ParamsError::UnknownSize(size)),
+            }
+        }
     };
     result.map_err(|message| ParamsError::Generation { size, message })
 }
@@ -294,6 +314,22 @@ where
     Ok(())
 }
 
+fn generate_window_post<Tree: 'static + MerkleTreeTrait>(config: &PoStConfig) -> Result<(), String> {
+    let public = window_post_public_params::<Tree>(config).map_err(|e| format!("{e:#}"))?;
+    let mut rng = rand::rngs::OsRng;
+    <FallbackPoStCompound<Tree> as CompoundProof<FallbackPoSt<'_, Tree>, FallbackPoStCircuit<Tree>>>::groth_params(
+        Some(&mut rng),
+        &public,
+    )
+    .map_err(|e| format!("{e:#}"))?;
+    <FallbackPoStCompound<Tree> as CompoundProof<FallbackPoSt<'_, Tree>, FallbackPoStCircuit<Tree>>>::verifying_key(
+        Some(&mut rng),
+        &public,
+    )
+    .map_err(|e| format!("{e:#}"))?;
+    Ok(())
+}
+
 fn generate_seal<Tree: 'static + MerkleTreeTrait>(config: &PoRepConfig) -> Result<(), String> {
     let public = public_params::<Tree>(config).map_err(|e| format!("{e:#}"))?;
     let mut rng = rand::rngs::OsRng;
@@ -319,8 +355,14 @@ mod tests {
     fn every_circuit_of_a_size_names_its_own_files() {
         let circuits = Circuit::all_for(SectorSize::KIB_2).expect("2KiB");
         let files: Vec<_> = circuits.iter().map(|c| c.files().expect("files")).collect();
-        assert_eq!(circuits.len(), 2);
+        assert_eq!(circuits.len(), 3);
         assert_ne!(files[0], files[1]);
+        assert_ne!(files[1], files[2]);
+        let post = files[2].0.display().to_string();
+        assert!(
+            post.contains("proof-of-spacetime-fallback-merkletree-poseidon_hasher-8-0-0"),
+            "{post}"
+        );
         let update = files[1].0.display().to_string();
         assert!(
             update.contains("empty-sector-update-merkletree-poseidon_hasher-8-0-0"),

@@ -12,14 +12,15 @@ use std::path::{Path, PathBuf};
 use damocles_core::piece;
 use damocles_core::sealer_api::Cid;
 use damocles_core::{
-    ActorId, AddedPiece, Failure, FailureLevel, Opaque, PreCommitOutput, SealProof, SectorId,
-    UpdateProof,
+    ActorId, AddedPiece, Failure, FailureLevel, Opaque, PoStProof, PreCommitOutput, SealProof,
+    SectorId, UpdateProof,
 };
 use filecoin_proofs_api::seal::{
     self, SealCommitPhase1Output, SealPreCommitPhase1Output, SealPreCommitPhase2Output,
 };
 use filecoin_proofs_api::{
-    PieceInfo, RegisteredSealProof, RegisteredUpdateProof, SectorId as ApiSectorId,
+    PieceInfo, RegisteredPoStProof, RegisteredSealProof, RegisteredUpdateProof,
+    SectorId as ApiSectorId,
     UnpaddedBytesAmount,
 };
 
@@ -53,6 +54,29 @@ pub fn registered_update(proof: UpdateProof) -> RegisteredUpdateProof {
         R::StackedDrg512MiBV1,
         R::StackedDrg32GiBV1,
         R::StackedDrg64GiBV1,
+    ];
+    ALL[proof as usize]
+}
+
+/// The upstream PoSt proof type of ours (the same order as filecoin-proofs-api's enum).
+pub fn registered_post(proof: PoStProof) -> RegisteredPoStProof {
+    use RegisteredPoStProof as R;
+    const ALL: [RegisteredPoStProof; 15] = [
+        R::StackedDrgWinning2KiBV1,
+        R::StackedDrgWinning8MiBV1,
+        R::StackedDrgWinning512MiBV1,
+        R::StackedDrgWinning32GiBV1,
+        R::StackedDrgWinning64GiBV1,
+        R::StackedDrgWindow2KiBV1,
+        R::StackedDrgWindow8MiBV1,
+        R::StackedDrgWindow512MiBV1,
+        R::StackedDrgWindow32GiBV1,
+        R::StackedDrgWindow64GiBV1,
+        R::StackedDrgWindow2KiBV1_2,
+        R::StackedDrgWindow8MiBV1_2,
+        R::StackedDrgWindow512MiBV1_2,
+        R::StackedDrgWindow32GiBV1_2,
+        R::StackedDrgWindow64GiBV1_2,
     ];
     ALL[proof as usize]
 }

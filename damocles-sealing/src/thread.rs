@@ -108,7 +108,7 @@ impl Runner {
         self.record(
             &record,
             Happening::Started {
-                state: record.state,
+                state: PlanState::Sector(record.state),
                 paused: record.paused,
                 draining: record.draining,
             },
@@ -227,8 +227,8 @@ impl Runner {
         self.record(
             record,
             Happening::Transition {
-                from,
-                to: record.state,
+                from: PlanState::Sector(from),
+                to: PlanState::Sector(record.state),
                 event: kind,
             },
         )

@@ -17,6 +17,7 @@ use damocles_core::sealer_api::{
     PreCommitOnChainInfo, ProofOnChainInfo, ReportStateReq, SectorPiece, SectorPrivateInfo,
     SectorPublicInfo, SectorRebuildInfo, SectorStateResp, SectorUnsealInfo, Seed,
     SnapUpOnChainInfo, StoreBasicInfo, SubmitResp, SubmitResult, Ticket, WaitSeedResp,
+    AllocatePoStSpec, WdPoStJob, WindowPoStOutput,
 };
 use damocles_core::{
     ActorId, Failure, PreCommitOutput, SealProof, SectorId, SectorManager, UpdateProof,
@@ -27,8 +28,13 @@ use crate::proofs::{self, SealIdentity, SealedSector};
 use crate::update::{self, UpgradedSector};
 
 mod jobs;
+mod wdpost;
 
 pub use jobs::{kind_name, ChainJob, JobKind, JobRefused, JobState, UNREPORTED_LEASE_SECS};
+pub use wdpost::{
+    WdPostJob, WdPostJobSector, WdPostJobState, HEARTBEAT_TIMEOUT as WDPOST_HEARTBEAT_TIMEOUT,
+    MAX_TRIES as WDPOST_MAX_TRIES,
+};
 
 /// Where a sector stands on the mock chain.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -138,6 +144,12 @@ pub struct ChainCounters {
     pub unseals_accepted: u64,
     /// Unsealed pieces refused.
     pub unseals_rejected: u64,
+    /// WindowPoSt proofs that verified.
+    pub posts_verified: u64,
+    /// WindowPoSt proofs that did not.
+    pub posts_rejected: u64,
+    /// Sectors reported faulty in WindowPoSt results.
+    pub post_faults: u64,
 }
 
 /// A sector manager call a fault can be set on.
@@ -165,6 +177,9 @@ pub enum ChainCall {
     AllocateUnsealSector,
     AcquireUnsealDest,
     AchieveUnsealSector,
+    WdPoStAllocateJobs,
+    WdPoStHeartbeatJobs,
+    WdPoStFinishJob,
 }
 
 #[derive(Debug, Default)]
@@ -185,6 +200,15 @@ struct ChainState {
     /// Where the stores the worker persists to are, by name (what the manager of a real
     /// cluster mounts): the rebuild check reads the files there.
     stores: BTreeMap<String, PathBuf>,
+    /// WindowPoSt jobs, oldest first.
+    wdpost_jobs: Vec<WdPostJob>,
+    /// The last WindowPoSt round started.
+    wdpost_round: u64,
+    /// When rounds start, how big their jobs are.
+    wdpost_schedule: wdpost::WdPostSchedule,
+    /// The last heartbeat of each job being proven (not kept: after a restart every
+    /// job being proven waits one timeout and is offered again).
+    wdpost_heartbeats: HashMap<String, std::time::Instant>,
 }
 
 /// What share of sectors get deals, and where their pieces are kept.
@@ -204,6 +228,10 @@ struct Snapshot {
     last_deal_id: u64,
     #[serde(default)]
     jobs: Vec<ChainJob>,
+    #[serde(default)]
+    wdpost_jobs: Vec<WdPostJob>,
+    #[serde(default)]
+    wdpost_round: u64,
 }
 
 impl ChainState {
@@ -218,6 +246,8 @@ impl ChainState {
             counters: self.counters,
             last_deal_id: self.last_deal_id,
             jobs: self.jobs.clone(),
+            wdpost_jobs: self.wdpost_jobs.clone(),
+            wdpost_round: self.wdpost_round,
         };
         let write = || -> std::io::Result<()> {
             let tmp = file.with_extension("tmp");
@@ -267,6 +297,8 @@ impl MockChain {
                 state.sectors = snapshot.sectors.into_iter().map(|s| (s.id, s)).collect();
                 state.last_deal_id = snapshot.last_deal_id;
                 state.jobs = snapshot.jobs;
+                state.wdpost_jobs = snapshot.wdpost_jobs;
+                state.wdpost_round = snapshot.wdpost_round;
                 for sector in state.sectors.values_mut() {
                     if sector.state == ChainSectorState::Upgrading && sector.upgrade.is_none() {
                         sector.state = ChainSectorState::Finished;
@@ -1055,6 +1087,35 @@ impl SectorManager for MockChain {
     ) -> Result<(), ManagerError> {
         self.check_fault(ChainCall::AchieveUnsealSector)?;
         self.achieve_unseal(id, piece_cid, error).await
+    }
+
+    async fn wdpost_allocate_jobs(
+        &self,
+        spec: AllocatePoStSpec,
+        num: u32,
+        worker: String,
+    ) -> Result<Vec<WdPoStJob>, ManagerError> {
+        self.check_fault(ChainCall::WdPoStAllocateJobs)?;
+        Ok(self.allocate_wdpost_jobs(&spec, num, &worker))
+    }
+
+    async fn wdpost_heartbeat_jobs(
+        &self,
+        ids: Vec<String>,
+        worker: String,
+    ) -> Result<(), ManagerError> {
+        self.check_fault(ChainCall::WdPoStHeartbeatJobs)?;
+        self.wdpost_heartbeat(&ids, &worker)
+    }
+
+    async fn wdpost_finish_job(
+        &self,
+        id: String,
+        output: Option<WindowPoStOutput>,
+        error: String,
+    ) -> Result<(), ManagerError> {
+        self.check_fault(ChainCall::WdPoStFinishJob)?;
+        self.finish_wdpost_job(&id, output, error).await
     }
 }
 

@@ -1,0 +1,496 @@
+//! The mock chain's WindowPoSt jobs, which the original's mock does not have: one round
+//! per interval over every finished (and upgraded) sector, split into jobs of a
+//! configurable number of sectors (`WdPoStAllocateJobs`), kept alive by the proving
+//! thread's heartbeat (`WdPoStHeartbeatJobs`), offered again when it stops
+//! ([`HEARTBEAT_TIMEOUT`]), and checked with `verify_window_post` over the sectors not
+//! reported faulty (`WdPoStFinishJob`).
+
+use std::time::{Duration, Instant};
+
+use damocles_core::sealer_api::{
+    AllocatePoStSpec, SectorAccessStores, WdPoStInput, WdPoStJob, WdPoStSector, WindowPoStOutput,
+};
+use damocles_core::{ActorId, ManagerError, PoStProof, SectorNumber};
+
+use super::{allowed, randomness, ChainSectorState, ChainState, MockChain};
+use crate::window_post::{self, PoStChallenge};
+
+/// How long a job being proven may go without a heartbeat before another worker is
+/// offered it (the real manager's default).
+pub const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// How many times a job is handed out before it is given up (the real manager's default).
+pub const MAX_TRIES: u32 = 2;
+
+/// How many jobs the chain remembers; older finished ones are dropped.
+const JOBS_KEPT: usize = 500;
+
+/// Where a WindowPoSt job stands.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub enum WdPostJobState {
+    /// Waiting for a wdpost thread.
+    Pending,
+    /// A thread took it and its heartbeat is alive.
+    Proving,
+    /// A proof (and faults) came back and was checked: see `verified`.
+    Finished,
+    /// Given up, with why (every try failed or lost its heartbeat).
+    Failed(String),
+}
+
+impl WdPostJobState {
+    /// Its name, as lists show it: `pending`, `proving`, `finished`, `failed`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            WdPostJobState::Pending => "pending",
+            WdPostJobState::Proving => "proving",
+            WdPostJobState::Finished => "finished",
+            WdPostJobState::Failed(_) => "failed",
+        }
+    }
+}
+
+/// A sector a job proves.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct WdPostJobSector {
+    /// The sector number.
+    pub number: SectorNumber,
+    /// Its replica commitment on chain (the update's for an upgraded sector).
+    pub comm_r: [u8; 32],
+    /// Whether it was upgraded (its replica is `update/<sector>`).
+    pub upgrade: bool,
+    /// The store holding its files.
+    pub store: String,
+}
+
+/// A WindowPoSt job of the mock chain: with the miner, proof type, seed and comm_rs, what
+/// an independent verifier needs.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct WdPostJob {
+    /// `<round>-<index>`.
+    pub id: String,
+    /// The round (deadline) it belongs to, numbered from 1.
+    pub round: u64,
+    /// The miner.
+    pub miner: ActorId,
+    /// The WindowPoSt proof type.
+    pub proof_type: PoStProof,
+    /// The challenge randomness.
+    pub seed: [u8; 32],
+    /// The sectors, by number.
+    pub sectors: Vec<WdPostJobSector>,
+    /// Where it stands.
+    pub state: WdPostJobState,
+    /// The worker it was last handed to.
+    pub worker: Option<String>,
+    /// How many times it was handed out.
+    pub tries: u32,
+    /// The sectors the worker reported faulty.
+    pub faults: Vec<SectorNumber>,
+    /// The proofs it sent back.
+    pub proofs: Vec<Vec<u8>>,
+    /// Whether the proofs verified over the sectors not faulty (`None` until checked).
+    pub verified: Option<bool>,
+    /// The last error: a try that failed, a lost heartbeat, why the proof was refused.
+    pub error: Option<String>,
+    /// When it was made, in Unix seconds.
+    pub created_at: u64,
+    /// When it finished or was given up, in Unix seconds.
+    pub finished_at: Option<u64>,
+}
+
+impl WdPostJob {
+    /// The challenge it proves.
+    pub fn challenge(&self) -> PoStChallenge {
+        PoStChallenge {
+            proof: self.proof_type,
+            miner: self.miner,
+            seed: self.seed,
+        }
+    }
+
+    /// The sectors not reported faulty, with their comm_r: what the proof covers.
+    pub fn proven_sectors(&self) -> Vec<(SectorNumber, [u8; 32])> {
+        self.sectors
+            .iter()
+            .filter(|s| !self.faults.contains(&s.number))
+            .map(|s| (s.number, s.comm_r))
+            .collect()
+    }
+}
+
+/// When rounds start and how big their jobs are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct WdPostSchedule {
+    /// A new round once this long has passed since the last (`None`: only on
+    /// [`MockChain::start_wdpost_round`]).
+    pub interval: Option<Duration>,
+    /// Sectors per job.
+    pub job_sectors: usize,
+    /// How long a heartbeat may be missing.
+    pub heartbeat_timeout: Duration,
+    /// When the last round started.
+    pub last_round: Option<Instant>,
+}
+
+impl Default for WdPostSchedule {
+    fn default() -> Self {
+        Self {
+            interval: None,
+            job_sectors: 4,
+            heartbeat_timeout: HEARTBEAT_TIMEOUT,
+            last_round: None,
+        }
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn unknown_job(id: &str) -> ManagerError {
+    ManagerError::remote(1, format!("no WindowPoSt job {id}"))
+}
+
+impl ChainState {
+    /// Starts a round over every provable sector, if there is one: `None` otherwise.
+    fn start_wdpost_round(&mut self, miner: ActorId) -> Option<u64> {
+        let sectors: Vec<WdPostJobSector> = self
+            .sectors
+            .values()
+            .filter(|s| s.id.miner == miner && s.pre_commit.is_some())
+            .filter_map(|s| match &s.state {
+                ChainSectorState::Upgraded => {
+                    let accepted = s.upgrade.as_ref()?.accepted.as_ref()?;
+                    Some(WdPostJobSector {
+                        number: s.id.number,
+                        comm_r: accepted.comm_r_new,
+                        upgrade: true,
+                        store: accepted.store.clone(),
+                    })
+                }
+                ChainSectorState::Finished => Some(WdPostJobSector {
+                    number: s.id.number,
+                    comm_r: s.pre_commit.as_ref()?.comm_r,
+                    upgrade: false,
+                    store: s.persisted.clone()?,
+                }),
+                _ => None,
+            })
+            .collect();
+        let first = self.sectors.values().find(|s| s.id.miner == miner)?;
+        let proof_type = PoStProof::window_for(first.proof_type.sector_size())?;
+        if sectors.is_empty() {
+            return None;
+        }
+        self.wdpost_round += 1;
+        let round = self.wdpost_round;
+        let seed = randomness();
+        for (index, chunk) in sectors
+            .chunks(self.wdpost_schedule.job_sectors.max(1))
+            .enumerate()
+        {
+            self.wdpost_jobs.push(WdPostJob {
+                id: format!("{round}-{index}"),
+                round,
+                miner,
+                proof_type,
+                seed,
+                sectors: chunk.to_vec(),
+                state: WdPostJobState::Pending,
+                worker: None,
+                tries: 0,
+                faults: Vec::new(),
+                proofs: Vec::new(),
+                verified: None,
+                error: None,
+                created_at: unix_now(),
+                finished_at: None,
+            });
+        }
+        let excess = self.wdpost_jobs.len().saturating_sub(JOBS_KEPT);
+        self.wdpost_jobs.drain(..excess);
+        self.wdpost_schedule.last_round = Some(Instant::now());
+        Some(round)
+    }
+
+    /// Offers again (or gives up) every job whose heartbeat stopped.
+    fn expire_heartbeats(&mut self) {
+        let timeout = self.wdpost_schedule.heartbeat_timeout;
+        let now = Instant::now();
+        let mut changed = false;
+        for job in &mut self.wdpost_jobs {
+            if job.state != WdPostJobState::Proving {
+                continue;
+            }
+            let alive = self
+                .wdpost_heartbeats
+                .get(&job.id)
+                .is_some_and(|at| now.duration_since(*at) < timeout);
+            if alive {
+                continue;
+            }
+            let lost = format!(
+                "no heartbeat from {} for {}s",
+                job.worker.as_deref().unwrap_or("?"),
+                timeout.as_secs()
+            );
+            tracing::warn!("mock chain: WindowPoSt job {}: {lost}", job.id);
+            retry_or_fail(job, lost);
+            changed = true;
+        }
+        if changed {
+            self.save();
+        }
+    }
+}
+
+/// A try of `job` failed: offered again while it has tries left, else given up.
+fn retry_or_fail(job: &mut WdPostJob, error: String) {
+    if job.tries < MAX_TRIES {
+        job.state = WdPostJobState::Pending;
+    } else {
+        job.state =
+            WdPostJobState::Failed(format!("{error} (tried {} times)", job.tries));
+        job.finished_at = Some(unix_now());
+    }
+    job.error = Some(error);
+}
+
+impl MockChain {
+    /// Starts a WindowPoSt round a new job per `job_sectors` sectors every `interval`
+    /// (checked whenever a wdpost thread asks for a job), and gives a job whose heartbeat
+    /// stops for `heartbeat_timeout` to another thread.
+    pub fn schedule_wdpost(
+        &self,
+        interval: Option<Duration>,
+        job_sectors: usize,
+        heartbeat_timeout: Duration,
+    ) {
+        let mut state = self.lock();
+        state.wdpost_schedule.interval = interval;
+        state.wdpost_schedule.job_sectors = job_sectors.max(1);
+        state.wdpost_schedule.heartbeat_timeout = heartbeat_timeout;
+    }
+
+    /// Starts a WindowPoSt round now over every finished and upgraded sector: its number,
+    /// or `None` when there is no sector to prove.
+    pub fn start_wdpost_round(&self) -> Option<u64> {
+        let mut state = self.lock();
+        let round = state.start_wdpost_round(self.miner);
+        if round.is_some() {
+            state.save();
+        }
+        round
+    }
+
+    /// Every WindowPoSt job the chain remembers, oldest first.
+    pub fn wdpost_jobs(&self) -> Vec<WdPostJob> {
+        self.lock().wdpost_jobs.clone()
+    }
+
+    pub(super) fn allocate_wdpost_jobs(
+        &self,
+        spec: &AllocatePoStSpec,
+        num: u32,
+        worker: &str,
+    ) -> Vec<WdPoStJob> {
+        let mut state = self.lock();
+        state.expire_heartbeats();
+        let due = state.wdpost_schedule.interval.is_some_and(|interval| {
+            state
+                .wdpost_schedule
+                .last_round
+                .is_none_or(|at| at.elapsed() >= interval)
+        });
+        if due {
+            state.start_wdpost_round(self.miner);
+        }
+        let ChainState {
+            wdpost_jobs,
+            wdpost_heartbeats,
+            ..
+        } = &mut *state;
+        let mut taken = Vec::new();
+        for job in wdpost_jobs.iter_mut() {
+            if taken.len() >= num as usize {
+                break;
+            }
+            if job.state != WdPostJobState::Pending
+                || !allowed(&spec.allowed_miners, &job.miner)
+                || !allowed(&spec.allowed_proof_types, &job.proof_type)
+            {
+                continue;
+            }
+            job.state = WdPostJobState::Proving;
+            job.worker = Some(worker.to_owned());
+            job.tries += 1;
+            wdpost_heartbeats.insert(job.id.clone(), Instant::now());
+            taken.push(WdPoStJob {
+                id: job.id.clone(),
+                input: WdPoStInput {
+                    sectors: job
+                        .sectors
+                        .iter()
+                        .map(|s| WdPoStSector {
+                            sector_id: s.number,
+                            comm_r: s.comm_r,
+                            upgrade: s.upgrade,
+                            accesses: SectorAccessStores {
+                                sealed_file: s.store.clone(),
+                                cache_dir: s.store.clone(),
+                            },
+                        })
+                        .collect(),
+                    miner_id: job.miner,
+                    proof_type: job.proof_type,
+                    seed: job.seed,
+                },
+            });
+        }
+        if !taken.is_empty() {
+            state.save();
+        }
+        taken
+    }
+
+    pub(super) fn wdpost_heartbeat(&self, ids: &[String], worker: &str) -> Result<(), ManagerError> {
+        let mut state = self.lock();
+        let ChainState {
+            wdpost_jobs,
+            wdpost_heartbeats,
+            ..
+        } = &mut *state;
+        for id in ids {
+            let job = wdpost_jobs
+                .iter()
+                .find(|j| &j.id == id)
+                .ok_or_else(|| unknown_job(id))?;
+            if job.state != WdPostJobState::Proving || job.worker.as_deref() != Some(worker) {
+                return Err(ManagerError::remote(
+                    1,
+                    format!(
+                        "WindowPoSt job {id} is not being proven by {worker} (it is {}, by {})",
+                        job.state.name(),
+                        job.worker.as_deref().unwrap_or("nobody")
+                    ),
+                ));
+            }
+            wdpost_heartbeats.insert(id.clone(), Instant::now());
+        }
+        Ok(())
+    }
+
+    /// `WdPoStFinishJob`: the proof is verified (outside the lock) over the sectors not
+    /// listed as faults; a failed try is offered again while the job has tries left.
+    pub(super) async fn finish_wdpost_job(
+        &self,
+        id: &str,
+        output: Option<WindowPoStOutput>,
+        error: String,
+    ) -> Result<(), ManagerError> {
+        let job = {
+            let state = self.lock();
+            let job = state
+                .wdpost_jobs
+                .iter()
+                .find(|j| j.id == id)
+                .ok_or_else(|| unknown_job(id))?;
+            if job.state != WdPostJobState::Proving {
+                return Err(ManagerError::remote(
+                    1,
+                    format!(
+                        "WindowPoSt job {id} is {}, not being proven: nothing to finish",
+                        job.state.name()
+                    ),
+                ));
+            }
+            job.clone()
+        };
+        let checked = match output {
+            None => None,
+            Some(output) => {
+                if let Some(stray) = output
+                    .faults
+                    .iter()
+                    .find(|n| !job.sectors.iter().any(|s| s.number == **n))
+                {
+                    return Err(ManagerError::remote(
+                        1,
+                        format!("fault {stray} is not a sector of WindowPoSt job {id}"),
+                    ));
+                }
+                let mut finished = job.clone();
+                finished.faults = output.faults.clone();
+                finished.faults.sort_unstable();
+                finished.faults.dedup();
+                let faults = finished.faults.clone();
+                let proofs = output.proofs.clone();
+                let verdict = tokio::task::spawn_blocking(move || {
+                    window_post::verify(finished.challenge(), &finished.proven_sectors(), &output)
+                })
+                .await
+                .unwrap_or_else(|e| Err(damocles_core::Failure::critical(e.to_string())));
+                Some((faults, proofs, verdict))
+            }
+        };
+        let mut state = self.lock();
+        let ChainState {
+            wdpost_jobs,
+            wdpost_heartbeats,
+            counters,
+            ..
+        } = &mut *state;
+        let job = wdpost_jobs
+            .iter_mut()
+            .find(|j| j.id == id)
+            .ok_or_else(|| unknown_job(id))?;
+        if job.state != WdPostJobState::Proving {
+            return Err(ManagerError::remote(
+                1,
+                format!("WindowPoSt job {id} was finished meanwhile"),
+            ));
+        }
+        wdpost_heartbeats.remove(id);
+        match checked {
+            None => {
+                let error = if error.is_empty() {
+                    "finished without a proof or an error".to_owned()
+                } else {
+                    error
+                };
+                tracing::warn!("mock chain: WindowPoSt job {id} failed: {error}");
+                retry_or_fail(job, error);
+            }
+            Some((faults, proofs, verdict)) => {
+                job.faults = faults;
+                job.proofs = proofs.into_iter().map(|p| p.0).collect();
+                job.state = WdPostJobState::Finished;
+                job.finished_at = Some(unix_now());
+                counters.post_faults += job.faults.len() as u64;
+                match verdict {
+                    Ok(true) => {
+                        job.verified = Some(true);
+                        job.error = None;
+                        counters.posts_verified += 1;
+                    }
+                    Ok(false) => {
+                        job.verified = Some(false);
+                        job.error = Some("the proof does not verify".into());
+                        counters.posts_rejected += 1;
+                    }
+                    Err(failure) => {
+                        job.verified = Some(false);
+                        job.error = Some(failure.to_string());
+                        counters.posts_rejected += 1;
+                    }
+                }
+            }
+        }
+        state.save();
+        Ok(())
+    }
+}
