@@ -31,7 +31,8 @@ use std::io::Write;
 
 use damocles_core::{PauseOutcome, ResumeOutcome, ThreadInfo};
 use damocles_sealing::mock_chain::{
-    kind_name, ChainJob, ChainSector, ChainSectorState, JobKind, JobState,
+    kind_name, ChainJob, ChainSector, ChainSectorState, JobKind, JobState, WdPostJob,
+    WdPostJobState,
 };
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -368,6 +369,84 @@ pub fn jobs_table(jobs: &[Value], now: i64) -> String {
         ));
     }
     tabulate(&lines)
+}
+
+/// `util sealer wdpost list`: one line per WindowPoSt job, oldest first: its id, round,
+/// state, the worker it was handed to, how many sectors it covers, the faulty ones, whether
+/// its proof verified, its age at `now` (Unix seconds) and its last error.
+pub fn wdpost_table(jobs: &[Value], now: i64) -> String {
+    let mut lines =
+        vec!["ID\tRound\tState\tWorker\tSectors\tFaults\tVerified\tTries\tAge\tError".to_owned()];
+    for job in jobs {
+        let text = |key: &str| job[key].as_str().unwrap_or("-").to_owned();
+        let count = |key: &str| job[key].as_array().map_or(0, Vec::len);
+        let faults: Vec<String> = job["faults"]
+            .as_array()
+            .map(|f| f.iter().map(Value::to_string).collect())
+            .unwrap_or_default();
+        let age = job["created_at"].as_i64().map_or_else(
+            || "-".to_owned(),
+            |at| short_age(now.saturating_sub(at).max(0) as u64),
+        );
+        lines.push(format!(
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+            cell(&text("id")),
+            job["round"],
+            cell(&text("state")),
+            cell(&text("worker")),
+            count("sectors"),
+            if faults.is_empty() {
+                "-".to_owned()
+            } else {
+                faults.join(",")
+            },
+            match job["verified"].as_bool() {
+                Some(true) => "yes",
+                Some(false) => "NO",
+                None => "-",
+            },
+            job["tries"],
+            age,
+            cell(job["error"].as_str().unwrap_or("-")),
+        ));
+    }
+    tabulate(&lines)
+}
+
+/// A WindowPoSt job in the JSON of `util sealer wdpost list --json`, what an independent
+/// verifier needs: `{"id", "round", "miner", "proof_type": RegisteredPoStProof as its
+/// integer (10: StackedDrgWindow2KiBV1_2), "seed": hex, "sectors": [{"number", "comm_r":
+/// hex, "upgrade", "store"}], "faults": [numbers], "proofs": [hex], "state": "pending" |
+/// "proving" | "finished" | "failed", "verified": bool | null (not checked yet), "worker",
+/// "tries", "error", "created_at", "finished_at"}` (Unix seconds or null). The proof
+/// covers `sectors` less `faults`, verified with `verify_window_post`.
+pub fn wdpost_job_json(job: &WdPostJob) -> Value {
+    let error = match &job.state {
+        WdPostJobState::Failed(reason) => Some(reason.clone()),
+        _ => job.error.clone(),
+    };
+    json!({
+        "id": job.id,
+        "round": job.round,
+        "miner": job.miner,
+        "proof_type": job.proof_type.as_i64(),
+        "seed": hex::encode(job.seed),
+        "sectors": job.sectors.iter().map(|s| json!({
+            "number": s.number,
+            "comm_r": hex::encode(s.comm_r),
+            "upgrade": s.upgrade,
+            "store": s.store,
+        })).collect::<Vec<_>>(),
+        "faults": job.faults,
+        "proofs": job.proofs.iter().map(hex::encode).collect::<Vec<_>>(),
+        "state": job.state.name(),
+        "verified": job.verified,
+        "worker": job.worker,
+        "tries": job.tries,
+        "error": error,
+        "created_at": job.created_at,
+        "finished_at": job.finished_at,
+    })
 }
 
 /// What `util sealer sectors rebuild|unseal` says once the job is created.

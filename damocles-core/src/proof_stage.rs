@@ -88,7 +88,7 @@ impl ProofStage {
             ProofStage::SnapEncode => "builtin SnapEncode",
             ProofStage::SnapProve => "builtin SnapProve",
             ProofStage::Unseal => "builtin Unseal",
-            ProofStage::WindowPost => "builtin WindowPoSt",
+            ProofStage::WindowPost => "builtin window_post",
             ProofStage::Transfer => "builtin Transfer",
         }
     }

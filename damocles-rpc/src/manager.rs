@@ -41,6 +41,9 @@ rpc_methods! {
     /// The manager's rebuild and unseal jobs (additive).
     ChainJobs = "Damocles.ChainJobs", Read, ()
         -> Vec<Value> = "[ChainJob]", "the (mock) manager's rebuild and unseal jobs, oldest first";
+    /// The manager's WindowPoSt jobs (additive).
+    WdPostJobs = "Damocles.WdPostJobs", Read, ()
+        -> Vec<Value> = "[WdPostJob]", "the (mock) manager's WindowPoSt jobs, oldest first, with what verifies each proof";
     /// Asks for a sector's files to be rebuilt (additive).
     SectorRebuild = "Damocles.SectorRebuild", Admin, (id: SectorId = "a SectorID {Miner, Number}")
         -> Value = "ChainJob", "asks for a sector's files to be rebuilt: a job a rebuild thread takes";
@@ -65,6 +68,9 @@ pub trait ChainView: Send + Sync {
 
     /// Every job, oldest first, as JSON objects.
     fn jobs(&self) -> Vec<Value>;
+
+    /// Every WindowPoSt job, oldest first, as JSON objects.
+    fn wdpost_jobs(&self) -> Vec<Value>;
 
     /// Asks for `id`'s files to be rebuilt: the new job, or why not.
     fn request_rebuild(&self, id: SectorId) -> Result<Value, JobRequestError>;
@@ -217,6 +223,9 @@ impl RpcService for ManagerService {
             ChainJobs::NAME => {
                 serve::<ChainJobs, _>(p, |()| async { Ok(self.chain()?.jobs()) }).await
             }
+            WdPostJobs::NAME => {
+                serve::<WdPostJobs, _>(p, |()| async { Ok(self.chain()?.wdpost_jobs()) }).await
+            }
             SectorRebuild::NAME => {
                 serve::<SectorRebuild, _>(p, |(id,)| async move {
                     self.chain()?.request_rebuild(id).map_err(refused)
@@ -293,6 +302,11 @@ impl ManagerClient {
     /// `Damocles.ChainJobs`.
     pub async fn chain_jobs(&self) -> Result<Vec<Value>, CallError> {
         self.rpc.request::<ChainJobs>(()).await
+    }
+
+    /// `Damocles.WdPostJobs`.
+    pub async fn wdpost_jobs(&self) -> Result<Vec<Value>, CallError> {
+        self.rpc.request::<WdPostJobs>(()).await
     }
 
     /// `Damocles.SectorUnseal`: the new job.

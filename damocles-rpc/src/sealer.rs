@@ -10,6 +10,7 @@ use damocles_core::sealer_api::{
     AllocatedSnapUpSector, Cid, PollStateResp, PreCommitOnChainInfo, ProofOnChainInfo,
     ReportStateReq, SectorPiece, SectorRebuildInfo, SectorStateResp, SectorUnsealInfo,
     SnapUpOnChainInfo, SubmitResp, Ticket, WaitSeedResp, SECTOR_STATE_NOT_FOUND_CODE,
+    AllocatePoStSpec, ManagerErrorKind, WdPoStJob, WindowPoStOutput,
 };
 use damocles_core::{ManagerError, SealProof, SectorId, SectorManager};
 
@@ -106,6 +107,23 @@ rpc_methods! {
         piece_cid: Cid = "a Cid {\"/\": …}",
         error: Option<String> = "a string, empty for none",
     ) -> () = "null", "the unsealed piece was delivered (or why not)";
+    /// WindowPoSt jobs for a worker.
+    WdPoStAllocateJobs = "Venus.WdPoStAllocateJobs", Admin, (
+        spec: AllocatePoStSpec = "an AllocatePoStSpec {AllowedMiners, AllowedProofTypes}",
+        num: u32 = "how many jobs at most",
+        worker: String = "the worker's name",
+    ) -> Option<Vec<WdPoStJob>> = "[WdPoStJob] | null", "WindowPoSt jobs for a worker (proof types by name)";
+    /// The worker is still proving these jobs.
+    WdPoStHeartbeatJobs = "Venus.WdPoStHeartbeatJobs", Admin, (
+        ids: Vec<String> = "a list of job ids",
+        worker: String = "the worker's name",
+    ) -> () = "null", "the worker is still proving these jobs";
+    /// A job's proof and faults, or why it failed.
+    WdPoStFinishJob = "Venus.WdPoStFinishJob", Admin, (
+        id: String = "a job id",
+        output: Option<WindowPoStOutput> = "a WindowPoStOutput {proofs, faults} | null",
+        error: Option<String> = "a string, empty for none",
+    ) -> () = "null", "a job's proof and faults (verified by the mock), or why it failed";
 }
 
 fn to_rpc(error: ManagerError) -> RpcError {
@@ -114,6 +132,8 @@ fn to_rpc(error: ManagerError) -> RpcError {
             SECTOR_STATE_NOT_FOUND_CODE,
             format!("error code {SECTOR_STATE_NOT_FOUND_CODE}: {error}"),
         )
+    } else if let ManagerErrorKind::Remote { code } = error.kind {
+        RpcError::new(code, error.to_string())
     } else {
         RpcError::new(1, error.to_string())
     }
@@ -172,6 +192,13 @@ pub async fn sealer_call(manager: &dyn SectorManager, name: &str, p: &Params) ->
         }),
         AchieveUnsealSector::NAME => arm!(AchieveUnsealSector, |(id, cid, error)| m
             .achieve_unseal_sector(id, cid, error.unwrap_or_default())),
+        WdPoStAllocateJobs::NAME => arm!(WdPoStAllocateJobs, |(spec, num, worker)| async move {
+            m.wdpost_allocate_jobs(spec, num, worker).await.map(Some)
+        }),
+        WdPoStHeartbeatJobs::NAME => arm!(WdPoStHeartbeatJobs, |(ids, worker)| m
+            .wdpost_heartbeat_jobs(ids, worker)),
+        WdPoStFinishJob::NAME => arm!(WdPoStFinishJob, |(id, output, error)| m
+            .wdpost_finish_job(id, output, error.unwrap_or_default())),
         _ => return None,
     })
 }
@@ -417,6 +444,36 @@ impl SectorManager for HttpSectorManager {
         error: String,
     ) -> Result<(), ManagerError> {
         self.request::<AchieveUnsealSector>((id, piece_cid, Some(error)))
+            .await
+    }
+
+    async fn wdpost_allocate_jobs(
+        &self,
+        spec: AllocatePoStSpec,
+        num: u32,
+        worker: String,
+    ) -> Result<Vec<WdPoStJob>, ManagerError> {
+        // The original answers null for none.
+        self.request::<WdPoStAllocateJobs>((spec, num, worker))
+            .await
+            .map(Option::unwrap_or_default)
+    }
+
+    async fn wdpost_heartbeat_jobs(
+        &self,
+        ids: Vec<String>,
+        worker: String,
+    ) -> Result<(), ManagerError> {
+        self.request::<WdPoStHeartbeatJobs>((ids, worker)).await
+    }
+
+    async fn wdpost_finish_job(
+        &self,
+        id: String,
+        output: Option<WindowPoStOutput>,
+        error: String,
+    ) -> Result<(), ManagerError> {
+        self.request::<WdPoStFinishJob>((id, output, Some(error)))
             .await
     }
 }

@@ -54,6 +54,8 @@ pub(crate) struct ControlState {
     /// What a resume at a chosen state is checked against: the thread's record as of its
     /// last transition.
     pub resume_facts: Option<ResumeFacts>,
+    /// What a wdpost thread holds (resume checks).
+    pub wdpost_facts: crate::resume::WdPostFacts,
     /// Why an idle thread has no sector (the manager cannot be reached), shown as its
     /// last error while it idles.
     pub idle_reason: Option<String>,
@@ -110,6 +112,7 @@ impl Control {
                 drain_changed: false,
                 stopping: false,
                 resume_facts: None,
+                wdpost_facts: Default::default(),
                 idle_reason: None,
             }),
             notify: Notify::new(),
@@ -209,6 +212,15 @@ impl Control {
                     AdminError::ResumeRefused {
                         index: self.index as u64,
                         state: Some(PlanState::Sector(wanted)),
+                        reason: reason.to_string(),
+                    }
+                })?;
+            }
+            if let (true, Some(PlanState::WdPost(wanted))) = (s.paused, target) {
+                crate::resume::check_wdpost(s.wdpost_facts, wanted).map_err(|reason| {
+                    AdminError::ResumeRefused {
+                        index: self.index as u64,
+                        state: target,
                         reason: reason.to_string(),
                     }
                 })?;
@@ -492,6 +504,11 @@ impl Control {
     /// The plan of the thread's current job.
     pub(crate) fn plan(&self) -> Plan {
         self.lock().plan
+    }
+
+    /// Keeps what a resume of a wdpost thread at a chosen state is checked against.
+    pub(crate) fn set_wdpost_facts(&self, facts: crate::resume::WdPostFacts) {
+        self.lock().wdpost_facts = facts;
     }
 
     /// Keeps what a resume at a chosen state is checked against.

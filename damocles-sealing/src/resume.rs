@@ -11,7 +11,7 @@
 
 use std::path::PathBuf;
 
-use damocles_core::{Plan, SealProof, SectorRecord, State};
+use damocles_core::{Plan, SealProof, SectorRecord, State, WdPostState};
 
 use crate::paths::SectorPaths;
 
@@ -435,6 +435,52 @@ pub enum ResumeRefusal {
         /// Where to resume instead.
         instead: String,
     },
+}
+
+/// What a wdpost thread holds, which a resume at a state is checked against (its job is
+/// not persisted: a restarted thread holds none).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WdPostFacts {
+    /// It holds a job.
+    pub job: bool,
+    /// The job's proof is generated and not yet submitted.
+    pub proof: bool,
+}
+
+/// Why a wdpost thread cannot resume at a state; each says what to do instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum WdPostRefusal {
+    /// There is no job to resume in.
+    #[error("the thread holds no WindowPoSt job: resume without a state to take the next one")]
+    NoJob,
+    /// Generated needs the generated proof.
+    #[error("the job's proof is not generated yet: resume at Allocated to prove it, or at Aborted to drop the job")]
+    NoProof,
+    /// A job finishes only when its proof is submitted.
+    #[error("a job is finished by submitting its proof: resume at {instead} to do that, or at Aborted to drop the job (the manager is told)")]
+    NotSubmitted {
+        /// Generated (a proof is ready) or Allocated.
+        instead: WdPostState,
+    },
+}
+
+/// Whether a wdpost thread holding what `facts` says may resume at `target`: Allocated
+/// proves the job again, Generated submits the proof it holds, Aborted drops the job and
+/// tells the manager; Finished is reached only by submitting.
+pub fn check_wdpost(facts: WdPostFacts, target: WdPostState) -> Result<(), WdPostRefusal> {
+    match target {
+        _ if !facts.job => Err(WdPostRefusal::NoJob),
+        WdPostState::Generated if !facts.proof => Err(WdPostRefusal::NoProof),
+        WdPostState::Finished | WdPostState::Empty => Err(WdPostRefusal::NotSubmitted {
+            instead: if facts.proof {
+                WdPostState::Generated
+            } else {
+                WdPostState::Allocated
+            },
+        }),
+        WdPostState::Allocated | WdPostState::Generated | WdPostState::Aborted => Ok(()),
+    }
 }
 
 /// Whether a thread whose record is described by `facts` may resume at `target`; `Err`

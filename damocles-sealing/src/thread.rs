@@ -80,22 +80,26 @@ fn sector_of(record: &SectorRecord) -> Option<String> {
     record.sector.map(|s| s.id.to_string())
 }
 
-/// Runs a thread until the control says stop.
+/// Runs a thread until the control says stop: a wdpost thread under its own driver
+/// (its jobs are not sector records), any other under the runner.
 pub(crate) async fn run(ctx: ThreadContext, control: Arc<Control>, journal: Journal) {
-    Runner {
+    let runner = Runner {
         ctx,
         control,
         journal,
+    };
+    if runner.ctx.plan == Plan::Wdpost {
+        plans::wdpost::run(runner).await;
+    } else {
+        runner.main_loop().await;
     }
-    .main_loop()
-    .await;
 }
 
 /// One thread's loop over the plan of its record.
 pub(crate) struct Runner {
     pub(crate) ctx: ThreadContext,
     pub(crate) control: Arc<Control>,
-    journal: Journal,
+    pub(crate) journal: Journal,
 }
 
 impl Runner {
@@ -518,8 +522,8 @@ impl Runner {
         }
         match plans::steps_of(record.plan) {
             Some(steps) => steps.exec(self, record).await,
-            None => Err(Failure::permanent(format!(
-                "this worker does not run the {} plan yet",
+            None => Err(Failure::abort(format!(
+                "a sector record cannot be under the {} plan",
                 record.plan
             ))
             .into()),

@@ -37,6 +37,10 @@ pub struct MockOptions {
     pub deals: Option<f64>,
     /// Stores the worker persists to (name, path), which the rebuild check reads.
     pub persist_stores: Vec<(String, PathBuf)>,
+    /// A WindowPoSt round this often.
+    pub wdpost_interval: Duration,
+    /// Sectors per WindowPoSt job.
+    pub wdpost_job_sectors: usize,
 }
 
 /// The mock chain's records, in the JSON of `util sealer sectors list --json`.
@@ -53,6 +57,14 @@ impl ChainView for MockChainView {
 
     fn jobs(&self) -> Vec<Value> {
         self.0.jobs().iter().map(render::chain_job_json).collect()
+    }
+
+    fn wdpost_jobs(&self) -> Vec<Value> {
+        self.0
+            .wdpost_jobs()
+            .iter()
+            .map(render::wdpost_job_json)
+            .collect()
     }
 
     fn request_rebuild(&self, id: SectorId) -> Result<Value, JobRequestError> {
@@ -104,6 +116,11 @@ async fn serve(options: MockOptions) -> Result<u8, CliError> {
         .offer_deals(options.deals.unwrap_or(0.0), &pieces)
         .map_err(|e| CliError::failed(format!("piece directory {}: {e}", pieces.display())))?;
     chain.delay_reports(options.report_delay);
+    chain.schedule_wdpost(
+        Some(options.wdpost_interval),
+        options.wdpost_job_sectors,
+        damocles_sealing::mock_chain::WDPOST_HEARTBEAT_TIMEOUT,
+    );
     for (name, path) in &options.persist_stores {
         chain.attach_store(name, path);
     }
@@ -149,9 +166,11 @@ async fn serve(options: MockOptions) -> Result<u8, CliError> {
         _ => "CC sectors".to_owned(),
     };
     eprintln!(
-        "damocles-manager mock: miner {}, {} sectors ({proof}), {deals}, snap-up jobs with deals, rebuild and unseal jobs on request; registry and chain records in {}; listening on http://{addr}{MANAGER_PATH}",
+        "damocles-manager mock: miner {}, {} sectors ({proof}), {deals}, snap-up jobs with deals, rebuild and unseal jobs on request, a WindowPoSt round every {} ({} sectors a job); registry and chain records in {}; listening on http://{addr}{MANAGER_PATH}",
         options.miner,
         options.sector_size,
+        humantime::format_duration(options.wdpost_interval),
+        options.wdpost_job_sectors,
         home.display()
     );
     let metrics_server = match &options.metrics_listen {

@@ -93,6 +93,16 @@ struct MockArgs {
     /// reads from here. --with-worker adds that worker's attached stores.
     #[arg(long, value_name = "NAME=PATH", value_parser = parse_store)]
     persist_store: Vec<(String, PathBuf)>,
+    /// Start a WindowPoSt round this often over every finished and upgraded sector
+    /// (checked when a wdpost thread asks for a job): one job per --wdpost-job-sectors
+    /// sectors, with a fresh seed. A job whose heartbeat stops for 15 s goes to another
+    /// thread (twice at most); each proof is verified over the sectors not reported
+    /// faulty (`util sealer wdpost list`).
+    #[arg(long, default_value = "1m", value_parser = humantime::parse_duration)]
+    wdpost_interval: Duration,
+    /// Sectors per WindowPoSt job.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..))]
+    wdpost_job_sectors: u64,
 }
 
 fn parse_store(text: &str) -> Result<(String, PathBuf), String> {
@@ -213,9 +223,21 @@ enum SealerCommand {
     /// Sectors.
     #[command(subcommand)]
     Sectors(SectorsCommand),
-    /// Jobs the manager hands to rebuild threads.
+    /// Jobs the manager hands to rebuild and unseal threads.
     #[command(subcommand)]
     Jobs(JobsCommand),
+    /// WindowPoSt jobs the manager hands to wdpost threads.
+    #[command(subcommand)]
+    Wdpost(WdpostCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum WdpostCommand {
+    /// Every WindowPoSt job, oldest first: its round, state (pending, proving, finished,
+    /// failed), worker, sectors, faulty sectors and whether its proof verified. With
+    /// --json, what an independent verifier needs (miner, proof type, seed, comm_rs,
+    /// proofs).
+    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -271,6 +293,8 @@ pub fn main_impl() -> ExitCode {
             max_sectors: args.max_sectors,
             deals: args.deals,
             persist_stores: args.persist_store,
+            wdpost_interval: args.wdpost_interval,
+            wdpost_job_sectors: args.wdpost_job_sectors as usize,
             report_delay: args.report_delay,
             admin_token: args.admin_token,
             read_token: args.read_token,
@@ -329,6 +353,9 @@ pub fn main_impl() -> ExitCode {
                     })) => util::sector_unseal(&ctx, sector, &piece, &dest).await,
                     UtilCommand::Sealer(SealerCommand::Jobs(JobsCommand::List)) => {
                         util::jobs_list(&ctx).await
+                    }
+                    UtilCommand::Sealer(SealerCommand::Wdpost(WdpostCommand::List)) => {
+                        util::wdpost_list(&ctx).await
                     }
                 }
             })

@@ -273,6 +273,18 @@ pub async fn jobs_list(ctx: &Context) -> u8 {
     }
 }
 
+/// `util sealer wdpost list`.
+pub async fn wdpost_list(ctx: &Context) -> u8 {
+    let manager = match ctx.manager() {
+        Ok(manager) => manager,
+        Err(code) => return code,
+    };
+    match manager.wdpost_jobs().await {
+        Ok(jobs) => ctx.print(&jobs, || render::wdpost_table(&jobs, unix_now())),
+        Err(e) => ctx.manager_failed("rpc Damocles.WdPostJobs", e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -1237,6 +1237,8 @@ pub async fn idle_worker(
 mod tests {
     use super::*;
     use damocles_core::sealer_api::{StateChange, WorkerIdentifier};
+    use damocles_core::PoStProof;
+    use std::time::Duration;
 
     #[tokio::test]
     async fn records_kept_in_a_file_survive_a_restart() {
@@ -1272,6 +1274,154 @@ mod tests {
 
     /// A CC sector pre-committed, persisted to `remote` and reported finished (no proof:
     /// the mock does not ask for one before ReportFinalized).
+    #[tokio::test]
+    async fn wdpost_rounds_split_hand_out_keep_alive_reassign_and_give_up_jobs() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("chain.json");
+        let chain = MockChain::open(&file, 1000, SealProof::StackedDrg2KiBV1_1).expect("open");
+        assert_eq!(chain.start_wdpost_round(), None, "no sector to prove yet");
+        for _ in 0..5 {
+            finished_cc_sector(&chain).await;
+        }
+        // A sector not finished is not proven.
+        chain
+            .allocate_sector(AllocateSectorSpec::default())
+            .await
+            .expect("allocate")
+            .expect("a sector");
+        chain.schedule_wdpost(None, 2, Duration::from_secs(3600));
+        assert_eq!(chain.start_wdpost_round(), Some(1));
+        let jobs = chain.wdpost_jobs();
+        let ids: Vec<&str> = jobs.iter().map(|j| j.id.as_str()).collect();
+        assert_eq!(ids, ["1-0", "1-1", "1-2"], "5 sectors in jobs of 2");
+        let numbers: Vec<u64> = jobs
+            .iter()
+            .flat_map(|j| j.sectors.iter().map(|s| s.number))
+            .collect();
+        assert_eq!(numbers, [1, 2, 3, 4, 5]);
+        assert!(jobs.iter().all(|j| j.seed == jobs[0].seed && j.seed[31] & 0xc0 == 0));
+        assert_eq!(jobs[0].proof_type, PoStProof::StackedDrgWindow2KiBV1_2);
+
+        // Another miner's or size's thread gets nothing.
+        let other_miner = AllocatePoStSpec {
+            allowed_miners: Some(vec![1001]),
+            allowed_proof_types: None,
+        };
+        let none = chain
+            .wdpost_allocate_jobs(other_miner, 1, "w".into())
+            .await
+            .expect("allocate");
+        assert!(none.is_empty());
+        let other_size = AllocatePoStSpec {
+            allowed_miners: None,
+            allowed_proof_types: Some(vec![PoStProof::StackedDrgWindow8MiBV1_2]),
+        };
+        assert!(chain
+            .wdpost_allocate_jobs(other_size, 1, "w".into())
+            .await
+            .expect("allocate")
+            .is_empty());
+
+        let taken = chain
+            .wdpost_allocate_jobs(AllocatePoStSpec::default(), 2, "worker-a".into())
+            .await
+            .expect("allocate");
+        assert_eq!(taken.len(), 2, "at most the number asked for");
+        assert_eq!(taken[0].id, "1-0");
+        assert_eq!(taken[0].input.sectors[0].accesses.sealed_file, "remote");
+        chain
+            .wdpost_heartbeat_jobs(vec!["1-0".into()], "worker-a".into())
+            .await
+            .expect("its own job");
+        let stranger = chain
+            .wdpost_heartbeat_jobs(vec!["1-0".into()], "worker-b".into())
+            .await
+            .expect_err("not its job");
+        assert!(stranger.message.contains("not being proven by worker-b"), "{stranger}");
+
+        // A fault that is not a sector of the job is refused, and changes nothing.
+        let stray = WindowPoStOutput {
+            proofs: Vec::new(),
+            faults: vec![9],
+        };
+        let refused = chain
+            .wdpost_finish_job("1-0".into(), Some(stray), String::new())
+            .await
+            .expect_err("a stray fault");
+        assert!(refused.message.contains("fault 9"), "{refused}");
+        assert_eq!(chain.wdpost_jobs()[0].state, WdPostJobState::Proving);
+
+        // Every sector faulty: nothing to prove, accepted as such.
+        let all_faulty = WindowPoStOutput {
+            proofs: Vec::new(),
+            faults: vec![2, 1],
+        };
+        chain
+            .wdpost_finish_job("1-0".into(), Some(all_faulty), String::new())
+            .await
+            .expect("finish");
+        let done = &chain.wdpost_jobs()[0];
+        assert_eq!(done.state, WdPostJobState::Finished);
+        assert_eq!(done.faults, [1, 2]);
+        assert_eq!(done.verified, Some(true));
+        let again = chain
+            .wdpost_finish_job("1-0".into(), None, "late".into())
+            .await
+            .expect_err("finished already");
+        assert!(again.message.contains("finished"), "{again}");
+
+        // A failed try goes back to pending; the second failure gives it up.
+        chain
+            .wdpost_finish_job("1-1".into(), None, "out of memory".into())
+            .await
+            .expect("failed try");
+        let job = &chain.wdpost_jobs()[1];
+        assert_eq!(job.state, WdPostJobState::Pending);
+        assert_eq!(job.error.as_deref(), Some("out of memory"));
+
+        // A lost heartbeat: with no timeout left, the next allocation offers it again.
+        chain.schedule_wdpost(None, 2, Duration::ZERO);
+        let retaken = chain
+            .wdpost_allocate_jobs(AllocatePoStSpec::default(), 1, "worker-b".into())
+            .await
+            .expect("allocate");
+        assert_eq!(retaken[0].id, "1-1");
+        let lost = chain
+            .wdpost_allocate_jobs(AllocatePoStSpec::default(), 1, "worker-c".into())
+            .await
+            .expect("allocate");
+        assert_eq!(lost[0].id, "1-2", "1-1 lost its heartbeat on its second try");
+        let jobs = chain.wdpost_jobs();
+        assert!(
+            matches!(&jobs[1].state, WdPostJobState::Failed(why) if why.contains("no heartbeat from worker-b")),
+            "{:?}",
+            jobs[1].state
+        );
+        assert_eq!(jobs[1].tries, WDPOST_MAX_TRIES);
+
+        // The jobs survive a restart; one being proven is offered again once its
+        // heartbeat is missed.
+        drop(chain);
+        let chain = MockChain::open(&file, 1000, SealProof::StackedDrg2KiBV1_1).expect("reopen");
+        assert_eq!(chain.wdpost_jobs(), jobs);
+        chain.schedule_wdpost(None, 2, Duration::ZERO);
+        let after_restart = chain
+            .wdpost_allocate_jobs(AllocatePoStSpec::default(), 1, "worker-d".into())
+            .await
+            .expect("allocate");
+        assert_eq!(after_restart[0].id, "1-2");
+        assert_eq!(chain.wdpost_jobs()[2].tries, 2);
+        // The next round starts on schedule, with its own seed.
+        chain.schedule_wdpost(Some(Duration::ZERO), 4, Duration::from_secs(60));
+        let next = chain
+            .wdpost_allocate_jobs(AllocatePoStSpec::default(), 1, "worker-d".into())
+            .await
+            .expect("allocate");
+        assert_eq!(next[0].id, "2-0");
+        assert_eq!(next[0].input.sectors.len(), 4);
+        assert_ne!(next[0].input.seed, jobs[0].seed);
+    }
+
     async fn finished_cc_sector(chain: &MockChain) -> AllocatedSector {
         let sector = chain
             .allocate_sector(AllocateSectorSpec::default())

@@ -9,6 +9,7 @@ mod sealer;
 mod shared;
 mod snapup;
 mod unseal;
+pub(crate) mod wdpost;
 
 use async_trait::async_trait;
 use damocles_core::{Event, Failure, Plan, SectorRecord};
@@ -59,7 +60,8 @@ pub(crate) trait PlanSteps: Send + Sync {
     async fn exec(&self, runner: &Runner, record: &SectorRecord) -> StepResult;
 }
 
-/// The steps of `plan`, if this worker runs it.
+/// The steps of `plan`'s sector records; `None` for wdpost, whose jobs are not sector
+/// records and run under their own driver ([`wdpost`]).
 pub(crate) fn steps_of(plan: Plan) -> Option<&'static dyn PlanSteps> {
     match plan {
         Plan::Sealer => Some(&sealer::Sealer),

@@ -1,0 +1,493 @@
+//! The wdpost plan: WindowPoSt jobs taken from the manager and proven
+//! (reference §1.8, `next-wave-facts.md` §1–2). Its states are `Empty` → `Allocated`
+//! (`WdPoStAllocateJobs`) → `Generated` (the proof, with the faulty sectors) → `Finished`
+//! (`WdPoStFinishJob`), or `Aborted`.
+//!
+//! A driver of its own, as the original's: a job lives in memory only (the manager gives
+//! it to another worker once its heartbeat stops, so a restart loses nothing the chain
+//! needs), and a heartbeat (`WdPoStHeartbeatJobs`, every [`HEARTBEAT_INTERVAL`]) runs while
+//! the thread holds a job and is not paused: a paused thread does not hold a deadline.
+//! It shares the sector plans' control, history and failure levels, where the original
+//! differs: a temporary failure is retried `max_retries` times and then pauses the thread
+//! (the original aborts the job); a permanent or critical one (the proof library failing,
+//! missing parameters) pauses it; an abort (a sector in a store this worker has not
+//! attached, a job the manager no longer knows) hands the job back with the reason.
+//! A sector whose files are missing or do not prove is a fault in the result, not a
+//! failure.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use damocles_core::sealer_api::{AllocatePoStSpec, WdPoStJob, WindowPoStOutput};
+use damocles_core::{
+    EventKind, Failure, FailureLevel, Happening, ManagerError, PlanState, PoStProof, ProofStage,
+    SectorId, SectorManager, WdPostState,
+};
+
+use super::shared::note_idle_reason;
+use super::Stop;
+use crate::control::{Activity, Interrupt};
+use crate::resume::WdPostFacts;
+use crate::thread::{Runner, IDLE_FLOOR};
+use crate::window_post::{self, PoStChallenge, ProvingSector};
+
+/// How often a thread proving a job tells the manager it is alive (the original's 3 s;
+/// the manager gives a job away after 15 s without one).
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(3);
+
+/// The job a wdpost thread holds.
+struct Held {
+    job: WdPoStJob,
+    state: WdPostState,
+    output: Option<WindowPoStOutput>,
+    /// Temporary failures in a row.
+    retry: u32,
+    heartbeat: Option<Heartbeat>,
+}
+
+/// The heartbeat task of a job; stopped when dropped.
+struct Heartbeat(tokio::task::JoinHandle<()>);
+
+impl Heartbeat {
+    fn start(manager: Arc<dyn SectorManager>, id: String, worker: String) -> Self {
+        Self(tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(HEARTBEAT_INTERVAL);
+            loop {
+                ticks.tick().await;
+                if let Err(e) = manager
+                    .wdpost_heartbeat_jobs(vec![id.clone()], worker.clone())
+                    .await
+                {
+                    tracing::warn!(job = %id, "WdPoStHeartbeatJobs: {e}");
+                }
+            }
+        }))
+    }
+}
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// What a step did.
+enum Outcome {
+    /// The job moved to this state.
+    Moved(WdPostState, EventKind),
+    /// No job to take: wait and ask again.
+    Idle,
+    /// The job's proof was submitted: it is done.
+    Finished,
+}
+
+/// Runs a wdpost thread until the worker stops.
+pub(crate) async fn run(runner: Runner) {
+    Driver {
+        runner,
+        held: None,
+    }
+    .main_loop()
+    .await;
+}
+
+struct Driver {
+    runner: Runner,
+    held: Option<Held>,
+}
+
+impl Driver {
+    fn job_id(&self) -> Option<String> {
+        self.held.as_ref().map(|h| h.job.id.clone())
+    }
+
+    fn show(&self) {
+        let control = &self.runner.control;
+        let state = self.held.as_ref().map_or(WdPostState::Empty, |h| h.state);
+        control.set_wdpost_facts(WdPostFacts {
+            job: self.held.is_some(),
+            proof: self.held.as_ref().is_some_and(|h| h.output.is_some()),
+        });
+        control.set_job(
+            damocles_core::Plan::Wdpost,
+            self.job_id(),
+            Some(PlanState::WdPost(state)),
+        );
+    }
+
+    async fn record(&self, what: Happening) {
+        self.runner.journal.record(self.job_id(), what).await;
+    }
+
+    async fn main_loop(mut self) {
+        let control = self.runner.control.clone();
+        control.set_stuck_after(self.runner.ctx.options.stuck_after);
+        self.show();
+        self.record(Happening::Started {
+            state: PlanState::WdPost(WdPostState::Empty),
+            paused: false,
+            draining: false,
+        })
+        .await;
+        if let Some(problem) = self.leftover_sector().await {
+            self.pause(problem).await;
+        }
+        loop {
+            // A drain is not persisted: the thread holds nothing a restart would resume.
+            let _ = control.take_drain_change();
+            if control.interrupt() == Some(Interrupt::Stopping) {
+                return;
+            }
+            {
+                let held = self.runner.journal.hold().await;
+                if let Some(by) = control.apply_requested_pause() {
+                    let paused = Happening::Paused {
+                        by: Some(by),
+                        reason: None,
+                    };
+                    held.record(self.job_id(), Some(paused)).await;
+                }
+            }
+            if control.must_wait() {
+                // A paused thread holds no deadline: without its heartbeat the manager
+                // gives the job to another worker.
+                if let Some(held) = &mut self.held {
+                    held.heartbeat = None;
+                }
+                match control.wait_resume().await {
+                    Err(_) => continue,
+                    Ok(target) => {
+                        if let Some(problem) = self.leftover_sector().await {
+                            self.pause(problem).await;
+                            continue;
+                        }
+                        if let Some(PlanState::WdPost(state)) = target {
+                            self.resume_at(state).await;
+                        }
+                    }
+                }
+            }
+            self.keep_heartbeat();
+            match self.step().await {
+                Ok(outcome) => self.apply(outcome).await,
+                Err(Stop::Interrupted) => {}
+                Err(Stop::Failed(failure)) => self.handle_failure(failure).await,
+            }
+        }
+    }
+
+    /// A sector record left in this location by another plan: a wdpost thread does not
+    /// finish it (and would drop it), so it pauses until the location is given its plan
+    /// back or the record is dropped.
+    async fn leftover_sector(&self) -> Option<Failure> {
+        match self.runner.ctx.store.load().await {
+            Ok(Some(record)) if record.sector.is_some() => Some(Failure::critical(format!(
+                "{} holds sector {} of the {} plan at {}: finish it under that plan (or drop it) before running wdpost here",
+                self.runner.ctx.location.root().display(),
+                record.sector.map(|s| s.id.to_string()).unwrap_or_default(),
+                record.plan,
+                record.state
+            ))),
+            Ok(_) => None,
+            Err(e) => Some(Failure::critical(e.to_string())),
+        }
+    }
+
+    fn keep_heartbeat(&mut self) {
+        let ctx = &self.runner.ctx;
+        if let Some(held) = &mut self.held {
+            if held.heartbeat.is_none() {
+                held.heartbeat = Some(Heartbeat::start(
+                    ctx.manager.clone(),
+                    held.job.id.clone(),
+                    ctx.worker_name.clone(),
+                ));
+            }
+        }
+    }
+
+    async fn resume_at(&mut self, state: WdPostState) {
+        let Some(held) = &mut self.held else {
+            return;
+        };
+        if state == WdPostState::Aborted {
+            self.abort("dropped by an operator (resume at Aborted)".into())
+                .await;
+            return;
+        }
+        let from = held.state;
+        held.state = state;
+        held.retry = 0;
+        if state == WdPostState::Allocated {
+            held.output = None;
+        }
+        self.show();
+        self.record(Happening::Transition {
+            from: PlanState::WdPost(from),
+            to: PlanState::WdPost(state),
+            event: EventKind::SetState,
+        })
+        .await;
+    }
+
+    async fn step(&mut self) -> Result<Outcome, Stop> {
+        let runner = &self.runner;
+        if let Some(interrupt) = runner.control.interrupt() {
+            return Err(interrupt.into());
+        }
+        runner.control.set_activity(Activity::Running { proc: None });
+        let Some(held) = &self.held else {
+            return self.take_job().await;
+        };
+        match held.state {
+            WdPostState::Empty | WdPostState::Allocated => {
+                let challenge = PoStChallenge {
+                    proof: held.job.input.proof_type,
+                    miner: held.job.input.miner_id,
+                    seed: held.job.input.seed,
+                };
+                let sectors = self.proving_sectors(&held.job)?;
+                let proven = runner
+                    .proof_call(ProofStage::WindowPost, move || {
+                        window_post::prove(challenge, &sectors)
+                    })
+                    .await?;
+                for fault in &proven.faults {
+                    tracing::warn!(
+                        job = %held.job.id,
+                        "sector {} is faulty: {}",
+                        fault.number,
+                        fault.reason
+                    );
+                }
+                let held = self.held.as_mut().expect("held");
+                held.output = Some(proven.output);
+                Ok(Outcome::Moved(WdPostState::Generated, EventKind::Generate))
+            }
+            WdPostState::Generated => {
+                let output = held.output.clone();
+                let id = held.job.id.clone();
+                runner
+                    .manager_call(
+                        "WdPoStFinishJob",
+                        runner.ctx.manager.wdpost_finish_job(id, output, String::new()),
+                    )
+                    .await?;
+                Ok(Outcome::Finished)
+            }
+            WdPostState::Finished => Ok(Outcome::Finished),
+            WdPostState::Aborted => Err(Failure::abort("task aborted").into()),
+        }
+    }
+
+    /// Asks for a job of the proof types of the thread's allowed sizes (any when none is
+    /// configured); a failed call or no job idles, saying why.
+    async fn take_job(&mut self) -> Result<Outcome, Stop> {
+        let runner = &self.runner;
+        if runner.control.is_draining() {
+            return Ok(Outcome::Idle);
+        }
+        let options = &runner.ctx.options;
+        let spec = AllocatePoStSpec {
+            allowed_miners: options.allowed_miners.clone(),
+            allowed_proof_types: options.allowed_sizes.as_ref().map(|sizes| {
+                sizes
+                    .iter()
+                    .filter_map(|size| PoStProof::window_for(*size))
+                    .collect()
+            }),
+        };
+        let call = "WdPoStAllocateJobs";
+        let answer = runner
+            .control
+            .interruptible(runner.ctx.manager.wdpost_allocate_jobs(
+                spec,
+                1,
+                runner.ctx.worker_name.clone(),
+            ))
+            .await?;
+        let error = answer.as_ref().err().map(explain_allocation_error);
+        note_idle_reason(runner, call, error.as_ref().map(|e| e as _));
+        let Some(job) = answer.ok().and_then(|jobs| jobs.into_iter().next()) else {
+            return Ok(Outcome::Idle);
+        };
+        tracing::info!(
+            thread = runner.control.index(),
+            job = %job.id,
+            sectors = job.input.sectors.len(),
+            "WindowPoSt job taken"
+        );
+        self.held = Some(Held {
+            job,
+            state: WdPostState::Empty,
+            output: None,
+            retry: 0,
+            heartbeat: None,
+        });
+        Ok(Outcome::Moved(WdPostState::Allocated, EventKind::JobAllocated))
+    }
+
+    /// Where each sector's files are: in the attached store the job names
+    /// (`sealed/`, `cache/`, or `update/`, `update-cache/` for an upgraded sector).
+    fn proving_sectors(&self, job: &WdPoStJob) -> Result<Vec<ProvingSector>, Failure> {
+        let attached = &self.runner.ctx.attached;
+        let store = |name: &str, number| {
+            attached
+                .iter()
+                .find(|s| s.name == name)
+                .map(|s| s.location.clone())
+                .ok_or_else(|| {
+                    Failure::abort(format!(
+                        "sector {number}: store {name:?} is not attached to this worker"
+                    ))
+                })
+        };
+        job.input
+            .sectors
+            .iter()
+            .map(|sector| {
+                let name = SectorId::new(job.input.miner_id, sector.sector_id).to_string();
+                let (file_dir, cache_dir) = if sector.upgrade {
+                    ("update", "update-cache")
+                } else {
+                    ("sealed", "cache")
+                };
+                Ok(ProvingSector {
+                    number: sector.sector_id,
+                    comm_r: sector.comm_r,
+                    replica: store(&sector.accesses.sealed_file, sector.sector_id)?
+                        .join(file_dir)
+                        .join(&name),
+                    cache: store(&sector.accesses.cache_dir, sector.sector_id)?
+                        .join(cache_dir)
+                        .join(&name),
+                })
+            })
+            .collect()
+    }
+
+    async fn apply(&mut self, outcome: Outcome) {
+        match outcome {
+            Outcome::Moved(to, event) => {
+                let Some(held) = &mut self.held else {
+                    return;
+                };
+                let from = held.state;
+                held.state = to;
+                held.retry = 0;
+                self.show();
+                self.record(Happening::Transition {
+                    from: PlanState::WdPost(from),
+                    to: PlanState::WdPost(to),
+                    event,
+                })
+                .await;
+            }
+            Outcome::Idle => {
+                let control = &self.runner.control;
+                control.set_activity(Activity::Idle);
+                let wait = self.runner.ctx.options.recover_interval.max(IDLE_FLOOR);
+                let _ = control.sleep(wait).await;
+            }
+            Outcome::Finished => {
+                if let Some(held) = &mut self.held {
+                    if held.state != WdPostState::Finished {
+                        let from = held.state;
+                        held.state = WdPostState::Finished;
+                        self.show();
+                        self.record(Happening::Transition {
+                            from: PlanState::WdPost(from),
+                            to: PlanState::WdPost(WdPostState::Finished),
+                            event: EventKind::Finish,
+                        })
+                        .await;
+                    }
+                }
+                self.record(Happening::Finished).await;
+                self.held = None;
+                self.show();
+            }
+        }
+    }
+
+    async fn handle_failure(&mut self, failure: Failure) {
+        let control = self.runner.control.clone();
+        control.metrics().record_failure(failure.level);
+        let max_retries = self.runner.ctx.options.max_retries;
+        match failure.level {
+            FailureLevel::Temporary => {
+                let retry = self.held.as_mut().map_or(1, |h| {
+                    h.retry += 1;
+                    h.retry
+                });
+                if retry > max_retries {
+                    let failure = failure.with_level(FailureLevel::Permanent);
+                    self.record_failure(&failure, None).await;
+                    if let Some(held) = &mut self.held {
+                        held.retry = 0;
+                    }
+                    self.pause(failure).await;
+                    return;
+                }
+                self.record_failure(&failure, Some(retry)).await;
+                tracing::warn!(thread = control.index(), retry, "{failure}; retrying");
+                control.set_activity(Activity::Idle);
+                let _ = control.sleep(self.runner.ctx.options.recover_interval).await;
+            }
+            FailureLevel::Permanent | FailureLevel::Critical => {
+                self.record_failure(&failure, None).await;
+                self.pause(failure).await;
+            }
+            FailureLevel::Abort => self.abort(failure.message).await,
+        }
+    }
+
+    async fn record_failure(&self, failure: &Failure, retry: Option<u32>) {
+        self.record(Happening::Failed {
+            level: failure.level,
+            message: failure.message.clone(),
+            retry,
+        })
+        .await;
+    }
+
+    async fn pause(&mut self, failure: Failure) {
+        tracing::warn!(thread = self.runner.control.index(), "pausing: {failure}");
+        let reason = failure.to_string();
+        let held = self.runner.journal.hold().await;
+        self.runner.control.pause_with_error(Some(reason.clone()));
+        let paused = Happening::Paused {
+            by: None,
+            reason: Some(reason),
+        };
+        held.record(self.job_id(), Some(paused)).await;
+    }
+
+    /// Drops the job, telling the manager why (it may give the job to another worker).
+    async fn abort(&mut self, reason: String) {
+        tracing::warn!(thread = self.runner.control.index(), "aborting WindowPoSt job: {reason}");
+        if let Some(held) = &self.held {
+            let manager = &self.runner.ctx.manager;
+            if let Err(e) = manager
+                .wdpost_finish_job(held.job.id.clone(), None, reason.clone())
+                .await
+            {
+                tracing::warn!(job = %held.job.id, "WdPoStFinishJob (aborted): {e}");
+            }
+        }
+        self.record(Happening::Aborted { reason }).await;
+        self.held = None;
+        self.show();
+    }
+}
+
+/// The allocation error as an operator reads it: a manager without the WindowPoSt
+/// methods says what to enable (the original's hint).
+fn explain_allocation_error(error: &ManagerError) -> String {
+    match error.kind {
+        damocles_core::sealer_api::ManagerErrorKind::Remote { code: -32601 } => format!(
+            "{error} (damocles-manager may not have enabled the worker-prover module)"
+        ),
+        _ => error.to_string(),
+    }
+}
