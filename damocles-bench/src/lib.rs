@@ -10,6 +10,7 @@ mod pipeline;
 pub mod seal;
 mod snapup;
 mod stats;
+mod wdpost;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,7 +32,7 @@ pub struct Args {
     /// 10,000 entries).
     #[arg(long, value_delimiter = ',', default_value = "1,10,100")]
     pub scale: Vec<usize>,
-    /// Sectors for figures 1 and 7.
+    /// Sectors for figures 1, 7 and 8.
     #[arg(long, default_value_t = 3)]
     pub sectors: u64,
     /// Also write the figures as JSON to this file.
@@ -55,6 +56,8 @@ pub enum Figure {
     /// 7: snap-up throughput against back-to-back update proof calls (6 is the growth of
     /// 2–4 with `--scale`).
     Snapup,
+    /// 8: one WindowPoSt over N sectors against the bare `generate_window_post` call.
+    Wdpost,
 }
 
 /// Everything measured.
@@ -76,6 +79,8 @@ pub struct Figures {
     pub memory: Option<memory::MemoryFigures>,
     /// Figure 7.
     pub snapup: Option<snapup::SnapupFigures>,
+    /// Figure 8.
+    pub wdpost: Option<wdpost::WdPostFigures>,
 }
 
 fn verdict(met: bool) -> &'static str {
@@ -143,6 +148,23 @@ async fn run(args: &Args) -> anyhow::Result<Figures> {
             );
         }
         figures.snapup = Some(f);
+    }
+    if wanted(Figure::Wdpost) {
+        let sectors = if args.smoke { 1 } else { args.sectors };
+        eprintln!("figure 8: a WindowPoSt over {sectors} sectors, bare, then through the system …");
+        let f = wdpost::run(sectors, !args.smoke).await?;
+        if args.smoke {
+            println!(
+                "8 window PoSt (smoke, no proof: not a figure): the job taken in {:.3} s",
+                f.system_s
+            );
+        } else {
+            println!(
+                "8 window PoSt over {sectors} sectors: bare generate_window_post {:.2} s, system {:.2} s (verified: {}), ratio {:.3}",
+                f.bare_s, f.system_s, f.verified, f.ratio,
+            );
+        }
+        figures.wdpost = Some(f);
     }
     for &scale in &scales {
         if wanted(Figure::Admin) {

@@ -45,7 +45,11 @@ fn fail(e: damocles_core::Failure) -> anyhow::Error {
 
 /// Seals `count` CC sector keys through `chain` (PC1, PC2, pre-commit, persisted to
 /// `<dir>/persist`, finalized), ready for snap-up jobs.
-async fn seal_sector_keys(chain: &MockChain, dir: &Path, count: u64) -> anyhow::Result<()> {
+pub(crate) async fn seal_sector_keys(
+    chain: &MockChain,
+    dir: &Path,
+    count: u64,
+) -> anyhow::Result<()> {
     let store = dir.join("persist");
     for _ in 0..count {
         let sector = chain

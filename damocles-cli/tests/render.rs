@@ -380,6 +380,144 @@ fn sealer_sectors_table() {
     json_snapshot!("manager_sectors_list_json", sectors);
 }
 
+/// wdpost threads: waiting for a round, proving a job, submitting its proof.
+fn wdpost_threads() -> Vec<ThreadInfo> {
+    use damocles_core::WdPostState;
+    let row = |index: usize, job: Option<&str>, state: WdPostState, thread_state| ThreadInfo {
+        index,
+        location: format!("/home/op/mock-tmp/store{}", index + 7),
+        plan: Plan::Wdpost,
+        job_id: job.map(str::to_owned),
+        job_state: Some(PlanState::WdPost(state)),
+        job_stage: Some(state.stage()),
+        thread_state,
+        last_error: None,
+        pause_requested: false,
+        draining: false,
+        stuck: false,
+    };
+    vec![
+        row(0, None, WdPostState::Empty, ThreadState::Idle),
+        row(
+            1,
+            Some("3-0"),
+            WdPostState::Allocated,
+            ThreadState::Running {
+                elapsed: 2,
+                proc: Some(damocles_core::ProofStage::WindowPost.builtin_proc().into()),
+            },
+        ),
+        row(
+            2,
+            Some("3-1"),
+            WdPostState::Generated,
+            ThreadState::Running {
+                elapsed: 0,
+                proc: None,
+            },
+        ),
+    ]
+}
+
+#[test]
+fn wdpost_threads_in_lists() {
+    snapshot!(
+        "worker_list_wdpost",
+        render::thread_table(&wdpost_threads())
+    );
+    snapshot!(
+        "manager_worker_info_wdpost",
+        render::info_table(&wdpost_threads())
+    );
+    json_snapshot!("worker_list_wdpost_json", wdpost_threads());
+}
+
+#[test]
+fn manager_wdpost_list() {
+    use damocles_core::PoStProof;
+    use damocles_sealing::mock_chain::{WdPostJob, WdPostJobSector, WdPostJobState};
+
+    let now = 1_700_000_000;
+    let sector = |number: u64| WdPostJobSector {
+        number,
+        comm_r: [number as u8; 32],
+        upgrade: number == 3,
+        store: "persist-store1".into(),
+    };
+    let job = |round: u64, index: u64, state: WdPostJobState, age: u64| WdPostJob {
+        id: format!("{round}-{index}"),
+        round,
+        miner: 10000,
+        proof_type: PoStProof::StackedDrgWindow2KiBV1_2,
+        seed: [0x2a; 32],
+        sectors: (1..=4).map(|n| sector(index * 4 + n)).collect(),
+        state,
+        worker: Some("mock-worker".into()),
+        tries: 1,
+        faults: Vec::new(),
+        proofs: Vec::new(),
+        verified: None,
+        error: None,
+        created_at: now - age,
+        finished_at: None,
+    };
+    let jobs: Vec<_> = [
+        WdPostJob {
+            proofs: vec![vec![0xab; 8]],
+            verified: Some(true),
+            finished_at: Some(now - 3590),
+            ..job(1, 0, WdPostJobState::Finished, 3600)
+        },
+        WdPostJob {
+            faults: vec![2],
+            proofs: vec![vec![0xcd; 8]],
+            verified: Some(true),
+            finished_at: Some(now - 60),
+            ..job(2, 0, WdPostJobState::Finished, 65)
+        },
+        WdPostJob {
+            proofs: vec![vec![0xef; 8]],
+            verified: Some(false),
+            error: Some("the proof does not verify".into()),
+            finished_at: Some(now - 60),
+            ..job(2, 1, WdPostJobState::Finished, 65)
+        },
+        WdPostJob {
+            tries: 2,
+            error: Some("no heartbeat from mock-worker for 15s".into()),
+            ..job(3, 0, WdPostJobState::Proving, 20)
+        },
+        WdPostJob {
+            tries: 2,
+            finished_at: Some(now - 1),
+            ..job(
+                3,
+                1,
+                WdPostJobState::Failed("no heartbeat from w2 for 15s (tried 2 times)".into()),
+                20,
+            )
+        },
+        WdPostJob {
+            worker: None,
+            tries: 0,
+            ..job(4, 0, WdPostJobState::Pending, 0)
+        },
+    ]
+    .iter()
+    .map(render::wdpost_job_json)
+    .collect();
+    snapshot!(
+        "manager_wdpost_list",
+        render::wdpost_table(&jobs, now as i64)
+    );
+    insta::with_settings!({snapshot_path => concat!(env!("CARGO_MANIFEST_DIR"), "/../snapshots"), prepend_module_to_snapshot => false}, {
+        insta::assert_json_snapshot!("manager_wdpost_list_json", jobs, {
+            "[].created_at" => "[time]",
+            "[].finished_at" => "[time]",
+        });
+    });
+}
+
 #[test]
 fn manager_jobs_list_and_rebuild_message() {
     use damocles_core::SectorId;

@@ -508,7 +508,10 @@ mod tests {
             assert_eq!(json, format!("\"{proof}\""));
             assert_eq!(serde_json::from_str::<PoStProof>(&json).ok(), Some(proof));
         }
-        assert_eq!(PoStProof::StackedDrgWindow8MiBV1.sector_size(), SectorSize::MIB_8);
+        assert_eq!(
+            PoStProof::StackedDrgWindow8MiBV1.sector_size(),
+            SectorSize::MIB_8
+        );
         assert!(serde_json::from_str::<PoStProof>("\"StackedDrgWindow2KiBV1_1\"").is_err());
         assert_eq!(PoStProof::from_i64(15), None);
     }

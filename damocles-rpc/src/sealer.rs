@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use damocles_core::sealer_api::{
-    AcquireDealsSpec, AllocateSectorSpec, AllocateSnapUpSpec, AllocatedSector,
-    AllocatedSnapUpSector, Cid, PollStateResp, PreCommitOnChainInfo, ProofOnChainInfo,
-    ReportStateReq, SectorPiece, SectorRebuildInfo, SectorStateResp, SectorUnsealInfo,
-    SnapUpOnChainInfo, SubmitResp, Ticket, WaitSeedResp, SECTOR_STATE_NOT_FOUND_CODE,
-    AllocatePoStSpec, ManagerErrorKind, WdPoStJob, WindowPoStOutput,
+    AcquireDealsSpec, AllocatePoStSpec, AllocateSectorSpec, AllocateSnapUpSpec, AllocatedSector,
+    AllocatedSnapUpSector, Cid, ManagerErrorKind, PollStateResp, PreCommitOnChainInfo,
+    ProofOnChainInfo, ReportStateReq, SectorPiece, SectorRebuildInfo, SectorStateResp,
+    SectorUnsealInfo, SnapUpOnChainInfo, SubmitResp, Ticket, WaitSeedResp, WdPoStJob,
+    WindowPoStOutput, SECTOR_STATE_NOT_FOUND_CODE,
 };
 use damocles_core::{ManagerError, SealProof, SectorId, SectorManager};
 
@@ -197,8 +197,11 @@ pub async fn sealer_call(manager: &dyn SectorManager, name: &str, p: &Params) ->
         }),
         WdPoStHeartbeatJobs::NAME => arm!(WdPoStHeartbeatJobs, |(ids, worker)| m
             .wdpost_heartbeat_jobs(ids, worker)),
-        WdPoStFinishJob::NAME => arm!(WdPoStFinishJob, |(id, output, error)| m
-            .wdpost_finish_job(id, output, error.unwrap_or_default())),
+        WdPoStFinishJob::NAME => arm!(WdPoStFinishJob, |(id, output, error)| m.wdpost_finish_job(
+            id,
+            output,
+            error.unwrap_or_default()
+        )),
         _ => return None,
     })
 }

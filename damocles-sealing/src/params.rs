@@ -314,18 +314,20 @@ where
     Ok(())
 }
 
-fn generate_window_post<Tree: 'static + MerkleTreeTrait>(config: &PoStConfig) -> Result<(), String> {
+fn generate_window_post<Tree: 'static + MerkleTreeTrait>(
+    config: &PoStConfig,
+) -> Result<(), String> {
     let public = window_post_public_params::<Tree>(config).map_err(|e| format!("{e:#}"))?;
     let mut rng = rand::rngs::OsRng;
-    <FallbackPoStCompound<Tree> as CompoundProof<FallbackPoSt<'_, Tree>, FallbackPoStCircuit<Tree>>>::groth_params(
-        Some(&mut rng),
-        &public,
-    )
+    <FallbackPoStCompound<Tree> as CompoundProof<
+        FallbackPoSt<'_, Tree>,
+        FallbackPoStCircuit<Tree>,
+    >>::groth_params(Some(&mut rng), &public)
     .map_err(|e| format!("{e:#}"))?;
-    <FallbackPoStCompound<Tree> as CompoundProof<FallbackPoSt<'_, Tree>, FallbackPoStCircuit<Tree>>>::verifying_key(
-        Some(&mut rng),
-        &public,
-    )
+    <FallbackPoStCompound<Tree> as CompoundProof<
+        FallbackPoSt<'_, Tree>,
+        FallbackPoStCircuit<Tree>,
+    >>::verifying_key(Some(&mut rng), &public)
     .map_err(|e| format!("{e:#}"))?;
     Ok(())
 }

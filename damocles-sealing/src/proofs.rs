@@ -20,8 +20,7 @@ use filecoin_proofs_api::seal::{
 };
 use filecoin_proofs_api::{
     PieceInfo, RegisteredPoStProof, RegisteredSealProof, RegisteredUpdateProof,
-    SectorId as ApiSectorId,
-    UnpaddedBytesAmount,
+    SectorId as ApiSectorId, UnpaddedBytesAmount,
 };
 
 use crate::paths::SectorPaths;

@@ -70,7 +70,10 @@ pub struct Proven {
 pub fn prove(challenge: PoStChallenge, sectors: &[ProvingSector]) -> Result<Proven, Failure> {
     let post_proof = window_type(challenge.proof)?;
     let prover = prover_id(challenge.miner);
-    let ids: Vec<ApiSectorId> = sectors.iter().map(|s| ApiSectorId::from(s.number)).collect();
+    let ids: Vec<ApiSectorId> = sectors
+        .iter()
+        .map(|s| ApiSectorId::from(s.number))
+        .collect();
     if ids.is_empty() {
         return Err(Failure::abort("a WindowPoSt job without sectors"));
     }
@@ -163,7 +166,9 @@ fn window_type(proof: PoStProof) -> Result<filecoin_proofs_api::RegisteredPoStPr
     if proof.is_window() {
         Ok(registered_post(proof))
     } else {
-        Err(Failure::abort(format!("{proof} is not a WindowPoSt proof type")))
+        Err(Failure::abort(format!(
+            "{proof} is not a WindowPoSt proof type"
+        )))
     }
 }
 

@@ -18,15 +18,20 @@ use common::{
     REBUILD_UPGRADED_PATH, SEALER_PATH, SNAPUP_PATH,
 };
 use damocles_core::sealer_api::ManagerError;
+use damocles_core::sealer_api::WindowPoStOutput;
 use damocles_core::{
     PauseOutcome, PlanState, ResumeOutcome, SealingThread, SectorId, SectorSize, State, StateStore,
     ThreadState,
 };
+use damocles_core::{Plan, WdPostState};
 use damocles_sealing::limits::StageLimits;
-use damocles_sealing::mock_chain::{ChainCall, ChainSectorState, JobState};
+use damocles_sealing::mock_chain::{
+    ChainCall, ChainSectorState, JobState, WdPostJob, WdPostJobState,
+};
 use damocles_sealing::params;
 use damocles_sealing::proofs::{self, SealIdentity, SealedSector};
 use damocles_sealing::update::{self, UpgradedSector};
+use damocles_sealing::window_post;
 
 fn require_params() {
     let proof = params::proof_for(SectorSize::KIB_2).expect("2KiB proof type");
@@ -41,10 +46,15 @@ fn in_c2(info: &damocles_core::ThreadInfo) -> bool {
     matches!(&info.thread_state, ThreadState::Running { proc: Some(p), .. } if p == "builtin C2")
 }
 
+/// Three threads seal four sectors (a mix of CC and deals), every seal proof verifies; then
+/// WindowPoSt rounds over them: every sector proven, a sector whose cache is gone
+/// reported as a fault while the rest verifies, and a job whose worker dies mid-job
+/// proven by another once its heartbeat is missed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_threads_seal_three_sectors_and_every_proof_verifies() {
+async fn three_threads_seal_four_sectors_and_window_post_over_them_verifies() {
     require_params();
     let mut harness = Harness::new(3);
+    harness.chain.limit_sectors(4);
     // Every second sector is a deal sector.
     harness.offer_deals(0.5);
     // One C2 at a time: on 2 cores each C2 uses them all.
@@ -87,7 +97,7 @@ async fn three_threads_seal_three_sectors_and_every_proof_verifies() {
     wait_for(
         &worker,
         Duration::from_secs(20 * 60),
-        "three proven sectors",
+        "four finished sectors",
         |threads| {
             assert!(
                 threads.iter().all(|t| t.last_error.is_none()),
@@ -96,7 +106,12 @@ async fn three_threads_seal_three_sectors_and_every_proof_verifies() {
             saw_waiting |= threads
                 .iter()
                 .any(|t| matches!(t.thread_state, ThreadState::Waiting { .. }));
-            chain.counters().proofs_accepted >= 3
+            let sectors = chain.sectors();
+            sectors.len() == 4
+                && sectors
+                    .iter()
+                    .all(|s| s.state == ChainSectorState::Finished)
+                && threads.iter().all(|t| t.job_id.is_none())
         },
     )
     .await;
@@ -104,7 +119,7 @@ async fn three_threads_seal_three_sectors_and_every_proof_verifies() {
     assert!(saw_waiting, "with one C2 slot, some thread waited for it");
     let counters = chain.counters();
     assert_eq!(counters.proofs_rejected, 0);
-    assert!(counters.proofs_accepted >= 3);
+    assert_eq!(counters.proofs_accepted, 4);
 
     // Verify each accepted proof again, independently of the chain's own check.
     let proven: Vec<_> = chain
@@ -154,6 +169,167 @@ async fn three_threads_seal_three_sectors_and_every_proof_verifies() {
             .join(sector.id.to_string())
             .is_file());
     }
+
+    window_post_rounds(harness).await;
+}
+
+/// The WindowPoSt rounds over the harness's four finished sectors.
+async fn window_post_rounds(mut harness: Harness) {
+    let chain = harness.chain.clone();
+    chain.schedule_wdpost(None, 4, Duration::from_secs(3));
+    harness.plan = Plan::Wdpost;
+    harness.threads = 1;
+    harness.options.recover_interval = Duration::from_millis(200);
+    harness.options.max_retries = 1000;
+    let finished = |id: &str| {
+        let (id, chain) = (id.to_owned(), chain.clone());
+        // Done on the chain, and let go of by the thread (its history written).
+        move |threads: &[damocles_core::ThreadInfo]| {
+            threads[0].job_id.as_deref() != Some(id.as_str())
+                && chain
+                    .wdpost_jobs()
+                    .iter()
+                    .any(|j| j.id == id && j.state == WdPostJobState::Finished)
+        }
+    };
+    let job = |id: &str| {
+        harness
+            .chain
+            .wdpost_jobs()
+            .into_iter()
+            .find(|j| j.id == id)
+            .expect("the job")
+    };
+
+    // Round 1: every sector proven, verified by the chain and again here.
+    assert_eq!(harness.chain.start_wdpost_round(), Some(1));
+    let worker = harness.start();
+    wait_for(
+        &worker,
+        Duration::from_secs(120),
+        "job 1-0 finished",
+        finished("1-0"),
+    )
+    .await;
+    let first = job("1-0");
+    assert_eq!(first.sectors.len(), 4);
+    assert!(first.faults.is_empty(), "{first:?}");
+    assert_eq!(first.verified, Some(true), "{first:?}");
+    assert_eq!(first.worker.as_deref(), Some("test-worker"));
+    let output = |job: &WdPostJob| WindowPoStOutput {
+        proofs: job
+            .proofs
+            .iter()
+            .cloned()
+            .map(damocles_core::Opaque)
+            .collect(),
+        faults: job.faults.clone(),
+    };
+    assert_eq!(
+        window_post::verify(first.challenge(), &first.proven_sectors(), &output(&first)),
+        Ok(true)
+    );
+    let mut forged = output(&first);
+    forged.proofs[0].0[0] ^= 1;
+    assert_ne!(
+        window_post::verify(first.challenge(), &first.proven_sectors(), &forged),
+        Ok(true),
+        "a flipped bit does not verify"
+    );
+    // Claiming a proven sector faulty changes what the proof must cover: it fails.
+    let mut fewer = first.proven_sectors();
+    fewer.pop();
+    assert_ne!(
+        window_post::verify(first.challenge(), &fewer, &output(&first)),
+        Ok(true)
+    );
+
+    // Round 2: sector 2's cache is gone: a fault, and the proof verifies for the rest.
+    let lost = harness
+        .dir
+        .path()
+        .join("remote/cache")
+        .join(SectorId::new(MINER, 2).to_string());
+    std::fs::remove_dir_all(&lost).expect("remove the cache");
+    assert_eq!(harness.chain.start_wdpost_round(), Some(2));
+    wait_for(
+        &worker,
+        Duration::from_secs(120),
+        "job 2-0 finished",
+        finished("2-0"),
+    )
+    .await;
+    let second = job("2-0");
+    assert_eq!(second.faults, [2], "{second:?}");
+    assert_eq!(second.verified, Some(true), "{second:?}");
+    assert_eq!(second.proven_sectors().len(), 3);
+
+    // The thread's history has each job's transitions.
+    let events = worker
+        .thread(0)
+        .expect("thread")
+        .events(100)
+        .await
+        .expect("events");
+    for id in ["1-0", "2-0"] {
+        let moves: Vec<String> = events
+            .iter()
+            .filter(|e| e.event.sector.as_deref() == Some(id))
+            .filter_map(|e| match &e.event.what {
+                damocles_core::Happening::Transition { to, .. } => Some(to.to_string()),
+                damocles_core::Happening::Finished => Some("finished".into()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            moves,
+            ["Allocated", "Generated", "Finished", "finished"],
+            "{id}"
+        );
+    }
+
+    // Round 3: the proof is made, but its submission never gets through; the worker dies
+    // with the job. Once its heartbeat is missed (3 s here), another worker proves it.
+    harness.chain.fail_next(
+        ChainCall::WdPoStFinishJob,
+        usize::MAX,
+        ManagerError::transport("connection reset"),
+    );
+    assert_eq!(harness.chain.start_wdpost_round(), Some(3));
+    wait_for(
+        &worker,
+        Duration::from_secs(120),
+        "job 3-0 generated",
+        |t| {
+            t[0].job_id.as_deref() == Some("3-0")
+                && t[0].job_state == Some(PlanState::WdPost(WdPostState::Generated))
+        },
+    )
+    .await;
+    assert_eq!(job("3-0").state, WdPostJobState::Proving);
+    worker.shutdown().await;
+    drop(worker);
+    harness.chain.fail_next(
+        ChainCall::WdPoStFinishJob,
+        0,
+        ManagerError::transport("connection reset"),
+    );
+    let worker = harness.start();
+    wait_for(
+        &worker,
+        Duration::from_secs(120),
+        "job 3-0 finished",
+        finished("3-0"),
+    )
+    .await;
+    let third = job("3-0");
+    assert_eq!(third.tries, 2, "{third:?}");
+    assert!(third.error.is_none(), "{third:?}");
+    assert_eq!(third.verified, Some(true), "{third:?}");
+    assert_eq!(third.faults, [2]);
+    worker.shutdown().await;
+    let counters = harness.chain.counters();
+    assert_eq!((counters.posts_verified, counters.posts_rejected), (3, 0));
 }
 
 /// For every state of the sealer path: run a fresh runtime on the same location until

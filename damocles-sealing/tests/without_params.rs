@@ -1016,3 +1016,161 @@ async fn a_snapup_sector_in_a_store_not_attached_is_handed_back_and_the_thread_i
         .count();
     assert_eq!(left, 0, "pieces of dropped offers are removed");
 }
+
+/// Finishes CC sectors on the mock chain without sealing them (a pre-commit with a made-up
+/// comm_r, persisted into `store`): sectors a WindowPoSt round includes, whose files are
+/// nowhere.
+async fn finished_sectors_without_files(
+    chain: &damocles_sealing::mock_chain::MockChain,
+    store: &str,
+    count: usize,
+) {
+    use damocles_core::sealer_api::{AllocateSectorSpec, PreCommitOnChainInfo};
+    use damocles_core::SectorManager;
+    for _ in 0..count {
+        let sector = chain
+            .allocate_sector(AllocateSectorSpec::default())
+            .await
+            .expect("allocate")
+            .expect("a sector");
+        let ticket = chain.assign_ticket(sector.id).await.expect("ticket");
+        let comm_d =
+            damocles_sealing::proofs::sector_comm_d(sector.proof_type, &[]).expect("comm_d");
+        let info = PreCommitOnChainInfo {
+            comm_r: [7; 32],
+            comm_d,
+            ticket,
+        };
+        chain
+            .submit_pre_commit(sector, info, false)
+            .await
+            .expect("pre-commit");
+        chain
+            .submit_persisted(sector.id, store.into(), false)
+            .await
+            .expect("persisted");
+        chain.report_finalized(sector.id).await.expect("finalized");
+    }
+}
+
+/// A wdpost thread without parameters: sectors whose files are missing are faults (no
+/// SNARK is needed when every sector is one), resume at a state follows the job, and a
+/// job in a store the worker has not attached is handed back until the manager gives up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wdpost_thread_reports_faults_resumes_by_its_job_and_hands_back_what_it_cannot_reach() {
+    use damocles_core::{Plan, WdPostState};
+    use damocles_sealing::mock_chain::WdPostJobState;
+
+    let mut harness = harness(1);
+    harness.plan = Plan::Wdpost;
+    harness.options.recover_interval = Duration::from_millis(100);
+    harness.options.max_retries = 1000;
+    let chain = harness.chain.clone();
+    chain.schedule_wdpost(None, 4, Duration::from_secs(60));
+    finished_sectors_without_files(&chain, "remote", 2).await;
+    let job = |id: &str| chain.wdpost_jobs().into_iter().find(|j| j.id == id);
+    let finished = |id: &'static str| {
+        let chain = chain.clone();
+        // Done on the chain, and let go of by the thread (its history written).
+        move |threads: &[ThreadInfo]| {
+            threads[0].job_id.as_deref() != Some(id)
+                && chain.wdpost_jobs().iter().any(|j| {
+                    j.id == id
+                        && !matches!(j.state, WdPostJobState::Pending | WdPostJobState::Proving)
+                })
+        }
+    };
+
+    let worker = harness.start();
+    // No job yet: a resume at a state has nothing to resume in.
+    assert_eq!(worker.pause(0).await, Ok(PauseOutcome::Paused));
+    let refused = worker
+        .resume(0, Some("Allocated".into()))
+        .await
+        .expect_err("no job");
+    assert!(
+        refused.to_string().contains("holds no WindowPoSt job"),
+        "{refused}"
+    );
+    let unknown = worker
+        .resume(0, Some("PC1Done".into()))
+        .await
+        .expect_err("not a wdpost state");
+    assert!(
+        unknown
+            .to_string()
+            .contains("Allocated, Generated, Finished, Aborted"),
+        "{unknown}"
+    );
+    assert!(worker.resume(0, None).await.is_ok());
+
+    // Round 1: both sectors' files are missing: two faults, nothing to prove, accepted.
+    // Its submission fails for a while: the thread waits in Generated, where it is paused.
+    chain.fail_next(
+        ChainCall::WdPoStFinishJob,
+        usize::MAX,
+        ManagerError::transport("connection reset"),
+    );
+    assert_eq!(chain.start_wdpost_round(), Some(1));
+    wait_for(&worker, "job 1-0 generated", |t| {
+        t[0].job_id.as_deref() == Some("1-0")
+            && t[0].job_state == Some(PlanState::WdPost(WdPostState::Generated))
+    })
+    .await;
+    assert_eq!(worker.pause(0).await, Ok(PauseOutcome::Paused));
+    let refused = worker
+        .resume(0, Some("Finished".into()))
+        .await
+        .expect_err("not submitted");
+    assert!(
+        refused.to_string().contains("resume at Generated"),
+        "{refused}"
+    );
+    chain.fail_next(ChainCall::WdPoStFinishJob, 0, ManagerError::transport("-"));
+    // Allocated proves the job again, then submits it.
+    assert!(matches!(
+        worker.resume(0, Some("Allocated".into())).await,
+        Ok(ResumeOutcome::Resumed { state: Some(_) })
+    ));
+    wait_for(&worker, "job 1-0 finished", finished("1-0")).await;
+    let first = job("1-0").expect("job 1-0");
+    assert_eq!(first.state, WdPostJobState::Finished);
+    assert_eq!(first.faults, [1, 2]);
+    assert!(first.proofs.is_empty());
+    assert_eq!(first.verified, Some(true), "nothing left to prove");
+
+    // Round 2: sector 3 is in a store this worker has not attached: the job is handed
+    // back with why, and given up after its second try.
+    finished_sectors_without_files(&chain, "elsewhere", 1).await;
+    assert_eq!(chain.start_wdpost_round(), Some(2));
+    wait_for(&worker, "job 2-0 given up", finished("2-0")).await;
+    let second = job("2-0").expect("job 2-0");
+    assert!(
+        matches!(&second.state, WdPostJobState::Failed(why) if why.contains("store \"elsewhere\" is not attached")),
+        "{second:?}"
+    );
+    assert_eq!(second.tries, 2);
+    let threads = worker.list();
+    assert!(!paused(&threads[0]), "an abort does not pause: {threads:?}");
+
+    // The history names each job.
+    let events = worker
+        .thread(0)
+        .expect("thread")
+        .events(200)
+        .await
+        .expect("events");
+    let kinds = |id: &str| -> Vec<&str> {
+        events
+            .iter()
+            .filter(|e| e.event.sector.as_deref() == Some(id))
+            .map(|e| e.event.what.kind())
+            .collect()
+    };
+    let first_kinds = kinds("1-0");
+    for kind in ["transition", "paused", "resumed", "finished"] {
+        assert!(first_kinds.contains(&kind), "{kind} in {first_kinds:?}");
+    }
+    assert!(kinds("2-0").contains(&"aborted"), "{:?}", kinds("2-0"));
+    worker.shutdown().await;
+}

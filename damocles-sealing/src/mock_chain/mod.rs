@@ -12,12 +12,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use async_trait::async_trait;
 use damocles_core::piece::{self, PieceFetchError, PieceStore, PieceUploadError};
 use damocles_core::sealer_api::{
-    AcquireDealsSpec, AllocateSectorSpec, AllocateSnapUpSpec, AllocatedSector,
+    AcquireDealsSpec, AllocatePoStSpec, AllocateSectorSpec, AllocateSnapUpSpec, AllocatedSector,
     AllocatedSnapUpSector, Cid, DealInfo, ManagerError, OnChainState, PieceRef, PollStateResp,
     PreCommitOnChainInfo, ProofOnChainInfo, ReportStateReq, SectorPiece, SectorPrivateInfo,
     SectorPublicInfo, SectorRebuildInfo, SectorStateResp, SectorUnsealInfo, Seed,
-    SnapUpOnChainInfo, StoreBasicInfo, SubmitResp, SubmitResult, Ticket, WaitSeedResp,
-    AllocatePoStSpec, WdPoStJob, WindowPoStOutput,
+    SnapUpOnChainInfo, StoreBasicInfo, SubmitResp, SubmitResult, Ticket, WaitSeedResp, WdPoStJob,
+    WindowPoStOutput,
 };
 use damocles_core::{
     ActorId, Failure, PreCommitOutput, SealProof, SectorId, SectorManager, UpdateProof,
@@ -1299,7 +1299,9 @@ mod tests {
             .flat_map(|j| j.sectors.iter().map(|s| s.number))
             .collect();
         assert_eq!(numbers, [1, 2, 3, 4, 5]);
-        assert!(jobs.iter().all(|j| j.seed == jobs[0].seed && j.seed[31] & 0xc0 == 0));
+        assert!(jobs
+            .iter()
+            .all(|j| j.seed == jobs[0].seed && j.seed[31] & 0xc0 == 0));
         assert_eq!(jobs[0].proof_type, PoStProof::StackedDrgWindow2KiBV1_2);
 
         // Another miner's or size's thread gets nothing.
@@ -1337,7 +1339,10 @@ mod tests {
             .wdpost_heartbeat_jobs(vec!["1-0".into()], "worker-b".into())
             .await
             .expect_err("not its job");
-        assert!(stranger.message.contains("not being proven by worker-b"), "{stranger}");
+        assert!(
+            stranger.message.contains("not being proven by worker-b"),
+            "{stranger}"
+        );
 
         // A fault that is not a sector of the job is refused, and changes nothing.
         let stray = WindowPoStOutput {
@@ -1390,7 +1395,10 @@ mod tests {
             .wdpost_allocate_jobs(AllocatePoStSpec::default(), 1, "worker-c".into())
             .await
             .expect("allocate");
-        assert_eq!(lost[0].id, "1-2", "1-1 lost its heartbeat on its second try");
+        assert_eq!(
+            lost[0].id, "1-2",
+            "1-1 lost its heartbeat on its second try"
+        );
         let jobs = chain.wdpost_jobs();
         assert!(
             matches!(&jobs[1].state, WdPostJobState::Failed(why) if why.contains("no heartbeat from worker-b")),

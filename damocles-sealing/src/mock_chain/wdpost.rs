@@ -253,8 +253,7 @@ fn retry_or_fail(job: &mut WdPostJob, error: String) {
     if job.tries < MAX_TRIES {
         job.state = WdPostJobState::Pending;
     } else {
-        job.state =
-            WdPostJobState::Failed(format!("{error} (tried {} times)", job.tries));
+        job.state = WdPostJobState::Failed(format!("{error} (tried {} times)", job.tries));
         job.finished_at = Some(unix_now());
     }
     job.error = Some(error);
@@ -357,7 +356,11 @@ impl MockChain {
         taken
     }
 
-    pub(super) fn wdpost_heartbeat(&self, ids: &[String], worker: &str) -> Result<(), ManagerError> {
+    pub(super) fn wdpost_heartbeat(
+        &self,
+        ids: &[String],
+        worker: &str,
+    ) -> Result<(), ManagerError> {
         let mut state = self.lock();
         let ChainState {
             wdpost_jobs,

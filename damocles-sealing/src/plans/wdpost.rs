@@ -83,12 +83,7 @@ enum Outcome {
 
 /// Runs a wdpost thread until the worker stops.
 pub(crate) async fn run(runner: Runner) {
-    Driver {
-        runner,
-        held: None,
-    }
-    .main_loop()
-    .await;
+    Driver { runner, held: None }.main_loop().await;
 }
 
 struct Driver {
@@ -235,7 +230,9 @@ impl Driver {
         if let Some(interrupt) = runner.control.interrupt() {
             return Err(interrupt.into());
         }
-        runner.control.set_activity(Activity::Running { proc: None });
+        runner
+            .control
+            .set_activity(Activity::Running { proc: None });
         let Some(held) = &self.held else {
             return self.take_job().await;
         };
@@ -270,7 +267,10 @@ impl Driver {
                 runner
                     .manager_call(
                         "WdPoStFinishJob",
-                        runner.ctx.manager.wdpost_finish_job(id, output, String::new()),
+                        runner
+                            .ctx
+                            .manager
+                            .wdpost_finish_job(id, output, String::new()),
                     )
                     .await?;
                 Ok(Outcome::Finished)
@@ -324,7 +324,10 @@ impl Driver {
             retry: 0,
             heartbeat: None,
         });
-        Ok(Outcome::Moved(WdPostState::Allocated, EventKind::JobAllocated))
+        Ok(Outcome::Moved(
+            WdPostState::Allocated,
+            EventKind::JobAllocated,
+        ))
     }
 
     /// Where each sector's files are: in the attached store the job names
@@ -432,7 +435,9 @@ impl Driver {
                 self.record_failure(&failure, Some(retry)).await;
                 tracing::warn!(thread = control.index(), retry, "{failure}; retrying");
                 control.set_activity(Activity::Idle);
-                let _ = control.sleep(self.runner.ctx.options.recover_interval).await;
+                let _ = control
+                    .sleep(self.runner.ctx.options.recover_interval)
+                    .await;
             }
             FailureLevel::Permanent | FailureLevel::Critical => {
                 self.record_failure(&failure, None).await;
@@ -465,7 +470,10 @@ impl Driver {
 
     /// Drops the job, telling the manager why (it may give the job to another worker).
     async fn abort(&mut self, reason: String) {
-        tracing::warn!(thread = self.runner.control.index(), "aborting WindowPoSt job: {reason}");
+        tracing::warn!(
+            thread = self.runner.control.index(),
+            "aborting WindowPoSt job: {reason}"
+        );
         if let Some(held) = &self.held {
             let manager = &self.runner.ctx.manager;
             if let Err(e) = manager
@@ -485,9 +493,9 @@ impl Driver {
 /// methods says what to enable (the original's hint).
 fn explain_allocation_error(error: &ManagerError) -> String {
     match error.kind {
-        damocles_core::sealer_api::ManagerErrorKind::Remote { code: -32601 } => format!(
-            "{error} (damocles-manager may not have enabled the worker-prover module)"
-        ),
+        damocles_core::sealer_api::ManagerErrorKind::Remote { code: -32601 } => {
+            format!("{error} (damocles-manager may not have enabled the worker-prover module)")
+        }
         _ => error.to_string(),
     }
 }
