@@ -434,23 +434,6 @@ impl WorkerConfig {
                 "no [[sealing_thread]]: the worker needs at least one".into(),
             ));
         }
-        for (i, thread) in config.sealing_thread.iter().enumerate() {
-            if crate::plans::steps_of(thread.plan).is_none() {
-                let supported: Vec<String> = Plan::ALL
-                    .iter()
-                    .filter(|p| crate::plans::steps_of(**p).is_some())
-                    .map(|p| format!("{:?}", p.as_str()))
-                    .collect();
-                return Err(invalid(
-                    format!("sealing_thread[{i}].plan"),
-                    format!(
-                        "plan {:?} is not supported yet: only {} are",
-                        thread.plan.as_str(),
-                        supported.join(", ")
-                    ),
-                ));
-            }
-        }
         Ok(LoadedConfig { config, warnings })
     }
 

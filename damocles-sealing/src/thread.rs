@@ -80,18 +80,18 @@ fn sector_of(record: &SectorRecord) -> Option<String> {
     record.sector.map(|s| s.id.to_string())
 }
 
-/// Runs a thread until the control says stop: a wdpost thread under its own driver
-/// (its jobs are not sector records), any other under the runner.
+/// Runs a thread until the control says stop. A wdpost thread runs its own driver (its
+/// jobs are not sector records), once a sector record its location holds from another
+/// plan is finished or dropped under that plan.
 pub(crate) async fn run(ctx: ThreadContext, control: Arc<Control>, journal: Journal) {
     let runner = Runner {
         ctx,
         control,
         journal,
     };
-    if runner.ctx.plan == Plan::Wdpost {
+    runner.main_loop().await;
+    if runner.ctx.plan == Plan::Wdpost && runner.control.interrupt() != Some(Interrupt::Stopping) {
         plans::wdpost::run(runner).await;
-    } else {
-        runner.main_loop().await;
     }
 }
 
@@ -108,6 +108,9 @@ impl Runner {
         let Some(mut record) = self.load().await else {
             return;
         };
+        if self.hands_over(&record) {
+            return;
+        }
         self.show(&record);
         self.record(
             &record,
@@ -132,7 +135,7 @@ impl Runner {
                     tracing::error!(thread = self.control.index(), "cannot persist drain: {e}");
                 }
             }
-            if self.control.interrupt() == Some(Interrupt::Stopping) {
+            if self.control.interrupt() == Some(Interrupt::Stopping) || self.hands_over(&record) {
                 return;
             }
             {
@@ -199,6 +202,12 @@ impl Runner {
             }
             return Some(record);
         }
+    }
+
+    /// Whether a wdpost thread is done with sector records: its location holds none
+    /// (left from another plan) to finish.
+    fn hands_over(&self, record: &SectorRecord) -> bool {
+        self.ctx.plan == Plan::Wdpost && record.sector.is_none()
     }
 
     fn show(&self, record: &SectorRecord) {

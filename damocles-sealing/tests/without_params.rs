@@ -415,14 +415,16 @@ async fn a_thread_finishes_its_job_under_the_plan_its_record_names() {
         .resume(0, Some("Aborted".into()))
         .await
         .expect("resume");
-    let threads = wait_for(&worker, "paused under wdpost", |t| {
-        paused(&t[0]) && t[0].plan == damocles_core::Plan::Wdpost
+    let threads = wait_for(&worker, "waiting for a WindowPoSt job", |t| {
+        t[0].plan == damocles_core::Plan::Wdpost
     })
     .await;
+    assert!(!paused(&threads[0]), "{threads:?}");
     assert_eq!(
-        threads[0].last_error.as_deref(),
-        Some("permanent: this worker does not run the wdpost plan yet")
+        threads[0].job_state,
+        Some(PlanState::WdPost(damocles_core::WdPostState::Empty))
     );
+    assert_eq!(threads[0].last_error, None);
     assert_eq!(
         harness.chain.counters().allocated,
         1,

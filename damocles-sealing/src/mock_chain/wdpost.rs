@@ -151,12 +151,15 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// The manager does not know the job (as the original's code for an unknown sector): the
+/// thread drops it instead of retrying.
 fn unknown_job(id: &str) -> ManagerError {
-    ManagerError::remote(1, format!("no WindowPoSt job {id}"))
+    ManagerError::sector_not_found(format!("no WindowPoSt job {id}"))
 }
 
 impl ChainState {
-    /// Starts a round over every provable sector, if there is one: `None` otherwise.
+    /// Starts a round over every provable sector (finished, being upgraded, upgraded), if
+    /// there is one: `None` otherwise.
     fn start_wdpost_round(&mut self, miner: ActorId) -> Option<u64> {
         let sectors: Vec<WdPostJobSector> = self
             .sectors
@@ -172,7 +175,8 @@ impl ChainState {
                         store: accepted.store.clone(),
                     })
                 }
-                ChainSectorState::Finished => Some(WdPostJobSector {
+                // Until its upgrade lands, a sector being upgraded is proven as sealed.
+                ChainSectorState::Finished | ChainSectorState::Upgrading => Some(WdPostJobSector {
                     number: s.id.number,
                     comm_r: s.pre_commit.as_ref()?.comm_r,
                     upgrade: false,
@@ -403,13 +407,11 @@ impl MockChain {
                 .find(|j| j.id == id)
                 .ok_or_else(|| unknown_job(id))?;
             if job.state != WdPostJobState::Proving {
-                return Err(ManagerError::remote(
-                    1,
-                    format!(
-                        "WindowPoSt job {id} is {}, not being proven: nothing to finish",
-                        job.state.name()
-                    ),
-                ));
+                // Given to another thread, or given up: this result is not wanted.
+                return Err(ManagerError::sector_not_found(format!(
+                    "WindowPoSt job {id} is {}, not being proven: nothing to finish",
+                    job.state.name()
+                )));
             }
             job.clone()
         };
@@ -452,10 +454,9 @@ impl MockChain {
             .find(|j| j.id == id)
             .ok_or_else(|| unknown_job(id))?;
         if job.state != WdPostJobState::Proving {
-            return Err(ManagerError::remote(
-                1,
-                format!("WindowPoSt job {id} was finished meanwhile"),
-            ));
+            return Err(ManagerError::sector_not_found(format!(
+                "WindowPoSt job {id} was finished meanwhile"
+            )));
         }
         wdpost_heartbeats.remove(id);
         match checked {

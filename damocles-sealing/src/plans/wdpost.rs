@@ -124,9 +124,6 @@ impl Driver {
             draining: false,
         })
         .await;
-        if let Some(problem) = self.leftover_sector().await {
-            self.pause(problem).await;
-        }
         loop {
             // A drain is not persisted: the thread holds nothing a restart would resume.
             let _ = control.take_drain_change();
@@ -152,10 +149,6 @@ impl Driver {
                 match control.wait_resume().await {
                     Err(_) => continue,
                     Ok(target) => {
-                        if let Some(problem) = self.leftover_sector().await {
-                            self.pause(problem).await;
-                            continue;
-                        }
                         if let Some(PlanState::WdPost(state)) = target {
                             self.resume_at(state).await;
                         }
@@ -168,23 +161,6 @@ impl Driver {
                 Err(Stop::Interrupted) => {}
                 Err(Stop::Failed(failure)) => self.handle_failure(failure).await,
             }
-        }
-    }
-
-    /// A sector record left in this location by another plan: a wdpost thread does not
-    /// finish it (and would drop it), so it pauses until the location is given its plan
-    /// back or the record is dropped.
-    async fn leftover_sector(&self) -> Option<Failure> {
-        match self.runner.ctx.store.load().await {
-            Ok(Some(record)) if record.sector.is_some() => Some(Failure::critical(format!(
-                "{} holds sector {} of the {} plan at {}: finish it under that plan (or drop it) before running wdpost here",
-                self.runner.ctx.location.root().display(),
-                record.sector.map(|s| s.id.to_string()).unwrap_or_default(),
-                record.plan,
-                record.state
-            ))),
-            Ok(_) => None,
-            Err(e) => Some(Failure::critical(e.to_string())),
         }
     }
 
