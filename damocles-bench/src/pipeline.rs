@@ -95,6 +95,19 @@ pub(crate) fn worker_config(
     Ok(path)
 }
 
+/// Serves `chain` as the manager's API on a free loopback port (no registry file, no
+/// tokens).
+pub(crate) async fn serve_chain(chain: &MockChain) -> anyhow::Result<damocles_rpc::RpcServer> {
+    let service = ManagerService::new(
+        Arc::new(chain.clone()),
+        Arc::new(WorkerRegistry::in_memory()?),
+        Duration::from_secs(600),
+        "v-bench",
+        None,
+    );
+    Ok(service.serve("127.0.0.1:0").await?)
+}
+
 /// Runs figure 1 with `sectors` sectors; without C2 in smoke mode.
 pub async fn run(sectors: u64, with_c2: bool) -> anyhow::Result<PipelineFigures> {
     let dir = tempfile::tempdir()?;
@@ -105,14 +118,7 @@ pub async fn run(sectors: u64, with_c2: bool) -> anyhow::Result<PipelineFigures>
 
     let chain = MockChain::new(10000, SealProof::StackedDrg2KiBV1_1);
     chain.limit_sectors(sectors);
-    let service = ManagerService::new(
-        Arc::new(chain.clone()),
-        Arc::new(WorkerRegistry::in_memory()?),
-        Duration::from_secs(600),
-        "v-bench",
-        None,
-    );
-    let server = service.serve("127.0.0.1:0").await?;
+    let server = serve_chain(&chain).await?;
     let config = worker_config(
         dir.path(),
         &server.local_addr().to_string(),

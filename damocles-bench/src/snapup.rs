@@ -5,12 +5,10 @@
 //! are sealed first (PC1, PC2: not timed, no C2).
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use damocles_core::sealer_api::{AllocateSectorSpec, PreCommitOnChainInfo};
 use damocles_core::{SealProof, SectorId, SectorManager, SectorSize, State};
-use damocles_rpc::{ManagerService, WorkerRegistry};
 use damocles_sealing::mock_chain::{ChainSectorState, MockChain};
 use damocles_sealing::params;
 use damocles_sealing::paths::SectorPaths;
@@ -150,14 +148,7 @@ pub async fn run(sectors: u64, with_prove: bool) -> anyhow::Result<SnapupFigures
         tokio::task::spawn_blocking(move || back_to_back(&path, &chain, with_prove)).await??
     };
 
-    let service = ManagerService::new(
-        Arc::new(chain.clone()),
-        Arc::new(WorkerRegistry::in_memory()?),
-        Duration::from_secs(600),
-        "v-bench",
-        None,
-    );
-    let server = service.serve("127.0.0.1:0").await?;
+    let server = super::pipeline::serve_chain(&chain).await?;
     let pieces = format!(
         "local_pieces_dir = \"{}\"\n",
         dir.path().join("pieces").display()

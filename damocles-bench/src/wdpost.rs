@@ -8,13 +8,11 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use damocles_core::{PoStProof, SealProof, SectorSize};
-use damocles_rpc::{ManagerService, WorkerRegistry};
 use damocles_sealing::mock_chain::{MockChain, WdPostJobState};
 use damocles_sealing::params;
 use damocles_sealing::proofs::{prover_id, registered_post};
 use filecoin_proofs_api::{post, PrivateReplicaInfo, SectorId as ApiSectorId};
 use serde::Serialize;
-use std::sync::Arc;
 
 use damocles_cli::worker_cli::daemon::{self, ManagerChoice};
 
@@ -81,14 +79,7 @@ pub async fn run(sectors: u64, with_proof: bool) -> anyhow::Result<WdPostFigures
     };
 
     chain.schedule_wdpost(None, sectors as usize, Duration::from_secs(15));
-    let service = ManagerService::new(
-        Arc::new(chain.clone()),
-        Arc::new(WorkerRegistry::in_memory()?),
-        Duration::from_secs(600),
-        "v-bench",
-        None,
-    );
-    let server = service.serve("127.0.0.1:0").await?;
+    let server = super::pipeline::serve_chain(&chain).await?;
     let config = super::pipeline::worker_config(
         dir.path(),
         &server.local_addr().to_string(),

@@ -372,11 +372,12 @@ pub fn jobs_table(jobs: &[Value], now: i64) -> String {
 }
 
 /// `util sealer wdpost list`: one line per WindowPoSt job, oldest first: its id, round,
-/// state, the worker it was handed to, how many sectors it covers, the faulty ones, whether
+/// state, the worker it was handed to, how many sectors it covers, the faulty ones' numbers, whether
 /// its proof verified, its age at `now` (Unix seconds) and its last error.
 pub fn wdpost_table(jobs: &[Value], now: i64) -> String {
-    let mut lines =
-        vec!["ID\tRound\tState\tWorker\tSectors\tFaults\tVerified\tTries\tAge\tError".to_owned()];
+    let mut lines = vec![
+        "ID\tRound\tState\tWorker\tSectors\tFaultySectors\tVerified\tTries\tAge\tError".to_owned(),
+    ];
     for job in jobs {
         let text = |key: &str| job[key].as_str().unwrap_or("-").to_owned();
         let count = |key: &str| job[key].as_array().map_or(0, Vec::len);

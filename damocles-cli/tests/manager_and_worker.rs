@@ -1,6 +1,6 @@
 //! The whole system as separate processes on loopback: `damocles-manager mock` and a
-//! `damocles-worker daemon` sealing one real 2KiB sector for it over HTTP, managed
-//! through `damocles-manager util …`.
+//! `damocles-worker daemon` sealing one real 2KiB sector for it over HTTP and proving it
+//! in a WindowPoSt round, managed through `damocles-manager util …`.
 //!
 //! Needs the 2KiB parameters in the parameter cache (`scripts/test.sh` generates them
 //! before the tests run).
@@ -21,18 +21,34 @@ fn a_worker_seals_for_the_mock_manager_and_is_managed_through_it() {
     let home = tempfile::tempdir().expect("home");
     let dir = tempfile::tempdir().expect("worker dir");
     // A deal sector: its pieces come from the manager's /piecestore over HTTP.
+    // A WindowPoSt round every second, once there is a sector to prove.
     let manager_process = manager(
         home.path(),
         "127.0.0.1:0",
-        &["--max-sectors", "1", "--deals", "1"],
+        &[
+            "--max-sectors",
+            "1",
+            "--deals",
+            "1",
+            "--wdpost-interval",
+            "1s",
+        ],
     );
     let m = manager_process.address.clone();
-    let worker_process = worker(&worker_config(
+    let config = worker_config(
         dir.path(),
         &m,
         3,
         "seal_interval = \"1h\"\nrecover_interval = \"1s\"\nenable_deals = true",
+    );
+    // A fourth thread proves the manager's WindowPoSt jobs (its location is made on start).
+    let mut toml = std::fs::read_to_string(&config).expect("config");
+    toml.push_str(&format!(
+        "[[sealing_thread]]\nlocation = \"{}\"\nplan = \"wdpost\"\n",
+        dir.path().join("store3").display()
     ));
+    std::fs::write(&config, toml).expect("config");
+    let worker_process = worker(&config);
 
     // Bulk, through the manager, while the worker seals: every thread pauses (the one in
     // a proof call once the call returns), then every thread resumes.
@@ -51,7 +67,7 @@ fn a_worker_seals_for_the_mock_manager_and_is_managed_through_it() {
         String::from_utf8_lossy(&output.stderr)
     );
     let lines = text(&output);
-    assert_eq!(lines.lines().count(), 3, "{lines}");
+    assert_eq!(lines.lines().count(), 4, "{lines}");
     for (i, line) in lines.lines().enumerate() {
         assert!(
             line.ends_with(&format!("thread #{i} paused"))
@@ -69,7 +85,7 @@ fn a_worker_seals_for_the_mock_manager_and_is_managed_through_it() {
     let output = util(&m, &["--json", "worker", "resume", &w, "--all"]);
     let answers = serde_json::from_slice::<serde_json::Value>(&output.stdout).expect("json");
     let answers = answers.as_array().expect("one per thread");
-    assert_eq!(answers.len(), 3);
+    assert_eq!(answers.len(), 4);
     for answer in answers {
         // A thread still in its proof call had not paused: its pause is called off.
         assert!(
@@ -105,6 +121,28 @@ fn a_worker_seals_for_the_mock_manager_and_is_managed_through_it() {
         "{table}"
     );
 
+    // The wdpost thread proves the sector in a round over HTTP; the mock verifies it.
+    let job = wait_until("a verified WindowPoSt", Duration::from_secs(5 * 60), || {
+        let jobs = util_json(&m, &["sealer", "wdpost", "list"]);
+        jobs.as_array()?
+            .iter()
+            .find(|j| j["state"] == "finished")
+            .cloned()
+    });
+    assert_eq!(job["verified"], true, "{job}");
+    assert_eq!(job["proof_type"], 10, "StackedDrgWindow2KiBV1_2");
+    assert_eq!(job["sectors"][0]["number"], 1);
+    assert_eq!(job["sectors"][0]["comm_r"], sector["comm_r"]);
+    assert_eq!(job["faults"], serde_json::json!([]));
+    assert_eq!(job["worker"], "it-worker");
+    assert_eq!(
+        job["proofs"][0].as_str().map(str::len),
+        Some(384),
+        "one 192-byte partition proof"
+    );
+    let table = text(&util(&m, &["sealer", "wdpost", "list"]));
+    assert!(table.starts_with("ID  "), "{table}");
+
     // The worker reported itself.
     let workers = wait_until("the worker registered", Duration::from_secs(30), || {
         let list = util_json(&m, &["worker", "list"]);
@@ -113,7 +151,7 @@ fn a_worker_seals_for_the_mock_manager_and_is_managed_through_it() {
     let info = &workers[0]["Info"];
     assert_eq!(info["Name"], "it-worker");
     assert_eq!(info["Dest"], worker_process.address.as_str());
-    assert_eq!(info["Summary"]["Threads"], 3);
+    assert_eq!(info["Summary"]["Threads"], 4);
     assert_eq!(workers[0]["Liveness"], "ok");
     let table = text(&util(&m, &["worker", "list"]));
     assert!(table.starts_with("Name "), "{table}");
@@ -140,7 +178,7 @@ fn a_worker_seals_for_the_mock_manager_and_is_managed_through_it() {
     assert_eq!(threads[1]["thread_state"]["state"], "Paused");
     let table = text(&util(&m, &["worker", "info", &worker_process.address]));
     assert!(table.starts_with("Index  Loc"), "{table}");
-    assert_eq!(table.lines().count(), 4, "{table}");
+    assert_eq!(table.lines().count(), 5, "{table}");
     let output = util(&m, &["worker", "resume", "it-worker", "1"]);
     assert!(
         text(&output).contains("thread #1 resumed"),

@@ -156,7 +156,7 @@ impl Happening {
                 }
                 line
             }
-            Happening::Transition { from, to, event } => format!("{from} -> {to} ({event:?})"),
+            Happening::Transition { from, to, event } => format!("{from} -> {to} ({event})"),
             Happening::Failed {
                 level,
                 message,

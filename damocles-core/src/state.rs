@@ -311,6 +311,18 @@ pub enum EventKind {
     Generate,
 }
 
+/// The name histories and JSON give the event (its variant name, but `Allocated` for a
+/// wdpost job's allocation and `Unsealed` for `UnsealDone`, as serde writes them).
+impl fmt::Display for EventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EventKind::JobAllocated => f.write_str("Allocated"),
+            EventKind::UnsealDone => f.write_str("Unsealed"),
+            other => fmt::Debug::fmt(other, f),
+        }
+    }
+}
+
 /// One row of a transition table: in `from`, the event `event` leads to `to`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Transition<S> {

@@ -799,3 +799,21 @@ mod fakes {
         );
     }
 }
+
+#[test]
+fn event_names_in_histories_are_the_json_names() {
+    use damocles_core::EventKind;
+    for kind in [
+        EventKind::JobAllocated,
+        EventKind::UnsealDone,
+        EventKind::Generate,
+        EventKind::PC1,
+        EventKind::AllocatedSnapUpSector,
+    ] {
+        assert_eq!(
+            serde_json::to_value(kind).expect("json"),
+            serde_json::Value::String(kind.to_string()),
+            "{kind:?}"
+        );
+    }
+}

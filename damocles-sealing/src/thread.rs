@@ -213,10 +213,16 @@ impl Runner {
     fn show(&self, record: &SectorRecord) {
         self.control
             .set_resume_facts(ResumeFacts::of(record, self.ctx.location.data_dir()));
+        // The empty record a wdpost thread starts with before it hands over shows as
+        // its plan's start.
+        let state = match record.plan {
+            Plan::Wdpost => record.plan.initial_state(),
+            _ => PlanState::Sector(record.state),
+        };
         self.control.set_job(
             record.plan,
             record.sector.map(|s| s.id.to_string()),
-            Some(PlanState::Sector(record.state)),
+            Some(state),
         );
     }
 

@@ -96,7 +96,11 @@ pub fn prove(challenge: PoStChallenge, sectors: &[ProvingSector]) -> Result<Prov
             }
             Err(reason) => faults.push(Fault {
                 number: sector.number,
-                reason,
+                reason: format!(
+                    "{reason} (replica {}, cache {})",
+                    sector.replica.display(),
+                    sector.cache.display()
+                ),
             }),
         }
     }
@@ -189,6 +193,15 @@ fn vanilla_proof(
     match result {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => Err(format!("{e:#}")),
-        Err(_) => Err("the proof library panicked reading its files".to_owned()),
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|m| (*m).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Err(format!(
+                "the proof library panicked reading the sector's files (a tree that does not match its replica?): {message}"
+            ))
+        }
     }
 }

@@ -954,36 +954,13 @@ async fn a_dropped_worker_stops_its_threads() {
 /// recover_interval), instead of taking and dropping it in a loop.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_snapup_sector_in_a_store_not_attached_is_handed_back_and_the_thread_idles() {
-    use damocles_core::sealer_api::{AllocateSectorSpec, PreCommitOnChainInfo};
-    use damocles_core::SectorManager;
-
     let mut harness = harness(1);
     harness.offer_deals(0.0);
     harness.plan = damocles_core::Plan::Snapup;
     harness.options.recover_interval = Duration::from_millis(500);
     let chain = &harness.chain;
     // A CC sector finished and persisted to a store named "elsewhere".
-    let sector = chain
-        .allocate_sector(AllocateSectorSpec::default())
-        .await
-        .expect("allocate")
-        .expect("a sector");
-    let ticket = chain.assign_ticket(sector.id).await.expect("ticket");
-    let comm_d = damocles_sealing::proofs::sector_comm_d(sector.proof_type, &[]).expect("comm_d");
-    let info = PreCommitOnChainInfo {
-        comm_r: [7; 32],
-        comm_d,
-        ticket,
-    };
-    chain
-        .submit_pre_commit(sector, info, false)
-        .await
-        .expect("pre-commit");
-    chain
-        .submit_persisted(sector.id, "elsewhere".into(), false)
-        .await
-        .expect("persisted");
-    chain.report_finalized(sector.id).await.expect("finalized");
+    let sector = common::finished_sectors_without_files(chain, "elsewhere", 1).await[0];
 
     let worker = harness.start();
     let threads = wait_for(&worker, "idle, saying why", |t| t[0].last_error.is_some()).await;
@@ -1019,42 +996,6 @@ async fn a_snapup_sector_in_a_store_not_attached_is_handed_back_and_the_thread_i
     assert_eq!(left, 0, "pieces of dropped offers are removed");
 }
 
-/// Finishes CC sectors on the mock chain without sealing them (a pre-commit with a made-up
-/// comm_r, persisted into `store`): sectors a WindowPoSt round includes, whose files are
-/// nowhere.
-async fn finished_sectors_without_files(
-    chain: &damocles_sealing::mock_chain::MockChain,
-    store: &str,
-    count: usize,
-) {
-    use damocles_core::sealer_api::{AllocateSectorSpec, PreCommitOnChainInfo};
-    use damocles_core::SectorManager;
-    for _ in 0..count {
-        let sector = chain
-            .allocate_sector(AllocateSectorSpec::default())
-            .await
-            .expect("allocate")
-            .expect("a sector");
-        let ticket = chain.assign_ticket(sector.id).await.expect("ticket");
-        let comm_d =
-            damocles_sealing::proofs::sector_comm_d(sector.proof_type, &[]).expect("comm_d");
-        let info = PreCommitOnChainInfo {
-            comm_r: [7; 32],
-            comm_d,
-            ticket,
-        };
-        chain
-            .submit_pre_commit(sector, info, false)
-            .await
-            .expect("pre-commit");
-        chain
-            .submit_persisted(sector.id, store.into(), false)
-            .await
-            .expect("persisted");
-        chain.report_finalized(sector.id).await.expect("finalized");
-    }
-}
-
 /// A wdpost thread without parameters: sectors whose files are missing are faults (no
 /// SNARK is needed when every sector is one), resume at a state follows the job, and a
 /// job in a store the worker has not attached is handed back until the manager gives up.
@@ -1069,7 +1010,7 @@ async fn a_wdpost_thread_reports_faults_resumes_by_its_job_and_hands_back_what_i
     harness.options.max_retries = 1000;
     let chain = harness.chain.clone();
     chain.schedule_wdpost(None, 4, Duration::from_secs(60));
-    finished_sectors_without_files(&chain, "remote", 2).await;
+    common::finished_sectors_without_files(&chain, "remote", 2).await;
     let job = |id: &str| chain.wdpost_jobs().into_iter().find(|j| j.id == id);
     let finished = |id: &'static str| {
         let chain = chain.clone();
@@ -1143,7 +1084,7 @@ async fn a_wdpost_thread_reports_faults_resumes_by_its_job_and_hands_back_what_i
 
     // Round 2: sector 3 is in a store this worker has not attached: the job is handed
     // back with why, and given up after its second try.
-    finished_sectors_without_files(&chain, "elsewhere", 1).await;
+    common::finished_sectors_without_files(&chain, "elsewhere", 1).await;
     assert_eq!(chain.start_wdpost_round(), Some(2));
     wait_for(&worker, "job 2-0 given up", finished("2-0")).await;
     let second = job("2-0").expect("job 2-0");

@@ -93,12 +93,13 @@ struct MockArgs {
     /// reads from here. --with-worker adds that worker's attached stores.
     #[arg(long, value_name = "NAME=PATH", value_parser = parse_store)]
     persist_store: Vec<(String, PathBuf)>,
-    /// Start a WindowPoSt round this often over every finished and upgraded sector
-    /// (checked when a wdpost thread asks for a job): one job per --wdpost-job-sectors
-    /// sectors, with a fresh seed. A job whose heartbeat stops for 15 s goes to another
-    /// thread (twice at most); each proof is verified over the sectors not reported
-    /// faulty (`util sealer wdpost list`).
-    #[arg(long, default_value = "1m", value_parser = humantime::parse_duration)]
+    /// Start a WindowPoSt round this often (e.g. 30s, 1m, 1h; at least 1s) over every
+    /// finished and upgraded sector (checked when a wdpost thread asks for a job): one job
+    /// per --wdpost-job-sectors sectors, with a fresh seed; a job of the previous round
+    /// that no thread took is missed. A job whose heartbeat stops for 15 s is offered
+    /// again (it is handed out twice at most); each proof is verified over the sectors not
+    /// reported faulty (`util sealer wdpost list`).
+    #[arg(long, default_value = "1m", value_parser = parse_interval)]
     wdpost_interval: Duration,
     /// Sectors per WindowPoSt job.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..))]
@@ -113,6 +114,16 @@ fn parse_store(text: &str) -> Result<(String, PathBuf), String> {
         _ => Err(format!(
             "{text:?} is not NAME=PATH (e.g. remote=/mnt/store1)"
         )),
+    }
+}
+
+fn parse_interval(text: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(interval) if interval >= Duration::from_secs(1) => Ok(interval),
+        Ok(_) => Err(format!(
+            "{text:?} is too short: a round needs at least 1s (e.g. 30s, 1m)"
+        )),
+        Err(e) => Err(format!("{text:?}: {e} (e.g. 30s, 1m)")),
     }
 }
 

@@ -1428,6 +1428,19 @@ mod tests {
         assert_eq!(next[0].id, "2-0");
         assert_eq!(next[0].input.sectors.len(), 4);
         assert_ne!(next[0].input.seed, jobs[0].seed);
+        // The next round's start misses the job of this one that no thread took.
+        assert_eq!(chain.start_wdpost_round(), Some(3));
+        let missed = chain
+            .wdpost_jobs()
+            .into_iter()
+            .find(|j| j.id == "2-1")
+            .expect("2-1");
+        assert!(
+            matches!(&missed.state, WdPostJobState::Failed(why) if why.starts_with("missed: round 3")),
+            "{missed:?}"
+        );
+        let taken = chain.wdpost_jobs().into_iter().find(|j| j.id == "2-0");
+        assert_eq!(taken.map(|j| j.state), Some(WdPostJobState::Proving));
     }
 
     async fn finished_cc_sector(chain: &MockChain) -> AllocatedSector {

@@ -192,6 +192,15 @@ impl ChainState {
         }
         self.wdpost_round += 1;
         let round = self.wdpost_round;
+        // A deadline passes when the next one opens: a job nobody took is missed.
+        for job in &mut self.wdpost_jobs {
+            if job.state == WdPostJobState::Pending {
+                job.state = WdPostJobState::Failed(format!(
+                    "missed: round {round} started before a thread proved it"
+                ));
+                job.finished_at = Some(unix_now());
+            }
+        }
         let seed = randomness();
         for (index, chunk) in sectors
             .chunks(self.wdpost_schedule.job_sectors.max(1))
@@ -290,9 +299,12 @@ impl MockChain {
         round
     }
 
-    /// Every WindowPoSt job the chain remembers, oldest first.
+    /// Every WindowPoSt job the chain remembers, oldest first (a job whose heartbeat
+    /// stopped is shown offered again, or given up).
     pub fn wdpost_jobs(&self) -> Vec<WdPostJob> {
-        self.lock().wdpost_jobs.clone()
+        let mut state = self.lock();
+        state.expire_heartbeats();
+        state.wdpost_jobs.clone()
     }
 
     pub(super) fn allocate_wdpost_jobs(

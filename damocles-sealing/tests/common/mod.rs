@@ -310,3 +310,42 @@ pub const REBUILD_UPGRADED_PATH: [State; 12] = [
     State::Persisted,
     State::Finished,
 ];
+
+/// Finishes CC sectors on the mock chain without sealing them (a pre-commit with a made-up
+/// comm_r, persisted into `store`): sectors a WindowPoSt round includes, whose files are
+/// nowhere.
+pub async fn finished_sectors_without_files(
+    chain: &damocles_sealing::mock_chain::MockChain,
+    store: &str,
+    count: usize,
+) -> Vec<damocles_core::sealer_api::AllocatedSector> {
+    use damocles_core::sealer_api::{AllocateSectorSpec, PreCommitOnChainInfo};
+    use damocles_core::SectorManager;
+    let mut finished = Vec::new();
+    for _ in 0..count {
+        let sector = chain
+            .allocate_sector(AllocateSectorSpec::default())
+            .await
+            .expect("allocate")
+            .expect("a sector");
+        let ticket = chain.assign_ticket(sector.id).await.expect("ticket");
+        let comm_d =
+            damocles_sealing::proofs::sector_comm_d(sector.proof_type, &[]).expect("comm_d");
+        let info = PreCommitOnChainInfo {
+            comm_r: [7; 32],
+            comm_d,
+            ticket,
+        };
+        chain
+            .submit_pre_commit(sector, info, false)
+            .await
+            .expect("pre-commit");
+        chain
+            .submit_persisted(sector.id, store.into(), false)
+            .await
+            .expect("persisted");
+        chain.report_finalized(sector.id).await.expect("finalized");
+        finished.push(sector);
+    }
+    finished
+}
