@@ -194,6 +194,53 @@ async fn an_unknown_sector_is_code_11001_and_the_client_aborts_on_it() {
     assert_eq!(err.kind, ManagerErrorKind::Transport, "{err:?}");
 }
 
+/// A manager without WindowPoSt jobs (the trait's defaults) answers the original's
+/// request shape with "method not found" (-32601), as the original does without
+/// `--worker-prover`, and the client keeps that code.
+#[tokio::test]
+async fn without_window_post_jobs_the_wdpost_calls_answer_method_not_found() {
+    let home = tempfile::tempdir().expect("home");
+    let server = serve(home.path()).await;
+    let addr = server.local_addr().to_string();
+    let (_, answer) = post(
+        &addr,
+        MANAGER_PATH,
+        r#"{"jsonrpc":"2.0","method":"Venus.WdPoStAllocateJobs","params":[{"AllowedMiners":null,"AllowedProofTypes":["StackedDrgWindow2KiBV1_2"]},1,"w1"],"id":1}"#,
+    )
+    .await;
+    assert_eq!(answer["error"]["code"], -32601, "{answer}");
+    // A proof type that is not one is refused as bad params, before the manager sees it.
+    let (_, answer) = post(
+        &addr,
+        MANAGER_PATH,
+        r#"{"jsonrpc":"2.0","method":"Venus.WdPoStAllocateJobs","params":[{"AllowedMiners":null,"AllowedProofTypes":["StackedDrgWindow2KiBV1_1"]},1,"w1"],"id":2}"#,
+    )
+    .await;
+    assert_eq!(answer["error"]["code"], -32602, "{answer}");
+
+    let sealer = HttpSectorManager::new(&format!("http://{addr}"), None, Timeouts::default())
+        .expect("client");
+    let err = sealer
+        .wdpost_allocate_jobs(Default::default(), 1, "w1".into())
+        .await
+        .expect_err("no WindowPoSt jobs");
+    assert_eq!(
+        err.kind,
+        ManagerErrorKind::Remote { code: -32601 },
+        "{err:?}"
+    );
+    let err = sealer
+        .wdpost_finish_job("1-0".into(), None, "gave up".into())
+        .await
+        .expect_err("no WindowPoSt jobs");
+    assert_eq!(
+        err.kind,
+        ManagerErrorKind::Remote { code: -32601 },
+        "{err:?}"
+    );
+    server.shutdown().await;
+}
+
 #[test]
 fn the_manager_method_table() {
     insta::with_settings!({snapshot_path => concat!(env!("CARGO_MANIFEST_DIR"), "/../snapshots"), prepend_module_to_snapshot => false}, {

@@ -475,3 +475,19 @@ fn explain_allocation_error(error: &ManagerError) -> String {
         _ => error.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_manager_without_window_post_gets_the_original_hint_and_others_their_error() {
+        let missing = ManagerError::remote(-32601, "method not found");
+        assert_eq!(
+            explain_allocation_error(&missing),
+            "method not found (damocles-manager may not have enabled the worker-prover module)"
+        );
+        let down = ManagerError::transport("connection refused");
+        assert_eq!(explain_allocation_error(&down), "connection refused");
+    }
+}
