@@ -196,7 +196,7 @@ impl ChainState {
         for job in &mut self.wdpost_jobs {
             if job.state == WdPostJobState::Pending {
                 job.state = WdPostJobState::Failed(format!(
-                    "missed: round {round} started before a thread proved it"
+                    "missed: round {round} started before a thread took it"
                 ));
                 job.finished_at = Some(unix_now());
             }
