@@ -410,6 +410,30 @@ async fn our_command_lines_manage_an_original_worker() {
                 manager_bin,
                 &["util", "--listen", m, "worker", "info", "no-such-worker"],
             ),
+            run(
+                manager_bin,
+                &[
+                    "util",
+                    "--listen",
+                    m,
+                    "worker",
+                    "pause",
+                    "no-such-worker",
+                    "--all",
+                ],
+            ),
+            run(
+                manager_bin,
+                &[
+                    "util",
+                    "--listen",
+                    m,
+                    "worker",
+                    "events",
+                    "no-such-worker",
+                    "0",
+                ],
+            ),
         ]
     })
     .await
@@ -448,15 +472,17 @@ async fn our_command_lines_manage_an_original_worker() {
     );
     assert_eq!(out(&outputs[8]), format!("worker {w}: thread #2 paused\n"));
     // A name the registry does not know is tried as a host; when that fails too, it is
-    // bad input that says both.
-    assert_eq!(outputs[9].status.code(), Some(2));
-    let error = String::from_utf8_lossy(&outputs[9].stderr);
-    assert!(
-        error.contains("no worker named 'no-such-worker' has reported to this manager"),
-        "{error}"
-    );
-    assert!(error.contains("no-such-worker:17890"), "{error}");
-    assert!(!error.contains("last reported address"), "{error}");
+    // bad input that says both, whatever the command (info, a bulk pause, events).
+    for output in &outputs[9..] {
+        assert_eq!(output.status.code(), Some(2));
+        let error = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            error.contains("no worker named 'no-such-worker' has reported to this manager"),
+            "{error}"
+        );
+        assert!(error.contains("no-such-worker:17890"), "{error}");
+        assert!(!error.contains("last reported address"), "{error}");
+    }
     worker_server.shutdown().await;
     manager.shutdown().await;
 }

@@ -76,6 +76,19 @@ impl Context {
         Ok((dest, client, registered))
     }
 
+    /// The worker as [`Context::worker`] finds it, checked to answer when the registry
+    /// does not know the name (so that a mistyped name is reported as one, exit 2, before
+    /// anything is asked of it).
+    async fn answering_worker(&self, target: &str) -> Result<(String, HttpAdminClient), u8> {
+        let (dest, client, registered) = self.worker(target).await?;
+        if !registered {
+            if let Err(e) = client.list().await {
+                return Err(self.worker_failed(target, &dest, false, &e));
+            }
+        }
+        Ok((dest, client))
+    }
+
     fn worker_failed(&self, target: &str, dest: &str, registered: bool, error: &AdminError) -> u8 {
         let mut message = render::remote_message(target, dest, &error.to_string());
         let mut kind = ErrorKind::from(error);
@@ -155,7 +168,7 @@ pub async fn worker_act(ctx: &Context, threads: &Threads, action: Action) -> u8 
         Ok(selector) => selector,
         Err(message) => return ctx.fail(CliError::bad_input(message)),
     };
-    let (dest, client, _) = match ctx.worker(target).await {
+    let (dest, client) = match ctx.answering_worker(target).await {
         Ok(found) => found,
         Err(code) => return code,
     };
@@ -172,7 +185,7 @@ pub async fn worker_events(
     index: u64,
     flags: &crate::events::EventsFlags,
 ) -> u8 {
-    let (dest, client, _) = match ctx.worker(target).await {
+    let (dest, client) = match ctx.answering_worker(target).await {
         Ok(found) => found,
         Err(code) => return code,
     };
