@@ -138,16 +138,7 @@ impl Runner {
             if self.control.interrupt() == Some(Interrupt::Stopping) || self.hands_over(&record) {
                 return;
             }
-            {
-                let held = self.journal.hold().await;
-                if let Some(by) = self.control.apply_requested_pause() {
-                    let paused = Happening::Paused {
-                        by: Some(by),
-                        reason: None,
-                    };
-                    held.record(sector_of(&record), Some(paused)).await;
-                }
-            }
+            self.apply_requested_pause(sector_of(&record)).await;
             if self.control.must_wait() {
                 self.persist_pause(&mut record).await;
                 match self.control.wait_resume().await {
@@ -295,29 +286,56 @@ impl Runner {
     }
 
     async fn pause(&self, record: &mut SectorRecord, failure: Failure) {
-        tracing::warn!(thread = self.control.index(), "pausing: {failure}");
-        let reason = failure.to_string();
-        {
-            // Held across the change, so that a resume it lets in is recorded after it.
-            let held = self.journal.hold().await;
-            self.control.pause_with_error(Some(reason.clone()));
-            let paused = Happening::Paused {
-                by: None,
-                reason: Some(reason),
-            };
-            held.record(sector_of(record), Some(paused)).await;
-        }
+        self.pause_on(sector_of(record), &failure).await;
         self.persist_pause(record).await;
     }
 
-    /// Records the failure as the thread acts on it.
-    async fn record_failure(&self, record: &SectorRecord, failure: &Failure, retry: Option<u32>) {
+    /// Applies a pause an operator asked for during a proof call, recording it for `job`
+    /// (the sector or wdpost job the thread holds).
+    pub(crate) async fn apply_requested_pause(&self, job: Option<String>) {
+        let held = self.journal.hold().await;
+        if let Some(by) = self.control.apply_requested_pause() {
+            let paused = Happening::Paused {
+                by: Some(by),
+                reason: None,
+            };
+            held.record(job, Some(paused)).await;
+        }
+    }
+
+    /// Pauses the thread on its own after `failure`, recording why for `job`.
+    pub(crate) async fn pause_on(&self, job: Option<String>, failure: &Failure) {
+        tracing::warn!(thread = self.control.index(), "pausing: {failure}");
+        let reason = failure.to_string();
+        // Held across the change, so that a resume it lets in is recorded after it.
+        let held = self.journal.hold().await;
+        self.control.pause_with_error(Some(reason.clone()));
+        let paused = Happening::Paused {
+            by: None,
+            reason: Some(reason),
+        };
+        held.record(job, Some(paused)).await;
+    }
+
+    /// Records `failure` of `job` as the thread acts on it (`retry`: the retry about to
+    /// be made, for a temporary one).
+    pub(crate) async fn record_failure_of(
+        &self,
+        job: Option<String>,
+        failure: &Failure,
+        retry: Option<u32>,
+    ) {
         let failed = Happening::Failed {
             level: failure.level,
             message: failure.message.clone(),
             retry,
         };
-        self.record(record, failed).await;
+        self.journal.record(job, failed).await;
+    }
+
+    async fn record_failure(&self, record: &SectorRecord, failure: &Failure, retry: Option<u32>) {
+        self.record_failure_of(sector_of(record), failure, retry)
+            .await;
     }
 
     async fn handle_failure(&self, record: &mut SectorRecord, failure: Failure) {

@@ -130,16 +130,7 @@ impl Driver {
             if control.interrupt() == Some(Interrupt::Stopping) {
                 return;
             }
-            {
-                let held = self.runner.journal.hold().await;
-                if let Some(by) = control.apply_requested_pause() {
-                    let paused = Happening::Paused {
-                        by: Some(by),
-                        reason: None,
-                    };
-                    held.record(self.job_id(), Some(paused)).await;
-                }
-            }
+            self.runner.apply_requested_pause(self.job_id()).await;
             if control.must_wait() {
                 // A paused thread holds no deadline: without its heartbeat the manager
                 // gives the job to another worker.
@@ -424,24 +415,13 @@ impl Driver {
     }
 
     async fn record_failure(&self, failure: &Failure, retry: Option<u32>) {
-        self.record(Happening::Failed {
-            level: failure.level,
-            message: failure.message.clone(),
-            retry,
-        })
-        .await;
+        self.runner
+            .record_failure_of(self.job_id(), failure, retry)
+            .await;
     }
 
-    async fn pause(&mut self, failure: Failure) {
-        tracing::warn!(thread = self.runner.control.index(), "pausing: {failure}");
-        let reason = failure.to_string();
-        let held = self.runner.journal.hold().await;
-        self.runner.control.pause_with_error(Some(reason.clone()));
-        let paused = Happening::Paused {
-            by: None,
-            reason: Some(reason),
-        };
-        held.record(self.job_id(), Some(paused)).await;
+    async fn pause(&self, failure: Failure) {
+        self.runner.pause_on(self.job_id(), &failure).await;
     }
 
     /// Drops the job, telling the manager why (it may give the job to another worker).
