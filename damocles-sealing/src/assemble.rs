@@ -2,13 +2,14 @@
 //! opened, options merged, stage limits and attached stores shared.
 
 use std::collections::HashSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use damocles_core::{PieceStore, SectorManager};
 
 use crate::config::WorkerConfig;
 use crate::pieces::PieceSource;
+use crate::processors::Processors;
 use crate::store::{Location, LocationError, LocationLock, RedbStateStore};
 use crate::thread::ThreadContext;
 
@@ -71,6 +72,7 @@ pub fn thread_contexts(
         return Err(AssembleError::NoAttachedStore);
     }
     let limits = config.stage_limits();
+    let processors = Processors::start(&config.processors, &own_binary());
     let mut seen = HashSet::new();
     let mut contexts = Vec::new();
     let mut locks = Vec::new();
@@ -100,11 +102,31 @@ pub fn thread_contexts(
             manager: manager.clone(),
             store: Arc::new(store),
             limits: limits.clone(),
+            processors: processors.clone(),
             attached: attached.clone(),
             pieces: pieces.clone(),
         });
     }
     Ok(Assembled { contexts, locks })
+}
+
+/// The default `bin` of an external processor: this program when it is
+/// `damocles-worker`, else a `damocles-worker` beside it (as for `damocles-manager mock
+/// --with-worker`), else this program.
+fn own_binary() -> PathBuf {
+    let own = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("damocles-worker"));
+    if own
+        .file_stem()
+        .is_some_and(|stem| stem == "damocles-worker")
+    {
+        return own;
+    }
+    let sibling = own.with_file_name(format!("damocles-worker{}", std::env::consts::EXE_SUFFIX));
+    if sibling.is_file() {
+        sibling
+    } else {
+        own
+    }
 }
 
 /// Opens a location; creates and prepares it first when it is missing (or an empty

@@ -21,6 +21,7 @@ pub mod params;
 pub mod paths;
 pub mod pieces;
 mod plans;
+pub mod processors;
 pub mod proofs;
 pub mod reporting;
 pub mod resume;

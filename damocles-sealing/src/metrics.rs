@@ -145,6 +145,13 @@ impl Default for WorkerMetrics {
 }
 
 impl WorkerMetrics {
+    /// Adds the external processors' call and restart counters.
+    pub fn register_processors(&mut self, processors: &crate::processors::Processors) {
+        processors.register_metrics(&mut self.registry);
+    }
+}
+
+impl WorkerMetrics {
     /// A proof call of `stage` (`pc1`, `c2`, …) in a thread of `plan` took `took`.
     pub fn record_stage(&self, plan: Plan, stage: ProofStage, took: Duration) {
         self.stage_duration

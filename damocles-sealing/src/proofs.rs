@@ -15,15 +15,14 @@ use damocles_core::{
     ActorId, AddedPiece, Failure, FailureLevel, Opaque, PoStProof, PreCommitOutput, SealProof,
     SectorId, UpdateProof,
 };
-use filecoin_proofs_api::seal::{
-    self, SealCommitPhase1Output, SealPreCommitPhase1Output, SealPreCommitPhase2Output,
-};
+use filecoin_proofs_api::seal::{self, SealPreCommitPhase1Output, SealPreCommitPhase2Output};
 use filecoin_proofs_api::{
     PieceInfo, RegisteredPoStProof, RegisteredSealProof, RegisteredUpdateProof,
     SectorId as ApiSectorId, UnpaddedBytesAmount,
 };
 
 use crate::paths::SectorPaths;
+use crate::processors::tasks::{self, ProcessorTask};
 
 /// The prover id of a miner, as Filecoin derives it: the actor id's unsigned LEB128
 /// bytes (its id-address payload), zero-padded to 32 bytes.
@@ -447,6 +446,17 @@ pub fn pc1(
     ticket: [u8; 32],
     pieces: &[AddedPiece],
 ) -> Result<Opaque, Failure> {
+    pc1_done(paths, pc1_task(id, paths, ticket, pieces)?.execute()?)
+}
+
+/// PC1's preparation (the cache directory wiped and recreated, an empty sealed file) and
+/// its task.
+pub fn pc1_task(
+    id: SealIdentity,
+    paths: &SectorPaths,
+    ticket: [u8; 32],
+    pieces: &[AddedPiece],
+) -> Result<tasks::PC1, Failure> {
     if paths.cache_dir.exists() {
         fs::remove_dir_all(&paths.cache_dir)
             .map_err(|e| io_failure("clear cache dir", &paths.cache_dir, e))?;
@@ -455,17 +465,20 @@ pub fn pc1(
         .map_err(|e| io_failure("create cache dir", &paths.cache_dir, e))?;
     create_parent(&paths.sealed)?;
     File::create(&paths.sealed).map_err(|e| io_failure("create sealed file", &paths.sealed, e))?;
-    let out = seal::seal_pre_commit_phase1(
-        registered(id.proof),
-        &paths.cache_dir,
-        &paths.staged,
-        &paths.sealed,
-        id.prover_id(),
-        id.sector_id(),
+    Ok(tasks::PC1 {
+        registered_proof: registered(id.proof),
+        cache_path: paths.cache_dir.clone(),
+        in_path: paths.staged.clone(),
+        out_path: paths.sealed.clone(),
+        prover_id: id.prover_id(),
+        sector_id: id.sector_id(),
         ticket,
-        &piece_infos(pieces),
-    )
-    .map_err(|e| proof_failure(FailureLevel::Permanent, "pc1", e))?;
+        piece_infos: piece_infos(pieces),
+    })
+}
+
+/// After PC1's task: its output as persisted, and the sealed file marked unencoded.
+pub fn pc1_done(paths: &SectorPaths, out: SealPreCommitPhase1Output) -> Result<Opaque, Failure> {
     let encoded = encode("pc1", &out)?;
     let marker = paths.unencoded_marker();
     File::create(&marker).map_err(|e| io_failure("create", &marker, e))?;
@@ -477,7 +490,13 @@ pub fn pc1(
 /// copy first (after a crash mid-PC2, or a resume at `PC1Done` once PC2 had run), so the
 /// same inputs always give the same comm_r. Safe to re-run.
 pub fn pc2(pc1_output: &Opaque, paths: &SectorPaths) -> Result<PreCommitOutput, Failure> {
-    let out: SealPreCommitPhase1Output = decode("pc2", pc1_output)?;
+    Ok(pc2_done(pc2_task(pc1_output, paths)?.execute()?))
+}
+
+/// PC2's preparation (the replica restored where needed, the outputs of an interrupted
+/// run removed) and its task.
+pub fn pc2_task(pc1_output: &Opaque, paths: &SectorPaths) -> Result<tasks::PC2, Failure> {
+    let pc1out: SealPreCommitPhase1Output = decode("pc2", pc1_output)?;
     let marker = paths.unencoded_marker();
     if marker.exists() {
         // From here on the file is being encoded: a run that stops halfway restores it.
@@ -493,10 +512,19 @@ pub fn pc2(pc1_output: &Opaque, paths: &SectorPaths) -> Result<PreCommitOutput, 
             || name.contains("tree-c")
             || name.contains("tree-r-last")
     })?;
-    let SealPreCommitPhase2Output { comm_r, comm_d, .. } =
-        seal::seal_pre_commit_phase2(out, &paths.cache_dir, &paths.sealed)
-            .map_err(|e| proof_failure(FailureLevel::Permanent, "pc2", e))?;
-    Ok(PreCommitOutput { comm_r, comm_d })
+    Ok(tasks::PC2 {
+        pc1out,
+        cache_dir: paths.cache_dir.clone(),
+        sealed_file: paths.sealed.clone(),
+    })
+}
+
+/// PC2's commitments.
+pub fn pc2_done(out: SealPreCommitPhase2Output) -> PreCommitOutput {
+    PreCommitOutput {
+        comm_r: out.comm_r,
+        comm_d: out.comm_d,
+    }
 }
 
 fn remove_matching(dir: &Path, matches: impl Fn(&str) -> bool) -> Result<(), Failure> {
@@ -559,10 +587,17 @@ pub fn verify_after_pc2(
 /// missing parameter file fails with the upstream text ("No cached parameters found
 /// for …").
 pub fn c2(id: SealIdentity, c1_output: &Opaque) -> Result<Vec<u8>, Failure> {
-    let out: SealCommitPhase1Output = decode("c2", c1_output)?;
-    seal::seal_commit_phase2(out, id.prover_id(), id.sector_id())
-        .map(|out| out.proof)
-        .map_err(|e| proof_failure(FailureLevel::Permanent, "c2", e))
+    Ok(c2_task(id, c1_output)?.execute()?.proof)
+}
+
+/// C2's task: C1's persisted output, decoded.
+pub fn c2_task(id: SealIdentity, c1_output: &Opaque) -> Result<tasks::C2, Failure> {
+    Ok(tasks::C2 {
+        c1out: decode("c2", c1_output)?,
+        prover_id: id.prover_id(),
+        sector_id: id.sector_id(),
+        miner_id: id.sector.miner,
+    })
 }
 
 /// What anyone needs to verify a sector's proof independently.

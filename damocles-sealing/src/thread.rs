@@ -19,6 +19,7 @@ use crate::limits::StageLimits;
 use crate::options::SealingOptions;
 use crate::pieces::PieceSource;
 use crate::plans::{self, Outcome, StepResult, Stop};
+use crate::processors::{ProcessorTask, Processors};
 use crate::resume::{self, ResumeFacts};
 use crate::store::Location;
 
@@ -50,6 +51,8 @@ pub struct ThreadContext {
     pub store: Arc<dyn StateStore>,
     /// Stage limits shared with the other threads.
     pub limits: StageLimits,
+    /// The external processors shared with the other threads (none: all in-process).
+    pub processors: Processors,
     /// Where sealed files are persisted.
     pub attached: Vec<AttachedStore>,
     /// Where deal pieces are read from.
@@ -69,6 +72,16 @@ fn now() -> u64 {
 /// `field_required!`).
 pub(crate) fn required<T>(value: Option<T>, name: &str) -> Result<T, Failure> {
     value.ok_or_else(|| Failure::abort(format!("{name} is required")))
+}
+
+/// Runs `work` on a blocking thread; a panic is a critical failure naming `what`.
+async fn blocking<T: Send + 'static>(
+    what: &str,
+    work: impl FnOnce() -> Result<T, Failure> + Send + 'static,
+) -> Result<T, Failure> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| Failure::critical(format!("{what} panicked: {e}")))?
 }
 
 fn critical_store(e: impl std::fmt::Display) -> Failure {
@@ -495,44 +508,86 @@ impl Runner {
         Ok(())
     }
 
-    /// Runs blocking proof work on a blocking thread, holding a slot of `stage`.
+    /// Waits for a slot of `stage` where it is limited (showing Waiting; a pause
+    /// interrupts the wait).
+    async fn stage_slot(
+        &self,
+        stage: ProofStage,
+    ) -> Result<Option<tokio::sync::OwnedSemaphorePermit>, Stop> {
+        if !self.ctx.limits.is_limited(stage) {
+            return Ok(None);
+        }
+        self.control.set_activity(Activity::Waiting);
+        let waiting = std::time::Instant::now();
+        let slot = self
+            .control
+            .interruptible(self.ctx.limits.acquire(stage))
+            .await?;
+        self.control
+            .metrics()
+            .record_slot_wait(stage, waiting.elapsed());
+        self.control.set_activity(Activity::Running { proc: None });
+        Ok(slot)
+    }
+
     /// Runs blocking proof work of `stage` on a blocking thread, holding a slot of it.
     pub(crate) async fn proof_call<T: Send + 'static>(
         &self,
         stage: ProofStage,
         work: impl FnOnce() -> Result<T, Failure> + Send + 'static,
     ) -> Result<T, Stop> {
-        let proc = stage.builtin_proc();
-        let _slot = if self.ctx.limits.is_limited(stage) {
-            self.control.set_activity(Activity::Waiting);
-            let waiting = std::time::Instant::now();
-            let slot = self
-                .control
-                .interruptible(self.ctx.limits.acquire(stage))
-                .await?;
-            self.control
-                .metrics()
-                .record_slot_wait(stage, waiting.elapsed());
-            self.control.set_activity(Activity::Running { proc: None });
-            slot
-        } else {
-            None
-        };
+        let _slot = self.stage_slot(stage).await?;
         if let Some(interrupt) = self.control.interrupt() {
             return Err(interrupt.into());
         }
+        let proc = stage.builtin_proc();
         self.control.enter_proof_call(proc);
         let started = std::time::Instant::now();
-        let result = tokio::task::spawn_blocking(work)
-            .await
-            .map_err(|e| Failure::critical(format!("{proc} panicked: {e}")));
+        let result = blocking(proc, work).await;
         self.control
             .metrics()
             .record_stage(self.control.plan(), stage, started.elapsed());
         // The result is applied and persisted by `step`; a pause asked for meanwhile
         // takes effect at the top of the thread loop, after that.
         self.control.leave_proof_call();
-        Ok(result??)
+        Ok(result?)
+    }
+
+    /// A processor call of `P`'s stage: `prepare` (here, blocking) gives the task, which
+    /// runs in-process or in an external processor (`[[processors.<stage>]]`), and
+    /// `finish` (here, blocking) turns its output into the step's result. An external
+    /// call waits, interruptibly, for a ready child with a free slot and its locks; once
+    /// sent it runs to completion as an in-process call does.
+    pub(crate) async fn processor_call<P: ProcessorTask, T: Send + 'static>(
+        &self,
+        prepare: impl FnOnce() -> Result<P, Failure> + Send + 'static,
+        finish: impl FnOnce(P::Output) -> Result<T, Failure> + Send + 'static,
+    ) -> Result<T, Stop> {
+        let stage = P::STAGE;
+        if !self.ctx.processors.is_external(stage) {
+            return self
+                .proof_call(stage, move || finish(prepare()?.execute()?))
+                .await;
+        }
+        let _slot = self.stage_slot(stage).await?;
+        let task = blocking(stage.builtin_proc(), prepare).await?;
+        self.control.set_activity(Activity::Waiting);
+        let lease = self
+            .control
+            .interruptible(self.ctx.processors.lease(stage))
+            .await??;
+        if let Some(interrupt) = self.control.interrupt() {
+            return Err(interrupt.into());
+        }
+        self.control.enter_proof_call(&lease.proc_name());
+        let started = std::time::Instant::now();
+        let output = lease.run(&task).await;
+        drop(lease);
+        self.control
+            .metrics()
+            .record_stage(self.control.plan(), stage, started.elapsed());
+        self.control.leave_proof_call();
+        Ok(blocking(stage.builtin_proc(), move || finish(output?)).await?)
     }
 
     pub(crate) async fn manager_call<T>(

@@ -193,7 +193,12 @@ impl Worker {
     /// Starts one thread per context, indexed in order.
     pub fn start(contexts: Vec<ThreadContext>, version: impl Into<String>) -> Self {
         let changes = Arc::new(watch::Sender::new(0));
-        let metrics = Arc::new(WorkerMetrics::default());
+        let mut metrics = WorkerMetrics::default();
+        // Threads assembled from one configuration share one set of processors.
+        if let Some(ctx) = contexts.first() {
+            metrics.register_processors(&ctx.processors);
+        }
+        let metrics = Arc::new(metrics);
         let mut threads = Vec::new();
         let mut tasks = Vec::new();
         for (index, ctx) in contexts.into_iter().enumerate() {

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use damocles_core::{AdminTransport, SectorSize};
+use damocles_core::{AdminTransport, ProofStage, SectorSize};
 use damocles_rpc::{HttpAdminClient, Timeouts};
 use damocles_sealing::params::{self, Generated};
 use damocles_sealing::store::Location;
@@ -42,6 +42,27 @@ enum Command {
     /// Groth parameters for sealing.
     #[command(subcommand)]
     Params(ParamsCommand),
+    /// Serve one stage's proof calls as an external processor: the child a worker starts
+    /// for `[[processors.<stage>]]` (pc1, pc2 or c2). Prints "<stage> processor ready",
+    /// then answers JSON-lines requests from stdin on stdout (the original's protocol);
+    /// logs go to stderr. Binds itself to VC_CG_CPUSET and VENUS_WORKER_NUMA_PREFERRED
+    /// when set. Exits when stdin closes.
+    Processor {
+        /// The stage: pc1, pc2 or c2.
+        #[arg(value_parser = parse_stage)]
+        stage: ProofStage,
+    },
+}
+
+fn parse_stage(text: &str) -> Result<ProofStage, String> {
+    let stage: ProofStage = text.parse().map_err(|e| format!("{e}"))?;
+    if damocles_sealing::processors::EXTERNAL.contains(&stage) {
+        Ok(stage)
+    } else {
+        Err(format!(
+            "{stage} runs in-process in this worker; processors: pc1, pc2, c2"
+        ))
+    }
 }
 
 #[derive(Debug, Args)]
@@ -174,6 +195,13 @@ pub fn main_impl() -> ExitCode {
         Command::Worker(args) => run_async(worker(args)),
         Command::Store(StoreCommand::SealingInit { locations }) => sealing_init(&locations),
         Command::Params(ParamsCommand::Generate { sector_size }) => generate_params(sector_size),
+        Command::Processor { stage } => match damocles_sealing::processors::serve_stage(stage) {
+            Ok(()) => 0,
+            Err(e) => {
+                tracing::error!("{e}");
+                1
+            }
+        },
     };
     ExitCode::from(code)
 }

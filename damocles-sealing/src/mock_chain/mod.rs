@@ -1213,6 +1213,7 @@ pub async fn idle_worker(
             manager: Arc::new(chain.clone()),
             store: store as Arc<dyn StateStore>,
             limits: crate::limits::StageLimits::default(),
+            processors: crate::processors::Processors::default(),
             attached: vec![crate::AttachedStore {
                 name: "remote".into(),
                 location: dir.join("remote"),

@@ -225,7 +225,7 @@ impl PlanSteps for Sealer {
                 let (id, _) = identity(runner, record)?;
                 let c1 = required(record.c1_output.clone(), "c1out")?;
                 let proof = runner
-                    .proof_call(ProofStage::C2, move || proofs::c2(id, &c1))
+                    .processor_call(move || proofs::c2_task(id, &c1), |out| Ok(out.proof))
                     .await?;
                 Ok(Outcome::Event(Event::C2(proof)))
             }

@@ -149,10 +149,12 @@ pub(super) async fn pc1(
 ) -> Result<Opaque, Stop> {
     let (id, paths) = identity(runner, record)?;
     let pieces = record.pieces.clone().unwrap_or_default();
+    let done_paths = paths.clone();
     runner
-        .proof_call(ProofStage::PC1, move || {
-            proofs::pc1(id, &paths, ticket.ticket, &pieces)
-        })
+        .processor_call(
+            move || proofs::pc1_task(id, &paths, ticket.ticket, &pieces),
+            move |out| proofs::pc1_done(&done_paths, out),
+        )
         .await
 }
 
@@ -169,7 +171,10 @@ pub(super) async fn pc2(runner: &Runner, record: &SectorRecord) -> Result<PreCom
     }
     let pc1 = required(record.pc1_output.clone(), "pc1out")?;
     let out = runner
-        .proof_call(ProofStage::PC2, move || proofs::pc2(&pc1, &paths))
+        .processor_call(
+            move || proofs::pc2_task(&pc1, &paths),
+            |out| Ok(proofs::pc2_done(out)),
+        )
         .await?;
     if let Some(before) = record.pc2_output.filter(|before| *before != out) {
         // Never expected (PC2 restores its input), but a comm_r that changed under a

@@ -76,6 +76,7 @@ impl Harness {
                     manager: Arc::new(self.chain.clone()),
                     store,
                     limits: self.limits.clone(),
+                    processors: Default::default(),
                     attached: vec![AttachedStore {
                         name: "remote".into(),
                         location: self.dir.path().join("remote"),

@@ -1,0 +1,387 @@
+//! One configured external processor on the worker's side: its process, started by a
+//! supervisor task that waits for the ready line, reads answers and matches them to
+//! requests by id, and starts the process again when it exits (`auto_restart`) with the
+//! same command line and environment, so that it rejoins the same cgroup and cpuset.
+//!
+//! A request whose process exits before it answers fails as a temporary failure, which
+//! the thread retries; a process that cannot be started or never gets ready is an error
+//! naming its command line, tried again when the next call needs it.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use damocles_core::{Failure, ProofStage};
+use prometheus_client::metrics::counter::Counter;
+use serde_json::value::RawValue;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::sync::{oneshot, watch, Notify, Semaphore};
+
+use super::protocol::{ready_line, Request, Response};
+
+/// A process that exits sooner than this after it got ready is started again only once
+/// this long has passed since its start (a child that dies at once is not spun on).
+const RESTART_BACKOFF: Duration = Duration::from_secs(1);
+
+/// How long an exited child's status is waited for once it has closed its stdout.
+const EXIT_WAIT: Duration = Duration::from_secs(5);
+
+/// Everything needed to start one configured child, fixed for its life.
+#[derive(Debug, Clone)]
+pub(crate) struct ChildSpec {
+    pub stage: ProofStage,
+    pub index: usize,
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    /// The whole environment it starts with.
+    pub env: Vec<(String, String)>,
+    pub stable_wait: Duration,
+    pub auto_restart: bool,
+    pub concurrent: usize,
+    pub locks: Vec<String>,
+}
+
+impl ChildSpec {
+    /// The command line as an operator would type it, for messages.
+    pub fn command_line(&self) -> String {
+        std::iter::once(self.program.display().to_string())
+            .chain(self.args.iter().cloned())
+            .map(|part| {
+                if part.is_empty() || part.contains(char::is_whitespace) {
+                    format!("{part:?}")
+                } else {
+                    part
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// Where a child is in its life.
+#[derive(Clone)]
+pub(crate) enum ChildState {
+    Starting,
+    Ready(Arc<Live>),
+    /// It could not be started or never got ready (why); tried again when a call asks.
+    Failed(String),
+    /// It exited and `auto_restart` is off (why).
+    Stopped(String),
+}
+
+/// The counters of one child.
+pub(crate) struct ChildCounters {
+    pub calls: Counter,
+    pub restarts: Counter,
+}
+
+/// One configured child.
+pub(crate) struct ExternalChild {
+    pub spec: ChildSpec,
+    /// Its `concurrent` calls.
+    pub slots: Arc<Semaphore>,
+    pub counters: ChildCounters,
+    state: watch::Sender<ChildState>,
+    kick: Notify,
+}
+
+impl ExternalChild {
+    pub fn new(spec: ChildSpec, counters: ChildCounters) -> Self {
+        Self {
+            slots: Arc::new(Semaphore::new(spec.concurrent)),
+            spec,
+            counters,
+            state: watch::Sender::new(ChildState::Starting),
+            kick: Notify::new(),
+        }
+    }
+
+    /// The running process, if it is ready.
+    pub fn live(&self) -> Option<Arc<Live>> {
+        match &*self.state.borrow() {
+            ChildState::Ready(live) => Some(live.clone()),
+            _ => None,
+        }
+    }
+
+    /// Whether it exited for good.
+    pub fn stopped(&self) -> Option<String> {
+        match &*self.state.borrow() {
+            ChildState::Stopped(why) => Some(why.clone()),
+            _ => None,
+        }
+    }
+
+    /// Waits until the process is ready. A child that failed to start is asked to try
+    /// again once; its next failure is the answer.
+    ///
+    /// # Errors
+    /// A permanent failure naming the command line when it cannot start or get ready, or
+    /// saying it exited with `auto_restart` off.
+    pub async fn ready(&self) -> Result<Arc<Live>, Failure> {
+        let mut state = self.state.subscribe();
+        let mut kicked = false;
+        loop {
+            let now = state.borrow_and_update().clone();
+            match now {
+                ChildState::Ready(live) => return Ok(live),
+                ChildState::Stopped(why) => return Err(Failure::permanent(why)),
+                ChildState::Failed(why) if kicked => return Err(Failure::permanent(why)),
+                ChildState::Failed(_) => {
+                    kicked = true;
+                    self.kick.notify_one();
+                }
+                ChildState::Starting => {}
+            }
+            if state.changed().await.is_err() {
+                return Err(Failure::critical("the worker's processors have shut down"));
+            }
+        }
+    }
+
+    /// Starts the process and keeps it running until `closed` (whose sender is dropped
+    /// when the worker goes) ends; the process is killed then.
+    pub async fn supervise(self: Arc<Self>, mut closed: watch::Receiver<()>) {
+        let stage = self.spec.stage;
+        loop {
+            self.state.send_replace(ChildState::Starting);
+            let started = tokio::select! {
+                started = self.spawn_ready() => started,
+                _ = closed.changed() => return,
+            };
+            let (mut process, lines, live) = match started {
+                Ok(started) => started,
+                Err(why) => {
+                    tracing::error!("{why}");
+                    self.state.send_replace(ChildState::Failed(why));
+                    tokio::select! {
+                        () = self.kick.notified() => continue,
+                        _ = closed.changed() => return,
+                    }
+                }
+            };
+            let pid = live.pid;
+            tracing::info!(
+                "{stage} processor {} is ready as ext(pid: {pid}): {}",
+                self.spec.index,
+                self.spec.command_line()
+            );
+            self.state.send_replace(ChildState::Ready(live.clone()));
+            let since = Instant::now();
+            let status = tokio::select! {
+                status = read_answers(lines, &live, &mut process) => status,
+                _ = closed.changed() => {
+                    let _ = process.start_kill();
+                    return;
+                }
+            };
+            let why = format!("the {stage} processor ext(pid: {pid}) exited ({status})");
+            live.fail_pending(&why);
+            if !self.spec.auto_restart {
+                tracing::error!("{why}; auto_restart is off, so it stays down");
+                self.state.send_replace(ChildState::Stopped(format!(
+                    "{why} and auto_restart is off: restart the worker to start `{}` again",
+                    self.spec.command_line()
+                )));
+                let _ = closed.changed().await;
+                return;
+            }
+            tracing::warn!("{why}; starting it again");
+            self.counters.restarts.inc();
+            let wait = RESTART_BACKOFF.saturating_sub(since.elapsed());
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                _ = closed.changed() => return,
+            }
+        }
+    }
+
+    /// Starts the process and waits `stable_wait` for its ready line.
+    async fn spawn_ready(
+        &self,
+    ) -> Result<(Child, Lines<BufReader<ChildStdout>>, Arc<Live>), String> {
+        let spec = &self.spec;
+        let stage = spec.stage;
+        let command_line = spec.command_line();
+        let mut process = Command::new(&spec.program)
+            .args(&spec.args)
+            .env_clear()
+            .envs(spec.env.iter().cloned())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("cannot start the {stage} processor `{command_line}`: {e}"))?;
+        let pid = process.id().unwrap_or_default();
+        let failed =
+            |what: String| format!("the {stage} processor `{command_line}` (pid {pid}) {what}");
+        let (Some(stdin), Some(stdout)) = (process.stdin.take(), process.stdout.take()) else {
+            return Err(failed("has no stdin or stdout".into()));
+        };
+        let mut lines = BufReader::new(stdout).lines();
+        let expected = ready_line(stage);
+        match tokio::time::timeout(spec.stable_wait, lines.next_line()).await {
+            Ok(Ok(Some(line))) if line.trim() == expected => {}
+            Ok(Ok(Some(line))) => {
+                let _ = process.start_kill();
+                return Err(failed(format!(
+                    "printed {line:?} where {expected:?} was expected (its logs belong on stderr)"
+                )));
+            }
+            Ok(Ok(None) | Err(_)) => {
+                let status = exit_status(&mut process).await;
+                return Err(failed(format!("exited before it was ready ({status})")));
+            }
+            Err(_) => {
+                let _ = process.start_kill();
+                return Err(failed(format!(
+                    "did not print {expected:?} within {} (stable_wait)",
+                    humantime::format_duration(spec.stable_wait)
+                )));
+            }
+        }
+        Ok((process, lines, Arc::new(Live::new(pid, stdin))))
+    }
+}
+
+/// Hands each answer line to its request until the process closes its stdout; then its
+/// exit status.
+async fn read_answers(
+    mut lines: Lines<BufReader<ChildStdout>>,
+    live: &Live,
+    process: &mut Child,
+) -> String {
+    loop {
+        match lines.next_line().await {
+            Ok(Some(line)) => live.deliver(&line),
+            Ok(None) => break,
+            Err(e) => {
+                tracing::warn!("ext(pid: {}): cannot read its stdout: {e}", live.pid);
+                break;
+            }
+        }
+    }
+    exit_status(process).await
+}
+
+async fn exit_status(process: &mut Child) -> String {
+    match tokio::time::timeout(EXIT_WAIT, process.wait()).await {
+        Ok(Ok(status)) => status.to_string(),
+        Ok(Err(e)) => format!("status unknown: {e}"),
+        Err(_) => {
+            let _ = process.start_kill();
+            "closed its stdout but did not exit; killed".into()
+        }
+    }
+}
+
+type Answer = Result<Response<Box<RawValue>>, Failure>;
+
+#[derive(Default)]
+struct Pending {
+    next_id: u64,
+    waiting: HashMap<u64, oneshot::Sender<Answer>>,
+    /// Set once the process has exited: why.
+    exited: Option<String>,
+}
+
+/// A running, ready process.
+pub(crate) struct Live {
+    pub pid: u32,
+    stdin: tokio::sync::Mutex<ChildStdin>,
+    pending: Mutex<Pending>,
+}
+
+impl Live {
+    fn new(pid: u32, stdin: ChildStdin) -> Self {
+        Self {
+            pid,
+            stdin: tokio::sync::Mutex::new(stdin),
+            pending: Mutex::new(Pending::default()),
+        }
+    }
+
+    fn pending(&self) -> std::sync::MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sends `task` and waits for its answer.
+    ///
+    /// # Errors
+    /// A temporary failure when the process exits (or its stdin closes) before answering.
+    pub async fn call(&self, task: &RawValue) -> Answer {
+        let (tx, rx) = oneshot::channel();
+        let id = {
+            let mut pending = self.pending();
+            if let Some(why) = &pending.exited {
+                return Err(Failure::temporary(why.clone()));
+            }
+            let id = pending.next_id;
+            pending.next_id += 1;
+            pending.waiting.insert(id, tx);
+            id
+        };
+        let mut line = serde_json::to_string(&Request { id, task })
+            .map_err(|e| Failure::critical(format!("cannot encode a request: {e}")))?;
+        line.push('\n');
+        let written = {
+            let mut stdin = self.stdin.lock().await;
+            match stdin.write_all(line.as_bytes()).await {
+                Ok(()) => stdin.flush().await,
+                Err(e) => Err(e),
+            }
+        };
+        if let Err(e) = written {
+            self.pending().waiting.remove(&id);
+            return Err(Failure::temporary(format!(
+                "cannot send a request to ext(pid: {}): {e}",
+                self.pid
+            )));
+        }
+        rx.await.unwrap_or_else(|_| {
+            Err(Failure::temporary(format!(
+                "ext(pid: {}) went away during the call",
+                self.pid
+            )))
+        })
+    }
+
+    fn deliver(&self, line: &str) {
+        let response: Response<Box<RawValue>> = match serde_json::from_str(line) {
+            Ok(response) => response,
+            Err(e) => {
+                let shown: String = line.chars().take(200).collect();
+                tracing::warn!(
+                    "ext(pid: {}) printed a line that is not an answer ({e}): {shown}",
+                    self.pid
+                );
+                return;
+            }
+        };
+        let waiter = self.pending().waiting.remove(&response.id);
+        match waiter {
+            Some(waiter) => {
+                let _ = waiter.send(Ok(response));
+            }
+            None => tracing::warn!(
+                "ext(pid: {}) answered request {}, which is not waiting",
+                self.pid,
+                response.id
+            ),
+        }
+    }
+
+    fn fail_pending(&self, why: &str) {
+        let mut pending = self.pending();
+        pending.exited = Some(why.to_owned());
+        for (_, waiter) in pending.waiting.drain() {
+            let _ = waiter.send(Err(Failure::temporary(format!(
+                "{why} during the call; it is retried"
+            ))));
+        }
+    }
+}

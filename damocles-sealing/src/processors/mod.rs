@@ -1,0 +1,490 @@
+//! External processors: the proof calls of a stage (`pc1`, `pc2`, `c2`) run in child
+//! processes configured by `[[processors.<stage>]]`, as the original runs them, instead
+//! of in the worker.
+//!
+//! - [`tasks`] and [`protocol`]: what crosses to a child, in the original's shapes.
+//! - [`serve`]: the child's side, `damocles-worker processor <stage>`.
+//! - [`binding`], [`CpuSet`]: the child binds itself to its cpuset and NUMA node.
+//! - [`Processors`]: the worker's side: every configured child started and kept running,
+//!   a call sent to the child of its stage with the most spare capacity once it holds
+//!   that child's shared locks (`[processors.ext_locks]`).
+
+pub mod binding;
+mod child;
+mod cpuset;
+pub mod protocol;
+mod serve;
+mod sys;
+pub mod tasks;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use damocles_core::{Failure, ProofStage};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+
+pub use cpuset::CpuSet;
+pub use serve::{serve, serve_stage, ServeError};
+
+/// The stages with external processors here (others run in-process).
+pub const EXTERNAL: [ProofStage; 3] = crate::config::EXTERNAL_STAGES;
+pub use tasks::ProcessorTask;
+
+use crate::config::{ExternalProcessorSection, ProcessorsSection};
+use child::{ChildCounters, ChildSpec, ExternalChild, Live};
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ChildLabels {
+    stage: String,
+    child: String,
+}
+
+/// The external processors of one worker, shared by its threads. The default has none:
+/// every stage runs in-process. Cloning shares them; the children are killed when the
+/// last clone is dropped.
+#[derive(Clone, Default)]
+pub struct Processors {
+    inner: Option<Arc<Inner>>,
+}
+
+struct Inner {
+    stages: BTreeMap<ProofStage, Vec<Arc<ExternalChild>>>,
+    locks: BTreeMap<String, Arc<Semaphore>>,
+    calls: Family<ChildLabels, Counter>,
+    restarts: Family<ChildLabels, Counter>,
+    /// Dropped with the last clone: the supervisors kill their children.
+    _closed: watch::Sender<()>,
+}
+
+impl std::fmt::Debug for Processors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let stages: Vec<_> = self
+            .inner
+            .iter()
+            .flat_map(|inner| inner.stages.iter().map(|(s, c)| (*s, c.len())))
+            .collect();
+        f.debug_struct("Processors")
+            .field("external", &stages)
+            .finish()
+    }
+}
+
+/// What one configured child is doing, for tests and tools.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChildStatus {
+    /// Its stage.
+    pub stage: ProofStage,
+    /// Its place among the stage's `[[processors.<stage>]]`.
+    pub index: usize,
+    /// Its process id while it is ready.
+    pub pid: Option<u32>,
+    /// Calls sent to it.
+    pub calls: u64,
+    /// Times it was started again after exiting.
+    pub restarts: u64,
+}
+
+impl Processors {
+    /// Starts every child `section` configures for pc1, pc2 and c2, each in the
+    /// background: one that cannot start is logged and tried again when a call needs it.
+    /// `own_binary` is the default `bin` (the worker itself). Must be called within a
+    /// tokio runtime.
+    pub fn start(section: &ProcessorsSection, own_binary: &Path) -> Self {
+        let external = section.external();
+        if external.is_empty() {
+            return Self::default();
+        }
+        let (closed_tx, closed) = watch::channel(());
+        let calls = Family::<ChildLabels, Counter>::default();
+        let restarts = Family::<ChildLabels, Counter>::default();
+        let mut stages = BTreeMap::new();
+        for (stage, list) in external {
+            let children = list
+                .iter()
+                .enumerate()
+                .map(|(index, child)| {
+                    let labels = ChildLabels {
+                        stage: stage.to_string(),
+                        child: index.to_string(),
+                    };
+                    let counters = ChildCounters {
+                        calls: calls.get_or_create(&labels).clone(),
+                        restarts: restarts.get_or_create(&labels).clone(),
+                    };
+                    let child = Arc::new(ExternalChild::new(
+                        spec_of(stage, index, child, own_binary),
+                        counters,
+                    ));
+                    tokio::spawn(child.clone().supervise(closed.clone()));
+                    child
+                })
+                .collect();
+            stages.insert(stage, children);
+        }
+        let locks = section
+            .ext_locks
+            .iter()
+            .map(|(name, n)| (name.clone(), Arc::new(Semaphore::new(*n))))
+            .collect();
+        Self {
+            inner: Some(Arc::new(Inner {
+                stages,
+                locks,
+                calls,
+                restarts,
+                _closed: closed_tx,
+            })),
+        }
+    }
+
+    /// Whether `stage` runs in child processes.
+    pub fn is_external(&self, stage: ProofStage) -> bool {
+        self.inner
+            .as_ref()
+            .is_some_and(|inner| inner.stages.contains_key(&stage))
+    }
+
+    /// Every configured child, by stage and index.
+    pub fn status(&self) -> Vec<ChildStatus> {
+        let Some(inner) = &self.inner else {
+            return Vec::new();
+        };
+        inner
+            .stages
+            .iter()
+            .flat_map(|(stage, children)| {
+                children.iter().map(|child| ChildStatus {
+                    stage: *stage,
+                    index: child.spec.index,
+                    pid: child.live().map(|live| live.pid),
+                    calls: child.counters.calls.get(),
+                    restarts: child.counters.restarts.get(),
+                })
+            })
+            .collect()
+    }
+
+    /// Adds `processor_calls` and `processor_restarts` (labels `stage`, `child`) to
+    /// `registry`.
+    pub fn register_metrics(&self, registry: &mut Registry) {
+        if let Some(inner) = &self.inner {
+            registry.register(
+                "processor_calls",
+                "Calls sent to each external processor",
+                inner.calls.clone(),
+            );
+            registry.register(
+                "processor_restarts",
+                "Times each external processor was started again after it exited",
+                inner.restarts.clone(),
+            );
+        }
+    }
+
+    /// A ready child of `stage` (the one with the most spare capacity), one of its
+    /// `concurrent` slots and its locks, waiting for whichever is busy.
+    ///
+    /// # Errors
+    /// Permanent when no child of the stage can be started (naming its command line).
+    pub(crate) async fn lease(&self, stage: ProofStage) -> Result<Lease, Failure> {
+        let inner = self
+            .inner
+            .as_ref()
+            .ok_or_else(|| Failure::critical(format!("{stage} has no external processor")))?;
+        let children = inner
+            .stages
+            .get(&stage)
+            .ok_or_else(|| Failure::critical(format!("{stage} has no external processor")))?;
+        // Ready children first, then the most free slots; the first configured on ties.
+        let child = children
+            .iter()
+            .filter(|child| child.stopped().is_none())
+            .rev()
+            .max_by_key(|child| (child.live().is_some(), child.slots.available_permits()))
+            .or_else(|| children.first())
+            .ok_or_else(|| Failure::critical(format!("{stage} has no external processor")))?
+            .clone();
+        let slot = child
+            .slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Failure::critical("a processor's slots were closed"))?;
+        let live = child.ready().await?;
+        let mut names = child.spec.locks.clone();
+        names.sort();
+        names.dedup();
+        let mut locks = Vec::with_capacity(names.len());
+        for name in names {
+            let lock = inner.locks.get(&name).ok_or_else(|| {
+                Failure::critical(format!("processor lock {name} is not declared"))
+            })?;
+            locks.push(
+                lock.clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| Failure::critical("a processor lock was closed"))?,
+            );
+        }
+        Ok(Lease {
+            child,
+            live,
+            _slot: slot,
+            _locks: locks,
+        })
+    }
+}
+
+fn spec_of(
+    stage: ProofStage,
+    index: usize,
+    section: &ExternalProcessorSection,
+    own_binary: &Path,
+) -> ChildSpec {
+    let mut env: BTreeMap<String, String> = if section.inherit_envs {
+        std::env::vars().collect()
+    } else {
+        BTreeMap::new()
+    };
+    env.extend(section.envs.clone());
+    if let Some(cpuset) = &section.cgroup.cpuset {
+        env.insert(
+            binding::ENV_CGROUP_NAME.into(),
+            format!("{}/{stage}-{index}", section.cgroup.group_name),
+        );
+        env.insert(binding::ENV_CGROUP_CPUSET.into(), cpuset.clone());
+    }
+    if let Some(node) = section.numa_preferred {
+        env.insert(binding::ENV_NUMA_PREFERRED.into(), node.to_string());
+    }
+    ChildSpec {
+        stage,
+        index,
+        program: section
+            .bin
+            .clone()
+            .unwrap_or_else(|| own_binary.to_path_buf()),
+        args: section
+            .args
+            .clone()
+            .unwrap_or_else(|| vec!["processor".into(), stage.to_string()]),
+        env: env.into_iter().collect(),
+        stable_wait: section.stable_wait,
+        auto_restart: section.auto_restart,
+        concurrent: section.concurrent,
+        locks: section.locks.clone(),
+    }
+}
+
+/// A ready child with one of its slots and its locks held, until dropped.
+pub(crate) struct Lease {
+    child: Arc<ExternalChild>,
+    live: Arc<Live>,
+    _slot: OwnedSemaphorePermit,
+    _locks: Vec<OwnedSemaphorePermit>,
+}
+
+impl Lease {
+    /// What `worker list` shows as the processor: `ext(pid: N)`.
+    pub fn proc_name(&self) -> String {
+        format!("ext(pid: {})", self.live.pid)
+    }
+
+    /// Sends `task` and decodes its output.
+    ///
+    /// # Errors
+    /// Temporary when the process exits during the call; permanent when it answers an
+    /// error (its `err_msg`) or an output that is not the stage's.
+    pub async fn run<P: ProcessorTask>(&self, task: &P) -> Result<P::Output, Failure> {
+        let stage = P::STAGE;
+        let proc = self.proc_name();
+        self.child.counters.calls.inc();
+        let task = serde_json::value::to_raw_value(task)
+            .map_err(|e| Failure::critical(format!("cannot encode the {stage} task: {e}")))?;
+        let response = self.live.call(&task).await?;
+        match (response.err_msg, response.output) {
+            (Some(message), _) => Err(Failure::permanent(format!(
+                "{stage} processor {proc}: {message}"
+            ))),
+            (None, Some(output)) => serde_json::from_str(output.get()).map_err(|e| {
+                Failure::permanent(format!(
+                    "{stage} processor {proc} answered an output that is not a {stage} output: {e}"
+                ))
+            }),
+            (None, None) => Err(Failure::permanent(format!(
+                "{stage} processor {proc} answered neither an output nor an err_msg"
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The worker's side against small shell programs that speak (or break) the
+    //! protocol; the real processor is driven by the external-processor process tests.
+
+    use std::time::Duration;
+
+    use damocles_core::FailureLevel;
+    use serde_json::value::RawValue;
+
+    use super::*;
+    use crate::config::WorkerConfig;
+
+    /// Processors of `stage` from `[[processors.<stage>]]` entries, each a `/bin/sh -c`
+    /// script.
+    fn processors_of(stage: &str, scripts: &[&str], extra: &str) -> Processors {
+        let mut text = format!("{extra}\n[[sealing_thread]]\nlocation = \"/tmp/x\"\n");
+        for script in scripts {
+            text.push_str(&format!(
+                "[[processors.{stage}]]\nbin = \"/bin/sh\"\nargs = [\"-c\", {script:?}]\nstable_wait = \"2s\"\n"
+            ));
+        }
+        let config = WorkerConfig::parse(&text, "test").expect("config").config;
+        Processors::start(
+            &config.processors,
+            Path::new("/nonexistent/damocles-worker"),
+        )
+    }
+
+    const READY_THEN_ERR: &str = r#"echo "c2 processor ready"; while read -r line; do id=$(echo "$line" | sed 's/.*"id":\([0-9]*\).*/\1/'); echo "{\"id\":$id,\"err_msg\":\"no GPU here\",\"output\":null}"; done"#;
+
+    fn task() -> Box<RawValue> {
+        RawValue::from_string("{}".into()).expect("raw")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_answered_error_is_permanent_and_names_the_child() {
+        let processors = processors_of("c2", &[READY_THEN_ERR], "");
+        let lease = processors.lease(ProofStage::C2).await.expect("ready");
+        assert!(
+            lease.proc_name().starts_with("ext(pid: "),
+            "{}",
+            lease.proc_name()
+        );
+        let answer = lease.live.call(&task()).await.expect("an answer");
+        assert_eq!(answer.err_msg.as_deref(), Some("no GPU here"));
+        assert_eq!(processors.status()[0].restarts, 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_missing_program_fails_naming_its_command_line() {
+        let text = "[[sealing_thread]]\nlocation = \"/tmp/x\"\n[[processors.pc1]]\nbin = \"/nonexistent/pc1-prover\"\n";
+        let config = WorkerConfig::parse(text, "test").expect("config").config;
+        let processors = Processors::start(&config.processors, Path::new("/unused"));
+        let Err(failure) = processors.lease(ProofStage::PC1).await else {
+            panic!("a child that cannot start is no lease")
+        };
+        assert_eq!(failure.level, FailureLevel::Permanent);
+        assert!(
+            failure
+                .to_string()
+                .contains("cannot start the pc1 processor `/nonexistent/pc1-prover processor pc1`"),
+            "{failure}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_child_that_is_never_ready_or_prints_something_else_is_named() {
+        for (script, expected) in [
+            (
+                "exec sleep 30",
+                "did not print \"c2 processor ready\" within 2s",
+            ),
+            (
+                "echo hello; exec sleep 30",
+                "printed \"hello\" where \"c2 processor ready\" was expected",
+            ),
+            ("exit 3", "exited before it was ready (exit status: 3)"),
+        ] {
+            let processors = processors_of("c2", &[script], "");
+            let Err(failure) = processors.lease(ProofStage::C2).await else {
+                panic!("{script}: no lease expected")
+            };
+            let text = failure.to_string();
+            assert!(text.contains(expected), "{script}: {text}");
+            assert!(text.contains("`/bin/sh -c"), "{script}: {text}");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_child_dying_mid_call_fails_it_as_temporary_and_is_started_again() {
+        // Ready, then exits as soon as it reads a request.
+        let processors = processors_of(
+            "c2",
+            &["echo 'c2 processor ready'; read -r line; exit 9"],
+            "",
+        );
+        let lease = processors.lease(ProofStage::C2).await.expect("ready");
+        let first_pid = lease.live.pid;
+        let failure = lease.live.call(&task()).await.expect_err("it died");
+        assert_eq!(failure.level, FailureLevel::Temporary, "{failure}");
+        assert!(
+            failure.to_string().contains("exited (exit status: 9)"),
+            "{failure}"
+        );
+        drop(lease);
+        let again = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                if let Ok(lease) = processors.lease(ProofStage::C2).await {
+                    if lease.live.pid != first_pid {
+                        return lease.live.pid;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await
+        .expect("restarted within 10 s");
+        assert_ne!(again, first_pid);
+        assert_eq!(processors.status()[0].restarts, 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_child_with_more_spare_capacity_is_chosen_and_a_shared_lock_admits_one() {
+        let processors = processors_of(
+            "c2",
+            &[READY_THEN_ERR, READY_THEN_ERR],
+            "[processors.ext_locks]\ngpu = 1",
+        );
+        // Without locks: two leases held at once go to different children, once both
+        // are ready (a ready child is chosen over one still starting).
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while processors.status().iter().any(|c| c.pid.is_none()) {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .expect("both ready");
+        let first = processors.lease(ProofStage::C2).await.expect("ready");
+        let second = processors.lease(ProofStage::C2).await.expect("ready");
+        assert_ne!(first.live.pid, second.live.pid);
+        drop((first, second));
+
+        let text = format!(
+            "[processors.ext_locks]\ngpu = 1\n[[sealing_thread]]\nlocation = \"/tmp/x\"\n{}",
+            [0, 1]
+                .map(|_| format!(
+                    "[[processors.c2]]\nbin = \"/bin/sh\"\nargs = [\"-c\", {READY_THEN_ERR:?}]\nlocks = [\"gpu\"]\n"
+                ))
+                .join("")
+        );
+        let config = WorkerConfig::parse(&text, "test").expect("config").config;
+        let locked = Processors::start(&config.processors, Path::new("/unused"));
+        let held = locked.lease(ProofStage::C2).await.expect("ready");
+        let waiting =
+            tokio::time::timeout(Duration::from_millis(300), locked.lease(ProofStage::C2)).await;
+        assert!(waiting.is_err(), "the second child waits for the lock");
+        drop(held);
+        let next = tokio::time::timeout(Duration::from_secs(5), locked.lease(ProofStage::C2))
+            .await
+            .expect("the lock is free")
+            .expect("ready");
+        drop(next);
+    }
+}
