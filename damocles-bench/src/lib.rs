@@ -7,6 +7,7 @@ mod ingest;
 mod listing;
 mod memory;
 mod pipeline;
+mod processors;
 pub mod seal;
 mod snapup;
 mod stats;
@@ -32,7 +33,7 @@ pub struct Args {
     /// 10,000 entries).
     #[arg(long, value_delimiter = ',', default_value = "1,10,100")]
     pub scale: Vec<usize>,
-    /// Sectors for figures 1, 7 and 8.
+    /// Sectors for figures 1, 7 and 8; timed calls on each side for figure 9.
     #[arg(long, default_value_t = 3)]
     pub sectors: u64,
     /// Also write the figures as JSON to this file.
@@ -58,6 +59,8 @@ pub enum Figure {
     Snapup,
     /// 8: one WindowPoSt over N sectors against the bare `generate_window_post` call.
     Wdpost,
+    /// 9: C2 in an external processor against the same C2 in-process.
+    Processors,
 }
 
 /// Everything measured.
@@ -81,6 +84,8 @@ pub struct Figures {
     pub snapup: Option<snapup::SnapupFigures>,
     /// Figure 8.
     pub wdpost: Option<wdpost::WdPostFigures>,
+    /// Figure 9.
+    pub processors: Option<processors::ProcessorFigures>,
 }
 
 fn verdict(met: bool) -> &'static str {
@@ -165,6 +170,21 @@ async fn run(args: &Args) -> anyhow::Result<Figures> {
             );
         }
         figures.wdpost = Some(f);
+    }
+    if wanted(Figure::Processors) {
+        let reps = if args.smoke { 1 } else { args.sectors };
+        eprintln!("figure 9: {reps} C2 calls in-process and in an external processor …");
+        let f = processors::run(reps, !args.smoke).await?;
+        println!(
+            "9 external processor{}: {} in-process {:.3} s, external {:.3} s (median of {}), ratio {:.3}",
+            if args.smoke { " (smoke, PC2 for C2: not a figure)" } else { "" },
+            f.stage,
+            f.builtin_s,
+            f.external_s,
+            f.reps,
+            f.ratio,
+        );
+        figures.processors = Some(f);
     }
     for &scale in &scales {
         if wanted(Figure::Admin) {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use damocles_core::{SectorId, SectorSize};
+use damocles_core::{SealProof, SectorId, SectorSize};
 use damocles_sealing::params::{self, Generated};
 use damocles_sealing::paths::SectorPaths;
 use damocles_sealing::proofs::{self, SealIdentity, SealedSector};
@@ -120,20 +120,28 @@ fn median(mut values: Vec<f64>) -> Option<f64> {
     })
 }
 
-struct Prepared {
-    id: SealIdentity,
-    ticket: [u8; 32],
-    seed: [u8; 32],
-    commitments: damocles_core::PreCommitOutput,
-    c1: damocles_core::Opaque,
+/// A CC sector sealed up to C1, with the times of its steps.
+pub(crate) struct Prepared {
+    pub id: SealIdentity,
+    pub ticket: [u8; 32],
+    pub seed: [u8; 32],
+    pub commitments: damocles_core::PreCommitOutput,
+    pub c1: damocles_core::Opaque,
+    pub pc1: damocles_core::Opaque,
+    pub paths: SectorPaths,
     times: SectorTimes,
 }
 
-fn prepare(args: &Args, dir: &std::path::Path, number: u64) -> Result<Prepared> {
-    let proof = params::proof_for(args.sector_size)?;
+/// Seals CC sector `number` of `miner` under `dir` up to C1, with a random ticket and seed.
+pub(crate) fn prepare(
+    proof: SealProof,
+    miner: u64,
+    dir: &std::path::Path,
+    number: u64,
+) -> Result<Prepared> {
     let id = SealIdentity {
         proof,
-        sector: SectorId::new(args.miner, number),
+        sector: SectorId::new(miner, number),
     };
     let paths = SectorPaths::new(dir, id.sector);
     let ticket: [u8; 32] = rand::random();
@@ -160,6 +168,8 @@ fn prepare(args: &Args, dir: &std::path::Path, number: u64) -> Result<Prepared> 
         seed,
         commitments,
         c1: c1?,
+        pc1,
+        paths,
         times: SectorTimes {
             sector: id.sector.to_string(),
             add_piece_ms: ms(add_piece),
@@ -230,13 +240,14 @@ pub fn run(args: &Args) -> Result<Report> {
             tempdir.clone()
         }
     };
+    let proof = params::proof_for(args.sector_size)?;
     let mut verify_total = Duration::ZERO;
     let mut proofs_verified = 0;
     let mut sectors = Vec::new();
     let mut warmup_c2_ms = 0.0;
     for number in 1..=args.sectors {
-        let mut prepared =
-            prepare(args, &dir, number).with_context(|| format!("sealing sector {number}"))?;
+        let mut prepared = prepare(proof, args.miner, &dir, number)
+            .with_context(|| format!("sealing sector {number}"))?;
         if number == 1 {
             let took = prove_and_verify(&prepared, GPU_BUILD, &mut verify_total)?;
             proofs_verified += 1;

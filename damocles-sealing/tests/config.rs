@@ -97,14 +97,14 @@ sealing.min_deal_space = "8GiB"
 fn unknown_keys_are_warnings_that_name_them() {
     let loaded = parse(&format!(
         "[worker]\nscan_persist_stores = []\n[sealing]\nmax_retrys = 3\n{ONE_THREAD}\
-         [[processors.pc1]]\nbin = \"x\"\n"
+         [[processors.winning_post]]\nbin = \"x\"\n"
     ))
     .expect("config");
     let warnings = loaded.warnings.join("\n");
     for key in [
         "worker.scan_persist_stores",
         "sealing.max_retrys",
-        "processors.pc1",
+        "processors.winning_post",
     ] {
         assert!(warnings.contains(key), "{key} not in {warnings}");
     }
@@ -248,4 +248,98 @@ mod fuzz {
             }
         }
     }
+}
+
+#[test]
+fn external_processors_read_as_the_originals_with_its_defaults() {
+    let text = format!(
+        "{ONE_THREAD}[processors.ext_locks]\ngpu0 = 1\n\
+         [[processors.c2]]\nbin = \"/opt/c2\"\nargs = [\"--gpu\", \"0\"]\nenvs = {{ CUDA_VISIBLE_DEVICES = \"0\" }}\n\
+         inherit_envs = false\nstable_wait = \"30s\"\nauto_restart = false\nconcurrent = 2\nlocks = [\"gpu0\"]\n\
+         numa_preferred = 1\ncgroup.cpuset = \"0-3,8\"\ncgroup.group_name = \"sealing\"\n\
+         [[processors.pc1]]\n"
+    );
+    let loaded = parse(&text).expect("valid");
+    assert_eq!(loaded.warnings, Vec::<String>::new());
+    let external = loaded.config.processors.external();
+    let c2 = &external[&damocles_core::ProofStage::C2][0];
+    assert_eq!(c2.bin.as_deref(), Some(Path::new("/opt/c2")));
+    assert_eq!(
+        c2.args.as_deref(),
+        Some(&["--gpu".to_owned(), "0".to_owned()][..])
+    );
+    assert_eq!(c2.envs["CUDA_VISIBLE_DEVICES"], "0");
+    assert!(!c2.inherit_envs && !c2.auto_restart);
+    assert_eq!(c2.stable_wait, Duration::from_secs(30));
+    assert_eq!((c2.concurrent, c2.numa_preferred), (2, Some(1)));
+    assert_eq!(c2.cgroup.cpuset.as_deref(), Some("0-3,8"));
+    assert_eq!(c2.cgroup.group_name, "sealing");
+    let pc1 = &external[&damocles_core::ProofStage::PC1][0];
+    assert_eq!(
+        (
+            pc1.bin.clone(),
+            pc1.args.clone(),
+            pc1.inherit_envs,
+            pc1.auto_restart
+        ),
+        (None, None, true, true)
+    );
+    assert_eq!(
+        (pc1.stable_wait, pc1.concurrent),
+        (Duration::from_secs(5), 64)
+    );
+    assert_eq!(pc1.cgroup.group_name, "vc-worker");
+}
+
+#[test]
+fn processor_mistakes_are_errors_naming_the_key() {
+    let undeclared = error(&format!(
+        "{ONE_THREAD}[[processors.c2]]\nlocks = [\"gpu9\"]\n"
+    ));
+    assert_eq!(
+        undeclared,
+        "config test.toml: processors.c2[0].locks: lock \"gpu9\" is not declared in [processors.ext_locks] (declared: none)"
+    );
+    let zero = error(&format!(
+        "{ONE_THREAD}[[processors.pc2]]\n[[processors.pc2]]\nconcurrent = 0\n"
+    ));
+    assert!(
+        zero.contains("processors.pc2[1].concurrent: 0 would never run a call"),
+        "{zero}"
+    );
+    let cpuset = error(&format!(
+        "{ONE_THREAD}[[processors.pc1]]\ncgroup.cpuset = \"0-3,x\"\n"
+    ));
+    assert!(
+        cpuset.contains("processors.pc1[0].cgroup.cpuset: \"x\" in \"0-3,x\""),
+        "{cpuset}"
+    );
+    let lock = error(&format!("{ONE_THREAD}[processors.ext_locks]\ngpu = 0\n"));
+    assert!(
+        lock.contains("processors.ext_locks.gpu: 0 would never let a call hold it"),
+        "{lock}"
+    );
+    let group = error(&format!(
+        "{ONE_THREAD}[[processors.c2]]\ncgroup.group_name = \"a/b\"\n"
+    ));
+    assert!(
+        group.contains("processors.c2[0].cgroup.group_name"),
+        "{group}"
+    );
+}
+
+#[test]
+fn processors_of_stages_that_run_in_process_are_warned_about() {
+    let loaded = parse(&format!(
+        "{ONE_THREAD}[[processors.tree_d]]\n[[processors.transfer]]\n"
+    ))
+    .expect("valid");
+    assert_eq!(
+        loaded.warnings,
+        [
+            "config test.toml: [[processors.tree_d]] is ignored: this worker runs tree_d in-process (external processors: pc1, pc2, c2)",
+            "config test.toml: [[processors.transfer]] is ignored: this worker runs transfer in-process (external processors: pc1, pc2, c2)",
+        ]
+    );
+    assert!(loaded.config.processors.external().is_empty());
 }

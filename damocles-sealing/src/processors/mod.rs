@@ -186,6 +186,18 @@ impl Processors {
         }
     }
 
+    /// Runs `task` in a child of its stage, as a thread's processor call does (the ready
+    /// child with the most free slots, once it holds the child's locks), for embedders
+    /// and benchmarks.
+    ///
+    /// # Errors
+    /// Temporary when the child exits during the call; permanent when no child of the
+    /// stage can be started (naming its command line), or when it answers an error or an
+    /// output that is not the stage's.
+    pub async fn run<P: ProcessorTask>(&self, task: &P) -> Result<P::Output, Failure> {
+        self.lease(P::STAGE).await?.run(task).await
+    }
+
     /// A ready child of `stage` (the one with the most spare capacity), one of its
     /// `concurrent` slots and its locks, waiting for whichever is busy.
     ///
