@@ -3,7 +3,7 @@
 //!
 //! Durations read like `30s` or `1m 30s`, sizes like `2KiB` or `8GiB`. A key this worker
 //! does not know is not an error: [`WorkerConfig::load`] returns it as a warning naming
-//! the key (the original's files carry keys for external processors and the like). A
+//! the key (the original's files carry keys this worker has no use for). A
 //! value of the wrong kind is an error naming the key and the file.
 //!
 //! Relative locations are taken relative to the working directory, as the original does.

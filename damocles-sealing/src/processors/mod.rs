@@ -366,6 +366,19 @@ mod tests {
 
     const READY_THEN_ERR: &str = r#"echo "c2 processor ready"; while read -r line; do id=$(echo "$line" | sed 's/.*"id":\([0-9]*\).*/\1/'); echo "{\"id\":$id,\"err_msg\":\"no GPU here\",\"output\":null}"; done"#;
 
+    /// A task of the c2 stage that the shell scripts answer.
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Probe {}
+
+    impl ProcessorTask for Probe {
+        const STAGE: ProofStage = ProofStage::C2;
+        type Output = serde_json::Value;
+
+        fn execute(self) -> Result<Self::Output, Failure> {
+            Ok(serde_json::Value::Null)
+        }
+    }
+
     fn task() -> Box<RawValue> {
         RawValue::from_string("{}".into()).expect("raw")
     }
@@ -381,7 +394,40 @@ mod tests {
         );
         let answer = lease.live.call(&task()).await.expect("an answer");
         assert_eq!(answer.err_msg.as_deref(), Some("no GPU here"));
-        assert_eq!(processors.status()[0].restarts, 0);
+        let status = &processors.status()[0];
+        assert_eq!((status.stage, status.index), (ProofStage::C2, 0));
+        assert_eq!(status.pid, Some(lease.live.pid));
+        assert_eq!(status.restarts, 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn calls_and_restarts_are_counted_per_child_in_the_workers_metrics() {
+        let processors = processors_of("c2", &[READY_THEN_ERR], "");
+        let lease = processors.lease(ProofStage::C2).await.expect("ready");
+        // `run` counts the call; its task is no C2 task, which the script answers anyway.
+        let failure = lease
+            .run(&Probe {})
+            .await
+            .expect_err("the script answers an error");
+        assert!(
+            failure
+                .to_string()
+                .starts_with("permanent: c2 processor ext(pid: "),
+            "{failure}"
+        );
+        assert!(failure.to_string().ends_with("): no GPU here"), "{failure}");
+        let mut registry = Registry::with_prefix("damocles_worker");
+        processors.register_metrics(&mut registry);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
+        assert!(
+            text.contains("damocles_worker_processor_calls_total{stage=\"c2\",child=\"0\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("damocles_worker_processor_restarts_total{stage=\"c2\",child=\"0\"} 0"),
+            "{text}"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
