@@ -120,7 +120,8 @@ pub async fn run(reps: u64, with_c2: bool) -> anyhow::Result<ProcessorFigures> {
         "figure 9",
     )?
     .config;
-    let processors = Processors::start(&config.processors, &worker_binary()?);
+    let processors =
+        Processors::start(&config.processors, &worker_binary()?).map_err(anyhow::Error::msg)?;
     // Warm-up: each side's process loads what it caches.
     once(&processors, &sector, with_c2, false).await?;
     let mut builtin = Vec::new();

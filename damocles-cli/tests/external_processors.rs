@@ -18,7 +18,7 @@ fn wait<T>(what: &str, limit: Duration, probe: impl FnMut() -> Option<T>) -> T {
 /// The pid in `... is ready as ext(pid: N)` lines of `stage`'s child `index`, latest
 /// last.
 fn ready_pids(logs: &[String], stage: &str, index: usize) -> Vec<u32> {
-    let prefix = format!("{stage} processor {index} is ready as ext(pid: ");
+    let prefix = format!(": {stage} processor {index} is ready as ext(pid: ");
     logs.iter()
         .filter_map(|line| {
             let rest = &line[line.find(&prefix)? + prefix.len()..];
@@ -198,6 +198,71 @@ fn pc1_pc2_and_c2_in_children_seal_verifying_sectors_through_a_killed_c2_and_a_s
     }
     let pids: std::collections::BTreeSet<u32> = intervals.iter().map(|i| i.2).collect();
     assert!(pids.len() >= 2, "both children ran c2 tasks: {intervals:?}");
+
+    // kill -9 of the worker takes its children with it (their parent-death signal).
+    let children: Vec<u32> = ["pc1", "pc2", "c2"]
+        .iter()
+        .flat_map(|stage| (0..2).filter_map(|i| ready_pids(&logs, stage, i).pop()))
+        .collect();
+    assert_eq!(
+        children.len(),
+        4,
+        "pc1, pc2 and two c2 children: {children:?}"
+    );
+    w.kill_9();
+    wait(
+        "the children gone with the worker",
+        Duration::from_secs(10),
+        || {
+            children
+                .iter()
+                .all(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists())
+                .then_some(())
+        },
+    );
+}
+
+#[test]
+fn the_processor_command_answers_what_is_piped_into_it_then_exits() {
+    use std::io::Write;
+    let mut child = std::process::Command::new(common::WORKER)
+        .args(["processor", "c2"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"{\"id\":2,\"task\":{}}\n")
+        .expect("write");
+    let output = child.wait_with_output().expect("exit");
+    assert!(output.status.success());
+    let text = String::from_utf8(output.stdout).expect("utf-8");
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("c2 processor ready"));
+    let answer: Value = serde_json::from_str(lines.next().expect("an answer")).expect("json");
+    assert_eq!(answer["id"], 2);
+    assert_eq!(answer["output"], Value::Null);
+    assert!(
+        answer["err_msg"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("not a c2 task: missing field `c1out`")),
+        "{answer}"
+    );
+    let refused = std::process::Command::new(common::WORKER)
+        .args(["processor", "tree_d"])
+        .output()
+        .expect("run");
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr)
+            .contains("tree_d runs in-process in this worker; processors: pc1, pc2, c2"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
 }
 
 #[test]

@@ -34,6 +34,9 @@ pub enum AssembleError {
         /// The location.
         path: String,
     },
+    /// An external processor cannot be set up on this machine.
+    #[error("{0}")]
+    Processors(String),
     /// No store to persist sealed sectors to.
     #[error("no attached store available: add an [[attached]] store that is not readonly")]
     NoAttachedStore,
@@ -72,7 +75,8 @@ pub fn thread_contexts(
         return Err(AssembleError::NoAttachedStore);
     }
     let limits = config.stage_limits();
-    let processors = Processors::start(&config.processors, &own_binary());
+    let processors =
+        Processors::start(&config.processors, &own_binary()).map_err(AssembleError::Processors)?;
     let mut seen = HashSet::new();
     let mut contexts = Vec::new();
     let mut locks = Vec::new();
@@ -112,20 +116,23 @@ pub fn thread_contexts(
 
 /// The default `bin` of an external processor: this program when it is
 /// `damocles-worker`, else a `damocles-worker` beside it (as for `damocles-manager mock
-/// --with-worker`), else this program.
+/// --with-worker`), else `damocles-worker` found on `PATH` when the child starts.
 fn own_binary() -> PathBuf {
-    let own = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("damocles-worker"));
+    let worker = format!("damocles-worker{}", std::env::consts::EXE_SUFFIX);
+    let Ok(own) = std::env::current_exe() else {
+        return PathBuf::from(worker);
+    };
     if own
         .file_stem()
         .is_some_and(|stem| stem == "damocles-worker")
     {
         return own;
     }
-    let sibling = own.with_file_name(format!("damocles-worker{}", std::env::consts::EXE_SUFFIX));
+    let sibling = own.with_file_name(&worker);
     if sibling.is_file() {
         sibling
     } else {
-        own
+        PathBuf::from(worker)
     }
 }
 

@@ -635,6 +635,22 @@ fn check_processors(
         }
         for (i, child) in list.iter().enumerate() {
             let at = |field: &str| format!("processors.{key}[{i}].{field}");
+            if child.stable_wait.is_zero() {
+                return Err(invalid(
+                    at("stable_wait"),
+                    "0s leaves no time to print the ready line; the default is 5s".into(),
+                ));
+            }
+            if child
+                .bin
+                .as_ref()
+                .is_some_and(|bin| bin.as_os_str().is_empty())
+            {
+                return Err(invalid(
+                    at("bin"),
+                    "empty: leave it out for the worker itself, or name a program".into(),
+                ));
+            }
             if child.concurrent == 0 {
                 return Err(invalid(
                     at("concurrent"),

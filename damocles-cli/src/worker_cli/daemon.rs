@@ -238,10 +238,12 @@ pub async fn run(config_path: &Path, choice: ManagerChoice) -> u8 {
 /// Stops a worker after a first signal, exiting the process at once on a second one (exit
 /// code [`exit::INTERRUPTED`]).
 pub async fn stop_on_signal(running: Daemon) -> u8 {
-    let in_flight = running.worker().proof_calls_in_flight();
-    eprintln!(
-        "stopping: waiting for {in_flight} proof call(s) to return (signal again to exit now; interrupted steps re-run at the next start)"
-    );
+    match running.worker().proof_calls_in_flight() {
+        0 => eprintln!("stopping"),
+        in_flight => eprintln!(
+            "stopping: waiting for {in_flight} proof call(s) to return (signal again to exit now; interrupted steps re-run at the next start)"
+        ),
+    }
     tokio::select! {
         () = running.stop() => {
             eprintln!("stopped; every thread's record is saved");

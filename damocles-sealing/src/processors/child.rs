@@ -22,9 +22,13 @@ use tokio::sync::{oneshot, watch, Notify, Semaphore};
 
 use super::protocol::{ready_line, Request, Response};
 
-/// A process that exits sooner than this after it got ready is started again only once
-/// this long has passed since its start (a child that dies at once is not spun on).
+/// The first wait before a child that died soon after it got ready is started again; it
+/// doubles with each such death, up to [`RESTART_BACKOFF_MAX`].
 const RESTART_BACKOFF: Duration = Duration::from_secs(1);
+/// The longest wait before a restart.
+const RESTART_BACKOFF_MAX: Duration = Duration::from_secs(60);
+/// A child that lived this long after it got ready is started again at once.
+const HEALTHY_RUN: Duration = Duration::from_secs(10);
 
 /// How long an exited child's status is waited for once it has closed its stdout.
 const EXIT_WAIT: Duration = Duration::from_secs(5);
@@ -146,6 +150,7 @@ impl ExternalChild {
     /// when the worker goes) ends; the process is killed then.
     pub async fn supervise(self: Arc<Self>, mut closed: watch::Receiver<()>) {
         let stage = self.spec.stage;
+        let mut backoff = RESTART_BACKOFF;
         loop {
             self.state.send_replace(ChildState::Starting);
             let started = tokio::select! {
@@ -178,7 +183,7 @@ impl ExternalChild {
                     return;
                 }
             };
-            let why = format!("the {stage} processor ext(pid: {pid}) exited ({status})");
+            let why = format!("the {stage} processor ext(pid: {pid}) {status}");
             live.fail_pending(&why);
             if !self.spec.auto_restart {
                 tracing::error!("{why}; auto_restart is off, so it stays down");
@@ -189,9 +194,23 @@ impl ExternalChild {
                 let _ = closed.changed().await;
                 return;
             }
-            tracing::warn!("{why}; starting it again");
             self.counters.restarts.inc();
-            let wait = RESTART_BACKOFF.saturating_sub(since.elapsed());
+            let wait = if since.elapsed() >= HEALTHY_RUN {
+                backoff = RESTART_BACKOFF;
+                Duration::ZERO
+            } else {
+                let wait = backoff;
+                backoff = (backoff * 2).min(RESTART_BACKOFF_MAX);
+                wait
+            };
+            tracing::warn!(
+                "{why}; starting it again{}",
+                if wait.is_zero() {
+                    String::new()
+                } else {
+                    format!(" in {}", humantime::format_duration(wait))
+                }
+            );
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
                 _ = closed.changed() => return,
@@ -206,7 +225,9 @@ impl ExternalChild {
         let spec = &self.spec;
         let stage = spec.stage;
         let command_line = spec.command_line();
-        let mut process = Command::new(&spec.program)
+        let mut command = Command::new(&spec.program);
+        super::sys::die_with_parent(&mut command);
+        let mut process = command
             .args(&spec.args)
             .env_clear()
             .envs(spec.env.iter().cloned())
@@ -248,8 +269,9 @@ impl ExternalChild {
     }
 }
 
-/// Hands each answer line to its request until the process closes its stdout; then its
-/// exit status.
+/// Hands each answer line to its request until the process closes its stdout or breaks
+/// the protocol (a line that is not an answer, an answer to a request never sent: its
+/// requests would wait for ever), when it is killed; then what became of it.
 async fn read_answers(
     mut lines: Lines<BufReader<ChildStdout>>,
     live: &Live,
@@ -257,7 +279,14 @@ async fn read_answers(
 ) -> String {
     loop {
         match lines.next_line().await {
-            Ok(Some(line)) => live.deliver(&line),
+            Ok(Some(line)) => {
+                if let Err(broken) = live.deliver(&line) {
+                    tracing::error!("ext(pid: {}) {broken}; killing it", live.pid);
+                    let _ = process.start_kill();
+                    let _ = tokio::time::timeout(EXIT_WAIT, process.wait()).await;
+                    return format!("was killed: it {broken}");
+                }
+            }
             Ok(None) => break,
             Err(e) => {
                 tracing::warn!("ext(pid: {}): cannot read its stdout: {e}", live.pid);
@@ -265,7 +294,7 @@ async fn read_answers(
             }
         }
     }
-    exit_status(process).await
+    format!("exited ({})", exit_status(process).await)
 }
 
 async fn exit_status(process: &mut Child) -> String {
@@ -350,28 +379,33 @@ impl Live {
         })
     }
 
-    fn deliver(&self, line: &str) {
-        let response: Response<Box<RawValue>> = match serde_json::from_str(line) {
-            Ok(response) => response,
-            Err(e) => {
-                let shown: String = line.chars().take(200).collect();
-                tracing::warn!(
-                    "ext(pid: {}) printed a line that is not an answer ({e}): {shown}",
-                    self.pid
-                );
-                return;
-            }
-        };
-        let waiter = self.pending().waiting.remove(&response.id);
-        match waiter {
+    /// Hands `line` to its request. A duplicate answer is only logged.
+    ///
+    /// # Errors
+    /// What is wrong when `line` is not an answer, or answers a request never sent.
+    fn deliver(&self, line: &str) -> Result<(), String> {
+        let response: Response<Box<RawValue>> = serde_json::from_str(line).map_err(|e| {
+            let shown: String = line.chars().take(200).collect();
+            format!("printed a line that is not an answer ({e}): {shown}")
+        })?;
+        let mut pending = self.pending();
+        match pending.waiting.remove(&response.id) {
             Some(waiter) => {
                 let _ = waiter.send(Ok(response));
+                Ok(())
             }
-            None => tracing::warn!(
-                "ext(pid: {}) answered request {}, which is not waiting",
-                self.pid,
+            None if response.id < pending.next_id => {
+                tracing::warn!(
+                    "ext(pid: {}) answered request {} again; the second answer is ignored",
+                    self.pid,
+                    response.id
+                );
+                Ok(())
+            }
+            None => Err(format!(
+                "answered request {}, which was never sent",
                 response.id
-            ),
+            )),
         }
     }
 
@@ -379,9 +413,7 @@ impl Live {
         let mut pending = self.pending();
         pending.exited = Some(why.to_owned());
         for (_, waiter) in pending.waiting.drain() {
-            let _ = waiter.send(Err(Failure::temporary(format!(
-                "{why} during the call; it is retried"
-            ))));
+            let _ = waiter.send(Err(Failure::temporary(format!("{why} during the call"))));
         }
     }
 }

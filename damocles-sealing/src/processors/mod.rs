@@ -94,10 +94,35 @@ impl Processors {
     /// background: one that cannot start is logged and tried again when a call needs it.
     /// `own_binary` is the default `bin` (the worker itself). Must be called within a
     /// tokio runtime.
-    pub fn start(section: &ProcessorsSection, own_binary: &Path) -> Self {
+    ///
+    /// # Errors
+    /// A message naming the key when a `cgroup.cpuset` names CPUs this machine does not
+    /// have online (nothing is started then).
+    pub fn start(section: &ProcessorsSection, own_binary: &Path) -> Result<Self, String> {
         let external = section.external();
         if external.is_empty() {
-            return Self::default();
+            return Ok(Self::default());
+        }
+        if let Some(online) = online_cpus() {
+            for (stage, list) in &external {
+                for (index, child) in list.iter().enumerate() {
+                    let Some(Ok(cpus)) = child.cgroup.cpuset.as_deref().map(CpuSet::parse) else {
+                        continue;
+                    };
+                    let missing: Vec<String> = cpus
+                        .cpus()
+                        .iter()
+                        .filter(|cpu| !online.cpus().contains(cpu))
+                        .map(ToString::to_string)
+                        .collect();
+                    if !missing.is_empty() {
+                        return Err(format!(
+                            "processors.{stage}[{index}].cgroup.cpuset: CPU {} not online on this machine (online: {online})",
+                            missing.join(", ")
+                        ));
+                    }
+                }
+            }
         }
         let (closed_tx, closed) = watch::channel(());
         let calls = Family::<ChildLabels, Counter>::default();
@@ -131,7 +156,7 @@ impl Processors {
             .iter()
             .map(|(name, n)| (name.clone(), Arc::new(Semaphore::new(*n))))
             .collect();
-        Self {
+        Ok(Self {
             inner: Some(Arc::new(Inner {
                 stages,
                 locks,
@@ -139,7 +164,7 @@ impl Processors {
                 restarts,
                 _closed: closed_tx,
             })),
-        }
+        })
     }
 
     /// Whether `stage` runs in child processes.
@@ -252,6 +277,12 @@ impl Processors {
     }
 }
 
+/// The CPUs online on this machine, where the kernel says.
+fn online_cpus() -> Option<CpuSet> {
+    let text = std::fs::read_to_string("/sys/devices/system/cpu/online").ok()?;
+    CpuSet::parse(text.trim()).ok()
+}
+
 fn spec_of(
     stage: ProofStage,
     index: usize,
@@ -293,6 +324,27 @@ fn spec_of(
     }
 }
 
+/// The longest `err_msg` kept (bytes): a thread's last error is shown by `worker list`
+/// and kept in its history, which must stay small.
+const ERR_MSG_KEPT: usize = 4096;
+
+/// `message`, cut to [`ERR_MSG_KEPT`] bytes (at a character boundary) with a note of how
+/// much was cut.
+fn shortened(message: &str) -> String {
+    if message.len() <= ERR_MSG_KEPT {
+        return message.to_owned();
+    }
+    let mut end = ERR_MSG_KEPT;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!(
+        "{}… ({} more bytes cut)",
+        &message[..end],
+        message.len() - end
+    )
+}
+
 /// A ready child with one of its slots and its locks held, until dropped.
 pub(crate) struct Lease {
     child: Arc<ExternalChild>,
@@ -321,7 +373,8 @@ impl Lease {
         let response = self.live.call(&task).await?;
         match (response.err_msg, response.output) {
             (Some(message), _) => Err(Failure::permanent(format!(
-                "{stage} processor {proc}: {message}"
+                "{stage} processor {proc}: {}",
+                shortened(&message)
             ))),
             (None, Some(output)) => serde_json::from_str(output.get()).map_err(|e| {
                 Failure::permanent(format!(
@@ -362,6 +415,7 @@ mod tests {
             &config.processors,
             Path::new("/nonexistent/damocles-worker"),
         )
+        .expect("started")
     }
 
     const READY_THEN_ERR: &str = r#"echo "c2 processor ready"; while read -r line; do id=$(echo "$line" | sed 's/.*"id":\([0-9]*\).*/\1/'); echo "{\"id\":$id,\"err_msg\":\"no GPU here\",\"output\":null}"; done"#;
@@ -434,7 +488,8 @@ mod tests {
     async fn a_missing_program_fails_naming_its_command_line() {
         let text = "[[sealing_thread]]\nlocation = \"/tmp/x\"\n[[processors.pc1]]\nbin = \"/nonexistent/pc1-prover\"\n";
         let config = WorkerConfig::parse(text, "test").expect("config").config;
-        let processors = Processors::start(&config.processors, Path::new("/unused"));
+        let processors =
+            Processors::start(&config.processors, Path::new("/unused")).expect("started");
         let Err(failure) = processors.lease(ProofStage::PC1).await else {
             panic!("a child that cannot start is no lease")
         };
@@ -504,6 +559,57 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_child_breaking_the_protocol_is_killed_and_its_call_retried() {
+        for (answer, expected) in [
+            (
+                "echo garbage",
+                "was killed: it printed a line that is not an answer",
+            ),
+            (
+                r#"echo '{"id":1000,"err_msg":null,"output":1}'"#,
+                "was killed: it answered request 1000, which was never sent",
+            ),
+        ] {
+            let script =
+                format!("echo 'c2 processor ready'; read -r line; {answer}; exec sleep 30");
+            let processors = processors_of("c2", &[&script], "");
+            let lease = processors.lease(ProofStage::C2).await.expect("ready");
+            let failure = tokio::time::timeout(Duration::from_secs(10), lease.live.call(&task()))
+                .await
+                .expect("the call ends instead of waiting for ever")
+                .expect_err("no answer");
+            assert_eq!(failure.level, FailureLevel::Temporary, "{failure}");
+            assert!(failure.to_string().contains(expected), "{failure}");
+        }
+    }
+
+    #[test]
+    fn a_long_err_msg_is_cut_at_a_character_boundary() {
+        assert_eq!(shortened("short"), "short");
+        let long = "é".repeat(5000);
+        let cut = shortened(&long);
+        assert!(cut.len() < ERR_MSG_KEPT + 40, "{}", cut.len());
+        assert!(
+            cut.ends_with("… (5904 more bytes cut)"),
+            "{}",
+            &cut[cut.len() - 40..]
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_cpuset_beyond_the_online_cpus_is_refused_before_anything_starts() {
+        let text = "[[sealing_thread]]\nlocation = \"/tmp/x\"\n[[processors.c2]]\ncgroup.cpuset = \"0,8000\"\n";
+        let config = WorkerConfig::parse(text, "test").expect("config").config;
+        let e = Processors::start(&config.processors, Path::new("/unused")).expect_err("CPU 8000");
+        assert!(
+            e.starts_with(
+                "processors.c2[0].cgroup.cpuset: CPU 8000 not online on this machine (online: 0"
+            ),
+            "{e}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_child_with_more_spare_capacity_is_chosen_and_a_shared_lock_admits_one() {
         let processors = processors_of(
             "c2",
@@ -533,7 +639,7 @@ mod tests {
                 .join("")
         );
         let config = WorkerConfig::parse(&text, "test").expect("config").config;
-        let locked = Processors::start(&config.processors, Path::new("/unused"));
+        let locked = Processors::start(&config.processors, Path::new("/unused")).expect("started");
         let held = locked.lease(ProofStage::C2).await.expect("ready");
         let waiting =
             tokio::time::timeout(Duration::from_millis(300), locked.lease(ProofStage::C2)).await;

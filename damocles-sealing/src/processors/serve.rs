@@ -31,9 +31,9 @@ pub enum ServeError {
     Io(#[from] io::Error),
 }
 
-/// Serves `stage` on this process's stdin and stdout until stdin closes (the worker is
-/// gone), after binding the process as the environment asks ([`binding`]). Answers not
-/// written by then are dropped with the process.
+/// Serves `stage` on this process's stdin and stdout until stdin closes and every request
+/// read is answered, after binding the process as the environment asks ([`binding`]). (A
+/// worker's children die with it: it starts them with a parent-death signal.)
 ///
 /// # Errors
 /// [`ServeError::Unsupported`] for a stage without a processor; [`ServeError::Io`] when
@@ -45,11 +45,14 @@ pub fn serve_stage(stage: ProofStage) -> Result<(), ServeError> {
     binding::bind_from_env();
     let input = io::stdin().lock();
     let output = io::stdout();
-    match stage {
+    let answering = match stage {
         ProofStage::PC1 => serve::<PC1>(input, output),
         ProofStage::PC2 => serve::<PC2>(input, output),
         _ => serve::<C2>(input, output),
     }?;
+    for thread in answering {
+        let _ = thread.join();
+    }
     Ok(())
 }
 
@@ -69,7 +72,7 @@ pub fn serve<P: ProcessorTask>(
         writeln!(out, "{}", ready_line(P::STAGE))?;
         out.flush()?;
     }
-    tracing::info!("{} processor (pid {}) ready", P::STAGE, std::process::id());
+    tracing::debug!("{} processor (pid {}) ready", P::STAGE, std::process::id());
     let mut answering = Vec::new();
     for line in input.lines() {
         let line = line?;

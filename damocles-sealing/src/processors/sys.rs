@@ -1,5 +1,6 @@
-//! The two system calls a processor child binds itself with, which have no safe wrapper
-//! in the standard library. The only `unsafe` code of the workspace.
+//! The system calls of external processors that have no safe wrapper in the standard
+//! library: the two a child binds itself with, and the parent-death signal the worker
+//! gives each child. The only `unsafe` code of the workspace.
 #![allow(unsafe_code)]
 
 use std::io;
@@ -55,5 +56,22 @@ pub(super) fn prefer_numa_node(node: u32) -> io::Result<()> {
         Ok(())
     } else {
         Err(io::Error::last_os_error())
+    }
+}
+
+/// Makes `command`'s process get SIGKILL when the worker thread that started it dies
+/// (`prctl(PR_SET_PDEATHSIG)`): a worker that is killed, or exits without waiting, leaves
+/// no child proving on behalf of nobody (a program that ignores its closed stdin included).
+pub(super) fn die_with_parent(command: &mut tokio::process::Command) {
+    // SAFETY: the closure runs in the forked child before exec and only makes one
+    // async-signal-safe system call.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == 0 {
+                Ok(())
+            } else {
+                Err(io::Error::last_os_error())
+            }
+        });
     }
 }
