@@ -12,6 +12,9 @@ step layering; scripts/check-layering.sh
 # tests run in parallel (two processes generating the same file would break each other).
 step parameters; cargo build -q -p damocles-cli --bin damocles-worker
 target/debug/damocles-worker params generate --sector-size 2KiB
+# The shared-registry tests run against PostgreSQL (installed, not running, on CI machines).
+step postgres; DAMOCLES_TEST_DATABASE_URL="$(scripts/start-postgres.sh)"
+export DAMOCLES_TEST_DATABASE_URL
 step tests; cargo nextest run --workspace --no-fail-fast
 step doctests; cargo test --workspace --doc
 # The API docs build without a warning, and the embedding examples run (embed and

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use damocles_core::{SealProof, WorkerReport, WorkerSummary};
 use damocles_rpc::sealer::MANAGER_PATH;
-use damocles_rpc::{ManagerService, RpcServer, WorkerRegistry};
+use damocles_rpc::{ManagerService, Registry, RpcServer, WorkerRegistry};
 use damocles_sealing::mock_chain::MockChain;
 use serde::Serialize;
 use serde_json::json;
@@ -18,6 +18,8 @@ use super::stats::{Connection, Latency};
 /// The figures.
 #[derive(Debug, Clone, Serialize)]
 pub struct IngestFigures {
+    /// Where the registry was: `redb` or `postgres`.
+    pub store: &'static str,
     /// Distinct workers.
     pub workers: usize,
     /// Pings sent (every worker pings `pings / workers` times).
@@ -59,8 +61,8 @@ pub fn ping_body(i: usize, id: usize) -> Bytes {
     )
 }
 
-/// A manager at a loopback address with its registry in `home` (or in memory).
-pub async fn manager(registry: Arc<WorkerRegistry>) -> anyhow::Result<RpcServer> {
+/// A manager at a loopback address over `registry`.
+pub async fn manager(registry: Arc<dyn Registry>) -> anyhow::Result<RpcServer> {
     let service = ManagerService::new(
         Arc::new(MockChain::new(10000, SealProof::StackedDrg2KiBV1_1)),
         registry,
@@ -100,25 +102,57 @@ pub async fn send_pings(
     Ok((start.elapsed(), all))
 }
 
-/// Runs figure 3.
+/// The registry a figure runs against: redb in a temporary home, or the (empty)
+/// PostgreSQL registry at `db`.
+pub async fn registry(
+    db: Option<&str>,
+    home: &std::path::Path,
+) -> anyhow::Result<(&'static str, Arc<dyn Registry>)> {
+    match db {
+        None => Ok(("redb", Arc::new(WorkerRegistry::open(home)?))),
+        Some(url) => {
+            let registry = damocles_rpc::PgRegistry::connect(url).await?;
+            anyhow::ensure!(
+                registry.entries().await?.is_empty(),
+                "the registry at {} is not empty: give the benchmark a scratch database (it empties it afterwards)",
+                damocles_rpc::pg_registry::without_password(url)
+            );
+            Ok(("postgres", Arc::new(registry)))
+        }
+    }
+}
+
+/// Empties a registry the benchmark filled.
+pub async fn empty(registry: &dyn Registry) -> anyhow::Result<()> {
+    for entry in registry.entries().await? {
+        registry.forget(&entry.info.name).await?;
+    }
+    Ok(())
+}
+
+/// Runs figure 3 against the redb registry, or PostgreSQL's at `db`.
 pub async fn run(
     workers: usize,
     rounds: usize,
     connections: usize,
+    db: Option<&str>,
 ) -> anyhow::Result<IngestFigures> {
     let home = tempfile::tempdir()?;
-    let registry = Arc::new(WorkerRegistry::open(home.path())?);
+    let (store, registry) = registry(db, home.path()).await?;
     let server = manager(registry.clone()).await?;
     let addr = server.local_addr().to_string();
     let (elapsed, times) = send_pings(&addr, workers, rounds, connections).await?;
     let pings = times.len();
     server.shutdown().await;
+    let entries = registry.entries().await?.len();
+    empty(&*registry).await?;
     Ok(IngestFigures {
+        store,
         workers,
         pings,
         connections,
         pings_per_s: pings as f64 / elapsed.as_secs_f64(),
         latency: Latency::of(times),
-        entries: registry.list().len(),
+        entries,
     })
 }

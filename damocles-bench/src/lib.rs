@@ -36,6 +36,16 @@ pub struct Args {
     /// Sectors for figures 1, 7 and 8; timed calls on each side for figure 9.
     #[arg(long, default_value_t = 3)]
     pub sectors: u64,
+    /// Figures 3 and 4 also against the worker registry in this PostgreSQL database
+    /// (a scratch one: it must be empty, and is emptied afterwards), side by side with
+    /// redb.
+    #[arg(
+        long,
+        env = "DAMOCLES_BENCH_DATABASE_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub db: Option<String>,
     /// Also write the figures as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -210,32 +220,40 @@ async fn run(args: &Args) -> anyhow::Result<Figures> {
         if wanted(Figure::Ingest) {
             let workers = if args.smoke { 1_000 } else { 10_000 * scale };
             let rounds = if args.smoke || scale > 1 { 1 } else { 3 };
-            let f = ingest::run(workers, rounds, 64).await?;
-            println!(
-                "3 ingest ×{scale}: {} pings from {workers} workers over {} connections: {:.0} pings/s (≥ 20,000: {}), p50 {:.0} µs p99 {:.0} µs; {} entries",
-                f.pings,
-                f.connections,
-                f.pings_per_s,
-                verdict(f.pings_per_s >= 20_000.0),
-                f.latency.p50_us,
-                f.latency.p99_us,
-                f.entries,
-            );
-            figures.ingest.push(f);
+            let stores = std::iter::once(None).chain(args.db.as_deref().map(Some));
+            for db in stores {
+                let f = ingest::run(workers, rounds, 64, db).await?;
+                println!(
+                    "3 ingest ×{scale} ({}): {} pings from {workers} workers over {} connections: {:.0} pings/s (≥ 20,000: {}), p50 {:.0} µs p99 {:.0} µs; {} entries",
+                    f.store,
+                    f.pings,
+                    f.connections,
+                    f.pings_per_s,
+                    verdict(f.pings_per_s >= 20_000.0),
+                    f.latency.p50_us,
+                    f.latency.p99_us,
+                    f.entries,
+                );
+                figures.ingest.push(f);
+            }
         }
         if wanted(Figure::Listing) {
             let entries = if args.smoke { 1_000 } else { 10_000 * scale };
             let runs = if args.smoke || scale > 10 { 1 } else { 5 };
-            let f = listing::run(entries, runs).await?;
-            println!(
-                "4 listing ×{scale}: {entries} entries: table {:.0} ms ({} B; < 200 ms: {}), --json {:.0} ms ({} B)",
-                f.table_ms,
-                f.table_bytes,
-                verdict(f.table_ms < 200.0),
-                f.json_ms,
-                f.json_bytes,
-            );
-            figures.listing.push(f);
+            let stores = std::iter::once(None).chain(args.db.as_deref().map(Some));
+            for db in stores {
+                let f = listing::run(entries, runs, db).await?;
+                println!(
+                    "4 listing ×{scale} ({}): {entries} entries: table {:.0} ms ({} B; < 200 ms: {}), --json {:.0} ms ({} B)",
+                    f.store,
+                    f.table_ms,
+                    f.table_bytes,
+                    verdict(f.table_ms < 200.0),
+                    f.json_ms,
+                    f.json_bytes,
+                );
+                figures.listing.push(f);
+            }
         }
     }
     if wanted(Figure::Memory) {

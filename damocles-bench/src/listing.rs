@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use damocles_core::{WorkerReport, WorkerSummary};
-use damocles_rpc::WorkerRegistry;
+use damocles_rpc::Registry;
 use serde::Serialize;
 
 use super::ingest;
@@ -14,6 +14,8 @@ use super::ingest;
 /// The figures.
 #[derive(Debug, Clone, Serialize)]
 pub struct ListingFigures {
+    /// Where the registry was: `redb` or `postgres`.
+    pub store: &'static str,
     /// Registry entries.
     pub entries: usize,
     /// Median of the runs, table, ms (target < 200 ms at 10,000).
@@ -26,32 +28,36 @@ pub struct ListingFigures {
     pub json_bytes: usize,
 }
 
-/// Fills `registry` with `entries` workers, from 8 threads (commits are shared).
-pub fn fill(registry: &Arc<WorkerRegistry>, entries: usize) {
+/// Fills `registry` with `entries` workers, 8 pings at a time (redb shares commits).
+pub async fn fill(registry: &Arc<dyn Registry>, entries: usize) -> anyhow::Result<()> {
     let now = damocles_rpc::manager::unix_now();
-    std::thread::scope(|scope| {
-        for part in 0..8 {
-            let registry = registry.clone();
-            scope.spawn(move || {
-                for i in (part..entries).step_by(8) {
-                    let report = WorkerReport {
-                        name: format!("sealer-{i:07}"),
-                        dest: format!("10.0.{}.{}:17890", (i >> 8) & 255, i & 255),
-                        version: "v0.13.1-git.4235a895".into(),
-                        summary: WorkerSummary {
-                            threads: 32,
-                            empty: 1,
-                            paused: 0,
-                            running: 24,
-                            waiting: 7,
-                            errors: 0,
-                        },
-                    };
-                    let _ = registry.upsert(report, now - (i % 900) as i64);
-                }
-            });
-        }
-    });
+    let mut parts = Vec::new();
+    for part in 0..8 {
+        let registry = registry.clone();
+        parts.push(tokio::spawn(async move {
+            for i in (part..entries).step_by(8) {
+                let report = WorkerReport {
+                    name: format!("sealer-{i:07}"),
+                    dest: format!("10.0.{}.{}:17890", (i >> 8) & 255, i & 255),
+                    version: "v0.13.1-git.4235a895".into(),
+                    summary: WorkerSummary {
+                        threads: 32,
+                        empty: 1,
+                        paused: 0,
+                        running: 24,
+                        waiting: 7,
+                        errors: 0,
+                    },
+                };
+                registry.ping(report, now - (i % 900) as i64, true).await?;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for part in parts {
+        part.await??;
+    }
+    Ok(())
 }
 
 fn manager_binary() -> anyhow::Result<std::path::PathBuf> {
@@ -69,13 +75,12 @@ fn median(mut values: Vec<Duration>) -> f64 {
     values[values.len() / 2].as_secs_f64() * 1e3
 }
 
-/// Runs figure 4 with `entries` entries, `runs` runs of each form.
-pub async fn run(entries: usize, runs: usize) -> anyhow::Result<ListingFigures> {
-    let registry = Arc::new(WorkerRegistry::in_memory()?);
-    {
-        let registry = registry.clone();
-        tokio::task::spawn_blocking(move || fill(&registry, entries)).await?;
-    }
+/// Runs figure 4 with `entries` entries, `runs` runs of each form, against the redb
+/// registry or PostgreSQL's at `db`.
+pub async fn run(entries: usize, runs: usize, db: Option<&str>) -> anyhow::Result<ListingFigures> {
+    let home = tempfile::tempdir()?;
+    let (store, registry) = ingest::registry(db, home.path()).await?;
+    fill(&registry, entries).await?;
     let server = ingest::manager(registry.clone()).await?;
     let addr = server.local_addr().to_string();
     let binary = manager_binary()?;
@@ -107,7 +112,9 @@ pub async fn run(entries: usize, runs: usize) -> anyhow::Result<ListingFigures> 
         json_bytes = b;
     }
     server.shutdown().await;
+    ingest::empty(&*registry).await?;
     Ok(ListingFigures {
+        store,
         entries,
         table_ms: median(table),
         json_ms: median(json),

@@ -71,8 +71,10 @@ pub enum CallError {
 
 /// A client of one JSON-RPC endpoint. Its `Debug` never shows the token.
 pub struct RpcClient {
-    address: String,
-    url: hyper::Uri,
+    /// Every server it may call, in the order given; one for most clients.
+    endpoints: Vec<Endpoint>,
+    /// The one that answered last: calls go there first.
+    current: std::sync::atomic::AtomicUsize,
     token: Option<String>,
     timeouts: Timeouts,
     http: Client<HttpConnector, Full<Bytes>>,
@@ -82,11 +84,21 @@ pub struct RpcClient {
 impl std::fmt::Debug for RpcClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RpcClient")
-            .field("url", &self.url)
+            .field(
+                "urls",
+                &self.endpoints.iter().map(|e| &e.url).collect::<Vec<_>>(),
+            )
             .field("token", &self.token.as_ref().map(|_| "<hidden>"))
             .field("timeouts", &self.timeouts)
             .finish()
     }
+}
+
+/// One server a client may call.
+#[derive(Debug, Clone)]
+struct Endpoint {
+    address: String,
+    url: hyper::Uri,
 }
 
 impl RpcClient {
@@ -97,20 +109,48 @@ impl RpcClient {
         token: Option<String>,
         timeouts: Timeouts,
     ) -> Result<Self, CallError> {
-        let url: hyper::Uri =
-            format!("http://{address}{path}")
-                .parse()
-                .map_err(|e| CallError::Unreachable {
-                    address: address.to_owned(),
-                    reason: format!("not a host:port address ({e})"),
-                    refused: false,
+        Self::with_failover(&[address.to_owned()], path, token, timeouts)
+    }
+
+    /// A client of several servers of one service (`host:port` each, at least one): a
+    /// call that cannot reach the one that answered last tries the others in turn, and the
+    /// first that answers takes over (logged). Each call tries each server once; retrying
+    /// later, with backoff, is the caller's.
+    pub fn with_failover(
+        addresses: &[String],
+        path: &str,
+        token: Option<String>,
+        timeouts: Timeouts,
+    ) -> Result<Self, CallError> {
+        let endpoints = addresses
+            .iter()
+            .map(|address| {
+                let url = format!("http://{address}{path}").parse().map_err(|e| {
+                    CallError::Unreachable {
+                        address: address.clone(),
+                        reason: format!("not a host:port address ({e})"),
+                        refused: false,
+                    }
                 })?;
+                Ok(Endpoint {
+                    address: address.clone(),
+                    url,
+                })
+            })
+            .collect::<Result<Vec<_>, CallError>>()?;
+        if endpoints.is_empty() {
+            return Err(CallError::Unreachable {
+                address: String::new(),
+                reason: "no address given".into(),
+                refused: false,
+            });
+        }
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(timeouts.connect));
         connector.set_nodelay(true);
         Ok(Self {
-            address: address.to_owned(),
-            url,
+            endpoints,
+            current: std::sync::atomic::AtomicUsize::new(0),
             token,
             timeouts,
             // Below the servers' idle timeout (ConnectionLimits::header_timeout, 10 s), so
@@ -122,9 +162,14 @@ impl RpcClient {
         })
     }
 
-    /// The address it calls.
+    /// The address it calls first: the one that answered last.
     pub fn address(&self) -> &str {
-        &self.address
+        &self.endpoints[self.current.load(Ordering::Relaxed) % self.endpoints.len()].address
+    }
+
+    /// Every address it may call, in the order given.
+    pub fn addresses(&self) -> Vec<&str> {
+        self.endpoints.iter().map(|e| e.address.as_str()).collect()
     }
 
     /// Calls method `M` with its params and decodes its result.
@@ -132,7 +177,10 @@ impl RpcClient {
         &self,
         params: M::Params,
     ) -> Result<M::Result, CallError> {
-        let params = serde_json::to_value(params).map_err(|e| self.protocol(e))?;
+        let params = serde_json::to_value(params).map_err(|e| CallError::Protocol {
+            address: self.address().to_owned(),
+            reason: e.to_string(),
+        })?;
         self.call(M::SPEC.name, params).await
     }
 
@@ -143,14 +191,55 @@ impl RpcClient {
         method: &str,
         params: Value,
     ) -> Result<T, CallError> {
+        let first = self.current.load(Ordering::Relaxed) % self.endpoints.len();
+        let mut unreachable = Vec::new();
+        for turn in 0..self.endpoints.len() {
+            let index = (first + turn) % self.endpoints.len();
+            let endpoint = &self.endpoints[index];
+            match self.call_at(endpoint, method, params.clone()).await {
+                Err(e @ CallError::Unreachable { .. }) if self.endpoints.len() > 1 => {
+                    unreachable.push(e.to_string());
+                }
+                answered => {
+                    if turn > 0 && answered.is_ok() {
+                        let before = &self.endpoints[first].address;
+                        if self
+                            .current
+                            .compare_exchange(first, index, Ordering::Relaxed, Ordering::Relaxed)
+                            .is_ok()
+                        {
+                            tracing::warn!(
+                                "{before} cannot be reached ({}); using {} from now on",
+                                unreachable.first().map_or("", String::as_str),
+                                endpoint.address
+                            );
+                        }
+                    }
+                    return answered;
+                }
+            }
+        }
+        Err(CallError::Unreachable {
+            address: self.addresses().join(", "),
+            reason: format!("none answers: {}", unreachable.join("; ")),
+            refused: false,
+        })
+    }
+
+    async fn call_at<T: DeserializeOwned>(
+        &self,
+        endpoint: &Endpoint,
+        method: &str,
+        params: Value,
+    ) -> Result<T, CallError> {
         let request = Request {
             jsonrpc: "2.0",
             method,
             params,
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
         };
-        let body = serde_json::to_vec(&request).map_err(|e| self.protocol(e))?;
-        let mut http = hyper::Request::post(self.url.clone())
+        let body = serde_json::to_vec(&request).map_err(|e| protocol(endpoint, e))?;
+        let mut http = hyper::Request::post(endpoint.url.clone())
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
             .header(ACCEPT, HeaderValue::from_static("application/json"));
         if let Some(token) = &self.token {
@@ -158,33 +247,33 @@ impl RpcClient {
         }
         let http = http
             .body(Full::new(Bytes::from(body)))
-            .map_err(|e| self.protocol(e))?;
+            .map_err(|e| protocol(endpoint, e))?;
         let exchange = async {
             let response = self
                 .http
                 .request(http)
                 .await
-                .map_err(|e| self.unreachable(&e))?;
+                .map_err(|e| unreachable(endpoint, &e))?;
             let status = response.status();
             let bytes = response
                 .into_body()
                 .collect()
                 .await
-                .map_err(|e| self.unreachable(&e))?
+                .map_err(|e| unreachable(endpoint, &e))?
                 .to_bytes();
             Ok::<_, CallError>((status, bytes))
         };
         let (status, bytes) = tokio::time::timeout(self.timeouts.request, exchange)
             .await
             .map_err(|_| CallError::Unreachable {
-                address: self.address.clone(),
+                address: endpoint.address.clone(),
                 reason: format!("no answer within {:?}", self.timeouts.request),
                 refused: false,
             })??;
         let response: Result<Response, _> = serde_json::from_slice(&bytes);
         if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
             return Err(CallError::Unauthorized {
-                address: self.address.clone(),
+                address: endpoint.address.clone(),
                 message: response
                     .ok()
                     .and_then(|r| r.error)
@@ -193,41 +282,48 @@ impl RpcClient {
         }
         // As the original clients do, accept a JSON-RPC body whatever the HTTP status.
         let response = response.map_err(|e| {
-            self.protocol(format!(
-                "HTTP {status}, body is not a JSON-RPC response ({e}): {}",
-                String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
-            ))
+            protocol(
+                endpoint,
+                format!(
+                    "HTTP {status}, body is not a JSON-RPC response ({e}): {}",
+                    String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
+                ),
+            )
         })?;
         let result = response.into_result().map_err(CallError::Rpc)?;
-        serde_json::from_value(result)
-            .map_err(|e| self.protocol(format!("{method} answered an unexpected shape: {e}")))
+        serde_json::from_value(result).map_err(|e| {
+            protocol(
+                endpoint,
+                format!("{method} answered an unexpected shape: {e}"),
+            )
+        })
     }
+}
 
-    fn protocol(&self, reason: impl std::fmt::Display) -> CallError {
-        CallError::Protocol {
-            address: self.address.clone(),
-            reason: reason.to_string(),
-        }
+fn protocol(endpoint: &Endpoint, reason: impl std::fmt::Display) -> CallError {
+    CallError::Protocol {
+        address: endpoint.address.clone(),
+        reason: reason.to_string(),
     }
+}
 
-    fn unreachable(&self, error: &(dyn std::error::Error + 'static)) -> CallError {
-        // The innermost cause says why; an I/O error's kind says whether it was refused.
-        let mut innermost = error;
-        let mut refused = false;
-        while let Some(inner) = innermost.source() {
-            innermost = inner;
-            refused |= inner
-                .downcast_ref::<std::io::Error>()
-                .is_some_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused);
-        }
-        CallError::Unreachable {
-            address: self.address.clone(),
-            reason: if refused {
-                "connection refused".to_owned()
-            } else {
-                innermost.to_string().to_lowercase()
-            },
-            refused,
-        }
+fn unreachable(endpoint: &Endpoint, error: &(dyn std::error::Error + 'static)) -> CallError {
+    // The innermost cause says why; an I/O error's kind says whether it was refused.
+    let mut innermost = error;
+    let mut refused = false;
+    while let Some(inner) = innermost.source() {
+        innermost = inner;
+        refused |= inner
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused);
+    }
+    CallError::Unreachable {
+        address: endpoint.address.clone(),
+        reason: if refused {
+            "connection refused".to_owned()
+        } else {
+            innermost.to_string().to_lowercase()
+        },
+        refused,
     }
 }

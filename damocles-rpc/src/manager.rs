@@ -1,5 +1,5 @@
 //! The manager's API at `/rpc/v0`, namespace `Venus`: worker pings into the
-//! [`WorkerRegistry`], registry queries, the sealer API over any `SectorManager`, and
+//! the [`Registry`] (redb or PostgreSQL), registry queries, the sealer API over any `SectorManager`, and
 //! (additive, namespace `Damocles`) the chain's sector list when the manager has one to
 //! show. [`ManagerClient`] calls it.
 
@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::client::{CallError, RpcClient, Timeouts};
 use crate::jsonrpc::{Params, RpcError, RpcResult};
 use crate::method::{rpc_methods, serve, MethodSpec, Permission};
-use crate::registry::{PingEntry, PingError, WorkerRegistry};
+use crate::registry::{PingEntry, PingError, Registry};
 use crate::sealer::{self, MANAGER_PATH, SEALER_METHODS};
 use crate::server::{Caller, RpcService};
 
@@ -95,7 +95,7 @@ pub const MANAGER_EXPOSURE: &str = "remove workers and register any name at any 
 /// The manager's API.
 pub struct ManagerService {
     sealer: Arc<dyn SectorManager>,
-    registry: Arc<WorkerRegistry>,
+    registry: Arc<dyn Registry>,
     expiration: Duration,
     version: String,
     chain: Option<Arc<dyn ChainView>>,
@@ -105,7 +105,7 @@ impl ManagerService {
     /// Serves `sealer` and `registry`; entries older than `expiration` are `expired`.
     pub fn new(
         sealer: Arc<dyn SectorManager>,
-        registry: Arc<WorkerRegistry>,
+        registry: Arc<dyn Registry>,
         expiration: Duration,
         version: impl Into<String>,
         chain: Option<Arc<dyn ChainView>>,
@@ -148,13 +148,8 @@ pub fn unix_now() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, crate::registry::RegistryError> + Send + 'static,
-) -> Result<T, RpcError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| RpcError::internal(e.to_string()))?
-        .map_err(|e| RpcError::internal(e.to_string()))
+fn internal(e: crate::registry::RegistryError) -> RpcError {
+    RpcError::internal(e.to_string())
 }
 
 #[async_trait]
@@ -186,7 +181,7 @@ impl RpcService for ManagerService {
                     // Only the admin token may move a name to another dest: the dest is
                     // where `util worker` sends its commands and the worker token.
                     let may_move = caller.token == Some(Permission::Admin);
-                    match self.registry.ping_async(info, unix_now(), may_move).await {
+                    match self.registry.ping(info, unix_now(), may_move).await {
                         Ok(()) => Ok(()),
                         Err(moved @ PingError::Moved { .. }) => {
                             Err(RpcError::new(1, moved.to_string()))
@@ -198,21 +193,26 @@ impl RpcService for ManagerService {
             }
             WorkerGetPingInfo::NAME => {
                 serve::<WorkerGetPingInfo, _>(p, |(name,)| async move {
-                    Ok(self.registry.get(&name).map(|e| self.judged(e)))
+                    let entry = self.registry.entry(&name).await.map_err(internal)?;
+                    Ok(entry.map(|e| self.judged(e)))
                 })
                 .await
             }
             WorkerPingInfoList::NAME => {
                 serve::<WorkerPingInfoList, _>(p, |()| async {
-                    let judged = self.registry.list().into_iter().map(|e| self.judged(e));
+                    let entries = self.registry.entries().await.map_err(internal)?;
+                    let judged = entries.into_iter().map(|e| self.judged(e));
                     Ok(Some(judged.collect()))
                 })
                 .await
             }
             WorkerPingInfoRemove::NAME => {
                 serve::<WorkerPingInfoRemove, _>(p, |(name,)| async move {
-                    let registry = self.registry.clone();
-                    blocking(move || registry.remove(&name)).await.map(drop)
+                    self.registry
+                        .forget(&name)
+                        .await
+                        .map(drop)
+                        .map_err(internal)
                 })
                 .await
             }

@@ -20,10 +20,22 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::conn::{self, ConnectionLimits, HttpResponse, Refusal};
-use crate::registry::WorkerRegistry;
+use crate::registry::PingEntry;
 
-/// Produces the text exposition on each scrape.
-pub type Renderer = Arc<dyn Fn() -> String + Send + Sync>;
+/// The text exposition of one scrape, on its way.
+pub type Rendering = std::pin::Pin<Box<dyn std::future::Future<Output = String> + Send>>;
+
+/// Produces the text exposition on each scrape (asynchronously: a registry in a database
+/// is read on the way).
+pub type Renderer = Arc<dyn Fn() -> Rendering + Send + Sync>;
+
+/// A [`Renderer`] of a synchronous function.
+pub fn renderer(render: impl Fn() -> String + Send + Sync + 'static) -> Renderer {
+    Arc::new(move || {
+        let text = render();
+        Box::pin(async move { text })
+    })
+}
 
 /// An HTTP server of `GET /metrics`, its connections bounded as the RPC servers' are
 /// ([`ConnectionLimits`]).
@@ -62,7 +74,7 @@ impl MetricsServer {
             stopped,
             move |_, req| {
                 let render = render.clone();
-                async move { answer(&render, &req) }
+                async move { answer(&render, &req).await }
             },
         ));
         Ok(Self {
@@ -83,9 +95,9 @@ impl MetricsServer {
     }
 }
 
-fn answer(render: &Renderer, req: &hyper::Request<hyper::body::Incoming>) -> HttpResponse {
+async fn answer(render: &Renderer, req: &hyper::Request<hyper::body::Incoming>) -> HttpResponse {
     let mut response = if req.method() == Method::GET && req.uri().path() == "/metrics" {
-        hyper::Response::new(Full::new(Bytes::from(render())))
+        hyper::Response::new(Full::new(Bytes::from(render().await)))
     } else {
         let mut r = hyper::Response::new(Full::new(Bytes::from("metrics are at GET /metrics\n")));
         *r.status_mut() = StatusCode::NOT_FOUND;
@@ -187,13 +199,12 @@ impl ManagerMetrics {
             .observe(took.as_secs_f64());
     }
 
-    /// The text exposition, with the registry's figures taken at `now`.
-    pub fn render(&self, registry: &WorkerRegistry, expiration: Duration, now: i64) -> String {
-        let entries = registry.list();
+    /// The text exposition, with the figures of the registry's `entries` taken at `now`.
+    pub fn render(&self, entries: &[PingEntry], expiration: Duration, now: i64) -> String {
         let mut by_liveness = [0i64; 2];
         let mut sums = [0u64; 5];
         let mut ages = [0i64; 4];
-        for entry in &entries {
+        for entry in entries {
             match Liveness::at(entry.last_ping, now, expiration) {
                 Liveness::Ok => by_liveness[0] = by_liveness[0].saturating_add(1),
                 Liveness::Expired => by_liveness[1] = by_liveness[1].saturating_add(1),

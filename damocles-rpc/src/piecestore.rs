@@ -151,7 +151,7 @@ impl std::fmt::Debug for HttpPieceStore {
 
 impl HttpPieceStore {
     /// The piece store of the manager at `manager` (a multiaddr or a URL, as
-    /// `[sector_manager] rpc_client.addr`), sending `token` as a bearer token. Each
+    /// `[sector_manager] rpc_client.addr`; of a comma-separated list, the first), sending `token` as a bearer token. Each
     /// connection must be made within `timeouts.connect`, and each part of the answer
     /// must arrive within `timeouts.request` of the one before (the whole transfer has no
     /// limit: pieces can be many GiB).
@@ -164,7 +164,7 @@ impl HttpPieceStore {
         token: Option<String>,
         timeouts: Timeouts,
     ) -> Result<Self, crate::sealer::InvalidManagerAddress> {
-        let address = crate::sealer::manager_host_port(manager)?;
+        let address = crate::sealer::manager_host_ports(manager)?.swap_remove(0);
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(timeouts.connect));
         let client = || {

@@ -1,6 +1,8 @@
-//! The manager's worker registry: the last report of every worker, keyed by name, in a
-//! redb database under the manager's home (`<home>/worker.redb`), so that a restart loses
-//! no entry. Reads are served from memory.
+//! The manager's worker registry: the last report of every worker, keyed by name, behind
+//! the [`Registry`] trait. [`WorkerRegistry`], the embedded default, keeps it in a redb
+//! database under the manager's home (`<home>/worker.redb`), so that a restart loses no
+//! entry, and serves reads from memory; [`crate::pg_registry::PgRegistry`] keeps it in
+//! PostgreSQL, shared by every manager that uses the same database.
 //!
 //! Writes are group-committed: one writer thread takes every change waiting and commits
 //! them in one durable transaction, and each caller returns once its change is durable.
@@ -47,11 +49,41 @@ impl PingEntry {
     }
 }
 
+/// Where a manager keeps its workers' reports. Liveness is computed by the caller from
+/// `last_ping`, so managers sharing one registry agree on it.
+#[async_trait::async_trait]
+pub trait Registry: Send + Sync + std::fmt::Debug {
+    /// Stores a report received at `now` (unix seconds), durably; a report that gives a
+    /// registered name another dest is refused unless `may_move`.
+    ///
+    /// # Errors
+    /// [`PingError::Moved`], or the store's failure.
+    async fn ping(&self, info: WorkerReport, now: i64, may_move: bool) -> Result<(), PingError>;
+
+    /// The entry of `name`.
+    ///
+    /// # Errors
+    /// The store's failure.
+    async fn entry(&self, name: &str) -> Result<Option<PingEntry>, RegistryError>;
+
+    /// Every entry, by name.
+    ///
+    /// # Errors
+    /// The store's failure.
+    async fn entries(&self) -> Result<Vec<PingEntry>, RegistryError>;
+
+    /// Removes `name`, durably; whether it was there.
+    ///
+    /// # Errors
+    /// The store's failure.
+    async fn forget(&self, name: &str) -> Result<bool, RegistryError>;
+}
+
 /// Why the registry failed.
 #[derive(Debug, thiserror::Error)]
 #[error("worker registry {path}: {message}")]
 pub struct RegistryError {
-    /// The database file.
+    /// The database file, or URL (without its password).
     pub path: String,
     /// What went wrong.
     pub message: String,
@@ -330,6 +362,35 @@ impl WorkerRegistry {
         let existed = self
             .write(name, None, true)
             .map_err(|e| self.registry_error(e))?;
+        self.entries
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
+        Ok(existed)
+    }
+}
+
+#[async_trait::async_trait]
+impl Registry for WorkerRegistry {
+    async fn ping(&self, info: WorkerReport, now: i64, may_move: bool) -> Result<(), PingError> {
+        self.ping_async(info, now, may_move).await
+    }
+
+    async fn entry(&self, name: &str) -> Result<Option<PingEntry>, RegistryError> {
+        Ok(self.get(name))
+    }
+
+    async fn entries(&self) -> Result<Vec<PingEntry>, RegistryError> {
+        Ok(self.list())
+    }
+
+    async fn forget(&self, name: &str) -> Result<bool, RegistryError> {
+        let existed = self
+            .submit(name, None, true)
+            .map_err(|e| self.registry_error(e))?
+            .await
+            .map_err(|_| self.error("the registry writer stopped"))?
+            .map_err(|e| self.error(e))?;
         self.entries
             .write()
             .unwrap_or_else(|e| e.into_inner())

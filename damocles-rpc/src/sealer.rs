@@ -213,6 +213,18 @@ pub async fn sealer_call(manager: &dyn SectorManager, name: &str, p: &Params) ->
 )]
 pub struct InvalidManagerAddress(pub String);
 
+/// The `host:port` of each manager in `addrs`, a comma-separated list of what
+/// [`manager_host_port`] takes (the config's `rpc_client.addr` list, joined).
+///
+/// # Errors
+/// The first entry that is not an address.
+pub fn manager_host_ports(addrs: &str) -> Result<Vec<String>, InvalidManagerAddress> {
+    addrs
+        .split(',')
+        .map(|addr| manager_host_port(addr.trim()))
+        .collect()
+}
+
 /// Turns a manager address into `host:port`: a multiaddr (`/ip4/127.0.0.1/tcp/1789`,
 /// `/dns/host/tcp/1789`), a URL (`http://host:1789[/rpc/v0]`) or `host:port`.
 pub fn manager_host_port(addr: &str) -> Result<String, InvalidManagerAddress> {
@@ -252,8 +264,8 @@ pub(crate) fn manager_client(
     token: Option<String>,
     timeouts: Timeouts,
 ) -> Result<RpcClient, InvalidManagerAddress> {
-    let host_port = manager_host_port(addr)?;
-    RpcClient::new(&host_port, MANAGER_PATH, token, timeouts)
+    let host_ports = manager_host_ports(addr)?;
+    RpcClient::with_failover(&host_ports, MANAGER_PATH, token, timeouts)
         .map_err(|_| InvalidManagerAddress(addr.to_owned()))
 }
 

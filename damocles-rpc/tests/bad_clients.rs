@@ -328,7 +328,7 @@ mod connections {
                 ..ServerOptions::default()
             };
             let registry = Arc::new(WorkerRegistry::in_memory().expect("registry"));
-            let render: damocles_rpc::metrics::Renderer = Arc::new(|| "up 1\n".to_owned());
+            let render = damocles_rpc::metrics::renderer(|| "up 1\n".to_owned());
             Self {
                 worker: worker(options.clone()).await,
                 manager: manager(registry, options).await,
@@ -619,7 +619,7 @@ async fn counts_at_u64_max_do_not_break_the_managers_metrics() {
     let metrics = ManagerMetrics::default();
     let now = damocles_rpc::manager::unix_now();
     for _ in 0..2 {
-        let text = metrics.render(&registry, Duration::from_secs(600), now);
+        let text = metrics.render(&registry.list(), Duration::from_secs(600), now);
         for state in ["empty", "paused", "running", "waiting", "errors"] {
             let line = format!(
                 "damocles_manager_worker_threads{{state=\"{state}\"}} {}",

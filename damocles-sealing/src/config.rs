@@ -169,7 +169,10 @@ impl std::fmt::Debug for SectorManagerSection {
 #[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(default)]
 pub struct RpcClientSection {
-    /// The manager: a multiaddr (`/ip4/127.0.0.1/tcp/1789`) or a URL.
+    /// The manager: a multiaddr (`/ip4/127.0.0.1/tcp/1789`) or a URL; or a list of
+    /// them (managers sharing one database), kept here joined with commas: calls go to
+    /// the first that answers, and move on when it stops answering.
+    #[serde(deserialize_with = "one_or_many")]
     pub addr: String,
     /// The manager's admin token, when it requires one (additive).
     pub token: Option<String>,
@@ -689,6 +692,21 @@ fn check_processors(
         }
     }
     Ok(())
+}
+
+/// A string, or a list of strings joined with commas.
+fn one_or_many<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    match OneOrMany::deserialize(deserializer)? {
+        OneOrMany::One(one) => Ok(one),
+        OneOrMany::Many(many) if !many.is_empty() => Ok(many.join(",")),
+        OneOrMany::Many(_) => Err(serde::de::Error::custom("an empty list names no manager")),
+    }
 }
 
 fn line_of(text: &str, offset: usize) -> usize {

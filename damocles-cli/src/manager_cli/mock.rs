@@ -7,17 +7,21 @@ use std::time::Duration;
 
 use damocles_core::sealer_api::Cid;
 use damocles_core::{SectorId, SectorSize};
+use damocles_rpc::manager::unix_now;
 use damocles_rpc::manager::{ChainView, JobRequestError};
 use damocles_rpc::metrics::{ManagerMetrics, MetricsServer, Renderer};
+use damocles_rpc::pg_document::PgDocument;
 use damocles_rpc::sealer::MANAGER_PATH;
-use damocles_rpc::{ManagerService, RpcServer, ServerOptions, WorkerRegistry};
+use damocles_rpc::{
+    ManagerService, PgRegistry, Registry, RpcServer, ServerOptions, WorkerRegistry,
+};
 use damocles_sealing::config::WorkerConfig;
-use damocles_sealing::mock_chain::MockChain;
+use damocles_sealing::mock_chain::{MockChain, SharedRecords};
 use damocles_sealing::params::{self, Generated};
 use damocles_sealing::store::Location;
 use serde_json::Value;
 
-use crate::exit::{self, CliError};
+use crate::exit::{self, CliError, ErrorKind};
 use crate::render;
 use crate::worker_cli::daemon::{self, ManagerChoice};
 
@@ -41,6 +45,8 @@ pub struct MockOptions {
     pub wdpost_interval: Duration,
     /// Sectors per WindowPoSt job.
     pub wdpost_job_sectors: usize,
+    /// A PostgreSQL URL: the worker registry there, shared with every manager using it.
+    pub db: Option<String>,
 }
 
 /// The mock chain's records, in the JSON of `util sealer sectors list --json`.
@@ -83,6 +89,24 @@ impl ChainView for MockChainView {
     }
 }
 
+/// The mock chain's records in a database row shared by every manager given `--db`.
+#[derive(Debug)]
+struct SharedChain(PgDocument);
+
+impl SharedRecords for SharedChain {
+    fn begin(&self) -> Option<String> {
+        self.0.begin()
+    }
+
+    fn write(&self, json: &str) {
+        self.0.write(json);
+    }
+
+    fn end(&self) {
+        self.0.end();
+    }
+}
+
 fn default_home() -> PathBuf {
     std::env::var_os("HOME")
         .map(PathBuf::from)
@@ -101,12 +125,31 @@ async fn serve(options: MockOptions) -> Result<u8, CliError> {
     let proof =
         params::proof_for(options.sector_size).map_err(|e| CliError::bad_input(e.to_string()))?;
     let home = options.home.clone().unwrap_or_else(default_home);
-    let registry =
-        Arc::new(WorkerRegistry::open(&home).map_err(|e| CliError::failed(e.to_string()))?);
-    let chain_file = home.join("mock-chain.json");
-    let chain = MockChain::open(&chain_file, options.miner, proof).map_err(|e| {
-        CliError::failed(format!("mock chain records {}: {e}", chain_file.display()))
-    })?;
+    let registry: Arc<dyn Registry> = match &options.db {
+        Some(url) => Arc::new(PgRegistry::connect(url).await.map_err(|e| {
+            CliError::new(
+                ErrorKind::Unreachable,
+                format!("{e} (is PostgreSQL running and the database created?)"),
+            )
+        })?),
+        None => Arc::new(WorkerRegistry::open(&home).map_err(|e| CliError::failed(e.to_string()))?),
+    };
+    let chain = match &options.db {
+        Some(url) => {
+            let (url, key) = (url.clone(), format!("mock-chain/t0{}", options.miner));
+            let document = tokio::task::spawn_blocking(move || PgDocument::open(&url, &key))
+                .await
+                .map_err(|e| CliError::failed(e.to_string()))?
+                .map_err(|e| CliError::new(ErrorKind::Unreachable, e.to_string()))?;
+            MockChain::shared(Arc::new(SharedChain(document)), options.miner, proof)
+        }
+        None => {
+            let chain_file = home.join("mock-chain.json");
+            MockChain::open(&chain_file, options.miner, proof).map_err(|e| {
+                CliError::failed(format!("mock chain records {}: {e}", chain_file.display()))
+            })?
+        }
+    };
     if let Some(limit) = options.max_sectors {
         chain.limit_sectors(limit);
     }
@@ -166,19 +209,32 @@ async fn serve(options: MockOptions) -> Result<u8, CliError> {
         _ => "CC sectors".to_owned(),
     };
     eprintln!(
-        "damocles-manager mock: miner {}, {} sectors ({proof}), {deals}, snap-up jobs with deals, rebuild and unseal jobs on request, a WindowPoSt round every {} ({} sectors a job); registry and chain records in {}; listening on http://{addr}{MANAGER_PATH}",
+        "damocles-manager mock: miner {}, {} sectors ({proof}), {deals}, snap-up jobs with deals, rebuild and unseal jobs on request, a WindowPoSt round every {} ({} sectors a job); {}; listening on http://{addr}{MANAGER_PATH}",
         options.miner,
         options.sector_size,
         humantime::format_duration(options.wdpost_interval),
         options.wdpost_job_sectors,
-        home.display()
+        match &options.db {
+            Some(url) => format!(
+                "registry and chain records in {} (deal pieces in {})",
+                damocles_rpc::pg_registry::without_password(url),
+                home.display()
+            ),
+            None => format!("registry and chain records in {}", home.display()),
+        }
     );
     let metrics_server = match &options.metrics_listen {
         None => None,
         Some(listen) => {
             let expiration = options.expiration;
             let render: Renderer = Arc::new(move || {
-                metrics.render(&registry, expiration, damocles_rpc::manager::unix_now())
+                let (metrics, registry) = (metrics.clone(), registry.clone());
+                Box::pin(async move {
+                    match registry.entries().await {
+                        Ok(entries) => metrics.render(&entries, expiration, unix_now()),
+                        Err(e) => format!("# the worker registry cannot be read: {e}\n"),
+                    }
+                })
             });
             match MetricsServer::bind(listen, render).await {
                 Ok(m) => {

@@ -104,6 +104,20 @@ struct MockArgs {
     /// Sectors per WindowPoSt job.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..))]
     wdpost_job_sectors: u64,
+    /// Keep the worker registry and the mock chain's records (sector numbers,
+    /// pre-commits, proofs, jobs) in this PostgreSQL (or YugabyteDB) database,
+    /// postgres://user:password@host:port/database, shared with every manager given the
+    /// same URL: each lists and manages every worker that pinged any of them, and a
+    /// worker may seal through any of them (`rpc_client.addr` lists them all). The schema
+    /// is created on first use. Without it both live in <home>. Deal pieces stay in each
+    /// manager's <home>/pieces.
+    #[arg(
+        long,
+        env = "DAMOCLES_MANAGER_DB",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    db: Option<String>,
 }
 
 fn parse_store(text: &str) -> Result<(String, PathBuf), String> {
@@ -306,6 +320,7 @@ pub fn main_impl() -> ExitCode {
             persist_stores: args.persist_store,
             wdpost_interval: args.wdpost_interval,
             wdpost_job_sectors: args.wdpost_job_sectors as usize,
+            db: args.db,
             report_delay: args.report_delay,
             admin_token: args.admin_token,
             read_token: args.read_token,

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use damocles_core::{PieceStore, Reporter, SectorManager, SectorSize};
-use damocles_rpc::metrics::{MetricsServer, Renderer};
+use damocles_rpc::metrics::{renderer, MetricsServer, Renderer};
 use damocles_rpc::sealer::{manager_host_port, SEALER_TIMEOUTS};
 use damocles_rpc::{
     AdminService, HttpPieceStore, HttpSectorManager, ManagerClient, RpcServer, ServerOptions,
@@ -87,7 +87,7 @@ pub async fn start(config_path: &Path, choice: ManagerChoice) -> Result<Daemon, 
         ManagerChoice::MockChain(miner) => mock_chain_sides(config_path, &config, miner)?,
         ManagerChoice::FromConfig | ManagerChoice::At(_) => remote_sides(&manager_addr, &config)?,
     };
-    let local_ip = manager_host_port(&manager_addr)
+    let local_ip = manager_host_port(manager_addr.split(',').next().unwrap_or_default().trim())
         .ok()
         .as_deref()
         .and_then(damocles_rpc::net::local_ip_toward)
@@ -130,7 +130,7 @@ pub async fn start(config_path: &Path, choice: ManagerChoice) -> Result<Daemon, 
     let bound = server.local_addr();
     let metrics = if config.metrics.enable {
         let scraped = worker.clone();
-        let render: Renderer = Arc::new(move || scraped.render_metrics());
+        let render: Renderer = renderer(move || scraped.render_metrics());
         match MetricsServer::bind(&config.metrics.http_listen, render).await {
             Ok(metrics) => {
                 eprintln!("metrics on http://{}/metrics", metrics.local_addr());

@@ -209,6 +209,23 @@ struct ChainState {
     /// The last heartbeat of each job being proven (not kept: after a restart every
     /// job being proven waits one timeout and is offered again).
     wdpost_heartbeats: HashMap<String, std::time::Instant>,
+    /// Where the records are kept when several managers share them.
+    shared: Option<Arc<dyn SharedRecords>>,
+}
+
+/// Records shared by several managers (a database row), read and written in sections
+/// that exclude every other holder: each section of the chain's work (one lock of its
+/// state) reads the records as they stand, and what it saves is written before the next
+/// section anywhere begins. Blocking: an implementation waits for its database (and
+/// retries while it is down) rather than fail a section.
+pub trait SharedRecords: Send + Sync + std::fmt::Debug {
+    /// Begins a section: the records (JSON) once no other section holds them; `None`
+    /// before anything was written.
+    fn begin(&self) -> Option<String>;
+    /// Writes the records within the section.
+    fn write(&self, json: &str);
+    /// Ends the section, making what it wrote visible to every holder.
+    fn end(&self);
 }
 
 /// What share of sectors get deals, and where their pieces are kept.
@@ -235,12 +252,8 @@ struct Snapshot {
 }
 
 impl ChainState {
-    /// Writes the records (to a temporary file, then renamed over the old one).
-    fn save(&self) {
-        let Some(file) = &self.file else {
-            return;
-        };
-        let snapshot = Snapshot {
+    fn snapshot(&self) -> Snapshot {
+        Snapshot {
             next_number: self.next_number.clone(),
             sectors: self.sectors.values().cloned().collect(),
             counters: self.counters,
@@ -248,7 +261,33 @@ impl ChainState {
             jobs: self.jobs.clone(),
             wdpost_jobs: self.wdpost_jobs.clone(),
             wdpost_round: self.wdpost_round,
+        }
+    }
+
+    fn restore(&mut self, snapshot: Snapshot) {
+        self.next_number = snapshot.next_number;
+        self.counters = snapshot.counters;
+        self.sectors = snapshot.sectors.into_iter().map(|s| (s.id, s)).collect();
+        self.last_deal_id = snapshot.last_deal_id;
+        self.jobs = snapshot.jobs;
+        self.wdpost_jobs = snapshot.wdpost_jobs;
+        self.wdpost_round = snapshot.wdpost_round;
+    }
+
+    /// Writes the records: into the shared records, or a file (to a temporary file,
+    /// then renamed over the old one).
+    fn save(&self) {
+        if let Some(shared) = &self.shared {
+            match serde_json::to_string(&self.snapshot()) {
+                Ok(json) => shared.write(&json),
+                Err(e) => tracing::error!("mock chain: cannot encode the records: {e}"),
+            }
+            return;
+        }
+        let Some(file) = &self.file else {
+            return;
         };
+        let snapshot = self.snapshot();
         let write = || -> std::io::Result<()> {
             let tmp = file.with_extension("tmp");
             std::fs::write(&tmp, serde_json::to_vec(&snapshot)?)?;
@@ -256,6 +295,33 @@ impl ChainState {
         };
         if let Err(e) = write() {
             tracing::error!("mock chain: cannot save {}: {e}", file.display());
+        }
+    }
+}
+
+/// The chain's state for one section of work; with shared records, the section reads them
+/// first and ends (commits) when the guard is dropped.
+struct ChainGuard<'a> {
+    state: MutexGuard<'a, ChainState>,
+}
+
+impl std::ops::Deref for ChainGuard<'_> {
+    type Target = ChainState;
+    fn deref(&self) -> &ChainState {
+        &self.state
+    }
+}
+
+impl std::ops::DerefMut for ChainGuard<'_> {
+    fn deref_mut(&mut self) -> &mut ChainState {
+        &mut self.state
+    }
+}
+
+impl Drop for ChainGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(shared) = &self.state.shared {
+            shared.end();
         }
     }
 }
@@ -292,13 +358,7 @@ impl MockChain {
                             format!("{}: {e}", file.display()),
                         )
                     })?;
-                state.next_number = snapshot.next_number;
-                state.counters = snapshot.counters;
-                state.sectors = snapshot.sectors.into_iter().map(|s| (s.id, s)).collect();
-                state.last_deal_id = snapshot.last_deal_id;
-                state.jobs = snapshot.jobs;
-                state.wdpost_jobs = snapshot.wdpost_jobs;
-                state.wdpost_round = snapshot.wdpost_round;
+                state.restore(snapshot);
                 for sector in state.sectors.values_mut() {
                     if sector.state == ChainSectorState::Upgrading && sector.upgrade.is_none() {
                         sector.state = ChainSectorState::Finished;
@@ -310,8 +370,26 @@ impl MockChain {
         Ok(chain)
     }
 
-    fn lock(&self) -> MutexGuard<'_, ChainState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    /// A chain whose records are `shared` with other managers (a database): every
+    /// section of its work reads them first and writes what it changes, so that sector
+    /// numbers, pre-commits, proofs and jobs are one set whichever manager a worker asks.
+    pub fn shared(shared: Arc<dyn SharedRecords>, miner: ActorId, proof_type: SealProof) -> Self {
+        let chain = Self::new(miner, proof_type);
+        chain.state.lock().unwrap_or_else(|p| p.into_inner()).shared = Some(shared);
+        chain
+    }
+
+    fn lock(&self) -> ChainGuard<'_> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(shared) = state.shared.clone() {
+            if let Some(json) = shared.begin() {
+                match serde_json::from_str::<Snapshot>(&json) {
+                    Ok(snapshot) => state.restore(snapshot),
+                    Err(e) => tracing::error!("mock chain: the shared records are unreadable: {e}"),
+                }
+            }
+        }
+        ChainGuard { state }
     }
 
     /// Allocates at most `limit` sectors in all; later allocations answer "none".

@@ -1,0 +1,340 @@
+//! Managers sharing one PostgreSQL registry (`damocles-manager mock --db URL`): every
+//! manager lists and manages every worker that pinged any of them, a name stays at its
+//! dest whichever manager is asked, and a database restart needs no manager restart.
+//! Needs DAMOCLES_TEST_DATABASE_URL (scripts/start-postgres.sh prints it; scripts/test.sh
+//! sets it); each test makes a database of its own and drops it.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::{manager, util, util_json, wait_until, worker, worker_config};
+use serde_json::{json, Value};
+
+/// A database of its own, dropped at the end.
+struct TestDatabase {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+fn psql(url: &str, sql: &str) -> std::process::Output {
+    Command::new("psql")
+        .args([url, "-qtAc", sql])
+        .output()
+        .expect("psql (PostgreSQL's client) runs")
+}
+
+impl TestDatabase {
+    fn create() -> Self {
+        let admin = std::env::var("DAMOCLES_TEST_DATABASE_URL").expect(
+            "DAMOCLES_TEST_DATABASE_URL: start PostgreSQL with `export DAMOCLES_TEST_DATABASE_URL=$(scripts/start-postgres.sh)` (scripts/test.sh does)",
+        );
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .subsec_nanos();
+        let name = format!("damocles_test_{}_{nanos}", std::process::id());
+        let created = psql(&admin, &format!("CREATE DATABASE {name}"));
+        assert!(
+            created.status.success(),
+            "{}",
+            String::from_utf8_lossy(&created.stderr)
+        );
+        let base = admin.rsplit_once('/').expect("a URL ending in /database").0;
+        let url = format!("{base}/{name}");
+        Self { admin, name, url }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let _ = psql(
+            &self.admin,
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+        );
+    }
+}
+
+fn ping(manager: &str, name: &str, dest: &str) -> Value {
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "Venus.WorkerPing", "params": [{
+        "Name": name, "Dest": dest, "Version": "v", "Summary": {
+            "Threads": 1, "Empty": 1, "Paused": 0, "Running": 0, "Waiting": 0, "Errors": 0}}]});
+    let output = Command::new("curl")
+        .args([
+            "-s",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            &body.to_string(),
+        ])
+        .arg(format!("http://{manager}/rpc/v0"))
+        .output()
+        .expect("curl");
+    serde_json::from_slice(&output.stdout).expect("a JSON-RPC answer")
+}
+
+fn names(list: &Value) -> Vec<String> {
+    list.as_array()
+        .expect("a list")
+        .iter()
+        .map(|e| e["Info"]["Name"].as_str().expect("name").to_owned())
+        .collect()
+}
+
+#[test]
+fn two_managers_on_one_database_list_and_manage_the_same_workers_through_a_database_restart() {
+    let db = TestDatabase::create();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let a = manager(
+        &dir.path().join("a"),
+        "127.0.0.1:0",
+        &["--db", &db.url, "--max-sectors", "0"],
+    );
+    let b = manager(
+        &dir.path().join("b"),
+        "127.0.0.1:0",
+        &["--db", &db.url, "--max-sectors", "0"],
+    );
+
+    // A real worker reports to manager A only.
+    let config = worker_config(dir.path(), &a.address, 1, "");
+    let w = worker(&config);
+    let on_b = wait_until(
+        "the worker on manager B",
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        || {
+            let list = util_json(&b.address, &["worker", "list"]);
+            (names(&list) == ["it-worker"]).then_some(list)
+        },
+    );
+    let on_a = util_json(&a.address, &["worker", "list"]);
+    assert_eq!(
+        on_a[0]["Info"], on_b[0]["Info"],
+        "both show the same report"
+    );
+    assert_eq!(on_b[0]["Info"]["Dest"], w.address);
+    assert_eq!(on_b[0]["Liveness"], "ok");
+    // B reaches the worker through the shared entry.
+    let threads = util_json(&b.address, &["worker", "info", "it-worker"]);
+    assert!(threads.to_string().contains("store0"), "{threads}");
+
+    // A name stays at its dest, whichever manager is asked.
+    let moved = ping(&b.address, "it-worker", "10.9.9.9:17890");
+    let message = moved["error"]["message"].as_str().expect("refused");
+    assert!(
+        message.contains(&format!("is registered at \"{}\"", w.address)),
+        "{message}"
+    );
+    // Of two pings racing for a new name at two dests, one wins.
+    let (first, second) = std::thread::scope(|s| {
+        let one = s.spawn(|| ping(&a.address, "raced", "10.0.0.1:1"));
+        let two = s.spawn(|| ping(&b.address, "raced", "10.0.0.2:1"));
+        (one.join().expect("ping"), two.join().expect("ping"))
+    });
+    let won = [&first, &second]
+        .iter()
+        .filter(|r| r["error"].is_null())
+        .count();
+    assert_eq!(won, 1, "{first} {second}");
+
+    // PostgreSQL restarts: the managers reconnect by themselves.
+    restart_postgres();
+    for manager in [&a.address, &b.address] {
+        wait_until(
+            "the registry answering again",
+            Duration::from_secs(30),
+            Duration::from_millis(200),
+            || {
+                let output = util(manager, &["--json", "worker", "list"]);
+                output.status.success().then_some(())
+            },
+        );
+    }
+
+    // Removed through B, gone from A (until the worker pings again).
+    drop(w);
+    let removed = util(&b.address, &["worker", "remove", "raced"]);
+    assert!(
+        removed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&removed.stderr)
+    );
+    assert_eq!(
+        names(&util_json(&a.address, &["worker", "list"])),
+        ["it-worker"]
+    );
+}
+
+#[test]
+fn a_database_that_cannot_be_reached_is_named_without_its_password() {
+    let output = Command::new(common::MANAGER)
+        .args([
+            "mock",
+            "--listen",
+            "127.0.0.1:0",
+            "--db",
+            "postgres://fleet:s3cret@127.0.0.1:1/fleet",
+            "--home",
+        ])
+        .arg(tempfile::tempdir().expect("temp dir").path())
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(3), "unreachable");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("worker registry postgres://fleet:***@127.0.0.1:1/fleet"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("is PostgreSQL running"), "{stderr}");
+    assert!(!stderr.contains("s3cret"), "{stderr}");
+}
+
+/// `scripts/start-postgres.sh` with PostgreSQL restarted.
+fn restart_postgres() {
+    let restarted = Command::new("scripts/start-postgres.sh")
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .env("DAMOCLES_PG_RESTART", "1")
+        .output()
+        .expect("restart");
+    assert!(
+        restarted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&restarted.stderr)
+    );
+}
+
+#[test]
+fn a_thousand_allocations_split_over_two_managers_give_a_thousand_numbers() {
+    use damocles_core::sealer_api::AllocateSectorSpec;
+    use damocles_core::SectorManager;
+    let db = TestDatabase::create();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let a = manager(&dir.path().join("a"), "127.0.0.1:0", &["--db", &db.url]);
+    let b = manager(&dir.path().join("b"), "127.0.0.1:0", &["--db", &db.url]);
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let numbers: Vec<u64> = runtime.block_on(async {
+        let clients: Vec<_> = [&a.address, &b.address]
+            .iter()
+            .map(|addr| {
+                std::sync::Arc::new(
+                    damocles_rpc::HttpSectorManager::new(addr, None, Default::default())
+                        .expect("client"),
+                )
+            })
+            .collect();
+        let calls = (0..1000).map(|i| {
+            let client = clients[i % 2].clone();
+            tokio::spawn(async move {
+                let spec = AllocateSectorSpec {
+                    allowed_miners: None,
+                    allowed_proof_types: None,
+                };
+                client.allocate_sector(spec).await
+            })
+        });
+        let mut numbers = Vec::new();
+        for call in futures_join(calls.collect()).await {
+            let sector = call.expect("joined").expect("allocated").expect("a sector");
+            numbers.push(sector.id.number);
+        }
+        numbers
+    });
+    let distinct: std::collections::BTreeSet<u64> = numbers.iter().copied().collect();
+    assert_eq!(numbers.len(), 1000);
+    assert_eq!(
+        distinct.len(),
+        1000,
+        "two managers handed out one number twice"
+    );
+    assert_eq!(distinct.first().copied(), Some(1));
+    assert_eq!(distinct.last().copied(), Some(1000));
+    // Both managers show the same thousand sectors.
+    for manager in [&a.address, &b.address] {
+        let sectors = util_json(manager, &["sealer", "sectors", "list"]);
+        assert_eq!(sectors.as_array().map(Vec::len), Some(1000));
+    }
+}
+
+async fn futures_join<T>(
+    handles: Vec<tokio::task::JoinHandle<T>>,
+) -> Vec<Result<T, tokio::task::JoinError>> {
+    let mut results = Vec::with_capacity(handles.len());
+    for handle in handles {
+        results.push(handle.await);
+    }
+    results
+}
+
+#[test]
+fn a_worker_seals_through_two_managers_when_one_is_killed_and_postgres_restarts() {
+    common::require_params();
+    let db = TestDatabase::create();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let a = manager(
+        &dir.path().join("a"),
+        "127.0.0.1:0",
+        &["--db", &db.url, "--max-sectors", "2"],
+    );
+    let b = manager(
+        &dir.path().join("b"),
+        "127.0.0.1:0",
+        &["--db", &db.url, "--max-sectors", "2"],
+    );
+    let config = worker_config(dir.path(), &a.address, 2, "recover_interval = \"1s\"");
+    let text = std::fs::read_to_string(&config).expect("config").replace(
+        &format!("rpc_client.addr = \"http://{}\"", a.address),
+        &format!(
+            "rpc_client.addr = [\"http://{}\", \"http://{}\"]",
+            a.address, b.address
+        ),
+    );
+    std::fs::write(&config, text).expect("config");
+    let w = worker(&config);
+    // Both sectors allocated (by A), then A dies.
+    wait_until(
+        "two sectors under way",
+        Duration::from_secs(60),
+        Duration::from_millis(100),
+        || {
+            let threads = common::worker_list(&w.address)?;
+            threads
+                .iter()
+                .all(|t| t["job_id"].is_string())
+                .then_some(())
+        },
+    );
+    a.kill_9();
+    // PostgreSQL restarts while the worker goes on through B.
+    restart_postgres();
+    let finished = wait_until(
+        "both sectors finished",
+        Duration::from_secs(10 * 60),
+        Duration::from_millis(500),
+        || {
+            let sectors = util_json(&b.address, &["sealer", "sectors", "list"]);
+            let done: Vec<Value> = sectors
+                .as_array()?
+                .iter()
+                .filter(|s| s["state"] == "Finished" && s["proof"].is_string())
+                .cloned()
+                .collect();
+            (done.len() == 2).then_some(done)
+        },
+    );
+    let numbers: Vec<u64> = finished
+        .iter()
+        .map(|s| s["number"].as_u64().expect("number"))
+        .collect();
+    assert_eq!(numbers, [1, 2]);
+    let logs = w.logs.lock().expect("logs").join("\n");
+    assert!(
+        logs.contains(&format!("using {} from now on", b.address)),
+        "the worker says it moved to B"
+    );
+    for thread in common::worker_list(&w.address).expect("list") {
+        assert_eq!(thread["last_error"], Value::Null, "{thread}");
+    }
+}
