@@ -8,7 +8,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
-use common::{manager, require_params, util_json, wait_until, worker, worker_config, worker_list};
+use common::{manager, require_params, wait_until, worker, worker_config, worker_list};
 use serde_json::Value;
 
 fn wait<T>(what: &str, limit: Duration, probe: impl FnMut() -> Option<T>) -> T {
@@ -145,20 +145,7 @@ fn pc1_pc2_and_c2_in_children_seal_verifying_sectors_through_a_killed_c2_and_a_s
         .expect("kill")
         .success());
 
-    let finished = wait(
-        "both sectors finished and verified",
-        Duration::from_secs(10 * 60),
-        || {
-            let sectors = util_json(&m.address, &["sealer", "sectors", "list"]);
-            let done: Vec<Value> = sectors
-                .as_array()?
-                .iter()
-                .filter(|s| s["state"] == "Finished" && s["proof"].is_string())
-                .cloned()
-                .collect();
-            (done.len() == 2).then_some(done)
-        },
-    );
+    let finished = common::finished_sectors(&m.address, 2, Duration::from_secs(10 * 60));
     assert_eq!(finished.len(), 2);
     let logs = logs();
     assert!(

@@ -9,7 +9,7 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{manager, util, util_json, wait_until, worker, worker_config};
+use common::{manager, util, util_json, wait_until, worker, worker_config, Process};
 use serde_json::{json, Value};
 
 /// A database of its own, dropped at the end.
@@ -57,6 +57,17 @@ impl Drop for TestDatabase {
     }
 }
 
+/// Two managers on `db`, homes under `dir`, with `extra` flags.
+fn two_managers(db: &TestDatabase, dir: &std::path::Path, extra: &[&str]) -> (Process, Process) {
+    let flags: Vec<&str> = ["--db", db.url.as_str()]
+        .into_iter()
+        .chain(extra.iter().copied())
+        .collect();
+    let a = manager(&dir.join("a"), "127.0.0.1:0", &flags);
+    let b = manager(&dir.join("b"), "127.0.0.1:0", &flags);
+    (a, b)
+}
+
 fn ping(manager: &str, name: &str, dest: &str) -> Value {
     let body = json!({"jsonrpc": "2.0", "id": 1, "method": "Venus.WorkerPing", "params": [{
         "Name": name, "Dest": dest, "Version": "v", "Summary": {
@@ -87,16 +98,7 @@ fn names(list: &Value) -> Vec<String> {
 fn two_managers_on_one_database_list_and_manage_the_same_workers_through_a_database_restart() {
     let db = TestDatabase::create();
     let dir = tempfile::tempdir().expect("temp dir");
-    let a = manager(
-        &dir.path().join("a"),
-        "127.0.0.1:0",
-        &["--db", &db.url, "--max-sectors", "0"],
-    );
-    let b = manager(
-        &dir.path().join("b"),
-        "127.0.0.1:0",
-        &["--db", &db.url, "--max-sectors", "0"],
-    );
+    let (a, b) = two_managers(&db, dir.path(), &["--max-sectors", "0"]);
 
     // A real worker reports to manager A only.
     let config = worker_config(dir.path(), &a.address, 1, "");
@@ -212,22 +214,24 @@ fn a_thousand_allocations_split_over_two_managers_give_a_thousand_numbers() {
     use damocles_core::SectorManager;
     let db = TestDatabase::create();
     let dir = tempfile::tempdir().expect("temp dir");
-    let a = manager(&dir.path().join("a"), "127.0.0.1:0", &["--db", &db.url]);
-    let b = manager(&dir.path().join("b"), "127.0.0.1:0", &["--db", &db.url]);
+    let (a, b) = two_managers(&db, dir.path(), &[]);
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let numbers: Vec<u64> = runtime.block_on(async {
+        // All 1,000 at once, each manager's share over at most 128 connections (its
+        // limit is 256; a fleet's workers hold one each).
         let clients: Vec<_> = [&a.address, &b.address]
             .iter()
             .map(|addr| {
-                std::sync::Arc::new(
-                    damocles_rpc::HttpSectorManager::new(addr, None, Default::default())
-                        .expect("client"),
-                )
+                let client = damocles_rpc::HttpSectorManager::new(addr, None, Default::default())
+                    .expect("client");
+                let connections = std::sync::Arc::new(tokio::sync::Semaphore::new(128));
+                (std::sync::Arc::new(client), connections)
             })
             .collect();
         let calls = (0..1000).map(|i| {
-            let client = clients[i % 2].clone();
+            let (client, connections) = clients[i % 2].clone();
             tokio::spawn(async move {
+                let _connection = connections.acquire_owned().await.expect("open");
                 let spec = AllocateSectorSpec {
                     allowed_miners: None,
                     allowed_proof_types: None,
@@ -273,16 +277,7 @@ fn a_worker_seals_through_two_managers_when_one_is_killed_and_postgres_restarts(
     common::require_params();
     let db = TestDatabase::create();
     let dir = tempfile::tempdir().expect("temp dir");
-    let a = manager(
-        &dir.path().join("a"),
-        "127.0.0.1:0",
-        &["--db", &db.url, "--max-sectors", "2"],
-    );
-    let b = manager(
-        &dir.path().join("b"),
-        "127.0.0.1:0",
-        &["--db", &db.url, "--max-sectors", "2"],
-    );
+    let (a, b) = two_managers(&db, dir.path(), &["--max-sectors", "2"]);
     let config = worker_config(dir.path(), &a.address, 2, "recover_interval = \"1s\"");
     let text = std::fs::read_to_string(&config).expect("config").replace(
         &format!("rpc_client.addr = \"http://{}\"", a.address),
@@ -309,21 +304,7 @@ fn a_worker_seals_through_two_managers_when_one_is_killed_and_postgres_restarts(
     a.kill_9();
     // PostgreSQL restarts while the worker goes on through B.
     restart_postgres();
-    let finished = wait_until(
-        "both sectors finished",
-        Duration::from_secs(10 * 60),
-        Duration::from_millis(500),
-        || {
-            let sectors = util_json(&b.address, &["sealer", "sectors", "list"]);
-            let done: Vec<Value> = sectors
-                .as_array()?
-                .iter()
-                .filter(|s| s["state"] == "Finished" && s["proof"].is_string())
-                .cloned()
-                .collect();
-            (done.len() == 2).then_some(done)
-        },
-    );
+    let finished = common::finished_sectors(&b.address, 2, Duration::from_secs(10 * 60));
     let numbers: Vec<u64> = finished
         .iter()
         .map(|s| s["number"].as_u64().expect("number"))

@@ -59,7 +59,20 @@ impl PgDocument {
             .build()
             .map_err(|e| error(&e))?;
         let pool = runtime.block_on(async {
-            let pool = connect_and_migrate(url, &shown, PgPoolOptions::new().max_connections(2)).await?;
+            // A holder that stops (a frozen manager) loses its lock after IDLE_HELD, and
+            // one waiting for the lock tries again after LOCK_WAIT, so that no manager
+            // holds the others up for long.
+            let options = PgPoolOptions::new().max_connections(2).after_connect(|conn, _| {
+                Box::pin(async move {
+                    use sqlx::Executor;
+                    conn.execute(
+                        "SET idle_in_transaction_session_timeout = '10s'; SET lock_timeout = '5s'",
+                    )
+                    .await?;
+                    Ok(())
+                })
+            });
+            let pool = connect_and_migrate(url, &shown, options).await?;
             sqlx::query("INSERT INTO damocles_documents (key, doc) VALUES ($1, NULL) ON CONFLICT (key) DO NOTHING")
                 .bind(key)
                 .execute(&pool)
@@ -189,6 +202,11 @@ async fn write_if_unchanged(pool: &PgPool, key: &str, shown: &str, read: Option<
     loop {
         let attempt = async {
             let (mut transaction, now) = lock_row(pool, key).await?;
+            if now.as_deref() == Some(json) {
+                // The lost commit had landed after all.
+                transaction.rollback().await?;
+                return Ok(true);
+            }
             if now.as_deref() != read {
                 transaction.rollback().await?;
                 return Ok(false);

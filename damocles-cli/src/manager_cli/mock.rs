@@ -95,7 +95,7 @@ struct SharedChain(PgDocument);
 
 impl SharedRecords for SharedChain {
     fn begin(&self) -> Option<String> {
-        self.0.begin()
+        off_the_executor(|| self.0.begin())
     }
 
     fn write(&self, json: &str) {
@@ -103,7 +103,19 @@ impl SharedRecords for SharedChain {
     }
 
     fn end(&self) {
-        self.0.end();
+        off_the_executor(|| self.0.end());
+    }
+}
+
+/// Runs `wait` (a wait for the database) telling a multi-threaded runtime to move its
+/// other tasks to other threads meanwhile, so that pings and listings are answered
+/// while a chain call waits for the records' lock.
+fn off_the_executor<T>(wait: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(wait)
+        }
+        _ => wait(),
     }
 }
 

@@ -272,3 +272,23 @@ pub fn free_port() -> u16 {
         .expect("addr")
         .port()
 }
+
+/// Waits (at most `limit`) until `manager` lists `count` sectors finished with a proof
+/// (the mock verified it), and returns them.
+pub fn finished_sectors(manager: &str, count: usize, limit: Duration) -> Vec<Value> {
+    wait_until(
+        &format!("{count} sectors finished and verified"),
+        limit,
+        Duration::from_millis(500),
+        || {
+            let sectors = util_json(manager, &["sealer", "sectors", "list"]);
+            let done: Vec<Value> = sectors
+                .as_array()?
+                .iter()
+                .filter(|s| s["state"] == "Finished" && s["proof"].is_string())
+                .cloned()
+                .collect();
+            (done.len() == count).then_some(done)
+        },
+    )
+}
