@@ -18,10 +18,7 @@ elif [ "${DAMOCLES_PG_RESTART:-0}" = 1 ]; then
   # For the test of managers riding out a database restart.
   as_root pg_ctlcluster --skip-systemctl-redirect "$version" "$cluster" restart >&2
 fi
-for _ in $(seq 50); do
-  as_postgres "psql -p $port -qtAc 'SELECT 1'" >/dev/null 2>&1 && break
-  sleep 0.2
-done
+# pg_ctlcluster returns once the server accepts connections.
 if ! as_postgres "psql -p $port -qtAc \"SELECT 1 FROM pg_roles WHERE rolname = 'damocles'\"" | grep -q 1; then
   as_postgres "psql -p $port -qc \"CREATE ROLE damocles LOGIN CREATEDB PASSWORD 'damocles'\"" >&2
 fi

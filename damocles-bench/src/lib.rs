@@ -98,6 +98,17 @@ pub struct Figures {
     pub processors: Option<processors::ProcessorFigures>,
 }
 
+/// The binary `name` beside this program (cargo builds them into one directory).
+fn sibling_binary(name: &str) -> anyhow::Result<PathBuf> {
+    let path = std::env::current_exe()?.with_file_name(name);
+    anyhow::ensure!(
+        path.is_file(),
+        "{} not found: build it first (cargo build --workspace)",
+        path.display()
+    );
+    Ok(path)
+}
+
 fn verdict(met: bool) -> &'static str {
     if met {
         "met"

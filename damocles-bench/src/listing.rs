@@ -60,16 +60,6 @@ pub async fn fill(registry: &Arc<dyn Registry>, entries: usize) -> anyhow::Resul
     Ok(())
 }
 
-fn manager_binary() -> anyhow::Result<std::path::PathBuf> {
-    let path = std::env::current_exe()?.with_file_name("damocles-manager");
-    anyhow::ensure!(
-        path.is_file(),
-        "{} not found: build it first (cargo build -p damocles-cli)",
-        path.display()
-    );
-    Ok(path)
-}
-
 fn median(mut values: Vec<Duration>) -> f64 {
     values.sort();
     values[values.len() / 2].as_secs_f64() * 1e3
@@ -83,7 +73,7 @@ pub async fn run(entries: usize, runs: usize, db: Option<&str>) -> anyhow::Resul
     fill(&registry, entries).await?;
     let server = ingest::manager(registry.clone()).await?;
     let addr = server.local_addr().to_string();
-    let binary = manager_binary()?;
+    let binary = super::sibling_binary("damocles-manager")?;
     let time = |json: bool| -> anyhow::Result<(Duration, usize)> {
         let mut command = Command::new(&binary);
         command.args(["util", "--listen", &addr]);

@@ -4,7 +4,6 @@
 //! (its process loads the parameters), then timed `reps` times, alternating; every proof
 //! is verified. In smoke mode PC2 stands in for C2 (no parameters needed).
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use damocles_core::{SealProof, SectorSize};
@@ -29,18 +28,6 @@ pub struct ProcessorFigures {
     pub external_s: f64,
     /// external / builtin.
     pub ratio: f64,
-}
-
-/// `damocles-worker` beside this program (cargo builds them into one directory).
-fn worker_binary() -> anyhow::Result<PathBuf> {
-    let own = std::env::current_exe()?;
-    let worker = own.with_file_name("damocles-worker");
-    anyhow::ensure!(
-        worker.is_file(),
-        "{} is missing: build it with `cargo build --workspace`",
-        worker.display()
-    );
-    Ok(worker)
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -120,8 +107,11 @@ pub async fn run(reps: u64, with_c2: bool) -> anyhow::Result<ProcessorFigures> {
         "figure 9",
     )?
     .config;
-    let processors =
-        Processors::start(&config.processors, &worker_binary()?).map_err(anyhow::Error::msg)?;
+    let processors = Processors::start(
+        &config.processors,
+        &crate::sibling_binary("damocles-worker")?,
+    )
+    .map_err(anyhow::Error::msg)?;
     // Warm-up: each side's process loads what it caches.
     once(&processors, &sector, with_c2, false).await?;
     let mut builtin = Vec::new();

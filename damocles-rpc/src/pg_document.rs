@@ -135,20 +135,8 @@ async fn serve(pool: PgPool, key: String, shown: String, requests: mpsc::Receive
             tracing::error!("{shown}: a document write or end outside a section, ignored");
             continue;
         };
-        let mut wait = RETRY_FIRST;
-        let (mut transaction, read) = loop {
-            match lock_row(&pool, &key).await {
-                Ok(opened) => break opened,
-                Err(e) => {
-                    tracing::warn!(
-                        "{shown}: cannot read document {key} ({e}); trying again in {}s",
-                        wait.as_secs()
-                    );
-                    tokio::time::sleep(wait).await;
-                    wait = (wait * 2).min(RETRY_MAX);
-                }
-            }
-        };
+        let what = format!("{shown}: cannot read document {key}");
+        let (mut transaction, read) = until_done(&what, || lock_row(&pool, &key)).await;
         let _ = reply.send(read.clone());
         let mut written: Option<String> = None;
         let done = loop {
@@ -158,20 +146,13 @@ async fn serve(pool: PgPool, key: String, shown: String, requests: mpsc::Receive
                 Ok(Request::Begin(_)) | Err(_) => break None,
             }
         };
-        let committed = match &written {
-            None => transaction.commit().await,
-            Some(json) => {
-                match sqlx::query("UPDATE damocles_documents SET doc = $2 WHERE key = $1")
-                    .bind(&key)
-                    .bind(json)
-                    .execute(&mut *transaction)
-                    .await
-                {
-                    Ok(_) => transaction.commit().await,
-                    Err(e) => Err(e),
-                }
+        let committed = async {
+            if let Some(json) = &written {
+                replace(&mut transaction, &key, json).await?;
             }
-        };
+            transaction.commit().await
+        }
+        .await;
         if let (Err(e), Some(json)) = (committed, &written) {
             tracing::warn!("{shown}: document {key} not committed ({e}); trying again");
             write_if_unchanged(&pool, &key, &shown, read.as_deref(), json).await;
@@ -195,46 +176,62 @@ async fn lock_row(
     Ok((transaction, doc))
 }
 
-/// After a lost commit: writes `json` in a new transaction if the document is still what
-/// the section read (nobody else wrote in between), waiting for the database meanwhile.
-async fn write_if_unchanged(pool: &PgPool, key: &str, shown: &str, read: Option<&str>, json: &str) {
+/// The document of `key` replaced by `json` within `transaction`.
+async fn replace(
+    transaction: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    key: &str,
+    json: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE damocles_documents SET doc = $2 WHERE key = $1")
+        .bind(key)
+        .bind(json)
+        .execute(&mut **transaction)
+        .await
+        .map(drop)
+}
+
+/// Runs `attempt` until it succeeds, waiting 1 s doubling to 10 s between tries and
+/// logging each failure after `what`.
+async fn until_done<T, F: std::future::Future<Output = Result<T, sqlx::Error>>>(
+    what: &str,
+    mut attempt: impl FnMut() -> F,
+) -> T {
     let mut wait = RETRY_FIRST;
     loop {
-        let attempt = async {
-            let (mut transaction, now) = lock_row(pool, key).await?;
-            if now.as_deref() == Some(json) {
-                // The lost commit had landed after all.
-                transaction.rollback().await?;
-                return Ok(true);
-            }
-            if now.as_deref() != read {
-                transaction.rollback().await?;
-                return Ok(false);
-            }
-            sqlx::query("UPDATE damocles_documents SET doc = $2 WHERE key = $1")
-                .bind(key)
-                .bind(json)
-                .execute(&mut *transaction)
-                .await?;
-            transaction.commit().await?;
-            Ok::<_, sqlx::Error>(true)
-        };
-        match attempt.await {
-            Ok(true) => return,
-            Ok(false) => {
-                tracing::error!(
-                    "{shown}: document {key} changed elsewhere after a lost commit; this section's writes are dropped"
-                );
-                return;
-            }
+        match attempt().await {
+            Ok(done) => return done,
             Err(e) => {
-                tracing::warn!(
-                    "{shown}: document {key}: {e}; trying again in {}s",
-                    wait.as_secs()
-                );
+                tracing::warn!("{what} ({e}); trying again in {}s", wait.as_secs());
                 tokio::time::sleep(wait).await;
                 wait = (wait * 2).min(RETRY_MAX);
             }
         }
+    }
+}
+
+/// After a lost commit: writes `json` in a new transaction if the document is still what
+/// the section read (nobody else wrote in between), waiting for the database meanwhile.
+async fn write_if_unchanged(pool: &PgPool, key: &str, shown: &str, read: Option<&str>, json: &str) {
+    let what = format!("{shown}: document {key} not rewritten");
+    let landed = until_done(&what, || async {
+        let (mut transaction, now) = lock_row(pool, key).await?;
+        if now.as_deref() == Some(json) {
+            // The lost commit had landed after all.
+            transaction.rollback().await?;
+            return Ok(true);
+        }
+        if now.as_deref() != read {
+            transaction.rollback().await?;
+            return Ok(false);
+        }
+        replace(&mut transaction, key, json).await?;
+        transaction.commit().await?;
+        Ok(true)
+    })
+    .await;
+    if !landed {
+        tracing::error!(
+            "{shown}: document {key} changed elsewhere after a lost commit; this section's writes are dropped"
+        );
     }
 }

@@ -340,9 +340,6 @@ pub struct ProcessorsSection {
     pub sealing_daemons: Vec<ExternalProcessorSection>,
 }
 
-/// The stages whose `[[processors.<stage>]]` this worker runs as child processes.
-pub const EXTERNAL_STAGES: [ProofStage; 3] = [ProofStage::PC1, ProofStage::PC2, ProofStage::C2];
-
 impl ProcessorsSection {
     /// Every `[[processors.<stage>]]` list with its key, the ones this worker runs first.
     fn lists(

@@ -111,6 +111,20 @@ impl ExternalChild {
         }
     }
 
+    /// Waits until a process other than `pid` is ready; its pid.
+    #[cfg(test)]
+    pub async fn ready_other_than(&self, pid: Option<u32>) -> u32 {
+        let mut state = self.state.subscribe();
+        let ready = state
+            .wait_for(|s| matches!(s, ChildState::Ready(live) if Some(live.pid) != pid))
+            .await
+            .expect("the supervisor runs");
+        match &*ready {
+            ChildState::Ready(live) => live.pid,
+            _ => 0,
+        }
+    }
+
     /// Whether it exited for good.
     pub fn stopped(&self) -> Option<String> {
         match &*self.state.borrow() {

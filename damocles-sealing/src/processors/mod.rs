@@ -32,7 +32,7 @@ pub use cpuset::CpuSet;
 pub use serve::{serve, serve_stage, ServeError};
 
 /// The stages with external processors here (others run in-process).
-pub const EXTERNAL: [ProofStage; 3] = crate::config::EXTERNAL_STAGES;
+pub const EXTERNAL: [ProofStage; 3] = [ProofStage::PC1, ProofStage::PC2, ProofStage::C2];
 pub use tasks::ProcessorTask;
 
 use crate::config::{ExternalProcessorSection, ProcessorsSection};
@@ -433,6 +433,11 @@ mod tests {
         }
     }
 
+    /// The c2 children of `processors`.
+    fn children(processors: &Processors) -> Vec<Arc<ExternalChild>> {
+        processors.inner.as_ref().expect("external").stages[&ProofStage::C2].clone()
+    }
+
     fn task() -> Box<RawValue> {
         RawValue::from_string("{}".into()).expect("raw")
     }
@@ -542,16 +547,10 @@ mod tests {
             "{failure}"
         );
         drop(lease);
-        let again = tokio::time::timeout(Duration::from_secs(10), async {
-            loop {
-                if let Ok(lease) = processors.lease(ProofStage::C2).await {
-                    if lease.live.pid != first_pid {
-                        return lease.live.pid;
-                    }
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        })
+        let again = tokio::time::timeout(
+            Duration::from_secs(10),
+            children(&processors)[0].ready_other_than(Some(first_pid)),
+        )
         .await
         .expect("restarted within 10 s");
         assert_ne!(again, first_pid);
@@ -619,8 +618,8 @@ mod tests {
         // Without locks: two leases held at once go to different children, once both
         // are ready (a ready child is chosen over one still starting).
         tokio::time::timeout(Duration::from_secs(10), async {
-            while processors.status().iter().any(|c| c.pid.is_none()) {
-                tokio::time::sleep(Duration::from_millis(20)).await;
+            for child in children(&processors) {
+                child.ready_other_than(None).await;
             }
         })
         .await
