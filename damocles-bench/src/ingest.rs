@@ -115,7 +115,7 @@ pub async fn registry(
             anyhow::ensure!(
                 registry.entries().await?.is_empty(),
                 "the registry at {} is not empty: give the benchmark a scratch database (it empties it afterwards)",
-                damocles_rpc::pg_registry::without_password(url)
+                damocles_rpc::pg::without_password(url)
             );
             Ok(("postgres", Arc::new(registry)))
         }

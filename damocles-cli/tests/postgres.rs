@@ -187,11 +187,80 @@ fn a_database_that_cannot_be_reached_is_named_without_its_password() {
     assert_eq!(output.status.code(), Some(3), "unreachable");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("worker registry postgres://fleet:***@127.0.0.1:1/fleet"),
+        stderr.contains("database postgres://fleet:***@127.0.0.1:1/fleet: cannot connect"),
         "{stderr}"
     );
     assert!(stderr.contains("is PostgreSQL running"), "{stderr}");
     assert!(!stderr.contains("s3cret"), "{stderr}");
+
+    // Not PostgreSQL's URL: bad input, nothing tried.
+    let output = Command::new(common::MANAGER)
+        .args([
+            "mock",
+            "--listen",
+            "127.0.0.1:0",
+            "--db",
+            "mysql://root@127.0.0.1/fleet",
+        ])
+        .arg("--home")
+        .arg(tempfile::tempdir().expect("temp dir").path())
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(2), "bad input");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("not a PostgreSQL URL"), "{stderr}");
+}
+
+/// Deal pieces live in the database: a manager serves the pieces of deals another one
+/// made, after that one is gone.
+#[test]
+fn a_deal_piece_made_by_one_manager_is_served_by_the_other_after_it_dies() {
+    use damocles_core::sealer_api::{AcquireDealsSpec, AllocateSectorSpec};
+    use damocles_core::{PieceStore, SectorManager};
+    let db = TestDatabase::create();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (a, b) = two_managers(&db, dir.path(), &["--deals", "1"]);
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let deals = runtime.block_on(async {
+        let client = damocles_rpc::HttpSectorManager::new(&a.address, None, Default::default())
+            .expect("client");
+        let spec = AllocateSectorSpec {
+            allowed_miners: None,
+            allowed_proof_types: None,
+        };
+        let sector = client
+            .allocate_sector(spec)
+            .await
+            .expect("allocated")
+            .expect("a sector");
+        let spec = AcquireDealsSpec {
+            max_deals: None,
+            min_used_space: None,
+        };
+        client
+            .acquire_deals(sector.id, spec)
+            .await
+            .expect("deals")
+            .expect("some deals")
+    });
+    let listed = format!("http://{},http://{}", a.address, b.address);
+    a.kill_9();
+    let pieces =
+        damocles_rpc::HttpPieceStore::new(&listed, None, Default::default()).expect("piece store");
+    for deal in &deals {
+        let cid = &deal.piece.cid;
+        let dest = dir.path().join("fetched");
+        let len = runtime
+            .block_on(pieces.fetch(cid, &dest, deal.piece.size))
+            .expect("B serves A's piece");
+        assert_eq!(len, deal.deal_info.payload_size);
+        assert_eq!(
+            std::fs::read(&dest).expect("fetched"),
+            std::fs::read(dir.path().join("a/pieces").join(&cid.text)).expect("A's copy"),
+            "{}",
+            cid.text
+        );
+    }
 }
 
 /// `scripts/start-postgres.sh` with PostgreSQL restarted.

@@ -7,23 +7,28 @@
 //!
 //! The database work runs on a thread of its own; the calls block on it. While the
 //! database is down, `begin` waits and tries again (1 s doubling to 10 s), so a restart
-//! of PostgreSQL delays the callers instead of failing them. A commit lost with its
-//! connection is tried again in a new transaction if nobody changed the document
-//! meanwhile; otherwise the section's writes are dropped, with an error in the log.
+//! of PostgreSQL delays the callers instead of failing them. Each write records a token
+//! of its section in `damocles_document_writes` in the same transaction, so that after a
+//! commit lost with its connection the section can tell whether it landed: if not, it is
+//! written again in a new transaction when nobody changed the document meanwhile, and
+//! otherwise [`PgDocument::end`] fails (the section's decisions must not be acted on).
 
 use std::sync::mpsc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
-use crate::pg_registry::{connect_and_migrate, without_password};
-use crate::registry::RegistryError;
+use crate::pg::{connect_and_migrate, without_password, DbError, DbErrorKind};
 
 enum Request {
     Begin(mpsc::SyncSender<Option<String>>),
     Write(String),
-    End(mpsc::SyncSender<()>),
+    End(mpsc::SyncSender<Result<(), String>>),
 }
+
+/// How long the tokens of landed writes are kept (seconds): far longer than any wait for
+/// a lost commit's answer.
+const WRITES_KEPT_SECS: i64 = 600;
 
 /// One document, by key, in the `damocles_documents` table.
 pub struct PgDocument {
@@ -47,11 +52,12 @@ impl PgDocument {
     /// `spawn_blocking`).
     ///
     /// # Errors
-    /// The database cannot be reached or a migration fails.
-    pub fn open(url: &str, key: &str) -> Result<Self, RegistryError> {
+    /// The URL is not PostgreSQL's, the database cannot be reached, or a migration fails.
+    pub fn open(url: &str, key: &str) -> Result<Self, DbError> {
         let shown = without_password(url);
-        let error = |e: &dyn std::fmt::Display| RegistryError {
-            path: shown.clone(),
+        let error = |e: &dyn std::fmt::Display| DbError {
+            kind: DbErrorKind::Failed,
+            shown: shown.clone(),
             message: e.to_string(),
         };
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -72,13 +78,13 @@ impl PgDocument {
                     Ok(())
                 })
             });
-            let pool = connect_and_migrate(url, &shown, options).await?;
+            let pool = connect_and_migrate(url, options).await?;
             sqlx::query("INSERT INTO damocles_documents (key, doc) VALUES ($1, NULL) ON CONFLICT (key) DO NOTHING")
                 .bind(key)
                 .execute(&pool)
                 .await
                 .map_err(|e| error(&e))?;
-            Ok::<_, RegistryError>(pool)
+            Ok::<_, DbError>(pool)
         })?;
         let (requests, received) = mpsc::channel();
         let owned_key = key.to_owned();
@@ -118,11 +124,17 @@ impl PgDocument {
         self.send(Request::Write(json.to_owned()));
     }
 
-    /// Commits the section.
-    pub fn end(&self) {
+    /// Commits the section. While the database is down this waits for it, to learn
+    /// whether a commit cut off with its connection landed.
+    ///
+    /// # Errors
+    /// The section's write did not land and the document changed meanwhile (or the
+    /// document thread stopped): the document is as another section left it.
+    pub fn end(&self) -> Result<(), String> {
         let (reply, done) = mpsc::sync_channel(1);
         self.send(Request::End(reply));
-        let _ = done.recv();
+        done.recv()
+            .unwrap_or_else(|_| Err("the document thread has stopped".into()))
     }
 }
 
@@ -146,19 +158,23 @@ async fn serve(pool: PgPool, key: String, shown: String, requests: mpsc::Receive
                 Ok(Request::Begin(_)) | Err(_) => break None,
             }
         };
+        let token = format!("{:032x}", rand::random::<u128>());
         let committed = async {
             if let Some(json) = &written {
-                replace(&mut transaction, &key, json).await?;
+                replace(&mut transaction, &key, json, &token).await?;
             }
             transaction.commit().await
         }
         .await;
-        if let (Err(e), Some(json)) = (committed, &written) {
-            tracing::warn!("{shown}: document {key} not committed ({e}); trying again");
-            write_if_unchanged(&pool, &key, &shown, read.as_deref(), json).await;
-        }
+        let outcome = match (committed, &written) {
+            (Ok(()), _) | (Err(_), None) => Ok(()),
+            (Err(e), Some(json)) => {
+                tracing::warn!("{shown}: document {key} not committed ({e}); checking");
+                settle_lost_commit(&pool, &key, &shown, read.as_deref(), json, &token).await
+            }
+        };
         if let Some(done) = done {
-            let _ = done.send(());
+            let _ = done.send(outcome);
         }
     }
 }
@@ -176,15 +192,31 @@ async fn lock_row(
     Ok((transaction, doc))
 }
 
-/// The document of `key` replaced by `json` within `transaction`.
+/// The document of `key` replaced by `json` within `transaction`, the write recorded by
+/// `token` (and tokens past [`WRITES_KEPT_SECS`] pruned).
 async fn replace(
     transaction: &mut sqlx::Transaction<'static, sqlx::Postgres>,
     key: &str,
     json: &str,
+    token: &str,
 ) -> Result<(), sqlx::Error> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
     sqlx::query("UPDATE damocles_documents SET doc = $2 WHERE key = $1")
         .bind(key)
         .bind(json)
+        .execute(&mut **transaction)
+        .await?;
+    sqlx::query("DELETE FROM damocles_document_writes WHERE key = $1 AND written < $2")
+        .bind(key)
+        .bind(now - WRITES_KEPT_SECS)
+        .execute(&mut **transaction)
+        .await?;
+    sqlx::query("INSERT INTO damocles_document_writes (key, token, written) VALUES ($1, $2, $3)")
+        .bind(key)
+        .bind(token)
+        .bind(now)
         .execute(&mut **transaction)
         .await
         .map(drop)
@@ -209,14 +241,28 @@ async fn until_done<T, F: std::future::Future<Output = Result<T, sqlx::Error>>>(
     }
 }
 
-/// After a lost commit: writes `json` in a new transaction if the document is still what
-/// the section read (nobody else wrote in between), waiting for the database meanwhile.
-async fn write_if_unchanged(pool: &PgPool, key: &str, shown: &str, read: Option<&str>, json: &str) {
-    let what = format!("{shown}: document {key} not rewritten");
+/// After a lost commit: `Ok` if the write of `token` landed, or if it could be written
+/// now because the document is still what the section read (nobody wrote in between);
+/// waits for the database meanwhile.
+async fn settle_lost_commit(
+    pool: &PgPool,
+    key: &str,
+    shown: &str,
+    read: Option<&str>,
+    json: &str,
+    token: &str,
+) -> Result<(), String> {
+    let what = format!("{shown}: document {key} not checked");
     let landed = until_done(&what, || async {
         let (mut transaction, now) = lock_row(pool, key).await?;
-        if now.as_deref() == Some(json) {
-            // The lost commit had landed after all.
+        let landed: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM damocles_document_writes WHERE key = $1 AND token = $2)",
+        )
+        .bind(key)
+        .bind(token)
+        .fetch_one(&mut *transaction)
+        .await?;
+        if landed {
             transaction.rollback().await?;
             return Ok(true);
         }
@@ -224,14 +270,18 @@ async fn write_if_unchanged(pool: &PgPool, key: &str, shown: &str, read: Option<
             transaction.rollback().await?;
             return Ok(false);
         }
-        replace(&mut transaction, key, json).await?;
+        replace(&mut transaction, key, json, token).await?;
         transaction.commit().await?;
         Ok(true)
     })
     .await;
-    if !landed {
-        tracing::error!(
-            "{shown}: document {key} changed elsewhere after a lost commit; this section's writes are dropped"
-        );
+    if landed {
+        return Ok(());
     }
+    tracing::error!(
+        "{shown}: document {key} changed elsewhere after a lost commit; this section's writes are dropped"
+    );
+    Err(format!(
+        "the commit to {shown} was lost and another manager wrote document {key} meanwhile"
+    ))
 }

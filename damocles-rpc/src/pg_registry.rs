@@ -8,18 +8,12 @@
 //! may move it, so that of two managers racing for a new name one wins and the other's
 //! ping is refused, as with the embedded registry.
 
-use std::time::Duration;
-
 use damocles_core::WorkerReport;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::Row;
 
+use crate::pg::{connect_and_migrate, without_password, DbError};
 use crate::registry::{PingEntry, PingError, Registry, RegistryError};
-
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
-
-/// How long a call waits for a connection before failing (the database is down).
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The registry in a PostgreSQL database.
 pub struct PgRegistry {
@@ -36,51 +30,19 @@ impl std::fmt::Debug for PgRegistry {
     }
 }
 
-/// `url` with the password of its user, if any, replaced by `***`.
-pub fn without_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let Some((userinfo, host)) = rest.split_once('@') else {
-        return url.to_owned();
-    };
-    match userinfo.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-        None => url.to_owned(),
-    }
-}
-
-/// A pool of connections to `url` (shown as `shown` in errors), the schema brought up to
-/// date by the embedded migrations.
-pub(crate) async fn connect_and_migrate(
-    url: &str,
-    shown: &str,
-    options: PgPoolOptions,
-) -> Result<PgPool, RegistryError> {
-    let error = |e: &dyn std::fmt::Display| RegistryError {
-        path: shown.to_owned(),
-        message: e.to_string(),
-    };
-    let pool = options
-        .acquire_timeout(ACQUIRE_TIMEOUT)
-        .connect(url)
-        .await
-        .map_err(|e| error(&e))?;
-    MIGRATOR.run(&pool).await.map_err(|e| error(&e))?;
-    Ok(pool)
-}
-
 impl PgRegistry {
     /// Connects to `url` (`postgres://user:password@host:port/database`) and brings the
     /// schema up to date.
     ///
     /// # Errors
-    /// The database cannot be reached, refuses the credentials, or a migration fails.
-    pub async fn connect(url: &str) -> Result<Self, RegistryError> {
-        let shown = without_password(url);
-        let pool =
-            connect_and_migrate(url, &shown, PgPoolOptions::new().max_connections(16)).await?;
-        Ok(Self { pool, shown })
+    /// The URL is not PostgreSQL's, the database cannot be reached, refuses the
+    /// credentials, or a migration fails.
+    pub async fn connect(url: &str) -> Result<Self, DbError> {
+        let pool = connect_and_migrate(url, PgPoolOptions::new().max_connections(16)).await?;
+        Ok(Self {
+            pool,
+            shown: without_password(url),
+        })
     }
 
     fn error(&self, e: impl std::fmt::Display) -> RegistryError {
@@ -158,23 +120,5 @@ impl Registry for PgRegistry {
             .await
             .map_err(|e| self.error(e))?;
         Ok(removed.rows_affected() > 0)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_password_never_shows() {
-        assert_eq!(
-            without_password("postgres://damocles:s3cret@db.example:5432/fleet"),
-            "postgres://damocles:***@db.example:5432/fleet"
-        );
-        assert_eq!(
-            without_password("postgres://damocles@localhost/fleet"),
-            "postgres://damocles@localhost/fleet"
-        );
-        assert_eq!(without_password("not a url"), "not a url");
     }
 }

@@ -36,11 +36,16 @@ fn plain(status: StatusCode, text: String) -> HttpResponse {
     response
 }
 
-/// Answers `GET /piecestore/{cid}` from `dir` (`<dir>/<cid>`): 200 with the bytes, 404
-/// for a piece it does not hold, 400 for a name that is not a piece CID (so no path
-/// outside `dir` is ever read). The file is read whole: the mock's pieces are at most a
-/// test sector's size.
-pub async fn serve_piece(dir: &Path, request_path: &str) -> HttpResponse {
+/// Answers `GET /piecestore/{cid}` from `dir` (`<dir>/<cid>`), or else from `fallback`
+/// (fetched into `dir` first): 200 with the bytes, 404 for a piece neither holds, 503
+/// when the fallback cannot be read now, 400 for a name that is not a piece CID (so no
+/// path outside `dir` is ever read). The file is read whole: the mock's pieces are at
+/// most a test sector's size.
+pub async fn serve_piece(
+    dir: &Path,
+    fallback: Option<&dyn PieceStore>,
+    request_path: &str,
+) -> HttpResponse {
     let name = request_path
         .strip_prefix(PIECE_STORE_PATH)
         .unwrap_or_default();
@@ -50,7 +55,16 @@ pub async fn serve_piece(dir: &Path, request_path: &str) -> HttpResponse {
     if let Err(e) = piece::comm_p(&cid) {
         return plain(StatusCode::BAD_REQUEST, e.to_string());
     }
-    match tokio::fs::read(dir.join(name)).await {
+    let path = dir.join(name);
+    if let Some(fallback) = fallback {
+        if !tokio::fs::try_exists(&path).await.unwrap_or(false) {
+            match fallback.fetch(&cid, &path, MAX_PIECE_BYTES).await {
+                Ok(_) | Err(PieceFetchError::NotFound { .. }) => {}
+                Err(e) => return plain(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+            }
+        }
+    }
+    match tokio::fs::read(&path).await {
         Ok(bytes) => {
             let mut response = hyper::Response::new(Full::new(Bytes::from(bytes)));
             response.headers_mut().insert(
@@ -132,7 +146,10 @@ pub const MAX_PIECE_BYTES: u64 = (64 << 30) / 128 * 127;
 
 /// A manager's piece store, read over HTTP. Its `Debug` never shows the token.
 pub struct HttpPieceStore {
-    address: String,
+    /// Every manager's `host:port`, in the configured order.
+    addresses: Vec<String>,
+    /// The one that answered last: tried first.
+    current: std::sync::atomic::AtomicUsize,
     token: Option<String>,
     timeouts: Timeouts,
     http: Client<HttpConnector, Empty<Bytes>>,
@@ -142,7 +159,7 @@ pub struct HttpPieceStore {
 impl std::fmt::Debug for HttpPieceStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HttpPieceStore")
-            .field("address", &self.address)
+            .field("addresses", &self.addresses)
             .field("token", &self.token.as_ref().map(|_| "<hidden>"))
             .field("timeouts", &self.timeouts)
             .finish()
@@ -150,8 +167,10 @@ impl std::fmt::Debug for HttpPieceStore {
 }
 
 impl HttpPieceStore {
-    /// The piece store of the manager at `manager` (a multiaddr or a URL, as
-    /// `[sector_manager] rpc_client.addr`; of a comma-separated list, the first), sending `token` as a bearer token. Each
+    /// The piece store of the managers at `manager` (a multiaddr or a URL, as
+    /// `[sector_manager] rpc_client.addr`, or a comma-separated list of them), sending
+    /// `token` as a bearer token. A piece is asked of the manager that answered last,
+    /// then of the others in order while one cannot be reached or lacks it. Each
     /// connection must be made within `timeouts.connect`, and each part of the answer
     /// must arrive within `timeouts.request` of the one before (the whole transfer has no
     /// limit: pieces can be many GiB).
@@ -164,7 +183,7 @@ impl HttpPieceStore {
         token: Option<String>,
         timeouts: Timeouts,
     ) -> Result<Self, crate::sealer::InvalidManagerAddress> {
-        let address = crate::sealer::manager_host_ports(manager)?.swap_remove(0);
+        let addresses = crate::sealer::manager_host_ports(manager)?;
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(timeouts.connect));
         let client = || {
@@ -173,7 +192,8 @@ impl HttpPieceStore {
                 .to_owned()
         };
         Ok(Self {
-            address,
+            addresses,
+            current: std::sync::atomic::AtomicUsize::new(0),
             token,
             timeouts,
             http: client().build(connector.clone()),
@@ -243,8 +263,58 @@ impl HttpPieceStore {
         }
     }
 
-    async fn download(&self, cid: &Cid, tmp: &Path, limit: u64) -> Result<u64, PieceFetchError> {
-        let url = format!("http://{}{PIECE_STORE_PATH}{}", self.address, cid.text);
+    /// Runs `attempt` against each manager, the one that answered last first, while the
+    /// answer is an error `try_next` says another manager may not give. When none
+    /// answers, the error is the first `temporary` one (a manager that could not be
+    /// reached may hold what the others lack), else the last.
+    async fn with_failover<T, E, F>(
+        &self,
+        attempt: impl Fn(String) -> F,
+        try_next: impl Fn(&E) -> bool,
+        temporary: impl Fn(&E) -> bool,
+    ) -> Result<T, E>
+    where
+        E: std::fmt::Display,
+        F: std::future::Future<Output = Result<T, E>>,
+    {
+        use std::sync::atomic::Ordering;
+        let first = self.current.load(Ordering::Relaxed);
+        let count = self.addresses.len();
+        let mut kept: Option<E> = None;
+        for tried in 0..count {
+            let index = (first + tried) % count;
+            let address = &self.addresses[index];
+            match attempt(address.clone()).await {
+                Ok(answer) => {
+                    if index != first {
+                        self.current.store(index, Ordering::Relaxed);
+                    }
+                    return Ok(answer);
+                }
+                Err(e) if try_next(&e) => {
+                    if tried + 1 < count {
+                        let next = &self.addresses[(index + 1) % count];
+                        tracing::warn!("piece store {address}: {e}; asking {next}");
+                    }
+                    kept = match kept {
+                        Some(earlier) if temporary(&earlier) => Some(earlier),
+                        _ => Some(e),
+                    };
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(kept.expect("at least one manager is listed"))
+    }
+
+    async fn download(
+        &self,
+        address: &str,
+        cid: &Cid,
+        tmp: &Path,
+        limit: u64,
+    ) -> Result<u64, PieceFetchError> {
+        let url = format!("http://{address}{PIECE_STORE_PATH}{}", cid.text);
         let unavailable = |reason: String| PieceFetchError::Unavailable {
             cid: cid.text.clone(),
             reason,
@@ -321,8 +391,15 @@ impl HttpPieceStore {
 #[async_trait]
 impl PieceStore for HttpPieceStore {
     async fn upload(&self, cid: &Cid, src: &Path) -> Result<(), PieceUploadError> {
-        let url = format!("http://{}{PIECE_STORE_PATH}{}", self.address, cid.text);
-        self.send(&url, src, self.token.as_deref()).await
+        self.with_failover(
+            |address| {
+                let url = format!("http://{address}{PIECE_STORE_PATH}{}", cid.text);
+                async move { self.send(&url, src, self.token.as_deref()).await }
+            },
+            |e| matches!(e, PieceUploadError::Unavailable { .. }),
+            |e| matches!(e, PieceUploadError::Unavailable { .. }),
+        )
+        .await
     }
 
     async fn put(&self, url: &str, src: &Path) -> Result<(), PieceUploadError> {
@@ -333,7 +410,21 @@ impl PieceStore for HttpPieceStore {
     async fn fetch(&self, cid: &Cid, dest: &Path, limit: u64) -> Result<u64, PieceFetchError> {
         // Into a temporary file renamed at the end: `dest` is whole or absent.
         let tmp = dest.with_extension("part");
-        let result = self.download(cid, &tmp, limit).await;
+        let result = self
+            .with_failover(
+                |address| {
+                    let tmp = &tmp;
+                    async move { self.download(&address, cid, tmp, limit).await }
+                },
+                |e| {
+                    matches!(
+                        e,
+                        PieceFetchError::Unavailable { .. } | PieceFetchError::NotFound { .. }
+                    )
+                },
+                |e| matches!(e, PieceFetchError::Unavailable { .. }),
+            )
+            .await;
         let result = match result {
             Ok(written) => tokio::fs::rename(&tmp, dest)
                 .await

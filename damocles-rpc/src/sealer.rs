@@ -206,29 +206,51 @@ pub async fn sealer_call(manager: &dyn SectorManager, name: &str, p: &Params) ->
     })
 }
 
-/// A manager address that is neither a multiaddr, a URL nor `host:port`.
+/// A manager address this worker cannot use, and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "invalid manager address {0:?}: expected a multiaddr like /ip4/127.0.0.1/tcp/1789 or a URL like http://127.0.0.1:1789"
-)]
-pub struct InvalidManagerAddress(pub String);
+#[error("invalid manager address {addr:?}: {reason}")]
+pub struct InvalidManagerAddress {
+    /// The address as given.
+    pub addr: String,
+    /// Why it cannot be used.
+    pub reason: String,
+}
+
+const ADDRESS_FORMS: &str =
+    "expected a multiaddr like /ip4/127.0.0.1/tcp/1789 or a URL like http://127.0.0.1:1789";
 
 /// The `host:port` of each manager in `addrs`, a comma-separated list of what
 /// [`manager_host_port`] takes (the config's `rpc_client.addr` list, joined).
 ///
 /// # Errors
-/// The first entry that is not an address.
+/// The first entry that is not an address, or one that names a manager already listed.
 pub fn manager_host_ports(addrs: &str) -> Result<Vec<String>, InvalidManagerAddress> {
-    addrs
-        .split(',')
-        .map(|addr| manager_host_port(addr.trim()))
-        .collect()
+    let mut listed: Vec<String> = Vec::new();
+    for addr in addrs.split(',').map(str::trim) {
+        let host_port = manager_host_port(addr)?;
+        if listed.contains(&host_port) {
+            return Err(InvalidManagerAddress {
+                addr: addr.to_owned(),
+                reason: format!("{host_port} is listed twice"),
+            });
+        }
+        listed.push(host_port);
+    }
+    Ok(listed)
 }
 
 /// Turns a manager address into `host:port`: a multiaddr (`/ip4/127.0.0.1/tcp/1789`,
 /// `/dns/host/tcp/1789`), a URL (`http://host:1789[/rpc/v0]`) or `host:port`.
+///
+/// # Errors
+/// None of those forms; `https://` (this worker's client has no TLS); a URL with a user
+/// or password (send `rpc_client.token` instead) or with a path other than `/rpc/v0`.
 pub fn manager_host_port(addr: &str) -> Result<String, InvalidManagerAddress> {
-    let bad = || InvalidManagerAddress(addr.to_owned());
+    let refused = |reason: &str| InvalidManagerAddress {
+        addr: addr.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let bad = || refused(ADDRESS_FORMS);
     if let Some(rest) = addr.strip_prefix('/') {
         let parts: Vec<&str> = rest.split('/').collect();
         return match parts.as_slice() {
@@ -245,11 +267,23 @@ pub fn manager_host_port(addr: &str) -> Result<String, InvalidManagerAddress> {
             _ => Err(bad()),
         };
     }
-    let rest = addr
-        .strip_prefix("http://")
-        .or_else(|| addr.strip_prefix("https://"))
-        .unwrap_or(addr);
-    let host_port = rest.split('/').next().unwrap_or_default();
+    if addr.starts_with("https://") {
+        return Err(refused(
+            "https needs TLS, which this worker's HTTP client lacks; use http://",
+        ));
+    }
+    let rest = addr.strip_prefix("http://").unwrap_or(addr);
+    let (host_port, path) = rest.split_once('/').unwrap_or((rest, ""));
+    if host_port.contains('@') {
+        return Err(refused(
+            "a user or password in the address is not sent; set [sector_manager] rpc_client.token",
+        ));
+    }
+    if !matches!(path, "" | "rpc/v0" | "rpc/v0/") {
+        return Err(refused(&format!(
+            "the path /{path} is not served: the manager's API is at {MANAGER_PATH}"
+        )));
+    }
     match host_port.rsplit_once(':') {
         Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {
             Ok(host_port.to_owned())
@@ -265,8 +299,12 @@ pub(crate) fn manager_client(
     timeouts: Timeouts,
 ) -> Result<RpcClient, InvalidManagerAddress> {
     let host_ports = manager_host_ports(addr)?;
-    RpcClient::with_failover(&host_ports, MANAGER_PATH, token, timeouts)
-        .map_err(|_| InvalidManagerAddress(addr.to_owned()))
+    RpcClient::with_failover(&host_ports, MANAGER_PATH, token, timeouts).map_err(|_| {
+        InvalidManagerAddress {
+            addr: addr.to_owned(),
+            reason: ADDRESS_FORMS.to_owned(),
+        }
+    })
 }
 
 /// A [`SectorManager`] over HTTP: the sealer API of a manager at `/rpc/v0`.
@@ -532,10 +570,24 @@ mod tests {
         ] {
             assert_eq!(
                 manager_host_port(bad),
-                Err(InvalidManagerAddress(bad.to_owned())),
+                Err(InvalidManagerAddress {
+                    addr: bad.to_owned(),
+                    reason: super::ADDRESS_FORMS.to_owned()
+                }),
                 "{bad}"
             );
         }
+        for (refused, why) in [
+            ("https://127.0.0.1:1789", "TLS"),
+            ("http://admin:s3cret@127.0.0.1:1789", "rpc_client.token"),
+            ("http://127.0.0.1:1789/other", "/rpc/v0"),
+        ] {
+            let e = manager_host_port(refused).expect_err(refused);
+            assert!(e.reason.contains(why), "{refused}: {e}");
+        }
+        let twice = super::manager_host_ports("/ip4/127.0.0.1/tcp/1789, http://127.0.0.1:1789")
+            .expect_err("one manager twice");
+        assert!(twice.reason.contains("listed twice"), "{twice}");
         let error = super::HttpSectorManager::new("host:x", None, Default::default())
             .expect_err("a bad address");
         assert!(

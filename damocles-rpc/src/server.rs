@@ -98,6 +98,9 @@ pub struct ServerOptions {
     /// Serve `GET /piecestore/{piece cid}` from this directory (the manager's piece
     /// store), to callers with any valid token when tokens are required.
     pub piece_dir: Option<PathBuf>,
+    /// Asked for a piece `piece_dir` lacks (the records another manager shares); what it
+    /// fetches is kept in `piece_dir`.
+    pub piece_fallback: Option<Arc<dyn damocles_core::PieceStore>>,
 }
 
 impl std::fmt::Debug for ServerOptions {
@@ -114,6 +117,7 @@ impl std::fmt::Debug for ServerOptions {
             .field("connections", &self.connections)
             .field("exposure", &self.exposure)
             .field("piece_dir", &self.piece_dir)
+            .field("piece_fallback", &self.piece_fallback.is_some())
             .finish()
     }
 }
@@ -131,6 +135,7 @@ impl Default for ServerOptions {
             connections: ConnectionLimits::default(),
             exposure: "pause and resume threads",
             piece_dir: None,
+            piece_fallback: None,
         }
     }
 }
@@ -294,7 +299,7 @@ async fn serve_http(
             let path = req.uri().path().to_owned();
             return receive_piece(dir, &path, req.into_body()).await;
         }
-        return serve_piece(dir, req.uri().path()).await;
+        return serve_piece(dir, options.piece_fallback.as_deref(), req.uri().path()).await;
     }
     if options
         .path

@@ -236,3 +236,109 @@ async fn unsealed_pieces_are_put_back_with_the_admin_token() {
     open.shutdown().await;
     server.shutdown().await;
 }
+
+/// A piece store that holds one piece in memory: what another manager's shared records
+/// stand for.
+#[derive(Debug)]
+struct Elsewhere {
+    cid: Cid,
+    payload: Vec<u8>,
+}
+
+#[async_trait::async_trait]
+impl PieceStore for Elsewhere {
+    async fn upload(&self, cid: &Cid, _: &Path) -> Result<(), damocles_core::PieceUploadError> {
+        Err(damocles_core::PieceUploadError::Unsupported {
+            target: cid.text.clone(),
+            detail: "read only".into(),
+        })
+    }
+
+    async fn fetch(&self, cid: &Cid, dest: &Path, _: u64) -> Result<u64, PieceFetchError> {
+        if *cid != self.cid {
+            return Err(PieceFetchError::NotFound {
+                cid: cid.text.clone(),
+                detail: "not here either".into(),
+            });
+        }
+        std::fs::write(dest, &self.payload).expect("write");
+        Ok(self.payload.len() as u64)
+    }
+}
+
+/// Several managers listed: a piece is asked of the next while one cannot be reached or
+/// lacks it, and the one that answered is asked first from then on; a manager serves a
+/// piece its directory lacks from its fallback (the shared records) and keeps it.
+#[tokio::test]
+async fn pieces_come_from_whichever_listed_manager_has_them() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (a_dir, b_dir) = (dir.path().join("a"), dir.path().join("b"));
+    std::fs::create_dir_all(&a_dir).expect("a");
+    std::fs::create_dir_all(&b_dir).expect("b");
+    let only_a = piece_cid(&[3; 32]);
+    std::fs::write(a_dir.join(&only_a.text), b"made by a").expect("piece");
+    let shared = piece_cid(&[4; 32]);
+    let a = serve(&a_dir, &a_dir, None).await;
+    let b = {
+        let registry = Arc::new(WorkerRegistry::open(&b_dir).expect("registry"));
+        let service = ManagerService::new(
+            Arc::new(NoSectors),
+            registry,
+            Duration::from_secs(600),
+            "v",
+            None,
+        );
+        let options = ServerOptions {
+            path: Some(MANAGER_PATH.to_owned()),
+            piece_dir: Some(b_dir.clone()),
+            piece_fallback: Some(Arc::new(Elsewhere {
+                cid: shared.clone(),
+                payload: b"in the database".to_vec(),
+            })),
+            ..ServerOptions::default()
+        };
+        RpcServer::bind("127.0.0.1:0", Arc::new(service), options)
+            .await
+            .expect("bind")
+    };
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port");
+    let listed = format!(
+        "http://{dead},http://{},http://{}",
+        b.local_addr(),
+        a.local_addr()
+    );
+    let pieces = HttpPieceStore::new(&listed, None, Timeouts::default()).expect("store");
+
+    // Dead, then B (which lacks it), then A.
+    let dest = dir.path().join("copy");
+    assert_eq!(pieces.fetch(&only_a, &dest, 100).await, Ok(9));
+    assert_eq!(std::fs::read(&dest).expect("copy"), b"made by a");
+    // From B's fallback, by way of A (asked first now), which lacks it.
+    assert_eq!(pieces.fetch(&shared, &dest, 100).await, Ok(15));
+    assert_eq!(std::fs::read(&dest).expect("copy"), b"in the database");
+    assert_eq!(
+        std::fs::read(b_dir.join(&shared.text)).expect("kept by B"),
+        b"in the database"
+    );
+    // Nobody has it: unavailable while a listed manager cannot be asked (it may hold
+    // it), not found once every manager said so.
+    let nowhere = piece_cid(&[5; 32]);
+    let unanswered = pieces.fetch(&nowhere, &dest, 100).await;
+    assert!(
+        matches!(unanswered, Err(PieceFetchError::Unavailable { .. })),
+        "{unanswered:?}"
+    );
+    let both = format!("http://{},http://{}", a.local_addr(), b.local_addr());
+    let answered = HttpPieceStore::new(&both, None, Timeouts::default())
+        .expect("store")
+        .fetch(&nowhere, &dest, 100)
+        .await;
+    assert!(
+        matches!(answered, Err(PieceFetchError::NotFound { .. })),
+        "{answered:?}"
+    );
+    a.shutdown().await;
+    b.shutdown().await;
+}

@@ -693,17 +693,27 @@ fn check_processors(
 
 /// A string, or a list of strings joined with commas.
 fn one_or_many<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum OneOrMany {
-        One(String),
-        Many(Vec<String>),
+    struct OneOrMany;
+    impl<'de> serde::de::Visitor<'de> for OneOrMany {
+        type Value = String;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a manager address (\"/ip4/127.0.0.1/tcp/1789\") or a list of them")
+        }
+        fn visit_str<E: serde::de::Error>(self, one: &str) -> Result<String, E> {
+            Ok(one.to_owned())
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<String, A::Error> {
+            let mut many: Vec<String> = Vec::new();
+            while let Some(one) = seq.next_element::<String>()? {
+                many.push(one);
+            }
+            if many.is_empty() {
+                return Err(serde::de::Error::custom("an empty list names no manager"));
+            }
+            Ok(many.join(","))
+        }
     }
-    match OneOrMany::deserialize(deserializer)? {
-        OneOrMany::One(one) => Ok(one),
-        OneOrMany::Many(many) if !many.is_empty() => Ok(many.join(",")),
-        OneOrMany::Many(_) => Err(serde::de::Error::custom("an empty list names no manager")),
-    }
+    deserializer.deserialize_any(OneOrMany)
 }
 
 fn line_of(text: &str, offset: usize) -> usize {

@@ -10,7 +10,9 @@ use damocles_core::{SectorId, SectorSize};
 use damocles_rpc::manager::unix_now;
 use damocles_rpc::manager::{ChainView, JobRequestError};
 use damocles_rpc::metrics::{ManagerMetrics, MetricsServer, Renderer};
+use damocles_rpc::pg::{DbError, DbErrorKind};
 use damocles_rpc::pg_document::PgDocument;
+use damocles_rpc::pg_pieces::PgPieces;
 use damocles_rpc::sealer::MANAGER_PATH;
 use damocles_rpc::{
     ManagerService, PgRegistry, Registry, RpcServer, ServerOptions, WorkerRegistry,
@@ -89,22 +91,49 @@ impl ChainView for MockChainView {
     }
 }
 
-/// The mock chain's records in a database row shared by every manager given `--db`.
+/// The mock chain's records in a database row, and its deal pieces in a table, shared by
+/// every manager given `--db`.
 #[derive(Debug)]
-struct SharedChain(PgDocument);
+struct SharedChain {
+    records: PgDocument,
+    pieces: PgPieces,
+}
 
+#[async_trait::async_trait]
 impl SharedRecords for SharedChain {
     fn begin(&self) -> Option<String> {
-        off_the_executor(|| self.0.begin())
+        off_the_executor(|| self.records.begin())
     }
 
     fn write(&self, json: &str) {
-        self.0.write(json);
+        self.records.write(json);
     }
 
-    fn end(&self) {
-        off_the_executor(|| self.0.end());
+    fn end(&self) -> Result<(), String> {
+        off_the_executor(|| self.records.end())
     }
+
+    async fn keep_piece(&self, cid: &Cid, payload: &[u8]) -> Result<(), String> {
+        self.pieces
+            .keep(&cid.text, payload)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn piece(&self, cid: &Cid) -> Result<Option<Vec<u8>>, String> {
+        self.pieces.get(&cid.text).await.map_err(|e| e.to_string())
+    }
+}
+
+/// A database error as the CLI reports it: a bad URL is bad input, an unreachable or
+/// refusing server is unreachable.
+fn db_failure(e: DbError) -> CliError {
+    let kind = match e.kind {
+        DbErrorKind::BadUrl => ErrorKind::BadInput,
+        DbErrorKind::Unreachable | DbErrorKind::Refused => ErrorKind::Unreachable,
+        _ => ErrorKind::Failed,
+    };
+    CliError::new(kind, e.to_string())
 }
 
 /// Runs `wait` (a wait for the database) telling a multi-threaded runtime to move its
@@ -138,22 +167,19 @@ async fn serve(options: MockOptions) -> Result<u8, CliError> {
         params::proof_for(options.sector_size).map_err(|e| CliError::bad_input(e.to_string()))?;
     let home = options.home.clone().unwrap_or_else(default_home);
     let registry: Arc<dyn Registry> = match &options.db {
-        Some(url) => Arc::new(PgRegistry::connect(url).await.map_err(|e| {
-            CliError::new(
-                ErrorKind::Unreachable,
-                format!("{e} (is PostgreSQL running and the database created?)"),
-            )
-        })?),
+        Some(url) => Arc::new(PgRegistry::connect(url).await.map_err(db_failure)?),
         None => Arc::new(WorkerRegistry::open(&home).map_err(|e| CliError::failed(e.to_string()))?),
     };
     let chain = match &options.db {
         Some(url) => {
             let (url, key) = (url.clone(), format!("mock-chain/t0{}", options.miner));
-            let document = tokio::task::spawn_blocking(move || PgDocument::open(&url, &key))
+            let pieces = PgPieces::connect(&url).await.map_err(db_failure)?;
+            let records = tokio::task::spawn_blocking(move || PgDocument::open(&url, &key))
                 .await
                 .map_err(|e| CliError::failed(e.to_string()))?
-                .map_err(|e| CliError::new(ErrorKind::Unreachable, e.to_string()))?;
-            MockChain::shared(Arc::new(SharedChain(document)), options.miner, proof)
+                .map_err(db_failure)?;
+            let shared = SharedChain { records, pieces };
+            MockChain::shared(Arc::new(shared), options.miner, proof)
         }
         None => {
             let chain_file = home.join("mock-chain.json");
@@ -205,6 +231,10 @@ async fn serve(options: MockOptions) -> Result<u8, CliError> {
             Arc::new(move |method: &str, took| metrics.record_call(method, took))
         }),
         piece_dir: chain.piece_dir(),
+        piece_fallback: options.db.as_ref().map(|_| {
+            let pieces: Arc<dyn damocles_core::PieceStore> = Arc::new(chain.clone());
+            pieces
+        }),
         ..ServerOptions::default()
     };
     let server = RpcServer::bind(&options.listen, Arc::new(service), server_options)
@@ -228,8 +258,8 @@ async fn serve(options: MockOptions) -> Result<u8, CliError> {
         options.wdpost_job_sectors,
         match &options.db {
             Some(url) => format!(
-                "registry and chain records in {} (deal pieces in {})",
-                damocles_rpc::pg_registry::without_password(url),
+                "registry, chain records and deal pieces in {} (pieces cached in {})",
+                damocles_rpc::pg::without_password(url),
                 home.display()
             ),
             None => format!("registry and chain records in {}", home.display()),

@@ -222,6 +222,9 @@ impl MockChain {
         };
         state.jobs.push(job.clone());
         state.save();
+        state
+            .commit()
+            .map_err(|e| JobRefused::NotSaved(e.message))?;
         Ok(job)
     }
 
@@ -238,21 +241,22 @@ impl MockChain {
 
     /// A report of `id`'s state: if a thread holds a job of it, the job is marked
     /// reported (the thread keeps it) and `true` says so.
-    pub(super) fn note_job_report(&self, id: SectorId) -> bool {
+    pub(super) fn note_job_report(&self, id: SectorId) -> Result<bool, ManagerError> {
         let mut state = self.lock();
         let Some(job) = taken_job(&mut state.jobs, id) else {
-            return false;
+            return Ok(false);
         };
         if !job.reported {
             job.reported = true;
             state.save();
         }
-        true
+        state.commit()?;
+        Ok(true)
     }
 
     /// The thread finished its job: done if what it sent back was accepted, failed
     /// otherwise.
-    pub(super) fn finish_job(&self, id: SectorId) {
+    pub(super) fn finish_job(&self, id: SectorId) -> Result<(), ManagerError> {
         let mut state = self.lock();
         if let Some(job) = taken_job(&mut state.jobs, id) {
             job.finished_at = Some(unix_now());
@@ -263,11 +267,12 @@ impl MockChain {
             };
             state.save();
         }
+        state.commit()
     }
 
     /// Takes the oldest pending rebuild job, or one taken [`UNREPORTED_LEASE_SECS`] ago and
     /// never reported: what a rebuild thread needs.
-    pub(super) fn take_rebuild_job(&self) -> Option<SectorRebuildInfo> {
+    pub(super) fn take_rebuild_job(&self) -> Result<Option<SectorRebuildInfo>, ManagerError> {
         self.take_job(|job, sector| match job.kind {
             JobKind::Rebuild => rebuild_info(sector),
             _ => None,
@@ -276,7 +281,7 @@ impl MockChain {
 
     /// Takes the oldest pending unseal job (or one whose lease is over): what an unseal
     /// thread needs.
-    pub(super) fn take_unseal_job(&self) -> Option<SectorUnsealInfo> {
+    pub(super) fn take_unseal_job(&self) -> Result<Option<SectorUnsealInfo>, ManagerError> {
         self.take_job(|job, sector| match &job.kind {
             JobKind::Unseal { piece, dest } => unseal_info(sector, piece, dest),
             _ => None,
@@ -285,7 +290,10 @@ impl MockChain {
 
     /// Takes the oldest job `info` makes something of: pending, or taken
     /// [`UNREPORTED_LEASE_SECS`] ago and never reported.
-    fn take_job<T>(&self, info: impl Fn(&ChainJob, &ChainSector) -> Option<T>) -> Option<T> {
+    fn take_job<T>(
+        &self,
+        info: impl Fn(&ChainJob, &ChainSector) -> Option<T>,
+    ) -> Result<Option<T>, ManagerError> {
         let now = unix_now();
         let mut state = self.lock();
         let super::ChainState { jobs, sectors, .. } = &mut *state;
@@ -299,10 +307,12 @@ impl MockChain {
             }
             _ => false,
         };
-        let (job, info) = jobs.iter_mut().filter(|j| offered(j)).find_map(|j| {
+        let Some((job, info)) = jobs.iter_mut().filter(|j| offered(j)).find_map(|j| {
             let info = sectors.get(&j.sector).and_then(|s| info(j, s))?;
             Some((j, info))
-        })?;
+        }) else {
+            return Ok(None);
+        };
         if job.state == JobState::Taken {
             tracing::warn!(
                 "mock chain: job {} of {} was taken and never reported; offered again",
@@ -313,7 +323,8 @@ impl MockChain {
         job.state = JobState::Taken;
         job.taken_at = Some(now);
         state.save();
-        Some(info)
+        state.commit()?;
+        Ok(Some(info))
     }
 
     /// `AcquireUnsealDest`: where the taken unseal job of `piece` in `id` goes.
@@ -345,8 +356,7 @@ impl MockChain {
     ) -> Result<(), ManagerError> {
         let dest = self.unseal_dest(id, &piece)?;
         if !error.is_empty() {
-            self.fail_job(id, error);
-            return Ok(());
+            return self.fail_job(id, error);
         }
         let (proof, stores, uploads) = {
             let state = self.lock();
@@ -423,11 +433,12 @@ impl MockChain {
             }
         };
         state.save();
+        state.commit()?;
         answer
     }
 
     /// A thread dropped its job.
-    pub(super) fn fail_job(&self, id: SectorId, reason: String) {
+    pub(super) fn fail_job(&self, id: SectorId, reason: String) -> Result<(), ManagerError> {
         let mut state = self.lock();
         if let Some(job) = taken_job(&mut state.jobs, id) {
             tracing::info!(
@@ -438,6 +449,7 @@ impl MockChain {
             job.finished_at = Some(unix_now());
             state.save();
         }
+        state.commit()
     }
 
     /// `SubmitPersistedEx` of a rebuilt sector: accepted only if the files persisted in
@@ -499,6 +511,7 @@ impl MockChain {
             }
         };
         state.save();
+        state.commit()?;
         Ok(accepted)
     }
 }
@@ -533,6 +546,10 @@ pub enum JobRefused {
         /// Its state.
         state: &'static str,
     },
+    /// The job was decided, but the shared records lost it (another manager wrote
+    /// meanwhile): nothing was created; ask again.
+    #[error("the job was not saved: {0}")]
+    NotSaved(String),
     /// The piece came with the sector's upgrade.
     #[error("{piece} was put into {id} by its upgrade: unsealing an upgraded sector's pieces is not supported")]
     UpgradePiece {

@@ -211,13 +211,17 @@ struct ChainState {
     wdpost_heartbeats: HashMap<String, std::time::Instant>,
     /// Where the records are kept when several managers share them.
     shared: Option<Arc<dyn SharedRecords>>,
+    /// Whether the section changed the records (they are written when it ends).
+    changed: bool,
 }
 
 /// Records shared by several managers (a database row), read and written in sections
 /// that exclude every other holder: each section of the chain's work (one lock of its
 /// state) reads the records as they stand, and what it saves is written before the next
 /// section anywhere begins. Blocking: an implementation waits for its database (and
-/// retries while it is down) rather than fail a section.
+/// retries while it is down) rather than fail a section; only a section whose writes
+/// are known lost fails.
+#[async_trait]
 pub trait SharedRecords: Send + Sync + std::fmt::Debug {
     /// Begins a section: the records (JSON) once no other section holds them; `None`
     /// before anything was written.
@@ -225,7 +229,23 @@ pub trait SharedRecords: Send + Sync + std::fmt::Debug {
     /// Writes the records within the section.
     fn write(&self, json: &str);
     /// Ends the section, making what it wrote visible to every holder.
-    fn end(&self);
+    ///
+    /// # Errors
+    /// What the section wrote did not land (its commit was lost and another holder wrote
+    /// meanwhile): the records are as they were before the section, and the caller must
+    /// not act on what the section decided.
+    fn end(&self) -> Result<(), String>;
+    /// Keeps a deal piece's payload where every holder can read it.
+    ///
+    /// # Errors
+    /// The payload could not be stored.
+    async fn keep_piece(&self, cid: &Cid, payload: &[u8]) -> Result<(), String>;
+    /// A deal piece's payload kept by [`SharedRecords::keep_piece`] (by any holder);
+    /// `Ok(None)` for a piece nobody kept.
+    ///
+    /// # Errors
+    /// The store could not be read.
+    async fn piece(&self, cid: &Cid) -> Result<Option<Vec<u8>>, String>;
 }
 
 /// What share of sectors get deals, and where their pieces are kept.
@@ -274,11 +294,21 @@ impl ChainState {
         self.wdpost_round = snapshot.wdpost_round;
     }
 
-    /// Writes the records: into the shared records, or a file (to a temporary file,
-    /// then renamed over the old one).
-    fn save(&self) {
+    /// Marks the records changed: they are written (into the shared records, or the
+    /// file) when the section ends.
+    fn save(&mut self) {
+        self.changed = true;
+    }
+
+    /// Writes the records if the section changed them: into the shared records, or a
+    /// file (to a temporary file, then renamed over the old one).
+    fn write_changes(&mut self) {
+        if !std::mem::take(&mut self.changed) {
+            return;
+        }
+        let snapshot = self.snapshot();
         if let Some(shared) = &self.shared {
-            match serde_json::to_string(&self.snapshot()) {
+            match serde_json::to_string(&snapshot) {
                 Ok(json) => shared.write(&json),
                 Err(e) => tracing::error!("mock chain: cannot encode the records: {e}"),
             }
@@ -287,7 +317,6 @@ impl ChainState {
         let Some(file) = &self.file else {
             return;
         };
-        let snapshot = self.snapshot();
         let write = || -> std::io::Result<()> {
             let tmp = file.with_extension("tmp");
             std::fs::write(&tmp, serde_json::to_vec(&snapshot)?)?;
@@ -299,10 +328,38 @@ impl ChainState {
     }
 }
 
-/// The chain's state for one section of work; with shared records, the section reads them
-/// first and ends (commits) when the guard is dropped.
+/// The chain's state for one section of work. With shared records, the section read them
+/// first and ends when the guard is committed or dropped: a call that answers a worker
+/// after changing the records ends it with [`ChainGuard::commit`], so that a section
+/// whose writes were lost answers an error (the worker asks again) rather than a
+/// decision nobody else will see.
 struct ChainGuard<'a> {
     state: MutexGuard<'a, ChainState>,
+    ended: bool,
+}
+
+impl ChainGuard<'_> {
+    /// Writes what the section changed and ends it.
+    ///
+    /// # Errors
+    /// A transport error (which workers retry) when the shared records lost the section's
+    /// writes.
+    fn commit(mut self) -> Result<(), ManagerError> {
+        self.end().map_err(|e| {
+            ManagerError::transport(format!(
+                "the manager's records were not saved ({e}); nothing changed, ask again"
+            ))
+        })
+    }
+
+    fn end(&mut self) -> Result<(), String> {
+        self.ended = true;
+        self.state.write_changes();
+        match &self.state.shared {
+            Some(shared) => shared.end(),
+            None => Ok(()),
+        }
+    }
 }
 
 impl std::ops::Deref for ChainGuard<'_> {
@@ -320,8 +377,10 @@ impl std::ops::DerefMut for ChainGuard<'_> {
 
 impl Drop for ChainGuard<'_> {
     fn drop(&mut self) {
-        if let Some(shared) = &self.state.shared {
-            shared.end();
+        if !self.ended {
+            if let Err(e) = self.end() {
+                tracing::error!("mock chain: a change of the records was lost: {e}");
+            }
         }
     }
 }
@@ -382,14 +441,23 @@ impl MockChain {
     fn lock(&self) -> ChainGuard<'_> {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(shared) = state.shared.clone() {
-            if let Some(json) = shared.begin() {
-                match serde_json::from_str::<Snapshot>(&json) {
-                    Ok(snapshot) => state.restore(snapshot),
-                    Err(e) => tracing::error!("mock chain: the shared records are unreadable: {e}"),
-                }
+            // Read whole every time: what this manager wrote in a lost section is gone.
+            let snapshot = match shared.begin() {
+                None => Some(ChainState::default().snapshot()),
+                Some(json) => serde_json::from_str::<Snapshot>(&json)
+                    .inspect_err(|e| {
+                        tracing::error!("mock chain: the shared records are unreadable: {e}")
+                    })
+                    .ok(),
+            };
+            if let Some(snapshot) = snapshot {
+                state.restore(snapshot);
             }
         }
-        ChainGuard { state }
+        ChainGuard {
+            state,
+            ended: false,
+        }
     }
 
     /// Allocates at most `limit` sectors in all; later allocations answer "none".
@@ -463,11 +531,24 @@ impl MockChain {
         {
             return Ok(None);
         }
-        let dir = dir.to_path_buf();
-        let pieces = tokio::task::spawn_blocking(move || make_pieces(proof, &sizes, &dir))
+        let made_in = dir.to_path_buf();
+        let pieces = tokio::task::spawn_blocking(move || make_pieces(proof, &sizes, &made_in))
             .await
             .map_err(|e| ManagerError::remote(1, format!("piece maker panicked: {e}")))?
             .map_err(|e| ManagerError::remote(1, format!("make deal pieces: {e}")))?;
+        let shared = self.lock().shared.clone();
+        if let Some(shared) = shared {
+            // Kept where every manager reads them before any worker hears of them.
+            for (cid, _, _) in &pieces {
+                let path = dir.join(&cid.text);
+                let payload = tokio::fs::read(&path).await.map_err(|e| {
+                    ManagerError::remote(1, format!("read {}: {e}", path.display()))
+                })?;
+                shared.keep_piece(cid, &payload).await.map_err(|e| {
+                    ManagerError::transport(format!("keep deal piece {}: {e}", cid.text))
+                })?;
+            }
+        }
         let mut state = self.lock();
         let deals = pieces
             .into_iter()
@@ -524,6 +605,7 @@ impl MockChain {
         if *sector != before || *counters != counted {
             state.save();
         }
+        state.commit()?;
         Ok(result)
     }
 }
@@ -642,6 +724,7 @@ impl SectorManager for MockChain {
             },
         );
         state.save();
+        state.commit()?;
         Ok(Some(AllocatedSector {
             id,
             proof_type: self.proof_type,
@@ -899,7 +982,7 @@ impl SectorManager for MockChain {
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
-        let job_held = self.note_job_report(id);
+        let job_held = self.note_job_report(id)?;
         self.with_sector(id, |sector, _| {
             sector.reported_state = Some(req.state_change.next);
             let (finalized, abort_reason) = match &sector.state {
@@ -919,7 +1002,7 @@ impl SectorManager for MockChain {
 
     async fn report_finalized(&self, id: SectorId) -> Result<(), ManagerError> {
         self.check_fault(ChainCall::ReportFinalized)?;
-        self.finish_job(id);
+        self.finish_job(id)?;
         self.with_sector(id, |sector, _| {
             sector.state = match &sector.state {
                 // Its snap-up thread is done once the chain holds the update; a late report
@@ -936,7 +1019,7 @@ impl SectorManager for MockChain {
     async fn report_aborted(&self, id: SectorId, reason: String) -> Result<(), ManagerError> {
         self.check_fault(ChainCall::ReportAborted)?;
         if self.job_held(id) {
-            self.fail_job(id, reason);
+            self.fail_job(id, reason)?;
             return Ok(());
         }
         let dir = self.piece_dir();
@@ -1001,6 +1084,7 @@ impl SectorManager for MockChain {
             if candidate.is_some() {
                 state.save();
             }
+            state.commit()?;
             candidate
         };
         let Some((id, proof_type, comm_r, store)) = taken else {
@@ -1134,7 +1218,7 @@ impl SectorManager for MockChain {
         if !self.serves(&spec) {
             return Ok(None);
         }
-        Ok(self.take_rebuild_job())
+        self.take_rebuild_job()
     }
 
     async fn allocate_unseal_sector(
@@ -1145,7 +1229,7 @@ impl SectorManager for MockChain {
         if !self.serves(&spec) {
             return Ok(None);
         }
-        Ok(self.take_unseal_job())
+        self.take_unseal_job()
     }
 
     async fn acquire_unseal_dest(
@@ -1174,7 +1258,7 @@ impl SectorManager for MockChain {
         worker: String,
     ) -> Result<Vec<WdPoStJob>, ManagerError> {
         self.check_fault(ChainCall::WdPoStAllocateJobs)?;
-        Ok(self.allocate_wdpost_jobs(&spec, num, &worker))
+        self.allocate_wdpost_jobs(&spec, num, &worker)
     }
 
     async fn wdpost_heartbeat_jobs(
@@ -1233,29 +1317,53 @@ impl PieceStore for MockChain {
             .piece_dir()
             .ok_or_else(|| not_found("the mock chain offers no deals".into()))?;
         let source = dir.join(&cid.text);
-        let len = tokio::fs::metadata(&source)
-            .await
-            .map_err(|e| not_found(format!("{}: {e}", source.display())))?
-            .len();
-        if len > limit {
-            return Err(PieceFetchError::TooLarge {
-                cid: cid.text.clone(),
-                limit,
-            });
-        }
+        let local = |reason: String| PieceFetchError::Local {
+            cid: cid.text.clone(),
+            reason,
+        };
+        let too_large = || PieceFetchError::TooLarge {
+            cid: cid.text.clone(),
+            limit,
+        };
         // Through a temporary file, as a download: `dest` is whole or absent.
         let tmp = dest.with_extension("part");
-        let copied = async {
-            tokio::fs::copy(&source, &tmp).await?;
-            tokio::fs::rename(&tmp, dest).await
+        let len = match tokio::fs::metadata(&source).await {
+            Ok(meta) if meta.len() > limit => return Err(too_large()),
+            Ok(meta) => {
+                tokio::fs::copy(&source, &tmp)
+                    .await
+                    .map_err(|e| local(format!("copy to {}: {e}", tmp.display())))?;
+                meta.len()
+            }
+            Err(e) => {
+                // Made by another manager sharing the records: from there.
+                let shared = self.lock().shared.clone();
+                let Some(shared) = shared else {
+                    return Err(not_found(format!("{}: {e}", source.display())));
+                };
+                let payload = shared
+                    .piece(cid)
+                    .await
+                    .map_err(|reason| PieceFetchError::Unavailable {
+                        cid: cid.text.clone(),
+                        reason,
+                    })?
+                    .ok_or_else(|| {
+                        not_found(format!("{} and the shared records: {e}", source.display()))
+                    })?;
+                if payload.len() as u64 > limit {
+                    return Err(too_large());
+                }
+                tokio::fs::write(&tmp, &payload)
+                    .await
+                    .map_err(|e| local(format!("write {}: {e}", tmp.display())))?;
+                payload.len() as u64
+            }
         };
-        copied
+        tokio::fs::rename(&tmp, dest)
             .await
             .map(|()| len)
-            .map_err(|e| PieceFetchError::Local {
-                cid: cid.text.clone(),
-                reason: format!("copy to {}: {e}", dest.display()),
-            })
+            .map_err(|e| local(format!("rename to {}: {e}", dest.display())))
     }
 }
 
@@ -1318,6 +1426,77 @@ mod tests {
     use damocles_core::sealer_api::{StateChange, WorkerIdentifier};
     use damocles_core::PoStProof;
     use std::time::Duration;
+
+    /// Shared records in memory whose next commits can be lost, as a database's are when
+    /// the connection drops and another manager writes before the section can be saved.
+    #[derive(Debug, Default)]
+    struct LossyRecords {
+        /// (committed, pending, commits of a write to lose)
+        doc: Mutex<(Option<String>, Option<String>, usize)>,
+    }
+
+    #[async_trait]
+    impl SharedRecords for LossyRecords {
+        fn begin(&self) -> Option<String> {
+            self.doc.lock().expect("doc").0.clone()
+        }
+        fn write(&self, json: &str) {
+            self.doc.lock().expect("doc").1 = Some(json.to_owned());
+        }
+        fn end(&self) -> Result<(), String> {
+            let mut doc = self.doc.lock().expect("doc");
+            let Some(pending) = doc.1.take() else {
+                return Ok(());
+            };
+            if doc.2 > 0 {
+                doc.2 -= 1;
+                return Err("commit lost".into());
+            }
+            doc.0 = Some(pending);
+            Ok(())
+        }
+        async fn keep_piece(&self, _: &Cid, _: &[u8]) -> Result<(), String> {
+            Ok(())
+        }
+        async fn piece(&self, _: &Cid) -> Result<Option<Vec<u8>>, String> {
+            Ok(None)
+        }
+    }
+
+    /// A section whose writes were lost answers a transport error (which workers retry)
+    /// and decides nothing: the number it took is taken again by the next allocation,
+    /// and a pre-commit lost that way is not on chain until sent again.
+    #[tokio::test]
+    async fn a_section_whose_writes_are_lost_answers_an_error_and_decides_nothing() {
+        let records = Arc::new(LossyRecords::default());
+        let chain = MockChain::shared(records.clone(), 1000, SealProof::StackedDrg2KiBV1_1);
+        records.doc.lock().expect("doc").2 = 1;
+        let lost = chain
+            .allocate_sector(AllocateSectorSpec::default())
+            .await
+            .expect_err("the allocation was lost");
+        assert_eq!(
+            lost.kind,
+            damocles_core::sealer_api::ManagerErrorKind::Transport
+        );
+        assert!(lost.message.contains("commit lost"), "{lost}");
+        let first = chain
+            .allocate_sector(AllocateSectorSpec::default())
+            .await
+            .expect("allocate")
+            .expect("a sector");
+        assert_eq!(first.id.number, 1, "the lost allocation took no number");
+        assert_eq!(chain.counters().allocated, 1);
+
+        records.doc.lock().expect("doc").2 = 1;
+        chain
+            .assign_ticket(first.id)
+            .await
+            .expect_err("the ticket was lost");
+        assert_eq!(chain.sector(first.id).expect("sector").ticket, None);
+        let ticket = chain.assign_ticket(first.id).await.expect("ticket");
+        assert_eq!(chain.sector(first.id).expect("sector").ticket, Some(ticket));
+    }
 
     #[tokio::test]
     async fn records_kept_in_a_file_survive_a_restart() {

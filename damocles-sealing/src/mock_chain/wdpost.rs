@@ -312,7 +312,7 @@ impl MockChain {
         spec: &AllocatePoStSpec,
         num: u32,
         worker: &str,
-    ) -> Vec<WdPoStJob> {
+    ) -> Result<Vec<WdPoStJob>, ManagerError> {
         let mut state = self.lock();
         state.expire_heartbeats();
         let due = state.wdpost_schedule.interval.is_some_and(|interval| {
@@ -369,7 +369,8 @@ impl MockChain {
         if !taken.is_empty() {
             state.save();
         }
-        taken
+        state.commit()?;
+        Ok(taken)
     }
 
     pub(super) fn wdpost_heartbeat(
@@ -507,6 +508,6 @@ impl MockChain {
             }
         }
         state.save();
-        Ok(())
+        state.commit()
     }
 }
