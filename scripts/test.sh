@@ -10,8 +10,9 @@ step clippy; cargo clippy --workspace --all-targets -- -D warnings
 step layering; scripts/check-layering.sh
 # The sealing tests seal real 2KiB sectors: generate the parameters once per machine, before
 # tests run in parallel (two processes generating the same file would break each other).
-step parameters; cargo build -q -p damocles-cli --bin damocles-worker
-target/debug/damocles-worker params generate --sector-size 2KiB
+# Built as the tests build it (binaries and examples included), so nothing is built twice.
+step build; cargo nextest run --workspace --no-run --cargo-quiet
+step parameters; target/debug/damocles-worker params generate --sector-size 2KiB
 # The shared-registry tests run against PostgreSQL (installed, not running, on CI machines).
 step postgres; DAMOCLES_TEST_DATABASE_URL="$(scripts/start-postgres.sh)"
 export DAMOCLES_TEST_DATABASE_URL
@@ -20,10 +21,9 @@ step doctests; cargo test --workspace --doc
 # The API docs build without a warning, and the embedding examples run (embed and
 # loopback_harness seal real sectors; scheduler drives the core traits over the fakes).
 step docs; RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace -q
+# Built with the tests above (`cargo test` builds examples).
 step examples
-cargo run -q -p damocles-core --features testing --example scheduler
-cargo run -q -p damocles-sealing --example embed
-cargo run -q -p damocles-cli --example loopback_harness
+for example in scheduler embed loopback_harness; do target/debug/examples/$example; done
 # The benchmarks keep building and running, small and without C2 (full run: BENCHMARKS.md).
 step bench-smoke; cargo build -q -p damocles-bench --bins
 target/debug/damocles-bench --smoke
