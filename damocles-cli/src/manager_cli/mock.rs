@@ -180,6 +180,7 @@ async fn serve(options: MockOptions) -> Result<u8, CliError> {
                 .map_err(db_failure)?;
             let shared = SharedChain { records, pieces };
             MockChain::shared(Arc::new(shared), options.miner, proof)
+                .map_err(CliError::bad_input)?
         }
         None => {
             let chain_file = home.join("mock-chain.json");

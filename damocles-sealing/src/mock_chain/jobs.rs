@@ -359,7 +359,7 @@ impl MockChain {
             return self.fail_job(id, error);
         }
         let (proof, stores, uploads) = {
-            let state = self.lock();
+            let state = self.settings();
             let uploads = state.offer.as_ref().map(|o| o.dir.join("unsealed"));
             (self.proof_type, state.stores.clone(), uploads)
         };
@@ -463,7 +463,7 @@ impl MockChain {
         is_upgrade: bool,
     ) -> Result<bool, ManagerError> {
         let sector = self.with_sector(id, |s, _| s.clone())?;
-        let store = self.lock().stores.get(&instance).cloned();
+        let store = self.settings().stores.get(&instance).cloned();
         let verdict = match store {
             None => Err(format!(
                 "the mock does not know where store {instance} is: start it with \

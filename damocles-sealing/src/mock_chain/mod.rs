@@ -206,9 +206,9 @@ struct ChainState {
     wdpost_round: u64,
     /// When rounds start, how big their jobs are.
     wdpost_schedule: wdpost::WdPostSchedule,
-    /// The last heartbeat of each job being proven (not kept: after a restart every
-    /// job being proven waits one timeout and is offered again).
-    wdpost_heartbeats: HashMap<String, std::time::Instant>,
+    /// The last heartbeat of each job being proven, in Unix milliseconds (kept with the
+    /// records, so that every manager sharing them sees the heartbeats any was sent).
+    wdpost_heartbeats: BTreeMap<String, u64>,
     /// Where the records are kept when several managers share them.
     shared: Option<Arc<dyn SharedRecords>>,
     /// Whether the section changed the records (they are written when it ends).
@@ -269,6 +269,11 @@ struct Snapshot {
     wdpost_jobs: Vec<WdPostJob>,
     #[serde(default)]
     wdpost_round: u64,
+    #[serde(default)]
+    wdpost_heartbeats: BTreeMap<String, u64>,
+    /// When the last WindowPoSt round started, in Unix milliseconds.
+    #[serde(default)]
+    wdpost_last_round: Option<u64>,
 }
 
 impl ChainState {
@@ -281,6 +286,8 @@ impl ChainState {
             jobs: self.jobs.clone(),
             wdpost_jobs: self.wdpost_jobs.clone(),
             wdpost_round: self.wdpost_round,
+            wdpost_heartbeats: self.wdpost_heartbeats.clone(),
+            wdpost_last_round: self.wdpost_schedule.last_round,
         }
     }
 
@@ -292,6 +299,8 @@ impl ChainState {
         self.jobs = snapshot.jobs;
         self.wdpost_jobs = snapshot.wdpost_jobs;
         self.wdpost_round = snapshot.wdpost_round;
+        self.wdpost_heartbeats = snapshot.wdpost_heartbeats;
+        self.wdpost_schedule.last_round = snapshot.wdpost_last_round;
     }
 
     /// Marks the records changed: they are written (into the shared records, or the
@@ -432,10 +441,31 @@ impl MockChain {
     /// A chain whose records are `shared` with other managers (a database): every
     /// section of its work reads them first and writes what it changes, so that sector
     /// numbers, pre-commits, proofs and jobs are one set whichever manager a worker asks.
-    pub fn shared(shared: Arc<dyn SharedRecords>, miner: ActorId, proof_type: SealProof) -> Self {
+    ///
+    /// # Errors
+    /// The records hold sectors of another proof type (managers started for one miner
+    /// with different sector sizes).
+    pub fn shared(
+        shared: Arc<dyn SharedRecords>,
+        miner: ActorId,
+        proof_type: SealProof,
+    ) -> Result<Self, String> {
         let chain = Self::new(miner, proof_type);
         chain.state.lock().unwrap_or_else(|p| p.into_inner()).shared = Some(shared);
-        chain
+        let other = chain
+            .lock()
+            .sectors
+            .values()
+            .find(|s| s.proof_type != proof_type)
+            .map(|s| s.proof_type.sector_size());
+        match other {
+            Some(size) => Err(format!(
+                "the shared records of miner t0{miner} hold {size} sectors, and this manager \
+                 was started for {}: give each sector size a miner of its own (--miner)",
+                proof_type.sector_size()
+            )),
+            None => Ok(chain),
+        }
     }
 
     fn lock(&self) -> ChainGuard<'_> {
@@ -460,6 +490,12 @@ impl MockChain {
         }
     }
 
+    /// The chain's own settings (deals offered, report delay, stores, where the records
+    /// are), which the shared records do not hold: read without a section.
+    fn settings(&self) -> MutexGuard<'_, ChainState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Allocates at most `limit` sectors in all; later allocations answer "none".
     pub fn limit_sectors(&self, limit: u64) {
         self.lock().sector_limit = Some(limit);
@@ -469,7 +505,7 @@ impl MockChain {
     /// visible that long (the worker reports right after persisting it), so that tests can
     /// observe, and crash a worker in, every state.
     pub fn delay_reports(&self, delay: std::time::Duration) {
-        self.lock().report_delay = delay;
+        self.settings().report_delay = delay;
     }
 
     /// Offers deals: `share` of the sectors, by number (0.5: the even-numbered ones), get one or
@@ -479,7 +515,7 @@ impl MockChain {
     /// carry the comm_d of those pieces.
     pub fn offer_deals(&self, share: f64, dir: &Path) -> std::io::Result<()> {
         std::fs::create_dir_all(dir)?;
-        self.lock().offer = Some(DealOffer {
+        self.settings().offer = Some(DealOffer {
             share: share.clamp(0.0, 1.0),
             dir: dir.to_path_buf(),
         });
@@ -488,7 +524,7 @@ impl MockChain {
 
     /// Where the offered pieces are kept, when deals are offered.
     pub fn piece_dir(&self) -> Option<PathBuf> {
-        self.lock().offer.as_ref().map(|o| o.dir.clone())
+        self.settings().offer.as_ref().map(|o| o.dir.clone())
     }
 
     /// Makes the next `times` calls of `call` fail with `error`.
@@ -536,7 +572,7 @@ impl MockChain {
             .await
             .map_err(|e| ManagerError::remote(1, format!("piece maker panicked: {e}")))?
             .map_err(|e| ManagerError::remote(1, format!("make deal pieces: {e}")))?;
-        let shared = self.lock().shared.clone();
+        let shared = self.settings().shared.clone();
         if let Some(shared) = shared {
             // Kept where every manager reads them before any worker hears of them.
             for (cid, _, _) in &pieces {
@@ -742,7 +778,7 @@ impl SectorManager for MockChain {
         if !assigned.is_empty() {
             return Ok(Some(assigned));
         }
-        let Some(offer) = self.lock().offer.clone() else {
+        let Some(offer) = self.settings().offer.clone() else {
             return Ok(None);
         };
         // Deterministic shares, by sector number: sector n gets deals when n·share crosses
@@ -978,7 +1014,7 @@ impl SectorManager for MockChain {
         req: ReportStateReq,
     ) -> Result<SectorStateResp, ManagerError> {
         self.check_fault(ChainCall::ReportState)?;
-        let delay = self.lock().report_delay;
+        let delay = self.settings().report_delay;
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
@@ -1337,7 +1373,7 @@ impl PieceStore for MockChain {
             }
             Err(e) => {
                 // Made by another manager sharing the records: from there.
-                let shared = self.lock().shared.clone();
+                let shared = self.settings().shared.clone();
                 let Some(shared) = shared else {
                     return Err(not_found(format!("{}: {e}", source.display())));
                 };
@@ -1469,7 +1505,8 @@ mod tests {
     #[tokio::test]
     async fn a_section_whose_writes_are_lost_answers_an_error_and_decides_nothing() {
         let records = Arc::new(LossyRecords::default());
-        let chain = MockChain::shared(records.clone(), 1000, SealProof::StackedDrg2KiBV1_1);
+        let chain = MockChain::shared(records.clone(), 1000, SealProof::StackedDrg2KiBV1_1)
+            .expect("empty records");
         records.doc.lock().expect("doc").2 = 1;
         let lost = chain
             .allocate_sector(AllocateSectorSpec::default())
@@ -1496,6 +1533,50 @@ mod tests {
         assert_eq!(chain.sector(first.id).expect("sector").ticket, None);
         let ticket = chain.assign_ticket(first.id).await.expect("ticket");
         assert_eq!(chain.sector(first.id).expect("sector").ticket, Some(ticket));
+    }
+
+    /// Two managers on one set of records: a WindowPoSt job proven through one stays
+    /// alive on the other while heartbeats reach either, a round is started once for both,
+    /// and a manager of another sector size for the same miner is refused.
+    #[tokio::test]
+    async fn managers_sharing_records_share_heartbeats_and_rounds() {
+        let records = Arc::new(LossyRecords::default());
+        let proof = SealProof::StackedDrg2KiBV1_1;
+        let a = MockChain::shared(records.clone(), 1000, proof).expect("a");
+        let b = MockChain::shared(records.clone(), 1000, proof).expect("b");
+        finished_cc_sector(&a).await;
+        let timeout = Duration::from_secs(2);
+        let hour = Some(Duration::from_secs(3600));
+        a.schedule_wdpost(hour, 4, timeout);
+        b.schedule_wdpost(hour, 4, timeout);
+        let taken = a
+            .wdpost_allocate_jobs(AllocatePoStSpec::default(), 1, "w".into())
+            .await
+            .expect("allocate");
+        assert_eq!(taken.len(), 1, "a round started through A");
+        assert!(
+            b.wdpost_allocate_jobs(AllocatePoStSpec::default(), 1, "v".into())
+                .await
+                .expect("allocate")
+                .is_empty(),
+            "B starts no second round within the interval"
+        );
+        // Heartbeats through B for longer than the timeout: A sees the job alive.
+        for _ in 0..5 {
+            std::thread::sleep(timeout / 4);
+            b.wdpost_heartbeat_jobs(vec![taken[0].id.clone()], "w".into())
+                .await
+                .expect("heartbeat through B");
+            assert_eq!(a.wdpost_jobs()[0].state, WdPostJobState::Proving);
+        }
+        // And once they stop, both see it offered again.
+        std::thread::sleep(timeout);
+        assert_eq!(a.wdpost_jobs()[0].state, WdPostJobState::Pending);
+        assert_eq!(b.wdpost_jobs()[0].state, WdPostJobState::Pending);
+
+        let other = MockChain::shared(records, 1000, SealProof::StackedDrg8MiBV1_1)
+            .expect_err("another sector size for the same miner");
+        assert!(other.contains("2KiB") && other.contains("8MiB"), "{other}");
     }
 
     #[tokio::test]

@@ -5,7 +5,7 @@
 //! ([`HEARTBEAT_TIMEOUT`]), and checked with `verify_window_post` over the sectors not
 //! reported faulty (`WdPoStFinishJob`).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use damocles_core::sealer_api::{
     AllocatePoStSpec, SectorAccessStores, WdPoStInput, WdPoStJob, WdPoStSector, WindowPoStOutput,
@@ -130,8 +130,9 @@ pub(super) struct WdPostSchedule {
     pub job_sectors: usize,
     /// How long a heartbeat may be missing.
     pub heartbeat_timeout: Duration,
-    /// When the last round started.
-    pub last_round: Option<Instant>,
+    /// When the last round started, in Unix milliseconds (kept with the records: managers
+    /// sharing them start each round once).
+    pub last_round: Option<u64>,
 }
 
 impl Default for WdPostSchedule {
@@ -143,6 +144,12 @@ impl Default for WdPostSchedule {
             last_round: None,
         }
     }
+}
+
+fn unix_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 fn unix_now() -> u64 {
@@ -226,14 +233,14 @@ impl ChainState {
         }
         let excess = self.wdpost_jobs.len().saturating_sub(JOBS_KEPT);
         self.wdpost_jobs.drain(..excess);
-        self.wdpost_schedule.last_round = Some(Instant::now());
+        self.wdpost_schedule.last_round = Some(unix_millis());
         Some(round)
     }
 
     /// Offers again (or gives up) every job whose heartbeat stopped.
     fn expire_heartbeats(&mut self) {
         let timeout = self.wdpost_schedule.heartbeat_timeout;
-        let now = Instant::now();
+        let now = unix_millis();
         let mut changed = false;
         for job in &mut self.wdpost_jobs {
             if job.state != WdPostJobState::Proving {
@@ -242,7 +249,7 @@ impl ChainState {
             let alive = self
                 .wdpost_heartbeats
                 .get(&job.id)
-                .is_some_and(|at| now.duration_since(*at) < timeout);
+                .is_some_and(|at| u128::from(now.saturating_sub(*at)) < timeout.as_millis());
             if alive {
                 continue;
             }
@@ -255,6 +262,16 @@ impl ChainState {
             retry_or_fail(job, lost);
             changed = true;
         }
+        // Heartbeats of jobs no longer proven (finished elsewhere, given up, dropped).
+        let proving: Vec<&String> = self
+            .wdpost_jobs
+            .iter()
+            .filter(|j| j.state == WdPostJobState::Proving)
+            .map(|j| &j.id)
+            .collect();
+        let kept = self.wdpost_heartbeats.len();
+        self.wdpost_heartbeats.retain(|id, _| proving.contains(&id));
+        changed |= self.wdpost_heartbeats.len() != kept;
         if changed {
             self.save();
         }
@@ -316,13 +333,12 @@ impl MockChain {
         let mut state = self.lock();
         state.expire_heartbeats();
         let due = state.wdpost_schedule.interval.is_some_and(|interval| {
-            state
-                .wdpost_schedule
-                .last_round
-                .is_none_or(|at| at.elapsed() >= interval)
+            state.wdpost_schedule.last_round.is_none_or(|at| {
+                u128::from(unix_millis().saturating_sub(at)) >= interval.as_millis()
+            })
         });
-        if due {
-            state.start_wdpost_round(self.miner);
+        if due && state.start_wdpost_round(self.miner).is_some() {
+            state.save();
         }
         let ChainState {
             wdpost_jobs,
@@ -343,7 +359,7 @@ impl MockChain {
             job.state = WdPostJobState::Proving;
             job.worker = Some(worker.to_owned());
             job.tries += 1;
-            wdpost_heartbeats.insert(job.id.clone(), Instant::now());
+            wdpost_heartbeats.insert(job.id.clone(), unix_millis());
             taken.push(WdPoStJob {
                 id: job.id.clone(),
                 input: WdPoStInput {
@@ -399,9 +415,10 @@ impl MockChain {
                     ),
                 ));
             }
-            wdpost_heartbeats.insert(id.clone(), Instant::now());
+            wdpost_heartbeats.insert(id.clone(), unix_millis());
         }
-        Ok(())
+        state.save();
+        state.commit()
     }
 
     /// `WdPoStFinishJob`: the proof is verified (outside the lock) over the sectors not
