@@ -170,22 +170,22 @@ fn two_managers_on_one_database_list_and_manage_the_same_workers_through_a_datab
     );
 }
 
-#[test]
-fn a_database_that_cannot_be_reached_is_named_without_its_password() {
+/// `damocles-manager mock --db <url>` run to its end (it fails): exit code and stderr.
+fn mock_failing_with_db(url: &str) -> (Option<i32>, String) {
+    let home = tempfile::tempdir().expect("temp dir");
     let output = Command::new(common::MANAGER)
-        .args([
-            "mock",
-            "--listen",
-            "127.0.0.1:0",
-            "--db",
-            "postgres://fleet:s3cret@127.0.0.1:1/fleet",
-            "--home",
-        ])
-        .arg(tempfile::tempdir().expect("temp dir").path())
+        .args(["mock", "--listen", "127.0.0.1:0", "--db", url, "--home"])
+        .arg(home.path())
         .output()
         .expect("run");
-    assert_eq!(output.status.code(), Some(3), "unreachable");
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output.status.code(), stderr)
+}
+
+#[test]
+fn a_database_that_cannot_be_reached_is_named_without_its_password() {
+    let (code, stderr) = mock_failing_with_db("postgres://fleet:s3cret@127.0.0.1:1/fleet");
+    assert_eq!(code, Some(3), "unreachable");
     assert!(
         stderr.contains("database postgres://fleet:***@127.0.0.1:1/fleet: cannot connect"),
         "{stderr}"
@@ -194,20 +194,8 @@ fn a_database_that_cannot_be_reached_is_named_without_its_password() {
     assert!(!stderr.contains("s3cret"), "{stderr}");
 
     // Not PostgreSQL's URL: bad input, nothing tried.
-    let output = Command::new(common::MANAGER)
-        .args([
-            "mock",
-            "--listen",
-            "127.0.0.1:0",
-            "--db",
-            "mysql://root@127.0.0.1/fleet",
-        ])
-        .arg("--home")
-        .arg(tempfile::tempdir().expect("temp dir").path())
-        .output()
-        .expect("run");
-    assert_eq!(output.status.code(), Some(2), "bad input");
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let (code, stderr) = mock_failing_with_db("mysql://root@127.0.0.1/fleet");
+    assert_eq!(code, Some(2), "bad input");
     assert!(stderr.contains("not a PostgreSQL URL"), "{stderr}");
 }
 

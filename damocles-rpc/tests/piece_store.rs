@@ -19,6 +19,15 @@ mod no_sectors {
 use no_sectors::NoSectors;
 
 async fn serve(home: &Path, pieces: &Path, admin_token: Option<&str>) -> RpcServer {
+    serve_with_fallback(home, pieces, admin_token, None).await
+}
+
+async fn serve_with_fallback(
+    home: &Path,
+    pieces: &Path,
+    admin_token: Option<&str>,
+    piece_fallback: Option<Arc<dyn PieceStore>>,
+) -> RpcServer {
     let registry = Arc::new(WorkerRegistry::open(home).expect("registry"));
     let service = ManagerService::new(
         Arc::new(NoSectors),
@@ -31,6 +40,7 @@ async fn serve(home: &Path, pieces: &Path, admin_token: Option<&str>) -> RpcServ
         path: Some(MANAGER_PATH.to_owned()),
         admin_token: admin_token.map(str::to_owned),
         piece_dir: Some(pieces.to_path_buf()),
+        piece_fallback,
         ..ServerOptions::default()
     };
     RpcServer::bind("127.0.0.1:0", Arc::new(service), options)
@@ -279,28 +289,11 @@ async fn pieces_come_from_whichever_listed_manager_has_them() {
     std::fs::write(a_dir.join(&only_a.text), b"made by a").expect("piece");
     let shared = piece_cid(&[4; 32]);
     let a = serve(&a_dir, &a_dir, None).await;
-    let b = {
-        let registry = Arc::new(WorkerRegistry::open(&b_dir).expect("registry"));
-        let service = ManagerService::new(
-            Arc::new(NoSectors),
-            registry,
-            Duration::from_secs(600),
-            "v",
-            None,
-        );
-        let options = ServerOptions {
-            path: Some(MANAGER_PATH.to_owned()),
-            piece_dir: Some(b_dir.clone()),
-            piece_fallback: Some(Arc::new(Elsewhere {
-                cid: shared.clone(),
-                payload: b"in the database".to_vec(),
-            })),
-            ..ServerOptions::default()
-        };
-        RpcServer::bind("127.0.0.1:0", Arc::new(service), options)
-            .await
-            .expect("bind")
+    let elsewhere = Elsewhere {
+        cid: shared.clone(),
+        payload: b"in the database".to_vec(),
     };
+    let b = serve_with_fallback(&b_dir, &b_dir, None, Some(Arc::new(elsewhere))).await;
     let dead = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port");
