@@ -200,7 +200,7 @@ fn a_database_that_cannot_be_reached_is_named_without_its_password() {
 }
 
 /// Deal pieces live in the database: a manager serves the pieces of deals another one
-/// made, after that one is gone.
+/// made, after that one is gone; deal ids count on whichever manager made the deal.
 #[test]
 fn a_deal_piece_made_by_one_manager_is_served_by_the_other_after_it_dies() {
     use damocles_core::sealer_api::{AcquireDealsSpec, AllocateSectorSpec};
@@ -209,28 +209,39 @@ fn a_deal_piece_made_by_one_manager_is_served_by_the_other_after_it_dies() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (a, b) = two_managers(&db, dir.path(), &["--deals", "1"]);
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let deals = runtime.block_on(async {
-        let client = damocles_rpc::HttpSectorManager::new(&a.address, None, Default::default())
+    // One deal sector through each manager: their deal ids never repeat.
+    let deals_through = |manager: &str| {
+        let client = damocles_rpc::HttpSectorManager::new(manager, None, Default::default())
             .expect("client");
-        let spec = AllocateSectorSpec {
-            allowed_miners: None,
-            allowed_proof_types: None,
-        };
-        let sector = client
-            .allocate_sector(spec)
-            .await
-            .expect("allocated")
-            .expect("a sector");
-        let spec = AcquireDealsSpec {
-            max_deals: None,
-            min_used_space: None,
-        };
-        client
-            .acquire_deals(sector.id, spec)
-            .await
-            .expect("deals")
-            .expect("some deals")
-    });
+        runtime.block_on(async {
+            let spec = AllocateSectorSpec {
+                allowed_miners: None,
+                allowed_proof_types: None,
+            };
+            let sector = client
+                .allocate_sector(spec)
+                .await
+                .expect("allocated")
+                .expect("a sector");
+            let spec = AcquireDealsSpec {
+                max_deals: None,
+                min_used_space: None,
+            };
+            client
+                .acquire_deals(sector.id, spec)
+                .await
+                .expect("deals")
+                .expect("some deals")
+        })
+    };
+    let deals = deals_through(&a.address);
+    let ids: Vec<u64> = deals
+        .iter()
+        .chain(&deals_through(&b.address))
+        .map(|d| d.deal_info.deal_id)
+        .collect();
+    let expected: Vec<u64> = (1..=ids.len() as u64).collect();
+    assert_eq!(ids, expected, "deal ids count on across managers");
     let listed = format!("http://{},http://{}", a.address, b.address);
     a.kill_9();
     let pieces =

@@ -21,7 +21,10 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use crate::pg::{connect_and_migrate, without_password, DbError, DbErrorKind};
 
 enum Request {
-    Begin(mpsc::SyncSender<Option<String>>),
+    Begin(
+        mpsc::SyncSender<Result<Option<String>, String>>,
+        std::time::Instant,
+    ),
     Write(String),
     End(mpsc::SyncSender<Result<(), String>>),
 }
@@ -113,10 +116,16 @@ impl PgDocument {
 
     /// Opens a section: the document (`None` before the first write) once no other
     /// section holds it.
-    pub fn begin(&self) -> Option<String> {
+    ///
+    /// # Errors
+    /// The document could not be read by `deadline` (the database is down, or other
+    /// sections held it that long): no section is open.
+    pub fn begin(&self, deadline: std::time::Instant) -> Result<Option<String>, String> {
         let (reply, answer) = mpsc::sync_channel(1);
-        self.send(Request::Begin(reply));
-        answer.recv().ok().flatten()
+        self.send(Request::Begin(reply, deadline));
+        answer
+            .recv()
+            .unwrap_or_else(|_| Err("the document thread has stopped".into()))
     }
 
     /// Replaces the document within the open section.
@@ -143,19 +152,26 @@ const RETRY_MAX: Duration = Duration::from_secs(10);
 
 async fn serve(pool: PgPool, key: String, shown: String, requests: mpsc::Receiver<Request>) {
     while let Ok(request) = requests.recv() {
-        let Request::Begin(reply) = request else {
+        let Request::Begin(reply, deadline) = request else {
             tracing::error!("{shown}: a document write or end outside a section, ignored");
             continue;
         };
         let what = format!("{shown}: cannot read document {key}");
-        let (mut transaction, read) = until_done(&what, || lock_row(&pool, &key)).await;
-        let _ = reply.send(read.clone());
+        let locked = until_done(&what, Some(deadline), || lock_row(&pool, &key)).await;
+        let (mut transaction, read) = match locked {
+            Ok(locked) => locked,
+            Err(e) => {
+                let _ = reply.send(Err(format!("{shown}: {e}")));
+                continue;
+            }
+        };
+        let _ = reply.send(Ok(read.clone()));
         let mut written: Option<String> = None;
         let done = loop {
             match requests.recv() {
                 Ok(Request::Write(json)) => written = Some(json),
                 Ok(Request::End(done)) => break Some(done),
-                Ok(Request::Begin(_)) | Err(_) => break None,
+                Ok(Request::Begin(..)) | Err(_) => break None,
             }
         };
         let token = format!("{:032x}", rand::random::<u128>());
@@ -223,16 +239,27 @@ async fn replace(
 }
 
 /// Runs `attempt` until it succeeds, waiting 1 s doubling to 10 s between tries and
-/// logging each failure after `what`.
+/// logging each failure after `what`; with a `deadline`, gives up (with the last error)
+/// when the next try would pass it.
 async fn until_done<T, F: std::future::Future<Output = Result<T, sqlx::Error>>>(
     what: &str,
+    deadline: Option<std::time::Instant>,
     mut attempt: impl FnMut() -> F,
-) -> T {
+) -> Result<T, String> {
     let mut wait = RETRY_FIRST;
     loop {
-        match attempt().await {
-            Ok(done) => return done,
+        let tried = match deadline {
+            Some(at) => tokio::time::timeout_at(at.into(), attempt())
+                .await
+                .unwrap_or_else(|_| Err(sqlx::Error::PoolTimedOut)),
+            None => attempt().await,
+        };
+        match tried {
+            Ok(done) => return Ok(done),
             Err(e) => {
+                if deadline.is_some_and(|at| std::time::Instant::now() + wait >= at) {
+                    return Err(format!("{what} ({e})"));
+                }
                 tracing::warn!("{what} ({e}); trying again in {}s", wait.as_secs());
                 tokio::time::sleep(wait).await;
                 wait = (wait * 2).min(RETRY_MAX);
@@ -253,7 +280,7 @@ async fn settle_lost_commit(
     token: &str,
 ) -> Result<(), String> {
     let what = format!("{shown}: document {key} not checked");
-    let landed = until_done(&what, || async {
+    let landed = until_done(&what, None, || async {
         let (mut transaction, now) = lock_row(pool, key).await?;
         let landed: bool = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM damocles_document_writes WHERE key = $1 AND token = $2)",
@@ -274,7 +301,7 @@ async fn settle_lost_commit(
         transaction.commit().await?;
         Ok(true)
     })
-    .await;
+    .await?;
     if landed {
         return Ok(());
     }

@@ -58,6 +58,11 @@ pub async fn serve_piece(
     let path = dir.join(name);
     if let Some(fallback) = fallback {
         if !tokio::fs::try_exists(&path).await.unwrap_or(false) {
+            // The cache may have been removed: made again.
+            if let Err(e) = tokio::fs::create_dir_all(dir).await {
+                let detail = format!("cannot make {}: {e}", dir.display());
+                return plain(StatusCode::INTERNAL_SERVER_ERROR, detail);
+            }
             match fallback.fetch(&cid, &path, MAX_PIECE_BYTES).await {
                 Ok(_) | Err(PieceFetchError::NotFound { .. }) => {}
                 Err(e) => return plain(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),

@@ -247,13 +247,19 @@ pub fn manager_host_ports(addrs: &str) -> Result<Vec<String>, InvalidManagerAddr
 /// or password (send `rpc_client.token` instead) or with a path other than `/rpc/v0`.
 pub fn manager_host_port(addr: &str) -> Result<String, InvalidManagerAddress> {
     let refused = |reason: &str| InvalidManagerAddress {
-        addr: addr.to_owned(),
+        addr: without_secrets(addr),
         reason: reason.to_owned(),
     };
     let bad = || refused(ADDRESS_FORMS);
+    let no_tls = || refused("https needs TLS, which this worker's HTTP client lacks; use http");
     if let Some(rest) = addr.strip_prefix('/') {
         let parts: Vec<&str> = rest.split('/').collect();
         return match parts.as_slice() {
+            [_, _, "tcp", _, rest @ ..]
+                if rest.iter().any(|p| matches!(*p, "https" | "tls" | "wss")) =>
+            {
+                Err(no_tls())
+            }
             [proto, host, "tcp", port, ..]
                 if matches!(*proto, "ip4" | "ip6" | "dns" | "dns4" | "dns6")
                     && port.parse::<u16>().is_ok() =>
@@ -268,15 +274,18 @@ pub fn manager_host_port(addr: &str) -> Result<String, InvalidManagerAddress> {
         };
     }
     if addr.starts_with("https://") {
-        return Err(refused(
-            "https needs TLS, which this worker's HTTP client lacks; use http://",
-        ));
+        return Err(no_tls());
     }
     let rest = addr.strip_prefix("http://").unwrap_or(addr);
     let (host_port, path) = rest.split_once('/').unwrap_or((rest, ""));
     if host_port.contains('@') {
         return Err(refused(
             "a user or password in the address is not sent; set [sector_manager] rpc_client.token",
+        ));
+    }
+    if rest.contains('?') {
+        return Err(refused(
+            "a query in the address is not sent; set [sector_manager] rpc_client.token",
         ));
     }
     if !matches!(path, "" | "rpc/v0" | "rpc/v0/") {
@@ -290,6 +299,28 @@ pub fn manager_host_port(addr: &str) -> Result<String, InvalidManagerAddress> {
         }
         _ => Err(bad()),
     }
+}
+
+/// `addr` as it may be shown: a password in it and any query replaced by `***`.
+fn without_secrets(addr: &str) -> String {
+    let (addr, query) = match addr.split_once('?') {
+        Some((addr, _)) => (addr, "?***"),
+        None => (addr, ""),
+    };
+    let shown = match addr.split_once('@') {
+        Some((userinfo, host)) => {
+            let (scheme, credentials) = userinfo.rsplit_once("//").unwrap_or(("", userinfo));
+            let user = credentials.split(':').next().unwrap_or_default();
+            let scheme = if scheme.is_empty() {
+                String::new()
+            } else {
+                format!("{scheme}//")
+            };
+            format!("{scheme}{user}:***@{host}")
+        }
+        None => addr.to_owned(),
+    };
+    shown + query
 }
 
 /// An [`RpcClient`] of the manager API at `addr` (multiaddr, URL or host:port).
@@ -579,12 +610,19 @@ mod tests {
         }
         for (refused, why) in [
             ("https://127.0.0.1:1789", "TLS"),
+            ("/ip4/127.0.0.1/tcp/1789/https", "TLS"),
             ("http://admin:s3cret@127.0.0.1:1789", "rpc_client.token"),
             ("http://127.0.0.1:1789/other", "/rpc/v0"),
+            ("http://127.0.0.1:1789/rpc/v0?token=s3cret", "query"),
         ] {
             let e = manager_host_port(refused).expect_err(refused);
             assert!(e.reason.contains(why), "{refused}: {e}");
+            assert!(!e.to_string().contains("s3cret"), "{e}");
         }
+        assert_eq!(
+            super::without_secrets("http://admin:s3cret@127.0.0.1:1789/x?token=s3cret"),
+            "http://admin:***@127.0.0.1:1789/x?***"
+        );
         let twice = super::manager_host_ports("/ip4/127.0.0.1/tcp/1789, http://127.0.0.1:1789")
             .expect_err("one manager twice");
         assert!(twice.reason.contains("listed twice"), "{twice}");

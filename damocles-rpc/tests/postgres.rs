@@ -66,6 +66,10 @@ impl Drop for TestDatabase {
     }
 }
 
+fn soon() -> std::time::Instant {
+    std::time::Instant::now() + std::time::Duration::from_secs(20)
+}
+
 #[test]
 fn a_commit_cut_off_lands_unless_another_manager_wrote_meanwhile() {
     let db = TestDatabase::create();
@@ -73,27 +77,58 @@ fn a_commit_cut_off_lands_unless_another_manager_wrote_meanwhile() {
     let b = PgDocument::open(&db.url, "chain").expect("b");
 
     // A's connection is cut mid-section, B writes, then A ends: lost, and said so.
-    assert_eq!(a.begin(), None);
+    assert_eq!(a.begin(soon()), Ok(None));
     a.write("a1");
     db.cut_open_sections();
-    assert_eq!(b.begin(), None, "A's lock went with its connection");
+    assert_eq!(
+        b.begin(soon()),
+        Ok(None),
+        "A's lock went with its connection"
+    );
     b.write("b1");
     b.end().expect("b commits");
     let lost = a.end().expect_err("A's write must not be taken for landed");
     assert!(lost.contains("another manager wrote"), "{lost}");
-    assert_eq!(a.begin().as_deref(), Some("b1"), "B's write stands");
+    assert_eq!(
+        a.begin(soon()).expect("read").as_deref(),
+        Some("b1"),
+        "B's write stands"
+    );
     a.end().expect("a section that wrote nothing");
 
     // Cut again, nobody else writes: A's write is made again and lands.
-    assert_eq!(a.begin().as_deref(), Some("b1"));
+    assert_eq!(a.begin(soon()).expect("read").as_deref(), Some("b1"));
     a.write("a2");
     db.cut_open_sections();
     a.end().expect("written again in a new transaction");
-    assert_eq!(b.begin().as_deref(), Some("a2"));
+    assert_eq!(b.begin(soon()).expect("read").as_deref(), Some("a2"));
     b.end().expect("b");
     assert_eq!(
         psql(&db.url, "SELECT count(*) FROM damocles_document_writes"),
         "2",
         "one token per landed write (b1, a2)"
     );
+}
+
+/// A section that cannot read the document by its deadline (another holds it, or the
+/// database is down) fails instead of waiting on, so that a call its caller gave up on is
+/// never carried out later.
+#[test]
+fn a_section_that_cannot_read_the_document_in_time_fails() {
+    let db = TestDatabase::create();
+    let a = PgDocument::open(&db.url, "chain").expect("a");
+    let b = PgDocument::open(&db.url, "chain").expect("b");
+    assert_eq!(a.begin(soon()), Ok(None));
+    let started = std::time::Instant::now();
+    let late = b.begin(started + std::time::Duration::from_secs(2));
+    assert!(late.is_err(), "{late:?}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(8),
+        "gave up near its deadline, not after {:?}",
+        started.elapsed()
+    );
+    a.write("a1");
+    a.end().expect("a commits");
+    assert_eq!(b.begin(soon()).expect("read").as_deref(), Some("a1"));
+    b.end().expect("b");
 }

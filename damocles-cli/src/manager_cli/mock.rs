@@ -101,8 +101,8 @@ struct SharedChain {
 
 #[async_trait::async_trait]
 impl SharedRecords for SharedChain {
-    fn begin(&self) -> Option<String> {
-        off_the_executor(|| self.records.begin())
+    fn begin(&self, deadline: std::time::Instant) -> Result<Option<String>, String> {
+        off_the_executor(|| self.records.begin(deadline))
     }
 
     fn write(&self, json: &str) {
@@ -172,6 +172,16 @@ async fn serve(options: MockOptions) -> Result<u8, CliError> {
     };
     let chain = match &options.db {
         Some(url) => {
+            for kept in ["mock-chain.json", "worker.redb"] {
+                let file = home.join(kept);
+                if file.exists() {
+                    tracing::warn!(
+                        "{} holds records of this home kept without --db; with --db they are \
+                         not read (the database's are), and nothing copies them there",
+                        file.display()
+                    );
+                }
+            }
             let (url, key) = (url.clone(), format!("mock-chain/t0{}", options.miner));
             let pieces = PgPieces::connect(&url).await.map_err(db_failure)?;
             let records = tokio::task::spawn_blocking(move || PgDocument::open(&url, &key))

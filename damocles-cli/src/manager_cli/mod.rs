@@ -109,8 +109,9 @@ struct MockArgs {
     /// postgres://user:password@host:port/database, shared with every manager given the
     /// same URL: each lists and manages every worker that pinged any of them, and a
     /// worker may seal through any of them (`rpc_client.addr` lists them all). The schema
-    /// is created on first use. Without it both live in <home>. Deal pieces stay in each
-    /// manager's <home>/pieces.
+    /// is created on first use. Deal pieces are kept there too (cached in
+    /// <home>/pieces). Without it everything lives in <home>. TLS connections are not
+    /// supported (sslmode=require fails).
     #[arg(
         long,
         env = "DAMOCLES_MANAGER_DB",

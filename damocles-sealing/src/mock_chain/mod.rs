@@ -225,7 +225,10 @@ struct ChainState {
 pub trait SharedRecords: Send + Sync + std::fmt::Debug {
     /// Begins a section: the records (JSON) once no other section holds them; `None`
     /// before anything was written.
-    fn begin(&self) -> Option<String>;
+    ///
+    /// # Errors
+    /// They could not be read by `deadline` (the database is down): no section is open.
+    fn begin(&self, deadline: std::time::Instant) -> Result<Option<String>, String>;
     /// Writes the records within the section.
     fn write(&self, json: &str);
     /// Ends the section, making what it wrote visible to every holder.
@@ -337,6 +340,11 @@ impl ChainState {
     }
 }
 
+/// How long a section waits for shared records that cannot be read (the database is
+/// down) before its call fails: less than a worker waits for an answer, so that a call
+/// its caller gave up on is never carried out later.
+const SECTION_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// The chain's state for one section of work. With shared records, the section read them
 /// first and ends when the guard is committed or dropped: a call that answers a worker
 /// after changing the records ends it with [`ChainGuard::commit`], so that a section
@@ -345,6 +353,9 @@ impl ChainState {
 struct ChainGuard<'a> {
     state: MutexGuard<'a, ChainState>,
     ended: bool,
+    /// Why the shared records could not be read: the section writes nothing and its
+    /// commit fails with this.
+    refused: Option<String>,
 }
 
 impl ChainGuard<'_> {
@@ -363,6 +374,10 @@ impl ChainGuard<'_> {
 
     fn end(&mut self) -> Result<(), String> {
         self.ended = true;
+        if let Some(why) = &self.refused {
+            self.state.changed = false;
+            return Err(why.clone());
+        }
         self.state.write_changes();
         match &self.state.shared {
             Some(shared) => shared.end(),
@@ -452,12 +467,16 @@ impl MockChain {
     ) -> Result<Self, String> {
         let chain = Self::new(miner, proof_type);
         chain.state.lock().unwrap_or_else(|p| p.into_inner()).shared = Some(shared);
-        let other = chain
-            .lock()
+        let records = chain.lock();
+        if let Some(why) = &records.refused {
+            return Err(why.clone());
+        }
+        let other = records
             .sectors
             .values()
             .find(|s| s.proof_type != proof_type)
             .map(|s| s.proof_type.sector_size());
+        drop(records);
         match other {
             Some(size) => Err(format!(
                 "the shared records of miner t0{miner} hold {size} sectors, and this manager \
@@ -469,24 +488,33 @@ impl MockChain {
     }
 
     fn lock(&self) -> ChainGuard<'_> {
+        let deadline = std::time::Instant::now() + SECTION_WAIT;
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut refused = None;
         if let Some(shared) = state.shared.clone() {
             // Read whole every time: what this manager wrote in a lost section is gone.
-            let snapshot = match shared.begin() {
-                None => Some(ChainState::default().snapshot()),
-                Some(json) => serde_json::from_str::<Snapshot>(&json)
-                    .inspect_err(|e| {
-                        tracing::error!("mock chain: the shared records are unreadable: {e}")
-                    })
-                    .ok(),
-            };
-            if let Some(snapshot) = snapshot {
-                state.restore(snapshot);
+            match shared.begin(deadline) {
+                Err(why) => refused = Some(format!("the shared records cannot be read: {why}")),
+                Ok(None) => state.restore(ChainState::default().snapshot()),
+                Ok(Some(json)) => match serde_json::from_str::<Snapshot>(&json) {
+                    Ok(snapshot) => state.restore(snapshot),
+                    Err(e) => {
+                        // Never written over: mending them is an operator's work.
+                        let why = format!(
+                            "the shared records are unreadable ({e}); nothing is written until \
+                             they are mended or removed"
+                        );
+                        tracing::error!("mock chain: {why}");
+                        let _ = shared.end();
+                        refused = Some(why);
+                    }
+                },
             }
         }
         ChainGuard {
             state,
             ended: false,
+            refused,
         }
     }
 
@@ -601,6 +629,8 @@ impl MockChain {
                 }
             })
             .collect();
+        state.save();
+        state.commit()?;
         Ok(Some(deals))
     }
 
@@ -1473,8 +1503,8 @@ mod tests {
 
     #[async_trait]
     impl SharedRecords for LossyRecords {
-        fn begin(&self) -> Option<String> {
-            self.doc.lock().expect("doc").0.clone()
+        fn begin(&self, _: std::time::Instant) -> Result<Option<String>, String> {
+            Ok(self.doc.lock().expect("doc").0.clone())
         }
         fn write(&self, json: &str) {
             self.doc.lock().expect("doc").1 = Some(json.to_owned());
@@ -1533,6 +1563,32 @@ mod tests {
         assert_eq!(chain.sector(first.id).expect("sector").ticket, None);
         let ticket = chain.assign_ticket(first.id).await.expect("ticket");
         assert_eq!(chain.sector(first.id).expect("sector").ticket, Some(ticket));
+    }
+
+    /// Records that do not parse are never written over (an operator mends them): every
+    /// call that would change them fails, and a manager does not start on them.
+    #[tokio::test]
+    async fn unreadable_shared_records_are_refused_not_overwritten() {
+        let records = Arc::new(LossyRecords::default());
+        let proof = SealProof::StackedDrg2KiBV1_1;
+        let chain = MockChain::shared(records.clone(), 1000, proof).expect("empty records");
+        records.doc.lock().expect("doc").0 = Some("{garbage".into());
+        let refused = chain
+            .allocate_sector(AllocateSectorSpec::default())
+            .await
+            .expect_err("unreadable records");
+        assert_eq!(
+            refused.kind,
+            damocles_core::sealer_api::ManagerErrorKind::Transport
+        );
+        assert!(refused.message.contains("unreadable"), "{refused}");
+        assert_eq!(
+            records.doc.lock().expect("doc").0.as_deref(),
+            Some("{garbage"),
+            "left as they were"
+        );
+        let start = MockChain::shared(records, 1000, proof).expect_err("not started on them");
+        assert!(start.contains("unreadable"), "{start}");
     }
 
     /// Two managers on one set of records: a WindowPoSt job proven through one stays
