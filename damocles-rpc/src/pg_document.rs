@@ -199,12 +199,26 @@ async fn lock_row(
     pool: &PgPool,
     key: &str,
 ) -> Result<(sqlx::Transaction<'static, sqlx::Postgres>, Option<String>), sqlx::Error> {
+    const SELECT: &str = "SELECT doc FROM damocles_documents WHERE key = $1 FOR UPDATE";
     let mut transaction = pool.begin().await?;
-    let doc: Option<String> =
-        sqlx::query_scalar("SELECT doc FROM damocles_documents WHERE key = $1 FOR UPDATE")
-            .bind(key)
-            .fetch_one(&mut *transaction)
-            .await?;
+    let found: Option<Option<String>> = sqlx::query_scalar(SELECT)
+        .bind(key)
+        .fetch_optional(&mut *transaction)
+        .await?;
+    if let Some(doc) = found {
+        return Ok((transaction, doc));
+    }
+    // The row was deleted (the records removed): made again, empty, and locked.
+    sqlx::query(
+        "INSERT INTO damocles_documents (key, doc) VALUES ($1, NULL) ON CONFLICT (key) DO NOTHING",
+    )
+    .bind(key)
+    .execute(&mut *transaction)
+    .await?;
+    let doc: Option<String> = sqlx::query_scalar(SELECT)
+        .bind(key)
+        .fetch_one(&mut *transaction)
+        .await?;
     Ok((transaction, doc))
 }
 

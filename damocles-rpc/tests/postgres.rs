@@ -131,4 +131,12 @@ fn a_section_that_cannot_read_the_document_in_time_fails() {
     a.end().expect("a commits");
     assert_eq!(b.begin(soon()).expect("read").as_deref(), Some("a1"));
     b.end().expect("b");
+
+    // The row deleted (the records removed by hand): read as empty, made again on write.
+    psql(&db.url, "DELETE FROM damocles_documents");
+    assert_eq!(a.begin(soon()), Ok(None));
+    a.write("a2");
+    a.end().expect("a commits");
+    assert_eq!(b.begin(soon()).expect("read").as_deref(), Some("a2"));
+    b.end().expect("b");
 }

@@ -642,7 +642,8 @@ impl MockChain {
     }
 
     fn check_fault(&self, call: ChainCall) -> Result<(), ManagerError> {
-        let mut state = self.lock();
+        // Faults are this process's test settings, not shared records.
+        let mut state = self.settings();
         if let Some((remaining, error)) = state.faults.get_mut(&call) {
             if *remaining > 0 {
                 *remaining -= 1;
@@ -766,6 +767,8 @@ impl SectorManager for MockChain {
             .sector_limit
             .is_some_and(|limit| state.counters.allocated >= limit)
         {
+            // Only once the records were read: unreadable ones are an error, not "none".
+            state.commit()?;
             return Ok(None);
         }
         let next = state.next_number.entry(self.miner).or_insert(1);
