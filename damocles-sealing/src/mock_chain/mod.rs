@@ -1628,8 +1628,13 @@ mod tests {
                 .expect("heartbeat through B");
             assert_eq!(a.wdpost_jobs()[0].state, WdPostJobState::Proving);
         }
-        // And once they stop, both see it offered again.
-        std::thread::sleep(timeout);
+        // And once they stop, both see it offered again (within a bound).
+        let stopped = std::time::Instant::now();
+        while a.wdpost_jobs()[0].state == WdPostJobState::Proving {
+            assert!(stopped.elapsed() < timeout * 5, "never offered again");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(stopped.elapsed() >= timeout / 2, "offered again too early");
         assert_eq!(a.wdpost_jobs()[0].state, WdPostJobState::Pending);
         assert_eq!(b.wdpost_jobs()[0].state, WdPostJobState::Pending);
 
