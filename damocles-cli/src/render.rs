@@ -476,7 +476,13 @@ pub fn job_requested(job: &Value) -> String {
 /// "reason"}` (`reason`: why it failed, or why the files last sent back were refused).
 pub fn chain_job_json(job: &ChainJob) -> Value {
     let (piece, dest) = match &job.kind {
-        JobKind::Unseal { piece, dest } => (Some(piece.text.clone()), dest.clone()),
+        JobKind::Unseal { piece, dest } => (
+            Some(piece.text.clone()),
+            // A market URL carries a token: never shown.
+            dest.iter()
+                .map(|url| damocles_sealing::unseal::redacted(url))
+                .collect(),
+        ),
         _ => (None, Vec::new()),
     };
     let state = match &job.state {

@@ -66,11 +66,14 @@ pub struct Failure {
 }
 
 impl Failure {
-    /// A failure of `level` with a message (newlines are folded into spaces).
+    /// A failure of `level` with a message (newlines are folded into spaces, and the
+    /// message cut to [`MESSAGE_KEPT`] bytes: it may quote what a manager, an HTTP server
+    /// or a child process said, and it is stored with the thread and shown by `worker
+    /// list`).
     pub fn new(level: FailureLevel, message: impl Into<String>) -> Self {
         Self {
             level,
-            message: one_line(&message.into()),
+            message: shortened(&one_line(&message.into()), MESSAGE_KEPT),
         }
     }
 
@@ -107,6 +110,7 @@ impl Failure {
 
     /// Prefixes the message with what was being done: `context: message`.
     pub fn context(mut self, context: impl fmt::Display) -> Self {
+        let context = shortened(&one_line(&context.to_string()), MESSAGE_KEPT);
         self.message = format!("{context}: {}", self.message);
         self
     }
@@ -134,6 +138,24 @@ pub fn error_chain(error: &(dyn StdError + 'static)) -> String {
         source = cause.source();
     }
     one_line(&text)
+}
+
+/// The longest failure message kept, in bytes (a few KiB: [`Failure::new`] cuts longer
+/// ones, saying how much was cut).
+pub const MESSAGE_KEPT: usize = 4096;
+
+/// `text`, cut to at most `max` bytes (at a character boundary) with a note of how many
+/// bytes were cut: `"<head>… (N more bytes cut)"`. Text from outside the process (an
+/// error body, a child's output) goes through this before it is stored or shown.
+pub fn shortened(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} more bytes cut)", &text[..end], text.len() - end)
 }
 
 fn one_line(text: &str) -> String {
@@ -171,6 +193,25 @@ mod tests {
         assert!(FailureLevel::Permanent.pauses());
         assert!(FailureLevel::Critical.pauses());
         assert!(!FailureLevel::Abort.pauses());
+    }
+
+    #[test]
+    fn long_messages_are_cut_to_a_few_kib_saying_how_much() {
+        let body = "é".repeat(100_000);
+        let failure = Failure::permanent(format!("HTTP 500: {body}")).context("upload");
+        assert!(
+            failure.message.len() < MESSAGE_KEPT + 64,
+            "{}",
+            failure.message.len()
+        );
+        assert!(failure.message.starts_with("upload: HTTP 500: é"));
+        assert!(
+            failure.message.ends_with("more bytes cut)"),
+            "{}",
+            &failure.message[4000..]
+        );
+        assert_eq!(shortened("short", 10), "short");
+        assert_eq!(shortened("abcdef", 3), "abc… (3 more bytes cut)");
     }
 
     #[test]

@@ -210,6 +210,27 @@ pub trait PieceStore: Send + Sync {
             detail: "this worker has no HTTP client for pieces".into(),
         })
     }
+
+    /// Sends the bytes of the file `src` to venus-market's piece store: `PUT resource`
+    /// (`{scheme}://{host}/resource?resource-id=<piece cid>&store=<store>`) with
+    /// `Authorization: Bearer <token>`, where only HTTP 200 is success (an unseal job's
+    /// `market://` destination, as the original worker sends it).
+    ///
+    /// # Errors
+    ///
+    /// As [`PieceStore::put`]; any status but 200 is [`PieceUploadError::Refused`].
+    async fn put_market(
+        &self,
+        resource: &str,
+        src: &Path,
+        token: &str,
+    ) -> Result<(), PieceUploadError> {
+        let _ = (src, token);
+        Err(PieceUploadError::Unsupported {
+            target: resource.to_owned(),
+            detail: "this worker has no HTTP client for pieces".into(),
+        })
+    }
 }
 
 /// Why an unsealed piece could not be delivered.

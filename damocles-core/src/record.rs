@@ -364,7 +364,7 @@ impl SectorRecord {
             }
             Event::AllocatedRebuildSector(info) => {
                 self.sector = Some(info.sector);
-                self.deals = info.pieces;
+                self.deals = info.legacy_pieces.or(info.pieces);
                 self.ticket = Some(info.ticket);
                 self.upgraded_comm_r = info
                     .upgrade_public

@@ -51,6 +51,21 @@ pub mod base64_32 {
     }
 }
 
+/// Serde helper for a Go map, slice or pointer field: Go encodes an empty one as `null`,
+/// which reads as the default (`#[serde(default)]` alone covers only an absent field).
+pub mod go_nullable {
+    use serde::{Deserialize, Deserializer};
+
+    /// Reads `null` (or an absent field, with `#[serde(default)]`) as `T::default()`.
+    pub fn deserialize<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: Deserialize<'de> + Default,
+    {
+        Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+    }
+}
+
 /// A content identifier in the Go JSON shape `{"/": "baga…"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Cid {
@@ -137,32 +152,57 @@ fn builtin_market() -> bool {
     true
 }
 
-/// A legacy deal (`Venus.AcquireDeals` of older managers).
-#[derive(Deserialize)]
+/// A builtin-market deal in the legacy shape (`core.LegacyDealInfo`, damocles-manager
+/// `core/types.go`): `{"ID", "PayloadSize", "Piece": {"Size", "Offset", "Cid"}, "Proposal",
+/// "IsCompatible"}`. Older managers answer `Venus.AcquireDeals` with it, and the Go
+/// manager fills `SectorRebuildInfo.Pieces` with it for sectors sealed with such deals.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-struct LegacyDeal {
+pub struct LegacyDeal {
+    /// The deal id (0: a pledge piece).
     #[serde(rename = "ID")]
-    id: u64,
+    pub id: u64,
+    /// Unpadded payload size.
     #[serde(default)]
-    payload_size: u64,
-    piece: LegacyPiece,
+    pub payload_size: u64,
+    /// The piece.
+    pub piece: LegacyPieceInfo,
+    /// The deal proposal (`*market.DealProposal`: `null` for pledge pieces); kept as it
+    /// came, never read.
+    #[serde(default)]
+    pub proposal: Option<serde_json::Value>,
+    /// Whether the deal is compatible with the sector (informational).
+    #[serde(default)]
+    pub is_compatible: bool,
 }
 
-#[derive(Deserialize)]
+/// The piece of a [`LegacyDeal`] (`core.PieceInfo`): padded size, padded offset in the
+/// sector, CID.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-struct LegacyPiece {
-    size: u64,
-    cid: Cid,
+pub struct LegacyPieceInfo {
+    /// Padded size in bytes.
+    pub size: u64,
+    /// Padded offset in the sector, in bytes.
+    #[serde(default)]
+    pub offset: u64,
+    /// The piece CID.
+    pub cid: Cid,
 }
 
-/// Either shape of a deal piece on the wire.
+/// Either shape of a deal piece on the wire. A V2 piece's `DealInfo` is a Go pointer:
+/// `null` (a pledge piece of a sector imported from lotus) reads as a pledge piece.
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum WirePiece {
     V2 {
         #[serde(rename = "Piece")]
         piece: PieceRef,
-        #[serde(rename = "DealInfo")]
+        #[serde(
+            rename = "DealInfo",
+            default,
+            deserialize_with = "go_nullable::deserialize"
+        )]
         deal_info: DealInfo,
     },
     Legacy(LegacyDeal),
@@ -172,19 +212,68 @@ impl From<WirePiece> for SectorPiece {
     fn from(wire: WirePiece) -> Self {
         match wire {
             WirePiece::V2 { piece, deal_info } => Self { piece, deal_info },
-            WirePiece::Legacy(deal) => Self {
-                piece: PieceRef {
-                    size: deal.piece.size,
-                    cid: deal.piece.cid,
-                },
-                deal_info: DealInfo {
-                    deal_id: deal.id,
-                    allocation_id: 0,
-                    payload_size: deal.payload_size,
-                    is_builtin_market: true,
-                },
+            WirePiece::Legacy(deal) => Self::from(deal),
+        }
+    }
+}
+
+impl From<LegacyDeal> for SectorPiece {
+    fn from(deal: LegacyDeal) -> Self {
+        Self {
+            piece: PieceRef {
+                size: deal.piece.size,
+                cid: deal.piece.cid,
+            },
+            deal_info: DealInfo {
+                deal_id: deal.id,
+                allocation_id: 0,
+                payload_size: deal.payload_size,
+                is_builtin_market: true,
             },
         }
+    }
+}
+
+/// Serde helper for `SectorRebuildInfo.Pieces`: a Go `core.Deals` (legacy deals, `null`
+/// when absent) read into and written from [`SectorPiece`]s, each piece's offset where
+/// [`crate::piece::piece_offsets`] places it.
+pub mod legacy_deals {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::{LegacyDeal, LegacyPieceInfo, SectorPiece};
+
+    /// Writes the pieces as legacy deals (`None`: `null`).
+    pub fn serialize<S: Serializer>(
+        pieces: &Option<Vec<SectorPiece>>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        let deals = pieces.as_ref().map(|pieces| {
+            let offsets = crate::piece::piece_offsets(pieces.iter().map(|p| p.piece.size));
+            pieces
+                .iter()
+                .zip(offsets)
+                .map(|(p, offset)| LegacyDeal {
+                    id: p.deal_info.deal_id,
+                    payload_size: p.deal_info.payload_size,
+                    piece: LegacyPieceInfo {
+                        size: p.piece.size,
+                        offset,
+                        cid: p.piece.cid.clone(),
+                    },
+                    proposal: None,
+                    is_compatible: false,
+                })
+                .collect::<Vec<_>>()
+        });
+        deals.serialize(serializer)
+    }
+
+    /// Reads legacy deals (`null` or absent: `None`).
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Vec<SectorPiece>>, D::Error> {
+        let deals = Option::<Vec<LegacyDeal>>::deserialize(deserializer)?;
+        Ok(deals.map(|deals| deals.into_iter().map(SectorPiece::from).collect()))
     }
 }
 
@@ -296,7 +385,9 @@ pub struct SectorPrivateInfo {
 pub struct AllocatedSnapUpSector {
     /// The sector.
     pub sector: AllocatedSector,
-    /// The deal pieces (none: the job is aborted, "deals required").
+    /// The deal pieces (none: the job is aborted, "deals required"; Go slice, may be
+    /// `null`).
+    #[serde(default, deserialize_with = "go_nullable::deserialize")]
     pub pieces: Vec<SectorPiece>,
     /// Its on-chain info.
     pub public: SectorPublicInfo,
@@ -315,7 +406,9 @@ pub struct SnapUpOnChainInfo {
     pub comm_d: [u8; 32],
     /// The store the updated files were persisted to.
     pub access_instance: String,
-    /// The deal pieces' CIDs, in sector order.
+    /// The CIDs of every piece the sector was assigned, pledge pieces included, in
+    /// sector order (the Go manager checks count and order: `modules/sealer/sealer.go`).
+    #[serde(default, deserialize_with = "go_nullable::deserialize")]
     pub pieces: Vec<Cid>,
     /// The update proof.
     #[serde(with = "base64_bytes")]
@@ -332,8 +425,14 @@ pub struct SectorRebuildInfo {
     pub sector: AllocatedSector,
     /// The ticket the sector was sealed with.
     pub ticket: Ticket,
-    /// The deal pieces: those of the seal, or of the snap-up for an upgraded sector (the
-    /// original also sends a legacy `Pieces` list, which this worker ignores).
+    /// The legacy builtin-market deals (`Pieces`, `core.Deals`): filled by the Go
+    /// manager for sectors sealed with such deals, `null` otherwise. Read before
+    /// [`SectorRebuildInfo::pieces`], as the original worker reads them
+    /// ([`SectorRebuildInfo::deal_pieces`]).
+    #[serde(rename = "Pieces", default, with = "legacy_deals")]
+    pub legacy_pieces: Option<Vec<SectorPiece>>,
+    /// The deal pieces in the V2 shape (`PiecesV2`): those of the seal, or of the snap-up
+    /// for an upgraded sector; `null` when there are none (CC) or they are legacy.
     #[serde(rename = "PiecesV2", default)]
     pub pieces: Option<Vec<SectorPiece>>,
     /// Whether the sector was upgraded (snap-up): the sealed replica is rebuilt as CC and
@@ -343,6 +442,15 @@ pub struct SectorRebuildInfo {
     /// The upgraded sector's on-chain info (`None` for a sector never upgraded).
     #[serde(default)]
     pub upgrade_public: Option<SectorPublicInfo>,
+}
+
+impl SectorRebuildInfo {
+    /// The sector's pieces as the original worker takes them
+    /// (`planner/common/event.rs`, `AllocatedRebuildSector`): the legacy `Pieces` when
+    /// present (even empty), else `PiecesV2`; `None` for a CC sector.
+    pub fn deal_pieces(&self) -> Option<&Vec<SectorPiece>> {
+        self.legacy_pieces.as_ref().or(self.pieces.as_ref())
+    }
 }
 
 /// What `Venus.AllocateUnsealSector` hands an unseal thread: one deal piece to read back
@@ -364,15 +472,60 @@ pub struct SectorUnsealInfo {
     pub ticket: Ticket,
     /// The sector's data commitment.
     pub comm_d: [u8; 32],
-    /// Where the piece goes (the manager is asked again with `AcquireUnsealDest`).
-    #[serde(default)]
+    /// Where the piece goes (the manager is asked again with `AcquireUnsealDest`; Go
+    /// slice, may be `null`).
+    #[serde(default, deserialize_with = "go_nullable::deserialize")]
     pub dest: Vec<String>,
-    /// The job's state on the manager (informational).
+    /// The job's state on the manager (informational; venus-shared `UnsealState`, a
+    /// string).
     #[serde(default)]
-    pub state: i64,
+    pub state: UnsealState,
     /// The job's last error on the manager (informational).
     #[serde(default)]
     pub error_info: String,
+}
+
+/// An unseal job's state on the manager: venus-shared's `UnsealState`, a Go string
+/// (`"set_up"`, `"unsealing"`, `"uploading"`, `"finished"`, `"failed"`; allocation sets
+/// `"unsealing"`: damocles-manager `modules/impl/sectors/unseal.go`). Kept as it came, so
+/// that a value a newer manager adds still reads; a number (this project's mock before it
+/// spoke the Go form) reads as its decimal text.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct UnsealState(pub String);
+
+impl UnsealState {
+    /// `"set_up"`: the job is known, not yet handed out.
+    pub const SET_UP: &str = "set_up";
+    /// `"unsealing"`: handed to a worker.
+    pub const UNSEALING: &str = "unsealing";
+    /// `"uploading"`: the piece is being delivered.
+    pub const UPLOADING: &str = "uploading";
+    /// `"finished"`.
+    pub const FINISHED: &str = "finished";
+    /// `"failed"`.
+    pub const FAILED: &str = "failed";
+
+    /// The state named `name`.
+    pub fn named(name: &str) -> Self {
+        Self(name.to_owned())
+    }
+}
+
+impl<'de> Deserialize<'de> for UnsealState {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Wire {
+            Text(String),
+            Number(i64),
+        }
+        Ok(match Option::<Wire>::deserialize(deserializer)? {
+            Some(Wire::Text(text)) => Self(text),
+            Some(Wire::Number(n)) => Self(n.to_string()),
+            None => Self::default(),
+        })
+    }
 }
 
 /// What a wdpost thread may prove (`Venus.WdPoStAllocateJobs`' first parameter).
@@ -413,7 +566,8 @@ pub struct WdPoStSector {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct WdPoStInput {
-    /// The sectors, in the order the proof covers them.
+    /// The sectors, in the order the proof covers them (Go slice, may be `null`).
+    #[serde(default, deserialize_with = "go_nullable::deserialize")]
     pub sectors: Vec<WdPoStSector>,
     /// The miner.
     pub miner_id: ActorId,
@@ -438,8 +592,10 @@ pub struct WdPoStJob {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WindowPoStOutput {
     /// The SNARK proofs (one for all partitions with filecoin-proofs-api 19), base64.
+    #[serde(default, deserialize_with = "go_nullable::deserialize")]
     pub proofs: Vec<Opaque>,
     /// The sector numbers whose replica or cache could not be read or proven.
+    #[serde(default, deserialize_with = "go_nullable::deserialize")]
     pub faults: Vec<SectorNumber>,
 }
 
@@ -611,8 +767,8 @@ pub struct StoreBasicInfo {
     pub name: String,
     /// Its path.
     pub path: String,
-    /// Free-form metadata.
-    #[serde(default)]
+    /// Free-form metadata (Go `map[string]string`: `null` for a store without any).
+    #[serde(default, deserialize_with = "go_nullable::deserialize")]
     pub meta: BTreeMap<String, String>,
 }
 

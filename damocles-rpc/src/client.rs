@@ -77,9 +77,15 @@ pub struct RpcClient {
     current: std::sync::atomic::AtomicUsize,
     token: Option<String>,
     timeouts: Timeouts,
+    max_answer: usize,
     http: Client<HttpConnector, Full<Bytes>>,
     next_id: AtomicU64,
 }
+
+/// The largest answer a client reads by default, in bytes ([`RpcClient::with_max_answer`]):
+/// far above a real manager's largest answer (a WindowPoSt job over a whole deadline's
+/// sectors is well under 2 MiB), small enough that a broken server cannot grow the caller.
+pub const DEFAULT_MAX_ANSWER: usize = 32 << 20;
 
 impl std::fmt::Debug for RpcClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -153,6 +159,7 @@ impl RpcClient {
             current: std::sync::atomic::AtomicUsize::new(0),
             token,
             timeouts,
+            max_answer: DEFAULT_MAX_ANSWER,
             // Below the servers' idle timeout (ConnectionLimits::header_timeout, 10 s), so
             // that a kept-alive connection is not reused just as the server closes it.
             http: Client::builder(TokioExecutor::new())
@@ -160,6 +167,14 @@ impl RpcClient {
                 .build(connector),
             next_id: AtomicU64::new(0),
         })
+    }
+
+    /// The same client reading answers of at most `bytes` (a longer one fails the call as
+    /// a protocol error, read no further).
+    #[must_use]
+    pub fn with_max_answer(mut self, bytes: usize) -> Self {
+        self.max_answer = bytes;
+        self
     }
 
     /// The address it calls first: the one that answered last.
@@ -255,11 +270,19 @@ impl RpcClient {
                 .await
                 .map_err(|e| unreachable(endpoint, &e))?;
             let status = response.status();
-            let bytes = response
-                .into_body()
+            let bytes = http_body_util::Limited::new(response.into_body(), self.max_answer)
                 .collect()
                 .await
-                .map_err(|e| unreachable(endpoint, &e))?
+                .map_err(|e| {
+                    if e.is::<http_body_util::LengthLimitError>() {
+                        protocol(
+                            endpoint,
+                            format!("{method}: the answer exceeds {} bytes", self.max_answer),
+                        )
+                    } else {
+                        unreachable(endpoint, &*e)
+                    }
+                })?
                 .to_bytes();
             Ok::<_, CallError>((status, bytes))
         };

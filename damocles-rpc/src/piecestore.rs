@@ -88,62 +88,220 @@ pub async fn serve_piece(
     }
 }
 
-/// Answers `PUT /piecestore/{cid}`: the body is stored as `<dir>/unsealed/<cid>` (through
-/// a `.part` file renamed once whole), 201 once stored, 400 for a name that is not a piece
-/// CID, 413 past [`MAX_PIECE_BYTES`]. The bytes are not checked here: whoever asked for
-/// the unseal checks their piece CID.
+/// Answers `PUT /piecestore/{cid}`: the body is stored as `<dir>/unsealed/<cid>`, 201 once
+/// stored (synced), 400 for a name that is not a piece CID, 413 past [`MAX_PIECE_BYTES`],
+/// 408 when the body makes no progress for `stall` (a client that announces a length and
+/// sends nothing holds no connection longer). Each upload writes a temporary file of its
+/// own, published without replacing anything: a piece once acknowledged stays as it was.
+/// The same bytes sent again answer 201 (a resumed job sends its piece again); other bytes
+/// under a stored piece's CID answer 409. The bytes are not checked here: whoever asked
+/// for the unseal checks their piece CID.
 pub async fn receive_piece(
     dir: &Path,
     request_path: &str,
     body: hyper::body::Incoming,
+    stall: Duration,
 ) -> HttpResponse {
     let name = request_path
         .strip_prefix(PIECE_STORE_PATH)
         .unwrap_or_default();
+    store_upload(
+        &dir.join("unsealed"),
+        name,
+        body,
+        stall,
+        StatusCode::CREATED,
+    )
+    .await
+}
+
+/// The path of venus-market's piece upload, which the mock manager stands in for.
+pub const MARKET_RESOURCE_PATH: &str = "/resource";
+
+/// Answers venus-market's `PUT /resource?resource-id=<piece cid>&store=<store>` (where an
+/// unseal job's `market://<store>/<cid>` destination is sent): the body is stored as
+/// `<dir>/market/<store>/<cid>` under the rules of [`receive_piece`], answering 200 (what
+/// venus-market answers, and the only status the original worker accepts); 400 for a
+/// missing or bad `resource-id` or `store`.
+pub async fn receive_market_piece(
+    dir: &Path,
+    query: &str,
+    body: hyper::body::Incoming,
+    stall: Duration,
+) -> HttpResponse {
+    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
+    let value = |key: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_default()
+    };
+    let store = value("store");
+    if store.is_empty() || store.contains(['/', '\\']) || store.starts_with('.') {
+        return plain(
+            StatusCode::BAD_REQUEST,
+            format!("store {store:?} is not a store name"),
+        );
+    }
+    let target = dir.join("market").join(store);
+    store_upload(&target, value("resource-id"), body, stall, StatusCode::OK).await
+}
+
+/// Stores an upload of piece `name` in `dir` (see [`receive_piece`]), answering `done`
+/// once it is stored.
+async fn store_upload(
+    dir: &Path,
+    name: &str,
+    body: hyper::body::Incoming,
+    stall: Duration,
+    done: StatusCode,
+) -> HttpResponse {
     if let Err(e) = piece::comm_p(&Cid {
         text: name.to_owned(),
     }) {
         return plain(StatusCode::BAD_REQUEST, e.to_string());
     }
-    let dir = dir.join("unsealed");
-    let tmp = dir.join(format!("{name}.part"));
-    let stored = async {
-        tokio::fs::create_dir_all(&dir).await?;
-        let mut file = tokio::fs::File::create(&tmp).await?;
-        let mut body = body;
-        let mut received = 0u64;
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(std::io::Error::other)?;
-            let Ok(data) = frame.into_data() else {
-                continue;
-            };
-            received += data.len() as u64;
-            if received > MAX_PIECE_BYTES {
-                return Ok(false);
-            }
-            file.write_all(&data).await?;
-        }
-        file.sync_all().await?;
-        tokio::fs::rename(&tmp, dir.join(name)).await?;
-        Ok::<_, std::io::Error>(true)
+    let tmp = dir.join(format!("{name}.{:016x}.part", rand::random::<u64>()));
+    let target = dir.join(name);
+    let outcome = receive_into(dir, &tmp, body, stall).await;
+    let outcome = match outcome {
+        Ok(Received::Whole) => publish(&tmp, &target).await,
+        other => other,
     };
-    match stored.await {
-        Ok(true) => plain(StatusCode::CREATED, format!("piece {name} stored")),
-        Ok(false) => {
-            let _ = tokio::fs::remove_file(&tmp).await;
-            plain(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("a piece holds at most {MAX_PIECE_BYTES} bytes"),
-            )
+    let _ = tokio::fs::remove_file(&tmp).await;
+    match outcome {
+        Ok(Received::Whole) => plain(done, format!("piece {name} stored")),
+        Ok(Received::TooLarge) => plain(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("a piece holds at most {MAX_PIECE_BYTES} bytes"),
+        ),
+        Ok(Received::Stalled) => plain(
+            StatusCode::REQUEST_TIMEOUT,
+            format!("the body of piece {name} made no progress for {stall:?}"),
+        ),
+        Ok(Received::Conflict) => plain(
+            StatusCode::CONFLICT,
+            format!("piece {name} is already stored with other bytes; it is kept as it was"),
+        ),
+        Err(e) => plain(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot store piece {name}: {e}"),
+        ),
+    }
+}
+
+/// What became of an upload.
+enum Received {
+    Whole,
+    TooLarge,
+    Stalled,
+    Conflict,
+}
+
+/// Writes `body` into the new file `tmp` (never an existing one) and syncs it.
+async fn receive_into(
+    dir: &Path,
+    tmp: &Path,
+    mut body: hyper::body::Incoming,
+    stall: Duration,
+) -> std::io::Result<Received> {
+    tokio::fs::create_dir_all(dir).await?;
+    let mut file = tokio::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(tmp)
+        .await?;
+    let mut received = 0u64;
+    loop {
+        let Ok(frame) = tokio::time::timeout(stall, body.frame()).await else {
+            return Ok(Received::Stalled);
+        };
+        let Some(frame) = frame else { break };
+        let frame = frame.map_err(std::io::Error::other)?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        received += data.len() as u64;
+        if received > MAX_PIECE_BYTES {
+            return Ok(Received::TooLarge);
         }
-        Err(e) => {
-            let _ = tokio::fs::remove_file(&tmp).await;
-            plain(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("cannot store piece {name}: {e}"),
-            )
+        file.write_all(&data).await?;
+    }
+    file.sync_all().await?;
+    Ok(Received::Whole)
+}
+
+/// Publishes `tmp` as `target` unless `target` exists (a hard link fails then, atomically):
+/// then it is `Whole` when both hold the same bytes, else `Conflict`.
+async fn publish(tmp: &Path, target: &Path) -> std::io::Result<Received> {
+    match tokio::fs::hard_link(tmp, target).await {
+        Ok(()) => {
+            if let Some(dir) = target.parent() {
+                tokio::fs::File::open(dir).await?.sync_all().await?;
+            }
+            Ok(Received::Whole)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let (a, b) = (tmp.to_path_buf(), target.to_path_buf());
+            let same = tokio::task::spawn_blocking(move || same_bytes(&a, &b))
+                .await
+                .map_err(std::io::Error::other)??;
+            Ok(if same {
+                Received::Whole
+            } else {
+                Received::Conflict
+            })
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether two files hold the same bytes (read in 1 MiB blocks).
+fn same_bytes(a: &Path, b: &Path) -> std::io::Result<bool> {
+    use std::io::Read;
+    let (mut a, mut b) = (std::fs::File::open(a)?, std::fs::File::open(b)?);
+    if a.metadata()?.len() != b.metadata()?.len() {
+        return Ok(false);
+    }
+    let (mut x, mut y) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
+    loop {
+        let n = a.read(&mut x)?;
+        if n == 0 {
+            return Ok(true);
+        }
+        b.read_exact(&mut y[..n])?;
+        if x[..n] != y[..n] {
+            return Ok(false);
         }
     }
+}
+
+/// How much of an error answer's body is read and kept (bytes): it goes into the thread's
+/// last error, which must stay small whatever a server sends.
+const ERROR_BODY_KEPT: usize = 4096;
+
+/// The first `max` bytes of `body` as text (lossy), read within `deadline`; the rest is
+/// never read (the connection is dropped with it).
+async fn body_head(mut body: hyper::body::Incoming, max: usize, deadline: Duration) -> String {
+    let mut head = Vec::new();
+    let read = async {
+        while head.len() < max {
+            match body.frame().await {
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        let room = max - head.len();
+                        head.extend_from_slice(&data[..data.len().min(room)]);
+                    }
+                }
+                _ => break,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(deadline, read).await;
+    String::from_utf8_lossy(&head).trim().to_owned()
 }
 
 /// The largest piece a `PUT` may send: a 64GiB sector's unpadded bytes.
@@ -206,12 +364,14 @@ impl HttpPieceStore {
         })
     }
 
-    /// PUTs the file `src` at `url` (`http://` only), with `token` as a bearer token.
+    /// PUTs the file `src` at `url` (`http://` only), with `token` as a bearer token;
+    /// `only_ok`: only 200 is success, any other status a refusal (venus-market's rule).
     async fn send(
         &self,
         url: &str,
         src: &Path,
         token: Option<&str>,
+        only_ok: bool,
     ) -> Result<(), PieceUploadError> {
         let target = || url.to_owned();
         if url.starts_with("https://") {
@@ -248,17 +408,12 @@ impl HttpPieceStore {
             .map_err(|_| unavailable(format!("no answer within {:?}", self.timeouts.request)))?
             .map_err(|e| unavailable(e.to_string()))?;
         let status = response.status();
-        if status.is_success() {
+        if status == StatusCode::OK || (status.is_success() && !only_ok) {
             return Ok(());
         }
-        let said = tokio::time::timeout(self.timeouts.request, response.into_body().collect())
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .map(|body| String::from_utf8_lossy(&body.to_bytes()).trim().to_owned())
-            .unwrap_or_default();
+        let said = body_head(response.into_body(), ERROR_BODY_KEPT, self.timeouts.request).await;
         let detail = format!("HTTP {status}: {said}");
-        if status.is_client_error() {
+        if status.is_client_error() || only_ok {
             Err(PieceUploadError::Refused {
                 target: target(),
                 detail,
@@ -399,7 +554,7 @@ impl PieceStore for HttpPieceStore {
         self.with_failover(
             |address| {
                 let url = format!("http://{address}{PIECE_STORE_PATH}{}", cid.text);
-                async move { self.send(&url, src, self.token.as_deref()).await }
+                async move { self.send(&url, src, self.token.as_deref(), false).await }
             },
             |e| matches!(e, PieceUploadError::Unavailable { .. }),
             |e| matches!(e, PieceUploadError::Unavailable { .. }),
@@ -409,7 +564,16 @@ impl PieceStore for HttpPieceStore {
 
     async fn put(&self, url: &str, src: &Path) -> Result<(), PieceUploadError> {
         // The manager's token stays with the manager.
-        self.send(url, src, None).await
+        self.send(url, src, None, false).await
+    }
+
+    async fn put_market(
+        &self,
+        resource: &str,
+        src: &Path,
+        token: &str,
+    ) -> Result<(), PieceUploadError> {
+        self.send(resource, src, Some(token), true).await
     }
 
     async fn fetch(&self, cid: &Cid, dest: &Path, limit: u64) -> Result<u64, PieceFetchError> {

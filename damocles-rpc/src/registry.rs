@@ -16,7 +16,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{mpsc, Arc, Mutex, RwLock};
+use std::sync::{mpsc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -151,7 +151,7 @@ impl WorkerRegistry {
         };
         std::fs::create_dir_all(home).map_err(|e| err(&e))?;
         let db = Database::create(&path).map_err(|e| err(&e))?;
-        Self::start(db, path)
+        Self::start(db, path, true)
     }
 
     /// A registry kept in memory only (for tests and benchmarks).
@@ -162,10 +162,12 @@ impl WorkerRegistry {
                 path: "(memory)".into(),
                 message: e.to_string(),
             })?;
-        Self::start(db, PathBuf::from("(memory)"))
+        Self::start(db, PathBuf::from("(memory)"), false)
     }
 
-    fn start(db: Database, path: PathBuf) -> Result<Self, RegistryError> {
+    /// Starts the writer over `db`; `reopen`: it is the file at `path`, opened again after
+    /// a failed write.
+    fn start(db: Database, path: PathBuf, reopen: bool) -> Result<Self, RegistryError> {
         let err = |e: &dyn std::fmt::Display| RegistryError {
             path: path.display().to_string(),
             message: e.to_string(),
@@ -187,10 +189,10 @@ impl WorkerRegistry {
             }
         }
         let (sender, changes) = mpsc::channel();
-        let db = Arc::new(db);
+        let file = reopen.then(|| path.clone());
         let writer = std::thread::Builder::new()
             .name("registry-writer".into())
-            .spawn(move || write_loop(&db, &changes))
+            .spawn(move || write_loop(db, file.as_deref(), &changes))
             .map_err(|e| err(&e))?;
         let dests = entries
             .iter()
@@ -414,12 +416,29 @@ impl Drop for WorkerRegistry {
     }
 }
 
-/// The writer: every change waiting goes into one durable transaction.
-fn write_loop(db: &Database, queue: &mpsc::Receiver<Change>) {
+/// The writer: every change waiting goes into one durable transaction. After a failed
+/// write (a full disk), redb refuses every later one until the database is opened again:
+/// the writer lets it go and opens `file` again before the next batch, so that the
+/// registry recovers by itself once the disk has room.
+fn write_loop(db: Database, file: Option<&Path>, queue: &mpsc::Receiver<Change>) {
+    let mut db = Some(db);
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
         batch.extend(queue.try_iter());
-        let outcome = commit(db, &batch);
+        if let (None, Some(file)) = (&db, file) {
+            match Database::create(file) {
+                Ok(opened) => db = Some(opened),
+                Err(e) => tracing::error!("worker registry {}: {e}", file.display()),
+            }
+        }
+        let outcome = match &db {
+            Some(db) => commit(db, &batch),
+            None => vec![Err("the registry cannot be opened".to_owned()); batch.len()],
+        };
+        if file.is_some() && outcome.iter().any(Result::is_err) {
+            // Closed now, opened again for the next batch.
+            db = None;
+        }
         for (change, result) in batch.into_iter().zip(outcome) {
             let _ = change.done.send(result);
         }
@@ -458,6 +477,7 @@ fn commit(db: &Database, batch: &[Change]) -> Vec<Result<bool, String>> {
 mod tests {
     use super::*;
     use damocles_core::WorkerSummary;
+    use std::sync::Arc;
 
     fn report(name: &str) -> WorkerReport {
         WorkerReport {

@@ -25,7 +25,9 @@ use tokio::task::JoinHandle;
 use crate::conn::{self, ConnectionLimits, HttpResponse, Refusal};
 use crate::jsonrpc::{Params, RpcError, RpcResult, SERVER_BUSY, UNAUTHORIZED};
 use crate::method::{MethodSpec, Permission};
-use crate::piecestore::{receive_piece, serve_piece, PIECE_STORE_PATH};
+use crate::piecestore::{
+    receive_market_piece, receive_piece, serve_piece, MARKET_RESOURCE_PATH, PIECE_STORE_PATH,
+};
 use crate::protocol::{error_answer, ProtocolLimits};
 pub use crate::protocol::{handle_body, handle_body_observed, Answer};
 
@@ -264,14 +266,14 @@ async fn serve_http(
     remote: SocketAddr,
     req: hyper::Request<Incoming>,
 ) -> HttpResponse {
-    if let Some(dir) = options
-        .piece_dir
-        .as_deref()
-        .filter(|_| req.uri().path().starts_with(PIECE_STORE_PATH))
+    let piece_dir = options.piece_dir.as_deref();
+    let market = req.uri().path() == MARKET_RESOURCE_PATH;
+    if let Some(dir) =
+        piece_dir.filter(|_| market || req.uri().path().starts_with(PIECE_STORE_PATH))
     {
         let permission = options.permission(req.headers().get(AUTHORIZATION));
         let needed = match *req.method() {
-            Method::GET => Permission::Read,
+            Method::GET if !market => Permission::Read,
             // Unsealed pieces come back with PUT: a write.
             Method::PUT => Permission::Admin,
             _ => {
@@ -295,9 +297,14 @@ async fn serve_http(
             }
             _ => {}
         }
+        let stall = options.connections.body_timeout;
+        if market {
+            let query = req.uri().query().unwrap_or_default().to_owned();
+            return receive_market_piece(dir, &query, req.into_body(), stall).await;
+        }
         if req.method() == Method::PUT {
             let path = req.uri().path().to_owned();
-            return receive_piece(dir, &path, req.into_body()).await;
+            return receive_piece(dir, &path, req.into_body(), stall).await;
         }
         return serve_piece(dir, options.piece_fallback.as_deref(), req.uri().path()).await;
     }

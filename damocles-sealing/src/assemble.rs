@@ -69,6 +69,14 @@ pub fn thread_contexts(
     let pieces = PieceSource {
         local_dirs: config.worker.piece_dirs(),
         remote: piece_store,
+        // Absolute, so that a destination's path is compared with what the operator meant
+        // (relative entries are relative to the working directory, as locations are).
+        unseal_file_dirs: config
+            .worker
+            .unseal_file_dirs
+            .iter()
+            .map(|dir| std::path::absolute(dir).unwrap_or_else(|_| dir.clone()))
+            .collect(),
     };
     let attached = config.attached_stores();
     if !attached.iter().any(|s| !s.readonly) {

@@ -79,6 +79,10 @@ pub struct WorkerSection {
     /// Directories of deal pieces by CID (`<dir>/<piece cid>`), searched in order before
     /// the manager's piece store is asked.
     pub local_pieces_dirs: Option<Vec<PathBuf>>,
+    /// Directories that `file://` unseal destinations may write into (absolute paths;
+    /// none by default, which refuses every `file://` destination). Not in the original,
+    /// which writes wherever a manager says.
+    pub unseal_file_dirs: Vec<PathBuf>,
 }
 
 impl Default for WorkerSection {
@@ -89,6 +93,7 @@ impl Default for WorkerSection {
             ping_interval: Duration::from_secs(30),
             local_pieces_dir: None,
             local_pieces_dirs: None,
+            unseal_file_dirs: Vec::new(),
         }
     }
 }

@@ -20,6 +20,9 @@ pub struct PieceSource {
     pub local_dirs: Vec<PathBuf>,
     /// The manager's piece store, for pieces no local directory holds.
     pub remote: Option<Arc<dyn PieceStore>>,
+    /// The directories `file://` unseal destinations may write into (`[worker]
+    /// unseal_file_dirs`); none: such destinations are refused.
+    pub unseal_file_dirs: Vec<PathBuf>,
 }
 
 impl std::fmt::Debug for PieceSource {
@@ -27,6 +30,7 @@ impl std::fmt::Debug for PieceSource {
         f.debug_struct("PieceSource")
             .field("local_dirs", &self.local_dirs)
             .field("remote", &self.remote.is_some())
+            .field("unseal_file_dirs", &self.unseal_file_dirs)
             .finish()
     }
 }
@@ -253,6 +257,7 @@ mod tests {
         let source = PieceSource {
             local_dirs: vec![dir.path().join("nowhere")],
             remote: Some(store.clone()),
+            unseal_file_dirs: Vec::new(),
         };
         let proof = SealProof::StackedDrg2KiBV1_1;
 

@@ -64,19 +64,122 @@ pub fn unseal_piece(
     Ok(written.0)
 }
 
-/// Copies `from` to `to` through `<to>.part`, creating `to`'s directory: `to` is whole or
-/// absent.
-pub fn deliver_copy(from: &Path, to: &Path) -> Result<(), Failure> {
+/// The config key naming the directories `file://` unseal destinations may write into.
+pub const FILE_DIRS_KEY: &str = "[worker] unseal_file_dirs";
+
+/// Where a `file://` destination may be written: `path` must lie inside one of `allowed`
+/// (the directories of [`FILE_DIRS_KEY`]) without `..`. Returns that directory and the
+/// path. A path outside them, or any path while none is configured, is a permanent
+/// failure naming the key.
+pub fn confine_file<'a>(path: &Path, allowed: &'a [PathBuf]) -> Result<&'a Path, Failure> {
+    let refuse = |why: String| {
+        Failure::permanent(format!(
+            "unseal destination file://{}: {why}",
+            path.display()
+        ))
+    };
+    if allowed.is_empty() {
+        return Err(refuse(format!(
+            "file destinations are refused while {FILE_DIRS_KEY} names no directory"
+        )));
+    }
+    if path
+        .components()
+        .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
+        return Err(refuse("a path with `..` is refused".into()));
+    }
+    allowed
+        .iter()
+        .find(|dir| path.starts_with(dir) && path != dir.as_path())
+        .map(PathBuf::as_path)
+        .ok_or_else(|| {
+            refuse(format!(
+                "outside the directories of {FILE_DIRS_KEY} ({})",
+                allowed
+                    .iter()
+                    .map(|d| d.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })
+}
+
+/// Copies `from` to `to`, which must stay inside `root` (an allowed directory, or an
+/// attached store): `to`'s directories are made inside `root`, and a link that leads out
+/// of it (in a directory or as `to` itself) is refused. `to` is whole or absent: the copy
+/// goes to a temporary file of its own and is published without replacing anything. An
+/// existing `to` is left as it is: when it holds the same bytes (this job's earlier
+/// output) the delivery is done, else it is refused. Every refusal is permanent and names
+/// its rule.
+pub fn deliver_copy(from: &Path, to: &Path, root: &Path) -> Result<(), Failure> {
     let fail = |e: std::io::Error| {
         Failure::permanent(format!("deliver the piece to {}: {e}", to.display()))
     };
-    if let Some(dir) = to.parent() {
-        fs::create_dir_all(dir).map_err(fail)?;
+    let refuse = |why: &str| {
+        Failure::permanent(format!(
+            "deliver the piece to {}: {why} (it must stay inside {})",
+            to.display(),
+            root.display()
+        ))
+    };
+    let (Some(dir), Some(file_name)) = (to.parent(), to.file_name()) else {
+        return Err(refuse("not a file path"));
+    };
+    let real_root = fs::canonicalize(root).map_err(fail)?;
+    fs::create_dir_all(dir).map_err(fail)?;
+    let real_dir = fs::canonicalize(dir).map_err(fail)?;
+    if !real_dir.starts_with(&real_root) {
+        return Err(refuse("its directory leads out through a link"));
     }
-    let mut tmp = to.as_os_str().to_owned();
-    tmp.push(".part");
-    fs::copy(from, &tmp).map_err(fail)?;
-    fs::rename(&tmp, to).map_err(fail)
+    let target = real_dir.join(file_name);
+    match fs::symlink_metadata(&target) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            return Err(refuse("it is a link, which is never followed"))
+        }
+        Ok(meta) if !meta.is_file() => return Err(refuse("it exists and is not a file")),
+        _ => {}
+    }
+    let mut tmp_name = file_name.to_owned();
+    tmp_name.push(format!(".{:016x}.part", rand::random::<u64>()));
+    let tmp = real_dir.join(tmp_name);
+    let published = fs::copy(from, &tmp)
+        .and_then(|_| File::open(&tmp)?.sync_all())
+        .and_then(|()| fs::hard_link(&tmp, &target));
+    let _ = fs::remove_file(&tmp);
+    match published {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            if same_bytes(from, &target).map_err(fail)? {
+                Ok(())
+            } else {
+                Err(refuse(
+                    "a file with other bytes is there, and an existing file is never replaced",
+                ))
+            }
+        }
+        Err(e) => Err(fail(e)),
+    }
+}
+
+/// Whether two files hold the same bytes.
+fn same_bytes(a: &Path, b: &Path) -> std::io::Result<bool> {
+    use std::io::Read;
+    let (mut a, mut b) = (File::open(a)?, File::open(b)?);
+    if a.metadata()?.len() != b.metadata()?.len() {
+        return Ok(false);
+    }
+    let (mut x, mut y) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
+    loop {
+        let n = a.read(&mut x)?;
+        if n == 0 {
+            return Ok(true);
+        }
+        b.read_exact(&mut y[..n])?;
+        if x[..n] != y[..n] {
+            return Ok(false);
+        }
+    }
 }
 
 /// Where an unsealed piece goes, from a URL of `AcquireUnsealDest`.
@@ -97,6 +200,37 @@ pub enum Destination {
     /// `store:///<piece cid>`: the manager's piece store (`PUT /piecestore/<cid>`); the
     /// CID as written (it must be the piece's).
     PieceStore(String),
+    /// `market://<store>/<piece cid>?host=<host:port>&scheme=<http|https>&token=<token>`:
+    /// venus-market's piece store, as the Go manager hands it out
+    /// (`modules/impl/sectors/unseal.go`) and the original worker sends it
+    /// (`planner/unseal.rs`): `PUT <resource>` with `Authorization: Bearer <token>`,
+    /// where exactly 200 is success.
+    Market {
+        /// `{scheme}://{host}/resource?resource-id=<piece cid>&store=<store>`.
+        resource: String,
+        /// The market's store the piece goes into.
+        store: String,
+        /// The piece CID as written.
+        piece: String,
+        /// The market's token (never shown: see [`redacted`]).
+        token: String,
+    },
+}
+
+/// `url` with the value of every `token` query parameter replaced by `<hidden>`, for
+/// logs, errors, histories and listings: a `market://` destination carries a token.
+pub fn redacted(url: &str) -> String {
+    let Some((head, query)) = url.split_once('?') else {
+        return url.to_owned();
+    };
+    let query: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((key, _)) if key.eq_ignore_ascii_case("token") => format!("{key}=<hidden>"),
+            _ => pair.to_owned(),
+        })
+        .collect();
+    format!("{head}?{}", query.join("&"))
 }
 
 /// Reads a destination URL of an unseal of `piece`. An unknown scheme, a path that could
@@ -104,11 +238,13 @@ pub enum Destination {
 /// naming the URL.
 pub fn destination_of(url: &str, piece: &Cid) -> Result<Destination, Failure> {
     let destination = parse_destination(url)?;
-    if let Destination::PieceStore(named) = &destination {
+    if let Destination::PieceStore(named) | Destination::Market { piece: named, .. } = &destination
+    {
         if *named != piece.text {
             return Err(Failure::permanent(format!(
-                "unseal destination {url:?}: the piece store takes the piece under its own \
-                 CID: store:///{}",
+                "unseal destination {:?}: the piece store takes the piece under its own \
+                 CID ({})",
+                redacted(url),
                 piece.text
             )));
         }
@@ -119,7 +255,11 @@ pub fn destination_of(url: &str, piece: &Cid) -> Result<Destination, Failure> {
 /// Reads a destination URL. An unknown scheme, or a path that could leave its store, is
 /// a permanent failure naming the URL.
 pub fn parse_destination(url: &str) -> Result<Destination, Failure> {
-    let bad = |why: &str| Failure::permanent(format!("unseal destination {url:?}: {why}"));
+    let bad =
+        |why: &str| Failure::permanent(format!("unseal destination {:?}: {why}", redacted(url)));
+    if url.starts_with("market://") {
+        return market_destination(url).map_err(|why| bad(&why));
+    }
     if let Some(path) = url.strip_prefix("file://") {
         if !path.starts_with('/') {
             return Err(bad("a file URL needs an absolute path (file:///…)"));
@@ -149,8 +289,48 @@ pub fn parse_destination(url: &str) -> Result<Destination, Failure> {
     }
     let scheme = url.split_once("://").map_or(url, |(scheme, _)| scheme);
     Err(bad(&format!(
-        "unsupported url scheme {scheme:?} (file, http, https and store are)"
+        "unsupported url scheme {scheme:?} (file, http, https, store and market are)"
     )))
+}
+
+/// Reads a `market://<store>/<piece cid>?host=&scheme=&token=` URL as the original worker
+/// does: the three query keys are required, the store is the URL's host, the piece CID
+/// its path.
+fn market_destination(text: &str) -> Result<Destination, String> {
+    let url = url::Url::parse(text).map_err(|e| format!("not a URL ({e})"))?;
+    let store = url
+        .host_str()
+        .filter(|h| !h.is_empty())
+        .ok_or("a market URL names its store as its host (market://<store>/<piece cid>)")?;
+    let piece = url.path().trim_matches('/');
+    if piece.is_empty() || piece.contains('/') {
+        return Err("a market URL's path is the piece CID (market://<store>/<piece cid>)".into());
+    }
+    let query = |key: &str| {
+        url.query_pairs()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.into_owned())
+            .filter(|v| !v.is_empty())
+            .ok_or(format!(
+                "a market URL needs its `{key}` query parameter (host, scheme and token)"
+            ))
+    };
+    let (host, scheme, token) = (query("host")?, query("scheme")?, query("token")?);
+    if scheme != "http" && scheme != "https" {
+        return Err(format!("scheme {scheme:?} is neither http nor https"));
+    }
+    let mut resource = url::Url::parse(&format!("{scheme}://{host}/resource"))
+        .map_err(|e| format!("host {host:?} is not a host:port ({e})"))?;
+    resource
+        .query_pairs_mut()
+        .append_pair("resource-id", piece)
+        .append_pair("store", store);
+    Ok(Destination::Market {
+        resource: resource.into(),
+        store: store.to_owned(),
+        piece: piece.to_owned(),
+        token,
+    })
 }
 
 #[cfg(test)]
@@ -178,8 +358,33 @@ mod tests {
             parse_destination("store:///baga6ea4sea"),
             Ok(Destination::PieceStore("baga6ea4sea".into()))
         );
+        assert_eq!(
+            parse_destination("market://s1/bagaP?token=se%2Fcret&scheme=http&host=127.0.0.1:41235"),
+            Ok(Destination::Market {
+                resource: "http://127.0.0.1:41235/resource?resource-id=bagaP&store=s1".into(),
+                store: "s1".into(),
+                piece: "bagaP".into(),
+                token: "se/cret".into(),
+            })
+        );
+        assert_eq!(
+            redacted("market://s/p?host=h:1&scheme=http&token=secret"),
+            "market://s/p?host=h:1&scheme=http&token=<hidden>"
+        );
         for (url, why) in [
-            ("market://s/p", "unsupported url scheme \"market\""),
+            (
+                "market://s/p?host=h:1&scheme=http",
+                "`token` query parameter",
+            ),
+            ("market://s/p?host=h:1&token=t", "`scheme` query parameter"),
+            (
+                "market://s/p?scheme=ftp&host=h:1&token=secret",
+                "neither http nor https",
+            ),
+            (
+                "market:///p?scheme=http&host=h:1&token=secret",
+                "names its store",
+            ),
             ("ftp://h/p", "unsupported url scheme \"ftp\""),
             ("file://relative", "absolute path"),
             (
@@ -189,7 +394,11 @@ mod tests {
             ("store://remote", "relative path inside the store"),
         ] {
             let err = parse_destination(url).expect_err(url).to_string();
-            assert!(err.contains(why) && err.contains(url), "{url}: {err}");
+            assert!(
+                err.contains(why) && err.contains(&redacted(url)),
+                "{url}: {err}"
+            );
+            assert!(!err.contains("secret"), "the token is never shown: {err}");
         }
     }
 }

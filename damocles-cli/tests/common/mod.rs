@@ -119,9 +119,11 @@ pub fn manager(home: &Path, listen: &str, extra: &[&str]) -> Process {
 pub fn worker_config(dir: &Path, manager: &str, threads: usize, sealing: &str) -> PathBuf {
     let mut text = format!(
         "[worker]\nname = \"it-worker\"\nrpc_server.host = \"127.0.0.1\"\nrpc_server.port = 0\nping_interval = \"1s\"\n\
+         unseal_file_dirs = [\"{retrieved}\"]\n\
          [sector_manager]\nrpc_client.addr = \"http://{manager}\"\n\
          [sealing]\nallowed_sizes = [\"2KiB\"]\nrpc_polling_interval = \"0s\"\n{sealing}\n\
-         [processors.limitation.concurrent]\nc2 = 1\n"
+         [processors.limitation.concurrent]\nc2 = 1\n",
+        retrieved = dir.join("retrieved").display()
     );
     for i in 0..threads {
         text.push_str(&format!(

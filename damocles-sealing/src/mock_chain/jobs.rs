@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use damocles_core::sealer_api::{
     AllocatedSector, Cid, SectorPiece, SectorPrivateInfo, SectorPublicInfo, SectorRebuildInfo,
-    SectorUnsealInfo,
+    SectorUnsealInfo, UnsealState,
 };
 use damocles_core::{ManagerError, SectorId};
 
@@ -360,7 +360,7 @@ impl MockChain {
         }
         let (proof, stores, uploads) = {
             let state = self.settings();
-            let uploads = state.offer.as_ref().map(|o| o.dir.join("unsealed"));
+            let uploads = state.offer.as_ref().map(|o| o.dir.clone());
             (self.proof_type, state.stores.clone(), uploads)
         };
         let size = self
@@ -382,8 +382,16 @@ impl MockChain {
                         None => continue,
                     },
                     Ok(Destination::PieceStore(_)) => match &uploads {
-                        Some(dir) => dir.join(&wanted.text),
+                        Some(dir) => dir.join("unsealed").join(&wanted.text),
                         None => continue,
+                    },
+                    // Sent to this mock standing in for venus-market (`PUT /resource`):
+                    // checked; to a market elsewhere: taken on the worker's word.
+                    Ok(Destination::Market { store, .. }) => match &uploads {
+                        Some(dir) if dir.join("market").join(&store).is_dir() => {
+                            dir.join("market").join(store).join(&wanted.text)
+                        }
+                        _ => continue,
                     },
                     Ok(Destination::Http(_)) => continue,
                     Err(e) => return Err(e.to_string()),
@@ -610,7 +618,8 @@ fn unseal_info(sector: &ChainSector, piece: &Cid, dest: &[String]) -> Option<Sec
         ticket: pre_commit.ticket,
         comm_d: pre_commit.comm_d,
         dest: dest.to_vec(),
-        state: 0,
+        // As the Go manager's allocation sets it.
+        state: UnsealState::named(UnsealState::UNSEALING),
         error_info: String::new(),
     })
 }
@@ -632,13 +641,20 @@ fn rebuild_info(sector: &ChainSector) -> Option<SectorRebuildInfo> {
         ),
         None => (sector.deals.clone(), None),
     };
+    let legacy = upgrade_public.is_none()
+        && pieces.iter().any(|p| !p.is_pledge())
+        && pieces.iter().all(|p| p.deal_info.is_builtin_market);
     Some(SectorRebuildInfo {
         sector: AllocatedSector {
             id: sector.id,
             proof_type: sector.proof_type,
         },
         ticket,
-        pieces: (!pieces.is_empty()).then_some(pieces),
+        // As the Go manager fills them (modules/sealer/sealer_cli.go): a sector sealed
+        // with builtin-market deals gets the legacy `Pieces`, an upgraded one its snap-up
+        // pieces as `PiecesV2`; a CC sector neither.
+        legacy_pieces: legacy.then(|| pieces.clone()),
+        pieces: (!legacy && !pieces.is_empty()).then_some(pieces),
         is_snap_up: upgrade_public.is_some(),
         upgrade_public,
     })

@@ -313,10 +313,16 @@ impl ChainState {
     }
 
     /// Writes the records if the section changed them: into the shared records, or a
-    /// file (to a temporary file, then renamed over the old one).
-    fn write_changes(&mut self) {
+    /// file (to a temporary file, synced, then renamed over the old one and the directory
+    /// synced), so that nothing is answered before it is durable.
+    ///
+    /// # Errors
+    /// The file could not be written (a full disk): the records in memory are put back as
+    /// the file holds them, so that what the section decided is neither answered nor
+    /// kept, and the next section (once there is space) starts from what is durable.
+    fn write_changes(&mut self) -> Result<(), String> {
         if !std::mem::take(&mut self.changed) {
-            return;
+            return Ok(());
         }
         let snapshot = self.snapshot();
         if let Some(shared) = &self.shared {
@@ -324,19 +330,40 @@ impl ChainState {
                 Ok(json) => shared.write(&json),
                 Err(e) => tracing::error!("mock chain: cannot encode the records: {e}"),
             }
-            return;
+            return Ok(());
         }
-        let Some(file) = &self.file else {
-            return;
+        let Some(file) = self.file.clone() else {
+            return Ok(());
         };
         let write = || -> std::io::Result<()> {
             let tmp = file.with_extension("tmp");
-            std::fs::write(&tmp, serde_json::to_vec(&snapshot)?)?;
-            std::fs::rename(&tmp, file)
+            let mut out = std::fs::File::create(&tmp)?;
+            std::io::Write::write_all(&mut out, &serde_json::to_vec(&snapshot)?)?;
+            out.sync_all()?;
+            std::fs::rename(&tmp, &file)?;
+            if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::File::open(dir)?.sync_all()?;
+            }
+            Ok(())
         };
-        if let Err(e) = write() {
-            tracing::error!("mock chain: cannot save {}: {e}", file.display());
+        let Err(e) = write() else {
+            return Ok(());
+        };
+        let why = format!("cannot save {}: {e}", file.display());
+        tracing::error!("mock chain: {why}; the records are put back as they were saved");
+        let _ = std::fs::remove_file(file.with_extension("tmp"));
+        let durable = match std::fs::read(&file) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| e.to_string()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Ok(ChainState::default().snapshot())
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        match durable {
+            Ok(snapshot) => self.restore(snapshot),
+            Err(e) => tracing::error!("mock chain: cannot read {} back: {e}", file.display()),
         }
+        Err(why)
     }
 }
 
@@ -378,7 +405,7 @@ impl ChainGuard<'_> {
             self.state.changed = false;
             return Err(why.clone());
         }
-        self.state.write_changes();
+        self.state.write_changes()?;
         match &self.state.shared {
             Some(shared) => shared.end(),
             None => Ok(()),
@@ -1200,12 +1227,9 @@ impl SectorManager for MockChain {
                 Some("the sector is not being upgraded".into()),
             ));
         };
-        let cids: Vec<&Cid> = upgrade
-            .deals
-            .iter()
-            .filter(|d| !d.is_pledge())
-            .map(|d| &d.piece.cid)
-            .collect();
+        // Every piece it was given, pledge pieces included, in order (the Go manager's
+        // check in modules/sealer/sealer.go).
+        let cids: Vec<&Cid> = upgrade.deals.iter().map(|d| &d.piece.cid).collect();
         if info.pieces.iter().collect::<Vec<_>>() != cids {
             return Ok(submit_answer(
                 SubmitResult::Rejected,

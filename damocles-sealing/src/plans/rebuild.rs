@@ -88,7 +88,11 @@ impl PlanSteps for Rebuild {
                 let Some(info) = take_job(runner, call, ask).await? else {
                     return Ok(Outcome::Idle);
                 };
-                let deals = info.pieces.iter().flatten().any(|p| !p.is_pledge());
+                let deals = info
+                    .deal_pieces()
+                    .into_iter()
+                    .flatten()
+                    .any(|p| !p.is_pledge());
                 let id = info.sector.id;
                 let refusal = if info.is_snap_up && !deals {
                     Some(format!(

@@ -153,11 +153,12 @@ impl PlanSteps for Snapup {
                     comm_r: encoded.comm_r_new,
                     comm_d: encoded.comm_d_new,
                     access_instance: required(record.persist_instance.clone(), "persist_instance")?,
+                    // Every piece it was assigned, pledge pieces included, in order: the
+                    // Go manager compares count and order with what it assigned.
                     pieces: record
                         .deals
                         .iter()
                         .flatten()
-                        .filter(|d| !d.is_pledge())
                         .map(|d| d.piece.cid.clone())
                         .collect(),
                     proof: required(record.update_proof.clone(), "update proof")?,

@@ -128,14 +128,21 @@ async fn deliver(
     piece: &std::path::Path,
     url: &str,
 ) -> Result<(), Stop> {
-    let to = match unseal::destination_of(url, &target.piece_cid)? {
-        Destination::File(path) => path,
-        Destination::Store { instance, path } => attached(runner, &instance)?.join(path),
-        remote @ (Destination::Http(_) | Destination::PieceStore(_)) => {
+    let (to, root) = match unseal::destination_of(url, &target.piece_cid)? {
+        Destination::File(path) => {
+            let root = unseal::confine_file(&path, &runner.ctx.pieces.unseal_file_dirs)?;
+            (path.clone(), root.to_path_buf())
+        }
+        Destination::Store { instance, path } => {
+            let root = attached(runner, &instance)?;
+            (root.join(path), root)
+        }
+        remote => {
             let store = runner.ctx.pieces.remote.as_ref().ok_or_else(|| {
                 Failure::permanent(format!(
-                    "unseal destination {url:?}: this worker has no manager piece store to \
-                     send through"
+                    "unseal destination {:?}: this worker has no manager piece store to \
+                     send through",
+                    unseal::redacted(url)
                 ))
             })?;
             runner.control.set_activity(Activity::Running {
@@ -143,6 +150,9 @@ async fn deliver(
             });
             let sent = match remote {
                 Destination::Http(url) => store.put(&url, piece).await,
+                Destination::Market {
+                    resource, token, ..
+                } => store.put_market(&resource, piece, &token).await,
                 _ => store.upload(&target.piece_cid, piece).await,
             };
             return sent.map_err(|e| e.into_failure().into());
@@ -151,7 +161,7 @@ async fn deliver(
     let from = piece.to_path_buf();
     runner
         .proof_call(ProofStage::Transfer, move || {
-            unseal::deliver_copy(&from, &to)
+            unseal::deliver_copy(&from, &to, &root)
         })
         .await
 }

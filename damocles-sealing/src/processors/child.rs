@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use damocles_core::{Failure, ProofStage};
 use prometheus_client::metrics::counter::Counter;
 use serde_json::value::RawValue;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::sync::{oneshot, watch, Notify, Semaphore};
 
@@ -32,6 +32,63 @@ const HEALTHY_RUN: Duration = Duration::from_secs(10);
 
 /// How long an exited child's status is waited for once it has closed its stdout.
 const EXIT_WAIT: Duration = Duration::from_secs(5);
+
+/// The longest line a child may print on stdout (bytes): a ready line or one answer.
+/// The largest real answer (a C2 proof, a PC1 output naming its layers' files) is a few
+/// KiB; a longer line breaks the protocol and the child is killed, so that a child
+/// printing without end never grows the worker.
+pub(crate) const MAX_LINE: usize = 16 << 20;
+
+/// Lines of a child's stdout, each at most `max` bytes (without its newline).
+pub(crate) struct BoundedLines {
+    reader: BufReader<ChildStdout>,
+    max: usize,
+}
+
+impl BoundedLines {
+    pub(crate) fn new(stdout: ChildStdout, max: usize) -> Self {
+        Self {
+            reader: BufReader::new(stdout),
+            max,
+        }
+    }
+
+    /// The next line; `None` at the end of the output.
+    ///
+    /// # Errors
+    /// `InvalidData` for a line over the bound (what was read of it is dropped), or the
+    /// read's error.
+    pub(crate) async fn next_line(&mut self) -> std::io::Result<Option<String>> {
+        let mut line = Vec::new();
+        loop {
+            let buf = self.reader.fill_buf().await?;
+            if buf.is_empty() {
+                if line.is_empty() {
+                    return Ok(None);
+                }
+                break;
+            }
+            let (take, done) = match buf.iter().position(|&b| b == b'\n') {
+                Some(end) => (end, true),
+                None => (buf.len(), false),
+            };
+            if line.len() + take > self.max {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("printed a line longer than {} bytes", self.max),
+                ));
+            }
+            line.extend_from_slice(&buf[..take]);
+            self.reader.consume(if done { take + 1 } else { take });
+            if done {
+                break;
+            }
+        }
+        String::from_utf8(line)
+            .map(Some)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    }
+}
 
 /// Everything needed to start one configured child, fixed for its life.
 #[derive(Debug, Clone)]
@@ -233,9 +290,7 @@ impl ExternalChild {
     }
 
     /// Starts the process and waits `stable_wait` for its ready line.
-    async fn spawn_ready(
-        &self,
-    ) -> Result<(Child, Lines<BufReader<ChildStdout>>, Arc<Live>), String> {
+    async fn spawn_ready(&self) -> Result<(Child, BoundedLines, Arc<Live>), String> {
         let spec = &self.spec;
         let stage = spec.stage;
         let command_line = spec.command_line();
@@ -257,7 +312,7 @@ impl ExternalChild {
         let (Some(stdin), Some(stdout)) = (process.stdin.take(), process.stdout.take()) else {
             return Err(failed("has no stdin or stdout".into()));
         };
-        let mut lines = BufReader::new(stdout).lines();
+        let mut lines = BoundedLines::new(stdout, MAX_LINE);
         let expected = ready_line(stage);
         match tokio::time::timeout(spec.stable_wait, lines.next_line()).await {
             Ok(Ok(Some(line))) if line.trim() == expected => {}
@@ -266,6 +321,10 @@ impl ExternalChild {
                 return Err(failed(format!(
                     "printed {line:?} where {expected:?} was expected (its logs belong on stderr)"
                 )));
+            }
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
+                let _ = process.start_kill();
+                return Err(failed(format!("{e} where {expected:?} was expected")));
             }
             Ok(Ok(None) | Err(_)) => {
                 let status = exit_status(&mut process).await;
@@ -286,11 +345,7 @@ impl ExternalChild {
 /// Hands each answer line to its request until the process closes its stdout or breaks
 /// the protocol (a line that is not an answer, an answer to a request never sent: its
 /// requests would wait for ever), when it is killed; then what became of it.
-async fn read_answers(
-    mut lines: Lines<BufReader<ChildStdout>>,
-    live: &Live,
-    process: &mut Child,
-) -> String {
+async fn read_answers(mut lines: BoundedLines, live: &Live, process: &mut Child) -> String {
     loop {
         match lines.next_line().await {
             Ok(Some(line)) => {
@@ -302,6 +357,12 @@ async fn read_answers(
                 }
             }
             Ok(None) => break,
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                tracing::error!("ext(pid: {}) {e}; killing it", live.pid);
+                let _ = process.start_kill();
+                let _ = tokio::time::timeout(EXIT_WAIT, process.wait()).await;
+                return format!("was killed: it {e}");
+            }
             Err(e) => {
                 tracing::warn!("ext(pid: {}): cannot read its stdout: {e}", live.pid);
                 break;

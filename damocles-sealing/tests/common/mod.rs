@@ -85,6 +85,7 @@ impl Harness {
                     pieces: PieceSource {
                         local_dirs: Vec::new(),
                         remote: Some(Arc::new(self.chain.clone())),
+                        unseal_file_dirs: vec![self.dir.path().join("retrieved")],
                     },
                 }
             })
