@@ -885,3 +885,72 @@ const REBUILD_UPGRADED_PATH: [&str; 12] = [
     "Persisted",
     "Finished",
 ];
+
+/// The manager's home on a disk that fills up: while it is full every call that would
+/// change the records answers an error (never a sector number or a ticket that a restart
+/// would forget), pings fail, and once space is back both stores take writes again by
+/// themselves; after a restart nothing is handed out twice.
+#[test]
+fn a_full_disk_is_never_acknowledged_and_the_manager_recovers() {
+    let disk = common::SmallDisk::mount(4 << 20).expect("mounting a tmpfs needs root");
+    let home = disk.path().join("home");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let call = |address: &str, method: &str, params: Value| {
+        let client = damocles_rpc::RpcClient::new(
+            address,
+            "/rpc/v0",
+            None,
+            damocles_rpc::Timeouts::default(),
+        )
+        .expect("client");
+        runtime.block_on(client.call::<Value>(method, params))
+    };
+    let allocate = |address: &str| {
+        call(address, "Venus.AllocateSector", serde_json::json!([{}]))
+            .map(|s| s["ID"]["Number"].as_u64().expect("a number"))
+    };
+    let ping = |address: &str, name: &str| {
+        let report = serde_json::json!([{"Name": name, "Dest": "127.0.0.1:1", "Version": "v",
+            "Summary": {"Threads": 1, "Empty": 1, "Paused": 0, "Running": 0, "Waiting": 0, "Errors": 0}}]);
+        call(address, "Venus.WorkerPing", report)
+    };
+    let m = manager(&home, &format!("127.0.0.1:{}", free_port()), &[]);
+    assert_eq!(allocate(&m.address).expect("allocate"), 1);
+    ping(&m.address, "before").expect("ping");
+
+    disk.fill();
+    let full = allocate(&m.address).expect_err("no space to save it");
+    assert!(full.to_string().contains("No space left"), "{full}");
+    let id = serde_json::json!([{"Miner": 10000, "Number": 1}]);
+    let ticket = call(&m.address, "Venus.AssignTicket", id.clone()).expect_err("no space");
+    assert!(ticket.to_string().contains("not saved"), "{ticket}");
+    let mut refused = 0;
+    for i in 0..20 {
+        if ping(&m.address, &format!("full-{i}")).is_err() {
+            refused += 1;
+        }
+    }
+    assert!(refused > 0, "the registry cannot have taken 20 pings on a full disk");
+
+    disk.free();
+    ping(&m.address, "after").expect("the registry recovers by itself");
+    assert_eq!(allocate(&m.address).expect("allocate"), 2);
+    let ticket = call(&m.address, "Venus.AssignTicket", id.clone()).expect("ticket");
+    drop(m);
+
+    let m = manager(&home, &format!("127.0.0.1:{}", free_port()), &[]);
+    assert_eq!(allocate(&m.address).expect("allocate"), 3, "1 and 2 are taken");
+    assert_eq!(
+        call(&m.address, "Venus.AssignTicket", id).expect("ticket"),
+        ticket,
+        "the ticket answered is the one kept"
+    );
+    let workers = util_json(&m.address, &["worker", "list"]);
+    let names: Vec<&str> = workers
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|w| w["Info"]["Name"].as_str())
+        .collect();
+    assert!(names.contains(&"before") && names.contains(&"after"), "{names:?}");
+}

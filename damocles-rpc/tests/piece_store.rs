@@ -335,3 +335,224 @@ async fn pieces_come_from_whichever_listed_manager_has_them() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+/// Two uploads of one piece at once never share a temporary file, and what was
+/// acknowledged stays as it was: one is stored whole, the other (other bytes) is refused
+/// with 409; the same bytes again are taken (a resumed job sends its piece again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_piece_once_acknowledged_stays_as_it_was() {
+    use damocles_core::piece::PieceUploadError;
+
+    let dir = tempfile::tempdir().expect("dir");
+    let pieces = dir.path().join("pieces");
+    let server = serve(dir.path(), &pieces, None).await;
+    let cid = piece_cid(&[5; 32]);
+    let url = format!("http://{}/piecestore/{}", server.local_addr(), cid.text);
+    for round in 0..5u8 {
+        let sources: Vec<_> = (0..2u8)
+            .map(|i| {
+                let src = dir.path().join(format!("src-{round}-{i}"));
+                std::fs::write(&src, vec![round * 2 + i; 1000 + 32 * usize::from(i)])
+                    .expect("src");
+                src
+            })
+            .collect();
+        let client = store(&server, None);
+        let (a, b) = tokio::join!(client.put(&url, &sources[0]), client.put(&url, &sources[1]));
+        let stored = std::fs::read(pieces.join("unsealed").join(&cid.text)).expect("stored");
+        let conflicts = [&a, &b]
+            .iter()
+            .filter(|r| matches!(r, Err(PieceUploadError::Refused { detail, .. }) if detail.contains("409")))
+            .count();
+        if round == 0 {
+            assert_eq!(conflicts, 1, "{a:?} {b:?}");
+            let winner = if a.is_ok() { &sources[0] } else { &sources[1] };
+            assert_eq!(stored, std::fs::read(winner).expect("winner"), "whole, not mixed");
+            client.put(&url, winner).await.expect("the same bytes again");
+        } else {
+            assert_eq!(conflicts, 2, "an acknowledged piece is never replaced");
+            assert_eq!(stored.len() % 1000 % 32, 0);
+        }
+    }
+    let left: Vec<_> = std::fs::read_dir(pieces.join("unsealed"))
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(left.len(), 1, "no temporary file left: {left:?}");
+    server.shutdown().await;
+}
+
+/// A client that announces a body and sends none is answered 408 once the body makes no
+/// progress for the server's body timeout, and holds nothing after that.
+#[tokio::test]
+async fn a_stalled_piece_upload_is_answered_408() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let dir = tempfile::tempdir().expect("dir");
+    let pieces = dir.path().join("pieces");
+    let registry = Arc::new(WorkerRegistry::open(dir.path()).expect("registry"));
+    let service = ManagerService::new(
+        Arc::new(NoSectors),
+        registry,
+        Duration::from_secs(600),
+        "v-test",
+        None,
+    );
+    let mut options = ServerOptions {
+        path: Some(MANAGER_PATH.to_owned()),
+        piece_dir: Some(pieces.clone()),
+        ..ServerOptions::default()
+    };
+    options.connections.body_timeout = Duration::from_millis(500);
+    let server = RpcServer::bind("127.0.0.1:0", Arc::new(service), options)
+        .await
+        .expect("bind");
+    let cid = piece_cid(&[6; 32]);
+    let mut stream = tokio::net::TcpStream::connect(server.local_addr())
+        .await
+        .expect("connect");
+    let head = format!(
+        "PUT /piecestore/{} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n",
+        cid.text
+    );
+    stream.write_all(head.as_bytes()).await.expect("head");
+    let started = std::time::Instant::now();
+    let mut answer = vec![0u8; 512];
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut answer))
+        .await
+        .expect("answered within 10 s")
+        .expect("read");
+    let answer = String::from_utf8_lossy(&answer[..read]);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert_eq!(
+        std::fs::read_dir(pieces.join("unsealed"))
+            .expect("dir")
+            .count(),
+        0,
+        "nothing kept of it"
+    );
+    server.shutdown().await;
+}
+
+/// An unseal job's `market://` destination: the piece goes to venus-market's `PUT
+/// /resource?resource-id=<cid>&store=<store>` with the market's token, for which the mock
+/// manager stands in; only 200 is success.
+#[tokio::test]
+async fn market_uploads_go_to_the_resource_path_with_the_token() {
+    use damocles_core::piece::PieceUploadError;
+
+    let dir = tempfile::tempdir().expect("dir");
+    let pieces = dir.path().join("pieces");
+    let server = serve(dir.path(), &pieces, Some("market-token")).await;
+    let cid = piece_cid(&[4; 32]);
+    let src = dir.path().join("src");
+    std::fs::write(&src, vec![4u8; 2032]).expect("src");
+    let resource = |store: &str| {
+        format!(
+            "http://{}/resource?resource-id={}&store={store}",
+            server.local_addr(),
+            cid.text
+        )
+    };
+    let client = store(&server, None);
+    client
+        .put_market(&resource("s1"), &src, "market-token")
+        .await
+        .expect("stored");
+    assert_eq!(
+        std::fs::read(pieces.join("market/s1").join(&cid.text)).expect("stored"),
+        vec![4u8; 2032]
+    );
+    let wrong = client.put_market(&resource("s1"), &src, "guess").await;
+    assert!(
+        matches!(&wrong, Err(PieceUploadError::Refused { detail, .. }) if detail.contains("401")),
+        "{wrong:?}"
+    );
+    for bad in ["..", "a%2Fb", ""] {
+        let refused = client
+            .put_market(&resource(bad), &src, "market-token")
+            .await;
+        assert!(
+            matches!(&refused, Err(PieceUploadError::Refused { detail, .. }) if detail.contains("400")),
+            "{bad}: {refused:?}"
+        );
+    }
+    server.shutdown().await;
+}
+
+/// A server that answers without end: HTTP `status` with an announced body of 200 MB,
+/// sent until the client goes away. Returns its address.
+async fn endless_server(status: &'static str) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = [0u8; 4096];
+                let _ = stream.read(&mut head).await;
+                let answer = format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: 209715200\r\n\r\n"
+                );
+                if stream.write_all(answer.as_bytes()).await.is_err() {
+                    return;
+                }
+                let chunk = vec![b'a'; 1 << 16];
+                for _ in 0..3200 {
+                    if stream.write_all(&chunk).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// What a server sends back is read only as far as it is kept: an error body of an
+/// unseal destination to a few KiB (it becomes the thread's last error), a JSON-RPC
+/// answer to the client's bound.
+#[tokio::test]
+async fn answers_from_outside_are_read_within_their_bounds() {
+    use damocles_core::piece::PieceUploadError;
+
+    let dir = tempfile::tempdir().expect("dir");
+    let src = dir.path().join("src");
+    std::fs::write(&src, vec![1u8; 1024]).expect("src");
+    let failing = endless_server("500 Internal Server Error").await;
+    let pieces = dir.path().join("pieces");
+    let server = serve(dir.path(), &pieces, None).await;
+    let started = std::time::Instant::now();
+    let failed = store(&server, None)
+        .put(&format!("http://{failing}/upload"), &src)
+        .await;
+    let Err(PieceUploadError::Unavailable { reason, .. }) = &failed else {
+        panic!("{failed:?}");
+    };
+    assert!(reason.starts_with("HTTP 500"), "{}", &reason[..100]);
+    assert!(reason.len() <= 4200, "kept {} bytes of it", reason.len());
+    assert!(started.elapsed() < Duration::from_secs(20));
+
+    let answering = endless_server("200 OK").await;
+    let client = damocles_rpc::RpcClient::new(
+        &answering.to_string(),
+        "/rpc/v0",
+        None,
+        Timeouts::default(),
+    )
+    .expect("client")
+    .with_max_answer(1 << 20);
+    let err = client
+        .call::<serde_json::Value>("Venus.AllocateSector", serde_json::json!([{}]))
+        .await
+        .expect_err("too long");
+    assert!(
+        matches!(&err, damocles_rpc::CallError::Protocol { reason, .. } if reason.contains("exceeds 1048576 bytes")),
+        "{err}"
+    );
+    server.shutdown().await;
+}

@@ -401,4 +401,61 @@ mod tests {
             assert!(!err.contains("secret"), "the token is never shown: {err}");
         }
     }
+
+    /// Every way a manager or client could name a file outside what the operator allowed
+    /// is refused with the rule, and nothing outside is created or changed.
+    #[test]
+    fn file_destinations_stay_inside_the_allowed_directories() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let allowed = dir.path().join("retrieved");
+        let outside = dir.path().join("outside");
+        fs::create_dir_all(&allowed).expect("allowed");
+        fs::create_dir_all(&outside).expect("outside");
+        let piece = dir.path().join("piece");
+        fs::write(&piece, b"deal bytes").expect("piece");
+        let dirs = vec![allowed.clone()];
+
+        let none = confine_file(&allowed.join("p"), &[]).expect_err("no dirs");
+        assert!(none.to_string().contains(FILE_DIRS_KEY), "{none}");
+        for path in [
+            PathBuf::from("/etc/x"),
+            allowed.join("../outside/y"),
+            allowed.clone(),
+        ] {
+            let err = confine_file(&path, &dirs).expect_err("outside");
+            assert_eq!(err.level, FailureLevel::Permanent);
+            assert!(
+                err.to_string().contains(FILE_DIRS_KEY) || err.to_string().contains(".."),
+                "{err}"
+            );
+        }
+        let root = confine_file(&allowed.join("a/b"), &dirs).expect("inside");
+        assert_eq!(root, allowed.as_path());
+
+        // Delivered, and delivered again (a re-run step) to the same bytes.
+        let to = allowed.join("sub/piece");
+        deliver_copy(&piece, &to, &allowed).expect("delivered");
+        deliver_copy(&piece, &to, &allowed).expect("the same bytes again");
+        assert_eq!(fs::read(&to).expect("copy"), b"deal bytes");
+        // An existing file with other bytes is never replaced.
+        let victim = allowed.join("victim");
+        fs::write(&victim, b"the operator's").expect("victim");
+        let err = deliver_copy(&piece, &victim, &allowed).expect_err("replace");
+        assert!(err.to_string().contains("never replaced"), "{err}");
+        assert_eq!(fs::read(&victim).expect("victim"), b"the operator's");
+        // Links out of the directory are not followed, as a directory or as the file.
+        std::os::unix::fs::symlink(&outside, allowed.join("link")).expect("dir link");
+        let err = deliver_copy(&piece, &allowed.join("link/y"), &allowed).expect_err("out");
+        assert!(err.to_string().contains("leads out through a link"), "{err}");
+        std::os::unix::fs::symlink(outside.join("z"), allowed.join("z")).expect("file link");
+        let err = deliver_copy(&piece, &allowed.join("z"), &allowed).expect_err("link");
+        assert!(err.to_string().contains("is a link"), "{err}");
+        assert_eq!(fs::read_dir(&outside).expect("outside").count(), 0);
+        // No temporary file is left behind.
+        let leftovers: Vec<_> = fs::read_dir(allowed.join("sub"))
+            .expect("sub")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(leftovers, vec![std::ffi::OsString::from("piece")]);
+    }
 }
