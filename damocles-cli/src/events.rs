@@ -26,13 +26,13 @@ pub async fn show(
 ) -> u8 {
     match client.events(index, usize::from(flags.limit)).await {
         Ok(entries) if json => {
-            print!("{}", render::json(&entries));
+            crate::exit::print_out(render::json(&entries));
             exit::OK
         }
         Ok(entries) => {
             let now = damocles_core::journal::unix_ms();
             let zone = jiff::tz::TimeZone::system();
-            print!("{}", render::events_table(&entries, now, &zone));
+            crate::exit::print_out(render::events_table(&entries, now, &zone));
             exit::OK
         }
         Err(e) => render::failure(json, &CliError::admin(&e, prefix)),

@@ -17,6 +17,26 @@ pub const UNAUTHORIZED: u8 = 4;
 /// A second signal stopped the process without waiting for its proof calls (128 + SIGINT).
 pub const INTERRUPTED: u8 = 130;
 
+/// The reader of standard output went away (`… | head -1`): the process exits quietly
+/// with the code a shell gives a command killed by SIGPIPE (128 + 13).
+pub const BROKEN_PIPE: u8 = 141;
+
+/// Writes `text` to standard output. When the reader has gone away, exits at once with
+/// [`BROKEN_PIPE`] and no message, as a command killed by SIGPIPE would (Rust ignores
+/// SIGPIPE, so `print!` would panic instead).
+pub fn print_out(text: impl std::fmt::Display) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let written = write!(out, "{text}").and_then(|()| out.flush());
+    if let Err(e) = written {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(i32::from(BROKEN_PIPE));
+        }
+        eprintln!("error: cannot write to standard output: {e}");
+        std::process::exit(i32::from(FAILED));
+    }
+}
+
 /// What kind of failure a command reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {

@@ -247,7 +247,7 @@ pub struct ErrorBody<'a> {
 /// `code`.
 pub fn failure(json_output: bool, error: &crate::exit::CliError) -> u8 {
     if json_output {
-        print!("{}", error_json(error));
+        crate::exit::print_out(error_json(error));
     } else {
         eprintln!("error: {}", cell(&error.message));
     }

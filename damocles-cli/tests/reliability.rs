@@ -954,3 +954,41 @@ fn a_full_disk_is_never_acknowledged_and_the_manager_recovers() {
         .collect();
     assert!(names.contains(&"before") && names.contains(&"after"), "{names:?}");
 }
+
+/// `util … | head -1`: once the reader has gone away the command exits quietly with 141
+/// (as a command killed by SIGPIPE), never a panic.
+#[test]
+fn a_listing_into_a_closed_pipe_exits_quietly() {
+    let home = tempfile::tempdir().expect("home");
+    let m = manager(home.path(), &format!("127.0.0.1:{}", free_port()), &[]);
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let client = damocles_rpc::RpcClient::new(
+        &m.address,
+        "/rpc/v0",
+        None,
+        damocles_rpc::Timeouts::default(),
+    )
+    .expect("client");
+    // More than a pipe holds (64 KiB), so that the command meets the closed pipe.
+    for i in 0..600 {
+        let report = serde_json::json!([{"Name": format!("worker-{i:04}"), "Dest": format!("127.0.0.1:{}", 10000 + i),
+            "Version": "v", "Summary": {"Threads": 1, "Empty": 1, "Paused": 0, "Running": 0, "Waiting": 0, "Errors": 0}}]);
+        runtime
+            .block_on(client.call::<Value>("Venus.WorkerPing", report))
+            .expect("ping");
+    }
+    for args in [&["--json", "worker", "list"][..], &["worker", "list"][..]] {
+        let mut command = std::process::Command::new(common::MANAGER);
+        let mut child = command
+            .args(["util", "--listen", &m.address])
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        drop(child.stdout.take());
+        let output = child.wait_with_output().expect("wait");
+        assert_eq!(output.status.code(), Some(141), "{args:?}: {output:?}");
+        assert!(output.stderr.is_empty(), "{}", String::from_utf8_lossy(&output.stderr));
+    }
+}

@@ -178,6 +178,15 @@ impl RpcService for ManagerService {
                     if info.dest.is_empty() {
                         return Err(RpcError::new(1, "worker dest is required"));
                     }
+                    // Checked here, so that every registry answers the same: PostgreSQL
+                    // refuses NUL in text, redb would keep it.
+                    for (what, text) in [("name", &info.name), ("dest", &info.dest)] {
+                        if text.chars().any(char::is_control) {
+                            return Err(RpcError::invalid_params(format!(
+                                "worker {what} {text:?} holds a control character"
+                            )));
+                        }
+                    }
                     // Only the admin token may move a name to another dest: the dest is
                     // where `util worker` sends its commands and the worker token.
                     let may_move = caller.token == Some(Permission::Admin);

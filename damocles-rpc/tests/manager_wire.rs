@@ -98,10 +98,18 @@ async fn pings_as_the_original_worker_sends_them_fill_the_registry() {
             r#"{"jsonrpc":"2.0","method":"Venus.WorkerPing","params":[{"Name":"w"}],"id":9}"#,
             "invalid params",
         ),
+        (
+            // Refused alike by every registry (PostgreSQL cannot keep a NUL).
+            r#"{"jsonrpc":"2.0","method":"Venus.WorkerPing","params":[{"Dest":"127.0.0.1:1","Name":"w\u0000x","Summary":{"Empty":0,"Errors":0,"Paused":0,"Running":0,"Threads":0,"Waiting":0},"Version":"v"}],"id":10}"#,
+            "holds a control character",
+        ),
     ] {
         let (_, answer) = post(&addr, MANAGER_PATH, body).await;
         let got = answer["error"]["message"].as_str().unwrap_or_default();
         assert!(got.contains(message), "{body}: {answer}");
+        if message.contains("control") {
+            assert_eq!(answer["error"]["code"], -32602, "{answer}");
+        }
     }
 
     // Only /rpc/v0 is served.

@@ -29,9 +29,9 @@ pub struct Context {
 impl Context {
     fn print<T: Serialize>(&self, json: &T, text: impl FnOnce() -> String) -> u8 {
         if self.json {
-            print!("{}", render::json(json));
+            crate::exit::print_out(render::json(json));
         } else {
-            print!("{}", text());
+            crate::exit::print_out(text());
         }
         exit::OK
     }
@@ -174,7 +174,7 @@ pub async fn worker_act(ctx: &Context, threads: &Threads, action: Action) -> u8 
     };
     let prefix = |message: &str| render::remote_message(target, &dest, message);
     let (text, code) = bulk::run(&client, &selector, &action, ctx.json, &prefix).await;
-    print!("{text}");
+    crate::exit::print_out(&text);
     code
 }
 

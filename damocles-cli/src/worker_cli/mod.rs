@@ -244,7 +244,7 @@ async fn worker(args: WorkerArgs) -> u8 {
             });
             return match listed {
                 Ok(text) => {
-                    print!("{text}");
+                    crate::exit::print_out(&text);
                     exit::OK
                 }
                 Err(e) => fail(e.into()),
@@ -273,7 +273,7 @@ async fn worker(args: WorkerArgs) -> u8 {
         Err(message) => return fail(CliError::bad_input(message)),
     };
     let (text, code) = bulk::run(&client, &selector, &action, json, &|m| m.to_owned()).await;
-    print!("{text}");
+    crate::exit::print_out(&text);
     code
 }
 
