@@ -930,7 +930,10 @@ fn a_full_disk_is_never_acknowledged_and_the_manager_recovers() {
             refused += 1;
         }
     }
-    assert!(refused > 0, "the registry cannot have taken 20 pings on a full disk");
+    assert!(
+        refused > 0,
+        "the registry cannot have taken 20 pings on a full disk"
+    );
 
     disk.free();
     ping(&m.address, "after").expect("the registry recovers by itself");
@@ -939,7 +942,11 @@ fn a_full_disk_is_never_acknowledged_and_the_manager_recovers() {
     drop(m);
 
     let m = manager(&home, &format!("127.0.0.1:{}", free_port()), &[]);
-    assert_eq!(allocate(&m.address).expect("allocate"), 3, "1 and 2 are taken");
+    assert_eq!(
+        allocate(&m.address).expect("allocate"),
+        3,
+        "1 and 2 are taken"
+    );
     assert_eq!(
         call(&m.address, "Venus.AssignTicket", id).expect("ticket"),
         ticket,
@@ -952,7 +959,10 @@ fn a_full_disk_is_never_acknowledged_and_the_manager_recovers() {
         .iter()
         .filter_map(|w| w["Info"]["Name"].as_str())
         .collect();
-    assert!(names.contains(&"before") && names.contains(&"after"), "{names:?}");
+    assert!(
+        names.contains(&"before") && names.contains(&"after"),
+        "{names:?}"
+    );
 }
 
 /// `util … | head -1`: once the reader has gone away the command exits quietly with 141
@@ -989,6 +999,10 @@ fn a_listing_into_a_closed_pipe_exits_quietly() {
         drop(child.stdout.take());
         let output = child.wait_with_output().expect("wait");
         assert_eq!(output.status.code(), Some(141), "{args:?}: {output:?}");
-        assert!(output.stderr.is_empty(), "{}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.stderr.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
 }

@@ -767,9 +767,49 @@ pub struct StoreBasicInfo {
     pub name: String,
     /// Its path.
     pub path: String,
-    /// Free-form metadata (Go `map[string]string`: `null` for a store without any).
-    #[serde(default, deserialize_with = "go_nullable::deserialize")]
+    /// Whether the store takes only sectors it was chosen for (informational).
+    #[serde(default)]
+    pub strict: bool,
+    /// Whether the store is read-only (informational).
+    #[serde(default)]
+    pub read_only: bool,
+    /// Its weight in the manager's choice of a store (informational).
+    #[serde(default)]
+    pub weight: u64,
+    /// Free-form metadata (Go `map[string]string`: `null` for a store configured without
+    /// any, and written so when empty, as the Go manager does).
+    #[serde(
+        default,
+        deserialize_with = "go_nullable::deserialize",
+        serialize_with = "empty_map_as_null"
+    )]
     pub meta: BTreeMap<String, String>,
+}
+
+impl StoreBasicInfo {
+    /// A store named `name` at the path `name`, with no metadata (what the mock answers).
+    pub fn named(name: impl Into<String>) -> Self {
+        let name = name.into();
+        Self {
+            path: name.clone(),
+            name,
+            strict: false,
+            read_only: false,
+            weight: 1,
+            meta: BTreeMap::new(),
+        }
+    }
+}
+
+fn empty_map_as_null<S: serde::Serializer>(
+    map: &BTreeMap<String, String>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    if map.is_empty() {
+        serializer.serialize_none()
+    } else {
+        map.serialize(serializer)
+    }
 }
 
 /// What went wrong calling the manager.

@@ -656,7 +656,7 @@ mod shapes {
                 failure: Some(ReportFailure::from(&Failure::temporary("rpc error"))),
             },
             "SectorStateResp": SectorStateResp { id: SectorId::new(10000, 2), finalized: false, abort_reason: Some(String::new()) },
-            "StoreBasicInfo": StoreBasicInfo { name: "remote".into(), path: "/data/remote".into(), meta },
+            "StoreBasicInfo": StoreBasicInfo { name: "remote".into(), path: "/data/remote".into(), strict: false, read_only: false, weight: 1, meta },
         });
         insta::assert_json_snapshot!("sealer_api", values);
     }

@@ -128,10 +128,14 @@ rpc_methods! {
 
 fn to_rpc(error: ManagerError) -> RpcError {
     if error.is_sector_not_found() {
-        RpcError::new(
-            SECTOR_STATE_NOT_FOUND_CODE,
-            format!("error code {SECTOR_STATE_NOT_FOUND_CODE}: {error}"),
-        )
+        // Go's ErrorCode prints as "error code N", wrapped once: "error code 11001: …".
+        let prefix = format!("error code {SECTOR_STATE_NOT_FOUND_CODE}");
+        let message = if error.message.starts_with(&prefix) {
+            error.message
+        } else {
+            format!("{prefix}: {error}")
+        };
+        RpcError::new(SECTOR_STATE_NOT_FOUND_CODE, message)
     } else if let ManagerErrorKind::Remote { code } = error.kind {
         RpcError::new(code, error.to_string())
     } else {

@@ -255,3 +255,299 @@ fn the_manager_method_table() {
         insta::assert_json_snapshot!("manager_methods", *MANAGER_METHODS);
     });
 }
+
+/// The conformance fixtures of the Go manager (`fixtures/go-manager/`).
+fn go_fixture(name: &str) -> Value {
+    let path = format!(
+        "{}/../fixtures/go-manager/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    serde_json::from_str(&std::fs::read_to_string(&path).expect("fixture")).expect("json")
+}
+
+/// Reads `answer` as our client reads method `M`'s result, written back in our form.
+fn decode<M: damocles_rpc::method::RpcMethod>(answer: Value) -> Result<Value, String>
+where
+    M::Result: serde::Serialize,
+{
+    let parsed: M::Result = serde_json::from_value(answer).map_err(|e| e.to_string())?;
+    serde_json::to_value(parsed).map_err(|e| e.to_string())
+}
+
+/// Every answer shape the Go manager's code can produce (`fixtures/go-manager/answers.json`,
+/// each citing its Go file and type) parses in our client, to the values snapshotted in
+/// `go_manager_answers.snap`; the facts that matter are asserted on their own.
+#[test]
+fn go_manager_answers_parse_to_the_right_values() {
+    use damocles_core::sealer_api::{SectorRebuildInfo, SectorUnsealInfo, StoreBasicInfo};
+    use damocles_rpc::sealer as m;
+
+    let fixtures = go_fixture("answers.json");
+    let mut parsed = serde_json::Map::new();
+    let mut methods = std::collections::BTreeSet::new();
+    for case in fixtures["answers"].as_array().expect("answers") {
+        let (name, method) = (
+            case["case"].as_str().expect("case"),
+            case["method"].as_str().expect("method"),
+        );
+        assert!(
+            case["go"].as_str().is_some_and(|g| !g.is_empty()),
+            "{name} cites its Go type"
+        );
+        let answer = case["answer"].clone();
+        let value = match method {
+            "Venus.AllocateSector" => decode::<m::AllocateSector>(answer),
+            "Venus.AcquireDeals" => decode::<m::AcquireDeals>(answer),
+            "Venus.AssignTicket" => decode::<m::AssignTicket>(answer),
+            "Venus.SubmitPreCommit" => decode::<m::SubmitPreCommit>(answer),
+            "Venus.PollPreCommitState" => decode::<m::PollPreCommitState>(answer),
+            "Venus.PollProofState" => decode::<m::PollProofState>(answer),
+            "Venus.WaitSeed" => decode::<m::WaitSeed>(answer),
+            "Venus.SubmitProof" => decode::<m::SubmitProof>(answer),
+            "Venus.ReportState" => decode::<m::ReportState>(answer),
+            "Venus.ReportFinalized" => decode::<m::ReportFinalized>(answer),
+            "Venus.ReportAborted" => decode::<m::ReportAborted>(answer),
+            "Venus.StoreReserveSpace" => decode::<m::StoreReserveSpace>(answer),
+            "Venus.StoreBasicInfo" => decode::<m::StoreBasicInfo>(answer),
+            "Venus.SubmitPersistedEx" => decode::<m::SubmitPersistedEx>(answer),
+            "Venus.AllocateSanpUpSector" => decode::<m::AllocateSnapUpSector>(answer),
+            "Venus.SubmitSnapUpProof" => decode::<m::SubmitSnapUpProof>(answer),
+            "Venus.AllocateRebuildSector" => decode::<m::AllocateRebuildSector>(answer),
+            "Venus.AllocateUnsealSector" => decode::<m::AllocateUnsealSector>(answer),
+            "Venus.AcquireUnsealDest" => decode::<m::AcquireUnsealDest>(answer),
+            "Venus.AchieveUnsealSector" => decode::<m::AchieveUnsealSector>(answer),
+            "Venus.WdPoStAllocateJobs" => decode::<m::WdPoStAllocateJobs>(answer),
+            "Venus.WdPoStHeartbeatJobs" => decode::<m::WdPoStHeartbeatJobs>(answer),
+            "Venus.WdPoStFinishJob" => decode::<m::WdPoStFinishJob>(answer),
+            "Venus.WorkerPing" => decode::<damocles_rpc::manager::WorkerPing>(answer),
+            other => panic!("{name}: no reader for {other}"),
+        };
+        methods.insert(method);
+        parsed.insert(
+            name.to_owned(),
+            value.unwrap_or_else(|e| panic!("{name}: {e}")),
+        );
+    }
+    // Every method the original worker calls on the manager has at least one case.
+    assert_eq!(methods.len(), 24, "{methods:?}");
+
+    let answer = |name: &str| {
+        fixtures["answers"]
+            .as_array()
+            .expect("answers")
+            .iter()
+            .find(|c| c["case"] == name)
+            .map(|c| c["answer"].clone())
+            .expect(name)
+    };
+    let unseal: SectorUnsealInfo =
+        serde_json::from_value(answer("AllocateUnsealSector")).expect("unseal");
+    assert_eq!(unseal.state.0, "unsealing");
+    let store: StoreBasicInfo =
+        serde_json::from_value(answer("StoreReserveSpace Meta null")).expect("store");
+    assert!(store.meta.is_empty());
+    let legacy: SectorRebuildInfo =
+        serde_json::from_value(answer("AllocateRebuildSector legacy deals")).expect("rebuild");
+    let pieces = legacy.deal_pieces().expect("the legacy pieces are read");
+    assert_eq!((pieces.len(), pieces[0].deal_info.deal_id), (1, 11));
+    assert!(!pieces[0].is_pledge());
+    let upgraded: SectorRebuildInfo =
+        serde_json::from_value(answer("AllocateRebuildSector upgraded")).expect("rebuild");
+    assert_eq!(upgraded.deal_pieces().map(Vec::len), Some(1));
+    assert_eq!(upgraded.upgrade_public.map(|p| p.comm_r), Some([9; 32]));
+    let no_deal_info: Vec<damocles_core::sealer_api::SectorPiece> =
+        serde_json::from_value(answer("AcquireDeals pledge piece without DealInfo"))
+            .expect("pledge");
+    assert!(no_deal_info[0].is_pledge());
+
+    // Go's 11001 answer is read as the sector-not-found the worker aborts on.
+    let error = &fixtures["errors"][0]["error"];
+    let rpc = damocles_rpc::jsonrpc::RpcError::new(
+        error["code"].as_i64().expect("code"),
+        error["message"].as_str().expect("message"),
+    );
+    let classified = damocles_rpc::sealer::manager_error(damocles_rpc::CallError::Rpc(rpc));
+    assert!(classified.is_sector_not_found());
+
+    insta::with_settings!({snapshot_path => concat!(env!("CARGO_MANIFEST_DIR"), "/../snapshots"), prepend_module_to_snapshot => false}, {
+        insta::assert_json_snapshot!("go_manager_answers", Value::Object(parsed));
+    });
+}
+
+/// A Go manager that records every call's params and answers what it is given.
+struct RecordingManager {
+    calls: std::sync::Mutex<Vec<(String, Value)>>,
+}
+
+#[async_trait::async_trait]
+impl damocles_rpc::RpcService for RecordingManager {
+    fn methods(&self) -> &'static [damocles_rpc::method::MethodSpec] {
+        &MANAGER_METHODS
+    }
+
+    async fn call(
+        &self,
+        method: &'static damocles_rpc::method::MethodSpec,
+        params: damocles_rpc::jsonrpc::Params,
+        _: &damocles_rpc::Caller,
+    ) -> damocles_rpc::jsonrpc::RpcResult {
+        let mut values = Vec::new();
+        while let Ok(Some(value)) = params.optional::<Value>(values.len(), "p", "any") {
+            values.push(value);
+        }
+        self.calls
+            .lock()
+            .expect("calls")
+            .push((method.name.to_owned(), Value::Array(values)));
+        // A Go manager answers null to every call whose result may be null.
+        damocles_rpc::jsonrpc::result(&Value::Null)
+    }
+}
+
+/// Our requests, field by field, are what the original worker sends
+/// (`fixtures/go-manager/requests.json`, each citing the original worker's code).
+#[tokio::test]
+async fn our_requests_are_the_original_workers() {
+    use damocles_core::sealer_api::*;
+    use damocles_core::{PoStProof, SealProof};
+
+    let recorder = Arc::new(RecordingManager {
+        calls: std::sync::Mutex::new(Vec::new()),
+    });
+    let server = RpcServer::bind(
+        "127.0.0.1:0",
+        recorder.clone(),
+        damocles_rpc::ServerOptions {
+            path: Some(MANAGER_PATH.to_owned()),
+            ..damocles_rpc::ServerOptions::default()
+        },
+    )
+    .await
+    .expect("bind");
+    let addr = format!("http://{}", server.local_addr());
+    let client = HttpSectorManager::new(&addr, None, Timeouts::default()).expect("client");
+    let id = SectorId::new(10000, 7);
+    let sector = AllocatedSector {
+        id,
+        proof_type: SealProof::StackedDrg2KiBV1_1,
+    };
+    let ticket = Ticket {
+        ticket: std::array::from_fn(|i| i as u8 + 1),
+        epoch: 1234,
+    };
+    let cid = |text: &str| Cid { text: text.into() };
+    let _ = client
+        .allocate_sector(AllocateSectorSpec {
+            allowed_miners: Some(vec![10000]),
+            allowed_proof_types: Some(vec![SealProof::StackedDrg2KiBV1_1]),
+        })
+        .await;
+    let _ = client
+        .acquire_deals(
+            id,
+            AcquireDealsSpec {
+                max_deals: Some(2),
+                min_used_space: None,
+            },
+        )
+        .await;
+    let _ = client
+        .submit_pre_commit(
+            sector,
+            PreCommitOnChainInfo {
+                comm_r: [1; 32],
+                comm_d: [2; 32],
+                ticket,
+            },
+            false,
+        )
+        .await;
+    let _ = client
+        .submit_proof(id, ProofOnChainInfo { proof: vec![3; 8] }, false)
+        .await;
+    let _ = client
+        .report_state(
+            id,
+            ReportStateReq {
+                worker: WorkerIdentifier {
+                    instance: "w1".into(),
+                    location: "/data/store1".into(),
+                },
+                state_change: StateChange {
+                    prev: "C1Done".into(),
+                    next: "C2Done".into(),
+                    event: "C2".into(),
+                },
+                failure: Some(ReportFailure {
+                    level: "Temporary".into(),
+                    desc: "rpc error".into(),
+                }),
+            },
+        )
+        .await;
+    let _ = client
+        .submit_snapup_proof(
+            SectorId::new(10000, 3),
+            SnapUpOnChainInfo {
+                comm_r: [4; 32],
+                comm_d: [5; 32],
+                access_instance: "persist".into(),
+                pieces: vec![
+                    cid("baga6ea4seaqao7s73y24kcutaosvacpdjgfe5pw76ooefnyqw4ynr3d2y6x2mpq"),
+                    cid("baga6ea4seaqpy7usqklokfx2vxuynmupslkeutzexe2uqurdg5vhtebhxqmpqmy"),
+                ],
+                proof: vec![6; 3],
+            },
+        )
+        .await;
+    let _ = client
+        .wdpost_allocate_jobs(
+            AllocatePoStSpec {
+                allowed_miners: Some(vec![10000]),
+                allowed_proof_types: Some(vec![PoStProof::StackedDrgWindow2KiBV1_2]),
+            },
+            1,
+            "w1".into(),
+        )
+        .await;
+    let _ = client
+        .wdpost_finish_job(
+            "job-1".into(),
+            Some(WindowPoStOutput {
+                proofs: vec![damocles_core::record::Opaque(vec![7; 3])],
+                faults: vec![9],
+            }),
+            String::new(),
+        )
+        .await;
+    let reporter = ManagerClient::new(&addr, None, Timeouts::default()).expect("reporter");
+    let _ = reporter
+        .report(&WorkerReport {
+            name: "w1".into(),
+            dest: "127.0.0.1:17890".into(),
+            version: "v".into(),
+            summary: WorkerSummary {
+                threads: 2,
+                empty: 1,
+                paused: 0,
+                running: 1,
+                waiting: 0,
+                errors: 0,
+            },
+        })
+        .await;
+    server.shutdown().await;
+
+    let calls = recorder.calls.lock().expect("calls").clone();
+    let fixtures = go_fixture("requests.json");
+    let expected = fixtures["requests"].as_array().expect("requests");
+    assert_eq!(calls.len(), expected.len(), "{calls:#?}");
+    for (case, (method, params)) in expected.iter().zip(&calls) {
+        assert_eq!(case["method"], method.as_str(), "{}", case["case"]);
+        assert_eq!(
+            &case["params"], params,
+            "{}: ours differs from the original's",
+            case["case"]
+        );
+    }
+}

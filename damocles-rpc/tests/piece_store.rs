@@ -352,8 +352,7 @@ async fn a_piece_once_acknowledged_stays_as_it_was() {
         let sources: Vec<_> = (0..2u8)
             .map(|i| {
                 let src = dir.path().join(format!("src-{round}-{i}"));
-                std::fs::write(&src, vec![round * 2 + i; 1000 + 32 * usize::from(i)])
-                    .expect("src");
+                std::fs::write(&src, vec![round * 2 + i; 1000 + 32 * usize::from(i)]).expect("src");
                 src
             })
             .collect();
@@ -367,8 +366,15 @@ async fn a_piece_once_acknowledged_stays_as_it_was() {
         if round == 0 {
             assert_eq!(conflicts, 1, "{a:?} {b:?}");
             let winner = if a.is_ok() { &sources[0] } else { &sources[1] };
-            assert_eq!(stored, std::fs::read(winner).expect("winner"), "whole, not mixed");
-            client.put(&url, winner).await.expect("the same bytes again");
+            assert_eq!(
+                stored,
+                std::fs::read(winner).expect("winner"),
+                "whole, not mixed"
+            );
+            client
+                .put(&url, winner)
+                .await
+                .expect("the same bytes again");
         } else {
             assert_eq!(conflicts, 2, "an acknowledged piece is never replaced");
             assert_eq!(stored.len() % 1000 % 32, 0);
@@ -424,7 +430,11 @@ async fn a_stalled_piece_upload_is_answered_408() {
         .expect("read");
     let answer = String::from_utf8_lossy(&answer[..read]);
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(
         std::fs::read_dir(pieces.join("unsealed"))
             .expect("dir")
@@ -538,14 +548,10 @@ async fn answers_from_outside_are_read_within_their_bounds() {
     assert!(started.elapsed() < Duration::from_secs(20));
 
     let answering = endless_server("200 OK").await;
-    let client = damocles_rpc::RpcClient::new(
-        &answering.to_string(),
-        "/rpc/v0",
-        None,
-        Timeouts::default(),
-    )
-    .expect("client")
-    .with_max_answer(1 << 20);
+    let client =
+        damocles_rpc::RpcClient::new(&answering.to_string(), "/rpc/v0", None, Timeouts::default())
+            .expect("client")
+            .with_max_answer(1 << 20);
     let err = client
         .call::<serde_json::Value>("Venus.AllocateSector", serde_json::json!([{}]))
         .await

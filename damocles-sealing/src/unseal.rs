@@ -446,7 +446,10 @@ mod tests {
         // Links out of the directory are not followed, as a directory or as the file.
         std::os::unix::fs::symlink(&outside, allowed.join("link")).expect("dir link");
         let err = deliver_copy(&piece, &allowed.join("link/y"), &allowed).expect_err("out");
-        assert!(err.to_string().contains("leads out through a link"), "{err}");
+        assert!(
+            err.to_string().contains("leads out through a link"),
+            "{err}"
+        );
         std::os::unix::fs::symlink(outside.join("z"), allowed.join("z")).expect("file link");
         let err = deliver_copy(&piece, &allowed.join("z"), &allowed).expect_err("link");
         assert!(err.to_string().contains("is a link"), "{err}");

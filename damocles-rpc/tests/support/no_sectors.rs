@@ -52,11 +52,7 @@ impl SectorManager for NoSectors {
         not_found()
     }
     async fn store_basic_info(&self, name: String) -> Result<Option<StoreBasicInfo>, ManagerError> {
-        Ok(Some(StoreBasicInfo {
-            name: name.clone(),
-            path: name,
-            meta: Default::default(),
-        }))
+        Ok(Some(StoreBasicInfo::named(name)))
     }
     async fn submit_persisted(
         &self,

@@ -690,9 +690,10 @@ impl MockChain {
             sectors, counters, ..
         } = &mut *state;
         let sector = sectors.get_mut(&id).ok_or_else(|| {
-            ManagerError::sector_not_found(format!(
-                "error code 11001: sector state not found: {id}"
-            ))
+            // The Go manager's text (modules/sealer/sealer.go sectorStateErr), which the
+            // wire prefixes with its code: "error code 11001: sector state not found".
+            let _ = id;
+            ManagerError::sector_not_found("sector state not found")
         })?;
         let (before, counted) = (sector.clone(), *counters);
         let result = f(sector, counters);
@@ -932,11 +933,7 @@ impl SectorManager for MockChain {
     ) -> Result<Option<StoreBasicInfo>, ManagerError> {
         self.check_fault(ChainCall::StoreReserveSpace)?;
         self.with_sector(id, |_, _| {
-            candidates.into_iter().next().map(|name| StoreBasicInfo {
-                path: name.clone(),
-                name,
-                meta: BTreeMap::new(),
-            })
+            candidates.into_iter().next().map(StoreBasicInfo::named)
         })
     }
 
@@ -945,11 +942,7 @@ impl SectorManager for MockChain {
         instance: String,
     ) -> Result<Option<StoreBasicInfo>, ManagerError> {
         self.check_fault(ChainCall::StoreBasicInfo)?;
-        Ok(Some(StoreBasicInfo {
-            path: instance.clone(),
-            name: instance,
-            meta: BTreeMap::new(),
-        }))
+        Ok(Some(StoreBasicInfo::named(instance)))
     }
 
     async fn submit_persisted(
