@@ -147,6 +147,8 @@ fn killed_in_every_state_and_during_c2_the_sector_still_finishes_once_then_unsea
         format!("file://{}", retrieved.display()),
         format!("http://{m}/piecestore/{piece}"),
         format!("store://persist/retrieved/{piece}"),
+        // The mock stands in for venus-market's PUT /resource (and checks what arrives).
+        format!("market://s1/{piece}?host={m}&scheme=http&token=market-secret"),
     ];
     let mut args = vec!["sealer", "sectors", "unseal", &name, &piece];
     for dest in &dests {
@@ -181,10 +183,17 @@ fn killed_in_every_state_and_during_c2_the_sector_still_finishes_once_then_unsea
     let jobs = util_json(&m, &["sealer", "jobs", "list"]);
     assert_eq!(jobs[0]["state"], "done", "{jobs:#}");
     let payload = std::fs::read(home.path().join("pieces").join(&piece)).expect("payload");
+    let listed = serde_json::to_string(&jobs).expect("jobs");
+    assert!(
+        !listed.contains("market-secret"),
+        "the market token is never listed: {listed}"
+    );
+    assert!(listed.contains("token=<hidden>"), "{listed}");
     for copy in [
         retrieved,
         home.path().join("pieces/unsealed").join(&piece),
         dir.path().join("persist/retrieved").join(&piece),
+        home.path().join("pieces/market/s1").join(&piece),
     ] {
         let bytes = std::fs::read(&copy).expect("delivered");
         assert!(bytes.starts_with(&payload), "{} differs", copy.display());

@@ -39,6 +39,8 @@ pub(crate) struct ControlState {
     /// The configured stuck limit.
     pub stuck_after: Option<Duration>,
     pub last_error: Option<String>,
+    /// The last error a resume cleared: what a resume at `Aborted` reports as the reason.
+    pub cleared_error: Option<String>,
     /// Paused, or pausing: the thread must stop at its next wait.
     pub paused: bool,
     /// A pause asked for during a proof call, with who asked for it.
@@ -104,6 +106,7 @@ impl Control {
                 state_since: Instant::now(),
                 stuck_after: None,
                 last_error: None,
+                cleared_error: None,
                 paused: false,
                 pause_requested: None,
                 in_proof_call: false,
@@ -252,7 +255,7 @@ impl Control {
             // thread that had not yet seen the pause.
             s.resume = Some(target);
             s.paused = false;
-            s.last_error = None;
+            s.cleared_error = s.last_error.take();
             ResumeOutcome::Resumed { state: target }
         };
         self.changed();

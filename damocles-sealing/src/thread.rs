@@ -286,7 +286,12 @@ impl Runner {
             })?;
         }
         record.paused = false;
+        // Kept through a resume at Aborted, so that the abort says what stopped the job.
+        let cleared = self.control.lock().cleared_error.take();
         record.last_error = None;
+        if target == Some(PlanState::Sector(State::Aborted)) {
+            record.last_error = cleared;
+        }
         if let Some(PlanState::Sector(state)) = target {
             if state != record.state {
                 let prev = record.state;

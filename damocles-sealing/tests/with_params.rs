@@ -404,17 +404,24 @@ fn unseal_every_piece(harness: &mut Harness, sector: SectorId) {
     let out = harness.dir.path().join("retrieved");
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let err = chain
+        .request_unseal(sector, deals[0].piece.cid.clone(), vec!["ftp://s/x".into()])
+        .expect_err("ftp");
+    assert!(
+        err.to_string().contains("unsupported url scheme \"ftp\""),
+        "{err}"
+    );
+    // A market destination needs its host, scheme and token, as the original reads it.
+    let err = chain
         .request_unseal(
             sector,
             deals[0].piece.cid.clone(),
-            vec!["market://s/x".into()],
+            vec![format!(
+                "market://s/{}?host=h:1&scheme=http",
+                deals[0].piece.cid.text
+            )],
         )
-        .expect_err("market");
-    assert!(
-        err.to_string()
-            .contains("unsupported url scheme \"market\""),
-        "{err}"
-    );
+        .expect_err("market without a token");
+    assert!(err.to_string().contains("`token` query parameter"), "{err}");
     let elsewhere = vec![format!("store:///{}", deals[0].piece.cid.text).replace("baga", "bagb")];
     let err = chain
         .request_unseal(sector, deals[0].piece.cid.clone(), elsewhere)

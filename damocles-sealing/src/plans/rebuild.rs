@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use damocles_core::{Event, Failure, ProofStage, SectorRecord, State};
 
 use super::shared::{
-    add_pieces, add_these_pieces, allocate_spec, hand_back, identity, pc1, pc2, persist,
+    aborted, add_pieces, add_these_pieces, allocate_spec, hand_back, identity, pc1, pc2, persist,
     submit_persisted, take_job, tree_d, unexpected_state, Replica,
 };
 use super::{Outcome, PlanSteps, StepResult};
@@ -195,7 +195,7 @@ impl PlanSteps for Rebuild {
                 .await
             }
             Step::Finish => Ok(Outcome::Finished),
-            Step::Abort => Err(Failure::abort("task aborted").into()),
+            Step::Abort => Err(aborted(record).into()),
         }
     }
 }

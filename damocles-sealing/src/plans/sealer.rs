@@ -11,8 +11,8 @@ use damocles_core::sealer_api::{
 use damocles_core::{Event, Failure, ProofStage, SectorRecord, State};
 
 use super::shared::{
-    add_pieces, allocate_spec, identity, pc1, pc2, persist, submit_persisted, take_job, tree_d,
-    unexpected_state, Replica,
+    aborted, add_pieces, allocate_spec, identity, pc1, pc2, persist, submit_persisted, take_job,
+    tree_d, unexpected_state, Replica,
 };
 use super::{Outcome, PlanSteps, StepResult};
 use crate::control::Activity;
@@ -266,7 +266,7 @@ impl PlanSteps for Sealer {
                 Ok(Outcome::Event(Event::Finish))
             }
             Step::Finish => Ok(Outcome::Finished),
-            Step::Abort => Err(Failure::abort("task aborted").into()),
+            Step::Abort => Err(aborted(record).into()),
             Step::SyntheticPoRep => Err(Failure::permanent(
                 "synthetic PoRep is not supported by this worker: resume at Aborted",
             )

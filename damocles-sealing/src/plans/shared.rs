@@ -43,6 +43,16 @@ pub(super) fn unexpected_state(record: &SectorRecord) -> Failure {
     ))
 }
 
+/// The abort of a record an operator resumed at `Aborted`: the job is dropped, and the
+/// reason the manager is told (and a job listing shows) names the error that stopped it,
+/// not only that it was aborted.
+pub(super) fn aborted(record: &SectorRecord) -> Failure {
+    match &record.last_error {
+        Some(error) => Failure::abort(format!("task aborted after {error}")),
+        None => Failure::abort("task aborted"),
+    }
+}
+
 /// Which sectors the thread takes: its allowed miners and the proof types of its allowed
 /// sizes (any, when not configured).
 pub(super) fn allocate_spec(opts: &SealingOptions) -> AllocateSectorSpec {

@@ -11,8 +11,8 @@ use damocles_core::sealer_api::{
 use damocles_core::{Event, Failure, ProofStage, SectorRecord, State};
 
 use super::shared::{
-    add_pieces, allocate_spec, hand_back, identity, persist, take_job, tree_d, unexpected_state,
-    Replica,
+    aborted, add_pieces, allocate_spec, hand_back, identity, persist, take_job, tree_d,
+    unexpected_state, Replica,
 };
 use super::{Outcome, PlanSteps, StepResult, Stop};
 use crate::thread::{required, Runner};
@@ -193,7 +193,7 @@ impl PlanSteps for Snapup {
                 }
             }
             Step::Finish => Ok(Outcome::Finished),
-            Step::Abort => Err(Failure::abort("task aborted").into()),
+            Step::Abort => Err(aborted(record).into()),
         }
     }
 }

@@ -9,7 +9,7 @@
 use async_trait::async_trait;
 use damocles_core::{Event, Failure, ProofStage, SectorRecord, State, UnsealTarget};
 
-use super::shared::{allocate_spec, hand_back, identity, take_job, unexpected_state};
+use super::shared::{aborted, allocate_spec, hand_back, identity, take_job, unexpected_state};
 use super::{Outcome, PlanSteps, StepResult, Stop};
 use crate::control::Activity;
 use crate::thread::{required, Runner};
@@ -116,7 +116,7 @@ impl PlanSteps for Unseal {
                 Ok(Outcome::Event(Event::UploadPieceDone))
             }
             Step::Finish => Ok(Outcome::Finished),
-            Step::Abort => Err(Failure::abort("task aborted").into()),
+            Step::Abort => Err(aborted(record).into()),
         }
     }
 }
