@@ -128,9 +128,13 @@ async fn resume_validates_states_and_aborted_aborts() {
         .chain
         .sector(damocles_core::SectorId::new(MINER, 1))
         .expect("sector 1");
-    assert_eq!(
-        aborted.state,
-        ChainSectorState::Aborted("task aborted".into())
+    // The reason the manager is told names the error the thread was paused with.
+    let ChainSectorState::Aborted(reason) = &aborted.state else {
+        panic!("{:?}", aborted.state);
+    };
+    assert!(
+        reason.starts_with("task aborted after permanent: c2: No cached parameters found"),
+        "{reason}"
     );
     // A thread that is running is not "resumed".
     worker.shutdown().await;
@@ -545,10 +549,12 @@ async fn a_draining_thread_finishes_its_sector_takes_no_other_and_stays_drained_
         .chain
         .sector(damocles_core::SectorId::new(MINER, 1))
         .expect("sector 1");
-    assert_eq!(
-        finished.state,
-        ChainSectorState::Aborted("task aborted".into()),
-        "{sector:?}"
+    let ChainSectorState::Aborted(reason) = &finished.state else {
+        panic!("{sector:?}: {:?}", finished.state);
+    };
+    assert!(
+        reason.starts_with("task aborted after permanent: c2: No cached parameters found"),
+        "{sector:?}: {reason}"
     );
     assert_eq!(harness.chain.counters().allocated, 1, "no new sector taken");
     worker.shutdown().await;
