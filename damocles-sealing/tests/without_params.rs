@@ -629,7 +629,10 @@ fn gist(entry: &damocles_core::JournalEntry) -> String {
         Happening::Drain { by, on } => format!("drain {on} by {by}"),
         // Up to the missing file's name, which names this run's directory.
         Happening::Aborted { reason } => {
-            format!("aborted: {}", reason.split(" for ").next().unwrap_or_default())
+            format!(
+                "aborted: {}",
+                reason.split(" for ").next().unwrap_or_default()
+            )
         }
         Happening::Finished => "finished".into(),
         other => format!("{other:?}"),
