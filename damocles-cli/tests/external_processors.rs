@@ -305,3 +305,59 @@ fn a_processor_command_that_does_not_exist_pauses_the_thread_naming_it_and_nothi
         .then_some(())
     });
 }
+
+/// A SIGTERM while an external call hangs: the worker names the child it waits for, its
+/// admin API keeps answering (`worker list` shows the pid), and killing that child lets
+/// the worker stop cleanly.
+#[test]
+fn a_stop_waiting_on_a_hung_processor_names_it_and_keeps_the_admin_api() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let m = manager(
+        &dir.path().join("manager"),
+        "127.0.0.1:0",
+        &["--max-sectors", "1"],
+    );
+    let config = worker_config(dir.path(), &m.address, 1, "");
+    let good = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(
+        &config,
+        format!(
+            "{good}[[processors.pc1]]\nbin = \"/bin/sh\"\nargs = [\"-c\", \"echo 'pc1 processor ready'; exec sleep 600\"]\n"
+        ),
+    )
+    .expect("config");
+    let w = worker(&config);
+    let proc = wait("the PC1 call in the child", Duration::from_secs(60), || {
+        let thread = worker_list(&w.address)?.first()?.clone();
+        let proc = thread["thread_state"]["proc"].as_str()?.to_owned();
+        proc.starts_with("ext(pid: ").then_some(proc)
+    });
+    let pid: u32 = proc
+        .trim_start_matches("ext(pid: ")
+        .trim_end_matches(')')
+        .parse()
+        .expect("pid");
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &w.child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(term.success());
+    wait("the stop names the child", Duration::from_secs(10), || {
+        let logs = w.logs.lock().expect("logs");
+        logs.iter()
+            .any(|l| l.contains(&format!("waits for ext(pid: {pid})")))
+            .then_some(())
+    });
+    let threads = worker_list(&w.address).expect("the admin API answers while stopping");
+    assert_eq!(threads[0]["thread_state"]["proc"], proc.as_str());
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let mut w = w;
+    let status = wait("the worker exits", Duration::from_secs(60), || {
+        w.child.try_wait().expect("wait")
+    });
+    assert!(status.success(), "{status}");
+}

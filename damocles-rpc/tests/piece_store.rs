@@ -561,4 +561,20 @@ async fn answers_from_outside_are_read_within_their_bounds() {
         "{err}"
     );
     server.shutdown().await;
+    // Two 200 MB answers read, the process never near them (nextest runs each test in a
+    // process of its own): RELIABILITY.md reports this figure.
+    let peak = peak_rss_mib();
+    eprintln!("peak RSS through two 200 MB answers: {peak} MiB");
+    assert!(peak < 200, "peak RSS {peak} MiB");
+}
+
+/// This process's peak resident memory (`VmHWM`), in MiB.
+fn peak_rss_mib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .expect("VmHWM")
+        / 1024
 }

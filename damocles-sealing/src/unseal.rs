@@ -105,8 +105,8 @@ pub fn confine_file<'a>(path: &Path, allowed: &'a [PathBuf]) -> Result<&'a Path,
         })
 }
 
-/// Copies `from` to `to`, which must stay inside `root` (an allowed directory, or an
-/// attached store): `to`'s directories are made inside `root`, and a link that leads out
+/// Copies `from` to `to`, which must stay inside `root` (an allowed directory, made if
+/// missing, or an attached store): `to`'s directories are made inside `root`, and a link that leads out
 /// of it (in a directory or as `to` itself) is refused. `to` is whole or absent: the copy
 /// goes to a temporary file of its own and is published without replacing anything. An
 /// existing `to` is left as it is: when it holds the same bytes (this job's earlier
@@ -126,6 +126,8 @@ pub fn deliver_copy(from: &Path, to: &Path, root: &Path) -> Result<(), Failure> 
     let (Some(dir), Some(file_name)) = (to.parent(), to.file_name()) else {
         return Err(refuse("not a file path"));
     };
+    // The configured directory is made on first use, as a location is.
+    fs::create_dir_all(root).map_err(fail)?;
     let real_root = fs::canonicalize(root).map_err(fail)?;
     fs::create_dir_all(dir).map_err(fail)?;
     let real_dir = fs::canonicalize(dir).map_err(fail)?;
@@ -437,6 +439,10 @@ mod tests {
         deliver_copy(&piece, &to, &allowed).expect("delivered");
         deliver_copy(&piece, &to, &allowed).expect("the same bytes again");
         assert_eq!(fs::read(&to).expect("copy"), b"deal bytes");
+        // An allowed directory that does not exist yet is made.
+        let fresh = dir.path().join("fresh");
+        deliver_copy(&piece, &fresh.join("p"), &fresh).expect("made");
+        assert_eq!(fs::read(fresh.join("p")).expect("copy"), b"deal bytes");
         // An existing file with other bytes is never replaced.
         let victim = allowed.join("victim");
         fs::write(&victim, b"the operator's").expect("victim");

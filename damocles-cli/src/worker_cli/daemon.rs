@@ -54,12 +54,14 @@ impl Daemon {
     }
 
     /// Stops serving, then stops the threads (after their proof calls).
+    /// Stops the threads, then the admin API and the metrics: while proof calls return,
+    /// `worker list` still answers (and names an external call's pid).
     pub async fn stop(self) {
+        self.running.shutdown().await;
         if let Some(metrics) = self.metrics {
             metrics.shutdown();
         }
         self.server.shutdown().await;
-        self.running.shutdown().await;
     }
 }
 
@@ -243,6 +245,15 @@ pub async fn stop_on_signal(running: Daemon) -> u8 {
         in_flight => eprintln!(
             "stopping: waiting for {in_flight} proof call(s) to return (signal again to exit now; interrupted steps re-run at the next start)"
         ),
+    }
+    // Whoever waits on a hung external call knows which child to kill.
+    for (index, thread) in running.worker().list().iter().enumerate() {
+        if let damocles_core::ThreadState::Running {
+            proc: Some(proc), ..
+        } = &thread.thread_state
+        {
+            eprintln!("  thread {index} waits for {proc}");
+        }
     }
     tokio::select! {
         () = running.stop() => {
