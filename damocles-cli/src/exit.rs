@@ -96,6 +96,10 @@ impl From<&CallError> for ErrorKind {
     fn from(error: &CallError) -> Self {
         match error {
             CallError::Unreachable { .. } => ErrorKind::Unreachable,
+            // The manager answers, but cannot read its records (its database is down).
+            CallError::Rpc(e) if e.code == damocles_rpc::manager::RECORDS_UNREADABLE => {
+                ErrorKind::Unreachable
+            }
             CallError::Unauthorized { .. } => ErrorKind::Unauthorized,
             _ => ErrorKind::Failed,
         }

@@ -387,3 +387,47 @@ fn a_worker_seals_through_two_managers_when_one_is_killed_and_postgres_restarts(
         assert_eq!(thread["last_error"], Value::Null, "{thread}");
     }
 }
+
+/// PostgreSQL down under a manager: `util sealer sectors|jobs|wdpost list` say since when
+/// its records cannot be read and exit 3, instead of listing what the manager holds in
+/// memory as if it were current; once the database is back they list again.
+#[test]
+fn listings_during_a_database_outage_say_since_when_and_exit_3() {
+    let db = TestDatabase::create();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (a, _b) = two_managers(&db, dir.path(), &[]);
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let client = damocles_rpc::RpcClient::new(
+        &a.address,
+        "/rpc/v0",
+        None,
+        damocles_rpc::Timeouts::default(),
+    )
+    .expect("client");
+    runtime
+        .block_on(client.call::<Value>("Venus.AllocateSector", json!([{}])))
+        .expect("allocate");
+    let listings: [&[&str]; 3] = [
+        &["sealer", "sectors", "list"],
+        &["sealer", "jobs", "list"],
+        &["sealer", "wdpost", "list"],
+    ];
+    let stopped = Command::new("bash")
+        .args([
+            "-c",
+            "read -r v c _ < <(pg_lsclusters -h | head -1); pg_ctlcluster --skip-systemctl-redirect \"$v\" \"$c\" stop",
+        ])
+        .status()
+        .expect("stop");
+    assert!(stopped.success());
+    for args in listings {
+        let out = util(&a.address, args);
+        let said = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {said}");
+        assert!(said.contains("cannot be read since 20"), "{args:?}: {said}");
+        assert!(out.stdout.is_empty(), "{args:?}: nothing listed");
+    }
+    restart_postgres();
+    let sectors = util_json(&a.address, &["sealer", "sectors", "list"]);
+    assert_eq!(sectors.as_array().map(Vec::len), Some(1), "{sectors}");
+}

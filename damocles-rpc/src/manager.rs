@@ -60,11 +60,22 @@ rpc_methods! {
 pub static MANAGER_METHODS: LazyLock<Vec<MethodSpec>> =
     LazyLock::new(|| SEALER_METHODS.iter().chain(OWN_METHODS).copied().collect());
 
+/// The JSON-RPC error code of a listing whose records the manager cannot read now (its
+/// database is down): `util sealer … list` exits 3, as for a manager it cannot reach.
+pub const RECORDS_UNREADABLE: i64 = 12001;
+
 /// What a manager can show of its chain (the mock chain's sector records and jobs), and
 /// the jobs an operator can ask it for.
 pub trait ChainView: Send + Sync {
     /// Every sector, as JSON objects.
     fn sectors(&self) -> Vec<Value>;
+
+    /// Why the records behind the listings could not be read by the last listing or call,
+    /// and since when (a database outage); `None` while they are read. The listings then
+    /// answer [`RECORDS_UNREADABLE`] instead of what the manager holds in memory.
+    fn records_unreadable(&self) -> Option<String> {
+        None
+    }
 
     /// Every job, oldest first, as JSON objects.
     fn jobs(&self) -> Vec<Value>;
@@ -134,6 +145,20 @@ impl ManagerService {
         self.chain
             .as_deref()
             .ok_or_else(|| RpcError::new(1, "this manager has no chain records to show"))
+    }
+
+    /// A listing of the chain's records, refused with [`RECORDS_UNREADABLE`] (saying since
+    /// when) when they could not be read: what the manager holds in memory may be stale.
+    fn listing(
+        &self,
+        list: impl FnOnce(&dyn ChainView) -> Vec<Value>,
+    ) -> Result<Vec<Value>, RpcError> {
+        let chain = self.chain()?;
+        let rows = list(chain);
+        match chain.records_unreadable() {
+            Some(why) => Err(RpcError::new(RECORDS_UNREADABLE, why)),
+            None => Ok(rows),
+        }
     }
 
     fn judged(&self, entry: PingEntry) -> PingEntry {
@@ -227,13 +252,13 @@ impl RpcService for ManagerService {
             }
             Version::NAME => serve::<Version, _>(p, |()| async { Ok(self.version.clone()) }).await,
             ChainSectors::NAME => {
-                serve::<ChainSectors, _>(p, |()| async { Ok(self.chain()?.sectors()) }).await
+                serve::<ChainSectors, _>(p, |()| async { self.listing(|c| c.sectors()) }).await
             }
             ChainJobs::NAME => {
-                serve::<ChainJobs, _>(p, |()| async { Ok(self.chain()?.jobs()) }).await
+                serve::<ChainJobs, _>(p, |()| async { self.listing(|c| c.jobs()) }).await
             }
             WdPostJobs::NAME => {
-                serve::<WdPostJobs, _>(p, |()| async { Ok(self.chain()?.wdpost_jobs()) }).await
+                serve::<WdPostJobs, _>(p, |()| async { self.listing(|c| c.wdpost_jobs()) }).await
             }
             SectorRebuild::NAME => {
                 serve::<SectorRebuild, _>(p, |(id,)| async move {

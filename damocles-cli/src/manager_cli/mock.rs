@@ -67,6 +67,10 @@ impl ChainView for MockChainView {
         self.0.jobs().iter().map(render::chain_job_json).collect()
     }
 
+    fn records_unreadable(&self) -> Option<String> {
+        self.0.records_unreadable()
+    }
+
     fn wdpost_jobs(&self) -> Vec<Value> {
         self.0
             .wdpost_jobs()

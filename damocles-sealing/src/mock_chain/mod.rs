@@ -213,6 +213,8 @@ struct ChainState {
     shared: Option<Arc<dyn SharedRecords>>,
     /// Whether the section changed the records (they are written when it ends).
     changed: bool,
+    /// Since when, and why, the shared records could not be read (a database outage).
+    unread_since: Option<(std::time::SystemTime, String)>,
 }
 
 /// Records shared by several managers (a database row), read and written in sections
@@ -520,7 +522,15 @@ impl MockChain {
         let mut refused = None;
         if let Some(shared) = state.shared.clone() {
             // Read whole every time: what this manager wrote in a lost section is gone.
-            match shared.begin(deadline) {
+            let begun = shared.begin(deadline);
+            state.unread_since = match &begun {
+                Ok(_) => None,
+                Err(why) => Some(match state.unread_since.take() {
+                    Some((since, _)) => (since, why.clone()),
+                    None => (std::time::SystemTime::now(), why.clone()),
+                }),
+            };
+            match begun {
                 Err(why) => refused = Some(format!("the shared records cannot be read: {why}")),
                 Ok(None) => state.restore(ChainState::default().snapshot()),
                 Ok(Some(json)) => match serde_json::from_str::<Snapshot>(&json) {
@@ -543,6 +553,19 @@ impl MockChain {
             ended: false,
             refused,
         }
+    }
+
+    /// Why the shared records could not be read by the last section, and since when:
+    /// `"the shared records cannot be read since <RFC 3339 time> (<why>); …"`; `None`
+    /// while they are read (and always for records in a file).
+    pub fn records_unreadable(&self) -> Option<String> {
+        let settings = self.settings();
+        let (since, why) = settings.unread_since.as_ref()?;
+        Some(format!(
+            "the shared records cannot be read since {} ({why}); what this manager holds in \
+             memory may be stale, so it lists nothing",
+            humantime::format_rfc3339_seconds(*since)
+        ))
     }
 
     /// The chain's own settings (deals offered, report delay, stores, where the records
