@@ -362,6 +362,15 @@ impl HttpSectorManager {
         manager_client(addr, token, timeouts).map(|rpc| Self { rpc })
     }
 
+    /// The same client reading answers of at most `bytes` (default
+    /// [`crate::client::DEFAULT_MAX_ANSWER`]; `[sector_manager] rpc_client.max_answer_bytes`).
+    #[must_use]
+    pub fn with_max_answer(self, bytes: usize) -> Self {
+        Self {
+            rpc: self.rpc.with_max_answer(bytes),
+        }
+    }
+
     /// The client, for the other `Venus.*` calls.
     pub fn rpc(&self) -> &RpcClient {
         &self.rpc

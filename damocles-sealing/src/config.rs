@@ -181,6 +181,10 @@ pub struct RpcClientSection {
     pub addr: String,
     /// The manager's admin token, when it requires one (additive).
     pub token: Option<String>,
+    /// The largest answer read from the manager, in bytes (additive; default 32 MiB, far
+    /// above a WindowPoSt job over a whole deadline's sectors): a longer answer fails the
+    /// call instead of growing the worker.
+    pub max_answer_bytes: Option<usize>,
 }
 
 impl std::fmt::Debug for RpcClientSection {
@@ -188,6 +192,7 @@ impl std::fmt::Debug for RpcClientSection {
         f.debug_struct("RpcClientSection")
             .field("addr", &self.addr)
             .field("token", &self.token.as_ref().map(|_| "<hidden>"))
+            .field("max_answer_bytes", &self.max_answer_bytes)
             .finish()
     }
 }
@@ -197,6 +202,7 @@ impl Default for RpcClientSection {
         Self {
             addr: "/ip4/127.0.0.1/tcp/1789".into(),
             token: None,
+            max_answer_bytes: None,
         }
     }
 }

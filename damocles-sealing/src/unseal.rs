@@ -219,20 +219,67 @@ pub enum Destination {
     },
 }
 
-/// `url` with the value of every `token` query parameter replaced by `<hidden>`, for
-/// logs, errors, histories and listings: a `market://` destination carries a token.
+/// `url` with its secrets replaced by `<hidden>`: the value of every `token` query
+/// parameter (a `market://` destination carries one) and the password of a
+/// `user:password@` part; for logs, errors, histories and listings.
 pub fn redacted(url: &str) -> String {
-    let Some((head, query)) = url.split_once('?') else {
-        return url.to_owned();
+    let (head, query) = match url.split_once('?') {
+        Some((head, query)) => (head, Some(query)),
+        None => (url, None),
     };
-    let query: Vec<String> = query
-        .split('&')
-        .map(|pair| match pair.split_once('=') {
-            Some((key, _)) if key.eq_ignore_ascii_case("token") => format!("{key}=<hidden>"),
-            _ => pair.to_owned(),
-        })
-        .collect();
-    format!("{head}?{}", query.join("&"))
+    let mut out = match head.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+            match authority.rsplit_once('@') {
+                Some((user, host)) => {
+                    let user = user.split_once(':').map_or(user, |(name, _)| name);
+                    let hidden = if authority.contains(':') && user != authority {
+                        ":<hidden>"
+                    } else {
+                        ""
+                    };
+                    format!("{scheme}://{user}{hidden}@{host}{path}")
+                }
+                None => head.to_owned(),
+            }
+        }
+        None => head.to_owned(),
+    };
+    if let Some(query) = query {
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((key, _)) if key.eq_ignore_ascii_case("token") => {
+                    format!("{key}=<hidden>")
+                }
+                _ => pair.to_owned(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&pairs.join("&"));
+    }
+    out
+}
+
+/// `text` (an error about delivering to `url`) with `url`'s secrets hidden wherever they
+/// appear: the URL itself, and its token or password on their own (a server may echo the
+/// `Authorization` header it was sent).
+pub fn without_secrets(text: &str, url: &str) -> String {
+    let mut text = text.replace(url, &redacted(url));
+    let mut secrets: Vec<String> = Vec::new();
+    if let Ok(parsed) = url::Url::parse(url) {
+        secrets.extend(
+            parsed
+                .query_pairs()
+                .filter(|(k, _)| k.eq_ignore_ascii_case("token"))
+                .map(|(_, v)| v.into_owned()),
+        );
+        secrets.extend(parsed.password().map(str::to_owned));
+    }
+    for secret in secrets.iter().filter(|s| s.len() >= 3) {
+        text = text.replace(secret.as_str(), "<hidden>");
+    }
+    text
 }
 
 /// Reads a destination URL of an unseal of `piece`. An unknown scheme, a path that could
@@ -372,6 +419,16 @@ mod tests {
         assert_eq!(
             redacted("market://s/p?host=h:1&scheme=http&token=secret"),
             "market://s/p?host=h:1&scheme=http&token=<hidden>"
+        );
+        assert_eq!(
+            redacted("http://user:pw@127.0.0.1:1/x?token=secret&a=b"),
+            "http://user:<hidden>@127.0.0.1:1/x?token=<hidden>&a=b"
+        );
+        assert_eq!(redacted("http://user@h/x"), "http://user@h/x");
+        let url = "market://s/p?host=h:1&scheme=http&token=secret5";
+        assert_eq!(
+            without_secrets(&format!("{url}: HTTP 500: echo auth=Bearer secret5"), url),
+            "market://s/p?host=h:1&scheme=http&token=<hidden>: HTTP 500: echo auth=Bearer <hidden>"
         );
         for (url, why) in [
             (

@@ -343,3 +343,29 @@ fn processors_of_stages_that_run_in_process_are_warned_about() {
     );
     assert!(loaded.config.processors.external().is_empty());
 }
+
+#[test]
+fn the_limits_on_what_comes_from_outside_are_read() {
+    let loaded = parse(
+        "[worker]\nunseal_file_dirs = [\"/mnt/retrieved\"]\n\
+         [sector_manager]\nrpc_client.addr = \"/ip4/127.0.0.1/tcp/1789\"\nrpc_client.max_answer_bytes = 67108864\n\
+         [[sealing_thread]]\nlocation = \"/tmp/store\"\n",
+    )
+    .expect("config");
+    assert_eq!(loaded.warnings, Vec::<String>::new());
+    let config = loaded.config;
+    assert_eq!(
+        config.worker.unseal_file_dirs,
+        [PathBuf::from("/mnt/retrieved")]
+    );
+    assert_eq!(
+        config.sector_manager.rpc_client.max_answer_bytes,
+        Some(64 << 20)
+    );
+    let defaults = parse("[[sealing_thread]]\nlocation = \"/tmp/store\"\n").expect("config");
+    assert!(defaults.config.worker.unseal_file_dirs.is_empty());
+    assert_eq!(
+        defaults.config.sector_manager.rpc_client.max_answer_bytes,
+        None
+    );
+}

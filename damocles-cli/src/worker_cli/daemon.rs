@@ -215,9 +215,14 @@ fn remote_sides(addr: &str, config: &WorkerConfig) -> Result<Sides, CliError> {
         .clone()
         .or_else(|| token.clone());
     Ok(Sides {
-        manager: Arc::new(
-            HttpSectorManager::new(addr, token.clone(), SEALER_TIMEOUTS).map_err(bad_addr)?,
-        ),
+        manager: Arc::new({
+            let manager =
+                HttpSectorManager::new(addr, token.clone(), SEALER_TIMEOUTS).map_err(bad_addr)?;
+            match config.sector_manager.rpc_client.max_answer_bytes {
+                Some(bytes) => manager.with_max_answer(bytes),
+                None => manager,
+            }
+        }),
         reporter: Some(Arc::new(
             ManagerClient::new(addr, token, Timeouts::default()).map_err(bad_addr)?,
         )),

@@ -155,7 +155,11 @@ async fn deliver(
                 } => store.put_market(&resource, piece, &token).await,
                 _ => store.upload(&target.piece_cid, piece).await,
             };
-            return sent.map_err(|e| e.into_failure().into());
+            return sent.map_err(|e| {
+                let mut failure = e.into_failure();
+                failure.message = unseal::without_secrets(&failure.message, url);
+                failure.into()
+            });
         }
     };
     let from = piece.to_path_buf();
