@@ -304,10 +304,9 @@ pub fn destination_of(url: &str, piece: &Cid) -> Result<Destination, Failure> {
 /// Reads a destination URL. An unknown scheme, or a path that could leave its store, is
 /// a permanent failure naming the URL.
 pub fn parse_destination(url: &str) -> Result<Destination, Failure> {
-    let bad =
-        |why: &str| Failure::permanent(format!("unseal destination {:?}: {why}", redacted(url)));
+    let bad = |why: &str| bad_destination(url, why);
     if url.starts_with("market://") {
-        return market_destination(url).map_err(|why| bad(&why));
+        return market_destination(url);
     }
     if let Some(path) = url.strip_prefix("file://") {
         if !path.starts_with('/') {
@@ -342,34 +341,43 @@ pub fn parse_destination(url: &str) -> Result<Destination, Failure> {
     )))
 }
 
+/// The permanent failure of a destination URL `url` (its secrets hidden), saying `why`.
+fn bad_destination(url: &str, why: &str) -> Failure {
+    Failure::permanent(format!("unseal destination {:?}: {why}", redacted(url)))
+}
+
 /// Reads a `market://<store>/<piece cid>?host=&scheme=&token=` URL as the original worker
 /// does: the three query keys are required, the store is the URL's host, the piece CID
 /// its path.
-fn market_destination(text: &str) -> Result<Destination, String> {
-    let url = url::Url::parse(text).map_err(|e| format!("not a URL ({e})"))?;
-    let store = url
-        .host_str()
-        .filter(|h| !h.is_empty())
-        .ok_or("a market URL names its store as its host (market://<store>/<piece cid>)")?;
+fn market_destination(text: &str) -> Result<Destination, Failure> {
+    let bad = |why: &str| bad_destination(text, why);
+    let url = url::Url::parse(text).map_err(|e| bad(&format!("not a URL ({e})")))?;
+    let store = url.host_str().filter(|h| !h.is_empty()).ok_or_else(|| {
+        bad("a market URL names its store as its host (market://<store>/<piece cid>)")
+    })?;
     let piece = url.path().trim_matches('/');
     if piece.is_empty() || piece.contains('/') {
-        return Err("a market URL's path is the piece CID (market://<store>/<piece cid>)".into());
+        return Err(bad(
+            "a market URL's path is the piece CID (market://<store>/<piece cid>)",
+        ));
     }
     let query = |key: &str| {
         url.query_pairs()
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.into_owned())
             .filter(|v| !v.is_empty())
-            .ok_or(format!(
-                "a market URL needs its `{key}` query parameter (host, scheme and token)"
-            ))
+            .ok_or_else(|| {
+                bad(&format!(
+                    "a market URL needs its `{key}` query parameter (host, scheme and token)"
+                ))
+            })
     };
     let (host, scheme, token) = (query("host")?, query("scheme")?, query("token")?);
     if scheme != "http" && scheme != "https" {
-        return Err(format!("scheme {scheme:?} is neither http nor https"));
+        return Err(bad(&format!("scheme {scheme:?} is neither http nor https")));
     }
     let mut resource = url::Url::parse(&format!("{scheme}://{host}/resource"))
-        .map_err(|e| format!("host {host:?} is not a host:port ({e})"))?;
+        .map_err(|e| bad(&format!("host {host:?} is not a host:port ({e})")))?;
     resource
         .query_pairs_mut()
         .append_pair("resource-id", piece)

@@ -322,7 +322,7 @@ impl ChainState {
     /// The file could not be written (a full disk): the records in memory are put back as
     /// the file holds them, so that what the section decided is neither answered nor
     /// kept, and the next section (once there is space) starts from what is durable.
-    fn write_changes(&mut self) -> Result<(), String> {
+    fn write_changes(&mut self) -> std::io::Result<()> {
         if !std::mem::take(&mut self.changed) {
             return Ok(());
         }
@@ -351,7 +351,7 @@ impl ChainState {
         let Err(e) = write() else {
             return Ok(());
         };
-        let why = format!("cannot save {}: {e}", file.display());
+        let why = std::io::Error::new(e.kind(), format!("cannot save {}: {e}", file.display()));
         tracing::error!("mock chain: {why}; the records are put back as they were saved");
         let _ = std::fs::remove_file(file.with_extension("tmp"));
         let durable = match std::fs::read(&file) {
@@ -407,7 +407,7 @@ impl ChainGuard<'_> {
             self.state.changed = false;
             return Err(why.clone());
         }
-        self.state.write_changes()?;
+        self.state.write_changes().map_err(|e| e.to_string())?;
         match &self.state.shared {
             Some(shared) => shared.end(),
             None => Ok(()),
