@@ -450,7 +450,8 @@ impl MockChain {
         let mut state = self.lock();
         if let Some(job) = taken_job(&mut state.jobs, id) {
             tracing::info!(
-                "mock chain: rebuild job {} of {id} dropped: {reason}",
+                "mock chain: {} job {} of {id} dropped: {reason}",
+                kind_name(&job.kind),
                 job.id
             );
             job.state = JobState::Failed(reason);
