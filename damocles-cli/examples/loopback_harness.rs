@@ -73,6 +73,19 @@ async fn main() -> Result<(), Error> {
     let running = daemon::start(&config, ManagerChoice::FromConfig).await?;
     let admin = HttpAdminClient::new(&running.admin_addr().to_string(), None, Timeouts::default())?;
 
+    // Paused once it holds its sector: a pause while its AllocateSector call is in flight
+    // drops the manager's answer (a known issue), and this mock allocates one sector only.
+    wait_until(
+        "thread 0 holds a sector",
+        Duration::from_secs(60),
+        async || {
+            admin
+                .list()
+                .await
+                .is_ok_and(|t| t.first().is_some_and(|t| t.job_id.is_some()))
+        },
+    )
+    .await?;
     let outcome = admin.pause(0).await?;
     println!("pause over HTTP: {outcome:?}");
     wait_until("thread 0 paused", Duration::from_secs(60), async || {
