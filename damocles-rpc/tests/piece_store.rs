@@ -28,6 +28,18 @@ async fn serve_with_fallback(
     admin_token: Option<&str>,
     piece_fallback: Option<Arc<dyn PieceStore>>,
 ) -> RpcServer {
+    let options = ServerOptions {
+        path: Some(MANAGER_PATH.to_owned()),
+        admin_token: admin_token.map(str::to_owned),
+        piece_dir: Some(pieces.to_path_buf()),
+        piece_fallback,
+        ..ServerOptions::default()
+    };
+    serve_with(home, options).await
+}
+
+/// A manager with its registry in `home`, served with `options`.
+async fn serve_with(home: &Path, options: ServerOptions) -> RpcServer {
     let registry = Arc::new(WorkerRegistry::open(home).expect("registry"));
     let service = ManagerService::new(
         Arc::new(NoSectors),
@@ -36,13 +48,6 @@ async fn serve_with_fallback(
         "v-test",
         None,
     );
-    let options = ServerOptions {
-        path: Some(MANAGER_PATH.to_owned()),
-        admin_token: admin_token.map(str::to_owned),
-        piece_dir: Some(pieces.to_path_buf()),
-        piece_fallback,
-        ..ServerOptions::default()
-    };
     RpcServer::bind("127.0.0.1:0", Arc::new(service), options)
         .await
         .expect("bind")
@@ -396,23 +401,13 @@ async fn a_stalled_piece_upload_is_answered_408() {
 
     let dir = tempfile::tempdir().expect("dir");
     let pieces = dir.path().join("pieces");
-    let registry = Arc::new(WorkerRegistry::open(dir.path()).expect("registry"));
-    let service = ManagerService::new(
-        Arc::new(NoSectors),
-        registry,
-        Duration::from_secs(600),
-        "v-test",
-        None,
-    );
     let mut options = ServerOptions {
         path: Some(MANAGER_PATH.to_owned()),
         piece_dir: Some(pieces.clone()),
         ..ServerOptions::default()
     };
     options.connections.body_timeout = Duration::from_millis(500);
-    let server = RpcServer::bind("127.0.0.1:0", Arc::new(service), options)
-        .await
-        .expect("bind");
+    let server = serve_with(dir.path(), options).await;
     let cid = piece_cid(&[6; 32]);
     let mut stream = tokio::net::TcpStream::connect(server.local_addr())
         .await
