@@ -1015,3 +1015,88 @@ fn a_listing_into_a_closed_pipe_exits_quietly() {
         );
     }
 }
+
+/// The mock manager stores under a piece CID only that piece (its real piece CID, from
+/// the deal it made): garbage anyone sends to `PUT /piecestore/{cid}` or venus-market's
+/// `PUT /resource` is refused (422) and never found by an unseal job; a CID no deal has is
+/// 404; the real bytes are taken. Before the check, garbage stored first made every later
+/// unseal of that piece fail with 409.
+#[test]
+fn the_manager_stores_under_a_piece_cid_only_that_piece() {
+    use damocles_core::piece::{PieceStore, PieceUploadError};
+    use damocles_core::sealer_api::{AcquireDealsSpec, AllocateSectorSpec};
+    use damocles_core::SectorManager;
+
+    let home = tempfile::tempdir().expect("home");
+    let m = manager(
+        home.path(),
+        &format!("127.0.0.1:{}", free_port()),
+        &["--deals", "1"],
+    );
+    let origin = format!("http://{}", m.address);
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let timeouts = damocles_rpc::Timeouts::default();
+    let sealer = damocles_rpc::HttpSectorManager::new(&origin, None, timeouts).expect("client");
+    let pieces = damocles_rpc::HttpPieceStore::new(&origin, None, timeouts).expect("store");
+    runtime.block_on(async {
+        let sector = sealer
+            .allocate_sector(AllocateSectorSpec::default())
+            .await
+            .expect("allocate")
+            .expect("a sector");
+        let deals = sealer
+            .acquire_deals(sector.id, AcquireDealsSpec::default())
+            .await
+            .expect("deals")
+            .expect("a deal");
+        let cid = deals[0].piece.cid.clone();
+        let real = home.path().join("real");
+        let size = damocles_core::piece::unpadded_size(deals[0].piece.size).expect("size");
+        pieces.fetch(&cid, &real, size).await.expect("fetch");
+        let mut garbage_bytes = std::fs::read(&real).expect("real");
+        garbage_bytes[0] ^= 1;
+        let garbage = home.path().join("garbage");
+        std::fs::write(&garbage, &garbage_bytes).expect("garbage");
+
+        let refused = |result: Result<(), PieceUploadError>, status: &str| match result {
+            Err(PieceUploadError::Refused { detail, .. }) => {
+                assert!(detail.contains(status), "{status}: {detail}")
+            }
+            other => panic!("{status} expected: {other:?}"),
+        };
+        let piecestore = format!("{origin}/piecestore/{}", cid.text);
+        let resource = format!("{origin}/resource?resource-id={}&store=s1", cid.text);
+        refused(pieces.put(&piecestore, &garbage).await, "422");
+        refused(pieces.put_market(&resource, &garbage, "t").await, "422");
+        let unknown = damocles_core::piece::piece_cid(&[3; 32]);
+        let elsewhere = format!("{origin}/piecestore/{}", unknown.text);
+        refused(pieces.put(&elsewhere, &real).await, "404");
+        pieces.put(&piecestore, &real).await.expect("the piece");
+        pieces
+            .put_market(&resource, &real, "t")
+            .await
+            .expect("the piece, to the market");
+    });
+    let stored = home.path().join("pieces");
+    let found: Vec<_> = walk(&stored);
+    assert!(
+        found
+            .iter()
+            .all(|p| !p.to_string_lossy().ends_with(".part")),
+        "no temporary file left: {found:?}"
+    );
+}
+
+/// Every file under `dir`, at any depth.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}

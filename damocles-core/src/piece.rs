@@ -233,6 +233,23 @@ pub trait PieceStore: Send + Sync {
     }
 }
 
+/// What a piece store accepts under a piece CID, asked before an upload is stored: the
+/// manager knows the piece of every deal it made, so bytes that are not that piece are
+/// refused rather than kept where an unseal job would find them.
+pub trait PieceCheck: Send + Sync {
+    /// The most bytes an upload of piece `cid` may hold (the piece's unpadded size), or
+    /// `None` when this store expects no piece of that CID (the upload is refused).
+    fn max_bytes(&self, cid: &Cid) -> Option<u64>;
+
+    /// Whether the file `file` holds piece `cid` (its bytes, zero-padded to the piece's
+    /// size, give that piece CID). Blocking: reads the whole file.
+    ///
+    /// # Errors
+    ///
+    /// Why not, in words (the CID the bytes give, or why the file cannot be read).
+    fn check(&self, cid: &Cid, file: &Path) -> Result<(), String>;
+}
+
 /// Why an unsealed piece could not be delivered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

@@ -6,11 +6,12 @@
 //! a piece into a file, and PUTs unsealed pieces to the manager or to any `http://` URL.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use damocles_core::piece::{self, PieceFetchError, PieceStore, PieceUploadError};
+use damocles_core::piece::{self, PieceCheck, PieceFetchError, PieceStore, PieceUploadError};
 use damocles_core::sealer_api::Cid;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
@@ -88,19 +89,36 @@ pub async fn serve_piece(
     }
 }
 
+/// How uploads are taken: their deadlines and what checks their bytes.
+#[derive(Clone)]
+pub struct UploadRules {
+    /// The longest wait for the next bytes of a body (408 past it).
+    pub stall: Duration,
+    /// What checks an upload's bytes against its piece CID (and bounds its size); `None`
+    /// takes any bytes up to [`MAX_PIECE_BYTES`].
+    pub check: Option<Arc<dyn PieceCheck>>,
+}
+
+/// The slowest average rate an upload may keep (bytes a second) once its first
+/// [`UploadRules::stall`] has passed: a body that trickles a byte now and then is cut off
+/// (408) instead of holding its connection for ever.
+pub const MIN_UPLOAD_RATE: u64 = 1 << 20;
+
 /// Answers `PUT /piecestore/{cid}`: the body is stored as `<dir>/unsealed/<cid>`, 201 once
-/// stored (synced), 400 for a name that is not a piece CID, 413 past [`MAX_PIECE_BYTES`],
-/// 408 when the body makes no progress for `stall` (a client that announces a length and
-/// sends nothing holds no connection longer). Each upload writes a temporary file of its
-/// own, published without replacing anything: a piece once acknowledged stays as it was.
-/// The same bytes sent again answer 201 (a resumed job sends its piece again); other bytes
-/// under a stored piece's CID answer 409. The bytes are not checked here: whoever asked
-/// for the unseal checks their piece CID.
+/// stored (synced), 400 for a name that is not a piece CID, 404 for a piece the check
+/// expects none of, 413 past the piece's size (or [`MAX_PIECE_BYTES`]), 422 for bytes that
+/// are not the piece, 408 when the body makes no progress for `stall` or falls below
+/// [`MIN_UPLOAD_RATE`] on average (a client that announces a length and sends nothing, or
+/// a byte now and then, holds no connection longer). Each upload writes a temporary file
+/// of its own, published without replacing a good piece: a piece once acknowledged stays
+/// as it was. The same bytes sent again answer 201 (a resumed job sends its piece again);
+/// other bytes under a stored piece's CID answer 409, unless the stored ones fail the
+/// check (stored before it, or by hand): then the checked upload replaces them.
 pub async fn receive_piece(
     dir: &Path,
     request_path: &str,
     body: hyper::body::Incoming,
-    stall: Duration,
+    rules: UploadRules,
 ) -> HttpResponse {
     let name = request_path
         .strip_prefix(PIECE_STORE_PATH)
@@ -109,7 +127,7 @@ pub async fn receive_piece(
         &dir.join("unsealed"),
         name,
         body,
-        stall,
+        rules,
         StatusCode::CREATED,
     )
     .await
@@ -127,7 +145,7 @@ pub async fn receive_market_piece(
     dir: &Path,
     query: &str,
     body: hyper::body::Incoming,
-    stall: Duration,
+    rules: UploadRules,
 ) -> HttpResponse {
     let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
         .into_owned()
@@ -147,7 +165,7 @@ pub async fn receive_market_piece(
         );
     }
     let target = dir.join("market").join(store);
-    store_upload(&target, value("resource-id"), body, stall, StatusCode::OK).await
+    store_upload(&target, value("resource-id"), body, rules, StatusCode::OK).await
 }
 
 /// Stores an upload of piece `name` in `dir` (see [`receive_piece`]), answering `done`
@@ -156,19 +174,35 @@ async fn store_upload(
     dir: &Path,
     name: &str,
     body: hyper::body::Incoming,
-    stall: Duration,
+    rules: UploadRules,
     done: StatusCode,
 ) -> HttpResponse {
-    if let Err(e) = piece::comm_p(&Cid {
+    let cid = Cid {
         text: name.to_owned(),
-    }) {
+    };
+    if let Err(e) = piece::comm_p(&cid) {
         return plain(StatusCode::BAD_REQUEST, e.to_string());
     }
+    let max = match &rules.check {
+        None => MAX_PIECE_BYTES,
+        Some(check) => match check.max_bytes(&cid) {
+            Some(max) => max,
+            None => {
+                return plain(
+                    StatusCode::NOT_FOUND,
+                    format!("no deal here has piece {name}: nothing is expected under it"),
+                )
+            }
+        },
+    };
     let tmp = dir.join(format!("{name}.{:016x}.part", rand::random::<u64>()));
     let target = dir.join(name);
-    let outcome = receive_into(dir, &tmp, body, stall).await;
+    let outcome = receive_into(dir, &tmp, body, rules.stall, max).await;
     let outcome = match outcome {
-        Ok(Received::Whole) => publish(&tmp, &target).await,
+        Ok(Received::Whole) => match checked(rules.check.as_ref(), &cid, &tmp).await {
+            Ok(()) => publish(&tmp, &target, rules.check.as_ref(), &cid).await,
+            Err(reason) => Ok(Received::NotThePiece(reason)),
+        },
         other => other,
     };
     let _ = tokio::fs::remove_file(&tmp).await;
@@ -176,15 +210,22 @@ async fn store_upload(
         Ok(Received::Whole) => plain(done, format!("piece {name} stored")),
         Ok(Received::TooLarge) => plain(
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!("a piece holds at most {MAX_PIECE_BYTES} bytes"),
+            format!("piece {name} holds at most {max} bytes"),
         ),
         Ok(Received::Stalled) => plain(
             StatusCode::REQUEST_TIMEOUT,
-            format!("the body of piece {name} made no progress for {stall:?}"),
+            format!(
+                "the body of piece {name} made no progress for {:?} or came slower than {MIN_UPLOAD_RATE} bytes a second",
+                rules.stall
+            ),
         ),
         Ok(Received::Conflict) => plain(
             StatusCode::CONFLICT,
             format!("piece {name} is already stored with other bytes; it is kept as it was"),
+        ),
+        Ok(Received::NotThePiece(reason)) => plain(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("not piece {name}: {reason}; nothing was stored"),
         ),
         Err(e) => plain(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -193,20 +234,39 @@ async fn store_upload(
     }
 }
 
+/// What `check` says of `file` as piece `cid` (on a blocking thread); no check: ok.
+async fn checked(
+    check: Option<&Arc<dyn PieceCheck>>,
+    cid: &Cid,
+    file: &Path,
+) -> Result<(), String> {
+    let Some(check) = check.cloned() else {
+        return Ok(());
+    };
+    let (cid, file) = (cid.clone(), file.to_path_buf());
+    tokio::task::spawn_blocking(move || check.check(&cid, &file))
+        .await
+        .map_err(|e| format!("the piece check failed: {e}"))?
+}
+
 /// What became of an upload.
 enum Received {
     Whole,
     TooLarge,
     Stalled,
     Conflict,
+    NotThePiece(String),
 }
 
-/// Writes `body` into the new file `tmp` (never an existing one) and syncs it.
+/// Writes `body` into the new file `tmp` (never an existing one) and syncs it: at most
+/// `max` bytes, each frame within `stall`, the whole at [`MIN_UPLOAD_RATE`] on average
+/// past the first `stall`.
 async fn receive_into(
     dir: &Path,
     tmp: &Path,
     mut body: hyper::body::Incoming,
     stall: Duration,
+    max: u64,
 ) -> std::io::Result<Received> {
     tokio::fs::create_dir_all(dir).await?;
     let mut file = tokio::fs::OpenOptions::new()
@@ -214,9 +274,12 @@ async fn receive_into(
         .create_new(true)
         .open(tmp)
         .await?;
+    let started = tokio::time::Instant::now();
     let mut received = 0u64;
     loop {
-        let Ok(frame) = tokio::time::timeout(stall, body.frame()).await else {
+        let allowed = stall + Duration::from_secs_f64(received as f64 / MIN_UPLOAD_RATE as f64);
+        let wait = allowed.saturating_sub(started.elapsed()).min(stall);
+        let Ok(frame) = tokio::time::timeout(wait, body.frame()).await else {
             return Ok(Received::Stalled);
         };
         let Some(frame) = frame else { break };
@@ -225,7 +288,7 @@ async fn receive_into(
             continue;
         };
         received += data.len() as u64;
-        if received > MAX_PIECE_BYTES {
+        if received > max {
             return Ok(Received::TooLarge);
         }
         file.write_all(&data).await?;
@@ -235,13 +298,23 @@ async fn receive_into(
 }
 
 /// Publishes `tmp` as `target` unless `target` exists (a hard link fails then, atomically):
-/// then it is `Whole` when both hold the same bytes, else `Conflict`.
-async fn publish(tmp: &Path, target: &Path) -> std::io::Result<Received> {
+/// then it is `Whole` when both hold the same bytes; else the stored piece is kept
+/// (`Conflict`) unless it fails `check`, when the checked `tmp` replaces it.
+async fn publish(
+    tmp: &Path,
+    target: &Path,
+    check: Option<&Arc<dyn PieceCheck>>,
+    cid: &Cid,
+) -> std::io::Result<Received> {
+    let sync_dir = || async {
+        match target.parent() {
+            Some(dir) => tokio::fs::File::open(dir).await?.sync_all().await,
+            None => Ok(()),
+        }
+    };
     match tokio::fs::hard_link(tmp, target).await {
         Ok(()) => {
-            if let Some(dir) = target.parent() {
-                tokio::fs::File::open(dir).await?.sync_all().await?;
-            }
+            sync_dir().await?;
             Ok(Received::Whole)
         }
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
@@ -249,11 +322,15 @@ async fn publish(tmp: &Path, target: &Path) -> std::io::Result<Received> {
             let same = tokio::task::spawn_blocking(move || same_bytes(&a, &b))
                 .await
                 .map_err(std::io::Error::other)??;
-            Ok(if same {
-                Received::Whole
-            } else {
-                Received::Conflict
-            })
+            if same {
+                return Ok(Received::Whole);
+            }
+            if check.is_some() && checked(check, cid, target).await.is_err() {
+                tokio::fs::rename(tmp, target).await?;
+                sync_dir().await?;
+                return Ok(Received::Whole);
+            }
+            Ok(Received::Conflict)
         }
         Err(e) => Err(e),
     }

@@ -26,7 +26,8 @@ use crate::conn::{self, ConnectionLimits, HttpResponse, Refusal};
 use crate::jsonrpc::{Params, RpcError, RpcResult, SERVER_BUSY, UNAUTHORIZED};
 use crate::method::{MethodSpec, Permission};
 use crate::piecestore::{
-    receive_market_piece, receive_piece, serve_piece, MARKET_RESOURCE_PATH, PIECE_STORE_PATH,
+    receive_market_piece, receive_piece, serve_piece, UploadRules, MARKET_RESOURCE_PATH,
+    PIECE_STORE_PATH,
 };
 use crate::protocol::{error_answer, ProtocolLimits};
 pub use crate::protocol::{handle_body, handle_body_observed, Answer};
@@ -103,6 +104,10 @@ pub struct ServerOptions {
     /// Asked for a piece `piece_dir` lacks (the records another manager shares); what it
     /// fetches is kept in `piece_dir`.
     pub piece_fallback: Option<Arc<dyn damocles_core::PieceStore>>,
+    /// Checks each piece stored with `PUT` against its piece CID and bounds its size
+    /// (the manager knows its deals' pieces); `None` takes any bytes up to
+    /// [`crate::piecestore::MAX_PIECE_BYTES`].
+    pub piece_check: Option<Arc<dyn damocles_core::PieceCheck>>,
 }
 
 impl std::fmt::Debug for ServerOptions {
@@ -120,6 +125,7 @@ impl std::fmt::Debug for ServerOptions {
             .field("exposure", &self.exposure)
             .field("piece_dir", &self.piece_dir)
             .field("piece_fallback", &self.piece_fallback.is_some())
+            .field("piece_check", &self.piece_check.is_some())
             .finish()
     }
 }
@@ -138,6 +144,7 @@ impl Default for ServerOptions {
             exposure: "pause and resume threads",
             piece_dir: None,
             piece_fallback: None,
+            piece_check: None,
         }
     }
 }
@@ -297,14 +304,17 @@ async fn serve_http(
             }
             _ => {}
         }
-        let stall = options.connections.body_timeout;
+        let rules = UploadRules {
+            stall: options.connections.body_timeout,
+            check: options.piece_check.clone(),
+        };
         if market {
             let query = req.uri().query().unwrap_or_default().to_owned();
-            return receive_market_piece(dir, &query, req.into_body(), stall).await;
+            return receive_market_piece(dir, &query, req.into_body(), rules).await;
         }
         if req.method() == Method::PUT {
             let path = req.uri().path().to_owned();
-            return receive_piece(dir, &path, req.into_body(), stall).await;
+            return receive_piece(dir, &path, req.into_body(), rules).await;
         }
         return serve_piece(dir, options.piece_fallback.as_deref(), req.uri().path()).await;
     }

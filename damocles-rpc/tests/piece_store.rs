@@ -573,3 +573,135 @@ fn peak_rss_mib() -> u64 {
         .expect("VmHWM")
         / 1024
 }
+
+/// A check that expects one piece: `cid` with exactly `bytes` (the manager's own check,
+/// with real piece CIDs, is tried in damocles-cli's `reliability` tests).
+struct ExpectOne {
+    cid: Cid,
+    bytes: Vec<u8>,
+}
+
+impl damocles_core::PieceCheck for ExpectOne {
+    fn max_bytes(&self, cid: &Cid) -> Option<u64> {
+        (cid == &self.cid).then_some(self.bytes.len() as u64)
+    }
+
+    fn check(&self, cid: &Cid, file: &Path) -> Result<(), String> {
+        let held = std::fs::read(file).map_err(|e| e.to_string())?;
+        if cid == &self.cid && held == self.bytes {
+            Ok(())
+        } else {
+            Err("other bytes".into())
+        }
+    }
+}
+
+/// With a check, only the piece a CID names is stored under it: an unknown CID is 404,
+/// more bytes than the piece 413, other bytes 422 (nothing kept), and bytes stored under
+/// the CID before (by hand, or before checks) that fail the check are replaced by the
+/// checked piece, which then stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_piece_its_cid_names_is_stored() {
+    use damocles_core::piece::PieceUploadError;
+
+    let dir = tempfile::tempdir().expect("dir");
+    let pieces = dir.path().join("pieces");
+    let cid = piece_cid(&[8; 32]);
+    let good = vec![8u8; 1016];
+    let options = ServerOptions {
+        path: Some(MANAGER_PATH.to_owned()),
+        piece_dir: Some(pieces.clone()),
+        piece_check: Some(Arc::new(ExpectOne {
+            cid: cid.clone(),
+            bytes: good.clone(),
+        })),
+        ..ServerOptions::default()
+    };
+    let server = serve_with(dir.path(), options).await;
+    let client = store(&server, None);
+    let stored = pieces.join("unsealed").join(&cid.text);
+    let url = |cid: &Cid| format!("http://{}/piecestore/{}", server.local_addr(), cid.text);
+    let file = |name: &str, bytes: &[u8]| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).expect("src");
+        path
+    };
+    let refused = |result: Result<(), PieceUploadError>, status: &str| match result {
+        Err(PieceUploadError::Refused { detail, .. }) => {
+            assert!(detail.contains(status), "{status}: {detail}")
+        }
+        other => panic!("{status} expected: {other:?}"),
+    };
+
+    let other = piece_cid(&[9; 32]);
+    refused(client.put(&url(&other), &file("a", &good)).await, "404");
+    refused(client.put(&url(&cid), &file("b", &[8; 1017])).await, "413");
+    refused(client.put(&url(&cid), &file("c", &[7; 1016])).await, "422");
+    assert!(!stored.exists(), "nothing stored of refused uploads");
+
+    std::fs::create_dir_all(pieces.join("unsealed")).expect("dir");
+    std::fs::write(&stored, b"garbage put there earlier").expect("garbage");
+    client
+        .put(&url(&cid), &file("d", &good))
+        .await
+        .expect("the piece replaces bytes that are not it");
+    assert_eq!(std::fs::read(&stored).expect("stored"), good);
+    client
+        .put(&url(&cid), &file("e", &good))
+        .await
+        .expect("the same piece again");
+    refused(client.put(&url(&cid), &file("f", &[7; 1016])).await, "422");
+    assert_eq!(std::fs::read(&stored).expect("stored"), good, "kept");
+    let left = std::fs::read_dir(pieces.join("unsealed"))
+        .expect("dir")
+        .count();
+    assert_eq!(left, 1, "no temporary file left");
+    server.shutdown().await;
+}
+
+/// A body that keeps coming, a byte at a time, never long enough apart to stall, is cut
+/// off once it falls below the minimum average rate past the body timeout.
+#[tokio::test]
+async fn a_trickling_piece_upload_is_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let dir = tempfile::tempdir().expect("dir");
+    let pieces = dir.path().join("pieces");
+    let mut options = ServerOptions {
+        path: Some(MANAGER_PATH.to_owned()),
+        piece_dir: Some(pieces.clone()),
+        ..ServerOptions::default()
+    };
+    options.connections.body_timeout = Duration::from_millis(800);
+    let server = serve_with(dir.path(), options).await;
+    let cid = piece_cid(&[6; 32]);
+    let mut stream = tokio::net::TcpStream::connect(server.local_addr())
+        .await
+        .expect("connect");
+    let head = format!(
+        "PUT /piecestore/{} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n",
+        cid.text
+    );
+    stream.write_all(head.as_bytes()).await.expect("head");
+    let started = std::time::Instant::now();
+    let mut answer = vec![0u8; 512];
+    let mut read = 0;
+    for _ in 0..100 {
+        // A byte every 200 ms: each well within the 800 ms stall.
+        let _ = stream.write_all(b"x").await;
+        if let Ok(n) =
+            tokio::time::timeout(Duration::from_millis(200), stream.read(&mut answer)).await
+        {
+            read = n.expect("read");
+            break;
+        }
+    }
+    let answer = String::from_utf8_lossy(&answer[..read]);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    server.shutdown().await;
+}

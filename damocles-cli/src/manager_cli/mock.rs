@@ -250,6 +250,7 @@ async fn serve(options: MockOptions) -> Result<u8, CliError> {
             let pieces: Arc<dyn damocles_core::PieceStore> = Arc::new(chain.clone());
             pieces
         }),
+        piece_check: Some(Arc::new(chain.clone())),
         ..ServerOptions::default()
     };
     let server = RpcServer::bind(&options.listen, Arc::new(service), server_options)

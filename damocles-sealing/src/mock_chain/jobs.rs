@@ -363,15 +363,7 @@ impl MockChain {
             let uploads = state.offer.as_ref().map(|o| o.dir.clone());
             (self.proof_type, state.stores.clone(), uploads)
         };
-        let size = self
-            .sector(id)
-            .and_then(|s| {
-                s.deals
-                    .iter()
-                    .find(|d| d.piece.cid == piece)
-                    .map(|d| d.piece.size)
-            })
-            .unwrap_or(0);
+        let size = self.deal_piece_size(&piece).unwrap_or(0);
         let wanted = piece.clone();
         let verdict = tokio::task::spawn_blocking(move || {
             for url in &dest {

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
-use damocles_core::piece::{self, PieceFetchError, PieceStore, PieceUploadError};
+use damocles_core::piece::{self, PieceCheck, PieceFetchError, PieceStore, PieceUploadError};
 use damocles_core::sealer_api::{
     AcquireDealsSpec, AllocatePoStSpec, AllocateSectorSpec, AllocateSnapUpSpec, AllocatedSector,
     AllocatedSnapUpSector, Cid, DealInfo, ManagerError, OnChainState, PieceRef, PollStateResp,
@@ -618,6 +618,21 @@ impl MockChain {
     /// One sector.
     pub fn sector(&self, id: SectorId) -> Option<ChainSector> {
         self.lock().sectors.get(&id).cloned()
+    }
+
+    /// The padded size of deal piece `cid` in any sector the chain knows (given at
+    /// sealing or at a snap-up), or `None` when no sector holds such a piece.
+    pub fn deal_piece_size(&self, cid: &Cid) -> Option<u64> {
+        let state = self.lock();
+        state
+            .sectors
+            .values()
+            .flat_map(|s| {
+                let upgraded = s.upgrade.iter().flat_map(|u| u.deals.iter());
+                s.deals.iter().chain(upgraded)
+            })
+            .find(|d| &d.piece.cid == cid)
+            .map(|d| d.piece.size)
     }
 
     /// What the chain was sent so far.
@@ -1387,6 +1402,31 @@ impl SectorManager for MockChain {
     ) -> Result<(), ManagerError> {
         self.check_fault(ChainCall::WdPoStFinishJob)?;
         self.finish_wdpost_job(&id, output, error).await
+    }
+}
+
+/// The pieces the mock takes back (`PUT /piecestore/{cid}`, `PUT /resource`): those of the
+/// deals in its sectors, checked against their piece CIDs.
+impl PieceCheck for MockChain {
+    fn max_bytes(&self, cid: &Cid) -> Option<u64> {
+        self.deal_piece_size(cid).and_then(piece::unpadded_size)
+    }
+
+    fn check(&self, cid: &Cid, file: &Path) -> Result<(), String> {
+        let size = self
+            .deal_piece_size(cid)
+            .ok_or_else(|| format!("no deal of this manager has piece {}", cid.text))?;
+        let bytes = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
+        let found =
+            proofs::piece_cid_of(self.proof_type, &bytes, size).map_err(|e| e.to_string())?;
+        if &found == cid {
+            Ok(())
+        } else {
+            Err(format!(
+                "the bytes give piece CID {}, not {}",
+                found.text, cid.text
+            ))
+        }
     }
 }
 
