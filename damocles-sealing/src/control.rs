@@ -393,6 +393,23 @@ impl Control {
         }
     }
 
+    /// Runs a call that hands this thread a job (`Allocate*`), which is never interrupted:
+    /// dropped midway, the job the manager handed out would be held by nobody. A pause or
+    /// stop asked meanwhile waits for the call (at most the RPC client's request timeout,
+    /// 30 s by default); when `holds_job` says no job came it applies now (`Err`), else
+    /// once the job is recorded, at the next step.
+    pub(crate) async fn job_call<T>(
+        &self,
+        call: impl Future<Output = T>,
+        holds_job: impl FnOnce(&T) -> bool,
+    ) -> Result<T, Interrupt> {
+        let answer = call.await;
+        match self.interrupt() {
+            Some(interrupt) if !holds_job(&answer) => Err(interrupt),
+            _ => Ok(answer),
+        }
+    }
+
     /// Sleeps unless interrupted.
     pub(crate) async fn sleep(&self, duration: Duration) -> Result<(), Interrupt> {
         if let Some(interrupt) = self.interrupt() {

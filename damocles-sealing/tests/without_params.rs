@@ -494,6 +494,42 @@ async fn pause_reaches_an_idle_thread_at_once() {
     worker.shutdown().await;
 }
 
+/// A pause asked while `AllocateSector` is on the wire waits for its answer: the sector
+/// the manager handed out is recorded, and the thread pauses holding it (before, the
+/// answer was dropped and the allocated sector held by nobody).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pause_during_allocation_keeps_the_allocated_sector() {
+    let harness = harness(1);
+    harness.chain.limit_sectors(1);
+    harness
+        .chain
+        .delay_allocation_answers(Duration::from_millis(800));
+    let worker = harness.start();
+    for _ in 0..200 {
+        if harness.chain.counters().allocated == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(harness.chain.counters().allocated, 1, "allocated");
+    // The answer is still on its way.
+    assert_eq!(worker.pause(0).await, Ok(PauseOutcome::Paused));
+    // Shown paused at once; the thread records the sector when the answer comes.
+    let threads = common::wait_for(
+        &worker,
+        Duration::from_secs(10),
+        "paused holding the sector",
+        |t| paused(&t[0]) && state_of(&t[0]) == Some("Allocated"),
+    )
+    .await;
+    assert_eq!(
+        threads[0].job_id.as_deref(),
+        Some("s-t01000-1"),
+        "the allocated sector is the thread's"
+    );
+    worker.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pause_reaches_a_thread_waiting_for_a_stage_slot() {
     let mut harness = harness(1);

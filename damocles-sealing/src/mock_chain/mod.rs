@@ -190,6 +190,8 @@ struct ChainState {
     faults: HashMap<ChainCall, (usize, ManagerError)>,
     sector_limit: Option<u64>,
     report_delay: std::time::Duration,
+    /// How long `AllocateSector` answers after allocating.
+    allocation_answer_delay: std::time::Duration,
     /// Where the records are kept, when they are.
     file: Option<PathBuf>,
     offer: Option<DealOffer>,
@@ -579,6 +581,12 @@ impl MockChain {
         self.lock().sector_limit = Some(limit);
     }
 
+    /// Answers `AllocateSector` `delay` after the sector is allocated: the window in which
+    /// a worker waits for a sector the manager already handed it.
+    pub fn delay_allocation_answers(&self, delay: std::time::Duration) {
+        self.settings().allocation_answer_delay = delay;
+    }
+
     /// Answers every `ReportState` only after `delay`: each state a worker reaches stays
     /// visible that long (the worker reports right after persisting it), so that tests can
     /// observe, and crash a worker in, every state.
@@ -697,6 +705,53 @@ impl MockChain {
         state.save();
         state.commit()?;
         Ok(Some(deals))
+    }
+
+    /// `AllocateSector`'s work: a new sector number, unless the spec or the limit rules it
+    /// out.
+    fn allocate_now(
+        &self,
+        spec: &AllocateSectorSpec,
+    ) -> Result<Option<AllocatedSector>, ManagerError> {
+        if !self.serves(spec) {
+            return Ok(None);
+        }
+        let mut state = self.lock();
+        if state
+            .sector_limit
+            .is_some_and(|limit| state.counters.allocated >= limit)
+        {
+            // Only once the records were read: unreadable ones are an error, not "none".
+            state.commit()?;
+            return Ok(None);
+        }
+        let next = state.next_number.entry(self.miner).or_insert(1);
+        let id = SectorId::new(self.miner, *next);
+        *next += 1;
+        state.counters.allocated += 1;
+        state.sectors.insert(
+            id,
+            ChainSector {
+                id,
+                proof_type: self.proof_type,
+                ticket: None,
+                pre_commit: None,
+                seed: None,
+                proof: None,
+                persisted: None,
+                reported_state: None,
+                state: ChainSectorState::Allocated,
+                deals: Vec::new(),
+                upgrade: None,
+                rebuilt: 0,
+            },
+        );
+        state.save();
+        state.commit()?;
+        Ok(Some(AllocatedSector {
+            id,
+            proof_type: self.proof_type,
+        }))
     }
 
     /// Whether a thread asking with `spec` takes this chain's sectors (its miner and
@@ -825,45 +880,12 @@ impl SectorManager for MockChain {
         spec: AllocateSectorSpec,
     ) -> Result<Option<AllocatedSector>, ManagerError> {
         self.check_fault(ChainCall::AllocateSector)?;
-        if !self.serves(&spec) {
-            return Ok(None);
+        let answer = self.allocate_now(&spec);
+        let delay = self.settings().allocation_answer_delay;
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
         }
-        let mut state = self.lock();
-        if state
-            .sector_limit
-            .is_some_and(|limit| state.counters.allocated >= limit)
-        {
-            // Only once the records were read: unreadable ones are an error, not "none".
-            state.commit()?;
-            return Ok(None);
-        }
-        let next = state.next_number.entry(self.miner).or_insert(1);
-        let id = SectorId::new(self.miner, *next);
-        *next += 1;
-        state.counters.allocated += 1;
-        state.sectors.insert(
-            id,
-            ChainSector {
-                id,
-                proof_type: self.proof_type,
-                ticket: None,
-                pre_commit: None,
-                seed: None,
-                proof: None,
-                persisted: None,
-                reported_state: None,
-                state: ChainSectorState::Allocated,
-                deals: Vec::new(),
-                upgrade: None,
-                rebuilt: 0,
-            },
-        );
-        state.save();
-        state.commit()?;
-        Ok(Some(AllocatedSector {
-            id,
-            proof_type: self.proof_type,
-        }))
+        answer
     }
 
     async fn acquire_deals(

@@ -83,14 +83,16 @@ pub(super) fn note_idle_reason(runner: &Runner, call: &str, error: Option<&dyn s
     }
 }
 
-/// Asks the manager for a job with `call` (a pause interrupts the wait): the job, or
-/// `None` when there is none or the call failed (then shown as the idle reason).
+/// Asks the manager for a job with `call` (never interrupted: see `Control::job_call`):
+/// the job, or `None` when there is none or the call failed (then shown as the idle
+/// reason).
 pub(super) async fn take_job<T>(
     runner: &Runner,
     call: &str,
     ask: impl std::future::Future<Output = Result<Option<T>, ManagerError>>,
 ) -> Result<Option<T>, Stop> {
-    let answer = runner.control.interruptible(ask).await?;
+    let holds_job = |answer: &Result<Option<T>, ManagerError>| matches!(answer, Ok(Some(_)));
+    let answer = runner.control.job_call(ask, holds_job).await?;
     note_idle_reason(runner, call, answer.as_ref().err().map(|e| e as _));
     Ok(answer.ok().flatten())
 }

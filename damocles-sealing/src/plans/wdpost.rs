@@ -265,14 +265,12 @@ impl Driver {
             }),
         };
         let call = "WdPoStAllocateJobs";
-        let answer = runner
-            .control
-            .interruptible(runner.ctx.manager.wdpost_allocate_jobs(
-                spec,
-                1,
-                runner.ctx.worker_name.clone(),
-            ))
-            .await?;
+        let ask = runner
+            .ctx
+            .manager
+            .wdpost_allocate_jobs(spec, 1, runner.ctx.worker_name.clone());
+        let holds_job = |answer: &Result<Vec<_>, _>| answer.as_ref().is_ok_and(|j| !j.is_empty());
+        let answer = runner.control.job_call(ask, holds_job).await?;
         let error = answer.as_ref().err().map(explain_allocation_error);
         note_idle_reason(runner, call, error.as_ref().map(|e| e as _));
         let Some(job) = answer.ok().and_then(|jobs| jobs.into_iter().next()) else {
