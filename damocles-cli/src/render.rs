@@ -473,7 +473,8 @@ pub fn job_requested(job: &Value) -> String {
 /// destination URLs, else empty), "sector": "s-t0<miner>-<number>", "miner", "number", "state": "pending" |
 /// "taken" | "accepted" (the files were, the thread has yet to finish) | "done" |
 /// "failed", "created_at", "finished_at" (Unix seconds or null),
-/// "reason"}` (`reason`: why it failed, or why the files last sent back were refused).
+/// "reason"}` (`reason`: why it failed, or why the files last sent back were refused, or
+/// the failure its thread last reported, `"<level>: <message>"`).
 pub fn chain_job_json(job: &ChainJob) -> Value {
     let (piece, dest) = match &job.kind {
         JobKind::Unseal { piece, dest } => (
@@ -504,7 +505,9 @@ pub fn chain_job_json(job: &ChainJob) -> Value {
         "state": state,
         "created_at": job.created_at,
         "finished_at": job.finished_at,
-        "reason": failed.or_else(|| job.refused.clone()),
+        "reason": failed
+            .or_else(|| job.refused.clone())
+            .or_else(|| job.failure.clone()),
     })
 }
 

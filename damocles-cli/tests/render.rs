@@ -535,6 +535,7 @@ fn manager_jobs_list_and_rebuild_message() {
         accepted: false,
         taken_at: None,
         reported: false,
+        failure: None,
     };
     let jobs: Vec<_> = [
         ChainJob {
@@ -564,6 +565,18 @@ fn manager_jobs_list_and_rebuild_message() {
                 dest: vec!["file:///retrieved/piece".into(), "store://remote/p".into()],
             },
             ..job(6, 1, JobState::Pending, 2)
+        },
+        // Its thread paused on a refused destination: the job says why.
+        ChainJob {
+            kind: JobKind::Unseal {
+                piece: damocles_core::sealer_api::Cid {
+                    text: "baga6ea4seaqpy7usqklokfx2vxuynmupslkeutzexe2uqurdg5vhtebhxqmpqmy".into(),
+                },
+                dest: vec!["file:///etc/piece".into()],
+            },
+            reported: true,
+            failure: Some("Permanent: deliver: file:///etc/piece is outside every directory of [worker] unseal_file_dirs".into()),
+            ..job(7, 1, JobState::Taken, 30)
         },
     ]
     .iter()

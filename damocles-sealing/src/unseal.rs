@@ -5,7 +5,7 @@
 
 use std::fs::{self, File};
 use std::io::BufReader;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use damocles_core::sealer_api::Cid;
 use damocles_core::{piece, Failure, FailureLevel, UnsealTarget};
@@ -116,7 +116,9 @@ pub fn deliver_copy(from: &Path, to: &Path, root: &Path) -> Result<(), Failure> 
     let fail = |e: std::io::Error| {
         Failure::permanent(format!("deliver the piece to {}: {e}", to.display()))
     };
-    let refuse = |why: &str| {
+    let refuse =
+        |why: &str| Failure::permanent(format!("deliver the piece to {}: {why}", to.display()));
+    let escapes = |why: &str| {
         Failure::permanent(format!(
             "deliver the piece to {}: {why} (it must stay inside {})",
             to.display(),
@@ -132,12 +134,12 @@ pub fn deliver_copy(from: &Path, to: &Path, root: &Path) -> Result<(), Failure> 
     fs::create_dir_all(dir).map_err(fail)?;
     let real_dir = fs::canonicalize(dir).map_err(fail)?;
     if !real_dir.starts_with(&real_root) {
-        return Err(refuse("its directory leads out through a link"));
+        return Err(escapes("its directory leads out through a link"));
     }
     let target = real_dir.join(file_name);
     match fs::symlink_metadata(&target) {
         Ok(meta) if meta.file_type().is_symlink() => {
-            return Err(refuse("it is a link, which is never followed"))
+            return Err(escapes("it is a link, which is never followed"))
         }
         Ok(meta) if !meta.is_file() => return Err(refuse("it exists and is not a file")),
         _ => {}
@@ -309,10 +311,13 @@ pub fn parse_destination(url: &str) -> Result<Destination, Failure> {
         return market_destination(url);
     }
     if let Some(path) = url.strip_prefix("file://") {
-        if !path.starts_with('/') {
-            return Err(bad("a file URL needs an absolute path (file:///…)"));
+        let path = Path::new(path);
+        if !path.is_absolute() || path.components().any(|c| c == Component::ParentDir) {
+            return Err(bad(
+                "a file URL needs an absolute path without .. (file:///…)",
+            ));
         }
-        return Ok(Destination::File(PathBuf::from(path)));
+        return Ok(Destination::File(path.to_path_buf()));
     }
     if url.starts_with("http://") || url.starts_with("https://") {
         return Ok(Destination::Http(url.to_owned()));
@@ -454,6 +459,7 @@ mod tests {
             ),
             ("ftp://h/p", "unsupported url scheme \"ftp\""),
             ("file://relative", "absolute path"),
+            ("file:///srv/pieces/../../etc/x", "without .."),
             (
                 "store://remote/../etc/passwd",
                 "relative path inside the store",

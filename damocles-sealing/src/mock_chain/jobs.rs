@@ -7,8 +7,8 @@
 use std::path::{Path, PathBuf};
 
 use damocles_core::sealer_api::{
-    AllocatedSector, Cid, SectorPiece, SectorPrivateInfo, SectorPublicInfo, SectorRebuildInfo,
-    SectorUnsealInfo, UnsealState,
+    AllocatedSector, Cid, ReportFailure, SectorPiece, SectorPrivateInfo, SectorPublicInfo,
+    SectorRebuildInfo, SectorUnsealInfo, UnsealState,
 };
 use damocles_core::{ManagerError, SectorId};
 
@@ -88,6 +88,10 @@ pub struct ChainJob {
     /// A thread reported a state of the job since it was taken: a thread holds it.
     #[serde(default)]
     pub reported: bool,
+    /// The failure the thread last reported (`"<level>: <message>"`; a thread paused on a
+    /// permanent one holds the job until an operator acts), cleared by a report without one.
+    #[serde(default)]
+    pub failure: Option<String>,
 }
 
 /// How long a taken job may go without a report before it is offered again: the taking
@@ -216,6 +220,7 @@ impl MockChain {
             created_at: unix_now(),
             finished_at: None,
             refused: None,
+            failure: None,
             accepted: false,
             taken_at: None,
             reported: false,
@@ -241,13 +246,19 @@ impl MockChain {
 
     /// A report of `id`'s state: if a thread holds a job of it, the job is marked
     /// reported (the thread keeps it) and `true` says so.
-    pub(super) fn note_job_report(&self, id: SectorId) -> Result<bool, ManagerError> {
+    pub(super) fn note_job_report(
+        &self,
+        id: SectorId,
+        failure: Option<&ReportFailure>,
+    ) -> Result<bool, ManagerError> {
         let mut state = self.lock();
         let Some(job) = taken_job(&mut state.jobs, id) else {
             return Ok(false);
         };
-        if !job.reported {
+        let failure = failure.map(|f| format!("{}: {}", f.level, f.desc));
+        if !job.reported || job.failure != failure {
             job.reported = true;
+            job.failure = failure;
             state.save();
         }
         state.commit()?;

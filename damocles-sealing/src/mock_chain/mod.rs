@@ -1131,7 +1131,7 @@ impl SectorManager for MockChain {
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
-        let job_held = self.note_job_report(id)?;
+        let job_held = self.note_job_report(id, req.failure.as_ref())?;
         self.with_sector(id, |sector, _| {
             sector.reported_state = Some(req.state_change.next);
             let (finalized, abort_reason) = match &sector.state {
@@ -2219,8 +2219,25 @@ mod tests {
             },
             failure: None,
         };
+        let failing = ReportStateReq {
+            failure: Some(damocles_core::sealer_api::ReportFailure {
+                level: "Permanent".into(),
+                desc: "no room".into(),
+            }),
+            ..report.clone()
+        };
+        chain
+            .report_state(sector.id, failing)
+            .await
+            .expect("report");
+        assert_eq!(
+            chain.jobs()[0].failure.as_deref(),
+            Some("Permanent: no room"),
+            "a job shows the failure its thread paused on"
+        );
         let resp = chain.report_state(sector.id, report).await.expect("report");
         assert!(!resp.finalized, "the sector is finished, the job is not");
+        assert_eq!(chain.jobs()[0].failure, None, "cleared by the next step");
         chain.lock().jobs[0].taken_at = Some(1);
         assert_eq!(
             chain.allocate_rebuild_sector(spec.clone()).await,
