@@ -280,12 +280,16 @@ fn missing(position: usize, name: &str, expected: &str) -> RpcError {
     ))
 }
 
+/// Reads a param; what cannot be read is `-32602` with `data: {"param": <name>}` (which
+/// [`crate::dialect::Dialect::GoJsonRpc`] answers as go-jsonrpc does, `-32700`).
 fn decode<T: DeserializeOwned>(value: &Value, name: &str, expected: &str) -> Result<T, RpcError> {
     T::deserialize(value).map_err(|e| {
-        RpcError::invalid_params(format!(
+        let mut error = RpcError::invalid_params(format!(
             "invalid params: {name} must be {expected}, got {} ({e})",
             kind(value)
-        ))
+        ));
+        error.data = Some(serde_json::json!({ "param": name }));
+        error
     })
 }
 

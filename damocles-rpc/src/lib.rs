@@ -12,6 +12,7 @@
 pub mod admin;
 pub mod client;
 pub mod conn;
+pub mod dialect;
 pub mod jsonrpc;
 pub mod manager;
 pub mod method;

@@ -136,6 +136,7 @@ impl ManagerService {
         let options = crate::ServerOptions {
             path: Some(MANAGER_PATH.into()),
             exposure: MANAGER_EXPOSURE,
+            dialect: crate::dialect::Dialect::GoJsonRpc,
             ..crate::ServerOptions::default()
         };
         crate::RpcServer::bind(addr, Arc::new(self), options).await

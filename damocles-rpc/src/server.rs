@@ -23,6 +23,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::conn::{self, ConnectionLimits, HttpResponse, Refusal};
+use crate::dialect::{in_dialect, Dialect};
 use crate::jsonrpc::{Params, RpcError, RpcResult, SERVER_BUSY, UNAUTHORIZED};
 use crate::method::{MethodSpec, Permission};
 use crate::piecestore::{
@@ -108,6 +109,9 @@ pub struct ServerOptions {
     /// (the manager knows its deals' pieces); `None` takes any bytes up to
     /// [`crate::piecestore::MAX_PIECE_BYTES`].
     pub piece_check: Option<Arc<dyn damocles_core::PieceCheck>>,
+    /// How protocol errors are answered ([`Dialect::GoJsonRpc`] for a server standing in
+    /// for the Go damocles-manager).
+    pub dialect: Dialect,
 }
 
 impl std::fmt::Debug for ServerOptions {
@@ -126,6 +130,7 @@ impl std::fmt::Debug for ServerOptions {
             .field("piece_dir", &self.piece_dir)
             .field("piece_fallback", &self.piece_fallback.is_some())
             .field("piece_check", &self.piece_check.is_some())
+            .field("dialect", &self.dialect)
             .finish()
     }
 }
@@ -145,6 +150,7 @@ impl Default for ServerOptions {
             piece_dir: None,
             piece_fallback: None,
             piece_check: None,
+            dialect: Dialect::Standard,
         }
     }
 }
@@ -386,20 +392,19 @@ async fn serve_http(
         token: options.requires_token().then_some(permission),
         remote: Some(remote),
     };
-    http_answer(
-        handle_body_observed(
-            service,
-            permission,
-            &caller,
-            &body,
-            options.observer.as_ref(),
-            ProtocolLimits {
-                batch_calls: options.batch_limit,
-                answer_bytes: options.answer_limit,
-            },
-        )
-        .await,
+    let answer = handle_body_observed(
+        service,
+        permission,
+        &caller,
+        &body,
+        options.observer.as_ref(),
+        ProtocolLimits {
+            batch_calls: options.batch_limit,
+            answer_bytes: options.answer_limit,
+        },
     )
+    .await;
+    http_answer(in_dialect(answer, options.dialect))
 }
 
 /// Whether a `Content-Type` is `application/json` (parameters such as `charset` allowed).

@@ -217,14 +217,15 @@ async fn without_window_post_jobs_the_wdpost_calls_answer_method_not_found() {
     )
     .await;
     assert_eq!(answer["error"]["code"], -32601, "{answer}");
-    // A proof type that is not one is refused as bad params, before the manager sees it.
+    // A proof type that is not one is refused as params that do not decode, before the
+    // manager sees it (go-jsonrpc's -32700, "unmarshaling params").
     let (_, answer) = post(
         &addr,
         MANAGER_PATH,
         r#"{"jsonrpc":"2.0","method":"Venus.WdPoStAllocateJobs","params":[{"AllowedMiners":null,"AllowedProofTypes":["StackedDrgWindow2KiBV1_1"]},1,"w1"],"id":2}"#,
     )
     .await;
-    assert_eq!(answer["error"]["code"], -32602, "{answer}");
+    assert_eq!(answer["error"]["code"], -32700, "{answer}");
 
     let sealer = HttpSectorManager::new(&format!("http://{addr}"), None, Timeouts::default())
         .expect("client");
@@ -245,6 +246,76 @@ async fn without_window_post_jobs_the_wdpost_calls_answer_method_not_found() {
         err.kind,
         ManagerErrorKind::Remote { code: -32601 },
         "{err:?}"
+    );
+    server.shutdown().await;
+}
+
+/// Protocol errors as go-jsonrpc v0.1.x answers them (`server.go` `rpcError`,
+/// `handler.go`): HTTP 500; no body when the request's id cannot be read; params that
+/// do not decode -32700, a wrong count -32602, an unknown method -32601; the error
+/// object only `code` and `message`. A method's own error stays HTTP 200 (code 1).
+#[tokio::test]
+async fn protocol_errors_are_answered_as_go_jsonrpc_answers_them() {
+    let home = tempfile::tempdir().expect("home");
+    let server = serve(home.path()).await;
+    let addr = server.local_addr().to_string();
+    let raw = |body: &'static str| {
+        let addr = addr.clone();
+        async move {
+            let client =
+                hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                    .build_http::<http_body_util::Full<bytes::Bytes>>();
+            let request = hyper::Request::post(format!("http://{addr}{MANAGER_PATH}"))
+                .header("content-type", "application/json")
+                .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+                .expect("request");
+            let response = client.request(request).await.expect("answer");
+            let status = response.status().as_u16();
+            let bytes = http_body_util::BodyExt::collect(response.into_body())
+                .await
+                .expect("body")
+                .to_bytes();
+            (status, bytes)
+        }
+    };
+    for unreadable in [
+        "{not json",
+        r#"{"jsonrpc":"2.0","id":{"x":1},"method":"Venus.Version"}"#,
+    ] {
+        let (status, body) = raw(unreadable).await;
+        assert_eq!((status, body.len()), (500, 0), "{unreadable}: {body:?}");
+    }
+    for (body, code) in [
+        (
+            r#"{"jsonrpc":"2.0","id":1,"method":"Venus.NoSuchMethod","params":[]}"#,
+            -32601,
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":2,"method":"Venus.AllocateSector","params":["not a spec"]}"#,
+            -32700,
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":3,"method":"Venus.AllocateSector","params":[{},1,2]}"#,
+            -32602,
+        ),
+    ] {
+        let (status, bytes) = raw(body).await;
+        let answer: Value = serde_json::from_slice(&bytes).expect("json");
+        assert_eq!(status, 500, "{answer}");
+        assert_eq!(answer["error"]["code"], code, "{answer}");
+        let keys: Vec<&String> = answer["error"].as_object().expect("error").keys().collect();
+        assert_eq!(keys, ["code", "message"], "{answer}");
+    }
+    let (status, answer) = post(
+        &addr,
+        MANAGER_PATH,
+        r#"{"jsonrpc":"2.0","id":4,"method":"Venus.WorkerPing","params":[{"Name":"","Dest":"x","Version":"v","Summary":{"Threads":1,"Empty":1,"Paused":0,"Running":0,"Waiting":0,"Errors":0}}]}"#,
+    )
+    .await;
+    assert_eq!(
+        (status, &answer["error"]["code"]),
+        (200, &json!(1)),
+        "{answer}"
     );
     server.shutdown().await;
 }

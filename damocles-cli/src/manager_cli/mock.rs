@@ -251,6 +251,7 @@ async fn serve(options: MockOptions) -> Result<u8, CliError> {
             pieces
         }),
         piece_check: Some(Arc::new(chain.clone())),
+        dialect: damocles_rpc::dialect::Dialect::GoJsonRpc,
         ..ServerOptions::default()
     };
     let server = RpcServer::bind(&options.listen, Arc::new(service), server_options)
