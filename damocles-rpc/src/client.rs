@@ -8,7 +8,6 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use hyper::StatusCode;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde::de::DeserializeOwned;
@@ -78,7 +77,7 @@ pub struct RpcClient {
     token: Option<String>,
     timeouts: Timeouts,
     max_answer: usize,
-    http: Client<HttpConnector, Full<Bytes>>,
+    http: Client<crate::tls::Connector, Full<Bytes>>,
     next_id: AtomicU64,
 }
 
@@ -100,6 +99,24 @@ impl std::fmt::Debug for RpcClient {
     }
 }
 
+/// `http://<address>`, or the address itself when it names its scheme (`https://host:port`,
+/// as [`crate::sealer::manager_host_port`] gives a TLS manager).
+pub(crate) fn origin(address: &str) -> String {
+    if address.contains("://") {
+        address.to_owned()
+    } else {
+        format!("http://{address}")
+    }
+}
+
+fn http_client(connector: crate::tls::Connector) -> Client<crate::tls::Connector, Full<Bytes>> {
+    // Below the servers' idle timeout (ConnectionLimits::header_timeout, 10 s), so that a
+    // kept-alive connection is not reused just as the server closes it.
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(5))
+        .build(connector)
+}
+
 /// One server a client may call.
 #[derive(Debug, Clone)]
 struct Endpoint {
@@ -108,7 +125,8 @@ struct Endpoint {
 }
 
 impl RpcClient {
-    /// A client of `http://<address><path>` (`address` is `host:port`).
+    /// A client of `http://<address><path>` (`address` is `host:port`, or
+    /// `https://host:port` for TLS).
     pub fn new(
         address: &str,
         path: &str,
@@ -131,7 +149,7 @@ impl RpcClient {
         let endpoints = addresses
             .iter()
             .map(|address| {
-                let url = format!("http://{address}{path}").parse().map_err(|e| {
+                let url = format!("{}{path}", origin(address)).parse().map_err(|e| {
                     CallError::Unreachable {
                         address: address.clone(),
                         reason: format!("not a host:port address ({e})"),
@@ -151,22 +169,27 @@ impl RpcClient {
                 refused: false,
             });
         }
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(timeouts.connect));
-        connector.set_nodelay(true);
+        let connector = crate::tls::default_connector(timeouts.connect);
         Ok(Self {
             endpoints,
             current: std::sync::atomic::AtomicUsize::new(0),
             token,
             timeouts,
             max_answer: DEFAULT_MAX_ANSWER,
-            // Below the servers' idle timeout (ConnectionLimits::header_timeout, 10 s), so
-            // that a kept-alive connection is not reused just as the server closes it.
-            http: Client::builder(TokioExecutor::new())
-                .pool_idle_timeout(Duration::from_secs(5))
-                .build(connector),
+            http: http_client(connector),
             next_id: AtomicU64::new(0),
         })
+    }
+
+    /// The same client verifying `https://` servers against `trust` (the system's roots
+    /// are trusted without it).
+    ///
+    /// # Errors
+    ///
+    /// [`crate::tls::TlsError`] when the trust's CA file cannot be used.
+    pub fn with_tls(mut self, trust: &crate::tls::TlsTrust) -> Result<Self, crate::tls::TlsError> {
+        self.http = http_client(trust.connector(self.timeouts.connect)?);
+        Ok(self)
     }
 
     /// The same client reading answers of at most `bytes` (a longer one fails the call as
@@ -331,22 +354,32 @@ fn protocol(endpoint: &Endpoint, reason: impl std::fmt::Display) -> CallError {
 }
 
 fn unreachable(endpoint: &Endpoint, error: &(dyn std::error::Error + 'static)) -> CallError {
-    // The innermost cause says why; an I/O error's kind says whether it was refused.
-    let mut innermost = error;
+    // An I/O error's kind says whether it was refused.
+    let mut inner = Some(error);
     let mut refused = false;
-    while let Some(inner) = innermost.source() {
-        innermost = inner;
-        refused |= inner
+    while let Some(e) = inner {
+        refused |= e
             .downcast_ref::<std::io::Error>()
             .is_some_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused);
+        inner = e.source();
     }
     CallError::Unreachable {
         address: endpoint.address.clone(),
         reason: if refused {
             "connection refused".to_owned()
         } else {
-            innermost.to_string().to_lowercase()
+            innermost_cause(error).to_lowercase()
         },
         refused,
     }
+}
+
+/// The innermost cause of `error`, which says why (hyper's own text says only "client
+/// error (Connect)"; a TLS failure's cause names the certificate).
+pub(crate) fn innermost_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut innermost = error;
+    while let Some(inner) = innermost.source() {
+        innermost = inner;
+    }
+    innermost.to_string()
 }

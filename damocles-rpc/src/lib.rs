@@ -27,6 +27,7 @@ pub mod protocol;
 pub mod registry;
 pub mod sealer;
 pub mod server;
+pub mod tls;
 
 pub use admin::{AdminService, HttpAdminClient};
 pub use client::{CallError, RpcClient, Timeouts};

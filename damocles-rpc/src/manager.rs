@@ -297,6 +297,17 @@ impl ManagerClient {
         sealer::manager_client(addr, token, timeouts).map(|rpc| Self { rpc })
     }
 
+    /// The same client verifying `https://` managers against `trust`.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::tls::TlsError`] when the trust's CA file cannot be used.
+    pub fn with_tls(self, trust: &crate::tls::TlsTrust) -> Result<Self, crate::tls::TlsError> {
+        Ok(Self {
+            rpc: self.rpc.with_tls(trust)?,
+        })
+    }
+
     /// The manager's `host:port`.
     pub fn address(&self) -> &str {
         self.rpc.address()

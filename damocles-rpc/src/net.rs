@@ -5,6 +5,8 @@ use std::net::{IpAddr, ToSocketAddrs, UdpSocket};
 /// The local address the OS would use to reach `host_port` (no packet is sent): the
 /// original's default worker name, and the host part of its `Dest`.
 pub fn local_ip_toward(host_port: &str) -> Option<IpAddr> {
+    // A TLS manager's address names its scheme (`https://host:port`).
+    let host_port = host_port.rsplit("://").next().unwrap_or(host_port);
     let target = host_port.to_socket_addrs().ok()?.next()?;
     let bind = if target.is_ipv4() {
         "0.0.0.0:0"
@@ -20,7 +22,9 @@ pub fn local_ip_toward(host_port: &str) -> Option<IpAddr> {
 mod tests {
     #[test]
     fn loopback_is_reached_from_loopback() {
-        let ip = super::local_ip_toward("127.0.0.1:1789").expect("an address");
-        assert!(ip.is_loopback(), "{ip}");
+        for address in ["127.0.0.1:1789", "https://127.0.0.1:1789"] {
+            let ip = super::local_ip_toward(address).expect("an address");
+            assert!(ip.is_loopback(), "{ip}");
+        }
     }
 }

@@ -16,7 +16,6 @@ use damocles_core::sealer_api::Cid;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use hyper::StatusCode;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tokio::io::AsyncWriteExt;
@@ -384,6 +383,13 @@ async fn body_head(mut body: hyper::body::Incoming, max: usize, deadline: Durati
 /// The largest piece a `PUT` may send: a 64GiB sector's unpadded bytes.
 pub const MAX_PIECE_BYTES: u64 = (64 << 30) / 128 * 127;
 
+/// A client builder whose idle connections close before a server's idle timeout.
+fn pooled() -> hyper_util::client::legacy::Builder {
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(5))
+        .to_owned()
+}
+
 /// A manager's piece store, read over HTTP. Its `Debug` never shows the token.
 pub struct HttpPieceStore {
     /// Every manager's `host:port`, in the configured order.
@@ -392,8 +398,8 @@ pub struct HttpPieceStore {
     current: std::sync::atomic::AtomicUsize,
     token: Option<String>,
     timeouts: Timeouts,
-    http: Client<HttpConnector, Empty<Bytes>>,
-    uploads: Client<HttpConnector, Full<Bytes>>,
+    http: Client<crate::tls::Connector, Empty<Bytes>>,
+    uploads: Client<crate::tls::Connector, Full<Bytes>>,
 }
 
 impl std::fmt::Debug for HttpPieceStore {
@@ -424,24 +430,30 @@ impl HttpPieceStore {
         timeouts: Timeouts,
     ) -> Result<Self, crate::sealer::InvalidManagerAddress> {
         let addresses = crate::sealer::manager_host_ports(manager)?;
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(timeouts.connect));
-        let client = || {
-            Client::builder(TokioExecutor::new())
-                .pool_idle_timeout(Duration::from_secs(5))
-                .to_owned()
-        };
+        let connector = crate::tls::default_connector(timeouts.connect);
         Ok(Self {
             addresses,
             current: std::sync::atomic::AtomicUsize::new(0),
             token,
             timeouts,
-            http: client().build(connector.clone()),
-            uploads: client().build(connector),
+            http: pooled().build(connector.clone()),
+            uploads: pooled().build(connector),
         })
     }
 
-    /// PUTs the file `src` at `url` (`http://` only), with `token` as a bearer token;
+    /// The same store verifying `https://` managers and destinations against `trust`.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::tls::TlsError`] when the trust's CA file cannot be used.
+    pub fn with_tls(mut self, trust: &crate::tls::TlsTrust) -> Result<Self, crate::tls::TlsError> {
+        let connector = trust.connector(self.timeouts.connect)?;
+        self.http = pooled().build(connector.clone());
+        self.uploads = pooled().build(connector);
+        Ok(self)
+    }
+
+    /// PUTs the file `src` at `url` (`http://` or `https://`), with `token` as a bearer token;
     /// `only_ok`: only 200 is success, any other status a refusal (venus-market's rule).
     async fn send(
         &self,
@@ -451,12 +463,6 @@ impl HttpPieceStore {
         only_ok: bool,
     ) -> Result<(), PieceUploadError> {
         let target = || url.to_owned();
-        if url.starts_with("https://") {
-            return Err(PieceUploadError::Unsupported {
-                target: target(),
-                detail: "https needs TLS, which this worker's HTTP client lacks; use http".into(),
-            });
-        }
         // Read whole: unsealed pieces are sent rarely, and a body of known length is what
         // any receiver takes.
         let bytes = tokio::fs::read(src)
@@ -483,7 +489,7 @@ impl HttpPieceStore {
         let response = tokio::time::timeout(self.timeouts.request, self.uploads.request(request))
             .await
             .map_err(|_| unavailable(format!("no answer within {:?}", self.timeouts.request)))?
-            .map_err(|e| unavailable(e.to_string()))?;
+            .map_err(|e| unavailable(crate::client::innermost_cause(&e)))?;
         let status = response.status();
         if status == StatusCode::OK || (status.is_success() && !only_ok) {
             return Ok(());
@@ -551,7 +557,11 @@ impl HttpPieceStore {
         tmp: &Path,
         limit: u64,
     ) -> Result<u64, PieceFetchError> {
-        let url = format!("http://{address}{PIECE_STORE_PATH}{}", cid.text);
+        let url = format!(
+            "{}{PIECE_STORE_PATH}{}",
+            crate::client::origin(address),
+            cid.text
+        );
         let unavailable = |reason: String| PieceFetchError::Unavailable {
             cid: cid.text.clone(),
             reason,
@@ -571,7 +581,9 @@ impl HttpPieceStore {
                     self.timeouts.request
                 ))
             })?
-            .map_err(|e| unavailable(format!("GET {url}: {e}")))?;
+            .map_err(|e| {
+                unavailable(format!("GET {url}: {}", crate::client::innermost_cause(&e)))
+            })?;
         match response.status() {
             StatusCode::OK => {}
             StatusCode::NOT_FOUND => {
@@ -630,7 +642,11 @@ impl PieceStore for HttpPieceStore {
     async fn upload(&self, cid: &Cid, src: &Path) -> Result<(), PieceUploadError> {
         self.with_failover(
             |address| {
-                let url = format!("http://{address}{PIECE_STORE_PATH}{}", cid.text);
+                let url = format!(
+                    "{}{PIECE_STORE_PATH}{}",
+                    crate::client::origin(&address),
+                    cid.text
+                );
                 async move { self.send(&url, src, self.token.as_deref(), false).await }
             },
             |e| matches!(e, PieceUploadError::Unavailable { .. }),

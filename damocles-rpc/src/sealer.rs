@@ -221,7 +221,7 @@ pub struct InvalidManagerAddress {
 }
 
 const ADDRESS_FORMS: &str =
-    "expected a multiaddr like /ip4/127.0.0.1/tcp/1789 or a URL like http://127.0.0.1:1789";
+    "expected a multiaddr like /ip4/127.0.0.1/tcp/1789 or a URL like http://127.0.0.1:1789 (https:// for TLS)";
 
 /// The `host:port` of each manager in `addrs`, a comma-separated list of what
 /// [`manager_host_port`] takes (the config's `rpc_client.addr` list, joined).
@@ -243,44 +243,46 @@ pub fn manager_host_ports(addrs: &str) -> Result<Vec<String>, InvalidManagerAddr
     Ok(listed)
 }
 
-/// Turns a manager address into `host:port`: a multiaddr (`/ip4/127.0.0.1/tcp/1789`,
-/// `/dns/host/tcp/1789`), a URL (`http://host:1789[/rpc/v0]`) or `host:port`.
+/// Turns a manager address into `host:port`, or `https://host:port` for TLS: a multiaddr
+/// (`/ip4/127.0.0.1/tcp/1789`, `/dns/host/tcp/1789`, with `/https` or `/tls` for TLS), a
+/// URL (`http(s)://host:1789[/rpc/v0]`) or `host:port`.
 ///
 /// # Errors
-/// None of those forms; `https://` (this worker's client has no TLS); a URL with a user
-/// or password (send `rpc_client.token` instead) or with a path other than `/rpc/v0`.
+/// None of those forms; a URL with a user or password (send `rpc_client.token` instead)
+/// or with a path other than `/rpc/v0`.
 pub fn manager_host_port(addr: &str) -> Result<String, InvalidManagerAddress> {
     let refused = |reason: &str| InvalidManagerAddress {
         addr: without_secrets(addr),
         reason: reason.to_owned(),
     };
     let bad = || refused(ADDRESS_FORMS);
-    let no_tls = || refused("https needs TLS, which this worker's HTTP client lacks; use http");
     if let Some(rest) = addr.strip_prefix('/') {
         let parts: Vec<&str> = rest.split('/').collect();
         return match parts.as_slice() {
-            [_, _, "tcp", _, rest @ ..]
-                if rest.iter().any(|p| matches!(*p, "https" | "tls" | "wss")) =>
-            {
-                Err(no_tls())
-            }
-            [proto, host, "tcp", port, ..]
+            [proto, host, "tcp", port, rest @ ..]
                 if matches!(*proto, "ip4" | "ip6" | "dns" | "dns4" | "dns6")
                     && port.parse::<u16>().is_ok() =>
             {
-                Ok(if *proto == "ip6" {
+                let host_port = if *proto == "ip6" {
                     format!("[{host}]:{port}")
                 } else {
                     format!("{host}:{port}")
-                })
+                };
+                Ok(
+                    if rest.iter().any(|p| matches!(*p, "https" | "tls" | "wss")) {
+                        format!("https://{host_port}")
+                    } else {
+                        host_port
+                    },
+                )
             }
             _ => Err(bad()),
         };
     }
-    if addr.starts_with("https://") {
-        return Err(no_tls());
-    }
-    let rest = addr.strip_prefix("http://").unwrap_or(addr);
+    let (tls, rest) = match addr.strip_prefix("https://") {
+        Some(rest) => (true, rest),
+        None => (false, addr.strip_prefix("http://").unwrap_or(addr)),
+    };
     let (host_port, path) = rest.split_once('/').unwrap_or((rest, ""));
     if host_port.contains('@') {
         return Err(refused(
@@ -298,9 +300,11 @@ pub fn manager_host_port(addr: &str) -> Result<String, InvalidManagerAddress> {
         )));
     }
     match host_port.rsplit_once(':') {
-        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {
-            Ok(host_port.to_owned())
-        }
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(if tls {
+            format!("https://{host_port}")
+        } else {
+            host_port.to_owned()
+        }),
         _ => Err(bad()),
     }
 }
@@ -369,6 +373,17 @@ impl HttpSectorManager {
         Self {
             rpc: self.rpc.with_max_answer(bytes),
         }
+    }
+
+    /// The same client verifying `https://` managers against `trust`.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::tls::TlsError`] when the trust's CA file cannot be used.
+    pub fn with_tls(self, trust: &crate::tls::TlsTrust) -> Result<Self, crate::tls::TlsError> {
+        Ok(Self {
+            rpc: self.rpc.with_tls(trust)?,
+        })
     }
 
     /// The client, for the other `Venus.*` calls.
@@ -621,9 +636,16 @@ mod tests {
                 "{bad}"
             );
         }
+        for (tls, origin) in [
+            ("https://127.0.0.1:1789", "https://127.0.0.1:1789"),
+            ("https://m.example:1789/rpc/v0", "https://m.example:1789"),
+            ("/ip4/127.0.0.1/tcp/1789/https", "https://127.0.0.1:1789"),
+            ("/dns/m.example/tcp/1789/tls/http", "https://m.example:1789"),
+        ] {
+            assert_eq!(manager_host_port(tls), Ok(origin.into()), "{tls}");
+        }
         for (refused, why) in [
-            ("https://127.0.0.1:1789", "TLS"),
-            ("/ip4/127.0.0.1/tcp/1789/https", "TLS"),
+            ("https://admin:s3cret@127.0.0.1:1789", "rpc_client.token"),
             ("http://admin:s3cret@127.0.0.1:1789", "rpc_client.token"),
             ("http://127.0.0.1:1789/other", "/rpc/v0"),
             ("http://127.0.0.1:1789/rpc/v0?token=s3cret", "query"),

@@ -83,6 +83,10 @@ pub struct WorkerSection {
     /// none by default, which refuses every `file://` destination). Not in the original,
     /// which writes wherever a manager says.
     pub unseal_file_dirs: Vec<PathBuf>,
+    /// A PEM file of CA certificates trusted for `https://` besides the system's roots:
+    /// the manager (`rpc_client.addr = "https://…"`), unseal destinations (`https://…`,
+    /// `market://…?scheme=https`). For a cluster's own CA. Not in the original.
+    pub tls_ca_file: Option<PathBuf>,
 }
 
 impl Default for WorkerSection {
@@ -94,6 +98,7 @@ impl Default for WorkerSection {
             local_pieces_dir: None,
             local_pieces_dirs: None,
             unseal_file_dirs: Vec::new(),
+            tls_ca_file: None,
         }
     }
 }

@@ -289,9 +289,9 @@ enum SectorsCommand {
         piece: String,
         /// Where the piece goes; repeat for several: file:///<path> (a copy on the
         /// worker's machine), store://<store name>/<path> (into the worker's attached
-        /// store of that name), http://… (a PUT; https is refused by the worker: its
-        /// client has no TLS), store:///<piece cid> (a PUT to this manager's piece store,
-        /// kept in <home>/pieces/unsealed/; the default).
+        /// store of that name), http(s)://… (a PUT), market://<store>/<piece
+        /// cid>?host=&scheme=&token= (venus-market's upload), store:///<piece cid> (a PUT
+        /// to this manager's piece store, kept in <home>/pieces/unsealed/; the default).
         #[arg(long, value_name = "URL")]
         dest: Vec<String>,
     },

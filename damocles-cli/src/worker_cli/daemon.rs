@@ -9,6 +9,7 @@ use std::sync::Arc;
 use damocles_core::{PieceStore, Reporter, SectorManager, SectorSize};
 use damocles_rpc::metrics::{renderer, MetricsServer, Renderer};
 use damocles_rpc::sealer::{manager_host_port, SEALER_TIMEOUTS};
+use damocles_rpc::tls::TlsTrust;
 use damocles_rpc::{
     AdminService, HttpPieceStore, HttpSectorManager, ManagerClient, RpcServer, ServerOptions,
     Timeouts,
@@ -214,20 +215,33 @@ fn remote_sides(addr: &str, config: &WorkerConfig) -> Result<Sides, CliError> {
         .piece_token
         .clone()
         .or_else(|| token.clone());
+    let trust = TlsTrust {
+        extra_ca_file: config.worker.tls_ca_file.clone(),
+    };
+    let bad_ca =
+        |e: damocles_rpc::tls::TlsError| CliError::bad_input(format!("[worker] tls_ca_file: {e}"));
     Ok(Sides {
         manager: Arc::new({
-            let manager =
-                HttpSectorManager::new(addr, token.clone(), SEALER_TIMEOUTS).map_err(bad_addr)?;
+            let manager = HttpSectorManager::new(addr, token.clone(), SEALER_TIMEOUTS)
+                .map_err(bad_addr)?
+                .with_tls(&trust)
+                .map_err(bad_ca)?;
             match config.sector_manager.rpc_client.max_answer_bytes {
                 Some(bytes) => manager.with_max_answer(bytes),
                 None => manager,
             }
         }),
         reporter: Some(Arc::new(
-            ManagerClient::new(addr, token, Timeouts::default()).map_err(bad_addr)?,
+            ManagerClient::new(addr, token, Timeouts::default())
+                .map_err(bad_addr)?
+                .with_tls(&trust)
+                .map_err(bad_ca)?,
         )),
         pieces: Arc::new(
-            HttpPieceStore::new(addr, piece_token, Timeouts::default()).map_err(bad_addr)?,
+            HttpPieceStore::new(addr, piece_token, Timeouts::default())
+                .map_err(bad_addr)?
+                .with_tls(&trust)
+                .map_err(bad_ca)?,
         ),
     })
 }
