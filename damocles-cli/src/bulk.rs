@@ -81,11 +81,13 @@ impl Selector {
         Ok(match self {
             Selector::Index(index) => vec![*index],
             Selector::All => picked(&|_| true),
-            Selector::Plan(plan) => picked(&|t| t.plan == *plan),
+            Selector::Plan(plan) => picked(&|t| t.known_plan() == Some(*plan)),
             Selector::Errors => picked(&|t| t.last_error.is_some()),
             Selector::InState(name) => {
                 // The name must be a state of some thread's plan.
-                let known = threads.iter().any(|t| t.plan.parse_state(name).is_ok())
+                let known = threads
+                    .iter()
+                    .any(|t| t.known_plan().is_some_and(|p| p.parse_state(name).is_ok()))
                     || Plan::Sealer.parse_state(name).is_ok();
                 if !known {
                     let error = Plan::Sealer
@@ -94,7 +96,7 @@ impl Selector {
                         .map_or_else(String::new, |e| e.to_string());
                     return Err(error);
                 }
-                picked(&|t| t.job_state.is_some_and(|s| s.as_str() == name))
+                picked(&|t| t.job_state_shown() == name)
             }
         })
     }
@@ -270,6 +272,7 @@ mod tests {
             pause_requested: false,
             draining: false,
             stuck: false,
+            as_sent: Default::default(),
         }
     }
 

@@ -134,10 +134,10 @@ fn threads_with(header: &str, missing: &str, threads: &[ThreadInfo]) -> String {
             "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
             t.index,
             cell(&t.location),
-            t.plan,
+            cell(t.plan_shown()),
             cell(t.job_id.as_deref().unwrap_or(missing)),
-            t.job_state.map_or("", |s| s.as_str()),
-            t.job_stage.map_or(missing, |s| s.as_str()),
+            cell(t.job_state_shown()),
+            cell(t.job_stage_shown().unwrap_or(missing)),
             cell(&state),
             cell(t.last_error.as_deref().unwrap_or(missing)),
         ));

@@ -275,13 +275,18 @@ struct OriginalWorker {
 
 impl OriginalWorker {
     fn new() -> Self {
-        let threads = (0..3)
+        let mut threads: Vec<Value> = (0..3)
             .map(|i| {
                 serde_json::json!({"index": i, "job_id": null, "job_stage": "-", "job_state": "Empty",
                     "last_error": null, "location": format!("/data/damocles/store{}", i + 1),
                     "plan": "sealer", "thread_state": {"state": "Idle"}})
             })
             .collect();
+        // A newer original's plan, state and stage, which this project does not know.
+        threads.push(serde_json::json!({"index": 3, "job_id": "s-t010000-9",
+            "job_stage": "NewStage", "job_state": "NewState", "last_error": null,
+            "location": "/data/damocles/store4", "plan": "newplan",
+            "thread_state": {"state": "Idle"}}));
         Self {
             threads: std::sync::Mutex::new(threads),
         }
@@ -383,6 +388,13 @@ async fn our_command_lines_manage_an_original_worker() {
             run(worker_bin, &["worker", "-H", w, "pause", "-i", "0"]),
             run(worker_bin, &["worker", "-H", w, "resume", "-i", "1"]),
             run(worker_bin, &["worker", "-H", w, "pause", "-i", "7"]),
+            run(
+                worker_bin,
+                &[
+                    "worker", "-H", w, "resume", "-i", "3", "--state", "NewState",
+                ],
+            ),
+            run(worker_bin, &["worker", "-H", w, "--json", "list"]),
             run(manager_bin, &["util", "--listen", m, "worker", "info", w]),
             run(
                 manager_bin,
@@ -440,9 +452,67 @@ async fn our_command_lines_manage_an_original_worker() {
     .expect("commands");
     let table = out(&outputs[0]);
     assert!(table.starts_with("#   location"), "{table}");
-    assert!(
-        table.contains("/data/damocles/store3  sealer  -      Empty     -         Idle"),
+    let row = |index: &str| -> Vec<&str> {
+        table
+            .lines()
+            .find(|l| l.starts_with(index))
+            .map(|l| l.split_whitespace().collect())
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        row("2 "),
+        [
+            "2",
+            "/data/damocles/store3",
+            "sealer",
+            "-",
+            "Empty",
+            "-",
+            "Idle",
+            "-"
+        ],
         "{table}"
+    );
+    // Values this project does not know are listed as they came.
+    assert_eq!(
+        row("3 "),
+        [
+            "3",
+            "/data/damocles/store4",
+            "newplan",
+            "s-t010000-9",
+            "NewState",
+            "NewStage",
+            "Idle",
+            "-"
+        ],
+        "{table}"
+    );
+    // Managed all the same: the state goes to the worker, which decides.
+    assert_eq!(
+        out(&outputs[5]),
+        "thread #3 is not paused; nothing to resume (pause it first to resume it at NewState)\n",
+        "{}",
+        String::from_utf8_lossy(&outputs[5].stderr)
+    );
+    let listed: Value = serde_json::from_str(&out(&outputs[6])).expect("json");
+    let unknown = listed
+        .as_array()
+        .and_then(|threads| threads.iter().find(|t| t["index"] == 3))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        (
+            &unknown["plan"],
+            &unknown["job_state"],
+            &unknown["job_stage"]
+        ),
+        (
+            &Value::from("newplan"),
+            &Value::from("NewState"),
+            &Value::from("NewStage")
+        ),
+        "{listed}"
     );
     assert_eq!(out(&outputs[1]), "thread #0 paused\n");
     assert_eq!(
@@ -458,22 +528,22 @@ async fn our_command_lines_manage_an_original_worker() {
         String::from_utf8_lossy(&outputs[4].stderr).trim(),
         "error: worker #7 not found"
     );
-    let info = out(&outputs[5]);
+    let info = out(&outputs[7]);
     assert!(info.starts_with("Index  Loc"), "{info}");
     assert!(info.contains("Paused(0s)"), "{info}");
     assert!(info.contains("NULL"), "{info}");
     assert_eq!(
-        out(&outputs[6]),
+        out(&outputs[8]),
         format!("worker {w}: thread #0 resumed at TreeDBuilt\n")
     );
     assert_eq!(
-        out(&outputs[7]),
+        out(&outputs[9]),
         format!("worker {w}: thread #0 is not paused; nothing to resume\n")
     );
-    assert_eq!(out(&outputs[8]), format!("worker {w}: thread #2 paused\n"));
+    assert_eq!(out(&outputs[10]), format!("worker {w}: thread #2 paused\n"));
     // A name the registry does not know is tried as a host; when that fails too, it is
     // bad input that says both, whatever the command (info, a bulk pause, events).
-    for output in &outputs[9..] {
+    for output in &outputs[11..] {
         assert_eq!(output.status.code(), Some(2));
         let error = String::from_utf8_lossy(&output.stderr);
         assert!(

@@ -46,6 +46,7 @@ fn thread(
         pause_requested: false,
         draining: false,
         stuck: false,
+        as_sent: Default::default(),
     }
 }
 
@@ -395,6 +396,7 @@ fn wdpost_threads() -> Vec<ThreadInfo> {
         pause_requested: false,
         draining: false,
         stuck: false,
+        as_sent: Default::default(),
     };
     vec![
         row(0, None, WdPostState::Empty, ThreadState::Idle),

@@ -95,6 +95,7 @@ impl SealingThread for DryRunThread {
             pause_requested: false,
             draining: false,
             stuck: false,
+            as_sent: Default::default(),
         }
     }
 

@@ -6,7 +6,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 use crate::plan::Plan;
 use crate::state::{PlanState, Stage};
@@ -75,7 +75,13 @@ impl fmt::Display for ThreadState {
 }
 
 /// One row of `worker list`: a thread, its job and its state.
+///
+/// On the wire (`VenusWorker.WorkerList`) the plan, job state and stage are strings; a
+/// value this project does not know (a newer original worker's plan, state or stage) is
+/// kept in [`ThreadInfo::as_sent`] and written back as it came, so that a listing of such
+/// a worker never fails.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "ThreadInfoWire", into = "ThreadInfoWire")]
 pub struct ThreadInfo {
     /// The index `pause` and `resume` take.
     pub index: usize,
@@ -83,75 +89,149 @@ pub struct ThreadInfo {
     pub location: String,
     /// The plan of the current job (or of the next one). An original worker sends `""`
     /// before a thread's first round; that reads as the default plan (`sealer`).
-    #[serde(deserialize_with = "plan_wire::deserialize")]
     pub plan: Plan,
     /// The job: a sector id (`s-t010000-2`) or a wdpost job id.
     pub job_id: Option<String>,
     /// The job's state; `None` between jobs (shown as an empty string on the wire).
-    #[serde(with = "job_state_wire")]
     pub job_state: Option<PlanState>,
     /// The job's stage label; `None` before the thread's first step.
-    #[serde(with = "stage_wire")]
     pub job_stage: Option<Stage>,
     /// What the thread is doing.
     pub thread_state: ThreadState,
     /// The failure that paused the thread, `<level>: <message>`.
     pub last_error: Option<String>,
     /// A pause was asked for during a proof call and takes effect when it returns.
-    #[serde(default)]
     pub pause_requested: bool,
     /// The thread finishes its current sector and takes no new one (additive).
-    #[serde(default)]
     pub draining: bool,
     /// The thread has been in its state far longer than usual for it (additive).
-    #[serde(default)]
     pub stuck: bool,
+    /// Values a worker sent that this project does not know, as they came (then `plan`
+    /// is the default and `job_state`/`job_stage` are `None`).
+    pub as_sent: AsSent,
 }
 
-mod plan_wire {
-    use super::*;
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Plan, D::Error> {
-        let name = String::deserialize(d)?;
-        if name.is_empty() {
-            return Ok(Plan::default());
-        }
-        name.parse().map_err(serde::de::Error::custom)
-    }
+/// The plan, job state and stage of a [`ThreadInfo`] as a worker sent them, where this
+/// project does not know them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AsSent {
+    /// An unknown plan.
+    pub plan: Option<String>,
+    /// An unknown job state.
+    pub job_state: Option<String>,
+    /// An unknown stage label.
+    pub job_stage: Option<String>,
 }
 
-mod job_state_wire {
-    use super::*;
-
-    pub fn serialize<S: Serializer>(state: &Option<PlanState>, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(state.map(PlanState::as_str).unwrap_or(""))
+impl ThreadInfo {
+    /// The plan as it is shown: as the worker sent it when unknown here.
+    pub fn plan_shown(&self) -> &str {
+        self.as_sent.plan.as_deref().unwrap_or(self.plan.as_str())
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PlanState>, D::Error> {
-        let name = Option::<String>::deserialize(d)?.unwrap_or_default();
-        if name.is_empty() {
-            return Ok(None);
-        }
-        PlanState::deserialize(serde::de::value::StrDeserializer::<D::Error>::new(&name)).map(Some)
+    /// The plan, when this project knows it.
+    pub fn known_plan(&self) -> Option<Plan> {
+        self.as_sent.plan.is_none().then_some(self.plan)
     }
-}
 
-mod stage_wire {
-    use super::*;
-
-    pub fn serialize<S: Serializer>(stage: &Option<Stage>, s: S) -> Result<S::Ok, S::Error> {
-        match stage {
-            Some(stage) => s.serialize_some(stage.as_str()),
-            None => s.serialize_none(),
+    /// The job state as it is shown (`""` between jobs).
+    pub fn job_state_shown(&self) -> &str {
+        match (&self.as_sent.job_state, self.job_state) {
+            (Some(raw), _) => raw,
+            (None, Some(state)) => state.as_str(),
+            (None, None) => "",
         }
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Stage>, D::Error> {
-        match Option::<String>::deserialize(d)? {
-            None => Ok(None),
-            Some(label) => Stage::from_label(&label)
-                .map(Some)
-                .ok_or_else(|| serde::de::Error::custom(format!("unknown stage {label:?}"))),
+    /// The stage label as it is shown (`None` before the first step).
+    pub fn job_stage_shown(&self) -> Option<&str> {
+        match (&self.as_sent.job_stage, self.job_stage) {
+            (Some(raw), _) => Some(raw),
+            (None, stage) => stage.map(Stage::as_str),
+        }
+    }
+}
+
+/// [`ThreadInfo`] as it crosses the wire.
+#[derive(Serialize, Deserialize)]
+struct ThreadInfoWire {
+    index: usize,
+    location: String,
+    plan: String,
+    job_id: Option<String>,
+    job_state: Option<String>,
+    job_stage: Option<String>,
+    thread_state: ThreadState,
+    last_error: Option<String>,
+    #[serde(default)]
+    pause_requested: bool,
+    #[serde(default)]
+    draining: bool,
+    #[serde(default)]
+    stuck: bool,
+}
+
+impl From<ThreadInfoWire> for ThreadInfo {
+    fn from(wire: ThreadInfoWire) -> Self {
+        let mut as_sent = AsSent::default();
+        let plan = match wire.plan.as_str() {
+            "" => Plan::default(),
+            name => name.parse().unwrap_or_else(|_| {
+                as_sent.plan = Some(wire.plan.clone());
+                Plan::default()
+            }),
+        };
+        let job_state = match wire.job_state.as_deref().unwrap_or_default() {
+            "" => None,
+            name => {
+                let known = PlanState::deserialize(serde::de::value::StrDeserializer::<
+                    serde::de::value::Error,
+                >::new(name))
+                .ok();
+                if known.is_none() {
+                    as_sent.job_state = Some(name.to_owned());
+                }
+                known
+            }
+        };
+        let job_stage = wire.job_stage.and_then(|label| {
+            let known = Stage::from_label(&label);
+            if known.is_none() {
+                as_sent.job_stage = Some(label);
+            }
+            known
+        });
+        Self {
+            index: wire.index,
+            location: wire.location,
+            plan,
+            job_id: wire.job_id,
+            job_state,
+            job_stage,
+            thread_state: wire.thread_state,
+            last_error: wire.last_error,
+            pause_requested: wire.pause_requested,
+            draining: wire.draining,
+            stuck: wire.stuck,
+            as_sent,
+        }
+    }
+}
+
+impl From<ThreadInfo> for ThreadInfoWire {
+    fn from(info: ThreadInfo) -> Self {
+        Self {
+            index: info.index,
+            location: info.location.clone(),
+            plan: info.plan_shown().to_owned(),
+            job_id: info.job_id.clone(),
+            job_state: Some(info.job_state_shown().to_owned()),
+            job_stage: info.job_stage_shown().map(str::to_owned),
+            thread_state: info.thread_state,
+            last_error: info.last_error,
+            pause_requested: info.pause_requested,
+            draining: info.draining,
+            stuck: info.stuck,
         }
     }
 }

@@ -425,6 +425,7 @@ mod summary {
             pause_requested: false,
             draining: false,
             stuck: false,
+            as_sent: Default::default(),
         }
     }
 
@@ -532,6 +533,7 @@ mod shapes {
                 pause_requested: false,
                 draining: false,
                 stuck: false,
+                as_sent: Default::default(),
             },
             ThreadInfo {
                 index: 1,
@@ -545,6 +547,7 @@ mod shapes {
                 pause_requested: false,
                 draining: false,
                 stuck: false,
+                as_sent: Default::default(),
             },
             ThreadInfo {
                 index: 2,
@@ -561,6 +564,7 @@ mod shapes {
                 pause_requested: true,
                 draining: false,
                 stuck: false,
+                as_sent: Default::default(),
             },
             ThreadInfo {
                 index: 3,
@@ -574,6 +578,7 @@ mod shapes {
                 pause_requested: false,
                 draining: false,
                 stuck: false,
+                as_sent: Default::default(),
             },
         ]
     }

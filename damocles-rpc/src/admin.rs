@@ -343,9 +343,10 @@ impl AdminTransport for HttpAdminClient {
 
     async fn resume(&self, index: u64, state: Option<String>) -> Result<ResumeOutcome, AdminError> {
         let thread = self.thread(index).await?;
-        let target = match &state {
-            Some(name) => Some(thread.plan.parse_state(name)?),
-            None => None,
+        // A plan this project does not know (a newer original's): the worker checks.
+        let target = match (&state, thread.known_plan()) {
+            (Some(name), Some(plan)) => Some(plan.parse_state(name)?),
+            _ => None,
         };
         let resumed = self
             .rpc

@@ -107,6 +107,7 @@ fn thread(index: usize, state: ThreadState, job: Option<State>) -> ThreadInfo {
         pause_requested: false,
         draining: false,
         stuck: false,
+        as_sent: Default::default(),
     }
 }
 

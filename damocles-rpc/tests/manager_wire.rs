@@ -591,6 +591,35 @@ async fn our_requests_are_the_original_workers() {
             String::new(),
         )
         .await;
+    let spec = AllocateSectorSpec {
+        allowed_miners: Some(vec![10000]),
+        allowed_proof_types: Some(vec![SealProof::StackedDrg2KiBV1_1]),
+    };
+    let piece = cid("baga6ea4seaqao7s73y24kcutaosvacpdjgfe5pw76ooefnyqw4ynr3d2y6x2mpq");
+    let _ = client.assign_ticket(id).await;
+    let _ = client.poll_pre_commit_state(id).await;
+    let _ = client
+        .store_reserve_space(id, 2048, vec!["persist-1".into(), "persist-2".into()])
+        .await;
+    let _ = client.store_basic_info("persist-1".into()).await;
+    let _ = client.submit_persisted(id, "persist-1".into(), false).await;
+    let _ = client.wait_seed(id, SealProof::StackedDrg2KiBV1_1).await;
+    let _ = client.poll_proof_state(id).await;
+    let _ = client.report_finalized(id).await;
+    let _ = client.report_aborted(id, "gave up".into()).await;
+    let _ = client
+        .allocate_snapup_sector(AllocateSnapUpSpec {
+            sector: spec.clone(),
+            deals: AcquireDealsSpec::default(),
+        })
+        .await;
+    let _ = client.allocate_rebuild_sector(spec.clone()).await;
+    let _ = client.allocate_unseal_sector(spec).await;
+    let _ = client.acquire_unseal_dest(id, piece.clone()).await;
+    let _ = client.achieve_unseal_sector(id, piece, String::new()).await;
+    let _ = client
+        .wdpost_heartbeat_jobs(vec!["job-1".into()], "w1".into())
+        .await;
     let reporter = ManagerClient::new(&addr, None, Timeouts::default()).expect("reporter");
     let _ = reporter
         .report(&WorkerReport {

@@ -175,6 +175,7 @@ impl Control {
             pause_requested: s.pause_requested.is_some(),
             draining: s.draining,
             stuck: !s.paused && self.is_stuck(&s),
+            as_sent: Default::default(),
         }
     }
 
