@@ -1076,6 +1076,18 @@ fn the_manager_stores_under_a_piece_cid_only_that_piece() {
             .put_market(&resource, &real, "t")
             .await
             .expect("the piece, to the market");
+        // The payload padded with zeros to the piece's size gives the same CID: taken
+        // (the stored piece kept), never a 409 that would block every later unseal.
+        let mut padded_bytes = std::fs::read(&real).expect("real");
+        padded_bytes.resize(size as usize, 0);
+        let padded = home.path().join("padded");
+        std::fs::write(&padded, &padded_bytes).expect("padded");
+        pieces
+            .put(&piecestore, &padded)
+            .await
+            .expect("the same piece, padded");
+        let newline = format!("{origin}/resource?resource-id={}&store=x%0Ay", cid.text);
+        refused(pieces.put_market(&newline, &real, "t").await, "400");
     });
     let stored = home.path().join("pieces");
     let found: Vec<_> = walk(&stored);

@@ -381,5 +381,12 @@ pub(crate) fn innermost_cause(error: &(dyn std::error::Error + 'static)) -> Stri
     while let Some(inner) = innermost.source() {
         innermost = inner;
     }
-    innermost.to_string()
+    let cause = innermost.to_string();
+    if innermost.downcast_ref::<rustls::Error>().is_some()
+        || cause.to_lowercase().contains("certificate")
+    {
+        format!("TLS: {cause} (a server whose certificate a cluster's own CA signed is trusted with [worker] tls_ca_file; an http server answers https:// with such errors too)")
+    } else {
+        cause
+    }
 }

@@ -110,9 +110,12 @@ pub const MIN_UPLOAD_RATE: u64 = 1 << 20;
 /// [`MIN_UPLOAD_RATE`] on average (a client that announces a length and sends nothing, or
 /// a byte now and then, holds no connection longer). Each upload writes a temporary file
 /// of its own, published without replacing a good piece: a piece once acknowledged stays
-/// as it was. The same bytes sent again answer 201 (a resumed job sends its piece again);
-/// other bytes under a stored piece's CID answer 409, unless the stored ones fail the
-/// check (stored before it, or by hand): then the checked upload replaces them.
+/// as it was. The same bytes sent again answer 201 (a resumed job sends its piece again).
+/// Other bytes under a stored piece's CID: without a check, 409; with one, 201 when the
+/// stored bytes give the CID too (a payload with or without its padding zeros: the piece
+/// is there, kept), and the checked upload replaces stored bytes that fail the check
+/// (stored before it, or by hand). A body announcing more than the piece holds is 413
+/// before it is read.
 pub async fn receive_piece(
     dir: &Path,
     request_path: &str,
@@ -157,7 +160,11 @@ pub async fn receive_market_piece(
             .unwrap_or_default()
     };
     let store = value("store");
-    if store.is_empty() || store.contains(['/', '\\']) || store.starts_with('.') {
+    if store.is_empty()
+        || store.contains(['/', '\\'])
+        || store.starts_with('.')
+        || store.chars().any(char::is_control)
+    {
         return plain(
             StatusCode::BAD_REQUEST,
             format!("store {store:?} is not a store name"),
@@ -196,7 +203,12 @@ async fn store_upload(
     };
     let tmp = dir.join(format!("{name}.{:016x}.part", rand::random::<u64>()));
     let target = dir.join(name);
-    let outcome = receive_into(dir, &tmp, body, rules.stall, max).await;
+    // A body that announces more than the piece holds is refused before it is read.
+    let outcome = if hyper::body::Body::size_hint(&body).lower() > max {
+        Ok(Received::TooLarge)
+    } else {
+        receive_into(dir, &tmp, body, rules.stall, max).await
+    };
     let outcome = match outcome {
         Ok(Received::Whole) => match checked(rules.check.as_ref(), &cid, &tmp).await {
             Ok(()) => publish(&tmp, &target, rules.check.as_ref(), &cid).await,
@@ -297,8 +309,9 @@ async fn receive_into(
 }
 
 /// Publishes `tmp` as `target` unless `target` exists (a hard link fails then, atomically):
-/// then it is `Whole` when both hold the same bytes; else the stored piece is kept
-/// (`Conflict`) unless it fails `check`, when the checked `tmp` replaces it.
+/// then it is `Whole` when both hold the same bytes. Other bytes: without a check, the
+/// stored ones are kept (`Conflict`); with one, the stored ones are kept when they pass it
+/// (`Whole`: the piece is there) and replaced by the checked `tmp` when they do not.
 async fn publish(
     tmp: &Path,
     target: &Path,
@@ -324,9 +337,14 @@ async fn publish(
             if same {
                 return Ok(Received::Whole);
             }
-            if check.is_some() && checked(check, cid, target).await.is_err() {
-                tokio::fs::rename(tmp, target).await?;
-                sync_dir().await?;
+            if check.is_some() {
+                // Both give the piece CID (the payload alone and the payload padded with
+                // zeros do): the stored piece is the piece, kept. Stored bytes that are not
+                // the piece are replaced by the checked upload.
+                if checked(check, cid, target).await.is_err() {
+                    tokio::fs::rename(tmp, target).await?;
+                    sync_dir().await?;
+                }
                 return Ok(Received::Whole);
             }
             Ok(Received::Conflict)

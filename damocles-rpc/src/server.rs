@@ -340,7 +340,8 @@ async fn serve_http(
         let error = RpcError::invalid_request("JSON-RPC requests are POSTed");
         return http_answer(error_answer(StatusCode::METHOD_NOT_ALLOWED, error));
     }
-    if !is_json(req.headers().get(CONTENT_TYPE)) {
+    // go-jsonrpc reads any body whatever its type; the original worker's server wants JSON.
+    if options.dialect == Dialect::Standard && !is_json(req.headers().get(CONTENT_TYPE)) {
         let error = RpcError::invalid_request(
             "Supplied content type is not allowed. Content-Type: application/json is required",
         );
@@ -349,7 +350,7 @@ async fn serve_http(
     let Some(permission) = options.permission(req.headers().get(AUTHORIZATION)) else {
         let error = RpcError::new(
             UNAUTHORIZED,
-            "unauthorized: send the worker's token as `Authorization: Bearer <token>`",
+            "unauthorized: send a token this server accepts as `Authorization: Bearer <token>`",
         );
         return http_answer(error_answer(StatusCode::UNAUTHORIZED, error));
     };

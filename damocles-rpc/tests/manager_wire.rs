@@ -306,6 +306,20 @@ async fn protocol_errors_are_answered_as_go_jsonrpc_answers_them() {
         let keys: Vec<&String> = answer["error"].as_object().expect("error").keys().collect();
         assert_eq!(keys, ["code", "message"], "{answer}");
     }
+    // go-jsonrpc reads a body whatever its Content-Type (curl's default included).
+    let untyped = {
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http::<http_body_util::Full<bytes::Bytes>>();
+        let request = hyper::Request::post(format!("http://{addr}{MANAGER_PATH}"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(http_body_util::Full::new(bytes::Bytes::from_static(
+                br#"{"jsonrpc":"2.0","id":5,"method":"Venus.Version","params":[]}"#,
+            )))
+            .expect("request");
+        client.request(request).await.expect("answer").status()
+    };
+    assert_eq!(untyped.as_u16(), 200);
     let (status, answer) = post(
         &addr,
         MANAGER_PATH,

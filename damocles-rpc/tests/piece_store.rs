@@ -652,6 +652,41 @@ async fn only_the_piece_its_cid_names_is_stored() {
     server.shutdown().await;
 }
 
+/// A body that announces more than the piece holds is refused at once, unread.
+#[tokio::test]
+async fn an_upload_announcing_more_than_the_piece_is_refused_at_once() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let dir = tempfile::tempdir().expect("dir");
+    let cid = piece_cid(&[8; 32]);
+    let options = ServerOptions {
+        path: Some(MANAGER_PATH.to_owned()),
+        piece_dir: Some(dir.path().join("pieces")),
+        piece_check: Some(Arc::new(ExpectOne {
+            cid: cid.clone(),
+            bytes: vec![8; 1016],
+        })),
+        ..ServerOptions::default()
+    };
+    let server = serve_with(dir.path(), options).await;
+    let mut stream = tokio::net::TcpStream::connect(server.local_addr())
+        .await
+        .expect("connect");
+    let head = format!(
+        "PUT /piecestore/{} HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000000\r\n\r\n",
+        cid.text
+    );
+    stream.write_all(head.as_bytes()).await.expect("head");
+    let mut answer = vec![0u8; 512];
+    let read = tokio::time::timeout(Duration::from_secs(2), stream.read(&mut answer))
+        .await
+        .expect("answered at once")
+        .expect("read");
+    let answer = String::from_utf8_lossy(&answer[..read]);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    server.shutdown().await;
+}
+
 /// A body that keeps coming, a byte at a time, never long enough apart to stall, is cut
 /// off once it falls below the minimum average rate past the body timeout.
 #[tokio::test]

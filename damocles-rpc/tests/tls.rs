@@ -122,8 +122,9 @@ async fn https_managers_and_destinations_are_reached_with_the_trusted_ca() {
         .await
         .expect_err("an unknown CA");
     assert!(
-        format!("{err:?}").to_lowercase().contains("certificate"),
-        "{err:?}"
+        format!("{err:?}").to_lowercase().contains("certificate")
+            && err.to_string().contains("[worker] tls_ca_file"),
+        "{err}"
     );
 
     // Pieces: the manager's piece store, an https:// destination, venus-market's path.

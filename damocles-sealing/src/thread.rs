@@ -364,6 +364,10 @@ impl Runner {
                     record.retry = 0;
                     let failure = failure.with_level(FailureLevel::Permanent);
                     self.record_failure(record, &failure, None).await;
+                    // The manager last heard of it as temporary: told what paused it.
+                    if let Err(e) = self.report(record, record.state, Some(&failure)).await {
+                        tracing::warn!(thread = self.control.index(), "report state: {e}");
+                    }
                     self.pause(record, failure).await;
                     return;
                 }

@@ -311,6 +311,8 @@ pub fn parse_destination(url: &str) -> Result<Destination, Failure> {
         return market_destination(url);
     }
     if let Some(path) = url.strip_prefix("file://") {
+        // RFC 8089: `file://localhost/…` is `file:///…`.
+        let path = path.strip_prefix("localhost").unwrap_or(path);
         let path = Path::new(path);
         if !path.is_absolute() || path.components().any(|c| c == Component::ParentDir) {
             return Err(bad(
@@ -410,6 +412,10 @@ mod tests {
             Ok(Destination::Http("https://h/x".into()))
         );
         assert_eq!(
+            parse_destination("file://localhost/srv/p"),
+            Ok(Destination::File("/srv/p".into()))
+        );
+        assert_eq!(
             parse_destination("store://remote/pieces/p"),
             Ok(Destination::Store {
                 instance: "remote".into(),
@@ -460,6 +466,7 @@ mod tests {
             ("ftp://h/p", "unsupported url scheme \"ftp\""),
             ("file://relative", "absolute path"),
             ("file:///srv/pieces/../../etc/x", "without .."),
+            ("file://otherhost/x", "absolute path"),
             (
                 "store://remote/../etc/passwd",
                 "relative path inside the store",
