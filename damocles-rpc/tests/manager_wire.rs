@@ -32,10 +32,19 @@ async fn serve(home: &std::path::Path) -> RpcServer {
 }
 
 async fn post(addr: &str, path: &str, body: &str) -> (u16, Value) {
+    let (status, bytes) = post_typed(addr, path, "application/json", body).await;
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+/// POSTs `body` with `content_type`: the status and the body's bytes.
+async fn post_typed(addr: &str, path: &str, content_type: &str, body: &str) -> (u16, bytes::Bytes) {
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<http_body_util::Full<bytes::Bytes>>();
     let request = hyper::Request::post(format!("http://{addr}{path}"))
-        .header("content-type", "application/json")
+        .header("content-type", content_type)
         .body(http_body_util::Full::new(bytes::Bytes::from(
             body.to_owned(),
         )))
@@ -46,10 +55,7 @@ async fn post(addr: &str, path: &str, body: &str) -> (u16, Value) {
         .await
         .expect("body")
         .to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    (status, bytes)
 }
 
 #[tokio::test]
@@ -259,25 +265,7 @@ async fn protocol_errors_are_answered_as_go_jsonrpc_answers_them() {
     let home = tempfile::tempdir().expect("home");
     let server = serve(home.path()).await;
     let addr = server.local_addr().to_string();
-    let raw = |body: &'static str| {
-        let addr = addr.clone();
-        async move {
-            let client =
-                hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                    .build_http::<http_body_util::Full<bytes::Bytes>>();
-            let request = hyper::Request::post(format!("http://{addr}{MANAGER_PATH}"))
-                .header("content-type", "application/json")
-                .body(http_body_util::Full::new(bytes::Bytes::from(body)))
-                .expect("request");
-            let response = client.request(request).await.expect("answer");
-            let status = response.status().as_u16();
-            let bytes = http_body_util::BodyExt::collect(response.into_body())
-                .await
-                .expect("body")
-                .to_bytes();
-            (status, bytes)
-        }
-    };
+    let raw = |body: &'static str| post_typed(&addr, MANAGER_PATH, "application/json", body);
     for unreadable in [
         "{not json",
         r#"{"jsonrpc":"2.0","id":{"x":1},"method":"Venus.Version"}"#,
@@ -307,19 +295,14 @@ async fn protocol_errors_are_answered_as_go_jsonrpc_answers_them() {
         assert_eq!(keys, ["code", "message"], "{answer}");
     }
     // go-jsonrpc reads a body whatever its Content-Type (curl's default included).
-    let untyped = {
-        let client =
-            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                .build_http::<http_body_util::Full<bytes::Bytes>>();
-        let request = hyper::Request::post(format!("http://{addr}{MANAGER_PATH}"))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(http_body_util::Full::new(bytes::Bytes::from_static(
-                br#"{"jsonrpc":"2.0","id":5,"method":"Venus.Version","params":[]}"#,
-            )))
-            .expect("request");
-        client.request(request).await.expect("answer").status()
-    };
-    assert_eq!(untyped.as_u16(), 200);
+    let (untyped, _) = post_typed(
+        &addr,
+        MANAGER_PATH,
+        "application/x-www-form-urlencoded",
+        r#"{"jsonrpc":"2.0","id":5,"method":"Venus.Version","params":[]}"#,
+    )
+    .await;
+    assert_eq!(untyped, 200);
     let (status, answer) = post(
         &addr,
         MANAGER_PATH,

@@ -53,6 +53,32 @@ async fn serve_with(home: &Path, options: ServerOptions) -> RpcServer {
         .expect("bind")
 }
 
+/// A connection to `server` that has sent the head of `PUT /piecestore/<cid>` announcing
+/// `length` bytes, and no body yet.
+async fn put_head(server: &RpcServer, cid: &Cid, length: u64) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = tokio::net::TcpStream::connect(server.local_addr())
+        .await
+        .expect("connect");
+    let head = format!(
+        "PUT /piecestore/{} HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n",
+        cid.text
+    );
+    stream.write_all(head.as_bytes()).await.expect("head");
+    stream
+}
+
+/// Serves pieces from `pieces` with a body timeout of `body_timeout`.
+async fn serve_stalling(home: &Path, pieces: &Path, body_timeout: Duration) -> RpcServer {
+    let mut options = ServerOptions {
+        path: Some(MANAGER_PATH.to_owned()),
+        piece_dir: Some(pieces.to_path_buf()),
+        ..ServerOptions::default()
+    };
+    options.connections.body_timeout = body_timeout;
+    serve_with(home, options).await
+}
+
 fn store(server: &RpcServer, token: Option<&str>) -> HttpPieceStore {
     let addr = format!("http://{}", server.local_addr());
     HttpPieceStore::new(&addr, token.map(str::to_owned), Timeouts::default()).expect("store")
@@ -390,26 +416,13 @@ async fn a_piece_once_acknowledged_stays_as_it_was() {
 /// progress for the server's body timeout, and holds nothing after that.
 #[tokio::test]
 async fn a_stalled_piece_upload_is_answered_408() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncReadExt;
 
     let dir = tempfile::tempdir().expect("dir");
     let pieces = dir.path().join("pieces");
-    let mut options = ServerOptions {
-        path: Some(MANAGER_PATH.to_owned()),
-        piece_dir: Some(pieces.clone()),
-        ..ServerOptions::default()
-    };
-    options.connections.body_timeout = Duration::from_millis(500);
-    let server = serve_with(dir.path(), options).await;
+    let server = serve_stalling(dir.path(), &pieces, Duration::from_millis(500)).await;
     let cid = piece_cid(&[6; 32]);
-    let mut stream = tokio::net::TcpStream::connect(server.local_addr())
-        .await
-        .expect("connect");
-    let head = format!(
-        "PUT /piecestore/{} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n",
-        cid.text
-    );
-    stream.write_all(head.as_bytes()).await.expect("head");
+    let mut stream = put_head(&server, &cid, 1000).await;
     let started = std::time::Instant::now();
     let mut answer = vec![0u8; 512];
     let read = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut answer))
@@ -655,7 +668,7 @@ async fn only_the_piece_its_cid_names_is_stored() {
 /// A body that announces more than the piece holds is refused at once, unread.
 #[tokio::test]
 async fn an_upload_announcing_more_than_the_piece_is_refused_at_once() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncReadExt;
 
     let dir = tempfile::tempdir().expect("dir");
     let cid = piece_cid(&[8; 32]);
@@ -669,14 +682,7 @@ async fn an_upload_announcing_more_than_the_piece_is_refused_at_once() {
         ..ServerOptions::default()
     };
     let server = serve_with(dir.path(), options).await;
-    let mut stream = tokio::net::TcpStream::connect(server.local_addr())
-        .await
-        .expect("connect");
-    let head = format!(
-        "PUT /piecestore/{} HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000000\r\n\r\n",
-        cid.text
-    );
-    stream.write_all(head.as_bytes()).await.expect("head");
+    let mut stream = put_head(&server, &cid, 10000000000).await;
     let mut answer = vec![0u8; 512];
     let read = tokio::time::timeout(Duration::from_secs(2), stream.read(&mut answer))
         .await
@@ -695,22 +701,9 @@ async fn a_trickling_piece_upload_is_cut_off() {
 
     let dir = tempfile::tempdir().expect("dir");
     let pieces = dir.path().join("pieces");
-    let mut options = ServerOptions {
-        path: Some(MANAGER_PATH.to_owned()),
-        piece_dir: Some(pieces.clone()),
-        ..ServerOptions::default()
-    };
-    options.connections.body_timeout = Duration::from_millis(800);
-    let server = serve_with(dir.path(), options).await;
+    let server = serve_stalling(dir.path(), &pieces, Duration::from_millis(800)).await;
     let cid = piece_cid(&[6; 32]);
-    let mut stream = tokio::net::TcpStream::connect(server.local_addr())
-        .await
-        .expect("connect");
-    let head = format!(
-        "PUT /piecestore/{} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n",
-        cid.text
-    );
-    stream.write_all(head.as_bytes()).await.expect("head");
+    let mut stream = put_head(&server, &cid, 1000).await;
     let started = std::time::Instant::now();
     let mut answer = vec![0u8; 512];
     let mut read = 0;
