@@ -11,17 +11,17 @@
 #   <out>              where the worker is copied and built (default /tmp/original-worker)
 #
 # Its git dependencies are pointed at those checkouts by path (its [patch.crates-io]
-# entries rewritten, the jsonrpc ones too); its toolchain pin (1.72.0) is overridden with
-# the stable toolchain, and the crates that newer compilers refuse at the versions its
-# lock file names are updated. It builds RocksDB's C++ (librocksdb-sys) and the proofs:
-# expect well over half an hour on 2 cores. The binary: <out>/target/release/damocles-worker.
+# entries rewritten, the jsonrpc ones too); it builds with its own toolchain pin (1.72.0,
+# `rustup` installs it): newer compilers refuse its lock file's crates (time 0.3.20 from
+# Rust 1.80, bellperson 0.26's fs2 locks from 1.89, where std's File::try_lock shadows
+# them). It builds RocksDB's C++ (librocksdb-sys) and the proofs: expect well over half
+# an hour on 2 cores. The binary: <out>/target/debug/damocles-worker (a debug build: half the build time, and 2KiB sectors seal fast enough).
 set -euo pipefail
 damocles=$(realpath "$1"); jsonrpc=$(realpath "$2"); proofs=$(realpath "$3")
 out=${4:-/tmp/original-worker}
 rm -rf "$out" && mkdir -p "$out"
 cp -r "$damocles/damocles-worker/." "$out/"
 cd "$out"
-rm -f rust-toolchain.toml
 fil='git = "https://github.com/ipfs-force-community/rust-fil-proofs", package = "\([a-z0-9-]*\)", branch = "force/v18.1.0"'
 sed -i "s|$fil|path = \"$proofs/\1\"|" Cargo.toml
 rpc='git = "https://github.com/ipfs-force-community/jsonrpc.git", branch = "feat/0x5459/v18-do-not-check-http-status"'
@@ -30,7 +30,5 @@ for pair in jsonrpc-core-client:core-client jsonrpc-core:core jsonrpc-derive:der
   sed -i "s|^$name = { $rpc|$name = { path = \"$jsonrpc/$dir\"|" Cargo.toml
 done
 grep -n 'git = ' Cargo.toml && { echo "a git dependency is left" >&2; exit 1; }
-export RUSTUP_TOOLCHAIN=stable
-# time < 0.3.35 does not compile with Rust >= 1.80.
-cargo update -p time@0.3.20
-cargo build --release --bin damocles-worker
+rustup toolchain install "$(sed -n 's/^channel = "\(.*\)"/\1/p' rust-toolchain.toml)" --profile minimal
+cargo build --bin damocles-worker

@@ -29,12 +29,20 @@ pub enum Dialect {
     GoJsonRpc,
 }
 
+/// The longest answer that may be a protocol error (bytes): those hold a short message.
+const PROTOCOL_ERROR_MAX: usize = 64 << 10;
+
 /// `answer` as `dialect` gives it.
 pub fn in_dialect(answer: Answer, dialect: Dialect) -> Answer {
     if dialect == Dialect::Standard {
         return answer;
     }
-    let Some(body) = &answer.body else {
+    // Protocol errors are short; a long answer is a result, not read again here.
+    let Some(body) = answer
+        .body
+        .as_ref()
+        .filter(|b| b.len() <= PROTOCOL_ERROR_MAX)
+    else {
         return answer;
     };
     let Ok(Value::Object(mut response)) = serde_json::from_slice::<Value>(body) else {
