@@ -14,9 +14,14 @@
 # entries rewritten, the jsonrpc ones too); it builds with its own toolchain pin (1.72.0,
 # `rustup` installs it): newer compilers refuse its lock file's crates (time 0.3.20 from
 # Rust 1.80, bellperson 0.26's fs2 locks from 1.89, where std's File::try_lock shadows
-# them). It builds RocksDB's C++ (librocksdb-sys) and the proofs: expect well over half
+# them). It builds RocksDB's C++ (librocksdb-sys, whose bindgen needs libclang: Debian's
+# `libclang-dev`, checked below) and the proofs: expect well over half
 # an hour on 2 cores. The binary: <out>/target/debug/damocles-worker (a debug build: half the build time, and 2KiB sectors seal fast enough).
 set -euo pipefail
+ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || {
+  echo "librocksdb-sys needs libclang: apt-get install libclang-dev clang" >&2
+  exit 1
+}
 damocles=$(realpath "$1"); jsonrpc=$(realpath "$2"); proofs=$(realpath "$3")
 out=${4:-/tmp/original-worker}
 rm -rf "$out" && mkdir -p "$out"
