@@ -18,8 +18,8 @@
 # `libclang-dev`, checked below) and the proofs: expect well over half
 # an hour on 2 cores. The binary: <out>/target/debug/damocles-worker (a debug build: half the build time, and 2KiB sectors seal fast enough).
 set -euo pipefail
-ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || {
-  echo "librocksdb-sys needs libclang: apt-get install libclang-dev clang" >&2
+ls /usr/lib/llvm-*/lib/libclang*.so* /usr/lib/x86_64-linux-gnu/libnuma.so /usr/lib/x86_64-linux-gnu/libhwloc.so >/dev/null 2>&1 || {
+  echo "it needs libclang (librocksdb-sys's bindgen), libnuma, libhwloc and OpenCL to link: apt-get install libclang-dev clang libnuma-dev libhwloc-dev ocl-icd-opencl-dev" >&2
   exit 1
 }
 damocles=$(realpath "$1"); jsonrpc=$(realpath "$2"); proofs=$(realpath "$3")
