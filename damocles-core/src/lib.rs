@@ -48,7 +48,7 @@ pub mod traits;
 
 pub use failure::{Failure, FailureLevel};
 pub use journal::{Happening, JournalEntry, ThreadEvent, JOURNAL_LIMIT};
-pub use piece::{PieceCheck, PieceFetchError, PieceStore, PieceUploadError};
+pub use piece::{NotThePiece, PieceCheck, PieceFetchError, PieceStore, PieceUploadError};
 pub use plan::{ParsePlanError, Plan};
 pub use proof_stage::{ParseProofStageError, ProofStage};
 pub use record::{

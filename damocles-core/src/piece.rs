@@ -246,8 +246,25 @@ pub trait PieceCheck: Send + Sync {
     ///
     /// # Errors
     ///
-    /// Why not, in words (the CID the bytes give, or why the file cannot be read).
-    fn check(&self, cid: &Cid, file: &Path) -> Result<(), String>;
+    /// [`NotThePiece`]: why not (the CID the bytes give, or why the file cannot be read).
+    fn check(&self, cid: &Cid, file: &Path) -> Result<(), NotThePiece>;
+}
+
+/// Why a file is not the piece its CID names.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct NotThePiece {
+    /// Why, in words.
+    pub reason: String,
+}
+
+impl NotThePiece {
+    /// The reason `reason`.
+    pub fn new(reason: impl Into<String>) -> Self {
+        Self {
+            reason: reason.into(),
+        }
+    }
 }
 
 /// Why an unsealed piece could not be delivered.

@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use damocles_core::piece::{self, PieceCheck, PieceFetchError, PieceStore, PieceUploadError};
+use damocles_core::piece::{
+    self, NotThePiece, PieceCheck, PieceFetchError, PieceStore, PieceUploadError,
+};
 use damocles_core::sealer_api::Cid;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
@@ -250,14 +252,14 @@ async fn checked(
     check: Option<&Arc<dyn PieceCheck>>,
     cid: &Cid,
     file: &Path,
-) -> Result<(), String> {
+) -> Result<(), NotThePiece> {
     let Some(check) = check.cloned() else {
         return Ok(());
     };
     let (cid, file) = (cid.clone(), file.to_path_buf());
     tokio::task::spawn_blocking(move || check.check(&cid, &file))
         .await
-        .map_err(|e| format!("the piece check failed: {e}"))?
+        .map_err(|e| NotThePiece::new(format!("the piece check failed: {e}")))?
 }
 
 /// What became of an upload.
@@ -266,7 +268,7 @@ enum Received {
     TooLarge,
     Stalled,
     Conflict,
-    NotThePiece(String),
+    NotThePiece(NotThePiece),
 }
 
 /// Writes `body` into the new file `tmp` (never an existing one) and syncs it: at most

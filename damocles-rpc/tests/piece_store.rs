@@ -592,12 +592,13 @@ impl damocles_core::PieceCheck for ExpectOne {
         (cid == &self.cid).then_some(self.bytes.len() as u64)
     }
 
-    fn check(&self, cid: &Cid, file: &Path) -> Result<(), String> {
-        let held = std::fs::read(file).map_err(|e| e.to_string())?;
+    fn check(&self, cid: &Cid, file: &Path) -> Result<(), damocles_core::NotThePiece> {
+        let held =
+            std::fs::read(file).map_err(|e| damocles_core::NotThePiece::new(e.to_string()))?;
         if cid == &self.cid && held == self.bytes {
             Ok(())
         } else {
-            Err("other bytes".into())
+            Err(damocles_core::NotThePiece::new("other bytes"))
         }
     }
 }

@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
-use damocles_core::piece::{self, PieceCheck, PieceFetchError, PieceStore, PieceUploadError};
+use damocles_core::piece::{
+    self, NotThePiece, PieceCheck, PieceFetchError, PieceStore, PieceUploadError,
+};
 use damocles_core::sealer_api::{
     AcquireDealsSpec, AllocatePoStSpec, AllocateSectorSpec, AllocateSnapUpSpec, AllocatedSector,
     AllocatedSnapUpSector, Cid, DealInfo, ManagerError, OnChainState, PieceRef, PollStateResp,
@@ -1434,20 +1436,21 @@ impl PieceCheck for MockChain {
         self.deal_piece_size(cid).and_then(piece::unpadded_size)
     }
 
-    fn check(&self, cid: &Cid, file: &Path) -> Result<(), String> {
-        let size = self
-            .deal_piece_size(cid)
-            .ok_or_else(|| format!("no deal of this manager has piece {}", cid.text))?;
-        let bytes = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
-        let found =
-            proofs::piece_cid_of(self.proof_type, &bytes, size).map_err(|e| e.to_string())?;
+    fn check(&self, cid: &Cid, file: &Path) -> Result<(), NotThePiece> {
+        let size = self.deal_piece_size(cid).ok_or_else(|| {
+            NotThePiece::new(format!("no deal of this manager has piece {}", cid.text))
+        })?;
+        let bytes = std::fs::read(file)
+            .map_err(|e| NotThePiece::new(format!("{}: {e}", file.display())))?;
+        let found = proofs::piece_cid_of(self.proof_type, &bytes, size)
+            .map_err(|e| NotThePiece::new(e.to_string()))?;
         if &found == cid {
             Ok(())
         } else {
-            Err(format!(
+            Err(NotThePiece::new(format!(
                 "the bytes give piece CID {}, not {}",
                 found.text, cid.text
-            ))
+            )))
         }
     }
 }
