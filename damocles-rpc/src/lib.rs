@@ -22,6 +22,7 @@ pub mod pg;
 pub mod pg_document;
 pub mod pg_pieces;
 pub mod pg_registry;
+pub mod piece_server;
 pub mod piecestore;
 pub mod protocol;
 pub mod registry;
