@@ -12,7 +12,7 @@ use damocles_core::{SealProof, SectorId, SectorManager, SectorSize, State};
 use damocles_sealing::mock_chain::{ChainSectorState, MockChain};
 use damocles_sealing::params;
 use damocles_sealing::paths::SectorPaths;
-use damocles_sealing::proofs::{self, DealPieceFile, SealIdentity};
+use damocles_sealing::proofs::{self, PiecePayload, PieceToWrite, SealIdentity};
 use damocles_sealing::update;
 use serde::Serialize;
 
@@ -119,10 +119,10 @@ fn back_to_back(dir: &Path, chain: &MockChain, with_prove: bool) -> anyhow::Resu
         let cid = proofs::piece_cid_of(proof, &payload, padded).map_err(fail)?;
         let path = pieces.join(&cid.text);
         std::fs::write(&path, &payload)?;
-        let files = [DealPieceFile {
+        let files = [PieceToWrite {
             cid,
             padded_size: padded,
-            path,
+            payload: PiecePayload::File(path),
         }];
         let added = proofs::add_pieces(proof, &paths, &files).map_err(fail)?;
         let encoded = update::snap_encode(proof, &paths, &added).map_err(fail)?;

@@ -238,11 +238,12 @@ pub struct SectorRecord {
     /// Snap-up: the update proof.
     #[serde(with = "opt_base64", default)]
     pub update_proof: Option<Vec<u8>>,
-    /// Rebuild of an upgraded (snap-up) sector: its replica commitment on chain after the
-    /// upgrade (`None`: never upgraded). Its sealed replica is rebuilt as CC, `deals` are
-    /// encoded into it again, and the new replica must give this comm_r.
+    /// Rebuild of an upgraded (snap-up) sector: the comm_r of its sector key, on chain
+    /// before the upgrade (the job's `UpgradePublic.CommR`; `None`: never upgraded). Its
+    /// sealed replica is rebuilt as CC and must give this comm_r; `deals` are then encoded
+    /// into it again (the manager checks the new replica's comm_r when it is persisted).
     #[serde(default)]
-    pub upgraded_comm_r: Option<[u8; 32]>,
+    pub comm_r_before_upgrade: Option<[u8; 32]>,
     /// Unseal: the piece to recover.
     #[serde(default)]
     pub unseal: Option<UnsealTarget>,
@@ -290,14 +291,14 @@ impl SectorRecord {
             sector_key: None,
             snap_encode_output: None,
             update_proof: None,
-            upgraded_comm_r: None,
+            comm_r_before_upgrade: None,
             unseal: None,
         }
     }
 
     /// Whether this is the rebuild of an upgraded sector.
     pub fn rebuilds_upgrade(&self) -> bool {
-        self.upgraded_comm_r.is_some()
+        self.comm_r_before_upgrade.is_some()
     }
 
     /// Whether the sector holds deal pieces (not only pledge pieces).
@@ -366,7 +367,7 @@ impl SectorRecord {
                 self.sector = Some(info.sector);
                 self.deals = info.legacy_pieces.or(info.pieces);
                 self.ticket = Some(info.ticket);
-                self.upgraded_comm_r = info
+                self.comm_r_before_upgrade = info
                     .upgrade_public
                     .filter(|_| info.is_snap_up)
                     .map(|p| p.comm_r);

@@ -439,7 +439,12 @@ pub struct SectorRebuildInfo {
     /// the deal pieces encoded into it again.
     #[serde(rename = "IsSnapUp", default)]
     pub is_snap_up: bool,
-    /// The upgraded sector's on-chain info (`None` for a sector never upgraded).
+    /// An upgraded sector's public info from before its upgrade, as the Go manager kept it
+    /// when it allocated the snap-up (`SectorState.UpgradePublic` =
+    /// `candidateSector.Public`, damocles-manager `modules/sealer/sealer.go`): its `CommR`
+    /// is the sector key's, the update proof's `comm_r_old` (the original worker proves
+    /// with it, `planner/common/sealing.rs` `snap_prove`). `None` for a sector never
+    /// upgraded.
     #[serde(default)]
     pub upgrade_public: Option<SectorPublicInfo>,
 }

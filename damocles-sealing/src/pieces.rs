@@ -11,7 +11,7 @@ use damocles_core::piece;
 use damocles_core::sealer_api::SectorPiece;
 use damocles_core::{Failure, PieceStore, SealProof};
 
-use crate::proofs::DealPieceFile;
+use crate::proofs::{PiecePayload, PieceToWrite};
 
 /// The piece sources of a thread.
 #[derive(Clone, Default)]
@@ -35,23 +35,23 @@ impl std::fmt::Debug for PieceSource {
     }
 }
 
-/// A deal piece's file: found in a local directory, or downloaded (and so to be removed
-/// once written into the sector).
+/// A piece to write: a deal piece's file, found in a local directory or downloaded (and so
+/// to be removed once written into the sector), or a pledge piece's zeros.
 #[derive(Debug, Clone)]
 pub struct LocatedPiece {
-    /// The piece and its file.
-    pub file: DealPieceFile,
+    /// The piece and where its bytes come from.
+    pub file: PieceToWrite,
     /// Whether the file is a download of this thread's.
     pub downloaded: bool,
 }
 
 impl PieceSource {
-    /// The files of the deal pieces among `pieces` (pledge pieces are skipped), in order,
-    /// for a sector of `proof`. Pieces no local directory holds are taken from
-    /// `download_dir` when an earlier run downloaded them whole, else fetched from the
-    /// manager's piece store into it (partial downloads of an interrupted run are removed
-    /// first). Nothing is fetched unless every piece is a piece CID of a valid size and
-    /// together they fit the sector.
+    /// The pieces to write for `pieces` (the manager's assignment, pledge pieces included),
+    /// in order, for a sector of `proof`: a pledge piece as zeros, a deal piece from a
+    /// local directory, else from `download_dir` when an earlier run downloaded it whole,
+    /// else fetched from the manager's piece store into it (partial downloads of an
+    /// interrupted run are removed first). Nothing is fetched unless every piece is a piece
+    /// CID of a valid size and together they fit the sector.
     ///
     /// # Errors
     ///
@@ -65,25 +65,24 @@ impl PieceSource {
         pieces: &[SectorPiece],
         download_dir: &Path,
     ) -> Result<Vec<LocatedPiece>, Failure> {
-        let deals: Vec<&SectorPiece> = pieces.iter().filter(|p| !p.is_pledge()).collect();
-        for deal in &deals {
-            let cid = &deal.piece.cid.text;
-            piece::comm_p(&deal.piece.cid).map_err(|e| Failure::permanent(e.to_string()))?;
-            if piece::unpadded_size(deal.piece.size).is_none() {
+        for one in pieces {
+            let cid = &one.piece.cid.text;
+            piece::comm_p(&one.piece.cid).map_err(|e| Failure::permanent(e.to_string()))?;
+            if piece::unpadded_size(one.piece.size).is_none() {
                 return Err(Failure::permanent(format!(
                     "piece {cid}: size {} is not a padded piece size",
-                    deal.piece.size
+                    one.piece.size
                 )));
             }
         }
         let (end, sector) = (
-            piece::pieces_end(deals.iter().map(|d| d.piece.size)),
+            piece::pieces_end(pieces.iter().map(|d| d.piece.size)),
             proof.sector_size().bytes(),
         );
         if end > sector {
             return Err(Failure::permanent(format!(
-                "deal pieces {} take {end} bytes, more than the sector's {sector}",
-                deals
+                "pieces {} take {end} bytes, more than the sector's {sector}",
+                pieces
                     .iter()
                     .map(|d| d.piece.cid.text.as_str())
                     .collect::<Vec<_>>()
@@ -92,8 +91,20 @@ impl PieceSource {
         }
         remove_partial_downloads(download_dir);
         let mut located = Vec::new();
-        for deal in deals {
-            match self.locate_one(deal, download_dir).await {
+        for one in pieces {
+            let found = if one.is_pledge() {
+                Ok(LocatedPiece {
+                    file: PieceToWrite {
+                        cid: one.piece.cid.clone(),
+                        padded_size: one.piece.size,
+                        payload: PiecePayload::Zeros,
+                    },
+                    downloaded: false,
+                })
+            } else {
+                self.locate_one(one, download_dir).await
+            };
+            match found {
                 Ok(piece) => located.push(piece),
                 Err(failure) => {
                     remove_downloads(&located);
@@ -112,10 +123,10 @@ impl PieceSource {
         let cid = &deal.piece.cid;
         let padded_size = deal.piece.size;
         let located = |path: PathBuf, downloaded: bool| LocatedPiece {
-            file: DealPieceFile {
+            file: PieceToWrite {
                 cid: cid.clone(),
                 padded_size,
-                path,
+                payload: PiecePayload::File(path),
             },
             downloaded,
         };
@@ -182,11 +193,10 @@ fn remove_partial_downloads(dir: &Path) {
 /// or when the step fails).
 pub fn remove_downloads(pieces: &[LocatedPiece]) {
     for piece in pieces.iter().filter(|p| p.downloaded) {
-        if let Err(e) = std::fs::remove_file(&piece.file.path) {
-            tracing::warn!(
-                "cannot remove the downloaded piece {}: {e}",
-                piece.file.path.display()
-            );
+        if let PiecePayload::File(path) = &piece.file.payload {
+            if let Err(e) = std::fs::remove_file(path) {
+                tracing::warn!("cannot remove the downloaded piece {}: {e}", path.display());
+            }
         }
     }
 }
@@ -272,6 +282,22 @@ mod tests {
         );
         assert!(!partial.exists());
         assert!(located.iter().all(|p| p.downloaded));
+        remove_downloads(&located);
+        assert_eq!(std::fs::read_dir(&downloads).expect("dir").count(), 0);
+
+        // A pledge piece (deal ID 0) among them is written as zeros, in its place, and
+        // never fetched.
+        let pledge = deal(0, 512);
+        let calls = store.calls.load(Ordering::SeqCst);
+        let located = source
+            .locate(proof, &[pledge.clone(), served.clone()], &downloads)
+            .await
+            .expect("located");
+        assert_eq!(located[0].file.payload, PiecePayload::Zeros);
+        assert_eq!(located[0].file.cid, pledge.piece.cid);
+        assert!(!located[0].downloaded);
+        assert!(matches!(located[1].file.payload, PiecePayload::File(_)));
+        assert_eq!(store.calls.load(Ordering::SeqCst), calls + 1);
         remove_downloads(&located);
         assert_eq!(std::fs::read_dir(&downloads).expect("dir").count(), 0);
 

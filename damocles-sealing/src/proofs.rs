@@ -153,68 +153,108 @@ pub(crate) fn create_parent(path: &Path) -> Result<(), Failure> {
     Ok(())
 }
 
-/// A deal piece whose bytes are in a local file: the deal's payload (at most the piece's
-/// unpadded size; zeros fill the rest of the piece, as the market pads a payload).
+/// A piece to write into a sector, in the order the manager assigned it: a deal's payload
+/// in a local file, or a pledge piece (zeros), as the Go manager's deal assignment fills
+/// a sector (venus-market `pickAndAlign`: zero pieces align a deal and fill the rest).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DealPieceFile {
-    /// The piece CID the deal names; the bytes must have this commitment.
+pub struct PieceToWrite {
+    /// The piece CID the manager names; the bytes must have this commitment (for a pledge
+    /// piece, the zero piece's of its size).
     pub cid: Cid,
     /// The piece's padded size in bytes (a power of two, at least 128).
     pub padded_size: u64,
-    /// The file holding the payload.
-    pub path: PathBuf,
+    /// Where its bytes come from.
+    pub payload: PiecePayload,
 }
 
-/// A deal piece whose CID, size and file passed the cheap checks: its commitment and
+/// Where a piece's bytes come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PiecePayload {
+    /// A deal's payload (at most the piece's unpadded size; zeros fill the rest of the
+    /// piece, as the market pads a payload).
+    File(PathBuf),
+    /// A pledge piece: zeros.
+    Zeros,
+}
+
+/// A piece whose CID, size and payload passed the cheap checks: its commitment and
 /// unpadded size.
 struct CheckedPiece<'a> {
-    file: &'a DealPieceFile,
+    piece: &'a PieceToWrite,
     comm_p: [u8; 32],
     unpadded: u64,
 }
 
 /// The payload of a piece followed by zeros, `unpadded` bytes in all.
-fn piece_reader(piece: &CheckedPiece<'_>) -> Result<impl Read, Failure> {
-    let file = File::open(&piece.file.path).map_err(|e| {
+fn piece_reader(piece: &CheckedPiece<'_>) -> Result<Box<dyn Read>, Failure> {
+    let PiecePayload::File(path) = &piece.piece.payload else {
+        return Ok(Box::new(io::repeat(0).take(piece.unpadded)));
+    };
+    let file = File::open(path).map_err(|e| {
         Failure::permanent(format!(
             "piece {}: cannot read {}: {e}",
-            piece.file.cid.text,
-            piece.file.path.display()
+            piece.piece.cid.text,
+            path.display()
         ))
     })?;
-    Ok(file.chain(io::repeat(0)).take(piece.unpadded))
+    Ok(Box::new(file.chain(io::repeat(0)).take(piece.unpadded)))
 }
 
-/// Checks what can be checked without reading a deal piece: a piece CID, a valid size, a
-/// payload that exists and is no larger than the piece.
-fn check_deal_piece(file: &DealPieceFile) -> Result<CheckedPiece<'_>, Failure> {
-    let cid = &file.cid.text;
-    let comm_p = piece::comm_p(&file.cid).map_err(|e| Failure::permanent(e.to_string()))?;
-    let unpadded = piece::unpadded_size(file.padded_size).ok_or_else(|| {
+/// Checks what can be checked without reading a piece: a piece CID, a valid size, a
+/// payload that exists and is no larger than the piece, and for a pledge piece the zero
+/// piece's commitment (the Go manager's `checkPieces` rule).
+fn check_piece(piece: &PieceToWrite) -> Result<CheckedPiece<'_>, Failure> {
+    let cid = &piece.cid.text;
+    let comm_p = piece::comm_p(&piece.cid).map_err(|e| Failure::permanent(e.to_string()))?;
+    let unpadded = piece::unpadded_size(piece.padded_size).ok_or_else(|| {
         Failure::permanent(format!(
             "piece {cid}: size {} is not a padded piece size (a power of two, at least 128 bytes)",
-            file.padded_size
+            piece.padded_size
         ))
     })?;
-    let payload = fs::metadata(&file.path)
-        .map_err(|e| {
-            Failure::permanent(format!(
-                "piece {cid}: not found at {}: {e}",
-                file.path.display()
-            ))
-        })?
-        .len();
-    if payload > unpadded {
-        return Err(Failure::permanent(format!(
-            "piece {cid}: {} holds {payload} bytes, more than the piece's {unpadded}",
-            file.path.display()
-        )));
+    match &piece.payload {
+        PiecePayload::File(path) => {
+            let payload = fs::metadata(path)
+                .map_err(|e| {
+                    Failure::permanent(format!("piece {cid}: not found at {}: {e}", path.display()))
+                })?
+                .len();
+            if payload > unpadded {
+                return Err(Failure::permanent(format!(
+                    "piece {cid}: {} holds {payload} bytes, more than the piece's {unpadded}",
+                    path.display()
+                )));
+            }
+        }
+        PiecePayload::Zeros => {
+            let zero = zero_piece(unpadded)?;
+            if zero.commitment != comm_p {
+                return Err(Failure::permanent(format!(
+                    "pledge piece {cid}: not the commitment of {} zero bytes",
+                    piece.padded_size
+                )));
+            }
+        }
     }
     Ok(CheckedPiece {
-        file,
+        piece,
         comm_p,
         unpadded,
     })
+}
+
+/// The piece of `unpadded` zero bytes.
+fn zero_piece(unpadded: u64) -> Result<PieceInfo, Failure> {
+    filecoin_proofs::pieces::zero_padding(UnpaddedBytesAmount(unpadded))
+        .map_err(|e| proof_failure(FailureLevel::Permanent, "pledge piece", e))
+}
+
+/// The piece CID of a pledge piece of `padded_size` bytes (zeros): what the manager names
+/// the zero pieces it assigns to align deals and fill a sector.
+pub fn pledge_piece_cid(padded_size: u64) -> Result<Cid, Failure> {
+    let unpadded = piece::unpadded_size(padded_size)
+        .ok_or_else(|| Failure::permanent(format!("no piece of {padded_size} bytes")))?;
+    Ok(piece::piece_cid(&zero_piece(unpadded)?.commitment))
 }
 
 /// The piece CID of a deal's payload in a piece of `padded_size` bytes (zeros fill the
@@ -249,31 +289,31 @@ fn pledge_sizes(end: u64, sector: u64) -> Vec<u64> {
     sizes
 }
 
-/// AddPieces: writes the deal pieces, in order (each aligned to its size), into the staged
-/// file, then pledge (zero) pieces up to the sector's size; with no deal, one zero piece
-/// fills the sector (a CC sector).
+/// AddPieces: writes the pieces the manager assigned, in order (each aligned to its size;
+/// a pledge piece as zeros), into the staged file, then pledge (zero) pieces up to the
+/// sector's size; with no piece, one zero piece fills the sector (a CC sector).
 ///
 /// The pieces are written into `<staged>.part`, which replaces the staged file only once
-/// every deal piece's bytes have proven to have the commitment its CID names (computed
-/// while writing, so each piece is read once) and the file is synced at the sector's size.
-/// A missing piece, a payload larger than the piece, pieces that do not fit the sector, or
-/// bytes of another commitment are permanent failures naming the CID, and leave the
-/// staged file as it was. Safe to re-run.
+/// every piece's bytes have proven to have the commitment its CID names (computed while
+/// writing, so each piece is read once) and the file is synced at the sector's size. A
+/// missing piece, a payload larger than the piece, a pledge piece whose CID is not the
+/// zero piece's, pieces that do not fit the sector, or bytes of another commitment are
+/// permanent failures naming the CID, and leave the staged file as it was. Safe to re-run.
 pub fn add_pieces(
     proof: SealProof,
     paths: &SectorPaths,
-    deals: &[DealPieceFile],
+    pieces: &[PieceToWrite],
 ) -> Result<Vec<AddedPiece>, Failure> {
-    let checked = deals
+    let checked = pieces
         .iter()
-        .map(check_deal_piece)
+        .map(check_piece)
         .collect::<Result<Vec<_>, _>>()?;
     let sector = proof.sector_size().bytes();
-    let end = piece::pieces_end(deals.iter().map(|d| d.padded_size));
+    let end = piece::pieces_end(pieces.iter().map(|d| d.padded_size));
     if end > sector {
         return Err(Failure::permanent(format!(
-            "deal pieces {} take {end} bytes, more than the sector's {sector}",
-            deals
+            "pieces {} take {end} bytes, more than the sector's {sector}",
+            pieces
                 .iter()
                 .map(|d| d.cid.text.as_str())
                 .collect::<Vec<_>>()
@@ -283,7 +323,7 @@ pub fn add_pieces(
     create_parent(&paths.staged)?;
     let part = paths.staged.with_extension("part");
     let written = write_pieces(proof, &part, &checked, end);
-    let pieces = written.and_then(|pieces| {
+    let added = written.and_then(|added| {
         let len = fs::metadata(&part)
             .map_err(|e| io_failure("stat", &part, e))?
             .len();
@@ -294,20 +334,19 @@ pub fn add_pieces(
             )));
         }
         fs::rename(&part, &paths.staged).map_err(|e| io_failure("rename", &part, e))?;
-        Ok(pieces)
+        Ok(added)
     });
-    if pieces.is_err() {
+    if added.is_err() {
         let _ = fs::remove_file(&part);
     }
-    pieces
+    added
 }
 
-/// Writes the checked deal pieces and the pledge pieces after them into `target`, and
-/// syncs it.
+/// Writes the checked pieces and the pledge pieces after them into `target`, and syncs it.
 fn write_pieces(
     proof: SealProof,
     target: &Path,
-    deals: &[CheckedPiece<'_>],
+    pieces: &[CheckedPiece<'_>],
     end: u64,
 ) -> Result<Vec<AddedPiece>, Failure> {
     let mut file = OpenOptions::new()
@@ -333,26 +372,29 @@ fn write_pieces(
             size: info.size.0,
         })
     };
-    let mut pieces = Vec::new();
-    for piece in deals {
-        let cid = &piece.file.cid.text;
-        let added = add(
+    let mut added = Vec::new();
+    for piece in pieces {
+        let cid = &piece.piece.cid.text;
+        let one = add(
             &mut piece_reader(piece)?,
             piece.unpadded,
             &format!("add piece {cid}"),
         )?;
-        if added.commitment != piece.comm_p {
+        if one.commitment != piece.comm_p {
+            let source = match &piece.piece.payload {
+                PiecePayload::File(path) => path.display().to_string(),
+                PiecePayload::Zeros => "its zeros".to_owned(),
+            };
             return Err(Failure::permanent(format!(
-                "piece {cid}: the bytes of {} have commitment {}, not the one the CID names",
-                piece.file.path.display(),
-                piece::piece_cid(&added.commitment).text
+                "piece {cid}: the bytes of {source} have commitment {}, not the one the CID names",
+                piece::piece_cid(&one.commitment).text
             )));
         }
-        pieces.push(added);
+        added.push(one);
     }
     for size in pledge_sizes(end, proof.sector_size().bytes()) {
         let unpadded = piece::unpadded_size(size).unwrap_or_default();
-        pieces.push(add(
+        added.push(add(
             &mut io::repeat(0).take(unpadded),
             unpadded,
             "add pledge piece",
@@ -360,27 +402,24 @@ fn write_pieces(
     }
     file.sync_all()
         .map_err(|e| io_failure("sync staged file", target, e))?;
-    Ok(pieces)
+    Ok(added)
 }
 
-/// The data commitment (comm_d) of a sector whose deal pieces are these (commitment,
-/// padded size), in order, and whose rest is pledge pieces as [`add_pieces`] writes them:
-/// what a chain checks a deal sector's pre-commit against.
-pub fn sector_comm_d(proof: SealProof, deals: &[([u8; 32], u64)]) -> Result<[u8; 32], Failure> {
-    let end = piece::pieces_end(deals.iter().map(|(_, size)| *size));
-    let unpadded = |size: u64| UnpaddedBytesAmount(piece::unpadded_size(size).unwrap_or_default());
-    let mut infos = deals
+/// The data commitment (comm_d) of a sector whose assigned pieces are these (commitment,
+/// padded size), in order, pledge pieces included, and whose rest is pledge pieces as
+/// [`add_pieces`] writes them: what a chain checks a deal sector's pre-commit against.
+pub fn sector_comm_d(proof: SealProof, pieces: &[([u8; 32], u64)]) -> Result<[u8; 32], Failure> {
+    let end = piece::pieces_end(pieces.iter().map(|(_, size)| *size));
+    let unpadded = |size: u64| piece::unpadded_size(size).unwrap_or_default();
+    let mut infos = pieces
         .iter()
         .map(|(commitment, size)| PieceInfo {
             commitment: *commitment,
-            size: unpadded(*size),
+            size: UnpaddedBytesAmount(unpadded(*size)),
         })
         .collect::<Vec<_>>();
     for size in pledge_sizes(end, proof.sector_size().bytes()) {
-        infos.push(
-            filecoin_proofs::pieces::zero_padding(unpadded(size))
-                .map_err(|e| proof_failure(FailureLevel::Permanent, "pledge piece", e))?,
-        );
+        infos.push(zero_piece(unpadded(size))?);
     }
     seal::compute_comm_d(registered(proof), &infos)
         .map_err(|e| proof_failure(FailureLevel::Permanent, "comm_d", e))
@@ -702,15 +741,76 @@ mod tests {
         }
     }
 
-    fn deal_piece(dir: &Path, payload: &[u8], padded_size: u64) -> DealPieceFile {
+    fn deal_piece(dir: &Path, payload: &[u8], padded_size: u64) -> PieceToWrite {
         let cid = piece_cid_of(SealProof::StackedDrg2KiBV1_1, payload, padded_size).expect("cid");
         let path = dir.join(&cid.text);
         fs::write(&path, payload).expect("write piece");
-        DealPieceFile {
+        PieceToWrite {
             cid,
             padded_size,
-            path,
+            payload: PiecePayload::File(path),
         }
+    }
+
+    fn pledge_piece(padded_size: u64) -> PieceToWrite {
+        PieceToWrite {
+            cid: pledge_piece_cid(padded_size).expect("zero piece"),
+            padded_size,
+            payload: PiecePayload::Zeros,
+        }
+    }
+
+    fn commitments(pieces: &[PieceToWrite]) -> Vec<([u8; 32], u64)> {
+        pieces
+            .iter()
+            .map(|p| (piece::comm_p(&p.cid).expect("cid"), p.padded_size))
+            .collect()
+    }
+
+    #[test]
+    fn pledge_pieces_the_manager_assigns_are_written_in_their_place() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let proof = SealProof::StackedDrg2KiBV1_1;
+        let small: Vec<u8> = (0..400u32).map(|i| (i * 5 % 241) as u8).collect();
+        let large: Vec<u8> = (0..900u32).map(|i| (i * 11 % 239) as u8).collect();
+        // venus-market's layout: deals by size, a zero piece aligning the larger one.
+        let go_layout = [
+            deal_piece(dir.path(), &small, 512),
+            pledge_piece(512),
+            deal_piece(dir.path(), &large, 1024),
+        ];
+        // A zero piece first: the deal must land after it, not at 0.
+        let leading = [pledge_piece(512), deal_piece(dir.path(), &small, 512)];
+        for (n, pieces) in [&go_layout[..], &leading[..]].into_iter().enumerate() {
+            let paths = SectorPaths::new(dir.path(), SectorId::new(1000, 10 + n as u64));
+            let added = add_pieces(proof, &paths, pieces).expect("add pieces");
+            let offsets = piece::piece_offsets(pieces.iter().map(|p| p.padded_size));
+            for (piece, offset) in pieces.iter().zip(offsets) {
+                let unpadded = piece::unpadded_size(piece.padded_size).expect("size");
+                let expected = match &piece.payload {
+                    PiecePayload::File(path) => fs::read(path).expect("payload"),
+                    PiecePayload::Zeros => vec![0; unpadded as usize],
+                };
+                let read = read_unsealed(&paths.staged, offset, expected.len() as u64);
+                assert_eq!(read.expect("read"), expected, "piece at {offset}");
+            }
+            let comm_d = tree_d(proof, &added).expect("tree d");
+            assert_eq!(sector_comm_d(proof, &commitments(pieces)), Ok(comm_d));
+        }
+
+        // A "pledge" piece whose CID is not the zero piece's: refused before writing.
+        let paths = SectorPaths::new(dir.path(), SectorId::new(1000, 20));
+        let fake = PieceToWrite {
+            payload: PiecePayload::Zeros,
+            ..deal_piece(dir.path(), &small, 512)
+        };
+        let err = add_pieces(proof, &paths, &[fake]).expect_err("not zeros");
+        assert_eq!(err.level, FailureLevel::Permanent);
+        assert!(
+            err.message.contains("not the commitment of 512 zero bytes"),
+            "{err}"
+        );
+        assert!(!paths.staged.exists());
     }
 
     #[test]
@@ -743,10 +843,7 @@ mod tests {
         );
         // The sealed sector's comm_d is that of the deal pieces.
         let comm_d = tree_d(id.proof, &pieces).expect("tree d");
-        let deal_commitments: Vec<_> = deals
-            .iter()
-            .map(|d| (piece::comm_p(&d.cid).expect("cid"), d.padded_size))
-            .collect();
+        let deal_commitments = commitments(&deals);
         assert_eq!(sector_comm_d(id.proof, &deal_commitments), Ok(comm_d));
         assert_eq!(sector_comm_d(id.proof, &deal_commitments[..1]).ok(), {
             let one = add_pieces(
@@ -782,19 +879,21 @@ mod tests {
         let good = deal_piece(dir.path(), &[1; 500], 512);
 
         let mut tampered = deal_piece(dir.path(), &[2; 500], 512);
-        fs::write(&tampered.path, [3; 500]).expect("tamper");
+        if let PiecePayload::File(path) = &tampered.payload {
+            fs::write(path, [3; 500]).expect("tamper");
+        }
         let err =
             add_pieces(proof, &paths, &[good.clone(), tampered.clone()]).expect_err("tampered");
         assert_eq!(err.level, FailureLevel::Permanent);
         assert!(err.message.contains(&tampered.cid.text), "{err}");
         assert!(err.message.contains("not the one the CID names"), "{err}");
 
-        tampered.path = dir.path().join("nowhere");
+        tampered.payload = PiecePayload::File(dir.path().join("nowhere"));
         let err = add_pieces(proof, &paths, &[tampered.clone()]).expect_err("missing");
         assert_eq!(err.level, FailureLevel::Permanent);
         assert!(err.message.contains(&tampered.cid.text), "{err}");
 
-        let too_big = DealPieceFile {
+        let too_big = PieceToWrite {
             padded_size: 4096,
             ..deal_piece(dir.path(), &[4; 3000], 4096)
         };

@@ -718,7 +718,7 @@ mod tests {
         let mut record = snapup_at(State::Empty);
         record.plan = Plan::Rebuild;
         record.sector_key = None;
-        record.upgraded_comm_r = upgraded.then_some([10; 32]);
+        record.comm_r_before_upgrade = upgraded.then_some([10; 32]);
         record.ticket = Some(damocles_core::sealer_api::Ticket {
             ticket: [6; 32],
             epoch: 1,

@@ -631,13 +631,16 @@ fn unseal_info(sector: &ChainSector, piece: &Cid, dest: &[String]) -> Option<Sec
 /// What a rebuild thread is given for `sector`: `None` if the chain lacks what re-creates
 /// it.
 fn rebuild_info(sector: &ChainSector) -> Option<SectorRebuildInfo> {
-    let ticket = sector.pre_commit.as_ref()?.ticket;
+    let pre_commit = sector.pre_commit.as_ref()?;
+    let ticket = pre_commit.ticket;
     let accepted = sector.upgrade.as_ref().filter(|u| u.accepted.is_some());
     let (pieces, upgrade_public) = match accepted {
+        // The Go manager's `UpgradePublic`: the sector's public info as it was when the
+        // snap-up was allocated, so the CC comm_r (modules/sealer/sealer.go).
         Some(upgrade) => (
             upgrade.deals.clone(),
-            upgrade.accepted.as_ref().map(|a| SectorPublicInfo {
-                comm_r: a.comm_r_new,
+            Some(SectorPublicInfo {
+                comm_r: pre_commit.comm_r,
                 sealed_cid: None,
                 activation: 0,
                 expiration: 0,
@@ -645,9 +648,10 @@ fn rebuild_info(sector: &ChainSector) -> Option<SectorRebuildInfo> {
         ),
         None => (sector.deals.clone(), None),
     };
+    let mut deals = pieces.iter().filter(|p| !p.is_pledge()).peekable();
     let legacy = upgrade_public.is_none()
-        && pieces.iter().any(|p| !p.is_pledge())
-        && pieces.iter().all(|p| p.deal_info.is_builtin_market);
+        && deals.peek().is_some()
+        && deals.all(|p| p.deal_info.is_builtin_market);
     Some(SectorRebuildInfo {
         sector: AllocatedSector {
             id: sector.id,

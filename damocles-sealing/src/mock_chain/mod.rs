@@ -688,6 +688,7 @@ impl MockChain {
                 })?;
             }
         }
+        let sector_size = proof.sector_size().bytes();
         let mut state = self.lock();
         let deals = pieces
             .into_iter()
@@ -704,9 +705,11 @@ impl MockChain {
                 }
             })
             .collect();
+        let assigned = lay_out(sector_size, deals)
+            .map_err(|e| ManagerError::remote(1, format!("lay out deal pieces: {e}")))?;
         state.save();
         state.commit()?;
-        Ok(Some(deals))
+        Ok(Some(assigned))
     }
 
     /// `AllocateSector`'s work: a new sector number, unless the spec or the limit rules it
@@ -804,7 +807,6 @@ impl MockChain {
 fn deals_comm_d(proof: SealProof, deals: &[SectorPiece]) -> Result<[u8; 32], Failure> {
     let pieces = deals
         .iter()
-        .filter(|d| !d.is_pledge())
         .map(|d| {
             piece::comm_p(&d.piece.cid)
                 .map(|comm_p| (comm_p, d.piece.size))
@@ -812,6 +814,51 @@ fn deals_comm_d(proof: SealProof, deals: &[SectorPiece]) -> Result<[u8; 32], Fai
         })
         .collect::<Result<Vec<_>, _>>()?;
     proofs::sector_comm_d(proof, &pieces)
+}
+
+/// The pieces a sector is assigned, laid out as the Go manager's deal assignment does
+/// (venus-market `pickAndAlign`): the deals by size, smallest first, each after the zero
+/// pieces that align it, then zero pieces filling the rest, smallest first. Zero pieces are
+/// pledge pieces as the Go manager sends them: deal and allocation ID 0, no publish message
+/// (`IsBuiltinMarket` false). Deals that no longer fit are dropped.
+fn lay_out(sector_size: u64, mut deals: Vec<SectorPiece>) -> Result<Vec<SectorPiece>, Failure> {
+    let pledge = |size: u64| {
+        Ok::<_, Failure>(SectorPiece {
+            piece: PieceRef {
+                size,
+                cid: proofs::pledge_piece_cid(size)?,
+            },
+            deal_info: DealInfo {
+                deal_id: 0,
+                allocation_id: 0,
+                payload_size: 0,
+                is_builtin_market: false,
+            },
+        })
+    };
+    // The largest piece that starts aligned where `space` bytes are left.
+    let aligned = |space: u64| 1u64 << space.trailing_zeros();
+    deals.sort_by_key(|d| d.piece.size);
+    let mut space = sector_size;
+    let mut assigned = Vec::new();
+    for deal in deals {
+        if deal.piece.size > space {
+            break;
+        }
+        while deal.piece.size > aligned(space) {
+            let pad = aligned(space);
+            assigned.push(pledge(pad)?);
+            space -= pad;
+        }
+        space -= deal.piece.size;
+        assigned.push(deal);
+    }
+    while space > 0 {
+        let pad = aligned(space);
+        assigned.push(pledge(pad)?);
+        space -= pad;
+    }
+    Ok(assigned)
 }
 
 /// Random deal payloads for pieces of these padded sizes, kept in `dir` by piece CID:
@@ -2002,8 +2049,9 @@ mod tests {
         assert_eq!(job.sector, sector);
         assert_eq!(job.public.comm_r, [7; 32]);
         assert_eq!(job.private.access_instance, "remote");
-        assert!(!job.pieces.is_empty() && job.pieces.iter().all(|p| !p.is_pledge()));
-        for piece in &job.pieces {
+        assert!(job.pieces.iter().any(|p| !p.is_pledge()));
+        assert_eq!(job.pieces.iter().map(|p| p.piece.size).sum::<u64>(), 2048);
+        for piece in job.pieces.iter().filter(|p| !p.is_pledge()) {
             assert!(dir.path().join(&piece.piece.cid.text).is_file(), "served");
         }
         let state = |chain: &MockChain| chain.sector(sector.id).map(|s| s.state);
@@ -2077,10 +2125,29 @@ mod tests {
                 .expect("acquire");
             with_deals.push(deals.is_some());
             if let Some(deals) = deals {
-                assert!((1..=2).contains(&deals.len()));
-                for (i, deal) in deals.iter().enumerate() {
-                    assert_eq!(deal.piece.size, 2048 >> (i + 1));
-                    assert!(!deal.is_pledge());
+                // Laid out as venus-market does: deals smallest first, zero pieces aligning
+                // them and filling the sector, no gap.
+                let sizes: Vec<u64> = deals.iter().map(|d| d.piece.size).collect();
+                assert_eq!(sizes.iter().sum::<u64>(), 2048, "{sizes:?}");
+                assert_eq!(damocles_core::piece::pieces_end(sizes.clone()), 2048);
+                let (pledges, real): (Vec<_>, Vec<_>) = deals.iter().partition(|d| d.is_pledge());
+                let layout: Vec<(u64, bool)> = deals
+                    .iter()
+                    .map(|d| (d.piece.size, d.is_pledge()))
+                    .collect();
+                assert!(
+                    layout == [(1024, false), (1024, true)]
+                        || layout == [(512, false), (512, true), (1024, false)],
+                    "{layout:?}"
+                );
+                for pledge in pledges {
+                    assert_eq!(
+                        Ok(pledge.piece.cid.clone()),
+                        proofs::pledge_piece_cid(pledge.piece.size)
+                    );
+                    assert!(!pledge.deal_info.is_builtin_market);
+                }
+                for deal in real {
                     // Served as kept, and it is the piece its CID names.
                     let copy = dir.path().join("copy");
                     let len = chain
@@ -2134,7 +2201,8 @@ mod tests {
                 .acquire_deals(sector.id, asked)
                 .await
                 .expect("acquire");
-            assert_eq!(deals.map(|d| d.len()), most);
+            let real = deals.map(|d| d.iter().filter(|p| !p.is_pledge()).count());
+            assert_eq!(real, most);
         }
         let unknown = piece::piece_cid(&[9; 32]);
         assert!(matches!(

@@ -100,7 +100,7 @@ impl PlanSteps for Rebuild {
                     ))
                 } else if info.is_snap_up && info.upgrade_public.is_none() {
                     Some(format!(
-                        "{id} is upgraded, but its rebuild job does not say its comm_r on chain"
+                        "{id} is upgraded, but its rebuild job does not say its comm_r before the upgrade"
                     ))
                 } else if info.sector.proof_type.needs_synthetic_porep() {
                     Some(format!(
@@ -145,6 +145,19 @@ impl PlanSteps for Rebuild {
                             .map_err(|e| e.context("rebuilt replica check"))
                     })
                     .await?;
+                if let Some(on_chain) = record.comm_r_before_upgrade {
+                    if pc2.comm_r != on_chain {
+                        // Before anything is encoded or persisted: the store keeps what it has.
+                        return Err(Failure::permanent(format!(
+                            "the rebuilt sector key gives comm_r {}, but before its upgrade \
+                             the chain held {}: the job's ticket is not the sector's; resume \
+                             at Aborted",
+                            hex::encode(pc2.comm_r),
+                            hex::encode(on_chain)
+                        ))
+                        .into());
+                    }
+                }
                 Ok(Outcome::Event(Event::CheckSealed))
             }
             Step::PrepareForSnapup if record.rebuilds_upgrade() => add_pieces(runner, record).await,
@@ -158,17 +171,6 @@ impl PlanSteps for Rebuild {
                         update::snap_encode(id.proof, &paths, &pieces)
                     })
                     .await?;
-                let on_chain = required(record.upgraded_comm_r, "the upgrade's comm_r")?;
-                if out.comm_r_new != on_chain {
-                    // Before anything is persisted: the store keeps what it has.
-                    return Err(Failure::permanent(format!(
-                        "the rebuilt updated replica gives comm_r {}, but the chain holds {}: \
-                         the job's ticket or deals are not the sector's; resume at Aborted",
-                        hex::encode(out.comm_r_new),
-                        hex::encode(on_chain)
-                    ))
-                    .into());
-                }
                 Ok(Outcome::Event(Event::SnapEncode(out)))
             }
             Step::SnapProve => {

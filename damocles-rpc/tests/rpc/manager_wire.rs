@@ -14,9 +14,7 @@ use damocles_rpc::{
 };
 use serde_json::{json, Value};
 
-mod no_sectors {
-    include!("support/no_sectors.rs");
-}
+use crate::no_sectors;
 use no_sectors::NoSectors;
 
 async fn serve(home: &std::path::Path) -> RpcServer {

@@ -20,9 +20,7 @@ use damocles_rpc::{
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
-mod no_sectors {
-    include!("support/no_sectors.rs");
-}
+use crate::no_sectors;
 use no_sectors::NoSectors;
 
 fn fixture(name: &str) -> PathBuf {

@@ -13,9 +13,7 @@ use damocles_rpc::{
     HttpPieceStore, ManagerService, RpcServer, ServerOptions, Timeouts, WorkerRegistry,
 };
 
-mod no_sectors {
-    include!("support/no_sectors.rs");
-}
+use crate::no_sectors;
 use no_sectors::NoSectors;
 
 async fn serve(home: &Path, pieces: &Path, admin_token: Option<&str>) -> RpcServer {

@@ -2,7 +2,7 @@
 //! worker seals (up to C2: no parameters here, so C2 fails as in the seed document):
 //! stage durations, failures, thread states, admin and API calls all move.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::time::Duration;

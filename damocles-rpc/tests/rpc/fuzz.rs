@@ -15,9 +15,7 @@ use damocles_rpc::{AdminService, ManagerService, WorkerRegistry};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
-mod no_sectors {
-    include!("support/no_sectors.rs");
-}
+use crate::no_sectors;
 
 fn cases() -> u32 {
     std::env::var("FUZZ_CASES")

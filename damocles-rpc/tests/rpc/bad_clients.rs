@@ -12,9 +12,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-mod no_sectors {
-    include!("support/no_sectors.rs");
-}
+use crate::no_sectors;
 
 /// One HTTP/1.1 POST on its own connection: the status and the body.
 async fn post(addr: &str, path: &str, body: &str) -> (u16, String) {

@@ -90,4 +90,3 @@ impl SectorManager for NoSectors {
         not_found()
     }
 }
-

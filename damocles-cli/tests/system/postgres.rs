@@ -4,7 +4,7 @@
 //! Needs DAMOCLES_TEST_DATABASE_URL (scripts/start-postgres.sh prints it; scripts/test.sh
 //! sets it); each test makes a database of its own and drops it.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 use std::time::Duration;

@@ -5,7 +5,7 @@
 //! This binary points `FIL_PROOFS_PARAMETER_CACHE` at an empty directory before any
 //! proof call (upstream reads it once per process).
 
-mod common;
+use crate::common;
 
 use std::sync::Once;
 use std::time::Duration;

@@ -12,7 +12,7 @@
 //!
 //! Needs the 2KiB parameters (see `with_params.rs`).
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -3,7 +3,7 @@
 //! mock`, which verifies every proof. The children log on the worker's stderr, so their
 //! own start and end times of each task are read from there.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};

@@ -5,7 +5,7 @@
 //! Needs the 2KiB parameters in the parameter cache (`scripts/test.sh` generates them
 //! before the tests run).
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

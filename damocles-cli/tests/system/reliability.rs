@@ -5,7 +5,7 @@
 //!
 //! Needs the 2KiB parameters in the parameter cache.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

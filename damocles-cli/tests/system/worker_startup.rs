@@ -3,7 +3,7 @@
 //! the time zone of its log lines. Real processes on loopback, no Groth parameters (the
 //! threads pause at C1Done, which is all these tests need).
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

@@ -1,0 +1,14 @@
+//! The integration tests of damocles-cli, one binary (linking the proof stack once): each
+//! module is one area.
+
+mod common;
+mod external_processors;
+mod interop;
+mod manager_and_worker;
+mod metrics;
+mod original_worker_seals;
+mod postgres;
+mod reliability;
+mod render;
+mod worker_daemon;
+mod worker_startup;

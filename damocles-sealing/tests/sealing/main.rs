@@ -1,0 +1,9 @@
+//! The integration tests of damocles-sealing, one binary (linking the proof stack once): each
+//! module is one area.
+
+mod builder;
+mod common;
+mod config;
+mod resume_matrix;
+mod with_params;
+mod without_params;
