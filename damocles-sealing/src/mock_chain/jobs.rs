@@ -143,7 +143,9 @@ impl MockChain {
         dest: Vec<String>,
     ) -> Result<ChainJob, JobRefused> {
         let sector = self.sector(id).ok_or(JobRefused::UnknownSector(id))?;
-        let sealed_with = |deals: &[SectorPiece]| deals.iter().any(|d| d.piece.cid == piece);
+        // Deal pieces only: a zero piece the sector was assigned has nothing to recover.
+        let sealed_with =
+            |deals: &[SectorPiece]| deals.iter().any(|d| !d.is_pledge() && d.piece.cid == piece);
         if !sealed_with(&sector.deals) {
             let upgrade = sector.upgrade.as_ref().map(|u| u.deals.as_slice());
             if upgrade.is_some_and(sealed_with) {
@@ -155,6 +157,7 @@ impl MockChain {
             let cids: Vec<&str> = sector
                 .deals
                 .iter()
+                .filter(|d| !d.is_pledge())
                 .map(|d| d.piece.cid.text.as_str())
                 .collect();
             return Err(JobRefused::NotAPiece {

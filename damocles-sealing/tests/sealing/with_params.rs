@@ -435,6 +435,22 @@ fn unseal_every_piece(harness: &mut Harness, sector: SectorId) {
         .request_unseal(sector, other, vec![])
         .expect_err("not its piece");
     assert!(err.to_string().contains("is not a piece of"), "{err}");
+    // A zero piece the sector was assigned is not a deal's: nothing to recover.
+    let zero = (chain.sector(sector).expect("sector").deals.into_iter())
+        .find(|d| d.is_pledge())
+        .expect("a zero piece fills the sector");
+    let err = chain
+        .request_unseal(sector, zero.piece.cid.clone(), vec![])
+        .expect_err("a zero piece");
+    assert!(err.to_string().contains("is not a piece of"), "{err}");
+    let named = err
+        .to_string()
+        .matches(zero.piece.cid.text.as_str())
+        .count();
+    assert_eq!(
+        named, 1,
+        "named as asked, not listed among the pieces: {err}"
+    );
     for (i, deal) in deals.iter().enumerate() {
         let cid = &deal.piece.cid;
         let file = out.join(&cid.text);
