@@ -5,9 +5,18 @@ cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
 step() { echo "== $* ($(date -u +%T))"; }
 command -v cargo-nextest >/dev/null 2>&1 || cargo install --locked cargo-nextest
+# The CUDA toolkit of the last step downloads and unpacks while the workspace compiles
+# (network and disk, hardly the 2 cores): started first, waited for at the end.
+cuda_install=
+if [ "${SKIP_CUDA_CHECK:-0}" != 1 ]; then
+  mkdir -p target
+  scripts/install-cuda-toolkit.sh >target/cuda-install.log 2>&1 &
+  cuda_install=$!
+fi
 step format; cargo fmt --all --check
 step clippy; cargo clippy --workspace --all-targets -- -D warnings
 step layering; scripts/check-layering.sh
+step cycles; scripts/check-cycles.sh
 # The sealing tests seal real 2KiB sectors: generate the parameters once per machine, before
 # tests run in parallel (two processes generating the same file would break each other).
 # Built as the tests build it (binaries and examples included), so nothing is built twice.
@@ -26,7 +35,9 @@ step examples
 for example in scheduler embed loopback_harness; do target/debug/examples/$example; done
 # The benchmarks run small with the tests (damocles-bench/tests/bench_smoke.rs).
 # The GPU build must keep compiling: install the CUDA toolkit and check the cuda variant.
-if [ "${SKIP_CUDA_CHECK:-0}" != 1 ]; then
-  step cuda-check; scripts/build-cuda.sh --check
+if [ -n "$cuda_install" ]; then
+  step cuda-check
+  wait "$cuda_install" || { cat target/cuda-install.log; exit 1; }
+  scripts/build-cuda.sh --check
 fi
 step done

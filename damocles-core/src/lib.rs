@@ -45,6 +45,7 @@ pub mod state;
 pub mod testing;
 pub mod thread;
 pub mod traits;
+pub mod wire;
 
 pub use failure::{Failure, FailureLevel};
 pub use journal::{Happening, JournalEntry, ThreadEvent, JOURNAL_LIMIT};

@@ -10,7 +10,7 @@ use std::path::Path;
 use async_trait::async_trait;
 
 use crate::failure::Failure;
-use crate::sealer_api::Cid;
+use crate::wire::Cid;
 
 /// The multicodec of an unsealed (piece or data) commitment.
 pub const FIL_COMMITMENT_UNSEALED: u64 = 0xf101;

@@ -11,18 +11,13 @@ use crate::sealer_api::{
     Seed, Ticket,
 };
 use crate::state::{EventKind, State};
+pub use crate::wire::Opaque;
 
 /// How many transitions a record keeps in its history.
 pub const HISTORY_LIMIT: usize = 64;
 
 /// The current record format.
 pub const RECORD_VERSION: u32 = 1;
-
-/// Bytes whose meaning belongs to the proof backend (PC1 and C1 outputs); serialised as
-/// base64.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Opaque(#[serde(with = "crate::sealer_api::base64_bytes")] pub Vec<u8>);
 
 /// A piece written into the staged sector file: its commitment and padded size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

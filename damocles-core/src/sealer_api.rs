@@ -10,69 +10,9 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::failure::{Failure, FailureLevel};
-use crate::record::Opaque;
 use crate::sector::{ActorId, PoStProof, SealProof, SectorId, SectorNumber};
-
-/// Serde helpers for byte slices as base64 strings (Go's `[]byte`).
-pub mod base64_bytes {
-    use base64::Engine as _;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    /// Serialises bytes as standard base64.
-    pub fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&base64::engine::general_purpose::STANDARD.encode(bytes))
-    }
-
-    /// Deserialises standard base64 into bytes.
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        base64::engine::general_purpose::STANDARD
-            .decode(text.as_bytes())
-            .map_err(serde::de::Error::custom)
-    }
-}
-
-/// Serde helpers for 32-byte values as base64 strings (Go's `abi.Randomness`).
-pub mod base64_32 {
-    use serde::{Deserializer, Serializer};
-
-    /// Serialises 32 bytes as standard base64.
-    pub fn serialize<S: Serializer>(bytes: &[u8; 32], serializer: S) -> Result<S::Ok, S::Error> {
-        super::base64_bytes::serialize(bytes, serializer)
-    }
-
-    /// Deserialises standard base64 of exactly 32 bytes.
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<[u8; 32], D::Error> {
-        let bytes = super::base64_bytes::deserialize(deserializer)?;
-        let len = bytes.len();
-        bytes
-            .try_into()
-            .map_err(|_| serde::de::Error::custom(format!("expected 32 bytes, got {len}")))
-    }
-}
-
-/// Serde helper for a Go map, slice or pointer field: Go encodes an empty one as `null`,
-/// which reads as the default (`#[serde(default)]` alone covers only an absent field).
-pub mod go_nullable {
-    use serde::{Deserialize, Deserializer};
-
-    /// Reads `null` (or an absent field, with `#[serde(default)]`) as `T::default()`.
-    pub fn deserialize<'de, D, T>(deserializer: D) -> Result<T, D::Error>
-    where
-        D: Deserializer<'de>,
-        T: Deserialize<'de> + Default,
-    {
-        Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
-    }
-}
-
-/// A content identifier in the Go JSON shape `{"/": "baga…"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Cid {
-    /// The CID's string form.
-    #[serde(rename = "/")]
-    pub text: String,
-}
+use crate::wire::Opaque;
+pub use crate::wire::{base64_32, base64_bytes, go_nullable, Cid};
 
 /// What sectors a worker may take: `None` or an empty list means any.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

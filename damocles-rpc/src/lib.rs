@@ -7,6 +7,11 @@
 //! over any `SectorManager`) and its clients. All wire-compatible with the original
 //! damocles.
 //!
+//! With the `postgres` feature (on in the command lines, off by default), [`pg`] keeps
+//! the manager's state in PostgreSQL (or YugabyteDB): [`pg_registry`] the workers,
+//! [`pg_document`] the mock chain's records, [`pg_pieces`] the piece store; without it the
+//! crate does not compile sqlx.
+//!
 //! **Boundary:** knows nothing of proofs or of rendering tables.
 
 pub mod admin;
@@ -18,9 +23,13 @@ pub mod manager;
 pub mod method;
 pub mod metrics;
 pub mod net;
+#[cfg(feature = "postgres")]
 pub mod pg;
+#[cfg(feature = "postgres")]
 pub mod pg_document;
+#[cfg(feature = "postgres")]
 pub mod pg_pieces;
+#[cfg(feature = "postgres")]
 pub mod pg_registry;
 pub mod piece_server;
 pub mod piecestore;
@@ -34,6 +43,7 @@ pub use admin::{AdminService, HttpAdminClient};
 pub use client::{CallError, RpcClient, Timeouts};
 pub use conn::ConnectionLimits;
 pub use manager::{ManagerClient, ManagerService};
+#[cfg(feature = "postgres")]
 pub use pg_registry::PgRegistry;
 pub use piecestore::HttpPieceStore;
 pub use registry::{Registry, WorkerRegistry};

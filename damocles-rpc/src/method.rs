@@ -1,9 +1,15 @@
 //! One definition per RPC method ([`RpcMethod`], declared with `rpc_methods!`): its
 //! name, typed params and result, and the permission it needs. Servers route, authorise
 //! and parse params from it ([`serve`]); clients send it ([`crate::RpcClient::request`]);
-//! the CLI prints the tables of [`MethodSpec`]s.
+//! the CLI prints the tables of [`MethodSpec`]s. An [`RpcService`] is what a server serves:
+//! its method table and the calls, each with its [`Caller`].
 
 use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -202,3 +208,42 @@ mod tests {
         assert_eq!(Add::parse(&params(sent)), Ok((7, Some(8))));
     }
 }
+
+/// An API a server serves: a method table and the calls.
+#[async_trait]
+pub trait RpcService: Send + Sync + 'static {
+    /// Every method, with the permission it needs.
+    fn methods(&self) -> &'static [MethodSpec];
+
+    /// Runs `method` (one of [`RpcService::methods`]) with its params, for `caller`.
+    async fn call(&self, method: &'static MethodSpec, params: Params, caller: &Caller)
+        -> RpcResult;
+}
+
+/// Who made a call, as a worker's event history records it: the token used (when the
+/// server requires one) and the remote address.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Caller {
+    /// The token's permission, when the server requires tokens.
+    pub token: Option<Permission>,
+    /// The peer's address, when the call came over a connection.
+    pub remote: Option<SocketAddr>,
+}
+
+impl std::fmt::Display for Caller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let token = self.token.map(|p| match p {
+            Permission::Admin => "admin token",
+            Permission::Read => "read token",
+        });
+        match (token, self.remote) {
+            (Some(token), Some(remote)) => write!(f, "{token} from {remote}"),
+            (None, Some(remote)) => write!(f, "{remote}"),
+            (Some(token), None) => f.write_str(token),
+            (None, None) => f.write_str("unknown caller"),
+        }
+    }
+}
+
+/// Told of every call that reached a method: its name and how long it took.
+pub type CallObserver = Arc<dyn Fn(&str, Duration) + Send + Sync>;

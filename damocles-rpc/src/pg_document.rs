@@ -20,13 +20,41 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 
 use crate::pg::{connect_and_migrate, without_password, DbError, DbErrorKind};
 
+/// Why a section of a [`PgDocument`] failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DocumentError {
+    /// The document could not be read by the section's deadline (the database is down,
+    /// or other sections held it that long): no section is open.
+    #[error("{what} ({cause})")]
+    Unreadable {
+        /// What was tried, naming the database and the document.
+        what: String,
+        /// The last database error.
+        cause: String,
+    },
+    /// The section's write was lost with its connection and another manager wrote the
+    /// document meanwhile: the document is as that manager left it.
+    #[error(
+        "the commit to {database} was lost and another manager wrote document {key} meanwhile"
+    )]
+    WritesLost {
+        /// The database, its password hidden.
+        database: String,
+        /// The document's key.
+        key: String,
+    },
+    /// The thread that talks to the database has stopped.
+    #[error("the document thread has stopped")]
+    Stopped,
+}
+
 enum Request {
     Begin(
-        mpsc::SyncSender<Result<Option<String>, String>>,
+        mpsc::SyncSender<Result<Option<String>, DocumentError>>,
         std::time::Instant,
     ),
     Write(String),
-    End(mpsc::SyncSender<Result<(), String>>),
+    End(mpsc::SyncSender<Result<(), DocumentError>>),
 }
 
 /// How long the tokens of landed writes are kept (seconds): far longer than any wait for
@@ -120,12 +148,10 @@ impl PgDocument {
     /// # Errors
     /// The document could not be read by `deadline` (the database is down, or other
     /// sections held it that long): no section is open.
-    pub fn begin(&self, deadline: std::time::Instant) -> Result<Option<String>, String> {
+    pub fn begin(&self, deadline: std::time::Instant) -> Result<Option<String>, DocumentError> {
         let (reply, answer) = mpsc::sync_channel(1);
         self.send(Request::Begin(reply, deadline));
-        answer
-            .recv()
-            .unwrap_or_else(|_| Err("the document thread has stopped".into()))
+        answer.recv().unwrap_or(Err(DocumentError::Stopped))
     }
 
     /// Replaces the document within the open section.
@@ -139,11 +165,10 @@ impl PgDocument {
     /// # Errors
     /// The section's write did not land and the document changed meanwhile (or the
     /// document thread stopped): the document is as another section left it.
-    pub fn end(&self) -> Result<(), String> {
+    pub fn end(&self) -> Result<(), DocumentError> {
         let (reply, done) = mpsc::sync_channel(1);
         self.send(Request::End(reply));
-        done.recv()
-            .unwrap_or_else(|_| Err("the document thread has stopped".into()))
+        done.recv().unwrap_or(Err(DocumentError::Stopped))
     }
 }
 
@@ -161,7 +186,7 @@ async fn serve(pool: PgPool, key: String, shown: String, requests: mpsc::Receive
         let (mut transaction, read) = match locked {
             Ok(locked) => locked,
             Err(e) => {
-                let _ = reply.send(Err(format!("{shown}: {e}")));
+                let _ = reply.send(Err(e));
                 continue;
             }
         };
@@ -259,7 +284,7 @@ async fn until_done<T, F: std::future::Future<Output = Result<T, sqlx::Error>>>(
     what: &str,
     deadline: Option<std::time::Instant>,
     mut attempt: impl FnMut() -> F,
-) -> Result<T, String> {
+) -> Result<T, DocumentError> {
     let mut wait = RETRY_FIRST;
     loop {
         let tried = match deadline {
@@ -272,7 +297,10 @@ async fn until_done<T, F: std::future::Future<Output = Result<T, sqlx::Error>>>(
             Ok(done) => return Ok(done),
             Err(e) => {
                 if deadline.is_some_and(|at| std::time::Instant::now() + wait >= at) {
-                    return Err(format!("{what} ({e})"));
+                    return Err(DocumentError::Unreadable {
+                        what: what.to_owned(),
+                        cause: e.to_string(),
+                    });
                 }
                 tracing::warn!("{what} ({e}); trying again in {}s", wait.as_secs());
                 tokio::time::sleep(wait).await;
@@ -292,7 +320,7 @@ async fn settle_lost_commit(
     read: Option<&str>,
     json: &str,
     token: &str,
-) -> Result<(), String> {
+) -> Result<(), DocumentError> {
     let what = format!("{shown}: document {key} not checked");
     let landed = until_done(&what, None, || async {
         let (mut transaction, now) = lock_row(pool, key).await?;
@@ -322,7 +350,8 @@ async fn settle_lost_commit(
     tracing::error!(
         "{shown}: document {key} changed elsewhere after a lost commit; this section's writes are dropped"
     );
-    Err(format!(
-        "the commit to {shown} was lost and another manager wrote document {key} meanwhile"
-    ))
+    Err(DocumentError::WritesLost {
+        database: shown.to_owned(),
+        key: key.to_owned(),
+    })
 }

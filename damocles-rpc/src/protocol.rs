@@ -19,8 +19,7 @@ use serde_json::Value;
 use crate::jsonrpc::{
     Params, RawRequest, RpcError, RpcResult, ServerResponse, ANSWER_TOO_LARGE, UNAUTHORIZED,
 };
-use crate::method::{self, Permission};
-use crate::server::{CallObserver, Caller, RpcService};
+use crate::method::{self, CallObserver, Caller, Permission, RpcService};
 
 /// The most calls one batch may hold: 100. The original clients never batch; a script
 /// that needs more sends several bodies.

@@ -10,9 +10,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
-use async_trait::async_trait;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -24,8 +22,9 @@ use tokio::task::JoinHandle;
 
 use crate::conn::{self, ConnectionLimits, HttpResponse, Refusal};
 use crate::dialect::{in_dialect, Dialect};
-use crate::jsonrpc::{Params, RpcError, RpcResult, SERVER_BUSY, UNAUTHORIZED};
-use crate::method::{MethodSpec, Permission};
+use crate::jsonrpc::{RpcError, SERVER_BUSY, UNAUTHORIZED};
+use crate::method::Permission;
+pub use crate::method::{CallObserver, Caller, RpcService};
 use crate::piecestore::{
     receive_market_piece, receive_piece, serve_piece, UploadRules, MARKET_RESOURCE_PATH,
     PIECE_STORE_PATH,
@@ -35,45 +34,6 @@ pub use crate::protocol::{handle_body, handle_body_observed, Answer};
 
 /// Bodies above this many bytes are refused (HTTP 413).
 pub const DEFAULT_BODY_LIMIT: usize = 1 << 20;
-
-/// An API a server serves: a method table and the calls.
-#[async_trait]
-pub trait RpcService: Send + Sync + 'static {
-    /// Every method, with the permission it needs.
-    fn methods(&self) -> &'static [MethodSpec];
-
-    /// Runs `method` (one of [`RpcService::methods`]) with its params, for `caller`.
-    async fn call(&self, method: &'static MethodSpec, params: Params, caller: &Caller)
-        -> RpcResult;
-}
-
-/// Who made a call, as a worker's event history records it: the token used (when the
-/// server requires one) and the remote address.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Caller {
-    /// The token's permission, when the server requires tokens.
-    pub token: Option<Permission>,
-    /// The peer's address, when the call came over a connection.
-    pub remote: Option<SocketAddr>,
-}
-
-impl std::fmt::Display for Caller {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let token = self.token.map(|p| match p {
-            Permission::Admin => "admin token",
-            Permission::Read => "read token",
-        });
-        match (token, self.remote) {
-            (Some(token), Some(remote)) => write!(f, "{token} from {remote}"),
-            (None, Some(remote)) => write!(f, "{remote}"),
-            (Some(token), None) => f.write_str(token),
-            (None, None) => f.write_str("unknown caller"),
-        }
-    }
-}
-
-/// Told of every call that reached a method: its name and how long it took.
-pub type CallObserver = Arc<dyn Fn(&str, Duration) + Send + Sync>;
 
 /// How a server behaves. Its `Debug` never shows the tokens.
 #[derive(Clone)]

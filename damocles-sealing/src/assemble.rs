@@ -9,7 +9,7 @@ use damocles_core::{PieceStore, SectorManager};
 
 use crate::config::WorkerConfig;
 use crate::pieces::PieceSource;
-use crate::processors::Processors;
+use crate::processors::{Processors, ProcessorsError};
 use crate::store::{Location, LocationError, LocationLock, RedbStateStore};
 use crate::thread::ThreadContext;
 
@@ -35,8 +35,8 @@ pub enum AssembleError {
         path: String,
     },
     /// An external processor cannot be set up on this machine.
-    #[error("{0}")]
-    Processors(String),
+    #[error(transparent)]
+    Processors(#[from] ProcessorsError),
     /// No store to persist sealed sectors to.
     #[error("no attached store available: add an [[attached]] store that is not readonly")]
     NoAttachedStore,

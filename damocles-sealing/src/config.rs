@@ -18,7 +18,17 @@ use serde::{Deserialize, Deserializer};
 
 use crate::limits::StageLimits;
 use crate::options::SealingOptions;
-use crate::thread::AttachedStore;
+
+/// A persistent store sealed files are copied to (`[[attached]]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttachedStore {
+    /// The instance name the manager knows it by.
+    pub name: String,
+    /// Its directory.
+    pub location: PathBuf,
+    /// Read-only stores are never written to.
+    pub readonly: bool,
+}
 
 /// The admin API port the original listens on, and the CLI's default target.
 pub const DEFAULT_ADMIN_PORT: u16 = 17890;
@@ -692,8 +702,8 @@ fn check_processors(
                 ));
             }
             if let Some(cpuset) = &child.cgroup.cpuset {
-                crate::processors::CpuSet::parse(cpuset)
-                    .map_err(|message| invalid(at("cgroup.cpuset"), message))?;
+                crate::cpuset::CpuSet::parse(cpuset)
+                    .map_err(|e| invalid(at("cgroup.cpuset"), e.to_string()))?;
             }
             let group = &child.cgroup.group_name;
             if group.is_empty() || group.contains('/') || group.starts_with('.') {

@@ -5,6 +5,11 @@
 //! finds and, for test sizes, generates the Groth parameters; [`paths`] lays out a
 //! sector's files under a thread's location.
 //!
+//! With the `mock-chain` feature (on in the command lines and the benchmarks, off by
+//! default), [`mock_chain`] is the manager's side for one machine: a chain that allocates
+//! jobs of every plan, offers deals, hands out tickets and seeds and verifies every proof.
+//! A worker-only embedder leaves it out.
+//!
 //! **Boundary:** knows nothing of HTTP or JSON-RPC. Build with the `cuda` or `opencl`
 //! feature to run C2 on a GPU; the default build is CPU-only.
 
@@ -12,9 +17,11 @@ pub mod assemble;
 mod builder;
 pub mod config;
 mod control;
+mod cpuset;
 mod journal;
 pub mod limits;
 pub mod metrics;
+#[cfg(feature = "mock-chain")]
 pub mod mock_chain;
 pub mod options;
 pub mod params;
@@ -25,6 +32,7 @@ pub mod processors;
 pub mod proofs;
 pub mod reporting;
 pub mod resume;
+mod runner;
 pub mod store;
 pub mod thread;
 pub mod unseal;

@@ -5,6 +5,8 @@
 //! minute on 2 cores). The runtime calls them on blocking threads, never on the async
 //! executor.
 
+pub mod tasks;
+
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -22,7 +24,7 @@ use filecoin_proofs_api::{
 };
 
 use crate::paths::SectorPaths;
-use crate::processors::tasks::{self, ProcessorTask};
+use tasks::ProcessorTask;
 
 /// The prover id of a miner, as Filecoin derives it: the actor id's unsigned LEB128
 /// bytes (its id-address payload), zero-padded to 32 bytes.

@@ -3,85 +3,25 @@
 //! record after every transition, acting on failures by level, with proof calls on
 //! blocking threads.
 
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use damocles_core::sealer_api::{ReportFailure, ReportStateReq, StateChange, WorkerIdentifier};
 use damocles_core::{
-    Event, Failure, FailureLevel, Happening, Plan, PlanState, ProofStage, SectorManager,
-    SectorRecord, State, StateStore,
+    Event, Failure, FailureLevel, Happening, Plan, PlanState, SectorRecord, State,
 };
 
 use crate::control::{Activity, Control, Interrupt};
 use crate::journal::Journal;
-use crate::limits::StageLimits;
-use crate::options::SealingOptions;
-use crate::pieces::PieceSource;
-use crate::plans::{self, Outcome, StepResult, Stop};
-use crate::processors::{ProcessorTask, Processors};
+use crate::plans::{self, Outcome, StepResult};
 use crate::resume::{self, ResumeFacts};
-use crate::store::Location;
-
-/// A persistent store sealed files are copied to (`[[attached]]`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AttachedStore {
-    /// The instance name the manager knows it by.
-    pub name: String,
-    /// Its directory.
-    pub location: PathBuf,
-    /// Read-only stores are never written to.
-    pub readonly: bool,
-}
-
-/// Everything a thread needs.
-#[derive(Clone)]
-pub struct ThreadContext {
-    /// The worker's instance name, for reports.
-    pub worker_name: String,
-    /// The thread's location.
-    pub location: Location,
-    /// The plan of new sectors.
-    pub plan: Plan,
-    /// Its options.
-    pub options: SealingOptions,
-    /// The manager.
-    pub manager: Arc<dyn SectorManager>,
-    /// Its state store.
-    pub store: Arc<dyn StateStore>,
-    /// Stage limits shared with the other threads.
-    pub limits: StageLimits,
-    /// The external processors shared with the other threads (none: all in-process).
-    pub processors: Processors,
-    /// Where sealed files are persisted.
-    pub attached: Vec<AttachedStore>,
-    /// Where deal pieces are read from.
-    pub pieces: PieceSource,
-}
-
-/// The shortest wait between two idle rounds (no sector to take, or nothing to do yet).
-pub(crate) const IDLE_FLOOR: Duration = Duration::from_millis(100);
+pub use crate::runner::{AttachedStore, ThreadContext};
+use crate::runner::{Runner, Stop, IDLE_FLOOR};
 
 fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
-}
-
-/// A record field a step needs; its absence aborts the sector (the original's
-/// `field_required!`).
-pub(crate) fn required<T>(value: Option<T>, name: &str) -> Result<T, Failure> {
-    value.ok_or_else(|| Failure::abort(format!("{name} is required")))
-}
-
-/// Runs `work` on a blocking thread; a panic is a critical failure naming `what`.
-async fn blocking<T: Send + 'static>(
-    what: &str,
-    work: impl FnOnce() -> Result<T, Failure> + Send + 'static,
-) -> Result<T, Failure> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| Failure::critical(format!("{what} panicked: {e}")))?
 }
 
 fn critical_store(e: impl std::fmt::Display) -> Failure {
@@ -106,13 +46,6 @@ pub(crate) async fn run(ctx: ThreadContext, control: Arc<Control>, journal: Jour
     if runner.ctx.plan == Plan::Wdpost && runner.control.interrupt() != Some(Interrupt::Stopping) {
         plans::wdpost::run(runner).await;
     }
-}
-
-/// One thread's loop over the plan of its record.
-pub(crate) struct Runner {
-    pub(crate) ctx: ThreadContext,
-    pub(crate) control: Arc<Control>,
-    pub(crate) journal: Journal,
 }
 
 impl Runner {
@@ -308,49 +241,6 @@ impl Runner {
         self.persist_pause(record).await;
     }
 
-    /// Applies a pause an operator asked for during a proof call, recording it for `job`
-    /// (the sector or wdpost job the thread holds).
-    pub(crate) async fn apply_requested_pause(&self, job: Option<String>) {
-        let held = self.journal.hold().await;
-        if let Some(by) = self.control.apply_requested_pause() {
-            let paused = Happening::Paused {
-                by: Some(by),
-                reason: None,
-            };
-            held.record(job, Some(paused)).await;
-        }
-    }
-
-    /// Pauses the thread on its own after `failure`, recording why for `job`.
-    pub(crate) async fn pause_on(&self, job: Option<String>, failure: &Failure) {
-        tracing::warn!(thread = self.control.index(), "pausing: {failure}");
-        let reason = failure.to_string();
-        // Held across the change, so that a resume it lets in is recorded after it.
-        let held = self.journal.hold().await;
-        self.control.pause_with_error(Some(reason.clone()));
-        let paused = Happening::Paused {
-            by: None,
-            reason: Some(reason),
-        };
-        held.record(job, Some(paused)).await;
-    }
-
-    /// Records `failure` of `job` as the thread acts on it (`retry`: the retry about to
-    /// be made, for a temporary one).
-    pub(crate) async fn record_failure_of(
-        &self,
-        job: Option<String>,
-        failure: &Failure,
-        retry: Option<u32>,
-    ) {
-        let failed = Happening::Failed {
-            level: failure.level,
-            message: failure.message.clone(),
-            retry,
-        };
-        self.journal.record(job, failed).await;
-    }
-
     async fn record_failure(&self, record: &SectorRecord, failure: &Failure, retry: Option<u32>) {
         self.record_failure_of(sector_of(record), failure, retry)
             .await;
@@ -515,97 +405,6 @@ impl Runner {
             }
         }
         Ok(())
-    }
-
-    /// Waits for a slot of `stage` where it is limited (showing Waiting; a pause
-    /// interrupts the wait).
-    async fn stage_slot(
-        &self,
-        stage: ProofStage,
-    ) -> Result<Option<tokio::sync::OwnedSemaphorePermit>, Stop> {
-        if !self.ctx.limits.is_limited(stage) {
-            return Ok(None);
-        }
-        self.control.set_activity(Activity::Waiting);
-        let waiting = std::time::Instant::now();
-        let slot = self
-            .control
-            .interruptible(self.ctx.limits.acquire(stage))
-            .await?;
-        self.control
-            .metrics()
-            .record_slot_wait(stage, waiting.elapsed());
-        self.control.set_activity(Activity::Running { proc: None });
-        Ok(slot)
-    }
-
-    /// Runs blocking proof work of `stage` on a blocking thread, holding a slot of it.
-    pub(crate) async fn proof_call<T: Send + 'static>(
-        &self,
-        stage: ProofStage,
-        work: impl FnOnce() -> Result<T, Failure> + Send + 'static,
-    ) -> Result<T, Stop> {
-        let _slot = self.stage_slot(stage).await?;
-        if let Some(interrupt) = self.control.interrupt() {
-            return Err(interrupt.into());
-        }
-        let proc = stage.builtin_proc();
-        self.control.enter_proof_call(proc);
-        let started = std::time::Instant::now();
-        let result = blocking(proc, work).await;
-        self.control
-            .metrics()
-            .record_stage(self.control.plan(), stage, started.elapsed());
-        // The result is applied and persisted by `step`; a pause asked for meanwhile
-        // takes effect at the top of the thread loop, after that.
-        self.control.leave_proof_call();
-        Ok(result?)
-    }
-
-    /// A processor call of `P`'s stage: `prepare` (here, blocking) gives the task, which
-    /// runs in-process or in an external processor (`[[processors.<stage>]]`), and
-    /// `finish` (here, blocking) turns its output into the step's result. An external
-    /// call waits, interruptibly, for a ready child with a free slot and its locks; once
-    /// sent it runs to completion as an in-process call does.
-    pub(crate) async fn processor_call<P: ProcessorTask, T: Send + 'static>(
-        &self,
-        prepare: impl FnOnce() -> Result<P, Failure> + Send + 'static,
-        finish: impl FnOnce(P::Output) -> Result<T, Failure> + Send + 'static,
-    ) -> Result<T, Stop> {
-        let stage = P::STAGE;
-        if !self.ctx.processors.is_external(stage) {
-            return self
-                .proof_call(stage, move || finish(prepare()?.execute()?))
-                .await;
-        }
-        let _slot = self.stage_slot(stage).await?;
-        let task = blocking(stage.builtin_proc(), prepare).await?;
-        self.control.set_activity(Activity::Waiting);
-        let lease = self
-            .control
-            .interruptible(self.ctx.processors.lease(stage))
-            .await??;
-        if let Some(interrupt) = self.control.interrupt() {
-            return Err(interrupt.into());
-        }
-        self.control.enter_proof_call(&lease.proc_name());
-        let started = std::time::Instant::now();
-        let output = lease.run(&task).await;
-        drop(lease);
-        self.control
-            .metrics()
-            .record_stage(self.control.plan(), stage, started.elapsed());
-        self.control.leave_proof_call();
-        Ok(blocking(stage.builtin_proc(), move || finish(output?)).await?)
-    }
-
-    pub(crate) async fn manager_call<T>(
-        &self,
-        name: &str,
-        call: impl std::future::Future<Output = Result<T, damocles_core::ManagerError>>,
-    ) -> Result<T, Stop> {
-        let result = self.control.interruptible(call).await?;
-        result.map_err(|e| Stop::Failed(e.into_failure(name)))
     }
 
     /// Runs the step of the record's state under the record's plan (not the configured

@@ -11,14 +11,14 @@ use damocles_rpc::manager::unix_now;
 use damocles_rpc::manager::{ChainView, JobRequestError};
 use damocles_rpc::metrics::{ManagerMetrics, MetricsServer, Renderer};
 use damocles_rpc::pg::{DbError, DbErrorKind};
-use damocles_rpc::pg_document::PgDocument;
+use damocles_rpc::pg_document::{DocumentError, PgDocument};
 use damocles_rpc::pg_pieces::PgPieces;
 use damocles_rpc::sealer::MANAGER_PATH;
 use damocles_rpc::{
     ManagerService, PgRegistry, Registry, RpcServer, ServerOptions, WorkerRegistry,
 };
 use damocles_sealing::config::WorkerConfig;
-use damocles_sealing::mock_chain::{MockChain, SharedRecords};
+use damocles_sealing::mock_chain::{MockChain, SharedRecords, SharedRecordsError};
 use damocles_sealing::params::{self, Generated};
 use damocles_sealing::store::Location;
 use serde_json::Value;
@@ -105,27 +105,36 @@ struct SharedChain {
 
 #[async_trait::async_trait]
 impl SharedRecords for SharedChain {
-    fn begin(&self, deadline: std::time::Instant) -> Result<Option<String>, String> {
+    fn begin(&self, deadline: std::time::Instant) -> Result<Option<String>, SharedRecordsError> {
         off_the_executor(|| self.records.begin(deadline))
+            .map_err(|e| SharedRecordsError::Unreadable(e.to_string()))
     }
 
     fn write(&self, json: &str) {
         self.records.write(json);
     }
 
-    fn end(&self) -> Result<(), String> {
-        off_the_executor(|| self.records.end())
+    fn end(&self) -> Result<(), SharedRecordsError> {
+        off_the_executor(|| self.records.end()).map_err(|e| match e {
+            DocumentError::Unreadable { .. } => SharedRecordsError::Unreadable(e.to_string()),
+            DocumentError::WritesLost { .. } | DocumentError::Stopped => {
+                SharedRecordsError::WritesLost(e.to_string())
+            }
+        })
     }
 
-    async fn keep_piece(&self, cid: &Cid, payload: &[u8]) -> Result<(), String> {
+    async fn keep_piece(&self, cid: &Cid, payload: &[u8]) -> Result<(), SharedRecordsError> {
         self.pieces
             .keep(&cid.text, payload)
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| SharedRecordsError::Pieces(e.to_string()))
     }
 
-    async fn piece(&self, cid: &Cid) -> Result<Option<Vec<u8>>, String> {
-        self.pieces.get(&cid.text).await.map_err(|e| e.to_string())
+    async fn piece(&self, cid: &Cid) -> Result<Option<Vec<u8>>, SharedRecordsError> {
+        self.pieces
+            .get(&cid.text)
+            .await
+            .map_err(|e| SharedRecordsError::Pieces(e.to_string()))
     }
 }
 

@@ -88,7 +88,7 @@ fn a_commit_cut_off_lands_unless_another_manager_wrote_meanwhile() {
     b.write("b1");
     b.end().expect("b commits");
     let lost = a.end().expect_err("A's write must not be taken for landed");
-    assert!(lost.contains("another manager wrote"), "{lost}");
+    assert!(lost.to_string().contains("another manager wrote"), "{lost}");
     assert_eq!(
         a.begin(soon()).expect("read").as_deref(),
         Some("b1"),

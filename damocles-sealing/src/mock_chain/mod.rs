@@ -221,6 +221,21 @@ struct ChainState {
     unread_since: Option<(std::time::SystemTime, String)>,
 }
 
+/// Why a section of [`SharedRecords`] or a piece kept there failed; the text is the
+/// store's own (a database error, its password hidden).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SharedRecordsError {
+    /// The records could not be read in time (the database is down): no section is open.
+    #[error("{0}")]
+    Unreadable(String),
+    /// What the section wrote did not land and another holder wrote meanwhile.
+    #[error("{0}")]
+    WritesLost(String),
+    /// A piece could not be stored or read.
+    #[error("{0}")]
+    Pieces(String),
+}
+
 /// Records shared by several managers (a database row), read and written in sections
 /// that exclude every other holder: each section of the chain's work (one lock of its
 /// state) reads the records as they stand, and what it saves is written before the next
@@ -234,7 +249,7 @@ pub trait SharedRecords: Send + Sync + std::fmt::Debug {
     ///
     /// # Errors
     /// They could not be read by `deadline` (the database is down): no section is open.
-    fn begin(&self, deadline: std::time::Instant) -> Result<Option<String>, String>;
+    fn begin(&self, deadline: std::time::Instant) -> Result<Option<String>, SharedRecordsError>;
     /// Writes the records within the section.
     fn write(&self, json: &str);
     /// Ends the section, making what it wrote visible to every holder.
@@ -243,18 +258,18 @@ pub trait SharedRecords: Send + Sync + std::fmt::Debug {
     /// What the section wrote did not land (its commit was lost and another holder wrote
     /// meanwhile): the records are as they were before the section, and the caller must
     /// not act on what the section decided.
-    fn end(&self) -> Result<(), String>;
+    fn end(&self) -> Result<(), SharedRecordsError>;
     /// Keeps a deal piece's payload where every holder can read it.
     ///
     /// # Errors
     /// The payload could not be stored.
-    async fn keep_piece(&self, cid: &Cid, payload: &[u8]) -> Result<(), String>;
+    async fn keep_piece(&self, cid: &Cid, payload: &[u8]) -> Result<(), SharedRecordsError>;
     /// A deal piece's payload kept by [`SharedRecords::keep_piece`] (by any holder);
     /// `Ok(None)` for a piece nobody kept.
     ///
     /// # Errors
     /// The store could not be read.
-    async fn piece(&self, cid: &Cid) -> Result<Option<Vec<u8>>, String>;
+    async fn piece(&self, cid: &Cid) -> Result<Option<Vec<u8>>, SharedRecordsError>;
 }
 
 /// What share of sectors get deals, and where their pieces are kept.
@@ -391,6 +406,20 @@ struct ChainGuard<'a> {
     refused: Option<String>,
 }
 
+/// Why a section's changes were not saved.
+#[derive(Debug, thiserror::Error)]
+enum SectionError {
+    /// The section could not read the records, so it may not write them.
+    #[error("{0}")]
+    Refused(String),
+    /// The records file could not be written.
+    #[error("{0}")]
+    File(#[from] std::io::Error),
+    /// The shared records lost the section's writes.
+    #[error("{0}")]
+    Shared(#[from] SharedRecordsError),
+}
+
 impl ChainGuard<'_> {
     /// Writes what the section changed and ends it.
     ///
@@ -405,15 +434,15 @@ impl ChainGuard<'_> {
         })
     }
 
-    fn end(&mut self) -> Result<(), String> {
+    fn end(&mut self) -> Result<(), SectionError> {
         self.ended = true;
         if let Some(why) = &self.refused {
             self.state.changed = false;
-            return Err(why.clone());
+            return Err(SectionError::Refused(why.clone()));
         }
-        self.state.write_changes().map_err(|e| e.to_string())?;
+        self.state.write_changes()?;
         match &self.state.shared {
-            Some(shared) => shared.end(),
+            Some(shared) => Ok(shared.end()?),
             None => Ok(()),
         }
     }
@@ -530,8 +559,8 @@ impl MockChain {
             state.unread_since = match &begun {
                 Ok(_) => None,
                 Err(why) => Some(match state.unread_since.take() {
-                    Some((since, _)) => (since, why.clone()),
-                    None => (std::time::SystemTime::now(), why.clone()),
+                    Some((since, _)) => (since, why.to_string()),
+                    None => (std::time::SystemTime::now(), why.to_string()),
                 }),
             };
             match begun {
@@ -1565,9 +1594,9 @@ impl PieceStore for MockChain {
                 let payload = shared
                     .piece(cid)
                     .await
-                    .map_err(|reason| PieceFetchError::Unavailable {
+                    .map_err(|e| PieceFetchError::Unavailable {
                         cid: cid.text.clone(),
-                        reason,
+                        reason: e.to_string(),
                     })?
                     .ok_or_else(|| {
                         not_found(format!("{} and the shared records: {e}", source.display()))

@@ -13,28 +13,28 @@ struct LossyRecords {
 
 #[async_trait]
 impl SharedRecords for LossyRecords {
-    fn begin(&self, _: std::time::Instant) -> Result<Option<String>, String> {
+    fn begin(&self, _: std::time::Instant) -> Result<Option<String>, SharedRecordsError> {
         Ok(self.doc.lock().expect("doc").0.clone())
     }
     fn write(&self, json: &str) {
         self.doc.lock().expect("doc").1 = Some(json.to_owned());
     }
-    fn end(&self) -> Result<(), String> {
+    fn end(&self) -> Result<(), SharedRecordsError> {
         let mut doc = self.doc.lock().expect("doc");
         let Some(pending) = doc.1.take() else {
             return Ok(());
         };
         if doc.2 > 0 {
             doc.2 -= 1;
-            return Err("commit lost".into());
+            return Err(SharedRecordsError::WritesLost("commit lost".into()));
         }
         doc.0 = Some(pending);
         Ok(())
     }
-    async fn keep_piece(&self, _: &Cid, _: &[u8]) -> Result<(), String> {
+    async fn keep_piece(&self, _: &Cid, _: &[u8]) -> Result<(), SharedRecordsError> {
         Ok(())
     }
-    async fn piece(&self, _: &Cid) -> Result<Option<Vec<u8>>, String> {
+    async fn piece(&self, _: &Cid) -> Result<Option<Vec<u8>>, SharedRecordsError> {
         Ok(None)
     }
 }

@@ -1,4 +1,4 @@
-//! Plans as modules. The thread runner ([`crate::thread`]) knows no plan: it loads the
+//! Plans as modules. The thread's driver ([`crate::thread`]) knows no plan: it loads the
 //! record, asks the record's plan for the step of its state ([`PlanSteps::exec`]), and
 //! applies what the step returns (a transition, persisted durably; an idle round; the end
 //! of the job; a failure by its level). Each plan is one module here: the steps of the
@@ -12,10 +12,10 @@ mod unseal;
 pub(crate) mod wdpost;
 
 use async_trait::async_trait;
-use damocles_core::{Event, Failure, Plan, SectorRecord};
+use damocles_core::{Event, Plan, SectorRecord};
 
-use crate::control::Interrupt;
-use crate::thread::Runner;
+use crate::runner::Runner;
+pub(crate) use crate::runner::Stop;
 
 /// What a step produced.
 // A step's return value, moved once into the runner: the size of its largest event (a
@@ -28,26 +28,6 @@ pub(crate) enum Outcome {
     Idle,
     /// The job is done.
     Finished,
-}
-
-/// Why a step did not produce an outcome.
-pub(crate) enum Stop {
-    /// It failed; the runner acts on the failure's level.
-    Failed(Failure),
-    /// Paused or stopping: the runner looks at the control again.
-    Interrupted,
-}
-
-impl From<Failure> for Stop {
-    fn from(failure: Failure) -> Self {
-        Stop::Failed(failure)
-    }
-}
-
-impl From<Interrupt> for Stop {
-    fn from(_: Interrupt) -> Self {
-        Stop::Interrupted
-    }
 }
 
 /// What a step returns.

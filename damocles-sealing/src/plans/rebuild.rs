@@ -16,7 +16,7 @@ use super::shared::{
 };
 use super::{Outcome, PlanSteps, StepResult};
 use crate::proofs;
-use crate::thread::{required, Runner};
+use crate::runner::{required, Runner};
 use crate::update;
 
 /// The rebuild plan's steps.

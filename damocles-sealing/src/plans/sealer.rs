@@ -17,7 +17,7 @@ use super::shared::{
 use super::{Outcome, PlanSteps, StepResult};
 use crate::control::Activity;
 use crate::proofs::{self, SealIdentity};
-use crate::thread::{required, Runner};
+use crate::runner::{required, Runner};
 
 /// The sealer plan's steps.
 pub(crate) struct Sealer;

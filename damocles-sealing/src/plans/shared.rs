@@ -15,7 +15,7 @@ use crate::options::SealingOptions;
 use crate::paths::SectorPaths;
 use crate::pieces;
 use crate::proofs::{self, SealIdentity};
-use crate::thread::{required, Runner, IDLE_FLOOR};
+use crate::runner::{required, Runner, IDLE_FLOOR};
 use crate::update::is_persisted_cache_file;
 
 /// The sector a step works on, and its files.

@@ -15,7 +15,7 @@ use super::shared::{
     unexpected_state, Replica,
 };
 use super::{Outcome, PlanSteps, StepResult, Stop};
-use crate::thread::{required, Runner};
+use crate::runner::{required, Runner};
 use crate::update;
 
 /// The snapup plan's steps.

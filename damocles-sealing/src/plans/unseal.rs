@@ -12,7 +12,7 @@ use damocles_core::{Event, Failure, ProofStage, SectorRecord, State, UnsealTarge
 use super::shared::{aborted, allocate_spec, hand_back, identity, take_job, unexpected_state};
 use super::{Outcome, PlanSteps, StepResult, Stop};
 use crate::control::Activity;
-use crate::thread::{required, Runner};
+use crate::runner::{required, Runner};
 use crate::unseal::{self, Destination};
 use crate::update;
 

@@ -28,7 +28,7 @@ use super::shared::note_idle_reason;
 use super::Stop;
 use crate::control::{Activity, Interrupt};
 use crate::resume::WdPostFacts;
-use crate::thread::{Runner, IDLE_FLOOR};
+use crate::runner::{Runner, IDLE_FLOOR};
 use crate::window_post::{self, PoStChallenge, ProvingSector};
 
 /// How often a thread proving a job tells the manager it is alive (the original's 3 s;

@@ -54,7 +54,7 @@ pub fn bind_from_env() -> Option<CpuBinding> {
         Ok(cpus) => cpus,
         Err(e) => {
             tracing::warn!("{ENV_CGROUP_CPUSET}: {e}; running unbound");
-            return Some(CpuBinding::Unbound(e));
+            return Some(CpuBinding::Unbound(e.to_string()));
         }
     };
     let name = std::env::var(ENV_CGROUP_NAME).unwrap_or_else(|_| "vc-worker".into());

@@ -11,11 +11,9 @@
 
 pub mod binding;
 mod child;
-mod cpuset;
 pub mod protocol;
 mod serve;
 mod sys;
-pub mod tasks;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -28,7 +26,9 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
-pub use cpuset::CpuSet;
+pub use crate::cpuset::{CpuSet, CpuSetError};
+/// The tasks a processor runs (they are proof calls: they live with the proofs).
+pub use crate::proofs::tasks;
 pub use serve::{serve, serve_stage, ServeError};
 
 /// The stages with external processors here (others run in-process).
@@ -37,6 +37,21 @@ pub use tasks::ProcessorTask;
 
 use crate::config::{ExternalProcessorSection, ProcessorsSection};
 use child::{ChildCounters, ChildSpec, ExternalChild, Live};
+
+/// Why the external processors of a configuration cannot start.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProcessorsError {
+    /// A child's `cgroup.cpuset` names CPUs this machine does not have online.
+    #[error("{key}: CPU {missing} not online on this machine (online: {online})")]
+    CpusOffline {
+        /// The key, e.g. `processors.c2[0].cgroup.cpuset`.
+        key: String,
+        /// The CPUs it names that are not online, e.g. `8000`.
+        missing: String,
+        /// The CPUs online, in the kernel's list form.
+        online: String,
+    },
+}
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ChildLabels {
@@ -96,9 +111,9 @@ impl Processors {
     /// tokio runtime.
     ///
     /// # Errors
-    /// A message naming the key when a `cgroup.cpuset` names CPUs this machine does not
-    /// have online (nothing is started then).
-    pub fn start(section: &ProcessorsSection, own_binary: &Path) -> Result<Self, String> {
+    /// [`ProcessorsError::CpusOffline`], naming the key, when a `cgroup.cpuset` names CPUs
+    /// this machine does not have online (nothing is started then).
+    pub fn start(section: &ProcessorsSection, own_binary: &Path) -> Result<Self, ProcessorsError> {
         let external = section.external();
         if external.is_empty() {
             return Ok(Self::default());
@@ -116,10 +131,11 @@ impl Processors {
                         .map(ToString::to_string)
                         .collect();
                     if !missing.is_empty() {
-                        return Err(format!(
-                            "processors.{stage}[{index}].cgroup.cpuset: CPU {} not online on this machine (online: {online})",
-                            missing.join(", ")
-                        ));
+                        return Err(ProcessorsError::CpusOffline {
+                            key: format!("processors.{stage}[{index}].cgroup.cpuset"),
+                            missing: missing.join(", "),
+                            online: online.to_string(),
+                        });
                     }
                 }
             }
@@ -582,7 +598,7 @@ mod tests {
         let config = WorkerConfig::parse(text, "test").expect("config").config;
         let e = Processors::start(&config.processors, Path::new("/unused")).expect_err("CPU 8000");
         assert!(
-            e.starts_with(
+            e.to_string().starts_with(
                 "processors.c2[0].cgroup.cpuset: CPU 8000 not online on this machine (online: 0"
             ),
             "{e}"

@@ -7,6 +7,27 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CpuSet(Vec<usize>);
 
+/// Why a CPU list does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CpuSetError {
+    /// A part is not a CPU number (0 to 8191) or a range of them.
+    #[error("{part:?} in {text:?} is not a CPU number (0 to {MAX_CPU}) or range like 0-11")]
+    NotACpu {
+        /// The part, e.g. `x` of `0,x`.
+        part: String,
+        /// The whole list.
+        text: String,
+    },
+    /// A range's first CPU is above its last.
+    #[error("range {part:?} in {text:?} runs backwards")]
+    Backwards {
+        /// The range, e.g. `5-2`.
+        part: String,
+        /// The whole list.
+        text: String,
+    },
+}
+
 /// The highest CPU number accepted (the kernel's default `NR_CPUS` limit).
 const MAX_CPU: usize = 8191;
 
@@ -14,17 +35,18 @@ impl CpuSet {
     /// Parses a list of CPUs and ranges, e.g. `0-11,24-35` or `3`.
     ///
     /// # Errors
-    /// A message naming the part that is not a CPU number or an ascending range.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    /// [`CpuSetError`], naming the part that is not a CPU number or an ascending range.
+    pub fn parse(text: &str) -> Result<Self, CpuSetError> {
         let mut cpus = Vec::new();
         for part in text.split(',').map(str::trim) {
-            let number = |s: &str| -> Result<usize, String> {
+            let number = |s: &str| -> Result<usize, CpuSetError> {
                 s.trim()
                     .parse::<usize>()
                     .ok()
                     .filter(|n| *n <= MAX_CPU)
-                    .ok_or_else(|| {
-                        format!("{part:?} in {text:?} is not a CPU number (0 to {MAX_CPU}) or range like 0-11")
+                    .ok_or_else(|| CpuSetError::NotACpu {
+                        part: part.to_owned(),
+                        text: text.to_owned(),
                     })
             };
             let (first, last) = match part.split_once('-') {
@@ -35,7 +57,10 @@ impl CpuSet {
                 }
             };
             if first > last {
-                return Err(format!("range {part:?} in {text:?} runs backwards"));
+                return Err(CpuSetError::Backwards {
+                    part: part.to_owned(),
+                    text: text.to_owned(),
+                });
             }
             cpus.extend(first..=last);
         }
@@ -91,9 +116,9 @@ mod tests {
     #[test]
     fn bad_parts_are_named() {
         let e = CpuSet::parse("0-3,x").expect_err("x is no CPU");
-        assert!(e.contains("\"x\""), "{e}");
+        assert!(e.to_string().contains("\"x\""), "{e}");
         let e = CpuSet::parse("5-2").expect_err("backwards");
-        assert!(e.contains("backwards"), "{e}");
+        assert!(e.to_string().contains("backwards"), "{e}");
         assert!(CpuSet::parse("").is_err());
         assert!(CpuSet::parse("99999").is_err());
     }

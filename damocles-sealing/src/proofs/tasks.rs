@@ -22,7 +22,7 @@ use filecoin_proofs_api::{PieceInfo, ProverId, RegisteredSealProof, SectorId, Ti
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::proofs::proof_failure;
+use super::proof_failure;
 
 /// One stage's task: what crosses to a processor and what comes back.
 pub trait ProcessorTask: Serialize + DeserializeOwned + Send + 'static {
