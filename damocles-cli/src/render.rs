@@ -29,13 +29,9 @@ use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::io::Write;
 
+use damocles_core::listing::{ChainJobRow, SectorRow, WdPostJobRow};
 use damocles_core::{PauseOutcome, ResumeOutcome, ThreadInfo};
-use damocles_sealing::mock_chain::{
-    kind_name, ChainJob, ChainSector, ChainSectorState, JobKind, JobState, WdPostJob,
-    WdPostJobState,
-};
 use serde::Serialize;
-use serde_json::{json, Value};
 use tabwriter::TabWriter;
 
 /// `text` safe to print in a table cell or a message: control characters (C0, DEL, C1:
@@ -307,40 +303,36 @@ pub fn ping_table(
 }
 
 /// `damocles-manager util sealer sectors list`: one line per sector of the mock chain.
-pub fn sectors_table(sectors: &[serde_json::Value]) -> String {
+pub fn sectors_table(sectors: &[SectorRow]) -> String {
     let mut lines = vec!["Sector\tProofType\tState\tDeals\tCommR\tProof\tRebuilt".to_owned()];
     for s in sectors {
-        let text = |key: &str| s[key].as_str().map(str::to_owned);
-        let short = |key: &str| {
-            text(key).map_or_else(
-                || "-".to_owned(),
-                |hex| {
-                    if hex.chars().count() > 16 {
-                        format!("{}…", hex.chars().take(16).collect::<String>())
-                    } else {
-                        hex
-                    }
-                },
-            )
+        let short = s.comm_r.as_deref().map_or_else(
+            || "-".to_owned(),
+            |hex| {
+                if hex.chars().count() > 16 {
+                    format!("{}…", hex.chars().take(16).collect::<String>())
+                } else {
+                    hex.to_owned()
+                }
+            },
+        );
+        let state = match &s.abort_reason {
+            Some(reason) => format!("{} ({reason})", s.state),
+            None => s.state.clone(),
         };
-        let mut state = text("state").unwrap_or_default();
-        if let Some(reason) = text("abort_reason") {
-            state = format!("{state} ({reason})");
-        }
         lines.push(format!(
             "{}\t{}\t{}\t{}\t{}\t{}\t{}",
-            cell(&format!("s-t0{}-{}", s["miner"], s["number"])),
-            cell(&s["proof_type"].to_string()),
+            cell(&format!("s-t0{}-{}", s.miner, s.number)),
+            s.proof_type,
             cell(&state),
-            s["pieces"].as_array().map_or(0, Vec::len)
-                + s["update"]["pieces"].as_array().map_or(0, Vec::len),
-            cell(&short("comm_r")),
-            s["proof"]
-                .as_str()
+            s.pieces.len() + s.update.as_ref().map_or(0, |u| u.pieces.len()),
+            cell(&short),
+            s.proof
+                .as_deref()
                 .map_or_else(|| "-".to_owned(), |p| format!("{} bytes", p.len() / 2)),
-            match s["rebuilt"].as_u64() {
-                Some(0) | None => "-".to_owned(),
-                Some(times) => format!("{times}×"),
+            match s.rebuilt {
+                0 => "-".to_owned(),
+                times => format!("{times}×"),
             },
         ));
     }
@@ -349,23 +341,18 @@ pub fn sectors_table(sectors: &[serde_json::Value]) -> String {
 
 /// `util sealer jobs list`: one line per job, oldest first, with its age at `now` (Unix
 /// seconds) and, for a failed or refused one, why.
-pub fn jobs_table(jobs: &[Value], now: i64) -> String {
+pub fn jobs_table(jobs: &[ChainJobRow], now: i64) -> String {
     let mut lines = vec!["ID\tKind\tSector\tPiece\tState\tAge\tWhy".to_owned()];
     for job in jobs {
-        let text = |key: &str| job[key].as_str().unwrap_or("-").to_owned();
-        let age = job["created_at"].as_i64().map_or_else(
-            || "-".to_owned(),
-            |at| short_age(now.saturating_sub(at).max(0) as u64),
-        );
         lines.push(format!(
             "{}\t{}\t{}\t{}\t{}\t{}\t{}",
-            job["id"],
-            cell(&text("kind")),
-            cell(&text("sector")),
-            cell(&text("piece")),
-            cell(&text("state")),
-            age,
-            cell(job["reason"].as_str().unwrap_or("-")),
+            job.id,
+            cell(&job.kind),
+            cell(&job.sector),
+            cell(job.piece.as_deref().unwrap_or("-")),
+            cell(&job.state),
+            age_at(now, job.created_at),
+            cell(job.reason.as_deref().unwrap_or("-")),
         ));
     }
     tabulate(&lines)
@@ -374,141 +361,54 @@ pub fn jobs_table(jobs: &[Value], now: i64) -> String {
 /// `util sealer wdpost list`: one line per WindowPoSt job, oldest first: its id, round,
 /// state, the worker it was handed to, how many sectors it covers, the faulty ones' numbers, whether
 /// its proof verified, its age at `now` (Unix seconds) and its last error.
-pub fn wdpost_table(jobs: &[Value], now: i64) -> String {
+pub fn wdpost_table(jobs: &[WdPostJobRow], now: i64) -> String {
     let mut lines = vec![
         "ID\tRound\tState\tWorker\tSectors\tFaultySectors\tVerified\tTries\tAge\tError".to_owned(),
     ];
     for job in jobs {
-        let text = |key: &str| job[key].as_str().unwrap_or("-").to_owned();
-        let count = |key: &str| job[key].as_array().map_or(0, Vec::len);
-        let faults: Vec<String> = job["faults"]
-            .as_array()
-            .map(|f| f.iter().map(Value::to_string).collect())
-            .unwrap_or_default();
-        let age = job["created_at"].as_i64().map_or_else(
-            || "-".to_owned(),
-            |at| short_age(now.saturating_sub(at).max(0) as u64),
-        );
+        let faults: Vec<String> = job.faults.iter().map(ToString::to_string).collect();
         lines.push(format!(
             "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
-            cell(&text("id")),
-            job["round"],
-            cell(&text("state")),
-            cell(&text("worker")),
-            count("sectors"),
+            cell(&job.id),
+            job.round,
+            cell(&job.state),
+            cell(job.worker.as_deref().unwrap_or("-")),
+            job.sectors.len(),
             if faults.is_empty() {
                 "-".to_owned()
             } else {
                 faults.join(",")
             },
-            match job["verified"].as_bool() {
+            match job.verified {
                 Some(true) => "yes",
                 Some(false) => "NO",
                 None => "-",
             },
-            job["tries"],
-            age,
-            cell(job["error"].as_str().unwrap_or("-")),
+            job.tries,
+            age_at(now, job.created_at),
+            cell(job.error.as_deref().unwrap_or("-")),
         ));
     }
     tabulate(&lines)
 }
 
-/// A WindowPoSt job in the JSON of `util sealer wdpost list --json`, what an independent
-/// verifier needs: `{"id", "round", "miner", "proof_type": RegisteredPoStProof as its
-/// integer (10: StackedDrgWindow2KiBV1_2), "seed": hex, "sectors": [{"number", "comm_r":
-/// hex, "upgrade", "store"}], "faults": [numbers], "proofs": [hex], "state": "pending" |
-/// "proving" | "finished" | "failed", "verified": bool | null (not checked yet), "worker",
-/// "tries", "error", "created_at", "finished_at"}` (Unix seconds or null). The proof
-/// covers `sectors` less `faults`, verified with `verify_window_post`.
-pub fn wdpost_job_json(job: &WdPostJob) -> Value {
-    let error = match &job.state {
-        WdPostJobState::Failed(reason) => Some(reason.clone()),
-        _ => job.error.clone(),
-    };
-    json!({
-        "id": job.id,
-        "round": job.round,
-        "miner": job.miner,
-        "proof_type": job.proof_type.as_i64(),
-        "seed": hex::encode(job.seed),
-        "sectors": job.sectors.iter().map(|s| json!({
-            "number": s.number,
-            "comm_r": hex::encode(s.comm_r),
-            "upgrade": s.upgrade,
-            "store": s.store,
-        })).collect::<Vec<_>>(),
-        "faults": job.faults,
-        "proofs": job.proofs.iter().map(hex::encode).collect::<Vec<_>>(),
-        "state": job.state.name(),
-        "verified": job.verified,
-        "worker": job.worker,
-        "tries": job.tries,
-        "error": error,
-        "created_at": job.created_at,
-        "finished_at": job.finished_at,
-    })
-}
-
 /// What `util sealer sectors rebuild|unseal` says once the job is created.
-pub fn job_requested(job: &Value) -> String {
-    let kind = job["kind"].as_str().unwrap_or("-");
-    let what = match job["piece"].as_str() {
-        Some(piece) => format!(
-            "{} of {}",
-            cell(piece),
-            cell(job["sector"].as_str().unwrap_or("-"))
-        ),
-        None => cell(job["sector"].as_str().unwrap_or("-")).into_owned(),
+pub fn job_requested(job: &ChainJobRow) -> String {
+    let kind = cell(&job.kind);
+    let what = match &job.piece {
+        Some(piece) => format!("{} of {}", cell(piece), cell(&job.sector)),
+        None => cell(&job.sector).into_owned(),
     };
     format!(
         "{kind} job {} created for {what}: a worker thread with plan = \"{kind}\" takes it; \
          follow it with `util sealer jobs list`\n",
-        job["id"],
+        job.id,
     )
 }
 
-/// A mock-manager job in the JSON of `util sealer jobs list --json`: `{"id", "kind":
-/// "rebuild" | "unseal", "piece" (an unseal's piece CID, else null), "dest" (an unseal's
-/// destination URLs, else empty), "sector": "s-t0<miner>-<number>", "miner", "number", "state": "pending" |
-/// "taken" | "accepted" (the files were, the thread has yet to finish) | "done" |
-/// "failed", "created_at", "finished_at" (Unix seconds or null),
-/// "reason"}` (`reason`: why it failed, or why the files last sent back were refused, or
-/// the failure its thread last reported, `"<level>: <message>"`).
-pub fn chain_job_json(job: &ChainJob) -> Value {
-    let (piece, dest) = match &job.kind {
-        JobKind::Unseal { piece, dest } => (
-            Some(piece.text.clone()),
-            // A market URL carries a token: never shown.
-            dest.iter()
-                .map(|url| damocles_sealing::unseal::redacted(url))
-                .collect(),
-        ),
-        _ => (None, Vec::new()),
-    };
-    let state = match &job.state {
-        JobState::Taken if job.accepted => "accepted",
-        other => other.name(),
-    };
-    let failed = match &job.state {
-        JobState::Failed(reason) => Some(reason.clone()),
-        _ => None,
-    };
-    json!({
-        "id": job.id,
-        "kind": kind_name(&job.kind),
-        "piece": piece,
-        "dest": dest,
-        "sector": job.sector.to_string(),
-        "miner": job.sector.miner,
-        "number": job.sector.number,
-        "state": state,
-        "created_at": job.created_at,
-        "finished_at": job.finished_at,
-        "reason": failed
-            .or_else(|| job.refused.clone())
-            .or_else(|| job.failure.clone()),
-    })
+/// The age at `now` of something made at `at` (Unix seconds), as [`short_age`] writes it.
+fn age_at(now: i64, at: u64) -> String {
+    short_age(u64::try_from(now).unwrap_or(0).saturating_sub(at))
 }
 
 /// `worker events` / `util worker events`: one line per history entry, oldest first: its
@@ -575,67 +475,4 @@ pub fn remote_message(name: &str, dest: &str, message: &str) -> String {
     } else {
         format!("worker '{name}' ({dest}): {message}")
     }
-}
-
-/// A mock-chain sector in the JSON of `util sealer sectors list --json`: what anyone needs
-/// to verify its proof independently (hex commitments, ticket, seed and proof; the proof
-/// type as its `RegisteredSealProof` integer), the deal pieces it was sealed with (`cid`,
-/// padded `size`, `deal_id`; empty for a CC sector), and `update`: `null`, or for an
-/// upgraded sector `{"proof_type": <RegisteredUpdateProof integer>, "comm_r_new",
-/// "comm_d_new", "proof"}` (hex), which with `comm_r` verifies the upgrade, and the
-/// `pieces` the upgrade put in (whose comm_d is `comm_d_new`).
-pub fn chain_sector_json(sector: &ChainSector) -> Value {
-    let (state, reason) = match &sector.state {
-        ChainSectorState::Allocated => ("Allocated", None),
-        ChainSectorState::PreCommitted => ("PreCommitted", None),
-        ChainSectorState::Proven => ("Proven", None),
-        ChainSectorState::Finished => ("Finished", None),
-        ChainSectorState::Upgrading => ("Upgrading", None),
-        ChainSectorState::Upgraded => ("Upgraded", None),
-        ChainSectorState::Aborted(reason) => ("Aborted", Some(reason.clone())),
-        _ => ("Unknown", None),
-    };
-    let pieces = |deals: &[damocles_core::sealer_api::SectorPiece]| {
-        deals
-            .iter()
-            .filter(|d| !d.is_pledge())
-            .map(|d| {
-                json!({
-                    "cid": d.piece.cid.text,
-                    "size": d.piece.size,
-                    "deal_id": d.deal_info.deal_id,
-                })
-            })
-            .collect::<Vec<_>>()
-    };
-    let update = sector.upgrade.as_ref().and_then(|upgrade| {
-        upgrade.accepted.as_ref().map(|accepted| {
-            json!({
-                "proof_type": accepted.proof_type.as_i64(),
-                "comm_r_new": hex::encode(accepted.comm_r_new),
-                "comm_d_new": hex::encode(accepted.comm_d_new),
-                "proof": hex::encode(&accepted.proof),
-                "pieces": pieces(&upgrade.deals),
-            })
-        })
-    });
-    let mut value = json!({
-        "miner": sector.id.miner,
-        "number": sector.id.number,
-        "proof_type": sector.proof_type.as_i64(),
-        "ticket": sector.pre_commit.as_ref().map(|p| hex::encode(p.ticket.ticket))
-            .or_else(|| sector.ticket.as_ref().map(|t| hex::encode(t.ticket))),
-        "seed": sector.seed.as_ref().map(|s| hex::encode(s.seed)),
-        "comm_r": sector.pre_commit.as_ref().map(|p| hex::encode(p.comm_r)),
-        "comm_d": sector.pre_commit.as_ref().map(|p| hex::encode(p.comm_d)),
-        "proof": sector.proof.as_ref().map(hex::encode),
-        "state": state,
-        "pieces": pieces(&sector.deals),
-        "update": update,
-        "rebuilt": sector.rebuilt,
-    });
-    if let (Some(reason), Some(object)) = (reason, value.as_object_mut()) {
-        object.insert("abort_reason".into(), Value::String(reason));
-    }
-    value
 }

@@ -33,6 +33,7 @@
 
 pub mod failure;
 pub mod journal;
+pub mod listing;
 pub mod piece;
 pub mod plan;
 pub mod proof_stage;

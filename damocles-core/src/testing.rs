@@ -260,29 +260,10 @@ impl AdminTransport for ScriptedAdmin {
         }
     }
 
-    async fn pause_by(&self, index: u64, by: &str) -> Result<PauseOutcome, AdminError> {
+    /// Records `by` as the caller of the next call, which the view makes.
+    fn on_behalf_of<'a>(&'a self, by: &str) -> Box<dyn AdminTransport + 'a> {
         lock(&self.shared).callers.push(by.to_owned());
-        self.pause(index).await
-    }
-
-    async fn resume_by(
-        &self,
-        index: u64,
-        state: Option<String>,
-        by: &str,
-    ) -> Result<ResumeOutcome, AdminError> {
-        lock(&self.shared).callers.push(by.to_owned());
-        self.resume(index, state).await
-    }
-
-    async fn drain_by(
-        &self,
-        index: u64,
-        on: bool,
-        by: &str,
-    ) -> Result<crate::traits::DrainOutcome, AdminError> {
-        lock(&self.shared).callers.push(by.to_owned());
-        self.drain(index, on).await
+        Box::new(self)
     }
 
     async fn events(&self, index: u64, limit: usize) -> Result<Vec<JournalEntry>, AdminError> {

@@ -207,6 +207,39 @@ pub trait Reporter: Send + Sync {
     async fn report(&self, report: &WorkerReport) -> Result<(), ReportError>;
 }
 
+/// A reference to a transport is one (what [`AdminTransport::on_behalf_of`] returns by
+/// default).
+#[async_trait]
+impl<T: AdminTransport + ?Sized> AdminTransport for &T {
+    async fn list(&self) -> Result<Vec<ThreadInfo>, AdminError> {
+        (**self).list().await
+    }
+
+    async fn pause(&self, index: u64) -> Result<PauseOutcome, AdminError> {
+        (**self).pause(index).await
+    }
+
+    async fn resume(&self, index: u64, state: Option<String>) -> Result<ResumeOutcome, AdminError> {
+        (**self).resume(index, state).await
+    }
+
+    async fn version(&self) -> Result<String, AdminError> {
+        (**self).version().await
+    }
+
+    async fn drain(&self, index: u64, on: bool) -> Result<DrainOutcome, AdminError> {
+        (**self).drain(index, on).await
+    }
+
+    fn on_behalf_of<'a>(&'a self, by: &str) -> Box<dyn AdminTransport + 'a> {
+        (**self).on_behalf_of(by)
+    }
+
+    async fn events(&self, index: u64, limit: usize) -> Result<Vec<JournalEntry>, AdminError> {
+        (**self).events(index, limit).await
+    }
+}
+
 /// The admin API of one worker, local or remote.
 #[async_trait]
 pub trait AdminTransport: Send + Sync {
@@ -231,28 +264,15 @@ pub trait AdminTransport: Send + Sync {
         ))
     }
 
-    /// [`AdminTransport::pause`] on behalf of `by` (who asked, as the event history shows
-    /// it). Transports where the other side decides who asked (HTTP clients) ignore `by`.
-    async fn pause_by(&self, index: u64, by: &str) -> Result<PauseOutcome, AdminError> {
+    /// This transport acting on behalf of `by` (who asked, as a thread's event history
+    /// records it, e.g. `admin token from 10.0.0.9:51234`): every call made through the
+    /// returned view is `by`'s. The caller's identity travels as this context, so no method
+    /// needs a twin that takes it. Transports whose other side decides who asked (HTTP
+    /// clients: the server knows the token and the address) return themselves, which is
+    /// the default.
+    fn on_behalf_of<'a>(&'a self, by: &str) -> Box<dyn AdminTransport + 'a> {
         let _ = by;
-        self.pause(index).await
-    }
-
-    /// [`AdminTransport::resume`] on behalf of `by`.
-    async fn resume_by(
-        &self,
-        index: u64,
-        state: Option<String>,
-        by: &str,
-    ) -> Result<ResumeOutcome, AdminError> {
-        let _ = by;
-        self.resume(index, state).await
-    }
-
-    /// [`AdminTransport::drain`] on behalf of `by`.
-    async fn drain_by(&self, index: u64, on: bool, by: &str) -> Result<DrainOutcome, AdminError> {
-        let _ = by;
-        self.drain(index, on).await
+        Box::new(self)
     }
 
     /// The last `limit` entries of thread `index`'s event history, oldest first. Workers

@@ -150,13 +150,15 @@ impl RpcService for AdminService {
             }
             WorkerPause::NAME => {
                 serve::<WorkerPause, _>(p, |(index,)| async move {
-                    w.pause_by(index, by).await.map_err(to_rpc).map(|_| true)
+                    let outcome = w.on_behalf_of(by).pause(index).await;
+                    outcome.map_err(to_rpc).map(|_| true)
                 })
                 .await
             }
             WorkerResume::NAME => {
                 serve::<WorkerResume, _>(p, |(index, state)| async move {
-                    let outcome = w.resume_by(index, state, by).await.map_err(to_rpc)?;
+                    let outcome = w.on_behalf_of(by).resume(index, state).await;
+                    let outcome = outcome.map_err(to_rpc)?;
                     Ok(!matches!(outcome, ResumeOutcome::NotPaused))
                 })
                 .await
@@ -166,9 +168,8 @@ impl RpcService for AdminService {
             }
             WorkerDrain::NAME => {
                 serve::<WorkerDrain, _>(p, |(index, on)| async move {
-                    w.drain_by(index, on.unwrap_or(true), by)
-                        .await
-                        .map_err(to_rpc)
+                    let outcome = w.on_behalf_of(by).drain(index, on.unwrap_or(true)).await;
+                    outcome.map_err(to_rpc)
                 })
                 .await
             }

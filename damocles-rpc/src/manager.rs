@@ -7,9 +7,9 @@ use std::sync::{Arc, LazyLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
+use damocles_core::listing::{ChainJobRow, SectorRow, WdPostJobRow};
 use damocles_core::sealer_api::Cid;
 use damocles_core::{ReportError, Reporter, SectorId, SectorManager, WorkerReport};
-use serde_json::Value;
 
 use crate::client::{CallError, RpcClient, Timeouts};
 use crate::jsonrpc::{Params, RpcError, RpcResult};
@@ -37,22 +37,22 @@ rpc_methods! {
     Version = "Venus.Version", Read, () -> String = "string", "the manager's version";
     /// Every sector the chain knows (additive).
     ChainSectors = "Damocles.ChainSectors", Read, ()
-        -> Vec<Value> = "[ChainSector]", "every sector the (mock) chain knows, with what verifies its proof";
+        -> Vec<SectorRow> = "[ChainSector]", "every sector the (mock) chain knows, with what verifies its proof";
     /// The manager's rebuild and unseal jobs (additive).
     ChainJobs = "Damocles.ChainJobs", Read, ()
-        -> Vec<Value> = "[ChainJob]", "the (mock) manager's rebuild and unseal jobs, oldest first";
+        -> Vec<ChainJobRow> = "[ChainJob]", "the (mock) manager's rebuild and unseal jobs, oldest first";
     /// The manager's WindowPoSt jobs (additive).
     WdPostJobs = "Damocles.WdPostJobs", Read, ()
-        -> Vec<Value> = "[WdPostJob]", "the (mock) manager's WindowPoSt jobs, oldest first, with what verifies each proof";
+        -> Vec<WdPostJobRow> = "[WdPostJob]", "the (mock) manager's WindowPoSt jobs, oldest first, with what verifies each proof";
     /// Asks for a sector's files to be rebuilt (additive).
     SectorRebuild = "Damocles.SectorRebuild", Admin, (id: SectorId = "a SectorID {Miner, Number}")
-        -> Value = "ChainJob", "asks for a sector's files to be rebuilt: a job a rebuild thread takes";
+        -> ChainJobRow = "ChainJob", "asks for a sector's files to be rebuilt: a job a rebuild thread takes";
     /// Asks for a deal piece to be unsealed (additive).
     SectorUnseal = "Damocles.SectorUnseal", Admin, (
         id: SectorId = "a SectorID {Miner, Number}",
         piece_cid: Cid = "a Cid {\"/\": …}",
         dest: Option<Vec<String>> = "a list of destination URLs, or null for the piece store",
-    ) -> Value = "ChainJob",
+    ) -> ChainJobRow = "ChainJob",
         "asks for a deal piece to be unsealed and delivered: a job an unseal thread takes";
 }
 
@@ -67,8 +67,8 @@ pub const RECORDS_UNREADABLE: i64 = 12001;
 /// What a manager can show of its chain (the mock chain's sector records and jobs), and
 /// the jobs an operator can ask it for.
 pub trait ChainView: Send + Sync {
-    /// Every sector, as JSON objects.
-    fn sectors(&self) -> Vec<Value>;
+    /// Every sector.
+    fn sectors(&self) -> Vec<SectorRow>;
 
     /// Why the records behind the listings could not be read by the last listing or call,
     /// and since when (a database outage); `None` while they are read. The listings then
@@ -77,14 +77,14 @@ pub trait ChainView: Send + Sync {
         None
     }
 
-    /// Every job, oldest first, as JSON objects.
-    fn jobs(&self) -> Vec<Value>;
+    /// Every job, oldest first.
+    fn jobs(&self) -> Vec<ChainJobRow>;
 
-    /// Every WindowPoSt job, oldest first, as JSON objects.
-    fn wdpost_jobs(&self) -> Vec<Value>;
+    /// Every WindowPoSt job, oldest first.
+    fn wdpost_jobs(&self) -> Vec<WdPostJobRow>;
 
     /// Asks for `id`'s files to be rebuilt: the new job, or why not.
-    fn request_rebuild(&self, id: SectorId) -> Result<Value, JobRequestError>;
+    fn request_rebuild(&self, id: SectorId) -> Result<ChainJobRow, JobRequestError>;
 
     /// Asks for deal piece `piece` of `id` to be unsealed and delivered to `dest` (none:
     /// the manager's piece store): the new job, or why not.
@@ -93,7 +93,7 @@ pub trait ChainView: Send + Sync {
         id: SectorId,
         piece: Cid,
         dest: Vec<String>,
-    ) -> Result<Value, JobRequestError>;
+    ) -> Result<ChainJobRow, JobRequestError>;
 }
 
 /// Why a [`ChainView`] refuses a job: its own error (the mock chain's `JobRefused`).
@@ -150,10 +150,10 @@ impl ManagerService {
 
     /// A listing of the chain's records, refused with [`RECORDS_UNREADABLE`] (saying since
     /// when) when they could not be read: what the manager holds in memory may be stale.
-    fn listing(
+    fn listing<Row>(
         &self,
-        list: impl FnOnce(&dyn ChainView) -> Vec<Value>,
-    ) -> Result<Vec<Value>, RpcError> {
+        list: impl FnOnce(&dyn ChainView) -> Vec<Row>,
+    ) -> Result<Vec<Row>, RpcError> {
         let chain = self.chain()?;
         let rows = list(chain);
         match chain.records_unreadable() {
@@ -341,17 +341,17 @@ impl ManagerClient {
     }
 
     /// `Damocles.ChainSectors`.
-    pub async fn chain_sectors(&self) -> Result<Vec<Value>, CallError> {
+    pub async fn chain_sectors(&self) -> Result<Vec<SectorRow>, CallError> {
         self.rpc.request::<ChainSectors>(()).await
     }
 
     /// `Damocles.ChainJobs`.
-    pub async fn chain_jobs(&self) -> Result<Vec<Value>, CallError> {
+    pub async fn chain_jobs(&self) -> Result<Vec<ChainJobRow>, CallError> {
         self.rpc.request::<ChainJobs>(()).await
     }
 
     /// `Damocles.WdPostJobs`.
-    pub async fn wdpost_jobs(&self) -> Result<Vec<Value>, CallError> {
+    pub async fn wdpost_jobs(&self) -> Result<Vec<WdPostJobRow>, CallError> {
         self.rpc.request::<WdPostJobs>(()).await
     }
 
@@ -361,14 +361,14 @@ impl ManagerClient {
         id: SectorId,
         piece: &Cid,
         dest: &[String],
-    ) -> Result<Value, CallError> {
+    ) -> Result<ChainJobRow, CallError> {
         self.rpc
             .request::<SectorUnseal>((id, piece.clone(), Some(dest.to_vec())))
             .await
     }
 
     /// `Damocles.SectorRebuild`: the new job.
-    pub async fn request_rebuild(&self, id: SectorId) -> Result<Value, CallError> {
+    pub async fn request_rebuild(&self, id: SectorId) -> Result<ChainJobRow, CallError> {
         self.rpc.request::<SectorRebuild>((id,)).await
     }
 }

@@ -239,51 +239,73 @@ async fn serve_http(
     remote: SocketAddr,
     req: hyper::Request<Incoming>,
 ) -> HttpResponse {
-    let piece_dir = options.piece_dir.as_deref();
     let market = req.uri().path() == MARKET_RESOURCE_PATH;
+    let piece_dir = options.piece_dir.as_deref();
     if let Some(dir) =
         piece_dir.filter(|_| market || req.uri().path().starts_with(PIECE_STORE_PATH))
     {
-        let permission = options.permission(req.headers().get(AUTHORIZATION));
-        let needed = match *req.method() {
-            Method::GET if !market => Permission::Read,
-            // Unsealed pieces come back with PUT: a write.
-            Method::PUT => Permission::Admin,
-            _ => {
-                let error = RpcError::invalid_request(
-                    "pieces are read with GET and unsealed ones stored with PUT",
-                );
-                return http_answer(error_answer(StatusCode::METHOD_NOT_ALLOWED, error));
-            }
-        };
-        match (permission, needed) {
-            (None, _) => {
-                let error = RpcError::new(
-                    UNAUTHORIZED,
-                    "unauthorized: send a token as `Authorization: Bearer <token>`",
-                );
-                return http_answer(error_answer(StatusCode::UNAUTHORIZED, error));
-            }
-            (Some(Permission::Read), Permission::Admin) => {
-                let error = RpcError::new(UNAUTHORIZED, "storing a piece needs the admin token");
-                return http_answer(error_answer(StatusCode::FORBIDDEN, error));
-            }
-            _ => {}
-        }
-        let rules = UploadRules {
-            stall: options.connections.body_timeout,
-            check: options.piece_check.clone(),
-        };
-        if market {
-            let query = req.uri().query().unwrap_or_default().to_owned();
-            return receive_market_piece(dir, &query, req.into_body(), rules).await;
-        }
-        if req.method() == Method::PUT {
-            let path = req.uri().path().to_owned();
-            return receive_piece(dir, &path, req.into_body(), rules).await;
-        }
-        return serve_piece(dir, options.piece_fallback.as_deref(), req.uri().path()).await;
+        return serve_piece_route(options, dir, market, req).await;
     }
+    serve_rpc(service, options, remote, req).await
+}
+
+/// The piece store's paths (`/piecestore/<cid>`, venus-market's `/resource`): GET reads
+/// a piece with the read token, PUT stores an unsealed one with the admin token.
+async fn serve_piece_route(
+    options: &ServerOptions,
+    dir: &std::path::Path,
+    market: bool,
+    req: hyper::Request<Incoming>,
+) -> HttpResponse {
+    let permission = options.permission(req.headers().get(AUTHORIZATION));
+    let needed = match *req.method() {
+        Method::GET if !market => Permission::Read,
+        // Unsealed pieces come back with PUT: a write.
+        Method::PUT => Permission::Admin,
+        _ => {
+            let error = RpcError::invalid_request(
+                "pieces are read with GET and unsealed ones stored with PUT",
+            );
+            return http_answer(error_answer(StatusCode::METHOD_NOT_ALLOWED, error));
+        }
+    };
+    match (permission, needed) {
+        (None, _) => {
+            let error = RpcError::new(
+                UNAUTHORIZED,
+                "unauthorized: send a token as `Authorization: Bearer <token>`",
+            );
+            return http_answer(error_answer(StatusCode::UNAUTHORIZED, error));
+        }
+        (Some(Permission::Read), Permission::Admin) => {
+            let error = RpcError::new(UNAUTHORIZED, "storing a piece needs the admin token");
+            return http_answer(error_answer(StatusCode::FORBIDDEN, error));
+        }
+        _ => {}
+    }
+    let rules = UploadRules {
+        stall: options.connections.body_timeout,
+        check: options.piece_check.clone(),
+    };
+    if market {
+        let query = req.uri().query().unwrap_or_default().to_owned();
+        return receive_market_piece(dir, &query, req.into_body(), rules).await;
+    }
+    if req.method() == Method::PUT {
+        let path = req.uri().path().to_owned();
+        return receive_piece(dir, &path, req.into_body(), rules).await;
+    }
+    return serve_piece(dir, options.piece_fallback.as_deref(), req.uri().path()).await;
+}
+
+/// The JSON-RPC endpoint: checks path, method, content type and token, reads the body
+/// within its limits and answers the call (or batch).
+async fn serve_rpc(
+    service: &dyn RpcService,
+    options: &ServerOptions,
+    remote: SocketAddr,
+    req: hyper::Request<Incoming>,
+) -> HttpResponse {
     if options
         .path
         .as_deref()
@@ -314,40 +336,9 @@ async fn serve_http(
         );
         return http_answer(error_answer(StatusCode::UNAUTHORIZED, error));
     };
-    let too_large = || {
-        let error = RpcError::invalid_request(format!(
-            "request body larger than {} bytes",
-            options.body_limit
-        ));
-        http_answer(error_answer(StatusCode::PAYLOAD_TOO_LARGE, error))
-    };
-    let declared = req
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > options.body_limit) {
-        return too_large();
-    }
-    let timeout = options.connections.body_timeout;
-    let body = tokio::time::timeout(
-        timeout,
-        Limited::new(req.into_body(), options.body_limit).collect(),
-    )
-    .await;
-    let body = match body {
-        Ok(Ok(collected)) => collected.to_bytes(),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
-        Err(_) => {
-            let error = RpcError::invalid_request(format!(
-                "the request body did not arrive within {timeout:?}"
-            ));
-            return http_answer(error_answer(StatusCode::REQUEST_TIMEOUT, error));
-        }
-        Ok(Err(e)) => {
-            let error = RpcError::invalid_request(format!("cannot read the body: {e}"));
-            return http_answer(error_answer(StatusCode::BAD_REQUEST, error));
-        }
+    let body = match read_body(options, req).await {
+        Ok(body) => body,
+        Err(refused) => return refused,
     };
     let caller = Caller {
         token: options.requires_token().then_some(permission),
@@ -366,6 +357,53 @@ async fn serve_http(
     )
     .await;
     http_answer(in_dialect(answer, options.dialect))
+}
+
+/// The body of a JSON-RPC request, refused past `body_limit` (413), past the body timeout
+/// (408) or unreadable (400).
+async fn read_body(
+    options: &ServerOptions,
+    req: hyper::Request<Incoming>,
+) -> Result<Bytes, HttpResponse> {
+    let too_large = || {
+        let error = RpcError::invalid_request(format!(
+            "request body larger than {} bytes",
+            options.body_limit
+        ));
+        http_answer(error_answer(StatusCode::PAYLOAD_TOO_LARGE, error))
+    };
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > options.body_limit) {
+        return Err(too_large());
+    }
+    let timeout = options.connections.body_timeout;
+    let body = tokio::time::timeout(
+        timeout,
+        Limited::new(req.into_body(), options.body_limit).collect(),
+    )
+    .await;
+    let body = match body {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
+        Err(_) => {
+            let error = RpcError::invalid_request(format!(
+                "the request body did not arrive within {timeout:?}"
+            ));
+            return Err(http_answer(error_answer(
+                StatusCode::REQUEST_TIMEOUT,
+                error,
+            )));
+        }
+        Ok(Err(e)) => {
+            let error = RpcError::invalid_request(format!("cannot read the body: {e}"));
+            return Err(http_answer(error_answer(StatusCode::BAD_REQUEST, error)));
+        }
+    };
+    Ok(body)
 }
 
 /// Whether a `Content-Type` is `application/json` (parameters such as `charset` allowed).

@@ -351,11 +351,11 @@ impl AdminTransport for Worker {
     }
 
     async fn pause(&self, index: u64) -> Result<PauseOutcome, AdminError> {
-        self.pause_by(index, IN_PROCESS).await
+        self.on_behalf_of(IN_PROCESS).pause(index).await
     }
 
     async fn resume(&self, index: u64, state: Option<String>) -> Result<ResumeOutcome, AdminError> {
-        self.resume_by(index, state, IN_PROCESS).await
+        self.on_behalf_of(IN_PROCESS).resume(index, state).await
     }
 
     async fn version(&self) -> Result<String, AdminError> {
@@ -363,27 +363,56 @@ impl AdminTransport for Worker {
     }
 
     async fn drain(&self, index: u64, on: bool) -> Result<DrainOutcome, AdminError> {
-        self.drain_by(index, on, IN_PROCESS).await
+        self.on_behalf_of(IN_PROCESS).drain(index, on).await
     }
 
-    async fn pause_by(&self, index: u64, by: &str) -> Result<PauseOutcome, AdminError> {
-        Ok(self.thread(index)?.pause_by(by).await)
-    }
-
-    async fn resume_by(
-        &self,
-        index: u64,
-        state: Option<String>,
-        by: &str,
-    ) -> Result<ResumeOutcome, AdminError> {
-        self.thread(index)?.resume_by(state.as_deref(), by).await
-    }
-
-    async fn drain_by(&self, index: u64, on: bool, by: &str) -> Result<DrainOutcome, AdminError> {
-        Ok(self.thread(index)?.drain_by(on, by).await)
+    fn on_behalf_of<'a>(&'a self, by: &str) -> Box<dyn AdminTransport + 'a> {
+        Box::new(OnBehalf {
+            worker: self,
+            by: by.to_owned(),
+        })
     }
 
     async fn events(&self, index: u64, limit: usize) -> Result<Vec<JournalEntry>, AdminError> {
         self.thread(index)?.events(limit).await
+    }
+}
+
+/// A worker acting for one caller ([`AdminTransport::on_behalf_of`]): its pauses,
+/// resumes and drains are recorded in the threads' histories as the caller's.
+struct OnBehalf<'a> {
+    worker: &'a Worker,
+    by: String,
+}
+
+#[async_trait]
+impl AdminTransport for OnBehalf<'_> {
+    async fn list(&self) -> Result<Vec<ThreadInfo>, AdminError> {
+        Ok(self.worker.list())
+    }
+
+    async fn pause(&self, index: u64) -> Result<PauseOutcome, AdminError> {
+        Ok(self.worker.thread(index)?.pause_by(&self.by).await)
+    }
+
+    async fn resume(&self, index: u64, state: Option<String>) -> Result<ResumeOutcome, AdminError> {
+        let thread = self.worker.thread(index)?;
+        thread.resume_by(state.as_deref(), &self.by).await
+    }
+
+    async fn version(&self) -> Result<String, AdminError> {
+        Ok(self.worker.version.clone())
+    }
+
+    async fn drain(&self, index: u64, on: bool) -> Result<DrainOutcome, AdminError> {
+        Ok(self.worker.thread(index)?.drain_by(on, &self.by).await)
+    }
+
+    fn on_behalf_of<'b>(&'b self, by: &str) -> Box<dyn AdminTransport + 'b> {
+        self.worker.on_behalf_of(by)
+    }
+
+    async fn events(&self, index: u64, limit: usize) -> Result<Vec<JournalEntry>, AdminError> {
+        self.worker.thread(index)?.events(limit).await
     }
 }

@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use damocles_core::listing::{ChainJobRow, SectorRow, WdPostJobRow};
 use damocles_core::sealer_api::Cid;
-use damocles_core::{SectorId, SectorSize};
+use damocles_core::{SealProof, SectorId, SectorSize};
 use damocles_rpc::manager::unix_now;
 use damocles_rpc::manager::{ChainView, JobRequestError};
 use damocles_rpc::metrics::{ManagerMetrics, MetricsServer, Renderer};
@@ -18,10 +19,11 @@ use damocles_rpc::{
     ManagerService, PgRegistry, Registry, RpcServer, ServerOptions, WorkerRegistry,
 };
 use damocles_sealing::config::WorkerConfig;
-use damocles_sealing::mock_chain::{MockChain, SharedRecords, SharedRecordsError};
+use damocles_sealing::mock_chain::{
+    ChainJob, ChainSector, MockChain, SharedRecords, SharedRecordsError, WdPostJob,
+};
 use damocles_sealing::params::{self, Generated};
 use damocles_sealing::store::Location;
-use serde_json::Value;
 
 use crate::exit::{self, CliError, ErrorKind};
 use crate::render;
@@ -51,37 +53,28 @@ pub struct MockOptions {
     pub db: Option<String>,
 }
 
-/// The mock chain's records, in the JSON of `util sealer sectors list --json`.
+/// The mock chain's records, as the rows of its listings.
 struct MockChainView(MockChain);
 
 impl ChainView for MockChainView {
-    fn sectors(&self) -> Vec<Value> {
-        self.0
-            .sectors()
-            .iter()
-            .map(render::chain_sector_json)
-            .collect()
+    fn sectors(&self) -> Vec<SectorRow> {
+        self.0.sectors().iter().map(ChainSector::row).collect()
     }
 
-    fn jobs(&self) -> Vec<Value> {
-        self.0.jobs().iter().map(render::chain_job_json).collect()
+    fn jobs(&self) -> Vec<ChainJobRow> {
+        self.0.jobs().iter().map(ChainJob::row).collect()
     }
 
     fn records_unreadable(&self) -> Option<String> {
         self.0.records_unreadable()
     }
 
-    fn wdpost_jobs(&self) -> Vec<Value> {
-        self.0
-            .wdpost_jobs()
-            .iter()
-            .map(render::wdpost_job_json)
-            .collect()
+    fn wdpost_jobs(&self) -> Vec<WdPostJobRow> {
+        self.0.wdpost_jobs().iter().map(WdPostJob::row).collect()
     }
 
-    fn request_rebuild(&self, id: SectorId) -> Result<Value, JobRequestError> {
-        let job = self.0.request_rebuild(id)?;
-        Ok(render::chain_job_json(&job))
+    fn request_rebuild(&self, id: SectorId) -> Result<ChainJobRow, JobRequestError> {
+        Ok(self.0.request_rebuild(id)?.row())
     }
 
     fn request_unseal(
@@ -89,9 +82,8 @@ impl ChainView for MockChainView {
         id: SectorId,
         piece: Cid,
         dest: Vec<String>,
-    ) -> Result<Value, JobRequestError> {
-        let job = self.0.request_unseal(id, piece, dest)?;
-        Ok(render::chain_job_json(&job))
+    ) -> Result<ChainJobRow, JobRequestError> {
+        Ok(self.0.request_unseal(id, piece, dest)?.row())
     }
 }
 
@@ -183,60 +175,7 @@ async fn serve(options: MockOptions) -> Result<u8, CliError> {
         Some(url) => Arc::new(PgRegistry::connect(url).await.map_err(db_failure)?),
         None => Arc::new(WorkerRegistry::open(&home).map_err(|e| CliError::failed(e.to_string()))?),
     };
-    let chain = match &options.db {
-        Some(url) => {
-            for kept in ["mock-chain.json", "worker.redb"] {
-                let file = home.join(kept);
-                if file.exists() {
-                    tracing::warn!(
-                        "{} holds records of this home kept without --db; with --db they are \
-                         not read (the database's are), and nothing copies them there",
-                        file.display()
-                    );
-                }
-            }
-            let (url, key) = (url.clone(), format!("mock-chain/t0{}", options.miner));
-            let pieces = PgPieces::connect(&url).await.map_err(db_failure)?;
-            let records = tokio::task::spawn_blocking(move || PgDocument::open(&url, &key))
-                .await
-                .map_err(|e| CliError::failed(e.to_string()))?
-                .map_err(db_failure)?;
-            let shared = SharedChain { records, pieces };
-            MockChain::shared(Arc::new(shared), options.miner, proof)
-                .map_err(CliError::bad_input)?
-        }
-        None => {
-            let chain_file = home.join("mock-chain.json");
-            MockChain::open(&chain_file, options.miner, proof).map_err(|e| {
-                CliError::failed(format!("mock chain records {}: {e}", chain_file.display()))
-            })?
-        }
-    };
-    if let Some(limit) = options.max_sectors {
-        chain.limit_sectors(limit);
-    }
-    // Snap-up jobs always come with deals, whatever share of new sectors gets them.
-    let pieces = home.join("pieces");
-    chain
-        .offer_deals(options.deals.unwrap_or(0.0), &pieces)
-        .map_err(|e| CliError::failed(format!("piece directory {}: {e}", pieces.display())))?;
-    chain.delay_reports(options.report_delay);
-    chain.schedule_wdpost(
-        Some(options.wdpost_interval),
-        options.wdpost_job_sectors,
-        damocles_sealing::mock_chain::WDPOST_HEARTBEAT_TIMEOUT,
-    );
-    for (name, path) in &options.persist_stores {
-        chain.attach_store(name, path);
-    }
-    if let Some(config) = &options.with_worker {
-        // The worker of this process persists into its attached stores.
-        if let Ok(loaded) = WorkerConfig::load(config) {
-            for store in loaded.config.attached_stores() {
-                chain.attach_store(&store.name, &store.location);
-            }
-        }
-    }
+    let chain = open_chain(&options, &home, proof).await?;
     let metrics = Arc::new(ManagerMetrics::default());
     let service = ManagerService::new(
         Arc::new(chain.clone()),
@@ -272,51 +211,16 @@ async fn serve(options: MockOptions) -> Result<u8, CliError> {
             ))
         })?;
     let addr = server.local_addr();
-    let deals = match options.deals {
-        Some(share) if share > 0.0 => format!("deals for {:.0}% of the sectors", share * 100.0),
-        _ => "CC sectors".to_owned(),
-    };
-    eprintln!(
-        "damocles-manager mock: miner {}, {} sectors ({proof}), {deals}, snap-up jobs with deals, rebuild and unseal jobs on request, a WindowPoSt round every {} ({} sectors a job); {}; listening on http://{addr}{MANAGER_PATH}",
-        options.miner,
-        options.sector_size,
-        humantime::format_duration(options.wdpost_interval),
-        options.wdpost_job_sectors,
-        match &options.db {
-            Some(url) => format!(
-                "registry, chain records and deal pieces in {} (pieces cached in {})",
-                damocles_rpc::pg::without_password(url),
-                home.display()
-            ),
-            None => format!("registry and chain records in {}", home.display()),
-        }
-    );
+    announce(&options, proof, &home, addr);
     let metrics_server = match &options.metrics_listen {
         None => None,
-        Some(listen) => {
-            let expiration = options.expiration;
-            let render: Renderer = Arc::new(move || {
-                let (metrics, registry) = (metrics.clone(), registry.clone());
-                Box::pin(async move {
-                    match registry.entries().await {
-                        Ok(entries) => metrics.render(&entries, expiration, unix_now()),
-                        Err(e) => format!("# the worker registry cannot be read: {e}\n"),
-                    }
-                })
-            });
-            match MetricsServer::bind(listen, render).await {
-                Ok(m) => {
-                    eprintln!("metrics on http://{}/metrics", m.local_addr());
-                    Some(m)
-                }
-                Err(e) => {
-                    server.shutdown().await;
-                    return Err(CliError::failed(format!(
-                        "cannot serve metrics on {listen}: {e}"
-                    )));
-                }
+        Some(listen) => match serve_metrics(listen, metrics, registry, options.expiration).await {
+            Ok(m) => Some(m),
+            Err(e) => {
+                server.shutdown().await;
+                return Err(e);
             }
-        }
+        },
     };
     let worker = match &options.with_worker {
         None => None,
@@ -344,6 +248,121 @@ async fn serve(options: MockOptions) -> Result<u8, CliError> {
     server.shutdown().await;
     eprintln!("manager stopped");
     Ok(code)
+}
+
+/// The mock chain of `options`: its records in the database (`--db`) or in `home`,
+/// with the sector limit, deals, reports, WindowPoSt schedule and stores it was given.
+async fn open_chain(
+    options: &MockOptions,
+    home: &std::path::Path,
+    proof: SealProof,
+) -> Result<MockChain, CliError> {
+    let chain = match &options.db {
+        Some(url) => {
+            for kept in ["mock-chain.json", "worker.redb"] {
+                let file = home.join(kept);
+                if file.exists() {
+                    tracing::warn!(
+                        "{} holds records of this home kept without --db; with --db they are \
+                         not read (the database's are), and nothing copies them there",
+                        file.display()
+                    );
+                }
+            }
+            let (url, key) = (url.clone(), format!("mock-chain/t0{}", options.miner));
+            let pieces = PgPieces::connect(&url).await.map_err(db_failure)?;
+            let records = tokio::task::spawn_blocking(move || PgDocument::open(&url, &key))
+                .await
+                .map_err(|e| CliError::failed(e.to_string()))?
+                .map_err(db_failure)?;
+            let shared = SharedChain { records, pieces };
+            MockChain::shared(Arc::new(shared), options.miner, proof)
+                .map_err(|e| CliError::bad_input(e.to_string()))?
+        }
+        None => {
+            let chain_file = home.join("mock-chain.json");
+            MockChain::open(&chain_file, options.miner, proof).map_err(|e| {
+                CliError::failed(format!("mock chain records {}: {e}", chain_file.display()))
+            })?
+        }
+    };
+    if let Some(limit) = options.max_sectors {
+        chain.limit_sectors(limit);
+    }
+    // Snap-up jobs always come with deals, whatever share of new sectors gets them.
+    let pieces = home.join("pieces");
+    chain
+        .offer_deals(options.deals.unwrap_or(0.0), &pieces)
+        .map_err(|e| CliError::failed(format!("piece directory {}: {e}", pieces.display())))?;
+    chain.delay_reports(options.report_delay);
+    chain.schedule_wdpost(
+        Some(options.wdpost_interval),
+        options.wdpost_job_sectors,
+        damocles_sealing::mock_chain::WDPOST_HEARTBEAT_TIMEOUT,
+    );
+    for (name, path) in &options.persist_stores {
+        chain.attach_store(name, path);
+    }
+    if let Some(config) = &options.with_worker {
+        // The worker of this process persists into its attached stores.
+        if let Ok(loaded) = WorkerConfig::load(config) {
+            for store in loaded.config.attached_stores() {
+                chain.attach_store(&store.name, &store.location);
+            }
+        }
+    }
+    Ok(chain)
+}
+
+/// Says on stderr what the mock manager serves, and where.
+fn announce(
+    options: &MockOptions,
+    proof: SealProof,
+    home: &std::path::Path,
+    addr: std::net::SocketAddr,
+) {
+    let deals = match options.deals {
+        Some(share) if share > 0.0 => format!("deals for {:.0}% of the sectors", share * 100.0),
+        _ => "CC sectors".to_owned(),
+    };
+    eprintln!(
+        "damocles-manager mock: miner {}, {} sectors ({proof}), {deals}, snap-up jobs with deals, rebuild and unseal jobs on request, a WindowPoSt round every {} ({} sectors a job); {}; listening on http://{addr}{MANAGER_PATH}",
+        options.miner,
+        options.sector_size,
+        humantime::format_duration(options.wdpost_interval),
+        options.wdpost_job_sectors,
+        match &options.db {
+            Some(url) => format!(
+                "registry, chain records and deal pieces in {} (pieces cached in {})",
+                damocles_rpc::pg::without_password(url),
+                home.display()
+            ),
+            None => format!("registry and chain records in {}", home.display()),
+        }
+    );
+}
+
+/// Serves the manager's metrics on `listen` (`GET /metrics`).
+async fn serve_metrics(
+    listen: &str,
+    metrics: Arc<ManagerMetrics>,
+    registry: Arc<dyn Registry>,
+    expiration: Duration,
+) -> Result<MetricsServer, CliError> {
+    let render: Renderer = Arc::new(move || {
+        let (metrics, registry) = (metrics.clone(), registry.clone());
+        Box::pin(async move {
+            match registry.entries().await {
+                Ok(entries) => metrics.render(&entries, expiration, unix_now()),
+                Err(e) => format!("# the worker registry cannot be read: {e}\n"),
+            }
+        })
+    });
+    let server = MetricsServer::bind(listen, render)
+        .await
+        .map_err(|e| CliError::failed(format!("cannot serve metrics on {listen}: {e}")))?;
+    eprintln!("metrics on http://{}/metrics", server.local_addr());
+    Ok(server)
 }
 
 /// Prepares and starts the worker of `config`, sealing for this manager. `Ok(None)`: a

@@ -3,12 +3,12 @@
 
 use std::time::Duration;
 
+use damocles_core::listing::ChainJobRow;
 use damocles_core::sealer_api::Cid;
 use damocles_core::{AdminError, AdminTransport, SectorId};
 use damocles_rpc::manager::unix_now;
 use damocles_rpc::{CallError, HttpAdminClient, ManagerClient, Timeouts};
 use serde::Serialize;
-use serde_json::Value;
 
 use crate::bulk::{self, Action, Selector, SelectorFlags};
 use crate::exit::{self, CliError, ErrorKind};
@@ -259,7 +259,12 @@ pub async fn sector_unseal(ctx: &Context, sector: SectorId, piece: &str, dest: &
 
 /// Prints a job the manager created, or why it did not (a refusal is bad input: not a
 /// sector, not finished, a job already open).
-fn job_created(ctx: &Context, asked: Result<Value, CallError>, refused: &str, call: &str) -> u8 {
+fn job_created(
+    ctx: &Context,
+    asked: Result<ChainJobRow, CallError>,
+    refused: &str,
+    call: &str,
+) -> u8 {
     match asked {
         Ok(job) => ctx.print(&job, || render::job_requested(&job)),
         Err(CallError::Rpc(e)) => {

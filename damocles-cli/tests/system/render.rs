@@ -375,7 +375,7 @@ fn sealer_sectors_table() {
     };
     let sectors: Vec<_> = [deal_sector, aborted, upgraded]
         .iter()
-        .map(render::chain_sector_json)
+        .map(ChainSector::row)
         .collect();
     snapshot!("manager_sectors_list", render::sectors_table(&sectors));
     json_snapshot!("manager_sectors_list_json", sectors);
@@ -506,7 +506,7 @@ fn manager_wdpost_list() {
         },
     ]
     .iter()
-    .map(render::wdpost_job_json)
+    .map(WdPostJob::row)
     .collect();
     snapshot!(
         "manager_wdpost_list",
@@ -582,7 +582,7 @@ fn manager_jobs_list_and_rebuild_message() {
         },
     ]
     .iter()
-    .map(render::chain_job_json)
+    .map(ChainJob::row)
     .collect();
     let mut text = render::jobs_table(&jobs, now as i64);
     text.push_str(&render::job_requested(&jobs[3]));
@@ -858,10 +858,22 @@ fn control_characters_are_escaped_in_every_cell() {
         1_795_773_642_000,
         &jiff::tz::TimeZone::UTC,
     ));
-    let sectors = vec![serde_json::json!({
-        "miner": 10000, "number": 1, "proof_type": "5\u{1b}[2J", "comm_r": format!("{RED}é{}", "c".repeat(20)),
-        "proof": null, "state": "Aborted", "abort_reason": format!("{RED}gone\nfake")
-    })];
+    // The proof type is a number on the wire now: only text can be hostile.
+    let sectors = vec![damocles_core::listing::SectorRow {
+        abort_reason: Some(format!("{RED}gone\nfake")),
+        comm_d: None,
+        comm_r: Some(format!("{RED}é{}", "c".repeat(20))),
+        miner: 10000,
+        number: 1,
+        pieces: Vec::new(),
+        proof: None,
+        proof_type: 5,
+        rebuilt: 0,
+        seed: None,
+        state: "Aborted".to_owned(),
+        ticket: None,
+        update: None,
+    }];
     text.push_str(&render::sectors_table(&sectors));
     text.push_str(&render::remote_message(
         &forged,

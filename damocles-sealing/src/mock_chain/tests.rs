@@ -98,7 +98,7 @@ async fn unreadable_shared_records_are_refused_not_overwritten() {
         "left as they were"
     );
     let start = MockChain::shared(records, 1000, proof).expect_err("not started on them");
-    assert!(start.contains("unreadable"), "{start}");
+    assert!(start.to_string().contains("unreadable"), "{start}");
 }
 
 /// Two managers on one set of records: a WindowPoSt job proven through one stays
@@ -154,6 +154,7 @@ async fn managers_sharing_records_share_heartbeats_and_rounds() {
 
     let other = MockChain::shared(records, 1000, SealProof::StackedDrg8MiBV1_1)
         .expect_err("another sector size for the same miner");
+    let other = other.to_string();
     assert!(other.contains("2KiB") && other.contains("8MiB"), "{other}");
 }
 

@@ -80,42 +80,8 @@ impl PlanSteps for Rebuild {
         let Some(step) = step_of(record.state) else {
             return Err(unexpected_state(record).into());
         };
-        let manager = &runner.ctx.manager;
         match step {
-            Step::Allocate => {
-                let call = "AllocateRebuildSector";
-                let ask = manager.allocate_rebuild_sector(allocate_spec(&runner.ctx.options));
-                let Some(info) = take_job(runner, call, ask).await? else {
-                    return Ok(Outcome::Idle);
-                };
-                let deals = info
-                    .deal_pieces()
-                    .into_iter()
-                    .flatten()
-                    .any(|p| !p.is_pledge());
-                let id = info.sector.id;
-                let refusal = if info.is_snap_up && !deals {
-                    Some(format!(
-                        "{id} is upgraded, but its rebuild job names no deal pieces"
-                    ))
-                } else if info.is_snap_up && info.upgrade_public.is_none() {
-                    Some(format!(
-                        "{id} is upgraded, but its rebuild job does not say its comm_r before the upgrade"
-                    ))
-                } else if info.sector.proof_type.needs_synthetic_porep() {
-                    Some(format!(
-                        "{id} is {}, which needs synthetic PoRep: this worker cannot rebuild it",
-                        info.sector.proof_type
-                    ))
-                } else {
-                    None
-                };
-                if let Some(reason) = refusal {
-                    let report = manager.report_aborted(id, reason.clone());
-                    return hand_back(runner, call, reason, report).await;
-                }
-                Ok(Outcome::Event(Event::AllocatedRebuildSector(info)))
-            }
+            Step::Allocate => allocate(runner).await,
             // An upgraded sector was sealed as CC: its deals come in after the check.
             Step::AddPieces if record.rebuilds_upgrade() => {
                 add_these_pieces(runner, record, vec![]).await
@@ -132,58 +98,11 @@ impl PlanSteps for Rebuild {
                 "synthetic PoRep is not supported by this worker: resume at Aborted",
             )
             .into()),
-            Step::CheckSealed => {
-                // C1 verifies its vanilla proofs against the commitments: the seed is the
-                // ticket, as the original's check; no SNARK is made.
-                let (id, paths) = identity(runner, record)?;
-                let ticket = required(record.ticket, "ticket")?;
-                let pc2 = required(record.pc2_output, "pc2out")?;
-                let pieces = record.pieces.clone().unwrap_or_default();
-                runner
-                    .proof_call(ProofStage::C1, move || {
-                        proofs::c1(id, &paths, ticket.ticket, ticket.ticket, pc2, &pieces)
-                            .map_err(|e| e.context("rebuilt replica check"))
-                    })
-                    .await?;
-                if let Some(on_chain) = record.comm_r_before_upgrade {
-                    if pc2.comm_r != on_chain {
-                        // Before anything is encoded or persisted: the store keeps what it has.
-                        return Err(Failure::permanent(format!(
-                            "the rebuilt sector key gives comm_r {}, but before its upgrade \
-                             the chain held {}: the job's ticket is not the sector's; resume \
-                             at Aborted",
-                            hex::encode(pc2.comm_r),
-                            hex::encode(on_chain)
-                        ))
-                        .into());
-                    }
-                }
-                Ok(Outcome::Event(Event::CheckSealed))
-            }
+            Step::CheckSealed => check_sealed(runner, record).await,
             Step::PrepareForSnapup if record.rebuilds_upgrade() => add_pieces(runner, record).await,
             Step::PrepareForSnapup => Ok(Outcome::Event(Event::SkipSnap)),
-            Step::SnapEncode => {
-                // The sector key is the replica just rebuilt in data/sealed, data/cache.
-                let (id, paths) = identity(runner, record)?;
-                let pieces = required(record.pieces.clone(), "pieces")?;
-                let out = runner
-                    .proof_call(ProofStage::SnapEncode, move || {
-                        update::snap_encode(id.proof, &paths, &pieces)
-                    })
-                    .await?;
-                Ok(Outcome::Event(Event::SnapEncode(out)))
-            }
-            Step::SnapProve => {
-                let (id, paths) = identity(runner, record)?;
-                let comm_r_old = required(record.pc2_output, "pc2out")?.comm_r;
-                let encoded = required(record.snap_encode_output, "snap encode output")?;
-                let proof = runner
-                    .proof_call(ProofStage::SnapProve, move || {
-                        update::snap_prove(id.proof, &paths, comm_r_old, encoded)
-                    })
-                    .await?;
-                Ok(Outcome::Event(Event::SnapProve(proof)))
-            }
+            Step::SnapEncode => snap_encode(runner, record).await,
+            Step::SnapProve => snap_prove(runner, record).await,
             Step::Persist => persist(runner, record, replicas(record)).await,
             Step::SubmitPersisted => {
                 submit_persisted(
@@ -200,6 +119,95 @@ impl PlanSteps for Rebuild {
             Step::Abort => Err(aborted(record).into()),
         }
     }
+}
+
+async fn allocate(runner: &Runner) -> StepResult {
+    let manager = &runner.ctx.manager;
+    let call = "AllocateRebuildSector";
+    let ask = manager.allocate_rebuild_sector(allocate_spec(&runner.ctx.options));
+    let Some(info) = take_job(runner, call, ask).await? else {
+        return Ok(Outcome::Idle);
+    };
+    let deals = info
+        .deal_pieces()
+        .into_iter()
+        .flatten()
+        .any(|p| !p.is_pledge());
+    let id = info.sector.id;
+    let refusal = if info.is_snap_up && !deals {
+        Some(format!(
+            "{id} is upgraded, but its rebuild job names no deal pieces"
+        ))
+    } else if info.is_snap_up && info.upgrade_public.is_none() {
+        Some(format!(
+            "{id} is upgraded, but its rebuild job does not say its comm_r before the upgrade"
+        ))
+    } else if info.sector.proof_type.needs_synthetic_porep() {
+        Some(format!(
+            "{id} is {}, which needs synthetic PoRep: this worker cannot rebuild it",
+            info.sector.proof_type
+        ))
+    } else {
+        None
+    };
+    if let Some(reason) = refusal {
+        let report = manager.report_aborted(id, reason.clone());
+        return hand_back(runner, call, reason, report).await;
+    }
+    Ok(Outcome::Event(Event::AllocatedRebuildSector(info)))
+}
+
+async fn check_sealed(runner: &Runner, record: &SectorRecord) -> StepResult {
+    // C1 verifies its vanilla proofs against the commitments: the seed is the
+    // ticket, as the original's check; no SNARK is made.
+    let (id, paths) = identity(runner, record)?;
+    let ticket = required(record.ticket, "ticket")?;
+    let pc2 = required(record.pc2_output, "pc2out")?;
+    let pieces = record.pieces.clone().unwrap_or_default();
+    runner
+        .proof_call(ProofStage::C1, move || {
+            proofs::c1(id, &paths, ticket.ticket, ticket.ticket, pc2, &pieces)
+                .map_err(|e| e.context("rebuilt replica check"))
+        })
+        .await?;
+    if let Some(on_chain) = record.comm_r_before_upgrade {
+        if pc2.comm_r != on_chain {
+            // Before anything is encoded or persisted: the store keeps what it has.
+            return Err(Failure::permanent(format!(
+                "the rebuilt sector key gives comm_r {}, but before its upgrade \
+                 the chain held {}: the job's ticket is not the sector's; resume \
+                 at Aborted",
+                hex::encode(pc2.comm_r),
+                hex::encode(on_chain)
+            ))
+            .into());
+        }
+    }
+    Ok(Outcome::Event(Event::CheckSealed))
+}
+
+async fn snap_encode(runner: &Runner, record: &SectorRecord) -> StepResult {
+    // The sector key is the replica just rebuilt in data/sealed, data/cache.
+    let (id, paths) = identity(runner, record)?;
+    let pieces = required(record.pieces.clone(), "pieces")?;
+    let out = runner
+        .proof_call(ProofStage::SnapEncode, move || {
+            update::snap_encode(id.proof, &paths, &pieces)
+        })
+        .await?;
+    Ok(Outcome::Event(Event::SnapEncode(out)))
+}
+
+async fn snap_prove(runner: &Runner, record: &SectorRecord) -> StepResult {
+    let (id, paths) = identity(runner, record)?;
+    let comm_r_old = required(record.pc2_output, "pc2out")?.comm_r;
+    let encoded = required(record.snap_encode_output, "snap encode output")?;
+    let proof = runner
+        .proof_call(ProofStage::SnapProve, move || {
+            update::snap_prove(id.proof, &paths, comm_r_old, encoded)
+        })
+        .await?;
+    Ok(Outcome::Event(Event::SnapProve(proof)))
 }
 
 #[cfg(test)]

@@ -78,92 +78,26 @@ impl PlanSteps for Sealer {
         let Some(step) = step_of(record.state) else {
             return Err(unexpected_state(record).into());
         };
-        let opts = &runner.ctx.options;
-        let manager = &runner.ctx.manager;
         match step {
             Step::Allocate => {
-                let ask = manager.allocate_sector(allocate_spec(opts));
+                let ask = runner
+                    .ctx
+                    .manager
+                    .allocate_sector(allocate_spec(&runner.ctx.options));
                 Ok(match take_job(runner, "AllocateSector", ask).await? {
                     Some(sector) => Outcome::Event(Event::Allocate(sector)),
                     None => Outcome::Idle,
                 })
             }
-            Step::AcquireDeals => {
-                // Deals acquired before (a resume at Allocated) are kept: the pieces, and so
-                // comm_d, stay those of the sector's first run.
-                if let Some(deals) = &record.deals {
-                    return Ok(Outcome::Event(Event::AcquireDeals(Some(deals.clone()))));
-                }
-                if !opts.enable_deals {
-                    return Ok(if opts.disable_cc {
-                        Outcome::Idle
-                    } else {
-                        Outcome::Event(Event::AcquireDeals(None))
-                    });
-                }
-                let (id, _) = identity(runner, record)?;
-                let spec = AcquireDealsSpec {
-                    max_deals: opts.max_deals,
-                    min_used_space: opts.min_deal_space,
-                };
-                let deals = runner
-                    .manager_call("AcquireDeals", manager.acquire_deals(id.sector, spec))
-                    .await?;
-                let count = deals.as_ref().map_or(0, Vec::len);
-                if opts.disable_cc && count == 0 {
-                    return Ok(Outcome::Idle);
-                }
-                Ok(Outcome::Event(Event::AcquireDeals(deals)))
-            }
+            Step::AcquireDeals => acquire_deals(runner, record).await,
             Step::AddPieces => add_pieces(runner, record).await,
             Step::TreeD => tree_d(runner, record).await,
             // A ticket assigned before (a resume at an earlier state) is kept, so that PC1
             // gives the same labels and the pre-committed comm_r stays right.
             Step::AssignTicket => Ok(Outcome::Event(Event::AssignTicket(record.ticket))),
-            Step::PC1 => {
-                let ticket = match record.ticket {
-                    Some(ticket) => ticket,
-                    None => {
-                        let (id, _) = identity(runner, record)?;
-                        runner
-                            .manager_call("AssignTicket", manager.assign_ticket(id.sector))
-                            .await?
-                    }
-                };
-                let out = pc1(runner, record, ticket).await?;
-                Ok(Outcome::Event(Event::PC1(ticket, out)))
-            }
-            Step::PC2 => {
-                let out = pc2(runner, record).await?;
-                if opts.verify_after_pc2 {
-                    let (id, paths) = identity(runner, record)?;
-                    let ticket = required(record.ticket, "ticket")?;
-                    let pieces = record.pieces.clone().unwrap_or_default();
-                    runner
-                        .proof_call(ProofStage::C1, move || {
-                            proofs::verify_after_pc2(id, &paths, ticket.ticket, out, &pieces)
-                        })
-                        .await?;
-                }
-                Ok(Outcome::Event(Event::PC2(out)))
-            }
-            Step::SubmitPreCommit => {
-                let sector = required(record.sector, "sector")?;
-                let pc2 = required(record.pc2_output, "pc2out")?;
-                let ticket = required(record.ticket, "ticket")?;
-                let info = PreCommitOnChainInfo {
-                    comm_r: pc2.comm_r,
-                    comm_d: pc2.comm_d,
-                    ticket,
-                };
-                let resp = runner
-                    .manager_call(
-                        "SubmitPreCommit",
-                        manager.submit_pre_commit(sector, info, record.pc_resubmit),
-                    )
-                    .await?;
-                submit_outcome("pre-commit", resp.res, resp.desc, Event::SubmitPC)
-            }
+            Step::PC1 => run_pc1(runner, record).await,
+            Step::PC2 => run_pc2(runner, record).await,
+            Step::SubmitPreCommit => submit_pre_commit(runner, record).await,
             Step::WaitPreCommit => {
                 let (id, _) = identity(runner, record)?;
                 poll_landed(
@@ -186,85 +120,11 @@ impl PlanSteps for Sealer {
                 )
                 .await
             }
-            Step::WaitSeed => {
-                let (id, _) = identity(runner, record)?;
-                loop {
-                    let resp = runner
-                        .manager_call("WaitSeed", manager.wait_seed(id.sector, id.proof))
-                        .await?;
-                    if let Some(seed) = resp.seed {
-                        return Ok(Outcome::Event(Event::AssignSeed(seed)));
-                    }
-                    if !resp.should_wait || resp.delay <= 0 {
-                        return Err(Failure::temporary(
-                            "WaitSeed: no seed and nothing to wait for",
-                        )
-                        .into());
-                    }
-                    runner.control.set_activity(Activity::Idle);
-                    runner
-                        .control
-                        .sleep(Duration::from_secs(resp.delay.unsigned_abs()))
-                        .await?;
-                }
-            }
-            Step::C1 => {
-                let (id, paths) = identity(runner, record)?;
-                let ticket = required(record.ticket, "ticket")?;
-                let seed = required(record.seed, "seed")?;
-                let pc2 = required(record.pc2_output, "pc2out")?;
-                let pieces = record.pieces.clone().unwrap_or_default();
-                let out = runner
-                    .proof_call(ProofStage::C1, move || {
-                        proofs::c1(id, &paths, ticket.ticket, seed.seed, pc2, &pieces)
-                    })
-                    .await?;
-                Ok(Outcome::Event(Event::C1(out)))
-            }
-            Step::C2 => {
-                let (id, _) = identity(runner, record)?;
-                let c1 = required(record.c1_output.clone(), "c1out")?;
-                let proof = runner
-                    .processor_call(move || proofs::c2_task(id, &c1), |out| Ok(out.proof))
-                    .await?;
-                Ok(Outcome::Event(Event::C2(proof)))
-            }
-            Step::SubmitProof => {
-                let (id, _) = identity(runner, record)?;
-                let proof = required(record.proof.clone(), "c2out")?;
-                let resp = runner
-                    .manager_call(
-                        "SubmitProof",
-                        manager.submit_proof(
-                            id.sector,
-                            ProofOnChainInfo { proof },
-                            record.proof_resubmit,
-                        ),
-                    )
-                    .await?;
-                submit_outcome("proof", resp.res, resp.desc, Event::SubmitProof)
-            }
-            Step::WaitProof => {
-                let (id, paths) = identity(runner, record)?;
-                if !opts.ignore_proof_check {
-                    let outcome = poll_landed(
-                        runner,
-                        "PollProofState",
-                        id,
-                        Event::Finish,
-                        Event::ReSubmitProof,
-                        false,
-                    )
-                    .await?;
-                    if !matches!(outcome, Outcome::Event(Event::Finish)) {
-                        return Ok(outcome);
-                    }
-                }
-                tokio::task::spawn_blocking(move || proofs::clear_cache(&paths))
-                    .await
-                    .map_err(|e| Failure::critical(e.to_string()))??;
-                Ok(Outcome::Event(Event::Finish))
-            }
+            Step::WaitSeed => wait_seed(runner, record).await,
+            Step::C1 => run_c1(runner, record).await,
+            Step::C2 => run_c2(runner, record).await,
+            Step::SubmitProof => submit_proof(runner, record).await,
+            Step::WaitProof => wait_proof(runner, record).await,
             Step::Finish => Ok(Outcome::Finished),
             Step::Abort => Err(aborted(record).into()),
             Step::SyntheticPoRep => Err(Failure::permanent(
@@ -273,6 +133,166 @@ impl PlanSteps for Sealer {
             .into()),
         }
     }
+}
+
+async fn acquire_deals(runner: &Runner, record: &SectorRecord) -> StepResult {
+    let opts = &runner.ctx.options;
+    let manager = &runner.ctx.manager;
+    // Deals acquired before (a resume at Allocated) are kept: the pieces, and so
+    // comm_d, stay those of the sector's first run.
+    if let Some(deals) = &record.deals {
+        return Ok(Outcome::Event(Event::AcquireDeals(Some(deals.clone()))));
+    }
+    if !opts.enable_deals {
+        return Ok(if opts.disable_cc {
+            Outcome::Idle
+        } else {
+            Outcome::Event(Event::AcquireDeals(None))
+        });
+    }
+    let (id, _) = identity(runner, record)?;
+    let spec = AcquireDealsSpec {
+        max_deals: opts.max_deals,
+        min_used_space: opts.min_deal_space,
+    };
+    let deals = runner
+        .manager_call("AcquireDeals", manager.acquire_deals(id.sector, spec))
+        .await?;
+    let count = deals.as_ref().map_or(0, Vec::len);
+    if opts.disable_cc && count == 0 {
+        return Ok(Outcome::Idle);
+    }
+    Ok(Outcome::Event(Event::AcquireDeals(deals)))
+}
+
+async fn run_pc1(runner: &Runner, record: &SectorRecord) -> StepResult {
+    let manager = &runner.ctx.manager;
+    let ticket = match record.ticket {
+        Some(ticket) => ticket,
+        None => {
+            let (id, _) = identity(runner, record)?;
+            runner
+                .manager_call("AssignTicket", manager.assign_ticket(id.sector))
+                .await?
+        }
+    };
+    let out = pc1(runner, record, ticket).await?;
+    Ok(Outcome::Event(Event::PC1(ticket, out)))
+}
+
+async fn run_pc2(runner: &Runner, record: &SectorRecord) -> StepResult {
+    let opts = &runner.ctx.options;
+    let out = pc2(runner, record).await?;
+    if opts.verify_after_pc2 {
+        let (id, paths) = identity(runner, record)?;
+        let ticket = required(record.ticket, "ticket")?;
+        let pieces = record.pieces.clone().unwrap_or_default();
+        runner
+            .proof_call(ProofStage::C1, move || {
+                proofs::verify_after_pc2(id, &paths, ticket.ticket, out, &pieces)
+            })
+            .await?;
+    }
+    Ok(Outcome::Event(Event::PC2(out)))
+}
+
+async fn submit_pre_commit(runner: &Runner, record: &SectorRecord) -> StepResult {
+    let manager = &runner.ctx.manager;
+    let sector = required(record.sector, "sector")?;
+    let pc2 = required(record.pc2_output, "pc2out")?;
+    let ticket = required(record.ticket, "ticket")?;
+    let info = PreCommitOnChainInfo {
+        comm_r: pc2.comm_r,
+        comm_d: pc2.comm_d,
+        ticket,
+    };
+    let resp = runner
+        .manager_call(
+            "SubmitPreCommit",
+            manager.submit_pre_commit(sector, info, record.pc_resubmit),
+        )
+        .await?;
+    submit_outcome("pre-commit", resp.res, resp.desc, Event::SubmitPC)
+}
+
+async fn wait_seed(runner: &Runner, record: &SectorRecord) -> StepResult {
+    let manager = &runner.ctx.manager;
+    let (id, _) = identity(runner, record)?;
+    loop {
+        let resp = runner
+            .manager_call("WaitSeed", manager.wait_seed(id.sector, id.proof))
+            .await?;
+        if let Some(seed) = resp.seed {
+            return Ok(Outcome::Event(Event::AssignSeed(seed)));
+        }
+        if !resp.should_wait || resp.delay <= 0 {
+            return Err(Failure::temporary("WaitSeed: no seed and nothing to wait for").into());
+        }
+        runner.control.set_activity(Activity::Idle);
+        runner
+            .control
+            .sleep(Duration::from_secs(resp.delay.unsigned_abs()))
+            .await?;
+    }
+}
+
+async fn run_c1(runner: &Runner, record: &SectorRecord) -> StepResult {
+    let (id, paths) = identity(runner, record)?;
+    let ticket = required(record.ticket, "ticket")?;
+    let seed = required(record.seed, "seed")?;
+    let pc2 = required(record.pc2_output, "pc2out")?;
+    let pieces = record.pieces.clone().unwrap_or_default();
+    let out = runner
+        .proof_call(ProofStage::C1, move || {
+            proofs::c1(id, &paths, ticket.ticket, seed.seed, pc2, &pieces)
+        })
+        .await?;
+    Ok(Outcome::Event(Event::C1(out)))
+}
+
+async fn run_c2(runner: &Runner, record: &SectorRecord) -> StepResult {
+    let (id, _) = identity(runner, record)?;
+    let c1 = required(record.c1_output.clone(), "c1out")?;
+    let proof = runner
+        .processor_call(move || proofs::c2_task(id, &c1), |out| Ok(out.proof))
+        .await?;
+    Ok(Outcome::Event(Event::C2(proof)))
+}
+
+async fn submit_proof(runner: &Runner, record: &SectorRecord) -> StepResult {
+    let manager = &runner.ctx.manager;
+    let (id, _) = identity(runner, record)?;
+    let proof = required(record.proof.clone(), "c2out")?;
+    let resp = runner
+        .manager_call(
+            "SubmitProof",
+            manager.submit_proof(id.sector, ProofOnChainInfo { proof }, record.proof_resubmit),
+        )
+        .await?;
+    submit_outcome("proof", resp.res, resp.desc, Event::SubmitProof)
+}
+
+async fn wait_proof(runner: &Runner, record: &SectorRecord) -> StepResult {
+    let opts = &runner.ctx.options;
+    let (id, paths) = identity(runner, record)?;
+    if !opts.ignore_proof_check {
+        let outcome = poll_landed(
+            runner,
+            "PollProofState",
+            id,
+            Event::Finish,
+            Event::ReSubmitProof,
+            false,
+        )
+        .await?;
+        if !matches!(outcome, Outcome::Event(Event::Finish)) {
+            return Ok(outcome);
+        }
+    }
+    tokio::task::spawn_blocking(move || proofs::clear_cache(&paths))
+        .await
+        .map_err(|e| Failure::critical(e.to_string()))??;
+    Ok(Outcome::Event(Event::Finish))
 }
 
 async fn poll_landed(

@@ -82,118 +82,123 @@ impl PlanSteps for Snapup {
         let Some(step) = step_of(record.state) else {
             return Err(unexpected_state(record).into());
         };
-        let opts = &runner.ctx.options;
-        let manager = &runner.ctx.manager;
         match step {
-            Step::Allocate => {
-                let spec = AllocateSnapUpSpec {
-                    sector: allocate_spec(opts),
-                    deals: AcquireDealsSpec {
-                        max_deals: opts.max_deals,
-                        min_used_space: opts.min_deal_space,
-                    },
-                };
-                let call = "AllocateSanpUpSector";
-                let ask = manager.allocate_snapup_sector(spec);
-                let Some(allocated) = take_job(runner, call, ask).await? else {
-                    return Ok(Outcome::Idle);
-                };
-                let store = &allocated.private.access_instance;
-                let refusal = if !allocated.pieces.iter().any(|p| !p.is_pledge()) {
-                    Some("deals required, got empty".to_owned())
-                } else if store.is_empty() {
-                    Some("the allocation names no store holding the sector".to_owned())
-                } else if !runner.ctx.attached.iter().any(|s| &s.name == store) {
-                    Some(format!(
-                        "{} is in store {store}, which is not attached to this worker",
-                        allocated.sector.id
-                    ))
-                } else {
-                    None
-                };
-                if let Some(reason) = refusal {
-                    let id = allocated.sector.id;
-                    let report = manager.report_aborted(id, reason.clone());
-                    return hand_back(runner, call, reason, report).await;
-                }
-                Ok(Outcome::Event(Event::AllocatedSnapUpSector(allocated)))
-            }
+            Step::Allocate => allocate(runner).await,
             Step::AddPieces => add_pieces(runner, record).await,
             Step::TreeD => tree_d(runner, record).await,
-            Step::SnapEncode => {
-                let (id, paths) = identity(runner, record)?;
-                fetch_sector_key(runner, record).await?;
-                let pieces = required(record.pieces.clone(), "pieces")?;
-                let out = runner
-                    .proof_call(ProofStage::SnapEncode, move || {
-                        update::snap_encode(id.proof, &paths, &pieces)
-                    })
-                    .await?;
-                Ok(Outcome::Event(Event::SnapEncode(out)))
-            }
-            Step::SnapProve => {
-                let (id, paths) = identity(runner, record)?;
-                let key = required(record.sector_key.clone(), "sector key")?;
-                let encoded = required(record.snap_encode_output, "snap encode output")?;
-                if !paths.sealed.exists() {
-                    fetch_sector_key(runner, record).await?;
-                }
-                let proof = runner
-                    .proof_call(ProofStage::SnapProve, move || {
-                        update::snap_prove(id.proof, &paths, key.comm_r, encoded)
-                    })
-                    .await?;
-                Ok(Outcome::Event(Event::SnapProve(proof)))
-            }
+            Step::SnapEncode => snap_encode(runner, record).await,
+            Step::SnapProve => snap_prove(runner, record).await,
             Step::Persist => persist(runner, record, &[Replica::Updated]).await,
-            Step::SubmitProof => {
-                let (id, _) = identity(runner, record)?;
-                let encoded = required(record.snap_encode_output, "snap encode output")?;
-                let info = SnapUpOnChainInfo {
-                    comm_r: encoded.comm_r_new,
-                    comm_d: encoded.comm_d_new,
-                    access_instance: required(record.persist_instance.clone(), "persist_instance")?,
-                    // Every piece it was assigned, pledge pieces included, in order: the
-                    // Go manager compares count and order with what it assigned.
-                    pieces: record
-                        .deals
-                        .iter()
-                        .flatten()
-                        .map(|d| d.piece.cid.clone())
-                        .collect(),
-                    proof: required(record.update_proof.clone(), "update proof")?,
-                };
-                let resp = runner
-                    .manager_call(
-                        "SubmitSnapUpProof",
-                        manager.submit_snapup_proof(id.sector, info),
-                    )
-                    .await?;
-                let desc = resp.desc.unwrap_or_default();
-                match resp.res {
-                    SubmitResult::Accepted | SubmitResult::DuplicateSubmit => {
-                        Ok(Outcome::Event(Event::Finish))
-                    }
-                    SubmitResult::MismatchedSubmission => Err(Failure::abort(format!(
-                        "snap-up proof submission mismatched: {desc}"
-                    ))
-                    .into()),
-                    SubmitResult::Rejected => {
-                        Err(Failure::abort(format!("snap-up proof rejected: {desc}")).into())
-                    }
-                    // The manager could not find the updated files: persist them again.
-                    SubmitResult::FilesMissed => {
-                        tracing::warn!(sector = %id.sector, "snap-up files missed: {desc}; persisting again");
-                        Ok(Outcome::Event(Event::RePersist))
-                    }
-                    SubmitResult::Unknown => Err(Failure::temporary(format!(
-                        "snap-up proof: unknown submit result: {desc}"
-                    ))
-                    .into()),
-                }
-            }
+            Step::SubmitProof => submit_proof(runner, record).await,
             Step::Finish => Ok(Outcome::Finished),
             Step::Abort => Err(aborted(record).into()),
+        }
+    }
+}
+
+async fn allocate(runner: &Runner) -> StepResult {
+    let opts = &runner.ctx.options;
+    let manager = &runner.ctx.manager;
+    let spec = AllocateSnapUpSpec {
+        sector: allocate_spec(opts),
+        deals: AcquireDealsSpec {
+            max_deals: opts.max_deals,
+            min_used_space: opts.min_deal_space,
+        },
+    };
+    let call = "AllocateSanpUpSector";
+    let ask = manager.allocate_snapup_sector(spec);
+    let Some(allocated) = take_job(runner, call, ask).await? else {
+        return Ok(Outcome::Idle);
+    };
+    let store = &allocated.private.access_instance;
+    let refusal = if !allocated.pieces.iter().any(|p| !p.is_pledge()) {
+        Some("deals required, got empty".to_owned())
+    } else if store.is_empty() {
+        Some("the allocation names no store holding the sector".to_owned())
+    } else if !runner.ctx.attached.iter().any(|s| &s.name == store) {
+        Some(format!(
+            "{} is in store {store}, which is not attached to this worker",
+            allocated.sector.id
+        ))
+    } else {
+        None
+    };
+    if let Some(reason) = refusal {
+        let id = allocated.sector.id;
+        let report = manager.report_aborted(id, reason.clone());
+        return hand_back(runner, call, reason, report).await;
+    }
+    Ok(Outcome::Event(Event::AllocatedSnapUpSector(allocated)))
+}
+
+async fn snap_encode(runner: &Runner, record: &SectorRecord) -> StepResult {
+    let (id, paths) = identity(runner, record)?;
+    fetch_sector_key(runner, record).await?;
+    let pieces = required(record.pieces.clone(), "pieces")?;
+    let out = runner
+        .proof_call(ProofStage::SnapEncode, move || {
+            update::snap_encode(id.proof, &paths, &pieces)
+        })
+        .await?;
+    Ok(Outcome::Event(Event::SnapEncode(out)))
+}
+
+async fn snap_prove(runner: &Runner, record: &SectorRecord) -> StepResult {
+    let (id, paths) = identity(runner, record)?;
+    let key = required(record.sector_key.clone(), "sector key")?;
+    let encoded = required(record.snap_encode_output, "snap encode output")?;
+    if !paths.sealed.exists() {
+        fetch_sector_key(runner, record).await?;
+    }
+    let proof = runner
+        .proof_call(ProofStage::SnapProve, move || {
+            update::snap_prove(id.proof, &paths, key.comm_r, encoded)
+        })
+        .await?;
+    Ok(Outcome::Event(Event::SnapProve(proof)))
+}
+
+async fn submit_proof(runner: &Runner, record: &SectorRecord) -> StepResult {
+    let manager = &runner.ctx.manager;
+    let (id, _) = identity(runner, record)?;
+    let encoded = required(record.snap_encode_output, "snap encode output")?;
+    let info = SnapUpOnChainInfo {
+        comm_r: encoded.comm_r_new,
+        comm_d: encoded.comm_d_new,
+        access_instance: required(record.persist_instance.clone(), "persist_instance")?,
+        // Every piece it was assigned, pledge pieces included, in order: the
+        // Go manager compares count and order with what it assigned.
+        pieces: record
+            .deals
+            .iter()
+            .flatten()
+            .map(|d| d.piece.cid.clone())
+            .collect(),
+        proof: required(record.update_proof.clone(), "update proof")?,
+    };
+    let resp = runner
+        .manager_call(
+            "SubmitSnapUpProof",
+            manager.submit_snapup_proof(id.sector, info),
+        )
+        .await?;
+    let desc = resp.desc.unwrap_or_default();
+    match resp.res {
+        SubmitResult::Accepted | SubmitResult::DuplicateSubmit => Ok(Outcome::Event(Event::Finish)),
+        SubmitResult::MismatchedSubmission => {
+            Err(Failure::abort(format!("snap-up proof submission mismatched: {desc}")).into())
+        }
+        SubmitResult::Rejected => {
+            Err(Failure::abort(format!("snap-up proof rejected: {desc}")).into())
+        }
+        // The manager could not find the updated files: persist them again.
+        SubmitResult::FilesMissed => {
+            tracing::warn!(sector = %id.sector, "snap-up files missed: {desc}; persisting again");
+            Ok(Outcome::Event(Event::RePersist))
+        }
+        SubmitResult::Unknown => {
+            Err(Failure::temporary(format!("snap-up proof: unknown submit result: {desc}")).into())
         }
     }
 }

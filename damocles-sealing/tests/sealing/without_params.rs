@@ -688,11 +688,12 @@ async fn the_history_records_transitions_failures_and_who_asked_across_a_restart
     wait_for(&worker, "paused at C1Done", |t| paused(&t[0])).await;
     // Nothing changes: nothing is recorded.
     assert_eq!(
-        worker.pause_by(0, "ops").await,
+        worker.on_behalf_of("ops").pause(0).await,
         Ok(PauseOutcome::AlreadyPaused)
     );
     let resumed = worker
-        .resume_by(0, Some("Aborted".into()), "ops@10.0.0.9")
+        .on_behalf_of("ops@10.0.0.9")
+        .resume(0, Some("Aborted".into()))
         .await
         .expect("resume");
     assert!(matches!(resumed, ResumeOutcome::Resumed { state: Some(_) }));
@@ -701,7 +702,7 @@ async fn the_history_records_transitions_failures_and_who_asked_across_a_restart
     })
     .await;
     assert_eq!(
-        worker.drain_by(0, true, "ops").await,
+        worker.on_behalf_of("ops").drain(0, true).await,
         Ok(damocles_core::DrainOutcome::Draining)
     );
     worker.shutdown().await;
