@@ -9,11 +9,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-cuda-toolkit.sh
-export NVCC_CCBIN=g++-11
-# The GPU architecture to compile kernels for: 90 is Hopper (H100/H200), 80 A100,
-# 86/89 Ampere/Ada workstation cards. Each one adds minutes of nvcc time.
-arch=${CUDA_ARCH:-90}
-export EC_GPU_CUDA_NVCC_ARGS="--fatbin --gpu-architecture=sm_${arch} --generate-code=arch=compute_${arch},code=sm_${arch} -ccbin g++-11"
+# shellcheck source=scripts/cuda-env.sh
+. scripts/cuda-env.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target/cuda}"
 if [ "${1:-}" = "--check" ]; then
   shift

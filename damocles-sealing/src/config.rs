@@ -19,6 +19,13 @@ use serde::{Deserialize, Deserializer};
 use crate::limits::StageLimits;
 use crate::options::SealingOptions;
 
+mod processors;
+
+use processors::check_processors;
+pub use processors::{
+    CgroupSection, ExternalProcessorSection, LimitationSection, ProcessorsSection,
+};
+
 /// A persistent store sealed files are copied to (`[[attached]]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttachedStore {
@@ -331,149 +338,6 @@ impl AttachedSection {
     }
 }
 
-/// `[processors]`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(default)]
-pub struct ProcessorsSection {
-    /// The legacy name of `limitation.concurrent`.
-    pub limit: BTreeMap<ProofStage, usize>,
-    /// `limitation`.
-    pub limitation: LimitationSection,
-    /// `[processors.ext_locks]`: named locks external processors share, each with how
-    /// many holders it admits at once (`gpu0 = 1`: one call at a time on that GPU).
-    pub ext_locks: BTreeMap<String, usize>,
-    /// `[[processors.add_pieces]]`: accepted for the original's files; runs in-process here.
-    pub add_pieces: Vec<ExternalProcessorSection>,
-    /// `[[processors.tree_d]]`: accepted for the original's files; runs in-process here.
-    pub tree_d: Vec<ExternalProcessorSection>,
-    /// `[[processors.pc1]]`: external PC1 processors.
-    pub pc1: Vec<ExternalProcessorSection>,
-    /// `[[processors.pc2]]`: external PC2 processors.
-    pub pc2: Vec<ExternalProcessorSection>,
-    /// `[[processors.c2]]`: external C2 processors.
-    pub c2: Vec<ExternalProcessorSection>,
-    /// `[[processors.snap_encode]]`: accepted for the original's files; runs in-process here.
-    pub snap_encode: Vec<ExternalProcessorSection>,
-    /// `[[processors.snap_prove]]`: accepted for the original's files; runs in-process here.
-    pub snap_prove: Vec<ExternalProcessorSection>,
-    /// `[[processors.transfer]]`: accepted for the original's files; runs in-process here.
-    pub transfer: Vec<ExternalProcessorSection>,
-    /// `[[processors.unseal]]`: accepted for the original's files; runs in-process here.
-    pub unseal: Vec<ExternalProcessorSection>,
-    /// `[[processors.window_post]]`: accepted for the original's files; runs in-process here.
-    pub window_post: Vec<ExternalProcessorSection>,
-    /// `[[processors.sealing_daemons]]`: accepted for the original's files; not started here.
-    pub sealing_daemons: Vec<ExternalProcessorSection>,
-}
-
-impl ProcessorsSection {
-    /// Every `[[processors.<stage>]]` list with its key, the ones this worker runs first.
-    fn lists(
-        &self,
-    ) -> [(
-        &'static str,
-        Option<ProofStage>,
-        &Vec<ExternalProcessorSection>,
-    ); 11] {
-        [
-            ("pc1", Some(ProofStage::PC1), &self.pc1),
-            ("pc2", Some(ProofStage::PC2), &self.pc2),
-            ("c2", Some(ProofStage::C2), &self.c2),
-            ("add_pieces", None, &self.add_pieces),
-            ("tree_d", None, &self.tree_d),
-            ("snap_encode", None, &self.snap_encode),
-            ("snap_prove", None, &self.snap_prove),
-            ("transfer", None, &self.transfer),
-            ("unseal", None, &self.unseal),
-            ("window_post", None, &self.window_post),
-            ("sealing_daemons", None, &self.sealing_daemons),
-        ]
-    }
-
-    /// The external processors this worker starts, by stage (pc1, pc2, c2; a stage
-    /// without any runs in-process).
-    pub fn external(&self) -> BTreeMap<ProofStage, Vec<ExternalProcessorSection>> {
-        self.lists()
-            .into_iter()
-            .filter_map(|(_, stage, list)| Some((stage?, list.clone())))
-            .filter(|(_, list)| !list.is_empty())
-            .collect()
-    }
-}
-
-/// One `[[processors.<stage>]]`: a child process that runs the stage's calls, speaking
-/// the original's JSON-lines protocol on its stdin and stdout.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(default)]
-pub struct ExternalProcessorSection {
-    /// The program; the worker's own binary when absent.
-    pub bin: Option<PathBuf>,
-    /// Its arguments; `["processor", "<stage>"]` when absent.
-    pub args: Option<Vec<String>>,
-    /// Environment variables set for it (over the inherited ones).
-    pub envs: BTreeMap<String, String>,
-    /// Whether it starts with the worker's environment (default true); otherwise with
-    /// only `envs` and the cgroup and NUMA variables.
-    pub inherit_envs: bool,
-    /// How long it may take to print its ready line (default 5s).
-    #[serde(with = "humantime_serde")]
-    pub stable_wait: Duration,
-    /// Whether it is started again when it exits (default true).
-    pub auto_restart: bool,
-    /// How many calls it runs at once (default 64).
-    pub concurrent: usize,
-    /// Names from `[processors.ext_locks]` it holds during each call.
-    pub locks: Vec<String>,
-    /// The NUMA node it prefers to allocate memory on.
-    pub numa_preferred: Option<u32>,
-    /// `cgroup.cpuset` and `cgroup.group_name`.
-    pub cgroup: CgroupSection,
-}
-
-impl Default for ExternalProcessorSection {
-    fn default() -> Self {
-        Self {
-            bin: None,
-            args: None,
-            envs: BTreeMap::new(),
-            inherit_envs: true,
-            stable_wait: Duration::from_secs(5),
-            auto_restart: true,
-            concurrent: 64,
-            locks: Vec::new(),
-            numa_preferred: None,
-            cgroup: CgroupSection::default(),
-        }
-    }
-}
-
-/// `cgroup.*` of an external processor.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(default)]
-pub struct CgroupSection {
-    /// The CPUs it is bound to, e.g. `"0-11,24-35"`.
-    pub cpuset: Option<String>,
-    /// The cgroup its own group is made under (default `vc-worker`, as the original).
-    pub group_name: String,
-}
-
-impl Default for CgroupSection {
-    fn default() -> Self {
-        Self {
-            cpuset: None,
-            group_name: "vc-worker".into(),
-        }
-    }
-}
-
-/// `[processors.limitation]`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(default)]
-pub struct LimitationSection {
-    /// How many threads may run a stage at once, e.g. `c2 = 1`.
-    pub concurrent: BTreeMap<ProofStage, usize>,
-}
-
 /// Why a configuration could not be used.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -630,91 +494,6 @@ impl WorkerConfig {
         };
         format!("{host}:{}", self.worker.rpc_server.port)
     }
-}
-
-/// The checks of `[processors]` serde cannot make: locks named and declared, counts
-/// above zero, cpusets that parse; stages that run in-process here are warned about.
-fn check_processors(
-    processors: &ProcessorsSection,
-    warnings: &mut Vec<String>,
-    origin: &str,
-) -> Result<(), ConfigError> {
-    let invalid = |key: String, message: String| ConfigError::Invalid {
-        path: origin.to_owned(),
-        key,
-        message,
-    };
-    for (name, n) in &processors.ext_locks {
-        if *n == 0 {
-            return Err(invalid(
-                format!("processors.ext_locks.{name}"),
-                "0 would never let a call hold it; use at least 1".into(),
-            ));
-        }
-    }
-    for (key, stage, list) in processors.lists() {
-        if stage.is_none() && !list.is_empty() {
-            warnings.push(format!(
-                "config {origin}: [[processors.{key}]] is ignored: this worker runs {key} in-process (external processors: pc1, pc2, c2)"
-            ));
-            continue;
-        }
-        for (i, child) in list.iter().enumerate() {
-            let at = |field: &str| format!("processors.{key}[{i}].{field}");
-            if child.stable_wait.is_zero() {
-                return Err(invalid(
-                    at("stable_wait"),
-                    "0s leaves no time to print the ready line; the default is 5s".into(),
-                ));
-            }
-            if child
-                .bin
-                .as_ref()
-                .is_some_and(|bin| bin.as_os_str().is_empty())
-            {
-                return Err(invalid(
-                    at("bin"),
-                    "empty: leave it out for the worker itself, or name a program".into(),
-                ));
-            }
-            if child.concurrent == 0 {
-                return Err(invalid(
-                    at("concurrent"),
-                    "0 would never run a call; use at least 1".into(),
-                ));
-            }
-            if let Some(lock) = child
-                .locks
-                .iter()
-                .find(|lock| !processors.ext_locks.contains_key(*lock))
-            {
-                let declared: Vec<&str> = processors.ext_locks.keys().map(String::as_str).collect();
-                return Err(invalid(
-                    at("locks"),
-                    format!(
-                        "lock {lock:?} is not declared in [processors.ext_locks] (declared: {})",
-                        if declared.is_empty() {
-                            "none".to_owned()
-                        } else {
-                            declared.join(", ")
-                        }
-                    ),
-                ));
-            }
-            if let Some(cpuset) = &child.cgroup.cpuset {
-                crate::cpuset::CpuSet::parse(cpuset)
-                    .map_err(|e| invalid(at("cgroup.cpuset"), e.to_string()))?;
-            }
-            let group = &child.cgroup.group_name;
-            if group.is_empty() || group.contains('/') || group.starts_with('.') {
-                return Err(invalid(
-                    at("cgroup.group_name"),
-                    format!("{group:?} is not a cgroup name (no '/', not empty, no leading '.')"),
-                ));
-            }
-        }
-    }
-    Ok(())
 }
 
 /// A string, or a list of strings joined with commas.

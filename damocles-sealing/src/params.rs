@@ -271,7 +271,10 @@ fn generate(circuit: Circuit) -> Result<(), ParamsError> {
             }
         }
     };
-    result.map_err(|message| ParamsError::Generation { size, message })
+    result.map_err(|e| ParamsError::Generation {
+        size,
+        message: format!("{e:#}"),
+    })
 }
 
 /// The parameter-cache identifier of the update circuit of a size, as upstream's loader
@@ -294,7 +297,7 @@ fn update_identifier(size: SectorSize) -> Option<String> {
     })
 }
 
-fn generate_update<Tree>(size: SectorSize) -> Result<(), String>
+fn generate_update<Tree>(size: SectorSize) -> anyhow::Result<()>
 where
     Tree: 'static + MerkleTreeTrait<Hasher = TreeRHasher>,
 {
@@ -304,48 +307,42 @@ where
     <EmptySectorUpdateCompound<Tree> as CompoundProof<
         EmptySectorUpdate<Tree>,
         EmptySectorUpdateCircuit<Tree>,
-    >>::groth_params(Some(&mut rng), &public)
-    .map_err(|e| format!("{e:#}"))?;
+    >>::groth_params(Some(&mut rng), &public)?;
     <EmptySectorUpdateCompound<Tree> as CompoundProof<
         EmptySectorUpdate<Tree>,
         EmptySectorUpdateCircuit<Tree>,
-    >>::verifying_key(Some(&mut rng), &public)
-    .map_err(|e| format!("{e:#}"))?;
+    >>::verifying_key(Some(&mut rng), &public)?;
     Ok(())
 }
 
 fn generate_window_post<Tree: 'static + MerkleTreeTrait>(
     config: &PoStConfig,
-) -> Result<(), String> {
-    let public = window_post_public_params::<Tree>(config).map_err(|e| format!("{e:#}"))?;
+) -> anyhow::Result<()> {
+    let public = window_post_public_params::<Tree>(config)?;
     let mut rng = rand::rngs::OsRng;
     <FallbackPoStCompound<Tree> as CompoundProof<
         FallbackPoSt<'_, Tree>,
         FallbackPoStCircuit<Tree>,
-    >>::groth_params(Some(&mut rng), &public)
-    .map_err(|e| format!("{e:#}"))?;
+    >>::groth_params(Some(&mut rng), &public)?;
     <FallbackPoStCompound<Tree> as CompoundProof<
         FallbackPoSt<'_, Tree>,
         FallbackPoStCircuit<Tree>,
-    >>::verifying_key(Some(&mut rng), &public)
-    .map_err(|e| format!("{e:#}"))?;
+    >>::verifying_key(Some(&mut rng), &public)?;
     Ok(())
 }
 
-fn generate_seal<Tree: 'static + MerkleTreeTrait>(config: &PoRepConfig) -> Result<(), String> {
-    let public = public_params::<Tree>(config).map_err(|e| format!("{e:#}"))?;
+fn generate_seal<Tree: 'static + MerkleTreeTrait>(config: &PoRepConfig) -> anyhow::Result<()> {
+    let public = public_params::<Tree>(config)?;
     let mut rng = rand::rngs::OsRng;
     // Generates and writes the `.params` file, then derives and writes the `.vk` file.
     <StackedCompound<Tree, DefaultPieceHasher> as CompoundProof<
         StackedDrg<'_, Tree, DefaultPieceHasher>,
         _,
-    >>::groth_params(Some(&mut rng), &public)
-    .map_err(|e| format!("{e:#}"))?;
+    >>::groth_params(Some(&mut rng), &public)?;
     <StackedCompound<Tree, DefaultPieceHasher> as CompoundProof<
         StackedDrg<'_, Tree, DefaultPieceHasher>,
         _,
-    >>::verifying_key(Some(&mut rng), &public)
-    .map_err(|e| format!("{e:#}"))?;
+    >>::verifying_key(Some(&mut rng), &public)?;
     Ok(())
 }
 

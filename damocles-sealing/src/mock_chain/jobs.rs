@@ -4,7 +4,7 @@
 //! against the chain (the rebuilt files at `SubmitPersistedEx`, the unsealed piece's CID
 //! at `AchieveUnsealSector`), and the job is done once the thread finishes it.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use damocles_core::sealer_api::{
     AllocatedSector, Cid, ReportFailure, SectorPiece, SectorPrivateInfo, SectorPublicInfo,
@@ -13,8 +13,6 @@ use damocles_core::sealer_api::{
 use damocles_core::{ManagerError, SectorId};
 
 use super::{ChainSector, ChainSectorState, MockChain};
-use crate::proofs;
-use crate::unseal::Destination;
 
 /// What a job asks a worker to do.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -100,7 +98,7 @@ pub struct ChainJob {
 pub const UNREPORTED_LEASE_SECS: u64 = 60;
 
 /// The job a worker thread holds for `id` (taken, not yet done or dropped).
-fn taken_job(jobs: &mut [ChainJob], id: SectorId) -> Option<&mut ChainJob> {
+pub(super) fn taken_job(jobs: &mut [ChainJob], id: SectorId) -> Option<&mut ChainJob> {
     jobs.iter_mut()
         .find(|j| j.sector == id && j.state == JobState::Taken)
 }
@@ -357,100 +355,6 @@ impl MockChain {
         }
     }
 
-    /// `AchieveUnsealSector`: the thread delivered the piece (`error` empty) or gives up.
-    /// Delivered, every destination the mock can read (`file://`, a store it knows, its
-    /// piece store's uploads) must hold bytes whose piece CID is the piece's; an `http`
-    /// destination is taken on the worker's word. A refusal is an error naming why (the
-    /// worker retries); the job keeps it.
-    pub(super) async fn achieve_unseal(
-        &self,
-        id: SectorId,
-        piece: Cid,
-        error: String,
-    ) -> Result<(), ManagerError> {
-        let dest = self.unseal_dest(id, &piece)?;
-        if !error.is_empty() {
-            return self.fail_job(id, error);
-        }
-        let (proof, stores, uploads) = {
-            let state = self.settings();
-            let uploads = state.offer.as_ref().map(|o| o.dir.clone());
-            (self.proof_type, state.stores.clone(), uploads)
-        };
-        let size = self.deal_piece_size(&piece).unwrap_or(0);
-        let wanted = piece.clone();
-        let verdict = tokio::task::spawn_blocking(move || {
-            for url in &dest {
-                let path = match crate::unseal::parse_destination(url) {
-                    Ok(Destination::File(path)) => path,
-                    Ok(Destination::Store { instance, path }) => match stores.get(&instance) {
-                        Some(store) => store.join(path),
-                        None => continue,
-                    },
-                    Ok(Destination::PieceStore(_)) => match &uploads {
-                        Some(dir) => dir.join("unsealed").join(&wanted.text),
-                        None => continue,
-                    },
-                    // Sent to this mock standing in for venus-market (`PUT /resource`):
-                    // checked; to a market elsewhere: taken on the worker's word.
-                    Ok(Destination::Market { store, .. }) => match &uploads {
-                        Some(dir) if dir.join("market").join(&store).is_dir() => {
-                            dir.join("market").join(store).join(&wanted.text)
-                        }
-                        _ => continue,
-                    },
-                    Ok(Destination::Http(_)) => continue,
-                    Err(e) => return Err(e.to_string()),
-                };
-                let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-                let found = proofs::piece_cid_of(proof, &bytes, size).map_err(|e| e.to_string())?;
-                if found != wanted {
-                    return Err(format!(
-                        "{} gives piece CID {}, not {}",
-                        path.display(),
-                        found.text,
-                        wanted.text
-                    ));
-                }
-            }
-            Ok(())
-        })
-        .await
-        .map_err(|e| ManagerError::remote(1, format!("unseal check panicked: {e}")))?;
-        let mut state = self.lock();
-        let super::ChainState { jobs, counters, .. } = &mut *state;
-        let Some(job) = taken_job(jobs, id) else {
-            return Err(ManagerError::remote(
-                1,
-                "the unseal job was dropped meanwhile",
-            ));
-        };
-        let answer = match verdict {
-            Ok(()) if job.accepted => Ok(()),
-            Ok(()) => {
-                job.accepted = true;
-                job.refused = None;
-                counters.unseals_accepted += 1;
-                Ok(())
-            }
-            Err(why) => {
-                tracing::warn!(
-                    "mock chain: unsealed piece {} of {id} refused: {why}",
-                    piece.text
-                );
-                job.refused = Some(why.clone());
-                counters.unseals_rejected += 1;
-                Err(ManagerError::remote(
-                    1,
-                    format!("unsealed piece refused: {why}"),
-                ))
-            }
-        };
-        state.save();
-        state.commit()?;
-        answer
-    }
-
     /// A thread dropped its job.
     pub(super) fn fail_job(&self, id: SectorId, reason: String) -> Result<(), ManagerError> {
         let mut state = self.lock();
@@ -465,69 +369,6 @@ impl MockChain {
             state.save();
         }
         state.commit()
-    }
-
-    /// `SubmitPersistedEx` of a rebuilt sector: accepted only if the files persisted in
-    /// `instance` give the comm_r on chain (and, for an upgraded sector, the updated
-    /// replica's files the comm_r of its upgrade); refused (`false`, the reason kept in
-    /// the job) otherwise. The job is done once the thread reports it finished.
-    pub(super) async fn check_rebuilt(
-        &self,
-        id: SectorId,
-        instance: String,
-        is_upgrade: bool,
-    ) -> Result<bool, ManagerError> {
-        let sector = self.with_sector(id, |s, _| s.clone())?;
-        let store = self.settings().stores.get(&instance).cloned();
-        let verdict = match store {
-            None => Err(format!(
-                "the mock does not know where store {instance} is: start it with \
-                 --persist-store {instance}=PATH (or --with-worker)"
-            )),
-            Some(store) => {
-                tokio::task::spawn_blocking(move || check_files(&sector, &store, is_upgrade))
-                    .await
-                    .map_err(|e| ManagerError::remote(1, format!("rebuild check panicked: {e}")))?
-            }
-        };
-        let mut state = self.lock();
-        let super::ChainState {
-            jobs,
-            sectors,
-            counters,
-            ..
-        } = &mut *state;
-        let Some(job) = taken_job(jobs, id) else {
-            return Ok(false);
-        };
-        let accepted = match verdict {
-            // Sent again (a restart after the answer was lost): the same answer.
-            Ok(()) if job.accepted => true,
-            Ok(()) => {
-                job.accepted = true;
-                job.refused = None;
-                counters.rebuilds_accepted += 1;
-                if let Some(sector) = sectors.get_mut(&id) {
-                    sector.rebuilt += 1;
-                    sector.persisted = Some(instance.clone());
-                    if let Some(accepted) =
-                        sector.upgrade.as_mut().and_then(|u| u.accepted.as_mut())
-                    {
-                        accepted.store = instance;
-                    }
-                }
-                true
-            }
-            Err(why) => {
-                tracing::warn!("mock chain: rebuilt files of {id} refused: {why}");
-                job.refused = Some(why);
-                counters.rebuilds_rejected += 1;
-                false
-            }
-        };
-        state.save();
-        state.commit()?;
-        Ok(accepted)
     }
 }
 
@@ -669,51 +510,4 @@ fn rebuild_info(sector: &ChainSector) -> Option<SectorRebuildInfo> {
         is_snap_up: upgrade_public.is_some(),
         upgrade_public,
     })
-}
-
-/// The check of a rebuilt sector's files in `store`: the sealed replica is there at the
-/// sector's size and its cache's `p_aux` gives the pre-committed comm_r; for an upgraded
-/// sector the same of the updated replica against the accepted update's comm_r.
-fn check_files(sector: &ChainSector, store: &Path, is_upgrade: bool) -> Result<(), String> {
-    let name = sector.id.to_string();
-    let upgrade = sector
-        .upgrade
-        .as_ref()
-        .and_then(|u| u.accepted.as_ref())
-        .map(|a| a.comm_r_new);
-    if is_upgrade != upgrade.is_some() {
-        return Err(format!(
-            "submitted with is_upgrade = {is_upgrade}, but the sector {} upgraded",
-            if upgrade.is_some() { "is" } else { "is not" }
-        ));
-    }
-    let pre_commit = sector
-        .pre_commit
-        .as_ref()
-        .ok_or("the sector was never pre-committed")?;
-    let mut replicas: Vec<(&str, &str, [u8; 32])> = vec![("sealed", "cache", pre_commit.comm_r)];
-    if let Some(comm_r_new) = upgrade {
-        replicas.push(("update", "update-cache", comm_r_new));
-    }
-    let size = sector.proof_type.sector_size().bytes();
-    for (file_dir, cache_dir, expected) in replicas {
-        let file: PathBuf = store.join(file_dir).join(&name);
-        let len = std::fs::metadata(&file)
-            .map_err(|e| format!("{}: {e}", file.display()))?
-            .len();
-        if len != size {
-            return Err(format!("{} holds {len} bytes, not {size}", file.display()));
-        }
-        let cache = store.join(cache_dir).join(&name);
-        let found = proofs::comm_r_of_cache(&cache).map_err(|e| e.to_string())?;
-        if found != expected {
-            return Err(format!(
-                "{} gives comm_r {}, but the chain holds {}",
-                cache.display(),
-                hex::encode(found),
-                hex::encode(expected)
-            ));
-        }
-    }
-    Ok(())
 }

@@ -30,6 +30,7 @@ use crate::proofs::{self, SealIdentity, SealedSector};
 use crate::update::{self, UpgradedSector};
 
 mod deals;
+mod job_checks;
 mod jobs;
 mod manager;
 mod pieces;
