@@ -288,8 +288,9 @@ pub fn main_impl() -> ExitCode {
     damocles_cli::logging::init("warn");
     if args.smoke {
         // Without parameters C2 fails at once; nothing here may wait for one.
-        let empty =
-            std::env::temp_dir().join(format!("damocles-bench-no-params-{}", std::process::id()));
+        // One empty directory for every smoke run (nothing writes into it), so that runs
+        // leave one behind, not one per process.
+        let empty = std::env::temp_dir().join("damocles-bench-no-params");
         if std::fs::create_dir_all(&empty).is_ok() {
             std::env::set_var("FIL_PROOFS_PARAMETER_CACHE", &empty);
         }

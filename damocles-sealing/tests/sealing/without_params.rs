@@ -21,7 +21,9 @@ use damocles_sealing::{SealingOptions, Worker};
 fn empty_param_cache() {
     static INIT: Once = Once::new();
     INIT.call_once(|| {
-        let dir = std::env::temp_dir().join(format!("damocles-no-params-{}", std::process::id()));
+        // One empty directory for every test process (nothing writes into it), so that runs
+        // leave one behind, not one per process.
+        let dir = std::env::temp_dir().join("damocles-no-params");
         std::fs::create_dir_all(&dir).expect("param dir");
         std::env::set_var("FIL_PROOFS_PARAMETER_CACHE", &dir);
     });
