@@ -113,10 +113,7 @@ impl MockChain {
         let sector = self.with_sector(id, |s, _| s.clone())?;
         let store = self.settings().stores.get(&instance).cloned();
         let verdict = match store {
-            None => Err(format!(
-                "the mock does not know where store {instance} is: start it with \
-                 --persist-store {instance}=PATH (or --with-worker)"
-            )),
+            None => Err(FilesRefused::UnknownStore(instance.clone())),
             Some(store) => {
                 tokio::task::spawn_blocking(move || check_files(&sector, &store, is_upgrade))
                     .await
@@ -153,7 +150,7 @@ impl MockChain {
             }
             Err(why) => {
                 tracing::warn!("mock chain: rebuilt files of {id} refused: {why}");
-                job.refused = Some(why);
+                job.refused = Some(why.to_string());
                 counters.rebuilds_rejected += 1;
                 false
             }
@@ -164,6 +161,58 @@ impl MockChain {
     }
 }
 
+/// Why the rebuilt files of a sector were refused (kept as the job's `refused` text).
+#[derive(Debug, thiserror::Error)]
+pub(super) enum FilesRefused {
+    /// The store the worker named is not one the mock reads.
+    #[error(
+        "the mock does not know where store {0} is: start it with --persist-store {0}=PATH (or --with-worker)"
+    )]
+    UnknownStore(String),
+    /// `is_upgrade` does not say what the chain holds.
+    #[error("submitted with is_upgrade = {is_upgrade}, but the sector {} upgraded", if *.upgraded { "is" } else { "is not" })]
+    UpgradeMismatch {
+        /// What the worker said.
+        is_upgrade: bool,
+        /// What the chain holds.
+        upgraded: bool,
+    },
+    /// Nothing to check the files against.
+    #[error("the sector was never pre-committed")]
+    NeverPreCommitted,
+    /// A replica cannot be read.
+    #[error("{}: {error}", .file.display())]
+    Unreadable {
+        /// The replica.
+        file: PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// A replica is not the sector's size.
+    #[error("{} holds {len} bytes, not {size}", .file.display())]
+    WrongSize {
+        /// The replica.
+        file: PathBuf,
+        /// Its length.
+        len: u64,
+        /// The sector's size.
+        size: u64,
+    },
+    /// The cache's `p_aux` cannot be read.
+    #[error(transparent)]
+    PAux(#[from] proofs::PAuxError),
+    /// The cache gives another comm_r.
+    #[error("{} gives comm_r {}, but the chain holds {}", .cache.display(), hex::encode(.found), hex::encode(.expected))]
+    WrongCommR {
+        /// The cache directory.
+        cache: PathBuf,
+        /// The comm_r its `p_aux` gives.
+        found: [u8; 32],
+        /// The comm_r on chain.
+        expected: [u8; 32],
+    },
+}
+
 /// The check of a rebuilt sector's files in `store`: the sealed replica is there at the
 /// sector's size and its cache's `p_aux` gives the pre-committed comm_r; for an upgraded
 /// sector the same of the updated replica against the accepted update's comm_r.
@@ -171,7 +220,7 @@ pub(super) fn check_files(
     sector: &ChainSector,
     store: &Path,
     is_upgrade: bool,
-) -> Result<(), String> {
+) -> Result<(), FilesRefused> {
     let name = sector.id.to_string();
     let upgrade = sector
         .upgrade
@@ -179,15 +228,15 @@ pub(super) fn check_files(
         .and_then(|u| u.accepted.as_ref())
         .map(|a| a.comm_r_new);
     if is_upgrade != upgrade.is_some() {
-        return Err(format!(
-            "submitted with is_upgrade = {is_upgrade}, but the sector {} upgraded",
-            if upgrade.is_some() { "is" } else { "is not" }
-        ));
+        return Err(FilesRefused::UpgradeMismatch {
+            is_upgrade,
+            upgraded: upgrade.is_some(),
+        });
     }
     let pre_commit = sector
         .pre_commit
         .as_ref()
-        .ok_or("the sector was never pre-committed")?;
+        .ok_or(FilesRefused::NeverPreCommitted)?;
     let mut replicas: Vec<(&str, &str, [u8; 32])> = vec![("sealed", "cache", pre_commit.comm_r)];
     if let Some(comm_r_new) = upgrade {
         replicas.push(("update", "update-cache", comm_r_new));
@@ -195,21 +244,21 @@ pub(super) fn check_files(
     let size = sector.proof_type.sector_size().bytes();
     for (file_dir, cache_dir, expected) in replicas {
         let file: PathBuf = store.join(file_dir).join(&name);
-        let len = std::fs::metadata(&file)
-            .map_err(|e| format!("{}: {e}", file.display()))?
-            .len();
+        let len = match std::fs::metadata(&file) {
+            Ok(meta) => meta.len(),
+            Err(error) => return Err(FilesRefused::Unreadable { file, error }),
+        };
         if len != size {
-            return Err(format!("{} holds {len} bytes, not {size}", file.display()));
+            return Err(FilesRefused::WrongSize { file, len, size });
         }
         let cache = store.join(cache_dir).join(&name);
-        let found = proofs::comm_r_of_cache(&cache).map_err(|e| e.to_string())?;
+        let found = proofs::comm_r_of_cache(&cache)?;
         if found != expected {
-            return Err(format!(
-                "{} gives comm_r {}, but the chain holds {}",
-                cache.display(),
-                hex::encode(found),
-                hex::encode(expected)
-            ));
+            return Err(FilesRefused::WrongCommR {
+                cache,
+                found,
+                expected,
+            });
         }
     }
     Ok(())

@@ -10,14 +10,14 @@
 use async_trait::async_trait;
 use damocles_core::{Event, Failure, ProofStage, SectorRecord, State};
 
+use super::shared;
 use super::shared::{
     aborted, add_pieces, add_these_pieces, allocate_spec, hand_back, identity, pc1, pc2, persist,
-    submit_persisted, take_job, tree_d, unexpected_state, Replica,
+    snap_encode, submit_persisted, take_job, tree_d, unexpected_state, Replica,
 };
 use super::{Outcome, PlanSteps, StepResult};
 use crate::proofs;
 use crate::runner::{required, Runner};
-use crate::update;
 
 /// The rebuild plan's steps.
 pub(crate) struct Rebuild;
@@ -186,28 +186,11 @@ async fn check_sealed(runner: &Runner, record: &SectorRecord) -> StepResult {
     Ok(Outcome::Event(Event::CheckSealed))
 }
 
-async fn snap_encode(runner: &Runner, record: &SectorRecord) -> StepResult {
-    // The sector key is the replica just rebuilt in data/sealed, data/cache.
-    let (id, paths) = identity(runner, record)?;
-    let pieces = required(record.pieces.clone(), "pieces")?;
-    let out = runner
-        .proof_call(ProofStage::SnapEncode, move || {
-            update::snap_encode(id.proof, &paths, &pieces)
-        })
-        .await?;
-    Ok(Outcome::Event(Event::SnapEncode(out)))
-}
-
+/// The sector key is the replica just rebuilt in data/sealed, data/cache: its comm_r is
+/// PC2's.
 async fn snap_prove(runner: &Runner, record: &SectorRecord) -> StepResult {
-    let (id, paths) = identity(runner, record)?;
     let comm_r_old = required(record.pc2_output, "pc2out")?.comm_r;
-    let encoded = required(record.snap_encode_output, "snap encode output")?;
-    let proof = runner
-        .proof_call(ProofStage::SnapProve, move || {
-            update::snap_prove(id.proof, &paths, comm_r_old, encoded)
-        })
-        .await?;
-    Ok(Outcome::Event(Event::SnapProve(proof)))
+    shared::snap_prove(runner, record, comm_r_old).await
 }
 
 #[cfg(test)]

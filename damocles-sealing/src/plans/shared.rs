@@ -16,7 +16,7 @@ use crate::paths::SectorPaths;
 use crate::pieces;
 use crate::proofs::{self, SealIdentity};
 use crate::runner::{required, Runner, IDLE_FLOOR};
-use crate::update::is_persisted_cache_file;
+use crate::update::{self, is_persisted_cache_file};
 
 /// The sector a step works on, and its files.
 pub(super) fn identity(
@@ -382,4 +382,34 @@ fn copy_whole(from: &Path, to: &Path) -> std::io::Result<()> {
     let tmp = std::path::PathBuf::from(tmp);
     std::fs::copy(from, &tmp)?;
     std::fs::rename(&tmp, to)
+}
+
+/// Snap encode: the record's pieces encoded into the sector key (the replica in
+/// `data/sealed`, `data/cache`) as the updated replica.
+pub(super) async fn snap_encode(runner: &Runner, record: &SectorRecord) -> StepResult {
+    let (id, paths) = identity(runner, record)?;
+    let pieces = required(record.pieces.clone(), "pieces")?;
+    let out = runner
+        .proof_call(ProofStage::SnapEncode, move || {
+            update::snap_encode(id.proof, &paths, &pieces)
+        })
+        .await?;
+    Ok(Outcome::Event(Event::SnapEncode(out)))
+}
+
+/// Snap prove: the update proof of the encoded replica against the sector key's
+/// `comm_r_old`.
+pub(super) async fn snap_prove(
+    runner: &Runner,
+    record: &SectorRecord,
+    comm_r_old: [u8; 32],
+) -> StepResult {
+    let (id, paths) = identity(runner, record)?;
+    let encoded = required(record.snap_encode_output, "snap encode output")?;
+    let proof = runner
+        .proof_call(ProofStage::SnapProve, move || {
+            update::snap_prove(id.proof, &paths, comm_r_old, encoded)
+        })
+        .await?;
+    Ok(Outcome::Event(Event::SnapProve(proof)))
 }

@@ -10,6 +10,7 @@ use damocles_core::sealer_api::{
 };
 use damocles_core::{Event, Failure, ProofStage, SectorRecord, State};
 
+use super::shared;
 use super::shared::{
     aborted, add_pieces, allocate_spec, hand_back, identity, persist, take_job, tree_d,
     unexpected_state, Replica,
@@ -132,31 +133,22 @@ async fn allocate(runner: &Runner) -> StepResult {
     Ok(Outcome::Event(Event::AllocatedSnapUpSector(allocated)))
 }
 
+/// The sector key is fetched from its store first.
 async fn snap_encode(runner: &Runner, record: &SectorRecord) -> StepResult {
-    let (id, paths) = identity(runner, record)?;
+    identity(runner, record)?;
     fetch_sector_key(runner, record).await?;
-    let pieces = required(record.pieces.clone(), "pieces")?;
-    let out = runner
-        .proof_call(ProofStage::SnapEncode, move || {
-            update::snap_encode(id.proof, &paths, &pieces)
-        })
-        .await?;
-    Ok(Outcome::Event(Event::SnapEncode(out)))
+    shared::snap_encode(runner, record).await
 }
 
+/// The sector key (fetched again if a restart lost it) is the upgraded CC sector's.
 async fn snap_prove(runner: &Runner, record: &SectorRecord) -> StepResult {
-    let (id, paths) = identity(runner, record)?;
+    let (_, paths) = identity(runner, record)?;
     let key = required(record.sector_key.clone(), "sector key")?;
-    let encoded = required(record.snap_encode_output, "snap encode output")?;
+    required(record.snap_encode_output, "snap encode output")?;
     if !paths.sealed.exists() {
         fetch_sector_key(runner, record).await?;
     }
-    let proof = runner
-        .proof_call(ProofStage::SnapProve, move || {
-            update::snap_prove(id.proof, &paths, key.comm_r, encoded)
-        })
-        .await?;
-    Ok(Outcome::Event(Event::SnapProve(proof)))
+    shared::snap_prove(runner, record, key.comm_r).await
 }
 
 async fn submit_proof(runner: &Runner, record: &SectorRecord) -> StepResult {
