@@ -36,6 +36,7 @@ pub mod journal;
 pub mod listing;
 pub mod piece;
 pub mod plan;
+pub mod plan_table;
 pub mod proof_stage;
 pub mod record;
 pub mod report;
@@ -52,6 +53,7 @@ pub use failure::{Failure, FailureLevel};
 pub use journal::{Happening, JournalEntry, ThreadEvent, JOURNAL_LIMIT};
 pub use piece::{NotThePiece, PieceCheck, PieceFetchError, PieceStore, PieceUploadError};
 pub use plan::{ParsePlanError, Plan};
+pub use plan_table::PlanTable;
 pub use proof_stage::{ParseProofStageError, ProofStage};
 pub use record::{
     AddedPiece, Event, HistoryEntry, Opaque, PreCommitOutput, SectorKey, SectorRecord,

@@ -1,4 +1,5 @@
-//! States, stage labels, events and each plan's transition table, as data.
+//! States, stage labels and events: the vocabulary of the plans' tables
+//! ([`crate::plan_table`]).
 //!
 //! The names, the numbering and the stage labels are the original's exactly (reference
 //! §1.6–1.8), so records, wire answers and operators' habits carry over.
@@ -217,39 +218,31 @@ impl fmt::Display for Stage {
 }
 
 impl State {
-    /// The stage label of this state under `plan` (reference §1.6).
-    pub fn stage(self, plan: Plan) -> Stage {
+    /// The stage label the original gives this state outside the plans whose tables say
+    /// otherwise (reference §1.6); [`State::stage`] is the label under a plan.
+    pub const fn default_stage(self) -> Stage {
         use State::*;
-        match (self, plan) {
-            (Allocated, Plan::Snapup | Plan::Rebuild) => Stage::AddPieces,
-            (Allocated, Plan::Unseal) => Stage::Unseal,
-            (Allocated, _) => Stage::AcquireDeals,
-            (DealsAcquired, _) => Stage::AddPieces,
-            (PieceAdded, _) => Stage::TreeD,
-            (TreeDBuilt, Plan::Rebuild) => Stage::PC1,
-            (TreeDBuilt, Plan::Snapup) => Stage::SnapEncode,
-            (TreeDBuilt, _) => Stage::AssignTicket,
-            (TicketAssigned, _) => Stage::PC1,
-            (PC1Done, _) => Stage::PC2,
-            (SyntheticPoRepNeeded, _) => Stage::SyntheticPoRep,
-            (PC2Done, Plan::Rebuild) => Stage::C1,
-            (PC2Done, _) => Stage::SubmitPreCommit,
-            (PCSubmitted, _) => Stage::WaitPCLanded,
-            (PCLanded | SnapProved, _) => Stage::PersistFiles,
-            (Persisted, Plan::Snapup) => Stage::SubmitSnapupProof,
-            (Persisted, _) => Stage::SubmitPersisted,
-            (PersistanceSubmitted, _) => Stage::WaitSeed,
-            (SeedAssigned, _) => Stage::C1,
-            (C1Done, _) => Stage::C2,
-            (C2Done, _) => Stage::SubmitProof,
-            (ProofSubmitted, _) => Stage::WaitProofLanded,
-            (SnapEncoded, _) => Stage::SnapProve,
-            (SealedChecked, Plan::Rebuild) => Stage::PrepareForSnapup,
-            (SnapPieceAdded, _) => Stage::TreeD,
-            (SnapTreeDBuilt, _) => Stage::SnapEncode,
-            (SnapDone, _) => Stage::PersistFiles,
-            (Unsealed, _) => Stage::UploadPiece,
-            (Empty | Finished | Aborted | SealedChecked, _) => Stage::Nothing,
+        match self {
+            Allocated => Stage::AcquireDeals,
+            DealsAcquired => Stage::AddPieces,
+            PieceAdded | SnapPieceAdded => Stage::TreeD,
+            TreeDBuilt => Stage::AssignTicket,
+            TicketAssigned => Stage::PC1,
+            PC1Done => Stage::PC2,
+            SyntheticPoRepNeeded => Stage::SyntheticPoRep,
+            PC2Done => Stage::SubmitPreCommit,
+            PCSubmitted => Stage::WaitPCLanded,
+            PCLanded | SnapProved | SnapDone => Stage::PersistFiles,
+            Persisted => Stage::SubmitPersisted,
+            PersistanceSubmitted => Stage::WaitSeed,
+            SeedAssigned => Stage::C1,
+            C1Done => Stage::C2,
+            C2Done => Stage::SubmitProof,
+            ProofSubmitted => Stage::WaitProofLanded,
+            SnapEncoded => Stage::SnapProve,
+            SnapTreeDBuilt => Stage::SnapEncode,
+            Unsealed => Stage::UploadPiece,
+            Empty | Finished | Aborted | SealedChecked => Stage::Nothing,
         }
     }
 }
@@ -334,90 +327,6 @@ pub struct Transition<S> {
     pub to: S,
 }
 
-const fn t<S>(from: S, event: EventKind, to: S) -> Transition<S> {
-    Transition { from, event, to }
-}
-
-use EventKind as E;
-use State as S;
-
-/// The sealer plan (reference §1.8).
-pub const SEALER_TRANSITIONS: &[Transition<State>] = &[
-    t(S::Empty, E::Allocate, S::Allocated),
-    t(S::Allocated, E::AcquireDeals, S::DealsAcquired),
-    t(S::DealsAcquired, E::AddPiece, S::PieceAdded),
-    t(S::PieceAdded, E::BuildTreeD, S::TreeDBuilt),
-    t(S::TreeDBuilt, E::AssignTicket, S::TicketAssigned),
-    t(S::TicketAssigned, E::PC1, S::PC1Done),
-    t(S::PC1Done, E::PC2, S::PC2Done),
-    t(
-        S::PC1Done,
-        E::PC2NeedSyntheticProof,
-        S::SyntheticPoRepNeeded,
-    ),
-    t(S::SyntheticPoRepNeeded, E::SyntheticPoRep, S::PC2Done),
-    t(S::PC2Done, E::SubmitPC, S::PCSubmitted),
-    t(S::PCSubmitted, E::ReSubmitPC, S::PC2Done),
-    t(S::PCSubmitted, E::CheckPC, S::PCLanded),
-    t(S::PCLanded, E::Persist, S::Persisted),
-    t(S::Persisted, E::SubmitPersistance, S::PersistanceSubmitted),
-    t(S::PersistanceSubmitted, E::AssignSeed, S::SeedAssigned),
-    t(S::SeedAssigned, E::C1, S::C1Done),
-    t(S::C1Done, E::C2, S::C2Done),
-    t(S::C2Done, E::SubmitProof, S::ProofSubmitted),
-    t(S::ProofSubmitted, E::ReSubmitProof, S::C2Done),
-    t(S::ProofSubmitted, E::Finish, S::Finished),
-];
-
-/// The snapup plan.
-pub const SNAPUP_TRANSITIONS: &[Transition<State>] = &[
-    t(S::Empty, E::AllocatedSnapUpSector, S::Allocated),
-    t(S::Allocated, E::AddPiece, S::PieceAdded),
-    t(S::PieceAdded, E::BuildTreeD, S::TreeDBuilt),
-    t(S::TreeDBuilt, E::SnapEncode, S::SnapEncoded),
-    t(S::SnapEncoded, E::SnapProve, S::SnapProved),
-    t(S::SnapProved, E::Persist, S::Persisted),
-    t(S::Persisted, E::RePersist, S::SnapProved),
-    t(S::Persisted, E::Finish, S::Finished),
-];
-
-/// The rebuild plan.
-pub const REBUILD_TRANSITIONS: &[Transition<State>] = &[
-    t(S::Empty, E::AllocatedRebuildSector, S::Allocated),
-    t(S::Allocated, E::AddPiece, S::PieceAdded),
-    t(S::PieceAdded, E::BuildTreeD, S::TreeDBuilt),
-    t(S::TreeDBuilt, E::PC1, S::PC1Done),
-    t(
-        S::PC1Done,
-        E::PC2NeedSyntheticProof,
-        S::SyntheticPoRepNeeded,
-    ),
-    t(S::PC1Done, E::PC2, S::PC2Done),
-    t(S::SyntheticPoRepNeeded, E::SyntheticPoRep, S::PC2Done),
-    t(S::PC2Done, E::CheckSealed, S::SealedChecked),
-    t(S::SealedChecked, E::SkipSnap, S::SnapDone),
-    t(S::SealedChecked, E::AddPiece, S::SnapPieceAdded),
-    t(S::SnapPieceAdded, E::BuildTreeD, S::SnapTreeDBuilt),
-    t(S::SnapTreeDBuilt, E::SnapEncode, S::SnapEncoded),
-    t(S::SnapEncoded, E::SnapProve, S::SnapDone),
-    t(S::SnapDone, E::Persist, S::Persisted),
-    t(S::Persisted, E::SubmitPersistance, S::Finished),
-];
-
-/// The unseal plan.
-pub const UNSEAL_TRANSITIONS: &[Transition<State>] = &[
-    t(S::Empty, E::AllocatedUnsealSector, S::Allocated),
-    t(S::Allocated, E::UnsealDone, S::Unsealed),
-    t(S::Unsealed, E::UploadPieceDone, S::Finished),
-];
-
-/// The wdpost plan.
-pub const WDPOST_TRANSITIONS: &[Transition<WdPostState>] = &[
-    t(WdPostState::Empty, E::JobAllocated, WdPostState::Allocated),
-    t(WdPostState::Allocated, E::Generate, WdPostState::Generated),
-    t(WdPostState::Generated, E::Finish, WdPostState::Finished),
-];
-
 /// The state of a thread's job under its plan: a sector state, or a wdpost job state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -434,14 +343,6 @@ impl PlanState {
         match self {
             PlanState::Sector(s) => s.as_str(),
             PlanState::WdPost(s) => s.as_str(),
-        }
-    }
-
-    /// The stage label under `plan`.
-    pub fn stage(self, plan: Plan) -> Stage {
-        match self {
-            PlanState::Sector(s) => s.stage(plan),
-            PlanState::WdPost(s) => s.stage(),
         }
     }
 }
@@ -462,81 +363,4 @@ pub struct ParseStateError {
     pub input: String,
     /// The names the plan accepts.
     pub valid: Vec<&'static str>,
-}
-
-impl Plan {
-    /// The transition table of a sector plan; empty for wdpost (see [`WDPOST_TRANSITIONS`]).
-    pub fn transitions(self) -> &'static [Transition<State>] {
-        match self {
-            Plan::Sealer => SEALER_TRANSITIONS,
-            Plan::Snapup => SNAPUP_TRANSITIONS,
-            Plan::Rebuild => REBUILD_TRANSITIONS,
-            Plan::Unseal => UNSEAL_TRANSITIONS,
-            Plan::Wdpost => &[],
-        }
-    }
-
-    /// The state `event` leads to from `from` under this plan, if the table has that row.
-    pub fn next_state(self, from: State, event: EventKind) -> Option<State> {
-        self.transitions()
-            .iter()
-            .find(|row| row.from == from && row.event == event)
-            .map(|row| row.to)
-    }
-
-    /// The state a new job of this plan starts in.
-    pub fn initial_state(self) -> PlanState {
-        match self {
-            Plan::Wdpost => PlanState::WdPost(WdPostState::Empty),
-            _ => PlanState::Sector(State::Empty),
-        }
-    }
-
-    /// The states `resume --state` accepts for a thread of this plan: every state of its
-    /// table except `Empty` (which would drop the job's sector), plus `Aborted`.
-    pub fn resumable_states(self) -> Vec<PlanState> {
-        let mut states: Vec<PlanState> = match self {
-            Plan::Wdpost => WDPOST_TRANSITIONS
-                .iter()
-                .flat_map(|row| [row.from, row.to])
-                .map(PlanState::WdPost)
-                .collect(),
-            _ => self
-                .transitions()
-                .iter()
-                .flat_map(|row| [row.from, row.to])
-                .map(PlanState::Sector)
-                .collect(),
-        };
-        states.push(match self {
-            Plan::Wdpost => PlanState::WdPost(WdPostState::Aborted),
-            _ => PlanState::Sector(State::Aborted),
-        });
-        let mut unique: Vec<PlanState> = Vec::new();
-        for state in states {
-            if state != self.initial_state() && !unique.contains(&state) {
-                unique.push(state);
-            }
-        }
-        unique.sort_by_key(|s| match s {
-            PlanState::Sector(s) => s.number(),
-            PlanState::WdPost(s) => s.number(),
-        });
-        unique
-    }
-
-    /// Parses a `resume --state` name for a thread of this plan. An unknown name, or one of
-    /// another plan, fails with an error that names the plan and lists the valid states.
-    pub fn parse_state(self, name: &str) -> Result<PlanState, ParseStateError> {
-        let valid = self.resumable_states();
-        valid
-            .iter()
-            .copied()
-            .find(|state| state.as_str() == name)
-            .ok_or_else(|| ParseStateError {
-                plan: self,
-                input: name.to_owned(),
-                valid: valid.iter().map(|s| s.as_str()).collect(),
-            })
-    }
 }

@@ -106,7 +106,7 @@ mod tables {
                 )
             })
             .collect();
-        let actual: Vec<_> = damocles_core::state::WDPOST_TRANSITIONS
+        let actual: Vec<_> = damocles_core::plan_table::WDPOST_TRANSITIONS
             .iter()
             .map(|t| (t.from, t.event, t.to))
             .collect();

@@ -11,105 +11,25 @@
 
 use std::path::PathBuf;
 
+use damocles_core::plan_table::{Input, PlanTable, Step};
 use damocles_core::{Plan, SealProof, SectorRecord, State, WdPostState};
 
 use crate::paths::SectorPaths;
-
-mod rules;
-
-use rules::{persist_state, rules_of};
-#[cfg(test)]
-use rules::{REBUILD_ORDER, REBUILD_UPGRADED_ORDER, SEALER_ORDER, SNAPUP_ORDER};
-
-/// What a step consumes: a field of the sector record, or files of the sector.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Input {
-    Sector,
-    Pieces,
-    Ticket,
-    PC1Output,
-    PC2Output,
-    PersistInstance,
-    Seed,
-    C1Output,
-    Proof,
-    /// The staged (unsealed) file the pieces were written into.
-    StagedFile,
-    /// PC1's labels and tree D in the cache directory.
-    Labels,
-    /// The encoded replica, with `p_aux`, `t_aux`, tree C and tree R in the cache.
-    Replica,
-    /// Snap-up: the sealed sector being upgraded (its comm_r and store).
-    SectorKey,
-    /// Snap-up: the encode's commitments.
-    SnapEncodeOutput,
-    /// Snap-up: the update proof.
-    UpdateProof,
-    /// Snap-up: the updated replica, with `p_aux`, `t_aux` and tree R in `update-cache/`.
-    UpdatedReplica,
-}
-
-impl Input {
-    /// How the input is named in a refusal.
-    fn describe(self) -> &'static str {
-        match self {
-            Input::Sector => "the allocated sector",
-            Input::Pieces => "the added pieces",
-            Input::Ticket => "the ticket",
-            Input::PC1Output => "PC1's output",
-            Input::PC2Output => "PC2's commitments",
-            Input::PersistInstance => "the store the files were persisted to",
-            Input::Seed => "the seed",
-            Input::C1Output => "C1's output",
-            Input::Proof => "C2's proof",
-            Input::StagedFile => "the staged file",
-            Input::Labels => "PC1's labels and tree D",
-            Input::Replica => "the encoded replica and its trees",
-            Input::SectorKey => "the sector being upgraded",
-            Input::SnapEncodeOutput => "the snap encode's commitments",
-            Input::UpdateProof => "the update proof",
-            Input::UpdatedReplica => "the updated replica and its trees",
-        }
-    }
-
-    /// The state whose step produces the input in `plan`.
-    fn producer(self, plan: Plan) -> State {
-        match (plan, self) {
-            (_, Input::Sector | Input::SectorKey) => State::Empty,
-            (Plan::Snapup, Input::Pieces | Input::StagedFile) => State::Allocated,
-            (Plan::Snapup, Input::SnapEncodeOutput | Input::UpdatedReplica) => State::TreeDBuilt,
-            (Plan::Snapup, Input::UpdateProof) => State::SnapEncoded,
-            (Plan::Snapup, Input::PersistInstance) => State::SnapProved,
-            (Plan::Rebuild, Input::Ticket) => State::Empty,
-            (Plan::Rebuild, Input::Pieces | Input::StagedFile) => State::Allocated,
-            (Plan::Rebuild, Input::PC1Output | Input::Labels) => State::TreeDBuilt,
-            (Plan::Rebuild, Input::PersistInstance) => State::SnapDone,
-            (_, Input::Pieces | Input::StagedFile) => State::DealsAcquired,
-            (_, Input::Ticket | Input::PC1Output | Input::Labels) => State::TicketAssigned,
-            (_, Input::PC2Output | Input::Replica) => State::PC1Done,
-            (_, Input::PersistInstance) => State::PCLanded,
-            (_, Input::Seed) => State::PersistanceSubmitted,
-            (_, Input::C1Output) => State::SeedAssigned,
-            (_, Input::Proof) => State::C1Done,
-            (_, Input::SnapEncodeOutput | Input::UpdatedReplica) => State::SnapTreeDBuilt,
-            (_, Input::UpdateProof) => State::SnapEncoded,
-        }
-    }
-}
 
 /// What a resume check needs to know of a paused thread's record: cheap to keep beside
 /// the thread's control block (no proof outputs, only whether they are there).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResumeFacts {
     plan: Plan,
+    /// The plan's table for this job (an upgraded sector's rebuild has its own); `None`
+    /// for wdpost.
+    table: Option<&'static PlanTable>,
     state: State,
     proof: Option<SealProof>,
     present: Vec<Input>,
     paths: Option<SectorPaths>,
     /// Whether the sector holds deal pieces (its persist copies the staged file too).
     deals: bool,
-    /// Rebuild: the sector was upgraded (its rebuild runs the snap-up states too).
-    upgraded: bool,
 }
 
 impl ResumeFacts {
@@ -135,12 +55,12 @@ impl ResumeFacts {
         has(Input::UpdateProof, record.update_proof.is_some());
         Self {
             plan: record.plan,
+            table: (record.plan.table()).map(|table| table.for_job(record.rebuilds_upgrade())),
             state: record.state,
             proof: record.sector.map(|s| s.proof_type),
             present,
             paths: record.sector.map(|s| SectorPaths::new(&data_dir, s.id)),
             deals: record.has_deals(),
-            upgraded: record.rebuilds_upgrade(),
         }
     }
 
@@ -225,9 +145,11 @@ pub enum ResumeRefusal {
         /// The record's state.
         current: State,
     },
-    /// The sealer plan's SyntheticPoRepNeeded.
-    #[error("this worker does not generate synthetic PoRep{proof}")]
-    NoSyntheticPoRep {
+    /// The state's step is in the plan's table but this worker does not run it.
+    #[error("this worker does not {what}{proof}")]
+    Unsupported {
+        /// What the step would do ("generate synthetic PoRep").
+        what: &'static str,
         /// ` (the sector's proof type is …)`, or empty.
         proof: String,
     },
@@ -244,8 +166,9 @@ pub enum ResumeRefusal {
         /// Its states, comma-separated.
         states: String,
     },
-    /// A rebuild of an upgraded sector has written the upgrade's deals over its staged
-    /// file.
+    /// A step of the job has written anew what an earlier step made (a rebuild of an
+    /// upgraded sector writes the upgrade's deals over its staged file and pieces), and
+    /// the target lies between the two.
     #[error("from SealedChecked on the staged file and the pieces may hold the deal data of the upgrade, not the sealed sector's: resume at Allocated to rebuild the replica from the start, or at SealedChecked or later")]
     DealsStaged,
     /// Resuming ahead would skip a step that makes something.
@@ -317,12 +240,13 @@ pub fn check_wdpost(facts: WdPostFacts, target: WdPostState) -> Result<(), WdPos
 }
 
 /// Whether a thread whose record is described by `facts` may resume at `target`; `Err`
-/// says why not and what to do instead.
+/// says why not and what to do instead. Every rule is read from the plan's table
+/// ([`damocles_core::plan_table`]); none is per plan.
 pub fn check(facts: &ResumeFacts, target: State) -> Result<(), ResumeRefusal> {
     if target == State::Aborted {
         return Ok(());
     }
-    let Some(rules) = rules_of(facts) else {
+    let Some(table) = facts.table.filter(|table| table.resume_anywhere) else {
         return if target == facts.state {
             Ok(())
         } else {
@@ -332,8 +256,9 @@ pub fn check(facts: &ResumeFacts, target: State) -> Result<(), ResumeRefusal> {
             })
         };
     };
-    if facts.plan == Plan::Sealer && target == State::SyntheticPoRepNeeded {
-        return Err(ResumeRefusal::NoSyntheticPoRep {
+    if let Some(what) = table.step(target).and_then(|step| step.unsupported) {
+        return Err(ResumeRefusal::Unsupported {
+            what,
             proof: facts
                 .proof
                 .map(|p| format!(" (the sector's proof type is {p})"))
@@ -343,9 +268,10 @@ pub fn check(facts: &ResumeFacts, target: State) -> Result<(), ResumeRefusal> {
     if target == State::Empty && facts.present.contains(&Input::Sector) {
         return Err(ResumeRefusal::HoldsSector);
     }
-    let position = |state: State| rules.order.iter().position(|s| *s == state);
+    let path: Vec<&'static Step> = table.path().collect();
+    let position = |state: State| path.iter().position(|step| step.state == state);
     let Some(to) = position(target) else {
-        let names: Vec<&str> = rules.order.iter().map(|s| s.as_str()).collect();
+        let names: Vec<&str> = path.iter().map(|step| step.state.as_str()).collect();
         return Err(ResumeRefusal::NotAState {
             target,
             plan: facts.plan,
@@ -353,67 +279,76 @@ pub fn check(facts: &ResumeFacts, target: State) -> Result<(), ResumeRefusal> {
         });
     };
     let from = position(facts.state).unwrap_or(0);
-    // An upgraded sector's deals are written over the staged file from SealedChecked on
-    // (a crash may leave the record there with the deals written).
-    let deals_staged = facts.plan == Plan::Rebuild
-        && facts.upgraded
-        && position(State::SealedChecked).is_some_and(|at| from >= at);
-    let seal_steps =
-        position(State::PieceAdded).unwrap_or(0)..=position(State::PC2Done).unwrap_or(0);
-    if deals_staged && seal_steps.contains(&to) {
+    if rewritten_before(&path, from, to) {
         return Err(ResumeRefusal::DealsStaged);
     }
-    if let Some(skipped) = rules
-        .order
+    if let Some(skipped) = path
         .get(from..to)
         .unwrap_or_default()
         .iter()
-        .find(|s| !rules.skippable.contains(s))
+        .find(|step| !step.waits_for_chain)
     {
-        let can_skip = if rules.skippable.is_empty() {
+        let waits: Vec<&str> = path
+            .iter()
+            .filter(|step| step.waits_for_chain)
+            .map(|step| step.state.as_str())
+            .collect();
+        let can_skip = if waits.is_empty() {
             "this plan has no step that can be skipped".to_owned()
         } else {
-            let names: Vec<&str> = rules.skippable.iter().map(|s| s.as_str()).collect();
             format!(
                 "only waits for the chain ({}) can be skipped",
-                names.join(", ")
+                waits.join(", ")
             )
         };
         return Err(ResumeRefusal::WouldSkip {
             current: facts.state,
-            skipped: *skipped,
+            skipped: skipped.state,
             can_skip,
         });
     }
-    inputs_hold(facts, &rules, to, target)
+    inputs_hold(facts, &path, to)
 }
 
-/// Every step from the target (at `to` in the plan's order) on runs again, in order:
-/// each input must be there now, unless a step before it in this run makes it again.
-fn inputs_hold(
-    facts: &ResumeFacts,
-    rules: &rules::PlanRules,
-    to: usize,
-    target: State,
-) -> Result<(), ResumeRefusal> {
+/// Whether a step the job has reached (at or before `from` on `path`) wrote anew an
+/// input that the step at `to` or one after it, before the rewrite, would read as the
+/// first version: `to` lies after the input's first maker and before the rewriting step
+/// (a crash may leave the record at the rewriting state with the new content written).
+fn rewritten_before(path: &[&Step], from: usize, to: usize) -> bool {
+    path.iter()
+        .enumerate()
+        .filter(|(at, step)| *at <= from && !step.rewrites.is_empty())
+        .any(|(at, step)| {
+            step.rewrites.iter().any(|input| {
+                path.iter()
+                    .position(|earlier| earlier.makes(*input))
+                    .is_some_and(|first| first < to && to < at)
+            })
+        })
+}
+
+/// Every step from the target (at `to` on the plan's path) on runs again, in order: each
+/// input must be there now, unless a step before it in this run makes it again.
+fn inputs_hold(facts: &ResumeFacts, path: &[&Step], to: usize) -> Result<(), ResumeRefusal> {
     let mut made: Vec<Input> = Vec::new();
-    for &state in &rules.order[to..] {
+    for (at, step) in path.iter().enumerate().skip(to) {
         // A deal sector's persist copies the unsealed (staged) file as well.
-        let unsealed_copy =
-            (facts.deals && persist_state(facts.plan) == Some(state)).then_some(Input::StagedFile);
-        for input in (rules.inputs)(state).iter().copied().chain(unsealed_copy) {
+        let unsealed_copy = (facts.deals && step.persists).then_some(Input::StagedFile);
+        for input in step.consumes.iter().copied().chain(unsealed_copy) {
             if made.contains(&input) {
                 continue;
             }
             if let Err(missing) = facts.holds(input) {
-                let instead = match input.producer(facts.plan) {
-                    State::Empty => "resume at Aborted to drop the sector".to_owned(),
-                    producer => format!("resume at {producer} to make it again"),
+                // The last step before this one that makes the input.
+                let maker = path[..at].iter().rev().find(|earlier| earlier.makes(input));
+                let instead = match maker.map(|maker| maker.state) {
+                    None | Some(State::Empty) => "resume at Aborted to drop the sector".to_owned(),
+                    Some(maker) => format!("resume at {maker} to make it again"),
                 };
-                let whose = if state == target {
+                let whose = if at == to {
                     "its step".to_owned()
                 } else {
-                    format!("the step of {state}, which runs after it,")
+                    format!("the step of {}, which runs after it,", step.state)
                 };
                 return Err(ResumeRefusal::MissingInput {
                     whose,
@@ -423,33 +358,10 @@ fn inputs_hold(
             }
             made.push(input);
         }
-        made.extend(
-            ALL_INPUTS
-                .iter()
-                .filter(|input| input.producer(facts.plan) == state),
-        );
+        made.extend(step.produces.iter().chain(step.rewrites));
     }
     Ok(())
 }
-
-const ALL_INPUTS: [Input; 16] = [
-    Input::Sector,
-    Input::Pieces,
-    Input::Ticket,
-    Input::PC1Output,
-    Input::PC2Output,
-    Input::PersistInstance,
-    Input::Seed,
-    Input::C1Output,
-    Input::Proof,
-    Input::StagedFile,
-    Input::Labels,
-    Input::Replica,
-    Input::SectorKey,
-    Input::SnapEncodeOutput,
-    Input::UpdateProof,
-    Input::UpdatedReplica,
-];
 
 #[cfg(test)]
 mod tests;

@@ -5,7 +5,7 @@
 //! sector is rebuilt as CC and its deals encoded into it again. No new proof goes on
 //! chain. Each state of [`REBUILD_TRANSITIONS`] has a step ([`step_of`]).
 //!
-//! [`REBUILD_TRANSITIONS`]: damocles_core::state::REBUILD_TRANSITIONS
+//! [`REBUILD_TRANSITIONS`]: damocles_core::plan_table::REBUILD_TRANSITIONS
 
 use async_trait::async_trait;
 use damocles_core::{Event, Failure, ProofStage, SectorRecord, State};
@@ -195,7 +195,7 @@ async fn snap_prove(runner: &Runner, record: &SectorRecord) -> StepResult {
 
 #[cfg(test)]
 mod tests {
-    use damocles_core::state::REBUILD_TRANSITIONS;
+    use damocles_core::plan_table::REBUILD_TRANSITIONS;
 
     use super::*;
 

@@ -365,7 +365,7 @@ fn submit_outcome(
 
 #[cfg(test)]
 mod tests {
-    use damocles_core::state::SEALER_TRANSITIONS;
+    use damocles_core::plan_table::SEALER_TRANSITIONS;
 
     use super::*;
 

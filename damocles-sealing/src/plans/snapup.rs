@@ -2,7 +2,7 @@
 //! encoded into a new replica, proven, persisted and submitted, without sealing again.
 //! Each state of [`SNAPUP_TRANSITIONS`] has a step ([`step_of`]).
 //!
-//! [`SNAPUP_TRANSITIONS`]: damocles_core::state::SNAPUP_TRANSITIONS
+//! [`SNAPUP_TRANSITIONS`]: damocles_core::plan_table::SNAPUP_TRANSITIONS
 
 use async_trait::async_trait;
 use damocles_core::sealer_api::{
@@ -197,7 +197,7 @@ async fn submit_proof(runner: &Runner, record: &SectorRecord) -> StepResult {
 
 #[cfg(test)]
 mod tests {
-    use damocles_core::state::SNAPUP_TRANSITIONS;
+    use damocles_core::plan_table::SNAPUP_TRANSITIONS;
 
     use super::*;
 

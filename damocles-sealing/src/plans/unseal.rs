@@ -4,7 +4,7 @@
 //! its piece CID, delivered to every destination the manager gives, and the job reported
 //! achieved. Each state of [`UNSEAL_TRANSITIONS`] has a step ([`step_of`]).
 //!
-//! [`UNSEAL_TRANSITIONS`]: damocles_core::state::UNSEAL_TRANSITIONS
+//! [`UNSEAL_TRANSITIONS`]: damocles_core::plan_table::UNSEAL_TRANSITIONS
 
 use async_trait::async_trait;
 use damocles_core::{Event, Failure, ProofStage, SectorRecord, State, UnsealTarget};
@@ -172,7 +172,7 @@ async fn deliver(
 
 #[cfg(test)]
 mod tests {
-    use damocles_core::state::UNSEAL_TRANSITIONS;
+    use damocles_core::plan_table::UNSEAL_TRANSITIONS;
 
     use super::*;
 

@@ -5,47 +5,6 @@ use damocles_core::{Event, SectorId, SectorKey, SnapEncodeOutput};
 
 use super::*;
 
-/// The resume orders restate the transition tables: each step of an order is a row of
-/// its plan's table (a job passes its states in that order), each order runs from
-/// Empty to Finished, and together they name every state of the table but
-/// SyntheticPoRepNeeded, which this worker never enters.
-#[test]
-fn every_resume_order_follows_its_plans_table() {
-    let orders = [
-        (Plan::Sealer, SEALER_ORDER),
-        (Plan::Snapup, SNAPUP_ORDER),
-        (Plan::Rebuild, REBUILD_ORDER),
-        (Plan::Rebuild, REBUILD_UPGRADED_ORDER),
-    ];
-    for (plan, order) in orders {
-        assert_eq!(order.first(), Some(&State::Empty), "{plan}");
-        assert_eq!(order.last(), Some(&State::Finished), "{plan}");
-        for pair in order.windows(2) {
-            assert!(
-                plan.transitions()
-                    .iter()
-                    .any(|row| row.from == pair[0] && row.to == pair[1]),
-                "{plan}: no row of its table leads from {} to {}",
-                pair[0],
-                pair[1]
-            );
-        }
-    }
-    for plan in [Plan::Sealer, Plan::Snapup, Plan::Rebuild] {
-        for row in plan.transitions() {
-            for state in [row.from, row.to] {
-                let ordered = orders
-                    .iter()
-                    .any(|(p, order)| *p == plan && order.contains(&state));
-                assert!(
-                    ordered || state == State::SyntheticPoRepNeeded,
-                    "{plan}: {state} is in its table but in no resume order"
-                );
-            }
-        }
-    }
-}
-
 /// A snap-up record at `state` that holds every record field a snap-up makes.
 fn snapup_at(state: State) -> SectorRecord {
     let mut record = SectorRecord::new(Plan::Snapup);

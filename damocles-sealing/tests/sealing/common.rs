@@ -260,7 +260,9 @@ pub fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
     }
 }
 
-/// The sealer states one sector passes through, in order.
+/// The sealer states one sector passes through, in order. These paths are written out
+/// here rather than read from `damocles_core::plan_table`, so that the tests check the
+/// tables as well as the runtime.
 pub const SEALER_PATH: [State; 16] = [
     State::Allocated,
     State::DealsAcquired,
