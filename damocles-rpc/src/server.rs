@@ -200,6 +200,7 @@ impl RpcServer {
             )
             .unwrap_or_default(),
         };
+        let router = Arc::new(routes(&options));
         let options = Arc::new(options);
         let task = tokio::spawn(conn::serve(
             listener,
@@ -209,7 +210,8 @@ impl RpcServer {
             move |remote, req| {
                 let service = service.clone();
                 let options = options.clone();
-                async move { serve_http(&*service, &options, remote, req).await }
+                let router = router.clone();
+                async move { serve_http(&*service, &options, &router, remote, req).await }
             },
         ));
         Ok(Self {
@@ -233,20 +235,62 @@ impl RpcServer {
     }
 }
 
+/// What serves a path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    /// The JSON-RPC API.
+    Rpc,
+    /// `/piecestore/<cid>`: read a piece, or store an unsealed one.
+    Piece,
+    /// venus-market's `/resource?resource-id=…`: store an unsealed piece.
+    MarketPiece,
+}
+
+/// The paths a server answers: the piece store's where it serves pieces, the API at its
+/// path. A path the router does not know goes to the API when it has no path (as the
+/// original worker's server answers every path), and is refused otherwise.
+fn routes(options: &ServerOptions) -> matchit::Router<Route> {
+    let mut router = matchit::Router::new();
+    // Static, distinct paths: an insert fails only on a conflict, and the first route
+    // of a path is kept (the piece store's, as it was before the router).
+    let mut add = |path: &str, route| {
+        if let Err(conflict) = router.insert(path, route) {
+            tracing::warn!("the server does not route {path} to {route:?}: {conflict}");
+        }
+    };
+    if options.piece_dir.is_some() {
+        add(PIECE_STORE_PATH, Route::Piece);
+        add(&format!("{PIECE_STORE_PATH}{{*cid}}"), Route::Piece);
+        add(MARKET_RESOURCE_PATH, Route::MarketPiece);
+    }
+    if let Some(path) = &options.path {
+        add(path, Route::Rpc);
+    }
+    router
+}
+
 async fn serve_http(
     service: &dyn RpcService,
     options: &ServerOptions,
+    router: &matchit::Router<Route>,
     remote: SocketAddr,
     req: hyper::Request<Incoming>,
 ) -> HttpResponse {
-    let market = req.uri().path() == MARKET_RESOURCE_PATH;
-    let piece_dir = options.piece_dir.as_deref();
-    if let Some(dir) =
-        piece_dir.filter(|_| market || req.uri().path().starts_with(PIECE_STORE_PATH))
-    {
-        return serve_piece_route(options, dir, market, req).await;
+    let route = router.at(req.uri().path()).ok().map(|found| *found.value);
+    match (route, options.piece_dir.as_deref()) {
+        (Some(Route::Piece), Some(dir)) => serve_piece_route(options, dir, false, req).await,
+        (Some(Route::MarketPiece), Some(dir)) => serve_piece_route(options, dir, true, req).await,
+        (Some(Route::Rpc), _) => serve_rpc(service, options, remote, req).await,
+        (None, _) if options.path.is_none() => serve_rpc(service, options, remote, req).await,
+        _ => {
+            let error = RpcError::invalid_request(format!(
+                "no API at {}; it is served at {}",
+                req.uri().path(),
+                options.path.as_deref().unwrap_or("/")
+            ));
+            http_answer(error_answer(StatusCode::NOT_FOUND, error))
+        }
     }
-    serve_rpc(service, options, remote, req).await
 }
 
 /// The piece store's paths (`/piecestore/<cid>`, venus-market's `/resource`): GET reads
@@ -298,7 +342,7 @@ async fn serve_piece_route(
     return serve_piece(dir, options.piece_fallback.as_deref(), req.uri().path()).await;
 }
 
-/// The JSON-RPC endpoint: checks path, method, content type and token, reads the body
+/// The JSON-RPC endpoint: checks method, content type and token, reads the body
 /// within its limits and answers the call (or batch).
 async fn serve_rpc(
     service: &dyn RpcService,
@@ -306,18 +350,6 @@ async fn serve_rpc(
     remote: SocketAddr,
     req: hyper::Request<Incoming>,
 ) -> HttpResponse {
-    if options
-        .path
-        .as_deref()
-        .is_some_and(|p| p != req.uri().path())
-    {
-        let error = RpcError::invalid_request(format!(
-            "no API at {}; it is served at {}",
-            req.uri().path(),
-            options.path.as_deref().unwrap_or("/")
-        ));
-        return http_answer(error_answer(StatusCode::NOT_FOUND, error));
-    }
     if req.method() != Method::POST {
         let error = RpcError::invalid_request("JSON-RPC requests are POSTed");
         return http_answer(error_answer(StatusCode::METHOD_NOT_ALLOWED, error));

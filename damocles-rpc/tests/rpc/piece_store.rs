@@ -725,3 +725,34 @@ async fn a_trickling_piece_upload_is_cut_off() {
     );
     server.shutdown().await;
 }
+
+/// The router sends each path to what serves it: the piece store's paths only where the
+/// server has a piece directory, the API at its path, and anything else is a 404 that
+/// says where the API is.
+#[tokio::test]
+async fn each_path_reaches_what_serves_it() {
+    let dir = tempfile::tempdir().expect("dir");
+    let pieces = dir.path().join("pieces");
+    std::fs::create_dir_all(&pieces).expect("pieces");
+    let with_pieces = serve(dir.path(), &pieces, None).await;
+    let addr = with_pieces.local_addr().to_string();
+    // A GET of the API is refused by the API (it wants POST), not as an unknown path.
+    assert_eq!(get(&addr, MANAGER_PATH, "GET").await, 405);
+    assert_eq!(get(&addr, "/elsewhere", "POST").await, 404);
+    assert_eq!(get(&addr, "/piecestore/not-a-cid", "GET").await, 400);
+    assert_eq!(get(&addr, "/piecestore/a/b", "GET").await, 400);
+    // venus-market's path stores with PUT only.
+    assert_eq!(get(&addr, "/resource", "GET").await, 405);
+    with_pieces.shutdown().await;
+
+    let home = tempfile::tempdir().expect("home");
+    let options = ServerOptions {
+        path: Some(MANAGER_PATH.to_owned()),
+        ..ServerOptions::default()
+    };
+    let without_pieces = serve_with(home.path(), options).await;
+    let addr = without_pieces.local_addr().to_string();
+    assert_eq!(get(&addr, "/piecestore/not-a-cid", "GET").await, 404);
+    assert_eq!(get(&addr, "/resource", "PUT").await, 404);
+    without_pieces.shutdown().await;
+}
