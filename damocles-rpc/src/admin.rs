@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::client::{CallError, RpcClient, Timeouts};
 use crate::jsonrpc::{Params, RpcError, RpcResult};
-use crate::method::{rpc_methods, serve, MethodSpec};
+use crate::method::{handlers, rpc_methods, MethodSpec};
 use crate::server::{Caller, RpcService};
 use async_trait::async_trait;
 use damocles_core::{
@@ -19,6 +19,8 @@ use serde::{Deserialize, Serialize};
 rpc_methods! {
     /// The worker admin API's methods.
     pub const WORKER_METHODS;
+    /// Runs worker method `name` on an [`AdminService`]; `None` when `name` is not one.
+    pub async fn worker_call;
     /// Every sealing thread.
     WorkerList = "VenusWorker.WorkerList", Read, ()
         -> Vec<ThreadInfo> = "[WorkerInfo]", "every sealing thread, in index order";
@@ -140,88 +142,59 @@ impl RpcService for AdminService {
         params: Params,
         caller: &Caller,
     ) -> RpcResult {
-        let by = caller.to_string();
-        let w = &*self.worker;
-        let by = by.as_str();
-        let p = &params;
-        match method.name {
-            WorkerList::NAME => {
-                serve::<WorkerList, _>(p, |()| async { w.list().await.map_err(to_rpc) }).await
-            }
-            WorkerPause::NAME => {
-                serve::<WorkerPause, _>(p, |(index,)| async move {
-                    let outcome = w.on_behalf_of(by).pause(index).await;
-                    outcome.map_err(to_rpc).map(|_| true)
-                })
-                .await
-            }
-            WorkerResume::NAME => {
-                serve::<WorkerResume, _>(p, |(index, state)| async move {
-                    let outcome = w.on_behalf_of(by).resume(index, state).await;
-                    let outcome = outcome.map_err(to_rpc)?;
-                    Ok(!matches!(outcome, ResumeOutcome::NotPaused))
-                })
-                .await
-            }
-            WorkerVersion::NAME => {
-                serve::<WorkerVersion, _>(p, |()| async { w.version().await.map_err(to_rpc) }).await
-            }
-            WorkerDrain::NAME => {
-                serve::<WorkerDrain, _>(p, |(index, on)| async move {
-                    let outcome = w.on_behalf_of(by).drain(index, on.unwrap_or(true)).await;
-                    outcome.map_err(to_rpc)
-                })
-                .await
-            }
-            WorkerEvents::NAME => {
-                serve::<WorkerEvents, _>(p, |(index, limit)| async move {
-                    let limit = match limit {
-                        None => DEFAULT_EVENT_LIMIT,
-                        Some(n @ 1..=JOURNAL_LIMIT) => n,
-                        Some(n) => {
-                            return Err(RpcError::invalid_params(format!(
-                                "limit {n} is out of range: 1 to {JOURNAL_LIMIT}"
-                            )))
-                        }
-                    };
-                    w.events(index, limit).await.map_err(to_rpc)
-                })
-                .await
-            }
-            WorkerSetEnv::NAME => {
-                serve::<WorkerSetEnv, _>(p, |(name, value)| async move {
-                    if !valid_env_name(&name) || value.contains('\0') {
-                        return Err(RpcError::invalid_params(
-                            "invalid environment variable name or value",
-                        ));
-                    }
-                    self.env
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .insert(name, value);
-                    Ok(())
-                })
-                .await
-            }
-            WorkerRemoveEnv::NAME => {
-                serve::<WorkerRemoveEnv, _>(p, |(name,)| async move {
-                    if !valid_env_name(&name) {
-                        return Err(RpcError::invalid_params(
-                            "invalid environment variable name",
-                        ));
-                    }
-                    self.env
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .remove(&name);
-                    Ok(())
-                })
-                .await
-            }
-            other => Err(RpcError::method_not_found(other)),
-        }
+        worker_call(self, method.name, &params, caller)
+            .await
+            .unwrap_or_else(|| Err(RpcError::method_not_found(method.name)))
     }
 }
+
+handlers! { AdminService, |service, caller| {
+    WorkerList => |()| service.worker.list().await.map_err(to_rpc);
+    WorkerPause => |(index,)| {
+        let by = caller.to_string();
+        let outcome = service.worker.on_behalf_of(&by).pause(index).await;
+        outcome.map_err(to_rpc).map(|_| true)
+    };
+    WorkerResume => |(index, state)| {
+        let by = caller.to_string();
+        let outcome = service.worker.on_behalf_of(&by).resume(index, state).await;
+        Ok(!matches!(outcome.map_err(to_rpc)?, ResumeOutcome::NotPaused))
+    };
+    WorkerVersion => |()| service.worker.version().await.map_err(to_rpc);
+    WorkerDrain => |(index, on)| {
+        let by = caller.to_string();
+        let outcome = service.worker.on_behalf_of(&by).drain(index, on.unwrap_or(true)).await;
+        outcome.map_err(to_rpc)
+    };
+    WorkerEvents => |(index, limit)| {
+        let limit = match limit {
+            None => DEFAULT_EVENT_LIMIT,
+            Some(n @ 1..=JOURNAL_LIMIT) => n,
+            Some(n) => {
+                return Err(RpcError::invalid_params(format!(
+                    "limit {n} is out of range: 1 to {JOURNAL_LIMIT}"
+                )))
+            }
+        };
+        service.worker.events(index, limit).await.map_err(to_rpc)
+    };
+    WorkerSetEnv => |(name, value)| {
+        if !valid_env_name(&name) || value.contains('\0') {
+            return Err(RpcError::invalid_params(
+                "invalid environment variable name or value",
+            ));
+        }
+        service.env.lock().unwrap_or_else(|e| e.into_inner()).insert(name, value);
+        Ok(())
+    };
+    WorkerRemoveEnv => |(name,)| {
+        if !valid_env_name(&name) {
+            return Err(RpcError::invalid_params("invalid environment variable name"));
+        }
+        service.env.lock().unwrap_or_else(|e| e.into_inner()).remove(&name);
+        Ok(())
+    };
+}}
 
 /// An [`AdminTransport`] over HTTP: the admin API of a worker at `host:port`.
 ///

@@ -13,7 +13,7 @@ use damocles_core::{ReportError, Reporter, SectorId, SectorManager, WorkerReport
 
 use crate::client::{CallError, RpcClient, Timeouts};
 use crate::jsonrpc::{Params, RpcError, RpcResult};
-use crate::method::{rpc_methods, serve, MethodSpec, Permission};
+use crate::method::{handlers, rpc_methods, MethodSpec, Permission};
 use crate::registry::{PingEntry, PingError, Registry};
 use crate::sealer::{self, MANAGER_PATH, SEALER_METHODS};
 use crate::server::{Caller, RpcService};
@@ -21,6 +21,9 @@ use crate::server::{Caller, RpcService};
 rpc_methods! {
     /// The registry's and the manager's own methods.
     pub const OWN_METHODS;
+    /// Runs one of the manager's own methods on a [`ManagerService`]; `None` when `name`
+    /// is not one.
+    pub async fn own_call;
     /// A worker's periodic report.
     WorkerPing = "Venus.WorkerPing", Admin, (info: WorkerReport = "a WorkerInfo {Name, Dest, Version, Summary}")
         -> () = "null", "a worker's periodic report";
@@ -190,92 +193,72 @@ impl RpcService for ManagerService {
         params: Params,
         caller: &Caller,
     ) -> RpcResult {
-        if let Some(answer) = sealer::sealer_call(&*self.sealer, method.name, &params).await {
+        if let Some(answer) = sealer::sealer_call(&*self.sealer, method.name, &params, caller).await
+        {
             return answer;
         }
-        let p = &params;
-        let refused = |why: JobRequestError| RpcError::new(1, why.to_string());
-        match method.name {
-            WorkerPing::NAME => {
-                serve::<WorkerPing, _>(p, |(info,)| async move {
-                    if info.name.is_empty() {
-                        return Err(RpcError::new(1, "worker name is required"));
-                    }
-                    if info.dest.is_empty() {
-                        return Err(RpcError::new(1, "worker dest is required"));
-                    }
-                    // Checked here, so that every registry answers the same: PostgreSQL
-                    // refuses NUL in text, redb would keep it.
-                    for (what, text) in [("name", &info.name), ("dest", &info.dest)] {
-                        if text.chars().any(char::is_control) {
-                            return Err(RpcError::invalid_params(format!(
-                                "worker {what} {text:?} holds a control character"
-                            )));
-                        }
-                    }
-                    // Only the admin token may move a name to another dest: the dest is
-                    // where `util worker` sends its commands and the worker token.
-                    let may_move = caller.token == Some(Permission::Admin);
-                    match self.registry.ping(info, unix_now(), may_move).await {
-                        Ok(()) => Ok(()),
-                        Err(moved @ PingError::Moved { .. }) => {
-                            Err(RpcError::new(1, moved.to_string()))
-                        }
-                        Err(PingError::Registry(e)) => Err(RpcError::internal(e.to_string())),
-                    }
-                })
-                .await
+        own_call(self, method.name, &params, caller)
+            .await
+            .unwrap_or_else(|| Err(RpcError::method_not_found(method.name)))
+    }
+}
+
+fn refused(why: JobRequestError) -> RpcError {
+    RpcError::new(1, why.to_string())
+}
+
+handlers! { ManagerService, |service, caller| {
+    WorkerPing => |(info,)| service.ping(info, caller).await;
+    WorkerGetPingInfo => |(name,)| {
+        let entry = service.registry.entry(&name).await.map_err(internal)?;
+        Ok(entry.map(|e| service.judged(e)))
+    };
+    WorkerPingInfoList => |()| {
+        let entries = service.registry.entries().await.map_err(internal)?;
+        Ok(Some(entries.into_iter().map(|e| service.judged(e)).collect()))
+    };
+    WorkerPingInfoRemove => |(name,)| service
+        .registry
+        .forget(&name)
+        .await
+        .map(drop)
+        .map_err(internal);
+    Version => |()| Ok(service.version.clone());
+    ChainSectors => |()| service.listing(|c| c.sectors());
+    ChainJobs => |()| service.listing(|c| c.jobs());
+    WdPostJobs => |()| service.listing(|c| c.wdpost_jobs());
+    SectorRebuild => |(id,)| service.chain()?.request_rebuild(id).map_err(refused);
+    SectorUnseal => |(id, piece, dest)| service
+        .chain()?
+        .request_unseal(id, piece, dest.unwrap_or_default())
+        .map_err(refused);
+}}
+
+impl ManagerService {
+    /// `Venus.WorkerPing`: a worker's report, checked, kept in the registry.
+    async fn ping(&self, info: WorkerReport, caller: &Caller) -> Result<(), RpcError> {
+        if info.name.is_empty() {
+            return Err(RpcError::new(1, "worker name is required"));
+        }
+        if info.dest.is_empty() {
+            return Err(RpcError::new(1, "worker dest is required"));
+        }
+        // Checked here, so that every registry answers the same: PostgreSQL refuses NUL
+        // in text, redb would keep it.
+        for (what, text) in [("name", &info.name), ("dest", &info.dest)] {
+            if text.chars().any(char::is_control) {
+                return Err(RpcError::invalid_params(format!(
+                    "worker {what} {text:?} holds a control character"
+                )));
             }
-            WorkerGetPingInfo::NAME => {
-                serve::<WorkerGetPingInfo, _>(p, |(name,)| async move {
-                    let entry = self.registry.entry(&name).await.map_err(internal)?;
-                    Ok(entry.map(|e| self.judged(e)))
-                })
-                .await
-            }
-            WorkerPingInfoList::NAME => {
-                serve::<WorkerPingInfoList, _>(p, |()| async {
-                    let entries = self.registry.entries().await.map_err(internal)?;
-                    let judged = entries.into_iter().map(|e| self.judged(e));
-                    Ok(Some(judged.collect()))
-                })
-                .await
-            }
-            WorkerPingInfoRemove::NAME => {
-                serve::<WorkerPingInfoRemove, _>(p, |(name,)| async move {
-                    self.registry
-                        .forget(&name)
-                        .await
-                        .map(drop)
-                        .map_err(internal)
-                })
-                .await
-            }
-            Version::NAME => serve::<Version, _>(p, |()| async { Ok(self.version.clone()) }).await,
-            ChainSectors::NAME => {
-                serve::<ChainSectors, _>(p, |()| async { self.listing(|c| c.sectors()) }).await
-            }
-            ChainJobs::NAME => {
-                serve::<ChainJobs, _>(p, |()| async { self.listing(|c| c.jobs()) }).await
-            }
-            WdPostJobs::NAME => {
-                serve::<WdPostJobs, _>(p, |()| async { self.listing(|c| c.wdpost_jobs()) }).await
-            }
-            SectorRebuild::NAME => {
-                serve::<SectorRebuild, _>(p, |(id,)| async move {
-                    self.chain()?.request_rebuild(id).map_err(refused)
-                })
-                .await
-            }
-            SectorUnseal::NAME => {
-                serve::<SectorUnseal, _>(p, |(id, piece, dest)| async move {
-                    self.chain()?
-                        .request_unseal(id, piece, dest.unwrap_or_default())
-                        .map_err(refused)
-                })
-                .await
-            }
-            other => Err(RpcError::method_not_found(other)),
+        }
+        // Only the admin token may move a name to another dest: the dest is where `util
+        // worker` sends its commands and the worker token.
+        let may_move = caller.token == Some(Permission::Admin);
+        match self.registry.ping(info, unix_now(), may_move).await {
+            Ok(()) => Ok(()),
+            Err(moved @ PingError::Moved { .. }) => Err(RpcError::new(1, moved.to_string())),
+            Err(PingError::Registry(e)) => Err(RpcError::internal(e.to_string())),
         }
     }
 }

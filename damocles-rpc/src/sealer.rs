@@ -1,5 +1,5 @@
 //! The sealer API the sealer plan calls (`Venus.*`, reference §7.2), on both sides:
-//! [`sealer_call`] serves it over any [`SectorManager`]; [`HttpSectorManager`] is a
+//! [`sealer_call`] (the table's dispatch) serves it over any [`SectorManager`]; [`HttpSectorManager`] is a
 //! [`SectorManager`] that calls a manager over HTTP.
 
 use std::time::Duration;
@@ -15,8 +15,8 @@ use damocles_core::sealer_api::{
 use damocles_core::{ManagerError, SealProof, SectorId, SectorManager};
 
 use crate::client::{CallError, RpcClient, Timeouts};
-use crate::jsonrpc::{Params, RpcError, RpcResult};
-use crate::method::{rpc_methods, serve, RpcMethod};
+use crate::jsonrpc::RpcError;
+use crate::method::{handlers, rpc_methods, RpcMethod};
 
 /// The path the manager serves its API at.
 pub const MANAGER_PATH: &str = "/rpc/v0";
@@ -27,6 +27,9 @@ type StoreInfo = damocles_core::sealer_api::StoreBasicInfo;
 rpc_methods! {
     /// The sealer API's methods.
     pub const SEALER_METHODS;
+    /// Runs sealer method `name` on a [`SectorManager`]; `None` when `name` is not a
+    /// sealer method.
+    pub async fn sealer_call;
     /// A new sector to seal.
     AllocateSector = "Venus.AllocateSector", Admin, (spec: AllocateSectorSpec = "an AllocateSectorSpec")
         -> Option<AllocatedSector> = "AllocatedSector | null", "a new sector to seal";
@@ -143,72 +146,60 @@ fn to_rpc(error: ManagerError) -> RpcError {
     }
 }
 
-/// Runs sealer method `name` on `manager`; `None` when `name` is not a sealer method.
-pub async fn sealer_call(manager: &dyn SectorManager, name: &str, p: &Params) -> Option<RpcResult> {
-    macro_rules! arm {
-        ($method:ty, |$args:pat_param| $call:expr) => {
-            serve::<$method, _>(p, |$args| async move { $call.await.map_err(to_rpc) }).await
-        };
-    }
-    let m = manager;
-    Some(match name {
-        AllocateSector::NAME => arm!(AllocateSector, |(spec,)| m.allocate_sector(spec)),
-        AcquireDeals::NAME => arm!(AcquireDeals, |(id, spec)| m.acquire_deals(id, spec)),
-        AssignTicket::NAME => arm!(AssignTicket, |(id,)| m.assign_ticket(id)),
-        SubmitPreCommit::NAME => arm!(SubmitPreCommit, |(sector, info, reset)| m
-            .submit_pre_commit(sector, info, reset.unwrap_or(false))),
-        PollPreCommitState::NAME => arm!(PollPreCommitState, |(id,)| m.poll_pre_commit_state(id)),
-        StoreReserveSpace::NAME => arm!(StoreReserveSpace, |(id, size, candidates)| m
-            .store_reserve_space(id, size, candidates)),
-        StoreBasicInfo::NAME => arm!(StoreBasicInfo, |(instance,)| m.store_basic_info(instance)),
-        SubmitPersisted::NAME => arm!(SubmitPersisted, |(id, instance)| m
-            .submit_persisted(id, instance, false)),
-        SubmitPersistedEx::NAME => arm!(SubmitPersistedEx, |(id, instance, upgrade)| m
-            .submit_persisted(id, instance, upgrade.unwrap_or(false))),
-        WaitSeed::NAME => arm!(WaitSeed, |(id, proof)| m.wait_seed(id, proof)),
-        SubmitProof::NAME => arm!(SubmitProof, |(id, info, reset)| m.submit_proof(
-            id,
-            info,
-            reset.unwrap_or(false)
-        )),
-        PollProofState::NAME => arm!(PollProofState, |(id,)| m.poll_proof_state(id)),
-        ReportState::NAME => arm!(ReportState, |(id, req)| m.report_state(id, req)),
-        ReportFinalized::NAME => arm!(ReportFinalized, |(id,)| m.report_finalized(id)),
-        ReportAborted::NAME => arm!(ReportAborted, |(id, reason)| m.report_aborted(id, reason)),
-        AllocateSnapUpSector::NAME => {
-            arm!(AllocateSnapUpSector, |(spec,)| m
-                .allocate_snapup_sector(spec))
-        }
-        SubmitSnapUpProof::NAME => {
-            arm!(SubmitSnapUpProof, |(id, info)| m
-                .submit_snapup_proof(id, info))
-        }
-        AllocateRebuildSector::NAME => {
-            arm!(AllocateRebuildSector, |(spec,)| m
-                .allocate_rebuild_sector(spec))
-        }
-        AllocateUnsealSector::NAME => {
-            arm!(AllocateUnsealSector, |(spec,)| m
-                .allocate_unseal_sector(spec))
-        }
-        AcquireUnsealDest::NAME => arm!(AcquireUnsealDest, |(id, cid)| async move {
-            m.acquire_unseal_dest(id, cid).await.map(Some)
-        }),
-        AchieveUnsealSector::NAME => arm!(AchieveUnsealSector, |(id, cid, error)| m
-            .achieve_unseal_sector(id, cid, error.unwrap_or_default())),
-        WdPoStAllocateJobs::NAME => arm!(WdPoStAllocateJobs, |(spec, num, worker)| async move {
-            m.wdpost_allocate_jobs(spec, num, worker).await.map(Some)
-        }),
-        WdPoStHeartbeatJobs::NAME => arm!(WdPoStHeartbeatJobs, |(ids, worker)| m
-            .wdpost_heartbeat_jobs(ids, worker)),
-        WdPoStFinishJob::NAME => arm!(WdPoStFinishJob, |(id, output, error)| m.wdpost_finish_job(
-            id,
-            output,
-            error.unwrap_or_default()
-        )),
-        _ => return None,
-    })
-}
+handlers! { dyn SectorManager, |m, _caller| {
+    AllocateSector => |(spec,)| m.allocate_sector(spec).await.map_err(to_rpc);
+    AcquireDeals => |(id, spec)| m.acquire_deals(id, spec).await.map_err(to_rpc);
+    AssignTicket => |(id,)| m.assign_ticket(id).await.map_err(to_rpc);
+    SubmitPreCommit => |(sector, info, reset)| m
+        .submit_pre_commit(sector, info, reset.unwrap_or(false))
+        .await
+        .map_err(to_rpc);
+    PollPreCommitState => |(id,)| m.poll_pre_commit_state(id).await.map_err(to_rpc);
+    StoreReserveSpace => |(id, size, candidates)| m
+        .store_reserve_space(id, size, candidates)
+        .await
+        .map_err(to_rpc);
+    StoreBasicInfo => |(instance,)| m.store_basic_info(instance).await.map_err(to_rpc);
+    SubmitPersisted => |(id, instance)| m
+        .submit_persisted(id, instance, false)
+        .await
+        .map_err(to_rpc);
+    SubmitPersistedEx => |(id, instance, upgrade)| m
+        .submit_persisted(id, instance, upgrade.unwrap_or(false))
+        .await
+        .map_err(to_rpc);
+    WaitSeed => |(id, proof)| m.wait_seed(id, proof).await.map_err(to_rpc);
+    SubmitProof => |(id, info, reset)| m
+        .submit_proof(id, info, reset.unwrap_or(false))
+        .await
+        .map_err(to_rpc);
+    PollProofState => |(id,)| m.poll_proof_state(id).await.map_err(to_rpc);
+    ReportState => |(id, req)| m.report_state(id, req).await.map_err(to_rpc);
+    ReportFinalized => |(id,)| m.report_finalized(id).await.map_err(to_rpc);
+    ReportAborted => |(id, reason)| m.report_aborted(id, reason).await.map_err(to_rpc);
+    AllocateSnapUpSector => |(spec,)| m.allocate_snapup_sector(spec).await.map_err(to_rpc);
+    SubmitSnapUpProof => |(id, info)| m.submit_snapup_proof(id, info).await.map_err(to_rpc);
+    AllocateRebuildSector => |(spec,)| m.allocate_rebuild_sector(spec).await.map_err(to_rpc);
+    AllocateUnsealSector => |(spec,)| m.allocate_unseal_sector(spec).await.map_err(to_rpc);
+    AcquireUnsealDest => |(id, cid)| m.acquire_unseal_dest(id, cid).await.map(Some).map_err(to_rpc);
+    AchieveUnsealSector => |(id, cid, error)| m
+        .achieve_unseal_sector(id, cid, error.unwrap_or_default())
+        .await
+        .map_err(to_rpc);
+    WdPoStAllocateJobs => |(spec, num, worker)| m
+        .wdpost_allocate_jobs(spec, num, worker)
+        .await
+        .map(Some)
+        .map_err(to_rpc);
+    WdPoStHeartbeatJobs => |(ids, worker)| m
+        .wdpost_heartbeat_jobs(ids, worker)
+        .await
+        .map_err(to_rpc);
+    WdPoStFinishJob => |(id, output, error)| m
+        .wdpost_finish_job(id, output, error.unwrap_or_default())
+        .await
+        .map_err(to_rpc);
+}}
 
 /// A manager address this worker cannot use, and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
