@@ -3,7 +3,7 @@
 //! object) per thread touched, saying what happened to it.
 
 use clap::Args;
-use damocles_core::{AdminError, AdminTransport, Plan, ThreadInfo};
+use damocles_core::{AdminError, AdminTransport, ParseStateError, Plan, ThreadInfo};
 use serde::Serialize;
 
 use crate::exit::{self, CliError, ErrorKind};
@@ -41,9 +41,20 @@ pub enum Selector {
     Errors,
 }
 
+/// Threads not chosen as [`Selector::from_parts`] wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SelectorError {
+    /// Neither an index nor a flag.
+    #[error("say which threads: an index, --all, --in-state S, --plan P or --errors")]
+    NoneChosen,
+    /// More than one.
+    #[error("give one of: an index, --all, --in-state, --plan, --errors")]
+    SeveralChosen,
+}
+
 impl Selector {
     /// Exactly one of an index and the flags.
-    pub fn from_parts(index: Option<u64>, flags: &SelectorFlags) -> Result<Self, String> {
+    pub fn from_parts(index: Option<u64>, flags: &SelectorFlags) -> Result<Self, SelectorError> {
         let mut chosen = Vec::new();
         if let Some(index) = index {
             chosen.push(Selector::Index(index));
@@ -62,15 +73,13 @@ impl Selector {
         }
         match chosen.len() {
             1 => Ok(chosen.remove(0)),
-            0 => {
-                Err("say which threads: an index, --all, --in-state S, --plan P or --errors".into())
-            }
-            _ => Err("give one of: an index, --all, --in-state, --plan, --errors".into()),
+            0 => Err(SelectorError::NoneChosen),
+            _ => Err(SelectorError::SeveralChosen),
         }
     }
 
     /// The indices of `threads` this selector picks.
-    pub fn pick(&self, threads: &[ThreadInfo]) -> Result<Vec<u64>, String> {
+    pub fn pick(&self, threads: &[ThreadInfo]) -> Result<Vec<u64>, ParseStateError> {
         let picked = |keep: &dyn Fn(&ThreadInfo) -> bool| {
             threads
                 .iter()
@@ -90,11 +99,7 @@ impl Selector {
                     .any(|t| t.known_plan().is_some_and(|p| p.parse_state(name).is_ok()))
                     || Plan::Sealer.parse_state(name).is_ok();
                 if !known {
-                    let error = Plan::Sealer
-                        .parse_state(name)
-                        .err()
-                        .map_or_else(String::new, |e| e.to_string());
-                    return Err(error);
+                    Plan::Sealer.parse_state(name)?;
                 }
                 picked(&|t| t.job_state_shown() == name)
             }
@@ -140,7 +145,7 @@ pub async fn run(
         other => match client.list().await {
             Ok(threads) => match other.pick(&threads) {
                 Ok(indices) => indices,
-                Err(message) => return failure(json, CliError::bad_input(message)),
+                Err(unknown) => return failure(json, CliError::bad_input(unknown.to_string())),
             },
             Err(e) => return failure(json, e.into()),
         },
@@ -306,6 +311,6 @@ mod tests {
         let err = Selector::InState("Foo".into())
             .pick(&threads)
             .expect_err("unknown state");
-        assert!(err.contains("valid states"), "{err}");
+        assert!(err.to_string().contains("valid states"), "{err}");
     }
 }

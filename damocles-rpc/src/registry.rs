@@ -122,7 +122,22 @@ struct Queue {
 struct Change {
     name: String,
     value: Option<Vec<u8>>,
-    done: tokio::sync::oneshot::Sender<Result<bool, String>>,
+    done: tokio::sync::oneshot::Sender<Durable>,
+}
+
+/// What became of a change: durable (whether the name was there before), or why not.
+type Durable = Result<bool, CommitFailed>;
+
+/// Why a batch of changes did not become durable: the database's error, in words (one
+/// error answers every change of the batch, and redb's errors cannot be cloned).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+struct CommitFailed(String);
+
+impl CommitFailed {
+    fn of(error: &dyn std::fmt::Display) -> Self {
+        CommitFailed(error.to_string())
+    }
 }
 
 /// The registry.
@@ -224,7 +239,7 @@ impl WorkerRegistry {
         name: &str,
         value: Option<(Vec<u8>, &str)>,
         may_move: bool,
-    ) -> Result<tokio::sync::oneshot::Receiver<Result<bool, String>>, PingError> {
+    ) -> Result<tokio::sync::oneshot::Receiver<Durable>, PingError> {
         let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
         if let (Some((_, dest)), Some(registered)) = (&value, queue.dests.get(name)) {
             if registered != dest && !may_move {
@@ -433,7 +448,7 @@ fn write_loop(db: Database, file: Option<&Path>, queue: &mpsc::Receiver<Change>)
         }
         let outcome = match &db {
             Some(db) => commit(db, &batch),
-            None => vec![Err("the registry cannot be opened".to_owned()); batch.len()],
+            None => vec![Err(CommitFailed::of(&"the registry cannot be opened")); batch.len()],
         };
         if file.is_some() && outcome.iter().any(Result::is_err) {
             // Closed now, opened again for the next batch.
@@ -445,8 +460,8 @@ fn write_loop(db: Database, file: Option<&Path>, queue: &mpsc::Receiver<Change>)
     }
 }
 
-fn commit(db: &Database, batch: &[Change]) -> Vec<Result<bool, String>> {
-    let all = |e: &dyn std::fmt::Display| vec![Err(e.to_string()); batch.len()];
+fn commit(db: &Database, batch: &[Change]) -> Vec<Durable> {
+    let all = |e: &dyn std::fmt::Display| vec![Err(CommitFailed::of(e)); batch.len()];
     let txn = match db.begin_write() {
         Ok(txn) => txn,
         Err(e) => return all(&e),
@@ -464,7 +479,7 @@ fn commit(db: &Database, batch: &[Change]) -> Vec<Result<bool, String>> {
                     .map(|old| old.is_some()),
                 None => table.remove(change.name.as_str()).map(|old| old.is_some()),
             };
-            results.push(result.map_err(|e| e.to_string()));
+            results.push(result.map_err(|e| CommitFailed::of(&e)));
         }
     }
     match txn.commit() {

@@ -176,6 +176,20 @@ fn window_type(proof: PoStProof) -> Result<filecoin_proofs_api::RegisteredPoStPr
     }
 }
 
+/// Why one sector cannot be proven (a fault).
+#[derive(Debug, thiserror::Error)]
+enum SectorFault {
+    /// The challenges name no such sector.
+    #[error("no challenge for sector {0}")]
+    NotChallenged(u64),
+    /// The proof library's error.
+    #[error("{0:#}")]
+    Proof(anyhow::Error),
+    /// The proof library panicked.
+    #[error("the proof library panicked reading the sector's files (a tree that does not match its replica?): {0}")]
+    Panicked(String),
+}
+
 /// The vanilla proof of one sector: `Err` with why it cannot be proven. A panic in the
 /// proof library (a truncated tree it maps) is a fault too.
 fn vanilla_proof(
@@ -183,25 +197,22 @@ fn vanilla_proof(
     id: ApiSectorId,
     replica: &PrivateReplicaInfo,
     challenges: &BTreeMap<ApiSectorId, Vec<u64>>,
-) -> Result<(), String> {
+) -> Result<(), SectorFault> {
     let challenged = challenges
         .get(&id)
-        .ok_or_else(|| format!("no challenge for sector {}", u64::from(id)))?;
+        .ok_or_else(|| SectorFault::NotChallenged(u64::from(id)))?;
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         post::generate_single_vanilla_proof(post_proof, id, replica, challenged)
     }));
     match result {
         Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(format!("{e:#}")),
-        Err(panic) => {
-            let message = panic
+        Ok(Err(e)) => Err(SectorFault::Proof(e)),
+        Err(panic) => Err(SectorFault::Panicked(
+            panic
                 .downcast_ref::<&str>()
                 .map(|m| (*m).to_owned())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            Err(format!(
-                "the proof library panicked reading the sector's files (a tree that does not match its replica?): {message}"
-            ))
-        }
+                .unwrap_or_default(),
+        )),
     }
 }

@@ -166,7 +166,7 @@ pub async fn worker_act(ctx: &Context, threads: &Threads, action: Action) -> u8 
     let target = threads.worker.as_str();
     let selector = match Selector::from_parts(threads.index, &threads.select) {
         Ok(selector) => selector,
-        Err(message) => return ctx.fail(CliError::bad_input(message)),
+        Err(unchosen) => return ctx.fail(CliError::bad_input(unchosen.to_string())),
     };
     let (dest, client) = match ctx.answering_worker(target).await {
         Ok(found) => found,

@@ -227,7 +227,7 @@ async fn worker(args: WorkerArgs) -> u8 {
         args.token_file.as_deref(),
     ) {
         Ok(target) => target,
-        Err(message) => return fail(CliError::bad_input(message)),
+        Err(unusable) => return fail(CliError::bad_input(unusable.to_string())),
     };
     let client = match HttpAdminClient::new(&target.address, target.token, Timeouts::default()) {
         Ok(client) => client,
@@ -270,7 +270,7 @@ async fn worker(args: WorkerArgs) -> u8 {
     };
     let selector = match selector {
         Ok(selector) => selector,
-        Err(message) => return fail(CliError::bad_input(message)),
+        Err(unchosen) => return fail(CliError::bad_input(unchosen.to_string())),
     };
     let (text, code) = bulk::run(&client, &selector, &action, json, &|m| m.to_owned()).await;
     crate::exit::print_out(&text);

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use damocles_sealing::config::{WorkerConfig, DEFAULT_ADMIN_PORT};
+use damocles_sealing::config::{ConfigError, WorkerConfig, DEFAULT_ADMIN_PORT};
 
 /// The worker to call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,25 +14,44 @@ pub struct Target {
     pub token: Option<String>,
 }
 
+/// Why the flags name no usable target.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    /// The token file could not be read.
+    #[error("cannot read token file {}: {source}", path.display())]
+    TokenFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The worker's configuration could not be loaded.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
 /// Resolves the target from the flags (and their environment variables).
 pub fn resolve(
     host: Option<&str>,
     config: Option<&Path>,
     token: Option<String>,
     token_file: Option<&Path>,
-) -> Result<Target, String> {
+) -> Result<Target, TargetError> {
     let token = match (token, token_file) {
         (Some(token), _) => Some(token),
         (None, Some(file)) => Some(
             std::fs::read_to_string(file)
-                .map_err(|e| format!("cannot read token file {}: {e}", file.display()))?
+                .map_err(|source| TargetError::TokenFile {
+                    path: file.to_path_buf(),
+                    source,
+                })?
                 .trim()
                 .to_owned(),
         ),
         (None, None) => None,
     };
     if let Some(config) = config {
-        let loaded = WorkerConfig::load(config).map_err(|e| e.to_string())?;
+        let loaded = WorkerConfig::load(config)?;
         let server = &loaded.config.worker.rpc_server;
         return Ok(Target {
             address: loaded.config.admin_target(),
@@ -60,16 +79,20 @@ mod tests {
     #[test]
     fn a_config_wins_over_host_and_neither_means_the_default() {
         assert_eq!(
-            resolve(None, None, None, None).map(|t| t.address),
-            Ok("127.0.0.1:17890".into())
+            resolve(None, None, None, None).map(|t| t.address).ok(),
+            Some("127.0.0.1:17890".into())
         );
         assert_eq!(
-            resolve(Some("10.0.0.2"), None, None, None).map(|t| t.address),
-            Ok("10.0.0.2:17890".into())
+            resolve(Some("10.0.0.2"), None, None, None)
+                .map(|t| t.address)
+                .ok(),
+            Some("10.0.0.2:17890".into())
         );
         assert_eq!(
-            resolve(Some("10.0.0.2:1234"), None, None, None).map(|t| t.address),
-            Ok("10.0.0.2:1234".into())
+            resolve(Some("10.0.0.2:1234"), None, None, None)
+                .map(|t| t.address)
+                .ok(),
+            Some("10.0.0.2:1234".into())
         );
         let dir = tempfile::tempdir().expect("tempdir");
         let config = dir.path().join("worker.toml");
@@ -83,6 +106,6 @@ mod tests {
         assert_eq!(target.token.as_deref(), Some("t"));
         let err =
             resolve(None, Some(&dir.path().join("nope.toml")), None, None).expect_err("missing");
-        assert!(err.contains("nope.toml"), "{err}");
+        assert!(err.to_string().contains("nope.toml"), "{err}");
     }
 }

@@ -77,37 +77,71 @@ pub(crate) fn bind(root: &Path, name: &str, cpus: &CpuSet, pid: u32) -> CpuBindi
     } else if root.join("cpuset").join("cpuset.cpus").exists() {
         join_v1(&root.join("cpuset"), name, cpus, pid)
     } else {
-        Err(format!(
-            "no cgroup v2 or v1 cpuset hierarchy under {}",
-            root.display()
-        ))
+        Err(CgroupError::NoHierarchy(root.to_path_buf()))
     };
     match joined {
         Ok(dir) => CpuBinding::Cgroup(dir),
         Err(why) => match sys::set_affinity(cpus) {
-            Ok(()) => CpuBinding::Affinity(why),
+            Ok(()) => CpuBinding::Affinity(why.to_string()),
             Err(e) => CpuBinding::Unbound(format!("{why}; sched_setaffinity: {e}")),
         },
     }
 }
 
-fn write(path: &Path, value: &str) -> Result<(), String> {
-    fs::write(path, value).map_err(|e| format!("cannot write {value:?} to {}: {e}", path.display()))
+/// Why a process could not join a cgroup.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CgroupError {
+    /// Neither hierarchy is mounted there.
+    #[error("no cgroup v2 or v1 cpuset hierarchy under {}", .0.display())]
+    NoHierarchy(PathBuf),
+    /// A control file could not be written.
+    #[error("cannot write {value:?} to {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        value: String,
+        source: std::io::Error,
+    },
+    /// A control file could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// A group could not be created.
+    #[error("cannot create {}: {source}", path.display())]
+    Create {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
-fn read(path: &Path) -> Result<String, String> {
+fn write(path: &Path, value: &str) -> Result<(), CgroupError> {
+    fs::write(path, value).map_err(|source| CgroupError::Write {
+        path: path.to_path_buf(),
+        value: value.to_owned(),
+        source,
+    })
+}
+
+fn read(path: &Path) -> Result<String, CgroupError> {
     fs::read_to_string(path)
         .map(|s| s.trim().to_owned())
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))
+        .map_err(|source| CgroupError::Read {
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
-fn make_dir(path: &Path) -> Result<(), String> {
-    fs::create_dir_all(path).map_err(|e| format!("cannot create {}: {e}", path.display()))
+fn make_dir(path: &Path) -> Result<(), CgroupError> {
+    fs::create_dir_all(path).map_err(|source| CgroupError::Create {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// cgroup v2: the cpuset controller enabled down to the child's group, its CPUs set, the
 /// process moved in.
-fn join_v2(root: &Path, name: &str, cpus: &CpuSet, pid: u32) -> Result<PathBuf, String> {
+fn join_v2(root: &Path, name: &str, cpus: &CpuSet, pid: u32) -> Result<PathBuf, CgroupError> {
     let leaf = root.join(name);
     make_dir(&leaf)?;
     let mut dir = root.to_path_buf();
@@ -125,7 +159,7 @@ fn join_v2(root: &Path, name: &str, cpus: &CpuSet, pid: u32) -> Result<PathBuf, 
 
 /// cgroup v1: each new group given its parent's CPUs and memory nodes (a v1 cpuset takes
 /// no task without both), the child's group its own CPUs, the process moved in.
-fn join_v1(root: &Path, name: &str, cpus: &CpuSet, pid: u32) -> Result<PathBuf, String> {
+fn join_v1(root: &Path, name: &str, cpus: &CpuSet, pid: u32) -> Result<PathBuf, CgroupError> {
     let mut dir = root.to_path_buf();
     for part in Path::new(name).components() {
         let parent = dir.clone();
@@ -187,15 +221,15 @@ mod tests {
         let joined = join_v2(root.path(), "vc-worker/pc1-0", &cpus, 4242).expect("joined");
         assert_eq!(joined, group.join("pc1-0"));
         assert_eq!(
-            read(&root.path().join("cgroup.subtree_control")),
-            Ok("+cpuset".into())
+            read(&root.path().join("cgroup.subtree_control")).ok(),
+            Some("+cpuset".into())
         );
         assert_eq!(
-            read(&group.join("cgroup.subtree_control")),
-            Ok("+cpuset".into())
+            read(&group.join("cgroup.subtree_control")).ok(),
+            Some("+cpuset".into())
         );
-        assert_eq!(read(&joined.join("cpuset.cpus")), Ok("0-1".into()));
-        assert_eq!(read(&joined.join("cgroup.procs")), Ok("4242".into()));
+        assert_eq!(read(&joined.join("cpuset.cpus")).ok(), Some("0-1".into()));
+        assert_eq!(read(&joined.join("cgroup.procs")).ok(), Some("4242".into()));
     }
 
     #[test]
@@ -206,11 +240,11 @@ mod tests {
         let cpus = CpuSet::parse("2,3").expect("valid");
         let joined = join_v1(root.path(), "vc-worker/c2-1", &cpus, 77).expect("joined");
         assert_eq!(
-            read(&root.path().join("vc-worker/cpuset.cpus")),
-            Ok("0-7".into())
+            read(&root.path().join("vc-worker/cpuset.cpus")).ok(),
+            Some("0-7".into())
         );
-        assert_eq!(read(&joined.join("cpuset.mems")), Ok("0".into()));
-        assert_eq!(read(&joined.join("cpuset.cpus")), Ok("2-3".into()));
-        assert_eq!(read(&joined.join("tasks")), Ok("77".into()));
+        assert_eq!(read(&joined.join("cpuset.mems")).ok(), Some("0".into()));
+        assert_eq!(read(&joined.join("cpuset.cpus")).ok(), Some("2-3".into()));
+        assert_eq!(read(&joined.join("tasks")).ok(), Some("77".into()));
     }
 }

@@ -90,6 +90,43 @@ impl BoundedLines {
     }
 }
 
+/// Why a child could not be started and made ready.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum StartFailed {
+    /// The program could not be started.
+    #[error("cannot start the {stage} processor `{command_line}`: {error}")]
+    Spawn {
+        stage: ProofStage,
+        command_line: String,
+        error: String,
+    },
+    /// It started but did not become ready (`what` says how).
+    #[error("the {stage} processor `{command_line}` (pid {pid}) {what}")]
+    NotReady {
+        stage: ProofStage,
+        command_line: String,
+        pid: u32,
+        what: String,
+    },
+}
+
+/// How a child broke the protocol (its requests would wait for ever): the message reads
+/// after "it".
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum BrokenProtocol {
+    /// A line that is not an answer.
+    #[error("printed a line that is not an answer ({error}): {shown}")]
+    NotAnAnswer {
+        /// Why it does not parse.
+        error: String,
+        /// Its first 200 characters.
+        shown: String,
+    },
+    /// An answer to a request id this worker never sent.
+    #[error("answered request {0}, which was never sent")]
+    NeverSent(u64),
+}
+
 /// Everything needed to start one configured child, fixed for its life.
 #[derive(Debug, Clone)]
 pub(crate) struct ChildSpec {
@@ -232,7 +269,7 @@ impl ExternalChild {
                 Ok(started) => started,
                 Err(why) => {
                     tracing::error!("{why}");
-                    self.state.send_replace(ChildState::Failed(why));
+                    self.state.send_replace(ChildState::Failed(why.to_string()));
                     tokio::select! {
                         () = self.kick.notified() => continue,
                         _ = closed.changed() => return,
@@ -290,7 +327,7 @@ impl ExternalChild {
     }
 
     /// Starts the process and waits `stable_wait` for its ready line.
-    async fn spawn_ready(&self) -> Result<(Child, BoundedLines, Arc<Live>), String> {
+    async fn spawn_ready(&self) -> Result<(Child, BoundedLines, Arc<Live>), StartFailed> {
         let spec = &self.spec;
         let stage = spec.stage;
         let command_line = spec.command_line();
@@ -305,10 +342,18 @@ impl ExternalChild {
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
             .spawn()
-            .map_err(|e| format!("cannot start the {stage} processor `{command_line}`: {e}"))?;
+            .map_err(|e| StartFailed::Spawn {
+                stage,
+                command_line: command_line.clone(),
+                error: e.to_string(),
+            })?;
         let pid = process.id().unwrap_or_default();
-        let failed =
-            |what: String| format!("the {stage} processor `{command_line}` (pid {pid}) {what}");
+        let failed = |what: String| StartFailed::NotReady {
+            stage,
+            command_line: command_line.clone(),
+            pid,
+            what,
+        };
         let (Some(stdin), Some(stdout)) = (process.stdin.take(), process.stdout.take()) else {
             return Err(failed("has no stdin or stdout".into()));
         };
@@ -458,11 +503,12 @@ impl Live {
     ///
     /// # Errors
     /// What is wrong when `line` is not an answer, or answers a request never sent.
-    fn deliver(&self, line: &str) -> Result<(), String> {
-        let response: Response<Box<RawValue>> = serde_json::from_str(line).map_err(|e| {
-            let shown: String = line.chars().take(200).collect();
-            format!("printed a line that is not an answer ({e}): {shown}")
-        })?;
+    fn deliver(&self, line: &str) -> Result<(), BrokenProtocol> {
+        let response: Response<Box<RawValue>> =
+            serde_json::from_str(line).map_err(|e| BrokenProtocol::NotAnAnswer {
+                error: e.to_string(),
+                shown: line.chars().take(200).collect(),
+            })?;
         let mut pending = self.pending();
         match pending.waiting.remove(&response.id) {
             Some(waiter) => {
@@ -477,10 +523,7 @@ impl Live {
                 );
                 Ok(())
             }
-            None => Err(format!(
-                "answered request {}, which was never sent",
-                response.id
-            )),
+            None => Err(BrokenProtocol::NeverSent(response.id)),
         }
     }
 
