@@ -73,6 +73,13 @@ pub enum Figure {
     Processors,
 }
 
+impl Args {
+    /// Whether `figure` is to be measured (`--only`, or every figure).
+    fn wants(&self, figure: Figure) -> bool {
+        self.only.is_empty() || self.only.contains(&figure)
+    }
+}
+
 /// Everything measured.
 #[derive(Debug, Default, Serialize)]
 pub struct Figures {
@@ -118,7 +125,6 @@ fn verdict(met: bool) -> &'static str {
 }
 
 async fn run(args: &Args) -> anyhow::Result<Figures> {
-    let wanted = |f: Figure| args.only.is_empty() || args.only.contains(&f);
     let scales: Vec<usize> = if args.smoke {
         vec![1]
     } else {
@@ -129,157 +135,188 @@ async fn run(args: &Args) -> anyhow::Result<Figures> {
         smoke: args.smoke,
         ..Figures::default()
     };
-    if wanted(Figure::Pipeline) {
-        let sectors = if args.smoke { 1 } else { args.sectors };
-        eprintln!("figure 1: {sectors} sectors back to back, then through the system …");
-        let f = pipeline::run(sectors, !args.smoke).await?;
-        if args.smoke {
-            println!(
-                "1 pipeline (smoke, no C2: not a figure): back to back {:.3} s, system {:.3} s",
-                f.limit_s, f.system_s
-            );
-        } else {
-            println!(
-            "1 pipeline: limit {:.1} s ({:.1} sectors/h), system {:.1} s ({:.1} sectors/h), ratio {:.3} (≥ 0.95: {}), non-proof overhead {:.2} % (< 1 %: {})",
+    if args.wants(Figure::Pipeline) {
+        figures.pipeline = Some(pipeline_figure(args).await?);
+    }
+    if args.wants(Figure::Snapup) {
+        figures.snapup = Some(snapup_figure(args).await?);
+    }
+    if args.wants(Figure::Wdpost) {
+        figures.wdpost = Some(wdpost_figure(args).await?);
+    }
+    if args.wants(Figure::Processors) {
+        figures.processors = Some(processors_figure(args).await?);
+    }
+    for &scale in &scales {
+        scaled_figures(args, scale, &mut figures).await?;
+    }
+    if args.wants(Figure::Memory) {
+        figures.memory = Some(memory_figure(args).await?);
+    }
+    Ok(figures)
+}
+
+/// Figure 1: the sealing pipeline, back to back and through the system, printed.
+async fn pipeline_figure(args: &Args) -> anyhow::Result<pipeline::PipelineFigures> {
+    let sectors = if args.smoke { 1 } else { args.sectors };
+    eprintln!("figure 1: {sectors} sectors back to back, then through the system …");
+    let f = pipeline::run(sectors, !args.smoke).await?;
+    if args.smoke {
+        println!(
+            "1 pipeline (smoke, no C2: not a figure): back to back {:.3} s, system {:.3} s",
+            f.limit_s, f.system_s
+        );
+    } else {
+        println!(
+        "1 pipeline: limit {:.1} s ({:.1} sectors/h), system {:.1} s ({:.1} sectors/h), ratio {:.3} (≥ 0.95: {}), non-proof overhead {:.2} % (< 1 %: {})",
+        f.limit_s,
+        f.limit_sectors_per_hour,
+        f.system_s,
+        f.system_sectors_per_hour,
+        f.ratio,
+        verdict(f.ratio >= 0.95),
+        f.non_proof_overhead * 100.0,
+        verdict(f.non_proof_overhead < 0.01),
+        );
+    }
+    Ok(f)
+}
+
+/// Figure 7: snap-ups, back to back and through the system, printed.
+async fn snapup_figure(args: &Args) -> anyhow::Result<snapup::SnapupFigures> {
+    let sectors = if args.smoke { 1 } else { args.sectors };
+    eprintln!("figure 7: {sectors} snap-ups back to back, then through the system …");
+    let f = snapup::run(sectors, !args.smoke).await?;
+    if args.smoke {
+        println!(
+            "7 snap-up (smoke, no snap prove: not a figure): back to back {:.3} s, system {:.3} s",
+            f.limit_s, f.system_s
+        );
+    } else {
+        println!(
+            "7 snap-up: limit {:.1} s ({:.1} sectors/h), system {:.1} s ({:.1} sectors/h), ratio {:.3} (≥ 0.95: {})",
             f.limit_s,
             f.limit_sectors_per_hour,
             f.system_s,
             f.system_sectors_per_hour,
             f.ratio,
             verdict(f.ratio >= 0.95),
-            f.non_proof_overhead * 100.0,
-            verdict(f.non_proof_overhead < 0.01),
-            );
-        }
-        figures.pipeline = Some(f);
-    }
-    if wanted(Figure::Snapup) {
-        let sectors = if args.smoke { 1 } else { args.sectors };
-        eprintln!("figure 7: {sectors} snap-ups back to back, then through the system …");
-        let f = snapup::run(sectors, !args.smoke).await?;
-        if args.smoke {
-            println!(
-                "7 snap-up (smoke, no snap prove: not a figure): back to back {:.3} s, system {:.3} s",
-                f.limit_s, f.system_s
-            );
-        } else {
-            println!(
-                "7 snap-up: limit {:.1} s ({:.1} sectors/h), system {:.1} s ({:.1} sectors/h), ratio {:.3} (≥ 0.95: {})",
-                f.limit_s,
-                f.limit_sectors_per_hour,
-                f.system_s,
-                f.system_sectors_per_hour,
-                f.ratio,
-                verdict(f.ratio >= 0.95),
-            );
-        }
-        figures.snapup = Some(f);
-    }
-    if wanted(Figure::Wdpost) {
-        let sectors = if args.smoke { 1 } else { args.sectors };
-        eprintln!("figure 8: a WindowPoSt over {sectors} sectors, bare, then through the system …");
-        let f = wdpost::run(sectors, !args.smoke).await?;
-        if args.smoke {
-            println!(
-                "8 window PoSt (smoke, no proof: not a figure): the job taken in {:.3} s",
-                f.system_s
-            );
-        } else {
-            println!(
-                "8 window PoSt over {sectors} sectors: bare generate_window_post {:.2} s, system {:.2} s (verified: {}), ratio {:.3}",
-                f.bare_s, f.system_s, f.verified, f.ratio,
-            );
-        }
-        figures.wdpost = Some(f);
-    }
-    if wanted(Figure::Processors) {
-        let reps = if args.smoke { 1 } else { args.sectors };
-        eprintln!("figure 9: {reps} C2 calls in-process and in an external processor …");
-        let f = processors::run(reps, !args.smoke).await?;
-        println!(
-            "9 external processor{}: {} in-process {:.3} s, external {:.3} s (median of {}), ratio {:.3}",
-            if args.smoke { " (smoke, PC2 for C2: not a figure)" } else { "" },
-            f.stage,
-            f.builtin_s,
-            f.external_s,
-            f.reps,
-            f.ratio,
         );
-        figures.processors = Some(f);
     }
-    for &scale in &scales {
-        if wanted(Figure::Admin) {
-            let threads = if args.smoke { 8 } else { 64 * scale };
-            let calls = if args.smoke {
-                200
-            } else {
-                (10_000 / scale).max(200)
-            };
-            let f = admin::run(threads, calls).await?;
-            println!(
-                "2 admin ×{scale}: {threads} threads, {} B, {calls} calls: ours p50 {:.0} µs p99 {:.0} µs; bare p50 {:.0} µs p99 {:.0} µs; p99 ratio {:.2} (≤ 1.5: {})",
-                f.answer_bytes,
-                f.ours.p50_us,
-                f.ours.p99_us,
-                f.bare.p50_us,
-                f.bare.p99_us,
-                f.p99_ratio,
-                verdict(f.p99_ratio <= 1.5),
-            );
-            figures.admin.push(f);
-        }
-        if wanted(Figure::Ingest) {
-            let workers = if args.smoke { 1_000 } else { 10_000 * scale };
-            let rounds = if args.smoke || scale > 1 { 1 } else { 3 };
-            let stores = std::iter::once(None).chain(args.db.as_deref().map(Some));
-            for db in stores {
-                let f = ingest::run(workers, rounds, 64, db).await?;
-                println!(
-                    "3 ingest ×{scale} ({}): {} pings from {workers} workers over {} connections: {:.0} pings/s (≥ 20,000: {}), p50 {:.0} µs p99 {:.0} µs; {} entries",
-                    f.store,
-                    f.pings,
-                    f.connections,
-                    f.pings_per_s,
-                    verdict(f.pings_per_s >= 20_000.0),
-                    f.latency.p50_us,
-                    f.latency.p99_us,
-                    f.entries,
-                );
-                figures.ingest.push(f);
-            }
-        }
-        if wanted(Figure::Listing) {
-            let entries = if args.smoke { 1_000 } else { 10_000 * scale };
-            let runs = if args.smoke || scale > 10 { 1 } else { 5 };
-            let stores = std::iter::once(None).chain(args.db.as_deref().map(Some));
-            for db in stores {
-                let f = listing::run(entries, runs, db).await?;
-                println!(
-                    "4 listing ×{scale} ({}): {entries} entries: table {:.0} ms ({} B; < 200 ms: {}), --json {:.0} ms ({} B)",
-                    f.store,
-                    f.table_ms,
-                    f.table_bytes,
-                    verdict(f.table_ms < 200.0),
-                    f.json_ms,
-                    f.json_bytes,
-                );
-                figures.listing.push(f);
-            }
-        }
-    }
-    if wanted(Figure::Memory) {
-        let (threads, entries) = if args.smoke { (8, 1_000) } else { (64, 10_000) };
-        let f = memory::run(threads, entries).await?;
+    Ok(f)
+}
+
+/// Figure 8: a WindowPoSt, bare and through the system, printed.
+async fn wdpost_figure(args: &Args) -> anyhow::Result<wdpost::WdPostFigures> {
+    let sectors = if args.smoke { 1 } else { args.sectors };
+    eprintln!("figure 8: a WindowPoSt over {sectors} sectors, bare, then through the system …");
+    let f = wdpost::run(sectors, !args.smoke).await?;
+    if args.smoke {
         println!(
-            "5 memory: worker with {threads} idle threads {:.1} MiB (< 50: {}), manager with {entries} entries {:.1} MiB (< 200: {})",
-            f.worker_rss_mib,
-            verdict(f.worker_rss_mib < 50.0),
-            f.manager_rss_mib,
-            verdict(f.manager_rss_mib < 200.0),
+            "8 window PoSt (smoke, no proof: not a figure): the job taken in {:.3} s",
+            f.system_s
         );
-        figures.memory = Some(f);
+    } else {
+        println!(
+            "8 window PoSt over {sectors} sectors: bare generate_window_post {:.2} s, system {:.2} s (verified: {}), ratio {:.3}",
+            f.bare_s, f.system_s, f.verified, f.ratio,
+        );
     }
-    Ok(figures)
+    Ok(f)
+}
+
+/// Figure 9: C2 in-process and in an external processor, printed.
+async fn processors_figure(args: &Args) -> anyhow::Result<processors::ProcessorFigures> {
+    let reps = if args.smoke { 1 } else { args.sectors };
+    eprintln!("figure 9: {reps} C2 calls in-process and in an external processor …");
+    let f = processors::run(reps, !args.smoke).await?;
+    println!(
+        "9 external processor{}: {} in-process {:.3} s, external {:.3} s (median of {}), ratio {:.3}",
+        if args.smoke { " (smoke, PC2 for C2: not a figure)" } else { "" },
+        f.stage,
+        f.builtin_s,
+        f.external_s,
+        f.reps,
+        f.ratio,
+    );
+    Ok(f)
+}
+
+/// Figure 5: the resident memory of a worker and a manager, printed.
+async fn memory_figure(args: &Args) -> anyhow::Result<memory::MemoryFigures> {
+    let (threads, entries) = if args.smoke { (8, 1_000) } else { (64, 10_000) };
+    let f = memory::run(threads, entries).await?;
+    println!(
+        "5 memory: worker with {threads} idle threads {:.1} MiB (< 50: {}), manager with {entries} entries {:.1} MiB (< 200: {})",
+        f.worker_rss_mib,
+        verdict(f.worker_rss_mib < 50.0),
+        f.manager_rss_mib,
+        verdict(f.manager_rss_mib < 200.0),
+    );
+    Ok(f)
+}
+
+/// Figures 2, 3 and 4 at `scale`, printed.
+async fn scaled_figures(args: &Args, scale: usize, figures: &mut Figures) -> anyhow::Result<()> {
+    if args.wants(Figure::Admin) {
+        let threads = if args.smoke { 8 } else { 64 * scale };
+        let calls = if args.smoke {
+            200
+        } else {
+            (10_000 / scale).max(200)
+        };
+        let f = admin::run(threads, calls).await?;
+        println!(
+            "2 admin ×{scale}: {threads} threads, {} B, {calls} calls: ours p50 {:.0} µs p99 {:.0} µs; bare p50 {:.0} µs p99 {:.0} µs; p99 ratio {:.2} (≤ 1.5: {})",
+            f.answer_bytes,
+            f.ours.p50_us,
+            f.ours.p99_us,
+            f.bare.p50_us,
+            f.bare.p99_us,
+            f.p99_ratio,
+            verdict(f.p99_ratio <= 1.5),
+        );
+        figures.admin.push(f);
+    }
+    if args.wants(Figure::Ingest) {
+        let workers = if args.smoke { 1_000 } else { 10_000 * scale };
+        let rounds = if args.smoke || scale > 1 { 1 } else { 3 };
+        let stores = std::iter::once(None).chain(args.db.as_deref().map(Some));
+        for db in stores {
+            let f = ingest::run(workers, rounds, 64, db).await?;
+            println!(
+                "3 ingest ×{scale} ({}): {} pings from {workers} workers over {} connections: {:.0} pings/s (≥ 20,000: {}), p50 {:.0} µs p99 {:.0} µs; {} entries",
+                f.store,
+                f.pings,
+                f.connections,
+                f.pings_per_s,
+                verdict(f.pings_per_s >= 20_000.0),
+                f.latency.p50_us,
+                f.latency.p99_us,
+                f.entries,
+            );
+            figures.ingest.push(f);
+        }
+    }
+    if args.wants(Figure::Listing) {
+        let entries = if args.smoke { 1_000 } else { 10_000 * scale };
+        let runs = if args.smoke || scale > 10 { 1 } else { 5 };
+        let stores = std::iter::once(None).chain(args.db.as_deref().map(Some));
+        for db in stores {
+            let f = listing::run(entries, runs, db).await?;
+            println!(
+                "4 listing ×{scale} ({}): {entries} entries: table {:.0} ms ({} B; < 200 ms: {}), --json {:.0} ms ({} B)",
+                f.store,
+                f.table_ms,
+                f.table_bytes,
+                verdict(f.table_ms < 200.0),
+                f.json_ms,
+                f.json_bytes,
+            );
+            figures.listing.push(f);
+        }
+    }
+    Ok(())
 }
 
 /// The binary's entry point.

@@ -202,16 +202,9 @@ fn prove_and_verify(p: &Prepared, gpu: bool, verify_total: &mut Duration) -> Res
     Ok(took)
 }
 
-/// Runs the bench.
-pub fn run(args: &Args) -> Result<Report> {
-    eprintln!(
-        "damocles-seal-bench: {} sectors of {}, {} build, {} cpus, parameters in {}",
-        args.sectors,
-        args.sector_size,
-        if GPU_BUILD { "GPU" } else { "CPU-only" },
-        std::thread::available_parallelism().map_or(1, |n| n.get()),
-        params::cache_dir().display()
-    );
+/// The parameters of `args.sector_size`, generated when missing: how long that took
+/// (seconds), or `None` when they were there.
+fn ensure_params(args: &Args) -> Result<Option<f64>> {
     let generated = params::ensure(
         args.sector_size,
         Duration::from_secs(30),
@@ -222,7 +215,7 @@ pub fn run(args: &Args) -> Result<Report> {
         );
         },
     )?;
-    let params_generation_s = match generated {
+    Ok(match generated {
         Generated::AlreadyPresent => {
             eprintln!("  parameters present");
             None
@@ -231,7 +224,20 @@ pub fn run(args: &Args) -> Result<Report> {
             eprintln!("  parameters generated in {:.1} s", took.as_secs_f64());
             Some(took.as_secs_f64())
         }
-    };
+    })
+}
+
+/// Runs the bench.
+pub fn run(args: &Args) -> Result<Report> {
+    eprintln!(
+        "damocles-seal-bench: {} sectors of {}, {} build, {} cpus, parameters in {}",
+        args.sectors,
+        args.sector_size,
+        if GPU_BUILD { "GPU" } else { "CPU-only" },
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        params::cache_dir().display()
+    );
+    let params_generation_s = ensure_params(args)?;
     let tempdir;
     let dir = match &args.dir {
         Some(dir) => dir.clone(),

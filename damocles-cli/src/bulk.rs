@@ -152,21 +152,7 @@ pub async fn run(
     };
     let mut outcomes = Vec::new();
     for index in indices {
-        let outcome: Result<(String, Done), AdminError> = match action {
-            Action::Pause => client
-                .pause(index)
-                .await
-                .map(|o| (render::pause_message(index, o), Done::Pause(o))),
-            Action::Resume(state) => client.resume(index, state.clone()).await.map(|o| {
-                let message = render::resume_message(index, &o, state.as_deref());
-                (message, Done::Resume(o))
-            }),
-            Action::Drain(on) => client
-                .drain(index, *on)
-                .await
-                .map(|o| (render::drain_message(index, o), Done::Drain(o))),
-        };
-        outcomes.push((index, outcome));
+        outcomes.push((index, act(client, index, action).await));
     }
     let single = matches!(selector, Selector::Index(_));
     if single {
@@ -191,6 +177,38 @@ pub async fn run(
             (format!("{}\n", prefix(message)), exit::OK)
         };
     }
+    report(&outcomes, json, prefix)
+}
+
+/// Does `action` to thread `index`: what to print, and what was done.
+async fn act(
+    client: &dyn AdminTransport,
+    index: u64,
+    action: &Action,
+) -> Result<(String, Done), AdminError> {
+    match action {
+        Action::Pause => client
+            .pause(index)
+            .await
+            .map(|o| (render::pause_message(index, o), Done::Pause(o))),
+        Action::Resume(state) => client.resume(index, state.clone()).await.map(|o| {
+            let message = render::resume_message(index, &o, state.as_deref());
+            (message, Done::Resume(o))
+        }),
+        Action::Drain(on) => client
+            .drain(index, *on)
+            .await
+            .map(|o| (render::drain_message(index, o), Done::Drain(o))),
+    }
+}
+
+/// The text and exit code of a selector's outcomes: a line (or an array element) per
+/// thread; the code of the worst failure.
+fn report(
+    outcomes: &[(u64, Result<(String, Done), AdminError>)],
+    json: bool,
+    prefix: &dyn Fn(&str) -> String,
+) -> (String, u8) {
     let mut code = exit::OK;
     let mut text = String::new();
     let mut lines = Vec::new();

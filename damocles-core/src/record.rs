@@ -319,6 +319,24 @@ impl SectorRecord {
                     event: kind,
                 })?,
         };
+        self.keep(event);
+        self.history.push(HistoryEntry {
+            at,
+            from: self.state,
+            to: next,
+            event: kind,
+        });
+        if self.history.len() > HISTORY_LIMIT {
+            let excess = self.history.len() - HISTORY_LIMIT;
+            self.history.drain(..excess);
+        }
+        self.prev_state = Some(self.state);
+        self.state = next;
+        Ok(next)
+    }
+
+    /// Stores what `event` carries in the record's fields.
+    fn keep(&mut self, event: Event) {
         match event {
             Event::Allocate(sector) => self.sector = Some(sector),
             Event::AcquireDeals(deals) => self.deals = deals,
@@ -379,18 +397,5 @@ impl SectorRecord {
             | Event::SubmitPersistance
             | Event::Finish => {}
         }
-        self.history.push(HistoryEntry {
-            at,
-            from: self.state,
-            to: next,
-            event: kind,
-        });
-        if self.history.len() > HISTORY_LIMIT {
-            let excess = self.history.len() - HISTORY_LIMIT;
-            self.history.drain(..excess);
-        }
-        self.prev_state = Some(self.state);
-        self.state = next;
-        Ok(next)
     }
 }

@@ -13,6 +13,7 @@ use bytes::Bytes;
 use damocles_core::piece::{PieceFetchError, PieceStore, PieceUploadError};
 use damocles_core::sealer_api::Cid;
 use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::Incoming;
 use hyper::header::{AUTHORIZATION, CONTENT_TYPE};
 use hyper::StatusCode;
 use hyper_util::client::legacy::Client;
@@ -31,7 +32,7 @@ const ERROR_BODY_KEPT: usize = 4096;
 
 /// The first `max` bytes of `body` as text (lossy), read within `deadline`; the rest is
 /// never read (the connection is dropped with it).
-async fn body_head(mut body: hyper::body::Incoming, max: usize, deadline: Duration) -> String {
+async fn body_head(mut body: Incoming, max: usize, deadline: Duration) -> String {
     let mut head = Vec::new();
     let read = async {
         while head.len() < max {
@@ -229,11 +230,17 @@ impl HttpPieceStore {
             crate::client::origin(address),
             cid.text
         );
+        let body = self.piece_body(&url, cid).await?;
+        self.write_body(body, &url, cid, tmp, limit).await
+    }
+
+    /// `GET url`: the body of the piece, or why not (an error status in words).
+    async fn piece_body(&self, url: &str, cid: &Cid) -> Result<Incoming, PieceFetchError> {
         let unavailable = |reason: String| PieceFetchError::Unavailable {
             cid: cid.text.clone(),
             reason,
         };
-        let mut request = hyper::Request::get(&url);
+        let mut request = hyper::Request::get(url);
         if let Some(token) = &self.token {
             request = request.header(AUTHORIZATION, format!("Bearer {token}"));
         }
@@ -252,26 +259,36 @@ impl HttpPieceStore {
                 unavailable(format!("GET {url}: {}", crate::client::innermost_cause(&e)))
             })?;
         match response.status() {
-            StatusCode::OK => {}
-            StatusCode::NOT_FOUND => {
-                return Err(PieceFetchError::NotFound {
-                    cid: cid.text.clone(),
-                    detail: format!("the manager's piece store {url} has no such piece"),
-                })
-            }
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-                return Err(unavailable(format!(
-                    "GET {url}: refused ({}): set [sector_manager] piece_token",
-                    response.status()
-                )))
-            }
-            status => return Err(unavailable(format!("GET {url}: HTTP {status}"))),
+            StatusCode::OK => Ok(response.into_body()),
+            StatusCode::NOT_FOUND => Err(PieceFetchError::NotFound {
+                cid: cid.text.clone(),
+                detail: format!("the manager's piece store {url} has no such piece"),
+            }),
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Err(unavailable(format!(
+                "GET {url}: refused ({}): set [sector_manager] piece_token",
+                response.status()
+            ))),
+            status => Err(unavailable(format!("GET {url}: HTTP {status}"))),
         }
+    }
+
+    /// Streams `body` into `tmp` (synced), at most `limit` bytes: how many were written.
+    async fn write_body(
+        &self,
+        mut body: Incoming,
+        url: &str,
+        cid: &Cid,
+        tmp: &Path,
+        limit: u64,
+    ) -> Result<u64, PieceFetchError> {
+        let unavailable = |reason: String| PieceFetchError::Unavailable {
+            cid: cid.text.clone(),
+            reason,
+        };
         let local = |what: &str, e: std::io::Error| PieceFetchError::Local {
             cid: cid.text.clone(),
             reason: format!("{what} {}: {e}", tmp.display()),
         };
-        let mut body = response.into_body();
         let mut file = tokio::fs::File::create(tmp)
             .await
             .map_err(|e| local("create", e))?;

@@ -177,39 +177,7 @@ async fn serve(options: MockOptions) -> Result<u8, CliError> {
     };
     let chain = open_chain(&options, &home, proof).await?;
     let metrics = Arc::new(ManagerMetrics::default());
-    let service = ManagerService::new(
-        Arc::new(chain.clone()),
-        registry.clone(),
-        options.expiration,
-        format!("v{}-damocles-rs-mock", env!("CARGO_PKG_VERSION")),
-        Some(Arc::new(MockChainView(chain.clone()))),
-    );
-    let server_options = ServerOptions {
-        path: Some(MANAGER_PATH.to_owned()),
-        exposure: damocles_rpc::manager::MANAGER_EXPOSURE,
-        admin_token: options.admin_token.clone(),
-        read_token: options.read_token.clone(),
-        observer: Some({
-            let metrics = metrics.clone();
-            Arc::new(move |method: &str, took| metrics.record_call(method, took))
-        }),
-        piece_dir: chain.piece_dir(),
-        piece_fallback: options.db.as_ref().map(|_| {
-            let pieces: Arc<dyn damocles_core::PieceStore> = Arc::new(chain.clone());
-            pieces
-        }),
-        piece_check: Some(Arc::new(chain.clone())),
-        dialect: damocles_rpc::dialect::Dialect::GoJsonRpc,
-        ..ServerOptions::default()
-    };
-    let server = RpcServer::bind(&options.listen, Arc::new(service), server_options)
-        .await
-        .map_err(|e| {
-            CliError::failed(format!(
-                "cannot listen on {}: {e} (is another manager running? use --listen)",
-                options.listen
-            ))
-        })?;
+    let server = serve_api(&options, &chain, registry.clone(), metrics.clone()).await?;
     let addr = server.local_addr();
     announce(&options, proof, &home, addr);
     let metrics_server = match &options.metrics_listen {
@@ -248,6 +216,48 @@ async fn serve(options: MockOptions) -> Result<u8, CliError> {
     server.shutdown().await;
     eprintln!("manager stopped");
     Ok(code)
+}
+
+/// The manager's API at `--listen`: the sealer API over `chain`, the registry, the
+/// listings, its piece store, every call timed into `metrics`.
+async fn serve_api(
+    options: &MockOptions,
+    chain: &MockChain,
+    registry: Arc<dyn Registry>,
+    metrics: Arc<ManagerMetrics>,
+) -> Result<RpcServer, CliError> {
+    let service = ManagerService::new(
+        Arc::new(chain.clone()),
+        registry,
+        options.expiration,
+        format!("v{}-damocles-rs-mock", env!("CARGO_PKG_VERSION")),
+        Some(Arc::new(MockChainView(chain.clone()))),
+    );
+    let server_options = ServerOptions {
+        path: Some(MANAGER_PATH.to_owned()),
+        exposure: damocles_rpc::manager::MANAGER_EXPOSURE,
+        admin_token: options.admin_token.clone(),
+        read_token: options.read_token.clone(),
+        observer: Some(Arc::new(move |method: &str, took| {
+            metrics.record_call(method, took)
+        })),
+        piece_dir: chain.piece_dir(),
+        piece_fallback: options.db.as_ref().map(|_| {
+            let pieces: Arc<dyn damocles_core::PieceStore> = Arc::new(chain.clone());
+            pieces
+        }),
+        piece_check: Some(Arc::new(chain.clone())),
+        dialect: damocles_rpc::dialect::Dialect::GoJsonRpc,
+        ..ServerOptions::default()
+    };
+    RpcServer::bind(&options.listen, Arc::new(service), server_options)
+        .await
+        .map_err(|e| {
+            CliError::failed(format!(
+                "cannot listen on {}: {e} (is another manager running? use --listen)",
+                options.listen
+            ))
+        })
 }
 
 /// The mock chain of `options`: its records in the database (`--db`) or in `home`,

@@ -334,61 +334,62 @@ pub fn main_impl() -> ExitCode {
                 worker_token: args.worker_token,
                 json: args.json,
             };
-            run_async(async move {
-                match args.command {
-                    UtilCommand::Worker(WorkerCommand::List { expiration }) => {
-                        util::worker_list(&ctx, expiration).await
-                    }
-                    UtilCommand::Worker(WorkerCommand::Info { worker }) => {
-                        util::worker_info(&ctx, &worker).await
-                    }
-                    UtilCommand::Worker(WorkerCommand::Pause(threads)) => {
-                        util::worker_act(&ctx, &threads, Action::Pause).await
-                    }
-                    UtilCommand::Worker(WorkerCommand::Resume {
-                        threads,
-                        state,
-                        state_flag,
-                    }) => {
-                        let state = state.or(state_flag).filter(|s| !s.is_empty());
-                        util::worker_act(&ctx, &threads, Action::Resume(state)).await
-                    }
-                    UtilCommand::Worker(WorkerCommand::Drain(threads)) => {
-                        util::worker_act(&ctx, &threads, Action::Drain(true)).await
-                    }
-                    UtilCommand::Worker(WorkerCommand::Undrain(threads)) => {
-                        util::worker_act(&ctx, &threads, Action::Drain(false)).await
-                    }
-                    UtilCommand::Worker(WorkerCommand::Events {
-                        worker,
-                        index,
-                        flags,
-                    }) => util::worker_events(&ctx, &worker, index, &flags).await,
-                    UtilCommand::Worker(WorkerCommand::Remove { name }) => {
-                        util::worker_remove(&ctx, &name).await
-                    }
-                    UtilCommand::Sealer(SealerCommand::Sectors(SectorsCommand::List)) => {
-                        util::sectors_list(&ctx).await
-                    }
-                    UtilCommand::Sealer(SealerCommand::Sectors(SectorsCommand::Rebuild {
-                        sector,
-                    })) => util::sector_rebuild(&ctx, sector).await,
-                    UtilCommand::Sealer(SealerCommand::Sectors(SectorsCommand::Unseal {
-                        sector,
-                        piece,
-                        dest,
-                    })) => util::sector_unseal(&ctx, sector, &piece, &dest).await,
-                    UtilCommand::Sealer(SealerCommand::Jobs(JobsCommand::List)) => {
-                        util::jobs_list(&ctx).await
-                    }
-                    UtilCommand::Sealer(SealerCommand::Wdpost(WdpostCommand::List)) => {
-                        util::wdpost_list(&ctx).await
-                    }
-                }
-            })
+            run_async(async move { run_util(&ctx, args.command).await })
         }
     };
     ExitCode::from(code)
+}
+
+/// Runs one `util` command.
+async fn run_util(ctx: &util::Context, command: UtilCommand) -> u8 {
+    match command {
+        UtilCommand::Worker(WorkerCommand::List { expiration }) => {
+            util::worker_list(ctx, expiration).await
+        }
+        UtilCommand::Worker(WorkerCommand::Info { worker }) => {
+            util::worker_info(ctx, &worker).await
+        }
+        UtilCommand::Worker(WorkerCommand::Pause(threads)) => {
+            util::worker_act(ctx, &threads, Action::Pause).await
+        }
+        UtilCommand::Worker(WorkerCommand::Resume {
+            threads,
+            state,
+            state_flag,
+        }) => {
+            let state = state.or(state_flag).filter(|s| !s.is_empty());
+            util::worker_act(ctx, &threads, Action::Resume(state)).await
+        }
+        UtilCommand::Worker(WorkerCommand::Drain(threads)) => {
+            util::worker_act(ctx, &threads, Action::Drain(true)).await
+        }
+        UtilCommand::Worker(WorkerCommand::Undrain(threads)) => {
+            util::worker_act(ctx, &threads, Action::Drain(false)).await
+        }
+        UtilCommand::Worker(WorkerCommand::Events {
+            worker,
+            index,
+            flags,
+        }) => util::worker_events(ctx, &worker, index, &flags).await,
+        UtilCommand::Worker(WorkerCommand::Remove { name }) => {
+            util::worker_remove(ctx, &name).await
+        }
+        UtilCommand::Sealer(SealerCommand::Sectors(SectorsCommand::List)) => {
+            util::sectors_list(ctx).await
+        }
+        UtilCommand::Sealer(SealerCommand::Sectors(SectorsCommand::Rebuild { sector })) => {
+            util::sector_rebuild(ctx, sector).await
+        }
+        UtilCommand::Sealer(SealerCommand::Sectors(SectorsCommand::Unseal {
+            sector,
+            piece,
+            dest,
+        })) => util::sector_unseal(ctx, sector, &piece, &dest).await,
+        UtilCommand::Sealer(SealerCommand::Jobs(JobsCommand::List)) => util::jobs_list(ctx).await,
+        UtilCommand::Sealer(SealerCommand::Wdpost(WdpostCommand::List)) => {
+            util::wdpost_list(ctx).await
+        }
+    }
 }
 
 #[cfg(test)]

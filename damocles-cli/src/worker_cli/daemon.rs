@@ -110,46 +110,21 @@ pub async fn start(config_path: &Path, choice: ManagerChoice) -> Result<Daemon, 
     })?;
     let worker = running.worker().clone();
     let rpc = &config.worker.rpc_server;
-    let recorder = worker.clone();
-    let options = ServerOptions {
-        admin_token: rpc.admin_token.clone(),
-        read_token: rpc.read_token.clone(),
-        observer: Some(Arc::new(move |method: &str, took| {
-            recorder.metrics().record_admin_call(method, took);
-        })),
-        ..ServerOptions::default()
-    };
-    let admin = Arc::new(AdminService::new(worker.clone()));
-    let server = match RpcServer::bind(&config.admin_addr(), admin, options).await {
+    let server = match serve_admin(&config, &worker).await {
         Ok(server) => server,
         Err(e) => {
             running.shutdown().await;
-            return Err(CliError::failed(format!(
-                    "cannot listen on {}: {e} (is another worker running? set [worker] rpc_server.port)",
-                    config.admin_addr()
-            )));
+            return Err(e);
         }
     };
     let bound = server.local_addr();
-    let metrics = if config.metrics.enable {
-        let scraped = worker.clone();
-        let render: Renderer = renderer(move || scraped.render_metrics());
-        match MetricsServer::bind(&config.metrics.http_listen, render).await {
-            Ok(metrics) => {
-                eprintln!("metrics on http://{}/metrics", metrics.local_addr());
-                Some(metrics)
-            }
-            Err(e) => {
-                server.shutdown().await;
-                running.shutdown().await;
-                return Err(CliError::failed(format!(
-                    "cannot serve metrics on {}: {e} (set [metrics] http_listen)",
-                    config.metrics.http_listen
-                )));
-            }
+    let metrics = match serve_metrics(&config, &worker).await {
+        Ok(metrics) => metrics,
+        Err(e) => {
+            server.shutdown().await;
+            running.shutdown().await;
+            return Err(e);
         }
-    } else {
-        None
     };
     let dest_host = match rpc.host.as_str() {
         "" | "0.0.0.0" | "::" => local_ip.unwrap_or_else(|| "127.0.0.1".to_owned()),
@@ -169,6 +144,51 @@ pub async fn start(config_path: &Path, choice: ManagerChoice) -> Result<Daemon, 
         server,
         metrics,
     })
+}
+
+/// The admin API at `[worker] rpc_server`, its calls timed into the worker's metrics.
+async fn serve_admin(config: &WorkerConfig, worker: &Arc<Worker>) -> Result<RpcServer, CliError> {
+    let rpc = &config.worker.rpc_server;
+    let recorder = worker.clone();
+    let options = ServerOptions {
+        admin_token: rpc.admin_token.clone(),
+        read_token: rpc.read_token.clone(),
+        observer: Some(Arc::new(move |method: &str, took| {
+            recorder.metrics().record_admin_call(method, took);
+        })),
+        ..ServerOptions::default()
+    };
+    let admin = Arc::new(AdminService::new(worker.clone()));
+    RpcServer::bind(&config.admin_addr(), admin, options)
+        .await
+        .map_err(|e| {
+            CliError::failed(format!(
+                "cannot listen on {}: {e} (is another worker running? set [worker] rpc_server.port)",
+                config.admin_addr()
+            ))
+        })
+}
+
+/// The worker's metrics at `[metrics] http_listen`, when enabled.
+async fn serve_metrics(
+    config: &WorkerConfig,
+    worker: &Arc<Worker>,
+) -> Result<Option<MetricsServer>, CliError> {
+    if !config.metrics.enable {
+        return Ok(None);
+    }
+    let scraped = worker.clone();
+    let render: Renderer = renderer(move || scraped.render_metrics());
+    let metrics = MetricsServer::bind(&config.metrics.http_listen, render)
+        .await
+        .map_err(|e| {
+            CliError::failed(format!(
+                "cannot serve metrics on {}: {e} (set [metrics] http_listen)",
+                config.metrics.http_listen
+            ))
+        })?;
+    eprintln!("metrics on http://{}/metrics", metrics.local_addr());
+    Ok(Some(metrics))
 }
 
 /// An in-process mock chain: no manager, no reports.

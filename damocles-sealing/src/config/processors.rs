@@ -175,58 +175,70 @@ pub(super) fn check_processors(
         }
         for (i, child) in list.iter().enumerate() {
             let at = |field: &str| format!("processors.{key}[{i}].{field}");
-            if child.stable_wait.is_zero() {
-                return Err(invalid(
-                    at("stable_wait"),
-                    "0s leaves no time to print the ready line; the default is 5s".into(),
-                ));
-            }
-            if child
-                .bin
-                .as_ref()
-                .is_some_and(|bin| bin.as_os_str().is_empty())
-            {
-                return Err(invalid(
-                    at("bin"),
-                    "empty: leave it out for the worker itself, or name a program".into(),
-                ));
-            }
-            if child.concurrent == 0 {
-                return Err(invalid(
-                    at("concurrent"),
-                    "0 would never run a call; use at least 1".into(),
-                ));
-            }
-            if let Some(lock) = child
-                .locks
-                .iter()
-                .find(|lock| !processors.ext_locks.contains_key(*lock))
-            {
-                let declared: Vec<&str> = processors.ext_locks.keys().map(String::as_str).collect();
-                return Err(invalid(
-                    at("locks"),
-                    format!(
-                        "lock {lock:?} is not declared in [processors.ext_locks] (declared: {})",
-                        if declared.is_empty() {
-                            "none".to_owned()
-                        } else {
-                            declared.join(", ")
-                        }
-                    ),
-                ));
-            }
-            if let Some(cpuset) = &child.cgroup.cpuset {
-                crate::cpuset::CpuSet::parse(cpuset)
-                    .map_err(|e| invalid(at("cgroup.cpuset"), e.to_string()))?;
-            }
-            let group = &child.cgroup.group_name;
-            if group.is_empty() || group.contains('/') || group.starts_with('.') {
-                return Err(invalid(
-                    at("cgroup.group_name"),
-                    format!("{group:?} is not a cgroup name (no '/', not empty, no leading '.')"),
-                ));
-            }
+            check_child(child, &processors.ext_locks, &|field, message| {
+                invalid(at(field), message)
+            })?;
         }
+    }
+    Ok(())
+}
+
+/// The checks of one external processor: `invalid(field, message)` names what is wrong.
+fn check_child(
+    child: &ExternalProcessorSection,
+    ext_locks: &BTreeMap<String, usize>,
+    invalid: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<(), ConfigError> {
+    if child.stable_wait.is_zero() {
+        return Err(invalid(
+            "stable_wait",
+            "0s leaves no time to print the ready line; the default is 5s".into(),
+        ));
+    }
+    if child
+        .bin
+        .as_ref()
+        .is_some_and(|bin| bin.as_os_str().is_empty())
+    {
+        return Err(invalid(
+            "bin",
+            "empty: leave it out for the worker itself, or name a program".into(),
+        ));
+    }
+    if child.concurrent == 0 {
+        return Err(invalid(
+            "concurrent",
+            "0 would never run a call; use at least 1".into(),
+        ));
+    }
+    if let Some(lock) = child
+        .locks
+        .iter()
+        .find(|lock| !ext_locks.contains_key(*lock))
+    {
+        let declared: Vec<&str> = ext_locks.keys().map(String::as_str).collect();
+        return Err(invalid(
+            "locks",
+            format!(
+                "lock {lock:?} is not declared in [processors.ext_locks] (declared: {})",
+                if declared.is_empty() {
+                    "none".to_owned()
+                } else {
+                    declared.join(", ")
+                }
+            ),
+        ));
+    }
+    if let Some(cpuset) = &child.cgroup.cpuset {
+        crate::cpuset::CpuSet::parse(cpuset)
+            .map_err(|e| invalid("cgroup.cpuset", e.to_string()))?;
+    }
+    let group = &child.cgroup.group_name;
+    if group.is_empty() || group.contains('/') || group.starts_with('.') {
+        return Err(invalid(
+            "cgroup.group_name",
+            format!("{group:?} is not a cgroup name (no '/', not empty, no leading '.')"),
+        ));
     }
     Ok(())
 }

@@ -27,45 +27,15 @@ impl MockChain {
             (self.proof_type, state.stores.clone(), uploads)
         };
         let size = self.deal_piece_size(&piece).unwrap_or(0);
-        let wanted = piece.clone();
-        let verdict = tokio::task::spawn_blocking(move || {
-            for url in &dest {
-                let path = match crate::unseal::parse_destination(url) {
-                    Ok(Destination::File(path)) => path,
-                    Ok(Destination::Store { instance, path }) => match stores.get(&instance) {
-                        Some(store) => store.join(path),
-                        None => continue,
-                    },
-                    Ok(Destination::PieceStore(_)) => match &uploads {
-                        Some(dir) => dir.join("unsealed").join(&wanted.text),
-                        None => continue,
-                    },
-                    // Sent to this mock standing in for venus-market (`PUT /resource`):
-                    // checked; to a market elsewhere: taken on the worker's word.
-                    Ok(Destination::Market { store, .. }) => match &uploads {
-                        Some(dir) if dir.join("market").join(&store).is_dir() => {
-                            dir.join("market").join(store).join(&wanted.text)
-                        }
-                        _ => continue,
-                    },
-                    Ok(Destination::Http(_)) => continue,
-                    Err(e) => return Err(e.to_string()),
-                };
-                let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-                let found = proofs::piece_cid_of(proof, &bytes, size).map_err(|e| e.to_string())?;
-                if found != wanted {
-                    return Err(format!(
-                        "{} gives piece CID {}, not {}",
-                        path.display(),
-                        found.text,
-                        wanted.text
-                    ));
-                }
-            }
-            Ok(())
-        })
-        .await
-        .map_err(|e| ManagerError::remote(1, format!("unseal check panicked: {e}")))?;
+        let wanted = UnsealedPiece {
+            cid: piece.clone(),
+            proof,
+            size,
+        };
+        let verdict =
+            tokio::task::spawn_blocking(move || check_unsealed(&dest, &stores, uploads, &wanted))
+                .await
+                .map_err(|e| ManagerError::remote(1, format!("unseal check panicked: {e}")))?;
         let mut state = self.lock();
         let super::ChainState { jobs, counters, .. } = &mut *state;
         let Some(job) = taken_job(jobs, id) else {
@@ -87,7 +57,7 @@ impl MockChain {
                     "mock chain: unsealed piece {} of {id} refused: {why}",
                     piece.text
                 );
-                job.refused = Some(why.clone());
+                job.refused = Some(why.to_string());
                 counters.unseals_rejected += 1;
                 Err(ManagerError::remote(
                     1,
@@ -159,6 +129,85 @@ impl MockChain {
         state.commit()?;
         Ok(accepted)
     }
+}
+
+/// The piece an unseal job delivers: its CID, and what computing a CID needs.
+struct UnsealedPiece {
+    cid: Cid,
+    proof: SealProof,
+    size: u64,
+}
+
+/// Why an unsealed piece was refused (kept as the job's `refused` text).
+#[derive(Debug, thiserror::Error)]
+enum UnsealedRefused {
+    /// A destination that is not one.
+    #[error("{0}")]
+    BadDestination(String),
+    /// A copy the mock cannot read.
+    #[error("{}: {source}", path.display())]
+    Unreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// A copy whose piece CID cannot be computed.
+    #[error("{0}")]
+    NoPieceCid(String),
+    /// A copy of another piece.
+    #[error("{} gives piece CID {found}, not {wanted}", path.display())]
+    OtherPiece {
+        path: PathBuf,
+        found: String,
+        wanted: String,
+    },
+}
+
+/// Checks every destination the mock can read (`file://`, a store in `stores`, the
+/// piece store's `uploads`, a market store there): each holds `wanted`. An `http`
+/// destination, or one the mock cannot see, is taken on the worker's word.
+fn check_unsealed(
+    dest: &[String],
+    stores: &BTreeMap<String, PathBuf>,
+    uploads: Option<PathBuf>,
+    wanted: &UnsealedPiece,
+) -> Result<(), UnsealedRefused> {
+    for url in dest {
+        let path = match crate::unseal::parse_destination(url) {
+            Ok(Destination::File(path)) => path,
+            Ok(Destination::Store { instance, path }) => match stores.get(&instance) {
+                Some(store) => store.join(path),
+                None => continue,
+            },
+            Ok(Destination::PieceStore(_)) => match &uploads {
+                Some(dir) => dir.join("unsealed").join(&wanted.cid.text),
+                None => continue,
+            },
+            // Sent to this mock standing in for venus-market (`PUT /resource`): checked;
+            // to a market elsewhere: taken on the worker's word.
+            Ok(Destination::Market { store, .. }) => match &uploads {
+                Some(dir) if dir.join("market").join(&store).is_dir() => {
+                    dir.join("market").join(store).join(&wanted.cid.text)
+                }
+                _ => continue,
+            },
+            Ok(Destination::Http(_)) => continue,
+            Err(e) => return Err(UnsealedRefused::BadDestination(e.to_string())),
+        };
+        let bytes = std::fs::read(&path).map_err(|source| UnsealedRefused::Unreadable {
+            path: path.clone(),
+            source,
+        })?;
+        let found = proofs::piece_cid_of(wanted.proof, &bytes, wanted.size)
+            .map_err(|e| UnsealedRefused::NoPieceCid(e.to_string()))?;
+        if found != wanted.cid {
+            return Err(UnsealedRefused::OtherPiece {
+                path,
+                found: found.text,
+                wanted: wanted.cid.text.clone(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Why the rebuilt files of a sector were refused (kept as the job's `refused` text).

@@ -419,7 +419,6 @@ impl SectorManager for MockChain {
             ));
         }
         let proof = entry.proof_type;
-        let deals = upgrade.deals.clone();
         let candidate = UpgradedSector {
             proof_type: proof.update_proof(),
             comm_r_old: pre_commit.comm_r,
@@ -427,14 +426,7 @@ impl SectorManager for MockChain {
             comm_d_new: info.comm_d,
             proof: info.proof.clone(),
         };
-        // Verification is proof work: keep it off the async executor.
-        let (expected_comm_d, verdict) = tokio::task::spawn_blocking(move || {
-            let comm_d = deals_comm_d(proof, &deals);
-            let verdict = update::verify_update(&candidate);
-            (comm_d, verdict)
-        })
-        .await
-        .map_err(|e| ManagerError::remote(1, format!("verifier panicked: {e}")))?;
+        let verdict = verify_update_submission(proof, upgrade.deals.clone(), candidate).await?;
         self.with_sector(id, |sector, counters| {
             // Looked at again: the snap-up may have been dropped, or another submission
             // accepted, while this one was verified.
@@ -445,22 +437,14 @@ impl SectorManager for MockChain {
                 );
             }
             let already = has_accepted_update(sector);
-            let verdict = match expected_comm_d {
-                Ok(comm_d) if comm_d != info.comm_d => Err(format!(
-                    "comm_d {} is not that of the sector's new pieces",
-                    hex::encode(info.comm_d)
-                )),
-                Ok(_) => verdict.map_err(|e| format!("the proof could not be verified: {e}")),
-                Err(e) => Err(format!("the new pieces' comm_d cannot be computed: {e}")),
-            };
             match verdict {
                 // SNARKs are randomised: a second valid proof of an upgraded sector is a
                 // duplicate; the first stays.
-                Ok(true) if already => {
+                UpdateVerdict::Valid if already => {
                     counters.upgrades_duplicate += 1;
                     submit_answer(SubmitResult::DuplicateSubmit, None)
                 }
-                Ok(true) => {
+                UpdateVerdict::Valid => {
                     if let Some(upgrade) = &mut sector.upgrade {
                         upgrade.accepted = Some(AcceptedUpdate {
                             proof_type: proof.update_proof(),
@@ -473,11 +457,11 @@ impl SectorManager for MockChain {
                     counters.upgrades_accepted += 1;
                     submit_answer(SubmitResult::Accepted, None)
                 }
-                Ok(false) => {
+                UpdateVerdict::Invalid => {
                     counters.upgrades_rejected += 1;
                     submit_answer(SubmitResult::Rejected, Some("invalid update proof".into()))
                 }
-                Err(why) => {
+                UpdateVerdict::Refused(why) => {
                     counters.upgrades_rejected += 1;
                     submit_answer(SubmitResult::Rejected, Some(why))
                 }
@@ -554,4 +538,44 @@ impl SectorManager for MockChain {
         self.check_fault(ChainCall::WdPoStFinishJob)?;
         self.finish_wdpost_job(&id, output, error).await
     }
+}
+
+/// What the mock makes of a submitted update proof.
+enum UpdateVerdict {
+    /// It verifies.
+    Valid,
+    /// It does not verify.
+    Invalid,
+    /// It was not checked: why (the rejection's message).
+    Refused(String),
+}
+
+/// Checks an update proof off the async executor (verification is proof work): whether
+/// the proof holds for `candidate`, or why it is refused: its comm_d is not that of
+/// `deals`, or it cannot be verified.
+async fn verify_update_submission(
+    proof: SealProof,
+    deals: Vec<SectorPiece>,
+    candidate: UpgradedSector,
+) -> Result<UpdateVerdict, ManagerError> {
+    let comm_d_new = candidate.comm_d_new;
+    let (expected_comm_d, verdict) = tokio::task::spawn_blocking(move || {
+        let comm_d = deals_comm_d(proof, &deals);
+        let verdict = update::verify_update(&candidate);
+        (comm_d, verdict)
+    })
+    .await
+    .map_err(|e| ManagerError::remote(1, format!("verifier panicked: {e}")))?;
+    Ok(match (expected_comm_d, verdict) {
+        (Ok(comm_d), _) if comm_d != comm_d_new => UpdateVerdict::Refused(format!(
+            "comm_d {} is not that of the sector's new pieces",
+            hex::encode(comm_d_new)
+        )),
+        (Ok(_), Ok(true)) => UpdateVerdict::Valid,
+        (Ok(_), Ok(false)) => UpdateVerdict::Invalid,
+        (Ok(_), Err(e)) => UpdateVerdict::Refused(format!("the proof could not be verified: {e}")),
+        (Err(e), _) => {
+            UpdateVerdict::Refused(format!("the new pieces' comm_d cannot be computed: {e}"))
+        }
+    })
 }

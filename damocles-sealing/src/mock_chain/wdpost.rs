@@ -279,6 +279,71 @@ impl ChainState {
 }
 
 /// A try of `job` failed: offered again while it has tries left, else given up.
+/// A job's proof as the mock checked it: the faults it declared and the proofs, with the
+/// verdict of `verify_window_post` over the other sectors.
+struct CheckedOutput {
+    faults: Vec<SectorNumber>,
+    proofs: Vec<damocles_core::Opaque>,
+    verdict: Result<bool, damocles_core::Failure>,
+}
+
+/// Checks `output` of `job`: every fault is a sector of the job, and the proof verifies
+/// (on a blocking thread) over the sectors not declared faulty.
+async fn verify_output(
+    job: &WdPostJob,
+    output: WindowPoStOutput,
+) -> Result<CheckedOutput, ManagerError> {
+    if let Some(stray) = output
+        .faults
+        .iter()
+        .find(|n| !job.sectors.iter().any(|s| s.number == **n))
+    {
+        return Err(ManagerError::remote(
+            1,
+            format!("fault {stray} is not a sector of WindowPoSt job {}", job.id),
+        ));
+    }
+    let mut finished = job.clone();
+    finished.faults = output.faults.clone();
+    finished.faults.sort_unstable();
+    finished.faults.dedup();
+    let faults = finished.faults.clone();
+    let proofs = output.proofs.clone();
+    let verdict = tokio::task::spawn_blocking(move || {
+        window_post::verify(finished.challenge(), &finished.proven_sectors(), &output)
+    })
+    .await
+    .unwrap_or_else(|e| Err(damocles_core::Failure::critical(e.to_string())));
+    Ok(CheckedOutput {
+        faults,
+        proofs,
+        verdict,
+    })
+}
+
+impl CheckedOutput {
+    /// Finishes `job` with this output and counts its verdict.
+    fn record(self, job: &mut WdPostJob, counters: &mut super::ChainCounters) {
+        job.faults = self.faults;
+        job.proofs = self.proofs.into_iter().map(|p| p.0).collect();
+        job.state = WdPostJobState::Finished;
+        job.finished_at = Some(unix_now());
+        counters.post_faults += job.faults.len() as u64;
+        let (verified, error) = match self.verdict {
+            Ok(true) => (true, None),
+            Ok(false) => (false, Some("the proof does not verify".to_owned())),
+            Err(failure) => (false, Some(failure.to_string())),
+        };
+        job.verified = Some(verified);
+        job.error = error;
+        if verified {
+            counters.posts_verified += 1;
+        } else {
+            counters.posts_rejected += 1;
+        }
+    }
+}
+
 fn retry_or_fail(job: &mut WdPostJob, error: String) {
     if job.tries < MAX_TRIES {
         job.state = WdPostJobState::Pending;
@@ -447,30 +512,7 @@ impl MockChain {
         };
         let checked = match output {
             None => None,
-            Some(output) => {
-                if let Some(stray) = output
-                    .faults
-                    .iter()
-                    .find(|n| !job.sectors.iter().any(|s| s.number == **n))
-                {
-                    return Err(ManagerError::remote(
-                        1,
-                        format!("fault {stray} is not a sector of WindowPoSt job {id}"),
-                    ));
-                }
-                let mut finished = job.clone();
-                finished.faults = output.faults.clone();
-                finished.faults.sort_unstable();
-                finished.faults.dedup();
-                let faults = finished.faults.clone();
-                let proofs = output.proofs.clone();
-                let verdict = tokio::task::spawn_blocking(move || {
-                    window_post::verify(finished.challenge(), &finished.proven_sectors(), &output)
-                })
-                .await
-                .unwrap_or_else(|e| Err(damocles_core::Failure::critical(e.to_string())));
-                Some((faults, proofs, verdict))
-            }
+            Some(output) => Some(verify_output(&job, output).await?),
         };
         let mut state = self.lock();
         let ChainState {
@@ -499,30 +541,7 @@ impl MockChain {
                 tracing::warn!("mock chain: WindowPoSt job {id} failed: {error}");
                 retry_or_fail(job, error);
             }
-            Some((faults, proofs, verdict)) => {
-                job.faults = faults;
-                job.proofs = proofs.into_iter().map(|p| p.0).collect();
-                job.state = WdPostJobState::Finished;
-                job.finished_at = Some(unix_now());
-                counters.post_faults += job.faults.len() as u64;
-                match verdict {
-                    Ok(true) => {
-                        job.verified = Some(true);
-                        job.error = None;
-                        counters.posts_verified += 1;
-                    }
-                    Ok(false) => {
-                        job.verified = Some(false);
-                        job.error = Some("the proof does not verify".into());
-                        counters.posts_rejected += 1;
-                    }
-                    Err(failure) => {
-                        job.verified = Some(false);
-                        job.error = Some(failure.to_string());
-                        counters.posts_rejected += 1;
-                    }
-                }
-            }
+            Some(checked) => checked.record(job, counters),
         }
         state.save();
         state.commit()
