@@ -7,6 +7,49 @@ async fn wdpost_rounds_split_hand_out_keep_alive_reassign_and_give_up_jobs() {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("chain.json");
     let chain = MockChain::open(&file, 1000, SealProof::StackedDrg2KiBV1_1).expect("open");
+    let first = first_round_is_split_and_handed_out(&chain).await;
+    finishes_are_checked_and_failures_retried(&chain).await;
+    let jobs = a_lost_heartbeat_offers_the_job_again(&chain).await;
+    assert_eq!(jobs[0].seed, first, "one round, one seed");
+    // The jobs survive a restart; one being proven is offered again once its
+    // heartbeat is missed.
+    drop(chain);
+    let chain = MockChain::open(&file, 1000, SealProof::StackedDrg2KiBV1_1).expect("reopen");
+    assert_eq!(chain.wdpost_jobs(), jobs);
+    chain.schedule_wdpost(None, 2, Duration::ZERO);
+    let after_restart = chain
+        .wdpost_allocate_jobs(AllocatePoStSpec::default(), 1, "worker-d".into())
+        .await
+        .expect("allocate");
+    assert_eq!(after_restart[0].id, "1-2");
+    assert_eq!(chain.wdpost_jobs()[2].tries, 2);
+    // The next round starts on schedule, with its own seed.
+    chain.schedule_wdpost(Some(Duration::ZERO), 4, Duration::from_secs(60));
+    let next = chain
+        .wdpost_allocate_jobs(AllocatePoStSpec::default(), 1, "worker-d".into())
+        .await
+        .expect("allocate");
+    assert_eq!(next[0].id, "2-0");
+    assert_eq!(next[0].input.sectors.len(), 4);
+    assert_ne!(next[0].input.seed, jobs[0].seed);
+    // The next round's start misses the job of this one that no thread took.
+    assert_eq!(chain.start_wdpost_round(), Some(3));
+    let missed = chain
+        .wdpost_jobs()
+        .into_iter()
+        .find(|j| j.id == "2-1")
+        .expect("2-1");
+    assert!(
+        matches!(&missed.state, WdPostJobState::Failed(why) if why.starts_with("missed: round 3")),
+        "{missed:?}"
+    );
+    let taken = chain.wdpost_jobs().into_iter().find(|j| j.id == "2-0");
+    assert_eq!(taken.map(|j| j.state), Some(WdPostJobState::Proving));
+}
+
+/// Round 1 over 5 finished sectors in jobs of 2, handed out to the miner's threads only,
+/// kept alive by its holder's heartbeats; its seed.
+async fn first_round_is_split_and_handed_out(chain: &MockChain) -> [u8; 32] {
     assert_eq!(chain.start_wdpost_round(), None, "no sector to prove yet");
     for _ in 0..5 {
         finished_cc_sector(&chain).await;
@@ -72,6 +115,12 @@ async fn wdpost_rounds_split_hand_out_keep_alive_reassign_and_give_up_jobs() {
         "{stranger}"
     );
 
+    jobs[0].seed
+}
+
+/// A finish with a stray fault is refused; an all-faulty one accepted; a failed try goes
+/// back to pending.
+async fn finishes_are_checked_and_failures_retried(chain: &MockChain) {
     // A fault that is not a sector of the job is refused, and changes nothing.
     let stray = WindowPoStOutput {
         proofs: Vec::new(),
@@ -111,7 +160,11 @@ async fn wdpost_rounds_split_hand_out_keep_alive_reassign_and_give_up_jobs() {
     let job = &chain.wdpost_jobs()[1];
     assert_eq!(job.state, WdPostJobState::Pending);
     assert_eq!(job.error.as_deref(), Some("out of memory"));
+}
 
+/// With no heartbeat timeout left, a job's second try is given up and the next is
+/// offered: the round's jobs afterwards.
+async fn a_lost_heartbeat_offers_the_job_again(chain: &MockChain) -> Vec<WdPostJob> {
     // A lost heartbeat: with no timeout left, the next allocation offers it again.
     chain.schedule_wdpost(None, 2, Duration::ZERO);
     let retaken = chain
@@ -135,40 +188,7 @@ async fn wdpost_rounds_split_hand_out_keep_alive_reassign_and_give_up_jobs() {
     );
     assert_eq!(jobs[1].tries, WDPOST_MAX_TRIES);
 
-    // The jobs survive a restart; one being proven is offered again once its
-    // heartbeat is missed.
-    drop(chain);
-    let chain = MockChain::open(&file, 1000, SealProof::StackedDrg2KiBV1_1).expect("reopen");
-    assert_eq!(chain.wdpost_jobs(), jobs);
-    chain.schedule_wdpost(None, 2, Duration::ZERO);
-    let after_restart = chain
-        .wdpost_allocate_jobs(AllocatePoStSpec::default(), 1, "worker-d".into())
-        .await
-        .expect("allocate");
-    assert_eq!(after_restart[0].id, "1-2");
-    assert_eq!(chain.wdpost_jobs()[2].tries, 2);
-    // The next round starts on schedule, with its own seed.
-    chain.schedule_wdpost(Some(Duration::ZERO), 4, Duration::from_secs(60));
-    let next = chain
-        .wdpost_allocate_jobs(AllocatePoStSpec::default(), 1, "worker-d".into())
-        .await
-        .expect("allocate");
-    assert_eq!(next[0].id, "2-0");
-    assert_eq!(next[0].input.sectors.len(), 4);
-    assert_ne!(next[0].input.seed, jobs[0].seed);
-    // The next round's start misses the job of this one that no thread took.
-    assert_eq!(chain.start_wdpost_round(), Some(3));
-    let missed = chain
-        .wdpost_jobs()
-        .into_iter()
-        .find(|j| j.id == "2-1")
-        .expect("2-1");
-    assert!(
-        matches!(&missed.state, WdPostJobState::Failed(why) if why.starts_with("missed: round 3")),
-        "{missed:?}"
-    );
-    let taken = chain.wdpost_jobs().into_iter().find(|j| j.id == "2-0");
-    assert_eq!(taken.map(|j| j.state), Some(WdPostJobState::Proving));
+    jobs
 }
 
 #[tokio::test]
@@ -319,6 +339,12 @@ async fn deals_go_to_the_share_asked_for_keep_to_the_spec_and_are_served() {
         "every second sector"
     );
 
+    deals_keep_to_the_spec(&chain, &dir).await;
+}
+
+/// With every sector offered deals, `max_deals` and `min_used_space` are kept to; an
+/// unknown piece is not found.
+async fn deals_keep_to_the_spec(chain: &MockChain, dir: &tempfile::TempDir) {
     chain.offer_deals(1.0, dir.path()).expect("offer");
     let spec = |max_deals, min_used_space| AcquireDealsSpec {
         max_deals,
@@ -372,6 +398,34 @@ async fn rebuild_jobs_are_asked_for_taken_and_checked_against_the_chain() {
     assert_eq!(chain.allocate_rebuild_sector(spec.clone()).await, Ok(None));
 
     let sector = finished_cc_sector(&chain).await;
+    a_rebuild_job_is_taken_once(&chain, &dir, sector).await;
+    a_lost_lease_is_offered_again_and_reports_hold_it(&chain, sector).await;
+    rebuilt_files_are_checked_against_the_chain(&chain, &dir, sector).await;
+    // Dropped by the worker: the job fails with its reason, the sector stays finished
+    // and can be asked for again.
+    chain
+        .report_aborted(sector.id, "task aborted".into())
+        .await
+        .expect("aborted");
+    assert_eq!(
+        chain.jobs()[0].state,
+        JobState::Failed("task aborted".into())
+    );
+    assert_eq!(
+        chain.sector(sector.id).map(|s| s.state),
+        Some(ChainSectorState::Finished)
+    );
+    assert_eq!(chain.request_rebuild(sector.id).expect("again").id, 2);
+}
+
+/// A rebuild job of a finished sector, taken by a thread of its miner once, with the
+/// sector's ticket; no snap-up of it meanwhile.
+async fn a_rebuild_job_is_taken_once(
+    chain: &MockChain,
+    dir: &tempfile::TempDir,
+    sector: AllocatedSector,
+) {
+    let spec = AllocateSectorSpec::default();
     let job = chain.request_rebuild(sector.id).expect("job");
     assert_eq!((job.id, &job.state), (1, &JobState::Pending));
     chain
@@ -409,6 +463,15 @@ async fn rebuild_jobs_are_asked_for_taken_and_checked_against_the_chain() {
         Ok(None),
         "taken once"
     );
+}
+
+/// A job taken and never reported is offered again once its lease is over; one its
+/// thread reports on (failures shown, then cleared) is held.
+async fn a_lost_lease_is_offered_again_and_reports_hold_it(
+    chain: &MockChain,
+    sector: AllocatedSector,
+) {
+    let spec = AllocateSectorSpec::default();
     // A job taken and never reported (the answer lost, the thread gone) is offered
     // again once its lease is over; one reported is not.
     chain.lock().jobs[0].taken_at = Some(1);
@@ -451,7 +514,14 @@ async fn rebuild_jobs_are_asked_for_taken_and_checked_against_the_chain() {
         Ok(None),
         "held"
     );
+}
 
+/// Files the chain cannot see, or that do not give its comm_r, are refused and counted.
+async fn rebuilt_files_are_checked_against_the_chain(
+    chain: &MockChain,
+    dir: &tempfile::TempDir,
+    sector: AllocatedSector,
+) {
     // Files the chain cannot see, or that do not give its comm_r, are refused.
     assert_eq!(
         chain
@@ -498,20 +568,4 @@ async fn rebuild_jobs_are_asked_for_taken_and_checked_against_the_chain() {
         (0, 3)
     );
     assert_eq!(chain.sector(sector.id).map(|s| s.rebuilt), Some(0));
-
-    // Dropped by the worker: the job fails with its reason, the sector stays finished
-    // and can be asked for again.
-    chain
-        .report_aborted(sector.id, "task aborted".into())
-        .await
-        .expect("aborted");
-    assert_eq!(
-        chain.jobs()[0].state,
-        JobState::Failed("task aborted".into())
-    );
-    assert_eq!(
-        chain.sector(sector.id).map(|s| s.state),
-        Some(ChainSectorState::Finished)
-    );
-    assert_eq!(chain.request_rebuild(sector.id).expect("again").id, 2);
 }
