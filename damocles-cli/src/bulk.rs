@@ -180,12 +180,11 @@ pub async fn run(
     report(&outcomes, json, prefix)
 }
 
-/// Does `action` to thread `index`: what to print, and what was done.
-async fn act(
-    client: &dyn AdminTransport,
-    index: u64,
-    action: &Action,
-) -> Result<(String, Done), AdminError> {
+/// What became of one thread: what to print and what was done, or why not.
+type Outcome = Result<(String, Done), AdminError>;
+
+/// Does `action` to thread `index`.
+async fn act(client: &dyn AdminTransport, index: u64, action: &Action) -> Outcome {
     match action {
         Action::Pause => client
             .pause(index)
@@ -205,7 +204,7 @@ async fn act(
 /// The text and exit code of a selector's outcomes: a line (or an array element) per
 /// thread; the code of the worst failure.
 fn report(
-    outcomes: &[(u64, Result<(String, Done), AdminError>)],
+    outcomes: &[(u64, Outcome)],
     json: bool,
     prefix: &dyn Fn(&str) -> String,
 ) -> (String, u8) {

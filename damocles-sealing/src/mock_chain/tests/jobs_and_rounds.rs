@@ -52,7 +52,7 @@ async fn wdpost_rounds_split_hand_out_keep_alive_reassign_and_give_up_jobs() {
 async fn first_round_is_split_and_handed_out(chain: &MockChain) -> [u8; 32] {
     assert_eq!(chain.start_wdpost_round(), None, "no sector to prove yet");
     for _ in 0..5 {
-        finished_cc_sector(&chain).await;
+        finished_cc_sector(chain).await;
     }
     // A sector not finished is not proven.
     chain
