@@ -254,7 +254,7 @@ impl ChainState {
                 continue;
             }
             let lost = format!(
-                "no heartbeat from {} for {}s",
+                "{LOST_HEARTBEAT} {} for {}s",
                 job.worker.as_deref().unwrap_or("?"),
                 timeout.as_secs()
             );
@@ -278,7 +278,6 @@ impl ChainState {
     }
 }
 
-/// A try of `job` failed: offered again while it has tries left, else given up.
 /// A job's proof as the mock checked it: the faults it declared and the proofs, with the
 /// verdict of `verify_window_post` over the other sectors.
 struct CheckedOutput {
@@ -344,6 +343,41 @@ impl CheckedOutput {
     }
 }
 
+/// How the error of a job whose heartbeat stopped begins.
+const LOST_HEARTBEAT: &str = "no heartbeat from";
+
+impl WdPostJob {
+    /// Whether its holder may still finish it: it is being proven, or it only lost its
+    /// heartbeat (a manager down longer than the timeout) and no other thread took it
+    /// since. The original manager likewise takes a heartbeat of such a job and puts it
+    /// back to running (damocles PR#1028), so a round a worker proved is not lost.
+    fn held(&self) -> bool {
+        let lost = self
+            .error
+            .as_deref()
+            .is_some_and(|e| e.starts_with(LOST_HEARTBEAT));
+        match self.state {
+            WdPostJobState::Proving => true,
+            WdPostJobState::Pending | WdPostJobState::Failed(_) => lost,
+            WdPostJobState::Finished => false,
+        }
+    }
+
+    /// Back to being proven by its holder (see [`WdPostJob::held`]).
+    fn take_back(&mut self) {
+        if self.state != WdPostJobState::Proving {
+            tracing::info!(
+                "mock chain: WindowPoSt job {} is proven by {} after all: its heartbeat is back",
+                self.id,
+                self.worker.as_deref().unwrap_or("?")
+            );
+            self.state = WdPostJobState::Proving;
+            self.finished_at = None;
+        }
+    }
+}
+
+/// A try of `job` failed: offered again while it has tries left, else given up.
 fn retry_or_fail(job: &mut WdPostJob, error: String) {
     if job.tries < MAX_TRIES {
         job.state = WdPostJobState::Pending;
@@ -467,10 +501,10 @@ impl MockChain {
         } = &mut *state;
         for id in ids {
             let job = wdpost_jobs
-                .iter()
+                .iter_mut()
                 .find(|j| &j.id == id)
                 .ok_or_else(|| unknown_job(id))?;
-            if job.state != WdPostJobState::Proving || job.worker.as_deref() != Some(worker) {
+            if !job.held() || job.worker.as_deref() != Some(worker) {
                 return Err(ManagerError::remote(
                     1,
                     format!(
@@ -480,6 +514,7 @@ impl MockChain {
                     ),
                 ));
             }
+            job.take_back();
             wdpost_heartbeats.insert(id.clone(), unix_millis());
         }
         state.save();
@@ -501,7 +536,7 @@ impl MockChain {
                 .iter()
                 .find(|j| j.id == id)
                 .ok_or_else(|| unknown_job(id))?;
-            if job.state != WdPostJobState::Proving {
+            if !job.held() {
                 // Given to another thread, or given up: this result is not wanted.
                 return Err(ManagerError::sector_not_found(format!(
                     "WindowPoSt job {id} is {}, not being proven: nothing to finish",
@@ -525,7 +560,7 @@ impl MockChain {
             .iter_mut()
             .find(|j| j.id == id)
             .ok_or_else(|| unknown_job(id))?;
-        if job.state != WdPostJobState::Proving {
+        if !job.held() {
             return Err(ManagerError::sector_not_found(format!(
                 "WindowPoSt job {id} was finished meanwhile"
             )));

@@ -569,3 +569,93 @@ async fn rebuilt_files_are_checked_against_the_chain(
     );
     assert_eq!(chain.sector(sector.id).map(|s| s.rebuilt), Some(0));
 }
+
+/// A manager down for longer than the heartbeat timeout (here: a timeout of 0) moves the
+/// held job back to pending; its holder's next heartbeat takes it back, and its proof is
+/// accepted, so a round the worker proved is not lost (damocles PR#1028). A job another
+/// thread took meanwhile stays that thread's.
+#[tokio::test]
+async fn a_job_that_only_lost_its_heartbeat_is_taken_back_by_its_holder() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("chain.json");
+    let chain = MockChain::open(&file, 1000, SealProof::StackedDrg2KiBV1_1).expect("open");
+    for _ in 0..2 {
+        finished_cc_sector(&chain).await;
+    }
+    chain.schedule_wdpost(None, 1, Duration::from_secs(3600));
+    assert_eq!(chain.start_wdpost_round(), Some(1));
+    let any = AllocatePoStSpec::default;
+    let taken = chain
+        .wdpost_allocate_jobs(any(), 2, "worker-a".into())
+        .await
+        .expect("allocate");
+    assert_eq!(taken.len(), 2);
+
+    // The manager restarts after the timeout: the listing finds both heartbeats lost.
+    drop(chain);
+    let chain = MockChain::open(&file, 1000, SealProof::StackedDrg2KiBV1_1).expect("reopen");
+    chain.schedule_wdpost(None, 1, Duration::ZERO);
+    let jobs = chain.wdpost_jobs();
+    assert!(
+        jobs.iter().all(|j| j.state == WdPostJobState::Pending),
+        "{jobs:?}"
+    );
+    chain.schedule_wdpost(None, 1, Duration::from_secs(3600));
+    // 1-1 is taken by another thread before its holder is heard of again.
+    let retaken = chain
+        .wdpost_allocate_jobs(any(), 1, "worker-b".into())
+        .await
+        .expect("allocate");
+    assert_eq!(retaken[0].id, "1-0");
+
+    // worker-a's heartbeat takes 1-1 back; 1-0 is worker-b's now.
+    chain
+        .wdpost_heartbeat_jobs(vec!["1-1".into()], "worker-a".into())
+        .await
+        .expect("taken back");
+    let back = &chain.wdpost_jobs()[1];
+    assert_eq!(
+        (&back.state, back.worker.as_deref()),
+        (&WdPostJobState::Proving, Some("worker-a"))
+    );
+    let refused = chain
+        .wdpost_heartbeat_jobs(vec!["1-0".into()], "worker-a".into())
+        .await
+        .expect_err("worker-b's");
+    assert!(
+        refused.message.contains("not being proven by worker-a"),
+        "{refused}"
+    );
+
+    // A proof that arrives while the job only lost its heartbeat is accepted too.
+    chain.schedule_wdpost(None, 1, Duration::ZERO);
+    assert_eq!(chain.wdpost_jobs()[1].state, WdPostJobState::Pending);
+    let number = chain.wdpost_jobs()[1].sectors[0].number;
+    let all_faulty = WindowPoStOutput {
+        proofs: Vec::new(),
+        faults: vec![number],
+    };
+    chain
+        .wdpost_finish_job("1-1".into(), Some(all_faulty), String::new())
+        .await
+        .expect("finished by its holder");
+    let done = &chain.wdpost_jobs()[1];
+    assert_eq!(done.state, WdPostJobState::Finished);
+    assert_eq!(done.verified, Some(true));
+    // A job whose try failed (not a lost heartbeat; here its last try) is not taken back.
+    chain.schedule_wdpost(None, 1, Duration::from_secs(3600));
+    chain
+        .wdpost_finish_job("1-0".into(), None, "out of memory".into())
+        .await
+        .expect("failed try");
+    let refused = chain
+        .wdpost_heartbeat_jobs(vec!["1-0".into()], "worker-b".into())
+        .await
+        .expect_err("a failed try is not taken back");
+    assert!(
+        refused
+            .message
+            .contains("not being proven by worker-b (it is failed"),
+        "{refused}"
+    );
+}
