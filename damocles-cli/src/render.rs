@@ -392,6 +392,26 @@ pub fn wdpost_table(jobs: &[WdPostJobRow], now: i64) -> String {
     tabulate(&lines)
 }
 
+/// What `util sealer wdpost reset|remove|remove-all` did to one job (its `--json` row).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WdPostJobDone {
+    /// The job.
+    pub id: String,
+    /// `reset` or `removed` (a removal of an id the manager does not know is not an
+    /// error, as in the original, and reads `removed` too).
+    pub done: &'static str,
+}
+
+/// The lines of `util sealer wdpost reset|remove|remove-all`: one per job.
+pub fn wdpost_jobs_done(done: &[WdPostJobDone]) -> String {
+    if done.is_empty() {
+        return "no WindowPoSt job; nothing changed\n".to_owned();
+    }
+    done.iter()
+        .map(|d| format!("wdpost job {} {}\n", cell(&d.id), d.done))
+        .collect()
+}
+
 /// What `util sealer sectors rebuild|unseal` says once the job is created.
 pub fn job_requested(job: &ChainJobRow) -> String {
     let kind = cell(&job.kind);

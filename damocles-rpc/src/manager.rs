@@ -57,6 +57,12 @@ rpc_methods! {
         dest: Option<Vec<String>> = "a list of destination URLs, or null for the piece store",
     ) -> ChainJobRow = "ChainJob",
         "asks for a deal piece to be unsealed and delivered: a job an unseal thread takes";
+    /// Offers a WindowPoSt job again from the start (the original's name).
+    WdPoStResetJob = "Damocles.WdPoStResetJob", Admin, (id: String = "a WindowPoSt job id")
+        -> () = "null", "offers a WindowPoSt job again from the start, as if new";
+    /// Forgets a WindowPoSt job (the original's name).
+    WdPoStRemoveJob = "Damocles.WdPoStRemoveJob", Admin, (id: String = "a WindowPoSt job id")
+        -> () = "null", "forgets a WindowPoSt job (none by that id: not an error)";
 }
 
 /// Every method the manager serves.
@@ -97,6 +103,12 @@ pub trait ChainView: Send + Sync {
         piece: Cid,
         dest: Vec<String>,
     ) -> Result<ChainJobRow, JobRequestError>;
+
+    /// Offers WindowPoSt job `id` again from the start; an unknown id is an error.
+    fn reset_wdpost_job(&self, id: &str) -> Result<(), JobRequestError>;
+
+    /// Forgets WindowPoSt job `id`: whether there was one.
+    fn remove_wdpost_job(&self, id: &str) -> Result<bool, JobRequestError>;
 }
 
 /// Why a [`ChainView`] refuses a job: its own error (the mock chain's `JobRefused`).
@@ -232,6 +244,8 @@ handlers! { ManagerService, |service, caller| {
         .chain()?
         .request_unseal(id, piece, dest.unwrap_or_default())
         .map_err(refused);
+    WdPoStResetJob => |(id,)| service.chain()?.reset_wdpost_job(&id).map_err(refused);
+    WdPoStRemoveJob => |(id,)| service.chain()?.remove_wdpost_job(&id).map(drop).map_err(refused);
 }}
 
 impl ManagerService {
@@ -336,6 +350,16 @@ impl ManagerClient {
     /// `Damocles.WdPostJobs`.
     pub async fn wdpost_jobs(&self) -> Result<Vec<WdPostJobRow>, CallError> {
         self.rpc.request::<WdPostJobs>(()).await
+    }
+
+    /// `Damocles.WdPoStResetJob`.
+    pub async fn reset_wdpost_job(&self, id: &str) -> Result<(), CallError> {
+        self.rpc.request::<WdPoStResetJob>((id.to_owned(),)).await
+    }
+
+    /// `Damocles.WdPoStRemoveJob`.
+    pub async fn remove_wdpost_job(&self, id: &str) -> Result<(), CallError> {
+        self.rpc.request::<WdPoStRemoveJob>((id.to_owned(),)).await
     }
 
     /// `Damocles.SectorUnseal`: the new job.

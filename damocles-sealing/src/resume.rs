@@ -146,13 +146,16 @@ pub enum ResumeRefusal {
         current: State,
     },
     /// The state's step is in the plan's table but this worker does not run it.
-    #[error("this worker does not {what}{proof}")]
+    #[error("this worker does not {what}{proof}: resume at an earlier state, or at Aborted to drop the sector")]
     Unsupported {
         /// What the step would do ("generate synthetic PoRep").
         what: &'static str,
         /// ` (the sector's proof type is …)`, or empty.
         proof: String,
     },
+    /// The thread holds no sector: there is nothing to resume in, or to drop.
+    #[error("the thread holds no sector: resume without a state to take the next job")]
+    NoSector,
     /// Empty would take a new sector while the thread holds one.
     #[error("the thread holds a sector: resume at Aborted to drop it (the manager is told), not at Empty")]
     HoldsSector,
@@ -172,7 +175,7 @@ pub enum ResumeRefusal {
     #[error("from SealedChecked on the staged file and the pieces may hold the deal data of the upgrade, not the sealed sector's: resume at Allocated to rebuild the replica from the start, or at SealedChecked or later")]
     DealsStaged,
     /// Resuming ahead would skip a step that makes something.
-    #[error("the sector is at {current}: skipping ahead would leave the step of {skipped} unrun; {can_skip}")]
+    #[error("the sector is at {current}: skipping ahead would leave the step of {skipped} unrun; {can_skip}: resume at {skipped} or earlier, or without a state")]
     WouldSkip {
         /// The record's state.
         current: State,
@@ -243,6 +246,9 @@ pub fn check_wdpost(facts: WdPostFacts, target: WdPostState) -> Result<(), WdPos
 /// says why not and what to do instead. Every rule is read from the plan's table
 /// ([`damocles_core::plan_table`]); none is per plan.
 pub fn check(facts: &ResumeFacts, target: State) -> Result<(), ResumeRefusal> {
+    if facts.table.is_some() && !facts.present.contains(&Input::Sector) {
+        return Err(ResumeRefusal::NoSector);
+    }
     if target == State::Aborted {
         return Ok(());
     }

@@ -73,6 +73,14 @@ impl ChainView for MockChainView {
         self.0.wdpost_jobs().iter().map(WdPostJob::row).collect()
     }
 
+    fn reset_wdpost_job(&self, id: &str) -> Result<(), JobRequestError> {
+        self.0.reset_wdpost_job(id).map(drop).map_err(Into::into)
+    }
+
+    fn remove_wdpost_job(&self, id: &str) -> Result<bool, JobRequestError> {
+        Ok(self.0.remove_wdpost_job(id)?)
+    }
+
     fn request_rebuild(&self, id: SectorId) -> Result<ChainJobRow, JobRequestError> {
         Ok(self.0.request_rebuild(id)?.row())
     }

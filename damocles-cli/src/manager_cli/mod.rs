@@ -264,6 +264,28 @@ enum WdpostCommand {
     /// --json, what an independent verifier needs (miner, proof type, seed, comm_rs,
     /// proofs).
     List,
+    /// Offer WindowPoSt jobs again from the start, as if new (pending, no tries, no
+    /// result): for a job stuck with a worker, or to prove a round again. A thread still
+    /// proving one loses it at its next heartbeat. Stops at the first unknown id.
+    Reset {
+        /// Job ids, as `util sealer wdpost list` shows them (e.g. 3-0).
+        #[arg(required = true, value_name = "ID")]
+        ids: Vec<String>,
+    },
+    /// Forget WindowPoSt jobs (an id the manager does not know is not an error). A thread
+    /// still proving one loses it at its next heartbeat.
+    Remove {
+        /// Job ids, as `util sealer wdpost list` shows them (e.g. 3-0).
+        #[arg(required = true, value_name = "ID")]
+        ids: Vec<String>,
+    },
+    /// Forget every WindowPoSt job. Refused (exit 2, nothing changed) without
+    /// --really-do-it.
+    RemoveAll {
+        /// Really remove them all.
+        #[arg(long)]
+        really_do_it: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -388,6 +410,15 @@ async fn run_util(ctx: &util::Context, command: UtilCommand) -> u8 {
         UtilCommand::Sealer(SealerCommand::Jobs(JobsCommand::List)) => util::jobs_list(ctx).await,
         UtilCommand::Sealer(SealerCommand::Wdpost(WdpostCommand::List)) => {
             util::wdpost_list(ctx).await
+        }
+        UtilCommand::Sealer(SealerCommand::Wdpost(WdpostCommand::Reset { ids })) => {
+            util::wdpost_act(ctx, util::WdPostAction::Reset, &ids).await
+        }
+        UtilCommand::Sealer(SealerCommand::Wdpost(WdpostCommand::Remove { ids })) => {
+            util::wdpost_act(ctx, util::WdPostAction::Remove, &ids).await
+        }
+        UtilCommand::Sealer(SealerCommand::Wdpost(WdpostCommand::RemoveAll { really_do_it })) => {
+            util::wdpost_remove_all(ctx, really_do_it).await
         }
     }
 }

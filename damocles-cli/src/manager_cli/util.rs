@@ -303,6 +303,82 @@ pub async fn wdpost_list(ctx: &Context) -> u8 {
     }
 }
 
+/// What `util sealer wdpost` does to the jobs it names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WdPostAction {
+    /// Offer again from the start.
+    Reset,
+    /// Forget.
+    Remove,
+}
+
+/// `util sealer wdpost reset|remove <id>…`: each job in turn, stopping at the first
+/// refusal (as the original does); the jobs done before it are printed.
+pub async fn wdpost_act(ctx: &Context, action: WdPostAction, ids: &[String]) -> u8 {
+    let manager = match ctx.manager() {
+        Ok(manager) => manager,
+        Err(code) => return code,
+    };
+    let mut done = Vec::new();
+    for id in ids {
+        let (answer, verb, word, call) = match action {
+            WdPostAction::Reset => (
+                manager.reset_wdpost_job(id).await,
+                "reset",
+                "reset",
+                "rpc Damocles.WdPoStResetJob",
+            ),
+            WdPostAction::Remove => (
+                manager.remove_wdpost_job(id).await,
+                "remove",
+                "removed",
+                "rpc Damocles.WdPoStRemoveJob",
+            ),
+        };
+        let error = match answer {
+            Ok(()) => {
+                done.push(render::WdPostJobDone {
+                    id: id.clone(),
+                    done: word,
+                });
+                continue;
+            }
+            Err(error) => error,
+        };
+        if !ctx.json && !done.is_empty() {
+            crate::exit::print_out(render::wdpost_jobs_done(&done));
+        }
+        return match error {
+            CallError::Rpc(e) => ctx.fail(CliError::new(
+                ErrorKind::Refused,
+                format!("cannot {verb} WindowPoSt job {id}: {}", e.message),
+            )),
+            other => ctx.manager_failed(call, other),
+        };
+    }
+    ctx.print(&done, || render::wdpost_jobs_done(&done))
+}
+
+/// `util sealer wdpost remove-all --really-do-it`: every WindowPoSt job removed.
+pub async fn wdpost_remove_all(ctx: &Context, really: bool) -> u8 {
+    let manager = match ctx.manager() {
+        Ok(manager) => manager,
+        Err(code) => return code,
+    };
+    let jobs = match manager.wdpost_jobs().await {
+        Ok(jobs) => jobs,
+        Err(e) => return ctx.manager_failed("rpc Damocles.WdPostJobs", e),
+    };
+    if !really {
+        return ctx.fail(CliError::bad_input(format!(
+            "pass --really-do-it to remove every WindowPoSt job ({} now); nothing changed",
+            jobs.len()
+        )));
+    }
+    let ids: Vec<String> = jobs.into_iter().map(|job| job.id).collect();
+    wdpost_act(ctx, WdPostAction::Remove, &ids).await
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

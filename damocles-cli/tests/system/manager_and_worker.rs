@@ -143,6 +143,36 @@ fn a_worker_seals_for_the_mock_manager_and_is_managed_through_it() {
     let table = text(&util(&m, &["sealer", "wdpost", "list"]));
     assert!(table.starts_with("ID  "), "{table}");
 
+    // The operator's WindowPoSt commands: a reset job is offered again as new, a removed
+    // one is gone, remove-all needs --really-do-it, an unknown id is refused by name.
+    let id = job["id"].as_str().expect("an id").to_owned();
+    let reset = util(&m, &["sealer", "wdpost", "reset", &id]);
+    assert!(
+        reset.status.success(),
+        "{}",
+        String::from_utf8_lossy(&reset.stderr)
+    );
+    assert_eq!(text(&reset), format!("wdpost job {id} reset\n"));
+    // (What a reset leaves is checked in the mock chain's unit test: the wdpost thread
+    // may take the job again and prove it before a listing here.)
+    let unknown = util(&m, &["sealer", "wdpost", "reset", "99-9"]);
+    assert_eq!(unknown.status.code(), Some(2), "refused");
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr).contains("job '99-9' does not exist"),
+        "{}",
+        String::from_utf8_lossy(&unknown.stderr)
+    );
+    let not_really = util(&m, &["sealer", "wdpost", "remove-all"]);
+    assert_eq!(not_really.status.code(), Some(2));
+    let removed = util_json(&m, &["sealer", "wdpost", "remove", &id]);
+    assert_eq!(removed, serde_json::json!([{"id": id, "done": "removed"}]));
+    let left = util_json(&m, &["sealer", "wdpost", "list"]);
+    assert!(
+        left.as_array()
+            .is_some_and(|jobs| jobs.iter().all(|j| j["id"] != id.as_str())),
+        "{left}"
+    );
+
     // The worker reported itself.
     let workers = wait_until("the worker registered", Duration::from_secs(30), || {
         let list = util_json(&m, &["worker", "list"]);

@@ -901,3 +901,23 @@ fn control_characters_are_escaped_in_every_cell() {
         "{json}"
     );
 }
+
+#[test]
+fn wdpost_reset_and_remove_lines_and_json() {
+    let done = [
+        render::WdPostJobDone {
+            id: "3-0".into(),
+            done: "reset",
+        },
+        render::WdPostJobDone {
+            id: "3-1\u{1b}[31m".into(),
+            done: "removed",
+        },
+    ];
+    let mut text = render::wdpost_jobs_done(&done);
+    text.push_str(&render::wdpost_jobs_done(&[]));
+    snapshot!("manager_wdpost_reset_remove", text);
+    insta::with_settings!({snapshot_path => concat!(env!("CARGO_MANIFEST_DIR"), "/../snapshots"), prepend_module_to_snapshot => false}, {
+        insta::assert_json_snapshot!("manager_wdpost_reset_remove_json", done);
+    });
+}

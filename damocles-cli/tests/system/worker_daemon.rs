@@ -222,7 +222,7 @@ fn list_pause_resume_through_the_real_binaries() {
         stderr(&output).trim(),
         "error: cannot resume thread #0 at Finished: the sector is at C1Done: skipping \
          ahead would leave the step of C1Done unrun; only waits for the chain (PCSubmitted, \
-         ProofSubmitted) can be skipped"
+         ProofSubmitted) can be skipped: resume at C1Done or earlier, or without a state"
     );
     assert_eq!(without_elapsed(&list(addr)), before, "nothing changed");
 

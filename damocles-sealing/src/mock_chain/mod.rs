@@ -44,8 +44,8 @@ pub use records::{SharedRecords, SharedRecordsError};
 
 pub use jobs::{kind_name, ChainJob, JobKind, JobRefused, JobState, UNREPORTED_LEASE_SECS};
 pub use wdpost::{
-    WdPostJob, WdPostJobSector, WdPostJobState, HEARTBEAT_TIMEOUT as WDPOST_HEARTBEAT_TIMEOUT,
-    MAX_TRIES as WDPOST_MAX_TRIES,
+    WdPostJob, WdPostJobError, WdPostJobSector, WdPostJobState,
+    HEARTBEAT_TIMEOUT as WDPOST_HEARTBEAT_TIMEOUT, MAX_TRIES as WDPOST_MAX_TRIES,
 };
 
 /// Where a sector stands on the mock chain.

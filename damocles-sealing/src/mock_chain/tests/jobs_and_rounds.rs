@@ -659,3 +659,70 @@ async fn a_job_that_only_lost_its_heartbeat_is_taken_back_by_its_holder() {
         "{refused}"
     );
 }
+
+/// `util sealer wdpost reset` offers a job again as new (its holder loses it); `remove`
+/// forgets it, an unknown id being no error; both survive a restart.
+#[tokio::test]
+async fn wdpost_jobs_are_reset_and_removed_by_id() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("chain.json");
+    let chain = MockChain::open(&file, 1000, SealProof::StackedDrg2KiBV1_1).expect("open");
+    for _ in 0..2 {
+        finished_cc_sector(&chain).await;
+    }
+    chain.schedule_wdpost(None, 1, Duration::from_secs(3600));
+    assert_eq!(chain.start_wdpost_round(), Some(1));
+    let any = AllocatePoStSpec::default;
+    chain
+        .wdpost_allocate_jobs(any(), 1, "worker-a".into())
+        .await
+        .expect("allocate");
+    chain
+        .wdpost_finish_job("1-0".into(), None, "out of memory".into())
+        .await
+        .expect("a failed try");
+    chain
+        .wdpost_allocate_jobs(any(), 1, "worker-a".into())
+        .await
+        .expect("allocate again");
+    assert_eq!(chain.wdpost_jobs()[0].tries, 2);
+
+    let reset = chain.reset_wdpost_job("1-0").expect("reset");
+    assert_eq!(
+        (
+            &reset.state,
+            reset.worker.as_deref(),
+            reset.tries,
+            &reset.error
+        ),
+        (&WdPostJobState::Pending, None, 0, &None)
+    );
+    let lost = chain
+        .wdpost_heartbeat_jobs(vec!["1-0".into()], "worker-a".into())
+        .await
+        .expect_err("no longer worker-a's");
+    assert!(
+        lost.message.contains("not being proven by worker-a"),
+        "{lost}"
+    );
+    assert_eq!(
+        chain.reset_wdpost_job("9-9"),
+        Err(WdPostJobError::Unknown("9-9".into()))
+    );
+    assert_eq!(
+        chain
+            .reset_wdpost_job("9-9")
+            .map(drop)
+            .unwrap_err()
+            .to_string(),
+        "job '9-9' does not exist"
+    );
+
+    assert_eq!(chain.remove_wdpost_job("1-1"), Ok(true));
+    assert_eq!(chain.remove_wdpost_job("1-1"), Ok(false), "gone already");
+    drop(chain);
+    let chain = MockChain::open(&file, 1000, SealProof::StackedDrg2KiBV1_1).expect("reopen");
+    let ids: Vec<String> = chain.wdpost_jobs().into_iter().map(|j| j.id).collect();
+    assert_eq!(ids, ["1-0"]);
+    assert_eq!(chain.wdpost_jobs()[0].tries, 0, "the reset was kept");
+}
