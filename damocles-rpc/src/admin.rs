@@ -302,8 +302,13 @@ impl AdminTransport for HttpAdminClient {
                 "the worker did not queue the pause of thread #{index}"
             )));
         }
-        if is_paused(&before) || before.pause_requested {
+        if is_paused(&before) {
             return Ok(PauseOutcome::AlreadyPaused);
+        }
+        // Asked again while the first request waits for a proof call: still requested,
+        // so that nobody reads the thread as paused (as our worker answers in-process).
+        if before.pause_requested {
+            return Ok(PauseOutcome::Requested);
         }
         let after = self.thread(index).await?;
         Ok(if is_paused(&after) {

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::header::{HeaderValue, ALLOW, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::{Method, StatusCode};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -306,11 +306,17 @@ async fn serve_piece_route(
         Method::GET if !market => Permission::Read,
         // Unsealed pieces come back with PUT: a write.
         Method::PUT => Permission::Admin,
-        _ => {
-            let error = RpcError::invalid_request(
-                "pieces are read with GET and unsealed ones stored with PUT",
+        _ if market => {
+            return not_allowed(
+                "venus-market's /resource takes unsealed pieces with PUT",
+                "PUT",
             );
-            return http_answer(error_answer(StatusCode::METHOD_NOT_ALLOWED, error));
+        }
+        _ => {
+            return not_allowed(
+                "pieces are read with GET and unsealed ones stored with PUT",
+                "GET, PUT",
+            );
         }
     };
     match (permission, needed) {
@@ -351,8 +357,7 @@ async fn serve_rpc(
     req: hyper::Request<Incoming>,
 ) -> HttpResponse {
     if req.method() != Method::POST {
-        let error = RpcError::invalid_request("JSON-RPC requests are POSTed");
-        return http_answer(error_answer(StatusCode::METHOD_NOT_ALLOWED, error));
+        return not_allowed("JSON-RPC requests are POSTed", "POST");
     }
     // go-jsonrpc reads any body whatever its type; the original worker's server wants JSON.
     if options.dialect == Dialect::Standard && !is_json(req.headers().get(CONTENT_TYPE)) {
@@ -444,6 +449,16 @@ fn is_json(content_type: Option<&HeaderValue>) -> bool {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
         .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// 405, saying which methods the path takes (`Allow`, as RFC 9110 asks) and why.
+fn not_allowed(why: &str, allow: &'static str) -> HttpResponse {
+    let error = RpcError::invalid_request(why);
+    let mut response = http_answer(error_answer(StatusCode::METHOD_NOT_ALLOWED, error));
+    response
+        .headers_mut()
+        .insert(ALLOW, HeaderValue::from_static(allow));
+    response
 }
 
 fn http_answer(answer: Answer) -> HttpResponse {

@@ -122,7 +122,8 @@ pub struct PlanTable {
     /// Which event leads from which state to which.
     pub transitions: &'static [Transition<State>],
     /// One step per state of the table, in the order a job passes them, `Empty` first
-    /// and `Finished` last (a step [`Step::unsupported`] sits where its branch leaves).
+    /// and `Finished` last (a step this worker does not run, its `unsupported` set, sits
+    /// where its branch leaves).
     pub steps: &'static [Step],
     /// Whether a paused job may resume at another state than its own (checked against
     /// the steps); when not, only its current state or `Aborted`.
@@ -138,7 +139,7 @@ impl PlanTable {
         self.steps.iter().find(|step| step.state == state)
     }
 
-    /// The steps a job passes, in order (the [`Step::unsupported`] ones left out).
+    /// The steps a job passes, in order (those this worker does not run left out).
     pub fn path(&self) -> impl Iterator<Item = &'static Step> {
         self.steps.iter().filter(|step| step.unsupported.is_none())
     }

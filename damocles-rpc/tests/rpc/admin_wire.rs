@@ -489,6 +489,10 @@ async fn the_http_client_says_what_happened() {
     h.push(AdminAnswer::Pause(Ok(PauseOutcome::Requested)));
     h.push(AdminAnswer::List(Ok(vec![requested.clone()])));
     assert_eq!(client.pause(0).await, Ok(PauseOutcome::Requested));
+    // Asked again while it waits: still requested, not "already paused".
+    h.push(AdminAnswer::List(Ok(vec![requested.clone()])));
+    h.push(AdminAnswer::Pause(Ok(PauseOutcome::Requested)));
+    assert_eq!(client.pause(0).await, Ok(PauseOutcome::Requested));
     // A resume before the call returned withdraws that pause.
     h.push(AdminAnswer::List(Ok(vec![requested])));
     h.push(AdminAnswer::Resume(Ok(ResumeOutcome::PauseCalledOff)));

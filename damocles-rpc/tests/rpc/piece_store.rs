@@ -82,7 +82,8 @@ fn store(server: &RpcServer, token: Option<&str>) -> HttpPieceStore {
     HttpPieceStore::new(&addr, token.map(str::to_owned), Timeouts::default()).expect("store")
 }
 
-async fn get(addr: &str, path: &str, method: &str) -> u16 {
+/// The answer to `method path` with no body.
+async fn send(addr: &str, path: &str, method: &str) -> hyper::Response<hyper::body::Incoming> {
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<http_body_util::Empty<bytes::Bytes>>();
     let request = hyper::Request::builder()
@@ -90,12 +91,18 @@ async fn get(addr: &str, path: &str, method: &str) -> u16 {
         .uri(format!("http://{addr}{path}"))
         .body(http_body_util::Empty::new())
         .expect("request");
-    client
-        .request(request)
-        .await
-        .expect("answer")
-        .status()
-        .as_u16()
+    client.request(request).await.expect("answer")
+}
+
+async fn get(addr: &str, path: &str, method: &str) -> u16 {
+    send(addr, path, method).await.status().as_u16()
+}
+
+/// The `Allow` header of `method path`.
+async fn allow(addr: &str, path: &str, method: &str) -> Option<String> {
+    let answer = send(addr, path, method).await;
+    let allow = answer.headers().get(hyper::header::ALLOW)?;
+    allow.to_str().ok().map(str::to_owned)
 }
 
 #[tokio::test]
@@ -741,8 +748,20 @@ async fn each_path_reaches_what_serves_it() {
     assert_eq!(get(&addr, "/elsewhere", "POST").await, 404);
     assert_eq!(get(&addr, "/piecestore/not-a-cid", "GET").await, 400);
     assert_eq!(get(&addr, "/piecestore/a/b", "GET").await, 400);
-    // venus-market's path stores with PUT only.
+    // venus-market's path stores with PUT only; each 405 says what the path takes.
     assert_eq!(get(&addr, "/resource", "GET").await, 405);
+    assert_eq!(
+        allow(&addr, "/resource", "GET").await.as_deref(),
+        Some("PUT")
+    );
+    assert_eq!(
+        allow(&addr, MANAGER_PATH, "GET").await.as_deref(),
+        Some("POST")
+    );
+    assert_eq!(
+        allow(&addr, "/piecestore/x", "DELETE").await.as_deref(),
+        Some("GET, PUT")
+    );
     with_pieces.shutdown().await;
 
     let home = tempfile::tempdir().expect("home");

@@ -37,6 +37,7 @@ mod pieces;
 mod records;
 mod rows;
 mod wdpost;
+mod wdpost_admin;
 
 use deals::deals_comm_d;
 use records::Snapshot;
@@ -44,9 +45,10 @@ pub use records::{SharedRecords, SharedRecordsError};
 
 pub use jobs::{kind_name, ChainJob, JobKind, JobRefused, JobState, UNREPORTED_LEASE_SECS};
 pub use wdpost::{
-    WdPostJob, WdPostJobError, WdPostJobSector, WdPostJobState,
-    HEARTBEAT_TIMEOUT as WDPOST_HEARTBEAT_TIMEOUT, MAX_TRIES as WDPOST_MAX_TRIES,
+    WdPostJob, WdPostJobSector, WdPostJobState, HEARTBEAT_TIMEOUT as WDPOST_HEARTBEAT_TIMEOUT,
+    MAX_TRIES as WDPOST_MAX_TRIES,
 };
+pub use wdpost_admin::WdPostJobError;
 
 /// Where a sector stands on the mock chain.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -218,5 +218,7 @@ async fn finished_cc_sector(chain: &MockChain) -> AllocatedSector {
     sector
 }
 
-/// WindowPoSt rounds, snap-up, deal and rebuild jobs.
-mod jobs_and_rounds;
+/// Snap-up, deal and rebuild jobs.
+mod jobs;
+/// WindowPoSt rounds.
+mod wdpost_rounds;

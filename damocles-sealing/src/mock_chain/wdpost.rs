@@ -152,7 +152,7 @@ fn unix_millis() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-fn unix_now() -> u64 {
+pub(super) fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
@@ -343,18 +343,6 @@ impl CheckedOutput {
     }
 }
 
-/// Why a WindowPoSt job could not be reset or removed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum WdPostJobError {
-    /// No job has this id (the original's words).
-    #[error("job '{0}' does not exist")]
-    Unknown(String),
-    /// The change was decided but the records were not saved: nothing changed.
-    #[error("{0}")]
-    NotSaved(String),
-}
-
 /// How the error of a job whose heartbeat stopped begins.
 const LOST_HEARTBEAT: &str = "no heartbeat from";
 
@@ -425,65 +413,6 @@ impl MockChain {
             state.save();
         }
         round
-    }
-
-    /// `Damocles.WdPoStResetJob` (`util sealer wdpost reset`): the job is offered again
-    /// from the start, as if new: pending, no tries, no holder, no result (the original's
-    /// `Reset` sets its creation time to now as well). A thread still proving it loses it at
-    /// its next heartbeat.
-    ///
-    /// # Errors
-    /// No such job ([`WdPostJobError::Unknown`]), or the records were not saved.
-    pub fn reset_wdpost_job(&self, id: &str) -> Result<WdPostJob, WdPostJobError> {
-        let mut state = self.lock();
-        let ChainState {
-            wdpost_jobs,
-            wdpost_heartbeats,
-            ..
-        } = &mut *state;
-        let job = wdpost_jobs
-            .iter_mut()
-            .find(|j| j.id == id)
-            .ok_or_else(|| WdPostJobError::Unknown(id.to_owned()))?;
-        job.state = WdPostJobState::Pending;
-        job.worker = None;
-        job.tries = 0;
-        job.faults.clear();
-        job.proofs.clear();
-        job.verified = None;
-        job.error = None;
-        job.created_at = unix_now();
-        job.finished_at = None;
-        let reset = job.clone();
-        wdpost_heartbeats.remove(id);
-        state.save();
-        state
-            .commit()
-            .map_err(|e| WdPostJobError::NotSaved(e.to_string()))?;
-        tracing::info!("mock chain: WindowPoSt job {id} reset");
-        Ok(reset)
-    }
-
-    /// `Damocles.WdPoStRemoveJob` (`util sealer wdpost remove`): the job is forgotten;
-    /// `false` when there was none (as the original, not an error). A thread still proving
-    /// it loses it at its next heartbeat.
-    ///
-    /// # Errors
-    /// The records were not saved.
-    pub fn remove_wdpost_job(&self, id: &str) -> Result<bool, WdPostJobError> {
-        let mut state = self.lock();
-        let before = state.wdpost_jobs.len();
-        state.wdpost_jobs.retain(|j| j.id != id);
-        if state.wdpost_jobs.len() == before {
-            return Ok(false);
-        }
-        state.wdpost_heartbeats.remove(id);
-        state.save();
-        state
-            .commit()
-            .map_err(|e| WdPostJobError::NotSaved(e.to_string()))?;
-        tracing::info!("mock chain: WindowPoSt job {id} removed");
-        Ok(true)
     }
 
     /// Every WindowPoSt job the chain remembers, oldest first (a job whose heartbeat

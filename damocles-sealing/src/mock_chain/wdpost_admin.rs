@@ -1,0 +1,78 @@
+//! What an operator does to WindowPoSt jobs (`util sealer wdpost reset|remove`): the
+//! original's `Damocles.WdPoStResetJob` and `Damocles.WdPoStRemoveJob`.
+
+use super::wdpost::{unix_now, WdPostJob, WdPostJobState};
+use super::{ChainState, MockChain};
+
+/// Why a WindowPoSt job could not be reset or removed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum WdPostJobError {
+    /// No job has this id (the original's words).
+    #[error("job '{0}' does not exist")]
+    Unknown(String),
+    /// The change was decided but the records were not saved: nothing changed.
+    #[error("{0}")]
+    NotSaved(String),
+}
+
+impl MockChain {
+    /// `Damocles.WdPoStResetJob` (`util sealer wdpost reset`): the job is offered again
+    /// from the start, as if new: pending, no tries, no holder, no result (the original's
+    /// `Reset` sets its creation time to now as well). A thread still proving it loses it at
+    /// its next heartbeat.
+    ///
+    /// # Errors
+    /// No such job ([`WdPostJobError::Unknown`]), or the records were not saved.
+    pub fn reset_wdpost_job(&self, id: &str) -> Result<WdPostJob, WdPostJobError> {
+        let mut state = self.lock();
+        let ChainState {
+            wdpost_jobs,
+            wdpost_heartbeats,
+            ..
+        } = &mut *state;
+        let job = wdpost_jobs
+            .iter_mut()
+            .find(|j| j.id == id)
+            .ok_or_else(|| WdPostJobError::Unknown(id.to_owned()))?;
+        job.state = WdPostJobState::Pending;
+        job.worker = None;
+        job.tries = 0;
+        job.faults.clear();
+        job.proofs.clear();
+        job.verified = None;
+        job.error = None;
+        job.created_at = unix_now();
+        job.finished_at = None;
+        let reset = job.clone();
+        wdpost_heartbeats.remove(id);
+        state.save();
+        state
+            .commit()
+            .map_err(|e| WdPostJobError::NotSaved(e.to_string()))?;
+        tracing::info!("mock chain: WindowPoSt job {id} reset");
+        Ok(reset)
+    }
+
+    /// `Damocles.WdPoStRemoveJob` (`util sealer wdpost remove`): the job is forgotten;
+    /// `false` when there was none (as the original, not an error). A thread still proving
+    /// it loses it at its next heartbeat.
+    ///
+    /// # Errors
+    /// The records were not saved.
+    pub fn remove_wdpost_job(&self, id: &str) -> Result<bool, WdPostJobError> {
+        let mut state = self.lock();
+        let before = state.wdpost_jobs.len();
+        state.wdpost_jobs.retain(|j| j.id != id);
+        if state.wdpost_jobs.len() == before {
+            return Ok(false);
+        }
+        state.wdpost_heartbeats.remove(id);
+        state.save();
+        state
+            .commit()
+            .map_err(|e| WdPostJobError::NotSaved(e.to_string()))?;
+        tracing::info!("mock chain: WindowPoSt job {id} removed");
+        Ok(true)
+    }
+}
