@@ -397,9 +397,12 @@ pub fn wdpost_table(jobs: &[WdPostJobRow], now: i64) -> String {
 pub struct WdPostJobDone {
     /// The job.
     pub id: String,
-    /// `reset` or `removed` (a removal of an id the manager does not know is not an
-    /// error, as in the original, and reads `removed` too).
+    /// `reset`, `removed`, `not found` (a removal of an id the manager does not list:
+    /// nothing changed, not an error) or `refused`.
     pub done: &'static str,
+    /// Why it was refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// The lines of `util sealer wdpost reset|remove|remove-all`: one per job.
@@ -408,7 +411,13 @@ pub fn wdpost_jobs_done(done: &[WdPostJobDone]) -> String {
         return "no WindowPoSt job; nothing changed\n".to_owned();
     }
     done.iter()
-        .map(|d| format!("wdpost job {} {}\n", cell(&d.id), d.done))
+        .map(|d| match (&d.error, d.done) {
+            (Some(why), _) => format!("wdpost job {}: {}\n", cell(&d.id), cell(why)),
+            (None, "not found") => {
+                format!("wdpost job {}: not found; nothing removed\n", cell(&d.id))
+            }
+            (None, done) => format!("wdpost job {} {done}\n", cell(&d.id)),
+        })
         .collect()
 }
 

@@ -264,16 +264,19 @@ enum WdpostCommand {
     /// --json, what an independent verifier needs (miner, proof type, seed, comm_rs,
     /// proofs).
     List,
-    /// Offer WindowPoSt jobs again from the start, as if new (pending, no tries, no
-    /// result): for a job stuck with a worker, or to prove a round again. A thread still
-    /// proving one loses it at its next heartbeat. Stops at the first unknown id.
+    /// Offer WindowPoSt jobs of the current round again from the start, as if new
+    /// (pending, no tries, no result): for a job stuck with a worker, or to prove it again.
+    /// A job of a round that is over is refused (its deadline has passed). A thread still
+    /// proving one is told at its next heartbeat and drops it when its proof call returns.
+    /// A line per id; exit 2 when any was refused.
     Reset {
         /// Job ids, as `util sealer wdpost list` shows them (e.g. 3-0).
         #[arg(required = true, value_name = "ID")]
         ids: Vec<String>,
     },
-    /// Forget WindowPoSt jobs (an id the manager does not know is not an error). A thread
-    /// still proving one loses it at its next heartbeat.
+    /// Forget WindowPoSt jobs (an id the manager does not list prints `not found` and is
+    /// not an error). A thread still proving one is told at its next heartbeat and drops
+    /// it when its proof call returns.
     Remove {
         /// Job ids, as `util sealer wdpost list` shows them (e.g. 3-0).
         #[arg(required = true, value_name = "ID")]

@@ -312,16 +312,26 @@ pub enum WdPostAction {
     Remove,
 }
 
-/// `util sealer wdpost reset|remove <id>…`: each job in turn, stopping at the first
-/// refusal (as the original does); the jobs done before it are printed.
+/// `util sealer wdpost reset|remove <id>…`: each job in turn, a line (`--json`: a row)
+/// each; a refusal does not stop the others, and the exit code is 2 when any was
+/// refused. A removal of an id the manager does not list is `not found` (the original's
+/// method answers the same either way, so the list is asked first).
 pub async fn wdpost_act(ctx: &Context, action: WdPostAction, ids: &[String]) -> u8 {
     let manager = match ctx.manager() {
         Ok(manager) => manager,
         Err(code) => return code,
     };
+    let listed: Vec<String> = match action {
+        WdPostAction::Reset => Vec::new(),
+        WdPostAction::Remove => match manager.wdpost_jobs().await {
+            Ok(jobs) => jobs.into_iter().map(|job| job.id).collect(),
+            Err(e) => return ctx.manager_failed("rpc Damocles.WdPostJobs", e),
+        },
+    };
     let mut done = Vec::new();
     for id in ids {
         let (answer, verb, word, call) = match action {
+            WdPostAction::Remove if !listed.contains(id) => (Ok(()), "", "not found", ""),
             WdPostAction::Reset => (
                 manager.reset_wdpost_job(id).await,
                 "reset",
@@ -336,27 +346,23 @@ pub async fn wdpost_act(ctx: &Context, action: WdPostAction, ids: &[String]) -> 
             ),
         };
         let error = match answer {
-            Ok(()) => {
-                done.push(render::WdPostJobDone {
-                    id: id.clone(),
-                    done: word,
-                });
-                continue;
-            }
-            Err(error) => error,
+            Ok(()) => None,
+            Err(CallError::Rpc(e)) => Some(format!("cannot {verb} it: {}", e.message)),
+            // The manager is gone: the other ids would fail the same way.
+            Err(other) => return ctx.manager_failed(call, other),
         };
-        if !ctx.json && !done.is_empty() {
-            crate::exit::print_out(render::wdpost_jobs_done(&done));
-        }
-        return match error {
-            CallError::Rpc(e) => ctx.fail(CliError::new(
-                ErrorKind::Refused,
-                format!("cannot {verb} WindowPoSt job {id}: {}", e.message),
-            )),
-            other => ctx.manager_failed(call, other),
-        };
+        done.push(render::WdPostJobDone {
+            id: id.clone(),
+            done: if error.is_some() { "refused" } else { word },
+            error,
+        });
     }
-    ctx.print(&done, || render::wdpost_jobs_done(&done))
+    ctx.print(&done, || render::wdpost_jobs_done(&done));
+    if done.iter().any(|d| d.error.is_some()) {
+        ErrorKind::Refused.code()
+    } else {
+        exit::OK
+    }
 }
 
 /// `util sealer wdpost remove-all --really-do-it`: every WindowPoSt job removed.

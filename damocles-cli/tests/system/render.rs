@@ -908,10 +908,22 @@ fn wdpost_reset_and_remove_lines_and_json() {
         render::WdPostJobDone {
             id: "3-0".into(),
             done: "reset",
+            error: None,
         },
         render::WdPostJobDone {
             id: "3-1\u{1b}[31m".into(),
             done: "removed",
+            error: None,
+        },
+        render::WdPostJobDone {
+            id: "9-9".into(),
+            done: "not found",
+            error: None,
+        },
+        render::WdPostJobDone {
+            id: "1-0".into(),
+            done: "refused",
+            error: Some("cannot reset it: job '1-0' belongs to round 1, and round 5 has started: its deadline has passed".into()),
         },
     ];
     let mut text = render::wdpost_jobs_done(&done);

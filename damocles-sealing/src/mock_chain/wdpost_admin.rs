@@ -11,6 +11,17 @@ pub enum WdPostJobError {
     /// No job has this id (the original's words).
     #[error("job '{0}' does not exist")]
     Unknown(String),
+    /// The job's round is over (a newer one started): its challenge is gone, so proving it
+    /// again would only be missed.
+    #[error("job '{id}' belongs to round {round}, and round {current} has started: its deadline has passed")]
+    RoundOver {
+        /// The job.
+        id: String,
+        /// Its round.
+        round: u64,
+        /// The round now open.
+        current: u64,
+    },
     /// The change was decided but the records were not saved: nothing changed.
     #[error("{0}")]
     NotSaved(String),
@@ -23,18 +34,28 @@ impl MockChain {
     /// its next heartbeat.
     ///
     /// # Errors
-    /// No such job ([`WdPostJobError::Unknown`]), or the records were not saved.
+    /// No such job ([`WdPostJobError::Unknown`]); a job of a round before the current one
+    /// ([`WdPostJobError::RoundOver`]: the next round's start would only miss it); the
+    /// records were not saved.
     pub fn reset_wdpost_job(&self, id: &str) -> Result<WdPostJob, WdPostJobError> {
         let mut state = self.lock();
         let ChainState {
             wdpost_jobs,
             wdpost_heartbeats,
+            wdpost_round,
             ..
         } = &mut *state;
         let job = wdpost_jobs
             .iter_mut()
             .find(|j| j.id == id)
             .ok_or_else(|| WdPostJobError::Unknown(id.to_owned()))?;
+        if job.round < *wdpost_round {
+            return Err(WdPostJobError::RoundOver {
+                id: id.to_owned(),
+                round: job.round,
+                current: *wdpost_round,
+            });
+        }
         job.state = WdPostJobState::Pending;
         job.worker = None;
         job.tries = 0;

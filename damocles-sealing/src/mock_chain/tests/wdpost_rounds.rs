@@ -350,3 +350,22 @@ async fn round_of_two_jobs(file: &std::path::Path) -> MockChain {
     assert_eq!(chain.start_wdpost_round(), Some(1));
     chain
 }
+
+/// A job of a round that is over cannot be reset: the next round's start would only
+/// miss it again.
+#[tokio::test]
+async fn a_job_of_a_round_that_is_over_is_not_reset() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let chain = round_of_two_jobs(&dir.path().join("chain.json")).await;
+    chain.schedule_wdpost(Some(Duration::ZERO), 1, Duration::from_secs(3600));
+    assert_eq!(chain.start_wdpost_round(), Some(2));
+    assert_eq!(
+        chain.reset_wdpost_job("1-0").map(drop),
+        Err(WdPostJobError::RoundOver {
+            id: "1-0".into(),
+            round: 1,
+            current: 2
+        })
+    );
+    assert!(chain.reset_wdpost_job("2-0").is_ok(), "the current round's");
+}
