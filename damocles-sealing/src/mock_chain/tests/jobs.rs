@@ -333,24 +333,11 @@ async fn rebuilt_files_are_checked_against_the_chain(
     dir: &tempfile::TempDir,
     sector: AllocatedSector,
 ) {
-    // Files the chain cannot see, or that do not give its comm_r, are refused.
-    assert_eq!(
-        chain
-            .submit_persisted(sector.id, "remote".into(), false)
-            .await,
-        Ok(false)
-    );
-    let refused = chain.jobs()[0].refused.clone().unwrap_or_default();
+    let refused = persist_refused(chain, sector.id).await;
     assert!(refused.contains("--persist-store remote=PATH"), "{refused}");
     let store = dir.path().join("remote");
     chain.attach_store("remote", &store);
-    assert_eq!(
-        chain
-            .submit_persisted(sector.id, "remote".into(), false)
-            .await,
-        Ok(false)
-    );
-    let refused = chain.jobs()[0].refused.clone().unwrap_or_default();
+    let refused = persist_refused(chain, sector.id).await;
     assert!(refused.contains("sealed/s-t01000-"), "{refused}");
     let name = sector.id.to_string();
     std::fs::create_dir_all(store.join("sealed")).expect("dir");
@@ -365,13 +352,7 @@ async fn rebuilt_files_are_checked_against_the_chain(
         bincode::serialize(&p_aux).expect("p_aux"),
     )
     .expect("p_aux");
-    assert_eq!(
-        chain
-            .submit_persisted(sector.id, "remote".into(), false)
-            .await,
-        Ok(false)
-    );
-    let refused = chain.jobs()[0].refused.clone().unwrap_or_default();
+    let refused = persist_refused(chain, sector.id).await;
     assert!(refused.contains("but the chain holds 0707"), "{refused}");
     let counters = chain.counters();
     assert_eq!(
@@ -379,4 +360,14 @@ async fn rebuilt_files_are_checked_against_the_chain(
         (0, 3)
     );
     assert_eq!(chain.sector(sector.id).map(|s| s.rebuilt), Some(0));
+}
+
+/// Submits the rebuilt files of `id` as persisted in store `remote`: refused (`false`),
+/// with the reason the job keeps.
+async fn persist_refused(chain: &MockChain, id: SectorId) -> String {
+    assert_eq!(
+        chain.submit_persisted(id, "remote".into(), false).await,
+        Ok(false)
+    );
+    chain.jobs()[0].refused.clone().unwrap_or_default()
 }
