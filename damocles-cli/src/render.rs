@@ -397,12 +397,28 @@ pub fn wdpost_table(jobs: &[WdPostJobRow], now: i64) -> String {
 pub struct WdPostJobDone {
     /// The job.
     pub id: String,
-    /// `reset`, `removed`, `not found` (a removal of an id the manager does not list:
-    /// nothing changed, not an error) or `refused`.
-    pub done: &'static str,
+    /// What became of it.
+    pub done: WdPostJobOutcome,
     /// Why it was refused.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+/// What became of one job named to `util sealer wdpost reset|remove`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum WdPostJobOutcome {
+    /// Offered again from the start.
+    #[serde(rename = "reset")]
+    Reset,
+    /// Forgotten.
+    #[serde(rename = "removed")]
+    Removed,
+    /// The manager lists no such job: nothing changed (not an error).
+    #[serde(rename = "not found")]
+    NotFound,
+    /// Refused: see the row's `error`.
+    #[serde(rename = "refused")]
+    Refused,
 }
 
 /// The lines of `util sealer wdpost reset|remove|remove-all`: one per job.
@@ -411,12 +427,21 @@ pub fn wdpost_jobs_done(done: &[WdPostJobDone]) -> String {
         return "no WindowPoSt job; nothing changed\n".to_owned();
     }
     done.iter()
-        .map(|d| match (&d.error, d.done) {
-            (Some(why), _) => format!("wdpost job {}: {}\n", cell(&d.id), cell(why)),
-            (None, "not found") => {
-                format!("wdpost job {}: not found; nothing removed\n", cell(&d.id))
+        .map(|d| {
+            let id = cell(&d.id);
+            match d.done {
+                WdPostJobOutcome::Reset => format!("wdpost job {id} reset\n"),
+                WdPostJobOutcome::Removed => format!("wdpost job {id} removed\n"),
+                WdPostJobOutcome::NotFound => {
+                    format!("wdpost job {id}: not found; nothing removed\n")
+                }
+                WdPostJobOutcome::Refused => {
+                    format!(
+                        "wdpost job {id}: {}\n",
+                        cell(d.error.as_deref().unwrap_or("-"))
+                    )
+                }
             }
-            (None, done) => format!("wdpost job {} {done}\n", cell(&d.id)),
         })
         .collect()
 }

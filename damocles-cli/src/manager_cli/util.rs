@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::bulk::{self, Action, Selector, SelectorFlags};
 use crate::exit::{self, CliError, ErrorKind};
-use crate::render;
+use crate::render::{self, WdPostJobOutcome};
 
 /// What every util command needs.
 pub struct Context {
@@ -312,6 +312,24 @@ pub enum WdPostAction {
     Remove,
 }
 
+impl WdPostAction {
+    /// The verb a refusal says.
+    fn verb(self) -> &'static str {
+        match self {
+            WdPostAction::Reset => "reset",
+            WdPostAction::Remove => "remove",
+        }
+    }
+
+    /// The manager method it calls, as a failure names it.
+    fn method(self) -> &'static str {
+        match self {
+            WdPostAction::Reset => "rpc Damocles.WdPoStResetJob",
+            WdPostAction::Remove => "rpc Damocles.WdPoStRemoveJob",
+        }
+    }
+}
+
 /// `util sealer wdpost reset|remove <id>…`: each job in turn, a line (`--json`: a row)
 /// each; a refusal does not stop the others, and the exit code is 2 when any was
 /// refused. A removal of an id the manager does not list is `not found` (the original's
@@ -330,35 +348,34 @@ pub async fn wdpost_act(ctx: &Context, action: WdPostAction, ids: &[String]) -> 
     };
     let mut done = Vec::new();
     for id in ids {
-        let (answer, verb, word, call) = match action {
-            WdPostAction::Remove if !listed.contains(id) => (Ok(()), "", "not found", ""),
-            WdPostAction::Reset => (
-                manager.reset_wdpost_job(id).await,
-                "reset",
-                "reset",
-                "rpc Damocles.WdPoStResetJob",
-            ),
-            WdPostAction::Remove => (
-                manager.remove_wdpost_job(id).await,
-                "remove",
-                "removed",
-                "rpc Damocles.WdPoStRemoveJob",
-            ),
+        let answer = match action {
+            WdPostAction::Remove if !listed.contains(id) => Ok(WdPostJobOutcome::NotFound),
+            WdPostAction::Remove => manager
+                .remove_wdpost_job(id)
+                .await
+                .map(|()| WdPostJobOutcome::Removed),
+            WdPostAction::Reset => manager
+                .reset_wdpost_job(id)
+                .await
+                .map(|()| WdPostJobOutcome::Reset),
         };
-        let error = match answer {
-            Ok(()) => None,
-            Err(CallError::Rpc(e)) => Some(format!("cannot {verb} it: {}", e.message)),
+        let (outcome, error) = match answer {
+            Ok(outcome) => (outcome, None),
+            Err(CallError::Rpc(e)) => (
+                WdPostJobOutcome::Refused,
+                Some(format!("cannot {} it: {}", action.verb(), e.message)),
+            ),
             // The manager is gone: the other ids would fail the same way.
-            Err(other) => return ctx.manager_failed(call, other),
+            Err(other) => return ctx.manager_failed(action.method(), other),
         };
         done.push(render::WdPostJobDone {
             id: id.clone(),
-            done: if error.is_some() { "refused" } else { word },
+            done: outcome,
             error,
         });
     }
     ctx.print(&done, || render::wdpost_jobs_done(&done));
-    if done.iter().any(|d| d.error.is_some()) {
+    if done.iter().any(|d| d.done == WdPostJobOutcome::Refused) {
         ErrorKind::Refused.code()
     } else {
         exit::OK

@@ -462,6 +462,7 @@ fn manager_wdpost_list() {
         error: None,
         created_at: now - age,
         finished_at: None,
+        heartbeat_lost: false,
     };
     let jobs: Vec<_> = [
         WdPostJob {
@@ -907,22 +908,22 @@ fn wdpost_reset_and_remove_lines_and_json() {
     let done = [
         render::WdPostJobDone {
             id: "3-0".into(),
-            done: "reset",
+            done: render::WdPostJobOutcome::Reset,
             error: None,
         },
         render::WdPostJobDone {
             id: "3-1\u{1b}[31m".into(),
-            done: "removed",
+            done: render::WdPostJobOutcome::Removed,
             error: None,
         },
         render::WdPostJobDone {
             id: "9-9".into(),
-            done: "not found",
+            done: render::WdPostJobOutcome::NotFound,
             error: None,
         },
         render::WdPostJobDone {
             id: "1-0".into(),
-            done: "refused",
+            done: render::WdPostJobOutcome::Refused,
             error: Some("cannot reset it: job '1-0' belongs to round 1, and round 5 has started: its deadline has passed".into()),
         },
     ];

@@ -98,6 +98,11 @@ pub struct WdPostJob {
     pub created_at: u64,
     /// When it finished or was given up, in Unix seconds.
     pub finished_at: Option<u64>,
+    /// Its last try ended only because its holder's heartbeat stopped (the manager may
+    /// have been down): until another thread takes it, [`WdPostJob::worker`] may take it
+    /// back. Kept with the records; absent in older ones.
+    #[serde(default)]
+    pub heartbeat_lost: bool,
 }
 
 impl WdPostJob {
@@ -206,6 +211,8 @@ impl ChainState {
                     "missed: round {round} started before a thread took it"
                 ));
                 job.finished_at = Some(unix_now());
+                // Its deadline has passed: not even its last holder may finish it now.
+                job.heartbeat_lost = false;
             }
         }
         let seed = randomness();
@@ -229,6 +236,7 @@ impl ChainState {
                 error: None,
                 created_at: unix_now(),
                 finished_at: None,
+                heartbeat_lost: false,
             });
         }
         let excess = self.wdpost_jobs.len().saturating_sub(JOBS_KEPT);
@@ -254,12 +262,13 @@ impl ChainState {
                 continue;
             }
             let lost = format!(
-                "{LOST_HEARTBEAT} {} for {}s",
+                "no heartbeat from {} for {}s",
                 job.worker.as_deref().unwrap_or("?"),
                 timeout.as_secs()
             );
             tracing::warn!("mock chain: WindowPoSt job {}: {lost}", job.id);
             retry_or_fail(job, lost);
+            job.heartbeat_lost = true;
             changed = true;
         }
         // Heartbeats of jobs no longer proven (finished elsewhere, given up, dropped).
@@ -343,22 +352,15 @@ impl CheckedOutput {
     }
 }
 
-/// How the error of a job whose heartbeat stopped begins.
-const LOST_HEARTBEAT: &str = "no heartbeat from";
-
 impl WdPostJob {
     /// Whether its holder may still finish it: it is being proven, or it only lost its
     /// heartbeat (a manager down longer than the timeout) and no other thread took it
     /// since. The original manager likewise takes a heartbeat of such a job and puts it
     /// back to running (damocles PR#1028), so a round a worker proved is not lost.
     fn held(&self) -> bool {
-        let lost = self
-            .error
-            .as_deref()
-            .is_some_and(|e| e.starts_with(LOST_HEARTBEAT));
         match self.state {
             WdPostJobState::Proving => true,
-            WdPostJobState::Pending | WdPostJobState::Failed(_) => lost,
+            WdPostJobState::Pending | WdPostJobState::Failed(_) => self.heartbeat_lost,
             WdPostJobState::Finished => false,
         }
     }
@@ -374,11 +376,13 @@ impl WdPostJob {
             self.state = WdPostJobState::Proving;
             self.finished_at = None;
         }
+        self.heartbeat_lost = false;
     }
 }
 
 /// A try of `job` failed: offered again while it has tries left, else given up.
 fn retry_or_fail(job: &mut WdPostJob, error: String) {
+    job.heartbeat_lost = false;
     if job.tries < MAX_TRIES {
         job.state = WdPostJobState::Pending;
     } else {
@@ -457,6 +461,7 @@ impl MockChain {
             }
             job.state = WdPostJobState::Proving;
             job.worker = Some(worker.to_owned());
+            job.heartbeat_lost = false;
             job.tries += 1;
             wdpost_heartbeats.insert(job.id.clone(), unix_millis());
             taken.push(WdPoStJob {

@@ -65,6 +65,7 @@ impl MockChain {
         job.error = None;
         job.created_at = unix_now();
         job.finished_at = None;
+        job.heartbeat_lost = false;
         let reset = job.clone();
         wdpost_heartbeats.remove(id);
         state.save();
