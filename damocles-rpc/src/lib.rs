@@ -9,7 +9,7 @@
 //!
 //! With the `postgres` feature (on in the command lines, off by default), [`pg`] keeps
 //! the manager's state in PostgreSQL (or YugabyteDB): [`pg_registry`] the workers,
-//! [`pg_document`] the mock chain's records, [`pg_pieces`] the piece store; without it the
+//! [`pg_records`] the mock chain's records (one row each), [`pg_pieces`] the piece store; without it the
 //! crate does not compile sqlx.
 //!
 //! **Boundary:** knows nothing of proofs or of rendering tables.
@@ -26,9 +26,9 @@ pub mod net;
 #[cfg(feature = "postgres")]
 pub mod pg;
 #[cfg(feature = "postgres")]
-pub mod pg_document;
-#[cfg(feature = "postgres")]
 pub mod pg_pieces;
+#[cfg(feature = "postgres")]
+pub mod pg_records;
 #[cfg(feature = "postgres")]
 pub mod pg_registry;
 pub mod piece_server;

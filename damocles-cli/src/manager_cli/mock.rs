@@ -12,19 +12,16 @@ use damocles_rpc::manager::unix_now;
 use damocles_rpc::manager::{ChainView, JobRequestError};
 use damocles_rpc::metrics::{ManagerMetrics, MetricsServer, Renderer};
 use damocles_rpc::pg::{DbError, DbErrorKind};
-use damocles_rpc::pg_document::{DocumentError, PgDocument};
-use damocles_rpc::pg_pieces::PgPieces;
 use damocles_rpc::sealer::MANAGER_PATH;
 use damocles_rpc::{
     ManagerService, PgRegistry, Registry, RpcServer, ServerOptions, WorkerRegistry,
 };
 use damocles_sealing::config::WorkerConfig;
-use damocles_sealing::mock_chain::{
-    ChainJob, ChainSector, MockChain, SharedRecords, SharedRecordsError, WdPostJob,
-};
+use damocles_sealing::mock_chain::{ChainJob, ChainSector, MockChain, WdPostJob};
 use damocles_sealing::params::{self, Generated};
 use damocles_sealing::store::Location;
 
+use super::shared_chain::SharedChain;
 use crate::exit::{self, CliError, ErrorKind};
 use crate::render;
 use crate::worker_cli::daemon::{self, ManagerChoice};
@@ -95,49 +92,6 @@ impl ChainView for MockChainView {
     }
 }
 
-/// The mock chain's records in a database row, and its deal pieces in a table, shared by
-/// every manager given `--db`.
-#[derive(Debug)]
-struct SharedChain {
-    records: PgDocument,
-    pieces: PgPieces,
-}
-
-#[async_trait::async_trait]
-impl SharedRecords for SharedChain {
-    fn begin(&self, deadline: std::time::Instant) -> Result<Option<String>, SharedRecordsError> {
-        off_the_executor(|| self.records.begin(deadline))
-            .map_err(|e| SharedRecordsError::Unreadable(e.to_string()))
-    }
-
-    fn write(&self, json: &str) {
-        self.records.write(json);
-    }
-
-    fn end(&self) -> Result<(), SharedRecordsError> {
-        off_the_executor(|| self.records.end()).map_err(|e| match e {
-            DocumentError::Unreadable { .. } => SharedRecordsError::Unreadable(e.to_string()),
-            DocumentError::WritesLost { .. } | DocumentError::Stopped => {
-                SharedRecordsError::WritesLost(e.to_string())
-            }
-        })
-    }
-
-    async fn keep_piece(&self, cid: &Cid, payload: &[u8]) -> Result<(), SharedRecordsError> {
-        self.pieces
-            .keep(&cid.text, payload)
-            .await
-            .map_err(|e| SharedRecordsError::Pieces(e.to_string()))
-    }
-
-    async fn piece(&self, cid: &Cid) -> Result<Option<Vec<u8>>, SharedRecordsError> {
-        self.pieces
-            .get(&cid.text)
-            .await
-            .map_err(|e| SharedRecordsError::Pieces(e.to_string()))
-    }
-}
-
 /// A database error as the CLI reports it: a bad URL is bad input, an unreachable or
 /// refusing server is unreachable.
 fn db_failure(e: DbError) -> CliError {
@@ -147,18 +101,6 @@ fn db_failure(e: DbError) -> CliError {
         _ => ErrorKind::Failed,
     };
     CliError::new(kind, e.to_string())
-}
-
-/// Runs `wait` (a wait for the database) telling a multi-threaded runtime to move its
-/// other tasks to other threads meanwhile, so that pings and listings are answered
-/// while a chain call waits for the records' lock.
-fn off_the_executor<T>(wait: impl FnOnce() -> T) -> T {
-    match tokio::runtime::Handle::try_current() {
-        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(wait)
-        }
-        _ => wait(),
-    }
 }
 
 fn default_home() -> PathBuf {
@@ -287,13 +229,9 @@ async fn open_chain(
                     );
                 }
             }
-            let (url, key) = (url.clone(), format!("mock-chain/t0{}", options.miner));
-            let pieces = PgPieces::connect(&url).await.map_err(db_failure)?;
-            let records = tokio::task::spawn_blocking(move || PgDocument::open(&url, &key))
+            let shared = SharedChain::connect(url, options.miner)
                 .await
-                .map_err(|e| CliError::failed(e.to_string()))?
                 .map_err(db_failure)?;
-            let shared = SharedChain { records, pieces };
             MockChain::shared(Arc::new(shared), options.miner, proof)
                 .map_err(|e| CliError::bad_input(e.to_string()))?
         }

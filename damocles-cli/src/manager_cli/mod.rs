@@ -2,6 +2,7 @@
 //! optionally with a worker in the same process) and `util worker|sealer …`.
 
 mod mock;
+pub mod shared_chain;
 mod util;
 
 use std::path::PathBuf;

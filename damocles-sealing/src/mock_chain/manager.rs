@@ -347,18 +347,19 @@ impl SectorManager for MockChain {
                 .filter(|j| j.state.is_open())
                 .map(|j| j.sector)
                 .collect();
-            let candidate = sectors.values_mut().find_map(|s| {
+            let candidate = sectors.values().find_map(|s| {
                 match (&s.state, &s.pre_commit, &s.persisted, &s.upgrade) {
                     (ChainSectorState::Finished, Some(pre_commit), Some(store), None)
                         if s.deals.is_empty() && !rebuilding.contains(&s.id) =>
                     {
-                        let taken = (s.id, s.proof_type, pre_commit.comm_r, store.clone());
-                        s.state = ChainSectorState::Upgrading;
-                        Some(taken)
+                        Some((s.id, s.proof_type, pre_commit.comm_r, store.clone()))
                     }
                     _ => None,
                 }
             });
+            if let Some(sector) = candidate.as_ref().and_then(|c| sectors.get_mut(&c.0)) {
+                sector.state = ChainSectorState::Upgrading;
+            }
             if candidate.is_some() {
                 state.save();
             }

@@ -36,12 +36,17 @@ mod manager;
 mod pieces;
 mod records;
 mod rows;
+mod sections;
+mod sector_table;
 mod wdpost;
 mod wdpost_admin;
 
 use deals::deals_comm_d;
 use records::Snapshot;
-pub use records::{SharedRecords, SharedRecordsError};
+pub use records::{
+    ChainHead, ChainRecord, RecordChanges, RecordKey, RecordsCursor, RecordsRead, SharedRecords,
+    SharedRecordsError,
+};
 
 pub use jobs::{kind_name, ChainJob, JobKind, JobRefused, JobState, UNREPORTED_LEASE_SECS};
 pub use wdpost::{
@@ -199,7 +204,7 @@ pub enum ChainCall {
 #[derive(Debug, Default)]
 struct ChainState {
     next_number: BTreeMap<ActorId, u64>,
-    sectors: BTreeMap<SectorId, ChainSector>,
+    sectors: sector_table::SectorTable,
     counters: ChainCounters,
     faults: HashMap<ChainCall, (usize, ManagerError)>,
     sector_limit: Option<u64>,
@@ -227,6 +232,9 @@ struct ChainState {
     wdpost_heartbeats: BTreeMap<String, u64>,
     /// Where the records are kept when several managers share them.
     shared: Option<Arc<dyn SharedRecords>>,
+    /// This manager's copy of the shared records as last read or written (`None`: to be
+    /// read whole).
+    synced: Option<sections::Synced>,
     /// Whether the section changed the records (they are written when it ends).
     changed: bool,
     /// Since when, and why, the shared records could not be read (a database outage).
@@ -438,23 +446,20 @@ impl MockChain {
         let id = SectorId::new(self.miner, *next);
         *next += 1;
         state.counters.allocated += 1;
-        state.sectors.insert(
+        state.sectors.insert(ChainSector {
             id,
-            ChainSector {
-                id,
-                proof_type: self.proof_type,
-                ticket: None,
-                pre_commit: None,
-                seed: None,
-                proof: None,
-                persisted: None,
-                reported_state: None,
-                state: ChainSectorState::Allocated,
-                deals: Vec::new(),
-                upgrade: None,
-                rebuilt: 0,
-            },
-        );
+            proof_type: self.proof_type,
+            ticket: None,
+            pre_commit: None,
+            seed: None,
+            proof: None,
+            persisted: None,
+            reported_state: None,
+            state: ChainSectorState::Allocated,
+            deals: Vec::new(),
+            upgrade: None,
+            rebuilt: 0,
+        });
         state.save();
         state.commit()?;
         Ok(Some(AllocatedSector {

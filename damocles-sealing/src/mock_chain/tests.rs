@@ -3,33 +3,100 @@ use damocles_core::sealer_api::{StateChange, WorkerIdentifier};
 use damocles_core::PoStProof;
 use std::time::Duration;
 
-/// Shared records in memory whose next commits can be lost, as a database's are when
-/// the connection drops and another manager writes before the section can be saved.
+/// Shared records in memory, kept as a database keeps them (a row per record, each
+/// with the number of the section that wrote it), whose next commits can be lost, as a
+/// database's are when the connection drops and another manager writes before the
+/// section can be saved.
 #[derive(Debug, Default)]
 struct LossyRecords {
-    /// (committed, pending, commits of a write to lose)
-    doc: Mutex<(Option<String>, Option<String>, usize)>,
+    inner: Mutex<Lossy>,
 }
+
+#[derive(Debug, Default)]
+struct Lossy {
+    seq: u64,
+    head: Option<ChainHead>,
+    /// Each record (`None`: removed) and the section that wrote it.
+    rows: BTreeMap<RecordKey, (u64, Option<ChainRecord>)>,
+    pending: Option<RecordChanges>,
+    /// Commits of a write still to lose.
+    lose: usize,
+    /// The records do not parse.
+    corrupt: bool,
+    /// Records handed out by every `begin`, in all.
+    records_read: usize,
+}
+
+impl LossyRecords {
+    fn with<T>(&self, f: impl FnOnce(&mut Lossy) -> T) -> T {
+        f(&mut self.inner.lock().expect("records"))
+    }
+}
+
+const EPOCH: &str = "e1";
 
 #[async_trait]
 impl SharedRecords for LossyRecords {
-    fn begin(&self, _: std::time::Instant) -> Result<Option<String>, SharedRecordsError> {
-        Ok(self.doc.lock().expect("doc").0.clone())
+    fn begin(
+        &self,
+        _: std::time::Instant,
+        since: Option<&RecordsCursor>,
+    ) -> Result<RecordsRead, SharedRecordsError> {
+        self.with(|db| {
+            if db.corrupt {
+                return Err(SharedRecordsError::Corrupt(
+                    "sector s-t01000-1: garbage".into(),
+                ));
+            }
+            let full = since.is_none_or(|c| c.epoch != EPOCH);
+            let after = since.filter(|_| !full).map_or(0, |c| c.seq);
+            let mut read = RecordsRead {
+                cursor: RecordsCursor {
+                    epoch: EPOCH.into(),
+                    seq: db.seq,
+                },
+                full,
+                head: (full || after < db.seq).then(|| db.head.clone()).flatten(),
+                ..RecordsRead::default()
+            };
+            for (key, (seq, record)) in &db.rows {
+                match record {
+                    Some(record) if *seq > after => read.records.push(record.clone()),
+                    None if !full && *seq > after => read.gone.push(key.clone()),
+                    _ => {}
+                }
+            }
+            db.records_read += read.records.len();
+            Ok(read)
+        })
     }
-    fn write(&self, json: &str) {
-        self.doc.lock().expect("doc").1 = Some(json.to_owned());
+    fn write(&self, changes: RecordChanges) {
+        self.with(|db| db.pending = Some(changes));
     }
-    fn end(&self) -> Result<(), SharedRecordsError> {
-        let mut doc = self.doc.lock().expect("doc");
-        let Some(pending) = doc.1.take() else {
-            return Ok(());
-        };
-        if doc.2 > 0 {
-            doc.2 -= 1;
-            return Err(SharedRecordsError::WritesLost("commit lost".into()));
-        }
-        doc.0 = Some(pending);
-        Ok(())
+    fn end(&self) -> Result<RecordsCursor, SharedRecordsError> {
+        self.with(|db| {
+            if let Some(changes) = db.pending.take() {
+                if db.lose > 0 {
+                    db.lose -= 1;
+                    return Err(SharedRecordsError::WritesLost("commit lost".into()));
+                }
+                db.seq += 1;
+                let seq = db.seq;
+                if changes.head.is_some() {
+                    db.head = changes.head;
+                }
+                for record in changes.records {
+                    db.rows.insert(record.key(), (seq, Some(record)));
+                }
+                for key in changes.gone {
+                    db.rows.insert(key, (seq, None));
+                }
+            }
+            Ok(RecordsCursor {
+                epoch: EPOCH.into(),
+                seq: db.seq,
+            })
+        })
     }
     async fn keep_piece(&self, _: &Cid, _: &[u8]) -> Result<(), SharedRecordsError> {
         Ok(())
@@ -47,7 +114,7 @@ async fn a_section_whose_writes_are_lost_answers_an_error_and_decides_nothing() 
     let records = Arc::new(LossyRecords::default());
     let chain = MockChain::shared(records.clone(), 1000, SealProof::StackedDrg2KiBV1_1)
         .expect("empty records");
-    records.doc.lock().expect("doc").2 = 1;
+    records.with(|db| db.lose = 1);
     let lost = chain
         .allocate_sector(AllocateSectorSpec::default())
         .await
@@ -65,7 +132,7 @@ async fn a_section_whose_writes_are_lost_answers_an_error_and_decides_nothing() 
     assert_eq!(first.id.number, 1, "the lost allocation took no number");
     assert_eq!(chain.counters().allocated, 1);
 
-    records.doc.lock().expect("doc").2 = 1;
+    records.with(|db| db.lose = 1);
     chain
         .assign_ticket(first.id)
         .await
@@ -82,7 +149,8 @@ async fn unreadable_shared_records_are_refused_not_overwritten() {
     let records = Arc::new(LossyRecords::default());
     let proof = SealProof::StackedDrg2KiBV1_1;
     let chain = MockChain::shared(records.clone(), 1000, proof).expect("empty records");
-    records.doc.lock().expect("doc").0 = Some("{garbage".into());
+    records.with(|db| db.corrupt = true);
+    let written = records.with(|db| db.seq);
     let refused = chain
         .allocate_sector(AllocateSectorSpec::default())
         .await
@@ -92,11 +160,7 @@ async fn unreadable_shared_records_are_refused_not_overwritten() {
         damocles_core::sealer_api::ManagerErrorKind::Transport
     );
     assert!(refused.message.contains("unreadable"), "{refused}");
-    assert_eq!(
-        records.doc.lock().expect("doc").0.as_deref(),
-        Some("{garbage"),
-        "left as they were"
-    );
+    assert_eq!(records.with(|db| db.seq), written, "left as they were");
     let start = MockChain::shared(records, 1000, proof).expect_err("not started on them");
     assert!(start.to_string().contains("unreadable"), "{start}");
 }
@@ -129,17 +193,17 @@ async fn managers_sharing_records_share_heartbeats_and_rounds() {
     );
     // The last heartbeat made older than the timeout (rather than waiting for it).
     let make_heartbeats_stale = || {
-        let mut doc = records.doc.lock().expect("doc");
-        let mut json: serde_json::Value =
-            serde_json::from_str(doc.0.as_deref().expect("records")).expect("json");
-        for at in json["wdpost_heartbeats"]
-            .as_object_mut()
-            .expect("heartbeats kept with the records")
-            .values_mut()
-        {
-            *at = (at.as_u64().expect("ms") - 2 * timeout.as_millis() as u64).into();
-        }
-        doc.0 = Some(json.to_string());
+        records.with(|db| {
+            let head = db.head.as_mut().expect("records");
+            assert!(
+                !head.wdpost_heartbeats.is_empty(),
+                "heartbeats kept with the records"
+            );
+            for at in head.wdpost_heartbeats.values_mut() {
+                *at -= 2 * timeout.as_millis() as u64;
+            }
+            db.seq += 1;
+        });
     };
     // A heartbeat through B after a stale one: A sees the job alive.
     make_heartbeats_stale();
@@ -156,6 +220,71 @@ async fn managers_sharing_records_share_heartbeats_and_rounds() {
         .expect_err("another sector size for the same miner");
     let other = other.to_string();
     assert!(other.contains("2KiB") && other.contains("8MiB"), "{other}");
+}
+
+/// Two managers on one set of records, each section reading only what changed since it
+/// last read: after sealing, a rebuild, a snap-up and a WindowPoSt round through either,
+/// both (and a third reading everything) hold the same records, and a section after
+/// which nothing changed reads no record at all.
+#[tokio::test]
+async fn managers_sharing_records_read_only_what_changed_and_agree() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let records = Arc::new(LossyRecords::default());
+    let proof = SealProof::StackedDrg2KiBV1_1;
+    let a = MockChain::shared(records.clone(), 1000, proof).expect("a");
+    let b = MockChain::shared(records.clone(), 1000, proof).expect("b");
+    let first = finished_cc_sector(&a).await;
+    let second = finished_cc_sector(&b).await;
+    assert_eq!(second.id.number, first.id.number + 1, "one set of numbers");
+    let rebuild = b.request_rebuild(first.id).expect("rebuild through B");
+    assert_eq!(a.jobs(), vec![rebuild.clone()], "A sees B's job");
+    b.offer_deals(0.0, dir.path()).expect("offer");
+    let upgrade = b
+        .allocate_snapup_sector(AllocateSnapUpSpec::default())
+        .await
+        .expect("allocate")
+        .expect("the sector not being rebuilt");
+    assert_eq!(upgrade.sector.id, second.id);
+    a.schedule_wdpost(None, 1, Duration::from_secs(60));
+    a.start_wdpost_round().expect("a round");
+    let jobs = b.wdpost_jobs();
+    assert_eq!(jobs.len(), 2, "one job per sector, seen by B");
+    assert!(b.remove_wdpost_job(&jobs[0].id).expect("removed"));
+
+    let c = MockChain::shared(records.clone(), 1000, proof).expect("c reads everything");
+    for chain in [&a, &c] {
+        assert_eq!(chain.sectors(), b.sectors());
+        assert_eq!(chain.jobs(), b.jobs());
+        assert_eq!(chain.wdpost_jobs(), b.wdpost_jobs());
+        assert_eq!(chain.counters(), b.counters());
+    }
+    assert_eq!(a.wdpost_jobs().len(), 1, "the removal reached A");
+    assert_eq!(
+        a.sector(second.id).map(|s| s.state),
+        Some(ChainSectorState::Upgrading)
+    );
+    let before = records.with(|db| db.records_read);
+    let _ = (a.sectors(), b.counters(), c.jobs());
+    assert_eq!(
+        records.with(|db| db.records_read),
+        before,
+        "nothing changed, nothing read"
+    );
+    b.assign_ticket(
+        a.allocate_sector(AllocateSectorSpec::default())
+            .await
+            .expect("allocate")
+            .expect("a sector")
+            .id,
+    )
+    .await
+    .expect("ticket");
+    let _ = c.counters();
+    assert_eq!(
+        records.with(|db| db.records_read),
+        before + 1 + 1,
+        "B read the sector A made, C the sector as B left it"
+    );
 }
 
 #[tokio::test]
