@@ -8,6 +8,7 @@ mod listing;
 mod memory;
 mod pipeline;
 mod processors;
+mod records;
 pub mod seal;
 mod snapup;
 mod stats;
@@ -71,6 +72,9 @@ pub enum Figure {
     Wdpost,
     /// 9: C2 in an external processor against the same C2 in-process.
     Processors,
+    /// 10: sector allocations per second through two managers sharing PostgreSQL records
+    /// that hold 100 and 10,000 sectors (needs `--db`).
+    Records,
 }
 
 impl Args {
@@ -103,6 +107,8 @@ pub struct Figures {
     pub wdpost: Option<wdpost::WdPostFigures>,
     /// Figure 9.
     pub processors: Option<processors::ProcessorFigures>,
+    /// Figure 10, per size.
+    pub records: Vec<records::RecordsFigures>,
 }
 
 /// The binary `name` beside this program (cargo builds them into one directory).
@@ -146,6 +152,9 @@ async fn run(args: &Args) -> anyhow::Result<Figures> {
     }
     if args.wants(Figure::Processors) {
         figures.processors = Some(processors_figure(args).await?);
+    }
+    if args.wants(Figure::Records) {
+        figures.records = records_figure(args).await?;
     }
     for &scale in &scales {
         scaled_figures(args, scale, &mut figures).await?;
@@ -254,6 +263,39 @@ async fn memory_figure(args: &Args) -> anyhow::Result<memory::MemoryFigures> {
         verdict(f.manager_rss_mib < 200.0),
     );
     Ok(f)
+}
+
+/// Figure 10: allocations through shared PostgreSQL records of 100 and of 10,000 sectors
+/// (10 and 100 with `--smoke`), side by side, printed; nothing without `--db`.
+async fn records_figure(args: &Args) -> anyhow::Result<Vec<records::RecordsFigures>> {
+    let Some(url) = args.db.as_deref() else {
+        println!("10 records: skipped (needs --db, a PostgreSQL database)");
+        return Ok(Vec::new());
+    };
+    let (sizes, allocations) = if args.smoke {
+        ([10, 100], 50)
+    } else {
+        ([100, 10_000], 1_000)
+    };
+    eprintln!("figure 10: records of {sizes:?} sectors, {allocations} allocations each …");
+    let mut figures = Vec::new();
+    for sectors in sizes {
+        figures.push(records::run(url, sectors, allocations).await?);
+    }
+    let [small, large] = [&figures[0], &figures[1]];
+    println!(
+        "10 records (postgres, 2 managers, {} in flight): {} allocations/s at {} sectors, {} at {} (ratio {:.2}; ≥ 0.8: {}); filling to {} took {:.1} s",
+        small.in_flight,
+        small.allocations_per_s.round(),
+        small.sectors_before,
+        large.allocations_per_s.round(),
+        large.sectors_before,
+        large.allocations_per_s / small.allocations_per_s,
+        verdict(large.allocations_per_s >= 0.8 * small.allocations_per_s),
+        large.sectors_before,
+        large.fill_s,
+    );
+    Ok(figures)
 }
 
 /// Figures 2, 3 and 4 at `scale`, printed.

@@ -4,6 +4,7 @@
 //! **Boundary:** no sealing or protocol logic: that lives in damocles-sealing and
 //! damocles-rpc.
 
+pub mod bad_value;
 pub mod bulk;
 pub mod events;
 pub mod exit;

@@ -445,7 +445,7 @@ impl Section {
         .bind(changes.head.as_deref())
         .execute(&mut **transaction)
         .await?;
-        if seq % PRUNE_EVERY == 0 {
+        if seq.is_multiple_of(PRUNE_EVERY) {
             self.prune(transaction, seq, now).await?;
         }
         sqlx::query(

@@ -5,6 +5,7 @@ mod mock;
 pub mod shared_chain;
 mod util;
 
+use crate::bad_value::BadValue;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -122,33 +123,27 @@ struct MockArgs {
     db: Option<String>,
 }
 
-fn parse_store(text: &str) -> Result<(String, PathBuf), String> {
+fn parse_store(text: &str) -> Result<(String, PathBuf), BadValue> {
     match text.split_once('=') {
         Some((name, path)) if !name.is_empty() && !path.is_empty() => {
             Ok((name.to_owned(), PathBuf::from(path)))
         }
-        _ => Err(format!(
-            "{text:?} is not NAME=PATH (e.g. remote=/mnt/store1)"
-        )),
+        _ => Err(BadValue::NotNamePath(text.to_owned())),
     }
 }
 
-fn parse_interval(text: &str) -> Result<Duration, String> {
+fn parse_interval(text: &str) -> Result<Duration, BadValue> {
     match humantime::parse_duration(text) {
         Ok(interval) if interval >= Duration::from_secs(1) => Ok(interval),
-        Ok(_) => Err(format!(
-            "{text:?} is too short: a round needs at least 1s (e.g. 30s, 1m)"
-        )),
-        Err(e) => Err(format!("{text:?}: {e} (e.g. 30s, 1m)")),
+        Ok(_) => Err(BadValue::IntervalTooShort(text.to_owned())),
+        Err(e) => Err(BadValue::NotADuration(text.to_owned(), e)),
     }
 }
 
-fn parse_share(text: &str) -> Result<f64, String> {
+fn parse_share(text: &str) -> Result<f64, BadValue> {
     match text.parse::<f64>() {
         Ok(share) if (0.0..=1.0).contains(&share) => Ok(share),
-        _ => Err(format!(
-            "{text:?} is not a share between 0 and 1 (e.g. 0.5)"
-        )),
+        _ => Err(BadValue::NotAShare(text.to_owned())),
     }
 }
 

@@ -4,6 +4,7 @@
 pub mod daemon;
 mod target;
 
+use crate::bad_value::BadValue;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -54,14 +55,12 @@ enum Command {
     },
 }
 
-fn parse_stage(text: &str) -> Result<ProofStage, String> {
-    let stage: ProofStage = text.parse().map_err(|e| format!("{e}"))?;
+fn parse_stage(text: &str) -> Result<ProofStage, BadValue> {
+    let stage: ProofStage = text.parse()?;
     if damocles_sealing::processors::EXTERNAL.contains(&stage) {
         Ok(stage)
     } else {
-        Err(format!(
-            "{stage} runs in-process in this worker; processors: pc1, pc2, c2"
-        ))
+        Err(BadValue::InProcess(stage))
     }
 }
 

@@ -49,8 +49,8 @@ pub struct ChainHead {
 /// One record of the chain besides its [`ChainHead`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChainRecord {
-    /// A sector.
-    Sector(ChainSector),
+    /// A sector (boxed: the biggest record, with its proof).
+    Sector(Box<ChainSector>),
     /// A rebuild or unseal job.
     Job(ChainJob),
     /// A WindowPoSt job.

@@ -29,7 +29,7 @@ impl ChainState {
         }
         for record in read.records {
             match record {
-                ChainRecord::Sector(sector) => self.sectors.load(sector),
+                ChainRecord::Sector(sector) => self.sectors.load(*sector),
                 ChainRecord::Job(job) => put_in_order(&mut self.jobs, job, |j| j.id, |j| j.id),
                 ChainRecord::WdPostJob(job) => {
                     put_in_order(&mut self.wdpost_jobs, job, wdpost_order, |j| j.id.clone())
@@ -62,7 +62,7 @@ impl ChainState {
                 .sectors
                 .take_changed()
                 .into_iter()
-                .map(ChainRecord::Sector)
+                .map(|s| ChainRecord::Sector(Box::new(s)))
                 .collect(),
             gone: Vec::new(),
         };
