@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::failure::FailureLevel;
+use crate::sector::SectorNumber;
 use crate::state::{EventKind, PlanState};
 
 /// How many entries a thread's history keeps; older ones are dropped.
@@ -113,6 +114,13 @@ pub enum Happening {
         /// Drained (true) or undrained.
         on: bool,
     },
+    /// A WindowPoSt job's sector could not be proven (a fault), and why.
+    Faulty {
+        /// The sector number (named `number`: the entry's `sector` is the job's id).
+        number: SectorNumber,
+        /// Why (the check's error, or its time limit).
+        reason: String,
+    },
     /// The sector was dropped.
     Aborted {
         /// Why.
@@ -134,6 +142,7 @@ impl Happening {
             Happening::PauseCalledOff { .. } => "pause_called_off",
             Happening::Resumed { .. } => "resumed",
             Happening::Drain { .. } => "drain",
+            Happening::Faulty { .. } => "faulty",
             Happening::Aborted { .. } => "aborted",
             Happening::Finished => "finished",
         }
@@ -180,6 +189,7 @@ impl Happening {
             },
             Happening::Drain { by, on: true } => format!("drained by {by}"),
             Happening::Drain { by, on: false } => format!("undrained by {by}"),
+            Happening::Faulty { number, reason } => format!("sector {number} faulty: {reason}"),
             Happening::Aborted { reason } => format!("sector aborted: {reason}"),
             Happening::Finished => "sector finished".into(),
         }

@@ -41,10 +41,11 @@ pub struct DbError {
 }
 
 /// `url` with its password (the user's, and a `password=` parameter) replaced by `***`;
-/// text that is not a URL is returned as it is.
+/// in text that does not parse as a URL (a bad port, a missing `:`), whatever stands
+/// between a `:` and the last `@` and after `password=` is replaced the same way.
 pub fn without_password(url: &str) -> String {
     let Ok(mut parsed) = url::Url::parse(url) else {
-        return url.to_owned();
+        return without_password_unparsed(url);
     };
     if parsed.password().is_some() {
         let _ = parsed.set_password(Some("***"));
@@ -60,6 +61,23 @@ pub fn without_password(url: &str) -> String {
         parsed.query_pairs_mut().clear().extend_pairs(pairs);
     }
     parsed.to_string()
+}
+
+/// [`without_password`] for text that is not a URL.
+fn without_password_unparsed(text: &str) -> String {
+    let mut shown = text.to_owned();
+    if let Some(at) = shown.rfind('@') {
+        let start = shown[..at].rfind('/').map_or(0, |slash| slash + 1);
+        if let Some(colon) = shown[start..at].find(':') {
+            shown.replace_range(start + colon + 1..at, "***");
+        }
+    }
+    if let Some(found) = shown.find("password=") {
+        let value = found + "password=".len();
+        let end = shown[value..].find('&').map_or(shown.len(), |e| value + e);
+        shown.replace_range(value..end, "***");
+    }
+    shown
 }
 
 /// The options of `url`, which must be `postgres://` or `postgresql://`.
@@ -173,6 +191,15 @@ mod tests {
             "postgres://damocles@localhost/fleet"
         );
         assert_eq!(without_password("not a url"), "not a url");
+        // Not URLs (a port out of range, a missing colon): still hidden.
+        assert_eq!(
+            without_password("postgres://damocles:s3cret@127.0.0.1:99999/trial"),
+            "postgres://damocles:***@127.0.0.1:99999/trial"
+        );
+        assert_eq!(
+            without_password("postgres//damocles:s3cret@host/db?password=x&a=b"),
+            "postgres//damocles:***@host/db?password=***&a=b"
+        );
     }
 
     #[test]

@@ -268,6 +268,14 @@ pub struct SealingSection {
     /// Flag a thread as stuck after this long in one state (additive), e.g. `6h`.
     #[serde(with = "humantime_serde")]
     pub stuck_after: Option<Duration>,
+    /// WindowPoSt: sectors checked at once (default 32).
+    pub wdpost_check_parallel: Option<usize>,
+    /// WindowPoSt: how long one sector's check may take before it is a fault, e.g. `10m`.
+    #[serde(with = "humantime_serde")]
+    pub wdpost_check_timeout: Option<Duration>,
+    /// WindowPoSt: how long a job's checks may take in all, e.g. `20m`.
+    #[serde(with = "humantime_serde")]
+    pub wdpost_partition_check_timeout: Option<Duration>,
 }
 
 impl SealingSection {
@@ -295,6 +303,17 @@ impl SealingSection {
                 .unwrap_or(base.request_task_max_retries),
             verify_after_pc2: self.verify_after_pc2.unwrap_or(base.verify_after_pc2),
             stuck_after: self.stuck_after.or(base.stuck_after),
+            wdpost_checks: crate::options::CheckLimits {
+                parallel: self
+                    .wdpost_check_parallel
+                    .unwrap_or(base.wdpost_checks.parallel),
+                sector: self
+                    .wdpost_check_timeout
+                    .unwrap_or(base.wdpost_checks.sector),
+                partition: self
+                    .wdpost_partition_check_timeout
+                    .unwrap_or(base.wdpost_checks.partition),
+            },
         }
     }
 }

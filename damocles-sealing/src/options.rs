@@ -39,6 +39,33 @@ pub struct SealingOptions {
     /// ten times the median of the stage's last 25 proof calls, once three were measured,
     /// and never under ten minutes).
     pub stuck_after: Option<Duration>,
+    /// How a WindowPoSt's sector checks are bounded.
+    pub wdpost_checks: CheckLimits,
+}
+
+/// How a WindowPoSt's sector checks are bounded (`[sealing]` keys
+/// `wdpost_check_parallel`, `wdpost_check_timeout`, `wdpost_partition_check_timeout`).
+/// The defaults are Curio's for 32GiB sectors (`ParallelCheckLimit`, `SingleCheckTimeout`,
+/// `PartitionCheckTimeout`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckLimits {
+    /// Sectors checked at once (default 32).
+    pub parallel: usize,
+    /// How long one sector's check may take before the sector is a fault (default 10 min).
+    pub sector: Duration,
+    /// How long a job's checks may take in all; sectors not checked by then are faults
+    /// (default 20 min).
+    pub partition: Duration,
+}
+
+impl Default for CheckLimits {
+    fn default() -> Self {
+        Self {
+            parallel: 32,
+            sector: Duration::from_secs(10 * 60),
+            partition: Duration::from_secs(20 * 60),
+        }
+    }
 }
 
 impl Default for SealingOptions {
@@ -58,6 +85,7 @@ impl Default for SealingOptions {
             request_task_max_retries: 3,
             verify_after_pc2: false,
             stuck_after: None,
+            wdpost_checks: CheckLimits::default(),
         }
     }
 }

@@ -3,18 +3,25 @@
 //!
 //! [`prove`] first checks every sector on its own (a vanilla proof of its challenged
 //! leaves, read from its replica and its cache's tree): a sector that cannot be proven is
-//! a **fault**, listed in the result, not a failed job. The SNARK then covers the other
-//! sectors, and is verified before it is handed back. [`verify`] is the chain's check (the
-//! mock manager's).
+//! a **fault**, listed in the result, not a failed job. The checks run in parallel, each
+//! on a thread of its own, within the [`CheckLimits`]: a sector that does not answer in
+//! time (a file on a dead mount blocks its reader forever) is a fault too, and is not
+//! checked again while its last check is still blocked, so that blocked threads never
+//! pile up past one per sector. The SNARK then covers the other sectors, from the vanilla
+//! proofs already made (their files are not read again), and is verified before it is
+//! handed back. [`verify`] is the chain's check (the mock manager's).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+use std::sync::{mpsc, Mutex};
+use std::time::{Duration, Instant};
 
 use damocles_core::sealer_api::WindowPoStOutput;
 use damocles_core::{ActorId, Failure, FailureLevel, Opaque, PoStProof, SectorNumber};
 use filecoin_proofs_api::post;
 use filecoin_proofs_api::{PrivateReplicaInfo, PublicReplicaInfo, SectorId as ApiSectorId};
 
+pub use crate::options::CheckLimits;
 use crate::proofs::{proof_failure, prover_id, registered_post};
 
 /// One sector to prove: its on-chain commitment and where its files are.
@@ -61,13 +68,19 @@ pub struct Proven {
     pub faults: Vec<Fault>,
 }
 
-/// Proves `sectors` (in any order; the proof covers them by number) for `challenge`.
+/// Proves `sectors` (in any order; the proof covers them by number) for `challenge`,
+/// checking them within `limits`.
 ///
 /// # Errors
 /// A permanent failure when the proof type is not a WindowPoSt type, when challenges or
 /// the SNARK cannot be generated (missing parameters), or when the SNARK does not verify.
-/// A sector whose files are missing or do not match is not an error: it is a fault.
-pub fn prove(challenge: PoStChallenge, sectors: &[ProvingSector]) -> Result<Proven, Failure> {
+/// A sector whose files are missing, do not match or do not answer in time is not an
+/// error: it is a fault.
+pub fn prove(
+    challenge: PoStChallenge,
+    sectors: &[ProvingSector],
+    limits: &CheckLimits,
+) -> Result<Proven, Failure> {
     let post_proof = window_type(challenge.proof)?;
     let prover = prover_id(challenge.miner);
     let ids: Vec<ApiSectorId> = sectors
@@ -80,40 +93,19 @@ pub fn prove(challenge: PoStChallenge, sectors: &[ProvingSector]) -> Result<Prov
     let challenges =
         post::generate_fallback_sector_challenges(post_proof, &challenge.seed, &ids, prover)
             .map_err(|e| proof_failure(FailureLevel::Permanent, "window PoSt challenges", e))?;
-    let mut faults = Vec::new();
-    let mut replicas = BTreeMap::new();
-    for sector in sectors {
-        let id = ApiSectorId::from(sector.number);
-        let replica = PrivateReplicaInfo::new(
-            post_proof,
-            sector.comm_r,
-            sector.cache.clone(),
-            sector.replica.clone(),
-        );
-        match vanilla_proof(post_proof, id, &replica, &challenges) {
-            Ok(()) => {
-                replicas.insert(id, replica);
-            }
-            Err(reason) => faults.push(Fault {
-                number: sector.number,
-                reason: format!(
-                    "{reason} (replica {}, cache {})",
-                    sector.replica.display(),
-                    sector.cache.display()
-                ),
-            }),
-        }
-    }
+    let (vanilla, mut faults) = check_sectors(post_proof, sectors, &challenges, limits);
     faults.sort_by_key(|f| f.number);
     let mut output = WindowPoStOutput {
         proofs: Vec::new(),
         faults: faults.iter().map(|f| f.number).collect(),
     };
-    if replicas.is_empty() {
+    if vanilla.is_empty() {
         return Ok(Proven { output, faults });
     }
-    let snarks = post::generate_window_post(&challenge.seed, &replicas, prover)
-        .map_err(|e| proof_failure(FailureLevel::Permanent, "window PoSt", e))?;
+    let vanilla: Vec<_> = vanilla.into_values().collect();
+    let snarks =
+        post::generate_window_post_with_vanilla(post_proof, &challenge.seed, prover, &vanilla)
+            .map_err(|e| proof_failure(FailureLevel::Permanent, "window PoSt", e))?;
     output.proofs = snarks.into_iter().map(|(_, proof)| Opaque(proof)).collect();
     let proven: Vec<(SectorNumber, [u8; 32])> = sectors
         .iter()
@@ -126,6 +118,120 @@ pub fn prove(challenge: PoStChallenge, sectors: &[ProvingSector]) -> Result<Prov
         ));
     }
     Ok(Proven { output, faults })
+}
+
+/// Checks of this process still running, by replica (those past their limit: blocked): a sector here
+/// is a fault without a new check until its check returns.
+static BLOCKED: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
+
+fn blocked() -> std::sync::MutexGuard<'static, BTreeSet<PathBuf>> {
+    BLOCKED.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The vanilla proofs of the sectors that answered in time, by sector id, and a fault
+/// for each of the others: at most `limits.parallel` checks at once, each given
+/// `limits.sector`, all of them `limits.partition`.
+fn check_sectors(
+    post_proof: filecoin_proofs_api::RegisteredPoStProof,
+    sectors: &[ProvingSector],
+    challenges: &BTreeMap<ApiSectorId, Vec<u64>>,
+    limits: &CheckLimits,
+) -> (BTreeMap<ApiSectorId, Vec<u8>>, Vec<Fault>) {
+    let started = Instant::now();
+    let (sent, answers) = mpsc::channel();
+    let mut waiting = sectors.iter();
+    let mut running: BTreeMap<SectorNumber, (Instant, &ProvingSector)> = BTreeMap::new();
+    let mut vanilla = BTreeMap::new();
+    let mut faults = Vec::new();
+    let fault = |sector: &ProvingSector, reason: String| Fault {
+        number: sector.number,
+        reason: format!(
+            "{reason} (replica {}, cache {})",
+            sector.replica.display(),
+            sector.cache.display()
+        ),
+    };
+    loop {
+        while running.len() < limits.parallel.max(1) {
+            let Some(sector) = waiting.next() else { break };
+            if !blocked().insert(sector.replica.clone()) {
+                faults.push(fault(sector, SectorFault::StillBlocked.to_string()));
+                continue;
+            }
+            let id = ApiSectorId::from(sector.number);
+            let replica = PrivateReplicaInfo::new(
+                post_proof,
+                sector.comm_r,
+                sector.cache.clone(),
+                sector.replica.clone(),
+            );
+            let (challenged, sent, key) = (
+                challenges.get(&id).cloned(),
+                sent.clone(),
+                sector.replica.clone(),
+            );
+            let spawned = std::thread::Builder::new()
+                .name("wdpost-check".into())
+                .spawn(move || {
+                    let result = vanilla_proof(post_proof, id, &replica, challenged);
+                    blocked().remove(&key);
+                    let _ = sent.send((id, result));
+                });
+            match spawned {
+                Ok(_) => {
+                    running.insert(sector.number, (Instant::now() + limits.sector, sector));
+                }
+                Err(e) => {
+                    blocked().remove(&sector.replica);
+                    faults.push(fault(sector, format!("cannot start its check: {e}")));
+                }
+            }
+        }
+        let Some(next) = running.values().map(|(at, _)| *at).min() else {
+            break;
+        };
+        let partition_ends = started + limits.partition;
+        let wait = next
+            .min(partition_ends)
+            .saturating_duration_since(Instant::now());
+        match answers.recv_timeout(wait) {
+            Ok((id, result)) => {
+                let Some((_, sector)) = running.remove(&u64::from(id)) else {
+                    continue; // already counted as timed out
+                };
+                match result {
+                    Ok(proof) => {
+                        vanilla.insert(id, proof);
+                    }
+                    Err(reason) => faults.push(fault(sector, reason.to_string())),
+                }
+            }
+            Err(_) => {
+                let now = Instant::now();
+                let over = now >= partition_ends;
+                let late: Vec<SectorNumber> = running
+                    .iter()
+                    .filter(|(_, (at, _))| over || *at <= now)
+                    .map(|(n, _)| *n)
+                    .collect();
+                for number in late {
+                    let (_, sector) = running.remove(&number).expect("running");
+                    let why = match over {
+                        true => SectorFault::PartitionTimedOut(limits.partition),
+                        false => SectorFault::TimedOut(limits.sector),
+                    };
+                    faults.push(fault(sector, why.to_string()));
+                }
+                if over {
+                    for sector in waiting.by_ref() {
+                        let why = SectorFault::PartitionTimedOut(limits.partition);
+                        faults.push(fault(sector, format!("not checked: {why}")));
+                    }
+                }
+            }
+        }
+    }
+    (vanilla, faults)
 }
 
 /// Whether `output` proves `sectors` (number and comm_r, the ones not listed as faults)
@@ -188,6 +294,15 @@ enum SectorFault {
     /// The proof library panicked.
     #[error("the proof library panicked reading the sector's files (a tree that does not match its replica?): {0}")]
     Panicked(String),
+    /// The check did not answer in time.
+    #[error("no answer within {} (its files blocked, a dead mount?)", humantime::format_duration(*.0))]
+    TimedOut(Duration),
+    /// The partition's checks ran out of time.
+    #[error("the partition's checks took over {}", humantime::format_duration(*.0))]
+    PartitionTimedOut(Duration),
+    /// An earlier check of the sector is still blocked.
+    #[error("an earlier check of this sector is still blocked reading its files; not checked again until it returns")]
+    StillBlocked,
 }
 
 /// The vanilla proof of one sector: `Err` with why it cannot be proven. A panic in the
@@ -196,16 +311,14 @@ fn vanilla_proof(
     post_proof: filecoin_proofs_api::RegisteredPoStProof,
     id: ApiSectorId,
     replica: &PrivateReplicaInfo,
-    challenges: &BTreeMap<ApiSectorId, Vec<u64>>,
-) -> Result<(), SectorFault> {
-    let challenged = challenges
-        .get(&id)
-        .ok_or_else(|| SectorFault::NotChallenged(u64::from(id)))?;
+    challenged: Option<Vec<u64>>,
+) -> Result<Vec<u8>, SectorFault> {
+    let challenged = challenged.ok_or_else(|| SectorFault::NotChallenged(u64::from(id)))?;
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        post::generate_single_vanilla_proof(post_proof, id, replica, challenged)
+        post::generate_single_vanilla_proof(post_proof, id, replica, &challenged)
     }));
     match result {
-        Ok(Ok(_)) => Ok(()),
+        Ok(Ok(proof)) => Ok(proof),
         Ok(Err(e)) => Err(SectorFault::Proof(e)),
         Err(panic) => Err(SectorFault::Panicked(
             panic

@@ -16,39 +16,58 @@ pub(super) struct Synced {
 }
 
 impl ChainState {
-    /// Brings this manager's copy up to what `read` says the records are.
+    /// Brings this manager's copy (and its synced copy) up to what `read` says the
+    /// records are: the records read applied to both, or, when `read` is `full` or there
+    /// is no synced copy, both replaced.
     fn apply(&mut self, read: RecordsRead) {
-        if read.full {
-            self.set_head(ChainHead::default());
-            self.sectors.reload(Vec::new());
-            self.jobs.clear();
-            self.wdpost_jobs.clear();
-        }
+        let mut synced = match self.synced.take() {
+            Some(synced) if !read.full => synced,
+            _ => {
+                self.set_head(ChainHead::default());
+                self.sectors.reload(Vec::new());
+                self.jobs.clear();
+                self.wdpost_jobs.clear();
+                Synced {
+                    cursor: RecordsCursor::default(),
+                    head: self.head(),
+                    jobs: Vec::new(),
+                    wdpost_jobs: Vec::new(),
+                }
+            }
+        };
         if let Some(head) = read.head {
-            self.set_head(head);
+            self.set_head(head.clone());
+            synced.head = head;
         }
         for record in read.records {
             match record {
                 ChainRecord::Sector(sector) => self.sectors.load(*sector),
-                ChainRecord::Job(job) => put_in_order(&mut self.jobs, job, |j| j.id, |j| j.id),
+                ChainRecord::Job(job) => {
+                    put_in_order(&mut synced.jobs, job.clone(), |j| j.id, |j| j.id);
+                    put_in_order(&mut self.jobs, job, |j| j.id, |j| j.id);
+                }
                 ChainRecord::WdPostJob(job) => {
-                    put_in_order(&mut self.wdpost_jobs, job, wdpost_order, |j| j.id.clone())
+                    let id = |j: &WdPostJob| j.id.clone();
+                    put_in_order(&mut synced.wdpost_jobs, job.clone(), wdpost_order, id);
+                    put_in_order(&mut self.wdpost_jobs, job, wdpost_order, id);
                 }
             }
         }
         for key in read.gone {
             match key {
                 RecordKey::Sector(id) => self.sectors.unload(&id),
-                RecordKey::Job(id) => self.jobs.retain(|j| j.id != id),
-                RecordKey::WdPostJob(id) => self.wdpost_jobs.retain(|j| j.id != id),
+                RecordKey::Job(id) => {
+                    synced.jobs.retain(|j| j.id != id);
+                    self.jobs.retain(|j| j.id != id);
+                }
+                RecordKey::WdPostJob(id) => {
+                    synced.wdpost_jobs.retain(|j| j.id != id);
+                    self.wdpost_jobs.retain(|j| j.id != id);
+                }
             }
         }
-        self.synced = Some(Synced {
-            cursor: read.cursor,
-            head: self.head(),
-            jobs: self.jobs.clone(),
-            wdpost_jobs: self.wdpost_jobs.clone(),
-        });
+        synced.cursor = read.cursor;
+        self.synced = Some(synced);
     }
 
     /// What the section changed against the copy last read or written, which then
@@ -66,40 +85,27 @@ impl ChainState {
                 .collect(),
             gone: Vec::new(),
         };
-        changed_in(
-            &synced.jobs,
-            &self.jobs,
-            |j| j.id,
-            &mut changes,
-            ChainRecord::Job,
-            RecordKey::Job,
-        );
-        changed_in(
-            &synced.wdpost_jobs,
-            &self.wdpost_jobs,
-            |j| j.id.clone(),
-            &mut changes,
-            ChainRecord::WdPostJob,
-            RecordKey::WdPostJob,
-        );
         synced.head = head;
-        if changes
-            .records
-            .iter()
-            .any(|r| matches!(r, ChainRecord::Job(_)))
-            || changes.gone.iter().any(|k| matches!(k, RecordKey::Job(_)))
-        {
+        if synced.jobs != self.jobs {
+            changed_in(
+                &synced.jobs,
+                &self.jobs,
+                |j| j.id,
+                &mut changes,
+                ChainRecord::Job,
+                RecordKey::Job,
+            );
             synced.jobs = self.jobs.clone();
         }
-        if changes
-            .records
-            .iter()
-            .any(|r| matches!(r, ChainRecord::WdPostJob(_)))
-            || changes
-                .gone
-                .iter()
-                .any(|k| matches!(k, RecordKey::WdPostJob(_)))
-        {
+        if synced.wdpost_jobs != self.wdpost_jobs {
+            changed_in(
+                &synced.wdpost_jobs,
+                &self.wdpost_jobs,
+                |j| j.id.clone(),
+                &mut changes,
+                ChainRecord::WdPostJob,
+                RecordKey::WdPostJob,
+            );
             synced.wdpost_jobs = self.wdpost_jobs.clone();
         }
         self.synced = Some(synced);
@@ -109,7 +115,7 @@ impl ChainState {
 
 /// Jobs in `now` that `before` did not hold as they are (as records), and those it held
 /// that `now` does not (as keys), added to `changes`.
-fn changed_in<J: PartialEq + Clone, K: PartialEq>(
+fn changed_in<J: PartialEq + Clone, K: Eq + std::hash::Hash>(
     before: &[J],
     now: &[J],
     key: impl Fn(&J) -> K,
@@ -117,13 +123,15 @@ fn changed_in<J: PartialEq + Clone, K: PartialEq>(
     record: impl Fn(J) -> ChainRecord,
     gone: impl Fn(K) -> RecordKey,
 ) {
+    let held: HashMap<K, &J> = before.iter().map(|j| (key(j), j)).collect();
     for job in now {
-        if before.iter().find(|b| key(b) == key(job)) != Some(job) {
+        if held.get(&key(job)) != Some(&job) {
             changes.records.push(record(job.clone()));
         }
     }
+    let kept: std::collections::HashSet<K> = now.iter().map(&key).collect();
     for job in before {
-        if !now.iter().any(|n| key(n) == key(job)) {
+        if !kept.contains(&key(job)) {
             changes.gone.push(gone(key(job)));
         }
     }
@@ -179,6 +187,7 @@ impl ChainState {
             }
             return Ok(());
         }
+        self.sectors.forget_changes();
         let snapshot = self.snapshot();
         let Some(file) = self.file.clone() else {
             return Ok(());
@@ -305,8 +314,12 @@ impl std::ops::DerefMut for ChainGuard<'_> {
 impl Drop for ChainGuard<'_> {
     fn drop(&mut self) {
         if !self.ended {
-            if let Err(e) = self.end() {
-                tracing::error!("mock chain: a change of the records was lost: {e}");
+            let changed = self.state.changed;
+            match self.end() {
+                // Refused before it changed anything: nothing was lost.
+                Err(SectionError::Refused(_)) if !changed => {}
+                Err(e) => tracing::error!("mock chain: a change of the records was lost: {e}"),
+                Ok(()) => {}
             }
         }
     }
@@ -319,11 +332,15 @@ impl MockChain {
         let mut refused = None;
         if let Some(shared) = state.shared.clone() {
             let begun = shared.begin(deadline, state.synced.as_ref().map(|s| &s.cursor));
+            // Unreadable or corrupt: what this manager holds may be stale, so listings
+            // say so instead of showing it.
             state.unread_since = match &begun {
-                Err(SharedRecordsError::Unreadable(why)) => Some(match state.unread_since.take() {
-                    Some((since, _)) => (since, why.clone()),
-                    None => (std::time::SystemTime::now(), why.clone()),
-                }),
+                Err(SharedRecordsError::Unreadable(why) | SharedRecordsError::Corrupt(why)) => {
+                    Some(match state.unread_since.take() {
+                        Some((since, _)) => (since, why.clone()),
+                        None => (std::time::SystemTime::now(), why.clone()),
+                    })
+                }
                 _ => None,
             };
             match begun {

@@ -54,6 +54,11 @@ impl SectorTable {
         self.sectors = sectors.into_iter().map(|s| (s.id, s)).collect();
     }
 
+    /// Forgets which sectors changed (the file keeps them all at once).
+    pub(super) fn forget_changes(&mut self) {
+        self.changed.clear();
+    }
+
     /// The sectors changed since [`SectorTable::take_changed`] was last called (or the
     /// records were loaded), forgetting them.
     pub(super) fn take_changed(&mut self) -> Vec<ChainSector> {

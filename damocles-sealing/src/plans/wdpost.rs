@@ -211,18 +211,24 @@ impl Driver {
                     seed: held.job.input.seed,
                 };
                 let sectors = self.proving_sectors(&held.job)?;
+                let (limits, job) = (runner.ctx.options.wdpost_checks, held.job.id.clone());
                 let proven = runner
                     .proof_call(ProofStage::WindowPost, move || {
-                        window_post::prove(challenge, &sectors)
+                        window_post::prove(challenge, &sectors, &limits)
                     })
                     .await?;
                 for fault in &proven.faults {
                     tracing::warn!(
-                        job = %held.job.id,
+                        job = %job,
                         "sector {} is faulty: {}",
                         fault.number,
                         fault.reason
                     );
+                    self.record(Happening::Faulty {
+                        number: fault.number,
+                        reason: fault.reason.clone(),
+                    })
+                    .await;
                 }
                 let held = self.held.as_mut().expect("held");
                 held.output = Some(proven.output);

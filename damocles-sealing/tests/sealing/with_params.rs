@@ -173,6 +173,9 @@ async fn three_threads_seal_four_sectors_and_window_post_over_them_verifies() {
     window_post_rounds(harness).await;
 }
 
+/// Whether a thread list shows a WindowPoSt job done.
+type JobDone = Box<dyn Fn(&[damocles_core::ThreadInfo]) -> bool>;
+
 /// The WindowPoSt rounds over the harness's four finished sectors.
 async fn window_post_rounds(mut harness: Harness) {
     let chain = harness.chain.clone();
@@ -181,16 +184,16 @@ async fn window_post_rounds(mut harness: Harness) {
     harness.threads = 1;
     harness.options.recover_interval = Duration::from_millis(200);
     harness.options.max_retries = 1000;
-    let finished = |id: &str| {
+    let finished = move |id: &str| -> JobDone {
         let (id, chain) = (id.to_owned(), chain.clone());
         // Done on the chain, and let go of by the thread (its history written).
-        move |threads: &[damocles_core::ThreadInfo]| {
+        Box::new(move |threads: &[damocles_core::ThreadInfo]| {
             threads[0].job_id.as_deref() != Some(id.as_str())
                 && chain
                     .wdpost_jobs()
                     .iter()
                     .any(|j| j.id == id && j.state == WdPostJobState::Finished)
-        }
+        })
     };
     let job = |id: &str| {
         harness
@@ -328,8 +331,94 @@ async fn window_post_rounds(mut harness: Harness) {
     assert_eq!(third.verified, Some(true), "{third:?}");
     assert_eq!(third.faults, [2]);
     worker.shutdown().await;
+    drop(worker);
+    sector_on_a_dead_mount(harness, finished).await;
+}
+
+/// Rounds 4–6: sector 3's sealed file is a FIFO, which blocks its reader as a file on a
+/// dead mount does. Its check times out (3 s here) and it is a fault, the job proven over
+/// the rest; the next round counts it faulty without a new check while the first is
+/// still blocked; once the FIFO is let go and the file put back, it is proven again.
+async fn sector_on_a_dead_mount(mut harness: Harness, finished: impl Fn(&str) -> JobDone) {
+    let sealed = harness
+        .dir
+        .path()
+        .join("remote/sealed")
+        .join(SectorId::new(MINER, 3).to_string());
+    let aside = sealed.with_extension("aside");
+    std::fs::rename(&sealed, &aside).expect("move the sealed file aside");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&sealed)
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success(), "mkfifo {}", sealed.display());
+    harness.options.wdpost_checks = window_post::CheckLimits {
+        parallel: 2,
+        sector: Duration::from_secs(3),
+        partition: Duration::from_secs(30),
+    };
+    let worker = harness.start();
+    let job = |id: &str| {
+        harness
+            .chain
+            .wdpost_jobs()
+            .into_iter()
+            .find(|j| j.id == id)
+            .expect("the job")
+    };
+    let faults_of = |id: &'static str| {
+        let worker = &worker;
+        async move {
+            let events = worker
+                .thread(0)
+                .expect("thread")
+                .events(200)
+                .await
+                .expect("events");
+            events
+                .into_iter()
+                .filter(|e| e.event.sector.as_deref() == Some(id))
+                .filter_map(|e| match e.event.what {
+                    damocles_core::Happening::Faulty { number, reason } => Some((number, reason)),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    for (round, id, why) in [
+        (4, "4-0", "no answer within 3s"),
+        (5, "5-0", "still blocked"),
+    ] {
+        assert_eq!(harness.chain.start_wdpost_round(), Some(round));
+        wait_for(&worker, Duration::from_secs(120), id, finished(id)).await;
+        let proven = job(id);
+        assert_eq!(proven.faults, [2, 3], "{proven:?}");
+        assert_eq!(proven.verified, Some(true), "{proven:?}");
+        let faults = faults_of(id).await;
+        assert!(
+            faults
+                .iter()
+                .any(|(n, reason)| *n == 3 && reason.contains(why)),
+            "{id}: {faults:?}"
+        );
+    }
+    // Let the blocked reader go (it reads an empty file and fails), and put the file back.
+    drop(
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&sealed)
+            .expect("open the FIFO"),
+    );
+    std::fs::remove_file(&sealed).expect("remove the FIFO");
+    std::fs::rename(&aside, &sealed).expect("put the sealed file back");
+    assert_eq!(harness.chain.start_wdpost_round(), Some(6));
+    wait_for(&worker, Duration::from_secs(120), "6-0", finished("6-0")).await;
+    let healthy = job("6-0");
+    assert_eq!(healthy.faults, [2], "{healthy:?}");
+    assert_eq!(healthy.verified, Some(true), "{healthy:?}");
+    worker.shutdown().await;
     let counters = harness.chain.counters();
-    assert_eq!((counters.posts_verified, counters.posts_rejected), (3, 0));
+    assert_eq!((counters.posts_verified, counters.posts_rejected), (6, 0));
 }
 
 /// For every state of the sealer path: run a fresh runtime on the same location until
