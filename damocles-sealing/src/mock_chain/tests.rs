@@ -161,7 +161,9 @@ async fn unreadable_shared_records_are_refused_not_overwritten() {
     );
     assert!(refused.message.contains("unreadable"), "{refused}");
     assert_eq!(records.with(|db| db.seq), written, "left as they were");
-    let said = chain.records_unreadable().expect("listings say the records are unreadable");
+    let said = chain
+        .records_unreadable()
+        .expect("listings say the records are unreadable");
     assert!(said.contains("garbage"), "{said}");
     let start = MockChain::shared(records, 1000, proof).expect_err("not started on them");
     assert!(start.to_string().contains("unreadable"), "{start}");
