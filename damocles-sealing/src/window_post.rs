@@ -143,47 +143,22 @@ fn check_sectors(
     let mut running: BTreeMap<SectorNumber, (Instant, &ProvingSector)> = BTreeMap::new();
     let mut vanilla = BTreeMap::new();
     let mut faults = Vec::new();
-    let fault = |sector: &ProvingSector, reason: String| Fault {
-        number: sector.number,
-        reason: format!(
-            "{reason} (replica {}, cache {})",
-            sector.replica.display(),
-            sector.cache.display()
-        ),
-    };
     loop {
         while running.len() < limits.parallel.max(1) {
             let Some(sector) = waiting.next() else { break };
             if !blocked().insert(sector.replica.clone()) {
-                faults.push(fault(sector, SectorFault::StillBlocked.to_string()));
+                faults.push(fault_of(sector, SectorFault::StillBlocked.to_string()));
                 continue;
             }
             let id = ApiSectorId::from(sector.number);
-            let replica = PrivateReplicaInfo::new(
-                post_proof,
-                sector.comm_r,
-                sector.cache.clone(),
-                sector.replica.clone(),
-            );
-            let (challenged, sent, key) = (
-                challenges.get(&id).cloned(),
-                sent.clone(),
-                sector.replica.clone(),
-            );
-            let spawned = std::thread::Builder::new()
-                .name("wdpost-check".into())
-                .spawn(move || {
-                    let result = vanilla_proof(post_proof, id, &replica, challenged);
-                    blocked().remove(&key);
-                    let _ = sent.send((id, result));
-                });
+            let spawned = spawn_check(post_proof, sector, challenges.get(&id).cloned(), &sent);
             match spawned {
                 Ok(_) => {
                     running.insert(sector.number, (Instant::now() + limits.sector, sector));
                 }
                 Err(e) => {
                     blocked().remove(&sector.replica);
-                    faults.push(fault(sector, format!("cannot start its check: {e}")));
+                    faults.push(fault_of(sector, format!("cannot start its check: {e}")));
                 }
             }
         }
@@ -203,7 +178,7 @@ fn check_sectors(
                     Ok(proof) => {
                         vanilla.insert(id, proof);
                     }
-                    Err(reason) => faults.push(fault(sector, reason.to_string())),
+                    Err(reason) => faults.push(fault_of(sector, reason.to_string())),
                 }
             }
             Err(_) => {
@@ -220,18 +195,56 @@ fn check_sectors(
                         true => SectorFault::PartitionTimedOut(limits.partition),
                         false => SectorFault::TimedOut(limits.sector),
                     };
-                    faults.push(fault(sector, why.to_string()));
+                    faults.push(fault_of(sector, why.to_string()));
                 }
                 if over {
                     for sector in waiting.by_ref() {
                         let why = SectorFault::PartitionTimedOut(limits.partition);
-                        faults.push(fault(sector, format!("not checked: {why}")));
+                        faults.push(fault_of(sector, format!("not checked: {why}")));
                     }
                 }
             }
         }
     }
     (vanilla, faults)
+}
+
+/// A fault of `sector`, its reason followed by where its files are.
+fn fault_of(sector: &ProvingSector, reason: String) -> Fault {
+    Fault {
+        number: sector.number,
+        reason: format!(
+            "{reason} (replica {}, cache {})",
+            sector.replica.display(),
+            sector.cache.display()
+        ),
+    }
+}
+
+/// Starts the check of `sector` on a thread of its own, which sends its sector id and
+/// result on `sent` and takes its replica out of [`BLOCKED`] when it returns.
+fn spawn_check(
+    post_proof: filecoin_proofs_api::RegisteredPoStProof,
+    sector: &ProvingSector,
+    challenged: Option<Vec<u64>>,
+    sent: &mpsc::Sender<(ApiSectorId, Result<Vec<u8>, SectorFault>)>,
+) -> std::io::Result<()> {
+    let id = ApiSectorId::from(sector.number);
+    let replica = PrivateReplicaInfo::new(
+        post_proof,
+        sector.comm_r,
+        sector.cache.clone(),
+        sector.replica.clone(),
+    );
+    let (sent, key) = (sent.clone(), sector.replica.clone());
+    std::thread::Builder::new()
+        .name("wdpost-check".into())
+        .spawn(move || {
+            let result = vanilla_proof(post_proof, id, &replica, challenged);
+            blocked().remove(&key);
+            let _ = sent.send((id, result));
+        })
+        .map(drop)
 }
 
 /// Whether `output` proves `sectors` (number and comm_r, the ones not listed as faults)

@@ -580,3 +580,19 @@ async fn verify_update_submission(
         }
     })
 }
+
+/// `Landed` once the chain holds the submission, else `NotFound`.
+fn landed_if(submitted: bool) -> PollStateResp {
+    PollStateResp {
+        state: if submitted {
+            OnChainState::Landed
+        } else {
+            OnChainState::NotFound
+        },
+        desc: None,
+    }
+}
+
+fn submit_answer(res: SubmitResult, desc: Option<String>) -> SubmitResp {
+    SubmitResp { res, desc }
+}

@@ -530,22 +530,6 @@ fn allowed<T: PartialEq>(list: &Option<Vec<T>>, value: &T) -> bool {
         .is_none_or(|l| l.is_empty() || l.contains(value))
 }
 
-/// `Landed` once the chain holds the submission, else `NotFound`.
-fn landed_if(submitted: bool) -> PollStateResp {
-    PollStateResp {
-        state: if submitted {
-            OnChainState::Landed
-        } else {
-            OnChainState::NotFound
-        },
-        desc: None,
-    }
-}
-
-fn submit_answer(res: SubmitResult, desc: Option<String>) -> SubmitResp {
-    SubmitResp { res, desc }
-}
-
 /// Why [`idle_worker`] could not start.
 pub type IdleWorkerError = Box<dyn std::error::Error + Send + Sync>;
 
