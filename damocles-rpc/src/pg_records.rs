@@ -286,9 +286,9 @@ impl Section {
             since.is_none_or(|c| c.epoch != head.epoch || c.seq < head.trimmed || c.seq > head.seq);
         let after = since.filter(|_| !full).map_or(0, |c| c.seq);
         let rows = if full {
-            self.rows("doc IS NOT NULL", 0, &mut transaction).await?
+            self.rows(None, &mut transaction).await?
         } else if after < head.seq {
-            self.rows("seq > $2", after, &mut transaction).await?
+            self.rows(Some(after), &mut transaction).await?
         } else {
             Vec::new()
         };
@@ -306,18 +306,26 @@ impl Section {
         Ok((transaction, head, read))
     }
 
+    /// The rows written after section `after`, removal marks included; with no `after`,
+    /// every record (no mark).
     async fn rows(
         &self,
-        filter: &str,
-        after: u64,
+        after: Option<u64>,
         transaction: &mut Transaction,
     ) -> Result<Vec<Row>, sqlx::Error> {
-        let sql =
-            format!("SELECT kind, id, doc FROM damocles_chain_records WHERE key = $1 AND {filter}");
-        let mut query = sqlx::query_as::<_, (String, String, Option<String>)>(&sql).bind(&self.key);
-        if filter.contains("$2") {
-            query = query.bind(after as i64);
-        }
+        const ALL: &str = "SELECT kind, id, doc FROM damocles_chain_records \
+                           WHERE key = $1 AND doc IS NOT NULL";
+        const SINCE: &str = "SELECT kind, id, doc FROM damocles_chain_records \
+                             WHERE key = $1 AND seq > $2";
+        let query = sqlx::query_as::<_, (String, String, Option<String>)>(match after {
+            None => ALL,
+            Some(_) => SINCE,
+        })
+        .bind(&self.key);
+        let query = match after {
+            Some(seq) => query.bind(seq as i64),
+            None => query,
+        };
         let rows = query.fetch_all(&mut **transaction).await?;
         Ok(rows
             .into_iter()

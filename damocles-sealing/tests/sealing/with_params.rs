@@ -173,6 +173,15 @@ async fn three_threads_seal_four_sectors_and_window_post_over_them_verifies() {
     window_post_rounds(harness).await;
 }
 
+/// WindowPoSt job `id` as the chain holds it.
+fn wdpost_job(chain: &damocles_sealing::mock_chain::MockChain, id: &str) -> WdPostJob {
+    chain
+        .wdpost_jobs()
+        .into_iter()
+        .find(|j| j.id == id)
+        .expect("the job")
+}
+
 /// Whether a thread list shows a WindowPoSt job done.
 type JobDone = Box<dyn Fn(&[damocles_core::ThreadInfo]) -> bool>;
 
@@ -195,14 +204,7 @@ async fn window_post_rounds(mut harness: Harness) {
                     .any(|j| j.id == id && j.state == WdPostJobState::Finished)
         })
     };
-    let job = |id: &str| {
-        harness
-            .chain
-            .wdpost_jobs()
-            .into_iter()
-            .find(|j| j.id == id)
-            .expect("the job")
-    };
+    let job = |id: &str| wdpost_job(&harness.chain, id);
 
     // Round 1: every sector proven, verified by the chain and again here.
     assert_eq!(harness.chain.start_wdpost_round(), Some(1));
@@ -358,14 +360,7 @@ async fn sector_on_a_dead_mount(mut harness: Harness, finished: impl Fn(&str) ->
         partition: Duration::from_secs(30),
     };
     let worker = harness.start();
-    let job = |id: &str| {
-        harness
-            .chain
-            .wdpost_jobs()
-            .into_iter()
-            .find(|j| j.id == id)
-            .expect("the job")
-    };
+    let job = |id: &str| wdpost_job(&harness.chain, id);
     let faults_of = |id: &'static str| {
         let worker = &worker;
         async move {
