@@ -359,16 +359,20 @@ pub fn jobs_table(jobs: &[ChainJobRow], now: i64) -> String {
 }
 
 /// `util sealer wdpost list`: one line per WindowPoSt job, oldest first: its id, round,
-/// state, the worker it was handed to, how many sectors it covers, the faulty ones' numbers, whether
-/// its proof verified, its age at `now` (Unix seconds) and its last error.
+/// state, the worker it was handed to, how many sectors it covers, the faulty ones'
+/// numbers, whether its proof verified, its tries, its age at `now` (Unix seconds), how
+/// long until its deadline (or since it passed), how long its last try has run (or ran,
+/// `(done)`), its holder's last heartbeat and its last error.
 pub fn wdpost_table(jobs: &[WdPostJobRow], now: i64) -> String {
     let mut lines = vec![
-        "ID\tRound\tState\tWorker\tSectors\tFaultySectors\tVerified\tTries\tAge\tError".to_owned(),
+        "ID\tRound\tState\tWorker\tSectors\tFaultySectors\tVerified\tTries\tAge\tDeadline\tElapsed\tHeartbeat\tError"
+            .to_owned(),
     ];
+    let now_s = u64::try_from(now).unwrap_or(0);
     for job in jobs {
         let faults: Vec<String> = job.faults.iter().map(ToString::to_string).collect();
         lines.push(format!(
-            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
             cell(&job.id),
             job.round,
             cell(&job.state),
@@ -386,10 +390,36 @@ pub fn wdpost_table(jobs: &[WdPostJobRow], now: i64) -> String {
             },
             job.tries,
             age_at(now, job.created_at),
+            job.deadline_at
+                .map_or("-".to_owned(), |at| until(now_s, at)),
+            elapsed(job, now_s),
+            job.heartbeat_at
+                .map_or("-".to_owned(), |at| format!("{} ago", age_at(now, at))),
             cell(job.error.as_deref().unwrap_or("-")),
         ));
     }
     tabulate(&lines)
+}
+
+/// How long from `now` until `at` (`in 29m 50s`), or since it passed (`passed 10s ago`).
+fn until(now: u64, at: u64) -> String {
+    if now < at {
+        format!("in {}", short_age(at - now))
+    } else {
+        format!("passed {} ago", short_age(now - at))
+    }
+}
+
+/// How long `job`'s last try has run at `now`, or ran (`12s(done)`, as the original's
+/// list); `-` before it was handed out.
+fn elapsed(job: &WdPostJobRow, now: u64) -> String {
+    match (job.started_at, job.finished_at) {
+        (None, _) => "-".to_owned(),
+        (Some(started), Some(finished)) => {
+            format!("{}(done)", short_age(finished.saturating_sub(started)))
+        }
+        (Some(started), None) => short_age(now.saturating_sub(started)),
+    }
 }
 
 /// What `util sealer wdpost reset|remove|remove-all` did to one job (its `--json` row).

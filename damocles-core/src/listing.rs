@@ -100,8 +100,11 @@ pub struct ChainJobRow {
 /// `sectors` less `faults`, verified with `verify_window_post`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WdPostJobRow {
-    /// When it was made.
+    /// When it was made, in Unix seconds (as every time of this row).
     pub created_at: u64,
+    /// When its challenge window closes (`None`: a job made before deadlines were kept):
+    /// a proof after it is missed.
+    pub deadline_at: Option<u64>,
     /// The last error: a try that failed, a lost heartbeat, why the proof was refused,
     /// or why the job was given up.
     pub error: Option<String>,
@@ -109,6 +112,8 @@ pub struct WdPostJobRow {
     pub faults: Vec<SectorNumber>,
     /// When it finished or was given up.
     pub finished_at: Option<u64>,
+    /// Its holder's last heartbeat, while it is being proven.
+    pub heartbeat_at: Option<u64>,
     /// `<round>-<index>`.
     pub id: String,
     /// The miner.
@@ -124,7 +129,10 @@ pub struct WdPostJobRow {
     pub sectors: Vec<WdPostSectorRow>,
     /// The challenge randomness (hex).
     pub seed: String,
-    /// `pending`, `proving`, `finished` or `failed`.
+    /// When its last try was handed out.
+    pub started_at: Option<u64>,
+    /// `pending`, `proving`, `finished`, `missed` (its proof came back after the
+    /// deadline) or `failed`.
     pub state: String,
     /// How many times it was handed out.
     pub tries: u32,

@@ -9,6 +9,7 @@ use damocles_core::{PieceStore, SectorManager};
 
 use crate::config::WorkerConfig;
 use crate::pieces::PieceSource;
+use crate::priority::PostPriority;
 use crate::processors::{Processors, ProcessorsError};
 use crate::store::{Location, LocationError, LocationLock, RedbStateStore};
 use crate::thread::ThreadContext;
@@ -85,6 +86,11 @@ pub fn thread_contexts(
     let limits = config.stage_limits();
     let processors =
         Processors::start(&config.processors, &own_binary()).map_err(AssembleError::Processors)?;
+    let priority = if config.worker.wdpost_priority {
+        PostPriority::new(processors.clone())
+    } else {
+        PostPriority::default()
+    };
     let mut seen = HashSet::new();
     let mut contexts = Vec::new();
     let mut locks = Vec::new();
@@ -115,6 +121,7 @@ pub fn thread_contexts(
             store: Arc::new(store),
             limits: limits.clone(),
             processors: processors.clone(),
+            priority: priority.clone(),
             attached: attached.clone(),
             pieces: pieces.clone(),
         });

@@ -104,6 +104,12 @@ pub struct WorkerSection {
     /// the manager (`rpc_client.addr = "https://…"`), unseal destinations (`https://…`,
     /// `market://…?scheme=https`). For a cluster's own CA. Not in the original.
     pub tls_ca_file: Option<PathBuf>,
+    /// WindowPoSt before sealing (default true): while a wdpost thread proves a job, no
+    /// new PC2, C2 or snap prove starts in this worker and the external processors of C2
+    /// and snap prove are stopped until it is done (an in-process C2 keeps its cores: see
+    /// [`crate::priority`]). Set false where WindowPoSt has cores or a GPU of its own. Not
+    /// in the original.
+    pub wdpost_priority: bool,
 }
 
 impl Default for WorkerSection {
@@ -116,6 +122,7 @@ impl Default for WorkerSection {
             local_pieces_dirs: None,
             unseal_file_dirs: Vec::new(),
             tls_ca_file: None,
+            wdpost_priority: true,
         }
     }
 }

@@ -28,6 +28,7 @@ pub mod params;
 pub mod paths;
 pub mod pieces;
 mod plans;
+pub mod priority;
 pub mod processors;
 pub mod proofs;
 pub mod reporting;

@@ -15,6 +15,7 @@ use crate::journal::Journal;
 use crate::limits::StageLimits;
 use crate::options::SealingOptions;
 use crate::pieces::PieceSource;
+use crate::priority::PostPriority;
 use crate::processors::{ProcessorTask, Processors};
 use crate::store::Location;
 
@@ -37,6 +38,9 @@ pub struct ThreadContext {
     pub limits: StageLimits,
     /// The external processors shared with the other threads (none: all in-process).
     pub processors: Processors,
+    /// WindowPoSt's priority over sealing, shared with the other threads (off: the
+    /// default).
+    pub priority: PostPriority,
     /// Where sealed files are persisted.
     pub attached: Vec<AttachedStore>,
     /// Where deal pieces are read from.
@@ -135,24 +139,36 @@ impl Runner {
         self.journal.record(job, failed).await;
     }
 
-    /// Waits for a slot of `stage` where it is limited (showing Waiting; a pause
-    /// interrupts the wait).
+    /// Waits for a slot of `stage` where it is limited, then, for a stage that yields to
+    /// WindowPoSt, until no job is being proven (showing Waiting; a pause interrupts
+    /// either wait).
     async fn stage_slot(
         &self,
         stage: ProofStage,
     ) -> Result<Option<tokio::sync::OwnedSemaphorePermit>, Stop> {
-        if !self.ctx.limits.is_limited(stage) {
-            return Ok(None);
+        let slot = if self.ctx.limits.is_limited(stage) {
+            self.control.set_activity(Activity::Waiting);
+            let waiting = std::time::Instant::now();
+            let slot = self
+                .control
+                .interruptible(self.ctx.limits.acquire(stage))
+                .await?;
+            self.control
+                .metrics()
+                .record_slot_wait(stage, waiting.elapsed());
+            slot
+        } else {
+            None
+        };
+        let priority = &self.ctx.priority;
+        if priority.yields(stage) && priority.proving_now() > 0 {
+            self.control.set_activity(Activity::Waiting);
+            tracing::info!(
+                thread = self.control.index(),
+                "{stage} waits: a WindowPoSt job is being proven"
+            );
+            self.control.interruptible(priority.clear()).await?;
         }
-        self.control.set_activity(Activity::Waiting);
-        let waiting = std::time::Instant::now();
-        let slot = self
-            .control
-            .interruptible(self.ctx.limits.acquire(stage))
-            .await?;
-        self.control
-            .metrics()
-            .record_slot_wait(stage, waiting.elapsed());
         self.control.set_activity(Activity::Running { proc: None });
         Ok(slot)
     }

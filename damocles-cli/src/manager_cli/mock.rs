@@ -44,6 +44,8 @@ pub struct MockOptions {
     pub persist_stores: Vec<(String, PathBuf)>,
     /// A WindowPoSt round this often.
     pub wdpost_interval: Duration,
+    /// Each WindowPoSt job's deadline this long after its round starts.
+    pub wdpost_window: Duration,
     /// Sectors per WindowPoSt job.
     pub wdpost_job_sectors: usize,
     /// A PostgreSQL URL: the worker registry there, shared with every manager using it.
@@ -256,6 +258,7 @@ async fn open_chain(
         options.wdpost_job_sectors,
         damocles_sealing::mock_chain::WDPOST_HEARTBEAT_TIMEOUT,
     );
+    chain.wdpost_challenge_window(options.wdpost_window);
     for (name, path) in &options.persist_stores {
         chain.attach_store(name, path);
     }

@@ -97,12 +97,19 @@ struct MockArgs {
     persist_store: Vec<(String, PathBuf)>,
     /// Start a WindowPoSt round this often (e.g. 30s, 1m, 1h; at least 1s) over every
     /// finished and upgraded sector (checked when a wdpost thread asks for a job): one job
-    /// per --wdpost-job-sectors sectors, with a fresh seed; a job of the previous round
-    /// that no thread took is missed. A job whose heartbeat stops for 15 s is offered
-    /// again (it is handed out twice at most); each proof is verified over the sectors not
-    /// reported faulty (`util sealer wdpost list`).
+    /// per --wdpost-job-sectors sectors, with a fresh seed and a deadline (see
+    /// --wdpost-window); a job of the previous round that no thread took is missed. A job
+    /// whose heartbeat stops for 15 s is offered again (it is handed out twice at most);
+    /// each proof is verified over the sectors not reported faulty (`util sealer wdpost
+    /// list`).
     #[arg(long, default_value = "1m", value_parser = parse_interval)]
     wdpost_interval: Duration,
+    /// How long each WindowPoSt job's challenge window stays open from its round's start
+    /// (a chain's is 30m; default: --wdpost-interval): a job no thread took by then is
+    /// missed, and a proof that comes back after it is recorded as missed, with how late
+    /// it was and how long proving took (`util sealer wdpost list`).
+    #[arg(long, value_name = "DURATION", value_parser = parse_interval)]
+    wdpost_window: Option<Duration>,
     /// Sectors per WindowPoSt job.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..))]
     wdpost_job_sectors: u64,
@@ -341,6 +348,7 @@ pub fn main_impl() -> ExitCode {
             deals: args.deals,
             persist_stores: args.persist_store,
             wdpost_interval: args.wdpost_interval,
+            wdpost_window: args.wdpost_window.unwrap_or(args.wdpost_interval),
             wdpost_job_sectors: args.wdpost_job_sectors as usize,
             db: args.db,
             report_delay: args.report_delay,

@@ -402,6 +402,7 @@ async fn a_thousand_concurrent_pause_and_resume_calls_leave_a_consistent_worker(
                 store: store as Arc<dyn StateStore>,
                 limits: limits.clone(),
                 processors: Default::default(),
+                priority: Default::default(),
                 attached: vec![AttachedStore {
                     name: "remote".into(),
                     location: dir.path().join("remote"),

@@ -463,6 +463,9 @@ fn manager_wdpost_list() {
         created_at: now - age,
         finished_at: None,
         heartbeat_lost: false,
+        deadline_at: now - age + 1800,
+        started_at: Some(now - age + 2),
+        heartbeat_at: None,
     };
     let jobs: Vec<_> = [
         WdPostJob {
@@ -488,7 +491,16 @@ fn manager_wdpost_list() {
         WdPostJob {
             tries: 2,
             error: Some("no heartbeat from mock-worker for 15s".into()),
+            heartbeat_at: Some(now - 2),
             ..job(3, 0, WdPostJobState::Proving, 20)
+        },
+        WdPostJob {
+            proofs: vec![vec![0x12; 8]],
+            verified: Some(true),
+            deadline_at: now - 100,
+            finished_at: Some(now - 40),
+            error: Some("missed: proven 60s after its deadline (proving took 1858s)".into()),
+            ..job(2, 2, WdPostJobState::Missed, 1900)
         },
         WdPostJob {
             tries: 2,
@@ -503,6 +515,7 @@ fn manager_wdpost_list() {
         WdPostJob {
             worker: None,
             tries: 0,
+            started_at: None,
             ..job(4, 0, WdPostJobState::Pending, 0)
         },
     ]
@@ -516,7 +529,10 @@ fn manager_wdpost_list() {
     insta::with_settings!({snapshot_path => concat!(env!("CARGO_MANIFEST_DIR"), "/../snapshots"), prepend_module_to_snapshot => false}, {
         insta::assert_json_snapshot!("manager_wdpost_list_json", jobs, {
             "[].created_at" => "[time]",
+            "[].deadline_at" => "[time]",
             "[].finished_at" => "[time]",
+            "[].heartbeat_at" => "[time]",
+            "[].started_at" => "[time]",
         });
     });
 }
@@ -592,7 +608,10 @@ fn manager_jobs_list_and_rebuild_message() {
     insta::with_settings!({snapshot_path => concat!(env!("CARGO_MANIFEST_DIR"), "/../snapshots"), prepend_module_to_snapshot => false}, {
         insta::assert_json_snapshot!("manager_jobs_list_json", jobs, {
             "[].created_at" => "[time]",
+            "[].deadline_at" => "[time]",
             "[].finished_at" => "[time]",
+            "[].heartbeat_at" => "[time]",
+            "[].started_at" => "[time]",
         });
     });
 }

@@ -50,8 +50,8 @@ pub use records::{
 
 pub use jobs::{kind_name, ChainJob, JobKind, JobRefused, JobState, UNREPORTED_LEASE_SECS};
 pub use wdpost::{
-    WdPostJob, WdPostJobSector, WdPostJobState, HEARTBEAT_TIMEOUT as WDPOST_HEARTBEAT_TIMEOUT,
-    MAX_TRIES as WDPOST_MAX_TRIES,
+    WdPostJob, WdPostJobSector, WdPostJobState, CHALLENGE_WINDOW as WDPOST_CHALLENGE_WINDOW,
+    HEARTBEAT_TIMEOUT as WDPOST_HEARTBEAT_TIMEOUT, MAX_TRIES as WDPOST_MAX_TRIES,
 };
 pub use wdpost_admin::WdPostJobError;
 
@@ -167,6 +167,9 @@ pub struct ChainCounters {
     pub posts_verified: u64,
     /// WindowPoSt proofs that did not.
     pub posts_rejected: u64,
+    /// WindowPoSt proofs that came back after their job's deadline (counted as verified
+    /// or rejected too).
+    pub posts_missed: u64,
     /// Sectors reported faulty in WindowPoSt results.
     pub post_faults: u64,
 }
@@ -563,6 +566,7 @@ pub async fn idle_worker(
             store: store as Arc<dyn StateStore>,
             limits: crate::limits::StageLimits::default(),
             processors: crate::processors::Processors::default(),
+            priority: crate::priority::PostPriority::default(),
             attached: vec![crate::AttachedStore {
                 name: "remote".into(),
                 location: dir.join("remote"),

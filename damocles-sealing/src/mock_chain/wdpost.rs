@@ -19,6 +19,10 @@ use crate::window_post::{self, PoStChallenge};
 /// offered it (the real manager's default).
 pub const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// How long a job's challenge window stays open unless configured: 60 epochs of 30 s, a
+/// chain's `WPoStChallengeWindow`.
+pub const CHALLENGE_WINDOW: Duration = Duration::from_secs(30 * 60);
+
 /// How many times a job is handed out before it is given up (the real manager's default).
 pub const MAX_TRIES: u32 = 2;
 
@@ -35,8 +39,12 @@ pub enum WdPostJobState {
     Proving,
     /// A proof (and faults) came back and was checked: see `verified`.
     Finished,
-    /// Given up, with why (every try failed or lost its heartbeat).
+    /// Given up, with why (every try failed or lost its heartbeat, or its deadline passed
+    /// before a thread took it).
     Failed(String),
+    /// Its proof came back after the deadline: checked all the same (see `verified`), and
+    /// `error` says how late and how long proving took.
+    Missed,
 }
 
 impl WdPostJobState {
@@ -47,6 +55,7 @@ impl WdPostJobState {
             WdPostJobState::Proving => "proving",
             WdPostJobState::Finished => "finished",
             WdPostJobState::Failed(_) => "failed",
+            WdPostJobState::Missed => "missed",
         }
     }
 }
@@ -103,6 +112,18 @@ pub struct WdPostJob {
     /// back. Kept with the records; absent in older ones.
     #[serde(default)]
     pub heartbeat_lost: bool,
+    /// When its challenge window closes, in Unix seconds: a proof after it is missed (0 in
+    /// records older than deadlines: none).
+    #[serde(default)]
+    pub deadline_at: u64,
+    /// When its last try was handed out, in Unix seconds.
+    #[serde(default)]
+    pub started_at: Option<u64>,
+    /// Its holder's last heartbeat, in Unix seconds, while it is being proven. Filled in
+    /// by [`MockChain::wdpost_jobs`] from the heartbeats kept beside the jobs; never
+    /// written with the job.
+    #[serde(default, skip_serializing)]
+    pub heartbeat_at: Option<u64>,
 }
 
 impl WdPostJob {
@@ -135,6 +156,8 @@ pub(super) struct WdPostSchedule {
     pub job_sectors: usize,
     /// How long a heartbeat may be missing.
     pub heartbeat_timeout: Duration,
+    /// How long after its round starts a job's deadline passes.
+    pub challenge_window: Duration,
     /// When the last round started, in Unix milliseconds (kept with the records: managers
     /// sharing them start each round once).
     pub last_round: Option<u64>,
@@ -146,6 +169,7 @@ impl Default for WdPostSchedule {
             interval: None,
             job_sectors: 4,
             heartbeat_timeout: HEARTBEAT_TIMEOUT,
+            challenge_window: CHALLENGE_WINDOW,
             last_round: None,
         }
     }
@@ -216,6 +240,7 @@ impl ChainState {
             }
         }
         let seed = randomness();
+        let deadline_at = unix_now() + self.wdpost_schedule.challenge_window.as_secs();
         for (index, chunk) in sectors
             .chunks(self.wdpost_schedule.job_sectors.max(1))
             .enumerate()
@@ -237,6 +262,9 @@ impl ChainState {
                 created_at: unix_now(),
                 finished_at: None,
                 heartbeat_lost: false,
+                deadline_at,
+                started_at: None,
+                heartbeat_at: None,
             });
         }
         let excess = self.wdpost_jobs.len().saturating_sub(JOBS_KEPT);
@@ -245,12 +273,14 @@ impl ChainState {
         Some(round)
     }
 
-    /// Offers again (or gives up) every job whose heartbeat stopped.
+    /// Offers again (or gives up) every job whose heartbeat stopped, and misses every job
+    /// still waiting for a thread at its deadline.
     fn expire_heartbeats(&mut self) {
         let timeout = self.wdpost_schedule.heartbeat_timeout;
         let now = unix_millis();
         let mut changed = false;
         for job in &mut self.wdpost_jobs {
+            changed |= job.miss_if_late(now / 1000);
             if job.state != WdPostJobState::Proving {
                 continue;
             }
@@ -349,6 +379,21 @@ impl CheckedOutput {
         } else {
             counters.posts_rejected += 1;
         }
+        let now = unix_now();
+        if job.deadline_at != 0 && now > job.deadline_at {
+            let took = now.saturating_sub(job.started_at.unwrap_or(job.created_at));
+            let late = format!(
+                "missed: proven {}s after its deadline (proving took {took}s)",
+                now - job.deadline_at
+            );
+            tracing::warn!("mock chain: WindowPoSt job {}: {late}", job.id);
+            job.error = Some(match job.error.take() {
+                Some(error) => format!("{late}; {error}"),
+                None => late,
+            });
+            job.state = WdPostJobState::Missed;
+            counters.posts_missed += 1;
+        }
     }
 }
 
@@ -361,8 +406,24 @@ impl WdPostJob {
         match self.state {
             WdPostJobState::Proving => true,
             WdPostJobState::Pending | WdPostJobState::Failed(_) => self.heartbeat_lost,
-            WdPostJobState::Finished => false,
+            WdPostJobState::Finished | WdPostJobState::Missed => false,
         }
+    }
+
+    /// Gives the job up if it is waiting for a thread at `now` (Unix seconds), after its
+    /// deadline; whether it did. One whose holder only lost its heartbeat may still be
+    /// finished by it (recorded as missed), so that a proven round is kept.
+    fn miss_if_late(&mut self, now: u64) -> bool {
+        if self.state != WdPostJobState::Pending || self.deadline_at == 0 || now <= self.deadline_at
+        {
+            return false;
+        }
+        self.state = WdPostJobState::Failed(format!(
+            "missed: its deadline passed {}s ago before a thread took it",
+            now - self.deadline_at
+        ));
+        self.finished_at = Some(now);
+        true
     }
 
     /// Back to being proven by its holder (see [`WdPostJob::held`]).
@@ -408,6 +469,13 @@ impl MockChain {
         state.wdpost_schedule.heartbeat_timeout = heartbeat_timeout;
     }
 
+    /// Gives each job of a new round a deadline `window` after the round starts (a chain's
+    /// challenge window, [`CHALLENGE_WINDOW`] unless set): a job no thread took by then is
+    /// given up as missed, and a proof that comes back after it is recorded as missed.
+    pub fn wdpost_challenge_window(&self, window: Duration) {
+        self.lock().wdpost_schedule.challenge_window = window;
+    }
+
     /// Starts a WindowPoSt round now over every finished and upgraded sector: its number,
     /// or `None` when there is no sector to prove.
     pub fn start_wdpost_round(&self) -> Option<u64> {
@@ -424,7 +492,11 @@ impl MockChain {
     pub fn wdpost_jobs(&self) -> Vec<WdPostJob> {
         let mut state = self.lock();
         state.expire_heartbeats();
-        state.wdpost_jobs.clone()
+        let mut jobs = state.wdpost_jobs.clone();
+        for job in &mut jobs {
+            job.heartbeat_at = state.wdpost_heartbeats.get(&job.id).map(|ms| ms / 1000);
+        }
+        jobs
     }
 
     pub(super) fn allocate_wdpost_jobs(
@@ -463,6 +535,7 @@ impl MockChain {
             job.worker = Some(worker.to_owned());
             job.heartbeat_lost = false;
             job.tries += 1;
+            job.started_at = Some(unix_now());
             wdpost_heartbeats.insert(job.id.clone(), unix_millis());
             taken.push(WdPoStJob {
                 id: job.id.clone(),

@@ -22,6 +22,14 @@ pub enum WdPostJobError {
         /// The round now open.
         current: u64,
     },
+    /// The job's challenge window closed: proving it again would only be missed.
+    #[error("job '{id}': its deadline passed {ago_s}s ago, so a proof now would be missed")]
+    DeadlinePassed {
+        /// The job.
+        id: String,
+        /// How long ago its deadline passed, in seconds.
+        ago_s: u64,
+    },
     /// The change was decided but the records were not saved: nothing changed.
     #[error("{0}")]
     NotSaved(String),
@@ -35,8 +43,9 @@ impl MockChain {
     ///
     /// # Errors
     /// No such job ([`WdPostJobError::Unknown`]); a job of a round before the current one
-    /// ([`WdPostJobError::RoundOver`]: the next round's start would only miss it); the
-    /// records were not saved.
+    /// ([`WdPostJobError::RoundOver`]: the next round's start would only miss it); a job
+    /// whose deadline passed ([`WdPostJobError::DeadlinePassed`]); the records were not
+    /// saved.
     pub fn reset_wdpost_job(&self, id: &str) -> Result<WdPostJob, WdPostJobError> {
         let mut state = self.lock();
         let ChainState {
@@ -56,6 +65,13 @@ impl MockChain {
                 current: *wdpost_round,
             });
         }
+        let now = unix_now();
+        if job.deadline_at != 0 && now >= job.deadline_at {
+            return Err(WdPostJobError::DeadlinePassed {
+                id: id.to_owned(),
+                ago_s: now - job.deadline_at,
+            });
+        }
         job.state = WdPostJobState::Pending;
         job.worker = None;
         job.tries = 0;
@@ -63,7 +79,8 @@ impl MockChain {
         job.proofs.clear();
         job.verified = None;
         job.error = None;
-        job.created_at = unix_now();
+        job.created_at = now;
+        job.started_at = None;
         job.finished_at = None;
         job.heartbeat_lost = false;
         let reset = job.clone();

@@ -212,6 +212,8 @@ impl Driver {
                 };
                 let sectors = self.proving_sectors(&held.job)?;
                 let (limits, job) = (runner.ctx.options.wdpost_checks, held.job.id.clone());
+                // Sealing yields its cores until the proof is made (`priority`).
+                let _proving = runner.ctx.priority.proving();
                 let proven = runner
                     .proof_call(ProofStage::WindowPost, move || {
                         window_post::prove(challenge, &sectors, &limits)

@@ -333,6 +333,9 @@ impl ExternalChild {
         let command_line = spec.command_line();
         let mut command = Command::new(&spec.program);
         super::sys::die_with_parent(&mut command);
+        // Its own process group, so that holding it back for WindowPoSt stops whatever
+        // it started too.
+        command.process_group(0);
         let mut process = command
             .args(&spec.args)
             .env_clear()

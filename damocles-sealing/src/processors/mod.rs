@@ -210,6 +210,25 @@ impl Processors {
             .collect()
     }
 
+    /// Stops (`hold` true: SIGSTOP) or continues (SIGCONT) every ready child of `stages`
+    /// with whatever it started (its process group): a call it is running is held, not
+    /// lost. The number of children signalled. Used by [`crate::priority`].
+    pub fn hold_back(&self, stages: &[ProofStage], hold: bool) -> usize {
+        let Some(inner) = &self.inner else {
+            return 0;
+        };
+        let signal = if hold { libc::SIGSTOP } else { libc::SIGCONT };
+        let mut signalled = 0;
+        for child in stages.iter().filter_map(|s| inner.stages.get(s)).flatten() {
+            let Some(live) = child.live() else { continue };
+            match sys::signal_group(live.pid, signal) {
+                Ok(()) => signalled += 1,
+                Err(e) => tracing::warn!("ext(pid: {}): cannot signal it: {e}", live.pid),
+            }
+        }
+        signalled
+    }
+
     /// Adds `processor_calls` and `processor_restarts` (labels `stage`, `child`) to
     /// `registry`.
     pub fn register_metrics(&self, registry: &mut Registry) {

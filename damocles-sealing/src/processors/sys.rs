@@ -1,6 +1,7 @@
 //! The system calls of external processors that have no safe wrapper in the standard
-//! library: the two a child binds itself with, and the parent-death signal the worker
-//! gives each child. The only `unsafe` code of the workspace.
+//! library: the two a child binds itself with, the parent-death signal the worker gives
+//! each child, and the stop and continue signals of WindowPoSt's priority. The only
+//! `unsafe` code of the workspace.
 #![allow(unsafe_code)]
 
 use std::io;
@@ -73,5 +74,18 @@ pub(super) fn die_with_parent(command: &mut tokio::process::Command) {
                 Err(io::Error::last_os_error())
             }
         });
+    }
+}
+
+/// Sends `signal` (SIGSTOP, SIGCONT) to the process group led by `pgid`: a child started
+/// as its own group's leader, with whatever it started itself.
+pub(super) fn signal_group(pgid: u32, signal: libc::c_int) -> io::Result<()> {
+    let pgid =
+        libc::pid_t::try_from(pgid).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: kill(2) takes two integers and touches no memory of this process.
+    if unsafe { libc::kill(-pgid, signal) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
     }
 }

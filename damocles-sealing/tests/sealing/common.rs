@@ -77,6 +77,7 @@ impl Harness {
                     store,
                     limits: self.limits.clone(),
                     processors: Default::default(),
+                    priority: Default::default(),
                     attached: vec![AttachedStore {
                         name: "remote".into(),
                         location: self.dir.path().join("remote"),

@@ -369,3 +369,62 @@ async fn a_job_of_a_round_that_is_over_is_not_reset() {
     );
     assert!(chain.reset_wdpost_job("2-0").is_ok(), "the current round's");
 }
+
+/// Each job gets the round's deadline; a job still waiting for a thread when it passes
+/// is missed, and a proof that comes back after it is checked and recorded as missed,
+/// with how late it was and how long proving took.
+#[tokio::test]
+async fn a_job_past_its_deadline_is_missed_and_a_late_proof_recorded_as_missed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let chain = round_of_two_jobs(&dir.path().join("chain.json")).await;
+    let jobs = chain.wdpost_jobs();
+    let window = super::super::wdpost::CHALLENGE_WINDOW.as_secs();
+    assert!(jobs.iter().all(|j| j.deadline_at == j.created_at + window));
+    assert!(jobs.iter().all(|j| j.started_at.is_none()));
+    let taken = chain
+        .wdpost_allocate_jobs(AllocatePoStSpec::default(), 1, "worker-a".into())
+        .await
+        .expect("allocate");
+    assert_eq!(taken[0].id, "1-0");
+    let proving = &chain.wdpost_jobs()[0];
+    assert!(proving.started_at.is_some() && proving.heartbeat_at.is_some());
+
+    // The chain's clock passes both deadlines.
+    for job in &mut chain.lock().wdpost_jobs {
+        job.deadline_at = job.created_at.saturating_sub(10);
+        job.started_at = job.started_at.map(|at| at.saturating_sub(25));
+    }
+    let jobs = chain.wdpost_jobs();
+    assert_eq!(jobs[0].state, WdPostJobState::Proving, "its holder goes on");
+    assert!(
+        matches!(&jobs[1].state, WdPostJobState::Failed(why) if why.starts_with("missed: its deadline passed")),
+        "{:?}",
+        jobs[1]
+    );
+    let none = chain
+        .wdpost_allocate_jobs(AllocatePoStSpec::default(), 1, "worker-b".into())
+        .await
+        .expect("allocate");
+    assert!(none.is_empty(), "a missed job is not handed out");
+
+    let number = jobs[0].sectors[0].number;
+    let all_faulty = WindowPoStOutput {
+        proofs: Vec::new(),
+        faults: vec![number],
+    };
+    chain
+        .wdpost_finish_job("1-0".into(), Some(all_faulty), String::new())
+        .await
+        .expect("a late proof is still taken");
+    let late = &chain.wdpost_jobs()[0];
+    assert_eq!(late.state, WdPostJobState::Missed);
+    assert_eq!(late.verified, Some(true), "checked all the same");
+    let error = late.error.as_deref().unwrap_or_default();
+    assert!(
+        error.starts_with("missed: proven 1") && error.contains("(proving took 2"),
+        "{error}"
+    );
+    assert_eq!(late.row().state, "missed");
+    let counters = chain.counters();
+    assert_eq!((counters.posts_missed, counters.posts_verified), (1, 1));
+}
