@@ -7,6 +7,7 @@ mod ingest;
 mod listing;
 mod memory;
 mod pipeline;
+mod priority;
 mod processors;
 mod records;
 pub mod seal;
@@ -75,6 +76,9 @@ pub enum Figure {
     /// 10: sector allocations per second through two managers sharing PostgreSQL records
     /// that hold 100 and 10,000 sectors (needs `--db`).
     Records,
+    /// 11: an 8-sector WindowPoSt job while sealing threads run C2 in an external
+    /// processor, against the same job alone (`[worker] wdpost_priority`).
+    Priority,
 }
 
 impl Args {
@@ -109,6 +113,8 @@ pub struct Figures {
     pub processors: Option<processors::ProcessorFigures>,
     /// Figure 10, per size.
     pub records: Vec<records::RecordsFigures>,
+    /// Figure 11.
+    pub priority: Option<priority::PriorityFigures>,
 }
 
 /// The binary `name` beside this program (cargo builds them into one directory).
@@ -155,6 +161,9 @@ async fn run(args: &Args) -> anyhow::Result<Figures> {
     }
     if args.wants(Figure::Records) {
         figures.records = records_figure(args).await?;
+    }
+    if args.wants(Figure::Priority) {
+        figures.priority = Some(priority_figure(args).await?);
     }
     for &scale in &scales {
         scaled_figures(args, scale, &mut figures).await?;
@@ -248,6 +257,31 @@ async fn processors_figure(args: &Args) -> anyhow::Result<processors::ProcessorF
         f.reps,
         f.ratio,
     );
+    Ok(f)
+}
+
+/// Figure 11: a WindowPoSt job alone and during C2, printed.
+async fn priority_figure(args: &Args) -> anyhow::Result<priority::PriorityFigures> {
+    let (sectors, reps) = if args.smoke { (1, 1) } else { (8, 5) };
+    eprintln!("figure 11: {reps} WindowPoSt jobs over {sectors} sectors alone, then {reps} while C2 runs …");
+    let f = priority::run(sectors, reps, !args.smoke).await?;
+    if args.smoke {
+        println!(
+            "11 WindowPoSt priority (smoke, no proof: not a figure): a job taken in {:.3} s alone, {:.3} s beside sealing",
+            f.alone_s, f.during_c2_s
+        );
+    } else {
+        println!(
+            "11 WindowPoSt priority: a job over {sectors} sectors alone {:.2} s, during C2 {:.2} s (medians of {reps}; verified: {}), ratio {:.3} (≤ 1.5: {}); the priority off, during C2 {:.2} s, ratio {:.3}",
+            f.alone_s,
+            f.during_c2_s,
+            f.verified,
+            f.ratio,
+            verdict(f.ratio <= 1.5),
+            f.during_c2_off_s,
+            f.ratio_off,
+        );
+    }
     Ok(f)
 }
 

@@ -422,6 +422,29 @@ fn elapsed(job: &WdPostJobRow, now: u64) -> String {
     }
 }
 
+/// One sector of `util sealer proving check` (its `--json` row).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProvingCheckRow {
+    /// Whether it passed.
+    pub good: bool,
+    /// The sector number.
+    pub sector: u64,
+    /// Why it is bad, as the manager's check found it; absent for a good one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// `util sealer proving check`: a line per sector checked, `good` or `bad (<reason>)` as
+/// the original's `--detail` writes them.
+pub fn proving_table(rows: &[ProvingCheckRow]) -> String {
+    let mut lines = vec!["Sector\tStatus".to_owned()];
+    lines.extend(rows.iter().map(|row| match &row.reason {
+        None => format!("{}\tgood", row.sector),
+        Some(reason) => format!("{}\tbad ({})", row.sector, cell(reason)),
+    }));
+    tabulate(&lines)
+}
+
 /// What `util sealer wdpost reset|remove|remove-all` did to one job (its `--json` row).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct WdPostJobDone {

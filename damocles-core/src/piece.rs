@@ -33,11 +33,7 @@ pub struct PieceCidError {
 
 /// The piece CID of a piece commitment (commP).
 pub fn piece_cid(comm_p: &[u8; 32]) -> Cid {
-    let hash = cid::multihash::Multihash::<64>::wrap(SHA2_256_TRUNC254_PADDED, comm_p)
-        .expect("32 bytes fit a 64-byte multihash");
-    Cid {
-        text: cid::Cid::new_v1(FIL_COMMITMENT_UNSEALED, hash).to_string(),
-    }
+    Cid::of_commitment(FIL_COMMITMENT_UNSEALED, SHA2_256_TRUNC254_PADDED, comm_p)
 }
 
 /// The piece commitment (commP) a piece CID names.
@@ -47,38 +43,39 @@ pub fn piece_cid(comm_p: &[u8; 32]) -> Cid {
 /// [`PieceCidError`] when the text is not a CID, a CID of another codec or hash, or not
 /// written in the canonical base32 form [`piece_cid`] gives.
 pub fn comm_p(cid: &Cid) -> Result<[u8; 32], PieceCidError> {
-    let error = |reason: String| PieceCidError {
+    cid.commitment(
+        (FIL_COMMITMENT_UNSEALED, "fil-commitment-unsealed"),
+        (SHA2_256_TRUNC254_PADDED, "sha2-256-trunc254-padded"),
+    )
+    .map_err(|reason| PieceCidError {
         text: cid.text.clone(),
         reason,
-    };
-    let parsed = cid::Cid::try_from(cid.text.as_str()).map_err(|e| error(e.to_string()))?;
-    if parsed.codec() != FIL_COMMITMENT_UNSEALED {
-        return Err(error(format!(
-            "codec {:#x}, not fil-commitment-unsealed ({FIL_COMMITMENT_UNSEALED:#x})",
-            parsed.codec()
-        )));
-    }
-    let hash = parsed.hash();
-    if hash.code() != SHA2_256_TRUNC254_PADDED {
-        return Err(error(format!(
-            "multihash {:#x}, not sha2-256-trunc254-padded ({SHA2_256_TRUNC254_PADDED:#x})",
-            hash.code()
-        )));
-    }
-    let comm_p: [u8; 32] = hash
-        .digest()
-        .try_into()
-        .map_err(|_| error(format!("a {}-byte digest, not 32", hash.digest().len())))?;
-    // One spelling per piece (base32 CIDv1): the text names files, so no other encoding of
-    // the same CID may reach a path.
-    let canonical = piece_cid(&comm_p);
-    if canonical != *cid {
-        return Err(error(format!(
-            "not in its canonical form {}",
-            canonical.text
-        )));
-    }
-    Ok(comm_p)
+    })
+}
+
+/// The multicodec of a sealed (replica) commitment.
+pub const FIL_COMMITMENT_SEALED: u64 = 0xf102;
+
+/// The multihash of a replica commitment.
+pub const POSEIDON_BLS12_381_A2_FC1: u64 = 0xb401;
+
+/// The sealed CID of a replica commitment (comm_r, `comm_r_new` for an upgraded sector):
+/// codec `fil-commitment-sealed` (0xf102), multihash `poseidon-bls12_381-a2-fc1`
+/// (0xb401), base32 (`bagboea4b5abc…`), the `SealedCID` of a chain's sector infos.
+pub fn sealed_cid(comm_r: &[u8; 32]) -> Cid {
+    Cid::of_commitment(FIL_COMMITMENT_SEALED, POSEIDON_BLS12_381_A2_FC1, comm_r)
+}
+
+/// The replica commitment (comm_r) a sealed CID names.
+///
+/// # Errors
+///
+/// Why not, in words: as [`comm_p`]'s, for a sealed CID.
+pub fn comm_r_of(cid: &Cid) -> Result<[u8; 32], String> {
+    cid.commitment(
+        (FIL_COMMITMENT_SEALED, "fil-commitment-sealed"),
+        (POSEIDON_BLS12_381_A2_FC1, "poseidon-bls12_381-a2-fc1"),
+    )
 }
 
 /// The unpadded size of a padded piece size: a power of two of at least 128 bytes, of
@@ -336,6 +333,16 @@ mod tests {
         };
         let bytes = comm_p(&zero_2k).expect("a piece cid");
         assert_eq!(piece_cid(&bytes), zero_2k);
+    }
+
+    #[test]
+    fn sealed_cids_round_trip_and_look_like_filecoins() {
+        let comm_r = [9u8; 32];
+        let cid = sealed_cid(&comm_r);
+        assert!(cid.text.starts_with("bagboea4b5abc"), "{}", cid.text);
+        assert_eq!(comm_r_of(&cid), Ok(comm_r));
+        let err = comm_r_of(&piece_cid(&comm_r)).expect_err("a piece cid");
+        assert!(err.contains("not fil-commitment-sealed (0xf102)"), "{err}");
     }
 
     #[test]

@@ -65,6 +65,56 @@ pub struct Cid {
     pub text: String,
 }
 
+impl Cid {
+    /// The CIDv1, in base32, of a 32-byte commitment under multicodec `codec` and
+    /// multihash `hash` (Filecoin's `commcid`): a piece CID (`baga6ea4sea…`), a sealed
+    /// CID (`bagboea4b5abc…`).
+    pub fn of_commitment(codec: u64, hash: u64, digest: &[u8; 32]) -> Cid {
+        let hash = cid::multihash::Multihash::<64>::wrap(hash, digest)
+            .expect("32 bytes fit a 64-byte multihash");
+        Cid {
+            text: cid::Cid::new_v1(codec, hash).to_string(),
+        }
+    }
+
+    /// The 32-byte commitment this CID carries.
+    ///
+    /// # Errors
+    ///
+    /// Why not, in words (`codec_name` and `hash_name` name what was expected): not a
+    /// CID, another codec or multihash, a digest of another length, or not written in
+    /// the canonical base32 form [`Cid::of_commitment`] gives (the text may name files).
+    pub fn commitment(
+        &self,
+        (codec, codec_name): (u64, &str),
+        (hash, hash_name): (u64, &str),
+    ) -> Result<[u8; 32], String> {
+        let parsed = cid::Cid::try_from(self.text.as_str()).map_err(|e| e.to_string())?;
+        if parsed.codec() != codec {
+            return Err(format!(
+                "codec {:#x}, not {codec_name} ({codec:#x})",
+                parsed.codec()
+            ));
+        }
+        let multihash = parsed.hash();
+        if multihash.code() != hash {
+            return Err(format!(
+                "multihash {:#x}, not {hash_name} ({hash:#x})",
+                multihash.code()
+            ));
+        }
+        let digest: [u8; 32] = multihash
+            .digest()
+            .try_into()
+            .map_err(|_| format!("a {}-byte digest, not 32", multihash.digest().len()))?;
+        let canonical = Cid::of_commitment(codec, hash, &digest);
+        if canonical != *self {
+            return Err(format!("not in its canonical form {}", canonical.text));
+        }
+        Ok(digest)
+    }
+}
+
 /// Bytes whose meaning belongs to the proof backend (PC1 and C1 outputs); serialised as
 /// base64.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -3,13 +3,16 @@
 //! (additive, namespace `Damocles`) the chain's sector list when the manager has one to
 //! show. [`ManagerClient`] calls it.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use damocles_core::listing::{ChainJobRow, SectorRow, WdPostJobRow};
-use damocles_core::sealer_api::Cid;
-use damocles_core::{ReportError, Reporter, SectorId, SectorManager, WorkerReport};
+use damocles_core::sealer_api::{Cid, ExtendedSectorInfo};
+use damocles_core::{
+    ActorId, PoStProof, ReportError, Reporter, SectorId, SectorManager, SectorNumber, WorkerReport,
+};
 
 use crate::client::{CallError, RpcClient, Timeouts};
 use crate::jsonrpc::{Params, RpcError, RpcResult};
@@ -63,6 +66,15 @@ rpc_methods! {
     /// Forgets a WindowPoSt job (the original's name).
     WdPoStRemoveJob = "Damocles.WdPoStRemoveJob", Admin, (id: String = "a WindowPoSt job id")
         -> () = "null", "forgets a WindowPoSt job (none by that id: not an error)";
+    /// Checks sectors' files as a WindowPoSt round would (the original's name and shape).
+    CheckProvable = "Damocles.CheckProvable", Admin, (
+        miner: ActorId = "an ActorID",
+        post_proof: i64 = "a RegisteredPoStProof integer (10: StackedDrgWindow2KiBV1_2)",
+        sectors: Vec<ExtendedSectorInfo> = "[ExtendedSectorInfo {SealProof, SectorNumber, SectorKey, SealedCID}]",
+        strict: bool = "true: a vanilla proof of each sector; false: its files' presence and sizes",
+        state_check: bool = "accepted and ignored (the original also checks the sector's state on chain)",
+    ) -> BTreeMap<SectorNumber, String> = "{\"<SectorNumber>\": reason} of the bad sectors only",
+        "checks sectors' files where the manager sees them, as a WindowPoSt round checks them";
 }
 
 /// Every method the manager serves.
@@ -75,6 +87,7 @@ pub const RECORDS_UNREADABLE: i64 = 12001;
 
 /// What a manager can show of its chain (the mock chain's sector records and jobs), and
 /// the jobs an operator can ask it for.
+#[async_trait]
 pub trait ChainView: Send + Sync {
     /// Every sector.
     fn sectors(&self) -> Vec<SectorRow>;
@@ -109,6 +122,17 @@ pub trait ChainView: Send + Sync {
 
     /// Forgets WindowPoSt job `id`: whether there was one.
     fn remove_wdpost_job(&self, id: &str) -> Result<bool, JobRequestError>;
+
+    /// Checks the files of `sectors` of `miner` where this manager sees them, as a
+    /// WindowPoSt round of `proof` would (`strict`: a vanilla proof of each; otherwise
+    /// their presence and sizes): the bad ones, by number, with why.
+    async fn check_provable(
+        &self,
+        miner: ActorId,
+        proof: PoStProof,
+        sectors: Vec<ExtendedSectorInfo>,
+        strict: bool,
+    ) -> Result<BTreeMap<SectorNumber, String>, JobRequestError>;
 }
 
 /// Why a [`ChainView`] refuses a job: its own error (the mock chain's `JobRefused`).
@@ -246,6 +270,16 @@ handlers! { ManagerService, |service, caller| {
         .map_err(refused);
     WdPoStResetJob => |(id,)| service.chain()?.reset_wdpost_job(&id).map_err(refused);
     WdPoStRemoveJob => |(id,)| service.chain()?.remove_wdpost_job(&id).map(drop).map_err(refused);
+    CheckProvable => |(miner, post_proof, sectors, strict, _state_check)| {
+        let proof = PoStProof::from_i64(post_proof).ok_or_else(|| {
+            RpcError::invalid_params(format!("{post_proof} is not a RegisteredPoStProof"))
+        })?;
+        service
+            .chain()?
+            .check_provable(miner, proof, sectors, strict)
+            .await
+            .map_err(refused)
+    };
 }}
 
 impl ManagerService {
@@ -360,6 +394,21 @@ impl ManagerClient {
     /// `Damocles.WdPoStRemoveJob`.
     pub async fn remove_wdpost_job(&self, id: &str) -> Result<(), CallError> {
         self.rpc.request::<WdPoStRemoveJob>((id.to_owned(),)).await
+    }
+
+    /// `Damocles.CheckProvable`: the bad sectors among `sectors`, with why (the call
+    /// takes as long as the manager's check limits allow: give the client a request
+    /// timeout beyond them).
+    pub async fn check_provable(
+        &self,
+        miner: ActorId,
+        proof: PoStProof,
+        sectors: Vec<ExtendedSectorInfo>,
+        strict: bool,
+    ) -> Result<BTreeMap<SectorNumber, String>, CallError> {
+        self.rpc
+            .request::<CheckProvable>((miner, proof.as_i64(), sectors, strict, false))
+            .await
     }
 
     /// `Damocles.SectorUnseal`: the new job.

@@ -22,6 +22,9 @@ use damocles_sealing::WorkerBuilder;
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let chain = MockChain::new(1000, SealProof::StackedDrg2KiBV1_1);
+    // One sector: the second thread shows how an idle thread looks, and the example ends
+    // with the first proof instead of waiting for a second C2.
+    chain.limit_sectors(1);
     // The configuration a daemon would read from worker.toml; the locations are created.
     let config = WorkerConfig::parse(
         &format!(

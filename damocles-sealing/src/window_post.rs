@@ -83,18 +83,7 @@ pub fn prove(
 ) -> Result<Proven, Failure> {
     let post_proof = window_type(challenge.proof)?;
     let prover = prover_id(challenge.miner);
-    let ids: Vec<ApiSectorId> = sectors
-        .iter()
-        .map(|s| ApiSectorId::from(s.number))
-        .collect();
-    if ids.is_empty() {
-        return Err(Failure::abort("a WindowPoSt job without sectors"));
-    }
-    let challenges =
-        post::generate_fallback_sector_challenges(post_proof, &challenge.seed, &ids, prover)
-            .map_err(|e| proof_failure(FailureLevel::Permanent, "window PoSt challenges", e))?;
-    let (vanilla, mut faults) = check_sectors(post_proof, sectors, &challenges, limits);
-    faults.sort_by_key(|f| f.number);
+    let (vanilla, faults) = checked(challenge, sectors, limits)?;
     let mut output = WindowPoStOutput {
         proofs: Vec::new(),
         faults: faults.iter().map(|f| f.number).collect(),
@@ -120,6 +109,108 @@ pub fn prove(
     Ok(Proven { output, faults })
 }
 
+/// Checks `sectors` as a round for `challenge` does (a vanilla proof of each sector's
+/// challenged leaves, within `limits`), without the SNARK: the faults, by sector number,
+/// each with why. What `util sealer proving check` runs. Needs no parameters.
+///
+/// # Errors
+/// An abort for no sectors; a permanent failure when the proof type is not a WindowPoSt
+/// type or the challenges cannot be drawn.
+pub fn check(
+    challenge: PoStChallenge,
+    sectors: &[ProvingSector],
+    limits: &CheckLimits,
+) -> Result<Vec<Fault>, Failure> {
+    Ok(checked(challenge, sectors, limits)?.1)
+}
+
+/// Checks that `sectors`' files are there without reading them (the fast check of `util
+/// sealer proving check`): the replica a regular file of `sector_bytes`, the cache a
+/// directory holding `p_aux`, `t_aux` and the last tree. Within `limits`, as a round's
+/// checks (a `stat` on a dead mount blocks too): the faults, by sector number.
+pub fn check_files(
+    sectors: &[ProvingSector],
+    sector_bytes: u64,
+    limits: &CheckLimits,
+) -> Vec<Fault> {
+    let check_of = |sector: &ProvingSector| -> SectorCheck {
+        let (replica, cache) = (sector.replica.clone(), sector.cache.clone());
+        Box::new(move || files_present(&replica, &cache, sector_bytes).map(|()| Vec::new()))
+    };
+    let mut faults = check_sectors(sectors, check_of, limits).1;
+    faults.sort_by_key(|f| f.number);
+    faults
+}
+
+/// Whether `replica` and `cache` look like a sealed sector's files of `sector_bytes`.
+fn files_present(
+    replica: &std::path::Path,
+    cache: &std::path::Path,
+    sector_bytes: u64,
+) -> Result<(), SectorFault> {
+    let missing = |what: &str, e: std::io::Error| SectorFault::Files(format!("{what}: {e}"));
+    let meta = std::fs::metadata(replica).map_err(|e| missing("the replica", e))?;
+    if !meta.is_file() {
+        return Err(SectorFault::Files(
+            "the replica is not a regular file".into(),
+        ));
+    }
+    if meta.len() != sector_bytes {
+        return Err(SectorFault::Files(format!(
+            "the replica holds {} bytes, not {sector_bytes}",
+            meta.len()
+        )));
+    }
+    for name in ["p_aux", "t_aux"] {
+        let meta = std::fs::metadata(cache.join(name)).map_err(|e| missing(name, e))?;
+        if !meta.is_file() || meta.len() == 0 {
+            return Err(SectorFault::Files(format!(
+                "{name} is not a file with content"
+            )));
+        }
+    }
+    let trees = std::fs::read_dir(cache).map_err(|e| missing("the cache", e))?;
+    let has_tree = trees.flatten().any(|entry| {
+        entry.file_name().to_string_lossy().contains("tree-r-last")
+            && entry.metadata().is_ok_and(|m| m.is_file() && m.len() > 0)
+    });
+    if !has_tree {
+        return Err(SectorFault::Files(
+            "no tree-r-last file in the cache".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The vanilla proofs of the sectors that passed their checks, by sector id, and the
+/// faults of the others, by sector number.
+#[allow(clippy::type_complexity)]
+fn checked(
+    challenge: PoStChallenge,
+    sectors: &[ProvingSector],
+    limits: &CheckLimits,
+) -> Result<(BTreeMap<ApiSectorId, Vec<u8>>, Vec<Fault>), Failure> {
+    let post_proof = window_type(challenge.proof)?;
+    let prover = prover_id(challenge.miner);
+    let ids: Vec<ApiSectorId> = sectors
+        .iter()
+        .map(|s| ApiSectorId::from(s.number))
+        .collect();
+    if ids.is_empty() {
+        return Err(Failure::abort("a WindowPoSt job without sectors"));
+    }
+    let challenges =
+        post::generate_fallback_sector_challenges(post_proof, &challenge.seed, &ids, prover)
+            .map_err(|e| proof_failure(FailureLevel::Permanent, "window PoSt challenges", e))?;
+    let check_of = |sector: &ProvingSector| {
+        let id = ApiSectorId::from(sector.number);
+        vanilla_check(post_proof, sector, challenges.get(&id).cloned())
+    };
+    let (vanilla, mut faults) = check_sectors(sectors, check_of, limits);
+    faults.sort_by_key(|f| f.number);
+    Ok((vanilla, faults))
+}
+
 /// Checks of this process still running, by replica (those past their limit: blocked): a sector here
 /// is a fault without a new check until its check returns.
 static BLOCKED: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
@@ -132,9 +223,8 @@ fn blocked() -> std::sync::MutexGuard<'static, BTreeSet<PathBuf>> {
 /// for each of the others: at most `limits.parallel` checks at once, each given
 /// `limits.sector`, all of them `limits.partition`.
 fn check_sectors(
-    post_proof: filecoin_proofs_api::RegisteredPoStProof,
     sectors: &[ProvingSector],
-    challenges: &BTreeMap<ApiSectorId, Vec<u64>>,
+    check_of: impl Fn(&ProvingSector) -> SectorCheck,
     limits: &CheckLimits,
 ) -> (BTreeMap<ApiSectorId, Vec<u8>>, Vec<Fault>) {
     let started = Instant::now();
@@ -150,8 +240,7 @@ fn check_sectors(
                 faults.push(fault_of(sector, SectorFault::StillBlocked.to_string()));
                 continue;
             }
-            let id = ApiSectorId::from(sector.number);
-            let spawned = spawn_check(post_proof, sector, challenges.get(&id).cloned(), &sent);
+            let spawned = spawn_check(sector, check_of(sector), &sent);
             match spawned {
                 Ok(_) => {
                     running.insert(sector.number, (Instant::now() + limits.sector, sector));
@@ -221,14 +310,16 @@ fn fault_of(sector: &ProvingSector, reason: String) -> Fault {
     }
 }
 
-/// Starts the check of `sector` on a thread of its own, which sends its sector id and
-/// result on `sent` and takes its replica out of [`BLOCKED`] when it returns.
-fn spawn_check(
+/// One sector's check, run on a thread of its own: its vanilla proof (empty for a check
+/// that makes none), or why the sector is a fault.
+type SectorCheck = Box<dyn FnOnce() -> Result<Vec<u8>, SectorFault> + Send>;
+
+/// The check of a round: the vanilla proof of `sector`'s challenged leaves.
+fn vanilla_check(
     post_proof: filecoin_proofs_api::RegisteredPoStProof,
     sector: &ProvingSector,
     challenged: Option<Vec<u64>>,
-    sent: &mpsc::Sender<(ApiSectorId, Result<Vec<u8>, SectorFault>)>,
-) -> std::io::Result<()> {
+) -> SectorCheck {
     let id = ApiSectorId::from(sector.number);
     let replica = PrivateReplicaInfo::new(
         post_proof,
@@ -236,11 +327,22 @@ fn spawn_check(
         sector.cache.clone(),
         sector.replica.clone(),
     );
+    Box::new(move || vanilla_proof(post_proof, id, &replica, challenged))
+}
+
+/// Starts `check` of `sector` on a thread of its own, which sends its sector id and
+/// result on `sent` and takes its replica out of [`BLOCKED`] when it returns.
+fn spawn_check(
+    sector: &ProvingSector,
+    check: SectorCheck,
+    sent: &mpsc::Sender<(ApiSectorId, Result<Vec<u8>, SectorFault>)>,
+) -> std::io::Result<()> {
+    let id = ApiSectorId::from(sector.number);
     let (sent, key) = (sent.clone(), sector.replica.clone());
     std::thread::Builder::new()
         .name("wdpost-check".into())
         .spawn(move || {
-            let result = vanilla_proof(post_proof, id, &replica, challenged);
+            let result = check();
             blocked().remove(&key);
             let _ = sent.send((id, result));
         })
@@ -313,6 +415,9 @@ enum SectorFault {
     /// The partition's checks ran out of time.
     #[error("the partition's checks took over {}", humantime::format_duration(*.0))]
     PartitionTimedOut(Duration),
+    /// A file of the sector is missing or not what it should be (the fast check).
+    #[error("{0}")]
+    Files(String),
     /// An earlier check of the sector is still blocked.
     #[error("an earlier check of this sector is still blocked reading its files; not checked again until it returns")]
     StillBlocked,

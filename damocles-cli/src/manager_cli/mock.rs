@@ -1,13 +1,14 @@
 //! `damocles-manager mock`: the mock chain and the worker registry at /rpc/v0, and
 //! optionally a worker in the same process (the one-command quickstart).
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use damocles_core::listing::{ChainJobRow, SectorRow, WdPostJobRow};
-use damocles_core::sealer_api::Cid;
-use damocles_core::{SealProof, SectorId, SectorSize};
+use damocles_core::sealer_api::{Cid, ExtendedSectorInfo};
+use damocles_core::{ActorId, PoStProof, SealProof, SectorId, SectorNumber, SectorSize};
 use damocles_rpc::manager::unix_now;
 use damocles_rpc::manager::{ChainView, JobRequestError};
 use damocles_rpc::metrics::{ManagerMetrics, MetricsServer, Renderer};
@@ -18,6 +19,7 @@ use damocles_rpc::{
 };
 use damocles_sealing::config::WorkerConfig;
 use damocles_sealing::mock_chain::{ChainJob, ChainSector, MockChain, WdPostJob};
+use damocles_sealing::options::CheckLimits;
 use damocles_sealing::params::{self, Generated};
 use damocles_sealing::store::Location;
 
@@ -48,13 +50,17 @@ pub struct MockOptions {
     pub wdpost_window: Duration,
     /// Sectors per WindowPoSt job.
     pub wdpost_job_sectors: usize,
+    /// How long `util sealer proving check` gives one sector (all of them: twice that).
+    pub proving_check_timeout: Duration,
     /// A PostgreSQL URL: the worker registry there, shared with every manager using it.
     pub db: Option<String>,
 }
 
-/// The mock chain's records, as the rows of its listings.
-struct MockChainView(MockChain);
+/// The mock chain's records, as the rows of its listings, and the limits of its proving
+/// checks.
+struct MockChainView(MockChain, CheckLimits);
 
+#[async_trait::async_trait]
 impl ChainView for MockChainView {
     fn sectors(&self) -> Vec<SectorRow> {
         self.0.sectors().iter().map(ChainSector::row).collect()
@@ -78,6 +84,21 @@ impl ChainView for MockChainView {
 
     fn remove_wdpost_job(&self, id: &str) -> Result<bool, JobRequestError> {
         Ok(self.0.remove_wdpost_job(id)?)
+    }
+
+    async fn check_provable(
+        &self,
+        miner: ActorId,
+        proof: PoStProof,
+        sectors: Vec<ExtendedSectorInfo>,
+        strict: bool,
+    ) -> Result<BTreeMap<SectorNumber, String>, JobRequestError> {
+        let (chain, limits) = (self.0.clone(), self.1);
+        let checked = tokio::task::spawn_blocking(move || {
+            chain.check_provable(miner, proof, &sectors, strict, &limits)
+        })
+        .await?;
+        Ok(checked?)
     }
 
     fn request_rebuild(&self, id: SectorId) -> Result<ChainJobRow, JobRequestError> {
@@ -183,7 +204,14 @@ async fn serve_api(
         registry,
         options.expiration,
         format!("v{}-damocles-rs-mock", env!("CARGO_PKG_VERSION")),
-        Some(Arc::new(MockChainView(chain.clone()))),
+        Some(Arc::new(MockChainView(
+            chain.clone(),
+            CheckLimits {
+                sector: options.proving_check_timeout,
+                partition: options.proving_check_timeout * 2,
+                ..CheckLimits::default()
+            },
+        ))),
     );
     let server_options = ServerOptions {
         path: Some(MANAGER_PATH.to_owned()),

@@ -2,6 +2,7 @@
 //! optionally with a worker in the same process) and `util worker|sealer …`.
 
 mod mock;
+mod proving;
 pub mod shared_chain;
 mod util;
 
@@ -113,6 +114,11 @@ struct MockArgs {
     /// Sectors per WindowPoSt job.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..))]
     wdpost_job_sectors: u64,
+    /// How long `util sealer proving check` gives one sector's check before the sector is
+    /// bad ("no answer within …"; a file on a dead mount blocks its reader), all of them
+    /// twice that; 32 sectors are checked at once, as a worker's round does.
+    #[arg(long, default_value = "10m", value_name = "DURATION", value_parser = parse_interval)]
+    proving_check_timeout: Duration,
     /// Keep the worker registry and the mock chain's records (sector numbers,
     /// pre-commits, proofs, jobs) in this PostgreSQL (or YugabyteDB) database,
     /// postgres://user:password@host:port/database, shared with every manager given the
@@ -258,6 +264,32 @@ enum SealerCommand {
     /// WindowPoSt jobs the manager hands to wdpost threads.
     #[command(subcommand)]
     Wdpost(WdpostCommand),
+    /// Whether the proven sectors' files would pass a WindowPoSt round.
+    #[command(subcommand)]
+    Proving(ProvingCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ProvingCommand {
+    /// Check the given (or every) proven sector where the manager sees its files (its
+    /// --persist-store stores), as a WindowPoSt round checks them, and list each as `good`
+    /// or `bad (<reason>)` before a round finds it faulty. Without --slow: the files'
+    /// presence and sizes, without reading them; with --slow: a vanilla proof of each
+    /// sector's challenged leaves, as a round makes. Each sector is checked on its own,
+    /// 32 at once, within the manager's --proving-check-timeout (a file on a dead mount is
+    /// bad, "no answer within …", instead of hanging the check). Exit 0 whatever it finds
+    /// (as the original); 2 for a sector the manager does not have or has not proven.
+    Check {
+        /// Read the files as a round does (a vanilla proof of each sector).
+        #[arg(long)]
+        slow: bool,
+        /// List only the bad sectors.
+        #[arg(long)]
+        only_bad: bool,
+        /// Sector numbers (default: every proven sector).
+        #[arg(value_name = "SECTOR")]
+        sectors: Vec<u64>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -350,6 +382,7 @@ pub fn main_impl() -> ExitCode {
             wdpost_interval: args.wdpost_interval,
             wdpost_window: args.wdpost_window.unwrap_or(args.wdpost_interval),
             wdpost_job_sectors: args.wdpost_job_sectors as usize,
+            proving_check_timeout: args.proving_check_timeout,
             db: args.db,
             report_delay: args.report_delay,
             admin_token: args.admin_token,
@@ -427,6 +460,11 @@ async fn run_util(ctx: &util::Context, command: UtilCommand) -> u8 {
         UtilCommand::Sealer(SealerCommand::Wdpost(WdpostCommand::RemoveAll { really_do_it })) => {
             util::wdpost_remove_all(ctx, really_do_it).await
         }
+        UtilCommand::Sealer(SealerCommand::Proving(ProvingCommand::Check {
+            slow,
+            only_bad,
+            sectors,
+        })) => proving::check(ctx, slow, only_bad, &sectors).await,
     }
 }
 

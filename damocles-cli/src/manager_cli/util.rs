@@ -27,7 +27,7 @@ pub struct Context {
 }
 
 impl Context {
-    fn print<T: Serialize>(&self, json: &T, text: impl FnOnce() -> String) -> u8 {
+    pub(super) fn print<T: Serialize>(&self, json: &T, text: impl FnOnce() -> String) -> u8 {
         if self.json {
             crate::exit::print_out(render::json(json));
         } else {
@@ -36,11 +36,11 @@ impl Context {
         exit::OK
     }
 
-    fn fail(&self, error: CliError) -> u8 {
+    pub(super) fn fail(&self, error: CliError) -> u8 {
         render::failure(self.json, &error)
     }
 
-    fn manager_failed(&self, what: &str, error: CallError) -> u8 {
+    pub(super) fn manager_failed(&self, what: &str, error: CallError) -> u8 {
         let kind = ErrorKind::from(&error);
         let hint = if matches!(error, CallError::Unreachable { .. }) {
             " — is the manager running? (damocles-manager mock)"
@@ -54,7 +54,12 @@ impl Context {
     }
 
     fn manager(&self) -> Result<ManagerClient, u8> {
-        ManagerClient::new(&self.manager, self.token.clone(), Timeouts::default())
+        self.manager_with(Timeouts::default())
+    }
+
+    /// A client of the manager whose calls may take as long as `timeouts` allow.
+    pub(super) fn manager_with(&self, timeouts: Timeouts) -> Result<ManagerClient, u8> {
+        ManagerClient::new(&self.manager, self.token.clone(), timeouts)
             .map_err(|e| self.fail(CliError::bad_input(format!("--listen: {e}"))))
     }
 

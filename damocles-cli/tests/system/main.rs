@@ -8,6 +8,7 @@ mod manager_and_worker;
 mod metrics;
 mod original_worker_seals;
 mod postgres;
+mod proving_check;
 mod reliability;
 mod render;
 mod worker_daemon;

@@ -953,3 +953,27 @@ fn wdpost_reset_and_remove_lines_and_json() {
         insta::assert_json_snapshot!("manager_wdpost_reset_remove_json", done);
     });
 }
+
+#[test]
+fn manager_proving_check() {
+    use damocles_cli::render::ProvingCheckRow;
+    let rows = vec![
+        ProvingCheckRow {
+            good: true,
+            sector: 1,
+            reason: None,
+        },
+        ProvingCheckRow {
+            good: false,
+            sector: 2,
+            reason: Some("the replica holds 1024 bytes, not 2048 (replica /persist/sealed/s-t010000-2, cache /persist/cache/s-t010000-2)".into()),
+        },
+        ProvingCheckRow {
+            good: false,
+            sector: 13,
+            reason: Some("no answer within 10m (its files blocked, a dead mount?) (replica /persist/sealed/s-t010000-13, cache /persist/cache/s-t010000-13)".into()),
+        },
+    ];
+    snapshot!("manager_proving_check", render::proving_table(&rows));
+    json_snapshot!("manager_proving_check_json", rows);
+}

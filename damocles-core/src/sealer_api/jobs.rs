@@ -267,3 +267,22 @@ pub struct WindowPoStOutput {
     #[serde(default, deserialize_with = "go_nullable::deserialize")]
     pub faults: Vec<SectorNumber>,
 }
+
+/// A sector as a chain's WindowPoSt sees it (go-state-types' `builtin.ExtendedSectorInfo`):
+/// what `Damocles.CheckProvable` (`util sealer proving check`) checks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ExtendedSectorInfo {
+    /// Its seal proof type (a `RegisteredSealProof` integer).
+    pub seal_proof: crate::sector::SealProof,
+    /// The sector number.
+    pub sector_number: SectorNumber,
+    /// For an upgraded sector, the sealed CID of its sector key (the CC replica): its
+    /// files are then `update/` and `update-cache/`. `null` otherwise.
+    #[serde(default)]
+    pub sector_key: Option<Cid>,
+    /// Its replica commitment on chain as a sealed CID (`bagboea4b5abc…`; the update's
+    /// for an upgraded sector).
+    #[serde(rename = "SealedCID")]
+    pub sealed_cid: Cid,
+}

@@ -34,6 +34,7 @@ mod job_checks;
 mod jobs;
 mod manager;
 mod pieces;
+mod proving_check;
 mod records;
 mod rows;
 mod sections;
@@ -49,6 +50,7 @@ pub use records::{
 };
 
 pub use jobs::{kind_name, ChainJob, JobKind, JobRefused, JobState, UNREPORTED_LEASE_SECS};
+pub use proving_check::ProvingCheckError;
 pub use wdpost::{
     WdPostJob, WdPostJobSector, WdPostJobState, CHALLENGE_WINDOW as WDPOST_CHALLENGE_WINDOW,
     HEARTBEAT_TIMEOUT as WDPOST_HEARTBEAT_TIMEOUT, MAX_TRIES as WDPOST_MAX_TRIES,

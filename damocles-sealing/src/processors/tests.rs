@@ -260,3 +260,62 @@ async fn the_child_with_more_spare_capacity_is_chosen_and_a_shared_lock_admits_o
         .expect("ready");
     drop(next);
 }
+
+/// The states (`R`, `S`, `T`…) of every process in the group `pgid` (from `/proc`).
+fn group_states(pgid: u32) -> Vec<char> {
+    let mut states = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid pgrp …: the name may hold spaces, so split after it.
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.get(2).and_then(|g| g.parse::<u32>().ok()) == Some(pgid) {
+            states.extend(fields[0].chars().next());
+        }
+    }
+    states
+}
+
+/// Held back for WindowPoSt, a child and what it started are stopped, and a call it was
+/// running is answered once they continue: held, not lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_back_child_stops_with_its_own_children_and_answers_once_continued() {
+    const SLOW: &str = r#"echo "c2 processor ready"; while read -r line; do id=$(echo "$line" | sed 's/.*"id":\([0-9]*\).*/\1/'); sleep 1; echo "{\"id\":$id,\"err_msg\":\"answered\",\"output\":null}"; done"#;
+    let processors = processors_of("c2", &[SLOW], "");
+    let lease = processors.lease(ProofStage::C2).await.expect("ready");
+    let pid = lease.live.pid;
+    let call = tokio::spawn(async move { lease.live.call(&task()).await });
+    // The script has started its `sleep`: two processes in the child's group.
+    for _ in 0..50 {
+        if group_states(pid).len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(processors.hold_back(&[ProofStage::C2], true), 1);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let states = group_states(pid);
+    assert!(
+        states.len() >= 2 && states.iter().all(|s| *s == 'T'),
+        "{states:?}"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(!call.is_finished(), "a stopped child does not answer");
+    assert_eq!(
+        processors.hold_back(&[ProofStage::PC1], true),
+        0,
+        "no pc1 child"
+    );
+    assert_eq!(processors.hold_back(&[ProofStage::C2], false), 1);
+    let answer = tokio::time::timeout(Duration::from_secs(10), call)
+        .await
+        .expect("answered once continued")
+        .expect("joined")
+        .expect("an answer");
+    assert_eq!(answer.err_msg.as_deref(), Some("answered"));
+    assert!(group_states(pid).iter().all(|s| *s != 'T'));
+}

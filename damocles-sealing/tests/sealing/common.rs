@@ -27,6 +27,8 @@ pub struct Harness {
     pub threads: usize,
     pub options: SealingOptions,
     pub limits: StageLimits,
+    /// WindowPoSt's priority over sealing (off unless a test sets it).
+    pub priority: damocles_sealing::priority::PostPriority,
     /// The plan the threads are configured with.
     pub plan: Plan,
 }
@@ -39,6 +41,7 @@ impl Harness {
             threads,
             options: SealingOptions::immediate(),
             limits: StageLimits::default(),
+            priority: Default::default(),
             plan: Plan::Sealer,
         }
     }
@@ -77,7 +80,7 @@ impl Harness {
                     store,
                     limits: self.limits.clone(),
                     processors: Default::default(),
-                    priority: Default::default(),
+                    priority: self.priority.clone(),
                     attached: vec![AttachedStore {
                         name: "remote".into(),
                         location: self.dir.path().join("remote"),

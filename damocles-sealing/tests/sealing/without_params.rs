@@ -560,6 +560,41 @@ async fn pause_reaches_a_thread_waiting_for_a_stage_slot() {
     worker.shutdown().await;
 }
 
+/// While a WindowPoSt job is being proven, a sector about to start PC2 waits (shown as
+/// Waiting, pausable), and starts once the job is done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pc2_waits_while_a_window_post_job_is_proven() {
+    let mut harness = harness(1);
+    harness.priority = damocles_sealing::priority::PostPriority::new(Default::default());
+    let proving = harness.priority.proving().expect("on");
+    let worker = harness.start();
+    let threads = wait_for(&worker, "waiting before PC2", |t| {
+        matches!(t[0].thread_state, ThreadState::Waiting { .. })
+    })
+    .await;
+    assert_eq!(state_of(&threads[0]), Some("PC1Done"));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let threads = worker.list();
+    assert_eq!(state_of(&threads[0]), Some("PC1Done"), "still waiting");
+    assert!(matches!(
+        threads[0].thread_state,
+        ThreadState::Waiting { .. }
+    ));
+    assert_eq!(worker.pause(0).await, Ok(PauseOutcome::Paused));
+    assert!(matches!(
+        worker.resume(0, None).await,
+        Ok(ResumeOutcome::Resumed { state: None })
+    ));
+    drop(proving);
+    // Without parameters the sector goes on through PC2 and C1 and pauses at C1Done.
+    let threads = wait_for(&worker, "past PC2", |t| {
+        t[0].job_state.is_some_and(|s| s.as_str() == "C1Done")
+    })
+    .await;
+    assert_eq!(state_of(&threads[0]), Some("C1Done"));
+    worker.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_draining_thread_finishes_its_sector_takes_no_other_and_stays_drained_across_a_restart() {
     use damocles_core::DrainOutcome;
