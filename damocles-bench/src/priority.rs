@@ -36,6 +36,8 @@ pub struct PriorityFigures {
     pub ratio_off: f64,
     /// Whether every job's proof verified.
     pub verified: bool,
+    /// Every job's seconds: alone, during C2, during C2 with the priority off.
+    pub runs_s: [Vec<f64>; 3],
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -138,15 +140,22 @@ async fn side(
     let worker = running.worker();
     let mut times = (Vec::new(), Vec::new());
     let mut verified = true;
-    if alone {
+    // Paused for the jobs alone, and for good in smoke mode (where a C2 would only make
+    // the stop wait for it).
+    let paused = alone || !with_proof;
+    if paused {
         for thread in [1, 2] {
             worker.pause(thread).await.map_err(anyhow::Error::msg)?;
         }
+    }
+    if alone {
         for _ in 0..reps {
             let (took, ok) = one_job(chain, worker, with_proof).await?;
             times.0.push(took);
             verified &= ok;
         }
+    }
+    if paused && with_proof {
         for thread in [1, 2] {
             worker
                 .resume(thread, None)
@@ -205,8 +214,11 @@ pub async fn run(sectors: u64, reps: u64, with_proof: bool) -> anyhow::Result<Pr
     )
     .await?;
     server.shutdown().await;
-    let (alone_s, during_c2_s, during_c2_off_s) =
-        (median(alone), median(during), median(during_off));
+    let (alone_s, during_c2_s, during_c2_off_s) = (
+        median(alone.clone()),
+        median(during.clone()),
+        median(during_off.clone()),
+    );
     Ok(PriorityFigures {
         sectors,
         reps,
@@ -216,5 +228,6 @@ pub async fn run(sectors: u64, reps: u64, with_proof: bool) -> anyhow::Result<Pr
         during_c2_off_s,
         ratio_off: during_c2_off_s / alone_s,
         verified: on_verified && off_verified,
+        runs_s: [alone, during, during_off],
     })
 }
