@@ -20,6 +20,12 @@ step cycles; scripts/check-cycles.sh
 # tests run in parallel (two processes generating the same file would break each other).
 # Built as the tests build it (binaries and examples included), so nothing is built twice.
 step build; cargo nextest run --workspace --no-run --cargo-quiet
+# The parameters generate (once per machine) in the background while clippy runs: part of
+# the generation (the circuit's synthesis) keeps one core busy, which leaves the other to
+# clippy. Should a step fail meanwhile, the generator finishes on its own (stopped midway it
+# would leave a partial file behind).
+target/debug/damocles-worker params generate --sector-size 2KiB >target/params.log 2>&1 &
+params=$!
 # Clippy checks the cuda variant (the CUDA toolkit installed meanwhile): one check of the
 # workspace lints every target and compiles the GPU kernels, so the GPU build is known to
 # compile without a second check of the proof crates (about 7 minutes saved). Our code has
@@ -33,7 +39,8 @@ if [ -n "$cuda_install" ]; then
 else
   cargo clippy --workspace --all-targets -- -D warnings
 fi
-step parameters; target/debug/damocles-worker params generate --sector-size 2KiB
+step parameters; wait "$params" || { cat target/params.log; exit 1; }
+tail -n 3 target/params.log
 # The shared-registry tests run against PostgreSQL (installed, not running, on CI machines).
 step postgres; DAMOCLES_TEST_DATABASE_URL="$(scripts/start-postgres.sh)"
 export DAMOCLES_TEST_DATABASE_URL

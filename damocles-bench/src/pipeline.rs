@@ -72,27 +72,63 @@ pub(crate) fn worker_config(
     one_at_a_time: &str,
     worker_extra: &str,
 ) -> anyhow::Result<std::path::PathBuf> {
-    let mut text = format!(
-        "[worker]\nname = \"bench-{plan}\"\nrpc_server.host = \"127.0.0.1\"\nrpc_server.port = 0\nping_interval = \"1s\"\n{worker_extra}\
-         [sector_manager]\nrpc_client.addr = \"http://{manager}\"\n\
-         [sealing]\nallowed_sizes = [\"2KiB\"]\nseal_interval = \"0s\"\nrecover_interval = \"0s\"\nrpc_polling_interval = \"0s\"\n\
-         [processors.limitation.concurrent]\n{one_at_a_time} = 1\n"
-    );
-    for i in 0..3 {
-        let location = dir.join(format!("store{i}"));
-        damocles_sealing::store::Location::init(&location)?;
-        text.push_str(&format!(
-            "[[sealing_thread]]\nlocation = \"{}\"\nplan = \"{plan}\"\n",
-            location.display()
-        ));
+    BenchWorker {
+        name: &format!("bench-{plan}"),
+        dir,
+        persist: &dir.join("persist"),
+        manager,
+        plans: &[plan; 3],
+        worker_extra,
+        processors: &format!("[processors.limitation.concurrent]\n{one_at_a_time} = 1\n"),
     }
-    text.push_str(&format!(
-        "[[attached]]\nname = \"persist\"\nlocation = \"{}\"\n",
-        dir.join("persist").display()
-    ));
-    let path = dir.join("worker.toml");
-    std::fs::write(&path, text)?;
-    Ok(path)
+    .write()
+}
+
+/// The configuration of a figure's worker: zero intervals, 2KiB sectors, one thread per
+/// plan (locations prepared under `dir`), one attached store.
+pub(crate) struct BenchWorker<'a> {
+    /// Its instance name.
+    pub name: &'a str,
+    /// Where its locations and its file go.
+    pub dir: &'a Path,
+    /// Its attached store, named `persist`.
+    pub persist: &'a Path,
+    /// The manager's address.
+    pub manager: &'a str,
+    /// A thread per plan.
+    pub plans: &'a [&'a str],
+    /// Lines for `[worker]`.
+    pub worker_extra: &'a str,
+    /// `[processors…]` sections.
+    pub processors: &'a str,
+}
+
+impl BenchWorker<'_> {
+    /// Writes `<dir>/worker.toml`: its path.
+    pub(crate) fn write(&self) -> anyhow::Result<std::path::PathBuf> {
+        let (name, manager) = (self.name, self.manager);
+        let mut text = format!(
+            "[worker]\nname = \"{name}\"\nrpc_server.host = \"127.0.0.1\"\nrpc_server.port = 0\nping_interval = \"1s\"\n{}\
+             [sector_manager]\nrpc_client.addr = \"http://{manager}\"\n\
+             [sealing]\nallowed_sizes = [\"2KiB\"]\nseal_interval = \"0s\"\nrecover_interval = \"0s\"\nrpc_polling_interval = \"0s\"\n{}",
+            self.worker_extra, self.processors
+        );
+        for (i, plan) in self.plans.iter().enumerate() {
+            let location = self.dir.join(format!("store{i}"));
+            damocles_sealing::store::Location::init(&location)?;
+            text.push_str(&format!(
+                "[[sealing_thread]]\nlocation = \"{}\"\nplan = \"{plan}\"\n",
+                location.display()
+            ));
+        }
+        text.push_str(&format!(
+            "[[attached]]\nname = \"persist\"\nlocation = \"{}\"\n",
+            self.persist.display()
+        ));
+        let path = self.dir.join("worker.toml");
+        std::fs::write(&path, text)?;
+        Ok(path)
+    }
 }
 
 /// Serves `chain` as the manager's API on a free loopback port (no registry file, no

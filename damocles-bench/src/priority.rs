@@ -47,34 +47,23 @@ fn median(mut values: Vec<f64>) -> f64 {
 }
 
 /// The worker's configuration: thread 0 proves WindowPoSt, threads 1 and 2 seal with C2
-/// in one external processor.
+/// in one external processor; its priority `on` or off.
 fn worker_config(
     dir: &std::path::Path,
     persist: &std::path::Path,
     manager: &str,
-    priority: bool,
+    on: bool,
 ) -> anyhow::Result<std::path::PathBuf> {
-    let mut text = format!(
-        "[worker]\nname = \"bench-priority-{priority}\"\nrpc_server.host = \"127.0.0.1\"\nrpc_server.port = 0\nping_interval = \"1s\"\nwdpost_priority = {priority}\n\
-         [sector_manager]\nrpc_client.addr = \"http://{manager}\"\n\
-         [sealing]\nallowed_sizes = [\"2KiB\"]\nseal_interval = \"0s\"\nrecover_interval = \"0s\"\nrpc_polling_interval = \"0s\"\n\
-         [processors.limitation.concurrent]\nc2 = 1\n[[processors.c2]]\n"
-    );
-    for (i, plan) in ["wdpost", "sealer", "sealer"].iter().enumerate() {
-        let location = dir.join(format!("store{i}"));
-        damocles_sealing::store::Location::init(&location)?;
-        text.push_str(&format!(
-            "[[sealing_thread]]\nlocation = \"{}\"\nplan = \"{plan}\"\n",
-            location.display()
-        ));
+    super::pipeline::BenchWorker {
+        name: &format!("bench-priority-{on}"),
+        dir,
+        persist,
+        manager,
+        plans: &["wdpost", "sealer", "sealer"],
+        worker_extra: &format!("wdpost_priority = {on}\n"),
+        processors: "[processors.limitation.concurrent]\nc2 = 1\n[[processors.c2]]\n",
     }
-    text.push_str(&format!(
-        "[[attached]]\nname = \"persist\"\nlocation = \"{}\"\n",
-        persist.display()
-    ));
-    let path = dir.join("worker.toml");
-    std::fs::write(&path, text)?;
-    Ok(path)
+    .write()
 }
 
 /// Whether a sealer thread is in a C2 call of the external processor.

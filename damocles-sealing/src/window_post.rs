@@ -137,9 +137,7 @@ pub fn check_files(
         let (replica, cache) = (sector.replica.clone(), sector.cache.clone());
         Box::new(move || files_present(&replica, &cache, sector_bytes).map(|()| Vec::new()))
     };
-    let mut faults = check_sectors(sectors, check_of, limits).1;
-    faults.sort_by_key(|f| f.number);
-    faults
+    check_sectors(sectors, check_of, limits).1
 }
 
 /// Whether `replica` and `cache` look like a sealed sector's files of `sector_bytes`.
@@ -184,12 +182,14 @@ fn files_present(
 
 /// The vanilla proofs of the sectors that passed their checks, by sector id, and the
 /// faults of the others, by sector number.
-#[allow(clippy::type_complexity)]
+type Checked = (BTreeMap<ApiSectorId, Vec<u8>>, Vec<Fault>);
+
+/// The checks of a round for `challenge` over `sectors`.
 fn checked(
     challenge: PoStChallenge,
     sectors: &[ProvingSector],
     limits: &CheckLimits,
-) -> Result<(BTreeMap<ApiSectorId, Vec<u8>>, Vec<Fault>), Failure> {
+) -> Result<Checked, Failure> {
     let post_proof = window_type(challenge.proof)?;
     let prover = prover_id(challenge.miner);
     let ids: Vec<ApiSectorId> = sectors
@@ -206,9 +206,7 @@ fn checked(
         let id = ApiSectorId::from(sector.number);
         vanilla_check(post_proof, sector, challenges.get(&id).cloned())
     };
-    let (vanilla, mut faults) = check_sectors(sectors, check_of, limits);
-    faults.sort_by_key(|f| f.number);
-    Ok((vanilla, faults))
+    Ok(check_sectors(sectors, check_of, limits))
 }
 
 /// Checks of this process still running, by replica (those past their limit: blocked): a sector here
@@ -220,13 +218,13 @@ fn blocked() -> std::sync::MutexGuard<'static, BTreeSet<PathBuf>> {
 }
 
 /// The vanilla proofs of the sectors that answered in time, by sector id, and a fault
-/// for each of the others: at most `limits.parallel` checks at once, each given
-/// `limits.sector`, all of them `limits.partition`.
+/// for each of the others (by sector number): `check_of` each, at most `limits.parallel`
+/// at once, each given `limits.sector`, all of them `limits.partition`.
 fn check_sectors(
     sectors: &[ProvingSector],
     check_of: impl Fn(&ProvingSector) -> SectorCheck,
     limits: &CheckLimits,
-) -> (BTreeMap<ApiSectorId, Vec<u8>>, Vec<Fault>) {
+) -> Checked {
     let started = Instant::now();
     let (sent, answers) = mpsc::channel();
     let mut waiting = sectors.iter();
@@ -295,6 +293,7 @@ fn check_sectors(
             }
         }
     }
+    faults.sort_by_key(|f| f.number);
     (vanilla, faults)
 }
 

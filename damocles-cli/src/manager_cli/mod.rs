@@ -106,11 +106,11 @@ struct MockArgs {
     #[arg(long, default_value = "1m", value_parser = parse_interval)]
     wdpost_interval: Duration,
     /// How long each WindowPoSt job's challenge window stays open from its round's start
-    /// (a chain's is 30m; default: --wdpost-interval): a job no thread took by then is
-    /// missed, and a proof that comes back after it is recorded as missed, with how late
-    /// it was and how long proving took (`util sealer wdpost list`).
-    #[arg(long, value_name = "DURATION", value_parser = parse_interval)]
-    wdpost_window: Option<Duration>,
+    /// (a chain's is 30m): a job no thread took by then is missed, and a proof that comes
+    /// back after it is recorded as missed, with how late it was and how long proving took
+    /// (`util sealer wdpost list`).
+    #[arg(long, default_value = "30m", value_name = "DURATION", value_parser = parse_interval)]
+    wdpost_window: Duration,
     /// Sectors per WindowPoSt job.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..))]
     wdpost_job_sectors: u64,
@@ -274,8 +274,8 @@ enum ProvingCommand {
     /// Check the given (or every) proven sector where the manager sees its files (its
     /// --persist-store stores), as a WindowPoSt round checks them, and list each as `good`
     /// or `bad (<reason>)` before a round finds it faulty. Without --slow: the files'
-    /// presence and sizes, without reading them; with --slow: a vanilla proof of each
-    /// sector's challenged leaves, as a round makes. Each sector is checked on its own,
+    /// presence and sizes (`t_aux` too, as the original's), without reading them; with
+    /// --slow, also a vanilla proof of each sector's challenged leaves, as a round makes. Each sector is checked on its own,
     /// 32 at once, within the manager's --proving-check-timeout (a file on a dead mount is
     /// bad, "no answer within …", instead of hanging the check). Exit 0 whatever it finds
     /// (as the original); 2 for a sector the manager does not have or has not proven.
@@ -295,7 +295,9 @@ enum ProvingCommand {
 #[derive(Debug, Subcommand)]
 enum WdpostCommand {
     /// Every WindowPoSt job, oldest first: its round, state (pending, proving, finished,
-    /// failed), worker, sectors, faulty sectors and whether its proof verified. With
+    /// missed: its proof came after the deadline, failed), worker, sectors, faulty
+    /// sectors, whether its proof verified, its deadline, how long its last try ran and
+    /// its holder's last heartbeat. With
     /// --json, what an independent verifier needs (miner, proof type, seed, comm_rs,
     /// proofs).
     List,
@@ -380,7 +382,7 @@ pub fn main_impl() -> ExitCode {
             deals: args.deals,
             persist_stores: args.persist_store,
             wdpost_interval: args.wdpost_interval,
-            wdpost_window: args.wdpost_window.unwrap_or(args.wdpost_interval),
+            wdpost_window: args.wdpost_window,
             wdpost_job_sectors: args.wdpost_job_sectors as usize,
             proving_check_timeout: args.proving_check_timeout,
             db: args.db,

@@ -93,11 +93,16 @@ pub async fn check(ctx: &Context, slow: bool, only_bad: bool, numbers: &[SectorN
             first.proof_type
         )));
     };
+    if infos.is_empty() {
+        return ctx.print(&Vec::<ProvingCheckRow>::new(), || {
+            "no proven sector to check (util sealer sectors list)\n".to_owned()
+        });
+    }
     eprintln!(
         "checking {} sector(s) where the manager sees their files ({}) …",
         infos.len(),
         if slow {
-            "a vanilla proof of each, as a round makes"
+            "their presence and sizes, then a vanilla proof of each, as a round makes"
         } else {
             "their presence and sizes; --slow reads them as a round does"
         }

@@ -1,7 +1,8 @@
 //! `util sealer proving check` against a mock manager whose records hold sealed sectors
 //! (PC1 and PC2 made here: no parameters needed) in a store it was told of
 //! (`--persist-store`): each good, then bad with why as its files break, by the fast
-//! check and by `--slow`, within the manager's `--proving-check-timeout`.
+//! check and by `--slow`. (A check that blocks is bounded by `--proving-check-timeout`:
+//! `damocles-sealing/tests/sealing/post_faults.rs` tries that.)
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -110,8 +111,8 @@ fn proving_check_lists_each_sector_good_or_bad_with_why() {
     );
     assert_eq!(bad.as_array().map(Vec::len), Some(1));
 
-    // Sector 1's p_aux a FIFO (a reader blocks, as on a dead mount): --slow finds it bad
-    // within the manager's limit, as a round would.
+    // Sector 1's p_aux a FIFO (a reader blocks, as on a dead mount): found bad at once,
+    // by its type, before any vanilla proof would read it.
     let p_aux = store.path().join("cache/s-t010000-1/p_aux");
     std::fs::remove_file(&p_aux).expect("remove");
     assert!(std::process::Command::new("mkfifo")
@@ -130,8 +131,9 @@ fn proving_check_lists_each_sector_good_or_bad_with_why() {
     let table = String::from_utf8_lossy(&output.stdout);
     let lines: Vec<&str> = table.lines().collect();
     assert!(lines[0].starts_with("Sector  Status"), "{table}");
+    // The files' check names it without reading it (no reader blocks).
     assert!(
-        lines[1].starts_with("1       bad (no answer within 2s"),
+        lines[1].starts_with("1       bad (p_aux is not a file with content"),
         "{table}"
     );
     assert!(lines[2].starts_with("2       bad ("), "{table}");

@@ -41,6 +41,7 @@ mod sections;
 mod sector_table;
 mod wdpost;
 mod wdpost_admin;
+mod wdpost_job;
 
 use deals::deals_comm_d;
 use records::Snapshot;
@@ -52,10 +53,10 @@ pub use records::{
 pub use jobs::{kind_name, ChainJob, JobKind, JobRefused, JobState, UNREPORTED_LEASE_SECS};
 pub use proving_check::ProvingCheckError;
 pub use wdpost::{
-    WdPostJob, WdPostJobSector, WdPostJobState, CHALLENGE_WINDOW as WDPOST_CHALLENGE_WINDOW,
-    HEARTBEAT_TIMEOUT as WDPOST_HEARTBEAT_TIMEOUT, MAX_TRIES as WDPOST_MAX_TRIES,
+    CHALLENGE_WINDOW as WDPOST_CHALLENGE_WINDOW, HEARTBEAT_TIMEOUT as WDPOST_HEARTBEAT_TIMEOUT,
 };
 pub use wdpost_admin::WdPostJobError;
+pub use wdpost_job::{WdPostJob, WdPostJobSector, WdPostJobState, MAX_TRIES as WDPOST_MAX_TRIES};
 
 /// Where a sector stands on the mock chain.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

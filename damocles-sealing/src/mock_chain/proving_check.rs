@@ -40,9 +40,9 @@ pub enum ProvingCheckError {
 }
 
 impl MockChain {
-    /// Checks `sectors`' files as a WindowPoSt round of `proof` would, within `limits`
-    /// (`strict`: a vanilla proof of each sector's challenged leaves, as a round makes;
-    /// otherwise that its files are there, with their sizes, without reading them): the
+    /// Checks `sectors`' files as a WindowPoSt round of `proof` would, within `limits`:
+    /// that its files are there, with their sizes, without reading them, and (`strict`)
+    /// a vanilla proof of each sector's challenged leaves, as a round makes: the
     /// bad ones, by number, with why, as the original answers. Blocks up to
     /// `limits.partition`: call it off the async threads.
     ///
@@ -80,19 +80,23 @@ impl MockChain {
         if provable.is_empty() {
             return Ok(bad);
         }
-        let faults = if strict {
+        // The files first (as the original's check: presence and sizes, `t_aux` too,
+        // which a round itself does not read); `strict` then proves the sectors that
+        // passed, as a round does.
+        let bytes = self.proof_type.sector_size().bytes();
+        let missing = window_post::check_files(&provable, bytes, limits);
+        provable.retain(|s| !missing.iter().any(|f| f.number == s.number));
+        bad.extend(missing.into_iter().map(|f| (f.number, f.reason)));
+        if strict && !provable.is_empty() {
             let challenge = PoStChallenge {
                 proof,
                 miner,
                 seed: randomness(),
             };
-            window_post::check(challenge, &provable, limits)
-                .map_err(|e| ProvingCheckError::Failed(e.to_string()))?
-        } else {
-            let bytes = self.proof_type.sector_size().bytes();
-            window_post::check_files(&provable, bytes, limits)
-        };
-        bad.extend(faults.into_iter().map(|f| (f.number, f.reason)));
+            let faults = window_post::check(challenge, &provable, limits)
+                .map_err(|e| ProvingCheckError::Failed(e.to_string()))?;
+            bad.extend(faults.into_iter().map(|f| (f.number, f.reason)));
+        }
         Ok(bad)
     }
 

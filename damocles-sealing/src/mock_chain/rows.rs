@@ -7,7 +7,7 @@ use damocles_core::listing::{
 use damocles_core::sealer_api::SectorPiece;
 
 use super::jobs::{kind_name, ChainJob, JobKind, JobState};
-use super::wdpost::{WdPostJob, WdPostJobState};
+use super::wdpost_job::{WdPostJob, WdPostJobState};
 use super::{ChainSector, ChainSectorState};
 use crate::unseal::redacted;
 

@@ -1,7 +1,7 @@
 //! What an operator does to WindowPoSt jobs (`util sealer wdpost reset|remove`): the
 //! original's `Damocles.WdPoStResetJob` and `Damocles.WdPoStRemoveJob`.
 
-use super::wdpost::{unix_now, WdPostJob, WdPostJobState};
+use super::wdpost_job::{unix_now, WdPostJob, WdPostJobState};
 use super::{ChainState, MockChain};
 
 /// Why a WindowPoSt job could not be reset or removed.

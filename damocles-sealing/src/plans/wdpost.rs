@@ -18,7 +18,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use damocles_core::sealer_api::{AllocatePoStSpec, WdPoStJob, WindowPoStOutput};
+use damocles_core::sealer_api::{AllocatePoStSpec, ManagerErrorKind, WdPoStJob, WindowPoStOutput};
 use damocles_core::{
     EventKind, Failure, FailureLevel, Happening, ManagerError, PlanState, PoStProof, ProofStage,
     SectorId, SectorManager, WdPostState,
@@ -46,28 +46,50 @@ struct Held {
 }
 
 /// The heartbeat task of a job; stopped when dropped.
-struct Heartbeat(tokio::task::JoinHandle<()>);
+struct Heartbeat {
+    task: tokio::task::JoinHandle<()>,
+    /// Why the manager refused a heartbeat (the job was reset, removed or given to
+    /// another worker): the job is no longer this thread's. An unreachable manager is not
+    /// a refusal.
+    revoked: Arc<std::sync::Mutex<Option<String>>>,
+}
 
 impl Heartbeat {
     fn start(manager: Arc<dyn SectorManager>, id: String, worker: String) -> Self {
-        Self(tokio::spawn(async move {
+        let revoked = Arc::new(std::sync::Mutex::new(None));
+        let refusal = revoked.clone();
+        let task = tokio::spawn(async move {
             let mut ticks = tokio::time::interval(HEARTBEAT_INTERVAL);
             loop {
                 ticks.tick().await;
-                if let Err(e) = manager
+                let Err(e) = manager
                     .wdpost_heartbeat_jobs(vec![id.clone()], worker.clone())
                     .await
-                {
-                    tracing::warn!(job = %id, "WdPoStHeartbeatJobs: {e}");
+                else {
+                    continue;
+                };
+                tracing::warn!(job = %id, "WdPoStHeartbeatJobs: {e}");
+                if e.kind != ManagerErrorKind::Transport {
+                    *refusal.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.message);
+                    return;
                 }
             }
-        }))
+        });
+        Self { task, revoked }
+    }
+
+    /// Why the manager refused the job's heartbeat, if it did.
+    fn revoked(&self) -> Option<String> {
+        self.revoked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 
 impl Drop for Heartbeat {
     fn drop(&mut self) {
-        self.0.abort();
+        self.task.abort();
     }
 }
 
@@ -203,6 +225,11 @@ impl Driver {
         let Some(held) = &self.held else {
             return self.take_job().await;
         };
+        // Reset, removed or given to another worker meanwhile: the job is dropped, its
+        // proof (if made) not sent.
+        if let Some(why) = held.heartbeat.as_ref().and_then(Heartbeat::revoked) {
+            return Err(Failure::abort(format!("the manager took the job back: {why}")).into());
+        }
         match held.state {
             WdPostState::Empty | WdPostState::Allocated => {
                 let challenge = PoStChallenge {

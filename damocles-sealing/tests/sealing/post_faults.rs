@@ -166,3 +166,93 @@ fn broken_files_are_faults_with_their_reasons_and_the_rest_pass() {
     release(&sectors[1].replica);
     release(&p_aux);
 }
+
+/// A job reset by an operator while its thread is still checking its sector (blocked on a
+/// FIFO) is dropped by the thread at its next heartbeat's refusal: its result is not sent,
+/// and the job stays as the reset left it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_reset_while_it_is_proven_is_dropped_not_finished() {
+    use damocles_core::sealer_api::{AllocateSectorSpec, PreCommitOnChainInfo};
+    use damocles_core::{SectorManager, ThreadState};
+    use damocles_sealing::mock_chain::WdPostJobState;
+
+    let mut harness = crate::common::Harness::new(1);
+    harness.plan = damocles_core::Plan::Wdpost;
+    harness.options.wdpost_checks = CheckLimits {
+        parallel: 1,
+        sector: Duration::from_secs(6),
+        partition: Duration::from_secs(12),
+    };
+    let chain = harness.chain.clone();
+    // One finished sector in the attached store `remote`, its replica a FIFO.
+    let sector = chain
+        .allocate_sector(AllocateSectorSpec::default())
+        .await
+        .expect("allocate")
+        .expect("a sector");
+    let ticket = chain.assign_ticket(sector.id).await.expect("ticket");
+    let store = harness.dir.path().join("remote");
+    let id = SealIdentity {
+        proof: sector.proof_type,
+        sector: sector.id,
+    };
+    let paths = SectorPaths::new(&store.join("work"), sector.id);
+    let pieces = proofs::add_pieces(id.proof, &paths, &[]).expect("add pieces");
+    let pc1 = proofs::pc1(id, &paths, ticket.ticket, &pieces).expect("pc1");
+    let pc2 = proofs::pc2(&pc1, &paths).expect("pc2");
+    let info = PreCommitOnChainInfo {
+        comm_r: pc2.comm_r,
+        comm_d: pc2.comm_d,
+        ticket,
+    };
+    chain
+        .submit_pre_commit(sector, info, false)
+        .await
+        .expect("pre-commit");
+    chain
+        .submit_persisted(sector.id, "remote".into(), false)
+        .await
+        .expect("persisted");
+    chain.report_finalized(sector.id).await.expect("finalized");
+    let name = sector.id.to_string();
+    std::fs::create_dir_all(store.join("sealed")).expect("sealed/");
+    std::fs::create_dir_all(store.join("cache")).expect("cache/");
+    std::fs::rename(&paths.cache_dir, store.join("cache").join(&name)).expect("cache");
+    let replica = store.join("sealed").join(&name);
+    std::fs::write(&replica, b"").expect("placeholder");
+    fifo_in_place_of(&replica);
+
+    chain.schedule_wdpost(None, 1, Duration::from_secs(60));
+    assert_eq!(chain.start_wdpost_round(), Some(1));
+    let worker = harness.start();
+    crate::common::wait_for(&worker, Duration::from_secs(30), "the job taken", |_| {
+        chain.wdpost_jobs()[0].state == WdPostJobState::Proving
+    })
+    .await;
+    chain.reset_wdpost_job("1-0").expect("reset");
+    let threads =
+        crate::common::wait_for(&worker, Duration::from_secs(30), "the job dropped", |t| {
+            t[0].job_id.is_none() && !matches!(t[0].thread_state, ThreadState::Paused { .. })
+        })
+        .await;
+    assert_eq!(threads[0].last_error, None, "{threads:#?}");
+    let job = &chain.wdpost_jobs()[0];
+    assert_eq!(job.state, WdPostJobState::Pending, "{job:?}");
+    assert_eq!(
+        (job.tries, job.verified),
+        (0, None),
+        "not finished: {job:?}"
+    );
+    let events = worker
+        .thread(0)
+        .expect("thread")
+        .events(100)
+        .await
+        .expect("events");
+    assert!(
+        format!("{events:?}").contains("the manager took the job back"),
+        "{events:#?}"
+    );
+    release(&replica);
+    worker.shutdown().await;
+}

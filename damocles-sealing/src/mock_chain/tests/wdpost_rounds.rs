@@ -397,7 +397,7 @@ async fn a_job_past_its_deadline_is_missed_and_a_late_proof_recorded_as_missed()
     let jobs = chain.wdpost_jobs();
     assert_eq!(jobs[0].state, WdPostJobState::Proving, "its holder goes on");
     assert!(
-        matches!(&jobs[1].state, WdPostJobState::Failed(why) if why.starts_with("missed: its deadline passed")),
+        matches!(&jobs[1].state, WdPostJobState::Failed(why) if why == "missed: its deadline passed while no thread was proving it"),
         "{:?}",
         jobs[1]
     );
