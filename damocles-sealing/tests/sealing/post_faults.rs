@@ -167,11 +167,12 @@ fn broken_files_are_faults_with_their_reasons_and_the_rest_pass() {
     release(&p_aux);
 }
 
-/// A job reset by an operator while its thread is still checking its sector (blocked on a
-/// FIFO) is dropped by the thread at its next heartbeat's refusal: its result is not sent,
-/// and the job stays as the reset left it.
+/// A job removed by an operator while its thread is still checking its sector (blocked
+/// on a FIFO) is dropped by the thread at its next heartbeat's refusal, saying why: its
+/// result is not sent. (A reset job is refused the same way; once dropped, the idle thread
+/// may take it again as new, so a removal is what shows the result was not sent.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_job_reset_while_it_is_proven_is_dropped_not_finished() {
+async fn a_job_removed_while_it_is_proven_is_dropped_not_finished() {
     use damocles_core::sealer_api::{AllocateSectorSpec, PreCommitOnChainInfo};
     use damocles_core::{SectorManager, ThreadState};
     use damocles_sealing::mock_chain::WdPostJobState;
@@ -229,19 +230,19 @@ async fn a_job_reset_while_it_is_proven_is_dropped_not_finished() {
         chain.wdpost_jobs()[0].state == WdPostJobState::Proving
     })
     .await;
-    chain.reset_wdpost_job("1-0").expect("reset");
+    assert_eq!(chain.remove_wdpost_job("1-0"), Ok(true));
     let threads =
         crate::common::wait_for(&worker, Duration::from_secs(30), "the job dropped", |t| {
             t[0].job_id.is_none() && !matches!(t[0].thread_state, ThreadState::Paused { .. })
         })
         .await;
     assert_eq!(threads[0].last_error, None, "{threads:#?}");
-    let job = &chain.wdpost_jobs()[0];
-    assert_eq!(job.state, WdPostJobState::Pending, "{job:?}");
+    assert!(chain.wdpost_jobs().is_empty());
+    let counters = chain.counters();
     assert_eq!(
-        (job.tries, job.verified),
-        (0, None),
-        "not finished: {job:?}"
+        (counters.posts_verified, counters.posts_rejected),
+        (0, 0),
+        "no result sent: {counters:?}"
     );
     let events = worker
         .thread(0)
