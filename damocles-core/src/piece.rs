@@ -47,9 +47,9 @@ pub fn comm_p(cid: &Cid) -> Result<[u8; 32], PieceCidError> {
         (FIL_COMMITMENT_UNSEALED, "fil-commitment-unsealed"),
         (SHA2_256_TRUNC254_PADDED, "sha2-256-trunc254-padded"),
     )
-    .map_err(|reason| PieceCidError {
-        text: cid.text.clone(),
-        reason,
+    .map_err(|e| PieceCidError {
+        text: e.text,
+        reason: e.reason,
     })
 }
 
@@ -70,8 +70,8 @@ pub fn sealed_cid(comm_r: &[u8; 32]) -> Cid {
 ///
 /// # Errors
 ///
-/// Why not, in words: as [`comm_p`]'s, for a sealed CID.
-pub fn comm_r_of(cid: &Cid) -> Result<[u8; 32], String> {
+/// [`crate::wire::CommitmentCidError`]: as [`comm_p`]'s, for a sealed CID.
+pub fn comm_r_of(cid: &Cid) -> Result<[u8; 32], crate::wire::CommitmentCidError> {
     cid.commitment(
         (FIL_COMMITMENT_SEALED, "fil-commitment-sealed"),
         (POSEIDON_BLS12_381_A2_FC1, "poseidon-bls12_381-a2-fc1"),
@@ -342,7 +342,11 @@ mod tests {
         assert!(cid.text.starts_with("bagboea4b5abc"), "{}", cid.text);
         assert_eq!(comm_r_of(&cid), Ok(comm_r));
         let err = comm_r_of(&piece_cid(&comm_r)).expect_err("a piece cid");
-        assert!(err.contains("not fil-commitment-sealed (0xf102)"), "{err}");
+        assert!(
+            err.reason.contains("not fil-commitment-sealed (0xf102)"),
+            "{err}"
+        );
+        assert_eq!(err.kind, "fil-commitment-sealed");
     }
 
     #[test]

@@ -81,38 +81,61 @@ impl Cid {
     ///
     /// # Errors
     ///
-    /// Why not, in words (`codec_name` and `hash_name` name what was expected): not a
-    /// CID, another codec or multihash, a digest of another length, or not written in
-    /// the canonical base32 form [`Cid::of_commitment`] gives (the text may name files).
+    /// [`CommitmentCidError`], saying why (`codec_name` and `hash_name` name what was
+    /// expected): not a CID, another codec or multihash, a digest of another length, or
+    /// not written in the canonical base32 form [`Cid::of_commitment`] gives (the text may
+    /// name files).
     pub fn commitment(
         &self,
-        (codec, codec_name): (u64, &str),
+        (codec, codec_name): (u64, &'static str),
         (hash, hash_name): (u64, &str),
-    ) -> Result<[u8; 32], String> {
-        let parsed = cid::Cid::try_from(self.text.as_str()).map_err(|e| e.to_string())?;
+    ) -> Result<[u8; 32], CommitmentCidError> {
+        let error = |reason: String| CommitmentCidError {
+            text: self.text.clone(),
+            kind: codec_name,
+            reason,
+        };
+        let parsed = cid::Cid::try_from(self.text.as_str()).map_err(|e| error(e.to_string()))?;
         if parsed.codec() != codec {
-            return Err(format!(
+            return Err(error(format!(
                 "codec {:#x}, not {codec_name} ({codec:#x})",
                 parsed.codec()
-            ));
+            )));
         }
         let multihash = parsed.hash();
         if multihash.code() != hash {
-            return Err(format!(
+            return Err(error(format!(
                 "multihash {:#x}, not {hash_name} ({hash:#x})",
                 multihash.code()
-            ));
+            )));
         }
-        let digest: [u8; 32] = multihash
-            .digest()
-            .try_into()
-            .map_err(|_| format!("a {}-byte digest, not 32", multihash.digest().len()))?;
+        let digest: [u8; 32] = multihash.digest().try_into().map_err(|_| {
+            error(format!(
+                "a {}-byte digest, not 32",
+                multihash.digest().len()
+            ))
+        })?;
         let canonical = Cid::of_commitment(codec, hash, &digest);
         if canonical != *self {
-            return Err(format!("not in its canonical form {}", canonical.text));
+            return Err(error(format!(
+                "not in its canonical form {}",
+                canonical.text
+            )));
         }
         Ok(digest)
     }
+}
+
+/// Why a CID is not the commitment CID asked for ([`Cid::commitment`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{text:?} is not a {kind} CID: {reason}")]
+pub struct CommitmentCidError {
+    /// The text given.
+    pub text: String,
+    /// The codec asked for (`fil-commitment-sealed`, `fil-commitment-unsealed`).
+    pub kind: &'static str,
+    /// What is wrong with it.
+    pub reason: String,
 }
 
 /// Bytes whose meaning belongs to the proof backend (PC1 and C1 outputs); serialised as
