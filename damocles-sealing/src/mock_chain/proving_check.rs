@@ -73,7 +73,7 @@ impl MockChain {
             match self.proving_sector(info) {
                 Ok(sector) => provable.push(sector),
                 Err(why) => {
-                    bad.insert(info.sector_number, why);
+                    bad.insert(info.sector_number, why.to_string());
                 }
             }
         }
@@ -101,12 +101,12 @@ impl MockChain {
     }
 
     /// Where `info`'s files are, as this manager sees them, or why it cannot tell.
-    fn proving_sector(&self, info: &ExtendedSectorInfo) -> Result<ProvingSector, String> {
+    fn proving_sector(&self, info: &ExtendedSectorInfo) -> Result<ProvingSector, Unprovable> {
         let number = info.sector_number;
-        let comm_r = comm_r_of(&info.sealed_cid).map_err(|e| format!("its SealedCID: {e}"))?;
+        let comm_r = comm_r_of(&info.sealed_cid).map_err(Unprovable::SealedCid)?;
         let sector = self
             .sector(SectorId::new(self.miner, number))
-            .ok_or_else(|| "not a sector of this manager".to_owned())?;
+            .ok_or(Unprovable::Unknown)?;
         let upgraded = info.sector_key.is_some();
         let store = if upgraded {
             let accepted = sector.upgrade.as_ref().and_then(|u| u.accepted.as_ref());
@@ -116,13 +116,16 @@ impl MockChain {
         };
         let Some(store) = store else {
             return Err(match sector.state {
-                ChainSectorState::Aborted(_) => "aborted".to_owned(),
-                _ => "its files were never persisted".to_owned(),
+                ChainSectorState::Aborted(_) => Unprovable::Aborted,
+                _ => Unprovable::NeverPersisted,
             });
         };
-        let root = self.settings().stores.get(&store).cloned().ok_or_else(|| {
-            format!("its store {store} is not one this manager sees (--persist-store)")
-        })?;
+        let root = self
+            .settings()
+            .stores
+            .get(&store)
+            .cloned()
+            .ok_or(Unprovable::StoreNotSeen(store))?;
         let (replica_dir, cache_dir) = match upgraded {
             true => ("update", "update-cache"),
             false => ("sealed", "cache"),
@@ -136,4 +139,19 @@ impl MockChain {
             cache: at(cache_dir),
         })
     }
+}
+
+/// Why a sector named to the check cannot be checked: its reason in the answer.
+#[derive(Debug, thiserror::Error)]
+enum Unprovable {
+    #[error("its SealedCID: {0}")]
+    SealedCid(damocles_core::wire::CommitmentCidError),
+    #[error("not a sector of this manager")]
+    Unknown,
+    #[error("aborted")]
+    Aborted,
+    #[error("its files were never persisted")]
+    NeverPersisted,
+    #[error("its store {0} is not one this manager sees (--persist-store)")]
+    StoreNotSeen(String),
 }

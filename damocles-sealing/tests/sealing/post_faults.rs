@@ -156,7 +156,19 @@ fn broken_files_are_faults_with_their_reasons_and_the_rest_pass() {
     // nothing writes these FIFOs), and is let go too.
     release(&sectors[1].replica);
     release(&p_aux);
-    std::thread::sleep(Duration::from_millis(500));
+    // Once they returned, the files' check (which reads nothing, so never blocks) no
+    // longer finds them blocked (within 10 s).
+    let returned = Instant::now() + Duration::from_secs(10);
+    while window_post::check_files(&sectors[1..3], 2048, &limits)
+        .iter()
+        .any(|f| f.reason.contains("still blocked"))
+    {
+        assert!(
+            Instant::now() < returned,
+            "the released checks never returned"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let anew = window_post::check(challenge, &sectors[1..3], &limits).expect("checked");
     assert!(
         anew.iter()
