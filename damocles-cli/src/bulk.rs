@@ -294,6 +294,9 @@ mod tests {
             pause_requested: false,
             draining: false,
             stuck: false,
+            pending_plan: None,
+            config_error: None,
+            stopping: false,
             as_sent: Default::default(),
         }
     }

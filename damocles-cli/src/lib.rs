@@ -12,3 +12,4 @@ pub mod logging;
 pub mod manager_cli;
 pub mod render;
 pub mod worker_cli;
+pub mod worker_ops;

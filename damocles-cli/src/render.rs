@@ -117,6 +117,9 @@ fn threads_with(header: &str, missing: &str, threads: &[ThreadInfo]) -> String {
         if t.stuck {
             state = format!("{} (stuck)", state.trim_end());
         }
+        if t.stopping {
+            state = format!("{} (stopping)", state.trim_end());
+        }
         if t.draining {
             state = if t.job_id.is_none()
                 && !matches!(t.thread_state, damocles_core::ThreadState::Paused { .. })
@@ -130,15 +133,33 @@ fn threads_with(header: &str, missing: &str, threads: &[ThreadInfo]) -> String {
             "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
             t.index,
             cell(&t.location),
-            cell(t.plan_shown()),
+            cell(&plan_cell(t)),
             cell(t.job_id.as_deref().unwrap_or(missing)),
             cell(t.job_state_shown()),
             cell(t.job_stage_shown().unwrap_or(missing)),
             cell(&state),
-            cell(t.last_error.as_deref().unwrap_or(missing)),
+            cell(&last_error_cell(t, missing)),
         ));
     }
     tabulate(&lines)
+}
+
+/// The plan, and the one its hot config names for the next job: `sealer->rebuild`.
+fn plan_cell(t: &ThreadInfo) -> String {
+    match t.pending_plan {
+        Some(next) => format!("{}->{next}", t.plan_shown()),
+        None => t.plan_shown().to_owned(),
+    }
+}
+
+/// The last error; a hot config that is not used is named after it.
+fn last_error_cell(t: &ThreadInfo, missing: &str) -> String {
+    match (&t.last_error, &t.config_error) {
+        (Some(error), Some(config)) => format!("{error}; config.toml not used: {config}"),
+        (None, Some(config)) => format!("config.toml not used: {config}"),
+        (Some(error), None) => error.clone(),
+        (None, None) => missing.to_owned(),
+    }
 }
 
 /// What a pause did, in one sentence.

@@ -95,6 +95,9 @@ impl SealingThread for DryRunThread {
             pause_requested: false,
             draining: false,
             stuck: false,
+            pending_plan: None,
+            config_error: None,
+            stopping: false,
             as_sent: Default::default(),
         }
     }

@@ -128,6 +128,29 @@ pub enum Happening {
     },
     /// The sector was sealed, proven and finalized.
     Finished,
+    /// The thread's hot config (`<location>/config.toml`) was read: from the next job on,
+    /// the thread runs `plan` with the file's `sealing.*` over its configured options
+    /// (`file` false: the file was removed, back to the configured ones).
+    ConfigApplied {
+        /// The plan of the next job.
+        plan: crate::plan::Plan,
+        /// Whether the file is there (false: removed).
+        file: bool,
+    },
+    /// The thread's hot config could not be used; the thread keeps its previous
+    /// configuration.
+    ConfigRejected {
+        /// Why, naming the file and the key.
+        error: String,
+    },
+    /// A worker stop was asked for: the thread takes no new step and waits for the
+    /// worker to exit (`on`), or the stop was called off.
+    Stop {
+        /// Who asked.
+        by: String,
+        /// Stopping (true) or called off.
+        on: bool,
+    },
 }
 
 impl Happening {
@@ -145,6 +168,9 @@ impl Happening {
             Happening::Faulty { .. } => "faulty",
             Happening::Aborted { .. } => "aborted",
             Happening::Finished => "finished",
+            Happening::ConfigApplied { .. } => "config_applied",
+            Happening::ConfigRejected { .. } => "config_rejected",
+            Happening::Stop { .. } => "stop",
         }
     }
 
@@ -192,6 +218,17 @@ impl Happening {
             Happening::Faulty { number, reason } => format!("sector {number} faulty: {reason}"),
             Happening::Aborted { reason } => format!("sector aborted: {reason}"),
             Happening::Finished => "sector finished".into(),
+            Happening::ConfigApplied { plan, file: true } => {
+                format!("config.toml applied: next job under {plan}")
+            }
+            Happening::ConfigApplied { plan, file: false } => {
+                format!("config.toml removed: next job under {plan} (the configured plan)")
+            }
+            Happening::ConfigRejected { error } => {
+                format!("config.toml rejected, previous configuration kept: {error}")
+            }
+            Happening::Stop { by, on: true } => format!("worker stop asked by {by}"),
+            Happening::Stop { by, on: false } => format!("worker stop called off by {by}"),
         }
     }
 }

@@ -65,6 +65,6 @@ pub use sector::{ActorId, PoStProof, SealProof, SectorId, SectorNumber, SectorSi
 pub use state::{EventKind, ParseStateError, PlanState, Stage, State, Transition, WdPostState};
 pub use thread::{ThreadInfo, ThreadState};
 pub use traits::{
-    AdminError, AdminTransport, DrainOutcome, PauseOutcome, ReportError, Reporter, ResumeOutcome,
-    SealingThread, StateStore, StoreError,
+    AdminError, AdminTransport, DrainOutcome, PauseOutcome, PlanSet, ReportError, Reporter,
+    ResumeOutcome, SealingThread, StateStore, StopMode, StopOutcome, StoreError,
 };

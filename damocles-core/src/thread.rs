@@ -106,6 +106,14 @@ pub struct ThreadInfo {
     pub draining: bool,
     /// The thread has been in its state far longer than usual for it (additive).
     pub stuck: bool,
+    /// The plan the thread's hot config names for its next job, when it differs from
+    /// `plan` (additive).
+    pub pending_plan: Option<Plan>,
+    /// Why the thread's hot config (`<location>/config.toml`) is not used; the thread
+    /// keeps its previous configuration (additive).
+    pub config_error: Option<String>,
+    /// The worker is stopping on request: the thread takes no new step (additive).
+    pub stopping: bool,
     /// Values a worker sent that this project does not know, as they came (then `plan`
     /// is the default and `job_state`/`job_stage` are `None`).
     pub as_sent: AsSent,
@@ -169,6 +177,12 @@ struct ThreadInfoWire {
     draining: bool,
     #[serde(default)]
     stuck: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pending_plan: Option<Plan>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    config_error: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    stopping: bool,
 }
 
 impl From<ThreadInfoWire> for ThreadInfo {
@@ -213,6 +227,9 @@ impl From<ThreadInfoWire> for ThreadInfo {
             pause_requested: wire.pause_requested,
             draining: wire.draining,
             stuck: wire.stuck,
+            pending_plan: wire.pending_plan,
+            config_error: wire.config_error,
+            stopping: wire.stopping,
             as_sent,
         }
     }
@@ -232,6 +249,9 @@ impl From<ThreadInfo> for ThreadInfoWire {
             pause_requested: info.pause_requested,
             draining: info.draining,
             stuck: info.stuck,
+            pending_plan: info.pending_plan,
+            config_error: info.config_error,
+            stopping: info.stopping,
         }
     }
 }

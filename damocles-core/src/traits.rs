@@ -55,6 +55,52 @@ pub enum DrainOutcome {
     NotDraining,
 }
 
+/// What a `set-plan` did: the thread's hot config (`<location>/config.toml`) names
+/// `plan`, which the thread takes at its next job.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PlanSet {
+    /// The hot config file written, on the worker's machine.
+    pub file: String,
+    /// The plan it names now.
+    pub plan: crate::plan::Plan,
+    /// The plan it named before (`None`: no file, or no plan in it).
+    pub before: Option<crate::plan::Plan>,
+    /// The job the thread holds, which finishes under its own plan first (`None`: the
+    /// thread holds none and takes the plan at its next round).
+    pub current_job: Option<String>,
+}
+
+/// Which worker stop ([`AdminTransport::stop`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopMode {
+    /// Every thread takes no new step: each stops after its current step (a proof call
+    /// runs to its end and its result is saved; waits are cut), a WindowPoSt job held is
+    /// finished first; then the worker exits with its restart code.
+    Graceful,
+    /// Exit now: steps in flight are thrown away and re-run at the next start.
+    Now,
+    /// Call off a graceful stop that is pending.
+    Cancel,
+}
+
+/// What a stop did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case", tag = "outcome")]
+pub enum StopOutcome {
+    /// The worker is stopping; `busy` threads are still finishing a step.
+    Stopping {
+        /// Threads not yet at rest.
+        busy: usize,
+    },
+    /// The worker exits now.
+    Exiting,
+    /// The pending stop was called off; the threads go on.
+    Cancelled,
+    /// No stop was pending; nothing changed.
+    NotStopping,
+}
+
 /// An admin call that did not happen. Nothing changed on the worker.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -106,6 +152,9 @@ pub enum AdminError {
         /// Its message.
         message: String,
     },
+    /// The worker refused the call and said why (a file it cannot write).
+    #[error("{0}")]
+    Refused(String),
     /// The worker is shutting down or broke internally.
     #[error("worker internal error: {0}")]
     Internal(String),
@@ -235,6 +284,14 @@ impl<T: AdminTransport + ?Sized> AdminTransport for &T {
         (**self).on_behalf_of(by)
     }
 
+    async fn set_plan(&self, index: u64, plan: crate::plan::Plan) -> Result<PlanSet, AdminError> {
+        (**self).set_plan(index, plan).await
+    }
+
+    async fn stop(&self, mode: StopMode) -> Result<StopOutcome, AdminError> {
+        (**self).stop(mode).await
+    }
+
     async fn events(&self, index: u64, limit: usize) -> Result<Vec<JournalEntry>, AdminError> {
         (**self).events(index, limit).await
     }
@@ -273,6 +330,25 @@ pub trait AdminTransport: Send + Sync {
     fn on_behalf_of<'a>(&'a self, by: &str) -> Box<dyn AdminTransport + 'a> {
         let _ = by;
         Box::new(self)
+    }
+
+    /// Writes `plan` into thread `index`'s hot config: the thread finishes its current
+    /// job, then runs `plan`. Workers without hot config (an original damocles worker)
+    /// answer an error.
+    async fn set_plan(&self, index: u64, plan: crate::plan::Plan) -> Result<PlanSet, AdminError> {
+        let _ = (index, plan);
+        Err(AdminError::Internal(
+            "this worker cannot set a thread's plan".into(),
+        ))
+    }
+
+    /// Stops the worker ([`StopMode`]), or calls a pending stop off. Workers that cannot
+    /// be stopped remotely (an original damocles worker) answer an error.
+    async fn stop(&self, mode: StopMode) -> Result<StopOutcome, AdminError> {
+        let _ = mode;
+        Err(AdminError::Internal(
+            "this worker cannot be stopped remotely".into(),
+        ))
     }
 
     /// The last `limit` entries of thread `index`'s event history, oldest first. Workers

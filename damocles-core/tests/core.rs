@@ -425,6 +425,9 @@ mod summary {
             pause_requested: false,
             draining: false,
             stuck: false,
+            pending_plan: None,
+            config_error: None,
+            stopping: false,
             as_sent: Default::default(),
         }
     }
@@ -533,6 +536,9 @@ mod shapes {
                 pause_requested: false,
                 draining: false,
                 stuck: false,
+                pending_plan: None,
+                config_error: None,
+                stopping: false,
                 as_sent: Default::default(),
             },
             ThreadInfo {
@@ -547,6 +553,9 @@ mod shapes {
                 pause_requested: false,
                 draining: false,
                 stuck: false,
+                pending_plan: None,
+                config_error: None,
+                stopping: false,
                 as_sent: Default::default(),
             },
             ThreadInfo {
@@ -564,6 +573,9 @@ mod shapes {
                 pause_requested: true,
                 draining: false,
                 stuck: false,
+                pending_plan: None,
+                config_error: None,
+                stopping: false,
                 as_sent: Default::default(),
             },
             ThreadInfo {
@@ -578,6 +590,9 @@ mod shapes {
                 pause_requested: false,
                 draining: false,
                 stuck: false,
+                pending_plan: None,
+                config_error: None,
+                stopping: false,
                 as_sent: Default::default(),
             },
         ]

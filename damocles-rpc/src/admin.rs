@@ -11,8 +11,8 @@ use crate::method::{handlers, rpc_methods, MethodSpec};
 use crate::server::{Caller, RpcService};
 use async_trait::async_trait;
 use damocles_core::{
-    AdminError, AdminTransport, DrainOutcome, JournalEntry, PauseOutcome, PlanState, ResumeOutcome,
-    ThreadInfo, ThreadState, JOURNAL_LIMIT,
+    AdminError, AdminTransport, DrainOutcome, JournalEntry, PauseOutcome, Plan, PlanSet, PlanState,
+    ResumeOutcome, StopMode, StopOutcome, ThreadInfo, ThreadState, JOURNAL_LIMIT,
 };
 use serde::{Deserialize, Serialize};
 
@@ -47,6 +47,17 @@ rpc_methods! {
         limit: Option<usize> = "a whole number from 1 to 1000, default 100",
     ) -> Vec<JournalEntry> = "[ThreadEvent]",
         "a thread's event history, oldest first: transitions, pauses and resumes with who asked, drains, failures, aborts";
+    /// Sets a thread's plan through its hot config (additive).
+    WorkerSetPlan = "Damocles.WorkerSetPlan", Admin, (
+        index: u64 = "a thread index (a whole number from 0)",
+        plan: Plan = "a plan: sealer, snapup, rebuild, unseal or wdpost",
+    ) -> PlanSet = "{file, plan, before, current_job}",
+        "writes `plan` into the thread's config.toml (keeping its other keys and comments); the thread takes it at its next job";
+    /// Stops the worker, or calls a pending stop off (additive).
+    WorkerStop = "Damocles.WorkerStop", Admin, (
+        mode: StopMode = "\"graceful\" | \"now\" | \"cancel\"",
+    ) -> StopOutcome = "{outcome: \"stopping\", busy} | {outcome: \"exiting\" | \"cancelled\" | \"not_stopping\"}",
+        "graceful: every thread stops after its current step, then the worker exits with code 75 (restart me); now: exits at once; cancel: calls a pending stop off";
     /// Records an environment variable for external processors.
     WorkerSetEnv = "VenusWorker.WorkerSetEnv", Admin, (name: String = "a variable name", value: String = "a string")
         -> () = "null",
@@ -123,7 +134,8 @@ fn to_rpc(error: AdminError) -> RpcError {
     let mut rpc = match error {
         AdminError::ThreadNotFound { .. }
         | AdminError::InvalidState(_)
-        | AdminError::ResumeRefused { .. } => RpcError::invalid_params(error.to_string()),
+        | AdminError::ResumeRefused { .. }
+        | AdminError::Refused(_) => RpcError::invalid_params(error.to_string()),
         other => RpcError::internal(other.to_string()),
     };
     rpc.data = data.and_then(|d| serde_json::to_value(d).ok());
@@ -165,6 +177,11 @@ handlers! { AdminService, |service, caller| {
         let by = caller.to_string();
         let outcome = service.worker.on_behalf_of(&by).drain(index, on.unwrap_or(true)).await;
         outcome.map_err(to_rpc)
+    };
+    WorkerSetPlan => |(index, plan)| service.worker.set_plan(index, plan).await.map_err(to_rpc);
+    WorkerStop => |(mode,)| {
+        let by = caller.to_string();
+        service.worker.on_behalf_of(&by).stop(mode).await.map_err(to_rpc)
     };
     WorkerEvents => |(index, limit)| {
         let limit = match limit {
@@ -354,6 +371,20 @@ impl AdminTransport for HttpAdminClient {
             .request::<WorkerDrain>((index, Some(on)))
             .await
             .map_err(|e| self.additive_error(e, "cannot drain threads"))
+    }
+
+    async fn set_plan(&self, index: u64, plan: Plan) -> Result<PlanSet, AdminError> {
+        self.rpc
+            .request::<WorkerSetPlan>((index, plan))
+            .await
+            .map_err(|e| self.additive_error(e, "cannot set a thread's plan"))
+    }
+
+    async fn stop(&self, mode: StopMode) -> Result<StopOutcome, AdminError> {
+        self.rpc
+            .request::<WorkerStop>((mode,))
+            .await
+            .map_err(|e| self.additive_error(e, "cannot be stopped remotely"))
     }
 
     async fn events(&self, index: u64, limit: usize) -> Result<Vec<JournalEntry>, AdminError> {

@@ -415,26 +415,7 @@ impl WorkerConfig {
             key,
             message,
         };
-        let mut unknown = Vec::new();
-        let deserializer = toml::Deserializer::new(text);
-        let mut note_unknown = |path: serde_ignored::Path<'_>| unknown.push(path.to_string());
-        let ignoring = serde_ignored::Deserializer::new(deserializer, &mut note_unknown);
-        let config: WorkerConfig = serde_path_to_error::deserialize(ignoring).map_err(|e| {
-            let key = e.path().to_string();
-            let inner = e.into_inner();
-            let message = match inner.span() {
-                Some(span) => format!("{} (line {})", inner.message(), line_of(text, span.start)),
-                None => inner.message().to_owned(),
-            };
-            invalid(
-                if key == "." {
-                    "TOML syntax".into()
-                } else {
-                    key
-                },
-                message,
-            )
-        })?;
+        let (config, unknown): (WorkerConfig, _) = deserialize_toml(text, origin)?;
         let mut warnings: Vec<String> = unknown
             .into_iter()
             .map(|key| format!("config {origin}: unknown key {key} is ignored"))
@@ -520,6 +501,37 @@ impl WorkerConfig {
         };
         format!("{host}:{}", self.worker.rpc_server.port)
     }
+}
+
+/// Deserializes TOML text into `T`, with the dotted keys it did not know; a value of the
+/// wrong kind (or text that is not TOML) is [`ConfigError::Invalid`] naming the key and
+/// the line.
+pub(crate) fn deserialize_toml<T: serde::de::DeserializeOwned>(
+    text: &str,
+    origin: &str,
+) -> Result<(T, Vec<String>), ConfigError> {
+    let mut unknown = Vec::new();
+    let deserializer = toml::Deserializer::new(text);
+    let mut note_unknown = |path: serde_ignored::Path<'_>| unknown.push(path.to_string());
+    let ignoring = serde_ignored::Deserializer::new(deserializer, &mut note_unknown);
+    let value: T = serde_path_to_error::deserialize(ignoring).map_err(|e| {
+        let key = e.path().to_string();
+        let inner = e.into_inner();
+        let message = match inner.span() {
+            Some(span) => format!("{} (line {})", inner.message(), line_of(text, span.start)),
+            None => inner.message().to_owned(),
+        };
+        ConfigError::Invalid {
+            path: origin.to_owned(),
+            key: if key == "." {
+                "TOML syntax".into()
+            } else {
+                key
+            },
+            message,
+        }
+    })?;
+    Ok((value, unknown))
 }
 
 /// A string, or a list of strings joined with commas.

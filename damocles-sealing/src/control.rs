@@ -61,6 +61,18 @@ pub(crate) struct ControlState {
     /// Why an idle thread has no sector (the manager cannot be reached), shown as its
     /// last error while it idles.
     pub idle_reason: Option<String>,
+    /// The plan the hot config names for the next job, when it differs from `plan`.
+    pub pending_plan: Option<Plan>,
+    /// Why the hot config is not used.
+    pub config_error: Option<String>,
+    /// The hot config was written: the thread reads it at its next step boundary.
+    pub config_nudge: bool,
+    /// A worker stop was asked for: the thread takes no new step.
+    pub stop_requested: bool,
+    /// The thread holds work it finishes before it stops (a WindowPoSt job).
+    pub must_finish: bool,
+    /// Parked for the stop, since when.
+    pub parked: Option<Instant>,
 }
 
 /// The shared control block of one thread.
@@ -117,6 +129,12 @@ impl Control {
                 resume_facts: None,
                 wdpost_facts: Default::default(),
                 idle_reason: None,
+                pending_plan: None,
+                config_error: None,
+                config_nudge: false,
+                stop_requested: false,
+                must_finish: false,
+                parked: None,
             }),
             notify: Notify::new(),
             changes,
@@ -152,6 +170,9 @@ impl Control {
             _ if s.paused => ThreadState::Paused {
                 elapsed: s.paused_since.elapsed().as_secs(),
             },
+            _ if s.parked.is_some() => ThreadState::Paused {
+                elapsed: s.parked.map_or(0, |at| at.elapsed().as_secs()),
+            },
             Activity::Idle => ThreadState::Idle,
             Activity::Waiting => ThreadState::Waiting { elapsed },
             Activity::Running { proc } => ThreadState::Running {
@@ -175,6 +196,9 @@ impl Control {
             pause_requested: s.pause_requested.is_some(),
             draining: s.draining,
             stuck: !s.paused && self.is_stuck(&s),
+            pending_plan: s.pending_plan,
+            config_error: s.config_error.clone(),
+            stopping: s.stop_requested,
             as_sent: Default::default(),
         }
     }
@@ -362,7 +386,12 @@ impl Control {
         let s = self.lock();
         if s.stopping {
             Some(Interrupt::Stopping)
-        } else if s.paused || s.resume.is_some() || s.drain_changed {
+        } else if s.paused
+            || s.resume.is_some()
+            || s.drain_changed
+            || s.config_nudge
+            || (s.stop_requested && !s.must_finish)
+        {
             Some(Interrupt::Paused)
         } else {
             None
@@ -520,6 +549,87 @@ impl Control {
             self.changed();
         }
         changed
+    }
+
+    /// Shows the hot config's pending plan and why it is not used; `None`s clear them.
+    pub(crate) fn set_config_status(&self, pending_plan: Option<Plan>, error: Option<String>) {
+        {
+            let mut s = self.lock();
+            if s.pending_plan == pending_plan && s.config_error == error {
+                return;
+            }
+            s.pending_plan = pending_plan;
+            s.config_error = error;
+        }
+        self.changed();
+    }
+
+    /// The hot config was written: cuts the thread's current wait, so that it reads the
+    /// file at once (an idle thread takes the new plan now, not after its idle wait).
+    pub(crate) fn nudge_config(&self) {
+        self.lock().config_nudge = true;
+        self.changed();
+    }
+
+    /// Whether the hot config was written since the last call.
+    pub(crate) fn take_config_nudge(&self) -> bool {
+        std::mem::take(&mut self.lock().config_nudge)
+    }
+
+    /// Asks the thread to take no new step (`on`), or calls that off; whether it changed.
+    pub(crate) fn set_stop(&self, on: bool) -> bool {
+        let changed = {
+            let mut s = self.lock();
+            std::mem::replace(&mut s.stop_requested, on) != on
+        };
+        if changed {
+            self.changed();
+        }
+        changed
+    }
+
+    /// Whether the thread must park for a worker stop now (it holds nothing to finish).
+    pub(crate) fn must_park(&self) -> bool {
+        let s = self.lock();
+        s.stop_requested && !s.must_finish
+    }
+
+    /// Says whether the thread holds work it finishes before a stop parks it.
+    pub(crate) fn set_must_finish(&self, on: bool) {
+        self.lock().must_finish = on;
+        self.changed();
+    }
+
+    /// Whether a stopping worker may exit now as far as this thread goes: it is parked,
+    /// or paused outside a proof call (a paused thread's record is saved).
+    pub fn at_rest(&self) -> bool {
+        let s = self.lock();
+        s.parked.is_some() || (s.paused && !s.in_proof_call)
+    }
+
+    /// Parks the thread for a worker stop: shown paused until the stop is called off
+    /// (`Ok`) or the worker stops (`Err`).
+    pub(crate) async fn park_for_stop(&self) -> Result<(), Interrupt> {
+        self.lock().parked = Some(Instant::now());
+        self.changed();
+        let outcome = loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let s = self.lock();
+                if s.stopping {
+                    break Err(Interrupt::Stopping);
+                }
+                if !s.stop_requested {
+                    break Ok(());
+                }
+            }
+            notified.await;
+        };
+        self.lock().parked = None;
+        self.changed();
+        outcome
     }
 
     /// The plan of the thread's current job.

@@ -18,6 +18,7 @@ mod builder;
 pub mod config;
 mod control;
 mod cpuset;
+pub mod hot_config;
 mod journal;
 pub mod limits;
 pub mod metrics;

@@ -11,6 +11,7 @@ use damocles_core::{Failure, Happening, Plan, ProofStage, SectorManager, StateSt
 
 pub use crate::config::AttachedStore;
 use crate::control::{Activity, Control, Interrupt};
+use crate::hot_config::{HotConfig, Reload};
 use crate::journal::Journal;
 use crate::limits::StageLimits;
 use crate::options::SealingOptions;
@@ -96,6 +97,55 @@ pub(crate) struct Runner {
 }
 
 impl Runner {
+    /// Reads the thread's hot config, at a step boundary. At the start of a job
+    /// (`at_job_start`: the thread holds none) the settings it names become the thread's;
+    /// otherwise they wait for the next job and `worker list` shows their plan as
+    /// pending. A file that cannot be used is recorded once per change, for `job`.
+    /// Returns whether the thread's settings changed.
+    pub(crate) async fn refresh_config(
+        &mut self,
+        hot: &mut HotConfig,
+        at_job_start: bool,
+        job: Option<String>,
+    ) -> bool {
+        let _ = self.control.take_config_nudge();
+        let thread = self.control.index();
+        match hot.reload() {
+            Reload::Unchanged => {}
+            Reload::Changed { warnings, .. } => {
+                for warning in warnings {
+                    tracing::warn!(thread, "{warning}");
+                }
+            }
+            Reload::Rejected(why) => {
+                tracing::warn!(
+                    thread,
+                    "hot config rejected, previous configuration kept: {why}"
+                );
+                let rejected = Happening::ConfigRejected { error: why };
+                self.journal.record(job.clone(), rejected).await;
+            }
+        }
+        let wanted = hot.wanted().clone();
+        let changed = wanted.plan != self.ctx.plan || wanted.options != self.ctx.options;
+        let applied = at_job_start && changed;
+        if applied {
+            tracing::info!(thread, plan = %wanted.plan, "hot config applied to the next job");
+            self.ctx.plan = wanted.plan;
+            self.ctx.options = wanted.options;
+            self.control.set_stuck_after(self.ctx.options.stuck_after);
+            let what = Happening::ConfigApplied {
+                plan: wanted.plan,
+                file: hot.file_present(),
+            };
+            self.journal.record(job, what).await;
+        }
+        let pending = (!at_job_start && wanted.plan != self.control.plan()).then_some(wanted.plan);
+        self.control
+            .set_config_status(pending, hot.error().map(str::to_owned));
+        applied
+    }
+
     /// Applies a pause an operator asked for during a proof call, recording it for `job`
     /// (the sector or wdpost job the thread holds).
     pub(crate) async fn apply_requested_pause(&self, job: Option<String>) {

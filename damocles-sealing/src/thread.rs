@@ -12,6 +12,7 @@ use damocles_core::{
 };
 
 use crate::control::{Activity, Control, Interrupt};
+use crate::hot_config::{HotConfig, ThreadSettings};
 use crate::journal::Journal;
 use crate::plans::{self, Outcome, StepResult};
 use crate::resume::{self, ResumeFacts};
@@ -35,25 +36,42 @@ fn sector_of(record: &SectorRecord) -> Option<String> {
 
 /// Runs a thread until the control says stop. A wdpost thread runs its own driver (its
 /// jobs are not sector records), once a sector record its location holds from another
-/// plan is finished or dropped under that plan.
+/// plan is finished or dropped under that plan. The thread's hot config
+/// (`<location>/config.toml`, [`crate::hot_config`]) may switch it between the two at
+/// the start of a job.
 pub(crate) async fn run(ctx: ThreadContext, control: Arc<Control>, journal: Journal) {
-    let runner = Runner {
+    let configured = ThreadSettings {
+        plan: ctx.plan,
+        options: ctx.options.clone(),
+    };
+    let mut hot = HotConfig::new(ctx.location.root(), configured);
+    let mut runner = Runner {
         ctx,
         control,
         journal,
     };
-    runner.main_loop().await;
-    if runner.ctx.plan == Plan::Wdpost && runner.control.interrupt() != Some(Interrupt::Stopping) {
-        plans::wdpost::run(runner).await;
+    loop {
+        runner.main_loop(&mut hot).await;
+        if runner.control.interrupt() == Some(Interrupt::Stopping) {
+            return;
+        }
+        // Handed over: the plan is wdpost, and no sector record is left.
+        runner = plans::wdpost::run(runner, &mut hot).await;
+        if runner.control.interrupt() == Some(Interrupt::Stopping) {
+            return;
+        }
     }
 }
 
 impl Runner {
-    async fn main_loop(&self) {
+    async fn main_loop(&mut self, hot: &mut HotConfig) {
         self.control.set_stuck_after(self.ctx.options.stuck_after);
         let Some(mut record) = self.load().await else {
             return;
         };
+        if self.at_job_start(&record) && self.refresh_config(hot, true, None).await {
+            record = self.new_record(record.draining);
+        }
         if self.hands_over(&record) {
             return;
         }
@@ -85,6 +103,22 @@ impl Runner {
                 return;
             }
             self.apply_requested_pause(sector_of(&record)).await;
+            if self.control.must_park() {
+                // A worker stop: at a step boundary, the record saved; nothing to persist.
+                let _ = self.control.park_for_stop().await;
+                continue;
+            }
+            let at_job_start = self.at_job_start(&record);
+            if self
+                .refresh_config(hot, at_job_start, sector_of(&record))
+                .await
+            {
+                record = self.new_record(record.draining);
+                self.show(&record);
+                if self.hands_over(&record) {
+                    return;
+                }
+            }
             if self.control.must_wait() {
                 self.persist_pause(&mut record).await;
                 match self.control.wait_resume().await {
@@ -139,6 +173,18 @@ impl Runner {
             }
             return Some(record);
         }
+    }
+
+    /// Whether the record holds no job yet: the thread's settings may change.
+    fn at_job_start(&self, record: &SectorRecord) -> bool {
+        record.sector.is_none() && PlanState::Sector(record.state) == record.plan.initial_state()
+    }
+
+    /// A record for the next job, under the thread's plan, keeping a drain.
+    fn new_record(&self, draining: bool) -> SectorRecord {
+        let mut record = SectorRecord::new(self.ctx.plan);
+        record.draining = draining;
+        record
     }
 
     /// Whether a wdpost thread is done with sector records: its location holds none
@@ -312,11 +358,9 @@ impl Runner {
             .await
             .map_err(|e| Failure::critical(e.to_string()))?
             .map_err(|e| Failure::critical(e.to_string()))?;
-        let draining = record.draining;
-        *record = SectorRecord::new(self.ctx.plan);
-        if draining {
+        *record = self.new_record(record.draining);
+        if record.draining {
             // Keep the drain: an empty record that says so.
-            record.draining = true;
             self.save(record).await?;
         } else {
             self.ctx.store.clear().await.map_err(critical_store)?;

@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use damocles_core::{
-    AdminError, AdminTransport, DrainOutcome, Happening, JournalEntry, PauseOutcome, ResumeOutcome,
-    SealingThread, ThreadInfo, WorkerReport, WorkerSummary,
+    AdminError, AdminTransport, DrainOutcome, Happening, JournalEntry, PauseOutcome, Plan, PlanSet,
+    ResumeOutcome, SealingThread, StopMode, StopOutcome, ThreadInfo, WorkerReport, WorkerSummary,
 };
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -82,6 +82,38 @@ impl ThreadHandle {
         });
         held.record(self.control.sector(), what).await;
         outcome
+    }
+
+    /// Writes `plan` into the thread's hot config (`<location>/config.toml`, keeping its
+    /// other keys and comments) and has the thread read it at its next step boundary: an
+    /// idle thread takes the plan at once, a busy one after its current job.
+    pub async fn set_plan(&self, plan: Plan) -> Result<PlanSet, AdminError> {
+        let location = std::path::PathBuf::from(self.control.info().location);
+        let (file, before) =
+            tokio::task::spawn_blocking(move || crate::hot_config::write_plan(&location, plan))
+                .await
+                .map_err(|e| AdminError::Internal(e.to_string()))?
+                .map_err(|e| AdminError::Refused(e.to_string()))?;
+        self.control.nudge_config();
+        Ok(PlanSet {
+            file: file.display().to_string(),
+            plan,
+            before,
+            current_job: self.control.info().job_id,
+        })
+    }
+
+    /// Asks the thread to take no new step, for a worker stop (`on`), or calls that off,
+    /// recording it for `by`.
+    async fn stop_by(&self, on: bool, by: &str) {
+        let held = self.journal.hold().await;
+        if self.control.set_stop(on) {
+            let what = Happening::Stop {
+                by: by.to_owned(),
+                on,
+            };
+            held.record(self.control.sector(), Some(what)).await;
+        }
     }
 
     /// The last `limit` entries of the thread's history, oldest first.
@@ -187,6 +219,8 @@ pub struct Worker {
     metrics: Arc<WorkerMetrics>,
     /// Locks on the threads' locations, let go once the threads have stopped.
     locks: Mutex<Vec<LocationLock>>,
+    /// A stop asked for over the admin API (`Graceful` or `Now`).
+    stop: Mutex<Option<StopMode>>,
 }
 
 impl Worker {
@@ -228,6 +262,49 @@ impl Worker {
             changes,
             metrics,
             locks: Mutex::default(),
+            stop: Mutex::default(),
+        }
+    }
+
+    /// Stops the worker (see [`StopMode`]) or calls a pending stop off, for `by`; the
+    /// process that runs the worker waits for [`Worker::stop_asked`] and exits.
+    pub async fn request_stop(&self, mode: StopMode, by: &str) -> StopOutcome {
+        let pending = *lock(&self.stop);
+        let outcome = match (mode, pending) {
+            (StopMode::Cancel, None | Some(StopMode::Cancel)) => return StopOutcome::NotStopping,
+            (StopMode::Cancel, Some(_)) => StopOutcome::Cancelled,
+            (StopMode::Now, _) => StopOutcome::Exiting,
+            (StopMode::Graceful, _) => StopOutcome::Stopping { busy: 0 },
+        };
+        *lock(&self.stop) = (mode != StopMode::Cancel).then_some(mode);
+        for thread in &self.threads {
+            thread.stop_by(mode != StopMode::Cancel, by).await;
+        }
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+        match outcome {
+            StopOutcome::Stopping { .. } => StopOutcome::Stopping { busy: self.busy() },
+            other => other,
+        }
+    }
+
+    /// Threads not at rest: in a step, not parked for a stop nor paused.
+    fn busy(&self) -> usize {
+        self.threads.iter().filter(|t| !t.control.at_rest()).count()
+    }
+
+    /// Resolves when a stop asked for should end the process: `Now` at once, `Graceful`
+    /// once every thread is at rest (its record saved, no proof call in flight).
+    pub async fn stop_asked(&self) -> StopMode {
+        let mut changes = self.subscribe();
+        loop {
+            match *lock(&self.stop) {
+                Some(StopMode::Now) => return StopMode::Now,
+                Some(StopMode::Graceful) if self.busy() == 0 => return StopMode::Graceful,
+                _ => {}
+            }
+            if changes.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
         }
     }
 
@@ -366,6 +443,14 @@ impl AdminTransport for Worker {
         self.on_behalf_of(IN_PROCESS).drain(index, on).await
     }
 
+    async fn set_plan(&self, index: u64, plan: Plan) -> Result<PlanSet, AdminError> {
+        self.thread(index)?.set_plan(plan).await
+    }
+
+    async fn stop(&self, mode: StopMode) -> Result<StopOutcome, AdminError> {
+        Ok(self.request_stop(mode, IN_PROCESS).await)
+    }
+
     fn on_behalf_of<'a>(&'a self, by: &str) -> Box<dyn AdminTransport + 'a> {
         Box::new(OnBehalf {
             worker: self,
@@ -406,6 +491,14 @@ impl AdminTransport for OnBehalf<'_> {
 
     async fn drain(&self, index: u64, on: bool) -> Result<DrainOutcome, AdminError> {
         Ok(self.worker.thread(index)?.drain_by(on, &self.by).await)
+    }
+
+    async fn set_plan(&self, index: u64, plan: Plan) -> Result<PlanSet, AdminError> {
+        self.worker.thread(index)?.set_plan(plan).await
+    }
+
+    async fn stop(&self, mode: StopMode) -> Result<StopOutcome, AdminError> {
+        Ok(self.worker.request_stop(mode, &self.by).await)
     }
 
     fn on_behalf_of<'b>(&'b self, by: &str) -> Box<dyn AdminTransport + 'b> {

@@ -246,6 +246,26 @@ enum WorkerCommand {
         #[command(flatten)]
         flags: crate::events::EventsFlags,
     },
+    /// Set a thread's plan without a restart: the worker writes it into the thread's
+    /// config.toml (keeping its other keys and comments); the thread finishes its current
+    /// job, then takes new jobs under this plan.
+    SetPlan {
+        /// A registered worker name, or host[:port] (port 17890 by default).
+        worker: String,
+        /// The thread's index.
+        index: u64,
+        /// The plan: sealer, snapup, rebuild, unseal or wdpost.
+        plan: damocles_core::Plan,
+    },
+    /// Stop a worker on request: every thread stops after its current step (no proof call
+    /// thrown away; a held WindowPoSt job finished), then the worker exits with code 75 so
+    /// that its service manager restarts it.
+    Stop {
+        /// A registered worker name, or host[:port] (port 17890 by default).
+        worker: String,
+        #[command(flatten)]
+        flags: crate::worker_ops::StopFlags,
+    },
     /// Forget a worker (it is registered again at its next ping).
     Remove {
         /// The worker's name.
@@ -435,6 +455,14 @@ async fn run_util(ctx: &util::Context, command: UtilCommand) -> u8 {
             index,
             flags,
         }) => util::worker_events(ctx, &worker, index, &flags).await,
+        UtilCommand::Worker(WorkerCommand::SetPlan {
+            worker,
+            index,
+            plan,
+        }) => util::worker_set_plan(ctx, &worker, index, plan).await,
+        UtilCommand::Worker(WorkerCommand::Stop { worker, flags }) => {
+            util::worker_stop(ctx, &worker, flags.mode()).await
+        }
         UtilCommand::Worker(WorkerCommand::Remove { name }) => {
             util::worker_remove(ctx, &name).await
         }

@@ -183,6 +183,35 @@ pub async fn worker_act(ctx: &Context, threads: &Threads, action: Action) -> u8 
     code
 }
 
+/// `util worker set-plan`.
+pub async fn worker_set_plan(
+    ctx: &Context,
+    target: &str,
+    index: u64,
+    plan: damocles_core::Plan,
+) -> u8 {
+    let (dest, client) = match ctx.answering_worker(target).await {
+        Ok(found) => found,
+        Err(code) => return code,
+    };
+    let prefix = |message: &str| render::remote_message(target, &dest, message);
+    let (text, code) = crate::worker_ops::set_plan(&client, index, plan, ctx.json, &prefix).await;
+    crate::exit::print_out(&text);
+    code
+}
+
+/// `util worker stop`.
+pub async fn worker_stop(ctx: &Context, target: &str, mode: damocles_core::StopMode) -> u8 {
+    let (dest, client) = match ctx.answering_worker(target).await {
+        Ok(found) => found,
+        Err(code) => return code,
+    };
+    let prefix = |message: &str| render::remote_message(target, &dest, message);
+    let (text, code) = crate::worker_ops::stop(&client, mode, ctx.json, &prefix).await;
+    crate::exit::print_out(&text);
+    code
+}
+
 /// `util worker events`.
 pub async fn worker_events(
     ctx: &Context,

@@ -19,6 +19,7 @@ use damocles_sealing::mock_chain::MockChain;
 use damocles_sealing::{params, BuildError, RunningWorker, Worker, WorkerBuilder};
 
 use crate::exit::{self, CliError};
+use crate::worker_ops::STOPPED_ON_REQUEST;
 
 /// The version the worker reports, in the original's `v<semver>-<build>` form.
 pub fn version() -> String {
@@ -272,8 +273,28 @@ pub async fn run(config_path: &Path, choice: ManagerChoice) -> u8 {
         Ok(running) => running,
         Err(e) => return crate::render::failure(false, &e),
     };
-    wait_for_signal().await;
-    stop_on_signal(running).await
+    let worker = running.worker().clone();
+    tokio::select! {
+        () = wait_for_signal() => stop_on_signal(running).await,
+        mode = worker.stop_asked() => stop_on_request(running, mode).await,
+    }
+}
+
+/// Stops a worker that was asked to stop over its admin API (`worker stop`): once every
+/// thread is at rest for a graceful stop, at once for `--now`; exits with
+/// [`STOPPED_ON_REQUEST`] so that a service manager starts it again.
+async fn stop_on_request(running: Daemon, mode: damocles_core::StopMode) -> u8 {
+    if mode == damocles_core::StopMode::Now {
+        eprintln!("stopping now on request; the steps in flight re-run at the next start");
+        // At once, as a second signal: the blocking proof calls in flight would hold the
+        // runtime's end. A moment first, for the answer to the stop to leave.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        std::process::exit(i32::from(STOPPED_ON_REQUEST));
+    }
+    eprintln!("stopping on request: every thread is at rest");
+    running.stop().await;
+    eprintln!("stopped; every thread's record is saved (exit {STOPPED_ON_REQUEST}: restart me)");
+    STOPPED_ON_REQUEST
 }
 
 /// Stops a worker after a first signal, exiting the process at once on a second one (exit

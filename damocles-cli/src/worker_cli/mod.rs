@@ -140,6 +140,24 @@ enum WorkerAction {
         #[arg(short = 's', long)]
         state: Option<String>,
     },
+    /// Set a thread's plan: writes `plan` into the thread's config.toml (its hot config,
+    /// keeping the file's other keys and comments); the thread finishes its current job
+    /// under the plan it started with, then takes new jobs under this one. No restart.
+    SetPlan {
+        /// The thread's index, as `list` prints it.
+        #[arg(short = 'i', long)]
+        index: u64,
+        /// The plan: sealer, snapup, rebuild, unseal or wdpost.
+        plan: damocles_core::Plan,
+    },
+    /// Stop the worker on request: every thread takes no new step and stops after its
+    /// current one (a proof call runs to its end and is saved; a held WindowPoSt job is
+    /// finished), then the daemon exits with code 75, "restart me" (systemd:
+    /// RestartForceExitStatus=75). Ctrl-C and SIGTERM keep their meaning (exit 0).
+    Stop {
+        #[command(flatten)]
+        flags: crate::worker_ops::StopFlags,
+    },
     /// A thread's history, oldest first: transitions, failures, aborts, and pauses,
     /// resumes and drains with who asked (the token used and the caller's address). Times
     /// are in the local time zone (TZ), with ages.
@@ -251,6 +269,18 @@ async fn worker(args: WorkerArgs) -> u8 {
         }
         WorkerAction::Events { index, flags } => {
             return events::show(&client, index, &flags, json, &|m| m.to_owned()).await;
+        }
+        WorkerAction::SetPlan { index, plan } => {
+            let (text, code) =
+                crate::worker_ops::set_plan(&client, index, plan, json, &|m| m.to_owned()).await;
+            crate::exit::print_out(&text);
+            return code;
+        }
+        WorkerAction::Stop { flags } => {
+            let (text, code) =
+                crate::worker_ops::stop(&client, flags.mode(), json, &|m| m.to_owned()).await;
+            crate::exit::print_out(&text);
+            return code;
         }
         WorkerAction::Pause { index, select } => {
             (Selector::from_parts(index, &select), Action::Pause)

@@ -69,12 +69,17 @@ impl Process {
     /// Sends SIGTERM and waits (at most 2 minutes) for the exit.
     pub fn terminate(mut self) -> std::process::ExitStatus {
         self.signal("-TERM");
-        let deadline = Instant::now() + Duration::from_secs(120);
+        self.wait_exit("SIGTERM", Duration::from_secs(120))
+    }
+
+    /// Waits at most `limit` for the process to exit on its own (after `what`).
+    pub fn wait_exit(&mut self, what: &str, limit: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + limit;
         loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
                 return status;
             }
-            assert!(Instant::now() < deadline, "did not stop on SIGTERM");
+            assert!(Instant::now() < deadline, "did not exit after {what}");
             std::thread::sleep(Duration::from_millis(50));
         }
     }

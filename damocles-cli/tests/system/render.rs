@@ -46,6 +46,9 @@ fn thread(
         pause_requested: false,
         draining: false,
         stuck: false,
+        pending_plan: None,
+        config_error: None,
+        stopping: false,
         as_sent: Default::default(),
     }
 }
@@ -396,6 +399,9 @@ fn wdpost_threads() -> Vec<ThreadInfo> {
         pause_requested: false,
         draining: false,
         stuck: false,
+        pending_plan: None,
+        config_error: None,
+        stopping: false,
         as_sent: Default::default(),
     };
     vec![

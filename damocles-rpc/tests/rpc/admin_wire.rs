@@ -107,6 +107,9 @@ fn thread(index: usize, state: ThreadState, job: Option<State>) -> ThreadInfo {
         pause_requested: false,
         draining: false,
         stuck: false,
+        pending_plan: None,
+        config_error: None,
+        stopping: false,
         as_sent: Default::default(),
     }
 }

@@ -27,6 +27,7 @@ use damocles_core::{
 use super::shared::note_idle_reason;
 use super::Stop;
 use crate::control::{Activity, Interrupt};
+use crate::hot_config::HotConfig;
 use crate::resume::WdPostFacts;
 use crate::runner::{Runner, IDLE_FLOOR};
 use crate::window_post::{self, PoStChallenge, ProvingSector};
@@ -103,9 +104,12 @@ enum Outcome {
     Finished,
 }
 
-/// Runs a wdpost thread until the worker stops.
-pub(crate) async fn run(runner: Runner) {
-    Driver { runner, held: None }.main_loop().await;
+/// Runs a wdpost thread until the worker stops, or until its hot config names another
+/// plan at a job boundary; hands the runner back.
+pub(crate) async fn run(runner: Runner, hot: &mut HotConfig) -> Runner {
+    let mut driver = Driver { runner, held: None };
+    driver.main_loop(hot).await;
+    driver.runner
 }
 
 struct Driver {
@@ -121,6 +125,7 @@ impl Driver {
     fn show(&self) {
         let control = &self.runner.control;
         let state = self.held.as_ref().map_or(WdPostState::Empty, |h| h.state);
+        control.set_must_finish(self.held.is_some());
         control.set_wdpost_facts(WdPostFacts {
             job: self.held.is_some(),
             proof: self.held.as_ref().is_some_and(|h| h.output.is_some()),
@@ -136,7 +141,7 @@ impl Driver {
         self.runner.journal.record(self.job_id(), what).await;
     }
 
-    async fn main_loop(mut self) {
+    async fn main_loop(&mut self, hot: &mut HotConfig) {
         let control = self.runner.control.clone();
         control.set_stuck_after(self.runner.ctx.options.stuck_after);
         self.show();
@@ -153,6 +158,17 @@ impl Driver {
                 return;
             }
             self.runner.apply_requested_pause(self.job_id()).await;
+            if control.must_park() {
+                // A worker stop, and no job held (a held one is finished first).
+                let _ = control.park_for_stop().await;
+                continue;
+            }
+            if self.held.is_none() {
+                self.runner.refresh_config(hot, true, None).await;
+                if self.runner.ctx.plan != damocles_core::Plan::Wdpost {
+                    return;
+                }
+            }
             if control.must_wait() {
                 // A paused thread holds no deadline: without its heartbeat the manager
                 // gives the job to another worker.

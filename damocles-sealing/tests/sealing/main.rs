@@ -4,6 +4,7 @@
 mod builder;
 mod common;
 mod config;
+mod operating;
 mod post_faults;
 mod resume_matrix;
 mod with_params;

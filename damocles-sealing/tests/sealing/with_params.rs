@@ -428,6 +428,24 @@ fn a_sector_survives_a_crash_right_after_every_state() {
     harness.offer_deals(1.0);
     let sector = SectorId::new(MINER, 1);
     for state in SEALER_PATH {
+        if state == State::C1Done {
+            // The operator switches the thread to rebuild mid-sector through its hot
+            // config: the sector goes on under the sealer plan its record names, the new
+            // plan shown as pending.
+            let location = harness.dir.path().join("store0");
+            damocles_sealing::hot_config::write_plan(&location, Plan::Rebuild).expect("write");
+            crash_after(&harness, state, async |worker| {
+                let shown = wait_for(worker, Duration::from_secs(60), "pending", |t| {
+                    t[0].pending_plan.is_some()
+                })
+                .await;
+                assert_eq!(
+                    (shown[0].plan, shown[0].pending_plan),
+                    (Plan::Sealer, Some(Plan::Rebuild))
+                );
+            });
+            continue;
+        }
         crash_after(&harness, state, async |_| {});
         let chain = harness.chain.sector(sector).expect("sector 1 allocated");
         assert!(
@@ -677,13 +695,28 @@ fn rebuild_through_crashes(harness: &mut Harness, sector: SectorId, path: &[Stat
 
     // Lost again, rebuilt again, this time without a crash: every report of the rebuild
     // reaches the manager, which must not take the sector's finished state for the job's.
-    // Paused once it holds the job, and resumed, it goes on where it was.
+    // The thread starts as a sealer with nothing to seal and is switched to rebuild while
+    // it runs (`set-plan`: its hot config). Paused once it holds the job, and resumed, it
+    // goes on where it was.
     for file in before.keys() {
         std::fs::remove_file(file).expect("lose the file");
     }
+    let hot = damocles_sealing::hot_config::hot_config_path(&harness.dir.path().join("store0"));
+    std::fs::remove_file(&hot).expect("the hot config of the sealer test");
+    harness.plan = Plan::Sealer;
     let second = chain.request_rebuild(sector).expect("a new job once done");
     runtime.block_on(async {
         let worker = harness.start();
+        wait_for(&worker, Duration::from_secs(60), "an idle sealer", |t| {
+            t[0].plan == Plan::Sealer && t[0].thread_state == ThreadState::Idle
+        })
+        .await;
+        let set = worker
+            .thread(0)
+            .expect("thread")
+            .set_plan(Plan::Rebuild)
+            .await;
+        assert_eq!(set.map(|s| (s.before, s.current_job)), Ok((None, None)));
         wait_for(&worker, Duration::from_secs(60), "the job taken", |t| {
             t[0].job_state
                 .is_some_and(|s| s != PlanState::Sector(State::Empty))
@@ -713,6 +746,7 @@ fn rebuild_through_crashes(harness: &mut Harness, sector: SectorId, path: &[Stat
         .await;
         worker.shutdown().await;
     });
+    std::fs::remove_file(&hot).expect("the hot config set-plan wrote");
     let jobs = chain.jobs();
     assert_eq!(jobs[1].state, JobState::Done, "{jobs:?}");
     assert_eq!(chain.sector(sector).map(|s| s.rebuilt), Some(2));

@@ -1,0 +1,166 @@
+//! Changing a running worker: a thread's hot config (`<location>/config.toml`) and the
+//! worker stop asked for over the admin API.
+
+use std::time::Duration;
+
+use damocles_core::{AdminTransport, Happening, Plan, StopMode, StopOutcome, ThreadState};
+use damocles_sealing::hot_config::hot_config_path;
+
+use crate::common::{wait_for, Harness};
+
+fn idle_harness(threads: usize) -> Harness {
+    let harness = Harness::new(threads);
+    // Nothing to seal: the threads idle.
+    harness.chain.limit_sectors(0);
+    harness
+}
+
+/// `set-plan` switches an idle thread (its idle wait cut short) between a sector plan and
+/// wdpost and back; a malformed file keeps the plan in use and says why in the list and
+/// the history until it is mended; a removed file brings the configured plan back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hot_config_switches_an_idle_thread_keeps_the_last_good_one_and_reverts_when_removed() {
+    let harness = idle_harness(2);
+    let worker = harness.start();
+    let limit = Duration::from_secs(30);
+    let thread = worker.thread(1).expect("thread 1");
+    let set = thread.set_plan(Plan::Wdpost).await.expect("set-plan");
+    assert_eq!(
+        (set.plan, set.before, set.current_job),
+        (Plan::Wdpost, None, None)
+    );
+    let file = hot_config_path(&harness.dir.path().join("store1"));
+    assert_eq!(set.file, file.display().to_string());
+    wait_for(&worker, limit, "thread 1 under wdpost", |t| {
+        t[1].plan == Plan::Wdpost && t[1].job_state.is_some() && t[0].plan == Plan::Sealer
+    })
+    .await;
+
+    std::fs::write(
+        &file,
+        "plan = \"wdpost\"\n[sealing]\nmax_retries = \"many\"\n",
+    )
+    .expect("write");
+    let shown = wait_for(&worker, limit, "the error shown", |t| {
+        t[1].config_error.is_some()
+    })
+    .await;
+    let error = shown[1].config_error.clone().expect("error");
+    assert!(error.contains("max_retries"), "{error}");
+    assert_eq!(shown[1].plan, Plan::Wdpost, "the plan in use stays");
+
+    // Mended: taken at the next job (the options changed too).
+    std::fs::write(
+        &file,
+        "plan = \"wdpost\"\n[sealing]\nmax_retries = 7 # mended\n",
+    )
+    .expect("write");
+    wait_for(&worker, limit, "mended", |t| t[1].config_error.is_none()).await;
+    let set = thread.set_plan(Plan::Sealer).await.expect("set-plan");
+    assert_eq!(set.before, Some(Plan::Wdpost));
+    let shown = wait_for(&worker, limit, "back to sealer", |t| {
+        t[1].plan == Plan::Sealer
+    })
+    .await;
+    assert_eq!(shown[1].pending_plan, None);
+    let text = std::fs::read_to_string(&file).expect("read");
+    assert!(text.contains("max_retries = 7 # mended"), "{text}");
+
+    std::fs::write(&file, "plan = \"snapup\"\n").expect("write");
+    wait_for(&worker, limit, "snapup", |t| t[1].plan == Plan::Snapup).await;
+    std::fs::remove_file(&file).expect("remove");
+    wait_for(&worker, limit, "the configured plan", |t| {
+        t[1].plan == Plan::Sealer
+    })
+    .await;
+
+    let history: Vec<Happening> = thread
+        .events(100)
+        .await
+        .expect("history")
+        .into_iter()
+        .map(|e| e.event.what)
+        .filter(|w| {
+            matches!(
+                w,
+                Happening::ConfigApplied { .. } | Happening::ConfigRejected { .. }
+            )
+        })
+        .collect();
+    let gist: Vec<String> = history
+        .iter()
+        .map(|w| match w {
+            Happening::ConfigApplied { plan, file } => format!("{plan} file={file}"),
+            _ => "rejected".into(),
+        })
+        .collect();
+    assert_eq!(
+        gist,
+        [
+            "wdpost file=true",
+            "rejected",
+            "wdpost file=true",
+            "sealer file=true",
+            "snapup file=true",
+            "sealer file=false"
+        ],
+        "{history:?}"
+    );
+    worker.shutdown().await;
+}
+
+/// A graceful stop parks every idle thread at once and is then asked to end the process;
+/// a stop called off before lets the threads go on, and a second call-off changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_parks_the_threads_and_can_be_called_off() {
+    let harness = idle_harness(2);
+    let worker = harness.start();
+    let limit = Duration::from_secs(30);
+    let by = worker.on_behalf_of("operator");
+    assert!(matches!(
+        by.stop(StopMode::Graceful).await,
+        Ok(StopOutcome::Stopping { .. })
+    ));
+    let shown = wait_for(&worker, limit, "parked", |t| {
+        t.iter()
+            .all(|t| t.stopping && matches!(t.thread_state, ThreadState::Paused { .. }))
+    })
+    .await;
+    assert!(shown.iter().all(|t| t.last_error.is_none()));
+    assert_eq!(by.stop(StopMode::Cancel).await, Ok(StopOutcome::Cancelled));
+    assert_eq!(
+        by.stop(StopMode::Cancel).await,
+        Ok(StopOutcome::NotStopping)
+    );
+    wait_for(&worker, limit, "going on", |t| {
+        t.iter()
+            .all(|t| !t.stopping && !matches!(t.thread_state, ThreadState::Paused { .. }))
+    })
+    .await;
+    let stop = by.stop(StopMode::Graceful).await;
+    assert!(matches!(stop, Ok(StopOutcome::Stopping { .. })), "{stop:?}");
+    let asked = tokio::time::timeout(limit, worker.stop_asked()).await;
+    assert_eq!(asked, Ok(StopMode::Graceful));
+    let history = worker
+        .thread(0)
+        .expect("thread")
+        .events(100)
+        .await
+        .expect("history");
+    let stops: Vec<(String, bool)> = history
+        .into_iter()
+        .filter_map(|e| match e.event.what {
+            Happening::Stop { by, on } => Some((by, on)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        stops,
+        [
+            ("operator".to_owned(), true),
+            ("operator".to_owned(), false),
+            ("operator".to_owned(), true)
+        ]
+    );
+    worker.shutdown().await;
+}
