@@ -143,6 +143,17 @@ pub enum Happening {
         /// Why, naming the file and the key.
         error: String,
     },
+    /// A staggered stage (`[processors.limitation.staggered]`) started, `interval_ms`
+    /// after the stage's previous start at the earliest, after waiting `waited_ms` for
+    /// its turn. The entry's time is the start.
+    StaggeredStart {
+        /// The stage.
+        stage: crate::proof_stage::ProofStage,
+        /// Its configured spacing, in milliseconds.
+        interval_ms: u64,
+        /// How long this start waited for its turn, in milliseconds.
+        waited_ms: u64,
+    },
     /// A worker stop was asked for: the thread takes no new step and waits for the
     /// worker to exit (`on`), or the stop was called off.
     Stop {
@@ -170,6 +181,7 @@ impl Happening {
             Happening::Finished => "finished",
             Happening::ConfigApplied { .. } => "config_applied",
             Happening::ConfigRejected { .. } => "config_rejected",
+            Happening::StaggeredStart { .. } => "staggered_start",
             Happening::Stop { .. } => "stop",
         }
     }
@@ -227,6 +239,15 @@ impl Happening {
             Happening::ConfigRejected { error } => {
                 format!("config.toml rejected, previous configuration kept: {error}")
             }
+            Happening::StaggeredStart {
+                stage,
+                interval_ms,
+                waited_ms,
+            } => format!(
+                "{stage} started (staggered by {}, waited {})",
+                humantime::format_duration(std::time::Duration::from_millis(*interval_ms)),
+                humantime::format_duration(std::time::Duration::from_millis(*waited_ms))
+            ),
             Happening::Stop { by, on: true } => format!("worker stop asked by {by}"),
             Happening::Stop { by, on: false } => format!("worker stop called off by {by}"),
         }

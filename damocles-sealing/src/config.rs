@@ -23,7 +23,7 @@ mod processors;
 
 use processors::check_processors;
 pub use processors::{
-    CgroupSection, ExternalProcessorSection, LimitationSection, ProcessorsSection,
+    CgroupSection, ExternalProcessorSection, Interval, LimitationSection, ProcessorsSection,
 };
 
 /// A persistent store sealed files are copied to (`[[attached]]`).
@@ -472,11 +472,13 @@ impl WorkerConfig {
         }
     }
 
-    /// The stage limits (`limitation.concurrent` wins over the legacy `limit`).
+    /// The stage limits (`limitation.concurrent` wins over the legacy `limit`) and the
+    /// staggered starts (`limitation.staggered`).
     pub fn stage_limits(&self) -> StageLimits {
         let mut merged = self.processors.limit.clone();
         merged.extend(self.processors.limitation.concurrent.clone());
-        StageLimits::new(merged)
+        let staggered = &self.processors.limitation.staggered;
+        StageLimits::new(merged).with_staggered(staggered.iter().map(|(s, i)| (*s, i.0)))
     }
 
     /// The attached stores.

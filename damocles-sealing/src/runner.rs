@@ -210,6 +210,19 @@ impl Runner {
         } else {
             None
         };
+        if let Some(interval) = self.ctx.limits.staggered(stage) {
+            self.control.set_activity(Activity::Waiting);
+            let waiting = std::time::Instant::now();
+            self.control
+                .interruptible(self.ctx.limits.staggered_start(stage))
+                .await?;
+            let started = Happening::StaggeredStart {
+                stage,
+                interval_ms: interval.as_millis() as u64,
+                waited_ms: waiting.elapsed().as_millis() as u64,
+            };
+            self.journal.record(self.control.sector(), started).await;
+        }
         let priority = &self.ctx.priority;
         if priority.yields(stage) && priority.proving_now() > 0 {
             self.control.set_activity(Activity::Waiting);

@@ -144,7 +144,14 @@ impl Default for CgroupSection {
 pub struct LimitationSection {
     /// How many threads may run a stage at once, e.g. `c2 = 1`.
     pub concurrent: BTreeMap<ProofStage, usize>,
+    /// How far apart a stage's starts must be, e.g. `pc1 = "5min"`: the second of two PC1s
+    /// scheduled together starts 5 minutes after the first (the original's meaning).
+    pub staggered: BTreeMap<ProofStage, Interval>,
 }
+
+/// A duration written as text (`"1min"`, `"30s"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct Interval(#[serde(with = "humantime_serde")] pub Duration);
 
 /// The checks of `[processors]` serde cannot make: locks named and declared, counts
 /// above zero, cpusets that parse; stages that run in-process here are warned about.

@@ -164,3 +164,38 @@ async fn a_stop_parks_the_threads_and_can_be_called_off() {
     );
     worker.shutdown().await;
 }
+
+/// `[processors.limitation.staggered] pc1`: three threads that reach PC1 together start
+/// it at least the interval apart, as their histories show.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staggered_pc1_starts_are_spaced_by_the_interval_in_the_histories() {
+    let mut harness = Harness::new(3);
+    harness.chain.limit_sectors(3);
+    let interval = Duration::from_millis(700);
+    harness.limits = damocles_sealing::limits::StageLimits::default()
+        .with_staggered([(damocles_core::ProofStage::PC1, interval)]);
+    let worker = harness.start();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let starts = loop {
+        let mut starts = Vec::new();
+        for index in 0..3 {
+            let history = worker.thread(index).expect("thread").events(100).await;
+            starts.extend(history.expect("history").into_iter().filter_map(|e| {
+                matches!(e.event.what, Happening::StaggeredStart { .. }).then_some(e.event.at_ms)
+            }));
+        }
+        if starts.len() == 3 {
+            break starts;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{starts:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    worker.shutdown().await;
+    let mut starts = starts;
+    starts.sort_unstable();
+    let gaps: Vec<u64> = starts.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(
+        gaps.iter().all(|gap| *gap >= interval.as_millis() as u64),
+        "PC1 starts {gaps:?} ms apart"
+    );
+}
