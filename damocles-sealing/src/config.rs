@@ -20,6 +20,7 @@ use crate::limits::StageLimits;
 use crate::options::SealingOptions;
 
 mod processors;
+mod scan;
 
 use processors::check_processors;
 pub use processors::{
@@ -58,6 +59,12 @@ pub struct WorkerConfig {
     pub processors: ProcessorsSection,
     /// `[metrics]`.
     pub metrics: MetricsSection,
+    /// `[remote_store]`: the original's deprecated single persistent store, read as one
+    /// more `[[attached]]` store (with a warning).
+    pub remote_store: Option<AttachedSection>,
+    /// `[attached_selection]`: accepted for the original's files, without effect (the
+    /// manager picks the store a sector is persisted to; a warning says so).
+    pub attached_selection: Option<toml::Value>,
 }
 
 /// `[metrics]`: the Prometheus endpoint.
@@ -110,6 +117,10 @@ pub struct WorkerSection {
     /// [`crate::priority`]). Set false where WindowPoSt has cores or a GPU of its own. Not
     /// in the original.
     pub wdpost_priority: bool,
+    /// Glob patterns of persistent stores: each matching directory with a
+    /// `sectorstore.json` is attached (the original's key; alias `ScanPersistStores`).
+    #[serde(alias = "ScanPersistStores")]
+    pub scan_persist_stores: Vec<String>,
 }
 
 impl Default for WorkerSection {
@@ -123,6 +134,7 @@ impl Default for WorkerSection {
             unseal_file_dirs: Vec::new(),
             tls_ca_file: None,
             wdpost_priority: true,
+            scan_persist_stores: Vec::new(),
         }
     }
 }
@@ -210,6 +222,9 @@ pub struct RpcClientSection {
     pub addr: String,
     /// The manager's admin token, when it requires one (additive).
     pub token: Option<String>,
+    /// Extra HTTP headers (the original's key, which it parses and never sends): accepted,
+    /// not sent either (a warning says so).
+    pub headers: BTreeMap<String, String>,
     /// The largest answer read from the manager, in bytes (additive; default 32 MiB, far
     /// above a WindowPoSt job over a whole deadline's sectors): a longer answer fails the
     /// call instead of growing the worker.
@@ -222,6 +237,7 @@ impl std::fmt::Debug for RpcClientSection {
             .field("addr", &self.addr)
             .field("token", &self.token.as_ref().map(|_| "<hidden>"))
             .field("max_answer_bytes", &self.max_answer_bytes)
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
             .finish()
     }
 }
@@ -232,6 +248,7 @@ impl Default for RpcClientSection {
             addr: "/ip4/127.0.0.1/tcp/1789".into(),
             token: None,
             max_answer_bytes: None,
+            headers: BTreeMap::new(),
         }
     }
 }
@@ -454,6 +471,27 @@ impl WorkerConfig {
             }
         }
         check_processors(&config.processors, &mut warnings, origin)?;
+        for (present, key, why) in [
+            (
+                config.remote_store.is_some(),
+                "[remote_store]",
+                "is deprecated: it is read as one more [[attached]] store; write it as [[attached]]",
+            ),
+            (
+                config.attached_selection.is_some(),
+                "[attached_selection]",
+                "has no effect: the manager picks the store each sector is persisted to (the original moved that choice to the manager in v0.4.0)",
+            ),
+            (
+                !config.sector_manager.rpc_client.headers.is_empty(),
+                "sector_manager.rpc_client.headers",
+                "are not sent (the original parses them and does not send them either); use rpc_client.token for the manager's token",
+            ),
+        ] {
+            if present {
+                warnings.push(format!("config {origin}: {key} {why}"));
+            }
+        }
         if config.sealing_thread.is_empty() {
             return Err(invalid(
                 "sealing_thread".into(),
@@ -481,9 +519,29 @@ impl WorkerConfig {
         StageLimits::new(merged).with_staggered(staggered.iter().map(|(s, i)| (*s, i.0)))
     }
 
-    /// The attached stores.
+    /// The attached stores: `[[attached]]`, `[remote_store]`, then those
+    /// `worker.scan_persist_stores` finds on disk now; with one line for each scanned
+    /// match that could not be used.
+    pub fn attached_stores_found(&self) -> (Vec<AttachedStore>, Vec<String>) {
+        let mut stores: Vec<AttachedStore> = self
+            .attached
+            .iter()
+            .chain(&self.remote_store)
+            .map(AttachedSection::store)
+            .collect();
+        let (scanned, problems) = scan::scan_persist_stores(&self.worker.scan_persist_stores);
+        stores.extend(scanned);
+        (stores, problems)
+    }
+
+    /// The attached stores ([`WorkerConfig::attached_stores_found`]); a scanned store
+    /// that cannot be used is logged and left out.
     pub fn attached_stores(&self) -> Vec<AttachedStore> {
-        self.attached.iter().map(AttachedSection::store).collect()
+        let (stores, problems) = self.attached_stores_found();
+        for problem in problems {
+            tracing::warn!("{problem}");
+        }
+        stores
     }
 
     /// Where the admin API listens.

@@ -16,6 +16,7 @@
 pub mod assemble;
 mod builder;
 pub mod config;
+pub mod config_check;
 mod control;
 mod cpuset;
 pub mod hot_config;

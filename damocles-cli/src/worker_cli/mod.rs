@@ -1,6 +1,7 @@
 //! The `damocles-worker` command line: `daemon`, `worker
 //! list|pause|resume|drain|undrain|events`, `store sealing-init` and `params generate`.
 
+pub mod config_check;
 pub mod daemon;
 mod target;
 
@@ -43,6 +44,9 @@ enum Command {
     /// Groth parameters for sealing.
     #[command(subcommand)]
     Params(ParamsCommand),
+    /// Check a configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Serve one stage's proof calls as an external processor: the child a worker starts
     /// for `[[processors.<stage>]]` (pc1, pc2 or c2). Prints "<stage> processor ready",
     /// then answers JSON-lines requests from stdin on stdout (the original's protocol);
@@ -182,6 +186,23 @@ enum StoreCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Check a worker configuration against this machine without starting anything (no
+    /// location created or locked, no processor spawned, nothing sent to the manager):
+    /// prints what would run (threads and their plans, hot configs included; external
+    /// processors; stage limits; attached stores), then the warnings and problems. Exit
+    /// 0 when it can run here, 2 when it cannot.
+    Check {
+        /// The configuration file (TOML).
+        #[arg(short = 'c', long, env = "DAMOCLES_WORKER_CONFIG")]
+        config: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum ParamsCommand {
     /// Generate the parameters of a test sector size (2KiB, 8MiB or 512MiB) into the
     /// parameter cache ($FIL_PROOFS_PARAMETER_CACHE, default
@@ -212,6 +233,7 @@ pub fn main_impl() -> ExitCode {
         Command::Worker(args) => run_async(worker(args)),
         Command::Store(StoreCommand::SealingInit { locations }) => sealing_init(&locations),
         Command::Params(ParamsCommand::Generate { sector_size }) => generate_params(sector_size),
+        Command::Config(ConfigCommand::Check { config, json }) => config_check::run(&config, json),
         Command::Processor { stage } => match damocles_sealing::processors::serve_stage(stage) {
             Ok(()) => 0,
             Err(e) => {

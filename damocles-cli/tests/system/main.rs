@@ -6,6 +6,7 @@ mod external_processors;
 mod interop;
 mod manager_and_worker;
 mod metrics;
+mod original_configs;
 mod original_worker_seals;
 mod postgres;
 mod proving_check;

@@ -983,3 +983,109 @@ fn manager_proving_check() {
     snapshot!("manager_proving_check", render::proving_table(&rows));
     json_snapshot!("manager_proving_check_json", rows);
 }
+
+#[test]
+fn set_plan_and_stop_messages_json_and_rows() {
+    use damocles_cli::worker_ops::{plan_set_message, stop_message};
+    use damocles_core::{PlanSet, StopOutcome};
+    let mut text = String::new();
+    for set in [
+        PlanSet {
+            file: "/home/op/mock-tmp/store2/config.toml".into(),
+            plan: Plan::Rebuild,
+            before: None,
+            current_job: Some("s-t010000-3".into()),
+        },
+        PlanSet {
+            file: "/home/op/mock-tmp/store2/config.toml".into(),
+            plan: Plan::Sealer,
+            before: Some(Plan::Rebuild),
+            current_job: None,
+        },
+    ] {
+        text.push_str(&plan_set_message(1, &set));
+        text.push('\n');
+        text.push_str(&render::json(&set));
+    }
+    for outcome in [
+        StopOutcome::Stopping { busy: 2 },
+        StopOutcome::Stopping { busy: 0 },
+        StopOutcome::Exiting,
+        StopOutcome::Cancelled,
+        StopOutcome::NotStopping,
+    ] {
+        text.push_str(&stop_message(&outcome));
+        text.push('\n');
+        text.push_str(&render::json(&outcome));
+    }
+    // A thread with a pending plan, one whose config.toml is not used, one parked for a
+    // stop.
+    let mut threads = mixed();
+    threads[0].pending_plan = Some(Plan::Rebuild);
+    threads[1].config_error = Some(
+        "config /home/op/mock-tmp/store2/config.toml: plan: unknown variant `rebiuld` (line 1)"
+            .into(),
+    );
+    threads[2].stopping = true;
+    threads[2].thread_state = ThreadState::Paused { elapsed: 3 };
+    text.push_str(&render::thread_table(&threads[..3]));
+    text.push_str(&render::info_table(&threads[..3]));
+    snapshot!("worker_set_plan_and_stop", text);
+    json_snapshot!("worker_list_hot_config_and_stop_json", &threads[..3]);
+}
+
+#[test]
+fn config_check_report() {
+    use damocles_sealing::config_check::{
+        AttachedRow, CheckReport, LimitRow, ProcessorRow, ThreadRow,
+    };
+    let report = CheckReport {
+        file: "/etc/damocles/worker.toml".into(),
+        warnings: vec!["config /etc/damocles/worker.toml: [[processors.tree_d]] runs in-process here (the same code as the worker's own tree_d processor, without a process of its own; external processors: pc1, pc2, c2)".into()],
+        problems: vec!["processors.pc1[1].cgroup.cpuset: CPUs 48, 49 are not online on this machine (online: 0-47)".into()],
+        threads: vec![
+            ThreadRow {
+                index: 0,
+                location: "/mnt/nvme1/store0".into(),
+                plan: Plan::Sealer,
+                hot_config: false,
+                location_state: "ready".into(),
+            },
+            ThreadRow {
+                index: 1,
+                location: "/mnt/nvme1/store1".into(),
+                plan: Plan::Rebuild,
+                hot_config: true,
+                location_state: "created at start".into(),
+            },
+        ],
+        processors: vec![ProcessorRow {
+            stage: "pc1".into(),
+            index: 0,
+            bin: None,
+            args: vec!["processor".into(), "pc1".into()],
+            cpuset: Some("0-23".into()),
+            concurrent: 2,
+            locks: vec![],
+        }],
+        limits: vec![LimitRow {
+            stage: damocles_core::ProofStage::PC1,
+            concurrent: Some(4),
+            staggered: Some("5m".into()),
+        }],
+        attached: vec![AttachedRow {
+            name: "persist-1".into(),
+            location: "/mnt/persist1".into(),
+            readonly: false,
+        }],
+        manager: "/ip4/10.0.0.2/tcp/1789".into(),
+        admin: "0.0.0.0:17890".into(),
+    };
+    snapshot!(
+        "worker_config_check",
+        damocles_cli::worker_cli::config_check::render_report(&report)
+    );
+    insta::with_settings!({snapshot_path => concat!(env!("CARGO_MANIFEST_DIR"), "/../snapshots"), prepend_module_to_snapshot => false}, {
+        insta::assert_json_snapshot!("worker_config_check_json", &report);
+    });
+}

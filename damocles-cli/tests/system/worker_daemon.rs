@@ -411,6 +411,40 @@ fn the_daemon_stops_on_sigterm_and_keeps_paused_threads_paused() {
         "{}",
         stderr(&output)
     );
+
+    // set-plan writes the thread's hot config; the sector keeps its plan.
+    let output = cli(&again.address, &["set-plan", "-i", "0", "snapup"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let said = stdout(&output);
+    let job = threads[0]["job_id"].as_str().expect("job");
+    assert!(
+        said.contains(&format!("once its current job {job} has finished")),
+        "{said}"
+    );
+    let hot = std::fs::read_to_string(dir.path().join("store0/config.toml")).expect("hot");
+    assert_eq!(hot, "plan = \"snapup\"\n");
+    let output = cli(&again.address, &["set-plan", "-i", "0", "snapdeals"]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    // A stop with every thread at rest (paused) exits at once with the restart code.
+    let mut again = again;
+    let output = cli(&again.address, &["stop"]);
+    assert!(
+        stdout(&output).contains("every thread is at rest"),
+        "{}",
+        stdout(&output)
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = again.child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the daemon did not stop on request"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(75));
 }
 
 /// (A missing location is created when its parent exists: `worker_startup.rs`.)

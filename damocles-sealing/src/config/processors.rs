@@ -34,8 +34,12 @@ pub struct ProcessorsSection {
     pub unseal: Vec<ExternalProcessorSection>,
     /// `[[processors.window_post]]`: accepted for the original's files; runs in-process here.
     pub window_post: Vec<ExternalProcessorSection>,
-    /// `[[processors.sealing_daemons]]`: accepted for the original's files; not started here.
+    /// `[[processors.sealing_daemons]]`: refused (not started by this worker yet).
     pub sealing_daemons: Vec<ExternalProcessorSection>,
+    /// `[processors.static_tree_d]`: a CC sector's tree_d file per sector size (the
+    /// original's key). Without effect here: PC1 (filecoin-proofs 19) builds tree_d
+    /// itself; a warning says so, and `config check` checks the files.
+    pub static_tree_d: BTreeMap<String, PathBuf>,
 }
 
 impl ProcessorsSection {
@@ -173,10 +177,29 @@ pub(super) fn check_processors(
             ));
         }
     }
+    if !processors.static_tree_d.is_empty() {
+        warnings.push(format!(
+            "config {origin}: [processors.static_tree_d] has no effect: PC1 builds tree_d itself in this worker (filecoin-proofs 19)"
+        ));
+    }
     for (key, stage, list) in processors.lists() {
+        if key == "sealing_daemons" && !list.is_empty() {
+            return Err(invalid(
+                "processors.sealing_daemons".into(),
+                "this worker does not start sealing daemons; run them as services of their own beside it (see deploy/) and remove these entries".into(),
+            ));
+        }
         if stage.is_none() && !list.is_empty() {
+            // A program of the operator's would change what runs: refused. The worker's
+            // own processor runs the same code as in-process: a warning.
+            if let Some(i) = list.iter().position(|child| child.bin.is_some()) {
+                return Err(invalid(
+                    format!("processors.{key}[{i}].bin"),
+                    format!("this worker runs {key} in-process and cannot send it to another program (external processors: pc1, pc2, c2); remove the entry to run {key} in-process"),
+                ));
+            }
             warnings.push(format!(
-                "config {origin}: [[processors.{key}]] is ignored: this worker runs {key} in-process (external processors: pc1, pc2, c2)"
+                "config {origin}: [[processors.{key}]] runs in-process here (the same code as the worker's own {key} processor, without a process of its own; external processors: pc1, pc2, c2)"
             ));
             continue;
         }

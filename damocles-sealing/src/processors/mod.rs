@@ -118,28 +118,7 @@ impl Processors {
         if external.is_empty() {
             return Ok(Self::default());
         }
-        if let Some(online) = online_cpus() {
-            for (stage, list) in &external {
-                for (index, child) in list.iter().enumerate() {
-                    let Some(Ok(cpus)) = child.cgroup.cpuset.as_deref().map(CpuSet::parse) else {
-                        continue;
-                    };
-                    let missing: Vec<String> = cpus
-                        .cpus()
-                        .iter()
-                        .filter(|cpu| !online.cpus().contains(cpu))
-                        .map(ToString::to_string)
-                        .collect();
-                    if !missing.is_empty() {
-                        return Err(ProcessorsError::CpusOffline {
-                            key: format!("processors.{stage}[{index}].cgroup.cpuset"),
-                            missing: missing.join(", "),
-                            online: online.to_string(),
-                        });
-                    }
-                }
-            }
-        }
+        check_cpus_online(section)?;
         let (closed_tx, closed) = watch::channel(());
         let calls = Family::<ChildLabels, Counter>::default();
         let restarts = Family::<ChildLabels, Counter>::default();
@@ -313,6 +292,38 @@ impl Processors {
 }
 
 /// The CPUs online on this machine, where the kernel says.
+/// Checks that every external processor's `cgroup.cpuset` names CPUs online on this
+/// machine (nothing is checked where the kernel does not say which are).
+///
+/// # Errors
+/// [`ProcessorsError::CpusOffline`] for the first that does not, naming its key.
+pub fn check_cpus_online(section: &ProcessorsSection) -> Result<(), ProcessorsError> {
+    let Some(online) = online_cpus() else {
+        return Ok(());
+    };
+    for (stage, list) in &section.external() {
+        for (index, child) in list.iter().enumerate() {
+            let Some(Ok(cpus)) = child.cgroup.cpuset.as_deref().map(CpuSet::parse) else {
+                continue;
+            };
+            let missing: Vec<String> = cpus
+                .cpus()
+                .iter()
+                .filter(|cpu| !online.cpus().contains(cpu))
+                .map(ToString::to_string)
+                .collect();
+            if !missing.is_empty() {
+                return Err(ProcessorsError::CpusOffline {
+                    key: format!("processors.{stage}[{index}].cgroup.cpuset"),
+                    missing: missing.join(", "),
+                    online: online.to_string(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 fn online_cpus() -> Option<CpuSet> {
     let text = std::fs::read_to_string("/sys/devices/system/cpu/online").ok()?;
     CpuSet::parse(text.trim()).ok()
