@@ -106,3 +106,16 @@ impl StopFlags {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_systemd_unit_restarts_on_the_stop_code() {
+        let unit = include_str!("../../deploy/damocles-worker.service");
+        let line = format!("RestartForceExitStatus={}", super::STOPPED_ON_REQUEST);
+        assert!(
+            unit.lines().any(|l| l == line),
+            "deploy/damocles-worker.service lacks {line}"
+        );
+    }
+}

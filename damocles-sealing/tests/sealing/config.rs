@@ -96,13 +96,13 @@ sealing.min_deal_space = "8GiB"
 #[test]
 fn unknown_keys_are_warnings_that_name_them() {
     let loaded = parse(&format!(
-        "[worker]\nscan_persist_stores = []\n[sealing]\nmax_retrys = 3\n{ONE_THREAD}\
+        "[worker]\nscan_persist_store = []\n[sealing]\nmax_retrys = 3\n{ONE_THREAD}\
          [[processors.winning_post]]\nbin = \"x\"\n"
     ))
     .expect("config");
     let warnings = loaded.warnings.join("\n");
     for key in [
-        "worker.scan_persist_stores",
+        "worker.scan_persist_store",
         "sealing.max_retrys",
         "processors.winning_post",
     ] {
@@ -329,7 +329,7 @@ fn processor_mistakes_are_errors_naming_the_key() {
 }
 
 #[test]
-fn processors_of_stages_that_run_in_process_are_warned_about() {
+fn processors_of_stages_that_run_in_process_are_warned_about_or_refused_with_a_program() {
     let loaded = parse(&format!(
         "{ONE_THREAD}[[processors.tree_d]]\n[[processors.transfer]]\n"
     ))
@@ -337,11 +337,64 @@ fn processors_of_stages_that_run_in_process_are_warned_about() {
     assert_eq!(
         loaded.warnings,
         [
-            "config test.toml: [[processors.tree_d]] is ignored: this worker runs tree_d in-process (external processors: pc1, pc2, c2)",
-            "config test.toml: [[processors.transfer]] is ignored: this worker runs transfer in-process (external processors: pc1, pc2, c2)",
+            "config test.toml: [[processors.tree_d]] runs in-process here (the same code as the worker's own tree_d processor, without a process of its own; external processors: pc1, pc2, c2)",
+            "config test.toml: [[processors.transfer]] runs in-process here (the same code as the worker's own transfer processor, without a process of its own; external processors: pc1, pc2, c2)",
         ]
     );
     assert!(loaded.config.processors.external().is_empty());
+    // A program of the operator's would change what runs: refused, as are daemons.
+    let refused = error(&format!(
+        "{ONE_THREAD}[[processors.window_post]]\nbin = \"/opt/gpuproxy/window-post\"\n"
+    ));
+    assert!(
+        refused.contains("processors.window_post[0].bin")
+            && refused.contains("cannot send it to another program"),
+        "{refused}"
+    );
+    let refused = error(&format!(
+        "{ONE_THREAD}[[processors.sealing_daemons]]\nbin = \"/opt/daemon\"\n"
+    ));
+    assert!(
+        refused.contains("does not start sealing daemons"),
+        "{refused}"
+    );
+}
+
+#[test]
+fn keys_of_the_original_without_effect_are_named_and_stores_it_names_attached() {
+    let loaded = parse(&format!(
+        "[worker]\nScanPersistStores = [\"/nowhere/*\"]\n\
+         [sector_manager]\nrpc_client.headers = {{ User-Agent = \"jsonrpc-core-client\" }}\n\
+         [remote_store]\nname = \"old\"\nlocation = \"/mnt/old\"\n\
+         [attached_selection]\nenable_space_weighted = true\n\
+         [processors.static_tree_d]\n32GiB = \"/mnt/sc-02-data-tree-d.dat\"\n\
+         [processors.limitation.staggered]\npc1 = \"5min\"\n{ONE_THREAD}"
+    ))
+    .expect("valid");
+    let warnings = loaded.warnings.join("\n");
+    for named in [
+        "[remote_store] is deprecated",
+        "[attached_selection] has no effect",
+        "rpc_client.headers are not sent",
+        "[processors.static_tree_d] has no effect",
+    ] {
+        assert!(warnings.contains(named), "{named} not in {warnings}");
+    }
+    assert!(!warnings.contains("unknown key"), "{warnings}");
+    let config = loaded.config;
+    assert_eq!(config.worker.scan_persist_stores, ["/nowhere/*"]);
+    let stores: Vec<String> = config
+        .attached_stores()
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    assert_eq!(stores, ["old"]);
+    assert_eq!(
+        config
+            .stage_limits()
+            .staggered(damocles_core::ProofStage::PC1),
+        Some(Duration::from_secs(300))
+    );
 }
 
 #[test]

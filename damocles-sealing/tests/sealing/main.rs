@@ -4,6 +4,7 @@
 mod builder;
 mod common;
 mod config;
+mod docs_reference;
 mod operating;
 mod post_faults;
 mod resume_matrix;
