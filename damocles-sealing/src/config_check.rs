@@ -160,7 +160,10 @@ fn check_threads(config: &WorkerConfig, problems: &mut Vec<String>) -> Vec<Threa
                 "ready".to_owned()
             }
             Err(LocationError::Missing { path })
-                if thread.location.parent().is_some_and(Path::is_dir) =>
+                if thread
+                    .location
+                    .parent()
+                    .is_some_and(|p| p.as_os_str().is_empty() || p.is_dir()) =>
             {
                 let _ = path;
                 "created at start".to_owned()

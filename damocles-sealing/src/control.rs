@@ -189,7 +189,7 @@ impl Control {
             job_stage: s.job_stage,
             thread_state,
             last_error: s.last_error.clone().or_else(|| {
-                (!s.paused && s.activity == Activity::Idle)
+                (!s.paused && matches!(s.activity, Activity::Idle | Activity::Waiting))
                     .then(|| s.idle_reason.clone())
                     .flatten()
             }),

@@ -181,6 +181,15 @@ pub enum WritePlanError {
         /// The parser's message.
         reason: String,
     },
+    /// The file holds another key the thread cannot use (a `location`, a bad value): a
+    /// plan written there would not be used either. It is left as it is.
+    #[error("{path} would still not be used, left as it is (fix it first): {reason}")]
+    Unusable {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
     /// The file could not be read or written.
     #[error("cannot write {path}: {source}")]
     Io {
@@ -218,8 +227,19 @@ pub fn write_plan(location: &Path, plan: Plan) -> Result<(PathBuf, Option<Plan>)
         .and_then(|item| item.as_str())
         .and_then(|name| name.parse().ok());
     doc["plan"] = toml_edit::value(plan.as_str());
-    let temporary = location.join(format!(".{HOT_CONFIG_FILE}.tmp"));
-    std::fs::write(&temporary, doc.to_string()).map_err(io)?;
+    let text = doc.to_string();
+    // A plan in a file the thread would not use would change nothing: refused.
+    HotThreadSection::parse(&text, &path.display().to_string()).map_err(|e| {
+        WritePlanError::Unusable {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        }
+    })?;
+    // Unique, so that two writers never share a temporary file.
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let temporary = location.join(format!(".{HOT_CONFIG_FILE}.{}.{n}.tmp", std::process::id()));
+    std::fs::write(&temporary, text).map_err(io)?;
     std::fs::rename(&temporary, &path).map_err(io)?;
     Ok((path, before))
 }
@@ -303,5 +323,10 @@ mod tests {
         let e = write_plan(dir.path(), Plan::Rebuild).unwrap_err();
         assert!(matches!(e, WritePlanError::NotToml { .. }), "{e}");
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "plan = \n");
+
+        std::fs::write(&path, "[sealing]\nmax_retries = \"many\"\n").unwrap();
+        let e = write_plan(dir.path(), Plan::Rebuild).unwrap_err();
+        assert!(matches!(e, WritePlanError::Unusable { .. }), "{e}");
+        assert!(e.to_string().contains("max_retries"), "{e}");
     }
 }

@@ -150,6 +150,23 @@ impl Circuit {
         Ok((params.map_err(|e| to_err(&e))?, vk.map_err(|e| to_err(&e))?))
     }
 
+    /// The lock file its generation holds, in the cache directory.
+    pub fn lock_path(self) -> PathBuf {
+        let (kind, size) = match self {
+            Circuit::Seal(proof) => ("porep", proof.sector_size()),
+            Circuit::SectorUpdate(proof) => ("update", proof.sector_size()),
+            Circuit::WindowPoSt(proof) => ("window-post", proof.sector_size()),
+        };
+        cache_dir().join(format!(".damocles-generate-{kind}-{size}.lock"))
+    }
+
+    /// Whether its files are being generated now (by this process or another): its
+    /// generation lock is held.
+    pub fn being_generated(self) -> bool {
+        File::open(self.lock_path())
+            .is_ok_and(|file| matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock)))
+    }
+
     /// Whether both files are present.
     pub fn present(self) -> bool {
         self.files()
@@ -194,35 +211,47 @@ pub enum Generated {
 /// Generates the parameters of every circuit of sector `size` ([`Circuit::all_for`]) into
 /// the cache unless they are there, calling `progress` with the circuit and the elapsed
 /// time about every `tick` while it works (2KiB on 2 cores: PoRep about 14 minutes, the
-/// update circuit about 4 more, window PoSt 7 seconds). Processes that call this at once wait for each other on a
-/// lock file instead of writing the same file twice. Refuses production sizes.
+/// update circuit about 4 more, window PoSt 7 seconds). Refuses production sizes. See
+/// [`ensure_circuits`].
 pub fn ensure(
     size: SectorSize,
     tick: Duration,
+    progress: impl FnMut(Circuit, Duration),
+) -> Result<Generated, ParamsError> {
+    ensure_circuits(&Circuit::all_for(size)?, tick, progress)
+}
+
+/// Generates the parameters of `circuits`, in order, unless they are there. Each circuit
+/// is generated under a lock file of its own, so that processes that call this at once
+/// wait for each other instead of writing the same file twice, and so that a thread that
+/// needs a circuit can tell it is on its way ([`Circuit::being_generated`]). Refuses
+/// production sizes.
+pub fn ensure_circuits(
+    circuits: &[Circuit],
+    tick: Duration,
     mut progress: impl FnMut(Circuit, Duration),
 ) -> Result<Generated, ParamsError> {
-    if size > SectorSize::MIB_512 {
+    let dir = cache_dir();
+    if let Some(size) = circuits
+        .iter()
+        .map(|c| c.sector_size())
+        .find(|size| *size > SectorSize::MIB_512)
+    {
         return Err(ParamsError::ProductionSize {
             size,
-            dir: cache_dir().display().to_string(),
+            dir: dir.display().to_string(),
         });
     }
-    let circuits = Circuit::all_for(size)?;
-    let dir = cache_dir();
-    let io_err = |path: &PathBuf| {
-        let path = path.display().to_string();
-        move |source| ParamsError::Io { path, source }
-    };
     fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-    let lock_path = dir.join(format!(".damocles-generate-{size}.lock"));
-    let lock = File::create(&lock_path).map_err(io_err(&lock_path))?;
-    lock.lock().map_err(io_err(&lock_path))?;
-    let missing: Vec<Circuit> = circuits.into_iter().filter(|c| !c.present()).collect();
-    if missing.is_empty() {
-        return Ok(Generated::AlreadyPresent);
-    }
     let started = Instant::now();
-    for circuit in missing {
+    let mut generated = false;
+    for &circuit in circuits {
+        let lock_path = circuit.lock_path();
+        let lock = File::create(&lock_path).map_err(io_err(&lock_path))?;
+        lock.lock().map_err(io_err(&lock_path))?;
+        if circuit.present() {
+            continue;
+        }
         let (done_tx, done_rx) = mpsc::channel();
         let worker = std::thread::spawn(move || {
             let result = generate(circuit);
@@ -234,13 +263,22 @@ pub fn ensure(
         }
         worker.join().unwrap_or_else(|_| {
             Err(ParamsError::Generation {
-                size,
+                size: circuit.sector_size(),
                 message: format!("the generator thread of the {circuit} parameters panicked"),
             })
         })?;
+        generated = true;
     }
-    drop(lock);
-    Ok(Generated::Generated(started.elapsed()))
+    Ok(if generated {
+        Generated::Generated(started.elapsed())
+    } else {
+        Generated::AlreadyPresent
+    })
+}
+
+fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> ParamsError {
+    let path = path.display().to_string();
+    move |source| ParamsError::Io { path, source }
 }
 
 fn generate(circuit: Circuit) -> Result<(), ParamsError> {

@@ -15,6 +15,7 @@ use crate::hot_config::{HotConfig, Reload};
 use crate::journal::Journal;
 use crate::limits::StageLimits;
 use crate::options::SealingOptions;
+use crate::params::Circuit;
 use crate::pieces::PieceSource;
 use crate::priority::PostPriority;
 use crate::processors::{ProcessorTask, Processors};
@@ -47,6 +48,9 @@ pub struct ThreadContext {
     /// Where deal pieces are read from.
     pub pieces: PieceSource,
 }
+
+/// How often a thread waiting for parameters looks again.
+const PARAMS_POLL: Duration = Duration::from_secs(2);
 
 /// The shortest wait between two idle rounds (no sector to take, or nothing to do yet).
 pub(crate) const IDLE_FLOOR: Duration = Duration::from_millis(100);
@@ -146,6 +150,25 @@ impl Runner {
         applied
     }
 
+    /// Waits while the parameters of `circuit` are being generated (by the manager beside
+    /// this worker on a first run, or by `params generate`): the thread shows Waiting and
+    /// says why as its last error. Returns at once when they are there, or when they are
+    /// missing and nobody generates them (the proof call then fails naming the file).
+    pub(crate) async fn wait_for_params(&self, circuit: Circuit) -> Result<(), Stop> {
+        if circuit.present() || !circuit.being_generated() {
+            return Ok(());
+        }
+        let why = format!("waiting for the {circuit} parameters, being generated");
+        tracing::info!(thread = self.control.index(), "{why}");
+        self.control.set_activity(Activity::Waiting);
+        self.control.set_idle_reason(Some(why));
+        while !circuit.present() && circuit.being_generated() {
+            self.control.sleep(PARAMS_POLL).await?;
+        }
+        self.control.set_idle_reason(None);
+        Ok(())
+    }
+
     /// Applies a pause an operator asked for during a proof call, recording it for `job`
     /// (the sector or wdpost job the thread holds).
     pub(crate) async fn apply_requested_pause(&self, job: Option<String>) {
@@ -210,6 +233,15 @@ impl Runner {
         } else {
             None
         };
+        let priority = &self.ctx.priority;
+        if priority.yields(stage) && priority.proving_now() > 0 {
+            self.control.set_activity(Activity::Waiting);
+            tracing::info!(
+                thread = self.control.index(),
+                "{stage} waits: a WindowPoSt job is being proven"
+            );
+            self.control.interruptible(priority.clear()).await?;
+        }
         if let Some(interval) = self.ctx.limits.staggered(stage) {
             self.control.set_activity(Activity::Waiting);
             let waiting = std::time::Instant::now();
@@ -222,15 +254,6 @@ impl Runner {
                 waited_ms: waiting.elapsed().as_millis() as u64,
             };
             self.journal.record(self.control.sector(), started).await;
-        }
-        let priority = &self.ctx.priority;
-        if priority.yields(stage) && priority.proving_now() > 0 {
-            self.control.set_activity(Activity::Waiting);
-            tracing::info!(
-                thread = self.control.index(),
-                "{stage} waits: a WindowPoSt job is being proven"
-            );
-            self.control.interruptible(priority.clear()).await?;
         }
         self.control.set_activity(Activity::Running { proc: None });
         Ok(slot)

@@ -271,6 +271,8 @@ impl Worker {
     pub async fn request_stop(&self, mode: StopMode, by: &str) -> StopOutcome {
         let pending = *lock(&self.stop);
         let outcome = match (mode, pending) {
+            // Too late to call off or change: the process is exiting.
+            (_, Some(StopMode::Now)) => return StopOutcome::Exiting,
             (StopMode::Cancel, None | Some(StopMode::Cancel)) => return StopOutcome::NotStopping,
             (StopMode::Cancel, Some(_)) => StopOutcome::Cancelled,
             (StopMode::Now, _) => StopOutcome::Exiting,

@@ -174,10 +174,7 @@ async fn serve(options: MockOptions) -> Result<u8, CliError> {
         },
     };
     let code = match worker {
-        Some(running) => {
-            daemon::wait_for_signal().await;
-            daemon::stop_on_signal(running).await
-        }
+        Some(running) => daemon::run_until_stopped(running).await,
         None => {
             daemon::wait_for_signal().await;
             exit::OK
@@ -352,6 +349,16 @@ async fn serve_metrics(
     Ok(server)
 }
 
+/// Generates `circuits` (each under its lock), saying every 30 s which one it is on.
+fn generate_quietly(circuits: &[params::Circuit]) -> Result<Generated, params::ParamsError> {
+    params::ensure_circuits(circuits, Duration::from_secs(30), |circuit, elapsed| {
+        eprintln!(
+            "  still generating the {circuit} parameters: {} elapsed",
+            humantime::format_duration(Duration::from_secs(elapsed.as_secs()))
+        );
+    })
+}
+
 /// Prepares and starts the worker of `config`, sealing for this manager. `Ok(None)`: a
 /// signal came while the parameters were being generated.
 async fn start_worker(
@@ -365,23 +372,21 @@ async fn start_worker(
     for thread in &config.sealing_thread {
         Location::init(&thread.location).map_err(|e| CliError::failed(e.to_string()))?;
     }
-    if !params::all_present(size) {
+    // Sealing starts once the PoRep circuit is there; the update and WindowPoSt circuits
+    // are generated beside it (the threads that need them wait, saying why).
+    let circuits = params::Circuit::all_for(size).map_err(|e| CliError::failed(e.to_string()))?;
+    let (porep, later) = circuits.split_at(1);
+    if !porep[0].present() {
         eprintln!(
-            "generating the {size} parameters into {} (once per machine; about 21 minutes on 2 cores)",
+            "generating the {size} PoRep parameters into {} (once per machine; about 14 minutes on 2 cores); the other circuits follow while the worker seals",
             params::cache_dir().display()
         );
-        let generate = tokio::task::spawn_blocking(move || {
-            params::ensure(size, Duration::from_secs(30), |circuit, elapsed| {
-                eprintln!(
-                    "  still generating the {circuit} parameters: {} elapsed",
-                    humantime::format_duration(Duration::from_secs(elapsed.as_secs()))
-                );
-            })
-        });
+        let porep = porep.to_vec();
+        let generate = tokio::task::spawn_blocking(move || generate_quietly(&porep));
         tokio::select! {
             result = generate => match result {
                 Ok(Ok(Generated::Generated(took))) => {
-                    eprintln!("parameters generated in {:.0} s", took.as_secs_f64());
+                    eprintln!("PoRep parameters generated in {:.0} s", took.as_secs_f64());
                 }
                 Ok(Ok(Generated::AlreadyPresent)) => {}
                 Ok(Err(e)) => return Err(CliError::failed(e.to_string())),
@@ -391,6 +396,17 @@ async fn start_worker(
             },
             () = daemon::wait_for_signal() => return Ok(None),
         }
+    }
+    if later.iter().any(|c| !c.present()) {
+        let later = later.to_vec();
+        tokio::task::spawn_blocking(move || match generate_quietly(&later) {
+            Ok(Generated::Generated(took)) => eprintln!(
+                "the update and WindowPoSt parameters generated in {:.0} s",
+                took.as_secs_f64()
+            ),
+            Ok(Generated::AlreadyPresent) => {}
+            Err(e) => eprintln!("error: generating parameters: {e}"),
+        });
     }
     daemon::start(config_path, ManagerChoice::At(manager.to_owned()))
         .await

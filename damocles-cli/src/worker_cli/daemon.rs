@@ -273,6 +273,12 @@ pub async fn run(config_path: &Path, choice: ManagerChoice) -> u8 {
         Ok(running) => running,
         Err(e) => return crate::render::failure(false, &e),
     };
+    run_until_stopped(running).await
+}
+
+/// Runs a started daemon until a signal or a stop asked over its admin API; returns the
+/// exit code ([`exit::OK`] after a signal, [`STOPPED_ON_REQUEST`] after a stop).
+pub async fn run_until_stopped(running: Daemon) -> u8 {
     let worker = running.worker().clone();
     tokio::select! {
         () = wait_for_signal() => stop_on_signal(running).await,

@@ -38,7 +38,7 @@ pub struct ProcessorsSection {
     pub sealing_daemons: Vec<ExternalProcessorSection>,
     /// `[processors.static_tree_d]`: a CC sector's tree_d file per sector size (the
     /// original's key). Without effect here: PC1 (filecoin-proofs 19) builds tree_d
-    /// itself; a warning says so, and `config check` checks the files.
+    /// itself; a warning says so.
     pub static_tree_d: BTreeMap<String, PathBuf>,
 }
 

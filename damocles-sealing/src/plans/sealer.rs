@@ -253,6 +253,9 @@ async fn run_c1(runner: &Runner, record: &SectorRecord) -> StepResult {
 async fn run_c2(runner: &Runner, record: &SectorRecord) -> StepResult {
     let (id, _) = identity(runner, record)?;
     let c1 = required(record.c1_output.clone(), "c1out")?;
+    runner
+        .wait_for_params(crate::params::Circuit::Seal(id.proof))
+        .await?;
     let proof = runner
         .processor_call(move || proofs::c2_task(id, &c1), |out| Ok(out.proof))
         .await?;

@@ -406,6 +406,8 @@ pub(super) async fn snap_prove(
 ) -> StepResult {
     let (id, paths) = identity(runner, record)?;
     let encoded = required(record.snap_encode_output, "snap encode output")?;
+    let circuit = crate::params::Circuit::SectorUpdate(id.proof.update_proof());
+    runner.wait_for_params(circuit).await?;
     let proof = runner
         .proof_call(ProofStage::SnapProve, move || {
             update::snap_prove(id.proof, &paths, comm_r_old, encoded)

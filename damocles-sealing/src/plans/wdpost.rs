@@ -254,6 +254,8 @@ impl Driver {
                     seed: held.job.input.seed,
                 };
                 let sectors = self.proving_sectors(&held.job)?;
+                let circuit = crate::params::Circuit::WindowPoSt(challenge.proof);
+                runner.wait_for_params(circuit).await?;
                 let (limits, job) = (runner.ctx.options.wdpost_checks, held.job.id.clone());
                 // Sealing yields its cores until the proof is made (`priority`).
                 let _proving = runner.ctx.priority.proving();

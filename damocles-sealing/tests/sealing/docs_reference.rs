@@ -121,7 +121,8 @@ fn the_configuration_reference_matches_the_parser() {
             }
             // The per-stage processor lists are documented once, as `processors.<stage>…`.
             let a_stage = name.parse::<damocles_core::ProofStage>().is_ok();
-            if !segments.contains(name) && !(a_stage && segments.contains("<stage>")) {
+            let documented = segments.contains(name) || (a_stage && segments.contains("<stage>"));
+            if !documented {
                 undocumented.push(format!("{source}: {name}"));
             }
         }

@@ -199,3 +199,50 @@ async fn staggered_pc1_starts_are_spaced_by_the_interval_in_the_histories() {
         "PC1 starts {gaps:?} ms apart"
     );
 }
+
+/// A C2 whose parameters another process is generating (its lock held; a first run's
+/// manager generates the update and WindowPoSt circuits while the worker seals) waits,
+/// saying why; once the generator lets go it goes on, here failing on the files the
+/// generator did not leave, as without one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_c2_waits_while_its_parameters_are_being_generated_saying_why() {
+    let cache = tempfile::tempdir().expect("cache");
+    // One process per test (nextest): the cache is this test's alone.
+    std::env::set_var("FIL_PROOFS_PARAMETER_CACHE", cache.path());
+    let circuit =
+        damocles_sealing::params::Circuit::Seal(damocles_core::SealProof::StackedDrg2KiBV1_1);
+    let lock = std::fs::File::create(circuit.lock_path()).expect("lock file");
+    lock.lock().expect("lock");
+    assert!(circuit.being_generated());
+    let harness = Harness::new(1);
+    harness.chain.limit_sectors(1);
+    let worker = harness.start();
+    let shown = wait_for(
+        &worker,
+        Duration::from_secs(60),
+        "waiting for parameters",
+        |t| {
+            t[0].last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("parameters, being generated"))
+        },
+    )
+    .await;
+    assert!(
+        matches!(shown[0].thread_state, ThreadState::Waiting { .. }),
+        "{shown:?}"
+    );
+    assert_eq!(
+        shown[0].job_state.map(|s| s.as_str()),
+        Some("C1Done"),
+        "{shown:?}"
+    );
+    drop(lock);
+    let paused = wait_for(&worker, Duration::from_secs(60), "C2 failing", |t| {
+        matches!(t[0].thread_state, ThreadState::Paused { .. })
+    })
+    .await;
+    let error = paused[0].last_error.clone().unwrap_or_default();
+    assert!(error.contains("parameters"), "{error}");
+    worker.shutdown().await;
+}
