@@ -38,10 +38,13 @@ pub fn stop_message(outcome: &StopOutcome) -> String {
             "stopping: every thread is at rest; the worker exits with code {STOPPED_ON_REQUEST} (restart me)"
         ),
         StopOutcome::Stopping { busy } => format!(
-            "stopping: {busy} thread(s) finish their current step first (no proof call is thrown away), then the worker exits with code {STOPPED_ON_REQUEST}; `stop --cancel` calls it off"
+            "stopping: {busy} thread(s) finish their current proof call first (no proof call is thrown away), then the worker exits with code {STOPPED_ON_REQUEST}; `stop --cancel` calls it off"
         ),
         StopOutcome::Exiting => format!(
             "exiting now with code {STOPPED_ON_REQUEST}; the steps in flight re-run at the next start"
+        ),
+        StopOutcome::AlreadyStopping { busy } => format!(
+            "a stop is already pending ({busy} thread(s) still finishing a step); nothing changed"
         ),
         StopOutcome::Cancelled => "stop called off: the threads go on".into(),
         StopOutcome::NotStopping => "no stop was pending; nothing changed".into(),

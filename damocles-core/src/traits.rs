@@ -88,9 +88,15 @@ pub enum StopMode {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case", tag = "outcome")]
 pub enum StopOutcome {
-    /// The worker is stopping; `busy` threads are still finishing a step.
+    /// The worker is stopping; `busy` threads are still in a proof call (or finishing a
+    /// WindowPoSt job) and stop after it.
     Stopping {
-        /// Threads not yet at rest.
+        /// Threads in a proof call or holding a WindowPoSt job.
+        busy: usize,
+    },
+    /// A stop was already pending; nothing changed.
+    AlreadyStopping {
+        /// Threads in a proof call or holding a WindowPoSt job.
         busy: usize,
     },
     /// The worker exits now.

@@ -106,7 +106,8 @@ pub fn check(path: &Path) -> Result<CheckReport, ConfigError> {
     let loaded = WorkerConfig::load(path)?;
     let config = &loaded.config;
     let mut problems = Vec::new();
-    let threads = check_threads(config, &mut problems);
+    let mut warnings = loaded.warnings.clone();
+    let threads = check_threads(config, &mut problems, &mut warnings);
     let processors = check_processors(config, &mut problems);
     let attached = check_attached(config, &mut problems);
     let limits = config.stage_limits();
@@ -133,7 +134,7 @@ pub fn check(path: &Path) -> Result<CheckReport, ConfigError> {
         .collect();
     Ok(CheckReport {
         file: path.display().to_string(),
-        warnings: loaded.warnings,
+        warnings,
         problems,
         threads,
         processors,
@@ -144,7 +145,11 @@ pub fn check(path: &Path) -> Result<CheckReport, ConfigError> {
     })
 }
 
-fn check_threads(config: &WorkerConfig, problems: &mut Vec<String>) -> Vec<ThreadRow> {
+fn check_threads(
+    config: &WorkerConfig,
+    problems: &mut Vec<String>,
+    warnings: &mut Vec<String>,
+) -> Vec<ThreadRow> {
     let mut seen = HashSet::new();
     let mut rows = Vec::new();
     for (index, thread) in config.sealing_thread.iter().enumerate() {
@@ -182,8 +187,8 @@ fn check_threads(config: &WorkerConfig, problems: &mut Vec<String>) -> Vec<Threa
                     true
                 }
                 Err(e) => {
-                    problems.push(at(format!(
-                        "{e} (the thread would run its configured plan and say so)"
+                    warnings.push(at(format!(
+                        "{e} (the thread runs its configured plan and says so until it is mended)"
                     )));
                     false
                 }
@@ -243,9 +248,13 @@ fn check_attached(config: &WorkerConfig, problems: &mut Vec<String>) -> Vec<Atta
     stores
         .into_iter()
         .map(|store| {
-            if !store.location.is_dir() {
+            let creatable = store
+                .location
+                .parent()
+                .is_some_and(|p| p.as_os_str().is_empty() || p.is_dir());
+            if !store.location.is_dir() && !creatable {
                 problems.push(format!(
-                    "attached store {}: {} is not a directory",
+                    "attached store {}: {} is not a directory, nor can it be made (no parent directory)",
                     store.name,
                     store.location.display()
                 ));

@@ -607,6 +607,13 @@ impl Control {
         s.parked.is_some() || (s.paused && !s.in_proof_call)
     }
 
+    /// Whether a stop waits for this thread: it is in a proof call or holds a WindowPoSt
+    /// job, and is not paused.
+    pub(crate) fn finishing_before_stop(&self) -> bool {
+        let s = self.lock();
+        !s.paused && (s.in_proof_call || s.must_finish)
+    }
+
     /// Parks the thread for a worker stop: shown paused until the stop is called off
     /// (`Ok`) or the worker stops (`Err`).
     pub(crate) async fn park_for_stop(&self) -> Result<(), Interrupt> {

@@ -276,7 +276,12 @@ impl Worker {
             (StopMode::Cancel, None | Some(StopMode::Cancel)) => return StopOutcome::NotStopping,
             (StopMode::Cancel, Some(_)) => StopOutcome::Cancelled,
             (StopMode::Now, _) => StopOutcome::Exiting,
-            (StopMode::Graceful, _) => StopOutcome::Stopping { busy: 0 },
+            (StopMode::Graceful, Some(_)) => {
+                return StopOutcome::AlreadyStopping {
+                    busy: self.finishing(),
+                }
+            }
+            (StopMode::Graceful, None) => StopOutcome::Stopping { busy: 0 },
         };
         *lock(&self.stop) = (mode != StopMode::Cancel).then_some(mode);
         for thread in &self.threads {
@@ -284,9 +289,20 @@ impl Worker {
         }
         self.changes.send_modify(|n| *n = n.wrapping_add(1));
         match outcome {
-            StopOutcome::Stopping { .. } => StopOutcome::Stopping { busy: self.busy() },
+            StopOutcome::Stopping { .. } => StopOutcome::Stopping {
+                busy: self.finishing(),
+            },
             other => other,
         }
+    }
+
+    /// Threads a stop waits for: in a proof call, or holding a WindowPoSt job (the
+    /// others park at once).
+    fn finishing(&self) -> usize {
+        self.threads
+            .iter()
+            .filter(|t| t.control.finishing_before_stop())
+            .count()
     }
 
     /// Threads not at rest: in a step, not parked for a stop nor paused.

@@ -12,7 +12,13 @@ use crate::render::{self, cell, tabulate};
 /// file cannot be read or parsed).
 pub fn run(config: &Path, json: bool) -> u8 {
     match config_check::check(config) {
-        Ok(report) => {
+        Ok(mut report) => {
+            // As the daemon reads it (the parser lives with the manager's client).
+            if let Err(e) = damocles_rpc::sealer::manager_host_ports(&report.manager) {
+                report
+                    .problems
+                    .push(format!("[sector_manager] rpc_client.addr: {e}"));
+            }
             let code = if report.problems.is_empty() {
                 exit::OK
             } else {

@@ -1010,6 +1010,7 @@ fn set_plan_and_stop_messages_json_and_rows() {
     for outcome in [
         StopOutcome::Stopping { busy: 2 },
         StopOutcome::Stopping { busy: 0 },
+        StopOutcome::AlreadyStopping { busy: 1 },
         StopOutcome::Exiting,
         StopOutcome::Cancelled,
         StopOutcome::NotStopping,

@@ -169,6 +169,10 @@ async fn a_stop_parks_the_threads_and_can_be_called_off() {
 /// it at least the interval apart, as their histories show.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn staggered_pc1_starts_are_spaced_by_the_interval_in_the_histories() {
+    // No parameters (one process per test): the sectors stop at C2 at once, and the
+    // shutdown waits for no C2.
+    let cache = tempfile::tempdir().expect("cache");
+    std::env::set_var("FIL_PROOFS_PARAMETER_CACHE", cache.path());
     let mut harness = Harness::new(3);
     harness.chain.limit_sectors(3);
     let interval = Duration::from_millis(700);
