@@ -216,8 +216,11 @@ fn check_processors(config: &WorkerConfig, problems: &mut Vec<String>) -> Vec<Pr
         for (index, child) in children.iter().enumerate() {
             let at = |what: String| format!("processors.{key}[{index}]: {what}");
             if let Some(bin) = &child.bin {
-                if let Err(why) = executable(bin) {
-                    problems.push(at(format!("bin {}: {why}", bin.display())));
+                if !executable(bin) {
+                    problems.push(at(format!(
+                        "bin {}: not an executable file (nor found on PATH)",
+                        bin.display()
+                    )));
                 }
             }
             rows.push(ProcessorRow {
@@ -269,7 +272,7 @@ fn check_attached(config: &WorkerConfig, problems: &mut Vec<String>) -> Vec<Atta
 }
 
 /// Whether `bin` names an executable file: a path, or a name found on `PATH`.
-fn executable(bin: &Path) -> Result<PathBuf, String> {
+fn executable(bin: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     let candidates: Vec<PathBuf> = if bin.components().count() > 1 {
         vec![bin.to_path_buf()]
@@ -278,11 +281,8 @@ fn executable(bin: &Path) -> Result<PathBuf, String> {
             .map(|dir| dir.join(bin))
             .collect()
     };
-    candidates
-        .into_iter()
-        .find(|path| {
-            path.metadata()
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
-        .ok_or_else(|| "not an executable file (nor found on PATH)".to_owned())
+    candidates.into_iter().any(|path| {
+        path.metadata()
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    })
 }

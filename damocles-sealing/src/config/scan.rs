@@ -45,20 +45,40 @@ pub fn scan_persist_stores(patterns: &[String]) -> (Vec<AttachedStore>, Vec<Stri
     (stores, problems)
 }
 
-fn read_store(dir: &Path) -> Result<Option<AttachedStore>, String> {
-    let file = dir.join("sectorstore.json");
-    let text = match std::fs::read_to_string(&file) {
+/// Why a scanned directory's `sectorstore.json` cannot be used.
+#[derive(Debug, thiserror::Error)]
+enum ScanError {
+    #[error("cannot read {file}: {source}")]
+    Read {
+        file: String,
+        source: std::io::Error,
+    },
+    #[error("{file} is not a store description: {source}")]
+    NotJson {
+        file: String,
+        source: serde_json::Error,
+    },
+    #[error("{file} names no store (no Name, no ID)")]
+    Unnamed { file: String },
+}
+
+fn read_store(dir: &Path) -> Result<Option<AttachedStore>, ScanError> {
+    let path = dir.join("sectorstore.json");
+    let file = path.display().to_string();
+    let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("cannot read {}: {e}", file.display())),
+        Err(source) => return Err(ScanError::Read { file, source }),
     };
-    let json: SectorStoreJson = serde_json::from_str(&text)
-        .map_err(|e| format!("{} is not a store description: {e}", file.display()))?;
+    let json: SectorStoreJson = match serde_json::from_str(&text) {
+        Ok(json) => json,
+        Err(source) => return Err(ScanError::NotJson { file, source }),
+    };
     let name = json
         .name
         .filter(|n| !n.is_empty())
         .or(json.id.filter(|i| !i.is_empty()))
-        .ok_or_else(|| format!("{} names no store (no Name, no ID)", file.display()))?;
+        .ok_or(ScanError::Unnamed { file })?;
     Ok(Some(AttachedStore {
         name,
         location: dir.to_path_buf(),
