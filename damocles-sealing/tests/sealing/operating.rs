@@ -179,6 +179,8 @@ async fn staggered_pc1_starts_are_spaced_by_the_interval_in_the_histories() {
     harness.limits = damocles_sealing::limits::StageLimits::default()
         .with_staggered([(damocles_core::ProofStage::PC1, interval)]);
     let worker = harness.start();
+    // Each start follows a change the worker announces (the thread leaves Waiting).
+    let mut changes = worker.subscribe();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     let starts = loop {
         let mut starts = Vec::new();
@@ -191,8 +193,8 @@ async fn staggered_pc1_starts_are_spaced_by_the_interval_in_the_histories() {
         if starts.len() == 3 {
             break starts;
         }
-        assert!(tokio::time::Instant::now() < deadline, "{starts:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        let changed = tokio::time::timeout_at(deadline, changes.changed()).await;
+        assert!(matches!(changed, Ok(Ok(()))), "{starts:?}");
     };
     worker.shutdown().await;
     let mut starts = starts;
