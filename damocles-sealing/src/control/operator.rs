@@ -59,7 +59,7 @@ impl Control {
 
     /// Whether a stopping worker may exit now as far as this thread goes: it is parked,
     /// or paused outside a proof call (a paused thread's record is saved).
-    pub fn at_rest(&self) -> bool {
+    pub(crate) fn at_rest(&self) -> bool {
         let s = self.lock();
         s.parked.is_some() || (s.paused && !s.in_proof_call)
     }
