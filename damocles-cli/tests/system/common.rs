@@ -233,6 +233,33 @@ pub fn text(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// [`wait_until`] on a listing of `process`'s threads, which on timeout shows the last
+/// listing and the end of the process's log, so that a failure in CI says what the
+/// worker was doing.
+pub fn wait_for_threads(
+    what: &str,
+    process: &Process,
+    limit: Duration,
+    mut found: impl FnMut(&[Value]) -> bool,
+) -> Vec<Value> {
+    let deadline = Instant::now() + limit;
+    let mut last = None;
+    loop {
+        if let Some(threads) = worker_list(&process.address) {
+            if found(&threads) {
+                return threads;
+            }
+            last = Some(threads);
+        }
+        if Instant::now() >= deadline {
+            let logs = process.logs.lock().expect("logs");
+            let tail = logs[logs.len().saturating_sub(40)..].join("\n");
+            panic!("timed out waiting for {what}; last listing: {last:#?}\nlog:\n{tail}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Polls `probe` every `every` until it answers, at most `limit`.
 pub fn wait_until<T>(
     what: &str,

@@ -10,8 +10,8 @@ use crate::common;
 use std::time::Duration;
 
 use common::{
-    free_port, manager, require_params, text, util, util_json, wait_until, worker, worker_cli,
-    worker_config, worker_list, Process,
+    free_port, manager, require_params, text, util, util_json, wait_for_threads, wait_until,
+    worker, worker_cli, worker_config, worker_list, Process,
 };
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -367,9 +367,8 @@ fn a_corrupt_state_database_pauses_its_thread_alone() {
             .args(["daemon", "--mock-chain", "10000", "-c"])
             .arg(&config);
         let process = Process::start(command, "admin API listening on ");
-        let threads = wait_until(what, Duration::from_secs(60), FAST, || {
-            let threads = worker_list(&process.address)?;
-            (threads[1]["thread_state"]["state"] == "Paused").then_some(threads)
+        let threads = wait_for_threads(what, &process, Duration::from_secs(60), |threads| {
+            threads[1]["thread_state"]["state"] == "Paused"
         });
         let error = threads[1]["last_error"].as_str().unwrap_or_default();
         assert!(error.starts_with("critical: state store "), "{error}");
