@@ -22,6 +22,12 @@ pub enum BadValue {
     #[error("{0}")]
     NotAStage(#[from] damocles_core::ParseProofStageError),
     /// A stage that has no external processor.
-    #[error("{0} runs in-process in this worker; processors: pc1, pc2, c2")]
+    #[error("{0} runs in-process in this worker; processors: {external}", external = external_stages())]
     InProcess(ProofStage),
+}
+
+fn external_stages() -> String {
+    damocles_sealing::processors::EXTERNAL
+        .map(|s| s.to_string())
+        .join(", ")
 }

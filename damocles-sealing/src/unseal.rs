@@ -13,6 +13,7 @@ use filecoin_proofs_api::seal;
 use filecoin_proofs_api::{UnpaddedByteIndex, UnpaddedBytesAmount};
 
 use crate::paths::SectorPaths;
+use crate::proofs::tasks::{ProcessorTask, Unseal};
 use crate::proofs::{create_parent, io_failure, proof_failure, registered, SealIdentity};
 
 /// Where a thread keeps the unsealed bytes of `piece` until they are delivered:
@@ -35,21 +36,42 @@ pub fn unseal_piece(
     target: &UnsealTarget,
     out: &Path,
 ) -> Result<u64, Failure> {
+    let written = unseal_task(id, paths, ticket, target, out)?.execute()?;
+    unseal_done(id, target, out, written)
+}
+
+/// The unseal task (in-process or for a processor) of [`unseal_piece`], once `out`'s
+/// directory is made.
+pub fn unseal_task(
+    id: SealIdentity,
+    paths: &SectorPaths,
+    ticket: [u8; 32],
+    target: &UnsealTarget,
+    out: &Path,
+) -> Result<Unseal, Failure> {
     create_parent(out)?;
-    let file = File::create(out).map_err(|e| io_failure("create", out, e))?;
-    let written = seal::get_unsealed_range_mapped(
-        registered(id.proof),
-        &paths.cache_dir,
-        &paths.sealed,
-        file,
-        crate::proofs::prover_id(id.sector.miner),
-        filecoin_proofs_api::SectorId::from(id.sector.number),
-        target.comm_d,
+    Ok(Unseal {
+        registered_proof: registered(id.proof),
+        prover_id: crate::proofs::prover_id(id.sector.miner),
+        sector_id: filecoin_proofs_api::SectorId::from(id.sector.number),
+        comm_d: target.comm_d,
         ticket,
-        UnpaddedByteIndex(target.offset),
-        UnpaddedBytesAmount(target.size),
-    )
-    .map_err(|e| proof_failure(FailureLevel::Permanent, "unseal", e))?;
+        cache_dir: paths.cache_dir.clone(),
+        sealed_file: paths.sealed.clone(),
+        unsealed_output: out.to_path_buf(),
+        offset: UnpaddedByteIndex(target.offset),
+        num_bytes: UnpaddedBytesAmount(target.size),
+    })
+}
+
+/// Checks what an unseal wrote into `out` (`written` bytes): they must give the piece's
+/// CID. Returns `written`.
+pub fn unseal_done(
+    id: SealIdentity,
+    target: &UnsealTarget,
+    out: &Path,
+    written: UnpaddedBytesAmount,
+) -> Result<u64, Failure> {
     let reader = BufReader::new(File::open(out).map_err(|e| io_failure("read", out, e))?);
     let info = seal::generate_piece_commitment(registered(id.proof), reader, written)
         .map_err(|e| proof_failure(FailureLevel::Permanent, "unsealed piece commitment", e))?;

@@ -12,6 +12,7 @@ use damocles_core::{AddedPiece, Failure, FailureLevel, SealProof, SnapEncodeOutp
 use filecoin_proofs_api::update;
 
 use crate::paths::SectorPaths;
+use crate::proofs::tasks::{ProcessorTask, SnapEncode, SnapProve};
 use crate::proofs::{create_parent, io_failure, piece_infos, proof_failure, registered_update};
 
 /// Whether a cache file is one a proof over the replica reads (`p_aux`, `t_aux`, the
@@ -84,6 +85,16 @@ pub fn snap_encode(
     paths: &SectorPaths,
     pieces: &[AddedPiece],
 ) -> Result<SnapEncodeOutput, Failure> {
+    snap_encode_task(proof, paths, pieces)?.execute()
+}
+
+/// Snap encode's task (in-process or for a processor), once the new replica file (the
+/// sector's size) and an empty cache directory are made.
+pub fn snap_encode_task(
+    proof: SealProof,
+    paths: &SectorPaths,
+    pieces: &[AddedPiece],
+) -> Result<SnapEncode, Failure> {
     create_parent(&paths.update)?;
     if paths.update_cache.exists() {
         fs::remove_dir_all(&paths.update_cache)
@@ -95,21 +106,14 @@ pub fn snap_encode(
         fs::File::create(&paths.update).map_err(|e| io_failure("create", &paths.update, e))?;
     file.set_len(proof.sector_size().bytes())
         .map_err(|e| io_failure("size", &paths.update, e))?;
-    drop(file);
-    let out = update::empty_sector_update_encode_into(
-        registered_update(proof.update_proof()),
-        &paths.update,
-        &paths.update_cache,
-        &paths.sealed,
-        &paths.cache_dir,
-        &paths.staged,
-        &piece_infos(pieces),
-    )
-    .map_err(|e| proof_failure(FailureLevel::Permanent, "snap encode", e))?;
-    Ok(SnapEncodeOutput {
-        comm_r_new: out.comm_r_new,
-        comm_r_last_new: out.comm_r_last_new,
-        comm_d_new: out.comm_d_new,
+    Ok(SnapEncode {
+        registered_proof: registered_update(proof.update_proof()),
+        new_replica_path: paths.update.clone(),
+        new_cache_path: paths.update_cache.clone(),
+        sector_path: paths.sealed.clone(),
+        sector_cache_path: paths.cache_dir.clone(),
+        staged_data_path: paths.staged.clone(),
+        piece_infos: piece_infos(pieces),
     })
 }
 
@@ -138,6 +142,18 @@ pub fn snap_prove(
     comm_r_old: [u8; 32],
     encoded: SnapEncodeOutput,
 ) -> Result<Vec<u8>, Failure> {
+    let snark = snap_prove_task(proof, paths, comm_r_old, encoded)?.execute()?;
+    snap_prove_done(proof, comm_r_old, encoded, snark)
+}
+
+/// Snap prove's task (in-process or for a processor): the vanilla partition proofs, read
+/// from the sector key and the updated replica.
+pub fn snap_prove_task(
+    proof: SealProof,
+    paths: &SectorPaths,
+    comm_r_old: [u8; 32],
+    encoded: SnapEncodeOutput,
+) -> Result<SnapProve, Failure> {
     let registered = registered_update(proof.update_proof());
     let vanilla = update::generate_partition_proofs(
         registered,
@@ -150,20 +166,29 @@ pub fn snap_prove(
         &paths.update_cache,
     )
     .map_err(|e| proof_failure(FailureLevel::Permanent, "snap prove (vanilla)", e))?;
-    let snark = update::generate_empty_sector_update_proof_with_vanilla(
-        registered,
-        vanilla,
+    Ok(SnapProve {
+        registered_proof: registered,
+        vannilla_proofs: vanilla.into_iter().map(|p| p.0).collect(),
         comm_r_old,
-        encoded.comm_r_new,
-        encoded.comm_d_new,
-    )
-    .map_err(|e| proof_failure(FailureLevel::Permanent, "snap prove", e))?;
+        comm_r_new: encoded.comm_r_new,
+        comm_d_new: encoded.comm_d_new,
+    })
+}
+
+/// The SNARK of a snap prove, verified here (where it was made does not matter): an
+/// invalid proof is permanent.
+pub fn snap_prove_done(
+    proof: SealProof,
+    comm_r_old: [u8; 32],
+    encoded: SnapEncodeOutput,
+    snark: Vec<u8>,
+) -> Result<Vec<u8>, Failure> {
     let upgraded = UpgradedSector {
         proof_type: proof.update_proof(),
         comm_r_old,
         comm_r_new: encoded.comm_r_new,
         comm_d_new: encoded.comm_d_new,
-        proof: snark.0,
+        proof: snark,
     };
     if !verify_update(&upgraded)? {
         return Err(Failure::permanent(

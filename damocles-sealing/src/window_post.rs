@@ -22,6 +22,7 @@ use filecoin_proofs_api::post;
 use filecoin_proofs_api::{PrivateReplicaInfo, PublicReplicaInfo, SectorId as ApiSectorId};
 
 pub use crate::options::CheckLimits;
+use crate::proofs::tasks::{PoStReplicaInfo, WindowPoSt};
 use crate::proofs::{proof_failure, prover_id, registered_post};
 
 /// One sector to prove: its on-chain commitment and where its files are.
@@ -107,6 +108,103 @@ pub fn prove(
         ));
     }
     Ok(Proven { output, faults })
+}
+
+/// A round for a `window_post` processor: the checks of [`prove`] here, then the task
+/// over the sectors that passed them (the processor reads their challenged leaves again
+/// and makes the SNARK). `None` when every sector is faulty.
+///
+/// # Errors
+/// As [`prove`]'s checks.
+pub fn round_task(
+    challenge: PoStChallenge,
+    sectors: &[ProvingSector],
+    limits: &CheckLimits,
+) -> Result<(Option<WindowPoSt>, Vec<Fault>), Failure> {
+    let proof_type = window_type(challenge.proof)?;
+    let (_, faults) = checked(challenge, sectors, limits)?;
+    let replicas: Vec<PoStReplicaInfo> = sectors
+        .iter()
+        .filter(|s| !faults.iter().any(|f| f.number == s.number))
+        .map(|s| PoStReplicaInfo {
+            sector_id: ApiSectorId::from(s.number),
+            comm_r: s.comm_r,
+            cache_dir: s.cache.clone(),
+            sealed_file: s.replica.clone(),
+        })
+        .collect();
+    let task = (!replicas.is_empty()).then_some(WindowPoSt {
+        miner_id: challenge.miner,
+        proof_type,
+        replicas,
+        seed: challenge.seed,
+    });
+    Ok((task, faults))
+}
+
+/// A `window_post` processor's answer, taken.
+#[derive(Debug)]
+pub enum Answered {
+    /// The round is proven (or every sector is faulty).
+    Proven(Proven),
+    /// The processor named faults that the checks here had passed: the task without
+    /// them, for the processor to try again.
+    Again(WindowPoSt),
+}
+
+/// What a `window_post` processor answered for `task`, verified here over the sectors
+/// it covers; `faults` (the checks' faults) gains those it names.
+///
+/// # Errors
+/// A permanent failure when the proof does not verify.
+pub fn processor_answer(
+    challenge: PoStChallenge,
+    mut task: WindowPoSt,
+    faults: &mut Vec<Fault>,
+    output: WindowPoStOutput,
+) -> Result<Answered, Failure> {
+    if !output.faults.is_empty() {
+        task.replicas
+            .retain(|r| !output.faults.contains(&u64::from(r.sector_id)));
+        faults.extend(output.faults.iter().map(|&number| Fault {
+            number,
+            reason: "the window_post processor could not prove it".into(),
+        }));
+        return Ok(if task.replicas.is_empty() {
+            Answered::Proven(all_faulty(std::mem::take(faults)))
+        } else {
+            Answered::Again(task)
+        });
+    }
+    let proven: Vec<(SectorNumber, [u8; 32])> = task
+        .replicas
+        .iter()
+        .map(|r| (u64::from(r.sector_id), r.comm_r))
+        .collect();
+    if !verify(challenge, &proven, &output)? {
+        return Err(Failure::permanent(
+            "window PoSt: the processor's proof does not verify over the sectors it covers",
+        ));
+    }
+    let faults = std::mem::take(faults);
+    Ok(Answered::Proven(Proven {
+        output: WindowPoStOutput {
+            proofs: output.proofs,
+            faults: faults.iter().map(|f| f.number).collect(),
+        },
+        faults,
+    }))
+}
+
+/// A round in which no sector can be proven: no proof, every sector a fault.
+pub fn all_faulty(faults: Vec<Fault>) -> Proven {
+    Proven {
+        output: WindowPoStOutput {
+            proofs: Vec::new(),
+            faults: faults.iter().map(|f| f.number).collect(),
+        },
+        faults,
+    }
 }
 
 /// Checks `sectors` as a round for `challenge` does (a vanilla proof of each sector's

@@ -48,12 +48,13 @@ enum Command {
     #[command(subcommand)]
     Config(ConfigCommand),
     /// Serve one stage's proof calls as an external processor: the child a worker starts
-    /// for `[[processors.<stage>]]` (pc1, pc2 or c2). Prints "<stage> processor ready",
+    /// for `[[processors.<stage>]]` (pc1, pc2, c2, snap_encode, snap_prove, unseal or
+    /// window_post). Prints "<stage> processor ready",
     /// then answers JSON-lines requests from stdin on stdout (the original's protocol);
     /// logs go to stderr. Binds itself to VC_CG_CPUSET and VENUS_WORKER_NUMA_PREFERRED
     /// when set. Exits when stdin closes.
     Processor {
-        /// The stage: pc1, pc2 or c2.
+        /// The stage: pc1, pc2, c2, snap_encode, snap_prove, unseal or window_post.
         #[arg(value_parser = parse_stage)]
         stage: ProofStage,
     },

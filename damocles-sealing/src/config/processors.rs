@@ -24,17 +24,19 @@ pub struct ProcessorsSection {
     pub pc2: Vec<ExternalProcessorSection>,
     /// `[[processors.c2]]`: external C2 processors.
     pub c2: Vec<ExternalProcessorSection>,
-    /// `[[processors.snap_encode]]`: accepted for the original's files; runs in-process here.
+    /// `[[processors.snap_encode]]`: external snap_encode processors.
     pub snap_encode: Vec<ExternalProcessorSection>,
-    /// `[[processors.snap_prove]]`: accepted for the original's files; runs in-process here.
+    /// `[[processors.snap_prove]]`: external snap_prove processors.
     pub snap_prove: Vec<ExternalProcessorSection>,
     /// `[[processors.transfer]]`: accepted for the original's files; runs in-process here.
     pub transfer: Vec<ExternalProcessorSection>,
-    /// `[[processors.unseal]]`: accepted for the original's files; runs in-process here.
+    /// `[[processors.unseal]]`: external unseal processors.
     pub unseal: Vec<ExternalProcessorSection>,
-    /// `[[processors.window_post]]`: accepted for the original's files; runs in-process here.
+    /// `[[processors.window_post]]`: external window_post processors.
     pub window_post: Vec<ExternalProcessorSection>,
-    /// `[[processors.sealing_daemons]]`: refused (not started by this worker yet).
+    /// `[[processors.sealing_daemons]]`: programs started with the worker and kept
+    /// running (restarted when they exit, while `auto_restart` is on), sent nothing. Each
+    /// must name its `bin` and print `EMPTY processor ready` within `stable_wait`.
     pub sealing_daemons: Vec<ExternalProcessorSection>,
     /// `[processors.static_tree_d]`: a CC sector's tree_d file per sector size (the
     /// original's key). Without effect here: PC1 (filecoin-proofs 19) builds tree_d
@@ -55,19 +57,38 @@ impl ProcessorsSection {
             ("pc1", Some(ProofStage::PC1), &self.pc1),
             ("pc2", Some(ProofStage::PC2), &self.pc2),
             ("c2", Some(ProofStage::C2), &self.c2),
+            (
+                "snap_encode",
+                Some(ProofStage::SnapEncode),
+                &self.snap_encode,
+            ),
+            ("snap_prove", Some(ProofStage::SnapProve), &self.snap_prove),
+            ("unseal", Some(ProofStage::Unseal), &self.unseal),
+            (
+                "window_post",
+                Some(ProofStage::WindowPost),
+                &self.window_post,
+            ),
             ("add_pieces", None, &self.add_pieces),
             ("tree_d", None, &self.tree_d),
-            ("snap_encode", None, &self.snap_encode),
-            ("snap_prove", None, &self.snap_prove),
             ("transfer", None, &self.transfer),
-            ("unseal", None, &self.unseal),
-            ("window_post", None, &self.window_post),
             ("sealing_daemons", None, &self.sealing_daemons),
         ]
     }
 
-    /// The external processors this worker starts, by stage (pc1, pc2, c2; a stage
-    /// without any runs in-process).
+    /// The stages that can run in external processors here, as config keys:
+    /// `pc1, pc2, …`.
+    pub fn external_names(&self) -> String {
+        self.lists()
+            .iter()
+            .filter(|(_, stage, _)| stage.is_some())
+            .map(|(key, _, _)| *key)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The external processors this worker starts, by stage (a stage without any runs
+    /// in-process).
     pub fn external(&self) -> BTreeMap<ProofStage, Vec<ExternalProcessorSection>> {
         self.lists()
             .into_iter()
@@ -183,23 +204,25 @@ pub(super) fn check_processors(
         ));
     }
     for (key, stage, list) in processors.lists() {
-        if key == "sealing_daemons" && !list.is_empty() {
-            return Err(invalid(
-                "processors.sealing_daemons".into(),
-                "this worker does not start sealing daemons; run them as services of their own beside it (see deploy/) and remove these entries".into(),
-            ));
-        }
-        if stage.is_none() && !list.is_empty() {
+        if key == "sealing_daemons" {
+            if let Some(i) = list.iter().position(|daemon| daemon.bin.is_none()) {
+                return Err(invalid(
+                    format!("processors.sealing_daemons[{i}].bin"),
+                    "missing: a sealing daemon is a program of yours; name it (it must print \"EMPTY processor ready\" on stdout once it runs)".into(),
+                ));
+            }
+        } else if stage.is_none() && !list.is_empty() {
             // A program of the operator's would change what runs: refused. The worker's
             // own processor runs the same code as in-process: a warning.
             if let Some(i) = list.iter().position(|child| child.bin.is_some()) {
                 return Err(invalid(
                     format!("processors.{key}[{i}].bin"),
-                    format!("this worker runs {key} in-process and cannot send it to another program (external processors: pc1, pc2, c2); remove the entry to run {key} in-process"),
+                    format!("this worker runs {key} in-process and cannot send it to another program (external processors: {}); remove the entry to run {key} in-process", processors.external_names()),
                 ));
             }
             warnings.push(format!(
-                "config {origin}: [[processors.{key}]] runs in-process here (the same code as the worker's own {key} processor, without a process of its own; external processors: pc1, pc2, c2)"
+                "config {origin}: [[processors.{key}]] runs in-process here (the same code as the worker's own {key} processor, without a process of its own; external processors: {})",
+                processors.external_names()
             ));
             continue;
         }

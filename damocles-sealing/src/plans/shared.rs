@@ -390,9 +390,10 @@ pub(super) async fn snap_encode(runner: &Runner, record: &SectorRecord) -> StepR
     let (id, paths) = identity(runner, record)?;
     let pieces = required(record.pieces.clone(), "pieces")?;
     let out = runner
-        .proof_call(ProofStage::SnapEncode, move || {
-            update::snap_encode(id.proof, &paths, &pieces)
-        })
+        .processor_call(
+            move || update::snap_encode_task(id.proof, &paths, &pieces),
+            Ok,
+        )
         .await?;
     Ok(Outcome::Event(Event::SnapEncode(out)))
 }
@@ -409,9 +410,10 @@ pub(super) async fn snap_prove(
     let circuit = crate::params::Circuit::SectorUpdate(id.proof.update_proof());
     runner.wait_for_params(circuit).await?;
     let proof = runner
-        .proof_call(ProofStage::SnapProve, move || {
-            update::snap_prove(id.proof, &paths, comm_r_old, encoded)
-        })
+        .processor_call(
+            move || update::snap_prove_task(id.proof, &paths, comm_r_old, encoded),
+            move |snark| update::snap_prove_done(id.proof, comm_r_old, encoded, snark),
+        )
         .await?;
     Ok(Outcome::Event(Event::SnapProve(proof)))
 }

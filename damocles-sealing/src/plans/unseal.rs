@@ -84,13 +84,17 @@ impl PlanSteps for Unseal {
                 let store = attached(runner, &target.store)?;
                 let out = unseal::unsealed_piece_path(&runner.ctx.location.data_dir(), &target);
                 let name = id.sector.to_string();
+                let (done_target, done_out) = (target.clone(), out.clone());
                 let written = runner
-                    .proof_call(ProofStage::Unseal, move || {
-                        // The replica and cache are linked in, so that the labels
-                        // regenerated beside them stay out of the store.
-                        update::fetch_sector_key(&store, &name, &paths)?;
-                        unseal::unseal_piece(id, &paths, ticket.ticket, &target, &out)
-                    })
+                    .processor_call(
+                        move || {
+                            // The replica and cache are linked in, so that the labels
+                            // regenerated beside them stay out of the store.
+                            update::fetch_sector_key(&store, &name, &paths)?;
+                            unseal::unseal_task(id, &paths, ticket.ticket, &target, &out)
+                        },
+                        move |written| unseal::unseal_done(id, &done_target, &done_out, written),
+                    )
                     .await?;
                 Ok(Outcome::Event(Event::UnsealDone(written)))
             }

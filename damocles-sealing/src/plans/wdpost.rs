@@ -30,7 +30,7 @@ use crate::control::{Activity, Interrupt};
 use crate::hot_config::HotConfig;
 use crate::resume::WdPostFacts;
 use crate::runner::{Runner, IDLE_FLOOR};
-use crate::window_post::{self, PoStChallenge, ProvingSector};
+use crate::window_post::{self, Answered, CheckLimits, PoStChallenge, Proven, ProvingSector};
 
 /// How often a thread proving a job tells the manager it is alive (the original's 3 s;
 /// the manager gives a job away after 15 s without one).
@@ -259,11 +259,15 @@ impl Driver {
                 let (limits, job) = (runner.ctx.options.wdpost_checks, held.job.id.clone());
                 // Sealing yields its cores until the proof is made (`priority`).
                 let _proving = runner.ctx.priority.proving();
-                let proven = runner
-                    .proof_call(ProofStage::WindowPost, move || {
-                        window_post::prove(challenge, &sectors, &limits)
-                    })
-                    .await?;
+                let proven = if runner.ctx.processors.is_external(ProofStage::WindowPost) {
+                    prove_in_processor(runner, challenge, sectors, limits).await?
+                } else {
+                    runner
+                        .proof_call(ProofStage::WindowPost, move || {
+                            window_post::prove(challenge, &sectors, &limits)
+                        })
+                        .await?
+                };
                 for fault in &proven.faults {
                     tracing::warn!(
                         job = %job,
@@ -521,4 +525,35 @@ mod tests {
         let down = ManagerError::transport("connection refused");
         assert_eq!(explain_allocation_error(&down), "connection refused");
     }
+}
+
+/// A round proven by a `window_post` processor (`[[processors.window_post]]`): the
+/// sectors checked here, the SNARK made there, and verified here. A processor that names
+/// faults the checks passed is sent the rest once more.
+async fn prove_in_processor(
+    runner: &Runner,
+    challenge: PoStChallenge,
+    sectors: Vec<ProvingSector>,
+    limits: CheckLimits,
+) -> Result<Proven, Stop> {
+    let (task, mut faults) = runner
+        .proof_call(ProofStage::WindowPost, move || {
+            window_post::round_task(challenge, &sectors, &limits)
+        })
+        .await?;
+    let Some(mut task) = task else {
+        return Ok(window_post::all_faulty(faults));
+    };
+    for _ in 0..2 {
+        let sent = task.clone();
+        let output = runner.processor_call(move || Ok(sent), Ok).await?;
+        match window_post::processor_answer(challenge, task, &mut faults, output)? {
+            Answered::Proven(proven) => return Ok(proven),
+            Answered::Again(rest) => task = rest,
+        }
+    }
+    Err(Failure::permanent(
+        "window PoSt: the window_post processor named sectors it could not prove twice",
+    )
+    .into())
 }

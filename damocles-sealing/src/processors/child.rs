@@ -20,7 +20,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::sync::{oneshot, watch, Notify, Semaphore};
 
-use super::protocol::{ready_line, Request, Response};
+use super::protocol::{ready_line, Request, Response, DAEMON_NAME};
 
 /// The first wait before a child that died soon after it got ready is started again; it
 /// doubles with each such death, up to [`RESTART_BACKOFF_MAX`].
@@ -94,16 +94,16 @@ impl BoundedLines {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 enum StartFailed {
     /// The program could not be started.
-    #[error("cannot start the {stage} processor `{command_line}`: {error}")]
+    #[error("cannot start the {role} `{command_line}`: {error}")]
     Spawn {
-        stage: ProofStage,
+        role: Role,
         command_line: String,
         error: String,
     },
     /// It started but did not become ready (`what` says how).
-    #[error("the {stage} processor `{command_line}` (pid {pid}) {what}")]
+    #[error("the {role} `{command_line}` (pid {pid}) {what}")]
     NotReady {
-        stage: ProofStage,
+        role: Role,
         command_line: String,
         pid: u32,
         what: String,
@@ -127,10 +127,47 @@ enum BrokenProtocol {
     NeverSent(u64),
 }
 
+/// What a child is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// It runs the calls of a stage (`[[processors.<stage>]]`).
+    Processor(ProofStage),
+    /// A sealing daemon (`[[processors.sealing_daemons]]`): started and kept running with
+    /// the worker, sent nothing.
+    Daemon,
+}
+
+impl Role {
+    /// Its config key: the stage's name, or `sealing_daemons`.
+    pub fn key(self) -> String {
+        match self {
+            Role::Processor(stage) => stage.to_string(),
+            Role::Daemon => "sealing_daemons".into(),
+        }
+    }
+
+    /// The line it prints once it is ready.
+    fn ready_line(self) -> String {
+        match self {
+            Role::Processor(stage) => ready_line(stage),
+            Role::Daemon => format!("{DAEMON_NAME} processor ready"),
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Role::Processor(stage) => write!(f, "{stage} processor"),
+            Role::Daemon => f.write_str("sealing daemon"),
+        }
+    }
+}
+
 /// Everything needed to start one configured child, fixed for its life.
 #[derive(Debug, Clone)]
 pub(crate) struct ChildSpec {
-    pub stage: ProofStage,
+    pub role: Role,
     pub index: usize,
     pub program: PathBuf,
     pub args: Vec<String>,
@@ -257,7 +294,7 @@ impl ExternalChild {
     /// Starts the process and keeps it running until `closed` (whose sender is dropped
     /// when the worker goes) ends; the process is killed then.
     pub async fn supervise(self: Arc<Self>, mut closed: watch::Receiver<()>) {
-        let stage = self.spec.stage;
+        let role = self.spec.role;
         let mut backoff = RESTART_BACKOFF;
         loop {
             self.state.send_replace(ChildState::Starting);
@@ -278,20 +315,22 @@ impl ExternalChild {
             };
             let pid = live.pid;
             tracing::info!(
-                "{stage} processor {} is ready as ext(pid: {pid}): {}",
+                "{role} {} is ready as ext(pid: {pid}): {}",
                 self.spec.index,
                 self.spec.command_line()
             );
             self.state.send_replace(ChildState::Ready(live.clone()));
             let since = Instant::now();
             let status = tokio::select! {
-                status = read_answers(lines, &live, &mut process) => status,
+                status = read_answers(lines, &live, &mut process, role) => status,
                 _ = closed.changed() => {
+                    // The whole group: what the child started goes with it.
+                    let _ = super::sys::signal_group(pid, libc::SIGKILL);
                     let _ = process.start_kill();
                     return;
                 }
             };
-            let why = format!("the {stage} processor ext(pid: {pid}) {status}");
+            let why = format!("the {role} ext(pid: {pid}) {status}");
             live.fail_pending(&why);
             if !self.spec.auto_restart {
                 tracing::error!("{why}; auto_restart is off, so it stays down");
@@ -329,7 +368,7 @@ impl ExternalChild {
     /// Starts the process and waits `stable_wait` for its ready line.
     async fn spawn_ready(&self) -> Result<(Child, BoundedLines, Arc<Live>), StartFailed> {
         let spec = &self.spec;
-        let stage = spec.stage;
+        let role = spec.role;
         let command_line = spec.command_line();
         let mut command = Command::new(&spec.program);
         super::sys::die_with_parent(&mut command);
@@ -346,13 +385,13 @@ impl ExternalChild {
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| StartFailed::Spawn {
-                stage,
+                role,
                 command_line: command_line.clone(),
                 error: e.to_string(),
             })?;
         let pid = process.id().unwrap_or_default();
         let failed = |what: String| StartFailed::NotReady {
-            stage,
+            role,
             command_line: command_line.clone(),
             pid,
             what,
@@ -361,7 +400,7 @@ impl ExternalChild {
             return Err(failed("has no stdin or stdout".into()));
         };
         let mut lines = BoundedLines::new(stdout, MAX_LINE);
-        let expected = ready_line(stage);
+        let expected = role.ready_line();
         match tokio::time::timeout(spec.stable_wait, lines.next_line()).await {
             Ok(Ok(Some(line))) if line.trim() == expected => {}
             Ok(Ok(Some(line))) => {
@@ -392,10 +431,19 @@ impl ExternalChild {
 
 /// Hands each answer line to its request until the process closes its stdout or breaks
 /// the protocol (a line that is not an answer, an answer to a request never sent: its
-/// requests would wait for ever), when it is killed; then what became of it.
-async fn read_answers(mut lines: BoundedLines, live: &Live, process: &mut Child) -> String {
+/// requests would wait for ever), when it is killed; then what became of it. A sealing
+/// daemon is sent nothing: what it prints is logged.
+async fn read_answers(
+    mut lines: BoundedLines,
+    live: &Live,
+    process: &mut Child,
+    role: Role,
+) -> String {
     loop {
         match lines.next_line().await {
+            Ok(Some(line)) if role == Role::Daemon => {
+                tracing::info!("sealing daemon ext(pid: {}): {line}", live.pid);
+            }
             Ok(Some(line)) => {
                 if let Err(broken) = live.deliver(&line) {
                     tracing::error!("ext(pid: {}) {broken}; killing it", live.pid);
@@ -405,6 +453,9 @@ async fn read_answers(mut lines: BoundedLines, live: &Live, process: &mut Child)
                 }
             }
             Ok(None) => break,
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData && role == Role::Daemon => {
+                tracing::warn!("sealing daemon ext(pid: {}): {e}", live.pid);
+            }
             Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
                 tracing::error!("ext(pid: {}) {e}; killing it", live.pid);
                 let _ = process.start_kill();

@@ -32,11 +32,19 @@ pub use crate::proofs::tasks;
 pub use serve::{serve, serve_stage, ServeError};
 
 /// The stages with external processors here (others run in-process).
-pub const EXTERNAL: [ProofStage; 3] = [ProofStage::PC1, ProofStage::PC2, ProofStage::C2];
+pub const EXTERNAL: [ProofStage; 7] = [
+    ProofStage::PC1,
+    ProofStage::PC2,
+    ProofStage::C2,
+    ProofStage::SnapEncode,
+    ProofStage::SnapProve,
+    ProofStage::Unseal,
+    ProofStage::WindowPost,
+];
 pub use tasks::ProcessorTask;
 
 use crate::config::{ExternalProcessorSection, ProcessorsSection};
-use child::{ChildCounters, ChildSpec, ExternalChild, Live};
+use child::{ChildCounters, ChildSpec, ExternalChild, Live, Role};
 
 /// Why the external processors of a configuration cannot start.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -69,6 +77,8 @@ pub struct Processors {
 
 struct Inner {
     stages: BTreeMap<ProofStage, Vec<Arc<ExternalChild>>>,
+    /// `[[processors.sealing_daemons]]`: kept running, sent nothing.
+    daemons: Vec<Arc<ExternalChild>>,
     locks: BTreeMap<String, Arc<Semaphore>>,
     calls: Family<ChildLabels, Counter>,
     restarts: Family<ChildLabels, Counter>,
@@ -92,9 +102,9 @@ impl std::fmt::Debug for Processors {
 /// What one configured child is doing, for tests and tools.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChildStatus {
-    /// Its stage.
-    pub stage: ProofStage,
-    /// Its place among the stage's `[[processors.<stage>]]`.
+    /// Its stage; `None` for a sealing daemon.
+    pub stage: Option<ProofStage>,
+    /// Its place among the stage's `[[processors.<stage>]]` (or the sealing daemons).
     pub index: usize,
     /// Its process id while it is ready.
     pub pid: Option<u32>,
@@ -105,8 +115,10 @@ pub struct ChildStatus {
 }
 
 impl Processors {
-    /// Starts every child `section` configures for pc1, pc2 and c2, each in the
-    /// background: one that cannot start is logged and tried again when a call needs it.
+    /// Starts every child `section` configures, the processors of each stage in
+    /// [`EXTERNAL`] and the sealing daemons, each in the background: one that cannot
+    /// start is logged and tried again when a call needs it (a sealing daemon: restarted
+    /// as a processor is, when it exits, while `auto_restart` is on).
     /// `own_binary` is the default `bin` (the worker itself). Must be called within a
     /// tokio runtime.
     ///
@@ -115,21 +127,19 @@ impl Processors {
     /// this machine does not have online (nothing is started then).
     pub fn start(section: &ProcessorsSection, own_binary: &Path) -> Result<Self, ProcessorsError> {
         let external = section.external();
-        if external.is_empty() {
+        if external.is_empty() && section.sealing_daemons.is_empty() {
             return Ok(Self::default());
         }
         check_cpus_online(section)?;
         let (closed_tx, closed) = watch::channel(());
         let calls = Family::<ChildLabels, Counter>::default();
         let restarts = Family::<ChildLabels, Counter>::default();
-        let mut stages = BTreeMap::new();
-        for (stage, list) in external {
-            let children = list
-                .iter()
+        let start = |role: Role, list: &[ExternalProcessorSection]| -> Vec<Arc<ExternalChild>> {
+            list.iter()
                 .enumerate()
                 .map(|(index, child)| {
                     let labels = ChildLabels {
-                        stage: stage.to_string(),
+                        stage: role.key(),
                         child: index.to_string(),
                     };
                     let counters = ChildCounters {
@@ -137,15 +147,19 @@ impl Processors {
                         restarts: restarts.get_or_create(&labels).clone(),
                     };
                     let child = Arc::new(ExternalChild::new(
-                        spec_of(stage, index, child, own_binary),
+                        spec_of(role, index, child, own_binary),
                         counters,
                     ));
                     tokio::spawn(child.clone().supervise(closed.clone()));
                     child
                 })
-                .collect();
-            stages.insert(stage, children);
-        }
+                .collect()
+        };
+        let stages = external
+            .into_iter()
+            .map(|(stage, list)| (stage, start(Role::Processor(stage), &list)))
+            .collect();
+        let daemons = start(Role::Daemon, &section.sealing_daemons);
         let locks = section
             .ext_locks
             .iter()
@@ -154,6 +168,7 @@ impl Processors {
         Ok(Self {
             inner: Some(Arc::new(Inner {
                 stages,
+                daemons,
                 locks,
                 calls,
                 restarts,
@@ -169,22 +184,25 @@ impl Processors {
             .is_some_and(|inner| inner.stages.contains_key(&stage))
     }
 
-    /// Every configured child, by stage and index.
+    /// Every configured child, by stage and index, then the sealing daemons.
     pub fn status(&self) -> Vec<ChildStatus> {
         let Some(inner) = &self.inner else {
             return Vec::new();
         };
         inner
             .stages
-            .iter()
-            .flat_map(|(stage, children)| {
-                children.iter().map(|child| ChildStatus {
-                    stage: *stage,
-                    index: child.spec.index,
-                    pid: child.live().map(|live| live.pid),
-                    calls: child.counters.calls.get(),
-                    restarts: child.counters.restarts.get(),
-                })
+            .values()
+            .flatten()
+            .chain(&inner.daemons)
+            .map(|child| ChildStatus {
+                stage: match child.spec.role {
+                    Role::Processor(stage) => Some(stage),
+                    Role::Daemon => None,
+                },
+                index: child.spec.index,
+                pid: child.live().map(|live| live.pid),
+                calls: child.counters.calls.get(),
+                restarts: child.counters.restarts.get(),
             })
             .collect()
     }
@@ -301,7 +319,12 @@ pub fn check_cpus_online(section: &ProcessorsSection) -> Result<(), ProcessorsEr
     let Some(online) = online_cpus() else {
         return Ok(());
     };
-    for (stage, list) in &section.external() {
+    let external = section.external();
+    let keyed = external
+        .iter()
+        .map(|(stage, list)| (stage.to_string(), list))
+        .chain([("sealing_daemons".to_owned(), &section.sealing_daemons)]);
+    for (stage, list) in keyed {
         for (index, child) in list.iter().enumerate() {
             let Some(Ok(cpus)) = child.cgroup.cpuset.as_deref().map(CpuSet::parse) else {
                 continue;
@@ -330,7 +353,7 @@ fn online_cpus() -> Option<CpuSet> {
 }
 
 fn spec_of(
-    stage: ProofStage,
+    role: Role,
     index: usize,
     section: &ExternalProcessorSection,
     own_binary: &Path,
@@ -344,7 +367,7 @@ fn spec_of(
     if let Some(cpuset) = &section.cgroup.cpuset {
         env.insert(
             binding::ENV_CGROUP_NAME.into(),
-            format!("{}/{stage}-{index}", section.cgroup.group_name),
+            format!("{}/{}-{index}", section.cgroup.group_name, role.key()),
         );
         env.insert(binding::ENV_CGROUP_CPUSET.into(), cpuset.clone());
     }
@@ -352,7 +375,7 @@ fn spec_of(
         env.insert(binding::ENV_NUMA_PREFERRED.into(), node.to_string());
     }
     ChildSpec {
-        stage,
+        role,
         index,
         program: section
             .bin
@@ -361,7 +384,7 @@ fn spec_of(
         args: section
             .args
             .clone()
-            .unwrap_or_else(|| vec!["processor".into(), stage.to_string()]),
+            .unwrap_or_else(|| vec!["processor".into(), role.key()]),
         env: env.into_iter().collect(),
         stable_wait: section.stable_wait,
         auto_restart: section.auto_restart,

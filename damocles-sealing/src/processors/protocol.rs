@@ -31,3 +31,7 @@ pub struct Response<O> {
 pub fn ready_line(stage: ProofStage) -> String {
     format!("{stage} processor ready")
 }
+
+/// The name a sealing daemon (`[[processors.sealing_daemons]]`) gives in its ready line,
+/// `EMPTY processor ready`: the original's name of the task-less processor.
+pub const DAEMON_NAME: &str = "EMPTY";

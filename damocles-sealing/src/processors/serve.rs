@@ -13,7 +13,7 @@ use damocles_core::ProofStage;
 use serde_json::value::RawValue;
 
 use super::protocol::{ready_line, Request, Response};
-use super::tasks::{ProcessorTask, C2, PC1, PC2};
+use super::tasks::{ProcessorTask, SnapEncode, SnapProve, Unseal, WindowPoSt, C2, PC1, PC2};
 use super::{binding, EXTERNAL};
 
 /// Why a processor could not serve.
@@ -21,7 +21,7 @@ use super::{binding, EXTERNAL};
 #[non_exhaustive]
 pub enum ServeError {
     /// The stage has no processor here.
-    #[error("this worker has no {stage} processor (it has: pc1, pc2, c2)")]
+    #[error("this worker has no {stage} processor (it has: {})", external_names())]
     Unsupported {
         /// The stage asked for.
         stage: ProofStage,
@@ -48,12 +48,21 @@ pub fn serve_stage(stage: ProofStage) -> Result<(), ServeError> {
     let answering = match stage {
         ProofStage::PC1 => serve::<PC1>(input, output),
         ProofStage::PC2 => serve::<PC2>(input, output),
-        _ => serve::<C2>(input, output),
+        ProofStage::C2 => serve::<C2>(input, output),
+        ProofStage::SnapEncode => serve::<SnapEncode>(input, output),
+        ProofStage::SnapProve => serve::<SnapProve>(input, output),
+        ProofStage::Unseal => serve::<Unseal>(input, output),
+        ProofStage::WindowPost => serve::<WindowPoSt>(input, output),
+        stage => return Err(ServeError::Unsupported { stage }),
     }?;
     for thread in answering {
         let _ = thread.join();
     }
     Ok(())
+}
+
+fn external_names() -> String {
+    EXTERNAL.map(|s| s.to_string()).join(", ")
 }
 
 /// Prints `P`'s ready line to `output`, then reads requests from `input` until it ends,
@@ -206,7 +215,8 @@ mod tests {
         let e = serve_stage(ProofStage::TreeD).expect_err("tree_d runs in-process");
         assert_eq!(
             e.to_string(),
-            "this worker has no tree_d processor (it has: pc1, pc2, c2)"
+            "this worker has no tree_d processor \
+             (it has: pc1, pc2, c2, snap_encode, snap_prove, unseal, window_post)"
         );
     }
 }

@@ -64,7 +64,7 @@ async fn an_answered_error_is_permanent_and_names_the_child() {
     let answer = lease.live.call(&task()).await.expect("an answer");
     assert_eq!(answer.err_msg.as_deref(), Some("no GPU here"));
     let status = &processors.status()[0];
-    assert_eq!((status.stage, status.index), (ProofStage::C2, 0));
+    assert_eq!((status.stage, status.index), (Some(ProofStage::C2), 0));
     assert_eq!(status.pid, Some(lease.live.pid));
     assert_eq!(status.restarts, 0);
 }
@@ -326,4 +326,55 @@ async fn a_held_back_child_stops_with_its_own_children_and_answers_once_continue
         .expect("an answer");
     assert_eq!(answer.err_msg.as_deref(), Some("answered"));
     assert!(group_states(pid).iter().all(|s| *s != 'T'));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sealing_daemon_is_started_its_output_logged_and_restarted_when_it_exits() {
+    // Ready, prints lines that are not answers (logged, not a broken protocol), exits
+    // after its first second; then started again.
+    let processors = processors_of(
+        "sealing_daemons",
+        &["echo 'EMPTY processor ready'; echo 'serving on :9000'; sleep 1; exit 3"],
+        "",
+    );
+    let daemon = processors.inner.as_ref().expect("started").daemons[0].clone();
+    let first = tokio::time::timeout(Duration::from_secs(10), daemon.ready_other_than(None))
+        .await
+        .expect("ready within 10 s");
+    let status = &processors.status()[0];
+    assert_eq!((status.stage, status.pid), (None, Some(first)));
+    assert!(
+        !processors.is_external(ProofStage::C2),
+        "a daemon runs no stage"
+    );
+    let again = tokio::time::timeout(
+        Duration::from_secs(15),
+        daemon.ready_other_than(Some(first)),
+    )
+    .await
+    .expect("started again within 15 s");
+    assert_ne!(again, first);
+    assert!(processors.status()[0].restarts >= 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sealing_daemon_must_say_empty_processor_ready() {
+    let processors = processors_of(
+        "sealing_daemons",
+        &["echo 'c2 processor ready'; sleep 30"],
+        "",
+    );
+    let daemon = processors.inner.as_ref().expect("started").daemons[0].clone();
+    let Err(failure) = tokio::time::timeout(Duration::from_secs(10), daemon.ready())
+        .await
+        .expect("answered within 10 s")
+    else {
+        panic!("ready, though its line was not EMPTY's");
+    };
+    let message = failure.to_string();
+    assert!(
+        message.contains("sealing daemon `/bin/sh -c")
+            && message.contains("where \"EMPTY processor ready\" was expected"),
+        "{message}"
+    );
 }

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use damocles_core::SectorSize;
+use damocles_core::{ProofStage, SectorSize};
 use damocles_sealing::config::{ConfigError, WorkerConfig};
 use damocles_sealing::SealingOptions;
 
@@ -334,28 +334,54 @@ fn processors_of_stages_that_run_in_process_are_warned_about_or_refused_with_a_p
         "{ONE_THREAD}[[processors.tree_d]]\n[[processors.transfer]]\n"
     ))
     .expect("valid");
+    let external =
+        "external processors: pc1, pc2, c2, snap_encode, snap_prove, unseal, window_post";
     assert_eq!(
         loaded.warnings,
         [
-            "config test.toml: [[processors.tree_d]] runs in-process here (the same code as the worker's own tree_d processor, without a process of its own; external processors: pc1, pc2, c2)",
-            "config test.toml: [[processors.transfer]] runs in-process here (the same code as the worker's own transfer processor, without a process of its own; external processors: pc1, pc2, c2)",
+            format!("config test.toml: [[processors.tree_d]] runs in-process here (the same code as the worker's own tree_d processor, without a process of its own; {external})"),
+            format!("config test.toml: [[processors.transfer]] runs in-process here (the same code as the worker's own transfer processor, without a process of its own; {external})"),
         ]
     );
     assert!(loaded.config.processors.external().is_empty());
-    // A program of the operator's would change what runs: refused, as are daemons.
+    // A program of the operator's would change what runs: refused.
     let refused = error(&format!(
-        "{ONE_THREAD}[[processors.window_post]]\nbin = \"/opt/gpuproxy/window-post\"\n"
+        "{ONE_THREAD}[[processors.add_pieces]]\nbin = \"/opt/fetcher\"\n"
     ));
     assert!(
-        refused.contains("processors.window_post[0].bin")
+        refused.contains("processors.add_pieces[0].bin")
             && refused.contains("cannot send it to another program"),
         "{refused}"
     );
+}
+
+#[test]
+fn window_post_unseal_and_snap_processors_and_sealing_daemons_are_taken() {
+    let loaded = parse(&format!(
+        "{ONE_THREAD}[[processors.window_post]]\nbin = \"/opt/gpuproxy/window-post\"\n\
+         [[processors.unseal]]\n[[processors.snap_encode]]\n[[processors.snap_prove]]\n\
+         [[processors.sealing_daemons]]\nbin = \"/opt/daemon\"\nargs = [\"--serve\"]\n"
+    ))
+    .expect("valid");
+    assert_eq!(loaded.warnings, Vec::<String>::new());
+    let stages: Vec<ProofStage> = loaded.config.processors.external().into_keys().collect();
+    assert_eq!(
+        stages,
+        [
+            ProofStage::SnapEncode,
+            ProofStage::SnapProve,
+            ProofStage::Unseal,
+            ProofStage::WindowPost
+        ]
+    );
+    assert_eq!(loaded.config.processors.sealing_daemons.len(), 1);
+    // A daemon is a program of the operator's: it must name it.
     let refused = error(&format!(
-        "{ONE_THREAD}[[processors.sealing_daemons]]\nbin = \"/opt/daemon\"\n"
+        "{ONE_THREAD}[[processors.sealing_daemons]]\nargs = [\"--serve\"]\n"
     ));
     assert!(
-        refused.contains("does not start sealing daemons"),
+        refused.contains("processors.sealing_daemons[0].bin")
+            && refused.contains("EMPTY processor ready"),
         "{refused}"
     );
 }
