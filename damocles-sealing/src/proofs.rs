@@ -12,11 +12,11 @@ pub mod tasks;
 use pieces::pledge_sizes;
 
 pub use pieces::{
-    add_pieces, piece_cid_of, pledge_piece_cid, read_unsealed, sector_comm_d, PiecePayload,
-    PieceToWrite,
+    add_pieces, add_pieces_done, add_pieces_task, piece_cid_of, pledge_piece_cid, read_unsealed,
+    sector_comm_d, PiecePayload, PieceToWrite,
 };
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
@@ -33,7 +33,7 @@ use filecoin_proofs_api::{
 };
 
 use crate::paths::SectorPaths;
-use tasks::ProcessorTask;
+use tasks::{AddPieces, Piece, PieceFile, ProcessorTask};
 
 /// The prover id of a miner, as Filecoin derives it: the actor id's unsigned LEB128
 /// bytes (its id-address payload), zero-padded to 32 bytes.

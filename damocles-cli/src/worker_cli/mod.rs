@@ -54,7 +54,7 @@ enum Command {
     /// logs go to stderr. Binds itself to VC_CG_CPUSET and VENUS_WORKER_NUMA_PREFERRED
     /// when set. Exits when stdin closes.
     Processor {
-        /// The stage: pc1, pc2, c2, snap_encode, snap_prove, unseal or window_post.
+        /// The stage: add_pieces, pc1, pc2, c2, snap_encode, snap_prove, unseal, window_post or transfer.
         #[arg(value_parser = parse_stage)]
         stage: ProofStage,
     },

@@ -247,7 +247,7 @@ fn the_processor_command_answers_what_is_piped_into_it_then_exits() {
     assert_eq!(refused.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&refused.stderr)
-            .contains("tree_d runs in-process in this worker; processors: pc1, pc2, c2"),
+            .contains("tree_d runs in-process in this worker; processors: add_pieces, pc1, pc2, c2, snap_encode, snap_prove, unseal, window_post, transfer"),
         "{}",
         String::from_utf8_lossy(&refused.stderr)
     );

@@ -42,9 +42,14 @@ fn a_worker_seals_for_the_mock_manager_and_is_managed_through_it() {
         "seal_interval = \"1h\"\nrecover_interval = \"1s\"\nenable_deals = true",
     );
     // A fourth thread proves the manager's WindowPoSt jobs (its location is made on start).
+    // WindowPoSt, AddPieces and the persist transfer run in processors (the worker's own
+    // `processor <stage>`), beside a sealing daemon of the operator's.
     let mut toml = std::fs::read_to_string(&config).expect("config");
     toml.push_str(&format!(
-        "[[sealing_thread]]\nlocation = \"{}\"\nplan = \"wdpost\"\n",
+        "[[sealing_thread]]\nlocation = \"{}\"\nplan = \"wdpost\"\n\
+         [[processors.window_post]]\n[[processors.add_pieces]]\n[[processors.transfer]]\n\
+         [[processors.sealing_daemons]]\nbin = \"/bin/sh\"\n\
+         args = [\"-c\", \"echo 'EMPTY processor ready'; exec sleep 3600\"]\n",
         dir.path().join("store3").display()
     ));
     std::fs::write(&config, toml).expect("config");
@@ -142,6 +147,21 @@ fn a_worker_seals_for_the_mock_manager_and_is_managed_through_it() {
     );
     let table = text(&util(&m, &["sealer", "wdpost", "list"]));
     assert!(table.starts_with("ID  "), "{table}");
+    let logs = worker_process.logs.lock().expect("logs").join("\n");
+    for said in [
+        "sealing daemon 0 is ready as ext(pid: ",
+        "window_post processor 0 is ready as ext(pid: ",
+    ] {
+        assert!(logs.contains(said), "{said}: {logs}");
+    }
+    for stage in ["window_post", "add_pieces", "transfer"] {
+        let done = format!("{stage} processor (pid ");
+        assert!(
+            logs.lines()
+                .any(|l| l.contains(&done) && l.contains(" finished in ")),
+            "{stage} ran in its processor: {logs}"
+        );
+    }
 
     // The operator's WindowPoSt commands: a reset job is offered again as new, a removed
     // one is gone, remove-all needs --really-do-it, an unknown id is refused by name.

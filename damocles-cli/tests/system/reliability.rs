@@ -190,13 +190,16 @@ fn killed_in_every_state_and_during_c2_the_sector_still_finishes_once_then_unsea
     );
     let bad = util(&m, &["sealer", "sectors", "unseal", &name, "not-a-cid"]);
     assert_eq!(bad.status.code(), Some(2));
+    // In an unseal processor (the worker's own `processor unseal`).
     set_plan(&config, "unseal");
-    let process = kill_after_each_state(
+    add_to(&config, "[[processors.unseal]]\n");
+    let (process, logs) = kill_after_each_state(
         worker(&config),
         &config,
         "unseal",
         &["Allocated", "Unsealed", "Finished"],
     );
+    assert_made_in_processor(&logs, "unseal");
     watch(
         &process,
         "idle without a job",
@@ -833,9 +836,16 @@ fn killed_in_every_snapup_and_rebuild_state_the_upgrade_and_its_rebuild_finish_o
         )),
         "{refusal}"
     );
+    // Its snap encode and snap prove in processors (the worker's own).
     set_plan(&config, "rebuild");
-    let process =
+    add_to(
+        &config,
+        "[[processors.snap_encode]]\n[[processors.snap_prove]]\n",
+    );
+    let (process, logs) =
         kill_after_each_state(worker(&config), &config, "rebuild", &REBUILD_UPGRADED_PATH);
+    assert_made_in_processor(&logs, "snap_encode");
+    assert_made_in_processor(&logs, "snap_prove");
     watch(
         &process,
         "idle without a job",
@@ -878,15 +888,34 @@ fn set_plan(config: &std::path::Path, plan: &str) {
     std::fs::write(config, out).expect("config");
 }
 
+/// Appends `toml` to the worker's config.
+fn add_to(config: &std::path::Path, toml: &str) {
+    let mut text = std::fs::read_to_string(config).expect("config");
+    text.push_str(toml);
+    std::fs::write(config, text).expect("config");
+}
+
+/// Asserts that a `stage` call ran in an external processor: its log line (the child's
+/// stderr reaches the worker's) says it finished.
+fn assert_made_in_processor(logs: &[String], stage: &str) {
+    let done = format!("{stage} processor (pid ");
+    assert!(
+        logs.iter()
+            .any(|l| l.contains(&done) && l.contains(" finished in ")),
+        "no {stage} call finished in a processor: {logs:#?}"
+    );
+}
+
 /// Kills `process` with SIGKILL right after its thread, under `plan`, shows each state
 /// of `path` (never one past a state it did not show), restarting it each time; returns
-/// the last worker.
+/// the last worker and the logs of those killed.
 fn kill_after_each_state(
     mut process: Process,
     config: &std::path::Path,
     plan: &str,
     path: &[&str],
-) -> Process {
+) -> (Process, Vec<String>) {
+    let mut logs = Vec::new();
     let position = |t: &Value| path.iter().position(|s| t["job_state"] == *s);
     for (at, state) in path.iter().enumerate() {
         watch(&process, state, Duration::from_secs(5 * 60), |t| {
@@ -896,10 +925,11 @@ fn kill_after_each_state(
             }
             t["job_state"] == *state
         });
+        logs.extend(process.logs.lock().expect("logs").iter().cloned());
         process.kill_9();
         process = worker(config);
     }
-    process
+    (process, logs)
 }
 
 /// The rebuild states of an upgraded sector, in order.

@@ -14,9 +14,10 @@ pub struct ProcessorsSection {
     /// `[processors.ext_locks]`: named locks external processors share, each with how
     /// many holders it admits at once (`gpu0 = 1`: one call at a time on that GPU).
     pub ext_locks: BTreeMap<String, usize>,
-    /// `[[processors.add_pieces]]`: accepted for the original's files; runs in-process here.
+    /// `[[processors.add_pieces]]`: external add_pieces processors.
     pub add_pieces: Vec<ExternalProcessorSection>,
-    /// `[[processors.tree_d]]`: accepted for the original's files; runs in-process here.
+    /// `[[processors.tree_d]]`: accepted for the original's files without `bin` (a
+    /// warning: PC1 builds tree D itself here), refused with one.
     pub tree_d: Vec<ExternalProcessorSection>,
     /// `[[processors.pc1]]`: external PC1 processors.
     pub pc1: Vec<ExternalProcessorSection>,
@@ -28,7 +29,8 @@ pub struct ProcessorsSection {
     pub snap_encode: Vec<ExternalProcessorSection>,
     /// `[[processors.snap_prove]]`: external snap_prove processors.
     pub snap_prove: Vec<ExternalProcessorSection>,
-    /// `[[processors.transfer]]`: accepted for the original's files; runs in-process here.
+    /// `[[processors.transfer]]`: external transfer processors (persisting a sector's
+    /// files into an attached store).
     pub transfer: Vec<ExternalProcessorSection>,
     /// `[[processors.unseal]]`: external unseal processors.
     pub unseal: Vec<ExternalProcessorSection>,
@@ -54,6 +56,7 @@ impl ProcessorsSection {
         &Vec<ExternalProcessorSection>,
     ); 11] {
         [
+            ("add_pieces", Some(ProofStage::AddPieces), &self.add_pieces),
             ("pc1", Some(ProofStage::PC1), &self.pc1),
             ("pc2", Some(ProofStage::PC2), &self.pc2),
             ("c2", Some(ProofStage::C2), &self.c2),
@@ -69,9 +72,8 @@ impl ProcessorsSection {
                 Some(ProofStage::WindowPost),
                 &self.window_post,
             ),
-            ("add_pieces", None, &self.add_pieces),
+            ("transfer", Some(ProofStage::Transfer), &self.transfer),
             ("tree_d", None, &self.tree_d),
-            ("transfer", None, &self.transfer),
             ("sealing_daemons", None, &self.sealing_daemons),
         ]
     }
@@ -212,17 +214,16 @@ pub(super) fn check_processors(
                 ));
             }
         } else if stage.is_none() && !list.is_empty() {
-            // A program of the operator's would change what runs: refused. The worker's
-            // own processor runs the same code as in-process: a warning.
+            // tree_d: PC1 builds tree D itself (filecoin-proofs 19). A program of the
+            // operator's would be expected to run: refused; the worker's own, a warning.
             if let Some(i) = list.iter().position(|child| child.bin.is_some()) {
                 return Err(invalid(
                     format!("processors.{key}[{i}].bin"),
-                    format!("this worker runs {key} in-process and cannot send it to another program (external processors: {}); remove the entry to run {key} in-process", processors.external_names()),
+                    format!("this worker builds tree D within PC1 (filecoin-proofs 19) and has no {key} step to send to another program; remove the entry (external processors: {})", processors.external_names()),
                 ));
             }
             warnings.push(format!(
-                "config {origin}: [[processors.{key}]] runs in-process here (the same code as the worker's own {key} processor, without a process of its own; external processors: {})",
-                processors.external_names()
+                "config {origin}: [[processors.{key}]] has no effect: PC1 builds tree D itself in this worker (filecoin-proofs 19); the TreeD step computes comm_d from the pieces, in-process"
             ));
             continue;
         }

@@ -2,11 +2,11 @@
 //! (AddPieces), their data commitment (TreeD) and persisting a replica into an attached
 //! store.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use damocles_core::sealer_api::Ticket;
-use damocles_core::sealer_api::{AllocateSectorSpec, ManagerError, SectorPiece};
+use damocles_core::sealer_api::{AllocateSectorSpec, ManagerError, SectorPiece, StoreBasicInfo};
 use damocles_core::{Event, Failure, Opaque, PreCommitOutput, ProofStage, SealProof, SectorRecord};
 
 use super::{Outcome, StepResult, Stop};
@@ -14,6 +14,7 @@ use crate::control::Activity;
 use crate::options::SealingOptions;
 use crate::paths::SectorPaths;
 use crate::pieces;
+use crate::proofs::tasks::{Transfer, TransferItem, TransferRoute, TransferStoreInfo};
 use crate::proofs::{self, SealIdentity};
 use crate::runner::{required, Runner, IDLE_FLOOR};
 use crate::update::{self, is_persisted_cache_file};
@@ -134,10 +135,12 @@ pub(super) async fn add_these_pieces(
         .interruptible(runner.ctx.pieces.locate(id.proof, &deals, &downloads))
         .await??;
     let files: Vec<_> = located.iter().map(|p| p.file.clone()).collect();
+    let (done_paths, done_files) = (paths.clone(), files.clone());
     let pieces = runner
-        .proof_call(ProofStage::AddPieces, move || {
-            proofs::add_pieces(id.proof, &paths, &files)
-        })
+        .processor_call(
+            move || proofs::add_pieces_task(id.proof, &paths, &files),
+            move |written| proofs::add_pieces_done(id.proof, &done_paths, &done_files, &written),
+        )
         .await;
     pieces::remove_downloads(&located);
     Ok(Outcome::Event(Event::AddPiece(pieces?)))
@@ -303,85 +306,80 @@ pub(super) async fn persist(
                 store.name
             ))
         })?;
-    let name = id.sector.to_string();
+    let (name, store_name) = (id.sector.to_string(), store.name.clone());
     runner
-        .proof_call(ProofStage::Transfer, move || {
-            for replica in replicas {
-                copy_sector_files(&paths, &target.location, &name, *replica)?;
-            }
-            if has_deals {
-                copy_unsealed(&paths, &target.location, &name)?;
-            }
-            Ok(())
-        })
+        .processor_call(
+            move || persist_task(&paths, &target.location, &store, &name, replicas, has_deals),
+            |done| {
+                done.then_some(()).ok_or_else(|| {
+                    Failure::permanent("persist: the transfer processor answered false")
+                })
+            },
+        )
         .await?;
-    Ok(Outcome::Event(Event::Persist(store.name)))
+    Ok(Outcome::Event(Event::Persist(store_name)))
+}
+
+/// The transfer of a sector's files into the attached `store` at `location`: each
+/// replica (`sealed/<sector>` and `cache/<sector>/`, or `update/<sector>` and
+/// `update-cache/<sector>/`, the cache's persisted files only) and, for a sector with
+/// deals, the staged file as `unsealed/<sector>`.
+fn persist_task(
+    paths: &SectorPaths,
+    location: &Path,
+    store: &StoreBasicInfo,
+    name: &str,
+    replicas: &[Replica],
+    has_deals: bool,
+) -> Result<Transfer, Failure> {
+    let mut routes = Vec::new();
+    let mut route = |from: &Path, to: PathBuf| {
+        routes.push(TransferRoute {
+            src: TransferItem {
+                store_name: None,
+                uri: from.to_path_buf(),
+            },
+            dest: TransferItem {
+                store_name: Some(store.name.clone()),
+                uri: to,
+            },
+            opt: None,
+        });
+    };
+    for replica in replicas {
+        let (file, cache, file_dir, cache_dir) = match replica {
+            Replica::Sealed => (&paths.sealed, &paths.cache_dir, "sealed", "cache"),
+            Replica::Updated => (&paths.update, &paths.update_cache, "update", "update-cache"),
+        };
+        route(file, location.join(file_dir).join(name));
+        let read = |e| persist_io(&format!("read cache {}", cache.display()), e);
+        for entry in std::fs::read_dir(cache).map_err(read)? {
+            let entry = entry.map_err(read)?;
+            let file = entry.file_name();
+            if is_persisted_cache_file(&file.to_string_lossy()) {
+                route(
+                    &entry.path(),
+                    location.join(cache_dir).join(name).join(&file),
+                );
+            }
+        }
+    }
+    if has_deals {
+        route(&paths.staged, location.join("unsealed").join(name));
+    }
+    let meta = (!store.meta.is_empty()).then(|| store.meta.clone().into_iter().collect());
+    let info = TransferStoreInfo {
+        name: store.name.clone(),
+        meta,
+    };
+    Ok(Transfer {
+        stores: [(store.name.clone(), info)].into(),
+        routes,
+    })
 }
 
 fn persist_io(what: &str, e: std::io::Error) -> Failure {
     Failure::critical(format!("persist {what}: {e}"))
-}
-
-/// Copies the staged file, which holds the deals' bytes, into `store` as
-/// `unsealed/<sector>`.
-fn copy_unsealed(paths: &SectorPaths, store: &Path, name: &str) -> Result<(), Failure> {
-    let io = persist_io;
-    let unsealed_dir = store.join("unsealed");
-    std::fs::create_dir_all(&unsealed_dir).map_err(|e| io("create unsealed dir", e))?;
-    copy_named(&paths.staged, &unsealed_dir.join(name))
-}
-
-/// Copies a replica and its persisted cache files into `store` (`sealed/<sector>` and
-/// `cache/<sector>/`, or `update/<sector>` and `update-cache/<sector>/`).
-fn copy_sector_files(
-    paths: &SectorPaths,
-    store: &Path,
-    name: &str,
-    replica: Replica,
-) -> Result<(), Failure> {
-    let io = persist_io;
-    let (file, cache, file_dir, cache_dir) = match replica {
-        Replica::Sealed => (&paths.sealed, &paths.cache_dir, "sealed", "cache"),
-        Replica::Updated => (&paths.update, &paths.update_cache, "update", "update-cache"),
-    };
-    let file_dir = store.join(file_dir);
-    let cache_dir = store.join(cache_dir).join(name);
-    std::fs::create_dir_all(&file_dir).map_err(|e| io("create replica dir", e))?;
-    copy_named(file, &file_dir.join(name))?;
-    let entries =
-        std::fs::read_dir(cache).map_err(|e| io(&format!("read cache {}", cache.display()), e))?;
-    std::fs::create_dir_all(&cache_dir).map_err(|e| io("create cache dir", e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| io(&format!("read cache {}", cache.display()), e))?;
-        let file = entry.file_name();
-        let file = file.to_string_lossy();
-        if is_persisted_cache_file(&file) {
-            copy_named(&entry.path(), &cache_dir.join(&*file))?;
-        }
-    }
-    Ok(())
-}
-
-/// [`copy_whole`], a failure naming both files (critical: local I/O).
-fn copy_named(from: &Path, to: &Path) -> Result<(), Failure> {
-    copy_whole(from, to).map_err(|e| {
-        Failure::critical(format!(
-            "persist {} to {}: {e}",
-            from.display(),
-            to.display()
-        ))
-    })
-}
-
-/// Copies `from` to `to` through a temporary file renamed over `to`: a crash leaves the
-/// old file or the new one, and a file hard-linked to the old `to` (a snap-up's link to
-/// its sector key) is never written to.
-fn copy_whole(from: &Path, to: &Path) -> std::io::Result<()> {
-    let mut tmp = to.as_os_str().to_owned();
-    tmp.push(".part");
-    let tmp = std::path::PathBuf::from(tmp);
-    std::fs::copy(from, &tmp)?;
-    std::fs::rename(&tmp, to)
 }
 
 /// Snap encode: the record's pieces encoded into the sector key (the replica in

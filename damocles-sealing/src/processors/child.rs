@@ -324,9 +324,7 @@ impl ExternalChild {
             let status = tokio::select! {
                 status = read_answers(lines, &live, &mut process, role) => status,
                 _ = closed.changed() => {
-                    // The whole group: what the child started goes with it.
-                    let _ = super::sys::signal_group(pid, libc::SIGKILL);
-                    let _ = process.start_kill();
+                    kill(&mut process);
                     return;
                 }
             };
@@ -404,13 +402,13 @@ impl ExternalChild {
         match tokio::time::timeout(spec.stable_wait, lines.next_line()).await {
             Ok(Ok(Some(line))) if line.trim() == expected => {}
             Ok(Ok(Some(line))) => {
-                let _ = process.start_kill();
+                kill(&mut process);
                 return Err(failed(format!(
                     "printed {line:?} where {expected:?} was expected (its logs belong on stderr)"
                 )));
             }
             Ok(Err(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
-                let _ = process.start_kill();
+                kill(&mut process);
                 return Err(failed(format!("{e} where {expected:?} was expected")));
             }
             Ok(Ok(None) | Err(_)) => {
@@ -418,7 +416,7 @@ impl ExternalChild {
                 return Err(failed(format!("exited before it was ready ({status})")));
             }
             Err(_) => {
-                let _ = process.start_kill();
+                kill(&mut process);
                 return Err(failed(format!(
                     "did not print {expected:?} within {} (stable_wait)",
                     humantime::format_duration(spec.stable_wait)
@@ -447,7 +445,7 @@ async fn read_answers(
             Ok(Some(line)) => {
                 if let Err(broken) = live.deliver(&line) {
                     tracing::error!("ext(pid: {}) {broken}; killing it", live.pid);
-                    let _ = process.start_kill();
+                    kill(process);
                     let _ = tokio::time::timeout(EXIT_WAIT, process.wait()).await;
                     return format!("was killed: it {broken}");
                 }
@@ -458,7 +456,7 @@ async fn read_answers(
             }
             Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
                 tracing::error!("ext(pid: {}) {e}; killing it", live.pid);
-                let _ = process.start_kill();
+                kill(process);
                 let _ = tokio::time::timeout(EXIT_WAIT, process.wait()).await;
                 return format!("was killed: it {e}");
             }
@@ -471,12 +469,20 @@ async fn read_answers(
     format!("exited ({})", exit_status(process).await)
 }
 
+/// Kills `process` and its process group (what it started goes with it).
+fn kill(process: &mut Child) {
+    if let Some(pid) = process.id() {
+        let _ = super::sys::signal_group(pid, libc::SIGKILL);
+    }
+    let _ = process.start_kill();
+}
+
 async fn exit_status(process: &mut Child) -> String {
     match tokio::time::timeout(EXIT_WAIT, process.wait()).await {
         Ok(Ok(status)) => status.to_string(),
         Ok(Err(e)) => format!("status unknown: {e}"),
         Err(_) => {
-            let _ = process.start_kill();
+            kill(process);
             "closed its stdout but did not exit; killed".into()
         }
     }

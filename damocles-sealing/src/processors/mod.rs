@@ -32,7 +32,8 @@ pub use crate::proofs::tasks;
 pub use serve::{serve, serve_stage, ServeError};
 
 /// The stages with external processors here (others run in-process).
-pub const EXTERNAL: [ProofStage; 7] = [
+pub const EXTERNAL: [ProofStage; 9] = [
+    ProofStage::AddPieces,
     ProofStage::PC1,
     ProofStage::PC2,
     ProofStage::C2,
@@ -40,6 +41,7 @@ pub const EXTERNAL: [ProofStage; 7] = [
     ProofStage::SnapProve,
     ProofStage::Unseal,
     ProofStage::WindowPost,
+    ProofStage::Transfer,
 ];
 pub use tasks::ProcessorTask;
 

@@ -13,7 +13,9 @@ use damocles_core::ProofStage;
 use serde_json::value::RawValue;
 
 use super::protocol::{ready_line, Request, Response};
-use super::tasks::{ProcessorTask, SnapEncode, SnapProve, Unseal, WindowPoSt, C2, PC1, PC2};
+use super::tasks::{
+    AddPieces, ProcessorTask, SnapEncode, SnapProve, Transfer, Unseal, WindowPoSt, C2, PC1, PC2,
+};
 use super::{binding, EXTERNAL};
 
 /// Why a processor could not serve.
@@ -46,6 +48,7 @@ pub fn serve_stage(stage: ProofStage) -> Result<(), ServeError> {
     let input = io::stdin().lock();
     let output = io::stdout();
     let answering = match stage {
+        ProofStage::AddPieces => serve::<AddPieces>(input, output),
         ProofStage::PC1 => serve::<PC1>(input, output),
         ProofStage::PC2 => serve::<PC2>(input, output),
         ProofStage::C2 => serve::<C2>(input, output),
@@ -53,6 +56,7 @@ pub fn serve_stage(stage: ProofStage) -> Result<(), ServeError> {
         ProofStage::SnapProve => serve::<SnapProve>(input, output),
         ProofStage::Unseal => serve::<Unseal>(input, output),
         ProofStage::WindowPost => serve::<WindowPoSt>(input, output),
+        ProofStage::Transfer => serve::<Transfer>(input, output),
         stage => return Err(ServeError::Unsupported { stage }),
     }?;
     for thread in answering {
@@ -216,7 +220,8 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "this worker has no tree_d processor \
-             (it has: pc1, pc2, c2, snap_encode, snap_prove, unseal, window_post)"
+             (it has: add_pieces, pc1, pc2, c2, snap_encode, snap_prove, unseal, window_post, \
+             transfer)"
         );
     }
 }

@@ -34,21 +34,8 @@ struct CheckedPiece<'a> {
     piece: &'a PieceToWrite,
     comm_p: [u8; 32],
     unpadded: u64,
-}
-
-/// The payload of a piece followed by zeros, `unpadded` bytes in all.
-fn piece_reader(piece: &CheckedPiece<'_>) -> Result<Box<dyn Read>, Failure> {
-    let PiecePayload::File(path) = &piece.piece.payload else {
-        return Ok(Box::new(io::repeat(0).take(piece.unpadded)));
-    };
-    let file = File::open(path).map_err(|e| {
-        Failure::permanent(format!(
-            "piece {}: cannot read {}: {e}",
-            piece.piece.cid.text,
-            path.display()
-        ))
-    })?;
-    Ok(Box::new(file.chain(io::repeat(0)).take(piece.unpadded)))
+    /// The payload's length (for a pledge piece, the piece's unpadded size).
+    payload: u64,
 }
 
 /// Checks what can be checked without reading a piece: a piece CID, a valid size, a
@@ -63,7 +50,7 @@ fn check_piece(piece: &PieceToWrite) -> Result<CheckedPiece<'_>, Failure> {
             piece.padded_size
         ))
     })?;
-    match &piece.payload {
+    let payload = match &piece.payload {
         PiecePayload::File(path) => {
             let payload = fs::metadata(path)
                 .map_err(|e| {
@@ -76,6 +63,7 @@ fn check_piece(piece: &PieceToWrite) -> Result<CheckedPiece<'_>, Failure> {
                     path.display()
                 )));
             }
+            payload
         }
         PiecePayload::Zeros => {
             let zero = zero_piece(unpadded)?;
@@ -85,12 +73,14 @@ fn check_piece(piece: &PieceToWrite) -> Result<CheckedPiece<'_>, Failure> {
                     piece.padded_size
                 )));
             }
+            unpadded
         }
-    }
+    };
     Ok(CheckedPiece {
         piece,
         comm_p,
         unpadded,
+        payload,
     })
 }
 
@@ -155,6 +145,26 @@ pub fn add_pieces(
     paths: &SectorPaths,
     pieces: &[PieceToWrite],
 ) -> Result<Vec<AddedPiece>, Failure> {
+    let task = add_pieces_task(proof, paths, pieces)?;
+    let part = task.staged_filepath.clone();
+    match task.execute() {
+        Ok(written) => add_pieces_done(proof, paths, pieces, &written),
+        Err(failure) => {
+            let _ = fs::remove_file(&part);
+            Err(failure)
+        }
+    }
+}
+
+/// The task of [`add_pieces`] (in-process or for a processor), once the pieces passed
+/// the checks that need no reading: the assigned pieces (a deal's as its local file,
+/// `{"local": …}`), then the pledge pieces that fill the sector, to be written into
+/// `<staged>.part`.
+pub fn add_pieces_task(
+    proof: SealProof,
+    paths: &SectorPaths,
+    pieces: &[PieceToWrite],
+) -> Result<AddPieces, Failure> {
     let checked = pieces
         .iter()
         .map(check_piece)
@@ -172,88 +182,113 @@ pub fn add_pieces(
         )));
     }
     create_parent(&paths.staged)?;
-    let part = paths.staged.with_extension("part");
-    let written = write_pieces(proof, &part, &checked, end);
-    let added = written.and_then(|added| {
-        let len = fs::metadata(&part)
-            .map_err(|e| io_failure("stat", &part, e))?
-            .len();
-        if len != sector {
-            return Err(Failure::critical(format!(
-                "{}: {len} bytes written, not the sector's {sector}",
-                part.display()
-            )));
-        }
+    let mut list: Vec<Piece> = checked
+        .iter()
+        .map(|piece| Piece {
+            piece_file: match &piece.piece.payload {
+                PiecePayload::File(path) => PieceFile::Local(path.clone()),
+                PiecePayload::Zeros => PieceFile::Pledge,
+            },
+            payload_size: piece.payload,
+            piece_size: UnpaddedBytesAmount(piece.unpadded),
+        })
+        .collect();
+    for size in pledge_sizes(end, sector) {
+        let unpadded = piece::unpadded_size(size).unwrap_or_default();
+        list.push(Piece {
+            piece_file: PieceFile::Pledge,
+            payload_size: unpadded,
+            piece_size: UnpaddedBytesAmount(unpadded),
+        });
+    }
+    Ok(AddPieces {
+        seal_proof_type: registered(proof),
+        pieces: list,
+        staged_filepath: part_of(paths),
+    })
+}
+
+/// Takes what an AddPieces of `pieces` wrote (`written`: each piece's commitment and
+/// size, the pledge pieces after them included) into `<staged>.part`: each assigned
+/// piece must have the commitment its CID names, each pledge piece the zero piece's, and
+/// the file the sector's size; then it replaces the staged file. Otherwise the part file
+/// is removed and the failure is permanent (critical for a file of the wrong size).
+pub fn add_pieces_done(
+    proof: SealProof,
+    paths: &SectorPaths,
+    pieces: &[PieceToWrite],
+    written: &[PieceInfo],
+) -> Result<Vec<AddedPiece>, Failure> {
+    let part = part_of(paths);
+    let taken = take_written(proof, pieces, written, &part).and_then(|added| {
         fs::rename(&part, &paths.staged).map_err(|e| io_failure("rename", &part, e))?;
         Ok(added)
     });
-    if added.is_err() {
+    if taken.is_err() {
         let _ = fs::remove_file(&part);
     }
-    added
+    taken
 }
 
-/// Writes the checked pieces and the pledge pieces after them into `target`, and syncs it.
-fn write_pieces(
+fn part_of(paths: &SectorPaths) -> PathBuf {
+    paths.staged.with_extension("part")
+}
+
+fn take_written(
     proof: SealProof,
-    target: &Path,
-    pieces: &[CheckedPiece<'_>],
-    end: u64,
+    pieces: &[PieceToWrite],
+    written: &[PieceInfo],
+    part: &Path,
 ) -> Result<Vec<AddedPiece>, Failure> {
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(target)
-        .map_err(|e| io_failure("open staged file", target, e))?;
-    let mut written: Vec<UnpaddedBytesAmount> = Vec::new();
-    let mut add = |source: &mut dyn Read, unpadded: u64, step: &str| {
-        let (info, _) = seal::add_piece(
-            registered(proof),
-            source,
-            &mut file,
-            UnpaddedBytesAmount(unpadded),
-            &written,
-        )
-        .map_err(|e| proof_failure(FailureLevel::Permanent, step, e))?;
-        written.push(info.size);
-        Ok::<_, Failure>(AddedPiece {
-            commitment: info.commitment,
-            size: info.size.0,
-        })
-    };
-    let mut added = Vec::new();
-    for piece in pieces {
-        let cid = &piece.piece.cid.text;
-        let one = add(
-            &mut piece_reader(piece)?,
-            piece.unpadded,
-            &format!("add piece {cid}"),
-        )?;
-        if one.commitment != piece.comm_p {
-            let source = match &piece.piece.payload {
+    let sector = proof.sector_size().bytes();
+    let end = piece::pieces_end(pieces.iter().map(|d| d.padded_size));
+    let fill = pledge_sizes(end, sector);
+    if written.len() != pieces.len() + fill.len() {
+        return Err(Failure::permanent(format!(
+            "add pieces: {} pieces written where {} were sent",
+            written.len(),
+            pieces.len() + fill.len()
+        )));
+    }
+    for (piece, info) in pieces.iter().zip(written) {
+        let checked = check_piece(piece)?;
+        if info.commitment != checked.comm_p || info.size.0 != checked.unpadded {
+            let source = match &piece.payload {
                 PiecePayload::File(path) => path.display().to_string(),
                 PiecePayload::Zeros => "its zeros".to_owned(),
             };
             return Err(Failure::permanent(format!(
-                "piece {cid}: the bytes of {source} have commitment {}, not the one the CID names",
-                piece::piece_cid(&one.commitment).text
+                "piece {}: the bytes of {source} have commitment {}, not the one the CID names",
+                piece.cid.text,
+                piece::piece_cid(&info.commitment).text
             )));
         }
-        added.push(one);
     }
-    for size in pledge_sizes(end, proof.sector_size().bytes()) {
-        let unpadded = piece::unpadded_size(size).unwrap_or_default();
-        added.push(add(
-            &mut io::repeat(0).take(unpadded),
-            unpadded,
-            "add pledge piece",
-        )?);
+    for (size, info) in fill.iter().zip(&written[pieces.len()..]) {
+        let zero = zero_piece(piece::unpadded_size(*size).unwrap_or_default())?;
+        if info.commitment != zero.commitment || info.size != zero.size {
+            return Err(Failure::permanent(format!(
+                "the pledge piece of {size} bytes written has commitment {}, not the zero piece's",
+                piece::piece_cid(&info.commitment).text
+            )));
+        }
     }
-    file.sync_all()
-        .map_err(|e| io_failure("sync staged file", target, e))?;
-    Ok(added)
+    let len = fs::metadata(part)
+        .map_err(|e| io_failure("stat", part, e))?
+        .len();
+    if len != sector {
+        return Err(Failure::critical(format!(
+            "{}: {len} bytes written, not the sector's {sector}",
+            part.display()
+        )));
+    }
+    Ok(written
+        .iter()
+        .map(|info| AddedPiece {
+            commitment: info.commitment,
+            size: info.size.0,
+        })
+        .collect())
 }
 
 /// The data commitment (comm_d) of a sector whose assigned pieces are these (commitment,

@@ -7,10 +7,12 @@
 //! | `pc1` | `registered_proof`, `cache_path`, `in_path`, `out_path`, `prover_id`, `sector_id`, `ticket`, `piece_infos` | `SealPreCommitPhase1Output` |
 //! | `pc2` | `pc1out`, `cache_dir`, `sealed_file` | `SealPreCommitPhase2Output` (`registered_proof`, `comm_r`, `comm_d`) |
 //! | `c2` | `c1out`, `prover_id`, `sector_id`, `miner_id` | `SealCommitPhase2Output` (`proof`) |
+//! | `add_pieces` | `seal_proof_type`, `pieces` (`[{piece_file: {"local": path} \| {"url": …} \| "pledge", payload_size, piece_size}]`), `staged_filepath` | `[{commitment, size}]` |
 //! | `snap_encode` | `registered_proof`, `new_replica_path`, `new_cache_path`, `sector_path`, `sector_cache_path`, `staged_data_path`, `piece_infos` | `comm_r_new`, `comm_r_last_new`, `comm_d_new` |
 //! | `snap_prove` | `registered_proof`, `vannilla_proofs` (sic), `comm_r_old`, `comm_r_new`, `comm_d_new` | the proof, an array of numbers |
 //! | `unseal` | `registered_proof`, `prover_id`, `sector_id`, `comm_d`, `ticket`, `cache_dir`, `sealed_file`, `unsealed_output`, `offset`, `num_bytes` | bytes written, a number |
 //! | `window_post` | `miner_id`, `proof_type`, `replicas` (`sector_id`, `comm_r`, `cache_dir`, `sealed_file`), `seed` | `proofs` (base64), `faults` |
+//! | `transfer` | `stores` (`{name: {name, meta}}`), `routes` (`[{src: {store_name, uri}, dest: {store_name, uri}, opt: {is_dir, allow_link} \| null}]`) | `true` |
 //!
 //! Byte arrays (commitments, tickets, the prover id) are arrays of numbers; proof types
 //! are their variant names (`"StackedDrg2KiBV1_1"`). Source: the original's
@@ -32,11 +34,15 @@ use serde::{Deserialize, Serialize};
 
 use super::proof_failure;
 
+mod add_pieces;
 mod post;
+mod transfer;
 mod unseal;
 mod update;
 
+pub use add_pieces::{AddPieces, Piece, PieceFile};
 pub use post::{PoStReplicaInfo, WindowPoSt};
+pub use transfer::{Transfer, TransferItem, TransferOption, TransferRoute, TransferStoreInfo};
 pub use unseal::Unseal;
 pub use update::{SnapEncode, SnapProve};
 

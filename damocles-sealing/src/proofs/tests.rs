@@ -230,3 +230,255 @@ fn cc_sector_steps_run_for_real() {
     assert_eq!(err.level, FailureLevel::Permanent);
     assert!(err.message.starts_with("verify after pc2: "), "{err}");
 }
+
+/// The tasks cross to a processor in the original's shapes (its
+/// `vc-processors/src/builtin/tasks.rs`): field names as they are there (`vannilla_proofs`
+/// misspelt), byte arrays as arrays of numbers, proof types by name, WindowPoSt proofs
+/// base64; and they read back.
+#[test]
+fn tasks_cross_in_the_originals_json_shapes() {
+    use filecoin_proofs_api::{
+        RegisteredPoStProof, RegisteredSealProof, RegisteredUpdateProof, UnpaddedByteIndex,
+        UnpaddedBytesAmount,
+    };
+    use serde_json::json;
+    use tasks::{PoStReplicaInfo, SnapEncode, SnapProve, Unseal, WindowPoSt};
+
+    let c = |b: u8| [b; 32];
+    let numbers = |b: u8| json!(vec![b; 32]);
+    let encode = SnapEncode {
+        registered_proof: RegisteredUpdateProof::StackedDrg2KiBV1,
+        new_replica_path: "/d/update/s-t01000-1".into(),
+        new_cache_path: "/d/update-cache/s-t01000-1".into(),
+        sector_path: "/d/sealed/s-t01000-1".into(),
+        sector_cache_path: "/d/cache/s-t01000-1".into(),
+        staged_data_path: "/d/unsealed/s-t01000-1".into(),
+        piece_infos: vec![PieceInfo {
+            commitment: c(7),
+            size: UnpaddedBytesAmount(2032),
+        }],
+    };
+    assert_eq!(
+        serde_json::to_value(&encode).expect("json"),
+        json!({
+            "registered_proof": "StackedDrg2KiBV1",
+            "new_replica_path": "/d/update/s-t01000-1",
+            "new_cache_path": "/d/update-cache/s-t01000-1",
+            "sector_path": "/d/sealed/s-t01000-1",
+            "sector_cache_path": "/d/cache/s-t01000-1",
+            "staged_data_path": "/d/unsealed/s-t01000-1",
+            "piece_infos": [{"commitment": numbers(7), "size": 2032}],
+        })
+    );
+    let encoded =
+        json!({"comm_r_new": numbers(1), "comm_r_last_new": numbers(2), "comm_d_new": numbers(3)});
+    let out: <SnapEncode as ProcessorTask>::Output =
+        serde_json::from_value(encoded).expect("snap_encode output");
+    assert_eq!((out.comm_r_new, out.comm_d_new), (c(1), c(3)));
+
+    let prove = SnapProve {
+        registered_proof: RegisteredUpdateProof::StackedDrg2KiBV1,
+        vannilla_proofs: vec![vec![1, 2], vec![3]],
+        comm_r_old: c(4),
+        comm_r_new: c(5),
+        comm_d_new: c(6),
+    };
+    assert_eq!(
+        serde_json::to_value(&prove).expect("json"),
+        json!({
+            "registered_proof": "StackedDrg2KiBV1",
+            "vannilla_proofs": [[1, 2], [3]],
+            "comm_r_old": numbers(4),
+            "comm_r_new": numbers(5),
+            "comm_d_new": numbers(6),
+        })
+    );
+    let proof: Vec<u8> = serde_json::from_str("[9,8,7]").expect("snap_prove output");
+    assert_eq!(proof, [9, 8, 7]);
+
+    let unseal = Unseal {
+        registered_proof: RegisteredSealProof::StackedDrg2KiBV1_1,
+        prover_id: prover_id(1000),
+        sector_id: filecoin_proofs_api::SectorId::from(1),
+        comm_d: c(8),
+        ticket: c(9),
+        cache_dir: "/s/cache/s-t01000-1".into(),
+        sealed_file: "/s/sealed/s-t01000-1".into(),
+        unsealed_output: "/d/piece/baga".into(),
+        offset: UnpaddedByteIndex(0),
+        num_bytes: UnpaddedBytesAmount(2032),
+    };
+    let mut prover = [0u8; 32];
+    prover[..2].copy_from_slice(&[0xe8, 0x07]);
+    assert_eq!(
+        serde_json::to_value(&unseal).expect("json"),
+        json!({
+            "registered_proof": "StackedDrg2KiBV1_1",
+            "prover_id": prover,
+            "sector_id": 1,
+            "comm_d": numbers(8),
+            "ticket": numbers(9),
+            "cache_dir": "/s/cache/s-t01000-1",
+            "sealed_file": "/s/sealed/s-t01000-1",
+            "unsealed_output": "/d/piece/baga",
+            "offset": 0,
+            "num_bytes": 2032,
+        })
+    );
+    let written: UnpaddedBytesAmount = serde_json::from_str("2032").expect("unseal output");
+    assert_eq!(written.0, 2032);
+
+    let post = WindowPoSt {
+        miner_id: 1000,
+        proof_type: RegisteredPoStProof::StackedDrgWindow2KiBV1_2,
+        replicas: vec![PoStReplicaInfo {
+            sector_id: filecoin_proofs_api::SectorId::from(1),
+            comm_r: c(10),
+            cache_dir: "/s/cache/s-t01000-1".into(),
+            sealed_file: "/s/sealed/s-t01000-1".into(),
+        }],
+        seed: c(11),
+    };
+    assert_eq!(
+        serde_json::to_value(&post).expect("json"),
+        json!({
+            "miner_id": 1000,
+            "proof_type": "StackedDrgWindow2KiBV1_2",
+            "replicas": [{
+                "sector_id": 1,
+                "comm_r": numbers(10),
+                "cache_dir": "/s/cache/s-t01000-1",
+                "sealed_file": "/s/sealed/s-t01000-1",
+            }],
+            "seed": numbers(11),
+        })
+    );
+    for (answer, proofs, faults) in [
+        (
+            r#"{"proofs":["AQID"],"faults":[]}"#,
+            vec![vec![1u8, 2, 3]],
+            vec![],
+        ),
+        (r#"{"proofs":[],"faults":[1,5]}"#, vec![], vec![1u64, 5]),
+    ] {
+        let out: <WindowPoSt as ProcessorTask>::Output =
+            serde_json::from_str(answer).expect("window_post output");
+        let got: Vec<Vec<u8>> = out.proofs.into_iter().map(|p| p.0).collect();
+        assert_eq!((got, out.faults), (proofs, faults), "{answer}");
+    }
+}
+
+/// What a processor answers is taken only once it holds up: an answer naming another
+/// commitment than a piece's CID (a processor that read other bytes) leaves the staged
+/// file as it was and removes the part file.
+#[test]
+fn an_add_pieces_answer_with_another_commitment_is_refused_and_the_staged_file_kept() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let proof = SealProof::StackedDrg2KiBV1_1;
+    let paths = SectorPaths::new(dir.path(), SectorId::new(1000, 3));
+    let payload: Vec<u8> = (0..700u32).map(|i| (i * 3 % 251) as u8).collect();
+    let deals = [deal_piece(dir.path(), &payload, 1024)];
+    add_pieces(proof, &paths, &deals).expect("the first run");
+    let staged = fs::read(&paths.staged).expect("staged");
+
+    let task = add_pieces_task(proof, &paths, &deals).expect("task");
+    assert_eq!(
+        task.pieces
+            .iter()
+            .map(|p| (p.piece_file.clone(), p.piece_size.0))
+            .collect::<Vec<_>>(),
+        [
+            (PieceFile::Local(dir.path().join(&deals[0].cid.text)), 1016),
+            (PieceFile::Pledge, 1016),
+        ],
+        "the deal as its local file, then the pledge piece filling the sector"
+    );
+    assert_eq!(task.pieces[0].payload_size, 700);
+    let part = task.staged_filepath.clone();
+    let mut written = task.execute().expect("written");
+    assert!(part.is_file());
+    written[0].commitment[0] ^= 1;
+    let err = add_pieces_done(proof, &paths, &deals, &written).expect_err("refused");
+    assert_eq!(err.level, FailureLevel::Permanent);
+    assert!(err.message.contains("not the one the CID names"), "{err}");
+    assert!(!part.exists(), "the part file is removed");
+    assert_eq!(fs::read(&paths.staged).expect("staged"), staged, "kept");
+    // One piece short of what was sent: refused too.
+    let task = add_pieces_task(proof, &paths, &deals).expect("task");
+    let written = task.execute().expect("written");
+    let err = add_pieces_done(proof, &paths, &deals, &written[..1]).expect_err("refused");
+    assert!(
+        err.message.contains("1 pieces written where 2 were sent"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_transfer_copies_files_and_directories_links_where_allowed_and_refuses_a_kind_change() {
+    use tasks::{Transfer, TransferItem, TransferOption, TransferRoute};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = dir.path().join("src");
+    fs::create_dir_all(src.join("cache/sub")).expect("src");
+    fs::write(src.join("sealed"), b"replica").expect("sealed");
+    fs::write(src.join("cache/p_aux"), b"aux").expect("p_aux");
+    fs::write(src.join("cache/sub/t"), b"tree").expect("tree");
+    let dest = dir.path().join("store");
+    // An old copy of the file, hard-linked elsewhere: replaced, never written to.
+    fs::create_dir_all(dest.join("sealed")).expect("dest");
+    fs::write(dest.join("sealed/s-1"), b"old").expect("old");
+    fs::hard_link(dest.join("sealed/s-1"), dir.path().join("elsewhere")).expect("link");
+    let route = |from: &str, to: &str, allow_link: bool| TransferRoute {
+        src: TransferItem {
+            store_name: None,
+            uri: src.join(from),
+        },
+        dest: TransferItem {
+            store_name: Some("store".into()),
+            uri: dest.join(to),
+        },
+        opt: allow_link.then_some(TransferOption {
+            is_dir: false,
+            allow_link: true,
+        }),
+    };
+    let task = Transfer {
+        stores: Default::default(),
+        routes: vec![
+            route("sealed", "sealed/s-1", false),
+            route("cache", "cache/s-1", false),
+            route("sealed", "linked/s-1", true),
+        ],
+    };
+    assert_eq!(task.execute(), Ok(true));
+    assert_eq!(fs::read(dest.join("sealed/s-1")).expect("copy"), b"replica");
+    assert_eq!(
+        fs::read(dir.path().join("elsewhere")).expect("link"),
+        b"old"
+    );
+    assert_eq!(
+        fs::read(dest.join("cache/s-1/sub/t")).expect("copy"),
+        b"tree"
+    );
+    assert_eq!(
+        fs::read_link(dest.join("linked/s-1")).expect("symlink"),
+        src.join("sealed")
+    );
+    assert!(!dest.join("sealed/s-1.part").exists());
+
+    let wrong_kind = Transfer {
+        stores: Default::default(),
+        routes: vec![route("cache", "sealed/s-1", false)],
+    };
+    let err = wrong_kind.execute().expect_err("a directory over a file");
+    assert_eq!(err.level, FailureLevel::Critical);
+    assert!(err.message.contains("exists as a different kind"), "{err}");
+    let mut relative = route("sealed", "x", false);
+    relative.dest.uri = "store/x".into();
+    let err = Transfer {
+        stores: Default::default(),
+        routes: vec![relative],
+    }
+    .execute()
+    .expect_err("relative");
+    assert!(err.message.contains("must be absolute"), "{err}");
+}

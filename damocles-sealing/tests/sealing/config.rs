@@ -329,37 +329,31 @@ fn processor_mistakes_are_errors_naming_the_key() {
 }
 
 #[test]
-fn processors_of_stages_that_run_in_process_are_warned_about_or_refused_with_a_program() {
-    let loaded = parse(&format!(
-        "{ONE_THREAD}[[processors.tree_d]]\n[[processors.transfer]]\n"
-    ))
-    .expect("valid");
-    let external =
-        "external processors: pc1, pc2, c2, snap_encode, snap_prove, unseal, window_post";
+fn tree_d_processors_are_warned_about_or_refused_with_a_program() {
+    let loaded = parse(&format!("{ONE_THREAD}[[processors.tree_d]]\n")).expect("valid");
     assert_eq!(
         loaded.warnings,
-        [
-            format!("config test.toml: [[processors.tree_d]] runs in-process here (the same code as the worker's own tree_d processor, without a process of its own; {external})"),
-            format!("config test.toml: [[processors.transfer]] runs in-process here (the same code as the worker's own transfer processor, without a process of its own; {external})"),
-        ]
+        ["config test.toml: [[processors.tree_d]] has no effect: PC1 builds tree D itself in this worker (filecoin-proofs 19); the TreeD step computes comm_d from the pieces, in-process"]
     );
     assert!(loaded.config.processors.external().is_empty());
-    // A program of the operator's would change what runs: refused.
+    // A program of the operator's would be expected to run: refused.
     let refused = error(&format!(
-        "{ONE_THREAD}[[processors.add_pieces]]\nbin = \"/opt/fetcher\"\n"
+        "{ONE_THREAD}[[processors.tree_d]]\nbin = \"/opt/tree-d\"\n"
     ));
     assert!(
-        refused.contains("processors.add_pieces[0].bin")
-            && refused.contains("cannot send it to another program"),
+        refused.contains("processors.tree_d[0].bin")
+            && refused.contains("has no tree_d step to send to another program")
+            && refused.contains("external processors: add_pieces, pc1, pc2, c2, snap_encode, snap_prove, unseal, window_post, transfer"),
         "{refused}"
     );
 }
 
 #[test]
-fn window_post_unseal_and_snap_processors_and_sealing_daemons_are_taken() {
+fn every_stage_of_the_originals_processors_and_sealing_daemons_are_taken() {
     let loaded = parse(&format!(
         "{ONE_THREAD}[[processors.window_post]]\nbin = \"/opt/gpuproxy/window-post\"\n\
          [[processors.unseal]]\n[[processors.snap_encode]]\n[[processors.snap_prove]]\n\
+         [[processors.add_pieces]]\n[[processors.transfer]]\n\
          [[processors.sealing_daemons]]\nbin = \"/opt/daemon\"\nargs = [\"--serve\"]\n"
     ))
     .expect("valid");
@@ -368,10 +362,12 @@ fn window_post_unseal_and_snap_processors_and_sealing_daemons_are_taken() {
     assert_eq!(
         stages,
         [
+            ProofStage::AddPieces,
             ProofStage::SnapEncode,
             ProofStage::SnapProve,
             ProofStage::Unseal,
-            ProofStage::WindowPost
+            ProofStage::WindowPost,
+            ProofStage::Transfer,
         ]
     );
     assert_eq!(loaded.config.processors.sealing_daemons.len(), 1);
