@@ -511,22 +511,6 @@ fn explain_allocation_error(error: &ManagerError) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_manager_without_window_post_gets_the_original_hint_and_others_their_error() {
-        let missing = ManagerError::remote(-32601, "method not found");
-        assert_eq!(
-            explain_allocation_error(&missing),
-            "method not found (damocles-manager may not have enabled the worker-prover module)"
-        );
-        let down = ManagerError::transport("connection refused");
-        assert_eq!(explain_allocation_error(&down), "connection refused");
-    }
-}
-
 /// A round proven by a `window_post` processor (`[[processors.window_post]]`): the
 /// sectors checked here, the SNARK made there, and verified here. A processor that names
 /// faults the checks passed is sent the rest once more.
@@ -556,4 +540,20 @@ async fn prove_in_processor(
         "window PoSt: the window_post processor named sectors it could not prove twice",
     )
     .into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_manager_without_window_post_gets_the_original_hint_and_others_their_error() {
+        let missing = ManagerError::remote(-32601, "method not found");
+        assert_eq!(
+            explain_allocation_error(&missing),
+            "method not found (damocles-manager may not have enabled the worker-prover module)"
+        );
+        let down = ManagerError::transport("connection refused");
+        assert_eq!(explain_allocation_error(&down), "connection refused");
+    }
 }
