@@ -75,6 +75,16 @@ impl CpuSet {
     }
 }
 
+impl FromIterator<usize> for CpuSet {
+    /// The set of these CPU numbers (sorted, repeats dropped).
+    fn from_iter<I: IntoIterator<Item = usize>>(cpus: I) -> Self {
+        let mut cpus: Vec<usize> = cpus.into_iter().collect();
+        cpus.sort_unstable();
+        cpus.dedup();
+        Self(cpus)
+    }
+}
+
 impl fmt::Display for CpuSet {
     /// The kernel's list form, ranges joined (`0-3,8`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

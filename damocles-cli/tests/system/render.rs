@@ -1043,7 +1043,7 @@ fn config_check_report() {
     let report = CheckReport {
         file: "/etc/damocles/worker.toml".into(),
         warnings: vec!["config /etc/damocles/worker.toml: [[processors.tree_d]] runs in-process here (the same code as the worker's own tree_d processor, without a process of its own; external processors: pc1, pc2, c2)".into()],
-        problems: vec!["processors.pc1[1].cgroup.cpuset: CPUs 48, 49 are not online on this machine (online: 0-47)".into()],
+        problems: vec!["processors.pc1[1].cgroup.cpuset: CPU 48-49 not online on this machine (online: 0-47)".into()],
         threads: vec![
             ThreadRow {
                 index: 0,

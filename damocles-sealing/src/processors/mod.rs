@@ -56,7 +56,8 @@ pub enum ProcessorsError {
     CpusOffline {
         /// The key, e.g. `processors.c2[0].cgroup.cpuset`.
         key: String,
-        /// The CPUs it names that are not online, e.g. `8000`.
+        /// The CPUs it names that are not online, in the kernel's list form (`8000`,
+        /// `2-63`).
         missing: String,
         /// The CPUs online, in the kernel's list form.
         online: String,
@@ -331,16 +332,16 @@ pub fn check_cpus_online(section: &ProcessorsSection) -> Result<(), ProcessorsEr
             let Some(Ok(cpus)) = child.cgroup.cpuset.as_deref().map(CpuSet::parse) else {
                 continue;
             };
-            let missing: Vec<String> = cpus
+            let missing: CpuSet = cpus
                 .cpus()
                 .iter()
+                .copied()
                 .filter(|cpu| !online.cpus().contains(cpu))
-                .map(ToString::to_string)
                 .collect();
-            if !missing.is_empty() {
+            if !missing.cpus().is_empty() {
                 return Err(ProcessorsError::CpusOffline {
                     key: format!("processors.{stage}[{index}].cgroup.cpuset"),
-                    missing: missing.join(", "),
+                    missing: missing.to_string(),
                     online: online.to_string(),
                 });
             }

@@ -207,14 +207,14 @@ async fn a_child_breaking_the_protocol_is_killed_and_its_call_retried() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cpuset_beyond_the_online_cpus_is_refused_before_anything_starts() {
-    let text = "[[sealing_thread]]\nlocation = \"/tmp/x\"\n[[processors.c2]]\ncgroup.cpuset = \"0,8000\"\n";
+    let text = "[[sealing_thread]]\nlocation = \"/tmp/x\"\n[[processors.c2]]\ncgroup.cpuset = \"0,8000-8100,8190\"\n";
     let config = WorkerConfig::parse(text, "test").expect("config").config;
     let e = Processors::start(&config.processors, Path::new("/unused")).expect_err("CPU 8000");
     assert!(
         e.to_string().starts_with(
-            "processors.c2[0].cgroup.cpuset: CPU 8000 not online on this machine (online: 0"
+            "processors.c2[0].cgroup.cpuset: CPU 8000-8100,8190 not online on this machine (online: 0"
         ),
-        "{e}"
+        "as ranges: {e}"
     );
 }
 
