@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use damocles_core::{
     AdminError, AdminTransport, DrainOutcome, Happening, JournalEntry, PauseOutcome, Plan, PlanSet,
-    ResumeOutcome, SealingThread, StopMode, StopOutcome, ThreadInfo, WorkerReport, WorkerSummary,
+    ResumeOutcome, SealingThread, StopMode, StopOutcome, ThreadInfo, ThreadState, WorkerReport,
+    WorkerSummary,
 };
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -289,10 +290,42 @@ impl Worker {
         }
         self.changes.send_modify(|n| *n = n.wrapping_add(1));
         match outcome {
-            StopOutcome::Stopping { .. } => StopOutcome::Stopping {
-                busy: self.finishing(),
-            },
+            StopOutcome::Stopping { .. } => {
+                self.log_waited_for(by);
+                StopOutcome::Stopping {
+                    busy: self.finishing(),
+                }
+            }
             other => other,
+        }
+    }
+
+    /// Logs what a graceful stop waits for: each thread in a proof call or holding a
+    /// WindowPoSt job, with its job, state and processor.
+    fn log_waited_for(&self, by: &str) {
+        let waited: Vec<String> = self
+            .threads
+            .iter()
+            .filter(|t| t.control.finishing_before_stop())
+            .map(|t| {
+                let info = t.info();
+                let job = info.job_id.as_deref().unwrap_or("no job");
+                let state = info.job_state.map(|s| s.to_string()).unwrap_or_default();
+                match &info.thread_state {
+                    ThreadState::Running {
+                        proc: Some(proc), ..
+                    } => format!("thread {} ({job} at {state}, in {proc})", info.index),
+                    _ => format!("thread {} ({job} at {state})", info.index),
+                }
+            })
+            .collect();
+        if waited.is_empty() {
+            tracing::info!("stop requested by {by}: every thread is at rest");
+        } else {
+            tracing::info!(
+                "stop requested by {by}: waiting for {} to finish its step",
+                waited.join(", ")
+            );
         }
     }
 

@@ -126,6 +126,11 @@ fn killed_in_every_state_and_during_c2_the_sector_still_finishes_once_then_unsea
             );
             let status = process.wait_exit("worker stop", Duration::from_secs(10 * 60));
             assert_eq!(status.code(), Some(75), "the restart code");
+            let logs = process.logs.lock().expect("logs").join("\n");
+            assert!(
+                logs.contains("waiting for thread 0 (s-t010000-1 at C1Done, in builtin C2)"),
+                "the log names what the stop waits for: {logs}"
+            );
             process = worker(&config);
             let history = worker_cli(&process.address, &["--json", "events", "-i", "0"]);
             let history: Vec<Value> = serde_json::from_slice(&history.stdout).expect("history");
