@@ -57,7 +57,8 @@ pub struct ThreadRow {
     pub location_state: String,
 }
 
-/// An external processor as it would be spawned.
+/// An external processor (or a sealing daemon, stage `sealing_daemons`) as it would be
+/// spawned.
 #[derive(Debug, Clone, Serialize)]
 pub struct ProcessorRow {
     /// Its stage (`pc1`, …).
@@ -211,8 +212,13 @@ fn check_processors(config: &WorkerConfig, problems: &mut Vec<String>) -> Vec<Pr
         problems.push(e.to_string());
     }
     let mut rows = Vec::new();
-    for (stage, children) in config.processors.external() {
-        let key = stage.as_str();
+    let external = config.processors.external();
+    let keyed = external
+        .iter()
+        .map(|(stage, children)| (stage.as_str(), children))
+        .chain([("sealing_daemons", &config.processors.sealing_daemons)]);
+    for (key, children) in keyed {
+        let daemon = key == "sealing_daemons";
         for (index, child) in children.iter().enumerate() {
             let at = |what: String| format!("processors.{key}[{index}]: {what}");
             if let Some(bin) = &child.bin {
@@ -227,10 +233,13 @@ fn check_processors(config: &WorkerConfig, problems: &mut Vec<String>) -> Vec<Pr
                 stage: key.to_owned(),
                 index,
                 bin: child.bin.as_ref().map(|b| b.display().to_string()),
-                args: child
-                    .args
-                    .clone()
-                    .unwrap_or_else(|| vec!["processor".into(), key.to_owned()]),
+                args: child.args.clone().unwrap_or_else(|| {
+                    if daemon {
+                        Vec::new()
+                    } else {
+                        vec!["processor".into(), key.to_owned()]
+                    }
+                }),
                 cpuset: child.cgroup.cpuset.clone(),
                 concurrent: child.concurrent,
                 locks: child.locks.clone(),

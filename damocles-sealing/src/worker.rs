@@ -311,10 +311,25 @@ impl Worker {
                 let info = t.info();
                 let job = info.job_id.as_deref().unwrap_or("no job");
                 let state = info.job_state.map(|s| s.to_string()).unwrap_or_default();
-                match &info.thread_state {
-                    ThreadState::Running {
-                        proc: Some(proc), ..
-                    } => format!("thread {} ({job} at {state}, in {proc})", info.index),
+                match (&info.thread_state, info.job_stage) {
+                    // `builtin C2` names its stage; `ext(pid: N)` does not.
+                    (
+                        ThreadState::Running {
+                            proc: Some(proc), ..
+                        },
+                        Some(stage),
+                    ) if proc.starts_with("ext(") => {
+                        format!(
+                            "thread {} ({job} at {state}, {stage} in {proc})",
+                            info.index
+                        )
+                    }
+                    (
+                        ThreadState::Running {
+                            proc: Some(proc), ..
+                        },
+                        _,
+                    ) => format!("thread {} ({job} at {state}, in {proc})", info.index),
                     _ => format!("thread {} ({job} at {state})", info.index),
                 }
             })

@@ -71,7 +71,11 @@ pub fn render_report(report: &CheckReport) -> String {
                 p.stage,
                 p.index,
                 cell(p.bin.as_deref().unwrap_or("(this worker)")),
-                cell(&p.args.join(" ")),
+                if p.args.is_empty() {
+                    "-".to_owned()
+                } else {
+                    cell(&p.args.join(" ")).into_owned()
+                },
                 cell(p.cpuset.as_deref().unwrap_or("-")),
                 p.concurrent,
                 if p.locks.is_empty() {

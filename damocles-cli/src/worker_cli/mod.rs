@@ -48,13 +48,14 @@ enum Command {
     #[command(subcommand)]
     Config(ConfigCommand),
     /// Serve one stage's proof calls as an external processor: the child a worker starts
-    /// for `[[processors.<stage>]]` (pc1, pc2, c2, snap_encode, snap_prove, unseal or
-    /// window_post). Prints "<stage> processor ready",
-    /// then answers JSON-lines requests from stdin on stdout (the original's protocol);
-    /// logs go to stderr. Binds itself to VC_CG_CPUSET and VENUS_WORKER_NUMA_PREFERRED
+    /// for `[[processors.<stage>]]` (add_pieces, pc1, pc2, c2, snap_encode, snap_prove,
+    /// unseal, window_post or transfer). Prints "<stage> processor ready", then answers
+    /// JSON-lines requests from stdin on stdout (the original's protocol); logs go to
+    /// stderr. Binds itself to VC_CG_CPUSET and VENUS_WORKER_NUMA_PREFERRED
     /// when set. Exits when stdin closes.
     Processor {
-        /// The stage: add_pieces, pc1, pc2, c2, snap_encode, snap_prove, unseal, window_post or transfer.
+        /// The stage: add_pieces, pc1, pc2, c2, snap_encode, snap_prove, unseal,
+        /// window_post or transfer.
         #[arg(value_parser = parse_stage)]
         stage: ProofStage,
     },
@@ -76,6 +77,7 @@ struct DaemonArgs {
     config: PathBuf,
     /// Seal for an in-process mock chain of this miner instead of the manager: for
     /// trying a worker on its own. Proofs are real and verified; nothing is reported.
+    /// Sectors are persisted to the config's first writable `[[attached]]` store.
     #[arg(long, value_name = "MINER")]
     mock_chain: Option<u64>,
 }

@@ -207,10 +207,21 @@ pub(super) fn check_processors(
     }
     for (key, stage, list) in processors.lists() {
         if key == "sealing_daemons" {
-            if let Some(i) = list.iter().position(|daemon| daemon.bin.is_none()) {
+            let unnamed = |daemon: &ExternalProcessorSection| {
+                daemon
+                    .bin
+                    .as_ref()
+                    .is_none_or(|bin| bin.as_os_str().is_empty())
+            };
+            if let Some(i) = list.iter().position(unnamed) {
+                let what = if list[i].bin.is_none() {
+                    "missing"
+                } else {
+                    "empty"
+                };
                 return Err(invalid(
                     format!("processors.sealing_daemons[{i}].bin"),
-                    "missing: a sealing daemon is a program of yours; name it (it must print \"EMPTY processor ready\" on stdout once it runs)".into(),
+                    format!("{what}: a sealing daemon is a program of yours; name it (it must print \"EMPTY processor ready\" on stdout once it runs)"),
                 ));
             }
         } else if stage.is_none() && !list.is_empty() {

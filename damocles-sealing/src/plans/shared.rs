@@ -332,6 +332,10 @@ fn persist_task(
     replicas: &[Replica],
     has_deals: bool,
 ) -> Result<Transfer, Failure> {
+    // A relative store location (`./remote`) is the worker's working directory's: the
+    // routes name it absolutely, as a processor needs.
+    let location = &std::path::absolute(location)
+        .map_err(|e| persist_io(&format!("resolve {}", location.display()), e))?;
     let mut routes = Vec::new();
     let mut route = |from: &Path, to: PathBuf| {
         routes.push(TransferRoute {
@@ -414,4 +418,58 @@ pub(super) async fn snap_prove(
         )
         .await?;
     Ok(Outcome::Event(Event::SnapProve(proof)))
+}
+
+#[cfg(test)]
+mod tests {
+    use damocles_core::SectorId;
+
+    use super::*;
+
+    #[test]
+    fn a_persist_names_every_file_absolutely_even_in_a_store_at_a_relative_location() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let paths = SectorPaths::new(dir.path(), SectorId::new(1000, 7));
+        std::fs::create_dir_all(&paths.cache_dir).expect("cache");
+        for file in [
+            "p_aux",
+            "t_aux",
+            "sc-02-data-tree-r-last.dat",
+            "sc-02-data-layer-1.dat",
+        ] {
+            std::fs::write(paths.cache_dir.join(file), b"x").expect("cache file");
+        }
+        let mut store = StoreBasicInfo::named("persist");
+        store.meta.insert("region".into(), "a".into());
+        let task = persist_task(
+            &paths,
+            Path::new("./remote"),
+            &store,
+            "s-t01000-7",
+            &[Replica::Sealed],
+            true,
+        )
+        .expect("task");
+        let here = std::env::current_dir().expect("cwd");
+        let mut dests: Vec<PathBuf> = task.routes.iter().map(|r| r.dest.uri.clone()).collect();
+        dests.sort();
+        let store_dir = here.join("remote");
+        assert_eq!(
+            dests,
+            [
+                store_dir.join("cache/s-t01000-7/p_aux"),
+                store_dir.join("cache/s-t01000-7/sc-02-data-tree-r-last.dat"),
+                store_dir.join("cache/s-t01000-7/t_aux"),
+                store_dir.join("sealed/s-t01000-7"),
+                store_dir.join("unsealed/s-t01000-7"),
+            ],
+            "the labels stay behind; the deal data goes along"
+        );
+        assert!(task
+            .routes
+            .iter()
+            .all(|r| r.dest.store_name.as_deref() == Some("persist") && r.src.uri.is_absolute()));
+        let meta = task.stores["persist"].meta.clone().expect("meta");
+        assert_eq!(meta.get("region").map(String::as_str), Some("a"));
+    }
 }

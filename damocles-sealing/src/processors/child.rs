@@ -305,8 +305,22 @@ impl ExternalChild {
             let (mut process, lines, live) = match started {
                 Ok(started) => started,
                 Err(why) => {
-                    tracing::error!("{why}");
                     self.state.send_replace(ChildState::Failed(why.to_string()));
+                    if role == Role::Daemon {
+                        // Nothing asks for a daemon: it is tried again by itself.
+                        tracing::error!(
+                            "{why}; trying again in {}",
+                            humantime::format_duration(backoff)
+                        );
+                        self.counters.restarts.inc();
+                        tokio::select! {
+                            () = tokio::time::sleep(backoff) => {}
+                            _ = closed.changed() => return,
+                        }
+                        backoff = (backoff * 2).min(RESTART_BACKOFF_MAX);
+                        continue;
+                    }
+                    tracing::error!("{why}");
                     tokio::select! {
                         () = self.kick.notified() => continue,
                         _ = closed.changed() => return,

@@ -384,10 +384,12 @@ fn spec_of(
             .bin
             .clone()
             .unwrap_or_else(|| own_binary.to_path_buf()),
-        args: section
-            .args
-            .clone()
-            .unwrap_or_else(|| vec!["processor".into(), role.key()]),
+        // A processor defaults to the worker's own `processor <stage>`; a daemon is the
+        // operator's program, started without arguments unless it names some.
+        args: section.args.clone().unwrap_or_else(|| match role {
+            Role::Processor(stage) => vec!["processor".into(), stage.to_string()],
+            Role::Daemon => Vec::new(),
+        }),
         env: env.into_iter().collect(),
         stable_wait: section.stable_wait,
         auto_restart: section.auto_restart,

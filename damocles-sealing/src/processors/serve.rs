@@ -118,7 +118,14 @@ fn answer<P: ProcessorTask>(request: Request<Box<RawValue>>, output: &Mutex<impl
     let started = Instant::now();
     tracing::info!("{stage} processor (pid {pid}): task {id} started");
     let result = serde_json::from_str::<P>(request.task.get())
-        .map_err(|e| format!("not a {stage} task: {e}"))
+        .map_err(|e| {
+            let article = if stage.to_string().starts_with('a') {
+                "an"
+            } else {
+                "a"
+            };
+            format!("not {article} {stage} task: {e}")
+        })
         .and_then(
             |task| match catch_unwind(AssertUnwindSafe(|| task.execute())) {
                 Ok(result) => result.map_err(|failure| failure.to_string()),

@@ -377,4 +377,12 @@ async fn a_sealing_daemon_must_say_empty_processor_ready() {
             && message.contains("where \"EMPTY processor ready\" was expected"),
         "{message}"
     );
+    // Nothing asks for a daemon: it is tried again by itself, each try counted.
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while processors.status()[0].restarts < 2 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("tried again within 10 s");
 }

@@ -472,6 +472,27 @@ fn a_transfer_copies_files_and_directories_links_where_allowed_and_refuses_a_kin
     let err = wrong_kind.execute().expect_err("a directory over a file");
     assert_eq!(err.level, FailureLevel::Critical);
     assert!(err.message.contains("exists as a different kind"), "{err}");
+    // A destination that is the source, or holds it, or lies inside it: nothing removed.
+    for (from, to, link) in [
+        ("cache", "../src/cache", false),
+        ("cache", "../src/cache/sub/copy", false),
+        ("sealed", "../src/sealed", true),
+        ("cache/sub", "../src", false),
+    ] {
+        let err = Transfer {
+            stores: Default::default(),
+            routes: vec![route(from, to, link)],
+        }
+        .execute()
+        .expect_err("overlapping");
+        assert!(
+            err.message
+                .contains("is the source, lies inside it or holds it"),
+            "{err}"
+        );
+    }
+    assert_eq!(fs::read(src.join("cache/sub/t")).expect("kept"), b"tree");
+    assert_eq!(fs::read(src.join("sealed")).expect("kept"), b"replica");
     let mut relative = route("sealed", "x", false);
     relative.dest.uri = "store/x".into();
     let err = Transfer {

@@ -56,6 +56,24 @@ impl ProcessorTask for AddPieces {
     type Output = Vec<PieceInfo>;
 
     fn execute(self) -> Result<Self::Output, Failure> {
+        let target = self.staged_filepath.clone();
+        if !target.is_absolute() {
+            return Err(Failure::permanent(format!(
+                "staged_filepath {} is not an absolute path",
+                target.display()
+            )));
+        }
+        let written = self.write();
+        if written.is_err() {
+            // Nothing half-written is left for a later step to take.
+            let _ = std::fs::remove_file(&target);
+        }
+        written
+    }
+}
+
+impl AddPieces {
+    fn write(self) -> Result<Vec<PieceInfo>, Failure> {
         let target = &self.staged_filepath;
         let mut file = OpenOptions::new()
             .read(true)

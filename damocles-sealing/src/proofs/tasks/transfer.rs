@@ -88,6 +88,12 @@ fn transfer(route: &TransferRoute) -> io::Result<()> {
         ));
     }
     let is_dir = fs::metadata(src)?.is_dir();
+    if overlaps(src, dest)? {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the destination is the source, lies inside it or holds it",
+        ));
+    }
     if let Ok(existing) = fs::symlink_metadata(dest) {
         if existing.is_dir() != is_dir {
             return Err(io::Error::new(
@@ -115,6 +121,22 @@ fn transfer(route: &TransferRoute) -> io::Result<()> {
     } else {
         copy_whole(src, dest)
     }
+}
+
+/// Whether `dest` (not followed, where it is a link) is `src`, or one holds the other:
+/// removing or filling `dest` would then destroy `src`.
+fn overlaps(src: &Path, dest: &Path) -> io::Result<bool> {
+    let src = fs::canonicalize(src)?;
+    let parent = dest.parent().unwrap_or(dest);
+    let Ok(parent) = fs::canonicalize(parent) else {
+        // Its directory does not exist yet: it holds nothing.
+        return Ok(false);
+    };
+    let dest = match dest.file_name() {
+        Some(name) => parent.join(name),
+        None => parent,
+    };
+    Ok(dest.starts_with(&src) || src.starts_with(&dest))
 }
 
 fn copy_dir(src: &Path, dest: &Path) -> io::Result<()> {
