@@ -77,7 +77,12 @@ pub fn render_report(report: &CheckReport) -> String {
                     cell(&p.args.join(" ")).into_owned()
                 },
                 cell(p.cpuset.as_deref().unwrap_or("-")),
-                p.concurrent,
+                // A sealing daemon is sent no calls.
+                if p.stage == "sealing_daemons" {
+                    "-".to_owned()
+                } else {
+                    p.concurrent.to_string()
+                },
                 if p.locks.is_empty() {
                     "-".to_owned()
                 } else {

@@ -13,14 +13,15 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use damocles_core::{Failure, ProofStage};
+use damocles_core::Failure;
 use prometheus_client::metrics::counter::Counter;
 use serde_json::value::RawValue;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::sync::{oneshot, watch, Notify, Semaphore};
 
-use super::protocol::{ready_line, Request, Response, DAEMON_NAME};
+use super::protocol::{Request, Response};
+use super::role::Role;
 
 /// The first wait before a child that died soon after it got ready is started again; it
 /// doubles with each such death, up to [`RESTART_BACKOFF_MAX`].
@@ -32,6 +33,8 @@ const HEALTHY_RUN: Duration = Duration::from_secs(10);
 
 /// How long an exited child's status is waited for once it has closed its stdout.
 const EXIT_WAIT: Duration = Duration::from_secs(5);
+/// How long what a child wrote before it exited is read, once it has exited.
+const EXIT_DRAIN: Duration = Duration::from_secs(1);
 
 /// The longest line a child may print on stdout (bytes): a ready line or one answer.
 /// The largest real answer (a C2 proof, a PC1 output naming its layers' files) is a few
@@ -43,6 +46,9 @@ pub(crate) const MAX_LINE: usize = 16 << 20;
 pub(crate) struct BoundedLines {
     reader: BufReader<ChildStdout>,
     max: usize,
+    /// What was read of the current line: kept here, so that `next_line` can be
+    /// cancelled (raced against the child's exit) without losing it.
+    partial: Vec<u8>,
 }
 
 impl BoundedLines {
@@ -50,20 +56,20 @@ impl BoundedLines {
         Self {
             reader: BufReader::new(stdout),
             max,
+            partial: Vec::new(),
         }
     }
 
-    /// The next line; `None` at the end of the output.
+    /// The next line; `None` at the end of the output. Cancel-safe.
     ///
     /// # Errors
     /// `InvalidData` for a line over the bound (what was read of it is dropped), or the
     /// read's error.
     pub(crate) async fn next_line(&mut self) -> std::io::Result<Option<String>> {
-        let mut line = Vec::new();
         loop {
             let buf = self.reader.fill_buf().await?;
             if buf.is_empty() {
-                if line.is_empty() {
+                if self.partial.is_empty() {
                     return Ok(None);
                 }
                 break;
@@ -72,19 +78,20 @@ impl BoundedLines {
                 Some(end) => (end, true),
                 None => (buf.len(), false),
             };
-            if line.len() + take > self.max {
+            if self.partial.len() + take > self.max {
+                self.partial.clear();
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::InvalidData,
                     format!("printed a line longer than {} bytes", self.max),
                 ));
             }
-            line.extend_from_slice(&buf[..take]);
+            self.partial.extend_from_slice(&buf[..take]);
             self.reader.consume(if done { take + 1 } else { take });
             if done {
                 break;
             }
         }
-        String::from_utf8(line)
+        String::from_utf8(std::mem::take(&mut self.partial))
             .map(Some)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
     }
@@ -125,43 +132,6 @@ enum BrokenProtocol {
     /// An answer to a request id this worker never sent.
     #[error("answered request {0}, which was never sent")]
     NeverSent(u64),
-}
-
-/// What a child is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Role {
-    /// It runs the calls of a stage (`[[processors.<stage>]]`).
-    Processor(ProofStage),
-    /// A sealing daemon (`[[processors.sealing_daemons]]`): started and kept running with
-    /// the worker, sent nothing.
-    Daemon,
-}
-
-impl Role {
-    /// Its config key: the stage's name, or `sealing_daemons`.
-    pub fn key(self) -> String {
-        match self {
-            Role::Processor(stage) => stage.to_string(),
-            Role::Daemon => "sealing_daemons".into(),
-        }
-    }
-
-    /// The line it prints once it is ready.
-    fn ready_line(self) -> String {
-        match self {
-            Role::Processor(stage) => ready_line(stage),
-            Role::Daemon => format!("{DAEMON_NAME} processor ready"),
-        }
-    }
-}
-
-impl std::fmt::Display for Role {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Role::Processor(stage) => write!(f, "{stage} processor"),
-            Role::Daemon => f.write_str("sealing daemon"),
-        }
-    }
 }
 
 /// Everything needed to start one configured child, fixed for its life.
@@ -328,6 +298,9 @@ impl ExternalChild {
                 }
             };
             let pid = live.pid;
+            // However this task ends (the worker's runtime dropped included), what the
+            // child started goes with it.
+            let _group = GroupGuard(pid);
             tracing::info!(
                 "{role} {} is ready as ext(pid: {pid}): {}",
                 self.spec.index,
@@ -441,10 +414,12 @@ impl ExternalChild {
     }
 }
 
-/// Hands each answer line to its request until the process closes its stdout or breaks
-/// the protocol (a line that is not an answer, an answer to a request never sent: its
-/// requests would wait for ever), when it is killed; then what became of it. A sealing
-/// daemon is sent nothing: what it prints is logged.
+/// Hands each answer line to its request until the process exits or closes its stdout,
+/// or breaks the protocol (a line that is not an answer, an answer to a request never
+/// sent: its requests would wait for ever), when it is killed; then what became of it.
+/// A process that exits while something it started still holds its stdout is noticed
+/// at its exit: what it wrote before is taken, then its process group is killed. A
+/// sealing daemon is sent nothing: what it prints is logged.
 async fn read_answers(
     mut lines: BoundedLines,
     live: &Live,
@@ -452,12 +427,25 @@ async fn read_answers(
     role: Role,
 ) -> String {
     loop {
-        match lines.next_line().await {
-            Ok(Some(line)) if role == Role::Daemon => {
-                tracing::info!("sealing daemon ext(pid: {}): {line}", live.pid);
+        let line = tokio::select! {
+            line = lines.next_line() => line,
+            status = process.wait() => {
+                let status = status.map_or_else(|e| format!("status unknown: {e}"), |s| s.to_string());
+                let _ = tokio::time::timeout(EXIT_DRAIN, async {
+                    while let Ok(Some(line)) = lines.next_line().await {
+                        if take_line(&line, live, role).is_err() {
+                            break;
+                        }
+                    }
+                })
+                .await;
+                let _ = super::sys::signal_group(live.pid, libc::SIGKILL);
+                return format!("exited ({status})");
             }
+        };
+        match line {
             Ok(Some(line)) => {
-                if let Err(broken) = live.deliver(&line) {
+                if let Err(broken) = take_line(&line, live, role) {
                     tracing::error!("ext(pid: {}) {broken}; killing it", live.pid);
                     kill(process);
                     let _ = tokio::time::timeout(EXIT_WAIT, process.wait()).await;
@@ -481,6 +469,25 @@ async fn read_answers(
         }
     }
     format!("exited ({})", exit_status(process).await)
+}
+
+/// Takes one line a ready child printed: an answer, handed to its request; a daemon's
+/// line, logged.
+fn take_line(line: &str, live: &Live, role: Role) -> Result<(), BrokenProtocol> {
+    if role == Role::Daemon {
+        tracing::info!("sealing daemon ext(pid: {}): {line}", live.pid);
+        return Ok(());
+    }
+    live.deliver(line)
+}
+
+/// Kills a child's process group when dropped.
+struct GroupGuard(u32);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        let _ = super::sys::signal_group(self.0, libc::SIGKILL);
+    }
 }
 
 /// Kills `process` and its process group (what it started goes with it).

@@ -12,6 +12,7 @@
 pub mod binding;
 mod child;
 pub mod protocol;
+mod role;
 mod serve;
 mod sys;
 
@@ -46,7 +47,8 @@ pub const EXTERNAL: [ProofStage; 9] = [
 pub use tasks::ProcessorTask;
 
 use crate::config::{ExternalProcessorSection, ProcessorsSection};
-use child::{ChildCounters, ChildSpec, ExternalChild, Live, Role};
+use child::{ChildCounters, ChildSpec, ExternalChild, Live};
+use role::Role;
 
 /// Why the external processors of a configuration cannot start.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

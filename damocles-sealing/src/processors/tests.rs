@@ -386,3 +386,38 @@ async fn a_sealing_daemon_must_say_empty_processor_ready() {
     .await
     .expect("tried again within 10 s");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_that_exits_while_what_it_started_holds_its_stdout_is_noticed_at_its_exit() {
+    // The `sleep` it leaves behind keeps the stdout pipe open for 30 s.
+    let processors = processors_of(
+        "c2",
+        &["echo 'c2 processor ready'; sleep 30 & read -r line; exit 9"],
+        "",
+    );
+    let lease = processors.lease(ProofStage::C2).await.expect("ready");
+    let first_pid = lease.live.pid;
+    let started = std::time::Instant::now();
+    let failure = tokio::time::timeout(Duration::from_secs(10), lease.live.call(&task()))
+        .await
+        .expect("answered within 10 s, not when the sleep ends")
+        .expect_err("it exited");
+    assert_eq!(failure.level, FailureLevel::Temporary, "{failure}");
+    assert!(
+        failure.to_string().contains("exited (exit status: 9)"),
+        "{failure}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(lease);
+    let again = tokio::time::timeout(
+        Duration::from_secs(10),
+        children(&processors)[0].ready_other_than(Some(first_pid)),
+    )
+    .await
+    .expect("restarted within 10 s");
+    assert_ne!(again, first_pid);
+}
