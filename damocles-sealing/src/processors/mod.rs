@@ -11,6 +11,7 @@
 
 pub mod binding;
 mod child;
+mod lines;
 pub mod protocol;
 mod role;
 mod serve;
