@@ -19,6 +19,23 @@ struct Daemon {
     _logs: std::thread::JoinHandle<()>,
 }
 
+impl Daemon {
+    /// Waits at most `limit` for the daemon to exit on its own (after `what`).
+    fn wait_exit(&mut self, what: &str, limit: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the daemon did not exit after {what}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
 impl Drop for Daemon {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -341,14 +358,7 @@ fn the_daemon_stops_on_sigterm_and_keeps_paused_threads_paused() {
         .status()
         .expect("kill");
     assert!(kill.success());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = daemon.child.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "the daemon did not stop");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = daemon.wait_exit("SIGTERM", Duration::from_secs(30));
     assert!(status.success(), "{status:?}");
 
     let again = start_daemon(dir.path(), &config);
@@ -433,17 +443,7 @@ fn the_daemon_stops_on_sigterm_and_keeps_paused_threads_paused() {
         "{}",
         stdout(&output)
     );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = again.child.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the daemon did not stop on request"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = again.wait_exit("a stop on request", Duration::from_secs(30));
     assert_eq!(status.code(), Some(75));
 }
 

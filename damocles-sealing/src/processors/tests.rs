@@ -48,6 +48,11 @@ fn children(processors: &Processors) -> Vec<Arc<ExternalChild>> {
     processors.inner.as_ref().expect("external").stages[&ProofStage::C2].clone()
 }
 
+/// The first sealing daemon of `processors`.
+fn first_daemon(processors: &Processors) -> Arc<ExternalChild> {
+    processors.inner.as_ref().expect("started").daemons[0].clone()
+}
+
 fn task() -> Box<RawValue> {
     RawValue::from_string("{}".into()).expect("raw")
 }
@@ -337,7 +342,7 @@ async fn a_sealing_daemon_is_started_its_output_logged_and_restarted_when_it_exi
         &["echo 'EMPTY processor ready'; echo 'serving on :9000'; sleep 1; exit 3"],
         "",
     );
-    let daemon = processors.inner.as_ref().expect("started").daemons[0].clone();
+    let daemon = first_daemon(&processors);
     let first = tokio::time::timeout(Duration::from_secs(10), daemon.ready_other_than(None))
         .await
         .expect("ready within 10 s");
@@ -364,7 +369,7 @@ async fn a_sealing_daemon_must_say_empty_processor_ready() {
         &["echo 'c2 processor ready'; sleep 30"],
         "",
     );
-    let daemon = processors.inner.as_ref().expect("started").daemons[0].clone();
+    let daemon = first_daemon(&processors);
     let Err(failure) = tokio::time::timeout(Duration::from_secs(10), daemon.ready())
         .await
         .expect("answered within 10 s")
