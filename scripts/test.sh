@@ -5,14 +5,16 @@ cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
 step() { echo "== $* ($(date -u +%T))"; }
 command -v cargo-nextest >/dev/null 2>&1 || cargo install --locked cargo-nextest
-# The CUDA toolkit (for the clippy step, which checks the cuda variant) downloads and
-# unpacks while the workspace compiles (network and disk, hardly the 2 cores).
-cuda_install=
-if [ "${SKIP_CUDA_CHECK:-0}" != 1 ]; then
-  mkdir -p target
-  scripts/install-cuda-toolkit.sh >target/cuda-install.log 2>&1 &
-  cuda_install=$!
-fi
+# Debian's packages the tests use (Chromium, chromedriver and promtool:
+# scripts/install-test-tools.sh), then the CUDA toolkit (for the clippy step, which checks
+# the cuda variant), one apt after the other, download and unpack while the workspace
+# compiles (network and disk, hardly the 2 cores).
+mkdir -p target
+{
+  scripts/install-test-tools.sh
+  if [ "${SKIP_CUDA_CHECK:-0}" != 1 ]; then scripts/install-cuda-toolkit.sh; fi
+} >target/apt-install.log 2>&1 &
+installs=$!
 step format; cargo fmt --all --check
 step layering; scripts/check-layering.sh
 step cycles; scripts/check-cycles.sh
@@ -31,14 +33,16 @@ params=$!
 # compile without a second check of the proof crates (about 7 minutes saved). Our code has
 # no cfg of its own on the feature, so the lints see the code the CPU build runs.
 step clippy
-if [ -n "$cuda_install" ]; then
-  wait "$cuda_install" || { cat target/cuda-install.log; exit 1; }
+wait "$installs" || { cat target/apt-install.log; exit 1; }
+if [ "${SKIP_CUDA_CHECK:-0}" != 1 ]; then
   # shellcheck source=scripts/cuda-env.sh
   . scripts/cuda-env.sh
   cargo clippy --workspace --all-targets --features damocles-sealing/cuda -- -D warnings
 else
   cargo clippy --workspace --all-targets -- -D warnings
 fi
+# The alert rules and the Grafana dashboard of deploy/ (promtool; seconds).
+step deploy; scripts/check-deploy.sh
 step parameters; wait "$params" || { cat target/params.log; exit 1; }
 tail -n 3 target/params.log
 # The shared-registry tests run against PostgreSQL (installed, not running, on CI machines).

@@ -34,9 +34,12 @@ impl FormatTime for LocalTime {
 }
 
 /// Installs the subscriber once; later calls do nothing. `level` applies to our crates;
-/// the proof crates log warnings only (their info lines are per call and noisy).
+/// the proof crates log warnings only (their info lines are per call and noisy). Panics
+/// the worker contains (a damaged database, a damaged replica) are left to the error that
+/// reports them, without a backtrace each ([`damocles_sealing::panics`]).
 pub fn init(level: &str) {
     use std::io::IsTerminal;
+    damocles_sealing::panics::quiet_contained_panics();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(format!(
             "warn,damocles_sealing={level},damocles_rpc={level},damocles_cli={level}"

@@ -35,7 +35,7 @@ use serde::Serialize;
 use tabwriter::TabWriter;
 
 mod threads;
-pub use threads::{info_table, thread_table};
+pub use threads::{info_lines, info_table, thread_table};
 
 /// `text` safe to print in a table cell or a message: control characters (C0, DEL, C1:
 /// `\n`, `\r`, `\t`, `\x1b`, `\u{85}`, …) and the invisible marks that reorder or hide
@@ -220,6 +220,16 @@ pub fn ping_table(
     now: i64,
     expiration: std::time::Duration,
 ) -> String {
+    tabulate(&ping_lines(entries, now, expiration))
+}
+
+/// The lines of [`ping_table`], their cells tab-separated, before alignment (the
+/// dashboard makes HTML tables of them).
+pub fn ping_lines(
+    entries: &[damocles_rpc::registry::PingEntry],
+    now: i64,
+    expiration: std::time::Duration,
+) -> Vec<String> {
     let mut lines = vec![
         "Name\tDest\tVersion\tThreads\tEmpty\tPaused\tRunning\tWaiting\tErrors\tLastPing(with ! if expired)"
             .to_owned(),
@@ -245,11 +255,17 @@ pub fn ping_table(
             if expired { " (!)" } else { "" }
         ));
     }
-    tabulate(&lines)
+    lines
 }
 
 /// `damocles-manager util sealer sectors list`: one line per sector of the mock chain.
 pub fn sectors_table(sectors: &[SectorRow]) -> String {
+    tabulate(&sectors_lines(sectors))
+}
+
+/// The lines of [`sectors_table`], their cells tab-separated, before alignment (the
+/// dashboard makes HTML tables of them).
+pub fn sectors_lines(sectors: &[SectorRow]) -> Vec<String> {
     let mut lines = vec!["Sector\tProofType\tState\tDeals\tCommR\tProof\tRebuilt".to_owned()];
     for s in sectors {
         let short = s.comm_r.as_deref().map_or_else(
@@ -282,12 +298,18 @@ pub fn sectors_table(sectors: &[SectorRow]) -> String {
             },
         ));
     }
-    tabulate(&lines)
+    lines
 }
 
 /// `util sealer jobs list`: one line per job, oldest first, with its age at `now` (Unix
 /// seconds) and, for a failed or refused one, why.
 pub fn jobs_table(jobs: &[ChainJobRow], now: i64) -> String {
+    tabulate(&jobs_lines(jobs, now))
+}
+
+/// The lines of [`jobs_table`], their cells tab-separated, before alignment (the
+/// dashboard makes HTML tables of them).
+pub fn jobs_lines(jobs: &[ChainJobRow], now: i64) -> Vec<String> {
     let mut lines = vec!["ID\tKind\tSector\tPiece\tState\tAge\tWhy".to_owned()];
     for job in jobs {
         lines.push(format!(
@@ -301,7 +323,7 @@ pub fn jobs_table(jobs: &[ChainJobRow], now: i64) -> String {
             cell(job.reason.as_deref().unwrap_or("-")),
         ));
     }
-    tabulate(&lines)
+    lines
 }
 
 /// `util sealer wdpost list`: one line per WindowPoSt job, oldest first: its id, round,
@@ -310,6 +332,12 @@ pub fn jobs_table(jobs: &[ChainJobRow], now: i64) -> String {
 /// long until its deadline (or since it passed), how long its last try has run (or ran,
 /// `(done)`), its holder's last heartbeat and its last error.
 pub fn wdpost_table(jobs: &[WdPostJobRow], now: i64) -> String {
+    tabulate(&wdpost_lines(jobs, now))
+}
+
+/// The lines of [`wdpost_table`], their cells tab-separated, before alignment (the
+/// dashboard makes HTML tables of them).
+pub fn wdpost_lines(jobs: &[WdPostJobRow], now: i64) -> Vec<String> {
     let mut lines = vec![
         "ID\tRound\tState\tWorker\tSectors\tFaultySectors\tVerified\tTries\tAge\tDeadline\tElapsed\tHeartbeat\tError"
             .to_owned(),
@@ -344,7 +372,7 @@ pub fn wdpost_table(jobs: &[WdPostJobRow], now: i64) -> String {
             cell(job.error.as_deref().unwrap_or("-")),
         ));
     }
-    tabulate(&lines)
+    lines
 }
 
 /// How long from `now` until `at` (`in 29m 50s`), or since it passed (`passed 10s ago`).
@@ -472,6 +500,16 @@ pub fn events_table(
     now_ms: u64,
     zone: &jiff::tz::TimeZone,
 ) -> String {
+    tabulate(&events_lines(entries, now_ms, zone))
+}
+
+/// The lines of [`events_table`], their cells tab-separated, before alignment (the
+/// dashboard makes HTML tables of them).
+pub fn events_lines(
+    entries: &[damocles_core::JournalEntry],
+    now_ms: u64,
+    zone: &jiff::tz::TimeZone,
+) -> Vec<String> {
     let zone_name = zone.iana_name().unwrap_or("local");
     let mut lines = vec![format!("#\tTime ({zone_name})\tAge\tSector\tEvent")];
     for entry in entries {
@@ -496,7 +534,7 @@ pub fn events_table(
             cell(&event.what.describe()),
         ));
     }
-    tabulate(&lines)
+    lines
 }
 
 /// An age in its two largest units: `42s`, `5m 3s`, `2h 5m`, `3d 4h`.

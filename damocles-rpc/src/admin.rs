@@ -115,7 +115,7 @@ enum AdminErrorData {
     },
 }
 
-fn to_rpc(error: AdminError) -> RpcError {
+pub(crate) fn to_rpc(error: AdminError) -> RpcError {
     let data = match &error {
         AdminError::ThreadNotFound { index } => {
             Some(AdminErrorData::ThreadNotFound { index: *index })

@@ -18,11 +18,13 @@ pub mod admin;
 pub mod client;
 pub mod conn;
 pub mod dialect;
+pub mod fleet;
 pub mod jsonrpc;
 pub mod manager;
 pub mod method;
 pub mod metrics;
 pub mod net;
+pub mod pages;
 #[cfg(feature = "postgres")]
 pub mod pg;
 #[cfg(feature = "postgres")]

@@ -15,6 +15,7 @@ use damocles_core::{
 };
 
 use crate::client::{CallError, RpcClient, Timeouts};
+use crate::fleet::{fleet_call, Fleet, FLEET_METHODS};
 use crate::jsonrpc::{Params, RpcError, RpcResult};
 use crate::method::{handlers, rpc_methods, MethodSpec, Permission};
 use crate::registry::{PingEntry, PingError, Registry};
@@ -78,8 +79,14 @@ rpc_methods! {
 }
 
 /// Every method the manager serves.
-pub static MANAGER_METHODS: LazyLock<Vec<MethodSpec>> =
-    LazyLock::new(|| SEALER_METHODS.iter().chain(OWN_METHODS).copied().collect());
+pub static MANAGER_METHODS: LazyLock<Vec<MethodSpec>> = LazyLock::new(|| {
+    SEALER_METHODS
+        .iter()
+        .chain(OWN_METHODS)
+        .chain(FLEET_METHODS)
+        .copied()
+        .collect()
+});
 
 /// The JSON-RPC error code of a listing whose records the manager cannot read now (its
 /// database is down): `util sealer … list` exits 3, as for a manager it cannot reach.
@@ -149,6 +156,7 @@ pub struct ManagerService {
     expiration: Duration,
     version: String,
     chain: Option<Arc<dyn ChainView>>,
+    fleet: Fleet,
 }
 
 impl ManagerService {
@@ -161,12 +169,20 @@ impl ManagerService {
         chain: Option<Arc<dyn ChainView>>,
     ) -> Self {
         Self {
+            fleet: Fleet::new(registry.clone(), None),
             sealer,
             registry,
             expiration,
             version: version.into(),
             chain,
         }
+    }
+
+    /// Sends `token` to the workers when it relays the `Damocles.Fleet*` calls (the
+    /// workers' admin token, where they require one).
+    pub fn with_worker_token(mut self, token: Option<String>) -> Self {
+        self.fleet = Fleet::new(self.registry.clone(), token);
+        self
     }
 
     /// Serves this manager at [`MANAGER_PATH`] on `addr` (port 0 picks a free one),
@@ -233,7 +249,10 @@ impl RpcService for ManagerService {
         {
             return answer;
         }
-        own_call(self, method.name, &params, caller)
+        if let Some(answer) = own_call(self, method.name, &params, caller).await {
+            return answer;
+        }
+        fleet_call(&self.fleet, method.name, &params, caller)
             .await
             .unwrap_or_else(|| Err(RpcError::method_not_found(method.name)))
     }

@@ -1,7 +1,10 @@
 //! Prometheus endpoints: [`MetricsServer`] answers `GET /metrics` with whatever text its
 //! renderer gives; [`ManagerMetrics`] is what the manager exposes (workers by liveness,
-//! their threads summed, ping ages, API calls by method with latency).
+//! their threads summed, ping ages, each worker's last-ping age, API calls by method with
+//! latency, WindowPoSt jobs by state with the last end of each, whether its records can be
+//! read).
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +23,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::conn::{self, ConnectionLimits, HttpResponse, Refusal};
-use crate::registry::PingEntry;
+use crate::manager::ChainView;
+use crate::registry::{PingEntry, Registry as WorkerRegistry};
 
 /// The text exposition of one scrape, on its way.
 pub type Rendering = std::pin::Pin<Box<dyn std::future::Future<Output = String> + Send>>;
@@ -130,6 +134,62 @@ struct MethodLabels {
     method: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WorkerLabels {
+    worker: String,
+}
+
+/// How long a scrape waits for the registry and for the chain records, side by side: well
+/// within Prometheus' default scrape timeout (10 s), so that a database outage is served
+/// as `damocles_manager_database_up 0` rather than as a scrape that timed out.
+pub const SCRAPE_WAIT: Duration = Duration::from_secs(3);
+
+/// The WindowPoSt job states, as `util sealer wdpost list` shows them.
+pub const WDPOST_STATES: [&str; 5] = ["pending", "proving", "finished", "failed", "missed"];
+
+/// What a scrape reads besides the worker registry: the manager's chain records.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecordFacts {
+    /// The WindowPoSt jobs the manager keeps, by state ([`WDPOST_STATES`], or a state as
+    /// the records hold it), each with when the last one of that state ended (Unix
+    /// seconds; `None`: none has).
+    pub wdpost_jobs: BTreeMap<String, WdPostTally>,
+    /// Why the records could not be read (a database outage); `None` while they are.
+    pub unreadable: Option<String>,
+}
+
+/// The WindowPoSt jobs of one state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WdPostTally {
+    /// How many.
+    pub jobs: u64,
+    /// When the last of them finished or was given up (Unix seconds).
+    pub last_end: Option<u64>,
+}
+
+impl RecordFacts {
+    /// What `chain` shows now: its WindowPoSt jobs, read first (that read is what finds
+    /// its database down), and whether its records could be read. It may wait on the
+    /// database: call it off the async executor.
+    pub fn of_chain(chain: &dyn ChainView) -> Self {
+        let jobs = chain.wdpost_jobs();
+        let mut facts = Self::tally(jobs.iter().map(|j| (j.state.as_str(), j.finished_at)));
+        facts.unreadable = chain.records_unreadable();
+        facts
+    }
+
+    /// Counts `rows` (state, when it ended) by state.
+    pub fn tally<'a>(rows: impl IntoIterator<Item = (&'a str, Option<u64>)>) -> Self {
+        let mut facts = Self::default();
+        for (state, ended) in rows {
+            let tally = facts.wdpost_jobs.entry(state.to_owned()).or_default();
+            tally.jobs = tally.jobs.saturating_add(1);
+            tally.last_end = tally.last_end.max(ended);
+        }
+        facts
+    }
+}
+
 fn latency_histogram() -> Histogram {
     // 10 µs … about 40 s.
     Histogram::new(exponential_buckets(0.000_01, 4.0, 12))
@@ -141,8 +201,14 @@ pub struct ManagerMetrics {
     workers: Family<LivenessLabels, Gauge>,
     threads: Family<StateLabels, Gauge>,
     ping_age: Family<AgeLabels, Gauge>,
+    last_ping_age: Family<WorkerLabels, Gauge>,
     calls: Family<MethodLabels, Counter>,
     latency: Family<MethodLabels, Histogram, fn() -> Histogram>,
+    wdpost_jobs: Family<StateLabels, Gauge>,
+    wdpost_last_end: Family<StateLabels, Gauge>,
+    database_up: Gauge,
+    /// Held while a scrape sets the gauges (some cleared and refilled each time).
+    rendering: std::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for ManagerMetrics {
@@ -157,6 +223,10 @@ impl Default for ManagerMetrics {
         let workers = Family::default();
         let threads = Family::default();
         let ping_age = Family::default();
+        let last_ping_age = Family::default();
+        let wdpost_jobs = Family::default();
+        let wdpost_last_end = Family::default();
+        let database_up = Gauge::default();
         let calls = Family::default();
         let latency = Family::new_with_constructor(latency_histogram as fn() -> Histogram);
         registry.register("workers", "Registered workers by liveness", workers.clone());
@@ -170,19 +240,44 @@ impl Default for ManagerMetrics {
             "Registered workers by the age of their last ping",
             ping_age.clone(),
         );
+        registry.register(
+            "worker_last_ping_age_seconds",
+            "Seconds since each registered worker's last ping, by worker name",
+            last_ping_age.clone(),
+        );
         registry.register("api_calls", "API calls by method", calls.clone());
         registry.register(
             "api_call_duration_seconds",
             "API call latency by method",
             latency.clone(),
         );
+        registry.register(
+            "wdpost_jobs",
+            "WindowPoSt jobs the manager keeps, by state",
+            wdpost_jobs.clone(),
+        );
+        registry.register(
+            "wdpost_last_end_timestamp_seconds",
+            "When the last WindowPoSt job of each state finished or was given up (Unix seconds; states none has ended in are left out)",
+            wdpost_last_end.clone(),
+        );
+        registry.register(
+            "database_up",
+            "1 while the manager reads its records (worker registry, chain records: PostgreSQL with --db), 0 while it cannot",
+            database_up.clone(),
+        );
         Self {
             registry,
             workers,
             threads,
             ping_age,
+            last_ping_age,
             calls,
             latency,
+            wdpost_jobs,
+            wdpost_last_end,
+            database_up,
+            rendering: std::sync::Mutex::default(),
         }
     }
 }
@@ -199,8 +294,109 @@ impl ManagerMetrics {
             .observe(took.as_secs_f64());
     }
 
-    /// The text exposition, with the figures of the registry's `entries` taken at `now`.
-    pub fn render(&self, entries: &[PingEntry], expiration: Duration, now: i64) -> String {
+    /// Reads `registry` and `chain` (each for at most `wait`, side by side; what is not
+    /// read by then counts as unreadable) and renders them at the current time.
+    pub async fn scrape(
+        &self,
+        registry: &dyn WorkerRegistry,
+        chain: Arc<dyn ChainView>,
+        expiration: Duration,
+        wait: Duration,
+    ) -> String {
+        let (entries, records) = tokio::join!(
+            tokio::time::timeout(wait, registry.entries()),
+            tokio::time::timeout(
+                wait,
+                tokio::task::spawn_blocking(move || RecordFacts::of_chain(chain.as_ref()))
+            ),
+        );
+        let entries = match entries {
+            Ok(Ok(entries)) => Some(entries),
+            Ok(Err(e)) => {
+                tracing::debug!("metrics: the worker registry cannot be read: {e}");
+                None
+            }
+            Err(_) => None,
+        };
+        let records = match records {
+            Ok(Ok(records)) => records,
+            Ok(Err(e)) => RecordFacts {
+                unreadable: Some(format!("reading the chain records failed: {e}")),
+                ..RecordFacts::default()
+            },
+            Err(_) => RecordFacts {
+                unreadable: Some(format!("the chain records were not read within {wait:?}")),
+                ..RecordFacts::default()
+            },
+        };
+        self.render(
+            entries.as_deref(),
+            expiration,
+            crate::manager::unix_now(),
+            &records,
+        )
+    }
+
+    /// The text exposition, with the figures of the registry's `entries` taken at `now`
+    /// (`None`: the registry could not be read; its gauges are left out) and of the chain
+    /// `records` (unreadable: the WindowPoSt gauges are left out, as the listings show
+    /// nothing then).
+    pub fn render(
+        &self,
+        entries: Option<&[PingEntry]>,
+        expiration: Duration,
+        now: i64,
+        records: &RecordFacts,
+    ) -> String {
+        // Two scrapes at once would interleave their clearing and refilling.
+        let _rendering = self.rendering.lock().unwrap_or_else(|e| e.into_inner());
+        self.database_up
+            .set(i64::from(entries.is_some() && records.unreadable.is_none()));
+        self.wdpost_jobs.clear();
+        self.wdpost_last_end.clear();
+        if records.unreadable.is_none() {
+            self.set_wdpost_gauges(&records.wdpost_jobs);
+        }
+        self.last_ping_age.clear();
+        match entries {
+            Some(entries) => self.set_registry_gauges(entries, expiration, now),
+            None => {
+                self.workers.clear();
+                self.threads.clear();
+                self.ping_age.clear();
+            }
+        }
+        let mut text = String::new();
+        if prometheus_client::encoding::text::encode(&mut text, &self.registry).is_err() {
+            text.clear();
+        }
+        text
+    }
+
+    fn set_wdpost_gauges(&self, jobs: &BTreeMap<String, WdPostTally>) {
+        for state in WDPOST_STATES {
+            self.wdpost_jobs
+                .get_or_create(&StateLabels {
+                    state: state.into(),
+                })
+                .set(0);
+        }
+        for (state, tally) in jobs {
+            let labels = StateLabels {
+                state: state.clone(),
+            };
+            self.wdpost_jobs
+                .get_or_create(&labels)
+                .set(i64::try_from(tally.jobs).unwrap_or(i64::MAX));
+            if let Some(end) = tally.last_end {
+                self.wdpost_last_end
+                    .get_or_create(&labels)
+                    .set(i64::try_from(end).unwrap_or(i64::MAX));
+            }
+        }
+    }
+
+    fn set_registry_gauges(&self, entries: &[PingEntry], expiration: Duration, now: i64) {
         let mut by_liveness = [0i64; 2];
         let mut sums = [0u64; 5];
         let mut ages = [0i64; 4];
@@ -226,6 +422,11 @@ impl ManagerMetrics {
                 _ => 3,
             };
             ages[bucket] = ages[bucket].saturating_add(1);
+            self.last_ping_age
+                .get_or_create(&WorkerLabels {
+                    worker: entry.info.name.clone(),
+                })
+                .set(age.max(0));
         }
         for (liveness, n) in ["ok", "expired"].into_iter().zip(by_liveness) {
             self.workers
@@ -249,10 +450,134 @@ impl ManagerMetrics {
                 .get_or_create(&AgeLabels { age: age.into() })
                 .set(n);
         }
-        let mut text = String::new();
-        if prometheus_client::encoding::text::encode(&mut text, &self.registry).is_err() {
-            text.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use damocles_core::{WorkerReport, WorkerSummary};
+
+    fn entry(name: &str, last_ping: i64) -> PingEntry {
+        PingEntry {
+            info: WorkerReport {
+                name: name.into(),
+                dest: "127.0.0.1:17890".into(),
+                version: "v".into(),
+                summary: WorkerSummary::default(),
+            },
+            last_ping,
+            liveness: None,
         }
-        text
+    }
+
+    fn has(text: &str, line: &str) {
+        assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+    }
+
+    #[test]
+    fn each_workers_last_ping_age_is_by_name() {
+        let metrics = ManagerMetrics::default();
+        let now = 1_000_000;
+        let entries = [
+            entry("w-a", now - 12),
+            entry("w-b", now - 900),
+            entry("w-c", now + 5),
+        ];
+        let text = metrics.render(
+            Some(&entries),
+            Duration::from_secs(600),
+            now,
+            &RecordFacts::default(),
+        );
+        has(
+            &text,
+            r#"damocles_manager_worker_last_ping_age_seconds{worker="w-a"} 12"#,
+        );
+        has(
+            &text,
+            r#"damocles_manager_worker_last_ping_age_seconds{worker="w-b"} 900"#,
+        );
+        // A clock ahead of the manager's: no negative age.
+        has(
+            &text,
+            r#"damocles_manager_worker_last_ping_age_seconds{worker="w-c"} 0"#,
+        );
+        has(&text, r#"damocles_manager_workers{liveness="expired"} 1"#);
+        has(&text, "damocles_manager_database_up 1");
+        // A removed worker leaves no series behind.
+        let text = metrics.render(
+            Some(&entries[..1]),
+            Duration::from_secs(600),
+            now,
+            &RecordFacts::default(),
+        );
+        assert!(!text.contains("w-b"), "{text}");
+    }
+
+    #[test]
+    fn wdpost_jobs_are_counted_by_state_with_the_last_end_of_each() {
+        let metrics = ManagerMetrics::default();
+        let facts = RecordFacts::tally([
+            ("finished", Some(100)),
+            ("finished", Some(300)),
+            ("failed", Some(200)),
+            ("proving", None),
+        ]);
+        let text = metrics.render(Some(&[]), Duration::from_secs(600), 0, &facts);
+        has(&text, r#"damocles_manager_wdpost_jobs{state="finished"} 2"#);
+        has(&text, r#"damocles_manager_wdpost_jobs{state="failed"} 1"#);
+        has(&text, r#"damocles_manager_wdpost_jobs{state="proving"} 1"#);
+        has(&text, r#"damocles_manager_wdpost_jobs{state="pending"} 0"#);
+        has(&text, r#"damocles_manager_wdpost_jobs{state="missed"} 0"#);
+        has(
+            &text,
+            r#"damocles_manager_wdpost_last_end_timestamp_seconds{state="finished"} 300"#,
+        );
+        has(
+            &text,
+            r#"damocles_manager_wdpost_last_end_timestamp_seconds{state="failed"} 200"#,
+        );
+        assert!(
+            !text.contains(r#"last_end_timestamp_seconds{state="proving"}"#),
+            "none ended:\n{text}"
+        );
+        // The failed job was reset: it is counted where it is now.
+        let facts = RecordFacts::tally([("pending", None)]);
+        let text = metrics.render(Some(&[]), Duration::from_secs(600), 0, &facts);
+        has(&text, r#"damocles_manager_wdpost_jobs{state="failed"} 0"#);
+        has(&text, r#"damocles_manager_wdpost_jobs{state="pending"} 1"#);
+        assert!(!text.contains("last_end_timestamp_seconds{"), "{text}");
+    }
+
+    #[test]
+    fn the_database_is_down_while_the_records_or_the_registry_cannot_be_read() {
+        let metrics = ManagerMetrics::default();
+        let entries = [entry("w-a", 10)];
+        let down = RecordFacts {
+            unreadable: Some("the shared records cannot be read since …".into()),
+            ..RecordFacts::default()
+        };
+        let text = metrics.render(Some(&entries), Duration::from_secs(600), 10, &down);
+        has(&text, "damocles_manager_database_up 0");
+        // What the manager holds of the chain may be stale: left out, as listings do.
+        assert!(!text.contains("damocles_manager_wdpost_jobs{"), "{text}");
+        has(
+            &text,
+            r#"damocles_manager_worker_last_ping_age_seconds{worker="w-a"} 0"#,
+        );
+        // The registry unreadable: its gauges are left out rather than shown as zeros.
+        let text = metrics.render(None, Duration::from_secs(600), 10, &RecordFacts::default());
+        has(&text, "damocles_manager_database_up 0");
+        assert!(!text.contains("damocles_manager_workers{"), "{text}");
+        assert!(!text.contains("w-a"), "{text}");
+        let text = metrics.render(
+            Some(&entries),
+            Duration::from_secs(600),
+            10,
+            &RecordFacts::default(),
+        );
+        has(&text, "damocles_manager_database_up 1");
+        has(&text, r#"damocles_manager_workers{liveness="ok"} 1"#);
     }
 }

@@ -25,6 +25,7 @@ use crate::dialect::{in_dialect, Dialect};
 use crate::jsonrpc::{RpcError, SERVER_BUSY, UNAUTHORIZED};
 use crate::method::Permission;
 pub use crate::method::{CallObserver, Caller, RpcService};
+use crate::pages::{browser_guard, from_browser, Page, PageRequest, Pages, PAGES_PATH};
 use crate::piecestore::{
     receive_market_piece, receive_piece, serve_piece, UploadRules, MARKET_RESOURCE_PATH,
     PIECE_STORE_PATH,
@@ -72,6 +73,12 @@ pub struct ServerOptions {
     /// How protocol errors are answered ([`Dialect::GoJsonRpc`] for a server standing in
     /// for the Go damocles-manager).
     pub dialect: Dialect,
+    /// Web pages served under [`PAGES_PATH`] (`/` redirects there): the manager's
+    /// dashboard.
+    pub pages: Option<Arc<dyn Pages>>,
+    /// Names besides IP addresses and `localhost` by which a browser may reach this
+    /// server ([`crate::pages::browser_guard`]).
+    pub allowed_hosts: Vec<String>,
 }
 
 impl std::fmt::Debug for ServerOptions {
@@ -91,6 +98,8 @@ impl std::fmt::Debug for ServerOptions {
             .field("piece_fallback", &self.piece_fallback.is_some())
             .field("piece_check", &self.piece_check.is_some())
             .field("dialect", &self.dialect)
+            .field("pages", &self.pages.is_some())
+            .field("allowed_hosts", &self.allowed_hosts)
             .finish()
     }
 }
@@ -111,6 +120,8 @@ impl Default for ServerOptions {
             piece_fallback: None,
             piece_check: None,
             dialect: Dialect::Standard,
+            pages: None,
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -244,6 +255,10 @@ enum Route {
     Piece,
     /// venus-market's `/resource?resource-id=…`: store an unsealed piece.
     MarketPiece,
+    /// The web pages ([`ServerOptions::pages`]).
+    Pages,
+    /// `/`, which redirects to the pages.
+    Root,
 }
 
 /// The paths a server answers: the piece store's where it serves pieces, the API at its
@@ -266,6 +281,12 @@ fn routes(options: &ServerOptions) -> matchit::Router<Route> {
     if let Some(path) = &options.path {
         add(path, Route::Rpc);
     }
+    if options.pages.is_some() {
+        add(PAGES_PATH, Route::Pages);
+        add(&format!("{PAGES_PATH}/"), Route::Pages);
+        add(&format!("{PAGES_PATH}/{{*page}}"), Route::Pages);
+        add("/", Route::Root);
+    }
     router
 }
 
@@ -281,6 +302,8 @@ async fn serve_http(
         (Some(Route::Piece), Some(dir)) => serve_piece_route(options, dir, false, req).await,
         (Some(Route::MarketPiece), Some(dir)) => serve_piece_route(options, dir, true, req).await,
         (Some(Route::Rpc), _) => serve_rpc(service, options, remote, req).await,
+        (Some(Route::Pages), _) => serve_pages(options, req).await,
+        (Some(Route::Root), _) => redirect(&format!("{PAGES_PATH}/")),
         (None, _) if options.path.is_none() => serve_rpc(service, options, remote, req).await,
         _ => {
             let error = RpcError::invalid_request(format!(
@@ -359,6 +382,14 @@ async fn serve_rpc(
     if req.method() != Method::POST {
         return not_allowed("JSON-RPC requests are POSTed", "POST");
     }
+    if from_browser(req.headers()) {
+        if let Err(why) = browser_guard(req.headers(), &options.allowed_hosts) {
+            return http_answer(error_answer(
+                StatusCode::FORBIDDEN,
+                RpcError::new(UNAUTHORIZED, why),
+            ));
+        }
+    }
     // go-jsonrpc reads any body whatever its type; the original worker's server wants JSON.
     if options.dialect == Dialect::Standard && !is_json(req.headers().get(CONTENT_TYPE)) {
         let error = RpcError::invalid_request(
@@ -394,6 +425,80 @@ async fn serve_rpc(
     )
     .await;
     http_answer(in_dialect(answer, options.dialect))
+}
+
+/// The web pages: GET a page, POST an action (its body read within the limits of an API
+/// call); every request passes the browser guard.
+async fn serve_pages(options: &ServerOptions, req: hyper::Request<Incoming>) -> HttpResponse {
+    let Some(pages) = &options.pages else {
+        return page_answer(Page::of(404, "text/plain; charset=utf-8", "no pages here"));
+    };
+    if let Err(why) = browser_guard(req.headers(), &options.allowed_hosts) {
+        return page_answer(Page::of(403, "text/plain; charset=utf-8", why));
+    }
+    if req.uri().path() == PAGES_PATH {
+        // The page's relative links resolve below the directory.
+        return redirect(&format!("{PAGES_PATH}/"));
+    }
+    let post = match *req.method() {
+        Method::GET | Method::HEAD => false,
+        Method::POST => true,
+        _ => return not_allowed("pages are read with GET and act with POST", "GET, POST"),
+    };
+    let path = req
+        .uri()
+        .path()
+        .strip_prefix(PAGES_PATH)
+        .unwrap_or("/")
+        .to_owned();
+    let query = req.uri().query().unwrap_or_default().to_owned();
+    let permission = options.permission(req.headers().get(AUTHORIZATION));
+    let body = if post {
+        match read_body(options, req).await {
+            Ok(body) => body,
+            Err(refused) => return refused,
+        }
+    } else {
+        Bytes::new()
+    };
+    let request = PageRequest {
+        path,
+        query,
+        post,
+        permission,
+        body,
+    };
+    page_answer(pages.answer(request).await)
+}
+
+fn page_answer(page: Page) -> HttpResponse {
+    let mut response = hyper::Response::new(Full::new(page.body));
+    *response.status_mut() = StatusCode::from_u16(page.status).unwrap_or(StatusCode::OK);
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(page.content_type));
+    // Nothing of another origin runs in the pages or frames them; nothing is cached.
+    headers.insert(
+        "content-security-policy",
+        HeaderValue::from_static(
+            "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+        ),
+    );
+    headers.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert("cache-control", HeaderValue::from_static("no-store"));
+    headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    response
+}
+
+fn redirect(to: &str) -> HttpResponse {
+    let mut response = hyper::Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = StatusCode::FOUND;
+    if let Ok(location) = HeaderValue::from_str(to) {
+        response.headers_mut().insert("location", location);
+    }
+    response
 }
 
 /// The body of a JSON-RPC request, refused past `body_limit` (413), past the body timeout

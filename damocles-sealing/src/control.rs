@@ -327,6 +327,13 @@ impl Control {
             .is_some_and(|median| elapsed > (median * 10).max(Duration::from_secs(600)))
     }
 
+    /// How long the thread's job has been in its current state (`None` between jobs, and
+    /// in `Empty` before a sector is allocated).
+    pub(crate) fn job_state_elapsed(&self) -> Option<Duration> {
+        let s = self.lock();
+        (s.job_id.is_some() && s.job_state.is_some()).then(|| s.state_since.elapsed())
+    }
+
     /// The id of the thread's sector, if it has one.
     pub(crate) fn sector(&self) -> Option<String> {
         self.lock().job_id.clone()

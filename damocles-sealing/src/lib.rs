@@ -26,6 +26,7 @@ pub mod metrics;
 #[cfg(feature = "mock-chain")]
 pub mod mock_chain;
 pub mod options;
+pub mod panics;
 pub mod params;
 pub mod paths;
 pub mod pieces;

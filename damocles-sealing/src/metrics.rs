@@ -1,13 +1,15 @@
 //! The worker's metrics, in the Prometheus text format: per-stage proof call durations
 //! (labels `plan`, `stage`), waits for a stage slot, threads by state, failures by level,
 //! sectors finished and aborted, and admin calls by method with their latency (recorded
-//! by whoever serves the admin API).
+//! by whoever serves the admin API); per thread, taken at each scrape, how long its job has
+//! been in its state (labels `thread`, `plan`, `state`, `stage`) and whether it is paused on
+//! an error (what deploy/prometheus/damocles.rules.yml alerts on).
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use damocles_core::{FailureLevel, Plan, ProofStage, ThreadInfo, ThreadState};
+use damocles_core::{FailureLevel, Plan, ProofStage, Stage, ThreadInfo, ThreadState};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -41,6 +43,59 @@ struct MethodLabels {
     method: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ThreadStateLabels {
+    thread: String,
+    plan: String,
+    state: String,
+    stage: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ThreadLabels {
+    thread: String,
+}
+
+/// One thread at a scrape: what `worker list` shows, and how long its job has been in its
+/// current state.
+#[derive(Debug, Clone)]
+pub struct ThreadSample {
+    /// What `worker list` shows.
+    pub info: ThreadInfo,
+    /// How long the job has been in its current state (`None` between jobs); shown for a
+    /// thread with a job id and a state.
+    pub in_state: Option<Duration>,
+}
+
+/// The `stage` label of a job stage: the proof stage's name where the stage makes proof
+/// calls (`pc1`, `c2`, `transfer`: as in `damocles_worker_stage_duration_seconds`), else the
+/// label in snake case (`WaitSeed`: `wait_seed`, `WaitPCLanded`: `wait_pc_landed`); `none`
+/// for `-`.
+pub fn stage_label(stage: Stage) -> String {
+    if let Some(proof) = stage.proof_stage() {
+        return proof.as_str().to_owned();
+    }
+    if stage == Stage::Nothing {
+        return "none".to_owned();
+    }
+    let chars: Vec<char> = stage.as_str().chars().collect();
+    let mut label = String::new();
+    for (i, c) in chars.iter().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            let prev = chars[i - 1];
+            let next_lower = chars.get(i + 1).is_some_and(|n| n.is_ascii_lowercase());
+            if prev.is_ascii_lowercase()
+                || prev.is_ascii_digit()
+                || (prev.is_ascii_uppercase() && next_lower)
+            {
+                label.push('_');
+            }
+        }
+        label.push(c.to_ascii_lowercase());
+    }
+    label
+}
+
 /// The proof calls of one stage, summed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StageStat {
@@ -67,6 +122,10 @@ pub struct WorkerMetrics {
     aborted: Counter,
     admin_calls: Family<MethodLabels, Counter>,
     admin_latency: Family<MethodLabels, Histogram, fn() -> Histogram>,
+    thread_state_seconds: Family<ThreadStateLabels, Gauge>,
+    paused_on_error: Family<ThreadLabels, Gauge>,
+    /// Held while a scrape sets the per-thread families (cleared and refilled each time).
+    rendering: Mutex<()>,
     stages: Mutex<BTreeMap<ProofStage, StageCalls>>,
 }
 
@@ -99,6 +158,8 @@ impl Default for WorkerMetrics {
         let finished = Counter::default();
         let aborted = Counter::default();
         let admin_calls = Family::default();
+        let thread_state_seconds = Family::default();
+        let paused_on_error = Family::default();
         registry.register(
             "stage_duration_seconds",
             "Duration of each stage's proof call",
@@ -128,6 +189,16 @@ impl Default for WorkerMetrics {
             "Admin API call latency by method",
             admin_latency.clone(),
         );
+        registry.register(
+            "thread_state_seconds",
+            "Seconds each thread's job has been in its current state (threads with a sector or job)",
+            thread_state_seconds.clone(),
+        );
+        registry.register(
+            "thread_paused_on_error",
+            "1 for a thread paused on a failure (it waits for a resume), 0 for the others",
+            paused_on_error.clone(),
+        );
         Self {
             registry,
             stage_duration,
@@ -139,6 +210,9 @@ impl Default for WorkerMetrics {
             aborted,
             admin_calls,
             admin_latency,
+            thread_state_seconds,
+            paused_on_error,
+            rendering: Mutex::default(),
             stages: Mutex::default(),
         }
     }
@@ -238,13 +312,15 @@ impl WorkerMetrics {
     }
 
     /// The text exposition, with the thread gauges taken from `threads` now.
-    pub fn render(&self, threads: &[ThreadInfo]) -> String {
+    pub fn render(&self, threads: &[ThreadSample]) -> String {
+        // Two scrapes at once would interleave their clearing and refilling.
+        let _rendering = self.rendering.lock().unwrap_or_else(|e| e.into_inner());
         for state in ["idle", "running", "waiting", "paused"] {
             let n = threads
                 .iter()
                 .filter(|t| {
                     matches!(
-                        (&t.thread_state, state),
+                        (&t.info.thread_state, state),
                         (ThreadState::Idle, "idle")
                             | (ThreadState::Running { .. }, "running")
                             | (ThreadState::Waiting { .. }, "waiting")
@@ -258,8 +334,35 @@ impl WorkerMetrics {
                 })
                 .set(i64::try_from(n).unwrap_or(i64::MAX));
         }
-        self.stuck
-            .set(i64::try_from(threads.iter().filter(|t| t.stuck).count()).unwrap_or(i64::MAX));
+        self.stuck.set(
+            i64::try_from(threads.iter().filter(|t| t.info.stuck).count()).unwrap_or(i64::MAX),
+        );
+        // Per thread, as they are now: a job's earlier states leave no series behind.
+        self.thread_state_seconds.clear();
+        self.paused_on_error.clear();
+        for t in threads {
+            let thread = t.info.index.to_string();
+            if let (Some(in_state), Some(_), Some(_)) =
+                (t.in_state, &t.info.job_id, t.info.job_state)
+            {
+                self.thread_state_seconds
+                    .get_or_create(&ThreadStateLabels {
+                        thread: thread.clone(),
+                        plan: t.info.plan_shown().to_owned(),
+                        state: t.info.job_state_shown().to_owned(),
+                        stage: t
+                            .info
+                            .job_stage
+                            .map_or_else(|| "none".to_owned(), stage_label),
+                    })
+                    .set(i64::try_from(in_state.as_secs()).unwrap_or(i64::MAX));
+            }
+            let on_error = matches!(t.info.thread_state, ThreadState::Paused { .. })
+                && t.info.last_error.is_some();
+            self.paused_on_error
+                .get_or_create(&ThreadLabels { thread })
+                .set(i64::from(on_error));
+        }
         let mut text = String::new();
         if prometheus_client::encoding::text::encode(&mut text, &self.registry).is_err() {
             text.clear();
@@ -271,6 +374,107 @@ impl WorkerMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use damocles_core::{PlanState, State};
+
+    fn thread(index: usize, state: Option<State>, thread_state: ThreadState) -> ThreadInfo {
+        ThreadInfo {
+            index,
+            location: format!("/s{index}"),
+            plan: Plan::Sealer,
+            job_id: state.map(|_| format!("s-t01000-{index}")),
+            job_state: state.map(PlanState::Sector),
+            job_stage: state.map(|s| PlanState::Sector(s).stage(Plan::Sealer)),
+            thread_state,
+            last_error: None,
+            pause_requested: false,
+            draining: false,
+            stuck: false,
+            pending_plan: None,
+            config_error: None,
+            stopping: false,
+            as_sent: Default::default(),
+        }
+    }
+
+    fn samples(text: &str) -> Vec<&str> {
+        text.lines().filter(|l| !l.starts_with('#')).collect()
+    }
+
+    #[test]
+    fn stage_labels_are_snake_case_and_proof_stages_named_as_in_durations() {
+        assert_eq!(stage_label(Stage::PC1), "pc1");
+        assert_eq!(stage_label(Stage::SyntheticPoRep), "synth_proof");
+        assert_eq!(stage_label(Stage::PersistFiles), "transfer");
+        assert_eq!(stage_label(Stage::Generate), "window_post");
+        assert_eq!(stage_label(Stage::WaitSeed), "wait_seed");
+        assert_eq!(stage_label(Stage::WaitPCLanded), "wait_pc_landed");
+        assert_eq!(stage_label(Stage::SubmitPreCommit), "submit_pre_commit");
+        assert_eq!(stage_label(Stage::PrepareForSnapup), "prepare_for_snapup");
+        assert_eq!(stage_label(Stage::Nothing), "none");
+    }
+
+    #[test]
+    fn each_thread_has_its_time_in_state_and_whether_it_is_paused_on_an_error() {
+        let metrics = WorkerMetrics::default();
+        let running = ThreadState::Running {
+            elapsed: 3,
+            proc: None,
+        };
+        let mut on_error = thread(
+            1,
+            Some(State::PersistanceSubmitted),
+            ThreadState::Paused { elapsed: 9 },
+        );
+        on_error.last_error = Some("permanent: the seed never came".into());
+        let by_operator = thread(2, Some(State::C1Done), ThreadState::Paused { elapsed: 9 });
+        let text = metrics.render(&[
+            ThreadSample {
+                info: thread(0, Some(State::TicketAssigned), running.clone()),
+                in_state: Some(Duration::from_millis(7_200_900)),
+            },
+            ThreadSample {
+                info: on_error,
+                in_state: Some(Duration::from_secs(42)),
+            },
+            ThreadSample {
+                info: by_operator,
+                in_state: Some(Duration::from_secs(5)),
+            },
+            ThreadSample {
+                info: thread(3, None, ThreadState::Idle),
+                in_state: None,
+            },
+        ]);
+        let lines = samples(&text);
+        for line in [
+            r#"damocles_worker_thread_state_seconds{thread="0",plan="sealer",state="TicketAssigned",stage="pc1"} 7200"#,
+            r#"damocles_worker_thread_state_seconds{thread="1",plan="sealer",state="PersistanceSubmitted",stage="wait_seed"} 42"#,
+            r#"damocles_worker_thread_state_seconds{thread="2",plan="sealer",state="C1Done",stage="c2"} 5"#,
+            r#"damocles_worker_thread_paused_on_error{thread="0"} 0"#,
+            r#"damocles_worker_thread_paused_on_error{thread="1"} 1"#,
+            r#"damocles_worker_thread_paused_on_error{thread="2"} 0"#,
+            r#"damocles_worker_thread_paused_on_error{thread="3"} 0"#,
+            r#"damocles_worker_threads{state="paused"} 2"#,
+        ] {
+            assert!(lines.contains(&line), "{line} in\n{text}");
+        }
+        assert!(
+            !text.contains(r#"thread_state_seconds{thread="3""#),
+            "a thread without a job has no time in state:\n{text}"
+        );
+
+        // The next scrape shows the threads as they are then: no series of earlier states.
+        let text = metrics.render(&[ThreadSample {
+            info: thread(0, Some(State::PC1Done), running),
+            in_state: Some(Duration::from_secs(1)),
+        }]);
+        let lines = samples(&text);
+        assert!(lines.contains(
+            &r#"damocles_worker_thread_state_seconds{thread="0",plan="sealer",state="PC1Done",stage="pc2"} 1"#
+        ));
+        assert!(!text.contains("TicketAssigned"), "{text}");
+        assert!(!text.contains(r#"thread="1""#), "{text}");
+    }
 
     #[test]
     fn the_median_is_of_the_recent_calls_of_a_stage() {

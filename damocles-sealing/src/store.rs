@@ -414,12 +414,7 @@ fn first_file(dir: &Path) -> Option<PathBuf> {
 
 /// Runs `f`, turning a panic into an error naming the database file.
 fn contained<T>(path: &Path, f: impl FnOnce() -> T) -> Result<T, StoreError> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|panic| {
-        let message = panic
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "unknown panic".to_owned());
+    crate::panics::contain(f).map_err(|message| {
         store_error(
             path,
             format!("the database is damaged (redb panicked: {message})"),

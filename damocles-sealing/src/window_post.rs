@@ -529,18 +529,11 @@ fn vanilla_proof(
     challenged: Option<Vec<u64>>,
 ) -> Result<Vec<u8>, SectorFault> {
     let challenged = challenged.ok_or_else(|| SectorFault::NotChallenged(u64::from(id)))?;
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+    match crate::panics::contain(|| {
         post::generate_single_vanilla_proof(post_proof, id, replica, &challenged)
-    }));
-    match result {
+    }) {
         Ok(Ok(proof)) => Ok(proof),
         Ok(Err(e)) => Err(SectorFault::Proof(e)),
-        Err(panic) => Err(SectorFault::Panicked(
-            panic
-                .downcast_ref::<&str>()
-                .map(|m| (*m).to_owned())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_default(),
-        )),
+        Err(panic) => Err(SectorFault::Panicked(panic)),
     }
 }

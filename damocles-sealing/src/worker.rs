@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 
 use crate::control::Control;
 use crate::journal::Journal;
-use crate::metrics::{StageStat, WorkerMetrics};
+use crate::metrics::{StageStat, ThreadSample, WorkerMetrics};
 use crate::store::LocationLock;
 use crate::thread::{self, ThreadContext};
 
@@ -399,7 +399,15 @@ impl Worker {
 
     /// The metrics in the Prometheus text format.
     pub fn render_metrics(&self) -> String {
-        self.metrics.render(&self.list())
+        let threads: Vec<ThreadSample> = self
+            .threads
+            .iter()
+            .map(|t| ThreadSample {
+                info: t.control.info(),
+                in_state: t.control.job_state_elapsed(),
+            })
+            .collect();
+        self.metrics.render(&threads)
     }
 
     /// The threads.

@@ -9,9 +9,8 @@ use std::time::Duration;
 use damocles_core::listing::{ChainJobRow, SectorRow, WdPostJobRow};
 use damocles_core::sealer_api::{Cid, ExtendedSectorInfo};
 use damocles_core::{ActorId, PoStProof, SealProof, SectorId, SectorNumber, SectorSize};
-use damocles_rpc::manager::unix_now;
 use damocles_rpc::manager::{ChainView, JobRequestError};
-use damocles_rpc::metrics::{ManagerMetrics, MetricsServer, Renderer};
+use damocles_rpc::metrics::{ManagerMetrics, MetricsServer, Renderer, SCRAPE_WAIT};
 use damocles_rpc::pg::{DbError, DbErrorKind};
 use damocles_rpc::sealer::MANAGER_PATH;
 use damocles_rpc::{
@@ -23,6 +22,7 @@ use damocles_sealing::options::CheckLimits;
 use damocles_sealing::params::{self, Generated};
 use damocles_sealing::store::Location;
 
+use super::dashboard::Dashboard;
 use super::shared_chain::SharedChain;
 use crate::exit::{self, CliError, ErrorKind};
 use crate::render;
@@ -41,6 +41,12 @@ pub struct MockOptions {
     pub admin_token: Option<String>,
     pub read_token: Option<String>,
     pub metrics_listen: Option<String>,
+    /// Serve the dashboard at `/dashboard/`.
+    pub dashboard: bool,
+    /// Names besides addresses and localhost by which browsers may reach the manager.
+    pub dashboard_hosts: Vec<String>,
+    /// The workers' admin token, sent by the dashboard's relays.
+    pub worker_token: Option<String>,
     pub deals: Option<f64>,
     /// Stores the worker persists to (name, path), which the rebuild check reads.
     pub persist_stores: Vec<(String, PathBuf)>,
@@ -155,13 +161,15 @@ async fn serve(options: MockOptions) -> Result<u8, CliError> {
     announce(&options, proof, &home, addr);
     let metrics_server = match &options.metrics_listen {
         None => None,
-        Some(listen) => match serve_metrics(listen, metrics, registry, options.expiration).await {
-            Ok(m) => Some(m),
-            Err(e) => {
-                server.shutdown().await;
-                return Err(e);
+        Some(listen) => {
+            match serve_metrics(listen, metrics, registry, &chain, options.expiration).await {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    server.shutdown().await;
+                    return Err(e);
+                }
             }
-        },
+        }
     };
     let worker = match &options.with_worker {
         None => None,
@@ -196,20 +204,31 @@ async fn serve_api(
     registry: Arc<dyn Registry>,
     metrics: Arc<ManagerMetrics>,
 ) -> Result<RpcServer, CliError> {
+    let view: Arc<dyn ChainView> = Arc::new(MockChainView(
+        chain.clone(),
+        CheckLimits {
+            sector: options.proving_check_timeout,
+            partition: options.proving_check_timeout * 2,
+            ..CheckLimits::default()
+        },
+    ));
+    let pages = options.dashboard.then(|| {
+        let dashboard: Arc<dyn damocles_rpc::pages::Pages> = Arc::new(Dashboard::new(
+            registry.clone(),
+            Some(view.clone()),
+            options.worker_token.clone(),
+            options.expiration,
+        ));
+        dashboard
+    });
     let service = ManagerService::new(
         Arc::new(chain.clone()),
         registry,
         options.expiration,
         format!("v{}-damocles-rs-mock", env!("CARGO_PKG_VERSION")),
-        Some(Arc::new(MockChainView(
-            chain.clone(),
-            CheckLimits {
-                sector: options.proving_check_timeout,
-                partition: options.proving_check_timeout * 2,
-                ..CheckLimits::default()
-            },
-        ))),
-    );
+        Some(view),
+    )
+    .with_worker_token(options.worker_token.clone());
     let server_options = ServerOptions {
         path: Some(MANAGER_PATH.to_owned()),
         exposure: damocles_rpc::manager::MANAGER_EXPOSURE,
@@ -225,6 +244,8 @@ async fn serve_api(
         }),
         piece_check: Some(Arc::new(chain.clone())),
         dialect: damocles_rpc::dialect::Dialect::GoJsonRpc,
+        pages,
+        allowed_hosts: options.dashboard_hosts.clone(),
         ..ServerOptions::default()
     };
     RpcServer::bind(&options.listen, Arc::new(service), server_options)
@@ -326,20 +347,22 @@ fn announce(
     );
 }
 
-/// Serves the manager's metrics on `listen` (`GET /metrics`).
+/// Serves the manager's metrics on `listen` (`GET /metrics`): the registry's and the chain
+/// records' (WindowPoSt jobs, whether the database can be read).
 async fn serve_metrics(
     listen: &str,
     metrics: Arc<ManagerMetrics>,
     registry: Arc<dyn Registry>,
+    chain: &MockChain,
     expiration: Duration,
 ) -> Result<MetricsServer, CliError> {
+    let view: Arc<dyn ChainView> = Arc::new(MockChainView(chain.clone(), CheckLimits::default()));
     let render: Renderer = Arc::new(move || {
-        let (metrics, registry) = (metrics.clone(), registry.clone());
+        let (metrics, registry, view) = (metrics.clone(), registry.clone(), view.clone());
         Box::pin(async move {
-            match registry.entries().await {
-                Ok(entries) => metrics.render(&entries, expiration, unix_now()),
-                Err(e) => format!("# the worker registry cannot be read: {e}\n"),
-            }
+            metrics
+                .scrape(registry.as_ref(), view, expiration, SCRAPE_WAIT)
+                .await
         })
     });
     let server = MetricsServer::bind(listen, render)

@@ -1,6 +1,7 @@
 //! The `damocles-manager` command line: `mock` (the mock chain and the worker registry,
 //! optionally with a worker in the same process) and `util worker|sealer …`.
 
+mod dashboard;
 mod mock;
 mod proving;
 pub mod shared_chain;
@@ -73,6 +74,19 @@ struct MockArgs {
     /// Serve Prometheus metrics at http://<addr>/metrics.
     #[arg(long, value_name = "ADDR")]
     metrics_listen: Option<String>,
+    /// Serve no dashboard (by default it is at http://<listen>/dashboard/, with the API's
+    /// tokens: the read token sees it, the admin token acts).
+    #[arg(long)]
+    no_dashboard: bool,
+    /// A name (besides IP addresses and localhost) by which browsers may reach the
+    /// dashboard and the API, e.g. manager.lan; repeat for several. Requests from a page
+    /// under any other name are refused (DNS rebinding).
+    #[arg(long, value_name = "NAME")]
+    dashboard_host: Vec<String>,
+    /// The workers' admin token, which the dashboard sends when it reads or acts on a
+    /// worker (as `util --worker-token` does).
+    #[arg(long, env = "DAMOCLES_WORKER_TOKEN", hide_env_values = true)]
+    worker_token: Option<String>,
     /// Answer each ReportState only after this long, so that every state a worker reaches
     /// stays visible that long (for crash tests).
     #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
@@ -410,6 +424,9 @@ pub fn main_impl() -> ExitCode {
             admin_token: args.admin_token,
             read_token: args.read_token,
             metrics_listen: args.metrics_listen,
+            dashboard: !args.no_dashboard,
+            dashboard_hosts: args.dashboard_host,
+            worker_token: args.worker_token,
         })),
         Command::Util(args) => {
             let ctx = util::Context {

@@ -8,11 +8,11 @@ use super::{cell, tabulate};
 /// `damocles-worker worker list`: `#  location  Plan  JobID  JobState  JobStage
 /// ThreadState  LastErr`, `-` for what is missing, errors kept on one line.
 pub fn thread_table(threads: &[ThreadInfo]) -> String {
-    threads_with(
+    tabulate(&threads_with(
         "#\tlocation\tPlan\tJobID\tJobState\tJobStage\tThreadState\tLastErr",
         "-",
         threads,
-    )
+    ))
 }
 
 /// `damocles-manager util worker info`: the threads of one worker, `NULL` for what is
@@ -21,6 +21,12 @@ pub fn info_table(threads: &[ThreadInfo]) -> String {
     if threads.is_empty() {
         return String::new();
     }
+    tabulate(&info_lines(threads))
+}
+
+/// The lines of [`info_table`] before alignment, the header first (the dashboard makes an
+/// HTML table of them).
+pub fn info_lines(threads: &[ThreadInfo]) -> Vec<String> {
     threads_with(
         "Index\tLoc\tPlan\tJobID\tJobState\tJobStage\tThreadState\tLastErr",
         "NULL",
@@ -28,7 +34,7 @@ pub fn info_table(threads: &[ThreadInfo]) -> String {
     )
 }
 
-fn threads_with(header: &str, missing: &str, threads: &[ThreadInfo]) -> String {
+fn threads_with(header: &str, missing: &str, threads: &[ThreadInfo]) -> Vec<String> {
     let mut lines = vec![header.to_owned()];
     for t in threads {
         let mut state = t.thread_state.to_string();
@@ -62,7 +68,7 @@ fn threads_with(header: &str, missing: &str, threads: &[ThreadInfo]) -> String {
             cell(&last_error_cell(t, missing)),
         ));
     }
-    tabulate(&lines)
+    lines
 }
 
 /// The plan, and the one its hot config names for the next job: `sealer->rebuild`.

@@ -204,18 +204,30 @@ pub fn util_json(manager: &str, args: &[&str]) -> Value {
 
 /// `damocles-worker worker -H worker --json list`; `None` when it cannot be reached.
 pub fn worker_list(worker: &str) -> Option<Vec<Value>> {
+    try_worker_list(worker).ok()
+}
+
+/// [`worker_list`], or why it failed (the exit status and standard error).
+pub fn try_worker_list(worker: &str) -> Result<Vec<Value>, String> {
     let output = Command::new(WORKER)
         .args(["worker", "-H", worker, "--json", "list"])
         .env_remove("DAMOCLES_WORKER_CONFIG")
         .output()
         .expect("worker list");
+    let why = || {
+        format!(
+            "{}: {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        )
+    };
     if !output.status.success() {
-        return None;
+        return Err(why());
     }
     serde_json::from_slice::<Value>(&output.stdout)
-        .ok()?
-        .as_array()
-        .cloned()
+        .ok()
+        .and_then(|v| v.as_array().cloned())
+        .ok_or_else(why)
 }
 
 /// `damocles-worker worker -H worker …`.
@@ -234,27 +246,36 @@ pub fn text(output: &Output) -> String {
 }
 
 /// [`wait_until`] on a listing of `process`'s threads, which on timeout shows the last
-/// listing and the end of the process's log, so that a failure in CI says what the
-/// worker was doing.
+/// listing (or why the last one failed), whether the process still runs and the end of its
+/// log, so that a failure in CI says what the worker was doing.
 pub fn wait_for_threads(
     what: &str,
-    process: &Process,
+    process: &mut Process,
     limit: Duration,
     mut found: impl FnMut(&[Value]) -> bool,
 ) -> Vec<Value> {
     let deadline = Instant::now() + limit;
     let mut last = None;
+    let mut failed = None;
     loop {
-        if let Some(threads) = worker_list(&process.address) {
-            if found(&threads) {
-                return threads;
+        let started = Instant::now();
+        match try_worker_list(&process.address) {
+            Ok(threads) => {
+                if found(&threads) {
+                    return threads;
+                }
+                last = Some(threads);
             }
-            last = Some(threads);
+            Err(why) => failed = Some(format!("{why} (after {:?})", started.elapsed())),
         }
         if Instant::now() >= deadline {
+            let exited = process.child.try_wait().expect("try_wait");
             let logs = process.logs.lock().expect("logs");
             let tail = logs[logs.len().saturating_sub(40)..].join("\n");
-            panic!("timed out waiting for {what}; last listing: {last:#?}\nlog:\n{tail}");
+            panic!(
+                "timed out waiting for {what}; last listing: {last:#?}\nlast failed listing: \
+                 {failed:?}\nthe worker exited: {exited:?}\nlog:\n{tail}"
+            );
         }
         std::thread::sleep(Duration::from_millis(100));
     }

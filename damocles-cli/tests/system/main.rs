@@ -2,6 +2,8 @@
 //! module is one area.
 
 mod common;
+mod dashboard;
+mod deploy_metrics;
 mod external_processors;
 mod interop;
 mod manager_and_worker;

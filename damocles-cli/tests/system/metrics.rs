@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::{manager, wait_until, worker_cli, worker_config, Process};
 
-fn scrape(addr: &str) -> String {
+pub(crate) fn scrape(addr: &str) -> String {
     let mut stream = std::net::TcpStream::connect(addr).expect("connect");
     stream
         .write_all(
@@ -24,13 +24,13 @@ fn scrape(addr: &str) -> String {
 }
 
 /// The value of the sample `name` (with its labels) in `text`.
-fn sample(text: &str, name: &str) -> Option<f64> {
+pub(crate) fn sample(text: &str, name: &str) -> Option<f64> {
     text.lines()
         .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
         .and_then(|v| v.trim().parse().ok())
 }
 
-fn metrics_addr(process: &Process) -> String {
+pub(crate) fn metrics_addr(process: &Process) -> String {
     wait_until(
         "the metrics address",
         Duration::from_secs(30),
@@ -107,6 +107,31 @@ fn worker_and_manager_metrics_move_as_sectors_seal() {
         sample(&worker_text, "damocles_worker_sectors_finished_total"),
         Some(0.0)
     );
+    // Per thread (deploy/prometheus/damocles.rules.yml): the paused one is paused on its
+    // C2 failure, its sector in C1Done (stage c2) since then; the idle one has no job.
+    let samples = |prefix: &str| -> Vec<(String, f64)> {
+        worker_text
+            .lines()
+            .filter(|l| l.starts_with(prefix))
+            .filter_map(|l| {
+                let (series, value) = l.rsplit_once(' ')?;
+                Some((series.to_owned(), value.parse().ok()?))
+            })
+            .collect()
+    };
+    let on_error = samples("damocles_worker_thread_paused_on_error{");
+    assert_eq!(on_error.len(), 2, "{worker_text}");
+    let paused: Vec<_> = on_error.iter().filter(|(_, v)| *v == 1.0).collect();
+    assert_eq!(paused.len(), 1, "{worker_text}");
+    let thread = paused[0].0.split('"').nth(1).expect("thread label");
+    let in_state = samples("damocles_worker_thread_state_seconds{");
+    assert_eq!(
+        in_state.iter().map(|(s, _)| s.as_str()).collect::<Vec<_>>(),
+        [format!(
+            "damocles_worker_thread_state_seconds{{thread=\"{thread}\",plan=\"sealer\",state=\"C1Done\",stage=\"c2\"}}"
+        )],
+        "{worker_text}"
+    );
 
     let list = "damocles_worker_admin_calls_total{method=\"VenusWorker.WorkerList\"}";
     let before = sample(&scrape(&worker_metrics), list).unwrap_or(0.0);
@@ -142,6 +167,23 @@ fn worker_and_manager_metrics_move_as_sectors_seal() {
             "damocles_manager_worker_ping_age{age=\"<=60s\"}"
         ),
         Some(1.0)
+    );
+    assert_eq!(
+        sample(&manager_text, "damocles_manager_database_up"),
+        Some(1.0)
+    );
+    assert!(
+        manager_text
+            .lines()
+            .any(|l| l.starts_with("damocles_manager_worker_last_ping_age_seconds{worker=")),
+        "{manager_text}"
+    );
+    assert_eq!(
+        sample(
+            &manager_text,
+            "damocles_manager_wdpost_jobs{state=\"failed\"}"
+        ),
+        Some(0.0)
     );
     let pings = "damocles_manager_api_calls_total{method=\"Venus.WorkerPing\"}";
     let first = sample(&manager_text, pings).expect("pings counted");

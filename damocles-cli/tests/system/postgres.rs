@@ -402,7 +402,15 @@ fn a_worker_seals_through_two_managers_when_one_is_killed_and_postgres_restarts(
 fn listings_during_a_database_outage_say_since_when_and_exit_3() {
     let db = TestDatabase::create();
     let dir = tempfile::tempdir().expect("temp dir");
-    let (a, _b) = two_managers(&db, dir.path(), &[]);
+    let (a, _b) = two_managers(&db, dir.path(), &["--metrics-listen", "127.0.0.1:0"]);
+    let a_metrics = crate::metrics::metrics_addr(&a);
+    let database_up = || {
+        crate::metrics::sample(
+            &crate::metrics::scrape(&a_metrics),
+            "damocles_manager_database_up",
+        )
+    };
+    assert_eq!(database_up(), Some(1.0));
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let client = damocles_rpc::RpcClient::new(
         &a.address,
@@ -434,7 +442,17 @@ fn listings_during_a_database_outage_say_since_when_and_exit_3() {
         assert!(said.contains("cannot be read since 20"), "{args:?}: {said}");
         assert!(out.stdout.is_empty(), "{args:?}: nothing listed");
     }
+    // What DamoclesManagerDatabaseDown (deploy/prometheus/damocles.rules.yml) alerts on,
+    // served within Prometheus' default scrape timeout (10 s).
+    let asked = std::time::Instant::now();
+    assert_eq!(database_up(), Some(0.0), "during the outage");
+    assert!(
+        asked.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        asked.elapsed()
+    );
     restart_postgres();
     let sectors = util_json(&a.address, &["sealer", "sectors", "list"]);
     assert_eq!(sectors.as_array().map(Vec::len), Some(1), "{sectors}");
+    assert_eq!(database_up(), Some(1.0), "once the database is back");
 }

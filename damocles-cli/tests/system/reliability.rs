@@ -374,8 +374,8 @@ fn a_corrupt_state_database_pauses_its_thread_alone() {
         command
             .args(["daemon", "--mock-chain", "10000", "-c"])
             .arg(&config);
-        let process = Process::start(command, "admin API listening on ");
-        let threads = wait_for_threads(what, &process, Duration::from_secs(60), |threads| {
+        let mut process = Process::start(command, "admin API listening on ");
+        let threads = wait_for_threads(what, &mut process, Duration::from_secs(60), |threads| {
             threads[1]["thread_state"]["state"] == "Paused"
         });
         let error = threads[1]["last_error"].as_str().unwrap_or_default();

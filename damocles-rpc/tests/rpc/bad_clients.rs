@@ -601,7 +601,7 @@ mod connections {
 
 #[tokio::test]
 async fn counts_at_u64_max_do_not_break_the_managers_metrics() {
-    use damocles_rpc::metrics::ManagerMetrics;
+    use damocles_rpc::metrics::{ManagerMetrics, RecordFacts};
     let registry = Arc::new(WorkerRegistry::in_memory().expect("registry"));
     let server = manager(registry.clone(), ServerOptions::default()).await;
     let addr = server.local_addr().to_string();
@@ -617,7 +617,12 @@ async fn counts_at_u64_max_do_not_break_the_managers_metrics() {
     let metrics = ManagerMetrics::default();
     let now = damocles_rpc::manager::unix_now();
     for _ in 0..2 {
-        let text = metrics.render(&registry.list(), Duration::from_secs(600), now);
+        let text = metrics.render(
+            Some(&registry.list()),
+            Duration::from_secs(600),
+            now,
+            &RecordFacts::default(),
+        );
         for state in ["empty", "paused", "running", "waiting", "errors"] {
             let line = format!(
                 "damocles_manager_worker_threads{{state=\"{state}\"}} {}",

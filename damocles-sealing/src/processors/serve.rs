@@ -129,7 +129,10 @@ fn answer<P: ProcessorTask>(request: Request<Box<RawValue>>, output: &Mutex<impl
         .and_then(
             |task| match catch_unwind(AssertUnwindSafe(|| task.execute())) {
                 Ok(result) => result.map_err(|failure| failure.to_string()),
-                Err(panic) => Err(format!("{stage} panicked: {}", panic_message(&*panic))),
+                Err(panic) => Err(format!(
+                    "{stage} panicked: {}",
+                    crate::panics::message(&*panic)
+                )),
             },
         );
     let seconds = started.elapsed().as_secs_f64();
@@ -163,14 +166,6 @@ fn answer<P: ProcessorTask>(request: Request<Box<RawValue>>, output: &Mutex<impl
     if let Err(e) = written {
         tracing::error!("{stage} processor (pid {pid}): task {id}: cannot write its answer: {e}");
     }
-}
-
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "no message".into())
 }
 
 #[cfg(test)]
