@@ -282,6 +282,14 @@ impl Default for ManagerMetrics {
     }
 }
 
+/// `text` as a label value of the text exposition: prometheus-client writes label values
+/// as they are, so a worker named with `"`, `\` or a line break would break every scrape.
+fn label_value(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
 impl ManagerMetrics {
     /// An API call of `method` took `took`.
     pub fn record_call(&self, method: &str, took: Duration) {
@@ -424,7 +432,7 @@ impl ManagerMetrics {
             ages[bucket] = ages[bucket].saturating_add(1);
             self.last_ping_age
                 .get_or_create(&WorkerLabels {
-                    worker: entry.info.name.clone(),
+                    worker: label_value(&entry.info.name),
                 })
                 .set(age.max(0));
         }
@@ -473,6 +481,23 @@ mod tests {
 
     fn has(text: &str, line: &str) {
         assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+    }
+
+    #[test]
+    fn a_worker_name_with_quotes_and_backslashes_is_escaped_so_the_scrape_parses() {
+        let metrics = ManagerMetrics::default();
+        let now = 1_000_000;
+        let entries = [entry("a\"b\\c\nd", now - 3)];
+        let text = metrics.render(
+            Some(&entries),
+            Duration::from_secs(600),
+            now,
+            &RecordFacts::default(),
+        );
+        has(
+            &text,
+            r#"damocles_manager_worker_last_ping_age_seconds{worker="a\"b\\c\nd"} 3"#,
+        );
     }
 
     #[test]

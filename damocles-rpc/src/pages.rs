@@ -88,6 +88,13 @@ pub fn browser_guard(headers: &HeaderMap, allowed_hosts: &[String]) -> Result<()
             "Host {host:?} is not an address of this manager: open it by IP address or localhost, or start it with --dashboard-host {name}"
         ));
     }
+    // A request the browser itself marks as made by another site's page.
+    if headers
+        .get("sec-fetch-site")
+        .is_some_and(|site| site.as_bytes() == b"cross-site")
+    {
+        return Err("a page of another site may not call this manager".to_owned());
+    }
     if let Some(origin) = headers.get(ORIGIN) {
         let origin = origin.to_str().unwrap_or_default();
         let own = ["http://", "https://"]
@@ -180,6 +187,9 @@ mod tests {
         )
         .is_err());
         assert!(browser_guard(&HeaderMap::new(), &allowed).is_err());
+        let mut marked = headers("127.0.0.1:1789", None);
+        marked.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
+        assert!(browser_guard(&marked, &allowed).is_err());
         assert!(from_browser(&headers("x", Some("http://x"))));
         assert!(!from_browser(&headers("x", None)));
     }

@@ -345,6 +345,9 @@ fn announce(
             None => format!("registry and chain records in {}", home.display()),
         }
     );
+    if options.dashboard {
+        eprintln!("dashboard at http://{addr}/dashboard/");
+    }
 }
 
 /// Serves the manager's metrics on `listen` (`GET /metrics`): the registry's and the chain

@@ -149,6 +149,27 @@ fn thread_state(listen: &str, index: usize) -> Value {
     threads[index]["thread_state"]["state"].clone()
 }
 
+/// A worker of two threads `it-worker` under `dir`, reporting to the manager at `listen`
+/// with the admin token.
+fn start_worker(dir: &Path, listen: &str) -> common::Process {
+    let config = common::worker_config(dir, listen, 2, "");
+    let text = std::fs::read_to_string(&config).expect("config");
+    let with_token = text.replace(
+        "[sector_manager]\n",
+        &format!("[sector_manager]\nrpc_client.token = \"{ADMIN}\"\n"),
+    );
+    std::fs::write(&config, with_token).expect("config");
+    common::worker(&config)
+}
+
+/// Opens the dashboard's `route` (`workers`, `worker/it-worker`) at `page`.
+async fn open(client: &Client, page: &str, route: &str) {
+    client
+        .goto(&format!("{page}dashboard/#/{route}"))
+        .await
+        .unwrap_or_else(|e| panic!("open #/{route}: {e}"));
+}
+
 fn start_manager(home: &Path, listen: &str) -> common::Process {
     manager(
         home,
@@ -170,14 +191,7 @@ fn an_operator_sees_the_fleet_and_pauses_and_resumes_from_the_page() {
     let home = dir.path().join("manager");
     let listen = format!("127.0.0.1:{}", free_port());
     let mut manager_process = Some(start_manager(&home, &listen));
-    let config = common::worker_config(dir.path(), &listen, 2, "");
-    let text = std::fs::read_to_string(&config).expect("config");
-    let with_token = text.replace(
-        "[sector_manager]\n",
-        &format!("[sector_manager]\nrpc_client.token = \"{ADMIN}\"\n"),
-    );
-    std::fs::write(&config, with_token).expect("config");
-    let _worker = common::worker(&config);
+    let _worker = start_worker(dir.path(), &listen);
     let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard");
     std::fs::create_dir_all(&shots).expect("screenshot dir");
     let (_driver, driver_port) = start_driver(&shots.join("chromedriver.log"));
@@ -208,18 +222,12 @@ fn an_operator_sees_the_fleet_and_pauses_and_resumes_from_the_page() {
             assert!(live.starts_with('1'), "one worker pings: {live}");
             screenshot(&client, &shots, "overview").await;
 
-            client
-                .goto(&format!("{page}dashboard/#/workers"))
-                .await
-                .expect("workers");
+            open(&client, &page, "workers").await;
             wait_text(&client, "#view table", "it-worker", Duration::from_secs(10)).await;
             screenshot(&client, &shots, "workers").await;
 
             // Pause thread 1 from the page: the page and `util worker info` show it paused.
-            client
-                .goto(&format!("{page}dashboard/#/worker/it-worker"))
-                .await
-                .expect("worker");
+            open(&client, &page, "worker/it-worker").await;
             click(&client, "button[data-action=pause][data-index='1']").await;
             wait_text(
                 &client,
@@ -310,10 +318,22 @@ fn an_operator_sees_the_fleet_and_pauses_and_resumes_from_the_page() {
             )
             .await;
 
+            // The focus stays where the operator put it across the view's refreshes.
+            let pause = "button[data-action=pause][data-index='1']";
             client
-                .goto(&format!("{page}dashboard/#/events/it-worker/1"))
+                .execute(&format!("document.querySelector({pause:?}).focus();"), vec![])
                 .await
-                .expect("events");
+                .expect("focus");
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let focused = client
+                .execute(
+                    "const a = document.activeElement; return a.dataset.action + ':' + a.dataset.index;",
+                    vec![],
+                )
+                .await
+                .expect("the focused element");
+            assert_eq!(focused, Value::String("pause:1".into()), "focus after a refresh");
+            open(&client, &page, "events/it-worker/1").await;
             wait_text(&client, "#view table", "paused by", Duration::from_secs(10)).await;
             screenshot(&client, &shots, "events").await;
             for (route, name) in [
@@ -321,10 +341,7 @@ fn an_operator_sees_the_fleet_and_pauses_and_resumes_from_the_page() {
                 ("jobs", "Rebuild and unseal"),
                 ("wdpost", "WindowPoSt jobs"),
             ] {
-                client
-                    .goto(&format!("{page}dashboard/#/{route}"))
-                    .await
-                    .expect(route);
+                open(&client, &page, route).await;
                 wait_text(
                     &client,
                     "#view table caption",
@@ -337,10 +354,7 @@ fn an_operator_sees_the_fleet_and_pauses_and_resumes_from_the_page() {
 
             // A phone's width: the page still reads.
             client.set_window_size(390, 844).await.expect("phone size");
-            client
-                .goto(&format!("{page}dashboard/#/worker/it-worker"))
-                .await
-                .expect("worker");
+            open(&client, &page, "worker/it-worker").await;
             wait_text(&client, "#view", "it-worker at", Duration::from_secs(10)).await;
             screenshot(&client, &shots, "worker-phone").await;
             client
@@ -438,17 +452,7 @@ fn cross_site_pages_rebound_names_and_the_read_token_cannot_act() {
     let dir = tempfile::tempdir().expect("dir");
     let listen = format!("127.0.0.1:{}", free_port());
     let _manager = start_manager(&dir.path().join("manager"), &listen);
-    let config = common::worker_config(dir.path(), &listen, 2, "");
-    let text = std::fs::read_to_string(&config).expect("config");
-    std::fs::write(
-        &config,
-        text.replace(
-            "[sector_manager]\n",
-            &format!("[sector_manager]\nrpc_client.token = \"{ADMIN}\"\n"),
-        ),
-    )
-    .expect("config");
-    let _worker = common::worker(&config);
+    let _worker = start_worker(dir.path(), &listen);
     common::wait_until(
         "the worker registered",
         Duration::from_secs(20),

@@ -13,8 +13,6 @@
   const zone = Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
   let token = sessionStorage.getItem('damocles-token') || '';
   let failingSince = null;
-  let inFlight = false;
-  let shownRoute = null;
 
   function authHeaders(extra) {
     const headers = Object.assign({}, extra);
@@ -50,39 +48,71 @@
     message.hidden = false;
   }
 
-  // The choices made in the view's selects, kept across refreshes.
-  function chosen() {
-    const values = {};
-    for (const select of view.querySelectorAll('select[id]')) values[select.id] = select.value;
-    return values;
+  // What the operator is doing in the view, kept across a refresh: the choices in its
+  // selects, the element with the focus (found again by what it does), and how far each
+  // table is scrolled sideways.
+  function keyOf(element) {
+    if (!element || !view.contains(element)) return null;
+    if (element.id) return '#' + CSS.escape(element.id);
+    if (element.tagName === 'A') return 'a[href="' + CSS.escape(element.getAttribute('href')) + '"]';
+    if (element.dataset && element.dataset.action) {
+      let key = 'button[data-action="' + CSS.escape(element.dataset.action) + '"]';
+      for (const name of ['worker', 'index', 'sector']) {
+        if (element.dataset[name] !== undefined) {
+          key += '[data-' + name + '="' + CSS.escape(element.dataset[name]) + '"]';
+        }
+      }
+      return key;
+    }
+    return null;
   }
 
-  function restore(values, focusedId) {
+  function replaceView(html) {
+    const values = {};
+    for (const select of view.querySelectorAll('select[id]')) values[select.id] = select.value;
+    const focused = keyOf(document.activeElement);
+    const scrolled = Array.from(view.querySelectorAll('table'), (t) => t.scrollLeft);
+    view.innerHTML = html;
     for (const [id, value] of Object.entries(values)) {
       const select = document.getElementById(id);
       if (select) select.value = value;
     }
-    if (focusedId) {
-      const again = document.getElementById(focusedId);
-      if (again) again.focus();
+    view.querySelectorAll('table').forEach((t, i) => { if (scrolled[i]) t.scrollLeft = scrolled[i]; });
+    if (focused) {
+      const again = view.querySelector(focused);
+      if (again) again.focus({ preventScroll: true });
     }
   }
 
+  function clock() {
+    return new Date().toLocaleTimeString([], { hour12: false });
+  }
+
+  // A refresh of the view the address names; one that a newer view replaced is dropped.
+  let generation = 0;
+  let pending = null;
+  let pressed = false;
+  view.addEventListener('pointerdown', () => { pressed = true; });
+  window.addEventListener('pointerup', () => { pressed = false; });
+  window.addEventListener('pointercancel', () => { pressed = false; });
+
   async function refresh() {
     const active = document.activeElement;
-    // A select being chosen from is not replaced under the operator's hand.
-    if (inFlight || (active && active.tagName === 'SELECT' && view.contains(active))) return;
-    inFlight = true;
+    // Nothing is replaced under the operator's hand: a select being chosen from, a press.
+    if (pending || pressed || (active && active.tagName === 'SELECT' && view.contains(active))) return;
+    const mine = generation;
     const current = route();
     const sentToken = token;
-    if (shownRoute !== location.hash) {
-      title.textContent = current.title;
-      document.title = current.title + ' - damocles fleet';
-    }
+    const controller = new AbortController();
+    pending = controller;
     try {
-      const response = await fetch('f/' + current.path, { headers: authHeaders(), cache: 'no-store' });
+      const response = await fetch('f/' + current.path, {
+        headers: authHeaders(), cache: 'no-store', signal: controller.signal,
+      });
       const body = await response.text();
-      if (failingSince) failingSince = null;
+      if (mine !== generation) return;
+      failingSince = null;
+      view.classList.remove('stale');
       if (response.status === 401) {
         // Asked with the token entered since, the next poll tells.
         if (sentToken === token) {
@@ -95,21 +125,35 @@
         error.className = 'error';
         error.textContent = body;
         view.replaceChildren(error);
-        setStatus('updated ' + new Date().toLocaleTimeString(), false);
+        setStatus('updated ' + clock(), false);
       } else {
-        const values = chosen();
-        const focusedId = active && view.contains(active) && active.id ? active.id : null;
-        view.innerHTML = body;
-        restore(values, focusedId);
-        setStatus('updated ' + new Date().toLocaleTimeString(), false);
+        replaceView(body);
+        setStatus('updated ' + clock(), false);
       }
-      shownRoute = location.hash;
     } catch (e) {
+      if (mine !== generation || controller.signal.aborted) return;
       if (!failingSince) failingSince = new Date();
-      setStatus('the manager cannot be reached since ' + failingSince.toLocaleTimeString() + '; retrying', true);
+      // What is shown is as it was when the manager was last reached: no action on it.
+      view.classList.add('stale');
+      setStatus('the manager cannot be reached since ' + failingSince.toLocaleTimeString([], { hour12: false }) +
+        '; what is shown is from then; retrying', true);
     } finally {
-      inFlight = false;
+      if (pending === controller) pending = null;
     }
+  }
+
+  // A new view: its title at once, the old view's fetch dropped, the new one asked for.
+  function showRoute() {
+    generation += 1;
+    if (pending) pending.abort();
+    pending = null;
+    const current = route();
+    title.textContent = current.title;
+    document.title = current.title + ' - damocles fleet';
+    view.replaceChildren();
+    setStatus('loading…', false);
+    message.hidden = true;
+    return refresh();
   }
 
   async function act(button) {
@@ -166,9 +210,8 @@
     if (!tokenForm.hidden) tokenInput.focus();
   });
   window.addEventListener('hashchange', () => {
-    message.hidden = true;
-    refresh().then(() => title.focus());
+    showRoute().then(() => title.focus());
   });
-  refresh();
+  showRoute();
   setInterval(refresh, POLL_MS);
 })();
