@@ -99,6 +99,18 @@ async fn screenshot(client: &Client, dir: &Path, name: &str) {
     std::fs::write(dir.join(format!("{name}.png")), png).expect("save the screenshot");
 }
 
+/// Waits for the page to ask for a token, then enters `token`.
+async fn log_in(client: &Client, token: &str) {
+    wait_text(
+        client,
+        "#status",
+        "needs the read or the admin token",
+        Duration::from_secs(10),
+    )
+    .await;
+    enter_token(client, token).await;
+}
+
 async fn enter_token(client: &Client, token: &str) {
     let input = client
         .wait()
@@ -204,14 +216,7 @@ fn an_operator_sees_the_fleet_and_pauses_and_resumes_from_the_page() {
             let page = format!("http://{listen}/");
             client.goto(&page).await.expect("open the dashboard");
             // Tokens are set: the page asks for one before it shows anything.
-            wait_text(
-                &client,
-                "#status",
-                "needs the read or the admin token",
-                Duration::from_secs(10),
-            )
-            .await;
-            enter_token(&client, ADMIN).await;
+            log_in(&client, ADMIN).await;
             let live = wait_text(
                 &client,
                 "#view .figure.ok",
@@ -365,14 +370,7 @@ fn an_operator_sees_the_fleet_and_pauses_and_resumes_from_the_page() {
             // The read token sees the pages and no action.
             click(&client, "#token-toggle").await;
             click(&client, "#token-forget").await;
-            wait_text(
-                &client,
-                "#status",
-                "needs the read or the admin token",
-                Duration::from_secs(10),
-            )
-            .await;
-            enter_token(&client, READ).await;
+            log_in(&client, READ).await;
             wait_text(&client, "#view table", "Paused", Duration::from_secs(10)).await;
             let buttons = client
                 .find_all(Locator::Css("#view button[data-action]"))
