@@ -46,14 +46,21 @@ impl Process {
         let (tx, rx) = mpsc::channel();
         let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let kept = logs.clone();
+        // Every byte is read until the process closes stderr: a reader that stopped early (at
+        // a line that is not UTF-8, say) would leave the pipe to fill, and the process to
+        // block on its next log line.
         std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let mut reader = BufReader::new(stderr);
+            let mut bytes = Vec::new();
+            while reader.read_until(b'\n', &mut bytes).is_ok_and(|n| n > 0) {
+                let line = String::from_utf8_lossy(&bytes).trim_end().to_owned();
+                bytes.clear();
                 if let Some((_, rest)) = line.split_once(marker) {
                     let address = rest.trim().trim_start_matches("http://");
                     let address = address.split('/').next().unwrap_or_default();
                     let _ = tx.send(address.to_owned());
                 }
-                kept.lock().expect("logs").push(line);
+                kept.lock().unwrap_or_else(|e| e.into_inner()).push(line);
             }
         });
         let address = rx
