@@ -297,6 +297,9 @@ fn metric_names(expr: &str) -> Vec<String> {
     names
 }
 
+/// Series Prometheus itself writes for every scrape (the scrape-failure alert reads `up`).
+const PROMETHEUS_SERIES: [&str; 1] = ["up"];
+
 /// The names of `exprs` that are neither exported nor recorded, with the expression.
 fn unknown_names(
     exprs: &[String],
@@ -309,7 +312,7 @@ fn unknown_names(
             let known = if name.contains(':') {
                 recorded.contains(&name)
             } else {
-                exported.contains(&name)
+                exported.contains(&name) || PROMETHEUS_SERIES.contains(&name.as_str())
             };
             if !known {
                 unknown.push(format!("{name} (in `{}`)", expr.trim()));
