@@ -69,31 +69,33 @@ pub trait Pages: Send + Sync {
 /// Checks a request that a browser may have sent. `Host` must name this server by an
 /// IP address, `localhost`, or one of `allowed_hosts` (names without port, compared
 /// without case); where the request carries `Origin` (every browser POST does), it must
-/// be this server's own origin. `Err` says why, for a 403.
+/// be this server's own origin. The refusal says why, for a 403.
 ///
 /// Programs that send no `Origin` (the workers, `util`, curl) pass the `Origin` part; the
 /// API applies the guard only to requests with `Origin` or `Sec-Fetch-Site`, the pages to
 /// every request.
-pub fn browser_guard(headers: &HeaderMap, allowed_hosts: &[String]) -> Result<(), String> {
+pub fn browser_guard(headers: &HeaderMap, allowed_hosts: &[String]) -> Result<(), BrowserRefusal> {
     let host = headers
         .get(HOST)
         .and_then(|v| v.to_str().ok())
-        .ok_or("the request names no Host")?;
+        .ok_or_else(|| BrowserRefusal("the request names no Host".into()))?;
     let name = host_name(host);
     let allowed = name.eq_ignore_ascii_case("localhost")
         || name.parse::<std::net::IpAddr>().is_ok()
         || allowed_hosts.iter().any(|h| h.eq_ignore_ascii_case(name));
     if !allowed {
-        return Err(format!(
+        return Err(BrowserRefusal(format!(
             "Host {host:?} is not an address of this manager: open it by IP address or localhost, or start it with --dashboard-host {name}"
-        ));
+        )));
     }
     // A request the browser itself marks as made by another site's page.
     if headers
         .get("sec-fetch-site")
         .is_some_and(|site| site.as_bytes() == b"cross-site")
     {
-        return Err("a page of another site may not call this manager".to_owned());
+        return Err(BrowserRefusal(
+            "a page of another site may not call this manager".into(),
+        ));
     }
     if let Some(origin) = headers.get(ORIGIN) {
         let origin = origin.to_str().unwrap_or_default();
@@ -101,13 +103,18 @@ pub fn browser_guard(headers: &HeaderMap, allowed_hosts: &[String]) -> Result<()
             .iter()
             .any(|scheme| origin.strip_prefix(scheme) == Some(host));
         if !own {
-            return Err(format!(
+            return Err(BrowserRefusal(format!(
                 "a page of {origin:?} may not call this manager (only its own pages, at {host}, may)"
-            ));
+            )));
         }
     }
     Ok(())
 }
+
+/// Why [`browser_guard`] refused a request, in words for the 403's body.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct BrowserRefusal(pub String);
 
 /// Whether a request to the API came from a browser (and so passes [`browser_guard`]).
 pub fn from_browser(headers: &HeaderMap) -> bool {
@@ -168,7 +175,7 @@ mod tests {
         )
         .unwrap_err();
         assert!(
-            rebound.contains("--dashboard-host evil.example"),
+            rebound.0.contains("--dashboard-host evil.example"),
             "{rebound}"
         );
         let cross = browser_guard(
@@ -177,7 +184,7 @@ mod tests {
         )
         .unwrap_err();
         assert!(
-            cross.contains("\"http://evil.example\" may not call"),
+            cross.0.contains("\"http://evil.example\" may not call"),
             "{cross}"
         );
         // Another port is another origin.

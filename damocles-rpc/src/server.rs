@@ -386,7 +386,7 @@ async fn serve_rpc(
         if let Err(why) = browser_guard(req.headers(), &options.allowed_hosts) {
             return http_answer(error_answer(
                 StatusCode::FORBIDDEN,
-                RpcError::new(UNAUTHORIZED, why),
+                RpcError::new(UNAUTHORIZED, why.to_string()),
             ));
         }
     }
@@ -434,7 +434,7 @@ async fn serve_pages(options: &ServerOptions, req: hyper::Request<Incoming>) -> 
         return page_answer(Page::of(404, "text/plain; charset=utf-8", "no pages here"));
     };
     if let Err(why) = browser_guard(req.headers(), &options.allowed_hosts) {
-        return page_answer(Page::of(403, "text/plain; charset=utf-8", why));
+        return page_answer(Page::of(403, "text/plain; charset=utf-8", why.to_string()));
     }
     if req.uri().path() == PAGES_PATH {
         // The page's relative links resolve below the directory.

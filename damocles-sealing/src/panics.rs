@@ -14,13 +14,22 @@ thread_local! {
     static CONTAINING: Cell<u32> = const { Cell::new(0) };
 }
 
-/// Runs `f`; a panic inside it becomes `Err` with the panic's message ("unknown panic"
-/// when it carries no text).
-pub fn contain<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+/// A panic [`contain`] caught: its message ("unknown panic" when it carries no text).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ContainedPanic {
+    /// The panic's text.
+    pub message: String,
+}
+
+/// Runs `f`; a panic inside it becomes a [`ContainedPanic`].
+pub fn contain<T>(f: impl FnOnce() -> T) -> Result<T, ContainedPanic> {
     CONTAINING.with(|c| c.set(c.get() + 1));
     let result = catch_unwind(AssertUnwindSafe(f));
     CONTAINING.with(|c| c.set(c.get() - 1));
-    result.map_err(|panic| message(&*panic))
+    result.map_err(|panic| ContainedPanic {
+        message: message(&*panic),
+    })
 }
 
 /// The text a panic carries.
@@ -54,15 +63,18 @@ mod tests {
     #[test]
     fn a_contained_panic_is_its_message_and_the_thread_goes_on() {
         quiet_contained_panics();
+        let caught = |message: &str| ContainedPanic {
+            message: message.to_owned(),
+        };
         assert_eq!(contain(|| 7), Ok(7));
-        let text: Result<(), String> = contain(|| panic!("cut short at {}", 4096));
-        assert_eq!(text, Err("cut short at 4096".to_owned()));
-        let fixed: Result<(), String> = contain(|| std::panic::panic_any(17_u8));
-        assert_eq!(fixed, Err("unknown panic".to_owned()));
+        let text = contain(|| -> () { panic!("cut short at {}", 4096) });
+        assert_eq!(text, Err(caught("cut short at 4096")));
+        let fixed = contain(|| -> () { std::panic::panic_any(17_u8) });
+        assert_eq!(fixed, Err(caught("unknown panic")));
         // Outside, the count is back to zero: other panics reach the previous hook.
         assert_eq!(CONTAINING.with(Cell::get), 0);
-        let nested = contain(|| contain(|| panic!("inner")).unwrap_err());
-        assert_eq!(nested, Ok("inner".to_owned()));
+        let nested = contain(|| contain(|| -> () { panic!("inner") }).unwrap_err());
+        assert_eq!(nested, Ok(caught("inner")));
         assert_eq!(CONTAINING.with(Cell::get), 0);
     }
 }

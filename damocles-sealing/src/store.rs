@@ -414,10 +414,10 @@ fn first_file(dir: &Path) -> Option<PathBuf> {
 
 /// Runs `f`, turning a panic into an error naming the database file.
 fn contained<T>(path: &Path, f: impl FnOnce() -> T) -> Result<T, StoreError> {
-    crate::panics::contain(f).map_err(|message| {
+    crate::panics::contain(f).map_err(|panic| {
         store_error(
             path,
-            format!("the database is damaged (redb panicked: {message})"),
+            format!("the database is damaged (redb panicked: {panic})"),
         )
     })
 }

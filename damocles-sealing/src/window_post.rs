@@ -534,6 +534,6 @@ fn vanilla_proof(
     }) {
         Ok(Ok(proof)) => Ok(proof),
         Ok(Err(e)) => Err(SectorFault::Proof(e)),
-        Err(panic) => Err(SectorFault::Panicked(panic)),
+        Err(panic) => Err(SectorFault::Panicked(panic.message)),
     }
 }

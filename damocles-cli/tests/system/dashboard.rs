@@ -131,9 +131,14 @@ async fn enter_token(client: &Client, token: &str) {
 
 async fn wait_visible(client: &Client, css: &str) {
     let script = format!("return !document.querySelector({css:?}).hidden;");
+    wait_script(client, &script, &format!("{css} shown")).await;
+}
+
+/// Waits (at most 10 s) until `script` returns true in the page.
+async fn wait_script(client: &Client, script: &str, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
-    while client.execute(&script, vec![]).await.expect("script") != Value::Bool(true) {
-        assert!(Instant::now() < deadline, "{css} never showed");
+    while client.execute(script, vec![]).await.expect("script") != Value::Bool(true) {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -329,7 +334,17 @@ fn an_operator_sees_the_fleet_and_pauses_and_resumes_from_the_page() {
                 .execute(&format!("document.querySelector({pause:?}).focus();"), vec![])
                 .await
                 .expect("focus");
-            tokio::time::sleep(Duration::from_secs(2)).await;
+            // The view's table is marked, then waited for to be replaced by a refresh.
+            client
+                .execute("document.querySelector('#view table').dataset.old = '1';", vec![])
+                .await
+                .expect("mark the view");
+            wait_script(
+                &client,
+                "return document.querySelector('#view table[data-old]') === null;",
+                "a refresh of the view",
+            )
+            .await;
             let focused = client
                 .execute(
                     "const a = document.activeElement; return a.dataset.action + ':' + a.dataset.index;",

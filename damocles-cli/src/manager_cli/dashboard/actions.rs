@@ -7,7 +7,7 @@ use damocles_rpc::jsonrpc::{RpcError, INVALID_PARAMS};
 use damocles_rpc::pages::Page;
 use serde::Deserialize;
 
-use super::{text, Dashboard};
+use super::{text, Dashboard, Refusal};
 use crate::render;
 
 /// What the page asks for.
@@ -58,11 +58,11 @@ pub(super) async fn act(dashboard: &Dashboard, body: &[u8]) -> Page {
     };
     match run(dashboard, action).await {
         Ok(message) => text(200, message.trim_end()),
-        Err((status, message)) => text(status, format!("error: {message}")),
+        Err(refused) => text(refused.status, format!("error: {}", refused.message)),
     }
 }
 
-async fn run(dashboard: &Dashboard, action: Action) -> Result<String, (u16, String)> {
+async fn run(dashboard: &Dashboard, action: Action) -> Result<String, Refusal> {
     let fleet = &dashboard.fleet;
     match action {
         Action::Pause { worker, index } => fleet
@@ -91,29 +91,32 @@ async fn run(dashboard: &Dashboard, action: Action) -> Result<String, (u16, Stri
             .map_err(relayed),
         Action::Remove { worker } => match dashboard.registry.forget(&worker).await {
             Ok(true) => Ok(format!("'{worker}' removed")),
-            Ok(false) => Err((
-                404,
-                format!(
-                    "worker info not found. please make sure the instance name is correct: {worker}"
-                ),
+            Ok(false) => Err(Refusal::unknown_worker(&worker)),
+            Err(e) => Err(Refusal::new(
+                503,
+                format!("the worker registry cannot be changed: {e}"),
             )),
-            Err(e) => Err((503, format!("the worker registry cannot be changed: {e}"))),
         },
         Action::Rebuild { sector } => {
             let id = sector_id(&sector)?;
-            chain(dashboard)?
+            dashboard
+                .chain()?
                 .request_rebuild(id)
                 .map(|job| render::job_requested(&job))
-                .map_err(|e| (400, format!("{id} cannot be rebuilt: {e}")))
+                .map_err(|e| Refusal::new(400, format!("{id} cannot be rebuilt: {e}")))
         }
         Action::Unseal { sector, piece } => {
             let id = sector_id(&sector)?;
             let cid = Cid { text: piece };
-            damocles_core::piece::comm_p(&cid).map_err(|e| (400, format!("piece: {e}")))?;
-            chain(dashboard)?
+            damocles_core::piece::comm_p(&cid)
+                .map_err(|e| Refusal::new(400, format!("piece: {e}")))?;
+            dashboard
+                .chain()?
                 .request_unseal(id, cid.clone(), Vec::new())
                 .map(|job| render::job_requested(&job))
-                .map_err(|e| (400, format!("{} of {id} cannot be unsealed: {e}", cid.text)))
+                .map_err(|e| {
+                    Refusal::new(400, format!("{} of {id} cannot be unsealed: {e}", cid.text))
+                })
         }
     }
 }
@@ -123,7 +126,7 @@ async fn drain(
     worker: &str,
     index: u64,
     on: bool,
-) -> Result<String, (u16, String)> {
+) -> Result<String, Refusal> {
     dashboard
         .fleet
         .drain(worker, index, on)
@@ -134,7 +137,7 @@ async fn drain(
 
 /// A worker's answer or refusal, relayed: a refusal (bad params) is 400, an unknown
 /// worker 404, anything else (unreachable, its internal error) 502.
-fn relayed(error: RpcError) -> (u16, String) {
+fn relayed(error: RpcError) -> Refusal {
     let status = if error.message.starts_with("no worker named") {
         404
     } else if error.code == INVALID_PARAMS {
@@ -142,17 +145,10 @@ fn relayed(error: RpcError) -> (u16, String) {
     } else {
         502
     };
-    (status, error.message)
+    Refusal::new(status, error.message)
 }
 
-fn sector_id(text: &str) -> Result<SectorId, (u16, String)> {
+fn sector_id(text: &str) -> Result<SectorId, Refusal> {
     text.parse()
-        .map_err(|e| (400, format!("sector {text:?}: {e}")))
-}
-
-fn chain(dashboard: &Dashboard) -> Result<&dyn damocles_rpc::manager::ChainView, (u16, String)> {
-    dashboard
-        .chain
-        .as_deref()
-        .ok_or_else(|| (404, "this manager has no chain records".to_owned()))
+        .map_err(|e| Refusal::new(400, format!("sector {text:?}: {e}")))
 }

@@ -12,10 +12,10 @@ use damocles_rpc::pages::Page;
 use damocles_rpc::registry::PingEntry;
 
 use super::html::{button, escape, figure, link, segment, select, table};
-use super::{param, text, Dashboard};
+use super::{param, text, Dashboard, Refusal};
 use crate::render;
 
-type Fragment = Result<String, (u16, String)>;
+type Fragment = Result<String, Refusal>;
 
 /// How many history entries a thread's page shows (the newest).
 const EVENTS_SHOWN: usize = 200;
@@ -36,11 +36,11 @@ pub(super) async fn fragment(
         "workers" => workers(dashboard, admin).await,
         "worker" => match param(query, "name") {
             Some(worker) => worker_threads(dashboard, worker, admin).await,
-            None => Err((400, "which worker? (name=…)".to_owned())),
+            None => Err(Refusal::new(400, "which worker? (name=…)".to_owned())),
         },
         "events" => events(dashboard, query).await,
         "sectors" => sectors(dashboard, admin),
-        "jobs" => chain(dashboard).map(|c| {
+        "jobs" => dashboard.chain().map(|c| {
             table(
                 "Rebuild and unseal jobs (util sealer jobs list)",
                 &render::jobs_lines(&c.jobs(), unix_now()),
@@ -48,7 +48,7 @@ pub(super) async fn fragment(
                 |_| String::new(),
             )
         }),
-        "wdpost" => chain(dashboard).map(|c| {
+        "wdpost" => dashboard.chain().map(|c| {
             table(
                 "WindowPoSt jobs (util sealer wdpost list)",
                 &render::wdpost_lines(&c.wdpost_jobs(), unix_now()),
@@ -56,32 +56,20 @@ pub(super) async fn fragment(
                 |_| String::new(),
             )
         }),
-        other => Err((404, format!("no such view: {other}"))),
+        other => Err(Refusal::new(404, format!("no such view: {other}"))),
     };
     match result {
         Ok(html) => Page::html(html),
-        Err((status, why)) => text(status, why),
+        Err(refused) => text(refused.status, refused.message),
     }
 }
 
-async fn entries(dashboard: &Dashboard) -> Result<Vec<PingEntry>, (u16, String)> {
+async fn entries(dashboard: &Dashboard) -> Result<Vec<PingEntry>, Refusal> {
     dashboard
         .registry
         .entries()
         .await
-        .map_err(|e| (503, format!("the worker registry cannot be read: {e}")))
-}
-
-/// The chain view, refused (503, saying since when) while its records cannot be read.
-fn chain(dashboard: &Dashboard) -> Result<&dyn ChainView, (u16, String)> {
-    let chain = dashboard
-        .chain
-        .as_deref()
-        .ok_or_else(|| (404, "this manager has no chain records to show".to_owned()))?;
-    match chain.records_unreadable() {
-        Some(why) => Err((503, why)),
-        None => Ok(chain),
-    }
+        .map_err(|e| Refusal::new(503, format!("the worker registry cannot be read: {e}")))
 }
 
 fn is_expired(dashboard: &Dashboard, entry: &PingEntry, now: i64) -> bool {
@@ -127,13 +115,13 @@ async fn overview(dashboard: &Dashboard) -> Fragment {
     }
     html.push_str("</section>");
     html.push_str(&paused_on_error(dashboard, &entries, now).await);
-    match chain(dashboard) {
+    match dashboard.chain() {
         Ok(chain) => {
             html.push_str(&sectors_by_state(chain));
             html.push_str(&window_post(&chain.wdpost_jobs(), now));
         }
-        Err((_, why)) => {
-            let _ = write!(html, "<p class=\"error\">{}</p>", escape(&why));
+        Err(refused) => {
+            let _ = write!(html, "<p class=\"error\">{}</p>", escape(&refused.message));
         }
     }
     Ok(html)
@@ -255,15 +243,8 @@ async fn worker_threads(dashboard: &Dashboard, name: &str, admin: bool) -> Fragm
         .registry
         .entry(name)
         .await
-        .map_err(|e| (503, format!("the worker registry cannot be read: {e}")))?
-        .ok_or_else(|| {
-            (
-                404,
-                format!(
-                    "worker info not found. please make sure the instance name is correct: {name}"
-                ),
-            )
-        })?;
+        .map_err(|e| Refusal::new(503, format!("the worker registry cannot be read: {e}")))?
+        .ok_or_else(|| Refusal::unknown_worker(name))?;
     let now = unix_now();
     let mut html = format!(
         "<p class=\"worker\">{} at {}, {}, last ping {} ago{}</p>",
@@ -335,7 +316,10 @@ async fn events(dashboard: &Dashboard, query: &[(String, String)]) -> Fragment {
         param(query, "name"),
         param(query, "index").and_then(|i| i.parse::<u64>().ok()),
     ) else {
-        return Err((400, "which thread? (name=…&index=…)".to_owned()));
+        return Err(Refusal::new(
+            400,
+            "which thread? (name=…&index=…)".to_owned(),
+        ));
     };
     // The browser's zone, so that times read as the operator's clock.
     let zone = param(query, "tz")
@@ -345,7 +329,7 @@ async fn events(dashboard: &Dashboard, query: &[(String, String)]) -> Fragment {
         .fleet
         .events(name, index, EVENTS_SHOWN)
         .await
-        .map_err(|e| (502, e.message))?;
+        .map_err(|e| Refusal::new(502, e.message))?;
     let now_ms = u64::try_from(jiff::Timestamp::now().as_millisecond()).unwrap_or(0);
     Ok(table(
         &format!("History of thread {index} of {name} (util worker events)"),
@@ -356,7 +340,7 @@ async fn events(dashboard: &Dashboard, query: &[(String, String)]) -> Fragment {
 }
 
 fn sectors(dashboard: &Dashboard, admin: bool) -> Fragment {
-    let chain = chain(dashboard)?;
+    let chain = dashboard.chain()?;
     let sectors = chain.sectors();
     let lines = render::sectors_lines(&sectors);
     if !admin {

@@ -86,6 +86,44 @@ impl Pages for Dashboard {
     }
 }
 
+impl Dashboard {
+    /// The chain view, refused (503, saying since when) while its records cannot be read.
+    fn chain(&self) -> Result<&dyn ChainView, Refusal> {
+        let chain = self
+            .chain
+            .as_deref()
+            .ok_or_else(|| Refusal::new(404, "this manager has no chain records to show"))?;
+        match chain.records_unreadable() {
+            Some(why) => Err(Refusal::new(503, why)),
+            None => Ok(chain),
+        }
+    }
+}
+
+/// Why a view or an action is refused: the HTTP status and the text the page shows.
+#[derive(Debug)]
+struct Refusal {
+    status: u16,
+    message: String,
+}
+
+impl Refusal {
+    fn new(status: u16, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+
+    /// A worker the registry does not know, in `util worker`'s words (404).
+    fn unknown_worker(name: &str) -> Self {
+        Self::new(
+            404,
+            format!("worker info not found. please make sure the instance name is correct: {name}"),
+        )
+    }
+}
+
 fn text(status: u16, body: impl Into<String>) -> Page {
     Page::of(status, "text/plain; charset=utf-8", body.into())
 }
